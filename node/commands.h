@@ -1,0 +1,20 @@
+/*
+ * commands.h - the sldd subcommands.
+ *
+ * Each subcommand lives in its own node/cmd_*.c file and has the signature
+ * int cmd_NAME(int argc, char **argv), where argv[0] is the subcommand name.
+ * It returns the process exit status (0 ok, 1 failure, 2 usage error).
+ * The table in main.c lists them; add one line there per new command.
+ */
+#ifndef SLDD_COMMANDS_H
+#define SLDD_COMMANDS_H
+
+typedef struct sldd_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} sldd_command;
+
+int cmd_models(int argc, char **argv);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * main.c - the sldd binary: dispatches to subcommands (see commands.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const sldd_command commands[] = {
+    {"models", cmd_models, "list the model architectures with parameter counts"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sldd [--version] [--help] <command> [<args>]\n"
+            "\n"
+            "SLDD node: soft-label dataset distillation of gastric X-ray patches,\n"
+            "signed and encrypted bundle exchange between hospitals.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nRun 'sldd <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sldd %s\n", SLDD_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "sldd: '%s' is not a command; see 'sldd --help'\n", argv[1]);
+    return 2;
+}
