@@ -68,6 +68,8 @@ typedef struct sd_layer {
     int kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad; /* pooling */
     double eps;               /* bn */
     double p_drop;            /* dropout */
+    /* SD_LAYER_INPUT: the caller sets out.c/h/w.  SD_LAYER_ADAPTIVE_AVGPOOL:
+     * the caller sets the target out.h/out.w; sd_layer_finish keeps them. */
     /* placement in the model's flat vectors */
     size_t theta_off, theta_len; /* slice of theta */
     size_t bn_off;               /* bn: mean at bn_off, var at bn_off + c in theta_bn */

@@ -1,0 +1,530 @@
+/*
+ * sd_model.c - model graphs and their executor (see sd_model.h).
+ *
+ * The executor keeps, per layer, its output y, the gradient g of the loss
+ * with respect to y, and with SD_EXEC_TANGENT the tangents dy and dg.  The
+ * passes are:
+ *   forward            y_i = f_i(y_inputs)                 (topological order)
+ *   tangent forward    dy_i along theta-tangent v          (same order)
+ *   backward           g_inputs += J^T g_i                 (reverse order)
+ *   tangent backward   dg_inputs += d(J^T g_i)             (reverse order)
+ * The input layer (index 0) holds a copy of x, so g_0 and dg_0 are the
+ * derivatives with respect to the input images.
+ */
+#include "sd_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sd_exec {
+    const sd_model *m;
+    sd_backend *be;
+    int nmax;
+    unsigned flags;
+    sd_real **y, **g, **dy, **dg, **saved;
+    void *ws;
+    sd_real *q;     /* (nmax, classes) targets */
+    sd_real *p;     /* (nmax, classes) softmax of logits */
+    sd_real *gq;    /* (nmax, classes) gradient w.r.t. targets */
+    sd_real *dgq;   /* (nmax, classes) its tangent */
+    int last_n;
+    int want_g0; /* this call needs the gradient w.r.t. the input */
+};
+
+/* ---------------------------------------------------------------- build */
+
+int sd_model_begin(sd_model **out, const sd_model_spec *spec, sd_error *err)
+{
+    *out = NULL;
+    sd_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return sd_error_set(err, SD_ENOMEM, "out of memory building model");
+    m->spec = *spec;
+    sd_layer in = {0};
+    in.kind = SD_LAYER_INPUT;
+    in.out.c = spec->in_c;
+    in.out.h = spec->in_h;
+    in.out.w = spec->in_w;
+    if (sd_model_add(m, &in, NULL, 0, "input", err) < 0) {
+        sd_model_destroy(m);
+        return err ? err->code : SD_EINVAL;
+    }
+    *out = m;
+    return SD_OK;
+}
+
+int sd_model_add(sd_model *m, const sd_layer *l, const int *inputs, int n_in, const char *name,
+                 sd_error *err)
+{
+    if (n_in < 0 || n_in > SD_LAYER_MAX_IN)
+        return sd_error_set(err, SD_EINVAL, "layer %s: %d inputs", name, n_in);
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 32;
+        sd_layer *nl = realloc(m->layers, (size_t)cap * sizeof *nl);
+        if (!nl)
+            return sd_error_set(err, SD_ENOMEM, "out of memory building model");
+        m->layers = nl;
+        int(*ni)[SD_LAYER_MAX_IN] = realloc(m->inputs, (size_t)cap * sizeof *ni);
+        if (!ni)
+            return sd_error_set(err, SD_ENOMEM, "out of memory building model");
+        m->inputs = ni;
+        char(*nn)[48] = realloc(m->names, (size_t)cap * sizeof *nn);
+        if (!nn)
+            return sd_error_set(err, SD_ENOMEM, "out of memory building model");
+        m->names = nn;
+        m->cap_layers = cap;
+    }
+    int idx = m->n_layers;
+    sd_layer L = *l;
+    L.n_in = n_in;
+    for (int i = 0; i < SD_LAYER_MAX_IN; i++)
+        m->inputs[idx][i] = -1;
+    for (int i = 0; i < n_in; i++) {
+        if (inputs[i] < 0 || inputs[i] >= idx)
+            return sd_error_set(err, SD_EINVAL, "layer %s: input %d out of range", name,
+                                inputs[i]);
+        m->inputs[idx][i] = inputs[i];
+        L.in[i] = m->layers[inputs[i]].out;
+    }
+    if (L.kind != SD_LAYER_INPUT) {
+        int rc = sd_layer_finish(&L, err);
+        if (rc)
+            return sd_error_wrap(err, "layer %d (%s)", idx, name);
+    } else {
+        L.theta_len = 0;
+    }
+    L.theta_off = m->n_theta;
+    m->n_theta += L.theta_len;
+    if (L.kind == SD_LAYER_BN) {
+        L.bn_off = m->n_bn;
+        m->n_bn += 2 * (size_t)L.out.c;
+        m->has_bn = 1;
+    }
+    m->layers[idx] = L;
+    snprintf(m->names[idx], sizeof m->names[idx], "%s", name);
+    m->n_layers++;
+    return idx;
+}
+
+void sd_model_destroy(sd_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    free(m->inputs);
+    free(m->names);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- exec */
+
+static size_t layer_out_elems(const sd_model *m, int i, int n)
+{
+    return (size_t)n * sd_layer_out_size(&m->layers[i]);
+}
+
+void sd_exec_destroy(sd_exec *ex)
+{
+    if (!ex)
+        return;
+    sd_backend *be = ex->be;
+    for (int i = 0; i < ex->m->n_layers; i++) {
+        if (ex->y)
+            be->free(be, ex->y[i]);
+        if (ex->g)
+            be->free(be, ex->g[i]);
+        if (ex->dy)
+            be->free(be, ex->dy[i]);
+        if (ex->dg)
+            be->free(be, ex->dg[i]);
+        if (ex->saved)
+            be->free(be, ex->saved[i]);
+    }
+    free(ex->y);
+    free(ex->g);
+    free(ex->dy);
+    free(ex->dg);
+    free(ex->saved);
+    be->free(be, ex->ws);
+    be->free(be, ex->q);
+    be->free(be, ex->p);
+    be->free(be, ex->gq);
+    be->free(be, ex->dgq);
+    free(ex);
+}
+
+static int exec_alloc(sd_exec *ex, size_t elems, sd_real **out, sd_error *err)
+{
+    *out = NULL;
+    if (elems == 0)
+        return SD_OK;
+    int rc = ex->be->alloc(ex->be, elems * sizeof(sd_real), (void **)out);
+    if (rc)
+        return sd_error_set(err, rc, "allocating %zu values on %s: %s", elems, ex->be->name,
+                            ex->be->err.msg);
+    return SD_OK;
+}
+
+int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
+                   sd_error *err)
+{
+    *out = NULL;
+    if (nmax <= 0)
+        return sd_error_set(err, SD_EINVAL, "batch size must be positive");
+    sd_exec *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    ex->m = m;
+    ex->be = be;
+    ex->nmax = nmax;
+    ex->flags = flags;
+    int L = m->n_layers, rc = SD_OK;
+    ex->y = calloc((size_t)L, sizeof *ex->y);
+    ex->g = calloc((size_t)L, sizeof *ex->g);
+    ex->saved = calloc((size_t)L, sizeof *ex->saved);
+    if (flags & SD_EXEC_TANGENT) {
+        ex->dy = calloc((size_t)L, sizeof *ex->dy);
+        ex->dg = calloc((size_t)L, sizeof *ex->dg);
+    }
+    if (!ex->y || !ex->g || !ex->saved ||
+        ((flags & SD_EXEC_TANGENT) && (!ex->dy || !ex->dg))) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    size_t ws = 0;
+    for (int i = 0; i < L; i++) {
+        const sd_layer *l = &m->layers[i];
+        size_t e = layer_out_elems(m, i, nmax);
+        if ((rc = exec_alloc(ex, e, &ex->y[i], err)) || (rc = exec_alloc(ex, e, &ex->g[i], err)))
+            goto fail;
+        if (flags & SD_EXEC_TANGENT) {
+            if ((rc = exec_alloc(ex, e, &ex->dy[i], err)) ||
+                (rc = exec_alloc(ex, e, &ex->dg[i], err)))
+                goto fail;
+        }
+        if (l->kind != SD_LAYER_INPUT) {
+            if ((rc = exec_alloc(ex, sd_layer_saved_size(l, nmax), &ex->saved[i], err)))
+                goto fail;
+            size_t w = sd_layer_ws_size(l, nmax, be);
+            if (w > ws)
+                ws = w;
+        }
+    }
+    if (ws) {
+        rc = be->alloc(be, ws, &ex->ws);
+        if (rc) {
+            rc = sd_error_set(err, rc, "allocating %zu bytes of workspace: %s", ws, be->err.msg);
+            goto fail;
+        }
+    }
+    size_t qk = (size_t)nmax * (size_t)m->spec.classes;
+    if ((rc = exec_alloc(ex, qk, &ex->q, err)) || (rc = exec_alloc(ex, qk, &ex->p, err)) ||
+        (rc = exec_alloc(ex, qk, &ex->gq, err)) || (rc = exec_alloc(ex, qk, &ex->dgq, err)))
+        goto fail;
+    *out = ex;
+    return SD_OK;
+fail:
+    sd_exec_destroy(ex);
+    return rc;
+}
+
+#define BE_CALL(ex, call, err, what)                                                   \
+    do {                                                                               \
+        int rc_ = (call);                                                              \
+        if (rc_)                                                                       \
+            return sd_error_set(err, rc_, "%s: %s", what, (ex)->be->err.msg);          \
+    } while (0)
+
+static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
+{
+    if (a->n <= 0 || a->n > ex->nmax)
+        return sd_error_set(err, SD_EINVAL, "batch of %d samples, exec holds 1..%d", a->n,
+                            ex->nmax);
+    if (a->bn_mode == SD_BN_FROZEN && ex->m->has_bn && !a->bn_stats)
+        return sd_error_set(err, SD_EINVAL, "frozen batch-norm mode needs theta_bn");
+    return SD_OK;
+}
+
+/* Fill the per-layer io for layer i; pass selects which buffers are wired. */
+static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io,
+                    const sd_real *v, sd_real *gtheta, sd_real *hv)
+{
+    const sd_model *m = ex->m;
+    const sd_layer *l = &m->layers[i];
+    memset(io, 0, sizeof *io);
+    io->n = a->n;
+    io->bn_mode = a->bn_mode;
+    for (int j = 0; j < l->n_in; j++) {
+        int in = m->inputs[i][j];
+        io->x[j] = ex->y[in];
+        /* the first layer's input gradient is wasted work unless asked for */
+        io->gx[j] = (in == 0 && !ex->want_g0) ? NULL : ex->g[in];
+        if (ex->dy)
+            io->dx[j] = in == 0 ? NULL : ex->dy[in];
+        if (ex->dg)
+            io->dgx[j] = (in == 0 && !ex->want_g0) ? NULL : ex->dg[in];
+    }
+    io->y = ex->y[i];
+    io->gy = ex->g[i];
+    if (ex->dy) {
+        io->dy = ex->dy[i];
+        io->dgy = ex->dg[i];
+    }
+    io->theta = a->theta + l->theta_off;
+    io->dtheta = v ? v + l->theta_off : NULL;
+    io->gtheta = gtheta ? gtheta + l->theta_off : NULL;
+    io->dgtheta = hv ? hv + l->theta_off : NULL;
+    io->bn_stats = a->bn_stats && l->kind == SD_LAYER_BN ? a->bn_stats + l->bn_off : NULL;
+    io->saved = ex->saved[i];
+    io->ws = ex->ws;
+}
+
+static int run_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
+{
+    const sd_model *m = ex->m;
+    BE_CALL(ex, ex->be->copy(ex->be, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
+            err, "copying input");
+    for (int i = 1; i < m->n_layers; i++) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, NULL, NULL, NULL);
+        int rc = sd_layer_forward(ex->be, &m->layers[i], &io);
+        if (rc)
+            return sd_error_set(err, rc, "forward of layer %s: %s", m->names[i], ex->be->err.msg);
+    }
+    ex->last_n = a->n;
+    return SD_OK;
+}
+
+static int make_targets(sd_exec *ex, const sd_exec_args *a, sd_error *err)
+{
+    int K = ex->m->spec.classes;
+    size_t bytes = (size_t)a->n * (size_t)K * sizeof(sd_real);
+    if (a->label_mode == SD_LABEL_SOFTMAX)
+        BE_CALL(ex, ex->be->softmax_fwd(ex->be, a->n, K, a->y, ex->q), err, "label softmax");
+    else
+        BE_CALL(ex, ex->be->copy(ex->be, ex->q, a->y, bytes), err, "copying labels");
+    return SD_OK;
+}
+
+static int zero_grads(sd_exec *ex, sd_real **bufs, int n, sd_error *err)
+{
+    for (int i = 0; i < ex->m->n_layers; i++)
+        BE_CALL(ex, ex->be->zero(ex->be, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),
+                err, "zeroing gradients");
+    return SD_OK;
+}
+
+static int run_backward(sd_exec *ex, const sd_exec_args *a, sd_real *gtheta, sd_error *err)
+{
+    const sd_model *m = ex->m;
+    for (int i = m->n_layers - 1; i >= 1; i--) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, NULL, gtheta, NULL);
+        int rc = sd_layer_backward(ex->be, &m->layers[i], &io);
+        if (rc)
+            return sd_error_set(err, rc, "backward of layer %s: %s", m->names[i], ex->be->err.msg);
+    }
+    return SD_OK;
+}
+
+/* gy += J_softmax^T gq when the labels are parameterised by a softmax. */
+static int labels_backward(sd_exec *ex, const sd_exec_args *a, const sd_real *gq, sd_real *gy,
+                           sd_error *err)
+{
+    int K = ex->m->spec.classes;
+    if (a->label_mode == SD_LABEL_SOFTMAX)
+        BE_CALL(ex, ex->be->softmax_bwd(ex->be, a->n, K, ex->q, gq, gy), err, "label softmax backward");
+    else
+        BE_CALL(ex, ex->be->axpy(ex->be, (size_t)a->n * (size_t)K, 1, gq, gy), err, "label gradient");
+    return SD_OK;
+}
+
+int sd_exec_forward(sd_exec *ex, const sd_exec_args *a)
+{
+    sd_error *err = &ex->be->err;
+    int rc = check_args(ex, a, err);
+    return rc ? rc : run_forward(ex, a, err);
+}
+
+const sd_real *sd_exec_logits(const sd_exec *ex)
+{
+    return ex->y[ex->m->n_layers - 1];
+}
+
+int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
+                      sd_real *gx, sd_real *gy)
+{
+    sd_error e = {0}, *err = &e;
+    int rc, last = ex->m->n_layers - 1, K = ex->m->spec.classes;
+    size_t nk = (size_t)a->n * (size_t)K;
+    if ((rc = check_args(ex, a, err)) || (rc = make_targets(ex, a, err)) ||
+        (rc = run_forward(ex, a, err)))
+        goto out;
+    double l = 0;
+    if ((rc = ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l))) {
+        sd_error_set(err, rc, "loss: %s", ex->be->err.msg);
+        goto out;
+    }
+    if (loss)
+        *loss = l;
+    if (!gtheta && !gx && !gy)
+        goto out;
+    ex->want_g0 = gx != NULL;
+    if ((rc = zero_grads(ex, ex->g, a->n, err)))
+        goto out;
+    if (gy && (rc = ex->be->zero(ex->be, ex->gq, nk * sizeof(sd_real)))) {
+        sd_error_set(err, rc, "zeroing: %s", ex->be->err.msg);
+        goto out;
+    }
+    if ((rc = ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last], gy ? ex->gq : NULL))) {
+        sd_error_set(err, rc, "loss backward: %s", ex->be->err.msg);
+        goto out;
+    }
+    if ((rc = run_backward(ex, a, gtheta, err)))
+        goto out;
+    if (gx && (rc = ex->be->axpy(ex->be, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx))) {
+        sd_error_set(err, rc, "input gradient: %s", ex->be->err.msg);
+        goto out;
+    }
+    if (gy)
+        rc = labels_backward(ex, a, ex->gq, gy, err);
+out:
+    if (rc)
+        ex->be->err = e;
+    return rc;
+}
+
+int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
+                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy)
+{
+    sd_error e = {0}, *err = &e;
+    const sd_model *m = ex->m;
+    int rc, last = m->n_layers - 1, K = m->spec.classes;
+    size_t nk = (size_t)a->n * (size_t)K;
+    if (!(ex->flags & SD_EXEC_TANGENT)) {
+        rc = sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
+        goto out;
+    }
+    if ((rc = check_args(ex, a, err)) || (rc = make_targets(ex, a, err)) ||
+        (rc = run_forward(ex, a, err)))
+        goto out;
+    double l = 0;
+    if ((rc = ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l))) {
+        sd_error_set(err, rc, "loss: %s", ex->be->err.msg);
+        goto out;
+    }
+    if (loss)
+        *loss = l;
+    /* tangent forward along theta-tangent v (input and labels fixed) */
+    for (int i = 1; i < m->n_layers; i++) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, v, NULL, NULL);
+        if ((rc = sd_layer_forward_tangent(ex->be, &m->layers[i], &io))) {
+            sd_error_set(err, rc, "tangent of layer %s: %s", m->names[i], ex->be->err.msg);
+            goto out;
+        }
+    }
+    ex->want_g0 = dgx != NULL;
+    if ((rc = zero_grads(ex, ex->g, a->n, err)) || (rc = zero_grads(ex, ex->dg, a->n, err)))
+        goto out;
+    if ((rc = ex->be->zero(ex->be, ex->dgq, nk * sizeof(sd_real)))) {
+        sd_error_set(err, rc, "zeroing: %s", ex->be->err.msg);
+        goto out;
+    }
+    if ((rc = ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last], NULL)) ||
+        (rc = ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL, 1.0, 0.0,
+                                      ex->dg[last], dgy ? ex->dgq : NULL))) {
+        sd_error_set(err, rc, "loss backward: %s", ex->be->err.msg);
+        goto out;
+    }
+    /* backward, then its tangent, layer by layer in reverse order: the
+     * backward of layer i must be complete (g_i final) before its tangent. */
+    for (int i = last; i >= 1; i--) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, v, gtheta, hv);
+        if ((rc = sd_layer_backward(ex->be, &m->layers[i], &io))) {
+            sd_error_set(err, rc, "backward of layer %s: %s", m->names[i], ex->be->err.msg);
+            goto out;
+        }
+        if ((rc = sd_layer_backward_tangent(ex->be, &m->layers[i], &io))) {
+            sd_error_set(err, rc, "tangent backward of layer %s: %s", m->names[i],
+                         ex->be->err.msg);
+            goto out;
+        }
+    }
+    if (dgx && (rc = ex->be->axpy(ex->be, layer_out_elems(m, 0, a->n), 1, ex->dg[0], dgx))) {
+        sd_error_set(err, rc, "input tangent: %s", ex->be->err.msg);
+        goto out;
+    }
+    /* labels have no tangent along v, so the tangent of the label gradient is
+     * the softmax backward of the tangent of the target gradient */
+    if (dgy)
+        rc = labels_backward(ex, a, ex->dgq, dgy, err);
+out:
+    if (rc)
+        ex->be->err = e;
+    return rc;
+}
+
+int sd_exec_bn_batch_stats(sd_exec *ex, double *sum)
+{
+    const sd_model *m = ex->m;
+    sd_error *err = &ex->be->err;
+    for (int i = 1; i < m->n_layers; i++) {
+        const sd_layer *l = &m->layers[i];
+        if (l->kind != SD_LAYER_BN)
+            continue;
+        int c = l->out.c;
+        sd_real buf[2 * 1024];
+        if (c > 1024)
+            return sd_error_set(err, SD_EUNSUPPORTED, "batch norm with %d channels", c);
+        BE_CALL(ex, ex->be->download(ex->be, buf, ex->saved[i], 2 * (size_t)c * sizeof(sd_real)),
+                err, "reading batch statistics");
+        for (int j = 0; j < c; j++) {
+            double is = buf[c + j];
+            sum[l->bn_off + (size_t)j] += buf[j];
+            sum[l->bn_off + (size_t)c + (size_t)j] += 1.0 / (is * is) - l->eps;
+        }
+    }
+    return SD_OK;
+}
+
+int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs)
+{
+    int rc = sd_exec_forward(ex, a);
+    if (rc)
+        return rc;
+    int K = ex->m->spec.classes;
+    size_t nk = (size_t)a->n * (size_t)K;
+    sd_real *z = malloc(nk * sizeof *z);
+    if (!z)
+        return sd_error_set(&ex->be->err, SD_ENOMEM, "out of memory");
+    rc = ex->be->download(ex->be, z, sd_exec_logits(ex), nk * sizeof *z);
+    if (rc) {
+        free(z);
+        return rc;
+    }
+    for (int i = 0; i < a->n; i++) {
+        const sd_real *zi = z + (size_t)i * (size_t)K;
+        int best = 0;
+        double mx = zi[0];
+        for (int c = 1; c < K; c++)
+            if (zi[c] > mx) {
+                mx = zi[c];
+                best = c;
+            }
+        if (classes)
+            classes[i] = best;
+        if (probs) {
+            double s = 0;
+            for (int c = 0; c < K; c++)
+                s += exp((double)zi[c] - mx);
+            for (int c = 0; c < K; c++)
+                probs[(size_t)i * (size_t)K + (size_t)c] = (float)(exp((double)zi[c] - mx) / s);
+        }
+    }
+    free(z);
+    return SD_OK;
+}

@@ -1,0 +1,86 @@
+/*
+ * cmd_models.c - `sldd models`: the architectures and their parameter counts
+ * for a given input shape and class count.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "sd_model.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sldd models [--in-channels C] [--size S] [--classes K]\n"
+               "                   [--depth D] [--width W]\n"
+               "\n"
+               "List every architecture, with and without batch norm, and its number of\n"
+               "parameters for C input channels, SxS inputs and K classes (defaults: 1,\n"
+               "299, 3: the gastric patch setting).  --depth/--width shape the ConvNet.\n");
+}
+
+static void commas(size_t v, char *buf, size_t len)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%zu", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+}
+
+int cmd_models(int argc, char **argv)
+{
+    sd_model_spec base = {.in_c = 1, .in_h = 299, .in_w = 299, .classes = 3};
+    static const struct option opts[] = {{"in-channels", required_argument, 0, 'c'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"classes", required_argument, 0, 'k'},
+                                         {"depth", required_argument, 0, 'd'},
+                                         {"width", required_argument, 0, 'w'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': base.in_c = atoi(optarg); break;
+        case 's': base.in_h = base.in_w = atoi(optarg); break;
+        case 'k': base.classes = atoi(optarg); break;
+        case 'd': base.depth = atoi(optarg); break;
+        case 'w': base.width = atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    printf("%-22s %15s %8s  (input %dx%dx%d, %d classes)\n", "model", "parameters", "layers",
+           base.in_c, base.in_h, base.in_w, base.classes);
+    for (const char *const *a = sd_model_arch_names(); *a; a++) {
+        for (int bn = 0; bn < 2; bn++) {
+            sd_model_spec spec = base;
+            snprintf(spec.arch, sizeof spec.arch, "%s", *a);
+            spec.bn = bn;
+            sd_error err = {0};
+            sd_model *m = NULL;
+            char label[64], count[32];
+            if (sd_model_spec_normalize(&spec, &err) == 0)
+                sd_model_spec_label(&spec, label, sizeof label);
+            else
+                snprintf(label, sizeof label, "%s%s", *a, bn ? "-bn" : "");
+            if (sd_model_create(&m, &spec, &err)) {
+                printf("%-22s %15s   (%s)\n", label, "-", err.msg);
+                continue;
+            }
+            commas(m->n_theta, count, sizeof count);
+            printf("%-22s %15s %8d\n", label, count, m->n_layers - 1);
+            sd_model_destroy(m);
+        }
+    }
+    return 0;
+}
