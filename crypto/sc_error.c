@@ -29,7 +29,18 @@ int sc_error_wrap(sc_error *e, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    old[sizeof old - 1] = '\0';
+    {
+        /* Concatenate by hand: the result is truncated on purpose. */
+        size_t np = strlen(prefix), no = strlen(old), cap = sizeof e->msg - 1, k = 0;
+        for (size_t i = 0; i < np && k < cap; i++)
+            e->msg[k++] = prefix[i];
+        for (size_t i = 0; i < 2 && k < cap; i++)
+            e->msg[k++] = ": "[i];
+        for (size_t i = 0; i < no && k < cap; i++)
+            e->msg[k++] = old[i];
+        e->msg[k] = '\0';
+    }
     return e->code;
 }
 

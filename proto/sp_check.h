@@ -1,0 +1,53 @@
+/*
+ * sp_check.h - structural and semantic checks of parsed messages.
+ *
+ * protobuf-c accepts fields it does not know and keeps them in
+ * base.unknown_fields; a bundle from a newer or tampered sender must not
+ * carry data this node silently ignores, so sp_message_check_unknown()
+ * walks the whole tree.  sp_bundle_validate() is the semantic gate a
+ * payload passes before anything uses it: shapes consistent, counts
+ * without overflow, floats finite, step sizes and variances positive,
+ * enums in range, identifiers and text well formed.  Limits are in
+ * docs/bundle-format.md.
+ */
+#ifndef SP_CHECK_H
+#define SP_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sldd.pb-c.h"
+
+#define SP_FORMAT_VERSION 1
+#define SP_BUNDLE_ID_LEN 16
+#define SP_ID_MAX 64          /* node ids and admin names */
+#define SP_TEXT_MAX 256       /* short strings */
+#define SP_LONG_TEXT_MAX 4096 /* hyper-parameter values, policy */
+#define SP_LIST_MAX 1024      /* audience, counts, hyper-parameters, ... */
+
+/* 0 when no message in the tree rooted at m has unknown fields; otherwise
+ * -1 with the path of the first one ("Bundle.model: unknown field 99"). */
+int sp_message_check_unknown(const ProtobufCMessage *m, char *msg, size_t msglen);
+
+/* 1 if s is a valid node id or admin name: 1..SP_ID_MAX characters from
+ * [A-Za-z0-9._-], not starting with '.' or '-'. */
+int sp_valid_id(const char *s);
+/* 1 if s is at most max bytes of valid UTF-8 without control characters. */
+int sp_valid_text(const char *s, size_t max);
+
+/* Semantic validation of a parsed payload.  0, or -1 with a reason. */
+int sp_bundle_validate(const Sldd__V1__Bundle *b, char *msg, size_t msglen);
+
+/* Counts derived from a payload that passed sp_bundle_validate(). */
+typedef struct sp_bundle_dims {
+    size_t images;       /* M = S*n */
+    size_t image_values; /* D = C*H*W per image */
+    size_t labels;       /* S*n*K */
+    size_t steps;        /* T = S*E */
+} sp_bundle_dims;
+/* Fill dims from b; -1 (and a reason) if the model or set is missing or a
+ * product overflows. */
+int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg,
+                       size_t msglen);
+
+#endif
