@@ -27,7 +27,17 @@ int sd_error_wrap(sd_error *e, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    /* prefix + ": " + old, cut to fit (strings assembled by hand so the
+     * compiler can see the bound) */
+    size_t p = strnlen(prefix, sizeof prefix), o = strnlen(old, sizeof old - 1), cap = sizeof e->msg - 1;
+    size_t at = 0;
+    memcpy(e->msg, prefix, p < cap ? p : cap);
+    at = p < cap ? p : cap;
+    for (const char *sep = ": "; *sep && at < cap; sep++)
+        e->msg[at++] = *sep;
+    size_t rest = cap - at < o ? cap - at : o;
+    memcpy(e->msg + at, old, rest);
+    e->msg[at + rest] = '\0';
     return e->code;
 }
 

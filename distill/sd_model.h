@@ -30,7 +30,7 @@
 typedef struct sd_model_spec {
     char arch[SD_ARCH_NAME_MAX]; /* lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34, googlenet */
     int bn;                      /* batch-norm variant */
-    int depth, width;            /* convnet only (defaults 3 and 128) */
+    int depth, width;            /* convnet: depth, width (3, 128); resnet: base width (64) */
     int in_c, in_h, in_w;        /* input shape */
     int classes;
 } sd_model_spec;

@@ -225,12 +225,13 @@ static int basic_block(builder *b, int x, int planes, int stride, const char *pr
 static void build_resnet(builder *b, const int blocks[4])
 {
     const sd_model_spec *s = &b->m->spec;
-    int x = conv(b, 0, 64, 7, 2, 3, !s->bn, "conv1");
+    int w = s->width; /* 64 for torchvision's ResNets; smaller for tests */
+    int x = conv(b, 0, w, 7, 2, 3, !s->bn, "conv1");
     if (s->bn)
         x = bn(b, x, "bn1");
     x = relu(b, x);
     x = pool(b, SD_LAYER_MAXPOOL, x, 3, 2, 1, 0);
-    static const int planes[4] = {64, 128, 256, 512};
+    const int planes[4] = {w, 2 * w, 4 * w, 8 * w};
     char prefix[32];
     for (int li = 0; li < 4; li++)
         for (int bi = 0; bi < blocks[li]; bi++) {
@@ -334,6 +335,10 @@ int sd_model_spec_normalize(sd_model_spec *spec, sd_error *err)
             spec->depth = 3;
         if (spec->width <= 0)
             spec->width = 128;
+    } else if (!strncmp(spec->arch, "resnet", 6)) {
+        spec->depth = 0;
+        if (spec->width <= 0)
+            spec->width = 64;
     } else {
         spec->depth = 0;
         spec->width = 0;
@@ -353,6 +358,8 @@ void sd_model_spec_label(const sd_model_spec *spec, char *buf, size_t len)
     if (!strcmp(spec->arch, "convnet"))
         snprintf(buf, len, "convnet%s(d%d,w%d)", spec->bn ? "-bn" : "", spec->depth,
                  spec->width);
+    else if (!strncmp(spec->arch, "resnet", 6) && spec->width != 64)
+        snprintf(buf, len, "%s%s(w%d)", spec->arch, spec->bn ? "-bn" : "", spec->width);
     else
         snprintf(buf, len, "%s%s", spec->arch, spec->bn ? "-bn" : "");
 }

@@ -1,0 +1,887 @@
+/*
+ * sd_distill.c - Algorithm 1 (distillation with an exact meta-gradient),
+ * Algorithm 2 (replay), theta_bn recomputation and evaluation.
+ *
+ * One outer iteration:
+ *   theta_0                  fixed (one of `nets` seeds) or fresh
+ *   theta_{t+1} = theta_t - alpha_t grad l(x_s, y_s, theta_t),  t < T
+ *   L = CE(f(x_real; theta_T), labels),  v = grad_theta L
+ *   for t = T-1 .. 0 (one sd_exec_hvp at (theta_t, x_s, y_s) along v):
+ *       dL/dalpha_t = -<v, grad l_t>
+ *       dL/dx_s    += -alpha_t d/dx <v, grad l_t>
+ *       dL/dy_s    += -alpha_t d/dy <v, grad l_t>
+ *       v          -= alpha_t H v
+ *   Adam on x, y and rho (alpha = softplus(rho)).
+ * All theta_t are kept (T+1 vectors), so the walk back needs no recomputation.
+ *
+ * Randomness is counter-based (sd_init.h): the batch order of epoch e is a
+ * Fisher-Yates shuffle driven by Philox at (seed, stream SHUFFLE, e<<32|i), so
+ * a run resumed from a checkpoint sees exactly the batches it would have seen.
+ */
+#include "sd_distill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sd_init.h"
+
+enum { SD_STREAM_BNSAMPLE = 4, SD_STREAM_RANDINIT = 5 };
+
+struct sd_distiller {
+    sd_distill_config cfg;
+    sd_backend *be;
+    sd_model *m;
+    sd_data_view train, val;
+    sd_exec *ex_syn, *ex_real;
+    int K, T, M, n;
+    size_t img, nt;
+    int64_t iters_per_epoch, total;
+    /* learned data (backend) and step parameters (host) */
+    sd_real *x, *y;
+    double *rho;
+    /* Adam state */
+    sd_real *mx, *vx, *my, *vy;
+    double *mr, *vr;
+    int adam_t;
+    /* gradients and temporaries */
+    sd_real *gx, *gy, *tx, *ty;
+    double *grho;
+    sd_real **theta; /* T+1 */
+    sd_real **theta0; /* nets fixed initial weights */
+    sd_real *v, *hv, *gt;
+    sd_real *xb, *yb;
+    int *lb;
+    int64_t *idx, *perm;
+    int perm_epoch;
+    double *bn_run, *bn_tmp;
+    sd_real *bn_dev;
+    float *alpha_host;
+    int64_t iter;
+    sd_error err;
+};
+
+void sd_distill_config_defaults(sd_distill_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->steps = 1;
+    c->images_per_step = 3;
+    c->epochs_inner = 1;
+    c->real_batch = 256;
+    c->label_param = SD_LABEL_SOFTMAX;
+    c->label_init = SD_LABEL_INIT_ONEHOT;
+    c->distill_lr = 0.01;
+    c->lr = 0.01;
+    c->beta1 = 0.5;
+    c->beta2 = 0.999;
+    c->adam_eps = 1e-8;
+    c->decay_epochs = 40;
+    c->decay_factor = 0.5;
+    c->epochs = 400;
+    c->nets = 1;
+    c->bn_mode = SD_BN_BATCH;
+    c->bn_momentum = 0.1;
+    c->bn_export_batches = 20;
+}
+
+static double softplus(double r) { return r > 30 ? r : log1p(exp(r)); }
+static double sigmoid(double r) { return 1.0 / (1.0 + exp(-r)); }
+static double softplus_inv(double a) { return a > 30 ? a : log(expm1(a)); }
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define BE(d, call, what)                                                                  \
+    do {                                                                                   \
+        int rc_ = (call);                                                                  \
+        if (rc_)                                                                           \
+            return sd_error_set(&(d)->err, rc_, "%s: %s", what, (d)->be->err.msg);         \
+    } while (0)
+
+static int dev_alloc(sd_backend *be, size_t elems, sd_real **out, sd_error *err)
+{
+    *out = NULL;
+    int rc = be->alloc(be, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
+    if (rc)
+        return sd_error_set(err, rc, "allocating %zu values: %s", elems, be->err.msg);
+    return be->zero(be, *out, (elems ? elems : 1) * sizeof(sd_real));
+}
+
+/* host float -> backend sd_real */
+static int upload_floats(sd_backend *be, sd_real *dst, const float *src, size_t n, sd_error *err)
+{
+    int rc;
+    if (sizeof(sd_real) == sizeof(float)) {
+        rc = be->upload(be, dst, src, n * sizeof(float));
+    } else {
+        sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
+        if (!tmp)
+            return sd_error_set(err, SD_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = (sd_real)src[i];
+        rc = be->upload(be, dst, tmp, n * sizeof *tmp);
+        free(tmp);
+    }
+    return rc ? sd_error_set(err, rc, "upload: %s", be->err.msg) : SD_OK;
+}
+
+static int download_floats(sd_backend *be, float *dst, const sd_real *src, size_t n, sd_error *err)
+{
+    int rc;
+    if (sizeof(sd_real) == sizeof(float)) {
+        rc = be->download(be, dst, src, n * sizeof(float));
+    } else {
+        sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
+        if (!tmp)
+            return sd_error_set(err, SD_ENOMEM, "out of memory");
+        rc = be->download(be, tmp, src, n * sizeof *tmp);
+        for (size_t i = 0; !rc && i < n; i++)
+            dst[i] = (float)tmp[i];
+        free(tmp);
+    }
+    return rc ? sd_error_set(err, rc, "download: %s", be->err.msg) : SD_OK;
+}
+
+/* theta_0 (backend) for a seed */
+static int make_theta0(const sd_model *m, sd_backend *be, uint64_t seed, sd_real *dst,
+                       uint8_t sha[32], sd_error *err)
+{
+    sd_real *h = malloc(m->n_theta * sizeof *h);
+    if (!h)
+        return sd_error_set(err, SD_ENOMEM, "out of memory for theta_0");
+    int rc = sd_init_theta(m, seed, h, err);
+    if (!rc && sha)
+        rc = sd_theta_sha256(h, m->n_theta, sha, err);
+    if (!rc && (rc = be->upload(be, dst, h, m->n_theta * sizeof *h)))
+        sd_error_set(err, rc, "upload theta_0: %s", be->err.msg);
+    free(h);
+    return rc;
+}
+
+/* one-hot targets for hard labels */
+static int upload_onehot(sd_backend *be, sd_real *dst, const int *labels, int n, int K,
+                         sd_error *err)
+{
+    sd_real *h = calloc((size_t)n * (size_t)K, sizeof *h);
+    if (!h)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        h[(size_t)i * (size_t)K + (size_t)labels[i]] = 1;
+    int rc = be->upload(be, dst, h, (size_t)n * (size_t)K * sizeof *h);
+    free(h);
+    return rc ? sd_error_set(err, rc, "upload labels: %s", be->err.msg) : SD_OK;
+}
+
+static void shuffle(int64_t *perm, int64_t count, uint64_t seed, int epoch)
+{
+    for (int64_t i = 0; i < count; i++)
+        perm[i] = i;
+    for (int64_t i = count - 1; i > 0; i--) {
+        uint64_t ctr = ((uint64_t)(uint32_t)epoch << 32) | (uint64_t)(uint32_t)i;
+        uint64_t r = ((uint64_t)sd_uniform_u32(seed, SD_STREAM_SHUFFLE, ctr) << 32) |
+                     sd_uniform_u32(seed ^ 0x5bd1e995u, SD_STREAM_SHUFFLE, ctr);
+        int64_t j = (int64_t)(r % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+void sd_distiller_destroy(sd_distiller *d)
+{
+    if (!d)
+        return;
+    sd_backend *be = d->be;
+    sd_real *bufs[] = {d->x, d->y, d->mx, d->vx, d->my, d->vy, d->gx, d->gy, d->tx, d->ty,
+                       d->v, d->hv, d->gt, d->xb, d->yb, d->bn_dev};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        be->free(be, bufs[i]);
+    if (d->theta)
+        for (int t = 0; t <= d->T; t++)
+            be->free(be, d->theta[t]);
+    if (d->theta0)
+        for (int j = 0; j < d->cfg.nets; j++)
+            be->free(be, d->theta0[j]);
+    free(d->theta);
+    free(d->theta0);
+    free(d->rho);
+    free(d->mr);
+    free(d->vr);
+    free(d->grho);
+    free(d->lb);
+    free(d->idx);
+    free(d->perm);
+    free(d->bn_run);
+    free(d->bn_tmp);
+    free(d->alpha_host);
+    sd_exec_destroy(d->ex_syn);
+    sd_exec_destroy(d->ex_real);
+    sd_model_destroy(d->m);
+    free(d);
+}
+
+sd_error *sd_distiller_error(sd_distiller *d) { return &d->err; }
+const sd_model *sd_distiller_model(const sd_distiller *d) { return d->m; }
+int64_t sd_distiller_iteration(const sd_distiller *d) { return d->iter; }
+
+/* Initial images N(0,1) and labels per DESIGN §3. */
+static int init_data(sd_distiller *d)
+{
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    float *hx = malloc(nx * sizeof *hx), *hy = calloc(ny, sizeof *hy);
+    int rc = SD_OK;
+    if (!hx || !hy) {
+        rc = sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nx; i++)
+        hx[i] = (float)sd_normal(d->cfg.seed, SD_STREAM_IMAGES, i);
+    for (int i = 0; i < d->M; i++) {
+        int c = d->cfg.label_init == SD_LABEL_INIT_CLASS ? d->cfg.label_class : i % d->K;
+        hy[(size_t)i * (size_t)d->K + (size_t)c] = 1; /* one-hot logits */
+    }
+    if ((rc = upload_floats(d->be, d->x, hx, nx, &d->err)) ||
+        (rc = upload_floats(d->be, d->y, hy, ny, &d->err)))
+        goto out;
+    for (int t = 0; t < d->T; t++)
+        d->rho[t] = softplus_inv(d->cfg.distill_lr);
+out:
+    free(hx);
+    free(hy);
+    return rc;
+}
+
+/* ---- checkpoints: magic, sizes, iteration, adam step, then the state ---- */
+
+static const char CKPT_MAGIC[8] = {'S', 'L', 'D', 'D', 'C', 'K', 'P', '1'};
+
+static int ckpt_io(sd_distiller *d, FILE *f, int writing)
+{
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    sd_real *bufs[6] = {d->x, d->y, d->mx, d->vx, d->my, d->vy};
+    size_t lens[6] = {nx, ny, nx, nx, ny, ny};
+    size_t maxn = nx > ny ? nx : ny;
+    float *tmp = malloc(maxn * sizeof *tmp);
+    if (!tmp)
+        return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+    int rc = SD_OK;
+    for (int i = 0; i < 6 && !rc; i++) {
+        if (writing) {
+            rc = download_floats(d->be, tmp, bufs[i], lens[i], &d->err);
+            if (!rc && fwrite(tmp, sizeof *tmp, lens[i], f) != lens[i])
+                rc = sd_error_set(&d->err, SD_EIO, "writing checkpoint: %s", strerror(errno));
+        } else {
+            if (fread(tmp, sizeof *tmp, lens[i], f) != lens[i])
+                rc = sd_error_set(&d->err, SD_EFORMAT, "checkpoint is truncated");
+            else
+                rc = upload_floats(d->be, bufs[i], tmp, lens[i], &d->err);
+        }
+    }
+    free(tmp);
+    double *hb[4] = {d->rho, d->mr, d->vr, d->bn_run};
+    size_t hl[4] = {(size_t)d->T, (size_t)d->T, (size_t)d->T, d->m->n_bn};
+    for (int i = 0; i < 4 && !rc; i++) {
+        size_t k = writing ? fwrite(hb[i], sizeof(double), hl[i], f)
+                           : fread(hb[i], sizeof(double), hl[i], f);
+        if (k != hl[i])
+            rc = sd_error_set(&d->err, writing ? SD_EIO : SD_EFORMAT, "%s checkpoint failed",
+                              writing ? "writing" : "reading");
+    }
+    return rc;
+}
+
+static int ckpt_write(sd_distiller *d)
+{
+    const char *path = d->cfg.checkpoint_path;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return sd_error_set(&d->err, SD_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    int64_t hdr[6] = {d->M, (int64_t)d->img, d->K, d->T, d->iter, d->adam_t};
+    int rc = SD_OK;
+    if (fwrite(CKPT_MAGIC, 1, 8, f) != 8 || fwrite(hdr, sizeof hdr, 1, f) != 1)
+        rc = sd_error_set(&d->err, SD_EIO, "writing %s: %s", tmp, strerror(errno));
+    if (!rc)
+        rc = ckpt_io(d, f, 1);
+    if (fflush(f) || fsync(fileno(f)))
+        rc = rc ? rc : sd_error_set(&d->err, SD_EIO, "flushing %s: %s", tmp, strerror(errno));
+    if (fclose(f))
+        rc = rc ? rc : sd_error_set(&d->err, SD_EIO, "closing %s: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path))
+        rc = sd_error_set(&d->err, SD_EIO, "renaming %s: %s", tmp, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+static int ckpt_read(sd_distiller *d, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sd_error_set(&d->err, SD_EIO, "cannot open checkpoint %s: %s", path,
+                            strerror(errno));
+    char magic[8];
+    int64_t hdr[6];
+    int rc = SD_OK;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, CKPT_MAGIC, 8) ||
+        fread(hdr, sizeof hdr, 1, f) != 1)
+        rc = sd_error_set(&d->err, SD_EFORMAT, "%s is not a distillation checkpoint", path);
+    else if (hdr[0] != d->M || hdr[1] != (int64_t)d->img || hdr[2] != d->K || hdr[3] != d->T)
+        rc = sd_error_set(&d->err, SD_EINVAL,
+                          "checkpoint %s was made with another configuration (%lld images, %lld "
+                          "steps; this run: %d, %d)",
+                          path, (long long)hdr[0], (long long)hdr[3], d->M, d->T);
+    if (!rc) {
+        d->iter = hdr[4];
+        d->adam_t = (int)hdr[5];
+        rc = ckpt_io(d, f, 0);
+    }
+    fclose(f);
+    return rc ? sd_error_wrap(&d->err, "resuming") : SD_OK;
+}
+
+int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_backend *be,
+                        const sd_data_view *train, const sd_data_view *val,
+                        const char *resume_path, sd_error *err)
+{
+    *out = NULL;
+    if (cfg->steps <= 0 || cfg->images_per_step <= 0 || cfg->epochs_inner <= 0 ||
+        cfg->real_batch <= 0 || cfg->nets <= 0 || cfg->distill_lr <= 0 || cfg->lr <= 0)
+        return sd_error_set(err, SD_EINVAL,
+                            "steps, images per step, epochs, real batch, nets and learning "
+                            "rates must be positive");
+    if (train->count < cfg->real_batch)
+        return sd_error_set(err, SD_EINVAL, "%lld training samples, fewer than one batch of %d",
+                            (long long)train->count, cfg->real_batch);
+    sd_distiller *d = calloc(1, sizeof *d);
+    if (!d)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    d->cfg = *cfg;
+    d->be = be;
+    d->train = *train;
+    if (val)
+        d->val = *val;
+    int rc;
+    sd_model_spec spec = cfg->spec;
+    spec.in_c = train->c;
+    spec.in_h = train->h;
+    spec.in_w = train->w;
+    spec.classes = train->classes;
+    if ((rc = sd_model_create(&d->m, &spec, err)))
+        goto fail;
+    d->K = spec.classes;
+    if (cfg->label_init == SD_LABEL_INIT_CLASS && (cfg->label_class < 0 || cfg->label_class >= d->K)) {
+        rc = sd_error_set(err, SD_EINVAL, "label class %d out of range", cfg->label_class);
+        goto fail;
+    }
+    d->n = cfg->images_per_step;
+    d->M = cfg->steps * cfg->images_per_step;
+    d->T = cfg->steps * cfg->epochs_inner;
+    d->img = (size_t)train->c * (size_t)train->h * (size_t)train->w;
+    d->nt = d->m->n_theta;
+    d->iters_per_epoch = train->count / cfg->real_batch;
+    d->total = cfg->iterations > 0 ? cfg->iterations : (int64_t)cfg->epochs * d->iters_per_epoch;
+    if ((rc = sd_exec_create(&d->ex_syn, d->m, be, d->n, SD_EXEC_TANGENT, err)) ||
+        (rc = sd_exec_create(&d->ex_real, d->m, be, cfg->real_batch, 0, err)))
+        goto fail;
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
+    size_t nb = (size_t)cfg->real_batch;
+    if ((rc = dev_alloc(be, nx, &d->x, err)) || (rc = dev_alloc(be, ny, &d->y, err)) ||
+        (rc = dev_alloc(be, nx, &d->mx, err)) || (rc = dev_alloc(be, nx, &d->vx, err)) ||
+        (rc = dev_alloc(be, ny, &d->my, err)) || (rc = dev_alloc(be, ny, &d->vy, err)) ||
+        (rc = dev_alloc(be, nx, &d->gx, err)) || (rc = dev_alloc(be, ny, &d->gy, err)) ||
+        (rc = dev_alloc(be, sx, &d->tx, err)) || (rc = dev_alloc(be, sy, &d->ty, err)) ||
+        (rc = dev_alloc(be, d->nt, &d->v, err)) || (rc = dev_alloc(be, d->nt, &d->hv, err)) ||
+        (rc = dev_alloc(be, d->nt, &d->gt, err)) ||
+        (rc = dev_alloc(be, nb * d->img, &d->xb, err)) ||
+        (rc = dev_alloc(be, nb * (size_t)d->K, &d->yb, err)) ||
+        (rc = dev_alloc(be, d->m->n_bn, &d->bn_dev, err)))
+        goto fail;
+    d->theta = calloc((size_t)d->T + 1, sizeof *d->theta);
+    d->theta0 = calloc((size_t)cfg->nets, sizeof *d->theta0);
+    d->rho = calloc((size_t)d->T, sizeof *d->rho);
+    d->mr = calloc((size_t)d->T, sizeof *d->mr);
+    d->vr = calloc((size_t)d->T, sizeof *d->vr);
+    d->grho = calloc((size_t)d->T, sizeof *d->grho);
+    d->alpha_host = calloc((size_t)d->T, sizeof *d->alpha_host);
+    d->lb = calloc(nb, sizeof *d->lb);
+    d->idx = calloc(nb, sizeof *d->idx);
+    d->perm = calloc((size_t)train->count, sizeof *d->perm);
+    d->bn_run = calloc(d->m->n_bn + 1, sizeof *d->bn_run);
+    d->bn_tmp = calloc(d->m->n_bn + 1, sizeof *d->bn_tmp);
+    if (!d->theta || !d->theta0 || !d->rho || !d->mr || !d->vr || !d->grho || !d->lb ||
+        !d->idx || !d->perm || !d->bn_run || !d->bn_tmp || !d->alpha_host) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int t = 0; t <= d->T; t++)
+        if ((rc = dev_alloc(be, d->nt, &d->theta[t], err)))
+            goto fail;
+    if (!cfg->random_init)
+        for (int j = 0; j < cfg->nets; j++)
+            if ((rc = dev_alloc(be, d->nt, &d->theta0[j], err)) ||
+                (rc = make_theta0(d->m, be, cfg->seed + (uint64_t)j, d->theta0[j], NULL, err)))
+                goto fail;
+    for (int i = 1; i < d->m->n_layers; i++) { /* running stats start at mean 0, var 1 */
+        const sd_layer *l = &d->m->layers[i];
+        if (l->kind == SD_LAYER_BN)
+            for (int c = 0; c < l->out.c; c++)
+                d->bn_run[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
+    }
+    d->perm_epoch = -1;
+    if ((rc = init_data(d))) {
+        *err = d->err;
+        goto fail;
+    }
+    if (resume_path && (rc = ckpt_read(d, resume_path))) {
+        *err = d->err;
+        goto fail;
+    }
+    *out = d;
+    return SD_OK;
+fail:
+    sd_distiller_destroy(d);
+    return rc;
+}
+
+static int upload_bn(sd_distiller *d, const double *src)
+{
+    size_t n = d->m->n_bn;
+    if (!n)
+        return SD_OK;
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        h[i] = (float)src[i];
+    int rc = upload_floats(d->be, d->bn_dev, h, n, &d->err);
+    free(h);
+    return rc;
+}
+
+static sd_exec_args syn_args(sd_distiller *d, int t)
+{
+    int s = t % d->cfg.steps;
+    sd_exec_args a = {d->theta[t], d->bn_dev, d->cfg.bn_mode, d->cfg.label_param,
+                      d->x + (size_t)s * (size_t)d->n * d->img,
+                      d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
+    return a;
+}
+
+/* theta_0 for this iteration, then the T inner steps */
+static int inner_forward(sd_distiller *d)
+{
+    sd_backend *be = d->be;
+    size_t bytes = d->nt * sizeof(sd_real);
+    if (d->cfg.random_init) {
+        uint64_t s = d->cfg.seed ^ ((uint64_t)sd_uniform_u32(d->cfg.seed, SD_STREAM_RANDINIT,
+                                                             (uint64_t)d->iter) << 20) ^
+                     (uint64_t)d->iter;
+        int rc = make_theta0(d->m, be, s, d->theta[0], NULL, &d->err);
+        if (rc)
+            return rc;
+    } else {
+        BE(d, be->copy(be, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
+    }
+    if (d->cfg.bn_mode == SD_BN_FROZEN) {
+        int rc = upload_bn(d, d->bn_run);
+        if (rc)
+            return rc;
+    }
+    for (int t = 0; t < d->T; t++) {
+        sd_exec_args a = syn_args(d, t);
+        BE(d, be->zero(be, d->gt, bytes), "zero");
+        if (sd_exec_loss_grad(d->ex_syn, &a, NULL, d->gt, NULL, NULL))
+            return sd_error_set(&d->err, be->err.code ? be->err.code : SD_EBACKEND,
+                                "inner step %d: %s", t, be->err.msg);
+        BE(d, be->copy(be, d->theta[t + 1], d->theta[t], bytes), "copy");
+        BE(d, be->axpy(be, d->nt, (sd_real)-softplus(d->rho[t]), d->gt, d->theta[t + 1]), "step");
+    }
+    return SD_OK;
+}
+
+static int fetch_batch(sd_distiller *d, int64_t iter)
+{
+    int epoch = (int)(iter / d->iters_per_epoch);
+    int64_t b = iter % d->iters_per_epoch;
+    if (epoch != d->perm_epoch) {
+        shuffle(d->perm, d->train.count, d->cfg.seed, epoch);
+        d->perm_epoch = epoch;
+    }
+    int nb = d->cfg.real_batch;
+    for (int i = 0; i < nb; i++)
+        d->idx[i] = d->perm[b * nb + i];
+    int rc = d->train.fetch(d->train.ctx, d->be, d->idx, nb, d->xb, d->lb, &d->err);
+    if (rc)
+        return sd_error_wrap(&d->err, "fetching real batch");
+    return upload_onehot(d->be, d->yb, d->lb, nb, d->K, &d->err);
+}
+
+static int outer_step(sd_distiller *d, double *loss_out)
+{
+    sd_backend *be = d->be;
+    int rc;
+    size_t tb = d->nt * sizeof(sd_real);
+    if ((rc = inner_forward(d)) || (rc = fetch_batch(d, d->iter)))
+        return rc;
+    sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
+                       d->cfg.real_batch};
+    BE(d, be->zero(be, d->v, tb), "zero");
+    if (sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL))
+        return sd_error_set(&d->err, SD_EBACKEND, "outer loss: %s", be->err.msg);
+    if (d->m->n_bn) { /* running theta_bn for monitoring */
+        memset(d->bn_tmp, 0, d->m->n_bn * sizeof *d->bn_tmp);
+        if (sd_exec_bn_batch_stats(d->ex_real, d->bn_tmp))
+            return sd_error_set(&d->err, SD_EBACKEND, "bn stats: %s", be->err.msg);
+        double mom = d->cfg.bn_momentum;
+        for (size_t i = 0; i < d->m->n_bn; i++)
+            d->bn_run[i] = (1 - mom) * d->bn_run[i] + mom * d->bn_tmp[i];
+    }
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
+    BE(d, be->zero(be, d->gx, nx * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, d->gy, ny * sizeof(sd_real)), "zero");
+    for (int t = d->T - 1; t >= 0; t--) {
+        sd_exec_args a = syn_args(d, t);
+        int s = t % d->cfg.steps;
+        double alpha = softplus(d->rho[t]), gdotv = 0;
+        BE(d, be->zero(be, d->gt, tb), "zero");
+        BE(d, be->zero(be, d->hv, tb), "zero");
+        BE(d, be->zero(be, d->tx, sx * sizeof(sd_real)), "zero");
+        BE(d, be->zero(be, d->ty, sy * sizeof(sd_real)), "zero");
+        if (sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx,
+                        d->cfg.hard_labels ? NULL : d->ty))
+            return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
+                                be->err.msg);
+        BE(d, be->dot(be, d->nt, d->v, d->gt, &gdotv), "dot");
+        d->grho[t] = -gdotv * sigmoid(d->rho[t]);
+        BE(d, be->axpy(be, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
+        BE(d, be->axpy(be, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
+        BE(d, be->axpy(be, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
+    }
+    /* Adam on images, labels and step parameters */
+    int epoch = (int)(d->iter / d->iters_per_epoch);
+    double lr = d->cfg.lr * pow(d->cfg.decay_factor,
+                                d->cfg.decay_epochs > 0 ? epoch / d->cfg.decay_epochs : 0);
+    const sd_distill_config *c = &d->cfg;
+    d->adam_t++;
+    BE(d, be->adam(be, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
+       "adam");
+    if (!c->hard_labels)
+        BE(d, be->adam(be, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
+                       d->adam_t),
+           "adam");
+    double b1t = 1 - pow(c->beta1, d->adam_t), b2t = 1 - pow(c->beta2, d->adam_t);
+    for (int t = 0; t < d->T; t++) {
+        double g = d->grho[t];
+        d->mr[t] = c->beta1 * d->mr[t] + (1 - c->beta1) * g;
+        d->vr[t] = c->beta2 * d->vr[t] + (1 - c->beta2) * g * g;
+        d->rho[t] -= lr * (d->mr[t] / b1t) / (sqrt(d->vr[t] / b2t) + c->adam_eps);
+    }
+    return SD_OK;
+}
+
+int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
+{
+    double t0 = now_seconds();
+    int64_t start = d->iter;
+    while (d->iter < d->total) {
+        double loss = 0;
+        int rc = outer_step(d, &loss);
+        if (rc)
+            return rc;
+        d->iter++;
+        sd_progress p = {0};
+        p.iter = d->iter;
+        p.total = d->total;
+        p.epoch = (int)((d->iter - 1) / d->iters_per_epoch);
+        p.loss = loss;
+        p.lr = d->cfg.lr * pow(d->cfg.decay_factor,
+                               d->cfg.decay_epochs > 0 ? p.epoch / d->cfg.decay_epochs : 0);
+        p.seconds = now_seconds() - t0;
+        p.eta_seconds = p.seconds / (double)(d->iter - start) * (double)(d->total - d->iter);
+        for (int t = 0; t < d->T; t++)
+            d->alpha_host[t] = (float)softplus(d->rho[t]);
+        p.step_sizes = d->alpha_host;
+        p.n_steps = d->T;
+        if (d->cfg.eval_every > 0 && d->val.count > 0 &&
+            (d->iter % d->cfg.eval_every == 0 || d->iter == d->total)) {
+            float *bn = NULL;
+            if (d->m->n_bn) {
+                bn = malloc(d->m->n_bn * sizeof *bn);
+                if (!bn)
+                    return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+                for (size_t i = 0; i < d->m->n_bn; i++)
+                    bn[i] = (float)d->bn_run[i];
+            }
+            rc = sd_evaluate(d->m, d->be, d->theta[d->T], bn, &d->val, d->cfg.eval_max,
+                             &p.val_acc, NULL, NULL, &d->err);
+            free(bn);
+            if (rc)
+                return sd_error_wrap(&d->err, "validation");
+            p.evaluated = 1;
+        }
+        int cancel = progress ? progress(pctx, &p) : 0;
+        int ckpt = d->cfg.checkpoint_path && d->cfg.checkpoint_every > 0 &&
+                   (d->iter % d->cfg.checkpoint_every == 0 || cancel || d->iter == d->total);
+        if (ckpt && (rc = ckpt_write(d)))
+            return rc;
+        if (cancel)
+            return sd_error_set(&d->err, SD_ECANCELED, "stopped at iteration %lld",
+                                (long long)d->iter);
+    }
+    return SD_OK;
+}
+
+void sd_distilled_free(sd_distilled *d)
+{
+    if (!d)
+        return;
+    free(d->images);
+    free(d->labels);
+    free(d->step_sizes);
+    free(d->bn_stats);
+    memset(d, 0, sizeof *d);
+}
+
+size_t sd_distilled_image_count(const sd_distilled *d)
+{
+    return (size_t)d->steps * (size_t)d->images_per_step;
+}
+
+int sd_distiller_export(sd_distiller *d, sd_distilled *out)
+{
+    memset(out, 0, sizeof *out);
+    const sd_distill_config *c = &d->cfg;
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    out->spec = d->m->spec;
+    out->seed = c->seed;
+    out->steps = c->steps;
+    out->images_per_step = c->images_per_step;
+    out->epochs_inner = c->epochs_inner;
+    out->bn_mode = c->bn_mode;
+    out->label_param = c->label_param;
+    out->n_bn = d->m->n_bn;
+    out->images = malloc(nx * sizeof(float));
+    out->labels = malloc(ny * sizeof(float));
+    out->step_sizes = malloc((size_t)d->T * sizeof(float));
+    out->bn_stats = calloc(d->m->n_bn + 1, sizeof(float));
+    if (!out->images || !out->labels || !out->step_sizes || !out->bn_stats) {
+        sd_distilled_free(out);
+        return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+    }
+    int rc;
+    if ((rc = download_floats(d->be, out->images, d->x, nx, &d->err)) ||
+        (rc = download_floats(d->be, out->labels, d->y, ny, &d->err)))
+        goto fail;
+    for (int t = 0; t < d->T; t++)
+        out->step_sizes[t] = (float)softplus(d->rho[t]);
+    {
+        sd_real *h = malloc(d->nt * sizeof *h);
+        if (!h) {
+            rc = sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+            goto fail;
+        }
+        rc = sd_init_theta(d->m, c->seed, h, &d->err);
+        if (!rc)
+            rc = sd_theta_sha256(h, d->nt, out->theta0_sha256, &d->err);
+        free(h);
+        if (rc)
+            goto fail;
+    }
+    /* frozen-mode replays step with theta_bn: start from the running average */
+    for (size_t i = 0; i < d->m->n_bn; i++)
+        out->bn_stats[i] = (float)d->bn_run[i];
+    sd_real *theta = NULL;
+    sd_model *m = NULL;
+    if ((rc = sd_replay(out, d->be, &m, &theta, &d->err)))
+        goto fail;
+    if (d->m->n_bn)
+        rc = sd_bn_recompute(m, d->be, theta, &d->train, c->bn_export_batches, c->real_batch,
+                             c->seed, out->bn_stats, &d->err);
+    d->be->free(d->be, theta);
+    sd_model_destroy(m);
+    if (rc)
+        goto fail;
+    return SD_OK;
+fail:
+    sd_distilled_free(out);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- replay */
+
+int sd_replay(const sd_distilled *dd, sd_backend *be, sd_model **model_out, sd_real **theta_out,
+              sd_error *err)
+{
+    *model_out = NULL;
+    *theta_out = NULL;
+    sd_model *m = NULL;
+    sd_exec *ex = NULL;
+    sd_real *theta = NULL, *g = NULL, *x = NULL, *y = NULL, *bn = NULL;
+    int rc = sd_model_create(&m, &dd->spec, err);
+    if (rc)
+        return rc;
+    int K = m->spec.classes, n = dd->images_per_step, S = dd->steps;
+    int T = dd->steps * dd->epochs_inner;
+    size_t img = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    size_t nx = (size_t)S * (size_t)n * img, ny = (size_t)S * (size_t)n * (size_t)K;
+    uint8_t sha[32];
+    if ((rc = dev_alloc(be, m->n_theta, &theta, err)) ||
+        (rc = dev_alloc(be, m->n_theta, &g, err)) || (rc = dev_alloc(be, nx, &x, err)) ||
+        (rc = dev_alloc(be, ny, &y, err)) || (rc = dev_alloc(be, m->n_bn, &bn, err)))
+        goto out;
+    if ((rc = make_theta0(m, be, dd->seed, theta, sha, err)))
+        goto out;
+    if (memcmp(sha, dd->theta0_sha256, 32)) {
+        char a[65], b[65];
+        sd_hex(sha, 32, a);
+        sd_hex(dd->theta0_sha256, 32, b);
+        rc = sd_error_set(err, SD_EHASH,
+                          "initial weights rebuilt from seed %llu hash to %s, the bundle says %s: "
+                          "refusing to replay on different weights",
+                          (unsigned long long)dd->seed, a, b);
+        goto out;
+    }
+    if ((rc = upload_floats(be, x, dd->images, nx, err)) ||
+        (rc = upload_floats(be, y, dd->labels, ny, err)) ||
+        (m->n_bn && (rc = upload_floats(be, bn, dd->bn_stats, m->n_bn, err))))
+        goto out;
+    if ((rc = sd_exec_create(&ex, m, be, n, 0, err)))
+        goto out;
+    for (int t = 0; t < T; t++) {
+        int s = t % S;
+        sd_exec_args a = {theta, bn, dd->bn_mode, dd->label_param, x + (size_t)s * (size_t)n * img,
+                          y + (size_t)s * (size_t)n * (size_t)K, n};
+        if ((rc = be->zero(be, g, m->n_theta * sizeof(sd_real))) ||
+            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL)) ||
+            (rc = be->axpy(be, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
+            sd_error_set(err, rc, "replay step %d: %s", t, be->err.msg);
+            goto out;
+        }
+    }
+    *model_out = m;
+    *theta_out = theta;
+    m = NULL;
+    theta = NULL;
+out:
+    sd_exec_destroy(ex);
+    be->free(be, theta);
+    be->free(be, g);
+    be->free(be, x);
+    be->free(be, y);
+    be->free(be, bn);
+    sd_model_destroy(m);
+    return rc;
+}
+
+int sd_bn_recompute(const sd_model *m, sd_backend *be, const sd_real *theta,
+                    const sd_data_view *data, int batches, int bsz, uint64_t seed, float *bn_out,
+                    sd_error *err)
+{
+    if (!m->n_bn)
+        return SD_OK;
+    if (bsz > data->count)
+        bsz = (int)data->count;
+    sd_exec *ex = NULL;
+    sd_real *xb = NULL;
+    int64_t *idx = malloc((size_t)bsz * sizeof *idx);
+    int *lb = malloc((size_t)bsz * sizeof *lb);
+    double *sum = calloc(m->n_bn, sizeof *sum);
+    int rc = SD_OK;
+    if (!idx || !lb || !sum) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t img = (size_t)data->c * (size_t)data->h * (size_t)data->w;
+    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)) ||
+        (rc = dev_alloc(be, (size_t)bsz * img, &xb, err)))
+        goto out;
+    for (int b = 0; b < batches; b++) {
+        for (int i = 0; i < bsz; i++)
+            idx[i] = (int64_t)(sd_uniform_u32(seed, SD_STREAM_BNSAMPLE,
+                                              (uint64_t)b * (uint64_t)bsz + (uint64_t)i) %
+                               (uint64_t)data->count);
+        if ((rc = data->fetch(data->ctx, be, idx, bsz, xb, lb, err)))
+            goto out;
+        sd_exec_args a = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, xb, NULL, bsz};
+        if ((rc = sd_exec_forward(ex, &a)) || (rc = sd_exec_bn_batch_stats(ex, sum))) {
+            sd_error_set(err, rc, "theta_bn: %s", be->err.msg);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < m->n_bn; i++)
+        bn_out[i] = (float)(sum[i] / batches);
+out:
+    sd_exec_destroy(ex);
+    be->free(be, xb);
+    free(idx);
+    free(lb);
+    free(sum);
+    return rc;
+}
+
+int sd_evaluate(const sd_model *m, sd_backend *be, const sd_real *theta, const float *bn_stats,
+                const sd_data_view *data, int64_t max, double *accuracy, int64_t *confusion,
+                int *predictions, sd_error *err)
+{
+    int64_t count = max > 0 && max < data->count ? max : data->count;
+    int bsz = count < 256 ? (int)count : 256, K = m->spec.classes;
+    sd_exec *ex = NULL;
+    sd_real *xb = NULL, *bn = NULL;
+    int64_t *idx = malloc((size_t)bsz * sizeof *idx);
+    int *lb = malloc((size_t)bsz * sizeof *lb), *pred = malloc((size_t)bsz * sizeof *pred);
+    int rc = SD_OK;
+    int64_t correct = 0;
+    if (!idx || !lb || !pred) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (confusion)
+        memset(confusion, 0, (size_t)K * (size_t)K * sizeof *confusion);
+    size_t img = (size_t)data->c * (size_t)data->h * (size_t)data->w;
+    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)) ||
+        (rc = dev_alloc(be, (size_t)bsz * img, &xb, err)) ||
+        (rc = dev_alloc(be, m->n_bn, &bn, err)))
+        goto out;
+    if (m->n_bn && (rc = upload_floats(be, bn, bn_stats, m->n_bn, err)))
+        goto out;
+    for (int64_t s = 0; s < count; s += bsz) {
+        int n = (int)(count - s < bsz ? count - s : bsz);
+        for (int i = 0; i < n; i++)
+            idx[i] = s + i;
+        if ((rc = data->fetch(data->ctx, be, idx, n, xb, lb, err)))
+            goto out;
+        sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
+        if ((rc = sd_exec_predict(ex, &a, pred, NULL))) {
+            sd_error_set(err, rc, "evaluation: %s", be->err.msg);
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            correct += pred[i] == lb[i];
+            if (confusion && lb[i] >= 0 && lb[i] < K)
+                confusion[(size_t)lb[i] * (size_t)K + (size_t)pred[i]]++;
+            if (predictions)
+                predictions[s + i] = pred[i];
+        }
+    }
+    *accuracy = count ? (double)correct / (double)count : 0;
+out:
+    sd_exec_destroy(ex);
+    be->free(be, xb);
+    be->free(be, bn);
+    free(idx);
+    free(lb);
+    free(pred);
+    return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * test_model.c - the architectures and initial weights (float32 build):
+ *  - parameter counts: the paper's Table 6 (AlexNet 57,000,643, VGG16
+ *    134,271,683, VGG19 139,581,379 for 1 channel, 3 classes) and
+ *    torchvision's counts for the other models;
+ *  - Philox4x32-10 known-answer vectors (Random123);
+ *  - pinned SHA-256 of theta_0 for two (model, seed) pairs, so every machine
+ *    and backend rebuilds the same bytes;
+ *  - loss, gradient, Hessian-vector product and mixed derivatives against the
+ *    PyTorch reference files (scripts/make-reference.py), relative error
+ *    <= 1e-4 per tensor in float32.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sd_test.h"
+#include "sd_init.h"
+#include "sd_model.h"
+#include "sd_testutil.h"
+
+/* Pinned once and never to change: a different value means receivers can no
+ * longer rebuild the weights of bundles made by earlier versions. */
+#define LENET_SEED0_SHA256 "pending"
+#define CONVNET_SEED12345_SHA256 "pending"
+
+static size_t count(const char *arch, int c, int size, int k)
+{
+    sd_error err = {0};
+    sd_model_spec spec = {.in_c = c, .in_h = size, .in_w = size, .classes = k};
+    sd_model *m = NULL;
+    if (sd_model_spec_parse_arch(&spec, arch, &err) || sd_model_create(&m, &spec, &err)) {
+        fprintf(stderr, "%s: %s\n", arch, err.msg);
+        return 0;
+    }
+    size_t n = m->n_theta;
+    sd_model_destroy(m);
+    return n;
+}
+
+static void test_counts(void)
+{
+    /* the paper's Table 6 */
+    CHECK(count("alexnet", 1, 299, 3) == 57000643);
+    CHECK(count("vgg16", 1, 299, 3) == 134271683);
+    CHECK(count("vgg19", 1, 299, 3) == 139581379);
+    /* torchvision with its default 3 channels and 1000 classes */
+    CHECK(count("alexnet", 3, 224, 1000) == 61100840);
+    CHECK(count("vgg16", 3, 224, 1000) == 138357544);
+    CHECK(count("vgg16-bn", 3, 224, 1000) == 138365992);
+    CHECK(count("vgg19", 3, 224, 1000) == 143667240);
+    CHECK(count("resnet18-bn", 3, 224, 1000) == 11689512);
+    CHECK(count("resnet34-bn", 3, 224, 1000) == 21797672);
+    CHECK(count("googlenet-bn", 3, 224, 1000) == 6624904);
+    /* LeNet-5 on 28x28 with 10 classes */
+    CHECK(count("lenet", 1, 28, 10) == 61706);
+}
+
+static void test_philox(void)
+{
+    /* Random123 kat_vectors: philox4x32 10 rounds */
+    uint32_t out[4];
+    sd_philox4x32((const uint32_t[4]){0, 0, 0, 0}, (const uint32_t[2]){0, 0}, out);
+    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu &&
+          out[3] == 0x9b00dbd8u);
+    sd_philox4x32((const uint32_t[4]){0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                  (const uint32_t[2]){0xffffffffu, 0xffffffffu}, out);
+    CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u &&
+          out[3] == 0x6d5451fdu);
+    sd_philox4x32((const uint32_t[4]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                  (const uint32_t[2]){0xa4093822u, 0x299f31d0u}, out);
+    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u &&
+          out[3] == 0x24126ea1u);
+}
+
+static void theta_hash(const char *arch, int c, int size, int k, uint64_t seed, char hex[65])
+{
+    sd_error err = {0};
+    sd_model_spec spec = {.in_c = c, .in_h = size, .in_w = size, .classes = k};
+    sd_model *m = NULL;
+    hex[0] = '\0';
+    if (sd_model_spec_parse_arch(&spec, arch, &err) || sd_model_create(&m, &spec, &err))
+        return;
+    sd_real *theta = malloc(m->n_theta * sizeof *theta);
+    uint8_t h[32];
+    if (theta && !sd_init_theta(m, seed, theta, &err) &&
+        !sd_theta_sha256(theta, m->n_theta, h, &err))
+        sd_hex(h, 32, hex);
+    free(theta);
+    sd_model_destroy(m);
+}
+
+static void test_theta_hash(void)
+{
+    char hex[65];
+    theta_hash("lenet", 1, 28, 10, 0, hex);
+    printf("theta_0 sha256 lenet(1x28x28,10) seed 0: %s\n", hex);
+    CHECK(!strcmp(hex, LENET_SEED0_SHA256));
+    theta_hash("convnet-bn", 1, 64, 3, 12345, hex);
+    printf("theta_0 sha256 convnet-bn(1x64x64,3) seed 12345: %s\n", hex);
+    CHECK(!strcmp(hex, CONVNET_SEED12345_SHA256));
+}
+
+static void test_reference(const char *path, const char *arch, int c, int size, int k, int depth,
+                           int width)
+{
+    ref_file r;
+    if (ref_load(&r, path)) {
+        CHECK(0);
+        return;
+    }
+    sd_error err = {0};
+    sd_model_spec spec = {.in_c = c, .in_h = size, .in_w = size, .classes = k, .depth = depth,
+                          .width = width};
+    sd_model *m = NULL;
+    sd_backend *be = NULL;
+    sd_exec *ex = NULL;
+    CHECK(sd_model_spec_parse_arch(&spec, arch, &err) == 0);
+    CHECK(sd_model_create(&m, &spec, &err) == 0);
+    CHECK(sd_backend_cpu_create(&be, 0, &err) == 0);
+    const ref_tensor *th = ref_get(&r, "theta"), *x = ref_get(&r, "x"), *y = ref_get(&r, "y"),
+                     *v = ref_get(&r, "v"), *loss = ref_get(&r, "loss"),
+                     *g = ref_get(&r, "grad_theta"), *hv = ref_get(&r, "hv"),
+                     *dgx = ref_get(&r, "dgx"), *dgy = ref_get(&r, "dgy");
+    if (!m || !be || !th || !x || !y || !v || !loss || !g || !hv || !dgx || !dgy ||
+        th->n != m->n_theta) {
+        fprintf(stderr, "%s: reference does not match the model\n", path);
+        CHECK(0);
+        goto out;
+    }
+    int n = (int)(y->n / (size_t)k);
+    CHECK(sd_exec_create(&ex, m, be, n, SD_EXEC_TANGENT, &err) == 0);
+    sd_real *gt = calloc(m->n_theta, sizeof *gt), *h = calloc(m->n_theta, sizeof *h),
+            *mx = calloc(x->n, sizeof *mx), *my = calloc(y->n, sizeof *my);
+    sd_exec_args a = {th->data, NULL, SD_BN_BATCH, SD_LABEL_SOFTMAX, x->data, y->data, n};
+    double l = 0;
+    CHECKF(sd_exec_hvp(ex, &a, v->data, &l, gt, h, mx, my) == 0, "%s", be->err.msg);
+    double el = fabs(l - loss->data[0]) / fabs(loss->data[0]);
+    double eg = relerr_vec(gt, g->data, g->n), eh = relerr_vec(h, hv->data, hv->n),
+           ex_ = relerr_vec(mx, dgx->data, dgx->n), ey = relerr_vec(my, dgy->data, dgy->n);
+    printf("| %-10s | %.1e | %.1e | %.1e | %.1e | %.1e |\n", arch, el, eg, eh, ex_, ey);
+    CHECKF(el <= 1e-4, "%s loss %g", arch, el);
+    CHECKF(eg <= 1e-4, "%s grad %g", arch, eg);
+    CHECKF(eh <= 1e-4, "%s hv %g", arch, eh);
+    CHECKF(ex_ <= 1e-4, "%s dgx %g", arch, ex_);
+    CHECKF(ey <= 1e-4, "%s dgy %g", arch, ey);
+    free(gt);
+    free(h);
+    free(mx);
+    free(my);
+out:
+    sd_exec_destroy(ex);
+    sd_backend_destroy(be);
+    sd_model_destroy(m);
+    ref_free(&r);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/data";
+    char p1[512], p2[512];
+    snprintf(p1, sizeof p1, "%s/ref_lenet.bin", dir);
+    snprintf(p2, sizeof p2, "%s/ref_convnet_bn.bin", dir);
+    test_counts();
+    test_philox();
+    test_theta_hash();
+    printf("| model | loss | grad θ | Hv | ∂x⟨v,∇θ⟩ | ∂y⟨v,∇θ⟩ |\n|---|---|---|---|---|---|\n");
+    test_reference(p1, "lenet", 1, 28, 10, 0, 0);
+    test_reference(p2, "convnet-bn", 1, 16, 3, 2, 8);
+    return sd_test_finish();
+}
