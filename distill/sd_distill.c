@@ -229,6 +229,52 @@ void sd_distiller_destroy(sd_distiller *d)
 }
 
 sd_error *sd_distiller_error(sd_distiller *d) { return &d->err; }
+
+int sd_distiller_get(sd_distiller *d, float *x, float *y, double *rho)
+{
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    int rc;
+    if ((x && (rc = download_floats(d->be, x, d->x, nx, &d->err))) ||
+        (y && (rc = download_floats(d->be, y, d->y, ny, &d->err))))
+        return rc;
+    if (rho)
+        memcpy(rho, d->rho, (size_t)d->T * sizeof *rho);
+    return SD_OK;
+}
+
+int sd_distiller_set(sd_distiller *d, const float *x, const float *y, const double *rho)
+{
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    int rc;
+    if ((x && (rc = upload_floats(d->be, d->x, x, nx, &d->err))) ||
+        (y && (rc = upload_floats(d->be, d->y, y, ny, &d->err))))
+        return rc;
+    if (rho)
+        memcpy(d->rho, rho, (size_t)d->T * sizeof *rho);
+    return SD_OK;
+}
+
+int sd_distiller_set_theta0(sd_distiller *d, const float *theta0)
+{
+    if (d->cfg.random_init)
+        return sd_error_set(&d->err, SD_EINVAL, "random-init runs have no fixed theta_0");
+    return upload_floats(d->be, d->theta0[0], theta0, d->nt, &d->err);
+}
+
+static int meta_gradient(sd_distiller *d, double *loss_out);
+
+int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *gy,
+                               double *grho)
+{
+    int rc = meta_gradient(d, loss);
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    if (rc || (gx && (rc = download_floats(d->be, gx, d->gx, nx, &d->err))) ||
+        (gy && (rc = download_floats(d->be, gy, d->gy, ny, &d->err))))
+        return rc;
+    if (grho)
+        memcpy(grho, d->grho, (size_t)d->T * sizeof *grho);
+    return SD_OK;
+}
 const sd_model *sd_distiller_model(const sd_distiller *d) { return d->m; }
 int64_t sd_distiller_iteration(const sd_distiller *d) { return d->iter; }
 
@@ -527,7 +573,8 @@ static int fetch_batch(sd_distiller *d, int64_t iter)
     return upload_onehot(d->be, d->yb, d->lb, nb, d->K, &d->err);
 }
 
-static int outer_step(sd_distiller *d, double *loss_out)
+/* The meta-gradient of this iteration's outer loss: d->gx, d->gy, d->grho. */
+static int meta_gradient(sd_distiller *d, double *loss_out)
 {
     sd_backend *be = d->be;
     int rc;
@@ -569,6 +616,16 @@ static int outer_step(sd_distiller *d, double *loss_out)
         BE(d, be->axpy(be, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
         BE(d, be->axpy(be, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
     }
+    return SD_OK;
+}
+
+static int outer_step(sd_distiller *d, double *loss_out)
+{
+    sd_backend *be = d->be;
+    size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
+    int rc = meta_gradient(d, loss_out);
+    if (rc)
+        return rc;
     /* Adam on images, labels and step parameters */
     int epoch = (int)(d->iter / d->iters_per_epoch);
     double lr = d->cfg.lr * pow(d->cfg.decay_factor,

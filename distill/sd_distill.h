@@ -117,7 +117,19 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *progress_ct
 /* Export: replays, recomputes theta_bn over real batches and fills *out. */
 int sd_distiller_export(sd_distiller *d, sd_distilled *out) SD_WUR;
 sd_error *sd_distiller_error(sd_distiller *d);
-/* Model and current host copies, for pictures and tests */
+/* Current distilled data (host): images S*n*c*h*w, label values S*n*K and
+ * step parameters rho (T; alpha = softplus(rho)).  Any pointer may be NULL. */
+int sd_distiller_get(sd_distiller *d, float *x, float *y, double *rho) SD_WUR;
+int sd_distiller_set(sd_distiller *d, const float *x, const float *y, const double *rho) SD_WUR;
+/* Replace the first fixed theta_0 (host, n_theta values), e.g. to start from
+ * weights exported to a reference implementation. */
+int sd_distiller_set_theta0(sd_distiller *d, const float *theta0) SD_WUR;
+/* The outer loss of the current iteration's real batch and its exact
+ * meta-gradient with respect to images, labels and rho, without updating
+ * anything (for tests and reference comparisons). */
+int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *gy,
+                               double *grho) SD_WUR;
+/* Model, for pictures and tests */
 const sd_model *sd_distiller_model(const sd_distiller *d);
 int64_t sd_distiller_iteration(const sd_distiller *d);
 

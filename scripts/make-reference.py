@@ -98,6 +98,51 @@ def reference(model, n, c, size, k, seed):
     ]
 
 
+def meta_reference(seed):
+    """Meta-gradient of a whole unrolled run: ConvNet-BN (depth 1, width 4) on
+    1x8x8 inputs, K=3, S=2 steps of n=2 images, E=2 epochs (T=4 inner steps),
+    soft labels q = softmax(y), step sizes softplus(rho), inner BN with the
+    distilled batch's statistics, outer hard-label loss on 6 real samples."""
+    g = torch.Generator().manual_seed(seed)
+    r32 = lambda t: t.to(torch.float32).to(torch.float64)
+    dt = torch.float64
+    S, n, E, K, T = 2, 2, 2, 3, 4
+    W = r32(torch.randn(4, 1, 3, 3, generator=g, dtype=dt) * 0.5)
+    b = r32(torch.randn(4, generator=g, dtype=dt) * 0.1)
+    gam = r32(1 + 0.1 * torch.randn(4, generator=g, dtype=dt))
+    bet = r32(0.1 * torch.randn(4, generator=g, dtype=dt))
+    L = r32(torch.randn(K, 4 * 4 * 4, generator=g, dtype=dt) * 0.3)
+    lb = r32(torch.randn(K, generator=g, dtype=dt) * 0.1)
+    theta0 = [W, b, gam, bet, L, lb]
+    x = r32(torch.randn(S * n, 1, 8, 8, generator=g, dtype=dt)).requires_grad_()
+    y = r32(2 * torch.randn(S * n, K, generator=g, dtype=dt)).requires_grad_()
+    rho = r32(torch.log(torch.expm1(torch.full((T,), 0.05, dtype=dt)))
+              + 0.1 * torch.randn(T, generator=g, dtype=dt)).requires_grad_()
+    xr = r32(torch.randn(6, 1, 8, 8, generator=g, dtype=dt))
+    lr_ = torch.tensor([0, 1, 2, 2, 1, 0])
+
+    def f(th, inp):
+        h = F.conv2d(inp, th[0], th[1], padding=1)
+        h = F.batch_norm(h, None, None, th[2], th[3], training=True, eps=1e-5)
+        h = F.avg_pool2d(F.relu(h), 2)
+        return F.linear(h.flatten(1), th[4], th[5])
+
+    th = [t.clone().requires_grad_() for t in theta0]
+    for t in range(T):
+        s = t % S
+        xs, ys = x[s * n:(s + 1) * n], y[s * n:(s + 1) * n]
+        l = -(F.softmax(ys, 1) * F.log_softmax(f(th, xs), 1)).sum() / n
+        gr = torch.autograd.grad(l, th, create_graph=True)
+        a = F.softplus(rho[t])
+        th = [p - a * gp for p, gp in zip(th, gr)]
+    loss = F.cross_entropy(f(th, xr), lr_)
+    gx, gy, grho = torch.autograd.grad(loss, [x, y, rho])
+    flat = lambda ts: torch.cat([t.reshape(-1) for t in ts])
+    return [("theta0", flat(theta0)), ("x", x.detach()), ("y", y.detach()),
+            ("rho", rho.detach()), ("xr", xr), ("lr", lr_.to(dt)),
+            ("loss", loss.detach().reshape(1)), ("gx", gx), ("gy", gy), ("grho", grho)]
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data"
     torch.manual_seed(0)
@@ -105,6 +150,7 @@ def main():
     torch.manual_seed(0)
     write(f"{out}/ref_convnet_bn.bin",
           reference(ConvNet(1, 16, 3, 2, 8), 6, 1, 16, 3, 2))
+    write(f"{out}/ref_meta.bin", meta_reference(3))
     print("wrote", out)
 
 

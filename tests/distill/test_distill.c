@@ -1,0 +1,251 @@
+/*
+ * test_distill.c - the meta-gradient of a whole unrolled distillation run.
+ *
+ * Tiny problem (ConvNet-BN depth 1 width 4 on 1x8x8, K=3, S=2 steps of n=2
+ * images, E=2, so T=4 inner steps; soft labels q=softmax(y); outer loss on 6
+ * real samples), built from tests/data/ref_meta.bin (scripts/make-reference.py):
+ *  - built as float32 (test_distill): loss and dL/dx, dL/dy, dL/drho match the
+ *    PyTorch double-backward reference within 1e-4 relative error per tensor;
+ *  - built as float64 (test_distill_fd): they match central finite differences
+ *    of the outer loss along random directions within 1e-6.
+ * Also checks that checkpoint + resume gives the same result as an
+ * uninterrupted run (float32 build only).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../sd_test.h"
+#include "sd_dataview.h"
+#include "sd_distill.h"
+#include "sd_testutil.h"
+
+typedef struct fixture {
+    ref_file r;
+    sd_backend *be;
+    sd_array_data arr;
+    sd_data_view view;
+    int *labels;
+    sd_distiller *d;
+    sd_distill_config cfg;
+} fixture;
+
+static int setup(fixture *f, const char *dir, const char *ckpt, const char *resume)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref_meta.bin", dir);
+    memset(f, 0, sizeof *f);
+    if (ref_load(&f->r, path))
+        return -1;
+    sd_error err = {0};
+    if (sd_backend_cpu_create(&f->be, 1, &err))
+        return -1;
+    const ref_tensor *xr = ref_get(&f->r, "xr"), *lr = ref_get(&f->r, "lr");
+    f->labels = malloc(lr->n * sizeof *f->labels);
+    for (size_t i = 0; i < lr->n; i++)
+        f->labels[i] = (int)lr->data[i];
+    f->arr = (sd_array_data){.x = xr->data, .labels = f->labels, .count = (int64_t)lr->n,
+                             .c = 1, .h = 8, .w = 8, .classes = 3};
+    sd_data_view_array(&f->view, &f->arr);
+    sd_distill_config_defaults(&f->cfg);
+    snprintf(f->cfg.spec.arch, sizeof f->cfg.spec.arch, "convnet");
+    f->cfg.spec.bn = 1;
+    f->cfg.spec.depth = 1;
+    f->cfg.spec.width = 4;
+    f->cfg.steps = 2;
+    f->cfg.images_per_step = 2;
+    f->cfg.epochs_inner = 2;
+    f->cfg.real_batch = 6;
+    f->cfg.iterations = 6;
+    f->cfg.checkpoint_path = ckpt;
+    f->cfg.checkpoint_every = ckpt ? 3 : 0;
+    if (sd_distiller_create(&f->d, &f->cfg, f->be, &f->view, NULL, resume, &err)) {
+        fprintf(stderr, "distiller: %s\n", err.msg);
+        return -1;
+    }
+    const ref_tensor *th = ref_get(&f->r, "theta0"), *x = ref_get(&f->r, "x"),
+                     *y = ref_get(&f->r, "y"), *rho = ref_get(&f->r, "rho");
+    double rh[4];
+    for (int i = 0; i < 4; i++)
+        rh[i] = rho->data[i];
+    if (sd_distiller_set_theta0(f->d, th->data) ||
+        (!resume && sd_distiller_set(f->d, x->data, y->data, rh))) {
+        fprintf(stderr, "set: %s\n", sd_distiller_error(f->d)->msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void teardown(fixture *f)
+{
+    sd_distiller_destroy(f->d);
+    sd_backend_destroy(f->be);
+    sd_array_data_free(&f->arr);
+    free(f->labels);
+    ref_free(&f->r);
+}
+
+#ifdef SD_REAL_DOUBLE
+static double loss_at(fixture *f, const float *x, const float *y, const double *rho)
+{
+    double l = 0;
+    if (sd_distiller_set(f->d, x, y, rho) ||
+        sd_distiller_meta_gradient(f->d, &l, NULL, NULL, NULL))
+        fprintf(stderr, "loss: %s\n", sd_distiller_error(f->d)->msg);
+    return l;
+}
+
+static void test_fd(const char *dir)
+{
+    fixture f;
+    if (setup(&f, dir, NULL, NULL)) {
+        CHECK(0);
+        return;
+    }
+    const ref_tensor *xt = ref_get(&f.r, "x"), *yt = ref_get(&f.r, "y"),
+                     *rt = ref_get(&f.r, "rho");
+    size_t nx = xt->n, ny = yt->n;
+    float *gx = malloc(nx * sizeof *gx), *gy = malloc(ny * sizeof *gy);
+    double grho[4], rho[4], l0;
+    CHECK(sd_distiller_meta_gradient(f.d, &l0, gx, gy, grho) == 0);
+    for (int i = 0; i < 4; i++)
+        rho[i] = rt->data[i];
+    /* Inputs pass through float (sd_distiller_set), so the steps are chosen
+     * to be exact in float: h = 2^-10 and directions in multiples of 2^-8.
+     * That h is large for a central difference, so use the fourth-order
+     * stencil (truncation ~h^4). */
+    float *xp = malloc(nx * sizeof *xp), *yp = malloc(ny * sizeof *yp);
+    sd_real *w = malloc((nx > ny ? nx : ny) * sizeof *w);
+    const double h = 1.0 / 1024;
+    double e[3];
+    for (int which = 0; which < 3; which++) {
+        size_t n = which == 0 ? nx : which == 1 ? ny : 4;
+        fill_rand(w, n, 40 + (uint64_t)which, 1.0);
+        for (size_t i = 0; i < n; i++) /* multiples of 2^-8: x + k h w is exact in float */
+            w[i] = (sd_real)(round((double)w[i] * 256) / 256);
+        double lp[4], coef[4] = {1, -8, 8, -1}, steps[4] = {-2, -1, 1, 2}, fd = 0, an = 0;
+        for (int k = 0; k < 4; k++) {
+            double rr[4];
+            memcpy(xp, xt->data, nx * sizeof *xp);
+            memcpy(yp, yt->data, ny * sizeof *yp);
+            memcpy(rr, rho, sizeof rr);
+            for (size_t i = 0; i < n; i++) {
+                double dlt = steps[k] * h * (double)w[i];
+                if (which == 0)
+                    xp[i] = (float)(xt->data[i] + dlt);
+                else if (which == 1)
+                    yp[i] = (float)(yt->data[i] + dlt);
+                else
+                    rr[i] = rho[i] + dlt;
+            }
+            lp[k] = loss_at(&f, xp, yp, rr);
+        }
+        for (int k = 0; k < 4; k++)
+            fd += coef[k] * lp[k];
+        fd /= 12 * h;
+        for (size_t i = 0; i < n; i++)
+            an += (which == 0 ? gx[i] : which == 1 ? gy[i] : grho[i]) * (double)w[i];
+        e[which] = fabs(an - fd) / fmax(fabs(fd), 1e-12);
+    }
+    printf("meta-gradient vs finite differences (float64): images %.1e, labels %.1e, step sizes %.1e\n",
+           e[0], e[1], e[2]);
+    CHECKF(e[0] < 1e-6, "images %g", e[0]);
+    CHECKF(e[1] < 1e-6, "labels %g", e[1]);
+    CHECKF(e[2] < 1e-6, "step sizes %g", e[2]);
+    free(gx);
+    free(gy);
+    free(xp);
+    free(yp);
+    free(w);
+    teardown(&f);
+}
+#else
+static void test_reference(const char *dir)
+{
+    fixture f;
+    if (setup(&f, dir, NULL, NULL)) {
+        CHECK(0);
+        return;
+    }
+    const ref_tensor *gxr = ref_get(&f.r, "gx"), *gyr = ref_get(&f.r, "gy"),
+                     *grr = ref_get(&f.r, "grho"), *lr = ref_get(&f.r, "loss");
+    float *gx = malloc(gxr->n * sizeof *gx), *gy = malloc(gyr->n * sizeof *gy);
+    double grho[4], l;
+    CHECK(sd_distiller_meta_gradient(f.d, &l, gx, gy, grho) == 0);
+    sd_real g4[4];
+    for (int i = 0; i < 4; i++)
+        g4[i] = (sd_real)grho[i];
+    double el = fabs(l - lr->data[0]) / fabs(lr->data[0]), ex = relerr_vec(gx, gxr->data, gxr->n),
+           ey = relerr_vec(gy, gyr->data, gyr->n), er = relerr_vec(g4, grr->data, 4);
+    printf("meta-gradient vs PyTorch (float32): loss %.1e, images %.1e, labels %.1e, step sizes "
+           "%.1e\n",
+           el, ex, ey, er);
+    CHECK(el <= 1e-4);
+    CHECKF(ex <= 1e-4, "images %g", ex);
+    CHECKF(ey <= 1e-4, "labels %g", ey);
+    CHECKF(er <= 1e-4, "step sizes %g", er);
+    free(gx);
+    free(gy);
+    teardown(&f);
+}
+
+static int stop_at_3(void *ctx, const sd_progress *p)
+{
+    (void)ctx;
+    return p->iter >= 3;
+}
+
+/* 6 iterations straight vs 3 + checkpoint + resume + 3: identical data. */
+static void test_resume(const char *dir)
+{
+    char ckpt[] = "/tmp/sldd-test-ckpt-XXXXXX";
+    int fd = mkstemp(ckpt);
+    CHECK(fd >= 0);
+    close(fd);
+    fixture a, b;
+    if (setup(&a, dir, NULL, NULL)) {
+        CHECK(0);
+        return;
+    }
+    CHECK(sd_distiller_run(a.d, NULL, NULL) == 0);
+    size_t nx = 4 * 64, ny = 4 * 3;
+    float xa[4 * 64], ya[12], xb[4 * 64], yb[12];
+    double ra[4], rb[4];
+    CHECK(sd_distiller_get(a.d, xa, ya, ra) == 0);
+    teardown(&a);
+
+    if (setup(&b, dir, ckpt, NULL)) {
+        CHECK(0);
+        return;
+    }
+    /* stop after 3 iterations by cancelling from the progress callback */
+    int rc = sd_distiller_run(b.d, stop_at_3, NULL);
+    CHECK(rc == SD_ECANCELED);
+    CHECK(sd_distiller_iteration(b.d) == 3);
+    teardown(&b);
+    if (setup(&b, dir, ckpt, ckpt)) {
+        CHECK(0);
+        return;
+    }
+    CHECK(sd_distiller_iteration(b.d) == 3);
+    CHECK(sd_distiller_run(b.d, NULL, NULL) == 0);
+    CHECK(sd_distiller_get(b.d, xb, yb, rb) == 0);
+    CHECK(memcmp(xa, xb, nx * sizeof *xa) == 0);
+    CHECK(memcmp(ya, yb, ny * sizeof *ya) == 0);
+    CHECK(memcmp(ra, rb, sizeof ra) == 0);
+    teardown(&b);
+    unlink(ckpt);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "tests/data";
+#ifdef SD_REAL_DOUBLE
+    test_fd(dir);
+#else
+    test_reference(dir);
+    test_resume(dir);
+#endif
+    return sd_test_finish();
+}
