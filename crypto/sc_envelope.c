@@ -1,0 +1,438 @@
+/*
+ * sc_envelope.c - sealing and the receive order (see sc_envelope.h).
+ *
+ * Nothing is decrypted before the outer signature has been checked, and
+ * nothing is parsed before its authenticity is established: the envelope
+ * and header are the only attacker-controlled bytes parsed before a
+ * signature check, and both parses are budgeted.
+ */
+#include "sc_envelope.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_util.h"
+#include "sp_check.h"
+
+#define HEADER_MAX 4096
+
+static uint8_t *outer_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct, size_t ctlen,
+                           size_t *blen)
+{
+    uint8_t *b = malloc(hlen + 32);
+    if (!b)
+        return NULL;
+    memcpy(b, hdr, hlen);
+    sc_sha256(b + hlen, ct, ctlen);
+    *blen = hlen + 32;
+    return b;
+}
+
+int sc_envelope_seal(const uint8_t *statement, size_t len, const sc_envelope_fields *f,
+                     const sc_node_keys *keys, const uint8_t recipient_enc_pk[32], uint8_t **out,
+                     size_t *outlen, sc_error *e)
+{
+    Sldd__V1__EnvelopeHeader h = SLDD__V1__ENVELOPE_HEADER__INIT;
+    Sldd__V1__Envelope env = SLDD__V1__ENVELOPE__INIT;
+    uint8_t skid[32], rkid[32], sealed[SC_SEALED_KEY_LEN], nonce[SC_NONCE_LEN], sig[64];
+    uint8_t *ck = NULL, *hdr = NULL, *ct = NULL, *body = NULL;
+    size_t hlen, blen = 0;
+    unsigned long long ctlen = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *outlen = 0;
+    if (sodium_init() < 0)
+        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
+    if (len > SIZE_MAX - crypto_aead_xchacha20poly1305_ietf_ABYTES)
+        return sc_error_set(e, SC_EINVAL, "statement too large");
+    ck = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+    if (!ck)
+        return sc_error_set(e, SC_ENOMEM, "out of guarded memory");
+    crypto_aead_xchacha20poly1305_ietf_keygen(ck);
+    randombytes_buf(nonce, sizeof nonce);
+    if (crypto_box_seal(sealed, ck, crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
+                        recipient_enc_pk)) {
+        rc = sc_error_set(e, SC_ECRYPTO, "sealing the content key failed");
+        goto out;
+    }
+    sc_key_id(skid, keys->sign_pk);
+    sc_key_id(rkid, recipient_enc_pk);
+    h.format_version = SP_FORMAT_VERSION;
+    h.sender = (char *)f->sender;
+    h.recipient = (char *)f->recipient;
+    h.bundle_id.data = (uint8_t *)f->bundle_id;
+    h.bundle_id.len = SP_BUNDLE_ID_LEN;
+    h.sequence = f->sequence;
+    h.created_unix = f->created_unix;
+    h.expires_unix = f->expires_unix;
+    h.sender_key_id.data = skid;
+    h.sender_key_id.len = 32;
+    h.recipient_key_id.data = rkid;
+    h.recipient_key_id.len = 32;
+    h.sealed_key.data = sealed;
+    h.sealed_key.len = sizeof sealed;
+    h.nonce.data = nonce;
+    h.nonce.len = sizeof nonce;
+    hlen = sldd__v1__envelope_header__get_packed_size(&h);
+    hdr = malloc(hlen);
+    ct = malloc(len + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    if (!hdr || !ct) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (sldd__v1__envelope_header__pack(&h, hdr) != hlen) {
+        rc = sc_error_set(e, SC_EFORMAT, "header packing failed");
+        goto out;
+    }
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ctlen, statement, len, hdr, hlen, NULL,
+                                                   nonce, ck)) {
+        rc = sc_error_set(e, SC_ECRYPTO, "encryption failed");
+        goto out;
+    }
+    if (!(body = outer_body(hdr, hlen, ct, (size_t)ctlen, &blen))) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = sc_pae_sign(sig, SC_TYPE_ENVELOPE, body, blen, keys->sign_sk, e)))
+        goto out;
+    env.header.data = hdr;
+    env.header.len = hlen;
+    env.ciphertext.data = ct;
+    env.ciphertext.len = (size_t)ctlen;
+    env.signature.data = sig;
+    env.signature.len = 64;
+    *outlen = sldd__v1__envelope__get_packed_size(&env);
+    *out = malloc(*outlen);
+    if (!*out) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (sldd__v1__envelope__pack(&env, *out) != *outlen) {
+        free(*out);
+        *out = NULL;
+        rc = sc_error_set(e, SC_EFORMAT, "envelope packing failed");
+    }
+out:
+    sc_secret_free(ck, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+    free(hdr);
+    free(ct);
+    free(body);
+    return rc;
+}
+
+void sc_received_destroy(sc_received *rec)
+{
+    if (!rec)
+        return;
+    if (rec->bundle)
+        protobuf_c_message_free_unpacked(&rec->bundle->base, sp_budget_allocator(&rec->budget_));
+    if (rec->st_)
+        protobuf_c_message_free_unpacked(&rec->st_->base, sp_budget_allocator(&rec->st_budget_));
+    free(rec->statement);
+    free(rec);
+}
+
+/* Steps shared by sc_receive and sc_verify_statement, from the statement
+ * bytes on: statement parse, signatures, payload parse and validation.
+ * rec->statement holds the bytes; sender is the node the statement must
+ * come from (NULL: take it from the node signature). */
+static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *sender,
+                        size_t min_admins, size_t parse_budget, sc_error *e)
+{
+    sc_peer found;
+    char why[300];
+    int rc;
+    sp_budget_init(&rec->st_budget_, rec->statement_len + 65536);
+    if ((rc = sc_statement_parse(rec->statement, rec->statement_len, &rec->st_budget_, &rec->st_, e)))
+        return rc;
+    if (!sender) {
+        const char *who = sc_statement_node_signer(rec->st_);
+        if (!who)
+            return sc_error_set(e, SC_EREFUSE_NODE_SIG, "statement has no node signature");
+        if ((rc = trust->peer_get(trust, who, &found, e)))
+            return sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s': %s", who,
+                                e ? e->msg : "unknown");
+        sender = &found;
+    }
+    if ((rc = sc_statement_verify(rec->st_, sender, min_admins, &rec->sigs, e)))
+        return rc;
+    rec->payload = rec->st_->payload.data;
+    rec->payload_len = rec->st_->payload.len;
+    sp_budget_init(&rec->budget_, parse_budget);
+    rec->bundle = sldd__v1__bundle__unpack(sp_budget_allocator(&rec->budget_), rec->payload_len,
+                                           rec->payload);
+    if (!rec->bundle) {
+        if (rec->budget_.exceeded)
+            return sc_error_set(e, SC_EREFUSE_BUDGET,
+                                "payload needs more than the parse budget of %zu bytes",
+                                parse_budget);
+        return sc_error_set(e, SC_EREFUSE_PARSE, "payload (%zu bytes) does not parse",
+                            rec->payload_len);
+    }
+    if (sp_message_check_unknown(&rec->bundle->base, why, sizeof why))
+        return sc_error_set(e, SC_EREFUSE_UNKNOWN_FIELDS, "%s", why);
+    if (strcmp(rec->bundle->sender, sender->id))
+        return sc_error_set(e, SC_EREFUSE_MISMATCH, "payload sender '%.64s' is not the signer '%s'",
+                            rec->bundle->sender, sender->id);
+    if (sp_bundle_validate(rec->bundle, why, sizeof why))
+        return sc_error_set(e, SC_EREFUSE_SEMANTIC, "%s", why);
+    memcpy(rec->sender, sender->id, sizeof rec->sender);
+    memcpy(rec->bundle_id, rec->bundle->bundle_id.data, 16);
+    rec->sequence = rec->bundle->sequence;
+    return 0;
+}
+
+int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust,
+                        size_t min_admins, size_t parse_budget, sc_received **out, sc_error *e)
+{
+    sc_received *rec;
+    int rc;
+    *out = NULL;
+    if (sodium_init() < 0)
+        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
+    rec = calloc(1, sizeof *rec);
+    if (!rec || !(rec->statement = malloc(len ? len : 1))) {
+        free(rec);
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    }
+    memcpy(rec->statement, buf, len);
+    rec->statement_len = len;
+    if ((rc = inner_checks(rec, trust, NULL, min_admins, parse_budget, e))) {
+        sc_received_destroy(rec);
+        return rc;
+    }
+    *out = rec;
+    return 0;
+}
+
+int sc_envelope_peek(const uint8_t *buf, size_t len, sp_budget *b, Sldd__V1__Envelope **env,
+                     Sldd__V1__EnvelopeHeader **hdr, sc_error *e)
+{
+    char why[300];
+    *env = NULL;
+    *hdr = NULL;
+    *env = sldd__v1__envelope__unpack(sp_budget_allocator(b), len, buf);
+    if (!*env)
+        return sc_error_set(e, b->exceeded ? SC_EREFUSE_BUDGET : SC_EREFUSE_ENVELOPE,
+                            "envelope does not parse (%zu bytes)", len);
+    if (sp_message_check_unknown(&(*env)->base, why, sizeof why))
+        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "%s", why);
+    if ((*env)->header.len == 0 || (*env)->header.len > HEADER_MAX)
+        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "envelope header has %zu bytes (1..%d)",
+                            (*env)->header.len, HEADER_MAX);
+    if ((*env)->signature.len != 64)
+        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "outer signature has %zu bytes, want 64",
+                            (*env)->signature.len);
+    if ((*env)->ciphertext.len < crypto_aead_xchacha20poly1305_ietf_ABYTES)
+        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "ciphertext too short (%zu bytes)",
+                            (*env)->ciphertext.len);
+    *hdr = sldd__v1__envelope_header__unpack(sp_budget_allocator(b), (*env)->header.len,
+                                             (*env)->header.data);
+    if (!*hdr)
+        return sc_error_set(e, SC_EREFUSE_HEADER, "envelope header does not parse");
+    if (sp_message_check_unknown(&(*hdr)->base, why, sizeof why))
+        return sc_error_set(e, SC_EREFUSE_HEADER, "%s", why);
+    if ((*hdr)->format_version != SP_FORMAT_VERSION)
+        return sc_error_set(e, SC_EREFUSE_HEADER, "envelope format version %u, this node reads %d",
+                            (*hdr)->format_version, SP_FORMAT_VERSION);
+    if (!sp_valid_id((*hdr)->sender) || !sp_valid_id((*hdr)->recipient))
+        return sc_error_set(e, SC_EREFUSE_HEADER, "header sender or recipient is not a valid id");
+    if ((*hdr)->bundle_id.len != SP_BUNDLE_ID_LEN || (*hdr)->sender_key_id.len != 32 ||
+        (*hdr)->recipient_key_id.len != 32 || (*hdr)->sealed_key.len != SC_SEALED_KEY_LEN ||
+        (*hdr)->nonce.len != SC_NONCE_LEN)
+        return sc_error_set(e, SC_EREFUSE_HEADER, "header field of the wrong length");
+    if ((*hdr)->sequence < 1 || (*hdr)->created_unix <= 0 ||
+        (*hdr)->expires_unix <= (*hdr)->created_unix)
+        return sc_error_set(e, SC_EREFUSE_HEADER, "header sequence or times out of range");
+    return 0;
+}
+
+int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received **out,
+               sc_error *e)
+{
+    sp_budget ob;
+    Sldd__V1__Envelope *env = NULL;
+    Sldd__V1__EnvelopeHeader *h = NULL;
+    sc_peer peer;
+    sc_received *rec = NULL;
+    uint8_t kid[32], *ck = NULL, *body = NULL;
+    size_t blen;
+    unsigned long long ptlen = 0;
+    int rc;
+
+    *out = NULL;
+    if (sodium_init() < 0)
+        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
+    /* 1. size cap, before a single byte is parsed */
+    if (len > r->cfg.max_bytes)
+        return sc_error_set(e, SC_EREFUSE_SIZE, "%zu bytes, larger than the cap of %zu", len,
+                            r->cfg.max_bytes);
+    /* 2-3. envelope and header structure (copies: len + small overhead) */
+    sp_budget_init(&ob, len + 65536);
+    if ((rc = sc_envelope_peek(buf, len, &ob, &env, &h, e)))
+        goto out;
+    /* 4. known sender, with the key we have on record */
+    if ((rc = r->trust->peer_get(r->trust, h->sender, &peer, e))) {
+        rc = sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER, "sender '%s' is not a known peer",
+                          h->sender);
+        goto out;
+    }
+    sc_key_id(kid, peer.sign_pk);
+    if (memcmp(kid, h->sender_key_id.data, 32)) {
+        rc = sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER,
+                          "envelope signed by a key not on record for '%s'", h->sender);
+        goto out;
+    }
+    /* 5. outer signature over the exact header bytes and the ciphertext hash */
+    if (!(body = outer_body(env->header.data, env->header.len, env->ciphertext.data,
+                            env->ciphertext.len, &blen))) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body, blen, peer.sign_pk)) {
+        rc = sc_error_set(e, SC_EREFUSE_OUTER_SIG, "outer signature of '%s' is not valid",
+                          h->sender);
+        goto out;
+    }
+    /* 6. addressed to us, sealed to our current key */
+    sc_key_id(kid, r->keys->enc_pk);
+    if (strcmp(h->recipient, r->self_id)) {
+        rc = sc_error_set(e, SC_EREFUSE_RECIPIENT, "addressed to '%s', this node is '%s'",
+                          h->recipient, r->self_id);
+        goto out;
+    }
+    if (memcmp(kid, h->recipient_key_id.data, 32)) {
+        rc = sc_error_set(e, SC_EREFUSE_RECIPIENT,
+                          "sealed to an encryption key of '%s' that is not this node's", h->recipient);
+        goto out;
+    }
+    /* 7. time */
+    if (r->now >= h->expires_unix) {
+        rc = sc_error_set(e, SC_EREFUSE_EXPIRED, "expired at %" PRId64 ", now %" PRId64,
+                          h->expires_unix, r->now);
+        goto out;
+    }
+    if (h->created_unix > r->now + r->cfg.clock_skew) {
+        rc = sc_error_set(e, SC_EREFUSE_FUTURE,
+                          "created at %" PRId64 ", %" PRId64 " s ahead of now (allowance %" PRId64
+                          " s)",
+                          h->created_unix, h->created_unix - r->now, r->cfg.clock_skew);
+        goto out;
+    }
+    /* 8. replay */
+    if (r->replay &&
+        (rc = r->replay->check(r->replay, h->sender, h->bundle_id.data, h->sequence, e)))
+        goto out;
+    /* 9. unseal the content key */
+    ck = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+    if (!ck) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of guarded memory");
+        goto out;
+    }
+    if (crypto_box_seal_open(ck, h->sealed_key.data, h->sealed_key.len, r->keys->enc_pk,
+                             r->keys->enc_sk)) {
+        rc = sc_error_set(e, SC_EREFUSE_UNSEAL, "the content key does not unseal with our key");
+        goto out;
+    }
+    /* 10. AEAD, header bytes as associated data */
+    rec = calloc(1, sizeof *rec);
+    if (!rec || !(rec->statement = malloc(env->ciphertext.len))) {
+        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(rec->statement, &ptlen, NULL,
+                                                   env->ciphertext.data, env->ciphertext.len,
+                                                   env->header.data, env->header.len,
+                                                   h->nonce.data, ck)) {
+        rc = sc_error_set(e, SC_EREFUSE_AEAD, "the body does not authenticate");
+        goto out;
+    }
+    rec->statement_len = (size_t)ptlen;
+    /* 11-15. statement, signatures, payload parse, unknown fields, validation */
+    if ((rc = inner_checks(rec, r->trust, &peer, r->cfg.min_admins, r->cfg.parse_budget, e)))
+        goto out;
+    /* the signed payload must say what the signed header says */
+    {
+        const Sldd__V1__Bundle *b = rec->bundle;
+        int in_audience = 0;
+        for (size_t i = 0; i < b->n_audience; i++)
+            in_audience |= !strcmp(b->audience[i], r->self_id);
+        if (memcmp(b->bundle_id.data, h->bundle_id.data, 16) || b->sequence != h->sequence ||
+            b->created_unix != h->created_unix || b->expires_unix != h->expires_unix) {
+            rc = sc_error_set(e, SC_EREFUSE_MISMATCH,
+                              "payload id, sequence or times differ from the envelope header");
+            goto out;
+        }
+        if (!in_audience) {
+            rc = sc_error_set(e, SC_EREFUSE_MISMATCH, "this node is not in the payload's audience");
+            goto out;
+        }
+    }
+    *out = rec;
+    rec = NULL;
+    rc = 0;
+out:
+    sc_secret_free(ck, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+    free(body);
+    sc_received_destroy(rec);
+    if (h)
+        protobuf_c_message_free_unpacked(&h->base, sp_budget_allocator(&ob));
+    if (env)
+        protobuf_c_message_free_unpacked(&env->base, sp_budget_allocator(&ob));
+    return rc;
+}
+
+int sc_receive_commit(const sc_receiver *r, const sc_received *rec, sc_error *e)
+{
+    if (!r->replay)
+        return 0;
+    return r->replay->record(r->replay, rec->sender, rec->bundle_id, rec->sequence, e);
+}
+
+int sc_seal_statement(const uint8_t *statement, size_t len, const char *self_id,
+                      const sc_node_keys *keys, sc_trust_store *trust, const char *recipient,
+                      size_t min_admins, int64_t now, uint8_t **out, size_t *outlen, sc_error *e)
+{
+    sc_received *rec = NULL;
+    sc_peer to;
+    sc_envelope_fields f;
+    int rc, in_audience = 0;
+    uint8_t kid[32];
+    *out = NULL;
+    if ((rc = sc_verify_statement(statement, len, trust, min_admins, (size_t)256 << 20, &rec, e)))
+        return sc_error_wrap(e, "will not seal");
+    if (strcmp(rec->sender, self_id)) {
+        rc = sc_error_set(e, SC_EINVAL, "will not seal: the statement is from '%s', not this node",
+                          rec->sender);
+        goto out;
+    }
+    sc_key_id(kid, keys->sign_pk);
+    for (size_t i = 0; i < rec->bundle->n_audience; i++)
+        in_audience |= !strcmp(rec->bundle->audience[i], recipient);
+    if (!in_audience) {
+        rc = sc_error_set(e, SC_EINVAL, "will not seal: '%s' is not in the payload's audience",
+                          recipient);
+        goto out;
+    }
+    if (now >= rec->bundle->expires_unix) {
+        rc = sc_error_set(e, SC_EINVAL, "will not seal: the payload expired at %" PRId64,
+                          rec->bundle->expires_unix);
+        goto out;
+    }
+    if ((rc = trust->peer_get(trust, recipient, &to, e)))
+        goto out;
+    f.sender = self_id;
+    f.recipient = recipient;
+    f.bundle_id = rec->bundle_id;
+    f.sequence = rec->sequence;
+    f.created_unix = rec->bundle->created_unix;
+    f.expires_unix = rec->bundle->expires_unix;
+    rc = sc_envelope_seal(statement, len, &f, keys, to.enc_pk, out, outlen, e);
+out:
+    sc_received_destroy(rec);
+    return rc;
+}

@@ -1,0 +1,174 @@
+/*
+ * sc_node.c - node directory creation, node.conf and the sequence counter
+ * (see sc_node.h).
+ */
+#include "sc_node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "sc_keys.h"
+#include "sc_util.h"
+#include "sp_check.h"
+
+void sc_node_config_default(sc_node_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->max_bundle_bytes = (size_t)64 << 20;
+    c->parse_budget_bytes = (size_t)256 << 20;
+    c->clock_skew_seconds = 300;
+    c->min_admin_approvals = 1;
+    c->bundle_ttl_seconds = 30 * 86400;
+}
+
+int sc_node_init(const char *node_dir, const char *id, sc_error *e)
+{
+    char path[4200], conf[1024];
+    sc_node_keys *k = NULL;
+    sc_node_config c;
+    int rc, n;
+    if (!sp_valid_id(id))
+        return sc_error_set(e, SC_EINVAL,
+                            "'%s' is not a valid node id (1-64 of A-Z a-z 0-9 . _ -)", id);
+    if ((rc = sc_mkdir(node_dir, 0700, e)))
+        return rc;
+    if ((rc = sc_path_join(path, sizeof path, node_dir, "node.conf", e)))
+        return rc;
+    if (access(path, F_OK) == 0)
+        return sc_error_set(e, SC_EEXIST, "%s already holds a node", node_dir);
+    sc_node_config_default(&c);
+    n = snprintf(conf, sizeof conf,
+                 "# SLDD node configuration\n"
+                 "id: %s\n"
+                 "max-bundle-bytes: %zu\n"
+                 "parse-budget-bytes: %zu\n"
+                 "clock-skew-seconds: %" PRId64 "\n"
+                 "min-admin-approvals: %zu\n"
+                 "bundle-ttl-seconds: %" PRId64 "\n",
+                 id, c.max_bundle_bytes, c.parse_budget_bytes, c.clock_skew_seconds,
+                 c.min_admin_approvals, c.bundle_ttl_seconds);
+    if ((rc = sc_node_keys_generate(&k, e)))
+        return rc;
+    /* keys first: a half-made node has no node.conf and can be re-made */
+    rc = sc_node_keys_save(k, node_dir, id, e);
+    sc_node_keys_destroy(k);
+    if (rc)
+        return rc;
+    if ((rc = sc_path_join(path, sizeof path, node_dir, "admins", e)) ||
+        (rc = sc_mkdir(path, 0700, e)) ||
+        (rc = sc_path_join(path, sizeof path, node_dir, "peers", e)) ||
+        (rc = sc_mkdir(path, 0700, e)) ||
+        (rc = sc_path_join(path, sizeof path, node_dir, "node.conf", e)))
+        return rc;
+    return sc_file_create_excl(path, conf, (size_t)n, 0600, e);
+}
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long x;
+    errno = 0;
+    if (!*v || *v == '-')
+        return -1;
+    x = strtoull(v, &end, 10);
+    if (errno || *end || x > max)
+        return -1;
+    *out = (uint64_t)x;
+    return 0;
+}
+
+int sc_node_config_load(const char *node_dir, sc_node_config *c, sc_error *e)
+{
+    char path[4200], *cur, *key, *val;
+    uint8_t *buf;
+    size_t len;
+    int r, rc;
+    sc_node_config_default(c);
+    if ((rc = sc_path_join(path, sizeof path, node_dir, "node.conf", e)))
+        return rc;
+    if ((rc = sc_file_read(path, 65536, 0, &buf, &len, e)))
+        return rc == SC_ENOTFOUND
+                   ? sc_error_set(e, rc, "%s is not a node directory (no node.conf); run sldd init",
+                                  node_dir)
+                   : rc;
+    cur = (char *)buf;
+    rc = 0;
+    while (!rc && (r = sc_kv_next(&cur, &key, &val)) == 1) {
+        uint64_t x = 0;
+        if (!strcmp(key, "id")) {
+            if (!sp_valid_id(val))
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad id", path);
+            else
+                memcpy(c->id, val, strlen(val) + 1);
+        } else if (!strcmp(key, "max-bundle-bytes")) {
+            if (parse_u64(val, (uint64_t)1 << 40, &x) || x < 1024)
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            c->max_bundle_bytes = (size_t)x;
+        } else if (!strcmp(key, "parse-budget-bytes")) {
+            if (parse_u64(val, (uint64_t)1 << 42, &x) || x < 65536)
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            c->parse_budget_bytes = (size_t)x;
+        } else if (!strcmp(key, "clock-skew-seconds")) {
+            if (parse_u64(val, 86400, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            c->clock_skew_seconds = (int64_t)x;
+        } else if (!strcmp(key, "min-admin-approvals")) {
+            if (parse_u64(val, 32, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            c->min_admin_approvals = (size_t)x;
+        } else if (!strcmp(key, "bundle-ttl-seconds")) {
+            if (parse_u64(val, (uint64_t)10 * 366 * 86400, &x) || x < 60)
+                rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            c->bundle_ttl_seconds = (int64_t)x;
+        }
+        /* unknown keys belong to other parts of the node (daemon, net) */
+    }
+    if (!rc && r < 0)
+        rc = sc_error_set(e, SC_EFORMAT, "%s: malformed line", path);
+    if (!rc && !c->id[0])
+        rc = sc_error_set(e, SC_EFORMAT, "%s: no id", path);
+    free(buf);
+    return rc;
+}
+
+int sc_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e)
+{
+    char path[4200], buf[32];
+    uint64_t cur = 0;
+    ssize_t n;
+    int fd, rc = 0;
+    if ((rc = sc_path_join(path, sizeof path, node_dir, "sequence", e)))
+        return rc;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX)) {
+        close(fd);
+        return sc_error_set(e, SC_EIO, "%s: lock: %s", path, strerror(errno));
+    }
+    n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n < 0) {
+        rc = sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    } else {
+        buf[n] = 0;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+            buf[--n] = 0;
+        if (n > 0 && parse_u64(buf, UINT64_MAX - 1, &cur))
+            rc = sc_error_set(e, SC_EFORMAT, "%s: not a number", path);
+    }
+    if (!rc) {
+        int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", cur + 1);
+        if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)len, 0) != len || fsync(fd))
+            rc = sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+        else
+            *seq = cur + 1;
+    }
+    close(fd); /* releases the lock */
+    return rc;
+}
