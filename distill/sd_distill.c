@@ -254,6 +254,12 @@ int sd_distiller_set(sd_distiller *d, const float *x, const float *y, const doub
     return SD_OK;
 }
 
+void sd_distiller_data_ptr(sd_distiller *d, sd_real **x, sd_real **y)
+{
+    *x = d->x;
+    *y = d->y;
+}
+
 int sd_distiller_set_theta0(sd_distiller *d, const float *theta0)
 {
     if (d->cfg.random_init)

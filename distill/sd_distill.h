@@ -129,6 +129,9 @@ int sd_distiller_set_theta0(sd_distiller *d, const float *theta0) SD_WUR;
  * anything (for tests and reference comparisons). */
 int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *gy,
                                double *grho) SD_WUR;
+/* Backend pointers to the images (S*n*c*h*w) and label values (S*n*K), for
+ * tests that must perturb them in the engine's own precision. */
+void sd_distiller_data_ptr(sd_distiller *d, sd_real **x, sd_real **y);
 /* Model, for pictures and tests */
 const sd_model *sd_distiller_model(const sd_distiller *d);
 int64_t sd_distiller_iteration(const sd_distiller *d);
