@@ -11,7 +11,7 @@ static int array_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_
     size_t d = (size_t)a->c * (size_t)a->h * (size_t)a->w;
     size_t need = (size_t)n * d * sizeof(sd_real);
     if (need > a->staging_cap) {
-        void *s = realloc(a->staging, need);
+        sd_real *s = realloc(a->staging, need);
         if (!s)
             return sd_error_set(err, SD_ENOMEM, "out of memory for a batch");
         a->staging = s;
@@ -21,9 +21,7 @@ static int array_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_
     for (int i = 0; i < n; i++) {
         if (idx[i] < 0 || idx[i] >= a->count)
             return sd_error_set(err, SD_EINVAL, "sample %lld out of range", (long long)idx[i]);
-        const float *src = a->x + (size_t)idx[i] * d;
-        for (size_t j = 0; j < d; j++)
-            dst[(size_t)i * d + j] = (sd_real)src[j];
+        memcpy(dst + (size_t)i * d, a->x + (size_t)idx[i] * d, d * sizeof *dst);
         if (labels)
             labels[i] = a->labels[idx[i]];
     }

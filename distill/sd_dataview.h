@@ -3,8 +3,8 @@
  *
  * The distiller, trainer and evaluator read real data only through an
  * sd_data_view (sd_distill.h).  This module provides the simplest one: N
- * samples of C*H*W floats (already normalised) with integer labels, and a
- * view of a subset of another view's samples (a split, or the first k).
+ * samples of C*H*W values (already normalised; e.g. an sd_imageset) with
+ * integer labels, and a view of a subset of another view's samples.
  */
 #ifndef SD_DATAVIEW_H
 #define SD_DATAVIEW_H
@@ -14,11 +14,11 @@
 #include "sd_distill.h"
 
 typedef struct sd_array_data {
-    const float *x;     /* count * c*h*w */
-    const int *labels;  /* count */
+    const sd_real *x;       /* count * c*h*w */
+    const int32_t *labels;  /* count */
     int64_t count;
     int c, h, w, classes;
-    void *staging;      /* internal: one batch converted to sd_real */
+    sd_real *staging;   /* internal: one batch gathered */
     size_t staging_cap;
 } sd_array_data;
 

@@ -25,7 +25,8 @@ typedef struct fixture {
     sd_backend *be;
     sd_array_data arr;
     sd_data_view view;
-    int *labels;
+    int32_t *labels;
+    sd_real *xr;
     sd_distiller *d;
     sd_distill_config cfg;
 } fixture;
@@ -42,9 +43,12 @@ static int setup(fixture *f, const char *dir, const char *ckpt, const char *resu
         return -1;
     const ref_tensor *xr = ref_get(&f->r, "xr"), *lr = ref_get(&f->r, "lr");
     f->labels = malloc(lr->n * sizeof *f->labels);
+    f->xr = malloc(xr->n * sizeof *f->xr);
     for (size_t i = 0; i < lr->n; i++)
-        f->labels[i] = (int)lr->data[i];
-    f->arr = (sd_array_data){.x = xr->data, .labels = f->labels, .count = (int64_t)lr->n,
+        f->labels[i] = (int32_t)lr->data[i];
+    for (size_t i = 0; i < xr->n; i++)
+        f->xr[i] = xr->data[i];
+    f->arr = (sd_array_data){.x = f->xr, .labels = f->labels, .count = (int64_t)lr->n,
                              .c = 1, .h = 8, .w = 8, .classes = 3};
     sd_data_view_array(&f->view, &f->arr);
     sd_distill_config_defaults(&f->cfg);
@@ -82,6 +86,7 @@ static void teardown(fixture *f)
     sd_backend_destroy(f->be);
     sd_array_data_free(&f->arr);
     free(f->labels);
+    free(f->xr);
     ref_free(&f->r);
 }
 
