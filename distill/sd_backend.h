@@ -123,7 +123,10 @@ struct sd_backend {
     int (*avgpool_bwd)(sd_backend *be, const sd_pool_desc *d, const sd_real *gy, sd_real *gx); /* gx += */
 
     /* ---- batch normalisation, batch-statistics mode ----
-     * xhat = (x - mean_c) * invstd_c,  y = gamma_c * xhat + beta_c            */
+     * xhat = (x - mean_c) * invstd_c,  y = gamma_c * xhat + beta_c
+     * In every bn_* op a NULL tangent input (dx, dgamma, dbeta, dgy) means
+     * zero and a NULL accumulated output (gx, ggamma, gbeta, dgx, dggamma,
+     * dgbeta) means "not wanted".                                              */
     /* computes mean, invstd (c) from x and writes y */
     int (*bn_fwd_train)(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
                         const sd_real *gamma, const sd_real *beta, sd_real *y,

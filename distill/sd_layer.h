@@ -66,6 +66,8 @@ typedef struct sd_layer {
     int bias;                 /* conv, linear: has a bias */
     int out_features;         /* linear */
     int kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad; /* pooling */
+    /* (pooling: sh/sw 0 = the kernel size, as in PyTorch; adaptive average
+     *  pooling may give its output size as kh, kw instead of out.h, out.w) */
     double eps;               /* bn */
     double p_drop;            /* dropout */
     /* SD_LAYER_INPUT: the caller sets out.c/h/w.  SD_LAYER_ADAPTIVE_AVGPOOL:
@@ -81,7 +83,9 @@ typedef struct sd_layer {
 typedef struct sd_layer_io {
     int n; /* batch size */
     sd_bn_mode bn_mode;
-    int dropout_train;     /* dropout active (ordinary training only) */
+    int dropout_train;     /* dropout active (ordinary training only); the mask
+                            * comes from (dropout_seed, element index) and is kept
+                            * in saved, so pass the same value to every entry point */
     unsigned long long dropout_seed;
 
     const sd_real *x[SD_LAYER_MAX_IN];
@@ -115,5 +119,26 @@ int sd_layer_backward_tangent(sd_backend *be, const sd_layer *l, sd_layer_io *io
 
 /* Soft-target cross-entropy (the loss is not a graph layer).  Thin wrappers
  * over the backend's sce_* ops; see sd_backend.h for the formulas. */
+int sd_sce_forward(sd_backend *be, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
+                   double *loss) SD_WUR;
+int sd_sce_backward(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q, double g,
+                    sd_real *gz, sd_real *gq) SD_WUR;
+int sd_sce_forward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+                           const sd_real *dz, const sd_real *dq, double *dloss) SD_WUR;
+int sd_sce_backward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+                            const sd_real *dz, const sd_real *dq, double g, double dg,
+                            sd_real *dgz, sd_real *dgq) SD_WUR;
+
+/* Row softmax q = softmax(y) (label parameterisation), four entry points:
+ * q =; gy += J'gq; dq = J dy (J is symmetric, dy NULL = 0);
+ * dgy += tangent of the backward along (dy, dgq). */
+int sd_softmax_forward(sd_backend *be, int n, int k, const sd_real *y, sd_real *q) SD_WUR;
+int sd_softmax_backward(sd_backend *be, int n, int k, const sd_real *q, const sd_real *gq,
+                        sd_real *gy) SD_WUR;
+int sd_softmax_forward_tangent(sd_backend *be, int n, int k, const sd_real *q, const sd_real *dy,
+                               sd_real *dq) SD_WUR;
+int sd_softmax_backward_tangent(sd_backend *be, int n, int k, const sd_real *q,
+                                const sd_real *dy, const sd_real *gq, const sd_real *dgq,
+                                sd_real *dgy) SD_WUR;
 
 #endif

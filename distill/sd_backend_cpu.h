@@ -1,0 +1,37 @@
+/*
+ * sd_backend_cpu.h - knobs specific to the CPU backend.
+ *
+ * The CPU backend implements sd_backend.h and needs nothing else for normal
+ * use.  This header exists for tests and benchmarks that must run a particular
+ * convolution path (to check the paths agree, and to measure them); the
+ * automatic choice is documented in sd_backend_cpu.c and docs/benchmarks.md.
+ */
+#ifndef SD_BACKEND_CPU_H
+#define SD_BACKEND_CPU_H
+
+#include "sd_backend.h"
+
+typedef enum sd_cpu_conv_path {
+    SD_CPU_CONV_AUTO = 0,     /* chosen per shape (measured rule) */
+    SD_CPU_CONV_IM2COL,       /* im2col of one sample, one GEMM per sample */
+    SD_CPU_CONV_IM2COL_BATCH, /* im2col of several samples, one wide GEMM */
+    SD_CPU_CONV_GEMM1X1,      /* 1x1 kernel, stride 1, no padding: GEMM on x itself */
+    SD_CPU_CONV_SHIFT,        /* stride 1: one GEMM per kernel tap on a padded copy */
+    SD_CPU_CONV_PATH_COUNT
+} sd_cpu_conv_path;
+
+/* Force a convolution path for later calls (SD_CPU_CONV_AUTO restores the
+ * automatic choice).  A forced path that does not apply to a shape falls back
+ * to SD_CPU_CONV_IM2COL.  Workspace sizes follow the path, so size workspaces
+ * after setting it.  SD_EINVAL when be is not a CPU backend. */
+int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path);
+
+/* The path the backend will use for d with its current setting. */
+sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d);
+
+/* Whether a path can run shape d at all. */
+int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d);
+
+const char *sd_cpu_conv_path_name(sd_cpu_conv_path path);
+
+#endif
