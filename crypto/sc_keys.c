@@ -58,6 +58,25 @@ int sc_node_keys_generate(sc_node_keys **out, sc_error *e)
     return 0;
 }
 
+int sc_node_keys_from_seed(const uint8_t seed[32], sc_node_keys **out, sc_error *e)
+{
+    uint8_t s2[32];
+    sc_node_keys *k;
+    int rc = sc_node_keys_generate(&k, e);
+    if (rc)
+        return rc;
+    /* separate seeds for the two pairs: they must never share key material */
+    sc_sha256(s2, seed, 32);
+    if (crypto_sign_seed_keypair(k->sign_pk, k->sign_sk, seed) ||
+        crypto_box_seed_keypair(k->enc_pk, k->enc_sk, s2)) {
+        sc_node_keys_destroy(k);
+        return sc_error_set(e, SC_ECRYPTO, "seeded key generation failed");
+    }
+    sodium_memzero(s2, sizeof s2);
+    *out = k;
+    return 0;
+}
+
 void sc_node_keys_destroy(sc_node_keys *k)
 {
     if (!k)
@@ -367,6 +386,30 @@ static int copy_id(char dst[65], const char *src)
     if (n == 0 || n > 64)
         return -1;
     memcpy(dst, src, n + 1);
+    return 0;
+}
+
+int sc_admin_key_from_seed(const char *name, const char *node, const uint8_t seed[32],
+                           sc_admin_key **out, sc_error *e)
+{
+    sc_admin_key *k;
+    *out = NULL;
+    if (sodium_init() < 0)
+        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
+    k = calloc(1, sizeof *k);
+    if (!k || !(k->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES))) {
+        free(k);
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    }
+    if (copy_id(k->name, name) || copy_id(k->node, node)) {
+        sc_admin_key_destroy(k);
+        return sc_error_set(e, SC_EINVAL, "bad admin or node name");
+    }
+    if (crypto_sign_seed_keypair(k->pk, k->sk, seed)) {
+        sc_admin_key_destroy(k);
+        return sc_error_set(e, SC_ECRYPTO, "seeded key generation failed");
+    }
+    *out = k;
     return 0;
 }
 

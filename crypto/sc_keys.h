@@ -42,6 +42,9 @@ typedef enum sc_kdf_strength {
 } sc_kdf_strength;
 
 int sc_node_keys_generate(sc_node_keys **out, sc_error *e) SC_WUR;
+/* Both pairs derived from a 32-byte seed (tests, fuzzing, reproducible
+ * fixtures); never used for real nodes. */
+int sc_node_keys_from_seed(const uint8_t seed[32], sc_node_keys **out, sc_error *e) SC_WUR;
 /* Write keys/sign.key, keys/enc.key (0600, O_EXCL) and the .pub files
  * into node_dir/keys (created 0700). */
 int sc_node_keys_save(const sc_node_keys *k, const char *node_dir, const char *node_id,
@@ -65,6 +68,9 @@ int sc_admin_key_load(const char *node_dir, const char *name, const char *pass,
 /* Public key of admin `name` (admins/NAME.pub). */
 int sc_admin_pub_load(const char *node_dir, const char *name, uint8_t pk[32],
                       sc_error *e) SC_WUR;
+/* An admin key in memory from a seed (tests, fuzzing). */
+int sc_admin_key_from_seed(const char *name, const char *node, const uint8_t seed[32],
+                           sc_admin_key **out, sc_error *e) SC_WUR;
 void sc_admin_key_destroy(sc_admin_key *k);
 
 /* Passphrase for an admin key, from (in order) passfile if given, the

@@ -267,6 +267,78 @@ int sc_trust_store_open_files(const char *node_dir, const char *self_id, sc_trus
     return 0;
 }
 
+typedef struct mem_trust {
+    sc_peer *v;
+    size_t n;
+} mem_trust;
+
+static int mt_peer_get(sc_trust_store *s, const char *id, sc_peer *out, sc_error *e)
+{
+    mem_trust *t = s->ctx;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->v[i].id, id)) {
+            *out = t->v[i];
+            return 0;
+        }
+    return sc_error_set(e, SC_ENOTFOUND, "node '%.64s' is not a known peer", id);
+}
+
+static int mt_peer_put(sc_trust_store *s, const sc_peer *p, sc_error *e)
+{
+    mem_trust *t = s->ctx;
+    sc_peer *nv;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->v[i].id, p->id)) {
+            t->v[i] = *p;
+            return 0;
+        }
+    nv = realloc(t->v, (t->n + 1) * sizeof *nv);
+    if (!nv)
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    t->v = nv;
+    t->v[t->n++] = *p;
+    return 0;
+}
+
+static int mt_peer_list(sc_trust_store *s, sc_peer **out, size_t *n, sc_error *e)
+{
+    mem_trust *t = s->ctx;
+    *out = malloc((t->n ? t->n : 1) * sizeof **out);
+    if (!*out)
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    if (t->n)
+        memcpy(*out, t->v, t->n * sizeof **out);
+    *n = t->n;
+    return 0;
+}
+
+static void mt_destroy(sc_trust_store *s)
+{
+    mem_trust *t = s->ctx;
+    free(t->v);
+    free(t);
+    free(s);
+}
+
+int sc_trust_store_memory(sc_trust_store **out, sc_error *e)
+{
+    sc_trust_store *s = calloc(1, sizeof *s);
+    mem_trust *t = calloc(1, sizeof *t);
+    *out = NULL;
+    if (!s || !t) {
+        free(s);
+        free(t);
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    }
+    s->ctx = t;
+    s->peer_get = mt_peer_get;
+    s->peer_put = mt_peer_put;
+    s->peer_list = mt_peer_list;
+    s->destroy = mt_destroy;
+    *out = s;
+    return 0;
+}
+
 void sc_trust_store_destroy(sc_trust_store *s)
 {
     if (s)
@@ -339,6 +411,8 @@ static int fr_record(sc_replay_store *s, const char *sender, const uint8_t id[16
     int fd, n;
     if (!sp_valid_id(sender))
         return sc_error_set(e, SC_EINVAL, "bad sender id");
+    if (!r->path[0]) /* memory store */
+        goto remember;
     sc_hex_encode(hex, id, 16);
     n = snprintf(line, sizeof line, "%s %" PRIu64 " %s\n", sender, seq, hex);
     fd = open(r->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -350,6 +424,7 @@ static int fr_record(sc_replay_store *s, const char *sender, const uint8_t id[16
         return sc_error_set(e, SC_EIO, "%s: %s", r->path, strerror(err));
     }
     close(fd);
+remember:
     if (fr_push(r, sender, id, seq))
         return sc_error_set(e, SC_ENOMEM, "out of memory");
     return 0;
@@ -411,6 +486,24 @@ int sc_replay_store_open_file(const char *path, sc_replay_store **out, sc_error 
         }
         free(buf);
     }
+    *out = s;
+    return 0;
+}
+
+int sc_replay_store_memory(sc_replay_store **out, sc_error *e)
+{
+    sc_replay_store *s = calloc(1, sizeof *s);
+    file_replay *r = calloc(1, sizeof *r);
+    *out = NULL;
+    if (!s || !r) {
+        free(s);
+        free(r);
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    }
+    s->ctx = r;
+    s->check = fr_check;
+    s->record = fr_record;
+    s->destroy = fr_destroy;
     *out = s;
     return 0;
 }

@@ -48,6 +48,9 @@ struct sc_trust_store {
  * keys/sign.pub, keys/enc.pub and admins/NAME.pub. */
 int sc_trust_store_open_files(const char *node_dir, const char *self_id, sc_trust_store **out,
                               sc_error *e) SC_WUR;
+/* In-memory store (tests, fuzzing): peer_get finds whatever was put,
+ * this node included. */
+int sc_trust_store_memory(sc_trust_store **out, sc_error *e) SC_WUR;
 void sc_trust_store_destroy(sc_trust_store *s);
 
 /* Text form of a peer record ("sldd-peer: v1", id, sign, enc, admin lines). */
@@ -71,6 +74,8 @@ struct sc_replay_store {
 
 /* Append-only file store at path (created if missing). */
 int sc_replay_store_open_file(const char *path, sc_replay_store **out, sc_error *e) SC_WUR;
+/* In-memory store, forgotten when destroyed (tests, fuzzing). */
+int sc_replay_store_memory(sc_replay_store **out, sc_error *e) SC_WUR;
 void sc_replay_store_destroy(sc_replay_store *s);
 
 #endif
