@@ -1,0 +1,1127 @@
+/*
+ * sd_dataset.c - dataset loading and validation, the patch index, host
+ * patch cutting and the prepared-index file (see sd_dataset.h and
+ * docs/data.md).
+ *
+ * Loading is two passes: first every CSV line and every PNG header is
+ * checked (cheap, and most mistakes are caught before any large allocation),
+ * then the pixels of the requested splits are decoded in parallel into one
+ * contiguous buffer.
+ */
+#include "sd_dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sd_csv.h"
+#include "sd_png.h"
+
+#define PATH_MAX_LEN 4096
+
+const char *sd_split_name(int split)
+{
+    static const char *names[SD_SPLIT_COUNT] = {"train", "val", "test"};
+    return split >= 0 && split < SD_SPLIT_COUNT ? names[split] : "?";
+}
+
+const char *sd_class_name(int cls)
+{
+    static const char *names[SD_NUM_CLASSES] = {"I", "N", "P"};
+    return cls >= 0 && cls < SD_NUM_CLASSES ? names[cls] : "?";
+}
+
+/* ---- a small parallel-for over images ---- */
+
+typedef int (*task_fn)(void *ctx, int i, sd_error *err);
+
+typedef struct pool_job {
+    task_fn fn;
+    void *ctx;
+    int n, next, failed, err_i;
+    pthread_mutex_t lock;
+    sd_error err;
+} pool_job;
+
+static void *pool_worker(void *arg)
+{
+    pool_job *J = arg;
+    for (;;) {
+        pthread_mutex_lock(&J->lock);
+        int i = J->failed ? J->n : J->next++;
+        pthread_mutex_unlock(&J->lock);
+        if (i >= J->n)
+            return NULL;
+        sd_error e = {0};
+        int rc = J->fn(J->ctx, i, &e);
+        if (rc) {
+            pthread_mutex_lock(&J->lock);
+            /* Keep the error of the lowest index.  Work is handed out in
+             * order and every task below a failure completes, so this is the
+             * first bad item whatever the thread timing. */
+            if (!J->failed || i < J->err_i) {
+                J->failed = 1;
+                J->err_i = i;
+                J->err = e;
+                if (!J->err.code)
+                    J->err.code = rc;
+            }
+            pthread_mutex_unlock(&J->lock);
+        }
+    }
+}
+
+static int parallel_for(int n, task_fn fn, void *ctx, sd_error *err)
+{
+    pool_job J;
+    memset(&J, 0, sizeof J);
+    J.fn = fn;
+    J.ctx = ctx;
+    J.n = n;
+    pthread_mutex_init(&J.lock, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = cpus > 0 ? (int)cpus : 1;
+    if (nt > 32)
+        nt = 32;
+    if (nt > n)
+        nt = n;
+    pthread_t tid[32];
+    int started = 0;
+    for (int t = 1; t < nt; t++) {
+        if (pthread_create(&tid[started], NULL, pool_worker, &J) != 0)
+            break;
+        started++;
+    }
+    pool_worker(&J);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&J.lock);
+    if (J.failed) {
+        if (err)
+            *err = J.err;
+        return J.err.code ? J.err.code : SD_EIO;
+    }
+    return 0;
+}
+
+/* ---- paths ---- */
+
+static int image_path(char *buf, const sd_dataset *ds, const char *sub, const char *id)
+{
+    int n = snprintf(buf, PATH_MAX_LEN, "%s/%s/%s.png", ds->dir, sub, id);
+    return n > 0 && n < PATH_MAX_LEN ? 0 : -1;
+}
+
+static int valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= SD_ID_MAX || id[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- labels.csv ---- */
+
+static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
+{
+    sd_csv c;
+    int rc = sd_csv_open(&c, csv_path, err);
+    if (rc)
+        return rc;
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(c.buf, c.len, ds->labels_sha256, &mdlen, EVP_sha256(), NULL) ||
+        mdlen != 32) {
+        sd_csv_close(&c);
+        return sd_error_set(err, SD_EBACKEND, "%s: SHA-256 failed (OpenSSL)", csv_path);
+    }
+    char *f[SD_CSV_MAX_FIELDS];
+    int nf = 0, line = 0;
+    rc = sd_csv_next(&c, f, &nf, &line, err);
+    if (rc < 0)
+        goto out;
+    if (rc == 0) {
+        rc = sd_error_set(err, SD_EFORMAT, "%s: empty file; expected a header id,label,split",
+                          csv_path);
+        goto out;
+    }
+    int col_id = -1, col_label = -1, col_split = -1;
+    for (int i = 0; i < nf; i++) {
+        if (!strcasecmp(f[i], "id") && col_id < 0)
+            col_id = i;
+        else if (!strcasecmp(f[i], "label") && col_label < 0)
+            col_label = i;
+        else if (!strcasecmp(f[i], "split") && col_split < 0)
+            col_split = i;
+    }
+    if (col_id < 0 || col_label < 0 || col_split < 0) {
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "%s line %d: header has no '%s' column (need id,label,split)",
+                          csv_path, line,
+                          col_id < 0 ? "id" : col_label < 0 ? "label" : "split");
+        goto out;
+    }
+    int need = col_id > col_label ? col_id : col_label;
+    need = (need > col_split ? need : col_split) + 1;
+    int cap = 0;
+    while ((rc = sd_csv_next(&c, f, &nf, &line, err)) == 1) {
+        if (nf < need) {
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: %d field%s, expected at least %d (id,label,split)",
+                              csv_path, line, nf, nf == 1 ? "" : "s", need);
+            goto out;
+        }
+        const char *id = f[col_id], *lab = f[col_label], *spl = f[col_split];
+        if (!valid_id(id)) {
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: bad id '%.80s' (1-%d characters of A-Z a-z 0-9 . _ -,"
+                              " not starting with '.')",
+                              csv_path, line, id, SD_ID_MAX - 1);
+            goto out;
+        }
+        if (strcmp(lab, "0") && strcmp(lab, "1")) {
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: label '%.40s' for '%s' is not 0 or 1", csv_path,
+                              line, lab, id);
+            goto out;
+        }
+        int split = -1;
+        for (int s = 0; s < SD_SPLIT_COUNT; s++)
+            if (!strcmp(spl, sd_split_name(s)))
+                split = s;
+        if (split < 0) {
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: split '%.40s' for '%s' is not train, val or test",
+                              csv_path, line, spl, id);
+            goto out;
+        }
+        if (ds->n == cap) {
+            cap = cap ? 2 * cap : 256;
+            sd_dataset_image *ni = realloc(ds->img, (size_t)cap * sizeof *ni);
+            if (!ni) {
+                rc = sd_error_set(err, SD_ENOMEM, "%s: out of memory", csv_path);
+                goto out;
+            }
+            ds->img = ni;
+        }
+        sd_dataset_image *im = &ds->img[ds->n++];
+        memset(im, 0, sizeof *im);
+        snprintf(im->id, sizeof im->id, "%s", id);
+        im->label = lab[0] - '0';
+        im->split = split;
+        im->csv_line = line;
+        im->off = -1;
+    }
+    if (rc < 0)
+        goto out;
+    rc = 0;
+out:
+    sd_csv_close(&c);
+    return rc;
+}
+
+static int cmp_by_id(const void *a, const void *b, void *ctx)
+{
+    const sd_dataset_image *img = ctx;
+    int ia = *(const int *)a, ib = *(const int *)b;
+    int c = strcmp(img[ia].id, img[ib].id);
+    return c ? c : (ia > ib) - (ia < ib);
+}
+
+/* qsort has no context argument in C11; a tiny merge sort does. */
+static void sort_idx(int *v, int *tmp, int n, const sd_dataset_image *img)
+{
+    if (n < 2)
+        return;
+    int h = n / 2;
+    sort_idx(v, tmp, h, img);
+    sort_idx(v + h, tmp, n - h, img);
+    int i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        tmp[k++] = cmp_by_id(&v[i], &v[j], (void *)img) <= 0 ? v[i++] : v[j++];
+    while (i < h)
+        tmp[k++] = v[i++];
+    while (j < n)
+        tmp[k++] = v[j++];
+    memcpy(v, tmp, (size_t)n * sizeof *v);
+}
+
+static int check_duplicates(const sd_dataset *ds, const char *csv_path, sd_error *err)
+{
+    if (ds->n < 2)
+        return 0;
+    int *idx = malloc((size_t)ds->n * sizeof *idx), *tmp = malloc((size_t)ds->n * sizeof *tmp);
+    if (!idx || !tmp) {
+        free(idx);
+        free(tmp);
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < ds->n; i++)
+        idx[i] = i;
+    sort_idx(idx, tmp, ds->n, ds->img);
+    int rc = 0;
+    for (int k = 1; k < ds->n && !rc; k++) {
+        const sd_dataset_image *a = &ds->img[idx[k - 1]], *b = &ds->img[idx[k]];
+        if (!strcmp(a->id, b->id))
+            rc = sd_error_set(err, SD_EFORMAT, "%s line %d: duplicate id '%s' (first on line %d)",
+                              csv_path, b->csv_line, b->id, a->csv_line);
+    }
+    free(idx);
+    free(tmp);
+    return rc;
+}
+
+/* ---- PNG headers ---- */
+
+static int check_gray_header(const char *path, const sd_png_info *pi, sd_error *err)
+{
+    if (pi->palette)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: palette (indexed colour) image; only grayscale (8- or 16-bit)"
+                            " PNGs are accepted",
+                            path);
+    if (pi->channels == 2)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: grayscale with alpha image; only grayscale (8- or 16-bit)"
+                            " PNGs are accepted",
+                            path);
+    if (pi->channels != 1)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: %s colour image; only grayscale (8- or 16-bit) PNGs are accepted",
+                            path, pi->channels == 4 ? "RGBA" : "RGB");
+    return 0;
+}
+
+static int check_headers(sd_dataset *ds, sd_error *err)
+{
+    char path[PATH_MAX_LEN], mpath[PATH_MAX_LEN];
+    for (int i = 0; i < ds->n; i++) {
+        sd_dataset_image *im = &ds->img[i];
+        if (image_path(path, ds, "images", im->id) || image_path(mpath, ds, "masks", im->id))
+            return sd_error_set(err, SD_EINVAL, "%s: path too long", ds->dir);
+        if (access(path, F_OK) != 0)
+            return sd_error_set(err, SD_EIO, "%s: missing (listed on labels.csv line %d)", path,
+                                im->csv_line);
+        sd_png_info pi;
+        int rc = sd_png_read_info(path, &pi, err);
+        if (rc)
+            return rc;
+        if ((rc = check_gray_header(path, &pi, err)))
+            return rc;
+        im->w = pi.width;
+        im->h = pi.height;
+        im->bit_depth = pi.bit_depth;
+        if (access(mpath, F_OK) != 0) {
+            if (im->split == SD_SPLIT_TRAIN)
+                return sd_error_set(err, SD_EIO,
+                                    "%s: missing; train images need a stomach mask (labels.csv"
+                                    " line %d)",
+                                    mpath, im->csv_line);
+            continue;
+        }
+        sd_png_info mi;
+        if ((rc = sd_png_read_info(mpath, &mi, err)))
+            return rc;
+        if ((rc = check_gray_header(mpath, &mi, err)))
+            return rc;
+        if (mi.width != pi.width || mi.height != pi.height)
+            return sd_error_set(err, SD_EFORMAT, "%s: mask is %dx%d but the image %s is %dx%d",
+                                mpath, mi.width, mi.height, path, pi.width, pi.height);
+        im->has_mask = 1;
+    }
+    return 0;
+}
+
+/* ---- decoding ---- */
+
+typedef struct load_ctx {
+    sd_dataset *ds;
+    int *todo; /* image indices */
+    int keep;  /* store pixels (1) or only decode to verify (0) */
+} load_ctx;
+
+static int load_one(void *arg, int k, sd_error *err)
+{
+    load_ctx *L = arg;
+    sd_dataset *ds = L->ds;
+    sd_dataset_image *im = &ds->img[L->todo[k]];
+    char path[PATH_MAX_LEN];
+    size_t npix = (size_t)im->w * (size_t)im->h;
+    uint16_t *tmp = NULL;
+    int rc = 0;
+    if (image_path(path, ds, "images", im->id))
+        return sd_error_set(err, SD_EINVAL, "%s: path too long", ds->dir);
+    if (L->keep) {
+        rc = sd_png_read_gray16_into(path, ds->pix + im->off, im->w, im->h, err);
+    } else {
+        tmp = malloc(npix * sizeof *tmp);
+        if (!tmp)
+            return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
+        rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+    }
+    if (rc || !im->has_mask) {
+        free(tmp);
+        return rc;
+    }
+    if (image_path(path, ds, "masks", im->id)) {
+        free(tmp);
+        return sd_error_set(err, SD_EINVAL, "%s: path too long", ds->dir);
+    }
+    if (!tmp) {
+        tmp = malloc(npix * sizeof *tmp);
+        if (!tmp)
+            return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
+    }
+    rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+    if (!rc && L->keep) {
+        uint8_t *m = ds->mask + im->off;
+        for (size_t p = 0; p < npix; p++)
+            m[p] = tmp[p] != 0;
+    }
+    free(tmp);
+    return rc;
+}
+
+static int decode_splits(sd_dataset *ds, unsigned splits, int keep, sd_error *err)
+{
+    int *todo = malloc((size_t)(ds->n ? ds->n : 1) * sizeof *todo), m = 0;
+    if (!todo)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    for (int i = 0; i < ds->n; i++)
+        if ((splits >> ds->img[i].split & 1u) && (keep || !ds->img[i].loaded))
+            todo[m++] = i;
+    load_ctx L = {ds, todo, keep};
+    int rc = m ? parallel_for(m, load_one, &L, err) : 0;
+    free(todo);
+    return rc;
+}
+
+int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_error *err)
+{
+    *out = NULL;
+    struct stat st;
+    if (!dir || stat(dir, &st) != 0)
+        return sd_error_set(err, SD_EIO, "%s: no such dataset directory", dir ? dir : "(null)");
+    if (!S_ISDIR(st.st_mode))
+        return sd_error_set(err, SD_EINVAL, "%s: not a directory", dir);
+    sd_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    ds->dir = strdup(dir);
+    if (!ds->dir) {
+        free(ds);
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    }
+    /* drop trailing slashes so messages read DIR/images/x.png */
+    for (size_t n = strlen(ds->dir); n > 1 && ds->dir[n - 1] == '/'; n--)
+        ds->dir[n - 1] = '\0';
+    char csv_path[PATH_MAX_LEN];
+    snprintf(csv_path, sizeof csv_path, "%s/labels.csv", ds->dir);
+    int rc = parse_labels(ds, csv_path, err);
+    if (!rc)
+        rc = check_duplicates(ds, csv_path, err);
+    if (!rc) {
+        for (int i = 0; i < ds->n; i++)
+            ds->count[ds->img[i].split][ds->img[i].label]++;
+        for (int s = 0; s < SD_SPLIT_COUNT && !rc; s++)
+            if (ds->count[s][0] + ds->count[s][1] == 0)
+                rc = sd_error_set(err, SD_EFORMAT,
+                                  "%s: no images in split '%s' (train, val and test each need"
+                                  " at least one)",
+                                  csv_path, sd_split_name(s));
+    }
+    if (!rc)
+        rc = check_headers(ds, err);
+    if (!rc) {
+        char rpath[PATH_MAX_LEN];
+        snprintf(rpath, sizeof rpath, "%s/README.txt", ds->dir);
+        FILE *f = fopen(rpath, "r");
+        if (f) {
+            char head[16] = {0};
+            ds->synthetic = fread(head, 1, 9, f) == 9 && !memcmp(head, "SYNTHETIC", 9);
+            fclose(f);
+        }
+    }
+    if (!rc) {
+        ds->loaded_splits = load_splits & SD_LOAD_ALL;
+        int64_t total = 0;
+        for (int i = 0; i < ds->n; i++) {
+            sd_dataset_image *im = &ds->img[i];
+            if (ds->loaded_splits >> im->split & 1u) {
+                im->off = total;
+                total += (int64_t)im->w * im->h;
+            }
+        }
+        ds->total_pixels = total;
+        if (total > 0) {
+            ds->pix = malloc((size_t)total * sizeof *ds->pix);
+            ds->mask = calloc((size_t)total, 1);
+            if (!ds->pix || !ds->mask)
+                rc = sd_error_set(err, SD_ENOMEM,
+                                  "out of memory for %lld pixels of images and masks",
+                                  (long long)total);
+        }
+        if (!rc && total > 0)
+            rc = decode_splits(ds, ds->loaded_splits, 1, err);
+        if (!rc)
+            for (int i = 0; i < ds->n; i++)
+                ds->img[i].loaded = (ds->loaded_splits >> ds->img[i].split & 1u) != 0;
+    }
+    if (rc) {
+        sd_dataset_destroy(ds);
+        return rc;
+    }
+    *out = ds;
+    return 0;
+}
+
+void sd_dataset_destroy(sd_dataset *ds)
+{
+    if (!ds)
+        return;
+    free(ds->dir);
+    free(ds->img);
+    free(ds->pix);
+    free(ds->mask);
+    free(ds);
+}
+
+int sd_dataset_verify(const sd_dataset *ds, unsigned splits, sd_error *err)
+{
+    return decode_splits((sd_dataset *)ds, splits, 0, err);
+}
+
+const uint16_t *sd_dataset_pixels(const sd_dataset *ds, int i)
+{
+    if (!ds || i < 0 || i >= ds->n || !ds->img[i].loaded)
+        return NULL;
+    return ds->pix + ds->img[i].off;
+}
+
+void sd_dataset_tables(const sd_dataset *ds, int64_t *off, int32_t *w)
+{
+    for (int i = 0; i < ds->n; i++) {
+        off[i] = ds->img[i].loaded ? ds->img[i].off : -1;
+        w[i] = ds->img[i].w;
+    }
+}
+
+const uint8_t *sd_dataset_mask(const sd_dataset *ds, int i)
+{
+    if (!ds || i < 0 || i >= ds->n || !ds->img[i].loaded || !ds->img[i].has_mask)
+        return NULL;
+    return ds->mask + ds->img[i].off;
+}
+
+/* ---- grid and labels ---- */
+
+int sd_patch_grid_dim(int size, int psize, int stride)
+{
+    if (psize <= 0 || stride <= 0 || size < psize)
+        return 0;
+    return (size - psize) / stride + 1;
+}
+
+int sd_patch_label(int64_t inside, int64_t area, int image_label)
+{
+    if (inside * 100 < area)
+        return SD_CLASS_I;
+    if (inside * 100 > area * 85)
+        return image_label ? SD_CLASS_P : SD_CLASS_N;
+    return -1;
+}
+
+/* ---- the index ---- */
+
+typedef struct idx_acc {
+    sd_patch_index *ix;
+    size_t cap;
+    uint64_t s1;            /* sum of v over kept patches (exact) */
+    uint64_t s2_hi, s2_lo;  /* sum of v^2 split at 2^32, so it cannot overflow */
+    uint64_t npix;
+} idx_acc;
+
+static int push_patch(idx_acc *A, sd_patch p)
+{
+    sd_patch_index *ix = A->ix;
+    if (ix->n == A->cap) {
+        size_t cap = A->cap ? 2 * A->cap : 4096;
+        sd_patch *np = realloc(ix->p, cap * sizeof *np);
+        if (!np)
+            return SD_ENOMEM;
+        ix->p = np;
+        A->cap = cap;
+    }
+    ix->p[ix->n++] = p;
+    return 0;
+}
+
+/* Window sums over the grid with running column sums: for each grid row the
+ * per-column sums of rows [y0, y0+psize) are updated by the rows that leave
+ * and enter, then prefix sums along x give every window in O(1).  Memory is
+ * O(width); the integer sums are exact. */
+static int index_image(idx_acc *A, const sd_dataset *ds, int i, sd_error *err)
+{
+    const sd_dataset_image *im = &ds->img[i];
+    sd_patch_index *ix = A->ix;
+    int ps = ix->psize, st = ix->stride, w = im->w;
+    int gh = sd_patch_grid_dim(im->h, ps, st), gw = sd_patch_grid_dim(im->w, ps, st);
+    if (gh == 0 || gw == 0)
+        return 0;
+    const uint16_t *pix = ds->pix + im->off;
+    const uint8_t *msk = ds->mask + im->off;
+    uint64_t *c1 = calloc((size_t)w, sizeof *c1), *c2 = calloc((size_t)w, sizeof *c2);
+    uint32_t *cm = calloc((size_t)w, sizeof *cm);
+    uint64_t *p1 = malloc((size_t)(w + 1) * sizeof *p1), *p2 = malloc((size_t)(w + 1) * sizeof *p2);
+    uint64_t *pm = malloc((size_t)(w + 1) * sizeof *pm);
+    int rc = 0;
+    if (!c1 || !c2 || !cm || !p1 || !p2 || !pm) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory indexing %s", im->id);
+        goto out;
+    }
+    int lo = 0, hi = 0; /* rows currently summed: [lo, hi) */
+    int64_t area = (int64_t)ps * ps;
+    for (int gy = 0; gy < gh; gy++) {
+        int y0 = gy * st, y1 = y0 + ps;
+        if (y0 >= hi) {
+            memset(c1, 0, (size_t)w * sizeof *c1);
+            memset(c2, 0, (size_t)w * sizeof *c2);
+            memset(cm, 0, (size_t)w * sizeof *cm);
+            lo = hi = y0;
+        }
+        for (int y = lo; y < y0; y++) {
+            const uint16_t *r = pix + (size_t)y * w;
+            const uint8_t *m = msk + (size_t)y * w;
+            for (int x = 0; x < w; x++) {
+                uint64_t v = r[x];
+                c1[x] -= v;
+                c2[x] -= v * v;
+                cm[x] -= m[x];
+            }
+        }
+        for (int y = hi; y < y1; y++) {
+            const uint16_t *r = pix + (size_t)y * w;
+            const uint8_t *m = msk + (size_t)y * w;
+            for (int x = 0; x < w; x++) {
+                uint64_t v = r[x];
+                c1[x] += v;
+                c2[x] += v * v;
+                cm[x] += m[x];
+            }
+        }
+        lo = y0;
+        hi = y1;
+        p1[0] = p2[0] = pm[0] = 0;
+        for (int x = 0; x < w; x++) {
+            p1[x + 1] = p1[x] + c1[x];
+            p2[x + 1] = p2[x] + c2[x];
+            pm[x + 1] = pm[x] + cm[x];
+        }
+        for (int gx = 0; gx < gw; gx++) {
+            int x0 = gx * st;
+            int64_t inside = (int64_t)(pm[x0 + ps] - pm[x0]);
+            int lab = sd_patch_label(inside, area, im->label);
+            ix->grid_total++;
+            if (lab < 0) {
+                ix->discarded++;
+                continue;
+            }
+            sd_patch p = {i, y0, x0, lab};
+            if (push_patch(A, p)) {
+                rc = sd_error_set(err, SD_ENOMEM, "out of memory for the patch index");
+                goto out;
+            }
+            ix->count[lab]++;
+            uint64_t s2 = p2[x0 + ps] - p2[x0];
+            A->s1 += p1[x0 + ps] - p1[x0];
+            A->s2_hi += s2 >> 32;
+            A->s2_lo += s2 & 0xffffffffu;
+            A->npix += (uint64_t)area;
+        }
+    }
+out:
+    free(c1);
+    free(c2);
+    free(cm);
+    free(p1);
+    free(p2);
+    free(pm);
+    return rc;
+}
+
+int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, int psize,
+                         int stride, sd_error *err)
+{
+    memset(ix, 0, sizeof *ix);
+    if (!ds || split < 0 || split >= SD_SPLIT_COUNT)
+        return sd_error_set(err, SD_EINVAL, "patch index: bad dataset or split");
+    if (psize < 1 || stride < 1)
+        return sd_error_set(err, SD_EINVAL, "patch index: patch size %d and stride %d must be"
+                            " positive", psize, stride);
+    if (!(ds->loaded_splits >> split & 1u))
+        return sd_error_set(err, SD_EINVAL, "patch index: the %s split was not loaded",
+                            sd_split_name(split));
+    ix->psize = psize;
+    ix->stride = stride;
+    idx_acc A = {ix, 0, 0, 0, 0, 0};
+    for (int i = 0; i < ds->n; i++) {
+        const sd_dataset_image *im = &ds->img[i];
+        if (im->split != split || !im->loaded || !im->has_mask)
+            continue;
+        int rc = index_image(&A, ds, i, err);
+        if (rc) {
+            sd_patch_index_free(ix);
+            return rc;
+        }
+    }
+    if (A.npix > 0) {
+        double n = (double)A.npix;
+        double s2 = (double)A.s2_hi * 4294967296.0 + (double)A.s2_lo;
+        double m = (double)A.s1 / n; /* 0..65535 scale */
+        double var = s2 / n - m * m;
+        ix->mean = m / 65535.0;
+        ix->std = var > 0 ? sqrt(var) / 65535.0 : 0;
+    }
+    /* A constant set cannot be standardised; dividing by 1 leaves it
+     * centred, which is the most useful thing to do with it. */
+    if (!(ix->std > 1e-12))
+        ix->std = 1.0;
+    return 0;
+}
+
+void sd_patch_index_free(sd_patch_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->p);
+    ix->p = NULL;
+    ix->n = 0;
+}
+
+/* ---- cutting ---- */
+
+/* 1-D area weights in integer units of 1/osize of a source pixel: output
+ * cell o covers [o*psize, (o+1)*psize) and source pixel j covers
+ * [j*osize, (j+1)*osize); the weight is the length of the overlap.  Every
+ * product and sum below is an integer far below 2^53, so the sums are exact
+ * in double whatever their order, and
+ *     out = (acc / (psize^2 * 65535) - mean) / std
+ * is bit-identical to the CPU backend's patch_gather. */
+typedef struct area_w {
+    int osize, maxn;
+    int *first, *count;
+    double *wt;
+} area_w;
+
+static int area_w_init(area_w *a, int psize, int osize)
+{
+    a->osize = osize;
+    a->maxn = psize / osize + 2;
+    a->first = malloc((size_t)osize * sizeof *a->first);
+    a->count = malloc((size_t)osize * sizeof *a->count);
+    a->wt = malloc((size_t)osize * (size_t)a->maxn * sizeof *a->wt);
+    if (!a->first || !a->count || !a->wt)
+        return SD_ENOMEM;
+    for (int o = 0; o < osize; o++) {
+        long lo = (long)o * psize, hi = lo + psize;
+        int n = 0;
+        a->first[o] = (int)(lo / osize);
+        for (long j = lo / osize; j * osize < hi; j++) {
+            long c0 = j * osize > lo ? j * osize : lo;
+            long c1 = (j + 1) * osize < hi ? (j + 1) * osize : hi;
+            a->wt[o * a->maxn + n++] = (double)(c1 - c0);
+        }
+        a->count[o] = n;
+    }
+    return 0;
+}
+
+static void area_w_free(area_w *a)
+{
+    free(a->first);
+    free(a->count);
+    free(a->wt);
+}
+
+/* One patch: src points at its top-left pixel in an image of row stride w. */
+static void cut_one(const uint16_t *src, int w, int psize, int osize, const area_w *a,
+                    double *rowtmp, double mean, double std, sd_real *out)
+{
+    const double norm = 1.0 / ((double)psize * psize * 65535.0);
+    if (osize == psize) {
+        /* every weight is psize: acc = psize^2 * v */
+        const double pp = (double)psize * psize;
+        for (int y = 0; y < psize; y++)
+            for (int x = 0; x < psize; x++)
+                out[y * psize + x] = (sd_real)((pp * src[(size_t)y * w + x] * norm - mean) / std);
+        return;
+    }
+    /* horizontal pass: rowtmp[y][ox] for every source row of the patch */
+    for (int y = 0; y < psize; y++) {
+        const uint16_t *r = src + (size_t)y * w;
+        for (int o = 0; o < osize; o++) {
+            const double *wt = a->wt + o * a->maxn;
+            const uint16_t *p = r + a->first[o];
+            double acc = 0;
+            for (int k = 0; k < a->count[o]; k++)
+                acc += wt[k] * p[k];
+            rowtmp[(size_t)y * osize + o] = acc;
+        }
+    }
+    /* vertical pass */
+    for (int oy = 0; oy < osize; oy++) {
+        const double *wt = a->wt + oy * a->maxn;
+        int y0 = a->first[oy], n = a->count[oy];
+        for (int ox = 0; ox < osize; ox++) {
+            double acc = 0;
+            for (int k = 0; k < n; k++)
+                acc += wt[k] * rowtmp[(size_t)(y0 + k) * osize + ox];
+            out[oy * osize + ox] = (sd_real)((acc * norm - mean) / std);
+        }
+    }
+}
+
+static int cut_check(int n, int psize, int osize, double std, sd_error *err)
+{
+    if (n < 0 || psize < 1 || osize < 1 || osize > psize)
+        return sd_error_set(err, SD_EINVAL,
+                            "patch cut: need 1 <= osize (%d) <= psize (%d) and n >= 0", osize,
+                            psize);
+    if (!(std > 0) || !isfinite(std))
+        return sd_error_set(err, SD_EINVAL, "patch cut: std %g must be positive", std);
+    return 0;
+}
+
+int sd_patch_cut(const uint16_t *pix, const int64_t *img_off, const int32_t *img_w,
+                 const int32_t *idx, int n, int psize, int osize, double mean, double std,
+                 sd_real *out, sd_error *err)
+{
+    int rc = cut_check(n, psize, osize, std, err);
+    if (rc || n == 0)
+        return rc;
+    area_w a = {0};
+    double *tmp = malloc((size_t)psize * (size_t)osize * sizeof *tmp);
+    if (!tmp || area_w_init(&a, psize, osize)) {
+        free(tmp);
+        area_w_free(&a);
+        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
+    }
+    size_t osz = (size_t)osize * (size_t)osize;
+    for (int k = 0; k < n; k++) {
+        int im = idx[3 * k], y = idx[3 * k + 1], x = idx[3 * k + 2];
+        const uint16_t *src = pix + img_off[im] + (int64_t)y * img_w[im] + x;
+        cut_one(src, img_w[im], psize, osize, &a, tmp, mean, std, out + k * osz);
+    }
+    free(tmp);
+    area_w_free(&a);
+    return 0;
+}
+
+int sd_patch_cut_index(const sd_dataset *ds, const sd_patch_index *ix, size_t first, int n,
+                       int osize, sd_real *out, sd_error *err)
+{
+    int rc = cut_check(n, ix->psize, osize, ix->std, err);
+    if (rc || n == 0)
+        return rc;
+    if (first + (size_t)n > ix->n)
+        return sd_error_set(err, SD_EINVAL, "patch cut: patches %zu..%zu beyond the index (%zu)",
+                            first, first + (size_t)n, ix->n);
+    area_w a = {0};
+    int ps = ix->psize;
+    double *tmp = malloc((size_t)ps * (size_t)osize * sizeof *tmp);
+    if (!tmp || area_w_init(&a, ps, osize)) {
+        free(tmp);
+        area_w_free(&a);
+        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
+    }
+    size_t osz = (size_t)osize * (size_t)osize;
+    for (int k = 0; k < n; k++) {
+        const sd_patch *p = &ix->p[first + (size_t)k];
+        const sd_dataset_image *im = &ds->img[p->img];
+        if (!im->loaded || p->y < 0 || p->x < 0 || p->y + ps > im->h || p->x + ps > im->w) {
+            free(tmp);
+            area_w_free(&a);
+            return sd_error_set(err, SD_EINVAL, "patch cut: patch %zu does not fit image %s",
+                                first + (size_t)k, im->id);
+        }
+        const uint16_t *src = ds->pix + im->off + (int64_t)p->y * im->w + p->x;
+        cut_one(src, im->w, ps, osize, &a, tmp, ix->mean, ix->std, out + k * osz);
+    }
+    free(tmp);
+    area_w_free(&a);
+    return 0;
+}
+
+int sd_patch_cut_image(const uint16_t *pix, int w, int h, const int32_t *ys, const int32_t *xs,
+                       int n, int psize, int osize, double mean, double std, sd_real *out,
+                       sd_error *err)
+{
+    int rc = cut_check(n, psize, osize, std, err);
+    if (rc || n == 0)
+        return rc;
+    area_w a = {0};
+    double *tmp = malloc((size_t)psize * (size_t)osize * sizeof *tmp);
+    if (!tmp || area_w_init(&a, psize, osize)) {
+        free(tmp);
+        area_w_free(&a);
+        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
+    }
+    size_t osz = (size_t)osize * (size_t)osize;
+    for (int k = 0; k < n; k++) {
+        if (ys[k] < 0 || xs[k] < 0 || ys[k] + psize > h || xs[k] + psize > w) {
+            free(tmp);
+            area_w_free(&a);
+            return sd_error_set(err, SD_EINVAL,
+                                "patch cut: window at (%d,%d) of size %d outside a %dx%d image",
+                                xs[k], ys[k], psize, w, h);
+        }
+        cut_one(pix + (size_t)ys[k] * w + xs[k], w, psize, osize, &a, tmp, mean, std,
+                out + k * osz);
+    }
+    free(tmp);
+    area_w_free(&a);
+    return 0;
+}
+
+/* ---- prepared.json ---- */
+
+int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
+{
+    char tmp[PATH_MAX_LEN + 8];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return sd_error_set(err, SD_EINVAL, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f,
+            "{\n"
+            "  \"format\": \"sldd-prepared\",\n"
+            "  \"version\": %d,\n"
+            "  \"synthetic\": %s,\n"
+            "  \"patch\": %d,\n"
+            "  \"stride\": %d,\n"
+            "  \"patch_resize\": %d,\n"
+            "  \"mean\": %.17g,\n"
+            "  \"std\": %.17g,\n"
+            "  \"labels_sha256\": \"%s\",\n"
+            "  \"images\": {\n",
+            p->version, p->synthetic ? "true" : "false", p->psize, p->stride, p->osize, p->mean,
+            p->std, p->labels_sha256);
+    for (int s = 0; s < SD_SPLIT_COUNT; s++)
+        fprintf(f, "    \"%s\": {\"non_gastritis\": %d, \"gastritis\": %d}%s\n", sd_split_name(s),
+                p->images[s][0], p->images[s][1], s + 1 < SD_SPLIT_COUNT ? "," : "");
+    fprintf(f, "  },\n  \"patches\": {\n");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++)
+        fprintf(f, "    \"%s\": {\"I\": %lld, \"N\": %lld, \"P\": %lld, \"discarded\": %lld}%s\n",
+                sd_split_name(s), (long long)p->patches[s][0], (long long)p->patches[s][1],
+                (long long)p->patches[s][2], (long long)p->discarded[s],
+                s + 1 < SD_SPLIT_COUNT ? "," : "");
+    fprintf(f, "  }\n}\n");
+    int rc = 0;
+    if (fflush(f) != 0 || ferror(f))
+        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && !rc)
+        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
+    if (rc)
+        remove(tmp);
+    return rc;
+}
+
+/* A minimal JSON walker, enough for the file written above: skip_value
+ * steps over any value, member() finds a key among an object's own
+ * members. */
+static const char *ws(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    return s;
+}
+
+static const char *skip_string(const char *s)
+{
+    if (*s != '"')
+        return NULL;
+    for (s++; *s; s++) {
+        if (*s == '\\') {
+            if (!*++s)
+                return NULL;
+        } else if (*s == '"') {
+            return s + 1;
+        }
+    }
+    return NULL;
+}
+
+static const char *skip_value(const char *s, int depth)
+{
+    s = ws(s);
+    if (depth > 32)
+        return NULL;
+    if (*s == '"')
+        return skip_string(s);
+    if (*s == '{' || *s == '[') {
+        char close = *s == '{' ? '}' : ']';
+        s = ws(s + 1);
+        if (*s == close)
+            return s + 1;
+        for (;;) {
+            if (close == '}') {
+                s = skip_string(ws(s));
+                if (!s)
+                    return NULL;
+                s = ws(s);
+                if (*s != ':')
+                    return NULL;
+                s++;
+            }
+            s = skip_value(s, depth + 1);
+            if (!s)
+                return NULL;
+            s = ws(s);
+            if (*s == ',') {
+                s++;
+                continue;
+            }
+            return *s == close ? s + 1 : NULL;
+        }
+    }
+    const char *start = s;
+    while (*s && !strchr(",}] \t\r\n", *s))
+        s++;
+    return s > start ? s : NULL;
+}
+
+/* Value of key in the object starting at obj ('{'), or NULL. */
+static const char *member(const char *obj, const char *key)
+{
+    const char *s = ws(obj);
+    if (*s != '{')
+        return NULL;
+    s = ws(s + 1);
+    size_t klen = strlen(key);
+    while (*s == '"') {
+        const char *kend = skip_string(s);
+        if (!kend)
+            return NULL;
+        int match = (size_t)(kend - s - 2) == klen && !strncmp(s + 1, key, klen);
+        s = ws(kend);
+        if (*s != ':')
+            return NULL;
+        s = ws(s + 1);
+        if (match)
+            return s;
+        s = skip_value(s, 0);
+        if (!s)
+            return NULL;
+        s = ws(s);
+        if (*s != ',')
+            return NULL;
+        s = ws(s + 1);
+    }
+    return NULL;
+}
+
+static int get_num(const char *obj, const char *key, double *v)
+{
+    const char *s = member(obj, key);
+    if (!s)
+        return -1;
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return end == s || errno ? -1 : 0;
+}
+
+int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
+{
+    memset(p, 0, sizeof *p);
+    sd_csv raw; /* reuse the whole-file reader */
+    int rc = sd_csv_open(&raw, path, err);
+    if (rc)
+        return rc;
+    const char *root = raw.buf;
+    double v;
+    const char *fmt = member(root, "format");
+    if (!skip_value(root, 0) || !fmt || strncmp(fmt, "\"sldd-prepared\"", 15)) {
+        sd_csv_close(&raw);
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: not a prepared-index file (run 'sldd dataset prepare')", path);
+    }
+    rc = SD_EFORMAT;
+    const char *what = "version";
+    if (get_num(root, "version", &v) || (p->version = (int)v) != 1)
+        goto bad;
+    what = "patch";
+    if (get_num(root, "patch", &v) || (p->psize = (int)v) < 1)
+        goto bad;
+    what = "stride";
+    if (get_num(root, "stride", &v) || (p->stride = (int)v) < 1)
+        goto bad;
+    what = "patch_resize";
+    if (get_num(root, "patch_resize", &v) || (p->osize = (int)v) < 1 || p->osize > p->psize)
+        goto bad;
+    what = "mean";
+    if (get_num(root, "mean", &p->mean) || !isfinite(p->mean))
+        goto bad;
+    what = "std";
+    if (get_num(root, "std", &p->std) || !(p->std > 0) || !isfinite(p->std))
+        goto bad;
+    what = "synthetic";
+    const char *syn = member(root, "synthetic");
+    if (!syn)
+        goto bad;
+    p->synthetic = !strncmp(syn, "true", 4);
+    what = "labels_sha256";
+    const char *h = member(root, "labels_sha256");
+    if (!h || *h != '"' || strlen(h) < 66 || h[65] != '"')
+        goto bad;
+    memcpy(p->labels_sha256, h + 1, 64);
+    p->labels_sha256[64] = '\0';
+    what = "images";
+    const char *imgs = member(root, "images"), *pat = member(root, "patches");
+    if (!imgs)
+        goto bad;
+    what = "patches";
+    if (!pat)
+        goto bad;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        const char *is = member(imgs, sd_split_name(s)), *ps = member(pat, sd_split_name(s));
+        what = "images";
+        if (!is || get_num(is, "non_gastritis", &v))
+            goto bad;
+        p->images[s][0] = (int)v;
+        if (get_num(is, "gastritis", &v))
+            goto bad;
+        p->images[s][1] = (int)v;
+        what = "patches";
+        if (!ps)
+            goto bad;
+        for (int c = 0; c < SD_NUM_CLASSES; c++) {
+            if (get_num(ps, sd_class_name(c), &v))
+                goto bad;
+            p->patches[s][c] = (int64_t)v;
+        }
+        if (get_num(ps, "discarded", &v))
+            goto bad;
+        p->discarded[s] = (int64_t)v;
+    }
+    sd_csv_close(&raw);
+    return 0;
+bad:
+    sd_csv_close(&raw);
+    return sd_error_set(err, rc, "%s: missing or invalid \"%s\"", path, what);
+}
