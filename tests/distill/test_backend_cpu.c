@@ -1,0 +1,542 @@
+/*
+ * test_backend_cpu.c - unit checks of the CPU backend's primitives, built
+ * twice: against sldd_distill (float32) and sldd_distill64 (float64).
+ *
+ *  - every convolution path (im2col, batched im2col, 1x1 GEMM, shift) against
+ *    a naive convolution computed here in double: forward (beta 0 and 1),
+ *    backward-data and backward-filter (both accumulate), so the float build
+ *    checks float-vs-double agreement and both builds check that the paths
+ *    agree with each other;
+ *  - patch_gather's area averaging on hand-computed examples;
+ *  - Adam against a hand computation;
+ *  - max-pool tie-breaking (first maximum in row-major order, padding never
+ *    wins, clipped ceil_mode windows), average-pool divisors, adaptive windows;
+ *  - batch-norm statistics (biased variance, eps inside the square root);
+ *  - a numerically extreme soft cross-entropy, GEMM shape checks, the
+ *    backend registry and the dropout mask.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../sd_test.h"
+#include "sd_backend.h"
+#include "sd_backend_cpu.h"
+#include "sd_layer.h"
+
+#ifdef SD_REAL_DOUBLE
+/* sums of at most a few thousand products: double rounding stays ~1e-14 */
+#define TOL 1e-12
+#else
+/* float32: relative rounding 6e-8 per operation, sums of up to ~1000 terms */
+#define TOL 2e-5
+#endif
+
+static uint64_t rs = 0x1234567ULL;
+
+static double urand(void)
+{
+    uint64_t z = (rs += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static sd_real *rvec(size_t n, double lo, double hi)
+{
+    sd_real *p = malloc((n ? n : 1) * sizeof(sd_real));
+    for (size_t i = 0; i < n; i++)
+        p[i] = (sd_real)(lo + (hi - lo) * urand());
+    return p;
+}
+
+/* max |a - ref| / max |ref| */
+static double relerr(const sd_real *a, const double *ref, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - ref[i]));
+        m = fmax(m, fabs(ref[i]));
+    }
+    return d / (m > 0 ? m : 1);
+}
+
+/* ---------------------------------------------------------------- convolution */
+
+static void naive_conv(const sd_conv_desc *d, const sd_real *x, const sd_real *w, double *y)
+{
+    for (int n = 0; n < d->n; n++)
+        for (int k = 0; k < d->k; k++)
+            for (int oy = 0; oy < d->oh; oy++)
+                for (int ox = 0; ox < d->ow; ox++) {
+                    double s = 0;
+                    for (int c = 0; c < d->c; c++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int iy = oy * d->stride - d->pad + i;
+                                int ix = ox * d->stride - d->pad + j;
+                                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                                    continue;
+                                s += (double)x[(((size_t)n * d->c + c) * d->h + iy) * d->w + ix] *
+                                     w[(((size_t)k * d->c + c) * d->r + i) * d->s + j];
+                            }
+                    y[(((size_t)n * d->k + k) * d->oh + oy) * d->ow + ox] = s;
+                }
+}
+
+/* gx = J' gy and gw = correlation, from the same loops */
+static void naive_conv_bwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w,
+                           const sd_real *gy, double *gx, double *gw)
+{
+    size_t nx = (size_t)d->n * d->c * d->h * d->w, nw = (size_t)d->k * d->c * d->r * d->s;
+    memset(gx, 0, nx * sizeof *gx);
+    memset(gw, 0, nw * sizeof *gw);
+    for (int n = 0; n < d->n; n++)
+        for (int k = 0; k < d->k; k++)
+            for (int oy = 0; oy < d->oh; oy++)
+                for (int ox = 0; ox < d->ow; ox++) {
+                    double g = gy[(((size_t)n * d->k + k) * d->oh + oy) * d->ow + ox];
+                    for (int c = 0; c < d->c; c++)
+                        for (int i = 0; i < d->r; i++)
+                            for (int j = 0; j < d->s; j++) {
+                                int iy = oy * d->stride - d->pad + i;
+                                int ix = ox * d->stride - d->pad + j;
+                                if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                                    continue;
+                                size_t xi = (((size_t)n * d->c + c) * d->h + iy) * d->w + ix;
+                                size_t wi = (((size_t)k * d->c + c) * d->r + i) * d->s + j;
+                                gx[xi] += g * w[wi];
+                                gw[wi] += g * x[xi];
+                            }
+                }
+}
+
+static void conv_paths(sd_backend *be, sd_conv_desc d)
+{
+    d.oh = (d.h + 2 * d.pad - d.r) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - d.s) / d.stride + 1;
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
+           ny = (size_t)d.n * d.k * d.oh * d.ow;
+    sd_real *x = rvec(nx, -1, 1), *w = rvec(nw, -1, 1), *gy = rvec(ny, -1, 1);
+    sd_real *y0 = rvec(ny, -1, 1); /* prior contents for beta = 1 / accumulation */
+    sd_real *gx0 = rvec(nx, -1, 1), *gw0 = rvec(nw, -1, 1);
+    double *yr = malloc(ny * sizeof *yr), *gxr = malloc(nx * sizeof *gxr),
+           *gwr = malloc(nw * sizeof *gwr), *ref = malloc((nx > ny ? (nx > nw ? nx : nw)
+                                                                    : (ny > nw ? ny : nw)) *
+                                                          sizeof *ref);
+    naive_conv(&d, x, w, yr);
+    naive_conv_bwd(&d, x, w, gy, gxr, gwr);
+    sd_real *y = malloc(ny * sizeof *y), *gx = malloc(nx * sizeof *gx),
+            *gw = malloc(nw * sizeof *gw);
+    sd_real *first_y = malloc(ny * sizeof *first_y);
+    int have_first = 0;
+    double worst = 0;
+    for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
+        if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
+            continue;
+        CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
+        CHECK(sd_backend_cpu_conv_path(be, &d) == (sd_cpu_conv_path)p);
+        size_t wsb = be->conv_workspace(be, &d);
+        void *ws = wsb ? malloc(wsb) : NULL;
+        /* forward, beta = 0 over garbage, then beta = 1 over y0 */
+        for (size_t i = 0; i < ny; i++)
+            y[i] = (sd_real)NAN;
+        CHECK(be->conv_fwd(be, &d, x, w, 0, y, ws) == 0);
+        double e1 = relerr(y, yr, ny);
+        if (!have_first) {
+            memcpy(first_y, y, ny * sizeof *y);
+            have_first = 1;
+        } else {
+            for (size_t i = 0; i < ny; i++)
+                ref[i] = first_y[i];
+            double e = relerr(y, ref, ny);
+            CHECKF(e <= TOL, "conv paths disagree: %s vs first path: %.2e",
+                   sd_cpu_conv_path_name((sd_cpu_conv_path)p), e);
+        }
+        memcpy(y, y0, ny * sizeof *y);
+        CHECK(be->conv_fwd(be, &d, x, w, 1, y, ws) == 0);
+        for (size_t i = 0; i < ny; i++)
+            ref[i] = yr[i] + y0[i];
+        double e2 = relerr(y, ref, ny);
+        memcpy(gx, gx0, nx * sizeof *gx);
+        CHECK(be->conv_bwd_data(be, &d, gy, w, gx, ws) == 0);
+        for (size_t i = 0; i < nx; i++)
+            ref[i] = gxr[i] + gx0[i];
+        double e3 = relerr(gx, ref, nx);
+        memcpy(gw, gw0, nw * sizeof *gw);
+        CHECK(be->conv_bwd_filter(be, &d, x, gy, gw, ws) == 0);
+        for (size_t i = 0; i < nw; i++)
+            ref[i] = gwr[i] + gw0[i];
+        double e4 = relerr(gw, ref, nw);
+        double e = fmax(fmax(e1, e2), fmax(e3, e4));
+        worst = fmax(worst, e);
+        CHECKF(e <= TOL,
+               "conv n%d c%d %dx%d k%d %dx%d s%d p%d path %s: fwd %.2e fwd+ %.2e data %.2e "
+               "filter %.2e",
+               d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad,
+               sd_cpu_conv_path_name((sd_cpu_conv_path)p), e1, e2, e3, e4);
+        free(ws);
+    }
+    printf("conv n%d c%d %dx%d k%d %dx%d stride %d pad %d: worst rel err vs double reference "
+           "%.1e\n",
+           d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, worst);
+    CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO) == 0);
+    free(x), free(w), free(gy), free(y0), free(gx0), free(gw0), free(yr), free(gxr), free(gwr);
+    free(ref), free(y), free(gx), free(gw), free(first_y);
+}
+
+static void test_conv(sd_backend *be)
+{
+    conv_paths(be, (sd_conv_desc){.n = 3, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3,
+                                  .stride = 1, .pad = 1});
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3,
+                                  .stride = 2, .pad = 1});
+    conv_paths(be, (sd_conv_desc){.n = 4, .c = 6, .h = 5, .w = 6, .k = 3, .r = 1, .s = 1,
+                                  .stride = 1, .pad = 0});
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 4, .h = 7, .w = 7, .k = 3, .r = 1, .s = 1,
+                                  .stride = 2, .pad = 0});
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 1, .h = 16, .w = 13, .k = 4, .r = 7, .s = 7,
+                                  .stride = 2, .pad = 3});
+    conv_paths(be, (sd_conv_desc){.n = 3, .c = 2, .h = 6, .w = 9, .k = 2, .r = 2, .s = 3,
+                                  .stride = 1, .pad = 2});
+    /* large maps: the batched path splits n = 5 into chunks (4 + 1) */
+    conv_paths(be, (sd_conv_desc){.n = 5, .c = 2, .h = 24, .w = 24, .k = 3, .r = 3, .s = 3,
+                                  .stride = 1, .pad = 1});
+    /* 32x32 with 16 channels: every path at a realistic size */
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 16, .h = 32, .w = 32, .k = 16, .r = 3, .s = 3,
+                                  .stride = 1, .pad = 1});
+
+    /* a bad geometry is refused with a message */
+    sd_conv_desc bad = {.n = 1, .c = 1, .h = 4, .w = 4, .k = 1, .r = 3, .s = 3, .stride = 1,
+                        .pad = 0, .oh = 3, .ow = 2};
+    sd_real buf[64] = {0};
+    CHECK(be->conv_fwd(be, &bad, buf, buf, 0, buf, buf) == SD_EINVAL);
+    CHECK(strstr(be->err.msg, "geometry") != NULL);
+}
+
+/* ---------------------------------------------------------------- patch gather */
+
+static void test_patch_gather(sd_backend *be)
+{
+    /* two images: 5 wide x 4 high with v(y,x) = 1000*(5y + x), and 4x4 */
+    uint16_t pix[20 + 16];
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 5; x++)
+            pix[y * 5 + x] = (uint16_t)(1000 * (5 * y + x));
+    for (int i = 0; i < 16; i++)
+        pix[20 + i] = (uint16_t)(i * 4096);
+    int64_t off[2] = {0, 20};
+    int32_t wid[2] = {5, 4};
+    const double mean = 0.1, sd = 0.2;
+#define NORM(v) (((v) / 65535.0 - mean) / sd)
+
+    /* 3x3 window at (y 1, x 1) down to 2x2: each output pixel covers 1.5 input
+     * pixels per axis (weights 1, 0.5 | 0.5, 1), divided by 2.25:
+     *  (0,0) = (6000 + .5*7000 + .5*11000 + .25*12000)/2.25 = 8000
+     *  (0,1) = (.5*7000 + 8000 + .25*12000 + .5*13000)/2.25 = 9333.33..
+     *  (1,0) = (.5*11000 + .25*12000 + 16000 + .5*17000)/2.25 = 14666.66..
+     *  (1,1) = (.25*12000 + .5*13000 + .5*17000 + 18000)/2.25 = 16000 */
+    int32_t idx[3] = {0, 1, 1};
+    sd_real out[4];
+    CHECK(be->patch_gather(be, pix, off, wid, idx, 1, 3, 2, mean, sd, out) == 0);
+    double want[4] = {8000, 21000 / 2.25, 33000 / 2.25, 16000};
+    for (int i = 0; i < 4; i++)
+        CHECKF(fabs(out[i] - NORM(want[i])) <= 1e-6 * fabs(NORM(want[i])) + 1e-6,
+               "patch_gather 3->2 [%d]: %.9g, want %.9g", i, (double)out[i], NORM(want[i]));
+
+    /* 4x4 image 2 down to 2x2: plain 2x2 block means */
+    int32_t idx2[3] = {1, 0, 0};
+    CHECK(be->patch_gather(be, pix, off, wid, idx2, 1, 4, 2, mean, sd, out) == 0);
+    double blk[4] = {(0 + 1 + 4 + 5) * 4096 / 4.0, (2 + 3 + 6 + 7) * 4096 / 4.0,
+                     (8 + 9 + 12 + 13) * 4096 / 4.0, (10 + 11 + 14 + 15) * 4096 / 4.0};
+    for (int i = 0; i < 4; i++)
+        CHECKF(fabs(out[i] - NORM(blk[i])) <= 1e-6 * fabs(NORM(blk[i])) + 1e-6,
+               "patch_gather 4->2 [%d]", i);
+
+    /* osize == psize: a plain normalised copy; two patches in one call */
+    int32_t idx3[6] = {0, 2, 3, 1, 1, 2};
+    sd_real o2[8];
+    CHECK(be->patch_gather(be, pix, off, wid, idx3, 2, 2, 2, mean, sd, o2) == 0);
+    double cp[8] = {13000, 14000, 18000, 19000, 6 * 4096, 7 * 4096, 10 * 4096, 11 * 4096};
+    for (int i = 0; i < 8; i++)
+        CHECKF(fabs(o2[i] - NORM(cp[i])) <= 1e-6 * fabs(NORM(cp[i])) + 1e-6,
+               "patch_gather copy [%d]", i);
+
+    /* a window sticking out of its image is refused */
+    int32_t bad[3] = {0, 0, 3};
+    CHECK(be->patch_gather(be, pix, off, wid, bad, 1, 3, 2, mean, sd, out) == SD_EINVAL);
+#undef NORM
+}
+
+/* ---------------------------------------------------------------- adam */
+
+static void test_adam(sd_backend *be)
+{
+    sd_real p[2] = {1, -2}, g[2] = {0.5f, 2}, m[2] = {0, 0}, v[2] = {0, 0};
+    const double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    CHECK(be->adam(be, 2, p, g, m, v, lr, b1, b2, eps, 1) == 0);
+    /* t = 1: m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25,
+     * p = 1 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.900000002 (to 1e-9) */
+    const double ptol = sizeof(sd_real) == sizeof(double) ? 1e-12 : 1e-7;
+    CHECKF(fabs(p[0] - 0.900000002) < ptol, "adam t=1: %.12f", (double)p[0]);
+    CHECK(fabs(m[0] - 0.05) < 1e-8 && fabs(v[0] - 0.00025) < 1e-10);
+    /* element 2: mhat = 2, vhat = 4, p = -2 - 0.1 * 2 / (2 + 1e-8) */
+    CHECK(fabs(p[1] - (-2 - 0.2 / (2 + 1e-8))) < ptol * 2);
+    /* t = 2 with g = -0.25 on element 1, by the textbook formulas */
+    sd_real g2[2] = {-0.25f, 0};
+    double pe = p[0], me = 0.9 * 0.05 + 0.1 * -0.25, ve = 0.999 * 0.00025 + 0.001 * 0.0625;
+    double mh = me / (1 - 0.81), vh = ve / (1 - 0.999 * 0.999);
+    pe -= lr * mh / (sqrt(vh) + eps);
+    CHECK(be->adam(be, 2, p, g2, m, v, lr, b1, b2, eps, 2) == 0);
+    CHECKF(fabs(p[0] - pe) < 1e-6, "adam t=2: %.9f want %.9f", (double)p[0], pe);
+    CHECK(fabs(m[0] - 0.02) < 1e-8);
+    CHECK(be->adam(be, 2, p, g2, m, v, lr, b1, b2, eps, 0) == SD_EINVAL);
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+static sd_pool_desc pool(int h, int w, int k, int s, int p, int oh, int ow)
+{
+    sd_pool_desc d;
+    memset(&d, 0, sizeof d);
+    d.n = 1;
+    d.c = 1;
+    d.h = h;
+    d.w = w;
+    d.kh = d.kw = k;
+    d.sh = d.sw = s;
+    d.ph = d.pw = p;
+    d.oh = oh;
+    d.ow = ow;
+    return d;
+}
+
+static void test_pooling(sd_backend *be)
+{
+    /* all equal: the first cell in row-major order takes the gradient */
+    sd_pool_desc d = pool(2, 2, 2, 2, 0, 1, 1);
+    sd_real x[4] = {5, 5, 5, 5}, y[1], gy[1] = {1}, gx[4] = {0};
+    CHECK(be->maxpool_fwd(be, &d, x, y) == 0 && y[0] == 5);
+    CHECK(be->maxpool_bwd(be, &d, x, gy, gx) == 0);
+    CHECK(gx[0] == 1 && gx[1] == 0 && gx[2] == 0 && gx[3] == 0);
+    /* tie between (0,1) and (1,0): (0,1) comes first */
+    sd_real x2[4] = {1, 3, 3, 2}, gx2[4] = {0}, dx2[4] = {10, 20, 30, 40}, dy2[1];
+    CHECK(be->maxpool_bwd(be, &d, x2, gy, gx2) == 0);
+    CHECK(gx2[1] == 1 && gx2[2] == 0);
+    CHECK(be->maxpool_gather(be, &d, x2, dx2, dy2) == 0 && dy2[0] == 20);
+
+    /* padding never wins: an all-negative input with pad 1 */
+    sd_pool_desc dp = pool(2, 2, 3, 1, 1, 2, 2);
+    sd_real xn[4] = {-4, -1, -3, -2}, yn[4];
+    CHECK(be->maxpool_fwd(be, &dp, xn, yn) == 0);
+    CHECK(yn[0] == -1 && yn[1] == -1 && yn[2] == -1 && yn[3] == -1);
+
+    /* ceil_mode via the layer: 5x5, k2 s2 -> 3x3, last windows clipped */
+    sd_layer l;
+    memset(&l, 0, sizeof l);
+    l.kind = SD_LAYER_MAXPOOL;
+    l.n_in = 1;
+    l.in[0] = (sd_shape){1, 5, 5};
+    l.kh = 2;
+    l.sh = 2;
+    l.ceil_mode = 1;
+    sd_error err = {0};
+    CHECK(sd_layer_finish(&l, &err) == 0 && l.out.h == 3 && l.out.w == 3 && l.kw == 2 && l.sw == 2);
+    sd_real x5[25], y5[9];
+    for (int i = 0; i < 25; i++)
+        x5[i] = (sd_real)(i % 7);
+    sd_pool_desc d5 = pool(5, 5, 2, 2, 0, 3, 3);
+    CHECK(be->maxpool_fwd(be, &d5, x5, y5) == 0);
+    CHECK(y5[8] == x5[24] && y5[2] == fmax(x5[4], x5[9]));
+    /* PyTorch's rule: the last window must start inside the input or the left
+     * padding.  6 wide, k3 s2 p1 ceil: 4 windows would start at 5 (inside)... */
+    l.in[0] = (sd_shape){1, 6, 6};
+    l.kh = l.kw = 3;
+    l.sh = l.sw = 2;
+    l.ph = l.pw = 1;
+    CHECK(sd_layer_finish(&l, &err) == 0 && l.out.h == 4);
+    /* ...while 5 wide, k2 s2 p1 ceil: a 4th window would start at 3*2-1 = 5,
+     * past the input (right padding only), so there are 3, as in floor mode */
+    l.in[0] = (sd_shape){1, 5, 5};
+    l.kh = l.kw = 2;
+    l.ph = l.pw = 1;
+    CHECK(sd_layer_finish(&l, &err) == 0 && l.out.h == 3);
+    l.ph = l.pw = 2; /* pad > kernel/2 is refused, as in PyTorch */
+    CHECK(sd_layer_finish(&l, &err) == SD_EINVAL);
+
+    /* average pool: 3x3 of 1..9, k3 s2 p1, include / exclude padding */
+    sd_real a[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, ya[4];
+    sd_pool_desc da = pool(3, 3, 3, 2, 1, 2, 2);
+    da.count_include_pad = 1;
+    CHECK(be->avgpool_fwd(be, &da, a, ya) == 0);
+    CHECK(fabs(ya[0] - 12.0 / 9) < 1e-6 && fabs(ya[3] - 28.0 / 9) < 1e-6);
+    da.count_include_pad = 0;
+    CHECK(be->avgpool_fwd(be, &da, a, ya) == 0);
+    CHECK(fabs(ya[0] - 3) < 1e-6 && fabs(ya[1] - 4) < 1e-6 && fabs(ya[3] - 7) < 1e-6);
+    /* ceil_mode overhang past the padding is not counted: 3x3, k2 s2 ceil */
+    sd_pool_desc dc = pool(3, 3, 2, 2, 0, 2, 2);
+    dc.count_include_pad = 1;
+    CHECK(be->avgpool_fwd(be, &dc, a, ya) == 0);
+    CHECK(fabs(ya[0] - 3) < 1e-6 && fabs(ya[1] - 4.5) < 1e-6 && fabs(ya[2] - 7.5) < 1e-6 &&
+          fabs(ya[3] - 9) < 1e-6);
+    /* adaptive 5 -> 3: windows [0,2) [1,4) [3,5) */
+    sd_pool_desc dd;
+    memset(&dd, 0, sizeof dd);
+    dd.n = 1;
+    dd.c = 1;
+    dd.h = 5;
+    dd.w = 1;
+    dd.oh = 3;
+    dd.ow = 1;
+    dd.adaptive = 1;
+    sd_real v5[5] = {1, 2, 3, 4, 5}, y3[3], g3[3] = {1, 1, 1}, gv[5] = {0};
+    CHECK(be->avgpool_fwd(be, &dd, v5, y3) == 0);
+    CHECK(fabs(y3[0] - 1.5) < 1e-6 && fabs(y3[1] - 3) < 1e-6 && fabs(y3[2] - 4.5) < 1e-6);
+    CHECK(be->avgpool_bwd(be, &dd, g3, gv) == 0);
+    CHECK(fabs(gv[0] - 0.5) < 1e-6 && fabs(gv[1] - (0.5 + 1.0 / 3)) < 1e-6 &&
+          fabs(gv[3] - (1.0 / 3 + 0.5)) < 1e-6 && fabs(gv[4] - 0.5) < 1e-6);
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+static void test_bn(sd_backend *be)
+{
+    /* n=2, c=1, hw=2: x = 1,2,3,4 -> mean 2.5, biased var 1.25 */
+    sd_bn_desc d = {2, 1, 2, 1e-5};
+    sd_real x[4] = {1, 2, 3, 4}, g[1] = {2}, b[1] = {0.5f}, y[4], mean[1], inv[1];
+    CHECK(be->bn_fwd_train(be, &d, x, g, b, y, mean, inv) == 0);
+    double is = 1 / sqrt(1.25 + 1e-5);
+    CHECK(fabs(mean[0] - 2.5) < 1e-6);
+    CHECKF(fabs(inv[0] - is) < 1e-6 * is, "invstd %.9g want %.9g", (double)inv[0], is);
+    CHECK(fabs(y[0] - (2 * (1 - 2.5) * is + 0.5)) < 1e-5);
+    /* frozen mode with rvar = 1.25 gives the same y */
+    sd_real rm[1] = {2.5f}, rv[1] = {1.25f}, y2[4];
+    CHECK(be->bn_fwd_frozen(be, &d, x, g, b, rm, rv, y2) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(fabs(y2[i] - y[i]) < 1e-5);
+    /* NULL outputs are "not wanted" */
+    sd_real gy[4] = {1, -1, 0.5f, 2}, gx[4] = {0};
+    CHECK(be->bn_bwd_train(be, &d, x, g, mean, inv, gy, gx, NULL, NULL) == 0);
+    double s = gx[0] + gx[1] + gx[2] + gx[3]; /* the gradient sums to zero */
+    CHECK(fabs(s) < 1e-5);
+}
+
+/* ---------------------------------------------------------------- misc */
+
+static void test_sce_extreme(sd_backend *be)
+{
+    sd_real z[3] = {1000, 0, -1000}, q[3] = {0, 1, 0}, p[3], gz[3] = {0}, gq[3] = {0};
+    double loss;
+    CHECK(be->sce_fwd(be, 1, 3, z, q, p, &loss) == 0);
+    CHECKF(fabs(loss - 1000) < 1e-9 * 1000, "loss %.17g", loss);
+    CHECK(p[0] == 1 && p[1] == 0 && p[2] == 0);
+    CHECK(be->sce_bwd(be, 1, 3, p, q, 1, gz, gq) == 0);
+    CHECK(gz[0] == 1 && gz[1] == -1 && gz[2] == 0);
+    CHECK(isfinite(gq[1]) && isfinite(gq[2])); /* log of an underflowed p is clamped */
+    sd_real y[3] = {800, 799, -5}, qq[3];
+    CHECK(be->softmax_fwd(be, 1, 3, y, qq) == 0);
+    CHECK(fabs(qq[0] - 1 / (1 + exp(-1.0))) < 1e-6 && isfinite(qq[2]));
+}
+
+static void test_gemm(sd_backend *be)
+{
+    /* C (2x2) = A (2x3) * B' with B (2x3) */
+    sd_real a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 1, 0, 1, 0}, c[4] = {9, 9, 9, 9};
+    CHECK(be->gemm(be, 0, 1, 2, 2, 3, 1, a, 3, b, 3, 0, c, 2) == 0);
+    CHECK(c[0] == 4 && c[1] == 2 && c[2] == 10 && c[3] == 5);
+    CHECK(be->gemm(be, 0, 1, 2, 2, 3, 1, a, 2, b, 3, 0, c, 2) == SD_EINVAL);
+    double dd;
+    CHECK(be->dot(be, 6, a, a, &dd) == 0 && dd == 91);
+}
+
+static int stub_calls;
+static int stub_factory(sd_backend **out, sd_error *err)
+{
+    stub_calls++;
+    return sd_backend_cpu_create(out, 0, err);
+}
+
+static void test_registry(void)
+{
+    sd_backend *be = NULL;
+    sd_error err = {0};
+    CHECK(sd_backend_create(&be, "cuda-test-none", &err) == SD_EUNSUPPORTED && be == NULL);
+    CHECK(strcmp(err.msg, "backend 'cuda-test-none' is not available in this build") == 0);
+    CHECK(sd_backend_register("stub", stub_factory) == 0);
+    CHECK(sd_backend_register("cpu", stub_factory) == SD_EINVAL);
+    CHECK(sd_backend_create(&be, "stub", &err) == 0 && be && stub_calls == 1);
+    sd_backend_destroy(be);
+    CHECK(sd_backend_create(&be, "cpu", &err) == 0 && be && strcmp(be->name, "cpu") == 0);
+    sd_backend_destroy(be);
+    sd_backend_destroy(NULL);
+}
+
+static void test_dropout(sd_backend *be)
+{
+    sd_layer l;
+    memset(&l, 0, sizeof l);
+    l.kind = SD_LAYER_DROPOUT;
+    l.n_in = 1;
+    l.in[0] = (sd_shape){10, 10, 10};
+    l.p_drop = 0.25;
+    sd_error err = {0};
+    CHECK(sd_layer_finish(&l, &err) == 0);
+    const int n = 4;
+    size_t ne = (size_t)n * 1000;
+    sd_real *x = rvec(ne, 1, 2), *y = malloc(ne * sizeof *y), *y2 = malloc(ne * sizeof *y2);
+    sd_real *saved = malloc(sd_layer_saved_size(&l, n) * sizeof *saved);
+    void *ws = malloc(sd_layer_ws_size(&l, n, be));
+    sd_layer_io io;
+    memset(&io, 0, sizeof io);
+    io.n = n;
+    io.dropout_train = 1;
+    io.dropout_seed = 7;
+    io.x[0] = x;
+    io.y = y;
+    io.saved = saved;
+    io.ws = ws;
+    CHECK(sd_layer_forward(be, &l, &io) == 0);
+    size_t kept = 0, bad = 0;
+    for (size_t i = 0; i < ne; i++) {
+        if (y[i] != 0) {
+            kept++;
+            bad += fabs(y[i] - x[i] / 0.75) > 1e-6 * fabs(x[i]);
+        }
+    }
+    /* 4000 Bernoulli(0.75) draws: mean 3000, sd 27; 6 sd either way */
+    CHECKF(kept > 2840 && kept < 3160 && bad == 0, "dropout kept %zu bad %zu", kept, bad);
+    io.y = y2; /* same seed: same mask */
+    CHECK(sd_layer_forward(be, &l, &io) == 0);
+    CHECK(memcmp(y, y2, ne * sizeof *y) == 0);
+    io.dropout_seed = 8;
+    CHECK(sd_layer_forward(be, &l, &io) == 0);
+    CHECK(memcmp(y, y2, ne * sizeof *y) != 0);
+    io.dropout_train = 0; /* evaluation: identity */
+    CHECK(sd_layer_forward(be, &l, &io) == 0);
+    CHECK(memcmp(x, y2, ne * sizeof *y) == 0);
+    free(x), free(y), free(y2), free(saved), free(ws);
+}
+
+int main(void)
+{
+    sd_backend *be = NULL;
+    sd_error err = {0};
+    if (sd_backend_cpu_create(&be, 0, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("CPU backend checks, %s (tolerance %g)\n", SD_REAL_NAME, TOL);
+    test_conv(be);
+    test_patch_gather(be);
+    test_adam(be);
+    test_pooling(be);
+    test_bn(be);
+    test_sce_extreme(be);
+    test_gemm(be);
+    test_dropout(be);
+    test_registry();
+    sd_backend_destroy(be);
+    return sd_test_finish();
+}
