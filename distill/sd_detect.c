@@ -220,9 +220,6 @@ int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                  : res->decision == SD_DETECT_NEGATIVE ? 0x80FF80u
                                                         : 0xFFFF80u,
                  scale);
-    if (synthetic)
-        sd_draw_text(&c, cw - pad - sd_text_width("SYNTHETIC DATA", scale), ty + line / 2,
-                     "SYNTHETIC DATA", COLOR_BANNER, scale);
     rc = sd_canvas_write_png(&c, path, err);
     sd_canvas_free(&c);
     return rc;

@@ -166,6 +166,8 @@ int sd_plot_lines_png(const char *path, const char *title, const char *xlabel,
         ymax += d;
     }
     double xstep = nice_step(xmax - xmin), ystep = nice_step(ymax - ymin);
+    if (log_y && ymax - ymin > 1.5 && ystep < 1)
+        ystep = 1; /* whole decades read better than 3.16, 0.316, ... */
     /* widen the y range to whole ticks so the curve does not touch the frame */
     ymin = floor(ymin / ystep) * ystep;
     ymax = ceil(ymax / ystep) * ystep;
