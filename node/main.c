@@ -6,6 +6,10 @@
 
 #include "commands.h"
 
+#ifdef SLDD_HAVE_CUDA
+#include "sg_backend.h"
+#endif
+
 static const sldd_command commands[] = {
     {"models", cmd_models, "list the model architectures with parameter counts"},
 };
@@ -36,8 +40,20 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) {
         printf("sldd %s\n", SLDD_VERSION);
+#ifdef SLDD_HAVE_CUDA
+        printf("backends: cpu, cuda (built with %s)\n", sg_build_info());
+#else
+        printf("backends: cpu (CUDA backend not built in)\n");
+#endif
         return 0;
     }
+#ifdef SLDD_HAVE_CUDA
+    /* makes --device cuda available; creating it still needs a GPU */
+    if (sg_backend_register() != 0) {
+        fprintf(stderr, "sldd: cannot register the CUDA backend\n");
+        return 1;
+    }
+#endif
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
