@@ -172,3 +172,41 @@ int sc_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e)
     close(fd); /* releases the lock */
     return rc;
 }
+
+int sc_node_open(const char *node_dir, unsigned flags, sc_node **out, sc_error *e)
+{
+    sc_node *n;
+    char path[4200];
+    int rc;
+    *out = NULL;
+    if (strlen(node_dir) >= sizeof n->dir)
+        return sc_error_set(e, SC_EINVAL, "node directory path too long");
+    n = calloc(1, sizeof *n);
+    if (!n)
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    strcpy(n->dir, node_dir);
+    if ((rc = sc_node_config_load(node_dir, &n->cfg, e)) ||
+        ((flags & SC_NODE_KEYS) && (rc = sc_node_keys_load(node_dir, &n->keys, e))) ||
+        (rc = sc_trust_store_open_files(node_dir, n->cfg.id, &n->trust, e)))
+        goto fail;
+    if (flags & SC_NODE_REPLAY) {
+        if ((rc = sc_path_join(path, sizeof path, node_dir, "replay.log", e)) ||
+            (rc = sc_replay_store_open_file(path, &n->replay, e)))
+            goto fail;
+    }
+    *out = n;
+    return 0;
+fail:
+    sc_node_close(n);
+    return rc;
+}
+
+void sc_node_close(sc_node *n)
+{
+    if (!n)
+        return;
+    sc_node_keys_destroy(n->keys);
+    sc_trust_store_destroy(n->trust);
+    sc_replay_store_destroy(n->replay);
+    free(n);
+}

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "sc_error.h"
+#include "sc_keys.h"
+#include "sc_store.h"
 
 typedef struct sc_node_config {
     char id[65];
@@ -28,5 +30,19 @@ int sc_node_config_load(const char *node_dir, sc_node_config *c, sc_error *e) SC
 /* Next outbound sequence number (1, 2, ...), durable before returning;
  * safe against concurrent callers (flock). */
 int sc_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e) SC_WUR;
+
+/* An open node directory: what the CLI commands and the daemon need. */
+typedef struct sc_node {
+    char dir[4096];
+    sc_node_config cfg;
+    sc_node_keys *keys;       /* with SC_NODE_KEYS, else NULL */
+    sc_trust_store *trust;    /* always */
+    sc_replay_store *replay;  /* with SC_NODE_REPLAY, else NULL */
+} sc_node;
+
+enum { SC_NODE_KEYS = 1, SC_NODE_REPLAY = 2 };
+
+int sc_node_open(const char *node_dir, unsigned flags, sc_node **out, sc_error *e) SC_WUR;
+void sc_node_close(sc_node *n);
 
 #endif

@@ -16,5 +16,10 @@ typedef struct sldd_command {
 } sldd_command;
 
 int cmd_models(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
+int cmd_peer(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
 
 #endif

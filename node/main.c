@@ -12,6 +12,11 @@
 
 static const sldd_command commands[] = {
     {"models", cmd_models, "list the model architectures with parameter counts"},
+    {"init", cmd_init, "create a node directory with its key pairs"},
+    {"keys", cmd_keys, "show or export this node's public keys"},
+    {"admin", cmd_admin, "add or list admin keys (passphrase-protected)"},
+    {"peer", cmd_peer, "add or list peer nodes and their keys"},
+    {"bundle", cmd_bundle, "make, inspect, sign, approve, seal, open, verify bundles"},
 };
 
 static void usage(FILE *f)
