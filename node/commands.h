@@ -21,5 +21,6 @@ int cmd_keys(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_peer(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 
 #endif

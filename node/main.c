@@ -17,6 +17,7 @@ static const sldd_command commands[] = {
     {"admin", cmd_admin, "add or list admin keys (passphrase-protected)"},
     {"peer", cmd_peer, "add or list peer nodes and their keys"},
     {"bundle", cmd_bundle, "make, inspect, sign, approve, seal, open, verify bundles"},
+    {"distill", cmd_distill, "distil a data set into a few soft-label images (Algorithm 1)"},
 };
 
 static void usage(FILE *f)

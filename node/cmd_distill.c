@@ -1,0 +1,464 @@
+/*
+ * cmd_distill.c - `sldd distill`: Algorithm 1 on a data set, with progress,
+ * checkpoints, pictures, and the unsigned payload as its result; and
+ * `sldd replay`: Algorithm 2 on a payload, evaluated on labelled data.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "commands.h"
+#include "nd_data.h"
+#include "nd_payload.h"
+#include "sd_dataview.h"
+#include "sd_distill.h"
+#include "sd_init.h"
+
+static void distill_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sldd distill --data SOURCE --out DIR [options]\n"
+            "\n"
+            "Soft-label dataset distillation (Algorithm 1): learns S x n synthetic images,\n"
+            "their label logits and T = S x E step sizes such that T SGD steps from the\n"
+            "fixed initial weights theta_0 fit the real data.  The meta-gradient is exact\n"
+            "through all T steps.  Writes DIR/payload.pb (the unsigned bundle payload),\n"
+            "DIR/grid.png (images with soft labels), DIR/curves.png (loss, validation\n"
+            "accuracy), DIR/log.jsonl and DIR/checkpoint.\n"
+            "\n"
+            "data:\n"
+            "  --data fashion-mnist     Fashion-MNIST from Debian's dataset-fashion-mnist\n"
+            "                           (55,000 train / 5,000 val / 10,000 test)\n"
+            "  --data DIR               a gastric data set prepared by 'sldd dataset prepare'\n"
+            "  --train-limit N          use only the first N training samples\n"
+            "model:\n"
+            "  --arch NAME              lenet, convnet, alexnet, vgg16, vgg19, resnet18,\n"
+            "                           resnet34, googlenet; '-bn' suffix for batch norm\n"
+            "                           (default: lenet for fashion-mnist, convnet-bn else)\n"
+            "  --depth D --width W      ConvNet depth and width (3, 128); ResNet base width\n"
+            "  --seed S                 seed of theta_0 and of every random choice (0)\n"
+            "  --nets N                 distil for N fixed initial weights (1)\n"
+            "  --random-init            fresh random theta_0 every iteration\n"
+            "distilled set:\n"
+            "  --images-per-step n      images per distill step (3)\n"
+            "  --steps S                distill steps (1)\n"
+            "  --epochs-inner E         distill epochs (1); T = S x E\n"
+            "  --label-param softmax|raw  targets softmax(labels) (default) or raw\n"
+            "  --label-init onehot|class:C  one image per class (default) or all class C\n"
+            "  --hard-labels            keep labels fixed (plain dataset distillation)\n"
+            "  --bn-mode batch|frozen   inner-step batch norm (batch)\n"
+            "optimisation:\n"
+            "  --real-batch K           real samples per outer iteration (256)\n"
+            "  --distill-lr A           initial step size (0.01)\n"
+            "  --lr L                   outer Adam learning rate (0.01)\n"
+            "  --decay-epochs N         halve lr every N epochs (40)\n"
+            "  --epochs N               outer epochs over the real set (400)\n"
+            "  --iterations N           stop after N outer iterations instead\n"
+            "progress and output:\n"
+            "  --eval-every N           validate every N iterations (100)\n"
+            "  --eval-max N             validation samples used (all)\n"
+            "  --checkpoint-every N     checkpoint interval in iterations (100)\n"
+            "  --resume                 continue from DIR/checkpoint\n"
+            "  --encoding f32|f16|u8    image encoding in the payload (f32)\n"
+            "  --export-init FILE       write theta_0 and the initial set for a reference\n"
+            "                           implementation, then stop\n"
+            "  --device cpu|cuda        compute backend (cpu)\n"
+            "  --quiet                  no progress lines\n");
+}
+
+typedef struct progress_ctx {
+    FILE *log;
+    int quiet;
+    int64_t every;
+    int n_hist;
+    double *hist_iter, *hist_loss, *hist_acc;
+    int64_t cap;
+} progress_ctx;
+
+static void fmt_time(double s, char *buf, size_t len)
+{
+    if (!isfinite(s) || s < 0)
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+}
+
+static int on_progress(void *vctx, const sd_progress *p)
+{
+    progress_ctx *c = vctx;
+    double amin = INFINITY, amax = 0;
+    for (int t = 0; t < p->n_steps; t++) {
+        amin = fmin(amin, p->step_sizes[t]);
+        amax = fmax(amax, p->step_sizes[t]);
+    }
+    if (c->log) {
+        fprintf(c->log,
+                "{\"iter\":%lld,\"total\":%lld,\"epoch\":%d,\"loss\":%.6g,\"lr\":%.6g,"
+                "\"alpha_min\":%.6g,\"alpha_max\":%.6g,\"seconds\":%.3f",
+                (long long)p->iter, (long long)p->total, p->epoch, p->loss, p->lr, amin, amax,
+                p->seconds);
+        if (p->evaluated)
+            fprintf(c->log, ",\"val_acc\":%.6f", p->val_acc);
+        fputs("}\n", c->log);
+        fflush(c->log);
+    }
+    if (c->n_hist < c->cap) {
+        c->hist_iter[c->n_hist] = (double)p->iter;
+        c->hist_loss[c->n_hist] = p->loss;
+        c->hist_acc[c->n_hist] = p->evaluated ? p->val_acc : NAN;
+        c->n_hist++;
+    }
+    if (!c->quiet && (p->evaluated || p->iter % c->every == 0 || p->iter == p->total)) {
+        char eta[32], el[32];
+        fmt_time(p->eta_seconds, eta, sizeof eta);
+        fmt_time(p->seconds, el, sizeof el);
+        fprintf(stderr, "[%5.1f%%] iter %lld/%lld epoch %d  loss %.4f  lr %.4g  alpha %.4g..%.4g"
+                        "  elapsed %s  ETA %s",
+                100.0 * (double)p->iter / (double)p->total, (long long)p->iter,
+                (long long)p->total, p->epoch, p->loss, p->lr, amin, amax, el, eta);
+        if (p->evaluated)
+            fprintf(stderr, "  | val acc %.4f", p->val_acc);
+        fputc('\n', stderr);
+    }
+    return 0;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The reference-implementation export: theta_0, the initial set and the
+ * configuration, in the SLDDREF1 tensor format of scripts/make-reference.py. */
+static int export_init(sd_distiller *d, const sd_distill_config *cfg, const char *path)
+{
+    const sd_model *m = sd_distiller_model(d);
+    size_t M = (size_t)cfg->steps * (size_t)cfg->images_per_step;
+    size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    size_t K = (size_t)m->spec.classes, T = (size_t)cfg->steps * (size_t)cfg->epochs_inner;
+    float *x = malloc(M * D * sizeof *x), *y = malloc(M * K * sizeof *y),
+          *th = malloc(m->n_theta * sizeof *th), *rf = malloc(T * sizeof *rf);
+    double *rho = malloc(T * sizeof *rho);
+    sd_real *th0 = malloc(m->n_theta * sizeof *th0);
+    sd_error err = {0};
+    int rc = -1;
+    FILE *f = NULL;
+    if (!x || !y || !th || !rho || !th0 || !rf)
+        goto out;
+    if (sd_distiller_get(d, x, y, rho) || sd_init_theta(m, cfg->seed, th0, &err))
+        goto out;
+    for (size_t i = 0; i < m->n_theta; i++)
+        th[i] = (float)th0[i];
+    for (size_t t = 0; t < T; t++)
+        rf[t] = (float)rho[t];
+    f = fopen(path, "wb");
+    if (!f)
+        goto out;
+    struct {
+        const char *name;
+        const float *data;
+        size_t n;
+    } ts[] = {{"theta0", th, m->n_theta}, {"x", x, M * D}, {"y", y, M * K}, {"rho", rf, T}};
+    uint32_t count = 4;
+    fwrite("SLDDREF1", 1, 8, f);
+    fwrite(&count, 4, 1, f);
+    for (int i = 0; i < 4; i++) {
+        uint32_t len = (uint32_t)strlen(ts[i].name), nd = 1, n = (uint32_t)ts[i].n;
+        fwrite(&len, 4, 1, f);
+        fwrite(ts[i].name, 1, len, f);
+        fwrite(&nd, 4, 1, f);
+        fwrite(&n, 4, 1, f);
+        fwrite(ts[i].data, sizeof(float), ts[i].n, f);
+    }
+    rc = ferror(f) ? -1 : 0;
+out:
+    if (f && fclose(f))
+        rc = -1;
+    free(x);
+    free(y);
+    free(th);
+    free(rho);
+    free(th0);
+    free(rf);
+    return rc;
+}
+
+int cmd_distill(int argc, char **argv)
+{
+    sd_distill_config cfg;
+    sd_distill_config_defaults(&cfg);
+    cfg.eval_every = 100;
+    cfg.checkpoint_every = 100;
+    const char *data = NULL, *out = NULL, *arch = NULL, *device = "cpu", *export_path = NULL;
+    int quiet = 0, resume = 0, encoding = 1;
+    long long train_limit = 0, v;
+    double dv;
+    enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
+           O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
+           O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
+        {"arch", required_argument, 0, 'a'}, {"depth", required_argument, 0, O_DEPTH},
+        {"width", required_argument, 0, O_WIDTH}, {"seed", required_argument, 0, O_SEED},
+        {"nets", required_argument, 0, O_NETS}, {"random-init", no_argument, 0, O_RANDOM},
+        {"images-per-step", required_argument, 0, O_IPS}, {"steps", required_argument, 0, O_STEPS},
+        {"epochs-inner", required_argument, 0, O_EIN},
+        {"label-param", required_argument, 0, O_LPARAM},
+        {"label-init", required_argument, 0, O_LINIT}, {"hard-labels", no_argument, 0, O_HARD},
+        {"bn-mode", required_argument, 0, O_BNMODE}, {"real-batch", required_argument, 0, O_RB},
+        {"distill-lr", required_argument, 0, O_DLR}, {"lr", required_argument, 0, O_LR},
+        {"decay-epochs", required_argument, 0, O_DECAY},
+        {"epochs", required_argument, 0, O_EPOCHS},
+        {"iterations", required_argument, 0, O_ITERS},
+        {"eval-every", required_argument, 0, O_EVAL},
+        {"eval-max", required_argument, 0, O_EVALMAX},
+        {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
+        {"encoding", required_argument, 0, O_ENC},
+        {"export-init", required_argument, 0, O_EXPORT},
+        {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
+        {"train-limit", required_argument, 0, O_LIMIT}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+#define INTARG(dst, lo, hi)                                                                   \
+    do {                                                                                      \
+        if (parse_int(optarg, lo, hi, &v)) {                                                  \
+            fprintf(stderr, "sldd distill: --%s needs an integer in %lld..%lld\n",            \
+                    opts[idx].name, (long long)(lo), (long long)(hi));                        \
+            return 2;                                                                         \
+        }                                                                                     \
+        dst = v;                                                                              \
+    } while (0)
+#define DBLARG(dst)                                                                           \
+    do {                                                                                      \
+        if (parse_double(optarg, &dv) || dv <= 0) {                                           \
+            fprintf(stderr, "sldd distill: --%s needs a positive number\n", opts[idx].name); \
+            return 2;                                                                         \
+        }                                                                                     \
+        dst = dv;                                                                             \
+    } while (0)
+    int idx = 0;
+    while ((o = getopt_long(argc, argv, "d:o:a:h", opts, &idx)) != -1) {
+        switch (o) {
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 'a': arch = optarg; break;
+        case O_DEPTH: INTARG(cfg.spec.depth, 1, 16); break;
+        case O_WIDTH: INTARG(cfg.spec.width, 1, 4096); break;
+        case O_SEED: INTARG(cfg.seed, 0, INT64_MAX); break;
+        case O_NETS: INTARG(cfg.nets, 1, 1000); break;
+        case O_RANDOM: cfg.random_init = 1; break;
+        case O_IPS: INTARG(cfg.images_per_step, 1, 100000); break;
+        case O_STEPS: INTARG(cfg.steps, 1, 10000); break;
+        case O_EIN: INTARG(cfg.epochs_inner, 1, 1000); break;
+        case O_LPARAM:
+            if (!strcmp(optarg, "softmax"))
+                cfg.label_param = SD_LABEL_SOFTMAX;
+            else if (!strcmp(optarg, "raw"))
+                cfg.label_param = SD_LABEL_RAW;
+            else {
+                fprintf(stderr, "sldd distill: --label-param is softmax or raw\n");
+                return 2;
+            }
+            break;
+        case O_LINIT:
+            if (!strcmp(optarg, "onehot"))
+                cfg.label_init = SD_LABEL_INIT_ONEHOT;
+            else if (!strncmp(optarg, "class:", 6) && !parse_int(optarg + 6, 0, 100000, &v)) {
+                cfg.label_init = SD_LABEL_INIT_CLASS;
+                cfg.label_class = (int)v;
+            } else {
+                fprintf(stderr, "sldd distill: --label-init is onehot or class:C\n");
+                return 2;
+            }
+            break;
+        case O_HARD: cfg.hard_labels = 1; break;
+        case O_BNMODE:
+            if (!strcmp(optarg, "batch"))
+                cfg.bn_mode = SD_BN_BATCH;
+            else if (!strcmp(optarg, "frozen"))
+                cfg.bn_mode = SD_BN_FROZEN;
+            else {
+                fprintf(stderr, "sldd distill: --bn-mode is batch or frozen\n");
+                return 2;
+            }
+            break;
+        case O_RB: INTARG(cfg.real_batch, 1, 1000000); break;
+        case O_DLR: DBLARG(cfg.distill_lr); break;
+        case O_LR: DBLARG(cfg.lr); break;
+        case O_DECAY: INTARG(cfg.decay_epochs, 0, 1000000); break;
+        case O_EPOCHS: INTARG(cfg.epochs, 1, 1000000); break;
+        case O_ITERS: INTARG(cfg.iterations, 1, INT64_MAX); break;
+        case O_EVAL: INTARG(cfg.eval_every, 0, INT32_MAX); break;
+        case O_EVALMAX: INTARG(cfg.eval_max, 0, INT64_MAX); break;
+        case O_CKPT: INTARG(cfg.checkpoint_every, 0, INT32_MAX); break;
+        case O_RESUME: resume = 1; break;
+        case O_ENC:
+            encoding = !strcmp(optarg, "f32") ? 1 : !strcmp(optarg, "f16") ? 2
+                     : !strcmp(optarg, "u8")  ? 3 : 0;
+            if (!encoding) {
+                fprintf(stderr, "sldd distill: --encoding is f32, f16 or u8\n");
+                return 2;
+            }
+            break;
+        case O_EXPORT: export_path = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_QUIET: quiet = 1; break;
+        case O_LIMIT: INTARG(train_limit, 1, INT64_MAX); break;
+        case 'h': distill_usage(stdout); return 0;
+        default: distill_usage(stderr); return 2;
+        }
+    }
+    if (!data || (!out && !export_path) || optind != argc) {
+        distill_usage(stderr);
+        return 2;
+    }
+    sd_error err = {0};
+    nd_data ds;
+    if (nd_data_open(&ds, data, train_limit, &err)) {
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+        return 1;
+    }
+    if (!arch)
+        arch = ds.default_arch;
+    if (sd_model_spec_parse_arch(&cfg.spec, arch, &err)) {
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+        nd_data_close(&ds);
+        return 2;
+    }
+    int status = 1;
+    sd_backend *be = NULL;
+    sd_distiller *d = NULL;
+    progress_ctx pc = {0};
+    sd_distilled res = {0};
+    char path[4096], ckpt[4096];
+    if (out && mkdir(out, 0755) && errno != EEXIST) {
+        fprintf(stderr, "sldd distill: cannot create %s: %s\n", out, strerror(errno));
+        goto done;
+    }
+    if (sd_backend_create(&be, device, &err)) {
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+        goto done;
+    }
+    if (out) {
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
+        cfg.checkpoint_path = ckpt;
+    }
+    if (sd_distiller_create(&d, &cfg, be, &ds.train, ds.val.count ? &ds.val : NULL,
+                            resume ? ckpt : NULL, &err)) {
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+        goto done;
+    }
+    if (export_path) {
+        if (export_init(d, &cfg, export_path)) {
+            fprintf(stderr, "sldd distill: cannot write %s\n", export_path);
+            goto done;
+        }
+        printf("wrote theta_0 and the initial distilled set to %s\n", export_path);
+        status = 0;
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/log.jsonl", out);
+    pc.log = fopen(path, resume ? "a" : "w");
+    pc.quiet = quiet;
+    int64_t total = cfg.iterations > 0 ? cfg.iterations
+                                       : (int64_t)cfg.epochs * (ds.train.count / cfg.real_batch);
+    pc.every = total >= 100 ? total / 100 : 1;
+    pc.cap = total + 1;
+    pc.hist_iter = calloc((size_t)pc.cap, sizeof(double));
+    pc.hist_loss = calloc((size_t)pc.cap, sizeof(double));
+    pc.hist_acc = calloc((size_t)pc.cap, sizeof(double));
+    if (!pc.log || !pc.hist_iter || !pc.hist_loss || !pc.hist_acc) {
+        fprintf(stderr, "sldd distill: cannot write %s\n", path);
+        goto done;
+    }
+    char label[64];
+    sd_model_spec_label(&sd_distiller_model(d)->spec, label, sizeof label);
+    if (!quiet)
+        fprintf(stderr,
+                "distilling %s on %s: %lld training samples, S=%d n=%d E=%d (T=%d), %lld "
+                "iterations of batch %d on %s\n",
+                label, data, (long long)ds.train.count, cfg.steps, cfg.images_per_step,
+                cfg.epochs_inner, cfg.steps * cfg.epochs_inner, (long long)total,
+                cfg.real_batch, be->name);
+    if (sd_distiller_run(d, on_progress, &pc) || sd_distiller_export(d, &res)) {
+        fprintf(stderr, "sldd distill: %s\n", sd_distiller_error(d)->msg);
+        goto done;
+    }
+    /* evaluate the replayed model, as a receiver would */
+    nd_eval ev;
+    if (nd_data_evaluate(&ds, &res, be, &ev, &err)) {
+        fprintf(stderr, "sldd distill: evaluating: %s\n", err.msg);
+        goto done;
+    }
+    nd_eval_print(&ds, &ev, stdout);
+    nd_payload_meta meta;
+    nd_data_meta(&ds, &ev, &meta);
+    meta.encoding = encoding;
+    meta.backend = be->name;
+    meta.created_unix = (int64_t)time(NULL);
+    meta.expires_unix = meta.created_unix + 30 * 86400;
+    meta.sequence = 1;
+    for (int i = 0; i < 16; i++)
+        meta.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)meta.created_unix, 9,
+                                                    (uint64_t)i);
+    uint8_t *pb = NULL;
+    size_t pblen = 0;
+    char msg[512];
+    snprintf(path, sizeof path, "%s/payload.pb", out);
+    if (nd_payload_build(&res, &meta, &pb, &pblen, msg, sizeof msg) ||
+        nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
+        fprintf(stderr, "sldd distill: payload: %s\n", msg);
+        free(pb);
+        goto done;
+    }
+    free(pb);
+    printf("payload: %s (%zu bytes)\n", path, pblen);
+    snprintf(path, sizeof path, "%s/grid.png", out);
+    if (nd_picture_grid(path, &res, ds.class_names, ds.synthetic, &err))
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+    else
+        printf("images:  %s\n", path);
+    snprintf(path, sizeof path, "%s/curves.png", out);
+    if (nd_picture_curves(path, pc.hist_iter, pc.hist_loss, pc.hist_acc, pc.n_hist, &err))
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+    else
+        printf("curves:  %s\n", path);
+    status = 0;
+done:
+    if (pc.log)
+        fclose(pc.log);
+    free(pc.hist_iter);
+    free(pc.hist_loss);
+    free(pc.hist_acc);
+    sd_distilled_free(&res);
+    sd_distiller_destroy(d);
+    sd_backend_destroy(be);
+    nd_data_close(&ds);
+    return status;
+}

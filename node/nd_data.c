@@ -1,0 +1,458 @@
+/*
+ * nd_data.c - Fashion-MNIST and prepared gastric data behind sd_data_view,
+ * evaluation of replayed models, and the pictures of a distilled set (see
+ * nd_data.h).
+ */
+#include "nd_data.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sd_detect.h"
+#include "sd_distill.h"
+#include "sd_metrics.h"
+#include "sd_plot.h"
+
+static const char *const fmnist_names[] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                           "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Boot"};
+static const char *const gastric_names[] = {"I", "N", "P"};
+
+/* ---- gastric patches cut on the fly ---- */
+
+static int patch_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_real *x,
+                       int *labels, sd_error *err)
+{
+    nd_patch_source *s = ctx;
+    if (n > s->cap) {
+        sd_real *h = realloc(s->host, (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof *h);
+        int32_t *t = realloc(s->tri, (size_t)n * 3 * sizeof *t);
+        if (h)
+            s->host = h;
+        if (t)
+            s->tri = t;
+        if (!h || !t)
+            return sd_error_set(err, SD_ENOMEM, "out of memory for a patch batch");
+        s->cap = n;
+    }
+    for (int i = 0; i < n; i++) {
+        if (idx[i] < 0 || (size_t)idx[i] >= s->ix->n)
+            return sd_error_set(err, SD_EINVAL, "patch %lld out of range", (long long)idx[i]);
+        const sd_patch *p = &s->ix->p[idx[i]];
+        s->tri[3 * i] = p->img;
+        s->tri[3 * i + 1] = p->y;
+        s->tri[3 * i + 2] = p->x;
+        if (labels)
+            labels[i] = p->label;
+    }
+    int rc = sd_patch_cut(s->ds->pix, s->off, s->w, s->tri, n, s->ix->psize, s->osize, s->mean,
+                          s->std, s->host, err);
+    if (rc)
+        return rc;
+    rc = be->upload(be, x, s->host, (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof(sd_real));
+    return rc ? sd_error_set(err, rc, "uploading patches: %s", be->err.msg) : SD_OK;
+}
+
+static int patch_view(nd_data *d, int split, sd_data_view *v, sd_error *err)
+{
+    nd_patch_source *s = &d->src[split];
+    s->off = malloc((size_t)d->ds->n * sizeof *s->off);
+    s->w = malloc((size_t)d->ds->n * sizeof *s->w);
+    if (!s->off || !s->w)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    sd_dataset_tables(d->ds, s->off, s->w);
+    s->ds = d->ds;
+    s->ix = &d->ix[split];
+    s->osize = d->prep.osize;
+    s->mean = d->prep.mean;
+    s->std = d->prep.std;
+    memset(v, 0, sizeof *v);
+    v->count = (int64_t)d->ix[split].n;
+    v->c = 1;
+    v->h = v->w = d->prep.osize;
+    v->classes = SD_NUM_CLASSES;
+    v->class_names = gastric_names;
+    v->fetch = patch_fetch;
+    v->ctx = s;
+    return SD_OK;
+}
+
+static int open_gastric(nd_data *d, const char *dir, sd_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/prepared.json", dir);
+    int rc = sd_prepared_read(path, &d->prep, err);
+    if (rc)
+        return sd_error_wrap(err, "%s is not prepared (run 'sldd dataset prepare --data %s')",
+                             dir, dir);
+    if ((rc = sd_dataset_open(&d->ds, dir, SD_LOAD_ALL, err)))
+        return rc;
+    d->gastric = 1;
+    d->synthetic = d->prep.synthetic;
+    d->default_arch = "convnet-bn";
+    d->class_names = gastric_names;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        /* val and test images may lack masks: their patch index is then
+         * empty and they are evaluated at image level only */
+        rc = sd_patch_index_build(&d->ix[s], d->ds, s, d->prep.psize, d->prep.stride, err);
+        if (rc && s == SD_SPLIT_TRAIN)
+            return rc;
+        if (rc)
+            memset(&d->ix[s], 0, sizeof d->ix[s]);
+    }
+    if ((rc = patch_view(d, SD_SPLIT_TRAIN, &d->train, err)) ||
+        (rc = patch_view(d, SD_SPLIT_VAL, &d->val, err)) ||
+        (rc = patch_view(d, SD_SPLIT_TEST, &d->test, err)))
+        return rc;
+    return SD_OK;
+}
+
+static int open_fmnist(nd_data *d, sd_error *err)
+{
+    static const int parts[3] = {SD_FMNIST_TRAIN, SD_FMNIST_VAL, SD_FMNIST_TEST};
+    sd_data_view *views[3] = {&d->train, &d->val, &d->test};
+    for (int i = 0; i < 3; i++) {
+        int rc = sd_fmnist_load(&d->fm[i], NULL, parts[i], 0, err);
+        if (rc)
+            return rc;
+        d->arr[i] = (sd_array_data){.x = d->fm[i].x, .labels = d->fm[i].y, .count = d->fm[i].n,
+                                    .c = d->fm[i].c, .h = d->fm[i].h, .w = d->fm[i].w,
+                                    .classes = d->fm[i].classes};
+        sd_data_view_array(views[i], &d->arr[i]);
+        views[i]->class_names = fmnist_names;
+    }
+    d->default_arch = "lenet";
+    d->class_names = fmnist_names;
+    return SD_OK;
+}
+
+int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->source = source;
+    int rc = !strcmp(source, "fashion-mnist") ? open_fmnist(d, err) : open_gastric(d, source, err);
+    if (rc) {
+        nd_data_close(d);
+        return rc;
+    }
+    if (train_limit > 0 && train_limit < d->train.count) {
+        /* an evenly spread subset, so every class stays represented */
+        d->sub_index = malloc((size_t)train_limit * sizeof *d->sub_index);
+        if (!d->sub_index) {
+            nd_data_close(d);
+            return sd_error_set(err, SD_ENOMEM, "out of memory");
+        }
+        for (long long i = 0; i < train_limit; i++)
+            d->sub_index[i] = (int64_t)((double)i * (double)d->train.count / (double)train_limit);
+        d->train_full = d->train;
+        d->sub = (sd_subset_data){.base = &d->train_full, .index = d->sub_index, .count = train_limit};
+        sd_data_view_subset(&d->train, &d->sub);
+    }
+    return SD_OK;
+}
+
+void nd_data_close(nd_data *d)
+{
+    for (int i = 0; i < 3; i++) {
+        sd_imageset_free(&d->fm[i]);
+        sd_array_data_free(&d->arr[i]);
+        sd_patch_index_free(&d->ix[i]);
+        free(d->src[i].host);
+        free(d->src[i].tri);
+        free(d->src[i].off);
+        free(d->src[i].w);
+    }
+    sd_subset_data_free(&d->sub);
+    free(d->sub_index);
+    sd_dataset_destroy(d->ds);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---- evaluation ---- */
+
+typedef struct classify_ctx {
+    const sd_model *m;
+    sd_backend *be;
+    const sd_real *theta;
+    sd_real *bn, *x;
+    sd_exec *ex;
+    int cap;
+} classify_ctx;
+
+static int classify_patches(void *vctx, const sd_real *patches, int n, int *classes)
+{
+    classify_ctx *c = vctx;
+    size_t d = (size_t)c->m->spec.in_c * (size_t)c->m->spec.in_h * (size_t)c->m->spec.in_w;
+    for (int s = 0; s < n; s += c->cap) {
+        int k = n - s < c->cap ? n - s : c->cap;
+        int rc = c->be->upload(c->be, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
+        if (rc)
+            return rc;
+        sd_exec_args a = {c->theta, c->bn, SD_BN_FROZEN, SD_LABEL_RAW, c->x, NULL, k};
+        if ((rc = sd_exec_predict(c->ex, &a, classes + s, NULL)))
+            return rc;
+    }
+    return SD_OK;
+}
+
+static int image_level(nd_data *ds, const sd_model *m, const sd_real *theta, const float *bn_host,
+                       sd_backend *be, int split, nd_eval *ev, sd_error *err)
+{
+    classify_ctx c = {m, be, theta, NULL, NULL, NULL, 256};
+    int rc = SD_OK, n = 0;
+    double *r = malloc((size_t)ds->ds->n * sizeof *r);
+    int *lab = malloc((size_t)ds->ds->n * sizeof *lab);
+    size_t d = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    if (!r || !lab) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&c.bn)) ||
+        (rc = be->alloc(be, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
+        (rc = sd_exec_create(&c.ex, m, be, c.cap, 0, err))) {
+        sd_error_set(err, rc, "evaluation buffers: %s", be->err.msg);
+        goto out;
+    }
+    if (m->n_bn) {
+        sd_real *tmp = malloc(m->n_bn * sizeof *tmp);
+        if (!tmp) {
+            rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < m->n_bn; i++)
+            tmp[i] = bn_host[i];
+        rc = be->upload(be, c.bn, tmp, m->n_bn * sizeof *tmp);
+        free(tmp);
+        if (rc)
+            goto out;
+    }
+    sd_detect_params p = {ds->prep.psize, ds->prep.stride, ds->prep.osize, ds->prep.mean,
+                          ds->prep.std, SD_DETECT_DELTA, 256};
+    for (int i = 0; i < ds->ds->n; i++) {
+        const sd_dataset_image *im = &ds->ds->img[i];
+        if (im->split != split || !im->loaded)
+            continue;
+        sd_detect_result res = {0};
+        if ((rc = sd_detect_image(sd_dataset_pixels(ds->ds, i), im->w, im->h, &p,
+                                  classify_patches, &c, &res, err)))
+            goto out;
+        r[n] = res.r;
+        lab[n] = im->label;
+        n++;
+        sd_detect_result_free(&res);
+    }
+    ev->images = n;
+    if (n) {
+        sd_confusion cf;
+        sd_confusion_at(r, lab, n, SD_DETECT_DELTA, &cf);
+        ev->sen = sd_sensitivity(&cf);
+        ev->spe = sd_specificity(&cf);
+        ev->hm = sd_harmonic_mean(ev->sen, ev->spe);
+        ev->undetermined = cf.und_pos + cf.und_neg;
+        ev->delta = SD_DETECT_DELTA;
+        sd_roc roc = {0};
+        sd_error e2 = {0};
+        ev->auc = sd_roc_compute(r, lab, n, &roc, &e2) ? NAN : roc.auc;
+        sd_roc_free(&roc);
+    }
+out:
+    sd_exec_destroy(c.ex);
+    be->free(be, c.bn);
+    be->free(be, c.x);
+    free(r);
+    free(lab);
+    return rc;
+}
+
+int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
+                           const float *bn_stats, sd_backend *be, int split, nd_eval *ev,
+                           sd_error *err)
+{
+    memset(ev, 0, sizeof *ev);
+    const sd_data_view *v = split == SD_SPLIT_TEST ? &ds->test
+                            : split == SD_SPLIT_VAL ? &ds->val
+                                                    : &ds->train;
+    ev->split = sd_split_name(split);
+    int K = m->spec.classes, rc;
+    if (K > 10)
+        return sd_error_set(err, SD_EUNSUPPORTED, "evaluation prints at most 10 classes");
+    if (v->count > 0) {
+        rc = sd_evaluate(m, be, theta, bn_stats, v, 0, &ev->accuracy, ev->confusion, NULL, err);
+        if (rc)
+            return rc;
+        ev->samples = v->count;
+    }
+    if (ds->gastric)
+        return image_level(ds, m, theta, bn_stats, be, split, ev, err);
+    return SD_OK;
+}
+
+int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev,
+                     sd_error *err)
+{
+    sd_model *m = NULL;
+    sd_real *theta = NULL;
+    int rc = sd_replay(d, be, &m, &theta, err);
+    if (rc)
+        return rc;
+    rc = nd_data_evaluate_theta(ds, m, theta, d->bn_stats, be,
+                                ds->gastric ? SD_SPLIT_VAL : SD_SPLIT_TEST, ev, err);
+    be->free(be, theta);
+    sd_model_destroy(m);
+    return rc;
+}
+
+void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
+{
+    int K = ds->gastric ? 3 : 10;
+    fprintf(f, "replayed model on the %s split: accuracy %.4f over %lld %s\n", ev->split,
+            ev->accuracy, (long long)ev->samples, ds->gastric ? "patches" : "images");
+    if (ev->samples) {
+        fprintf(f, "confusion (rows: truth, columns: prediction)\n%10s", "");
+        for (int j = 0; j < K; j++)
+            fprintf(f, " %8.8s", ds->class_names[j]);
+        fputc('\n', f);
+        for (int i = 0; i < K; i++) {
+            int64_t row = 0;
+            fprintf(f, "%10.10s", ds->class_names[i]);
+            for (int j = 0; j < K; j++) {
+                fprintf(f, " %8lld", (long long)ev->confusion[i * K + j]);
+                row += ev->confusion[i * K + j];
+            }
+            fprintf(f, "   recall %.3f\n", row ? (double)ev->confusion[i * K + i] / (double)row : 0.0);
+        }
+    }
+    if (ds->gastric)
+        fprintf(f, "image level (%d images, delta %.2f): Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f"
+                   "  undetermined %d\n",
+                ev->images, ev->delta, ev->sen, ev->spe, ev->hm, ev->auc, ev->undetermined);
+}
+
+void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
+{
+    static const char *const aud[] = {"local"};
+    static nd_class_count counts[SD_SPLIT_COUNT * SD_NUM_CLASSES];
+    memset(meta, 0, sizeof *meta);
+    meta->sender = "local";
+    meta->audience = aud;
+    meta->n_audience = 1;
+    meta->data_source = ds->gastric ? (ds->synthetic ? "synthetic-phantom" : "hospital")
+                                    : "fashion-mnist";
+    meta->metrics_split = ev->split;
+    meta->accuracy = ev->accuracy;
+    meta->patch_count = (uint64_t)ev->samples;
+    if (ds->gastric) {
+        meta->norm_mean = ds->prep.mean;
+        meta->norm_std = ds->prep.std;
+        meta->patch_size = ds->prep.psize;
+        meta->patch_stride = ds->prep.stride;
+        meta->patch_resize = ds->prep.osize;
+        meta->sensitivity = isfinite(ev->sen) ? ev->sen : 0;
+        meta->specificity = isfinite(ev->spe) ? ev->spe : 0;
+        meta->harmonic_mean = isfinite(ev->hm) ? ev->hm : 0;
+        meta->auc = isfinite(ev->auc) ? ev->auc : 0;
+        meta->image_count = (uint64_t)ev->images;
+        size_t k = 0;
+        for (int s = 0; s < SD_SPLIT_COUNT; s++)
+            for (int c = 0; c < SD_NUM_CLASSES; c++) {
+                counts[k].split = sd_split_name(s);
+                counts[k].class_name = sd_class_name(c);
+                counts[k].images = (uint64_t)(c == 0 ? 0 : ds->prep.images[s][c - 1]);
+                counts[k].patches = (uint64_t)ds->prep.patches[s][c];
+                k++;
+            }
+        meta->counts = counts;
+        meta->n_counts = k;
+    } else {
+        meta->norm_mean = SD_FMNIST_MEAN;
+        meta->norm_std = SD_FMNIST_STD;
+    }
+}
+
+/* ---- pictures ---- */
+
+int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *names,
+                    int synthetic, sd_error *err)
+{
+    size_t M = sd_distilled_image_count(d), K = (size_t)d->spec.classes;
+    int h = d->spec.in_h, w = d->spec.in_w;
+    char **cap = calloc(M, sizeof *cap);
+    sd_real *tiles = malloc(M * (size_t)h * (size_t)w * sizeof *tiles);
+    int rc = SD_OK;
+    if (!cap || !tiles) {
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < M; i++) {
+        /* first channel of each image */
+        const float *src = d->images + i * (size_t)d->spec.in_c * (size_t)h * (size_t)w;
+        for (size_t j = 0; j < (size_t)h * (size_t)w; j++)
+            tiles[i * (size_t)h * (size_t)w + j] = src[j];
+        const float *y = d->labels + i * K;
+        double q[16], mx = -INFINITY, s = 0;
+        size_t kk = K < 16 ? K : 16;
+        for (size_t c = 0; c < kk; c++)
+            mx = fmax(mx, y[c]);
+        for (size_t c = 0; c < kk; c++) {
+            q[c] = d->label_param == SD_LABEL_SOFTMAX ? exp(y[c] - mx) : y[c];
+            s += q[c];
+        }
+        if (d->label_param == SD_LABEL_SOFTMAX)
+            for (size_t c = 0; c < kk; c++)
+                q[c] /= s;
+        char buf[160];
+        int o = 0;
+        if (kk <= 3) {
+            for (size_t c = 0; c < kk; c++)
+                o += snprintf(buf + o, sizeof buf - (size_t)o, "%s%s %.2f", c ? " " : "",
+                              names ? names[c] : "?", q[c]);
+        } else { /* the three largest */
+            int used[16] = {0};
+            for (int r = 0; r < 3; r++) {
+                size_t best = 0;
+                double bv = -INFINITY;
+                for (size_t c = 0; c < kk; c++)
+                    if (!used[c] && q[c] > bv) {
+                        bv = q[c];
+                        best = c;
+                    }
+                used[best] = 1;
+                o += snprintf(buf + o, sizeof buf - (size_t)o, "%s%.7s %.2f", r ? "\n" : "",
+                              names ? names[best] : "?", bv);
+            }
+        }
+        size_t step = i / (size_t)d->images_per_step;
+        snprintf(buf + o, sizeof buf - (size_t)o, "\nstep %zu lr %.4f", step, d->step_sizes[step]);
+        cap[i] = strdup(buf);
+        if (!cap[i]) {
+            rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    char title[200], label[64];
+    sd_model_spec_label(&d->spec, label, sizeof label);
+    snprintf(title, sizeof title, "%sdistilled set: %s, %d step(s) x %d image(s), %s labels",
+             synthetic ? "SYNTHETIC DATA - " : "", label, d->steps, d->images_per_step,
+             d->label_param == SD_LABEL_SOFTMAX ? "soft (softmax)" : "raw");
+    int cols = d->images_per_step < 10 ? d->images_per_step : 10;
+    if (cols < 3 && M >= 3)
+        cols = (int)(M < 10 ? M : 10);
+    rc = sd_plot_image_grid_png(path, tiles, (int)M, h, w, cols, 0, (const char *const *)cap,
+                                title, err);
+out:
+    if (cap)
+        for (size_t i = 0; i < M; i++)
+            free(cap[i]);
+    free(cap);
+    free(tiles);
+    return rc;
+}
+
+int nd_picture_curves(const char *path, const double *iter, const double *loss,
+                      const double *acc, int n, sd_error *err)
+{
+    const double *ys[2] = {loss, acc};
+    const char *names[2] = {"outer loss", "validation accuracy"};
+    return sd_plot_lines_png(path, "distillation", "outer iteration", "", iter, n, ys, names, 2,
+                             0, err);
+}

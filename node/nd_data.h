@@ -1,0 +1,88 @@
+/*
+ * nd_data.h - the data sets the CLI distils, trains on and evaluates with:
+ * Fashion-MNIST (Debian's dataset-fashion-mnist) or a gastric data set
+ * prepared by `sldd dataset prepare`, behind the engine's sd_data_view.
+ *
+ * For gastric data the samples are patches cut on the fly from images held
+ * once in memory (labels I / N / P); evaluation is at two levels: patch
+ * accuracy, and image-level detection (Eq. 9) with Sen, Spe, HM and AUC.
+ */
+#ifndef ND_DATA_H
+#define ND_DATA_H
+
+#include <stdio.h>
+
+#include "nd_payload.h"
+#include "sd_dataset.h"
+#include "sd_dataview.h"
+#include "sd_imageset.h"
+
+typedef struct nd_patch_source {
+    const sd_dataset *ds;
+    const sd_patch_index *ix;
+    int osize;
+    double mean, std;
+    sd_real *host;   /* one batch */
+    int32_t *tri;    /* n x (img, y, x) */
+    int64_t *off;    /* per image: first pixel in ds->pix */
+    int32_t *w;      /* per image: width */
+    int cap;
+} nd_patch_source;
+
+typedef struct nd_data {
+    int gastric;
+    int synthetic;
+    const char *default_arch;
+    const char *const *class_names;
+    const char *source;               /* "fashion-mnist" or the directory */
+    sd_data_view train, val, test;
+    sd_data_view train_full; /* before --train-limit */
+    /* Fashion-MNIST */
+    sd_imageset fm[3];
+    sd_array_data arr[3];
+    /* gastric */
+    sd_dataset *ds;
+    sd_prepared prep;
+    sd_patch_index ix[3];
+    nd_patch_source src[3];
+    sd_subset_data sub;
+    int64_t *sub_index;
+} nd_data;
+
+/* Open "fashion-mnist" or a prepared gastric directory.  train_limit > 0
+ * keeps only that many training samples (spread over the set). */
+int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error *err);
+void nd_data_close(nd_data *d);
+
+typedef struct nd_eval {
+    double accuracy;         /* sample (patch) accuracy on the evaluation split */
+    int64_t confusion[100];  /* K x K, row = truth (K <= 10) */
+    int64_t samples;
+    const char *split;
+    /* gastric image level */
+    int images;
+    double sen, spe, hm, auc, delta;
+    int undetermined;
+} nd_eval;
+
+/* Replay d and evaluate it: Fashion-MNIST on the test split; gastric on the
+ * validation split (patches and images, threshold 0.4). */
+int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev,
+                     sd_error *err);
+/* Evaluate given weights theta (backend) with theta_bn (host). */
+int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
+                           const float *bn_stats, sd_backend *be, int split, nd_eval *ev,
+                           sd_error *err);
+void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f);
+/* Payload metadata describing this data set and evaluation (strings point
+ * into static or ds-owned memory). */
+void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta);
+
+/* Pictures of a distilled result: the image grid with soft labels and step
+ * sizes, and the loss / validation-accuracy curves. */
+int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *class_names,
+                    int synthetic, sd_error *err);
+int nd_picture_curves(const char *path, const double *iter, const double *loss,
+                      const double *acc, int n, sd_error *err);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * nd_payload.c - sd_distilled <-> payload bytes (see nd_payload.h).
+ *
+ * Building assembles the Bundle message on the stack around the caller's
+ * arrays (nothing is copied but the encoded images) and packs it once.
+ * Parsing goes through the same gates as a received bundle: memory budget,
+ * no unknown fields, sp_bundle_validate.
+ */
+#include "nd_payload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sd_init.h"
+#include "sd_model.h"
+#include "sldd.pb-c.h"
+#include "sp_budget.h"
+#include "sp_check.h"
+#include "sp_encoding.h"
+
+static int fail(char *msg, size_t len, const char *what)
+{
+    snprintf(msg, len, "%s", what);
+    return -1;
+}
+
+/* per-BN-layer channel counts of a model, in layer order */
+static size_t bn_layers(const sd_model *m, uint32_t *ch)
+{
+    size_t k = 0;
+    for (int i = 1; i < m->n_layers; i++)
+        if (m->layers[i].kind == SD_LAYER_BN) {
+            if (ch)
+                ch[k] = (uint32_t)m->layers[i].out.c;
+            k++;
+        }
+    return k;
+}
+
+int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out,
+                     size_t *len, char *msg, size_t msglen)
+{
+    *out = NULL;
+    *len = 0;
+    sd_error err = {0};
+    sd_model *m = NULL;
+    if (sd_model_create(&m, &d->spec, &err))
+        return fail(msg, msglen, err.msg);
+    int rc = -1;
+    size_t M = sd_distilled_image_count(d), T = (size_t)d->steps * (size_t)d->epochs_inner;
+    size_t D = (size_t)d->spec.in_c * (size_t)d->spec.in_h * (size_t)d->spec.in_w;
+    size_t K = (size_t)d->spec.classes;
+    size_t nl = bn_layers(m, NULL), nbn = m->n_bn / 2;
+    uint32_t *lch = calloc(nl + 1, sizeof *lch);
+    float *mean = calloc(nbn + 1, sizeof *mean), *var = calloc(nbn + 1, sizeof *var);
+    Sldd__V1__ClassCount *cc = calloc(meta->n_counts + 1, sizeof *cc);
+    Sldd__V1__ClassCount **ccp = calloc(meta->n_counts + 1, sizeof *ccp);
+    Sldd__V1__HyperParam *hp = calloc(meta->n_hyper + 1, sizeof *hp);
+    Sldd__V1__HyperParam **hpp = calloc(meta->n_hyper + 1, sizeof *hpp);
+    Sldd__V1__ImageTensor it = SLDD__V1__IMAGE_TENSOR__INIT;
+    if (!lch || !mean || !var || !cc || !ccp || !hp || !hpp) {
+        fail(msg, msglen, "out of memory");
+        goto out;
+    }
+    /* theta_bn: engine layout is per layer mean (c) then var (c) */
+    bn_layers(m, lch);
+    for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
+        for (uint32_t c = 0; c < lch[l]; c++) {
+            mean[o + c] = d->bn_stats[at + c];
+            var[o + c] = d->bn_stats[at + lch[l] + c];
+        }
+        at += 2 * (size_t)lch[l];
+        o += lch[l];
+    }
+    int enc = meta->encoding ? meta->encoding : SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32;
+    if (sp_image_tensor_set(&it, enc, d->images, M, D)) {
+        fail(msg, msglen, "cannot encode the images (non-finite value or unknown encoding)");
+        goto out;
+    }
+    Sldd__V1__Bundle b = SLDD__V1__BUNDLE__INIT;
+    Sldd__V1__ModelSpec ms = SLDD__V1__MODEL_SPEC__INIT;
+    Sldd__V1__DistilledSet ds = SLDD__V1__DISTILLED_SET__INIT;
+    Sldd__V1__BnStats bs = SLDD__V1__BN_STATS__INIT;
+    Sldd__V1__Normalisation nm = SLDD__V1__NORMALISATION__INIT;
+    Sldd__V1__Provenance pv = SLDD__V1__PROVENANCE__INIT;
+    Sldd__V1__Metrics mt = SLDD__V1__METRICS__INIT;
+    Sldd__V1__PrivacyReport pr = SLDD__V1__PRIVACY_REPORT__INIT;
+    b.format_version = SP_FORMAT_VERSION;
+    b.bundle_id.data = (uint8_t *)meta->bundle_id;
+    b.bundle_id.len = 16;
+    b.sender = (char *)meta->sender;
+    b.audience = (char **)meta->audience;
+    b.n_audience = meta->n_audience;
+    b.created_unix = meta->created_unix;
+    b.expires_unix = meta->expires_unix;
+    b.sequence = meta->sequence;
+    ms.arch = (char *)d->spec.arch;
+    ms.bn = d->spec.bn != 0;
+    ms.depth = (uint32_t)d->spec.depth;
+    ms.width = (uint32_t)d->spec.width;
+    ms.in_channels = (uint32_t)d->spec.in_c;
+    ms.in_height = (uint32_t)d->spec.in_h;
+    ms.in_width = (uint32_t)d->spec.in_w;
+    ms.classes = (uint32_t)K;
+    ms.init_scheme = (char *)SD_INIT_SCHEME;
+    ms.init_seed = d->seed;
+    ms.theta0_sha256.data = (uint8_t *)d->theta0_sha256;
+    ms.theta0_sha256.len = 32;
+    ms.bn_mode = d->bn_mode == SD_BN_FROZEN ? SLDD__V1__BN_MODE__BN_MODE_FROZEN
+                                            : SLDD__V1__BN_MODE__BN_MODE_BATCH;
+    ms.label_param = d->label_param == SD_LABEL_RAW ? SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW
+                                                    : SLDD__V1__LABEL_PARAM__LABEL_PARAM_SOFTMAX;
+    ms.param_count = m->n_theta;
+    ds.steps = (uint32_t)d->steps;
+    ds.images_per_step = (uint32_t)d->images_per_step;
+    ds.epochs = (uint32_t)d->epochs_inner;
+    ds.images = &it;
+    ds.label_logits = d->labels;
+    ds.n_label_logits = M * K;
+    ds.step_sizes = d->step_sizes;
+    ds.n_step_sizes = T;
+    bs.layer_channels = lch;
+    bs.n_layer_channels = nl;
+    bs.mean = mean;
+    bs.n_mean = nbn;
+    bs.var = var;
+    bs.n_var = nbn;
+    bs.count = meta->bn_count;
+    float nmean = (float)meta->norm_mean, nstd = (float)(meta->norm_std > 0 ? meta->norm_std : 1);
+    nm.mean = &nmean;
+    nm.n_mean = 1;
+    nm.std = &nstd;
+    nm.n_std = 1;
+    nm.patch_size = (uint32_t)meta->patch_size;
+    nm.patch_stride = (uint32_t)meta->patch_stride;
+    nm.patch_resize = (uint32_t)meta->patch_resize;
+    for (size_t i = 0; i < meta->n_counts; i++) {
+        sldd__v1__class_count__init(&cc[i]);
+        cc[i].split = (char *)meta->counts[i].split;
+        cc[i].class_name = (char *)meta->counts[i].class_name;
+        cc[i].images = meta->counts[i].images;
+        cc[i].patches = meta->counts[i].patches;
+        ccp[i] = &cc[i];
+    }
+    for (size_t i = 0; i < meta->n_hyper; i++) {
+        sldd__v1__hyper_param__init(&hp[i]);
+        hp[i].key = (char *)meta->hyper_keys[i];
+        hp[i].value = (char *)meta->hyper_values[i];
+        hpp[i] = &hp[i];
+    }
+    pv.counts = ccp;
+    pv.n_counts = meta->n_counts;
+    pv.hyper_params = hpp;
+    pv.n_hyper_params = meta->n_hyper;
+    pv.engine_version = (char *)SLDD_VERSION;
+    pv.backend = (char *)(meta->backend ? meta->backend : "cpu");
+    pv.data_source = (char *)(meta->data_source ? meta->data_source : "");
+    mt.split = (char *)(meta->metrics_split ? meta->metrics_split : "val");
+    mt.accuracy = meta->accuracy;
+    mt.sensitivity = meta->sensitivity;
+    mt.specificity = meta->specificity;
+    mt.harmonic_mean = meta->harmonic_mean;
+    mt.auc = meta->auc;
+    mt.patch_count = meta->patch_count;
+    mt.image_count = meta->image_count;
+    pr.verdict = (char *)"not-audited";
+    pr.policy = (char *)"";
+    b.model = &ms;
+    b.distilled = &ds;
+    b.bn_stats = &bs;
+    b.normalisation = &nm;
+    b.provenance = &pv;
+    b.metrics = &mt;
+    b.privacy = &pr;
+    if (sp_bundle_validate(&b, msg, msglen))
+        goto out;
+    *len = sldd__v1__bundle__get_packed_size(&b);
+    *out = malloc(*len ? *len : 1);
+    if (!*out) {
+        fail(msg, msglen, "out of memory");
+        goto out;
+    }
+    if (sldd__v1__bundle__pack(&b, *out) != *len) {
+        free(*out);
+        *out = NULL;
+        fail(msg, msglen, "protobuf packing failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    sp_image_tensor_clear(&it);
+    free(lch);
+    free(mean);
+    free(var);
+    free(cc);
+    free(ccp);
+    free(hp);
+    free(hpp);
+    sd_model_destroy(m);
+    return rc;
+}
+
+int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
+                     char *msg, size_t msglen)
+{
+    memset(d, 0, sizeof *d);
+    sp_budget budget;
+    sp_budget_init(&budget, len * 8 + (1u << 20));
+    Sldd__V1__Bundle *b = sldd__v1__bundle__unpack(sp_budget_allocator(&budget), len, buf);
+    if (!b)
+        return fail(msg, msglen, "not a bundle payload (protobuf parse failed)");
+    int rc = -1;
+    sp_bundle_dims dims;
+    sd_model *m = NULL;
+    if (sp_message_check_unknown(&b->base, msg, msglen) || sp_bundle_validate(b, msg, msglen) ||
+        sp_bundle_dims_get(b, &dims, msg, msglen))
+        goto out;
+    const Sldd__V1__ModelSpec *ms = b->model;
+    snprintf(d->spec.arch, sizeof d->spec.arch, "%s", ms->arch);
+    d->spec.bn = ms->bn;
+    d->spec.depth = (int)ms->depth;
+    d->spec.width = (int)ms->width;
+    d->spec.in_c = (int)ms->in_channels;
+    d->spec.in_h = (int)ms->in_height;
+    d->spec.in_w = (int)ms->in_width;
+    d->spec.classes = (int)ms->classes;
+    d->seed = ms->init_seed;
+    memcpy(d->theta0_sha256, ms->theta0_sha256.data, 32);
+    d->bn_mode = ms->bn_mode == SLDD__V1__BN_MODE__BN_MODE_FROZEN ? SD_BN_FROZEN : SD_BN_BATCH;
+    d->label_param = ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW
+                                                                              : SD_LABEL_SOFTMAX;
+    if (strcmp(ms->init_scheme, SD_INIT_SCHEME)) {
+        snprintf(msg, msglen, "initial-weight scheme '%s' is not supported (this node: %s)",
+                 ms->init_scheme, SD_INIT_SCHEME);
+        goto out;
+    }
+    sd_error err = {0};
+    if (sd_model_create(&m, &d->spec, &err)) {
+        snprintf(msg, msglen, "model: %s", err.msg);
+        goto out;
+    }
+    if (ms->param_count != m->n_theta) {
+        snprintf(msg, msglen, "model has %zu parameters here, the bundle says %llu", m->n_theta,
+                 (unsigned long long)ms->param_count);
+        goto out;
+    }
+    const Sldd__V1__DistilledSet *ds = b->distilled;
+    d->steps = (int)ds->steps;
+    d->images_per_step = (int)ds->images_per_step;
+    d->epochs_inner = (int)ds->epochs;
+    d->n_bn = m->n_bn;
+    d->images = malloc(dims.images * dims.image_values * sizeof(float) + 1);
+    d->labels = malloc(dims.labels * sizeof(float) + 1);
+    d->step_sizes = malloc(dims.steps * sizeof(float) + 1);
+    d->bn_stats = calloc(m->n_bn + 1, sizeof(float));
+    if (!d->images || !d->labels || !d->step_sizes || !d->bn_stats) {
+        fail(msg, msglen, "out of memory");
+        goto out;
+    }
+    if (sp_image_tensor_decode(ds->images, dims.images, dims.image_values, d->images)) {
+        fail(msg, msglen, "image tensor does not match the model");
+        goto out;
+    }
+    memcpy(d->labels, ds->label_logits, dims.labels * sizeof(float));
+    memcpy(d->step_sizes, ds->step_sizes, dims.steps * sizeof(float));
+    /* theta_bn back to the engine layout, checking it matches the model */
+    uint32_t lch[4096];
+    size_t nl = bn_layers(m, NULL);
+    const Sldd__V1__BnStats *bs = b->bn_stats;
+    if (nl > 4096 || (bs ? bs->n_layer_channels : 0) != nl) {
+        snprintf(msg, msglen, "batch-norm statistics for %zu layers, the model has %zu",
+                 bs ? bs->n_layer_channels : 0, nl);
+        goto out;
+    }
+    bn_layers(m, lch);
+    for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
+        if (bs->layer_channels[l] != lch[l] || o + lch[l] > bs->n_mean || o + lch[l] > bs->n_var) {
+            snprintf(msg, msglen, "batch-norm layer %zu: %u channels, the model has %u", l,
+                     bs->layer_channels[l], lch[l]);
+            goto out;
+        }
+        for (uint32_t c = 0; c < lch[l]; c++) {
+            d->bn_stats[at + c] = bs->mean[o + c];
+            d->bn_stats[at + lch[l] + c] = bs->var[o + c];
+        }
+        at += 2 * (size_t)lch[l];
+        o += lch[l];
+    }
+    if (info) {
+        memset(info, 0, sizeof *info);
+        snprintf(info->sender, sizeof info->sender, "%s", b->sender);
+        info->sequence = b->sequence;
+        memcpy(info->bundle_id, b->bundle_id.data, 16);
+        info->encoding = ds->images->encoding;
+        if (b->normalisation) {
+            info->norm_mean = b->normalisation->n_mean ? b->normalisation->mean[0] : 0;
+            info->norm_std = b->normalisation->n_std ? b->normalisation->std[0] : 1;
+            info->patch_size = (int)b->normalisation->patch_size;
+            info->patch_stride = (int)b->normalisation->patch_stride;
+            info->patch_resize = (int)b->normalisation->patch_resize;
+        }
+        if (b->metrics) {
+            info->accuracy = b->metrics->accuracy;
+            info->harmonic_mean = b->metrics->harmonic_mean;
+        }
+    }
+    rc = 0;
+out:
+    if (rc)
+        sd_distilled_free(d);
+    sd_model_destroy(m);
+    sldd__v1__bundle__free_unpacked(b, sp_budget_allocator(&budget));
+    return rc;
+}
+
+int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg,
+                 size_t msglen)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, msglen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) || st.st_size < 0 || (size_t)st.st_size > max) {
+        snprintf(msg, msglen, "%s: larger than the %zu-byte limit", path, max);
+        fclose(f);
+        return -1;
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = malloc(n + 1);
+    if (!buf || fread(buf, 1, n, f) != n) {
+        snprintf(msg, msglen, "cannot read %s", path);
+        free(buf);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg,
+                         size_t msglen)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return fail(msg, msglen, "path too long");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            snprintf(msg, msglen, "writing %s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) {
+        snprintf(msg, msglen, "flushing %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path)) {
+        snprintf(msg, msglen, "renaming %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}

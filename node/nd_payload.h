@@ -1,0 +1,72 @@
+/*
+ * nd_payload.h - the distilled result as a bundle payload (proto Bundle).
+ *
+ * The engine (distill/) knows nothing of protobuf; this module converts its
+ * sd_distilled into the exact payload bytes that are later signed, and back
+ * (after the receive checks) for replay, evaluation and detection.
+ */
+#ifndef ND_PAYLOAD_H
+#define ND_PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sd_distill.h"
+
+typedef struct nd_class_count {
+    const char *split, *class_name;
+    uint64_t images, patches;
+} nd_class_count;
+
+typedef struct nd_payload_meta {
+    const char *sender;             /* node id */
+    const char *const *audience;
+    size_t n_audience;
+    int64_t created_unix, expires_unix;
+    uint64_t sequence;
+    uint8_t bundle_id[16];
+    int encoding;                   /* Sldd__V1__ImageEncoding; 0 = float32 */
+    /* normalisation of the inputs */
+    double norm_mean, norm_std;
+    int patch_size, patch_stride, patch_resize;
+    /* provenance */
+    const char *data_source, *backend;
+    const nd_class_count *counts;
+    size_t n_counts;
+    const char *const *hyper_keys, *const *hyper_values;
+    size_t n_hyper;
+    uint64_t bn_count;              /* real samples theta_bn was computed on */
+    /* the sender's own validation metrics */
+    const char *metrics_split;
+    double accuracy, sensitivity, specificity, harmonic_mean, auc;
+    uint64_t patch_count, image_count;
+} nd_payload_meta;
+
+/* Serialise d with meta into a malloc'ed payload (*out, *len).  The result
+ * passes sp_bundle_validate().  msg gets a reason on failure (-1). */
+int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out,
+                     size_t *len, char *msg, size_t msglen);
+
+/* What replay needs from a payload, plus the figures shown to people. */
+typedef struct nd_payload_info {
+    char sender[72];
+    uint64_t sequence;
+    uint8_t bundle_id[16];
+    double norm_mean, norm_std;
+    int patch_size, patch_stride, patch_resize;
+    double accuracy, harmonic_mean;
+    int encoding;
+} nd_payload_info;
+
+/* Parse (with a memory budget, refusing unknown fields), validate and
+ * convert a payload.  d is filled (free with sd_distilled_free). */
+int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
+                     char *msg, size_t msglen);
+
+int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg,
+                 size_t msglen);
+/* temp file + fsync + rename */
+int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg,
+                         size_t msglen);
+
+#endif
