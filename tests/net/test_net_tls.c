@@ -649,12 +649,122 @@ static void test_limits(test_server *t)
         CHECKF(closed == 1, "silent TCP client was not cut off");
     }
     CHECK(wait_event(mark, SN_EV_TIMEOUT, "TLS handshake not finished"));
+    /* A body that stops coming: the idle read timeout closes it, and the
+     * handler never sees a partial bundle. */
+    pthread_mutex_lock(&rec_lock);
+    seen_before = seen_bundles;
+    pthread_mutex_unlock(&rec_lock);
+    {
+        raw_conn r;
+        const char part[] = "POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+                            "0123456789";
+        int closed = 0;
+        if (raw_open(&r, good, t->port) && raw_write(&r, part, sizeof part - 1) == 0)
+            closed = raw_read_all(&r, out, sizeof out);
+        raw_close(&r);
+        CHECKF(closed == 1, "stalled body was not cut off");
+        CHECK(!strstr(out, "HTTP/1.1"));
+    }
+    CHECK(wait_event(mark, SN_EV_TIMEOUT, "no read progress"));
+    pthread_mutex_lock(&rec_lock);
+    CHECK(seen_bundles == seen_before);
+    pthread_mutex_unlock(&rec_lock);
     sn_server_get_stats(t->s, &st1);
-    CHECK(st1.timeouts >= st0.timeouts + 2);
+    CHECK(st1.timeouts >= st0.timeouts + 3);
 
 out:
     SSL_CTX_free(good);
     sn_client_destroy(c);
+}
+
+/* A TLS 1.2-only server for one connection, to show the client refuses
+ * to go below TLS 1.3. */
+typedef struct tls12_server {
+    int lfd;
+    SSL_CTX *ctx;
+    int handshake_ok;
+} tls12_server;
+
+static void *tls12_main(void *arg)
+{
+    tls12_server *t = arg;
+    struct timeval tv = {10, 0};
+    int fd = accept(t->lfd, NULL, NULL);
+    SSL *ssl;
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssl = SSL_new(t->ctx);
+    if (ssl && SSL_set_fd(ssl, fd) == 1)
+        t->handshake_ok = SSL_accept(ssl) == 1;
+    SSL_free(ssl);
+    close(fd);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_client_tls12_server(void)
+{
+    sn_client *c = make_client(P("b.pem"), P("b.key"), P("ca.pem"), 5000, 65536);
+    tls12_server t;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    pthread_t th;
+    sn_client_response resp;
+    sc_error e;
+    char url[96];
+    int rc;
+
+    memset(&t, 0, sizeof t);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    t.ctx = SSL_CTX_new(TLS_server_method());
+    t.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (!c || !t.ctx || t.lfd < 0 || !SSL_CTX_set_min_proto_version(t.ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_max_proto_version(t.ctx, TLS1_2_VERSION) ||
+        SSL_CTX_use_certificate_file(t.ctx, P("a.pem"), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(t.ctx, P("a.key"), SSL_FILETYPE_PEM) != 1 ||
+        bind(t.lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(t.lfd, 4) != 0 ||
+        getsockname(t.lfd, (struct sockaddr *)&a, &len) != 0 ||
+        pthread_create(&th, NULL, tls12_main, &t) != 0) {
+        CHECK(0);
+        goto out;
+    }
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/health", (unsigned)ntohs(a.sin_port));
+    rc = sn_client_request(c, "GET", url, curl_pin_a, NULL, NULL, 0, &resp, &e);
+    CHECKF(rc == SN_ETLS, "TLS 1.2 server: rc %d %s", rc, e.msg);
+    sn_client_response_free(&resp);
+    pthread_join(th, NULL);
+    CHECK(!t.handshake_ok);
+out:
+    if (t.lfd >= 0)
+        close(t.lfd);
+    SSL_CTX_free(t.ctx);
+    sn_client_destroy(c);
+}
+
+/* The SIGPIPE guard: a write to a closed socket fails with EPIPE instead
+ * of killing the process, and no SIGPIPE is left pending. */
+static void test_sigpipe_guard(void)
+{
+    int sv[2];
+    sn_sigpipe_guard g;
+    sigset_t pending;
+    ssize_t n;
+    int e;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        CHECK(0);
+        return;
+    }
+    close(sv[1]);
+    sn_sigpipe_block(&g);
+    n = write(sv[0], "x", 1);
+    e = errno;
+    sn_sigpipe_restore(&g);
+    CHECK(n < 0 && e == EPIPE);
+    CHECK(sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 0);
+    close(sv[0]);
 }
 
 static void test_client_side(uint16_t port)
@@ -924,6 +1034,7 @@ int main(void)
     char cmd[128];
     int fixture_ok;
 
+    test_sigpipe_guard(); /* first, while SIGPIPE still kills the process */
     signal(SIGPIPE, SIG_IGN); /* the raw test clients write to closed sockets */
     snprintf(dir, sizeof dir, "/tmp/sn_tls_XXXXXX");
     if (!mkdtemp(dir)) {
@@ -955,6 +1066,7 @@ int main(void)
     test_refused_clients(t.port);
     test_limits(&t);
     test_client_side(t.port);
+    test_client_tls12_server();
     test_tools(t.port);
     test_max_connections(server_ctx);
 
