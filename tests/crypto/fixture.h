@@ -30,14 +30,14 @@ typedef struct fixture {
     sc_receiver rb;
 } fixture;
 
-static void fx_seed(uint8_t s[32], int k)
+static inline void fx_seed(uint8_t s[32], int k)
 {
     memset(s, 0, 32);
     s[0] = (uint8_t)k;
     s[31] = 0x5d;
 }
 
-static sc_peer fx_peer(const char *id, const sc_node_keys *k)
+static inline sc_peer fx_peer(const char *id, const sc_node_keys *k)
 {
     sc_peer p;
     memset(&p, 0, sizeof p);
@@ -47,7 +47,7 @@ static sc_peer fx_peer(const char *id, const sc_node_keys *k)
     return p;
 }
 
-static int fx_init(fixture *f)
+static inline int fx_init(fixture *f)
 {
     uint8_t s[32];
     sc_peer pa, pb, pc;
@@ -98,7 +98,7 @@ static int fx_init(fixture *f)
     return 0;
 }
 
-static void fx_free(fixture *f)
+static inline void fx_free(fixture *f)
 {
     sc_node_keys_destroy(f->a);
     sc_node_keys_destroy(f->b);
@@ -112,7 +112,7 @@ static void fx_free(fixture *f)
 }
 
 /* Small payload params from node-a to node-b (and node-c). */
-static void fx_params(sp_test_params *p, uint64_t seq, int id_byte)
+static inline void fx_params(sp_test_params *p, uint64_t seq, int id_byte)
 {
     static const char *const aud[] = {"node-b", "node-c"};
     sp_test_params_default(p);
@@ -133,7 +133,7 @@ static void fx_params(sp_test_params *p, uint64_t seq, int id_byte)
 
 /* Statement around payload, signed by `signer` as node_id (NULL: no node
  * signature), approved by admins[0..n) (decision APPROVE). */
-static int fx_statement(const uint8_t *payload, size_t len, const char *node_id,
+static inline int fx_statement(const uint8_t *payload, size_t len, const char *node_id,
                         const sc_node_keys *signer, sc_admin_key *const *admins, size_t n,
                         uint8_t **out, size_t *outlen)
 {
@@ -167,7 +167,7 @@ static int fx_statement(const uint8_t *payload, size_t len, const char *node_id,
 
 /* Envelope of statement from node-a (keys a) to `to` with enc key enc_pk,
  * header fields from p. */
-static int fx_seal(const fixture *f, const uint8_t *st, size_t sl, const sp_test_params *p,
+static inline int fx_seal(const fixture *f, const uint8_t *st, size_t sl, const sp_test_params *p,
                    const char *sender, const sc_node_keys *sender_keys, const char *to,
                    const uint8_t *enc_pk, uint8_t **out, size_t *outlen)
 {
@@ -183,7 +183,7 @@ static int fx_seal(const fixture *f, const uint8_t *st, size_t sl, const sp_test
 }
 
 /* The standard good envelope a -> b for params p. */
-static int fx_good(const fixture *f, const sp_test_params *p, uint8_t **out, size_t *outlen)
+static inline int fx_good(const fixture *f, const sp_test_params *p, uint8_t **out, size_t *outlen)
 {
     uint8_t *pl, *st;
     size_t pn, sn;
