@@ -462,3 +462,192 @@ done:
     nd_data_close(&ds);
     return status;
 }
+
+/* ---------------------------------------------------------------- baseline */
+
+static void baseline_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sldd baseline --data SOURCE [--arch NAME] [--images-per-step n]\n"
+            "                     [--steps S] [--epochs-inner E] [--seed S] [--device D]\n"
+            "\n"
+            "The reference point for a distilled set: the same fixed theta_0 trained with\n"
+            "the same T = S x E SGD steps on S x n RANDOM real training samples with their\n"
+            "hard labels (balanced over the classes when n is a multiple of the class\n"
+            "count).  The constant step size is chosen from 0.001 .. 0.3 by validation\n"
+            "accuracy.  Prints validation and test figures.\n");
+}
+
+int cmd_baseline(int argc, char **argv)
+{
+    const char *data = NULL, *arch = NULL, *device = "cpu";
+    long long n = 10, S = 10, E = 3, seed = 0, v;
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"arch", required_argument, 0, 'a'},
+        {"images-per-step", required_argument, 0, 'n'}, {"steps", required_argument, 0, 's'},
+        {"epochs-inner", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'r'},
+        {"device", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long long *dst = o == 'n' ? &n : o == 's' ? &S : o == 'e' ? &E : o == 'r' ? &seed : NULL;
+        if (dst) {
+            if (parse_int(optarg, o == 'r' ? 0 : 1, o == 'r' ? INT64_MAX : 100000, &v)) {
+                fprintf(stderr, "sldd baseline: bad number '%s'\n", optarg);
+                return 2;
+            }
+            *dst = v;
+            continue;
+        }
+        switch (o) {
+        case 'd': data = optarg; break;
+        case 'a': arch = optarg; break;
+        case 'D': device = optarg; break;
+        case 'h': baseline_usage(stdout); return 0;
+        default: baseline_usage(stderr); return 2;
+        }
+    }
+    if (!data || optind != argc) {
+        baseline_usage(stderr);
+        return 2;
+    }
+    sd_error err = {0};
+    nd_data ds;
+    if (nd_data_open(&ds, data, 0, &err)) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg);
+        return 1;
+    }
+    int status = 1;
+    sd_backend *be = NULL;
+    sd_distilled dd = {0};
+    sd_real *xb = NULL;
+    int *lb = NULL;
+    int64_t *idx = NULL;
+    if (sd_model_spec_parse_arch(&dd.spec, arch ? arch : ds.default_arch, &err) ||
+        sd_backend_create(&be, device, &err)) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg);
+        goto done;
+    }
+    dd.spec.in_c = ds.train.c;
+    dd.spec.in_h = ds.train.h;
+    dd.spec.in_w = ds.train.w;
+    dd.spec.classes = ds.train.classes;
+    sd_model *m = NULL;
+    if (sd_model_create(&m, &dd.spec, &err)) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg);
+        goto done;
+    }
+    dd.spec = m->spec;
+    int K = m->spec.classes;
+    size_t M = (size_t)(S * n), D = (size_t)ds.train.c * (size_t)ds.train.h * (size_t)ds.train.w;
+    dd.seed = (uint64_t)seed;
+    dd.steps = (int)S;
+    dd.images_per_step = (int)n;
+    dd.epochs_inner = (int)E;
+    dd.label_param = SD_LABEL_RAW;
+    dd.bn_mode = SD_BN_BATCH;
+    dd.n_bn = m->n_bn;
+    dd.images = malloc(M * D * sizeof(float));
+    dd.labels = calloc(M * (size_t)K, sizeof(float));
+    dd.step_sizes = malloc((size_t)(S * E) * sizeof(float));
+    dd.bn_stats = calloc(m->n_bn + 1, sizeof(float));
+    xb = malloc(M * D * sizeof *xb);
+    lb = malloc(M * sizeof *lb);
+    idx = malloc(M * sizeof *idx);
+    sd_real *th0 = malloc(m->n_theta * sizeof *th0);
+    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.bn_stats || !xb || !lb || !idx ||
+             !th0;
+    if (!rc)
+        rc = sd_init_theta(m, dd.seed, th0, &err) ||
+             sd_theta_sha256(th0, m->n_theta, dd.theta0_sha256, &err);
+    free(th0);
+    sd_model_destroy(m);
+    if (rc) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg[0] ? err.msg : "out of memory");
+        goto done;
+    }
+    /* random real samples, one class after another when possible */
+    int64_t cnt = ds.train.count, want = 0;
+    for (size_t i = 0, tries = 0; i < M && tries < 1000000; tries++) {
+        int64_t j = (int64_t)(((uint64_t)sd_uniform_u32((uint64_t)seed, 7, tries) << 32 |
+                               sd_uniform_u32((uint64_t)seed, 8, tries)) %
+                              (uint64_t)cnt);
+        int lab;
+        sd_real *tmp = NULL;
+        if (be->alloc(be, D * sizeof(sd_real), (void **)&tmp) ||
+            ds.train.fetch(ds.train.ctx, be, &j, 1, tmp, &lab, &err) ||
+            be->download(be, xb + i * D, tmp, D * sizeof(sd_real))) {
+            be->free(be, tmp);
+            fprintf(stderr, "sldd baseline: %s\n", err.msg);
+            goto done;
+        }
+        be->free(be, tmp);
+        if (n % K == 0 && lab != (int)(want % K))
+            continue;
+        lb[i] = lab;
+        idx[i++] = j;
+        want++;
+    }
+    for (size_t i = 0; i < M * D; i++)
+        dd.images[i] = (float)xb[i];
+    for (size_t i = 0; i < M; i++)
+        dd.labels[i * (size_t)K + (size_t)lb[i]] = 1;
+    static const double grid[] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3};
+    double best_acc = -1, best_lr = 0;
+    nd_eval ev;
+    for (size_t g = 0; g < sizeof grid / sizeof grid[0]; g++) {
+        for (long long t = 0; t < S * E; t++)
+            dd.step_sizes[t] = (float)grid[g];
+        sd_model *rm = NULL;
+        sd_real *theta = NULL;
+        if (sd_replay(&dd, be, &rm, &theta, &err)) {
+            fprintf(stderr, "sldd baseline: %s\n", err.msg);
+            goto done;
+        }
+        if (rm->n_bn)
+            rc = sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed, dd.bn_stats, &err);
+        if (!rc)
+            rc = nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be, SD_SPLIT_VAL, &ev, &err);
+        be->free(be, theta);
+        sd_model_destroy(rm);
+        if (rc) {
+            fprintf(stderr, "sldd baseline: %s\n", err.msg);
+            goto done;
+        }
+        double score = ds.gastric ? ev.hm : ev.accuracy;
+        printf("step size %-6g validation %s %.4f\n", grid[g], ds.gastric ? "HM" : "accuracy",
+               score);
+        if (score > best_acc) {
+            best_acc = score;
+            best_lr = grid[g];
+        }
+    }
+    for (long long t = 0; t < S * E; t++)
+        dd.step_sizes[t] = (float)best_lr;
+    sd_model *rm = NULL;
+    sd_real *theta = NULL;
+    if (sd_replay(&dd, be, &rm, &theta, &err) ||
+        (rm->n_bn && sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed,
+                                     dd.bn_stats, &err)) ||
+        nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be,
+                               ds.gastric ? SD_SPLIT_TEST : SD_SPLIT_TEST, &ev, &err)) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg);
+        if (rm)
+            be->free(be, theta);
+        sd_model_destroy(rm);
+        goto done;
+    }
+    be->free(be, theta);
+    sd_model_destroy(rm);
+    printf("baseline: %zu random real samples, %lld steps of size %g\n", M, S * E, best_lr);
+    nd_eval_print(&ds, &ev, stdout);
+    status = 0;
+done:
+    free(xb);
+    free(lb);
+    free(idx);
+    sd_distilled_free(&dd);
+    sd_backend_destroy(be);
+    nd_data_close(&ds);
+    return status;
+}

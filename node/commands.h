@@ -16,11 +16,13 @@ typedef struct sldd_command {
 } sldd_command;
 
 int cmd_models(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_peer(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
+int cmd_baseline(int argc, char **argv);
 
 #endif

@@ -12,12 +12,14 @@
 
 static const sldd_command commands[] = {
     {"models", cmd_models, "list the model architectures with parameter counts"},
+    {"dataset", cmd_dataset, "make a synthetic data set; validate and prepare a data set"},
     {"init", cmd_init, "create a node directory with its key pairs"},
     {"keys", cmd_keys, "show or export this node's public keys"},
     {"admin", cmd_admin, "add or list admin keys (passphrase-protected)"},
     {"peer", cmd_peer, "add or list peer nodes and their keys"},
     {"bundle", cmd_bundle, "make, inspect, sign, approve, seal, open, verify bundles"},
     {"distill", cmd_distill, "distil a data set into a few soft-label images (Algorithm 1)"},
+    {"baseline", cmd_baseline, "train theta_0 with the same steps on random real samples"},
 };
 
 static void usage(FILE *f)
