@@ -169,6 +169,8 @@ static void sg_destroy(sd_backend *be)
             cudnnDestroy(c->cudnn);
         if (c->scratch)
             cudaFree(c->scratch);
+        if (c->own_ws)
+            cudaFree(c->own_ws);
         if (c->host)
             cudaFreeHost(c->host);
         if (c->stream)

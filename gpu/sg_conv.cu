@@ -17,11 +17,14 @@
  *    (SLDD_CUDA_WS_MAX_MB, default 1024).
  *
  * Workspace: conv_workspace(d) returns the largest of the three passes'
- * sizes.  Callers plan for their largest batch and then also run smaller
- * ones; a shape met first in a convolution call is planned by heuristics with
- * the workspace of the same geometry's planned larger batch as its limit (or
- * none at all when there is no such plan), so it never asks for more than the
- * caller provided.
+ * sizes, and the caller passes a buffer of that size to each call.  Callers
+ * plan for their largest batch and then also run smaller ones (the last
+ * partial batch, the few distilled images of an inner step).  A shape met
+ * first in a convolution call is planned by heuristics with the workspace of
+ * the same geometry's planned larger batch as its limit, so it fits in what
+ * the caller provides.  Only when no algorithm fits that limit does the plan
+ * get a workspace of the backend's own, allocated (or grown) once when the
+ * plan is made, never in later calls.
  *
  * Accumulation follows the header: forward y = conv + beta*y; both backward
  * passes add into their output (cuDNN beta = 1).
@@ -226,6 +229,40 @@ static int sg_check_desc(sd_backend *be, const sd_conv_desc *d)
     return 0;
 }
 
+static size_t sg_plan_ws(const sg_conv_plan *p)
+{
+    size_t ws = p->ws_fwd;
+    if (p->ws_data > ws)
+        ws = p->ws_data;
+    if (p->ws_filter > ws)
+        ws = p->ws_filter;
+    return ws;
+}
+
+/* Grow the backend's own workspace to fit plan p (plan time only). */
+static int sg_own_ws_reserve(sd_backend *be, sg_conv_plan *p)
+{
+    sg_ctx *c = sg_ctx_of(be);
+    size_t need = sg_plan_ws(p);
+    if (need <= c->own_ws_size)
+        return 0;
+    if (c->own_ws) {
+        SG_CK_CUDA(be, cudaStreamSynchronize(c->stream)); /* queued work may still use it */
+        SG_CK_CUDA(be, cudaFree(c->own_ws));
+        c->own_ws = NULL;
+        c->own_ws_size = 0;
+    }
+    cudaError_t e = cudaMalloc(&c->own_ws, need);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        c->own_ws = NULL;
+        return sd_error_set(&be->err, SD_ENOMEM, "cuda conv: cudaMalloc(%zu) for workspace: %s",
+                            need, cudaGetErrorString(e));
+    }
+    c->own_ws_size = need;
+    return 0;
+}
+
 /* Find (or make) the plan for d and copy it to *out.  requested: the call
  * comes from conv_workspace, which tells the caller how much to provide. */
 static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int requested,
@@ -252,14 +289,7 @@ static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int request
                 (!best || q->d.n < best->d.n))
                 best = q;
         }
-        size_t have = 0;
-        if (best) {
-            have = best->ws_fwd;
-            if (best->ws_data > have)
-                have = best->ws_data;
-            if (best->ws_filter > have)
-                have = best->ws_filter;
-        }
+        size_t have = best && !best->own_ws ? sg_plan_ws(best) : 0;
         if (have < cap)
             cap = have;
         timed = 0;
@@ -274,15 +304,24 @@ static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int request
     }
     sg_conv_plan p;
     int rc = sg_plan_make(be, d, cap, timed, &p);
+    int own = 0;
+    if (rc == SD_EUNSUPPORTED && !requested && cap < c->ws_limit) {
+        rc = sg_plan_make(be, d, c->ws_limit, 0, &p);
+        own = 1;
+    }
+    if (!rc && own) {
+        rc = sg_own_ws_reserve(be, &p);
+        if (rc)
+            sg_plan_release(&p);
+    }
     if (rc) {
         if (!requested)
-            sd_error_wrap(&be->err,
-                          "convolution n=%d c=%d %dx%d k=%d %dx%d was not planned with "
-                          "conv_workspace for this or a larger batch",
-                          d->n, d->c, d->h, d->w, d->k, d->r, d->s);
+            sd_error_wrap(&be->err, "planning convolution n=%d c=%d %dx%d k=%d %dx%d", d->n,
+                          d->c, d->h, d->w, d->k, d->r, d->s);
         return rc;
     }
     p.requested = requested;
+    p.own_ws = own;
     c->plans[c->n_plans++] = p;
     *out = p;
     return 0;
@@ -304,17 +343,14 @@ static size_t sg_conv_workspace(sd_backend *be, const sd_conv_desc *d)
     sg_conv_plan p;
     if (sg_plan_get(be, d, 1, &p))
         return 0; /* the error stays in be->err; the convolution call reports it */
-    size_t ws = p.ws_fwd;
-    if (p.ws_data > ws)
-        ws = p.ws_data;
-    if (p.ws_filter > ws)
-        ws = p.ws_filter;
-    return ws;
+    return p.own_ws ? 0 : sg_plan_ws(&p);
 }
 
-static int sg_ws_check(sd_backend *be, size_t need, const void *ws)
+static int sg_ws_pick(sd_backend *be, const sg_conv_plan *p, size_t need, void **ws)
 {
-    if (need > 0 && !ws)
+    if (p->own_ws)
+        *ws = sg_ctx_of(be)->own_ws;
+    if (need > 0 && !*ws)
         return sd_error_set(&be->err, SD_EINVAL,
                             "cuda conv: needs %zu bytes of workspace but none was given", need);
     return 0;
@@ -325,7 +361,7 @@ static int sg_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x, 
 {
     sg_conv_plan p;
     SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_check(be, p.ws_fwd, ws));
+    SG_TRY(sg_ws_pick(be, &p, p.ws_fwd, &ws));
     const float one = 1.0f, b = beta;
     SG_CK_CUDNN(be, cudnnConvolutionForward(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.wd, w, p.cd,
                                             p.fwd, ws, p.ws_fwd, &b, p.yd, y));
@@ -337,7 +373,7 @@ static int sg_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_real
 {
     sg_conv_plan p;
     SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_check(be, p.ws_data, ws));
+    SG_TRY(sg_ws_pick(be, &p, p.ws_data, &ws));
     const float one = 1.0f;
     SG_CK_CUDNN(be, cudnnConvolutionBackwardData(sg_ctx_of(be)->cudnn, &one, p.wd, w, p.yd, gy,
                                                  p.cd, p.bwd_data, ws, p.ws_data, &one, p.xd,
@@ -350,7 +386,7 @@ static int sg_conv_bwd_filter(sd_backend *be, const sd_conv_desc *d, const sd_re
 {
     sg_conv_plan p;
     SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_check(be, p.ws_filter, ws));
+    SG_TRY(sg_ws_pick(be, &p, p.ws_filter, &ws));
     const float one = 1.0f;
     SG_CK_CUDNN(be, cudnnConvolutionBackwardFilter(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.yd, gy,
                                                    p.cd, p.bwd_filter, ws, p.ws_filter, &one,

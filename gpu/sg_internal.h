@@ -38,6 +38,7 @@ typedef struct sg_conv_plan {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter;
     int requested; /* conv_workspace was asked for this exact shape */
+    int own_ws;    /* runs on the backend's own workspace (see sg_conv.cu) */
 } sg_conv_plan;
 
 /* Scratch layout (doubles): partial sums, per-channel coefficients, scalars. */
@@ -56,6 +57,8 @@ typedef struct sg_ctx {
     sg_conv_plan *plans;
     int n_plans, cap_plans;
     size_t ws_limit;      /* largest convolution workspace a plan may ask for */
+    void *own_ws;         /* fallback workspace for unplanned batch sizes */
+    size_t own_ws_size;
     double *scratch;      /* device, SG_SCRATCH_DOUBLES */
     double *host;         /* pinned host, SG_SCRATCH_SMALL doubles */
     char device_name[256];

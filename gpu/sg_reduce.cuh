@@ -157,7 +157,7 @@ static int sg_chan_apply(sd_backend *be, int n, int c, int hw, F f)
     const size_t total = (size_t)n * (size_t)c * (size_t)hw;
     if (total == 0)
         return 0;
-    if (total < (1ull << 32))
+    if (total < (1ull << 31)) /* idx + grid stride stays below 2^32 */
         sg_chan_apply_kernel<unsigned, F><<<sg_blocks(total), SG_THREADS, 0, cx->stream>>>(
             f, (unsigned)total, (unsigned)c, (unsigned)hw);
     else
