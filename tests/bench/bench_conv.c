@@ -1,0 +1,171 @@
+/*
+ * bench_conv.c - measures the CPU backend's convolution paths (float32).
+ *
+ * For a few shapes that matter here (the ConvNet's 3x3 layers at 64x64 and
+ * 32x32 with 128 channels, the first layers of ResNet18 at 64x64, a 1x1
+ * GoogLeNet-style reduction), it times forward, backward-data and
+ * backward-filter on every path that applies, and a plain SGEMM of the same
+ * size as the im2col product (M = k, N = n*oh*ow, K = c*r*s) as the
+ * reference for what BLAS alone reaches on this machine.  Rates are GFLOP/s
+ * of 2*M*N*K useful flops per call.  Best of several timed repetitions.
+ *
+ * Not a test: it prints a markdown table for docs/benchmarks.md
+ * ("CPU convolution paths") and exits 0.  Usage: bench_conv [seconds-per-item]
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sd_backend.h"
+#include "sd_backend_cpu.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double budget = 0.4; /* seconds per measured item */
+
+typedef int (*bench_fn)(void *arg);
+
+/* best time of one call, repeating for about `budget` seconds */
+static double best_time(bench_fn fn, void *arg)
+{
+    double best = 1e30, start = now();
+    int reps = 0;
+    if (fn(arg)) /* warm-up (and first error check) */
+        return -1;
+    while (reps < 3 || (now() - start < budget && reps < 200)) {
+        double t0 = now();
+        if (fn(arg))
+            return -1;
+        double t = now() - t0;
+        if (t < best)
+            best = t;
+        reps++;
+    }
+    return best;
+}
+
+typedef struct job {
+    sd_backend *be;
+    sd_conv_desc d;
+    float *x, *w, *y, *gx, *gw, *a, *b, *c;
+    void *ws;
+    int op; /* 0 fwd, 1 bwd data, 2 bwd filter, 3 sgemm */
+} job;
+
+static int run_job(void *arg)
+{
+    job *j = arg;
+    switch (j->op) {
+    case 0: return j->be->conv_fwd(j->be, &j->d, j->x, j->w, 0, j->y, j->ws);
+    case 1: return j->be->conv_bwd_data(j->be, &j->d, j->y, j->w, j->gx, j->ws);
+    case 2: return j->be->conv_bwd_filter(j->be, &j->d, j->x, j->y, j->gw, j->ws);
+    default: {
+        int m = j->d.k, n = j->d.n * j->d.oh * j->d.ow, k = j->d.c * j->d.r * j->d.s;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, j->a, k, j->b, n, 0,
+                    j->c, n);
+        return 0;
+    }
+    }
+}
+
+static float *fvec(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
+{
+    d.oh = (d.h + 2 * d.pad - d.r) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - d.s) / d.stride + 1;
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
+           ny = (size_t)d.n * d.k * d.oh * d.ow;
+    size_t M = (size_t)d.k, N = (size_t)d.n * d.oh * d.ow, K = (size_t)d.c * d.r * d.s;
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    job j = {.be = be, .d = d};
+    j.x = fvec(nx);
+    j.w = fvec(nw);
+    j.y = fvec(ny);
+    j.gx = fvec(nx);
+    j.gw = fvec(nw);
+    j.a = fvec(M * K);
+    j.b = fvec(K * N);
+    j.c = fvec(M * N);
+    j.op = 3;
+    double tg = best_time(run_job, &j);
+    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d p%d | sgemm %zux%zux%zu | %.1f |", label, d.n,
+           d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, M, N, K, flops / tg * 1e-9);
+    sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO);
+    sd_cpu_conv_path autop = sd_backend_cpu_conv_path(be, &d);
+    for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
+        if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d)) {
+            printf(" – |");
+            continue;
+        }
+        sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p);
+        size_t wsb = be->conv_workspace(be, &d);
+        j.ws = wsb ? malloc(wsb) : NULL;
+        double t[3];
+        for (int op = 0; op < 3; op++) {
+            j.op = op;
+            t[op] = best_time(run_job, &j);
+            if (t[op] < 0) {
+                fprintf(stderr, "%s: %s\n", label, be->err.msg);
+                exit(1);
+            }
+        }
+        printf(" %s%.0f / %.0f / %.0f%s |", p == (int)autop ? "**" : "", flops / t[0] * 1e-9,
+               flops / t[1] * 1e-9, flops / t[2] * 1e-9, p == (int)autop ? "**" : "");
+        fflush(stdout);
+        free(j.ws);
+        j.ws = NULL;
+    }
+    printf("\n");
+    sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO);
+    free(j.x), free(j.w), free(j.y), free(j.gx), free(j.gw), free(j.a), free(j.b), free(j.c);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        budget = atof(argv[1]);
+    sd_backend *be = NULL;
+    sd_error err = {0};
+    if (sd_backend_cpu_create(&be, 0, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("OpenBLAS threads: %d; GFLOP/s as forward / backward-data / backward-filter; "
+           "bold = automatic choice\n\n",
+           openblas_get_num_threads());
+    printf("| layer | shape (n c hxw k rxs/stride pad) | reference GEMM (MxNxK) | SGEMM GFLOP/s |");
+    for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
+        printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
+    printf("\n|---|---|---|---|---|---|---|---|\n");
+    const int n = 8;
+    bench_shape(be, "ConvNet conv1 (1->128) 64x64", (sd_conv_desc){n, 1, 64, 64, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 64x64", (sd_conv_desc){n, 128, 64, 64, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 32x32", (sd_conv_desc){n, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 16x16", (sd_conv_desc){n, 128, 16, 16, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 32x32, n=1", (sd_conv_desc){1, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ResNet18 conv1 7x7/2 (1->64) at 64x64", (sd_conv_desc){n, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
+    bench_shape(be, "ResNet18 layer1 3x3 64->64 at 16x16", (sd_conv_desc){n, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ResNet18 layer2.0 3x3/2 64->128 16->8", (sd_conv_desc){n, 64, 16, 16, 128, 3, 3, 2, 1, 0, 0});
+    bench_shape(be, "ResNet18 layer2 downsample 1x1/2 64->128", (sd_conv_desc){n, 64, 16, 16, 128, 1, 1, 2, 0, 0, 0});
+    bench_shape(be, "GoogLeNet-style 1x1 192->64 at 16x16", (sd_conv_desc){n, 192, 16, 16, 64, 1, 1, 1, 0, 0, 0});
+    sd_backend_destroy(be);
+    return 0;
+}
