@@ -1,0 +1,450 @@
+/*
+ * cmd_dataset.c - `sldd dataset`: make a synthetic gastric data set and
+ * prepare a data set for distillation.
+ *
+ *   sldd dataset synth   --out DIR ...   write phantoms, masks, labels.csv
+ *   sldd dataset prepare --data DIR ...  validate, index patches, compute
+ *                                        normalisation, write prepared.json
+ *
+ * The on-disk formats are described in docs/data.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "sd_dataset.h"
+#include "sd_synth.h"
+
+static void usage_main(FILE *f)
+{
+    fprintf(f, "usage: sldd dataset <synth|prepare> [<options>]\n"
+               "\n"
+               "  synth     write a SYNTHETIC gastric X-ray data set (phantoms, masks, labels)\n"
+               "  prepare   validate a data set, index its patches and compute normalisation\n"
+               "\n"
+               "Run 'sldd dataset <subcommand> --help' for its options.\n");
+}
+
+static void usage_synth(FILE *f)
+{
+    fprintf(f,
+            "usage: sldd dataset synth --out DIR [--count N] [--size PX] [--seed S]\n"
+            "                          [--gastritis-fraction F]\n"
+            "                          [--split-fractions TRAIN,VAL,TEST] [--threads T]\n"
+            "                          [--force]\n"
+            "\n"
+            "Write N synthetic double-contrast barium stomach phantoms (not patient data)\n"
+            "in the data-set layout 'sldd dataset prepare' reads: DIR/images/ID.png,\n"
+            "DIR/masks/ID.png, DIR/labels.csv (id,label,split) and DIR/README.txt.\n"
+            "\n"
+            "  --out DIR                  output directory (created if needed)\n"
+            "  --count N                  number of images (default 40)\n"
+            "  --size PX                  width = height in pixels, 16..16384 (default 512;\n"
+            "                             the paper's images are 2048)\n"
+            "  --seed S                   generator seed, 0..2^64-1 (default 1)\n"
+            "  --gastritis-fraction F     share of gastritis images, 0..1 (default 0.5)\n"
+            "  --split-fractions A,B,C    train,val,test shares (default 0.6,0.2,0.2),\n"
+            "                             applied to each label separately\n"
+            "  --threads T                worker threads (default: one per CPU)\n"
+            "  --force                    overwrite an existing data set in DIR\n");
+}
+
+static void usage_prepare(FILE *f)
+{
+    fprintf(f,
+            "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
+            "                            [--patch-resize R]\n"
+            "\n"
+            "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
+            "into the PxP patch grid with stride S, label the patches of images with\n"
+            "masks (stomach < 1%% -> I, > 85%% -> N or P by the image label, otherwise\n"
+            "discarded), print the counts, compute the normalisation statistics of the\n"
+            "training patches and write DIR/prepared.json for later commands.\n"
+            "\n"
+            "  --data DIR          the data set\n"
+            "  --patch P           patch size in pixels (default 299, as in the paper)\n"
+            "  --stride S          grid stride in pixels (default 50)\n"
+            "  --patch-resize R    network input size: patches are area-averaged from\n"
+            "                      PxP down to RxR (default: P, no resizing)\n");
+}
+
+/* Strict number parsing: the whole argument, in range, or a message. */
+static int parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) {
+        fprintf(stderr, "sldd dataset %s: %s '%s' is not an integer\n", cmd, opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "sldd dataset %s: %s %ld is out of range %ld..%ld\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                        double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) {
+        fprintf(stderr, "sldd dataset %s: %s '%s' is not a number\n", cmd, opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "sldd dataset %s: %s %g is out of range %g..%g\n", cmd, opt, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void progress(void *ctx, int done, int total)
+{
+    (void)ctx;
+    if (done == total || done % (total / 20 + 1) == 0)
+        fprintf(stderr, "\r  %d/%d images", done, total);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static int run_synth(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, 0, 'o'},
+                                         {"count", required_argument, 0, 'n'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"gastritis-fraction", required_argument, 0, 'g'},
+                                         {"split-fractions", required_argument, 0, 'f'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"force", no_argument, 0, 'F'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    sd_synth_dataset_opts o = {0};
+    o.count = 40;
+    o.size = 512;
+    o.seed = 1;
+    o.gastritis_fraction = 0.5;
+    o.split[0] = 0.6;
+    o.split[1] = 0.2;
+    o.split[2] = 0.2;
+    long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.out_dir = optarg; break;
+        case 'n':
+            if (parse_long("synth", "--count", optarg, 1, 1000000, &v))
+                return 2;
+            o.count = (int)v;
+            break;
+        case 's':
+            if (parse_long("synth", "--size", optarg, 16, 16384, &v))
+                return 2;
+            o.size = (int)v;
+            break;
+        case 'S': {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || errno || optarg[0] == '-') {
+                fprintf(stderr, "sldd dataset synth: --seed '%s' is not an integer 0..2^64-1\n",
+                        optarg);
+                return 2;
+            }
+            o.seed = s;
+            break;
+        }
+        case 'g':
+            if (parse_double("synth", "--gastritis-fraction", optarg, 0, 1, &o.gastritis_fraction))
+                return 2;
+            break;
+        case 'f': {
+            char buf[256], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", optarg);
+            int k = 0;
+            for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (k == 3 || parse_double("synth", "--split-fractions", tok, 0, 1e6, &o.split[k]))
+                    k = 4;
+                if (k == 4)
+                    break;
+                k++;
+            }
+            if (k != 3) {
+                fprintf(stderr,
+                        "sldd dataset synth: --split-fractions '%s' must be three non-negative"
+                        " numbers TRAIN,VAL,TEST\n",
+                        optarg);
+                return 2;
+            }
+            if (!(o.split[0] + o.split[1] + o.split[2] > 0)) {
+                fprintf(stderr, "sldd dataset synth: --split-fractions must not all be zero\n");
+                return 2;
+            }
+            break;
+        }
+        case 't':
+            if (parse_long("synth", "--threads", optarg, 1, 256, &v))
+                return 2;
+            o.threads = (int)v;
+            break;
+        case 'F': o.force = 1; break;
+        case 'h': usage_synth(stdout); return 0;
+        default:
+            fprintf(stderr, "sldd dataset synth: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            usage_synth(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sldd dataset synth: unexpected argument '%s'\n", argv[optind]);
+        usage_synth(stderr);
+        return 2;
+    }
+    if (!o.out_dir || !*o.out_dir) {
+        fprintf(stderr, "sldd dataset synth: --out DIR is required\n");
+        usage_synth(stderr);
+        return 2;
+    }
+    if (isatty(fileno(stderr))) {
+        o.progress = progress;
+        fprintf(stderr, "generating %d synthetic %dx%d images in %s\n", o.count, o.size, o.size,
+                o.out_dir);
+    }
+    sd_error err = {0};
+    if (sd_synth_dataset_write(&o, &err)) {
+        fprintf(stderr, "sldd dataset synth: %s\n", err.msg);
+        return 1;
+    }
+    /* report what was written, from the files themselves */
+    sd_dataset *ds = NULL;
+    if (sd_dataset_open(&ds, o.out_dir, 0, &err) == 0) {
+        printf("wrote %d SYNTHETIC images of %dx%d pixels to %s (seed %llu)\n", ds->n, o.size,
+               o.size, o.out_dir, (unsigned long long)o.seed);
+        for (int s = 0; s < SD_SPLIT_COUNT; s++)
+            printf("  %-5s %4d non-gastritis  %4d gastritis\n", sd_split_name(s), ds->count[s][0],
+                   ds->count[s][1]);
+        sd_dataset_destroy(ds);
+    } else {
+        /* e.g. a split left empty by the chosen fractions */
+        printf("wrote %d SYNTHETIC images to %s\n", o.count, o.out_dir);
+        fprintf(stderr, "sldd dataset synth: warning: the result will not load: %s\n", err.msg);
+    }
+    return 0;
+}
+
+typedef struct split_stats {
+    int indexed;          /* images with masks */
+    int64_t count[SD_NUM_CLASSES], discarded;
+} split_stats;
+
+static int index_split(const char *dir, int split, int psize, int stride, split_stats *st,
+                       sd_patch_index *keep, sd_dataset **keep_ds, sd_error *err)
+{
+    sd_dataset *ds = NULL;
+    int rc = sd_dataset_open(&ds, dir, 1u << split, err);
+    if (rc)
+        return rc;
+    sd_patch_index ix;
+    rc = sd_patch_index_build(&ix, ds, split, psize, stride, err);
+    if (rc) {
+        sd_dataset_destroy(ds);
+        return rc;
+    }
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < ds->n; i++)
+        st->indexed += ds->img[i].split == split && ds->img[i].has_mask;
+    for (int c = 0; c < SD_NUM_CLASSES; c++)
+        st->count[c] = ix.count[c];
+    st->discarded = ix.discarded;
+    if (keep) {
+        *keep = ix;
+        *keep_ds = ds;
+    } else {
+        sd_patch_index_free(&ix);
+        sd_dataset_destroy(ds);
+    }
+    return 0;
+}
+
+static int run_prepare(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"patch", required_argument, 0, 'p'},
+                                         {"stride", required_argument, 0, 's'},
+                                         {"patch-resize", required_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL;
+    long psize = 299, stride = 50, osize = 0, v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'p':
+            if (parse_long("prepare", "--patch", optarg, 1, 16384, &v))
+                return 2;
+            psize = v;
+            break;
+        case 's':
+            if (parse_long("prepare", "--stride", optarg, 1, 16384, &v))
+                return 2;
+            stride = v;
+            break;
+        case 'r':
+            if (parse_long("prepare", "--patch-resize", optarg, 1, 16384, &v))
+                return 2;
+            osize = v;
+            break;
+        case 'h': usage_prepare(stdout); return 0;
+        default:
+            fprintf(stderr, "sldd dataset prepare: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            usage_prepare(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sldd dataset prepare: unexpected argument '%s'\n", argv[optind]);
+        usage_prepare(stderr);
+        return 2;
+    }
+    if (!dir || !*dir) {
+        fprintf(stderr, "sldd dataset prepare: --data DIR is required\n");
+        usage_prepare(stderr);
+        return 2;
+    }
+    if (osize == 0)
+        osize = psize;
+    if (osize > psize) {
+        fprintf(stderr, "sldd dataset prepare: --patch-resize %ld is larger than --patch %ld;"
+                        " patches can only be scaled down\n", osize, psize);
+        return 2;
+    }
+
+    /* The train split stays loaded for the statistics; val and test are
+     * loaded one at a time (which also decodes, so catches truncated files)
+     * to keep the peak memory to the largest split. */
+    sd_error err = {0};
+    sd_dataset *ds = NULL;
+    sd_patch_index ix;
+    split_stats st[SD_SPLIT_COUNT];
+    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &st[0], &ix, &ds, &err);
+    for (int s = 1; !rc && s < SD_SPLIT_COUNT; s++)
+        rc = index_split(dir, s, (int)psize, (int)stride, &st[s], NULL, NULL, &err);
+    if (rc) {
+        fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
+        if (ds) {
+            sd_patch_index_free(&ix);
+            sd_dataset_destroy(ds);
+        }
+        return 1;
+    }
+    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const sd_dataset_image *im = &ds->img[i];
+        small += im->w < psize || im->h < psize;
+        minw = im->w < minw ? im->w : minw;
+        maxw = im->w > maxw ? im->w : maxw;
+        minh = im->h < minh ? im->h : minh;
+        maxh = im->h > maxh ? im->h : maxh;
+    }
+    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
+           minw, minh);
+    if (minw != maxw || minh != maxh)
+        printf(" to %dx%d", maxw, maxh);
+    printf(" pixels\n");
+    int gw = sd_patch_grid_dim(maxw, (int)psize, (int)stride),
+        gh = sd_patch_grid_dim(maxh, (int)psize, (int)stride);
+    printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
+           psize, psize, stride, gh, gw, gh * gw, maxw, maxh, osize, osize,
+           osize < psize ? " (area-averaged)" : "");
+    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
+           "P", "discarded");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        char imgs[32];
+        snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
+        printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
+               st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
+               (long long)st[s].count[2], (long long)st[s].discarded);
+    }
+    printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix.mean,
+           ix.std);
+    if (small)
+        fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
+                small, small == 1 ? " is" : "s are", psize, psize, small == 1 ? "s" : "");
+    if (ix.n == 0) {
+        fprintf(stderr, "sldd dataset prepare: no training patches with --patch %ld --stride %ld\n",
+                psize, stride);
+        sd_patch_index_free(&ix);
+        sd_dataset_destroy(ds);
+        return 1;
+    }
+    for (int k = 0; k < SD_NUM_CLASSES; k++)
+        if (ix.count[k] == 0)
+            fprintf(stderr, "warning: no training patches of class %s; distillation needs all three\n",
+                    sd_class_name(k));
+
+    sd_prepared p = {0};
+    p.version = 1;
+    p.psize = (int)psize;
+    p.stride = (int)stride;
+    p.osize = (int)osize;
+    p.mean = ix.mean;
+    p.std = ix.std;
+    p.synthetic = ds->synthetic;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        p.images[s][0] = ds->count[s][0];
+        p.images[s][1] = ds->count[s][1];
+        for (int k = 0; k < SD_NUM_CLASSES; k++)
+            p.patches[s][k] = st[s].count[k];
+        p.discarded[s] = st[s].discarded;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/prepared.json", ds->dir);
+    rc = sd_prepared_write(path, &p, &err);
+    sd_patch_index_free(&ix);
+    sd_dataset_destroy(ds);
+    if (rc) {
+        fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+int cmd_dataset(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage_main(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "synth"))
+        return run_synth(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "prepare"))
+        return run_prepare(argc - 1, argv + 1);
+    fprintf(stderr, "sldd dataset: '%s' is not a subcommand (synth, prepare)\n", argv[1]);
+    return 2;
+}
