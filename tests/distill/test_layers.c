@@ -566,7 +566,7 @@ static void layer_cases(sd_backend *be)
         sd_shape s4[4] = {{2, 3, 3}, {2, 3, 3}, {2, 3, 3}, {2, 3, 3}};
         ADD("add 4 inputs (2,3,3)", mk_multi(SD_LAYER_ADD, 4, s4), 2);
         sd_shape c3[3] = {{2, 3, 4}, {1, 3, 4}, {3, 3, 4}};
-        ADD("concat (2|1|3,3,4)", mk_multi(SD_LAYER_CONCAT, 3, c3), 2);
+        ADD("concat (2+1+3,3,4)", mk_multi(SD_LAYER_CONCAT, 3, c3), 2);
     }
     ADD("flatten (3,2,4)", mk_simple(SD_LAYER_FLATTEN, 3, 2, 4), 2);
     {
