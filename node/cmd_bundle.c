@@ -345,7 +345,7 @@ static int do_make_test(const bopts *o)
 {
     sp_test_params p;
     static const char *aud[64];
-    char audbuf[4096];
+    char audbuf[4096], sender[65];
     uint8_t *buf;
     size_t len;
     int na;
@@ -388,7 +388,8 @@ static int do_make_test(const bopts *o)
             sc_node_close(n);
             return 1;
         }
-        p.sender = n->cfg.id;
+        snprintf(sender, sizeof sender, "%s", n->cfg.id); /* n is closed below */
+        p.sender = sender;
         p.expires_unix = p.created_unix + n->cfg.bundle_ttl_seconds;
     } else {
         p.sender = o->sender ? o->sender : "node-a";
