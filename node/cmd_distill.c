@@ -78,6 +78,8 @@ typedef struct progress_ctx {
     int n_hist;
     double *hist_iter, *hist_loss, *hist_acc;
     int64_t cap;
+    double seconds;  /* of this run */
+    int64_t iters;   /* done in this run */
 } progress_ctx;
 
 static void fmt_time(double s, char *buf, size_t len)
@@ -110,6 +112,8 @@ static int on_progress(void *vctx, const sd_progress *p)
         fputs("}\n", c->log);
         fflush(c->log);
     }
+    c->seconds = p->seconds;
+    c->iters++;
     if (c->n_hist < c->cap) {
         c->hist_iter[c->n_hist] = (double)p->iter;
         c->hist_loss[c->n_hist] = p->loss;
@@ -417,6 +421,21 @@ int cmd_distill(int argc, char **argv)
         goto done;
     }
     nd_eval_print(&ds, &ev, stdout);
+    snprintf(path, sizeof path, "%s/result.json", out);
+    FILE *rj = fopen(path, "w");
+    if (rj) {
+        fprintf(rj,
+                "{\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
+                "\"steps\":%d,\"epochs_inner\":%d,\"iterations\":%lld,\"split\":\"%s\","
+                "\"accuracy\":%.6f,\"sen\":%.6f,\"spe\":%.6f,\"hm\":%.6f,\"auc\":%.6f,"
+                "\"sec_per_iter\":%.6f,\"backend\":\"%s\"}\n",
+                data, label, (unsigned long long)cfg.seed, cfg.steps * cfg.images_per_step,
+                cfg.steps, cfg.epochs_inner, (long long)total, ev.split, ev.accuracy,
+                ds.gastric ? ev.sen : 0, ds.gastric ? ev.spe : 0, ds.gastric ? ev.hm : 0,
+                ds.gastric && isfinite(ev.auc) ? ev.auc : 0,
+                pc.iters ? pc.seconds / (double)pc.iters : 0, be->name);
+        fclose(rj);
+    }
     nd_payload_meta meta;
     nd_data_meta(&ds, &ev, &meta);
     meta.encoding = encoding;
