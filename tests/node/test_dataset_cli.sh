@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# test_dataset_cli.sh - `sldd dataset synth` and `sldd dataset prepare` end to
+# end: help, usage errors (exit 2), and every bad data set refused with its
+# message and exit status 1.
+#
+# usage: test_dataset_cli.sh /path/to/sldd
+set -u
+SLDD=${1:?usage: $0 /path/to/sldd}
+PY=/usr/bin/python3
+T=$(mktemp -d "${TMPDIR:-/tmp}/sldd-cli-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+# expect CODE SUBSTRING -- command...   (SUBSTRING searched in stdout+stderr)
+expect() {
+  local want=$1 text=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    echo "FAIL: '$*' exited $rc, expected $want"; echo "$out" | sed 's/^/    /'
+    fail=$((fail + 1)); return
+  fi
+  if [ -n "$text" ] && ! grep -qF -- "$text" <<<"$out"; then
+    echo "FAIL: '$*' output lacks '$text'"; echo "$out" | sed 's/^/    /'
+    fail=$((fail + 1)); return
+  fi
+  pass=$((pass + 1))
+}
+
+check() { # check DESCRIPTION CONDITION...
+  local d=$1; shift
+  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $d"; fail=$((fail + 1)); fi
+}
+
+# ---- help and usage errors ----
+expect 0 "synth" -- "$SLDD" dataset --help
+expect 0 "--gastritis-fraction" -- "$SLDD" dataset synth --help
+expect 0 "--patch-resize" -- "$SLDD" dataset prepare --help
+expect 2 "usage: sldd dataset" -- "$SLDD" dataset
+expect 2 "'bogus' is not a subcommand" -- "$SLDD" dataset bogus
+expect 2 "--out DIR is required" -- "$SLDD" dataset synth --count 3
+expect 2 "--count 'abc' is not an integer" -- "$SLDD" dataset synth --out "$T/x" --count abc
+expect 2 "--count 0 is out of range" -- "$SLDD" dataset synth --out "$T/x" --count 0
+expect 2 "--size 8 is out of range" -- "$SLDD" dataset synth --out "$T/x" --size 8
+expect 2 "--seed '-1' is not an integer" -- "$SLDD" dataset synth --out "$T/x" --seed -1
+expect 2 "--gastritis-fraction 2 is out of range" -- "$SLDD" dataset synth --out "$T/x" --gastritis-fraction 2
+expect 2 "must be three non-negative numbers" -- "$SLDD" dataset synth --out "$T/x" --split-fractions 1,2
+expect 2 "must be three non-negative numbers" -- "$SLDD" dataset synth --out "$T/x" --split-fractions 1,2,x
+expect 2 "must not all be zero" -- "$SLDD" dataset synth --out "$T/x" --split-fractions 0,0,0
+expect 2 "unknown or incomplete option '--bogus'" -- "$SLDD" dataset synth --bogus
+expect 2 "unexpected argument 'extra'" -- "$SLDD" dataset synth --out "$T/x" extra
+expect 2 "--data DIR is required" -- "$SLDD" dataset prepare
+expect 2 "is larger than --patch 50" -- "$SLDD" dataset prepare --data "$T/x" --patch 50 --patch-resize 100
+expect 2 "--stride 'ten' is not an integer" -- "$SLDD" dataset prepare --data "$T/x" --stride ten
+check "no output directory made by usage errors" test ! -e "$T/x"
+
+# ---- a good synthetic data set ----
+D=$T/good
+expect 0 "wrote 12 SYNTHETIC images of 96x96 pixels" -- "$SLDD" dataset synth --out "$D" --count 12 --size 96 --seed 5 --split-fractions 0.5,0.25,0.25
+check "labels.csv has a header and 12 rows" test "$(wc -l <"$D/labels.csv")" -eq 13
+check "labels.csv header" test "$(head -1 "$D/labels.csv")" = "id,label,split"
+check "README says synthetic" test "$(head -c 9 "$D/README.txt")" = "SYNTHETIC"
+check "12 images" test "$(ls "$D/images" | wc -l)" -eq 12
+check "12 masks" test "$(ls "$D/masks" | wc -l)" -eq 12
+check "no temp files left" test -z "$(find "$D" -name '*.tmp')"
+expect 1 "already exists; choose an empty directory or pass --force" -- "$SLDD" dataset synth --out "$D" --count 12 --size 96
+expect 0 "wrote 12" -- "$SLDD" dataset synth --out "$D" --count 12 --size 96 --seed 5 --split-fractions 0.5,0.25,0.25 --force
+expect 0 "wrote $D/prepared.json" -- "$SLDD" dataset prepare --data "$D" --patch 24 --stride 8 --patch-resize 12
+check "prepared.json format" grep -q '"format": "sldd-prepared"' "$D/prepared.json"
+check "prepared.json patch" grep -q '"patch": 24,' "$D/prepared.json"
+check "prepared.json resize" grep -q '"patch_resize": 12,' "$D/prepared.json"
+check "prepared.json synthetic" grep -q '"synthetic": true' "$D/prepared.json"
+expect 0 "(SYNTHETIC)" -- "$SLDD" dataset prepare --data "$D" --patch 24 --stride 8
+expect 1 "no training patches with --patch 200" -- "$SLDD" dataset prepare --data "$D" --patch 200
+
+# ---- bad data sets: each refused with a message naming the file ----
+fresh() { rm -rf "$T/bad"; cp -r "$D" "$T/bad"; rm -f "$T/bad/prepared.json"; }
+first_train() { awk -F, '$3=="train"{print $1; exit}' "$T/bad/labels.csv"; }
+first_val() { awk -F, '$3=="val"{print $1; exit}' "$T/bad/labels.csv"; }
+
+fresh; rm "$T/bad/labels.csv"
+expect 1 "bad/labels.csv: cannot open" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; sed -i '3s/,[01],/,2,/' "$T/bad/labels.csv"
+expect 1 "labels.csv line 3: label '2'" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; sed -i '2s/,train$/,training/; 2s/,val$/,training/; 2s/,test$/,training/' "$T/bad/labels.csv"
+expect 1 "labels.csv line 2: split 'training'" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; sed -n 2p "$T/bad/labels.csv" >>"$T/bad/labels.csv"
+expect 1 "line 14: duplicate id" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; sed -i '/,test$/d' "$T/bad/labels.csv"
+expect 1 "no images in split 'test'" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; sed -i '1s/.*/id,label/' "$T/bad/labels.csv"
+expect 1 "header has no 'split' column" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_train); rm "$T/bad/images/$id.png"
+expect 1 "bad/images/$id.png: missing" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_train); rm "$T/bad/masks/$id.png"
+expect 1 "bad/masks/$id.png: missing; train images need a stomach mask" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_val); rm "$T/bad/masks/$id.png"
+expect 0 "wrote" -- "$SLDD" dataset prepare --data "$T/bad" --patch 24 --stride 8
+
+fresh; id=$(first_train)
+"$SLDD" dataset synth --out "$T/small" --count 1 --size 32 --split-fractions 1,0,0 >/dev/null 2>&1
+cp "$T/small/masks/synth0000.png" "$T/bad/masks/$id.png"
+expect 1 "bad/masks/$id.png: mask is 32x32 but the image" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_val)
+"$PY" - "$T/bad/images/$id.png" <<'EOF'
+import struct, sys, zlib
+w = h = 96
+raw = b"".join(b"\x00" + bytes([10, 200, 30]) * w for _ in range(h))
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+open(sys.argv[1], "wb").write(png)
+EOF
+expect 1 "bad/images/$id.png: RGB colour image" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_train); f="$T/bad/images/$id.png"
+head -c $(( $(stat -c %s "$f") / 2 )) "$f" >"$f.cut" && mv "$f.cut" "$f"
+expect 1 "file is truncated" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(awk -F, '$3=="test"{print $1; exit}' "$T/bad/labels.csv"); f="$T/bad/images/$id.png"
+head -c $(( $(stat -c %s "$f") - 40 )) "$f" >"$f.cut" && mv "$f.cut" "$f"
+expect 1 "bad/images/$id.png: corrupt or unreadable PNG" -- "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_train); echo "not an image" >"$T/bad/images/$id.png"
+expect 1 "bad/images/$id.png: not a PNG file" -- "$SLDD" dataset prepare --data "$T/bad"
+
+expect 1 "no such dataset directory" -- "$SLDD" dataset prepare --data "$T/does-not-exist"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
