@@ -161,6 +161,45 @@ static int map_curl_error(CURLcode cc, const sink *k, const char *detail)
     }
 }
 
+#define SN_CLIENT_MAX_PINS 4
+
+/* Turn "pin[;pin...]" (each in any sc_x509_pin_parse form) into curl's
+ * "sha256//b64;sha256//b64".  Several pins let a sender accept a peer's old
+ * and new key while the peer rotates. */
+static int format_pins(const char *text, char *out, size_t out_size, sc_error *err)
+{
+    char item[128];
+    size_t used = 0, n_pins = 0;
+    const char *p = text;
+    out[0] = '\0';
+    for (;;) {
+        const char *semi = strchr(p, ';');
+        size_t len = semi ? (size_t)(semi - p) : strlen(p);
+        unsigned char raw[SC_PIN_LEN];
+        int rc;
+        if (len == 0 || len >= sizeof item)
+            return sc_error_set(err, SC_EFORMAT, "pin list: empty or overlong entry");
+        if (++n_pins > SN_CLIENT_MAX_PINS)
+            return sc_error_set(err, SC_EINVAL, "pin list: more than %d pins",
+                                SN_CLIENT_MAX_PINS);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        rc = sc_x509_pin_parse(item, raw, err);
+        if (rc)
+            return rc;
+        if (used + SC_PIN_CURL_SIZE + 1 > out_size)
+            return sc_error_set(err, SC_EINVAL, "pin list too long");
+        if (used)
+            out[used++] = ';';
+        if (sc_x509_pin_to_curl(raw, out + used, out_size - used) != 0)
+            return sc_error_set(err, SC_EINVAL, "cannot format a pin");
+        used += SC_PIN_CURL_SIZE - 1;
+        if (!semi)
+            return 0;
+        p = semi + 1;
+    }
+}
+
 #define SETOPT(h, opt, val)                                                               \
     do {                                                                                  \
         CURLcode cc_ = curl_easy_setopt(h, opt, val);                                     \
@@ -175,8 +214,8 @@ int sn_client_request(sn_client *c, const char *method, const char *url, const c
                       const char *content_type, const void *body, size_t body_len,
                       sn_client_response *resp, sc_error *err)
 {
-    unsigned char pin_raw[SC_PIN_LEN];
-    char pin_curl[SC_PIN_CURL_SIZE], errbuf[CURL_ERROR_SIZE], ct_header[160];
+    char pin_curl[SN_CLIENT_MAX_PINS * SC_PIN_CURL_SIZE], errbuf[CURL_ERROR_SIZE],
+        ct_header[160];
     struct curl_slist *headers = NULL, *tmp;
     sn_sigpipe_guard guard;
     sink k;
@@ -198,11 +237,9 @@ int sn_client_request(sn_client *c, const char *method, const char *url, const c
         return sc_error_set(err, SC_EINVAL, "client request: '%s' is not an https:// URL", url);
     if (body_len && !body)
         return sc_error_set(err, SC_EINVAL, "client request: body is NULL");
-    rc = sc_x509_pin_parse(pin, pin_raw, err);
+    rc = format_pins(pin, pin_curl, sizeof pin_curl, err);
     if (rc)
         return rc;
-    if (sc_x509_pin_to_curl(pin_raw, pin_curl, sizeof pin_curl) != 0)
-        return sc_error_set(err, SC_EINVAL, "client request: cannot format the pin");
     if (content_type && (strpbrk(content_type, "\r\n") ||
                          (size_t)snprintf(ct_header, sizeof ct_header, "Content-Type: %s",
                                           content_type) >= sizeof ct_header))

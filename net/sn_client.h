@@ -43,7 +43,9 @@ void sn_client_destroy(sn_client *c);
 /*
  * Send method ("GET" or "POST") to url ("https://host:port/path") and read
  * the answer.  pin is the peer's public-key pin in any sc_x509_pin_parse
- * form.  For POST, body/body_len are sent with content_type.
+ * form, or up to four of them separated by ';' (any one must match: the
+ * overlap while a peer changes its key).  For POST, body/body_len are sent
+ * with content_type.
  *
  * Returns 0 once an HTTP response was received, whatever its status
  * (resp->status tells); a negative code when none was: SN_ECONNECT,

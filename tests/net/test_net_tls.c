@@ -793,6 +793,19 @@ static void test_client_side(uint16_t port)
     CHECKF(rc == SN_ETLS, "rc %d %s", rc, e.msg);
     sn_client_response_free(&resp);
 
+    /* Several pins: any one matching will do (key rotation overlap). */
+    {
+        char both[SC_PIN_CURL_SIZE + SC_PIN_HEX_SIZE + 1], hex_a[SC_PIN_HEX_SIZE];
+        CHECK(sc_x509_pin_to_hex(pin_a, hex_a, sizeof hex_a) == 0);
+        snprintf(both, sizeof both, "%s;%s", curl_pin_c, hex_a);
+        rc = sn_client_request(c, "GET", url, both, NULL, NULL, 0, &resp, &e);
+        CHECKF(rc == 0 && resp.status == 200, "rc %d %s", rc, e.msg);
+        sn_client_response_free(&resp);
+        snprintf(both, sizeof both, "%s;", curl_pin_c);
+        rc = sn_client_request(c, "GET", url, both, NULL, NULL, 0, &resp, &e);
+        CHECK(rc == SC_EFORMAT);
+    }
+
     /* The server's certificate is not from the CA the client trusts. */
     rc = sn_client_request(wrong_ca, "GET", url, curl_pin_a, NULL, NULL, 0, &resp, &e);
     CHECKF(rc == SN_ETLS, "rc %d %s", rc, e.msg);
@@ -939,6 +952,68 @@ static void test_tools(uint16_t port)
     CHECKF(rc != 0 && !strstr(out, "\"status\""), "curl unknown peer (rc %d): %s", rc, out);
 }
 
+/* Certificates made by the openssl tool, as a hospital CA would issue
+ * them: the node id comes from the pin, not the CN (a host name here), and
+ * a certificate without clientAuth is refused when used by a client. */
+static void make_cli_cert(const char *name, const char *eku, char *out, size_t out_size)
+{
+    char cmd[2048];
+    FILE *f;
+    snprintf(cmd, sizeof cmd, "%s.ext", name);
+    f = fopen(P(cmd), "w");
+    if (!f)
+        return;
+    fprintf(f, "extendedKeyUsage=%s\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n", eku);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout %s.key -out %s.csr -subj /CN=sldd01.radiology.example.org 2>&1 && "
+             "'%s' x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days 1 "
+             "-out %s.pem -extfile %s.ext 2>&1",
+             dir, SN_TEST_OPENSSL, name, name, SN_TEST_OPENSSL, name, name, name);
+    run_capture(cmd, out, out_size);
+}
+
+static void test_external_certs(uint16_t port, sc_tls_peers *peers)
+{
+    char out[8192], cmd[2048];
+    unsigned char pin[SC_PIN_LEN];
+    sc_error e;
+    int mark;
+
+    if (!have_tool(SN_TEST_OPENSSL)) {
+        printf("openssl CLI not found: skipping the externally made certificates\n");
+        return;
+    }
+    make_cli_cert("ext-good", "serverAuth,clientAuth", out, sizeof out);
+    make_cli_cert("ext-server", "serverAuth", out, sizeof out);
+    CHECKF(sc_x509_spki_pin_file(P("ext-good.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
+    CHECK(sc_tls_peers_add(peers, "hospital-d", pin, &e) == 0);
+    CHECKF(sc_x509_spki_pin_file(P("ext-server.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
+    CHECK(sc_tls_peers_add(peers, "hospital-e", pin, &e) == 0);
+
+    snprintf(cmd, sizeof cmd,
+             "printf 'GET /v1/health HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n' | "
+             "timeout 20 '%s' s_client -connect 127.0.0.1:%u -CAfile '%s' -cert '%s' "
+             "-key '%s' -tls1_3 -brief -ign_eof 2>&1",
+             SN_TEST_OPENSSL, (unsigned)port, P("ca.pem"), P("ext-good.pem"),
+             P("ext-good.key"));
+    run_capture(cmd, out, sizeof out);
+    CHECKF(strstr(out, "HTTP/1.1 200 OK") && strstr(out, "\"peer\":\"hospital-d\""),
+           "externally made certificate:\n%s", out);
+
+    mark = event_mark();
+    snprintf(cmd, sizeof cmd,
+             "printf 'GET /v1/health HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n' | "
+             "timeout 20 '%s' s_client -connect 127.0.0.1:%u -CAfile '%s' -cert '%s' "
+             "-key '%s' -tls1_3 -brief -ign_eof 2>&1",
+             SN_TEST_OPENSSL, (unsigned)port, P("ca.pem"), P("ext-server.pem"),
+             P("ext-server.key"));
+    run_capture(cmd, out, sizeof out);
+    CHECKF(!strstr(out, "HTTP/1.1"), "serverAuth-only certificate got an answer:\n%s", out);
+    CHECK(wait_event(mark, SN_EV_TLS_REFUSED, "unsuitable certificate purpose"));
+}
+
 /* A server with room for two connections drops the third at once. */
 static void test_max_connections(SSL_CTX *ctx)
 {
@@ -1068,6 +1143,7 @@ int main(void)
     test_client_side(t.port);
     test_client_tls12_server();
     test_tools(t.port);
+    test_external_certs(t.port, peers);
     test_max_connections(server_ctx);
 
     /* Removing a peer takes effect on its next connection. */
