@@ -40,6 +40,7 @@
 typedef struct cpu_ctx {
     int threads;
     sd_cpu_conv_path conv_path; /* forced path, or SD_CPU_CONV_AUTO */
+    size_t col_cap;             /* im2col buffer bound, sd_real elements */
 } cpu_ctx;
 
 #define CPU_FAIL(be, code, ...) sd_error_set(&(be)->err, (code), __VA_ARGS__)
@@ -247,13 +248,31 @@ const char *sd_cpu_conv_path_name(sd_cpu_conv_path path)
  * its speed, so several samples share one product. */
 #define CONV_BATCH_COLS 2048
 
-static int conv_batch_samples(const sd_conv_desc *d)
+/* Default bound (sd_real elements) for the im2col buffer.  Large maps (a
+ * 299x299 patch through VGG's first layers would need 200 MB per sample) are
+ * done in blocks of output rows instead; typical shapes here (64x64 and below)
+ * fit in one block. */
+#define CONV_COL_CAP ((size_t)1 << 23)
+
+static int conv_batch_samples(const sd_conv_desc *d, size_t cap)
 {
-    long hw = (long)d->oh * d->ow;
-    long nb = (CONV_BATCH_COLS + hw - 1) / hw;
-    if (nb > d->n)
-        nb = d->n;
+    size_t hw = (size_t)d->oh * d->ow, per = ((size_t)d->c * d->r * d->s + (size_t)d->k) * hw;
+    size_t nb = (CONV_BATCH_COLS + hw - 1) / hw;
+    if (nb > (size_t)d->n)
+        nb = (size_t)d->n;
+    if (nb * per > cap)
+        nb = cap / per;
     return nb < 1 ? 1 : (int)nb;
+}
+
+/* Output rows per block of the per-sample im2col path. */
+static int conv_row_block(const sd_conv_desc *d, size_t cap)
+{
+    size_t row = (size_t)d->c * d->r * d->s * d->ow;
+    size_t rb = cap / (row ? row : 1);
+    if (rb > (size_t)d->oh)
+        rb = (size_t)d->oh;
+    return rb < 1 ? 1 : (int)rb;
 }
 
 /* The automatic choice, from the measurements in docs/benchmarks.md:
@@ -262,11 +281,11 @@ static int conv_batch_samples(const sd_conv_desc *d)
  *  - otherwise one im2col+GEMM per sample.
  * The shift path is kept for comparison and for memory-tight shapes; it was
  * not faster than im2col at the measured shapes. */
-static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d)
+static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
 {
     if (sd_cpu_conv_path_applies(SD_CPU_CONV_GEMM1X1, d))
         return SD_CPU_CONV_GEMM1X1;
-    if ((long)d->oh * d->ow < CONV_BATCH_COLS / 2 && d->n > 1)
+    if ((long)d->oh * d->ow < CONV_BATCH_COLS / 2 && d->n > 1 && conv_batch_samples(d, cap) > 1)
         return SD_CPU_CONV_IM2COL_BATCH;
     return SD_CPU_CONV_IM2COL;
 }
@@ -276,7 +295,7 @@ static sd_cpu_conv_path conv_path_for(sd_backend *be, const sd_conv_desc *d)
     cpu_ctx *ctx = be->ctx;
     sd_cpu_conv_path p = ctx->conv_path;
     if (p == SD_CPU_CONV_AUTO)
-        return conv_path_auto(d);
+        return conv_path_auto(d, ctx->col_cap);
     return sd_cpu_conv_path_applies(p, d) ? p : SD_CPU_CONV_IM2COL;
 }
 
@@ -293,15 +312,23 @@ int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path)
     return SD_OK;
 }
 
+int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems)
+{
+    if (!be || be->destroy != cpu_destroy)
+        return SD_EINVAL;
+    ((cpu_ctx *)be->ctx)->col_cap = elems ? elems : CONV_COL_CAP;
+    return SD_OK;
+}
+
 /* Workspace, in sd_real elements, of each path. */
-static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d)
+static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t cap)
 {
     size_t crs = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
     switch (p) {
     case SD_CPU_CONV_GEMM1X1:
         return 0;
     case SD_CPU_CONV_IM2COL_BATCH: {
-        size_t nb = (size_t)conv_batch_samples(d);
+        size_t nb = (size_t)conv_batch_samples(d, cap);
         /* columns of nb samples, and the wide GEMM result / gathered gy */
         return (crs + (size_t)d->k) * nb * ohw;
     }
@@ -313,7 +340,7 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d)
     }
     case SD_CPU_CONV_IM2COL:
     default:
-        return crs * ohw;
+        return crs * (size_t)conv_row_block(d, cap) * (size_t)d->ow;
     }
 }
 
@@ -321,7 +348,8 @@ static size_t cpu_conv_workspace(sd_backend *be, const sd_conv_desc *d)
 {
     if (!conv_desc_ok(d))
         return 0;
-    return conv_ws_elems(conv_path_for(be, d), d) * sizeof(sd_real);
+    return conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) *
+           sizeof(sd_real);
 }
 
 /* Range of output positions o (0 <= o < on) whose input coordinate
@@ -340,23 +368,27 @@ static void conv_valid_range(int on, int in, int stride, int pad, int t, int *lo
     *hi = h;
 }
 
-/* col (c*r*s rows, row stride ldcol) = im2col of one sample x (c,h,w). */
-static void im2col(const sd_conv_desc *d, const sd_real *x, sd_real *col, size_t ldcol)
+/* col (c*r*s rows, row stride ldcol) = im2col of output rows [oy0, oy1) of
+ * one sample x (c,h,w); column (oy - oy0)*ow + ox. */
+static void im2col(const sd_conv_desc *d, const sd_real *x, int oy0, int oy1, sd_real *col,
+                   size_t ldcol)
 {
-    const int oh = d->oh, ow = d->ow, st = d->stride;
+    const int ow = d->ow, st = d->stride;
     for (int c = 0; c < d->c; c++) {
         const sd_real *xc = x + (size_t)c * d->h * d->w;
         for (int i = 0; i < d->r; i++) {
             int ylo, yhi;
-            conv_valid_range(oh, d->h, st, d->pad, i, &ylo, &yhi);
+            conv_valid_range(d->oh, d->h, st, d->pad, i, &ylo, &yhi);
             for (int j = 0; j < d->s; j++) {
                 int xlo, xhi;
                 conv_valid_range(ow, d->w, st, d->pad, j, &xlo, &xhi);
                 sd_real *dst = col + ((size_t)(c * d->r + i) * d->s + j) * ldcol;
-                if (ylo > 0)
-                    memset(dst, 0, sizeof(sd_real) * (size_t)ylo * ow);
-                for (int oy = ylo; oy < yhi; oy++) {
-                    sd_real *drow = dst + (size_t)oy * ow;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    sd_real *drow = dst + (size_t)(oy - oy0) * ow;
+                    if (oy < ylo || oy >= yhi) {
+                        memset(drow, 0, sizeof(sd_real) * (size_t)ow);
+                        continue;
+                    }
                     const sd_real *srow = xc + (size_t)(oy * st - d->pad + i) * d->w;
                     for (int ox = 0; ox < xlo; ox++)
                         drow[ox] = 0;
@@ -371,15 +403,14 @@ static void im2col(const sd_conv_desc *d, const sd_real *x, sd_real *col, size_t
                     for (int ox = xhi; ox < ow; ox++)
                         drow[ox] = 0;
                 }
-                if (yhi < oh)
-                    memset(dst + (size_t)yhi * ow, 0, sizeof(sd_real) * (size_t)(oh - yhi) * ow);
             }
         }
     }
 }
 
-/* gx (c,h,w) += col2im(col): the adjoint of im2col. */
-static void col2im_add(const sd_conv_desc *d, const sd_real *col, size_t ldcol, sd_real *gx)
+/* gx (c,h,w) += col2im(col) for output rows [oy0, oy1): the adjoint of im2col. */
+static void col2im_add(const sd_conv_desc *d, const sd_real *col, int oy0, int oy1,
+                       size_t ldcol, sd_real *gx)
 {
     const int ow = d->ow, st = d->stride;
     for (int c = 0; c < d->c; c++) {
@@ -387,12 +418,16 @@ static void col2im_add(const sd_conv_desc *d, const sd_real *col, size_t ldcol, 
         for (int i = 0; i < d->r; i++) {
             int ylo, yhi;
             conv_valid_range(d->oh, d->h, st, d->pad, i, &ylo, &yhi);
+            if (ylo < oy0)
+                ylo = oy0;
+            if (yhi > oy1)
+                yhi = oy1;
             for (int j = 0; j < d->s; j++) {
                 int xlo, xhi;
                 conv_valid_range(ow, d->w, st, d->pad, j, &xlo, &xhi);
                 const sd_real *src = col + ((size_t)(c * d->r + i) * d->s + j) * ldcol;
                 for (int oy = ylo; oy < yhi; oy++) {
-                    const sd_real *srow = src + (size_t)oy * ow;
+                    const sd_real *srow = src + (size_t)(oy - oy0) * ow;
                     sd_real *grow = gc + (size_t)(oy * st - d->pad + i) * d->w - d->pad + j;
                     for (int ox = xlo; ox < xhi; ox++)
                         grow[ox * st] += srow[ox];
@@ -402,24 +437,75 @@ static void col2im_add(const sd_conv_desc *d, const sd_real *col, size_t ldcol, 
     }
 }
 
-/* ---- im2col paths (one sample, or nb samples per GEMM) ---- */
+/* ---- im2col, one sample at a time, in blocks of output rows ---- */
 
-static void conv_fwd_im2col(const sd_conv_desc *d, int nb, const sd_real *x, const sd_real *w,
-                            sd_real beta, sd_real *y, sd_real *ws)
+static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x,
+                            const sd_real *w, sd_real beta, sd_real *y, sd_real *col)
 {
-    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow;
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, rb = conv_row_block(d, cap);
+    const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
+    for (int n = 0; n < d->n; n++)
+        for (int oy0 = 0; oy0 < d->oh; oy0 += rb) {
+            int oy1 = oy0 + rb < d->oh ? oy0 + rb : d->oh, cols = (oy1 - oy0) * d->ow;
+            im2col(d, x + (size_t)n * chw, oy0, oy1, col, (size_t)cols);
+            blas_gemm(0, 0, d->k, cols, crs, 1, w, crs, col, cols, beta,
+                      y + (size_t)n * kohw + (size_t)oy0 * d->ow, ohw);
+        }
+}
+
+static void conv_bwd_data_im2col(const sd_conv_desc *d, size_t cap, const sd_real *gy,
+                                 const sd_real *w, sd_real *gx, sd_real *col)
+{
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, rb = conv_row_block(d, cap);
+    const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
+    for (int n = 0; n < d->n; n++)
+        for (int oy0 = 0; oy0 < d->oh; oy0 += rb) {
+            int oy1 = oy0 + rb < d->oh ? oy0 + rb : d->oh, cols = (oy1 - oy0) * d->ow;
+            blas_gemm(1, 0, crs, cols, d->k, 1, w, crs,
+                      gy + (size_t)n * kohw + (size_t)oy0 * d->ow, ohw, 0, col, cols);
+            col2im_add(d, col, oy0, oy1, (size_t)cols, gx + (size_t)n * chw);
+        }
+}
+
+static void conv_bwd_filter_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x,
+                                   const sd_real *gy, sd_real *gw, sd_real *col)
+{
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, rb = conv_row_block(d, cap);
+    const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
+    for (int n = 0; n < d->n; n++)
+        for (int oy0 = 0; oy0 < d->oh; oy0 += rb) {
+            int oy1 = oy0 + rb < d->oh ? oy0 + rb : d->oh, cols = (oy1 - oy0) * d->ow;
+            im2col(d, x + (size_t)n * chw, oy0, oy1, col, (size_t)cols);
+            blas_gemm(0, 1, d->k, crs, cols, 1, gy + (size_t)n * kohw + (size_t)oy0 * d->ow, ohw,
+                      col, cols, 1, gw, crs);
+        }
+}
+
+/* ---- batched im2col: nb samples side by side in one wide GEMM ----
+ * col (crs, b*ohw) holds the columns of samples n0..n0+b-1; the product
+ * (k, b*ohw) is not NCHW, so it goes through tmp (k, b*ohw) and is copied. */
+
+/* tmp (k, b*ohw) = gy of samples n0..n0+b-1 side by side */
+static void gather_gy(const sd_conv_desc *d, const sd_real *gy, int n0, int b, sd_real *tmp)
+{
+    const size_t ohw = (size_t)d->oh * d->ow, ld = (size_t)b * ohw;
+    for (int j = 0; j < b; j++)
+        for (int k = 0; k < d->k; k++)
+            memcpy(tmp + (size_t)k * ld + (size_t)j * ohw,
+                   gy + ((size_t)(n0 + j) * d->k + k) * ohw, sizeof(sd_real) * ohw);
+}
+
+static void conv_fwd_batch(const sd_conv_desc *d, size_t cap, const sd_real *x,
+                           const sd_real *w, sd_real beta, sd_real *y, sd_real *ws)
+{
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, nb = conv_batch_samples(d, cap);
     const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
     for (int n0 = 0; n0 < d->n; n0 += nb) {
         int b = d->n - n0 < nb ? d->n - n0 : nb;
         size_t ld = (size_t)b * ohw;
-        sd_real *col = ws;
+        sd_real *col = ws, *tmp = ws + (size_t)crs * ld;
         for (int j = 0; j < b; j++)
-            im2col(d, x + (size_t)(n0 + j) * chw, col + (size_t)j * ohw, ld);
-        if (b == 1) {
-            blas_gemm(0, 0, d->k, ohw, crs, 1, w, crs, col, ohw, beta, y + (size_t)n0 * kohw, ohw);
-            continue;
-        }
-        sd_real *tmp = ws + (size_t)crs * ld;
+            im2col(d, x + (size_t)(n0 + j) * chw, 0, d->oh, col + (size_t)j * ohw, ld);
         blas_gemm(0, 0, d->k, (int)ld, crs, 1, w, crs, col, (int)ld, 0, tmp, (int)ld);
         for (int j = 0; j < b; j++) {
             sd_real *yn = y + (size_t)(n0 + j) * kohw;
@@ -436,55 +522,35 @@ static void conv_fwd_im2col(const sd_conv_desc *d, int nb, const sd_real *x, con
     }
 }
 
-/* tmp (k, b*ohw) = gy of samples n0..n0+b-1 side by side */
-static void gather_gy(const sd_conv_desc *d, const sd_real *gy, int n0, int b, sd_real *tmp)
+static void conv_bwd_data_batch(const sd_conv_desc *d, size_t cap, const sd_real *gy,
+                                const sd_real *w, sd_real *gx, sd_real *ws)
 {
-    const size_t ohw = (size_t)d->oh * d->ow, ld = (size_t)b * ohw;
-    for (int j = 0; j < b; j++)
-        for (int k = 0; k < d->k; k++)
-            memcpy(tmp + (size_t)k * ld + (size_t)j * ohw,
-                   gy + ((size_t)(n0 + j) * d->k + k) * ohw, sizeof(sd_real) * ohw);
-}
-
-static void conv_bwd_data_im2col(const sd_conv_desc *d, int nb, const sd_real *gy,
-                                 const sd_real *w, sd_real *gx, sd_real *ws)
-{
-    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow;
-    const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, nb = conv_batch_samples(d, cap);
+    const size_t chw = (size_t)d->c * d->h * d->w;
     for (int n0 = 0; n0 < d->n; n0 += nb) {
         int b = d->n - n0 < nb ? d->n - n0 : nb;
         size_t ld = (size_t)b * ohw;
-        sd_real *col = ws;
-        if (b == 1) {
-            blas_gemm(1, 0, crs, ohw, d->k, 1, w, crs, gy + (size_t)n0 * kohw, ohw, 0, col, ohw);
-        } else {
-            sd_real *tmp = ws + (size_t)crs * ld;
-            gather_gy(d, gy, n0, b, tmp);
-            blas_gemm(1, 0, crs, (int)ld, d->k, 1, w, crs, tmp, (int)ld, 0, col, (int)ld);
-        }
+        sd_real *col = ws, *tmp = ws + (size_t)crs * ld;
+        gather_gy(d, gy, n0, b, tmp);
+        blas_gemm(1, 0, crs, (int)ld, d->k, 1, w, crs, tmp, (int)ld, 0, col, (int)ld);
         for (int j = 0; j < b; j++)
-            col2im_add(d, col + (size_t)j * ohw, ld, gx + (size_t)(n0 + j) * chw);
+            col2im_add(d, col + (size_t)j * ohw, 0, d->oh, ld, gx + (size_t)(n0 + j) * chw);
     }
 }
 
-static void conv_bwd_filter_im2col(const sd_conv_desc *d, int nb, const sd_real *x,
-                                   const sd_real *gy, sd_real *gw, sd_real *ws)
+static void conv_bwd_filter_batch(const sd_conv_desc *d, size_t cap, const sd_real *x,
+                                  const sd_real *gy, sd_real *gw, sd_real *ws)
 {
-    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow;
-    const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
+    const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, nb = conv_batch_samples(d, cap);
+    const size_t chw = (size_t)d->c * d->h * d->w;
     for (int n0 = 0; n0 < d->n; n0 += nb) {
         int b = d->n - n0 < nb ? d->n - n0 : nb;
         size_t ld = (size_t)b * ohw;
-        sd_real *col = ws;
+        sd_real *col = ws, *tmp = ws + (size_t)crs * ld;
         for (int j = 0; j < b; j++)
-            im2col(d, x + (size_t)(n0 + j) * chw, col + (size_t)j * ohw, ld);
-        if (b == 1) {
-            blas_gemm(0, 1, d->k, crs, ohw, 1, gy + (size_t)n0 * kohw, ohw, col, ohw, 1, gw, crs);
-        } else {
-            sd_real *tmp = ws + (size_t)crs * ld;
-            gather_gy(d, gy, n0, b, tmp);
-            blas_gemm(0, 1, d->k, crs, (int)ld, 1, tmp, (int)ld, col, (int)ld, 1, gw, crs);
-        }
+            im2col(d, x + (size_t)(n0 + j) * chw, 0, d->oh, col + (size_t)j * ohw, ld);
+        gather_gy(d, gy, n0, b, tmp);
+        blas_gemm(0, 1, d->k, crs, (int)ld, 1, tmp, (int)ld, col, (int)ld, 1, gw, crs);
     }
 }
 
@@ -658,7 +724,7 @@ static int conv_check(sd_backend *be, const sd_conv_desc *d, const void *ws, con
                         "stride=%d pad=%d oh=%d ow=%d",
                         op, d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
                         d->ow);
-    if (!ws && conv_ws_elems(conv_path_for(be, d), d) > 0)
+    if (!ws && conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
         return CPU_FAIL(be, SD_EINVAL, "cpu %s: workspace missing", op);
     return SD_OK;
 }
@@ -669,11 +735,12 @@ static int cpu_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
     int rc = conv_check(be, d, ws, "conv_fwd");
     if (rc)
         return rc;
+    const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
     case SD_CPU_CONV_GEMM1X1: conv_fwd_1x1(d, x, w, beta, y); break;
     case SD_CPU_CONV_SHIFT: conv_fwd_shift(d, x, w, beta, y, ws); break;
-    case SD_CPU_CONV_IM2COL_BATCH: conv_fwd_im2col(d, conv_batch_samples(d), x, w, beta, y, ws); break;
-    default: conv_fwd_im2col(d, 1, x, w, beta, y, ws); break;
+    case SD_CPU_CONV_IM2COL_BATCH: conv_fwd_batch(d, cap, x, w, beta, y, ws); break;
+    default: conv_fwd_im2col(d, cap, x, w, beta, y, ws); break;
     }
     return SD_OK;
 }
@@ -684,13 +751,12 @@ static int cpu_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_rea
     int rc = conv_check(be, d, ws, "conv_bwd_data");
     if (rc)
         return rc;
+    const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
     case SD_CPU_CONV_GEMM1X1: conv_bwd_data_1x1(d, gy, w, gx); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_data_shift(d, gy, w, gx, ws); break;
-    case SD_CPU_CONV_IM2COL_BATCH:
-        conv_bwd_data_im2col(d, conv_batch_samples(d), gy, w, gx, ws);
-        break;
-    default: conv_bwd_data_im2col(d, 1, gy, w, gx, ws); break;
+    case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_data_batch(d, cap, gy, w, gx, ws); break;
+    default: conv_bwd_data_im2col(d, cap, gy, w, gx, ws); break;
     }
     return SD_OK;
 }
@@ -701,13 +767,12 @@ static int cpu_conv_bwd_filter(sd_backend *be, const sd_conv_desc *d, const sd_r
     int rc = conv_check(be, d, ws, "conv_bwd_filter");
     if (rc)
         return rc;
+    const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
     case SD_CPU_CONV_GEMM1X1: conv_bwd_filter_1x1(d, x, gy, gw); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_filter_shift(d, x, gy, gw, ws); break;
-    case SD_CPU_CONV_IM2COL_BATCH:
-        conv_bwd_filter_im2col(d, conv_batch_samples(d), x, gy, gw, ws);
-        break;
-    default: conv_bwd_filter_im2col(d, 1, x, gy, gw, ws); break;
+    case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_filter_batch(d, cap, x, gy, gw, ws); break;
+    default: conv_bwd_filter_im2col(d, cap, x, gy, gw, ws); break;
     }
     return SD_OK;
 }
@@ -1524,6 +1589,7 @@ int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
         openblas_set_num_threads(threads);
     ctx->threads = threads > 0 ? threads : openblas_get_num_threads();
     ctx->conv_path = SD_CPU_CONV_AUTO;
+    ctx->col_cap = CONV_COL_CAP;
 
     be->name = "cpu";
     be->ctx = ctx;

@@ -26,6 +26,11 @@ typedef enum sd_cpu_conv_path {
  * after setting it.  SD_EINVAL when be is not a CPU backend. */
 int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path);
 
+/* Bound the im2col buffer to elems sd_real values (0: the default, 8M);
+ * larger maps are processed in blocks of output rows.  Tests use a tiny bound
+ * to exercise the blocking.  Size workspaces after setting it. */
+int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems);
+
 /* The path the backend will use for d with its current setting. */
 sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d);
 

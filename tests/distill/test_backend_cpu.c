@@ -2,7 +2,8 @@
  * test_backend_cpu.c - unit checks of the CPU backend's primitives, built
  * twice: against sldd_distill (float32) and sldd_distill64 (float64).
  *
- *  - every convolution path (im2col, batched im2col, 1x1 GEMM, shift) against
+ *  - every convolution path (im2col, batched im2col, 1x1 GEMM, shift; im2col
+ *    also in blocks of output rows under a small buffer bound) against
  *    a naive convolution computed here in double: forward (beta 0 and 1),
  *    backward-data and backward-filter (both accumulate), so the float build
  *    checks float-vs-double agreement and both builds check that the paths
@@ -207,6 +208,17 @@ static void test_conv(sd_backend *be)
     /* 32x32 with 16 channels: every path at a realistic size */
     conv_paths(be, (sd_conv_desc){.n = 2, .c = 16, .h = 32, .w = 32, .k = 16, .r = 3, .s = 3,
                                   .stride = 1, .pad = 1});
+
+    /* a tiny im2col bound: per-sample im2col runs in blocks of output rows
+     * (one row per block here) and the batched path degenerates to single
+     * samples; the answers must not change */
+    CHECK(sd_backend_cpu_set_col_cap(be, 64) == 0);
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3,
+                                  .stride = 1, .pad = 1});
+    CHECK(sd_backend_cpu_set_col_cap(be, 300) == 0); /* blocks of 4 rows: 6 = 4 + 2 */
+    conv_paths(be, (sd_conv_desc){.n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3,
+                                  .stride = 2, .pad = 1});
+    CHECK(sd_backend_cpu_set_col_cap(be, 0) == 0);
 
     /* a bad geometry is refused with a message */
     sd_conv_desc bad = {.n = 1, .c = 1, .h = 4, .w = 4, .k = 1, .r = 3, .s = 3, .stride = 1,
