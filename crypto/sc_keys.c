@@ -553,18 +553,19 @@ static int tty_prompt(const char *prompt, char *buf, size_t cap, size_t *len)
     int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc, echo_off = 0;
     if (fd < 0)
         return -1;
-    if (write(fd, prompt, strlen(prompt)) < 0) {
-        close(fd);
-        return -1;
-    }
+    /* Echo goes off (dropping typeahead) before the prompt appears, so
+     * nothing typed after the prompt is lost or shown. */
     if (tcgetattr(fd, &old) == 0) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
     }
-    rc = read_line_fd(fd, buf, cap, len);
+    if (write(fd, prompt, strlen(prompt)) < 0)
+        rc = -1;
+    else
+        rc = read_line_fd(fd, buf, cap, len);
     if (echo_off)
-        (void)tcsetattr(fd, TCSAFLUSH, &old);
+        (void)tcsetattr(fd, TCSADRAIN, &old);
     if (write(fd, "\n", 1) < 0)
         rc = -1;
     close(fd);
