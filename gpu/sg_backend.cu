@@ -52,8 +52,9 @@ int sg_fetch_small(sd_backend *be, const double *dev, int count, double *out)
 static int sg_alloc(sd_backend *be, size_t bytes, void **out)
 {
     *out = NULL;
+    /* like the CPU backend, a zero-byte request still gets a unique pointer */
     if (bytes == 0)
-        return 0;
+        bytes = 256;
     SG_ENTER(be);
     cudaError_t e = cudaMalloc(out, bytes);
     if (e != cudaSuccess) {
@@ -137,8 +138,12 @@ static int sg_gemm(sd_backend *be, int trans_a, int trans_b, int m, int n, int k
                    const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta, sd_real *c,
                    int ldc)
 {
-    if (m < 0 || n < 0 || k < 0)
-        return sg_fail_code(be, SD_EINVAL, "gemm", "negative size");
+    int acols = trans_a ? m : k, bcols = trans_b ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) ||
+        ldb < (bcols > 1 ? bcols : 1) || ldc < (n > 1 ? n : 1))
+        return sd_error_set(&be->err, SD_EINVAL,
+                            "cuda gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)",
+                            m, n, k, lda, ldb, ldc, trans_a, trans_b);
     if (m == 0 || n == 0)
         return 0;
     SG_ENTER(be);

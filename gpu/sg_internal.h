@@ -108,9 +108,16 @@ int sg_fail_code(sd_backend *be, int code, const char *op, const char *what);
             return sg_rc_;      \
     } while (0)
 
-/* Make the backend's device current for the calling thread (a backend may be
- * driven from a thread other than the one that created it). */
-#define SG_ENTER(be) SG_CK_CUDA(be, cudaSetDevice(sg_ctx_of(be)->device))
+/* On entry to every operation: make the backend's device current for the
+ * calling thread (a backend may be driven from a thread other than the one
+ * that created it), and drop a non-sticky error that a library call may
+ * have left behind, so that SG_CK_LAUNCH reports only our own launches.
+ * (Sticky errors, such as a fault in an earlier kernel, stay and surface.) */
+#define SG_ENTER(be)                                                    \
+    do {                                                                \
+        SG_CK_CUDA(be, cudaSetDevice(sg_ctx_of(be)->device));           \
+        (void)cudaGetLastError();                                       \
+    } while (0)
 
 #define SG_THREADS 256
 #define SG_MAX_BLOCKS 8192u

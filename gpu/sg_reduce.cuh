@@ -55,10 +55,19 @@ sg_chan_partial_kernel(F f, unsigned c, unsigned hw, unsigned m, unsigned chunk,
 #pragma unroll
     for (int k = 0; k < NS; k++)
         acc[k] = 0.0;
-    for (unsigned i = beg + threadIdx.x; i < end; i += SG_RED_THREADS) {
-        const unsigned s = i / hw, j = i - s * hw;
-        const size_t idx = ((size_t)s * c + ch) * hw + j;
-        f(idx, ch, acc);
+    /* walk i = s*hw + j without a division per element: a step of
+     * SG_RED_THREADS is ss samples and sj (< hw) values, plus one carry */
+    unsigned i = beg + threadIdx.x;
+    unsigned s = i / hw, j = i - s * hw;
+    const unsigned ss = SG_RED_THREADS / hw, sj = SG_RED_THREADS - ss * hw;
+    for (; i < end; i += SG_RED_THREADS) {
+        f(((size_t)s * c + ch) * hw + j, ch, acc);
+        j += sj;
+        s += ss;
+        if (j >= hw) {
+            j -= hw;
+            s++;
+        }
     }
     sg_block_sum<NS>(sh, acc);
     if (threadIdx.x == 0) {
@@ -141,13 +150,30 @@ static int sg_chan_reduce(sd_backend *be, const char *op, int n, int c, int hw, 
 }
 
 /* Elementwise pass over an NCHW tensor with its channel index: f(idx, ch).
- * 32-bit index arithmetic when the tensor allows it (the common case). */
+ * The channel (idx / hw) % c is tracked incrementally along the grid-stride
+ * loop (a stride is sp planes and sj < hw values, plus a carry), so there is
+ * no division per element.  32-bit indices when the tensor allows it. */
 template <class I, class F>
-__global__ void sg_chan_apply_kernel(F f, I total, I c, I hw)
+__global__ void sg_chan_apply_kernel(F f, I total, unsigned c, unsigned hw)
 {
-    for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (I)gridDim.x * blockDim.x)
-        f((size_t)idx, (unsigned)((idx / hw) % c));
+    const I G = (I)gridDim.x * blockDim.x;
+    I idx = (I)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total)
+        return;
+    const I plane = idx / hw, sp = G / hw;
+    unsigned j = (unsigned)(idx - plane * hw), ch = (unsigned)(plane % c);
+    const unsigned sj = (unsigned)(G - sp * hw), sc = (unsigned)(sp % c);
+    for (; idx < total; idx += G) {
+        f((size_t)idx, ch);
+        j += sj;
+        ch += sc;
+        if (j >= hw) {
+            j -= hw;
+            ch++;
+        }
+        if (ch >= c)
+            ch -= c;
+    }
 }
 
 template <class F>
@@ -163,8 +189,7 @@ static int sg_chan_apply(sd_backend *be, int n, int c, int hw, F f)
     else
         sg_chan_apply_kernel<unsigned long long, F>
             <<<sg_blocks(total), SG_THREADS, 0, cx->stream>>>(f, (unsigned long long)total,
-                                                             (unsigned long long)c,
-                                                             (unsigned long long)hw);
+                                                             (unsigned)c, (unsigned)hw);
     SG_CK_LAUNCH(be);
     return 0;
 }

@@ -239,9 +239,10 @@ static void test_memory(void)
     CHECK(hg[0] == 0 && hg[9] == 0 && hg[10] != 0);
     free(hg);
     void *z = NULL;
-    CHECK(GPU->alloc(GPU, 0, &z) == 0);
+    CHECK(GPU->alloc(GPU, 0, &z) == 0 && z != NULL);
     GPU->free(GPU, z);
     GPU->free(GPU, NULL);
+    CHECK(GPU->gemm(GPU, 0, 0, 4, 4, 4, 1, a.g, 3, a.g, 4, 0, b.g, 4) == SD_EINVAL);
     CHECK(GPU->sync(GPU) == 0);
     bfree(&a);
     bfree(&b);
