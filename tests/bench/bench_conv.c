@@ -7,10 +7,13 @@
  * backward-filter on every path that applies, and a plain SGEMM of the same
  * size as the im2col product (M = k, N = n*oh*ow, K = c*r*s) as the
  * reference for what BLAS alone reaches on this machine.  Rates are GFLOP/s
- * of 2*M*N*K useful flops per call.  Best of several timed repetitions.
+ * of 2*M*N*K useful flops per call.  The items of one shape are timed round
+ * robin for several rounds and each keeps its best time, so that a busy
+ * machine slows all of them alike rather than whichever ran during a burst.
  *
  * Not a test: it prints a markdown table for docs/benchmarks.md
- * ("CPU convolution paths") and exits 0.  Usage: bench_conv [seconds-per-item]
+ * ("CPU convolution paths") and exits 0.
+ * Usage: bench_conv [min-rounds [blas-threads]]
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -28,27 +31,16 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double budget = 0.4; /* seconds per measured item */
+static int rounds = 8; /* minimum timing rounds; each item's best time is kept */
 
 typedef int (*bench_fn)(void *arg);
 
-/* best time of one call, repeating for about `budget` seconds */
-static double best_time(bench_fn fn, void *arg)
+static double time_once(bench_fn fn, void *arg)
 {
-    double best = 1e30, start = now();
-    int reps = 0;
-    if (fn(arg)) /* warm-up (and first error check) */
+    double t0 = now();
+    if (fn(arg))
         return -1;
-    while (reps < 3 || (now() - start < budget && reps < 200)) {
-        double t0 = now();
-        if (fn(arg))
-            return -1;
-        double t = now() - t0;
-        if (t < best)
-            best = t;
-        reps++;
-    }
-    return best;
+    return now() - t0;
 }
 
 typedef struct job {
@@ -104,34 +96,64 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
     j.a = fvec(M * K);
     j.b = fvec(K * N);
     j.c = fvec(M * N);
-    j.op = 3;
-    double tg = best_time(run_job, &j);
-    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d p%d | sgemm %zux%zux%zu | %.1f |", label, d.n,
-           d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, M, N, K, flops / tg * 1e-9);
     sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO);
     sd_cpu_conv_path autop = sd_backend_cpu_conv_path(be, &d);
+    /* item 0: sgemm; items 1 + 3*(p-1) + op: path p, op */
+    enum { NITEM = 1 + 3 * (SD_CPU_CONV_PATH_COUNT - 1) };
+    double best[NITEM];
+    void *wsp[SD_CPU_CONV_PATH_COUNT] = {0};
+    for (int i = 0; i < NITEM; i++)
+        best[i] = 1e30;
+    for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
+        if (sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d)) {
+            sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p);
+            size_t wsb = be->conv_workspace(be, &d);
+            wsp[p] = malloc(wsb ? wsb : 1);
+        }
+    /* round -1 warms up and sizes the run: at least `rounds` rounds, more
+     * (up to about 4 s per shape) for quick shapes */
+    int nround = rounds;
+    double t_start = now();
+    for (int r = -1; r < nround; r++) {
+        if (r == 0) {
+            double tr = now() - t_start;
+            int want = (int)(4.0 / (tr > 1e-6 ? tr : 1e-6));
+            nround = want > rounds ? (want < 400 ? want : 400) : rounds;
+        }
+        j.op = 3;
+        double t = time_once(run_job, &j);
+        if (r >= 0 && t < best[0])
+            best[0] = t;
+        for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
+            if (!wsp[p])
+                continue;
+            sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p);
+            j.ws = wsp[p];
+            for (int op = 0; op < 3; op++) {
+                j.op = op;
+                t = time_once(run_job, &j);
+                if (t < 0) {
+                    fprintf(stderr, "%s: %s\n", label, be->err.msg);
+                    exit(1);
+                }
+                int it = 1 + 3 * (p - 1) + op;
+                if (r >= 0 && t < best[it])
+                    best[it] = t;
+            }
+        }
+    }
+    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d p%d | %zux%zux%zu | %.0f |", label, d.n, d.c, d.h,
+           d.w, d.k, d.r, d.s, d.stride, d.pad, M, N, K, flops / best[0] * 1e-9);
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
-        if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d)) {
+        if (!wsp[p]) {
             printf(" – |");
             continue;
         }
-        sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p);
-        size_t wsb = be->conv_workspace(be, &d);
-        j.ws = wsb ? malloc(wsb) : NULL;
-        double t[3];
-        for (int op = 0; op < 3; op++) {
-            j.op = op;
-            t[op] = best_time(run_job, &j);
-            if (t[op] < 0) {
-                fprintf(stderr, "%s: %s\n", label, be->err.msg);
-                exit(1);
-            }
-        }
-        printf(" %s%.0f / %.0f / %.0f%s |", p == (int)autop ? "**" : "", flops / t[0] * 1e-9,
-               flops / t[1] * 1e-9, flops / t[2] * 1e-9, p == (int)autop ? "**" : "");
-        fflush(stdout);
-        free(j.ws);
-        j.ws = NULL;
+        const double *b3 = best + 1 + 3 * (p - 1);
+        const char *em = p == (int)autop ? "**" : "";
+        printf(" %s%.0f / %.0f / %.0f%s |", em, flops / b3[0] * 1e-9, flops / b3[1] * 1e-9,
+               flops / b3[2] * 1e-9, em);
+        free(wsp[p]);
     }
     printf("\n");
     sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO);
@@ -141,17 +163,18 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
 int main(int argc, char **argv)
 {
     if (argc > 1)
-        budget = atof(argv[1]);
+        rounds = atoi(argv[1]) > 0 ? atoi(argv[1]) : rounds;
+    int threads = argc > 2 ? atoi(argv[2]) : 0;
     sd_backend *be = NULL;
     sd_error err = {0};
-    if (sd_backend_cpu_create(&be, 0, &err)) {
+    if (sd_backend_cpu_create(&be, threads, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
     printf("OpenBLAS threads: %d; GFLOP/s as forward / backward-data / backward-filter; "
            "bold = automatic choice\n\n",
            openblas_get_num_threads());
-    printf("| layer | shape (n c hxw k rxs/stride pad) | reference GEMM (MxNxK) | SGEMM GFLOP/s |");
+    printf("| layer | shape (n c hxw k rxs/stride pad) | reference SGEMM MxNxK | SGEMM |");
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
         printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
     printf("\n|---|---|---|---|---|---|---|---|\n");
