@@ -163,6 +163,8 @@ static void sg_destroy(sd_backend *be)
         return;
     sg_ctx *c = sg_ctx_of(be);
     if (c) {
+        /* teardown: a failure here has nowhere to be reported (destroy
+         * returns nothing), so each step is attempted regardless */
         cudaSetDevice(c->device);
         if (c->stream)
             cudaStreamSynchronize(c->stream);

@@ -137,6 +137,7 @@ static void bench_conv(const char *name, sd_conv_desc d, int reps)
     c.x = drand(xs, -1, 1);
     c.w = drand(ws, -0.1, 0.1);
     c.y = drand(ys, -1, 1);
+    sd_error_clear(&be->err);
     size_t wsz = be->conv_workspace(be, &d);
     if (be->err.code)
         die("conv_workspace");
