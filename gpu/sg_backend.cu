@@ -308,9 +308,13 @@ extern "C" void sg_backend_describe(sd_backend *be, char *buf, size_t len)
     }
     sg_ctx *c = sg_ctx_of(be);
     int cublas_ver = 0, rt = 0, drv = 0;
-    cublasGetVersion(c->cublas, &cublas_ver);
-    cudaRuntimeGetVersion(&rt);
-    cudaDriverGetVersion(&drv);
+    /* a failed query shows as version 0 in the description */
+    if (cublasGetVersion(c->cublas, &cublas_ver) != CUBLAS_STATUS_SUCCESS)
+        cublas_ver = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
+        rt = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess)
+        drv = 0;
     size_t dn = cudnnGetVersion();
     snprintf(buf, len,
              "%s (sm_%d%d, %d SMs), CUDA runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, "
