@@ -440,6 +440,9 @@ int cmd_distill(int argc, char **argv)
     nd_data_meta(&ds, &ev, &meta);
     meta.encoding = encoding;
     meta.backend = be->name;
+    meta.bn_count = sd_distiller_model(d)->n_bn ? (uint64_t)cfg.bn_export_batches *
+                                                      (uint64_t)cfg.real_batch
+                                                : 0;
     meta.created_unix = (int64_t)time(NULL);
     meta.expires_unix = meta.created_unix + 30 * 86400;
     meta.sequence = 1;
