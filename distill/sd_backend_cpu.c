@@ -1581,6 +1581,35 @@ static int cpu_patch_gather(sd_backend *be, const uint16_t *pix, const int64_t *
 /* construction                                                             */
 /* ------------------------------------------------------------------------ */
 
+const char *sd_backend_cpu_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c ? c : "unknown";
+}
+
+const char *sd_backend_cpu_blas_suggest(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* kernel sets older than Haswell: what OpenBLAS picks for an unknown CPU */
+    static const char *const generic[] = {"Prescott", "Katmai", "Coppermine", "Northwood",
+                                          "Banias", "Core2", "Penryn", "Dunnington",
+                                          "Nehalem", "Sandybridge", "Atom"};
+    const char *core = sd_backend_cpu_blas_core();
+    int is_generic = 0;
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        if (strcmp(core, generic[i]) == 0)
+            is_generic = 1;
+    if (!is_generic || getenv("OPENBLAS_CORETYPE")) /* recognised, or chosen by the user */
+        return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
+}
+
 static void cpu_destroy(sd_backend *be)
 {
     if (!be)

@@ -39,4 +39,16 @@ int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d);
 
 const char *sd_cpu_conv_path_name(sd_cpu_conv_path path);
 
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
+const char *sd_backend_cpu_blas_core(void);
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. family 6
+ * model 207) and falls back to its generic SSE3 "Prescott" kernels, about 3x
+ * slower for GEMM.  When the kernel set in use is such a fallback although
+ * the CPU has AVX-512 (or AVX2 and FMA), this returns the OPENBLAS_CORETYPE
+ * value that selects the fast kernels ("SkylakeX" or "Haswell"); otherwise
+ * NULL.  OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded, so it has
+ * to be in the environment before the program starts (docs/cpu-backend.md). */
+const char *sd_backend_cpu_blas_suggest(void);
+
 #endif

@@ -171,9 +171,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("OpenBLAS threads: %d; GFLOP/s as forward / backward-data / backward-filter; "
-           "bold = automatic choice\n\n",
-           openblas_get_num_threads());
+    const char *sug = sd_backend_cpu_blas_suggest();
+    printf("OpenBLAS kernels: %s%s%s; threads: %d; GFLOP/s as forward / backward-data / "
+           "backward-filter; bold = automatic choice\n\n",
+           sd_backend_cpu_blas_core(), sug ? ", OPENBLAS_CORETYPE suggested: " : "",
+           sug ? sug : "", openblas_get_num_threads());
     printf("| layer | shape (n c hxw k rxs/stride pad) | reference SGEMM MxNxK | SGEMM |");
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
         printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
