@@ -1,0 +1,1260 @@
+/*
+ * sd_privacy.c - the privacy audit of a distilled set (see sd_privacy.h and
+ * docs/privacy.md).
+ *
+ * The nearest-training search is two kinds of GEMM per block of training
+ * samples.  Standardised images give squared distances from
+ * ||a||^2 + ||b||^2 - 2 a.b; images rescaled to [0,1], cut into windows and
+ * centred per window give every window covariance as one dot product, from
+ * which SSIM follows with the window means and variances computed once per
+ * image.  The queries (synthetic images and the held-out sample) are
+ * prepared once; training samples stream through in blocks, so memory is
+ * bounded by the block size whatever the size of the training set.
+ */
+#include "sd_privacy.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sd_draw.h"
+
+#define SSIM_C1 (0.01 * 0.01)
+#define SSIM_C2 (0.03 * 0.03)
+
+static const double q_levels[SD_PRIVACY_NQ] = {0.01, 0.05, 0.25, 0.50};
+
+/* ---------------------------------------------------------------- policy */
+
+void sd_privacy_policy_defaults(sd_privacy_policy *p)
+{
+    p->block_distance_pct = 0.01;
+    p->block_ssim = 0.90;
+    p->warn_distance_pct = 0.05;
+    p->warn_ssim_pct = 0.01;
+    p->warn_auc = 0.60;
+    p->block_auc = 0.80;
+}
+
+void sd_privacy_config_defaults(sd_privacy_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    sd_privacy_policy_defaults(&cfg->policy);
+    cfg->max_train = 60000;
+    cfg->max_heldout = 1000;
+    cfg->max_members = 2000;
+    cfg->chunk = 512;
+}
+
+static double *policy_field(sd_privacy_policy *p, const char *key, size_t len)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } f[] = {{"block_distance_pct", offsetof(sd_privacy_policy, block_distance_pct)},
+             {"block_ssim", offsetof(sd_privacy_policy, block_ssim)},
+             {"warn_distance_pct", offsetof(sd_privacy_policy, warn_distance_pct)},
+             {"warn_ssim_pct", offsetof(sd_privacy_policy, warn_ssim_pct)},
+             {"warn_auc", offsetof(sd_privacy_policy, warn_auc)},
+             {"block_auc", offsetof(sd_privacy_policy, block_auc)}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (strlen(f[i].name) == len && !memcmp(f[i].name, key, len))
+            return (double *)((char *)p + f[i].off);
+    return NULL;
+}
+
+int sd_privacy_policy_parse(sd_privacy_policy *p, const char *text, sd_error *err)
+{
+    sd_privacy_policy tmp = *p;
+    const char *s = text;
+    while (*s) {
+        const char *end = strchr(s, ','), *eq = strchr(s, '=');
+        if (!end)
+            end = s + strlen(s);
+        if (!eq || eq > end)
+            return sd_error_set(err, SD_EINVAL, "privacy policy: '%.*s' is not key=value",
+                                (int)(end - s), s);
+        double *dst = policy_field(&tmp, s, (size_t)(eq - s));
+        if (!dst)
+            return sd_error_set(err, SD_EINVAL,
+                                "privacy policy: unknown key '%.*s' (known: block_distance_pct, "
+                                "block_ssim, warn_distance_pct, warn_ssim_pct, warn_auc, "
+                                "block_auc)",
+                                (int)(eq - s), s);
+        char num[64];
+        size_t nl = (size_t)(end - eq - 1);
+        if (nl == 0 || nl >= sizeof num)
+            return sd_error_set(err, SD_EINVAL, "privacy policy: bad value for '%.*s'",
+                                (int)(eq - s), s);
+        memcpy(num, eq + 1, nl);
+        num[nl] = '\0';
+        char *e;
+        errno = 0;
+        double v = strtod(num, &e);
+        if (errno || *e || !(v >= 0 && v <= 1))
+            return sd_error_set(err, SD_EINVAL,
+                                "privacy policy: '%.*s' needs a number in [0, 1], got '%s'",
+                                (int)(eq - s), s, num);
+        *dst = v;
+        s = *end ? end + 1 : end;
+    }
+    *p = tmp;
+    return SD_OK;
+}
+
+void sd_privacy_policy_describe(const sd_privacy_policy *p, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "block if an image's nearest-training distance is below the held-out %.3g quantile "
+             "and its best SSIM above %.3g, or membership AUC above %.3g; warn if below the "
+             "held-out %.3g distance quantile, above the held-out %.3g SSIM tail, or membership "
+             "AUC above %.3g",
+             p->block_distance_pct, p->block_ssim, p->block_auc, p->warn_distance_pct,
+             p->warn_ssim_pct, p->warn_auc);
+}
+
+void sd_privacy_report_describe(const sd_privacy_report *r, char *buf, size_t len)
+{
+    char pol[512];
+    sd_privacy_policy_describe(&r->policy, pol, sizeof pol);
+    int o = snprintf(buf, len,
+                     "%s; normalised RMS distance and %dx%d-window SSIM at %dx%d; searched %lld "
+                     "of %lld training samples; %lld of %lld held-out samples",
+                     pol, SD_SSIM_WINDOW, SD_SSIM_WINDOW, r->cmp_h, r->cmp_w,
+                     (long long)r->train_searched, (long long)r->train_count,
+                     (long long)r->heldout_used, (long long)r->heldout_count);
+    if (o < 0 || (size_t)o >= len)
+        return;
+    if (r->membership_done)
+        snprintf(buf + o, len - (size_t)o, "; membership %lld members v %lld held-out",
+                 (long long)r->members, (long long)r->nonmembers);
+    else
+        snprintf(buf + o, len - (size_t)o, "; membership not measured");
+}
+
+const char *sd_privacy_verdict_name(sd_privacy_verdict v)
+{
+    return v == SD_PRIVACY_BLOCK ? "block" : v == SD_PRIVACY_WARN ? "warn" : "pass";
+}
+
+void sd_privacy_report_free(sd_privacy_report *r)
+{
+    if (!r)
+        return;
+    free(r->images);
+    free(r->pixel_nearest);
+    free(r->ssim_nearest);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------------------------------------------------------- geometry */
+
+/* How images of one shape are compared: area-averaged by f, then cut into
+ * windows (per channel, nwy x nwx of wh x ww). */
+typedef struct geom {
+    int c, h, w;
+    int f;
+    int ch, cw;
+    size_t d;      /* c*ch*cw compared values */
+    int nwy, nwx, wh, ww;
+    size_t nwin;   /* c*nwy*nwx */
+    size_t wa;     /* wh*ww */
+    size_t dw;     /* nwin*wa */
+} geom;
+
+static void geom_init(geom *g, int c, int h, int w, int reduce)
+{
+    g->c = c;
+    g->h = h;
+    g->w = w;
+    int side = h > w ? h : w;
+    g->f = reduce && side > SD_PRIVACY_MAX_SIDE
+               ? (side + SD_PRIVACY_MAX_SIDE - 1) / SD_PRIVACY_MAX_SIDE
+               : 1;
+    g->ch = h / g->f;
+    g->cw = w / g->f;
+    g->d = (size_t)c * (size_t)g->ch * (size_t)g->cw;
+    g->wh = g->ch < SD_SSIM_WINDOW ? g->ch : SD_SSIM_WINDOW;
+    g->ww = g->cw < SD_SSIM_WINDOW ? g->cw : SD_SSIM_WINDOW;
+    g->nwy = (g->ch + SD_SSIM_WINDOW - 1) / SD_SSIM_WINDOW;
+    g->nwx = (g->cw + SD_SSIM_WINDOW - 1) / SD_SSIM_WINDOW;
+    g->nwin = (size_t)c * (size_t)g->nwy * (size_t)g->nwx;
+    g->wa = (size_t)g->wh * (size_t)g->ww;
+    g->dw = g->nwin * g->wa;
+}
+
+/* First row/column of window i of k along an axis of len values. */
+static int win_start(int i, int k, int len, int win)
+{
+    return k > 1 ? (int)lround((double)i * (double)(len - win) / (double)(k - 1)) : 0;
+}
+
+/* Area-average one c x h x w image by g->f into dst (g->d doubles). */
+static void reduce_image(const geom *g, const float *src, double *dst)
+{
+    int f = g->f;
+    double inv = 1.0 / ((double)f * (double)f);
+    for (int c = 0; c < g->c; c++)
+        for (int y = 0; y < g->ch; y++)
+            for (int x = 0; x < g->cw; x++) {
+                double s = 0;
+                for (int dy = 0; dy < f; dy++) {
+                    const float *row = src + ((size_t)c * g->h + (size_t)(y * f + dy)) * g->w;
+                    for (int dx = 0; dx < f; dx++)
+                        s += row[x * f + dx];
+                }
+                dst[((size_t)c * g->ch + (size_t)y) * g->cw + (size_t)x] = s * inv;
+            }
+}
+
+/* mean and population standard deviation; sd is 0 for a (numerically)
+ * constant image, which then standardises to all zeros */
+static void moments(const double *v, size_t n, double *mean, double *sd)
+{
+    double m = 0, s = 0;
+    for (size_t i = 0; i < n; i++)
+        m += v[i];
+    m /= (double)n;
+    for (size_t i = 0; i < n; i++)
+        s += (v[i] - m) * (v[i] - m);
+    s = sqrt(s / (double)n);
+    *mean = m;
+    *sd = s > 1e-7 * (1 + fabs(m)) ? s : 0;
+}
+
+/* [0,1] rescale by the image's own range (0.5 for a constant image) */
+static void range_of(const double *v, size_t n, double *lo, double *scale)
+{
+    double a = INFINITY, b = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        a = fmin(a, v[i]);
+        b = fmax(b, v[i]);
+    }
+    *lo = a;
+    *scale = b - a > 1e-12 * (1 + fabs(b)) ? 1.0 / (b - a) : 0;
+}
+
+static double rescaled(double v, double lo, double scale)
+{
+    return scale > 0 ? (v - lo) * scale : 0.5;
+}
+
+/* Everything the search needs of one image: z (d, standardised) and its
+ * squared norm; s (dw, window-major, each window rescaled then centred) and
+ * the windows' means and variances, at mu[b*stride], var[b*stride]. */
+static void prep_image(const geom *g, const double *v, float *z, float *zn2, float *s, float *mu,
+                       float *var, size_t stride)
+{
+    double mean, sd, lo, scale, n2 = 0;
+    moments(v, g->d, &mean, &sd);
+    for (size_t i = 0; i < g->d; i++) {
+        z[i] = sd > 0 ? (float)((v[i] - mean) / sd) : 0.0f;
+        n2 += (double)z[i] * (double)z[i];
+    }
+    *zn2 = (float)n2;
+    range_of(v, g->d, &lo, &scale);
+    size_t b = 0;
+    for (int c = 0; c < g->c; c++)
+        for (int iy = 0; iy < g->nwy; iy++)
+            for (int ix = 0; ix < g->nwx; ix++, b++) {
+                int y0 = win_start(iy, g->nwy, g->ch, g->wh),
+                    x0 = win_start(ix, g->nwx, g->cw, g->ww);
+                float *o = s + b * g->wa;
+                double m = 0, q = 0;
+                size_t k = 0;
+                for (int y = 0; y < g->wh; y++)
+                    for (int x = 0; x < g->ww; x++) {
+                        double t = rescaled(v[((size_t)c * g->ch + (size_t)(y0 + y)) * g->cw +
+                                              (size_t)(x0 + x)],
+                                            lo, scale);
+                        o[k++] = (float)t;
+                        m += t;
+                    }
+                m /= (double)g->wa;
+                for (k = 0; k < g->wa; k++) {
+                    double t = o[k] - m;
+                    o[k] = (float)t;
+                    q += t * t;
+                }
+                mu[b * stride] = (float)m;
+                var[b * stride] = (float)(q / (double)g->wa);
+            }
+}
+
+/* Normalised RMS distance of two compared images (d doubles each). */
+static double dist_pair(const double *a, const double *b, size_t d)
+{
+    double ma, sa, mb, sb, s = 0;
+    moments(a, d, &ma, &sa);
+    moments(b, d, &mb, &sb);
+    for (size_t i = 0; i < d; i++) {
+        double za = sa > 0 ? (a[i] - ma) / sa : 0, zb = sb > 0 ? (b[i] - mb) / sb : 0;
+        s += (za - zb) * (za - zb);
+    }
+    return sqrt(s / (double)d);
+}
+
+/* SSIM of two compared images, in double (the reference for the search). */
+static double ssim_pair(const geom *g, const double *a, const double *b)
+{
+    double la, ka, lb, kb, total = 0, n = (double)g->wa;
+    range_of(a, g->d, &la, &ka);
+    range_of(b, g->d, &lb, &kb);
+    for (int c = 0; c < g->c; c++)
+        for (int iy = 0; iy < g->nwy; iy++)
+            for (int ix = 0; ix < g->nwx; ix++) {
+                int y0 = win_start(iy, g->nwy, g->ch, g->wh),
+                    x0 = win_start(ix, g->nwx, g->cw, g->ww);
+                size_t base = ((size_t)c * g->ch + (size_t)y0) * g->cw + (size_t)x0;
+                double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+                for (int y = 0; y < g->wh; y++)
+                    for (int x = 0; x < g->ww; x++) {
+                        size_t i = base + (size_t)y * g->cw + (size_t)x;
+                        mx += rescaled(a[i], la, ka);
+                        my += rescaled(b[i], lb, kb);
+                    }
+                mx /= n;
+                my /= n;
+                for (int y = 0; y < g->wh; y++)
+                    for (int x = 0; x < g->ww; x++) {
+                        size_t i = base + (size_t)y * g->cw + (size_t)x;
+                        double u = rescaled(a[i], la, ka) - mx, v = rescaled(b[i], lb, kb) - my;
+                        sxx += u * u;
+                        syy += v * v;
+                        sxy += u * v;
+                    }
+                sxx /= n;
+                syy /= n;
+                sxy /= n;
+                total += ((2 * mx * my + SSIM_C1) * (2 * sxy + SSIM_C2)) /
+                         ((mx * mx + my * my + SSIM_C1) * (sxx + syy + SSIM_C2));
+            }
+    return total / (double)g->nwin;
+}
+
+static double *to_double(const float *x, size_t n)
+{
+    double *d = malloc((n ? n : 1) * sizeof *d);
+    if (d)
+        for (size_t i = 0; i < n; i++)
+            d[i] = x[i];
+    return d;
+}
+
+double sd_privacy_distance(const float *a, const float *b, size_t n)
+{
+    double *da = to_double(a, n), *db = to_double(b, n), r = NAN;
+    if (da && db && n)
+        r = dist_pair(da, db, n);
+    free(da);
+    free(db);
+    return r;
+}
+
+double sd_ssim(const float *a, const float *b, int c, int h, int w)
+{
+    if (c < 1 || h < 1 || w < 1)
+        return NAN;
+    geom g;
+    geom_init(&g, c, h, w, 0);
+    double *da = to_double(a, g.d), *db = to_double(b, g.d), r = NAN;
+    if (da && db)
+        r = ssim_pair(&g, da, db);
+    free(da);
+    free(db);
+    return r;
+}
+
+/* ---------------------------------------------------------------- fetching */
+
+/* Samples of a view brought to the host as float. */
+typedef struct fetcher {
+    const sd_data_view *v;
+    sd_backend *be;
+    size_t d;       /* values per sample */
+    int cap;
+    sd_real *dev, *host;
+    float *x;       /* cap*d */
+    int *lab;
+} fetcher;
+
+static int fetcher_init(fetcher *ft, const sd_data_view *v, sd_backend *be, int cap, sd_error *err)
+{
+    memset(ft, 0, sizeof *ft);
+    ft->v = v;
+    ft->be = be;
+    ft->d = (size_t)v->c * (size_t)v->h * (size_t)v->w;
+    ft->cap = cap;
+    size_t n = (size_t)cap * ft->d;
+    ft->host = malloc(n * sizeof *ft->host);
+    ft->x = malloc(n * sizeof *ft->x);
+    ft->lab = malloc((size_t)cap * sizeof *ft->lab);
+    if (!ft->host || !ft->x || !ft->lab)
+        return sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
+    int rc = be->alloc(be, n * sizeof(sd_real), (void **)&ft->dev);
+    return rc ? sd_error_set(err, rc, "privacy audit: %s", be->err.msg) : SD_OK;
+}
+
+static void fetcher_free(fetcher *ft)
+{
+    if (ft->be)
+        ft->be->free(ft->be, ft->dev);
+    free(ft->host);
+    free(ft->x);
+    free(ft->lab);
+    memset(ft, 0, sizeof *ft);
+}
+
+static int fetch_rows(fetcher *ft, const int64_t *idx, int n, sd_error *err)
+{
+    int rc = ft->v->fetch(ft->v->ctx, ft->be, idx, n, ft->dev, ft->lab, err);
+    if (rc)
+        return rc;
+    if ((rc = ft->be->download(ft->be, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
+        return sd_error_set(err, rc, "privacy audit: %s", ft->be->err.msg);
+    for (size_t i = 0; i < (size_t)n * ft->d; i++)
+        ft->x[i] = (float)ft->host[i];
+    return SD_OK;
+}
+
+/* i-th of n indices spread evenly over count (all of them when n >= count) */
+static int64_t spread(int64_t i, int64_t n, int64_t count)
+{
+    return n >= count ? i : (int64_t)((double)i * (double)count / (double)n);
+}
+
+static int64_t capped(int64_t max, int64_t count)
+{
+    return max > 0 && max < count ? max : count;
+}
+
+/* ---------------------------------------------------------------- search */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* type-7 quantile of sorted v */
+static double quantile(const double *v, size_t n, double q)
+{
+    if (!n)
+        return NAN;
+    double pos = q * (double)(n - 1);
+    size_t i = (size_t)floor(pos);
+    if (i + 1 >= n)
+        return v[n - 1];
+    return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
+}
+
+/* share of sorted v below x (ties count half) */
+static double share_below(const double *v, size_t n, double x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* first >= x */
+        size_t mid = (lo + hi) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t below = lo;
+    hi = n;
+    while (lo < hi) { /* first > x */
+        size_t mid = (lo + hi) / 2;
+        if (v[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return n ? ((double)below + 0.5 * (double)(lo - below)) / (double)n : NAN;
+}
+
+typedef struct search {
+    geom g;
+    size_t q;             /* queries */
+    int cap;              /* training block */
+    float *zq, *nq, *sq, *muq, *vq;     /* queries: q*d, q, q*dw, q*nwin, q*nwin */
+    float *zt, *nt, *st, *mut, *vt;     /* block: cap*d, cap, cap*dw, nwin*cap, nwin*cap */
+    float *gd, *gp, *acc;               /* q*cap each */
+    double *tmp;                        /* one reduced image */
+    double *best_d2, *best_s;
+    int64_t *best_di, *best_si;
+} search;
+
+static void search_free(search *s)
+{
+    free(s->zq);
+    free(s->nq);
+    free(s->sq);
+    free(s->muq);
+    free(s->vq);
+    free(s->zt);
+    free(s->nt);
+    free(s->st);
+    free(s->mut);
+    free(s->vt);
+    free(s->gd);
+    free(s->gp);
+    free(s->acc);
+    free(s->tmp);
+    free(s->best_d2);
+    free(s->best_s);
+    free(s->best_di);
+    free(s->best_si);
+}
+
+static int search_alloc(search *s, size_t q, int cap, sd_error *err)
+{
+    const geom *g = &s->g;
+    size_t c = (size_t)cap;
+    s->q = q;
+    s->cap = cap;
+    s->zq = malloc(q * g->d * sizeof(float));
+    s->nq = malloc(q * sizeof(float));
+    s->sq = malloc(q * g->dw * sizeof(float));
+    s->muq = malloc(q * g->nwin * sizeof(float));
+    s->vq = malloc(q * g->nwin * sizeof(float));
+    s->zt = malloc(c * g->d * sizeof(float));
+    s->nt = malloc(c * sizeof(float));
+    s->st = malloc(c * g->dw * sizeof(float));
+    s->mut = malloc(c * g->nwin * sizeof(float));
+    s->vt = malloc(c * g->nwin * sizeof(float));
+    s->gd = malloc(q * c * sizeof(float));
+    s->gp = malloc(q * c * sizeof(float));
+    s->acc = malloc(q * c * sizeof(float));
+    s->tmp = malloc(g->d * sizeof(double));
+    s->best_d2 = malloc(q * sizeof(double));
+    s->best_s = malloc(q * sizeof(double));
+    s->best_di = malloc(q * sizeof(int64_t));
+    s->best_si = malloc(q * sizeof(int64_t));
+    if (!s->zq || !s->nq || !s->sq || !s->muq || !s->vq || !s->zt || !s->nt || !s->st ||
+        !s->mut || !s->vt || !s->gd || !s->gp || !s->acc || !s->tmp || !s->best_d2 ||
+        !s->best_s || !s->best_di || !s->best_si)
+        return sd_error_set(err, SD_ENOMEM,
+                            "privacy audit: out of memory for %zu queries of %zu values", q,
+                            g->dw);
+    for (size_t i = 0; i < q; i++) {
+        s->best_d2[i] = INFINITY;
+        s->best_s[i] = -INFINITY;
+        s->best_di[i] = s->best_si[i] = -1;
+    }
+    return SD_OK;
+}
+
+static void prep_query(search *s, size_t i, const float *x)
+{
+    const geom *g = &s->g;
+    reduce_image(g, x, s->tmp);
+    prep_image(g, s->tmp, s->zq + i * g->d, s->nq + i, s->sq + i * g->dw, s->muq + i * g->nwin,
+               s->vq + i * g->nwin, 1);
+}
+
+/* Compare every query with training samples idx[0..n) whose images are x. */
+static void search_block(search *s, const float *x, const int64_t *idx, int n)
+{
+    const geom *g = &s->g;
+    size_t cap = (size_t)s->cap, D = (size_t)g->c * (size_t)g->h * (size_t)g->w;
+    for (int t = 0; t < n; t++) {
+        reduce_image(g, x + (size_t)t * D, s->tmp);
+        prep_image(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t, s->st + (size_t)t * g->dw,
+                   s->mut + t, s->vt + t, cap);
+    }
+    int Q = (int)s->q;
+    /* distances: d2 = |a|^2 + |b|^2 - 2 a.b */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, n, (int)g->d, 1.0f, s->zq,
+                (int)g->d, s->zt, (int)g->d, 0.0f, s->gd, n);
+    for (int q = 0; q < Q; q++) {
+        const float *row = s->gd + (size_t)q * (size_t)n;
+        double best = s->best_d2[q];
+        int64_t bi = s->best_di[q];
+        for (int t = 0; t < n; t++) {
+            double d2 = (double)s->nq[q] + (double)s->nt[t] - 2.0 * (double)row[t];
+            if (d2 < best) {
+                best = d2;
+                bi = idx[t];
+            }
+        }
+        s->best_d2[q] = best;
+        s->best_di[q] = bi;
+    }
+    /* SSIM: the windows are centred, so each GEMM gives wa * covariance */
+    memset(s->acc, 0, (size_t)Q * (size_t)n * sizeof(float));
+    const float inv_wa = (float)(1.0 / (double)g->wa), c1 = (float)SSIM_C1, c2 = (float)SSIM_C2;
+    for (size_t b = 0; b < g->nwin; b++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, n, (int)g->wa, 2.0f * inv_wa,
+                    s->sq + b * g->wa, (int)g->dw, s->st + b * g->wa, (int)g->dw, 0.0f, s->gp, n);
+        const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
+        for (int q = 0; q < Q; q++) {
+            float mq = s->muq[(size_t)q * g->nwin + b], vq = s->vq[(size_t)q * g->nwin + b];
+            float a1 = 2.0f * mq, a2 = mq * mq + c1, a3 = vq + c2;
+            const float *p = s->gp + (size_t)q * (size_t)n;
+            float *acc = s->acc + (size_t)q * (size_t)n;
+            for (int t = 0; t < n; t++)
+                acc[t] += ((a1 * mt[t] + c1) * (p[t] + c2)) / ((a2 + mt[t] * mt[t]) * (a3 + vt[t]));
+        }
+    }
+    double inv_nwin = 1.0 / (double)g->nwin;
+    for (int q = 0; q < Q; q++) {
+        const float *acc = s->acc + (size_t)q * (size_t)n;
+        double best = s->best_s[q];
+        int64_t bi = s->best_si[q];
+        for (int t = 0; t < n; t++) {
+            double v = (double)acc[t] * inv_nwin;
+            if (v > best) {
+                best = v;
+                bi = idx[t];
+            }
+        }
+        s->best_s[q] = best;
+        s->best_si[q] = bi;
+    }
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Refine the synthetic images' figures in double on the chosen pairs, and
+ * fetch the nearest samples for the picture. */
+static int finish_images(sd_privacy_report *r, search *s, const float *images, fetcher *ft,
+                         const double *hd, const double *hs, size_t H, sd_error *err)
+{
+    const geom *g = &s->g;
+    size_t n = r->n_images, D = ft->d;
+    double *a = malloc(g->d * sizeof *a), *b = malloc(g->d * sizeof *b);
+    int rc = SD_OK;
+    if (!a || !b) {
+        rc = sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sd_privacy_image *im = &r->images[i];
+        int64_t idx[2] = {s->best_di[i], s->best_si[i]};
+        if ((rc = fetch_rows(ft, idx, 2, err)))
+            goto out;
+        memcpy(r->pixel_nearest + i * D, ft->x, D * sizeof(float));
+        memcpy(r->ssim_nearest + i * D, ft->x + D, D * sizeof(float));
+        reduce_image(g, images + i * D, a);
+        reduce_image(g, ft->x, b);
+        im->pixel_index = idx[0];
+        im->pixel_label = ft->lab[0];
+        im->pixel_distance = dist_pair(a, b, g->d);
+        im->pixel_ssim = ssim_pair(g, a, b);
+        reduce_image(g, ft->x + D, b);
+        im->ssim_index = idx[1];
+        im->ssim_label = ft->lab[1];
+        im->ssim = ssim_pair(g, a, b);
+        im->ssim_distance = dist_pair(a, b, g->d);
+        /* the float search can order near-ties differently from double:
+         * keep the two "nearest" consistent with the reported figures */
+        if (im->pixel_ssim > im->ssim) {
+            im->ssim_index = im->pixel_index;
+            im->ssim_label = im->pixel_label;
+            im->ssim = im->pixel_ssim;
+            im->ssim_distance = im->pixel_distance;
+            memcpy(r->ssim_nearest + i * D, r->pixel_nearest + i * D, D * sizeof(float));
+        } else if (im->ssim_distance < im->pixel_distance) {
+            im->pixel_index = im->ssim_index;
+            im->pixel_label = im->ssim_label;
+            im->pixel_distance = im->ssim_distance;
+            im->pixel_ssim = im->ssim;
+            memcpy(r->pixel_nearest + i * D, r->ssim_nearest + i * D, D * sizeof(float));
+        }
+        im->pixel_pct = share_below(hd, H, im->pixel_distance);
+        im->ssim_pct = 1.0 - share_below(hs, H, im->ssim);
+    }
+out:
+    free(a);
+    free(b);
+    return rc;
+}
+
+int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int c, int h, int w,
+                       const sd_data_view *train, const sd_data_view *heldout, sd_backend *be,
+                       const sd_privacy_config *cfg_in, sd_error *err)
+{
+    sd_privacy_config cfg;
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        sd_privacy_config_defaults(&cfg);
+    if (cfg.chunk < 1)
+        cfg.chunk = 512;
+    double t0 = now_seconds();
+    if (!n || c < 1 || h < 1 || w < 1)
+        return sd_error_set(err, SD_EINVAL, "privacy audit: no images");
+    if (train->c != c || train->h != h || train->w != w || heldout->c != c || heldout->h != h ||
+        heldout->w != w)
+        return sd_error_set(err, SD_EINVAL,
+                            "privacy audit: images are %dx%dx%d, training samples %dx%dx%d, "
+                            "held-out %dx%dx%d",
+                            c, h, w, train->c, train->h, train->w, heldout->c, heldout->h,
+                            heldout->w);
+    if (train->count < 1)
+        return sd_error_set(err, SD_EINVAL, "privacy audit: no training samples");
+    if (heldout->count < 1)
+        return sd_error_set(err, SD_EINVAL,
+                            "privacy audit: no held-out samples to compare with (the data set "
+                            "needs a validation split with patches)");
+    size_t D = (size_t)c * (size_t)h * (size_t)w;
+    int64_t H = capped(cfg.max_heldout, heldout->count), N = capped(cfg.max_train, train->count);
+    search s;
+    memset(&s, 0, sizeof s);
+    geom_init(&s.g, c, h, w, 1);
+    fetcher ft = {0};
+    double *hd = NULL, *hs = NULL;
+    int64_t *idx = NULL;
+    int rc;
+    r->c = c;
+    r->h = h;
+    r->w = w;
+    r->cmp_h = s.g.ch;
+    r->cmp_w = s.g.cw;
+    r->n_images = n;
+    r->train_count = train->count;
+    r->train_searched = N;
+    r->heldout_count = heldout->count;
+    r->heldout_used = H;
+    r->images = calloc(n, sizeof *r->images);
+    r->pixel_nearest = malloc(n * D * sizeof(float));
+    r->ssim_nearest = malloc(n * D * sizeof(float));
+    hd = malloc((size_t)H * sizeof *hd);
+    hs = malloc((size_t)H * sizeof *hs);
+    idx = malloc((size_t)cfg.chunk * sizeof *idx);
+    if (!r->images || !r->pixel_nearest || !r->ssim_nearest || !hd || !hs || !idx) {
+        rc = sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
+        goto out;
+    }
+    if ((rc = search_alloc(&s, n + (size_t)H, cfg.chunk, err)))
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        prep_query(&s, i, images + i * D);
+    /* held-out queries */
+    if ((rc = fetcher_init(&ft, heldout, be, cfg.chunk, err)))
+        goto out;
+    for (int64_t i0 = 0; i0 < H; i0 += cfg.chunk) {
+        int k = (int)(H - i0 < cfg.chunk ? H - i0 : cfg.chunk);
+        for (int j = 0; j < k; j++)
+            idx[j] = spread(i0 + j, H, heldout->count);
+        if ((rc = fetch_rows(&ft, idx, k, err))) {
+            sd_error_wrap(err, "privacy audit: held-out samples");
+            goto out;
+        }
+        for (int j = 0; j < k; j++)
+            prep_query(&s, n + (size_t)(i0 + j), ft.x + (size_t)j * D);
+    }
+    fetcher_free(&ft);
+    /* stream the training samples */
+    if ((rc = fetcher_init(&ft, train, be, cfg.chunk, err)))
+        goto out;
+    for (int64_t i0 = 0; i0 < N; i0 += cfg.chunk) {
+        int k = (int)(N - i0 < cfg.chunk ? N - i0 : cfg.chunk);
+        for (int j = 0; j < k; j++)
+            idx[j] = spread(i0 + j, N, train->count);
+        if ((rc = fetch_rows(&ft, idx, k, err))) {
+            sd_error_wrap(err, "privacy audit: training samples");
+            goto out;
+        }
+        search_block(&s, ft.x, idx, k);
+    }
+    /* the held-out reference distribution */
+    for (int64_t i = 0; i < H; i++) {
+        hd[i] = sqrt(fmax(0, s.best_d2[n + (size_t)i]) / (double)s.g.d);
+        hs[i] = s.best_s[n + (size_t)i];
+    }
+    qsort(hd, (size_t)H, sizeof *hd, cmp_double);
+    qsort(hs, (size_t)H, sizeof *hs, cmp_double);
+    for (int k = 0; k < SD_PRIVACY_NQ; k++) {
+        r->levels[k] = q_levels[k];
+        r->heldout_distance_q[k] = quantile(hd, (size_t)H, q_levels[k]);
+        r->heldout_ssim_q[k] = quantile(hs, (size_t)H, 1.0 - q_levels[k]);
+    }
+    rc = finish_images(r, &s, images, &ft, hd, hs, (size_t)H, err);
+out:
+    fetcher_free(&ft);
+    search_free(&s);
+    free(hd);
+    free(hs);
+    free(idx);
+    r->seconds += now_seconds() - t0;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- membership */
+
+typedef struct loss_item {
+    int label;
+    int member;
+    double loss;
+} loss_item;
+
+static int cmp_item(const void *a, const void *b)
+{
+    const loss_item *x = a, *y = b;
+    if (x->label != y->label)
+        return (x->label > y->label) - (x->label < y->label);
+    return (x->loss > y->loss) - (x->loss < y->loss);
+}
+
+double sd_privacy_loss_auc(const double *loss_in, const int *label_in, size_t n_in,
+                           const double *loss_out, const int *label_out, size_t n_out)
+{
+    size_t n = n_in + n_out;
+    loss_item *it = malloc((n ? n : 1) * sizeof *it);
+    if (!it)
+        return NAN;
+    for (size_t i = 0; i < n_in; i++)
+        it[i] = (loss_item){label_in[i], 1, loss_in[i]};
+    for (size_t i = 0; i < n_out; i++)
+        it[n_in + i] = (loss_item){label_out[i], 0, loss_out[i]};
+    qsort(it, n, sizeof *it, cmp_item);
+    /* per class: U of the non-members = pairs (member, non-member) where the
+     * non-member's loss is higher, ties half */
+    double u_total = 0, pairs_total = 0;
+    for (size_t g0 = 0; g0 < n;) {
+        size_t g1 = g0;
+        while (g1 < n && it[g1].label == it[g0].label)
+            g1++;
+        double rank_out = 0, n1 = 0, n0 = 0;
+        for (size_t i = g0; i < g1;) {
+            size_t j = i;
+            while (j < g1 && it[j].loss == it[i].loss)
+                j++;
+            double avg = 0.5 * ((double)(i - g0 + 1) + (double)(j - g0)); /* mean rank, 1-based */
+            for (size_t k = i; k < j; k++) {
+                if (it[k].member)
+                    n1++;
+                else {
+                    n0++;
+                    rank_out += avg;
+                }
+            }
+            i = j;
+        }
+        if (n1 > 0 && n0 > 0) {
+            u_total += rank_out - n0 * (n0 + 1) / 2;
+            pairs_total += n1 * n0;
+        }
+        g0 = g1;
+    }
+    free(it);
+    return pairs_total > 0 ? u_total / pairs_total : NAN;
+}
+
+/* per-sample cross-entropy of up to max samples of v (evenly spaced) */
+static int sample_losses(const sd_model *m, sd_backend *be, sd_exec *ex, const sd_real *theta,
+                         const sd_real *bn, sd_real *xb, int bsz, const sd_data_view *v,
+                         int64_t count, double *loss, int *label, sd_error *err)
+{
+    int K = m->spec.classes;
+    int64_t *idx = malloc((size_t)bsz * sizeof *idx);
+    sd_real *z = malloc((size_t)bsz * (size_t)K * sizeof *z);
+    int rc = SD_OK;
+    if (!idx || !z) {
+        rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
+        goto out;
+    }
+    for (int64_t s = 0; s < count; s += bsz) {
+        int n = (int)(count - s < bsz ? count - s : bsz);
+        for (int i = 0; i < n; i++)
+            idx[i] = spread(s + i, count, v->count);
+        if ((rc = v->fetch(v->ctx, be, idx, n, xb, label + s, err)))
+            goto out;
+        sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
+        if ((rc = sd_exec_forward(ex, &a)) ||
+            (rc = be->download(be, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
+            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            const sd_real *zi = z + (size_t)i * (size_t)K;
+            int y = label[s + i];
+            if (y < 0 || y >= K) {
+                rc = sd_error_set(err, SD_EINVAL, "membership audit: label %d out of range", y);
+                goto out;
+            }
+            double mx = zi[0], se = 0;
+            for (int k = 1; k < K; k++)
+                mx = fmax(mx, zi[k]);
+            for (int k = 0; k < K; k++)
+                se += exp((double)zi[k] - mx);
+            loss[s + i] = mx + log(se) - (double)zi[y];
+        }
+    }
+out:
+    free(idx);
+    free(z);
+    return rc;
+}
+
+int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *be,
+                          const sd_real *theta, const float *bn_stats,
+                          const sd_data_view *members, const sd_data_view *nonmembers,
+                          int64_t max, sd_error *err)
+{
+    double t0 = now_seconds();
+    r->membership_done = 0;
+    r->membership_auc = NAN;
+    int64_t n1 = capped(max, members->count), n0 = capped(max, nonmembers->count);
+    if (n1 < 1 || n0 < 1)
+        return sd_error_set(err, SD_EINVAL, "membership audit: needs members and non-members");
+    const sd_data_view *views[2] = {members, nonmembers};
+    for (int i = 0; i < 2; i++)
+        if (views[i]->c != m->spec.in_c || views[i]->h != m->spec.in_h ||
+            views[i]->w != m->spec.in_w)
+            return sd_error_set(err, SD_EINVAL, "membership audit: samples do not fit the model");
+    int bsz = 256;
+    size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    sd_exec *ex = NULL;
+    sd_real *xb = NULL, *bn = NULL, *bnh = NULL;
+    double *l1 = malloc((size_t)n1 * sizeof *l1), *l0 = malloc((size_t)n0 * sizeof *l0);
+    int *y1 = malloc((size_t)n1 * sizeof *y1), *y0 = malloc((size_t)n0 * sizeof *y0);
+    int rc;
+    if (!l1 || !l0 || !y1 || !y0) {
+        rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
+        goto out;
+    }
+    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)))
+        goto out;
+    if ((rc = be->alloc(be, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
+        (rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
+        sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+        goto out;
+    }
+    if (m->n_bn) {
+        if (!bn_stats) {
+            rc = sd_error_set(err, SD_EINVAL, "membership audit: the model needs theta_bn");
+            goto out;
+        }
+        bnh = malloc(m->n_bn * sizeof *bnh);
+        if (!bnh) {
+            rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < m->n_bn; i++)
+            bnh[i] = bn_stats[i];
+        if ((rc = be->upload(be, bn, bnh, m->n_bn * sizeof *bnh))) {
+            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+            goto out;
+        }
+    }
+    if ((rc = sample_losses(m, be, ex, theta, bn, xb, bsz, members, n1, l1, y1, err)) ||
+        (rc = sample_losses(m, be, ex, theta, bn, xb, bsz, nonmembers, n0, l0, y0, err)))
+        goto out;
+    double s1 = 0, s0 = 0;
+    for (int64_t i = 0; i < n1; i++)
+        s1 += l1[i];
+    for (int64_t i = 0; i < n0; i++)
+        s0 += l0[i];
+    r->members = n1;
+    r->nonmembers = n0;
+    r->member_loss = s1 / (double)n1;
+    r->nonmember_loss = s0 / (double)n0;
+    r->membership_auc = sd_privacy_loss_auc(l1, y1, (size_t)n1, l0, y0, (size_t)n0);
+    r->membership_done = isfinite(r->membership_auc);
+out:
+    sd_exec_destroy(ex);
+    be->free(be, xb);
+    be->free(be, bn);
+    free(bnh);
+    free(l1);
+    free(l0);
+    free(y1);
+    free(y0);
+    r->seconds += now_seconds() - t0;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- decision */
+
+void sd_privacy_decide(sd_privacy_report *r, const sd_privacy_policy *p)
+{
+    r->policy = *p;
+    r->verdict = SD_PRIVACY_PASS;
+    r->reason[0] = '\0';
+    char warn_reason[sizeof r->reason] = "";
+    for (size_t i = 0; i < r->n_images; i++) {
+        sd_privacy_image *im = &r->images[i];
+        im->flag = SD_PRIVACY_PASS;
+        if (im->pixel_pct < p->block_distance_pct && im->ssim > p->block_ssim) {
+            im->flag = SD_PRIVACY_BLOCK;
+            if (r->verdict < SD_PRIVACY_BLOCK)
+                snprintf(r->reason, sizeof r->reason,
+                         "image %zu is a near copy of training sample %lld: distance %.4f "
+                         "(%.1f%% of held-out samples are as close, block below %.1f%%) and "
+                         "SSIM %.3f > %.2f",
+                         i, (long long)im->pixel_index, im->pixel_distance,
+                         100.0 * im->pixel_pct, 100.0 * p->block_distance_pct, im->ssim,
+                         p->block_ssim);
+            r->verdict = SD_PRIVACY_BLOCK;
+        } else if (im->pixel_pct < p->warn_distance_pct || im->ssim_pct < p->warn_ssim_pct) {
+            im->flag = SD_PRIVACY_WARN;
+            if (!warn_reason[0])
+                snprintf(warn_reason, sizeof warn_reason,
+                         "image %zu is unusually close to training data: distance %.4f "
+                         "(%.1f%% of held-out samples as close), SSIM %.3f (%.1f%% of "
+                         "held-out samples as high)",
+                         i, im->pixel_distance, 100.0 * im->pixel_pct, im->ssim,
+                         100.0 * im->ssim_pct);
+            if (r->verdict < SD_PRIVACY_WARN)
+                r->verdict = SD_PRIVACY_WARN;
+        }
+    }
+    if (r->membership_done) {
+        if (r->membership_auc > p->block_auc) {
+            if (r->verdict < SD_PRIVACY_BLOCK)
+                snprintf(r->reason, sizeof r->reason,
+                         "membership inference AUC %.3f > %.2f: the replayed model tells "
+                         "training samples from unseen ones",
+                         r->membership_auc, p->block_auc);
+            r->verdict = SD_PRIVACY_BLOCK;
+        } else if (r->membership_auc > p->warn_auc) {
+            if (!warn_reason[0])
+                snprintf(warn_reason, sizeof warn_reason,
+                         "membership inference AUC %.3f > %.2f", r->membership_auc,
+                         p->warn_auc);
+            if (r->verdict < SD_PRIVACY_WARN)
+                r->verdict = SD_PRIVACY_WARN;
+        }
+    }
+    if (r->verdict == SD_PRIVACY_WARN)
+        memcpy(r->reason, warn_reason, sizeof r->reason);
+    else if (r->verdict == SD_PRIVACY_PASS) {
+        if (r->membership_done)
+            snprintf(r->reason, sizeof r->reason,
+                     "no image closer to training data than the held-out reference allows; "
+                     "membership AUC %.3f",
+                     r->membership_auc);
+        else
+            snprintf(r->reason, sizeof r->reason,
+                     "no image closer to training data than the held-out reference allows; "
+                     "membership not measured");
+    }
+}
+
+/* ---------------------------------------------------------------- audit */
+
+int sd_privacy_audit(sd_privacy_report *r, const sd_distilled *d, sd_backend *be,
+                     const sd_data_view *train, const sd_data_view *heldout,
+                     const sd_privacy_config *cfg_in, sd_error *err)
+{
+    sd_privacy_config cfg;
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        sd_privacy_config_defaults(&cfg);
+    memset(r, 0, sizeof *r);
+    r->membership_auc = NAN;
+    sd_model *m = NULL;
+    sd_real *theta = NULL;
+    int rc = sd_replay(d, be, &m, &theta, err);
+    if (rc)
+        return sd_error_wrap(err, "privacy audit: replay");
+    rc = sd_privacy_membership(r, m, be, theta, m->n_bn ? d->bn_stats : NULL, train, heldout,
+                               cfg.max_members, err);
+    be->free(be, theta);
+    sd_model_destroy(m);
+    if (!rc)
+        rc = sd_privacy_nearest(r, d->images, sd_distilled_image_count(d), d->spec.in_c,
+                                d->spec.in_h, d->spec.in_w, train, heldout, be, &cfg, err);
+    if (rc) {
+        sd_privacy_report_free(r);
+        return rc;
+    }
+    sd_privacy_decide(r, &cfg.policy);
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- picture */
+
+#define P_BG 0xFFFFFFu
+#define P_TEXT 0x000000u
+#define P_GREY 0x606060u
+
+static uint32_t verdict_color(sd_privacy_verdict v)
+{
+    return v == SD_PRIVACY_BLOCK ? 0xC62828u : v == SD_PRIVACY_WARN ? 0xD97706u : 0x1B7F3Bu;
+}
+
+/* first channel of an image, stretched from its own range to 0..255 */
+static void to_gray(const float *x, int h, int w, uint8_t *g)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int p = 0; p < h * w; p++)
+        if (isfinite(x[p])) {
+            lo = fmin(lo, x[p]);
+            hi = fmax(hi, x[p]);
+        }
+    double sc = hi > lo ? 255.0 / (hi - lo) : 0;
+    for (int p = 0; p < h * w; p++)
+        g[p] = isfinite(x[p]) ? (uint8_t)lround((x[p] - lo) * sc) : 0;
+}
+
+static const char *cls(const char *const *names, int k)
+{
+    static char buf[16];
+    if (names && k >= 0)
+        return names[k];
+    snprintf(buf, sizeof buf, "%d", k);
+    return buf;
+}
+
+typedef struct order_item {
+    double key;
+    size_t i;
+} order_item;
+
+static int cmp_order(const void *a, const void *b)
+{
+    const order_item *x = a, *y = b;
+    if (x->key != y->key)
+        return (x->key > y->key) - (x->key < y->key);
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const float *images,
+                           const char *const *class_names, int synthetic, int max_shown,
+                           sd_error *err)
+{
+    if (!r->n_images || !r->images)
+        return sd_error_set(err, SD_EINVAL, "privacy picture: empty report");
+    if (max_shown <= 0)
+        max_shown = 120;
+    size_t n = r->n_images, shown = n < (size_t)max_shown ? n : (size_t)max_shown;
+    int h = r->h, w = r->w;
+    size_t D = (size_t)r->c * (size_t)h * (size_t)w;
+    /* the images to show: all in order, or the most similar ones */
+    order_item *ord = malloc(n * sizeof *ord);
+    uint8_t *g = malloc((size_t)h * (size_t)w);
+    if (!ord || !g) {
+        free(ord);
+        free(g);
+        return sd_error_set(err, SD_ENOMEM, "privacy picture: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sd_privacy_image *im = &r->images[i];
+        ord[i].i = i;
+        ord[i].key = shown < n ? fmin(im->pixel_pct, im->ssim_pct) - (double)im->flag : 0;
+    }
+    if (shown < n)
+        qsort(ord, n, sizeof *ord, cmp_order);
+    int zoom = w >= 96 ? 1 : (96 + w - 1) / w;
+    int tile_w = w * zoom, tile_h = h * zoom, pad = 8;
+    int col_w = tile_w > 23 * SD_FONT_ADVANCE ? tile_w : 23 * SD_FONT_ADVANCE;
+    int cap_lines = 5;
+    int group_w = 3 * col_w + 4 * pad, group_h = SD_FONT_LINE + 4 + tile_h + 6 +
+                                                  cap_lines * SD_FONT_LINE + 2 * pad;
+    int groups_per_row = 3;
+    if ((size_t)groups_per_row > shown)
+        groups_per_row = (int)shown;
+    int rows = (int)((shown + (size_t)groups_per_row - 1) / (size_t)groups_per_row);
+
+    char title[200], info[3][400];
+    snprintf(title, sizeof title, "%sPRIVACY AUDIT: %s", synthetic ? "SYNTHETIC DATA - " : "",
+             r->verdict == SD_PRIVACY_BLOCK ? "BLOCK"
+             : r->verdict == SD_PRIVACY_WARN ? "WARN"
+                                             : "PASS");
+    if (r->membership_done)
+        snprintf(info[0], sizeof info[0],
+                 "membership inference (loss threshold, %lld members v %lld held-out): AUC "
+                 "%.3f (0.5 = no leakage); mean loss %.3f v %.3f",
+                 (long long)r->members, (long long)r->nonmembers, r->membership_auc,
+                 r->member_loss, r->nonmember_loss);
+    else
+        snprintf(info[0], sizeof info[0], "membership inference: not measured");
+    snprintf(info[1], sizeof info[1],
+             "held-out samples' nearest training distance: 1%% %.3f  5%% %.3f  25%% %.3f  50%% "
+             "%.3f | best SSIM: top 1%% %.3f  5%% %.3f  25%% %.3f  50%% %.3f",
+             r->heldout_distance_q[0], r->heldout_distance_q[1], r->heldout_distance_q[2],
+             r->heldout_distance_q[3], r->heldout_ssim_q[0], r->heldout_ssim_q[1],
+             r->heldout_ssim_q[2], r->heldout_ssim_q[3]);
+    snprintf(info[2], sizeof info[2],
+             "searched %lld of %lld training samples, %lld held-out; \"held-out closer/higher\" "
+             "= share of unseen samples as similar to training (0%% = red flag); frames: red "
+             "block, orange warn",
+             (long long)r->train_searched, (long long)r->train_count,
+             (long long)r->heldout_used);
+    char shown_note[120] = "";
+    if (shown < n)
+        snprintf(shown_note, sizeof shown_note,
+                 "showing the %zu of %zu images most similar to training data", shown, n);
+    int header_h = 2 * SD_FONT_LINE + 12 + 5 * SD_FONT_LINE + 8;
+    int cw = groups_per_row * group_w + pad, chh = header_h + rows * group_h + pad;
+    int text_w = sd_text_width(title, 2) + 2 * pad;
+    for (int k = 0; k < 3; k++)
+        if (sd_text_width(info[k], 1) + 2 * pad > text_w)
+            text_w = sd_text_width(info[k], 1) + 2 * pad;
+    if (sd_text_width(r->reason, 1) + 2 * pad > text_w)
+        text_w = sd_text_width(r->reason, 1) + 2 * pad;
+    if (text_w > cw)
+        cw = text_w;
+    sd_canvas cv;
+    int rc = sd_canvas_init(&cv, cw, chh, P_BG, err);
+    if (rc) {
+        free(ord);
+        free(g);
+        return rc;
+    }
+    uint32_t vc = verdict_color(r->verdict);
+    sd_draw_rect(&cv, 0, 0, cw, 2 * SD_FONT_LINE + 8, vc, 1);
+    sd_draw_text(&cv, pad, 6, title, P_BG, 2);
+    int y = 2 * SD_FONT_LINE + 14;
+    sd_draw_text(&cv, pad, y, r->reason, vc, 1);
+    y += SD_FONT_LINE + 2;
+    for (int k = 0; k < 3; k++, y += SD_FONT_LINE)
+        sd_draw_text(&cv, pad, y, info[k], P_TEXT, 1);
+    sd_draw_text(&cv, pad, y, shown_note, P_GREY, 1);
+
+    for (size_t s = 0; s < shown; s++) {
+        size_t i = ord[s].i;
+        const sd_privacy_image *im = &r->images[i];
+        int gx = pad + (int)(s % (size_t)groups_per_row) * group_w,
+            gy = header_h + (int)(s / (size_t)groups_per_row) * group_h;
+        uint32_t fc = im->flag == SD_PRIVACY_PASS ? 0xC0C0C0u : verdict_color(im->flag);
+        sd_draw_rect(&cv, gx, gy, group_w - pad, group_h - pad, fc, 0);
+        if (im->flag != SD_PRIVACY_PASS)
+            sd_draw_rect(&cv, gx + 1, gy + 1, group_w - pad - 2, group_h - pad - 2, fc, 0);
+        char head[64];
+        snprintf(head, sizeof head, "synthetic image %zu%s", i,
+                 im->flag == SD_PRIVACY_BLOCK  ? "  BLOCK"
+                 : im->flag == SD_PRIVACY_WARN ? "  WARN"
+                                               : "");
+        sd_draw_text(&cv, gx + pad, gy + 4, head, im->flag == SD_PRIVACY_PASS ? P_TEXT : fc, 1);
+        const float *tiles[3] = {images + i * D, r->pixel_nearest + i * D,
+                                 r->ssim_nearest + i * D};
+        char cap[3][200];
+        snprintf(cap[0], sizeof cap[0], "synthetic #%zu", i);
+        snprintf(cap[1], sizeof cap[1],
+                 "nearest by pixel\ndistance %.4f\nheld-out closer %.1f%%\nSSIM %.3f\n"
+                 "train #%lld (%s)",
+                 im->pixel_distance, 100.0 * im->pixel_pct, im->pixel_ssim,
+                 (long long)im->pixel_index, cls(class_names, im->pixel_label));
+        snprintf(cap[2], sizeof cap[2],
+                 "nearest by SSIM\nSSIM %.3f\nheld-out higher %.1f%%\ndistance %.4f\n"
+                 "train #%lld (%s)",
+                 im->ssim, 100.0 * im->ssim_pct, im->ssim_distance, (long long)im->ssim_index,
+                 cls(class_names, im->ssim_label));
+        for (int k = 0; k < 3; k++) {
+            int tx = gx + pad + k * (col_w + pad), ty = gy + SD_FONT_LINE + 8;
+            int ix = tx + (col_w - tile_w) / 2;
+            to_gray(tiles[k], h, w, g);
+            sd_draw_gray(&cv, ix, ty, g, w, h, zoom);
+            sd_draw_rect(&cv, ix - 1, ty - 1, tile_w + 2, tile_h + 2, 0x808080u, 0);
+            sd_draw_text(&cv, tx, ty + tile_h + 5, cap[k], P_TEXT, 1);
+        }
+    }
+    free(ord);
+    free(g);
+    rc = sd_canvas_write_png(&cv, path, err);
+    sd_canvas_free(&cv);
+    return rc;
+}
