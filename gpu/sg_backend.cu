@@ -263,7 +263,8 @@ extern "C" int sg_backend_cuda_create(sd_backend **out, int device, int determin
         return sd_error_set(err, SD_ENOMEM, "pthread_mutex_init failed");
     }
     c->device = device;
-    c->deterministic = deterministic ? 1 : 0;
+    c->deterministic = deterministic != SG_MODE_FAST;
+    c->timed_search = deterministic != SG_MODE_DETERMINISTIC_HEURISTIC;
     be->name = sg_name;
     be->ctx = c;
     be->destroy = sg_destroy;
@@ -321,7 +322,9 @@ extern "C" void sg_backend_describe(sd_backend *be, char *buf, size_t len)
              "cuBLAS %d, %s",
              c->device_name, c->cc_major, c->cc_minor, c->sm_count, rt / 1000, (rt % 1000) / 10,
              drv / 1000, (drv % 1000) / 10, dn / 10000, (dn % 10000) / 100, dn % 100, cublas_ver,
-             c->deterministic ? "deterministic" : "fastest algorithms");
+             !c->deterministic   ? "fastest algorithms"
+             : c->timed_search ? "deterministic (timed choice)"
+                               : "deterministic (heuristic choice)");
 }
 
 extern "C" const char *sg_build_info(void)
@@ -347,7 +350,8 @@ static int sg_env_int(const char *name, int dflt)
 static int sg_factory(sd_backend **out, sd_error *err)
 {
     return sg_backend_cuda_create(out, sg_env_int("SLDD_CUDA_DEVICE", 0),
-                                  sg_env_int("SLDD_CUDA_DETERMINISTIC", 1) != 0, err);
+                                  sg_env_int("SLDD_CUDA_DETERMINISTIC", SG_MODE_DETERMINISTIC),
+                                  err);
 }
 
 extern "C" int sg_backend_register(void)

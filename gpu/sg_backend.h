@@ -18,17 +18,32 @@
 extern "C" {
 #endif
 
-/* Create the CUDA backend on `device`.  deterministic != 0 restricts cuDNN to
- * algorithms that give bit-identical results run to run and chooses them by
- * cuDNN's heuristics (never by timing), so that the same inputs give the same
- * bits on the same GPU model and library versions.  Returns SD_EUNSUPPORTED
- * when there is no usable CUDA device (tests skip on it), SD_EBACKEND for any
- * other CUDA/cuDNN/cuBLAS failure, with the message in err. */
+/* Algorithm modes of sg_backend_cuda_create (SLDD_CUDA_DETERMINISTIC takes
+ * the same numbers). */
+enum {
+    /* cuDNN's fastest algorithms by timing, deterministic or not */
+    SG_MODE_FAST = 0,
+    /* deterministic algorithms only; per convolution shape the fastest of
+     * them by timing once (cudnnFind*), then fixed for the backend's life:
+     * bit-identical results run to run within a process, and across
+     * processes whenever the timing picks the same algorithms (the default) */
+    SG_MODE_DETERMINISTIC = 1,
+    /* deterministic algorithms chosen by cuDNN's heuristics, never by
+     * timing: the same choice, hence the same bits, in every process on the
+     * same GPU model and library versions */
+    SG_MODE_DETERMINISTIC_HEURISTIC = 2
+};
+
+/* Create the CUDA backend on `device` in one of the SG_MODE_* modes above
+ * (any other non-zero value means SG_MODE_DETERMINISTIC).  Returns
+ * SD_EUNSUPPORTED when there is no usable CUDA device (tests skip on it),
+ * SD_EBACKEND for any other CUDA/cuDNN/cuBLAS failure, with the message in
+ * err. */
 int sg_backend_cuda_create(sd_backend **out, int device, int deterministic, sd_error *err) SD_WUR;
 
 /* Register the "cuda" factory with sd_backend_register().  The factory uses
- * device SLDD_CUDA_DEVICE (default 0) and deterministic mode unless
- * SLDD_CUDA_DETERMINISTIC=0 is set in the environment. */
+ * device SLDD_CUDA_DEVICE (default 0) and the mode SLDD_CUDA_DETERMINISTIC
+ * (0, 1 or 2 as SG_MODE_*; default 1). */
 int sg_backend_register(void);
 
 /* One line describing the backend (device name, compute capability, cuDNN and

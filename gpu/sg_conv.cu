@@ -6,12 +6,19 @@
  * backward-filter.  Plans are made once per shape and kept for the backend's
  * lifetime.
  *
- * Algorithm choice:
- *  - deterministic mode: cuDNN's heuristics (cudnnGet*_v7), keeping only
- *    algorithms cuDNN reports as deterministic.  No timing is involved, so the
- *    same shape gets the same algorithm on every run;
- *  - otherwise, when the shape is planned through conv_workspace: cudnnFind*
- *    (each algorithm timed once), fastest first;
+ * Algorithm choice, when the shape is planned through conv_workspace:
+ *  - SG_MODE_DETERMINISTIC (the default): cudnnFind* times every algorithm
+ *    once and the fastest that cuDNN reports as deterministic is kept.  The
+ *    plan is then fixed for the backend's lifetime, so results are
+ *    bit-identical run to run within a process; another process may time
+ *    differently and pick another deterministic algorithm (last-bit
+ *    differences, well inside what bundle replay tolerates);
+ *  - SG_MODE_DETERMINISTIC_HEURISTIC: cuDNN's heuristics (cudnnGet*_v7),
+ *    deterministic algorithms only, no timing: the same algorithm in every
+ *    process on the same GPU model and library versions;
+ *  - SG_MODE_FAST: cudnnFind*, fastest first, deterministic or not;
+ *  - a failed timing (memory short) falls back to the heuristics, and a shape
+ *    first met in a convolution call (below) always uses the heuristics;
  *  - always: CUDNN_FMA_MATH on the descriptor and results that need tensor
  *    cores skipped, so no TF32; at most `ws_limit` bytes of workspace
  *    (SLDD_CUDA_WS_MAX_MB, default 1024).
@@ -208,12 +215,15 @@ static int sg_plan_make(sd_backend *be, const sd_conv_desc *d, size_t cap, int t
     memset(p, 0, sizeof *p);
     p->d = *d;
     int rc = sg_plan_describe(be, p);
-    if (!rc)
-        rc = sg_pick_fwd(be, p, cap, timed);
-    if (!rc)
-        rc = sg_pick_bwd_data(be, p, cap, timed);
-    if (!rc)
-        rc = sg_pick_bwd_filter(be, p, cap, timed);
+    /* A timed search whose results leave nothing usable (for instance every
+     * deterministic candidate failed to get its workspace while timing) gets
+     * a second chance from the heuristics. */
+    if (!rc && (rc = sg_pick_fwd(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_fwd(be, p, cap, 0);
+    if (!rc && (rc = sg_pick_bwd_data(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_bwd_data(be, p, cap, 0);
+    if (!rc && (rc = sg_pick_bwd_filter(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_bwd_filter(be, p, cap, 0);
     if (rc)
         sg_plan_release(p);
     return rc;
@@ -282,7 +292,7 @@ static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int request
         }
     }
     size_t cap = c->ws_limit;
-    int timed = !c->deterministic;
+    int timed = c->timed_search;
     if (!requested) {
         /* Unplanned batch size: stay within what the caller was told for
          * the nearest larger batch of the same geometry. */

@@ -50,6 +50,7 @@ typedef struct sg_conv_plan {
 typedef struct sg_ctx {
     int device;
     int deterministic;
+    int timed_search;     /* choose convolution algorithms by timing (cudnnFind*) */
     cudaStream_t stream;
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
