@@ -19,7 +19,9 @@
  *                    their order differs).
  * Also: bit-identical results from two runs of the same op in deterministic
  * mode, the conv plan path for batch sizes smaller than the planned one, the
- * timed (non-deterministic) algorithm choice, and argument errors.
+ * timed non-deterministic and the heuristic deterministic algorithm choices
+ * (the main backend uses the default: deterministic algorithms, timed), and
+ * argument errors.
  *
  * Without a usable GPU the test exits 77 (skipped), unless
  * SLDD_REQUIRE_GPU=1 is set (scripts/device-check sets it), in which case it
@@ -579,6 +581,13 @@ static void test_pool(void)
         pool_case(1, 0, 3, 2, 9, 7, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0, v);
         pool_case(1, 0, 1, 4, 7, 5, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0, v);
         pool_case(1, 0, 2, 2, 13, 10, 3, 2, 2, 3, 1, 1, 1, 0, 0, 0, v);
+        /* wide planes: the CUDA backward gathers in bands of input rows
+         * (several bands per plane here, ceil_mode and stride 1 among them),
+         * and planes too wide for one band use the untiled kernel */
+        pool_case(1, 0, 1, 2, 40, 2100, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, v);
+        pool_case(1, 0, 1, 1, 33, 4001, 3, 3, 2, 2, 0, 0, 1, 0, 0, 0, v);
+        pool_case(1, 0, 1, 1, 20, 1000, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, v);
+        pool_case(1, 0, 1, 1, 5, 9000, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, v);
         /* average: padding with and without count_include_pad, ceil_mode */
         pool_case(0, 0, 2, 3, 10, 9, 3, 3, 2, 2, 1, 1, 1, 0, 0, 0, v);
         pool_case(0, 0, 2, 3, 10, 9, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, v);
@@ -1177,7 +1186,7 @@ int main(void)
     }
     const char *sc = getenv("SLDD_GPU_TEST_SELFCHECK");
     int selfcheck = sc && !strcmp(sc, "1");
-    int rc = selfcheck ? sd_backend_cpu_create(&GPU, 0, &err) : sg_backend_cuda_create(&GPU, 0, 1, &err);
+    int rc = selfcheck ? sd_backend_cpu_create(&GPU, 0, &err) : sg_backend_cuda_create(&GPU, 0, SG_MODE_DETERMINISTIC, &err);
     if (rc) {
         sd_backend_destroy(CPU);
         if (rc == SD_EUNSUPPORTED && !(req && !strcmp(req, "1"))) {
@@ -1211,11 +1220,21 @@ int main(void)
      * (not in quick mode: timing every algorithm under a sanitizer is slow) */
     sd_backend *fast = NULL;
     if (quick || selfcheck) {
-    } else if (sg_backend_cuda_create(&fast, 0, 0, &err) == 0) {
+    } else if (sg_backend_cuda_create(&fast, 0, SG_MODE_FAST, &err) == 0) {
         test_conv(fast, "conv (timed algorithms)");
         sd_backend_destroy(fast);
     } else {
         CHECKF(0, "second cuda backend: %s", err.msg);
+    }
+    /* the deterministic algorithms chosen by heuristics, without timing
+     * (SLDD_CUDA_DETERMINISTIC=2); the main backend times them */
+    sd_backend *heur = NULL;
+    if (quick || selfcheck) {
+    } else if (sg_backend_cuda_create(&heur, 0, SG_MODE_DETERMINISTIC_HEURISTIC, &err) == 0) {
+        test_conv(heur, "conv (heuristic algorithms)");
+        sd_backend_destroy(heur);
+    } else {
+        CHECKF(0, "third cuda backend: %s", err.msg);
     }
 
     printf("%-36s %6s %10s %10s\n", "check", "count", "worst", "tolerance");
