@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_bundle.h"
 #include "sc_envelope.h"
 #include "sc_keys.h"
 #include "sc_node.h"
@@ -760,8 +761,12 @@ int cmd_bundle(int argc, char **argv)
     o.min_admins = -1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         bundle_usage(argc < 2 ? stderr : stdout);
+        nd_cli_bundle_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* list, show, approve ID, reject ID: through the running node */
+    if (nd_cli_bundle_wants(argc, argv))
+        return nd_cli_bundle(argc, argv);
     sub = argv[1];
     optind = 2;
     while ((c = getopt_long(argc, argv, "d:i:o:t:a:p:T:e:s:P:RySNn:c:x:k:q:m:h", opts, NULL)) !=

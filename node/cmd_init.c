@@ -1,30 +1,50 @@
 /*
  * cmd_init.c - `sldd init`: create a node directory with its signing and
- * encryption key pairs and a default node.conf.
+ * encryption key pairs and a default node.conf; with --tls also the TLS
+ * certificate of a test federation (nd_tlsinit.h).
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "nd_config.h"
+#include "nd_tlsinit.h"
 #include "sc_keys.h"
 #include "sc_node.h"
 
 static void init_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd init --dir NODE --id NAME\n"
+    fprintf(f, "usage: sldd init --dir NODE --id NAME [--data DIR]\n"
+               "                 [--tls --ca-dir CADIR [--listen ADDR:PORT] [--alt-name NAME]...]\n"
                "\n"
                "Creates NODE (mode 0700) with separate Ed25519 signing and X25519\n"
                "encryption key pairs (secret files 0600, never overwritten), node.conf\n"
-               "and empty admins/ and peers/ folders.  NAME: 1-64 of A-Z a-z 0-9 . _ -\n");
+               "and empty admins/ and peers/ folders.  NAME: 1-64 of A-Z a-z 0-9 . _ -\n"
+               "\n"
+               "  --data DIR        the node's prepared data set (node.conf 'data:')\n"
+               "  --tls             also make the node's TLS certificate for a test\n"
+               "                    federation: signed by the CA in CADIR (created there,\n"
+               "                    ca.pem + ca.key, by the first node that names it),\n"
+               "                    written to NODE/tls/ with a copy of ca.pem; prints the\n"
+               "                    pin peers need ('sldd peer address').  Real deployments\n"
+               "                    use the hospital's CA: see docs/tls.md, docs/node.md\n"
+               "  --listen A:P      where the node serves peers (127.0.0.1:8443)\n"
+               "  --alt-name NAME   extra DNS name or IP in the certificate (repeatable)\n");
 }
 
 int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'}, {"id", required_argument, 0, 'i'},
-        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    const char *dir = NULL, *id = NULL;
+        {"dir", required_argument, 0, 'd'},  {"id", required_argument, 0, 'i'},
+        {"data", required_argument, 0, 'D'}, {"tls", no_argument, 0, 't'},
+        {"ca-dir", required_argument, 0, 'c'}, {"listen", required_argument, 0, 'l'},
+        {"alt-name", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *dir = NULL, *id = NULL, *data = NULL, *ca_dir = NULL, *listen = "127.0.0.1:8443";
+    const char *alt[8];
+    size_t n_alt = 0;
+    int tls = 0;
     uint8_t spk[32], epk[32];
     char fs[64], fe[64];
     sc_error e = {0, ""};
@@ -34,17 +54,51 @@ int cmd_init(int argc, char **argv)
         switch (c) {
         case 'd': dir = optarg; break;
         case 'i': id = optarg; break;
+        case 'D': data = optarg; break;
+        case 't': tls = 1; break;
+        case 'c': ca_dir = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'a':
+            if (n_alt == sizeof alt / sizeof alt[0]) {
+                fprintf(stderr, "sldd init: too many --alt-name\n");
+                return 2;
+            }
+            alt[n_alt++] = optarg;
+            break;
         case 'h': init_usage(stdout); return 0;
         default: init_usage(stderr); return 2;
         }
     }
-    if (!dir || !id || optind != argc) {
+    if (!dir || !id || optind != argc || (tls && !ca_dir) || (!tls && (ca_dir || n_alt)) ||
+        (data && strchr(data, '\n')) || strchr(listen, '\n')) {
         init_usage(stderr);
         return 2;
     }
     if (sc_node_init(dir, id, &e) || sc_node_keys_load_public(dir, spk, epk, &e)) {
         fprintf(stderr, "sldd init: %s\n", e.msg);
         return 1;
+    }
+    if (data) {
+        char line[4300];
+        snprintf(line, sizeof line, "data: %s\n", data);
+        if (nd_config_append(dir, line, &e)) {
+            fprintf(stderr, "sldd init: %s\n", e.msg);
+            return 1;
+        }
+    }
+    if (tls) {
+        unsigned char pin[SC_PIN_LEN];
+        char pc[SC_PIN_CURL_SIZE];
+        int made_ca = 0;
+        if (nd_tls_init_node(dir, id, ca_dir, alt, n_alt, listen, pin, &made_ca, &e) ||
+            sc_x509_pin_to_curl(pin, pc, sizeof pc)) {
+            fprintf(stderr, "sldd init: TLS: %s\n", e.msg);
+            return 1;
+        }
+        printf("%s federation CA in %s\nTLS certificate %s/tls/node.pem, listening on %s\n"
+               "  TLS pin        %s\n"
+               "  (peers: sldd peer address --id %s --url https://HOST:PORT --tls-pin %s)\n",
+               made_ca ? "made the" : "used the", ca_dir, dir, listen, pc, id, pc);
     }
     sc_fingerprint_text(fs, spk);
     sc_fingerprint_text(fe, epk);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_peer.h"
 #include "sc_keys.h"
 #include "sc_node.h"
 #include "sc_util.h"
@@ -22,9 +23,13 @@ static void peer_usage(FILE *f)
             "                     [--admin NAME=B64]...\n"
             "       sldd peer list --dir NODE\n"
             "       sldd peer show --dir NODE --id PEER\n"
+            "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
+            "                         --tls-pin PIN[;PIN...]\n"
             "\n"
             "PEERFILE is what the peer's 'sldd keys export' wrote.  Adding a peer\n"
-            "that exists replaces its record.\n");
+            "that exists replaces its record.  'peer address' says where the peer's\n"
+            "node listens and pins its TLS key; with a running node 'peer list' also\n"
+            "shows addresses and deliveries.\n");
 }
 
 static void print_peer(const sc_peer *p)
@@ -61,6 +66,9 @@ int cmd_peer(int argc, char **argv)
         peer_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* peer address, and peer list from a running node */
+    if (nd_cli_peer_wants(argc, argv))
+        return nd_cli_peer(argc, argv);
     sub = argv[1];
     optind = 2;
     while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:h", opts, NULL)) != -1) {

@@ -24,5 +24,8 @@ int cmd_peer(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_baseline(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

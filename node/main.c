@@ -20,6 +20,9 @@ static const sldd_command commands[] = {
     {"bundle", cmd_bundle, "make, inspect, sign, approve, seal, open, verify bundles"},
     {"distill", cmd_distill, "distil a data set into a few soft-label images (Algorithm 1)"},
     {"baseline", cmd_baseline, "train theta_0 with the same steps on random real samples"},
+    {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
+    {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},
+    {"audit", cmd_audit, "show or verify the node's hash-chained audit log"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,614 @@
+/*
+ * nd_admin_api.c - the admin API server on NODE/admin.sock (see
+ * nd_admin_api.h).
+ */
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
+#include "nd_admin_api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "nd_audit.h"
+#include "nd_buf.h"
+#include "nd_objects.h"
+#include "nd_outbound.h"
+#include "nd_state.h"
+#include "nd_views.h"
+#include "sc_util.h"
+#include "sc_x509.h"
+#include "sn_http.h"
+#include "sp_check.h"
+
+#define HEAD_MAX 8192
+#define IO_TIMEOUT_MS 10000
+
+typedef struct req {
+    const char *method, *path, *query;
+    const uint8_t *body;
+    size_t body_len;
+    int json;
+} req;
+
+typedef struct resp {
+    int status;
+    const char *type;
+    nd_buf body;
+} resp;
+
+static void reply(resp *r, int status, const char *fmt, ...) SC_PRINTF(3, 4);
+static void reply(resp *r, int status, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    r->type = "text/plain";
+    nd_buf_reset(&r->body);
+    nd_buf_str(&r->body, msg);
+    nd_buf_str(&r->body, "\n");
+}
+
+static int error_status(int code)
+{
+    return code == SC_ENOTFOUND ? 404 : code == SC_EEXIST ? 409 : code == SC_EPERM ? 403
+           : code == SC_EINVAL || code == SC_EFORMAT || sc_status_is_refusal(code) ? 400
+                                                                                      : 500;
+}
+
+static const char *query_get(const char *q, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            size_t vl = len - kl - 1;
+            if (vl >= outlen)
+                vl = outlen - 1;
+            memcpy(out, p + kl + 1, vl);
+            out[vl] = 0;
+            return out;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* "key: value" lines of a small text body */
+static int body_field(const req *q, const char *key, char *out, size_t outlen)
+{
+    char *copy = malloc(q->body_len + 1), *cur, *k, *v;
+    int r, found = 0;
+    out[0] = 0;
+    if (!copy)
+        return -1;
+    memcpy(copy, q->body ? (const char *)q->body : "", q->body_len);
+    copy[q->body_len] = 0;
+    cur = copy;
+    while ((r = sc_kv_next(&cur, &k, &v)) == 1)
+        if (!strcmp(k, key) && strlen(v) < outlen) {
+            snprintf(out, outlen, "%s", v);
+            found = 1;
+        }
+    free(copy);
+    return r < 0 ? -1 : found;
+}
+
+int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
+                const char *source, sc_error *e)
+{
+    unsigned char pin[SC_PIN_LEN];
+    char tmp[ND_PINS_MAX];
+    if (!sp_valid_id(id))
+        return sc_error_set(e, SC_EINVAL, "'%s' is not a node id", id);
+    if (strncmp(url, "https://", 8) || strlen(url) >= ND_URL_MAX || strchr(url, ' '))
+        return sc_error_set(e, SC_EINVAL, "peer URL must be https://HOST:PORT");
+    if (!*pins || strlen(pins) >= sizeof tmp)
+        return sc_error_set(e, SC_EINVAL, "peer needs one to four TLS pins");
+    snprintf(tmp, sizeof tmp, "%s", pins);
+    for (char *save = NULL, *p = strtok_r(tmp, ";", &save); p; p = strtok_r(NULL, ";", &save))
+        if (sc_x509_pin_parse(p, pin, e))
+            return sc_error_wrap(e, "peer %s", id);
+    return nd_db_run(db, e,
+                     "INSERT INTO peers(id,url,pins,source,updated_unix) VALUES(?,?,?,?,?) "
+                     "ON CONFLICT(id) DO UPDATE SET url=excluded.url, pins=excluded.pins, "
+                     "source=excluded.source, updated_unix=excluded.updated_unix",
+                     "tttti", id, url, pins, source, nd_now_unix());
+}
+
+/* ---------------------------------------------------------------- routes */
+
+static void r_status(nd_admin *a, const req *q, resp *r)
+{
+    nd_ctx *c = a->ctx;
+    sc_error e = {0, ""};
+    int64_t counts[6] = {0};
+    static const char *const sql[6] = {
+        "SELECT COUNT(*) FROM bundles WHERE direction='out' AND state='pending'",
+        "SELECT COUNT(*) FROM bundles WHERE direction='out'",
+        "SELECT COUNT(*) FROM bundles WHERE direction='in'",
+        "SELECT COUNT(*) FROM deliveries WHERE state='queued'",
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued','running')",
+        "SELECT COUNT(*) FROM audit"};
+    for (int i = 0; i < 6; i++)
+        if (nd_db_int(a->db, &counts[i], NULL, &e, sql[i], "")) {
+            reply(r, 500, "%s", e.msg);
+            return;
+        }
+    r->status = 200;
+    if (q->json) {
+        r->type = "application/json";
+        nd_buf_printf(&r->body,
+                      "{\"node\":\"%s\",\"pid\":%ld,\"port\":%d,\"started_unix\":%" PRId64
+                      ",\"pending_approval\":%" PRId64 ",\"outbound\":%" PRId64
+                      ",\"inbound\":%" PRId64 ",\"queued_deliveries\":%" PRId64
+                      ",\"active_jobs\":%" PRId64 ",\"audit_entries\":%" PRId64
+                      ",\"privacy_policy\":\"%s\",\"data\":",
+                      c->self_id, (long)getpid(), a->port, a->started_unix, counts[0], counts[1],
+                      counts[2], counts[3], counts[4], counts[5],
+                      nd_privacy_policy_name(c->cfg.privacy));
+        nd_buf_json_str(&r->body, c->cfg.data);
+        nd_buf_str(&r->body, "}\n");
+    } else {
+        r->type = "text/plain";
+        nd_buf_printf(&r->body,
+                      "node %s (pid %ld), peers on %s:%d\n"
+                      "data set          %s\n"
+                      "pending approval  %" PRId64 "\n"
+                      "bundles           %" PRId64 " made here, %" PRId64 " received\n"
+                      "queued deliveries %" PRId64 "\n"
+                      "active jobs       %" PRId64 "\n"
+                      "audit entries     %" PRId64 "\n"
+                      "privacy policy    %s\n",
+                      c->self_id, (long)getpid(), c->cfg.listen_addr, a->port,
+                      c->cfg.data[0] ? c->cfg.data : "(none)", counts[0], counts[1], counts[2],
+                      counts[3], counts[4], counts[5], nd_privacy_policy_name(c->cfg.privacy));
+    }
+}
+
+static void r_bundles(nd_admin *a, const req *q, resp *r)
+{
+    sc_error e = {0, ""};
+    r->status = 200;
+    r->type = q->json ? "application/json" : "text/plain";
+    if (nd_view_bundles(a->db, &r->body, q->json, &e))
+        reply(r, 500, "%s", e.msg);
+}
+
+static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const char *rest)
+{
+    sc_error e = {0, ""};
+    char id[33];
+    if (nd_bundle_resolve(a->db, idp, id, &e)) {
+        reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    if (!*rest && !strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = q->json ? "application/json" : "text/plain";
+        if (nd_view_bundle(a->ctx, a->db, id, &r->body, q->json, &e))
+            reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    if (!strcmp(rest, "/statement") && !strcmp(q->method, "GET")) {
+        char obj[65];
+        int found;
+        uint8_t *buf;
+        size_t len;
+        if (nd_db_text(a->db, obj, sizeof obj, &found, &e,
+                       "SELECT COALESCE(approved_obj, statement_obj) FROM bundles WHERE id=? "
+                       "AND direction='out'",
+                       "t", id) ||
+            !found) {
+            reply(r, found ? 500 : 404, "%s", found ? e.msg : "not an outbound bundle");
+            return;
+        }
+        if (nd_object_get(a->ctx->cfg.dir, obj, a->ctx->cfg.base.max_bundle_bytes, &buf, &len,
+                          &e)) {
+            reply(r, 500, "%s", e.msg);
+            return;
+        }
+        r->status = 200;
+        r->type = "application/octet-stream";
+        nd_buf_add(&r->body, buf, len);
+        free(buf);
+        return;
+    }
+    if (!strcmp(rest, "/decision") && !strcmp(q->method, "POST")) {
+        nd_decision_result res;
+        if (nd_outbound_decide(a->ctx, a->db, id, q->body, q->body_len, &res, &e)) {
+            reply(r, error_status(e.code), "%s", e.msg);
+            return;
+        }
+        if (res.rejected)
+            reply(r, 200, "bundle %s REJECTED by %s; it will not be sent", id, res.admins);
+        else if (res.approved)
+            reply(r, 200, "bundle %s APPROVED by %s (%zu of %zu needed); sealing and sending", id,
+                  res.admins, res.n_admins, res.need);
+        else
+            reply(r, 200, "approval recorded (%s): %zu of %zu needed; still pending", res.admins,
+                  res.n_admins, res.need);
+        return;
+    }
+    reply(r, 404, "no such route");
+}
+
+static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
+{
+    sc_error e = {0, ""};
+    if (!*rest && !strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = q->json ? "application/json" : "text/plain";
+        if (nd_view_jobs(a->db, &r->body, q->json, &e))
+            reply(r, 500, "%s", e.msg);
+        return;
+    }
+    if (!*rest && !strcmp(q->method, "POST")) {
+        char to[1024], opts[2048];
+        int64_t id;
+        if (body_field(q, "to", to, sizeof to) < 0 || body_field(q, "options", opts, sizeof opts) < 0) {
+            reply(r, 400, "body: 'to:' and 'options:' lines");
+            return;
+        }
+        if (nd_jobs_submit(a->ctx, a->db, opts, to, &id, &e)) {
+            reply(r, error_status(e.code), "%s", e.msg);
+            return;
+        }
+        reply(r, 201, "%" PRId64, id);
+        return;
+    }
+    char *end;
+    long long id = strtoll(rest + 1, &end, 10);
+    if (*rest != '/' || end == rest + 1 || id <= 0) {
+        reply(r, 404, "no such route");
+        return;
+    }
+    if (!*end && !strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = q->json ? "application/json" : "text/plain";
+        if (nd_view_job(a->db, id, &r->body, q->json, &e))
+            reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    if (!strcmp(end, "/cancel") && !strcmp(q->method, "POST")) {
+        if (nd_jobs_cancel(a->jobs, a->db, id, &e))
+            reply(r, error_status(e.code), "%s", e.msg);
+        else
+            reply(r, 200, "job %lld canceled", id);
+        return;
+    }
+    reply(r, 404, "no such route");
+}
+
+static void r_peers(nd_admin *a, const req *q, resp *r)
+{
+    sc_error e = {0, ""};
+    if (!strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = q->json ? "application/json" : "text/plain";
+        if (nd_view_peers(a->ctx, a->db, &r->body, q->json, &e))
+            reply(r, 500, "%s", e.msg);
+        return;
+    }
+    char id[80], url[ND_URL_MAX], pins[ND_PINS_MAX];
+    sc_peer p;
+    if (body_field(q, "id", id, sizeof id) != 1 || body_field(q, "url", url, sizeof url) != 1 ||
+        body_field(q, "pins", pins, sizeof pins) != 1) {
+        reply(r, 400, "body: 'id:', 'url:' and 'pins:' lines");
+        return;
+    }
+    if (a->ctx->trust->peer_get(a->ctx->trust, id, &p, &e) || !strcmp(id, a->ctx->self_id)) {
+        reply(r, 404, "'%s' is not a known peer; add its keys first (sldd peer add --file)", id);
+        return;
+    }
+    if (nd_peer_set(a->db, id, url, pins, "admin", &e)) {
+        reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    nd_log(a->ctx, "info", "peer %s is at %s", id, url);
+    nd_wake(a->ctx, &a->ctx->wake_out, &a->ctx->pending_out);
+    reply(r, 200, "peer %s: %s", id, url);
+}
+
+static void r_audit(nd_admin *a, const req *q, resp *r, const char *rest)
+{
+    sc_error e = {0, ""};
+    if (!strcmp(rest, "/verify")) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        nd_audit_report rep;
+        if (!f) {
+            reply(r, 500, "out of memory");
+            return;
+        }
+        int rc = nd_audit_verify(a->db, a->ctx->cfg.dir, &rep, f, &e);
+        fclose(f);
+        if (rc) {
+            free(text);
+            reply(r, 500, "%s", e.msg);
+            return;
+        }
+        r->status = rep.ok ? 200 : 409;
+        r->type = "text/plain";
+        nd_buf_add(&r->body, text, len);
+        nd_buf_printf(&r->body, "%s: %" PRId64 " entries", rep.ok ? "audit log intact" : "AUDIT LOG DAMAGED",
+                      rep.entries);
+        if (rep.entries)
+            nd_buf_printf(&r->body, ", last entry %" PRId64 " hash %s", rep.last_seq, rep.last_hash);
+        if (rep.anchor_present)
+            nd_buf_printf(&r->body, "; anchor (%s) at entry %" PRId64, ND_AUDIT_HEAD_FILE,
+                          rep.anchor_seq);
+        nd_buf_str(&r->body, "\n");
+        free(text);
+        return;
+    }
+    if (*rest) {
+        reply(r, 404, "no such route");
+        return;
+    }
+    char lim[32], bundle[40];
+    int64_t limit = 0;
+    if (query_get(q->query, "limit", lim, sizeof lim))
+        limit = strtoll(lim, NULL, 10);
+    r->status = 200;
+    r->type = q->json ? "application/json" : "text/plain";
+    if (nd_audit_render(a->db, &r->body, q->json, limit,
+                        query_get(q->query, "bundle", bundle, sizeof bundle), &e))
+        reply(r, 500, "%s", e.msg);
+}
+
+static void route(nd_admin *a, const req *q, resp *r)
+{
+    const char *p = q->path;
+    if (!strncmp(p, "/v1/bundles", 11) && (p[11] == 0 || p[11] == '/')) {
+        if (!p[11]) {
+            if (strcmp(q->method, "GET"))
+                reply(r, 405, "GET only");
+            else
+                r_bundles(a, q, r);
+            return;
+        }
+        char idp[40];
+        const char *s = p + 12, *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        if (n == 0 || n >= sizeof idp) {
+            reply(r, 404, "no such bundle");
+            return;
+        }
+        memcpy(idp, s, n);
+        idp[n] = 0;
+        r_bundle(a, q, r, idp, slash ? slash : "");
+    } else if (!strncmp(p, "/v1/jobs", 8) && (p[8] == 0 || p[8] == '/')) {
+        r_jobs(a, q, r, p + 8);
+    } else if (!strcmp(p, "/v1/peers")) {
+        r_peers(a, q, r);
+    } else if (!strncmp(p, "/v1/audit", 9) && (p[9] == 0 || p[9] == '/')) {
+        r_audit(a, q, r, p + 9);
+    } else if (!strcmp(p, "/v1/status")) {
+        r_status(a, q, r);
+    } else {
+        reply(r, 404, "no such route: %s", p);
+    }
+}
+
+/* ---------------------------------------------------------------- serving */
+
+static int wait_io(int fd, short ev)
+{
+    struct pollfd p = {fd, ev, 0};
+    int r;
+    do
+        r = poll(&p, 1, IO_TIMEOUT_MS);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? 0 : -1;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        if (wait_io(fd, POLLOUT))
+            return -1;
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void serve_one(nd_admin *a, int fd)
+{
+    nd_ctx *c = a->ctx;
+    char head[HEAD_MAX + 1];
+    size_t got = 0, hlen = 0;
+    uint8_t *body = NULL;
+    resp r;
+    memset(&r, 0, sizeof r);
+    nd_buf_init(&r.body, c->cfg.base.max_bundle_bytes + 65536);
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cl != sizeof cred ||
+        (cred.uid != geteuid() && cred.uid != 0)) {
+        nd_log(c, "warn", "admin API: refused a client running as uid %ld", (long)cred.uid);
+        reply(&r, 403, "the admin API serves the user the node runs as");
+        goto send;
+    }
+    /* the head */
+    while (!hlen) {
+        if (got == HEAD_MAX) {
+            reply(&r, 431, "request head too large");
+            goto send;
+        }
+        if (wait_io(fd, POLLIN))
+            goto out;
+        ssize_t n = recv(fd, head + got, HEAD_MAX - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        got += (size_t)n;
+        for (size_t i = 3; i < got; i++)
+            if (head[i - 3] == '\r' && head[i - 2] == '\n' && head[i - 1] == '\r' && head[i] == '\n') {
+                hlen = i + 1;
+                break;
+            }
+    }
+    sn_http_head h;
+    char saved = head[hlen];
+    int st = sn_http_parse_head(head, hlen, &h);
+    if (st) {
+        reply(&r, st, "%s", h.reason ? h.reason : "bad request");
+        goto send;
+    }
+    size_t blen = h.content_length > 0 ? (size_t)h.content_length : 0;
+    if (blen > c->cfg.base.max_bundle_bytes + 65536) {
+        reply(&r, 413, "body too large");
+        goto send;
+    }
+    body = malloc(blen + 1);
+    if (!body) {
+        reply(&r, 500, "out of memory");
+        goto send;
+    }
+    size_t have = got - hlen;
+    if (have > blen)
+        have = blen;
+    if (have) {
+        head[hlen] = saved;
+        memcpy(body, head + hlen, have);
+    }
+    while (have < blen) {
+        if (wait_io(fd, POLLIN))
+            goto out;
+        ssize_t n = recv(fd, body + have, blen - have, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        have += (size_t)n;
+    }
+    char fmt[16];
+    req q = {h.method, h.path, h.query, body, blen, 1};
+    if (query_get(h.query, "format", fmt, sizeof fmt) && !strcmp(fmt, "text"))
+        q.json = 0;
+    r.status = 0;
+    route(a, &q, &r);
+    if (!r.status)
+        reply(&r, 500, "no answer");
+send:
+    if (r.body.failed)
+        reply(&r, 500, "answer too large");
+    {
+        char hb[256];
+        int n = snprintf(hb, sizeof hb,
+                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n",
+                         r.status, sn_http_reason_phrase(r.status), r.type ? r.type : "text/plain",
+                         r.body.len);
+        if (write_all(fd, hb, (size_t)n) == 0 && r.body.len)
+            (void)write_all(fd, r.body.data, r.body.len);
+    }
+out:
+    free(body);
+    nd_buf_free(&r.body);
+}
+
+static void *admin_main(void *arg)
+{
+    nd_admin *a = arg;
+    for (;;) {
+        struct pollfd p[2] = {{a->lfd, POLLIN, 0}, {a->stop_pipe[0], POLLIN, 0}};
+        int r = poll(p, 2, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || p[1].revents)
+            break;
+        if (!(p[0].revents & POLLIN))
+            continue;
+        int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve_one(a, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e)
+{
+    struct sockaddr_un sa;
+    int rc;
+    memset(a, 0, sizeof *a);
+    a->ctx = c;
+    a->jobs = jobs;
+    a->lfd = -1;
+    a->stop_pipe[0] = a->stop_pipe[1] = -1;
+    a->port = port;
+    a->started_unix = nd_now_unix();
+    if ((rc = sc_path_join(a->path, sizeof a->path, c->cfg.dir, ND_ADMIN_SOCKET, e)))
+        return rc;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(a->path) >= sizeof sa.sun_path)
+        return sc_error_set(e, SC_EINVAL,
+                            "%s: path too long for a unix socket (%zu bytes at most); use a "
+                            "shorter node directory path",
+                            a->path, sizeof sa.sun_path - 1);
+    memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
+    if ((rc = nd_db_open(c->cfg.dir, 0, &a->db, e)))
+        return rc;
+    /* the daemon holds the node lock, so a socket file left here is stale */
+    unlink(a->path);
+    a->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177); /* the socket file is created 0600 */
+    int b = a->lfd >= 0 ? bind(a->lfd, (struct sockaddr *)&sa, sizeof sa) : -1;
+    umask(old);
+    if (b || listen(a->lfd, 16) || chmod(a->path, 0600) || pipe2(a->stop_pipe, O_CLOEXEC)) {
+        rc = sc_error_set(e, SC_EIO, "admin socket %s: %s", a->path, strerror(errno));
+        nd_admin_stop(a);
+        return rc;
+    }
+    if (pthread_create(&a->thread, NULL, admin_main, a)) {
+        nd_admin_stop(a);
+        return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+    }
+    a->started = 1;
+    return 0;
+}
+
+void nd_admin_stop(nd_admin *a)
+{
+    if (a->started) {
+        char x = 1;
+        if (write(a->stop_pipe[1], &x, 1) != 1)
+            nd_log(a->ctx, "error", "admin API: cannot signal the stop");
+        pthread_join(a->thread, NULL);
+        a->started = 0;
+    }
+    if (a->lfd >= 0) {
+        close(a->lfd);
+        unlink(a->path);
+    }
+    for (int i = 0; i < 2; i++)
+        if (a->stop_pipe[i] >= 0)
+            close(a->stop_pipe[i]);
+    a->lfd = a->stop_pipe[0] = a->stop_pipe[1] = -1;
+    nd_db_close(a->db);
+    a->db = NULL;
+}

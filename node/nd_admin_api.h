@@ -1,0 +1,58 @@
+/*
+ * nd_admin_api.h - the local admin API of a running node, used by the CLI
+ * (and usable with `curl --unix-socket`).
+ *
+ * HTTP/1.1 over a unix socket NODE/admin.sock (mode 0600, inside the 0700
+ * node directory), one request per connection.  Authentication: the
+ * kernel's peer credentials (SO_PEERCRED) - only the user the daemon runs
+ * as (or root) is served; anyone else is answered 403 and logged.  Requests
+ * are bounded (8 KiB head, body up to the bundle size cap) and time out
+ * after 10 s without progress.  Routes (JSON unless ?format=text):
+ *
+ *   GET  /v1/status
+ *   GET  /v1/bundles                GET /v1/bundles/ID
+ *   GET  /v1/bundles/ID/statement   (the statement an admin signs)
+ *   POST /v1/bundles/ID/decision    (the statement with the admin's decision)
+ *   GET  /v1/jobs                   GET /v1/jobs/N
+ *   POST /v1/jobs                   ("to: A,B" and "options: ..." lines)
+ *   POST /v1/jobs/N/cancel
+ *   GET  /v1/peers
+ *   POST /v1/peers                  ("id:", "url:", "pins:" lines)
+ *   GET  /v1/audit[?limit=N&bundle=ID]   GET /v1/audit/verify
+ *
+ * Requests are served one at a time on the API thread: every one is short.
+ */
+#ifndef ND_ADMIN_API_H
+#define ND_ADMIN_API_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "nd_ctx.h"
+#include "nd_jobs.h"
+
+#define ND_ADMIN_SOCKET "admin.sock"
+
+typedef struct nd_admin {
+    nd_ctx *ctx;
+    nd_jobs *jobs;
+    int lfd;
+    int stop_pipe[2];
+    pthread_t thread;
+    int started;
+    sqlite3 *db;
+    char path[ND_PATH_MAX];
+    int64_t started_unix;
+    int port;
+} nd_admin;
+
+/* Bind NODE/admin.sock (replacing a stale one) and start serving. */
+int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e) SC_WUR;
+/* Stop, join and remove the socket. */
+void nd_admin_stop(nd_admin *a);
+
+/* Write a peer's address and pins into the peers table (API and CLI). */
+int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
+                const char *source, sc_error *e) SC_WUR;
+
+#endif

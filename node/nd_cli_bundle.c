@@ -1,0 +1,197 @@
+/*
+ * nd_cli_bundle.c - `sldd bundle list|show|approve|reject` against a
+ * running node (see nd_cli_bundle.h).  Approving happens here, in the
+ * admin's own process: the admin's key is decrypted with the passphrase,
+ * the decision is signed over the statement the daemon holds (bound to the
+ * SHA-256 of the payload bytes), and only the signed statement goes back
+ * to the daemon, which checks it again.
+ */
+#include "nd_cli_bundle.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nd_admin_client.h"
+#include "nd_state.h"
+#include "sc_keys.h"
+#include "sc_node.h"
+#include "sc_sign.h"
+#include "sc_util.h"
+#include "sldd.pb-c.h"
+
+void nd_cli_bundle_usage(void *file)
+{
+    fprintf(file,
+            "       sldd bundle list --dir NODE [--json]\n"
+            "       sldd bundle show ID --dir NODE [--json]\n"
+            "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
+            "                 [--passphrase-file FILE]\n"
+            "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
+            "                 [--passphrase-file FILE]\n"
+            "  (these four talk to the running node; ID may be a unique prefix)\n");
+}
+
+int nd_cli_bundle_wants(int argc, char **argv)
+{
+    if (argc < 2)
+        return 0;
+    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reject"))
+        return 1;
+    if (strcmp(argv[1], "approve"))
+        return 0;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--in") || !strncmp(argv[i], "--in=", 5) || !strcmp(argv[i], "-i"))
+            return 0;
+    return 1;
+}
+
+static int confirm(const char *question)
+{
+    char ans[16] = "";
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = write(fd, question, strlen(question)) < 0 ? -1 : read(fd, ans, sizeof ans - 1);
+    close(fd);
+    return r > 0 && (ans[0] == 'y' || ans[0] == 'Y');
+}
+
+static int decide(const char *dir, const char *id, const char *admin, const char *passfile,
+                  int reject, int yes)
+{
+    char path[128], prompt[160];
+    const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
+    nd_api_response show, st, res;
+    sc_error e = {0, ""};
+    sc_admin_key *k = NULL;
+    sc_node_config cfg;
+    uint8_t *signed_st = NULL;
+    size_t slen = 0, plen = 0;
+    char *pass = NULL;
+    int status = 1;
+    memset(&show, 0, sizeof show);
+    memset(&st, 0, sizeof st);
+    memset(&res, 0, sizeof res);
+    if (sc_node_config_load(dir, &cfg, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        return 1;
+    }
+    /* what the approver decides on */
+    snprintf(path, sizeof path, "/v1/bundles/%s?format=text", id);
+    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &show, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        goto out;
+    }
+    if (show.status != 200) {
+        fprintf(stderr, "%s: %s", who, (char *)show.body);
+        goto out;
+    }
+    fwrite(show.body, 1, show.len, stdout);
+    fflush(stdout);
+    if (!yes) {
+        char q[200];
+        snprintf(q, sizeof q, "%s this bundle as admin %s of node %s? [y/N] ",
+                 reject ? "REJECT" : "APPROVE", admin, cfg.id);
+        int ans = confirm(q);
+        if (ans < 0) {
+            fprintf(stderr, "%s: no terminal to confirm on; pass --yes\n", who);
+            goto out;
+        }
+        if (!ans) {
+            fprintf(stderr, "%s: not confirmed; nothing was signed\n", who);
+            goto out;
+        }
+    }
+    snprintf(path, sizeof path, "/v1/bundles/%s/statement", id);
+    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &st, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        goto out;
+    }
+    if (st.status != 200) {
+        fprintf(stderr, "%s: %s", who, (char *)st.body);
+        goto out;
+    }
+    snprintf(prompt, sizeof prompt, "passphrase for admin %s: ", admin);
+    if (sc_passphrase_get(passfile, prompt, 0, &pass, &plen, &e) ||
+        sc_admin_key_load(dir, admin, pass, plen, &k, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        goto out;
+    }
+    if (strcmp(k->node, cfg.id)) {
+        fprintf(stderr, "%s: admin %s belongs to node %s, not %s\n", who, k->name, k->node, cfg.id);
+        goto out;
+    }
+    if (sc_statement_approve(st.body, st.len, k,
+                             reject ? SLDD__V1__DECISION__DECISION_REJECT
+                                    : SLDD__V1__DECISION__DECISION_APPROVE,
+                             nd_now_unix(), &signed_st, &slen, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        goto out;
+    }
+    snprintf(path, sizeof path, "/v1/bundles/%s/decision", id);
+    if (nd_api_request(dir, "POST", path, "application/octet-stream", signed_st, slen, &res, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        goto out;
+    }
+    fputs((char *)res.body, res.status == 200 ? stdout : stderr);
+    status = res.status == 200 ? 0 : 1;
+out:
+    sc_secret_free(pass, plen + 1);
+    sc_admin_key_destroy(k);
+    free(signed_st);
+    nd_api_response_free(&show);
+    nd_api_response_free(&st);
+    nd_api_response_free(&res);
+    return status;
+}
+
+int nd_cli_bundle(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"admin", required_argument, 0, 'a'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"yes", no_argument, 0, 'y'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *sub = argv[1];
+    int yes = 0, json = 0, o;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "d:a:p:yjh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'd': dir = optarg; break;
+        case 'a': admin = optarg; break;
+        case 'p': passfile = optarg; break;
+        case 'y': yes = 1; break;
+        case 'j': json = 1; break;
+        case 'h':
+            printf("usage:\n");
+            nd_cli_bundle_usage(stdout);
+            return 0;
+        default: nd_cli_bundle_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc)
+        id = argv[optind++];
+    int list = !strcmp(sub, "list");
+    if (!dir || optind != argc || (list ? id != NULL : id == NULL) ||
+        (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
+        ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin)) {
+        fprintf(stderr, "usage:\n");
+        nd_cli_bundle_usage(stderr);
+        return 2;
+    }
+    char path[128];
+    if (list)
+        return nd_api_print(dir, json ? "/v1/bundles" : "/v1/bundles?format=text",
+                            "sldd bundle list");
+    if (!strcmp(sub, "show")) {
+        snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
+        return nd_api_print(dir, path, "sldd bundle show");
+    }
+    return decide(dir, id, admin, passfile, !strcmp(sub, "reject"), yes);
+}

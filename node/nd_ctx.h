@@ -1,0 +1,59 @@
+/*
+ * nd_ctx.h - what every part of a running node shares: its configuration,
+ * keys and trust store, the log, the stop flag and the wake-ups between
+ * the worker threads.  Owned by nd_daemon; the workers only borrow it.
+ *
+ * Threads: the network loop (peer protocol, on the main thread), the admin
+ * API, the outbound worker (sealing and delivery), the inbound worker
+ * (rebuild and evaluation of received bundles) and the job runner
+ * (distillation).  Each opens its own database connection.
+ */
+#ifndef ND_CTX_H
+#define ND_CTX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "nd_config.h"
+#include "sc_error.h"
+#include "sc_keys.h"
+#include "sc_store.h"
+
+typedef struct nd_ctx {
+    nd_config cfg;
+    char self_id[65];
+    sc_node_keys *keys;
+    sc_trust_store *trust;
+    FILE *log;               /* stderr or the --log file */
+    int log_owned;
+    pthread_mutex_t log_mu;
+    atomic_int stopping;
+    /* wake-ups: a worker sleeps on its condition until it has work */
+    pthread_mutex_t mu;
+    pthread_cond_t wake_out, wake_in, wake_jobs;
+    int pending_out, pending_in, pending_jobs;
+} nd_ctx;
+
+int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error *e) SC_WUR;
+void nd_ctx_destroy(nd_ctx *c);
+
+void nd_log(nd_ctx *c, const char *level, const char *fmt, ...) SC_PRINTF(3, 4);
+
+/* Wake a worker; safe from any thread (not from a signal handler). */
+void nd_wake(nd_ctx *c, pthread_cond_t *cond, int *pending);
+/* Sleep until woken, stopping, or timeout_ms passed; clears *pending. */
+void nd_wait(nd_ctx *c, pthread_cond_t *cond, int *pending, int64_t timeout_ms);
+/* Ask everything to stop and wake every worker. */
+void nd_ctx_stop(nd_ctx *c);
+
+/*
+ * Test hook for the crash tests: when the environment variable
+ * SLDD_TEST_HOLD names `point` (a comma-separated list), create
+ * NODE/hold.<point> and wait there until the process is killed.  Lets a
+ * test kill -9 a node at an exact point without any timing.  Does nothing
+ * otherwise.
+ */
+void nd_test_hold(nd_ctx *c, const char *point);
+
+#endif

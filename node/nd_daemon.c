@@ -1,0 +1,398 @@
+/*
+ * nd_daemon.c - start-up checks, the threads of a node and a clean stop
+ * (see nd_daemon.h).
+ */
+#include "nd_daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "nd_admin_api.h"
+#include "nd_audit.h"
+#include "nd_buf.h"
+#include "nd_ctx.h"
+#include "nd_inbound.h"
+#include "nd_jobs.h"
+#include "nd_objects.h"
+#include "nd_outbound.h"
+#include "nd_state.h"
+#include "sc_tls.h"
+#include "sc_util.h"
+#include "sn_peer.h"
+#include "sn_server.h"
+
+/* for the signal handler: sn_server_stop is async-signal-safe */
+static sn_server *volatile g_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    sn_server *s = g_server;
+    if (s)
+        sn_server_stop(s);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* Every object a row refers to must be there and intact. */
+static int check_objects(nd_ctx *c, sqlite3 *db, int *problems, sc_error *e)
+{
+    sqlite3_stmt *st;
+    int rc = nd_db_prepare(db, &st, e,
+                           "SELECT id, payload_sha256 FROM bundles UNION ALL "
+                           "SELECT id, statement_obj FROM bundles UNION ALL "
+                           "SELECT id, approved_obj FROM bundles WHERE approved_obj IS NOT NULL "
+                           "UNION ALL SELECT bundle_id, envelope_obj FROM deliveries WHERE "
+                           "envelope_obj<>'' AND state='queued'",
+                           "");
+    if (rc)
+        return rc;
+    while ((rc = nd_db_step(st, e)) == 1) {
+        sc_error oe = {0, ""};
+        const char *bid = nd_col_text(st, 0), *obj = nd_col_text(st, 1);
+        if (nd_object_check(c->cfg.dir, obj, &oe)) {
+            (*problems)++;
+            nd_log(c, "error", "startup check: bundle %.12s: object %.16s...: %s", bid, obj,
+                   oe.code == SC_ENOTFOUND ? "missing" : oe.msg);
+        }
+    }
+    nd_db_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* Temp files of interrupted writes; objects no row refers to. */
+static void sweep_objects(nd_ctx *c, sqlite3 *db)
+{
+    char path[ND_PATH_MAX + 400];
+    snprintf(path, sizeof path, "%s/%s", c->cfg.dir, ND_OBJECTS_DIR);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *de;
+    int tmp = 0, orphans = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (strstr(de->d_name, ".tmp-")) {
+            snprintf(path, sizeof path, "%s/%s/%s", c->cfg.dir, ND_OBJECTS_DIR, de->d_name);
+            if (unlink(path) == 0)
+                tmp++;
+            continue;
+        }
+        int64_t v;
+        int found = 0;
+        sc_error e = {0, ""};
+        if (nd_db_int(db, &v, &found, &e,
+                      "SELECT 1 WHERE EXISTS(SELECT 1 FROM bundles WHERE payload_sha256=?1 OR "
+                      "statement_obj=?1 OR approved_obj=?1) OR EXISTS(SELECT 1 FROM deliveries "
+                      "WHERE envelope_obj=?1)",
+                      "t", de->d_name) == 0 &&
+            !found)
+            orphans++;
+    }
+    closedir(d);
+    if (tmp)
+        nd_log(c, "info", "startup check: removed %d temp file(s) of interrupted writes", tmp);
+    if (orphans)
+        nd_log(c, "info",
+               "startup check: %d object(s) belong to no bundle (written before a crash or "
+               "superseded); kept in %s/",
+               orphans, ND_OBJECTS_DIR);
+}
+
+static int startup_checks(nd_ctx *c, sqlite3 *db, sc_error *e)
+{
+    int rc, problems = 0;
+    nd_audit_report rep;
+    if ((rc = nd_db_integrity(db, e)))
+        return rc;
+    if ((rc = check_objects(c, db, &problems, e)))
+        return rc;
+    sweep_objects(c, db);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    rc = nd_audit_verify(db, c->cfg.dir, &rep, f, e);
+    if (f)
+        fclose(f);
+    if (!rc && !rep.ok)
+        nd_log(c, "error", "startup check: the audit log is damaged:\n%s", text ? text : "");
+    free(text);
+    if (rc)
+        return rc;
+    if (problems)
+        return sc_error_set(e, SC_EFORMAT,
+                            "startup check: %d stored object(s) missing or damaged (see the log); "
+                            "restore the node directory from a backup",
+                            problems);
+    nd_log(c, "info", "startup check: database intact, objects intact, audit log %s (%" PRId64
+                      " entries)",
+           rep.ok ? "intact" : "DAMAGED", rep.entries);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+typedef struct lookup_ctx {
+    nd_ctx *c;
+    sqlite3 *db;
+} lookup_ctx;
+
+/* pin -> node id: the pin must be listed for a peer whose keys we know */
+static int tls_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node_id,
+                      size_t size)
+{
+    lookup_ctx *l = arg;
+    sqlite3_stmt *st;
+    sc_error e = {0, ""};
+    int rc = SC_ENOTFOUND;
+    if (nd_db_prepare(l->db, &st, &e, "SELECT id, pins FROM peers", ""))
+        return SC_EIO;
+    while (rc == SC_ENOTFOUND && nd_db_step(st, &e) == 1) {
+        char pins[ND_PINS_MAX];
+        snprintf(pins, sizeof pins, "%s", nd_col_text(st, 1));
+        for (char *save = NULL, *p = strtok_r(pins, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+            unsigned char pp[SC_PIN_LEN];
+            sc_peer peer;
+            const char *id = nd_col_text(st, 0);
+            if (sc_x509_pin_parse(p, pp, NULL) || memcmp(pp, pin, SC_PIN_LEN))
+                continue;
+            if (l->c->trust->peer_get(l->c->trust, id, &peer, NULL) || strlen(id) >= size)
+                break;
+            memcpy(node_id, id, strlen(id) + 1);
+            rc = 0;
+            break;
+        }
+    }
+    nd_db_finalize(st);
+    return rc;
+}
+
+typedef struct event_ctx {
+    nd_ctx *c;
+    sqlite3 *db;
+} event_ctx;
+
+static void on_event(void *arg, const sn_event *ev)
+{
+    event_ctx *x = arg;
+    nd_ctx *c = x->c;
+    sc_error e = {0, ""};
+    switch (ev->kind) {
+    case SN_EV_REQUEST:
+        nd_log(c, "info", "%s", ev->reason);
+        return;
+    case SN_EV_TLS_REFUSED:
+    case SN_EV_HTTP_REFUSED: {
+        char detail[700], actor[96];
+        snprintf(detail, sizeof detail, "%s%s%s%s from %s: %s",
+                 ev->kind == SN_EV_TLS_REFUSED ? "TLS: " : "HTTP: ", ev->method ? ev->method : "",
+                 ev->path ? " " : "", ev->path ? ev->path : "", ev->peer_addr, ev->reason);
+        snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
+                 ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
+        nd_log(c, "warn", "refused %s", detail);
+        nd_audit_entry en = {actor, "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
+                             "refused", detail};
+        if (nd_audit_append(x->db, &en, NULL, &e) || nd_audit_anchor(x->db, c->cfg.dir, &e))
+            nd_log(c, "error", "audit: %s", e.msg);
+        return;
+    }
+    default:
+        nd_log(c, ev->kind == SN_EV_ERROR ? "error" : "info", "connection from %s: %s",
+               ev->peer_addr, ev->reason);
+    }
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int take_lock(const char *dir, int *fd_out, sc_error *e)
+{
+    char path[ND_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", dir, ND_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        close(fd);
+        return sc_error_set(e, SC_EEXIST, "another 'sldd serve' is running on %s", dir);
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int write_info(nd_ctx *c, int port, sc_error *e)
+{
+    char path[ND_PATH_MAX + 32];
+    nd_buf b;
+    nd_buf_init(&b, 8192);
+    nd_buf_printf(&b, "{\"node\":\"%s\",\"pid\":%ld,\"address\":", c->self_id, (long)getpid());
+    nd_buf_json_str(&b, c->cfg.listen_addr);
+    nd_buf_printf(&b, ",\"port\":%d,\"admin_socket\":", port);
+    snprintf(path, sizeof path, "%s/%s", c->cfg.dir, ND_ADMIN_SOCKET);
+    nd_buf_json_str(&b, path);
+    nd_buf_str(&b, "}\n");
+    snprintf(path, sizeof path, "%s/%s", c->cfg.dir, ND_SERVE_INFO);
+    int rc = b.failed ? sc_error_set(e, SC_ENOMEM, "out of memory")
+                      : sc_file_write_atomic(path, b.data, b.len, 0644, e);
+    nd_buf_free(&b);
+    return rc;
+}
+
+static int load_config_peers(nd_ctx *c, sqlite3 *db, sc_error *e)
+{
+    for (size_t i = 0; i < c->cfg.n_peers; i++) {
+        const nd_peer_addr *p = &c->cfg.peers[i];
+        int rc = nd_peer_set(db, p->id, p->url, p->pins, "node.conf", e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int nd_daemon_check(const char *node_dir, sc_error *e)
+{
+    nd_ctx c;
+    sqlite3 *db = NULL;
+    int rc = nd_ctx_init(&c, node_dir, NULL, e);
+    if (!rc)
+        rc = nd_db_open(node_dir, 1, &db, e);
+    if (!rc)
+        rc = startup_checks(&c, db, e);
+    nd_db_close(db);
+    nd_ctx_destroy(&c);
+    return rc;
+}
+
+int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
+{
+    nd_ctx c;
+    int lock_fd = -1, rc;
+    sqlite3 *db = NULL;
+    SSL_CTX *sctx = NULL;
+    sn_server *srv = NULL;
+    nd_inbound in;
+    nd_outbound out;
+    nd_jobs jobs;
+    nd_admin admin;
+    lookup_ctx lk;
+    event_ctx evx;
+    sn_peer_service svc;
+    int in_init = 0, out_started = 0, jobs_started = 0, admin_started = 0, import_started = 0;
+    memset(&in, 0, sizeof in);
+    memset(&out, 0, sizeof out);
+    memset(&jobs, 0, sizeof jobs);
+    memset(&admin, 0, sizeof admin);
+    if ((rc = take_lock(node_dir, &lock_fd, e)))
+        return rc;
+    if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {
+        nd_ctx_destroy(&c);
+        close(lock_fd);
+        return rc;
+    }
+    nd_log(&c, "info", "starting node %s in %s (sldd %s)", c.self_id, node_dir, SLDD_VERSION);
+    if ((rc = nd_db_open(node_dir, 1, &db, e)) || (rc = startup_checks(&c, db, e)) ||
+        (rc = load_config_peers(&c, db, e)) || (rc = nd_jobs_recover(&c, db, e)) ||
+        (rc = nd_audit_anchor(db, node_dir, e)))
+        goto out;
+    lk.c = &c;
+    lk.db = db;
+    evx.c = &c;
+    evx.db = db;
+    sc_tls_config tc = {c.cfg.tls_cert, c.cfg.tls_key, c.cfg.tls_ca, tls_lookup, &lk};
+    if ((rc = sc_tls_server_ctx_create(&sctx, &tc, e))) {
+        sc_error_wrap(e, "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
+        goto out;
+    }
+    sn_server_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.address = c.cfg.listen_addr;
+    sc.port = (uint16_t)c.cfg.listen_port;
+    sc.ssl_ctx = sctx;
+    sc.max_body_bytes = c.cfg.base.max_bundle_bytes;
+    sc.max_connections = c.cfg.max_connections;
+    sc.on_event = on_event;
+    sc.event_arg = &evx;
+    if ((rc = sn_server_create(&srv, &sc, e)))
+        goto out;
+    if ((rc = nd_inbound_init(&in, &c, db, e)))
+        goto out;
+    in_init = 1;
+    memset(&svc, 0, sizeof svc);
+    svc.node_id = c.self_id;
+    svc.max_bundle_bytes = c.cfg.base.max_bundle_bytes;
+    svc.on_bundle = nd_inbound_on_bundle;
+    svc.arg = &in;
+    if ((rc = sn_peer_register(srv, &svc, e)))
+        goto out;
+    int port = sn_server_port(srv);
+    if ((rc = write_info(&c, port, e)))
+        goto out;
+    if ((rc = nd_jobs_start(&jobs, &c, e)))
+        goto out;
+    jobs_started = 1;
+    if ((rc = nd_admin_start(&admin, &c, &jobs, port, e)))
+        goto out;
+    admin_started = 1;
+    if ((rc = nd_outbound_start(&out, &c, e)))
+        goto out;
+    out_started = 1;
+    if ((rc = nd_import_start(&in, e)))
+        goto out;
+    import_started = 1;
+
+    struct sigaction sa, old_term, old_int;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_server = srv;
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    signal(SIGPIPE, SIG_IGN);
+    nd_log(&c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
+           c.self_id, c.cfg.listen_addr, port, admin.path);
+    rc = sn_server_run(srv, e);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    g_server = NULL;
+    nd_log(&c, "info", "stopping: finishing work in progress");
+out:
+    if (rc)
+        nd_log(&c, "error", "%s", e->msg);
+    nd_ctx_stop(&c);
+    if (admin_started)
+        nd_admin_stop(&admin);
+    if (import_started)
+        nd_import_join(&in);
+    if (out_started)
+        nd_outbound_join(&out);
+    if (jobs_started)
+        nd_jobs_join(&jobs);
+    if (in_init)
+        nd_inbound_destroy(&in);
+    sn_server_destroy(srv);
+    if (sctx)
+        SSL_CTX_free(sctx);
+    if (db) {
+        sc_error ae = {0, ""};
+        if (nd_audit_anchor(db, node_dir, &ae))
+            nd_log(&c, "error", "audit anchor: %s", ae.msg);
+    }
+    nd_db_close(db);
+    {
+        char path[ND_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", node_dir, ND_SERVE_INFO);
+        unlink(path);
+    }
+    if (!rc)
+        nd_log(&c, "info", "node %s stopped", c.self_id);
+    nd_ctx_destroy(&c);
+    close(lock_fd);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/*
+ * nd_daemon.h - `sldd serve`: one node, in the foreground.
+ *
+ * Start-up: take the node lock (one daemon per node directory), open the
+ * state database (WAL, synchronous=FULL) and check it (PRAGMA
+ * integrity_check, every referenced object present and intact, stray temp
+ * files removed, audit chain verified), load peers' addresses from
+ * node.conf, put jobs left running back in the queue, then serve: the peer
+ * protocol over mutual TLS on the network thread, the admin API, the
+ * outbound and import workers and the job runner.  SIGTERM or SIGINT stop
+ * it cleanly: the server finishes open requests, a running distillation
+ * writes a checkpoint, the workers finish their current step.
+ */
+#ifndef ND_DAEMON_H
+#define ND_DAEMON_H
+
+#include "sc_error.h"
+
+#define ND_SERVE_INFO "serve.json"
+#define ND_LOCK_FILE "serve.lock"
+
+/* Run until stopped by a signal.  log_path NULL logs to stderr. */
+int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e) SC_WUR;
+
+/* The startup checks alone (for `sldd serve --check`): 0 when the state is
+ * sound; problems are logged to stderr. */
+int nd_daemon_check(const char *node_dir, sc_error *e) SC_WUR;
+
+#endif

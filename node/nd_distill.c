@@ -1,0 +1,303 @@
+/*
+ * nd_distill.c - distillation options and payload assembly shared by
+ * `sldd distill` and the daemon's jobs (see nd_distill.h).
+ */
+#include "nd_distill.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+void nd_distill_opts_defaults(nd_distill_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    sd_distill_config_defaults(&o->cfg);
+    o->cfg.eval_every = 100;
+    o->cfg.checkpoint_every = 100;
+    o->encoding = 1;
+}
+
+static int bad(char *msg, size_t len, const char *name, const char *want)
+{
+    snprintf(msg, len, "--%s needs %s", name, want);
+    return -1;
+}
+
+static int get_int(const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    if (!v)
+        return -1;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int get_pos(const char *v, double *out)
+{
+    char *end;
+    if (!v)
+        return -1;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !isfinite(x) || x <= 0)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int nd_distill_opt_is_flag(const char *name)
+{
+    return !strcmp(name, "random-init") || !strcmp(name, "hard-labels");
+}
+
+int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, char *msg,
+                         size_t msglen)
+{
+    sd_distill_config *c = &o->cfg;
+    long long x;
+    double d;
+    static const struct {
+        const char *name;
+        long long lo, hi;
+        size_t off;
+        int size; /* 4 int, 8 int64 */
+    } ints[] = {
+#define F(n, lo, hi, fld) {n, lo, hi, offsetof(sd_distill_config, fld), (int)sizeof(((sd_distill_config *)0)->fld)}
+        F("depth", 1, 16, spec.depth),
+        F("width", 1, 4096, spec.width),
+        F("seed", 0, INT64_MAX, seed),
+        F("nets", 1, 1000, nets),
+        F("images-per-step", 1, 100000, images_per_step),
+        F("steps", 1, 10000, steps),
+        F("epochs-inner", 1, 1000, epochs_inner),
+        F("real-batch", 1, 1000000, real_batch),
+        F("decay-epochs", 0, 1000000, decay_epochs),
+        F("epochs", 1, 1000000, epochs),
+        F("iterations", 1, INT64_MAX, iterations),
+        F("eval-every", 0, INT32_MAX, eval_every),
+        F("eval-max", 0, INT64_MAX, eval_max),
+        F("checkpoint-every", 0, INT32_MAX, checkpoint_every),
+#undef F
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (strcmp(name, ints[i].name))
+            continue;
+        if (get_int(v, ints[i].lo, ints[i].hi, &x)) {
+            char want[96];
+            snprintf(want, sizeof want, "an integer in %lld..%lld", ints[i].lo, ints[i].hi);
+            return bad(msg, msglen, name, want);
+        }
+        char *p = (char *)c + ints[i].off;
+        if (ints[i].size == 8) {
+            int64_t y = x;
+            memcpy(p, &y, 8);
+        } else {
+            int y = (int)x;
+            memcpy(p, &y, sizeof y);
+        }
+        return 0;
+    }
+    if (!strcmp(name, "arch")) {
+        if (!v || !*v || strlen(v) >= sizeof o->arch)
+            return bad(msg, msglen, name, "an architecture name");
+        snprintf(o->arch, sizeof o->arch, "%s", v);
+    } else if (!strcmp(name, "random-init")) {
+        c->random_init = 1;
+    } else if (!strcmp(name, "hard-labels")) {
+        c->hard_labels = 1;
+    } else if (!strcmp(name, "label-param")) {
+        if (v && !strcmp(v, "softmax"))
+            c->label_param = SD_LABEL_SOFTMAX;
+        else if (v && !strcmp(v, "raw"))
+            c->label_param = SD_LABEL_RAW;
+        else
+            return bad(msg, msglen, name, "softmax or raw");
+    } else if (!strcmp(name, "label-init")) {
+        if (v && !strcmp(v, "onehot")) {
+            c->label_init = SD_LABEL_INIT_ONEHOT;
+        } else if (v && !strncmp(v, "class:", 6) && !get_int(v + 6, 0, 100000, &x)) {
+            c->label_init = SD_LABEL_INIT_CLASS;
+            c->label_class = (int)x;
+        } else {
+            return bad(msg, msglen, name, "onehot or class:C");
+        }
+    } else if (!strcmp(name, "bn-mode")) {
+        if (v && !strcmp(v, "batch"))
+            c->bn_mode = SD_BN_BATCH;
+        else if (v && !strcmp(v, "frozen"))
+            c->bn_mode = SD_BN_FROZEN;
+        else
+            return bad(msg, msglen, name, "batch or frozen");
+    } else if (!strcmp(name, "distill-lr")) {
+        if (get_pos(v, &d))
+            return bad(msg, msglen, name, "a positive number");
+        c->distill_lr = d;
+    } else if (!strcmp(name, "lr")) {
+        if (get_pos(v, &d))
+            return bad(msg, msglen, name, "a positive number");
+        c->lr = d;
+    } else if (!strcmp(name, "encoding")) {
+        o->encoding = !v ? 0 : !strcmp(v, "f32") ? 1 : !strcmp(v, "f16") ? 2 : !strcmp(v, "u8") ? 3 : 0;
+        if (!o->encoding)
+            return bad(msg, msglen, name, "f32, f16 or u8");
+    } else if (!strcmp(name, "train-limit")) {
+        if (get_int(v, 1, INT64_MAX, &x))
+            return bad(msg, msglen, name, "a positive integer");
+        o->train_limit = x;
+    } else {
+        return 1;
+    }
+    return 0;
+}
+
+int nd_distill_opts_parse(nd_distill_opts *o, const char *text, char *msg, size_t msglen)
+{
+    char *copy = strdup(text ? text : ""), *save = NULL;
+    int rc = 0;
+    if (!copy) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    for (char *tok = strtok_r(copy, " \t\n", &save); tok && !rc;
+         tok = strtok_r(NULL, " \t\n", &save)) {
+        char *name = tok, *val = NULL, *eq;
+        if (strncmp(name, "--", 2)) {
+            snprintf(msg, msglen, "'%s' is not an option (options start with --)", tok);
+            rc = -1;
+            break;
+        }
+        name += 2;
+        if ((eq = strchr(name, '=')) != NULL) {
+            *eq = 0;
+            val = eq + 1;
+        } else if (!nd_distill_opt_is_flag(name)) {
+            val = strtok_r(NULL, " \t\n", &save);
+        }
+        int r = nd_distill_opt_apply(o, name, val, msg, msglen);
+        if (r == 1) {
+            snprintf(msg, msglen, "--%s is not a distillation option", name);
+            rc = -1;
+        } else if (r) {
+            rc = -1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+const char *nd_distill_opts_help(void)
+{
+    return "model:\n"
+           "  --arch NAME              lenet, convnet, alexnet, vgg16, vgg19, resnet18,\n"
+           "                           resnet34, googlenet; '-bn' suffix for batch norm\n"
+           "                           (default: lenet for fashion-mnist, convnet-bn else)\n"
+           "  --depth D --width W      ConvNet depth and width (3, 128); ResNet base width\n"
+           "  --seed S                 seed of theta_0 and of every random choice (0)\n"
+           "  --nets N                 distil for N fixed initial weights (1)\n"
+           "  --random-init            fresh random theta_0 every iteration\n"
+           "distilled set:\n"
+           "  --images-per-step n      images per distill step (3)\n"
+           "  --steps S                distill steps (1)\n"
+           "  --epochs-inner E         distill epochs (1); T = S x E\n"
+           "  --label-param softmax|raw  targets softmax(labels) (default) or raw\n"
+           "  --label-init onehot|class:C  one image per class (default) or all class C\n"
+           "  --hard-labels            keep labels fixed (plain dataset distillation)\n"
+           "  --bn-mode batch|frozen   inner-step batch norm (batch)\n"
+           "optimisation:\n"
+           "  --real-batch K           real samples per outer iteration (256)\n"
+           "  --distill-lr A           initial step size (0.01)\n"
+           "  --lr L                   outer Adam learning rate (0.01)\n"
+           "  --decay-epochs N         halve lr every N epochs (40)\n"
+           "  --epochs N               outer epochs over the real set (400)\n"
+           "  --iterations N           stop after N outer iterations instead\n"
+           "  --train-limit N          use only N training samples (spread over the set)\n"
+           "progress and output:\n"
+           "  --eval-every N           validate every N iterations (100)\n"
+           "  --eval-max N             validation samples used (all)\n"
+           "  --checkpoint-every N     checkpoint interval in iterations (100)\n"
+           "  --encoding f32|f16|u8    image encoding in the payload (f32)\n";
+}
+
+int nd_distill_opts_finish(nd_distill_opts *o, const nd_data *ds, sd_error *err)
+{
+    return sd_model_spec_parse_arch(&o->cfg.spec, o->arch[0] ? o->arch : ds->default_arch, err);
+}
+
+int64_t nd_distill_total(const nd_distill_opts *o, const nd_data *ds)
+{
+    if (o->cfg.iterations > 0)
+        return o->cfg.iterations;
+    int64_t per = o->cfg.real_batch > 0 ? ds->train.count / o->cfg.real_batch : 0;
+    return (int64_t)o->cfg.epochs * (per > 0 ? per : 1);
+}
+
+void nd_fmt_duration(double s, char *buf, size_t len)
+{
+    if (!isfinite(s) || s < 0)
+        s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+}
+
+int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_distilled *res,
+                       const nd_eval *ev, const nd_bundle_head *h, uint8_t **out, size_t *len,
+                       char *msg, size_t msglen)
+{
+    const sd_distill_config *c = &o->cfg;
+    nd_payload_meta meta;
+    char label[64], vals[12][64];
+    const char *keys[12];
+    const char *values[12];
+    size_t nh = 0;
+    *out = NULL;
+    *len = 0;
+    nd_data_meta(ds, ev, &meta);
+    meta.sender = h->sender;
+    meta.audience = h->audience;
+    meta.n_audience = h->n_audience;
+    meta.sequence = h->sequence;
+    meta.created_unix = h->created_unix;
+    meta.expires_unix = h->expires_unix;
+    memcpy(meta.bundle_id, h->bundle_id, 16);
+    meta.encoding = o->encoding;
+    meta.backend = h->backend ? h->backend : "cpu";
+    /* theta_bn is averaged over bn_export_batches real batches */
+    int64_t bsz = c->real_batch < ds->train.count ? c->real_batch : ds->train.count;
+    meta.bn_count = res->n_bn ? (uint64_t)c->bn_export_batches * (uint64_t)bsz : 0;
+    sd_model_spec_label(&res->spec, label, sizeof label);
+#define HP(k, ...)                                                   \
+    do {                                                             \
+        keys[nh] = k;                                                \
+        snprintf(vals[nh], sizeof vals[nh], __VA_ARGS__);            \
+        values[nh] = vals[nh];                                       \
+        nh++;                                                        \
+    } while (0)
+    HP("arch", "%s", label);
+    HP("steps", "%d", c->steps);
+    HP("images_per_step", "%d", c->images_per_step);
+    HP("epochs_inner", "%d", c->epochs_inner);
+    HP("real_batch", "%d", c->real_batch);
+    HP("lr", "%g", c->lr);
+    HP("distill_lr", "%g", c->distill_lr);
+    HP("iterations", "%lld", (long long)nd_distill_total(o, ds));
+    HP("label_param", "%s", c->label_param == SD_LABEL_RAW ? "raw" : "softmax");
+    HP("bn_mode", "%s", c->bn_mode == SD_BN_FROZEN ? "frozen" : "batch");
+    HP("hard_labels", "%d", c->hard_labels);
+#undef HP
+    meta.hyper_keys = keys;
+    meta.hyper_values = values;
+    meta.n_hyper = nh;
+    meta.privacy = h->privacy;
+    return nd_payload_build(res, &meta, out, len, msg, msglen);
+}

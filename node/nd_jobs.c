@@ -1,0 +1,485 @@
+/*
+ * nd_jobs.c - distillation jobs in a worker thread (see nd_jobs.h).
+ */
+#include "nd_jobs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nd_audit.h"
+#include "nd_distill.h"
+#include "nd_objects.h"
+#include "nd_privacy.h"
+#include "nd_state.h"
+#include "sc_node.h"
+#include "sc_sign.h"
+#include "sc_util.h"
+#include "sp_check.h"
+
+#define MAX_AUDIENCE 64
+
+static int check_audience(nd_ctx *c, const char *audience, char *out, size_t outlen,
+                          sc_error *e)
+{
+    out[0] = 0;
+    if (audience && *audience) {
+        char tmp[1024];
+        size_t n = 0;
+        snprintf(tmp, sizeof tmp, "%s", audience);
+        for (char *save = NULL, *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            sc_peer peer;
+            if (!sp_valid_id(p) || !strcmp(p, c->self_id))
+                return sc_error_set(e, SC_EINVAL, "'%s' is not a peer node id", p);
+            if (c->trust->peer_get(c->trust, p, &peer, e))
+                return sc_error_set(e, SC_ENOTFOUND, "'%s' is not a known peer (sldd peer add)", p);
+            if (++n > MAX_AUDIENCE || strlen(out) + strlen(p) + 2 >= outlen)
+                return sc_error_set(e, SC_EINVAL, "too many recipients");
+            strcat(out, n > 1 ? "," : "");
+            strcat(out, p);
+        }
+        return 0;
+    }
+    sc_peer *list = NULL;
+    size_t n = 0;
+    int rc = c->trust->peer_list(c->trust, &list, &n, e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && i < MAX_AUDIENCE; i++) {
+        if (strlen(out) + strlen(list[i].id) + 2 >= outlen)
+            break;
+        if (out[0])
+            strcat(out, ",");
+        strcat(out, list[i].id);
+    }
+    free(list);
+    if (!out[0])
+        return sc_error_set(e, SC_EINVAL, "no recipients: add peers first (sldd peer add)");
+    return 0;
+}
+
+int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audience,
+                   int64_t *id, sc_error *e)
+{
+    nd_distill_opts o;
+    char msg[300], aud[1100];
+    int rc;
+    nd_distill_opts_defaults(&o);
+    if (nd_distill_opts_parse(&o, c->cfg.distill, msg, sizeof msg))
+        return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", msg);
+    if (nd_distill_opts_parse(&o, options, msg, sizeof msg))
+        return sc_error_set(e, SC_EINVAL, "%s", msg);
+    if (!c->cfg.data[0])
+        return sc_error_set(e, SC_EINVAL, "this node has no data set (node.conf 'data:')");
+    if ((rc = check_audience(c, audience, aud, sizeof aud, e)))
+        return rc;
+    if ((rc = nd_db_run(db, e,
+                        "INSERT INTO jobs(kind,state,options,audience,created_unix) "
+                        "VALUES('distill','queued',?,?,?)",
+                        "tti", options ? options : "", aud, nd_now_unix())))
+        return rc;
+    *id = sqlite3_last_insert_rowid(db);
+    nd_log(c, "info", "job %" PRId64 " queued: distil for %s with '%s'", *id, aud,
+           options ? options : "");
+    nd_wake(c, &c->wake_jobs, &c->pending_jobs);
+    return 0;
+}
+
+int nd_jobs_cancel(nd_jobs *j, sqlite3 *db, int64_t id, sc_error *e)
+{
+    char state[32];
+    int found, rc;
+    if ((rc = nd_db_text(db, state, sizeof state, &found, e, "SELECT state FROM jobs WHERE id=?",
+                         "i", id)))
+        return rc;
+    if (!found)
+        return sc_error_set(e, SC_ENOTFOUND, "no job %" PRId64, id);
+    if (!strcmp(state, "queued")) {
+        rc = nd_db_run(db, e,
+                       "UPDATE jobs SET state='canceled', finished_unix=? WHERE id=? AND "
+                       "state='queued'",
+                       "ii", nd_now_unix(), id);
+        if (!rc && sqlite3_changes(db) == 1)
+            return 0;
+        if (rc)
+            return rc;
+    }
+    if (atomic_load(&j->running_id) == id) {
+        atomic_store(&j->cancel_id, id);
+        return 0;
+    }
+    return sc_error_set(e, SC_EINVAL, "job %" PRId64 " is %s", id, state);
+}
+
+int nd_jobs_recover(nd_ctx *c, sqlite3 *db, sc_error *e)
+{
+    sqlite3_stmt *st;
+    int rc = nd_db_prepare(db, &st, e, "SELECT id, iter FROM jobs WHERE state='running'", "");
+    if (rc)
+        return rc;
+    while ((rc = nd_db_step(st, e)) == 1) {
+        int64_t id = nd_col_int(st, 0);
+        char ck[ND_PATH_MAX + 64];
+        snprintf(ck, sizeof ck, "%s/jobs/%" PRId64 "/checkpoint", c->cfg.dir, id);
+        if (access(ck, R_OK) == 0)
+            nd_log(c, "warn", "job %" PRId64 " was running when the node stopped; it resumes "
+                              "from its last checkpoint", id);
+        else
+            nd_log(c, "warn", "job %" PRId64 " was running when the node stopped and has no "
+                              "checkpoint; it starts again from the beginning", id);
+    }
+    nd_db_finalize(st);
+    if (rc < 0)
+        return rc;
+    return nd_db_run(db, e,
+                     "UPDATE jobs SET state='queued', note='interrupted; resumed after restart' "
+                     "WHERE state='running'",
+                     "");
+}
+
+/* ---------------------------------------------------------------- running */
+
+typedef struct run_ctx {
+    nd_jobs *j;
+    int64_t id;
+    nd_data *ds;
+    sd_backend *be;
+    sd_distiller *d;
+    int64_t last_write_ms;
+    double val_acc, val_hm;
+    int interrupted; /* stopped by the daemon, not canceled */
+} run_ctx;
+
+static int on_progress(void *arg, const sd_progress *p)
+{
+    run_ctx *r = arg;
+    nd_ctx *c = r->j->ctx;
+    sc_error e = {0, ""};
+    if (atomic_load(&c->stopping)) {
+        r->interrupted = 1;
+        return 1;
+    }
+    if (atomic_load(&r->j->cancel_id) == r->id)
+        return 1;
+    if (p->evaluated) {
+        r->val_acc = p->val_acc;
+        if (r->ds->gastric) {
+            /* image-level HM of the set as it stands: replay and detect */
+            sd_distilled tmp;
+            nd_eval ev;
+            sd_error se = {0};
+            if (sd_distiller_export(r->d, &tmp) == 0) {
+                if (nd_data_evaluate(r->ds, &tmp, r->be, &ev, &se) == 0)
+                    r->val_hm = ev.hm;
+                sd_distilled_free(&tmp);
+            }
+        }
+    }
+    int64_t now = nd_now_ms();
+    if (p->evaluated || p->iter == p->total || now - r->last_write_ms >= 500) {
+        r->last_write_ms = now;
+        if (nd_db_run(r->j->db, &e,
+                      "UPDATE jobs SET iter=?, total=?, loss=?, val_acc=?, val_hm=?, eta=?, "
+                      "seconds=? WHERE id=?",
+                      "iiddddd" "i", p->iter, p->total, p->loss, r->val_acc, r->val_hm,
+                      p->eta_seconds, p->seconds, r->id))
+            nd_log(c, "error", "job %" PRId64 " progress: %s", r->id, e.msg);
+    }
+    if (p->evaluated)
+        nd_log(c, "info", "job %" PRId64 ": iteration %" PRId64 "/%" PRId64 " loss %.4f val acc "
+                          "%.4f val HM %.4f",
+               r->id, p->iter, p->total, p->loss, r->val_acc, r->val_hm);
+    return 0;
+}
+
+static int job_fail(nd_jobs *j, int64_t id, const char *state, const char *msg)
+{
+    sc_error e = {0, ""};
+    nd_log(j->ctx, strcmp(state, "failed") ? "info" : "error", "job %" PRId64 " %s: %s", id,
+           state, msg);
+    int rc = nd_db_run(j->db, &e, "UPDATE jobs SET state=?, error=?, finished_unix=? WHERE id=?",
+                       "ttii", state, msg, nd_now_unix(), id);
+    if (rc)
+        nd_log(j->ctx, "error", "job %" PRId64 ": %s", id, e.msg);
+    return rc;
+}
+
+/* The result of a finished run becomes a bundle pending approval. */
+static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opts *o,
+                       const sd_distilled *res, const nd_eval *ev, const char *audience,
+                       sd_backend *be, char *msg, size_t msglen)
+{
+    nd_ctx *c = j->ctx;
+    sc_error e = {0, ""};
+    sd_error se = {0};
+    nd_privacy priv;
+    nd_bundle_head h;
+    const char *aud[MAX_AUDIENCE];
+    char audbuf[1100], bid[33], dir[ND_PATH_MAX + 64], grid[ND_PATH_MAX + 96], ph[65];
+    char pobj[65], sobj[65];
+    uint8_t *pb = NULL, *st0 = NULL, *st1 = NULL, hash[32];
+    size_t pblen = 0, l0 = 0, l1 = 0;
+    int rc = -1;
+    memset(&h, 0, sizeof h);
+    snprintf(audbuf, sizeof audbuf, "%s", audience);
+    for (char *save = NULL, *p = strtok_r(audbuf, ",", &save); p && h.n_audience < MAX_AUDIENCE;
+         p = strtok_r(NULL, ",", &save))
+        aud[h.n_audience++] = p;
+    h.sender = c->self_id;
+    h.audience = aud;
+    h.created_unix = nd_now_unix();
+    h.expires_unix = h.created_unix + c->cfg.base.bundle_ttl_seconds;
+    h.backend = be->name;
+    randombytes_buf(h.bundle_id, sizeof h.bundle_id);
+    nd_hex(bid, h.bundle_id, 16);
+    snprintf(dir, sizeof dir, "%s/bundles", c->cfg.dir);
+    if (sc_mkdir(dir, 0700, &e) ||
+        (snprintf(dir, sizeof dir, "%s/bundles/%s", c->cfg.dir, bid), sc_mkdir(dir, 0700, &e))) {
+        snprintf(msg, msglen, "%s", e.msg);
+        return -1;
+    }
+    nd_log(c, "info", "job %" PRId64 ": privacy audit of the distilled images", id);
+    if (nd_privacy_audit(ds, res, be, dir, c->cfg.privacy_thresholds, &priv, &se)) {
+        snprintf(msg, msglen, "privacy audit: %s", se.msg);
+        nd_privacy_free(&priv);
+        return -1;
+    }
+    h.privacy = priv.done ? &priv.report : NULL;
+    if (sc_node_sequence_next(c->cfg.dir, &h.sequence, &e)) {
+        snprintf(msg, msglen, "%s", e.msg);
+        goto out;
+    }
+    if (nd_distill_payload(ds, o, res, ev, &h, &pb, &pblen, msg, msglen))
+        goto out;
+    snprintf(grid, sizeof grid, "%s/grid.png", dir);
+    if (nd_picture_grid(grid, res, ds->class_names, ds->synthetic, &se)) {
+        nd_log(c, "warn", "job %" PRId64 ": picture: %s", id, se.msg);
+        grid[0] = 0;
+    }
+    if (sc_statement_wrap(pb, pblen, &st0, &l0, &e) ||
+        sc_statement_sign_node(st0, l0, c->self_id, c->keys, &st1, &l1, &e) ||
+        nd_object_put(c->cfg.dir, pb, pblen, pobj, &e) ||
+        nd_object_put(c->cfg.dir, st1, l1, sobj, &e)) {
+        snprintf(msg, msglen, "%s", e.msg);
+        goto out;
+    }
+    sc_sha256(hash, pb, pblen);
+    nd_hex(ph, hash, 32);
+    char detail[300];
+    snprintf(detail, sizeof detail,
+             "distilled by job %" PRId64 ", %zu-byte payload for %s; privacy audit: %s; "
+             "pending approval",
+             id, pblen, audience, priv.verdict);
+    nd_audit_entry en = {"node", "created", bid, ph, "", "pending", detail};
+    int64_t now = nd_now_unix();
+    if ((rc = nd_db_begin(j->db, &e)) ||
+        (rc = nd_db_run(j->db, &e,
+                        "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
+                        "payload_size,statement_obj,audience,job_id,created_unix,expires_unix,"
+                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,privacy_path,"
+                        "note) VALUES(?,'out',?,?,'pending',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "ttititt" "iiii" "ddddd" "tttt",
+                        bid, c->self_id, (int64_t)h.sequence, ph, (int64_t)pblen, sobj, audience,
+                        id, h.created_unix, h.expires_unix, now, ev->accuracy,
+                        ds->gastric ? ev->sen : NAN, ds->gastric ? ev->spe : NAN,
+                        ds->gastric ? ev->hm : NAN, ds->gastric ? ev->auc : NAN, priv.verdict,
+                        grid, priv.picture, priv.summary)) ||
+        (rc = nd_db_run(j->db, &e,
+                        "UPDATE jobs SET state='done', bundle_id=?, finished_unix=? WHERE id=?",
+                        "tii", bid, now, id)) ||
+        (rc = nd_audit_append(j->db, &en, NULL, &e)) || (rc = nd_db_commit(j->db, &e))) {
+        nd_db_rollback(j->db);
+        snprintf(msg, msglen, "%s", e.msg);
+        rc = -1;
+        goto out;
+    }
+    if (nd_audit_anchor(j->db, c->cfg.dir, &e))
+        nd_log(c, "error", "audit anchor: %s", e.msg);
+    nd_log(c, "info",
+           "job %" PRId64 " done: bundle %s (%zu-byte payload, sequence %" PRIu64
+           ", validation HM %.4f) is pending approval; images: %s",
+           id, bid, pblen, h.sequence, ev->hm, grid[0] ? grid : "(none)");
+    rc = 0;
+out:
+    nd_privacy_free(&priv);
+    free(pb);
+    free(st0);
+    free(st1);
+    return rc;
+}
+
+static void run_job(nd_jobs *j, int64_t id, const char *options, const char *audience)
+{
+    nd_ctx *c = j->ctx;
+    sc_error e = {0, ""};
+    sd_error se = {0};
+    nd_distill_opts o;
+    nd_data ds;
+    int ds_open = 0;
+    sd_backend *be = NULL;
+    sd_distiller *d = NULL;
+    sd_distilled res = {0};
+    char msg[600], dir[ND_PATH_MAX + 64], ck[ND_PATH_MAX + 96];
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    memset(&ds, 0, sizeof ds);
+    atomic_store(&j->running_id, id);
+    if (nd_db_run(j->db, &e,
+                  "UPDATE jobs SET state='running', started_unix=COALESCE(started_unix,?) "
+                  "WHERE id=?",
+                  "ii", nd_now_unix(), id)) {
+        nd_log(c, "error", "job %" PRId64 ": %s", id, e.msg);
+        goto done;
+    }
+    nd_distill_opts_defaults(&o);
+    if (nd_distill_opts_parse(&o, c->cfg.distill, msg, sizeof msg) ||
+        nd_distill_opts_parse(&o, options, msg, sizeof msg)) {
+        job_fail(j, id, "failed", msg);
+        goto done;
+    }
+    snprintf(dir, sizeof dir, "%s/jobs", c->cfg.dir);
+    if (sc_mkdir(dir, 0700, &e) ||
+        (snprintf(dir, sizeof dir, "%s/jobs/%" PRId64, c->cfg.dir, id), sc_mkdir(dir, 0700, &e))) {
+        job_fail(j, id, "failed", e.msg);
+        goto done;
+    }
+    snprintf(ck, sizeof ck, "%s/checkpoint", dir);
+    if (o.cfg.checkpoint_every <= 0)
+        o.cfg.checkpoint_every = 100;
+    o.cfg.checkpoint_path = ck;
+    if (nd_data_open(&ds, c->cfg.data, o.train_limit, &se) ||
+        (ds_open = 1, nd_distill_opts_finish(&o, &ds, &se)) ||
+        sd_backend_create(&be, c->cfg.device, &se)) {
+        job_fail(j, id, "failed", se.msg);
+        goto done;
+    }
+    int resume = access(ck, R_OK) == 0;
+    if (sd_distiller_create(&d, &o.cfg, be, &ds.train, ds.val.count ? &ds.val : NULL,
+                            resume ? ck : NULL, &se)) {
+        if (!resume) {
+            job_fail(j, id, "failed", se.msg);
+            goto done;
+        }
+        nd_log(c, "warn", "job %" PRId64 ": checkpoint unusable (%s); starting again", id, se.msg);
+        if (sd_distiller_create(&d, &o.cfg, be, &ds.train, ds.val.count ? &ds.val : NULL, NULL,
+                                &se)) {
+            job_fail(j, id, "failed", se.msg);
+            goto done;
+        }
+    } else if (resume) {
+        nd_log(c, "info", "job %" PRId64 ": resuming from its checkpoint at iteration %" PRId64, id,
+               sd_distiller_iteration(d));
+    }
+    char label[64];
+    sd_model_spec_label(&sd_distiller_model(d)->spec, label, sizeof label);
+    nd_log(c, "info",
+           "job %" PRId64 ": distilling %s on %s (%lld training patches), S=%d n=%d E=%d, "
+           "%" PRId64 " iterations of batch %d on %s",
+           id, label, c->cfg.data, (long long)ds.train.count, o.cfg.steps, o.cfg.images_per_step,
+           o.cfg.epochs_inner, nd_distill_total(&o, &ds), o.cfg.real_batch, be->name);
+    r.j = j;
+    r.id = id;
+    r.ds = &ds;
+    r.be = be;
+    r.d = d;
+    r.val_acc = r.val_hm = NAN;
+    int rc = sd_distiller_run(d, on_progress, &r);
+    if (rc == SD_ECANCELED) {
+        if (r.interrupted) {
+            nd_log(c, "info", "job %" PRId64 " interrupted at iteration %" PRId64
+                              "; checkpoint written, it resumes when the node starts again",
+                   id, sd_distiller_iteration(d));
+            if (nd_db_run(j->db, &e,
+                          "UPDATE jobs SET state='queued', note='interrupted by shutdown' "
+                          "WHERE id=?",
+                          "i", id))
+                nd_log(c, "error", "job %" PRId64 ": %s", id, e.msg);
+        } else {
+            job_fail(j, id, "canceled", "canceled by an admin");
+        }
+        goto done;
+    }
+    if (rc || sd_distiller_export(d, &res)) {
+        job_fail(j, id, "failed", sd_distiller_error(d)->msg);
+        goto done;
+    }
+    nd_eval ev;
+    if (nd_data_evaluate(&ds, &res, be, &ev, &se)) {
+        job_fail(j, id, "failed", se.msg);
+        goto done;
+    }
+    if (make_bundle(j, id, &ds, &o, &res, &ev, audience, be, msg, sizeof msg))
+        job_fail(j, id, "failed", msg);
+done:
+    atomic_store(&j->running_id, 0);
+    atomic_store(&j->cancel_id, 0);
+    sd_distilled_free(&res);
+    sd_distiller_destroy(d);
+    sd_backend_destroy(be);
+    if (ds_open)
+        nd_data_close(&ds);
+}
+
+static void *jobs_main(void *arg)
+{
+    nd_jobs *j = arg;
+    nd_ctx *c = j->ctx;
+    while (!atomic_load(&c->stopping)) {
+        sqlite3_stmt *st;
+        sc_error e = {0, ""};
+        int64_t id = 0;
+        char *options = NULL, *audience = NULL;
+        if (nd_db_prepare(j->db, &st, &e,
+                          "SELECT id, options, audience FROM jobs WHERE state='queued' "
+                          "ORDER BY id LIMIT 1",
+                          "")) {
+            nd_log(c, "error", "jobs: %s", e.msg);
+        } else {
+            if (nd_db_step(st, &e) == 1) {
+                id = nd_col_int(st, 0);
+                options = strdup(nd_col_text(st, 1));
+                audience = strdup(nd_col_text(st, 2));
+            }
+            nd_db_finalize(st);
+        }
+        if (id && options && audience)
+            run_job(j, id, options, audience);
+        else
+            nd_wait(c, &c->wake_jobs, &c->pending_jobs, 5000);
+        free(options);
+        free(audience);
+    }
+    return NULL;
+}
+
+int nd_jobs_start(nd_jobs *j, nd_ctx *c, sc_error *e)
+{
+    int rc;
+    memset(j, 0, sizeof *j);
+    j->ctx = c;
+    atomic_init(&j->cancel_id, 0);
+    atomic_init(&j->running_id, 0);
+    if ((rc = nd_db_open(c->cfg.dir, 0, &j->db, e)))
+        return rc;
+    if (pthread_create(&j->thread, NULL, jobs_main, j)) {
+        nd_db_close(j->db);
+        j->db = NULL;
+        return sc_error_set(e, SC_ENOMEM, "cannot start the job runner");
+    }
+    j->started = 1;
+    return 0;
+}
+
+void nd_jobs_join(nd_jobs *j)
+{
+    if (j->started)
+        pthread_join(j->thread, NULL);
+    j->started = 0;
+    nd_db_close(j->db);
+    j->db = NULL;
+}
