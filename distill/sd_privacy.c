@@ -25,6 +25,8 @@
 
 #define SSIM_C1 (0.01 * 0.01)
 #define SSIM_C2 (0.03 * 0.03)
+#define SSIM_QBLOCK 256 /* query rows per SSIM block */
+#define SD_PRIVACY_FETCH_MAX ((size_t)8 << 20) /* values per block of fetched samples */
 
 static const double q_levels[SD_PRIVACY_NQ] = {0.01, 0.05, 0.25, 0.50};
 
@@ -46,8 +48,9 @@ void sd_privacy_config_defaults(sd_privacy_config *cfg)
     sd_privacy_policy_defaults(&cfg->policy);
     cfg->max_train = 60000;
     cfg->max_heldout = 1000;
-    cfg->max_members = 2000;
-    cfg->chunk = 512;
+    cfg->max_members = 1000;
+    cfg->max_work = 1e11;
+    cfg->chunk = 1024;
 }
 
 static double *policy_field(sd_privacy_policy *p, const char *key, size_t len)
@@ -231,8 +234,8 @@ static void range_of(const double *v, size_t n, double *lo, double *scale)
 {
     double a = INFINITY, b = -INFINITY;
     for (size_t i = 0; i < n; i++) {
-        a = fmin(a, v[i]);
-        b = fmax(b, v[i]);
+        a = v[i] < a ? v[i] : a;
+        b = v[i] > b ? v[i] : b;
     }
     *lo = a;
     *scale = b - a > 1e-12 * (1 + fabs(b)) ? 1.0 / (b - a) : 0;
@@ -526,8 +529,9 @@ static int search_alloc(search *s, size_t q, int cap, sd_error *err)
     s->mut = malloc(c * g->nwin * sizeof(float));
     s->vt = malloc(c * g->nwin * sizeof(float));
     s->gd = malloc(q * c * sizeof(float));
-    s->gp = malloc(q * c * sizeof(float));
-    s->acc = malloc(q * c * sizeof(float));
+    size_t qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
+    s->gp = malloc(qb * c * sizeof(float));
+    s->acc = malloc(qb * c * sizeof(float));
     s->tmp = malloc(g->d * sizeof(double));
     s->best_d2 = malloc(q * sizeof(double));
     s->best_s = malloc(q * sizeof(double));
@@ -583,36 +587,44 @@ static void search_block(search *s, const float *x, const int64_t *idx, int n)
         s->best_d2[q] = best;
         s->best_di[q] = bi;
     }
-    /* SSIM: the windows are centred, so each GEMM gives wa * covariance */
-    memset(s->acc, 0, (size_t)Q * (size_t)n * sizeof(float));
+    /* SSIM: the windows are centred, so each GEMM gives wa * covariance.
+     * Queries go in row blocks so that a block's GEMM output and running
+     * sum stay in cache across the windows. */
     const float inv_wa = (float)(1.0 / (double)g->wa), c1 = (float)SSIM_C1, c2 = (float)SSIM_C2;
-    for (size_t b = 0; b < g->nwin; b++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, n, (int)g->wa, 2.0f * inv_wa,
-                    s->sq + b * g->wa, (int)g->dw, s->st + b * g->wa, (int)g->dw, 0.0f, s->gp, n);
-        const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
-        for (int q = 0; q < Q; q++) {
-            float mq = s->muq[(size_t)q * g->nwin + b], vq = s->vq[(size_t)q * g->nwin + b];
-            float a1 = 2.0f * mq, a2 = mq * mq + c1, a3 = vq + c2;
-            const float *p = s->gp + (size_t)q * (size_t)n;
-            float *acc = s->acc + (size_t)q * (size_t)n;
-            for (int t = 0; t < n; t++)
-                acc[t] += ((a1 * mt[t] + c1) * (p[t] + c2)) / ((a2 + mt[t] * mt[t]) * (a3 + vt[t]));
-        }
-    }
-    double inv_nwin = 1.0 / (double)g->nwin;
-    for (int q = 0; q < Q; q++) {
-        const float *acc = s->acc + (size_t)q * (size_t)n;
-        double best = s->best_s[q];
-        int64_t bi = s->best_si[q];
-        for (int t = 0; t < n; t++) {
-            double v = (double)acc[t] * inv_nwin;
-            if (v > best) {
-                best = v;
-                bi = idx[t];
+    const double inv_nwin = 1.0 / (double)g->nwin;
+    for (int q0 = 0; q0 < Q; q0 += SSIM_QBLOCK) {
+        int qn = Q - q0 < SSIM_QBLOCK ? Q - q0 : SSIM_QBLOCK;
+        memset(s->acc, 0, (size_t)qn * (size_t)n * sizeof(float));
+        for (size_t b = 0; b < g->nwin; b++) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, n, (int)g->wa,
+                        2.0f * inv_wa, s->sq + (size_t)q0 * g->dw + b * g->wa, (int)g->dw,
+                        s->st + b * g->wa, (int)g->dw, 0.0f, s->gp, n);
+            const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
+            for (int q = 0; q < qn; q++) {
+                size_t qi = (size_t)(q0 + q) * g->nwin + b;
+                float mq = s->muq[qi], vq = s->vq[qi];
+                float a1 = 2.0f * mq, a2 = mq * mq + c1, a3 = vq + c2;
+                const float *p = s->gp + (size_t)q * (size_t)n;
+                float *acc = s->acc + (size_t)q * (size_t)n;
+                for (int t = 0; t < n; t++)
+                    acc[t] += ((a1 * mt[t] + c1) * (p[t] + c2)) /
+                              ((a2 + mt[t] * mt[t]) * (a3 + vt[t]));
             }
         }
-        s->best_s[q] = best;
-        s->best_si[q] = bi;
+        for (int q = 0; q < qn; q++) {
+            const float *acc = s->acc + (size_t)q * (size_t)n;
+            double best = s->best_s[q0 + q];
+            int64_t bi = s->best_si[q0 + q];
+            for (int t = 0; t < n; t++) {
+                double v = (double)acc[t] * inv_nwin;
+                if (v > best) {
+                    best = v;
+                    bi = idx[t];
+                }
+            }
+            s->best_s[q0 + q] = best;
+            s->best_si[q0 + q] = bi;
+        }
     }
 }
 
@@ -687,8 +699,6 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
         cfg = *cfg_in;
     else
         sd_privacy_config_defaults(&cfg);
-    if (cfg.chunk < 1)
-        cfg.chunk = 512;
     double t0 = now_seconds();
     if (!n || c < 1 || h < 1 || w < 1)
         return sd_error_set(err, SD_EINVAL, "privacy audit: no images");
@@ -706,10 +716,21 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
                             "privacy audit: no held-out samples to compare with (the data set "
                             "needs a validation split with patches)");
     size_t D = (size_t)c * (size_t)h * (size_t)w;
-    int64_t H = capped(cfg.max_heldout, heldout->count), N = capped(cfg.max_train, train->count);
+    /* a block of fetched samples stays under SD_PRIVACY_FETCH_MAX values */
+    if (cfg.chunk < 1)
+        cfg.chunk = 1024;
+    if ((size_t)cfg.chunk * D > SD_PRIVACY_FETCH_MAX)
+        cfg.chunk = D >= SD_PRIVACY_FETCH_MAX / 16 ? 16 : (int)(SD_PRIVACY_FETCH_MAX / D);
     search s;
     memset(&s, 0, sizeof s);
     geom_init(&s.g, c, h, w, 1);
+    int64_t H = capped(cfg.max_heldout, heldout->count), N = capped(cfg.max_train, train->count);
+    if (cfg.max_work > 0) {
+        double per_sample = (double)(n + (size_t)H) * (double)s.g.d;
+        double fit = floor(cfg.max_work / per_sample);
+        if (fit < (double)N)
+            N = fit < 1 ? 1 : (int64_t)fit;
+    }
     fetcher ft = {0};
     double *hd = NULL, *hs = NULL;
     int64_t *idx = NULL;

@@ -20,7 +20,8 @@
  *     averaging by an integer factor down to at most 64 (what is
  *     recognisable survives that; 299x299 patches would otherwise cost 20x
  *     more).  The search covers all training samples, or an evenly spaced
- *     deterministic sample of max_train of them (reported).
+ *     deterministic sample of them bounded by max_train and max_work
+ *     (the number searched is reported).
  *  2. The reference: the same nearest-training distance and SSIM for
  *     held-out (validation) samples, which were never seen.  Each synthetic
  *     image gets its percentile in that distribution; quantiles of it are
@@ -78,8 +79,13 @@ typedef struct sd_privacy_config {
     sd_privacy_policy policy;
     int64_t max_train;   /* training samples searched (60000; 0 = all) */
     int64_t max_heldout; /* held-out reference samples (1000; 0 = all) */
-    int64_t max_members; /* samples per side of the membership audit (2000; 0 = all) */
-    int chunk;           /* training samples per search block (512) */
+    int64_t max_members; /* samples per side of the membership audit (1000; 0 = all) */
+    /* bound on the search's work, counted as queries (images + held-out) x
+     * training samples x compared values; the training sample shrinks to
+     * fit (1e11: all of Fashion-MNIST, about 24,000 64x64 patches; about
+     * 10 s on two cores).  <= 0: no bound. */
+    double max_work;
+    int chunk;           /* training samples per search block (1024, fewer for large images) */
 } sd_privacy_config;
 
 void sd_privacy_policy_defaults(sd_privacy_policy *p);
