@@ -18,6 +18,7 @@
 #include "sd_dataview.h"
 #include "sd_distill.h"
 #include "sd_init.h"
+#include "sd_privacy.h"
 
 static void distill_usage(FILE *f)
 {
@@ -29,7 +30,9 @@ static void distill_usage(FILE *f)
             "fixed initial weights theta_0 fit the real data.  The meta-gradient is exact\n"
             "through all T steps.  Writes DIR/payload.pb (the unsigned bundle payload),\n"
             "DIR/grid.png (images with soft labels), DIR/curves.png (loss, validation\n"
-            "accuracy), DIR/log.jsonl and DIR/checkpoint.\n"
+            "accuracy), DIR/log.jsonl and DIR/checkpoint.  The privacy audit (nearest\n"
+            "training samples against held-out ones, membership inference) goes into the\n"
+            "payload and DIR/privacy.png; exit status 1 when it could not run.\n"
             "\n"
             "data:\n"
             "  --data fashion-mnist     Fashion-MNIST from Debian's dataset-fashion-mnist\n"
@@ -360,6 +363,8 @@ int cmd_distill(int argc, char **argv)
     sd_distiller *d = NULL;
     progress_ctx pc = {0};
     sd_distilled res = {0};
+    sd_privacy_report prv = {0};
+    int audit_failed = 0;
     char path[4096], ckpt[4096];
     if (out && mkdir(out, 0755) && errno != EEXIST) {
         fprintf(stderr, "sldd distill: cannot create %s: %s\n", out, strerror(errno));
@@ -449,6 +454,37 @@ int cmd_distill(int argc, char **argv)
     for (int i = 0; i < 16; i++)
         meta.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)meta.created_unix, 9,
                                                     (uint64_t)i);
+    /* the privacy audit (DESIGN §9, docs/privacy.md): carried in the
+     * payload and drawn for the approver */
+    sd_privacy_config pcfg;
+    sd_privacy_config_defaults(&pcfg);
+    if (!ds.val.count) {
+        fprintf(stderr, "sldd distill: no held-out samples: the privacy audit cannot run\n");
+        audit_failed = 1;
+    } else if (sd_privacy_audit(&prv, &res, be, &ds.train, &ds.val, &pcfg, &err)) {
+        fprintf(stderr, "sldd distill: privacy audit: %s\n", err.msg);
+        audit_failed = 1;
+    } else {
+        double dmin = INFINITY, smax = -INFINITY;
+        for (size_t i = 0; i < prv.n_images; i++) {
+            dmin = fmin(dmin, prv.images[i].pixel_distance);
+            smax = fmax(smax, prv.images[i].ssim);
+        }
+        meta.privacy = &prv;
+        printf("privacy: %s - %s\n", sd_privacy_verdict_name(prv.verdict), prv.reason);
+        printf("privacy: nearest-training distance min %.4f (held-out 1%% %.4f), best SSIM "
+               "max %.3f (held-out top 1%% %.3f), membership AUC %.3f; %lld of %lld training "
+               "samples, %lld held-out, %.1f s\n",
+               dmin, prv.heldout_distance_q[0], smax, prv.heldout_ssim_q[0], prv.membership_auc,
+               (long long)prv.train_searched, (long long)prv.train_count,
+               (long long)prv.heldout_used, prv.seconds);
+        snprintf(path, sizeof path, "%s/privacy.png", out);
+        if (sd_privacy_picture_png(path, &prv, res.images, ds.class_names, ds.synthetic, 0,
+                                   &err))
+            fprintf(stderr, "sldd distill: %s\n", err.msg);
+        else
+            printf("privacy: %s\n", path);
+    }
     uint8_t *pb = NULL;
     size_t pblen = 0;
     char msg[512];
@@ -471,13 +507,14 @@ int cmd_distill(int argc, char **argv)
         fprintf(stderr, "sldd distill: %s\n", err.msg);
     else
         printf("curves:  %s\n", path);
-    status = 0;
+    status = audit_failed;
 done:
     if (pc.log)
         fclose(pc.log);
     free(pc.hist_iter);
     free(pc.hist_loss);
     free(pc.hist_acc);
+    sd_privacy_report_free(&prv);
     sd_distilled_free(&res);
     sd_distiller_destroy(d);
     sd_backend_destroy(be);

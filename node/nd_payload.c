@@ -63,7 +63,12 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     Sldd__V1__HyperParam *hp = calloc(meta->n_hyper + 1, sizeof *hp);
     Sldd__V1__HyperParam **hpp = calloc(meta->n_hyper + 1, sizeof *hpp);
     Sldd__V1__ImageTensor it = SLDD__V1__IMAGE_TENSOR__INIT;
-    if (!lch || !mean || !var || !cc || !ccp || !hp || !hpp) {
+    const sd_privacy_report *prv = meta->privacy;
+    size_t n_audit = prv ? prv->n_images : 0;
+    Sldd__V1__ImageAudit *ia = calloc(n_audit + 1, sizeof *ia);
+    Sldd__V1__ImageAudit **iap = calloc(n_audit + 1, sizeof *iap);
+    char *policy = calloc(1, 4096);
+    if (!lch || !mean || !var || !cc || !ccp || !hp || !hpp || !ia || !iap || !policy) {
         fail(msg, msglen, "out of memory");
         goto out;
     }
@@ -170,6 +175,38 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     mt.image_count = meta->image_count;
     pr.verdict = (char *)"not-audited";
     pr.policy = (char *)"";
+    float qlev[SD_PRIVACY_NQ], qdist[SD_PRIVACY_NQ], qssim[SD_PRIVACY_NQ];
+    if (prv) {
+        /* per image: distance to the pixel-nearest, the best SSIM, and the
+         * distance's percentile among held-out samples (docs/privacy.md) */
+        for (size_t i = 0; i < n_audit; i++) {
+            const sd_privacy_image *pi = &prv->images[i];
+            sldd__v1__image_audit__init(&ia[i]);
+            ia[i].image_index = (uint32_t)i;
+            ia[i].nearest_pixel_distance = (float)pi->pixel_distance;
+            ia[i].nearest_ssim = (float)(pi->ssim > 1 ? 1 : pi->ssim < -1 ? -1 : pi->ssim);
+            ia[i].heldout_percentile = (float)pi->pixel_pct;
+            iap[i] = &ia[i];
+        }
+        for (int k = 0; k < SD_PRIVACY_NQ; k++) {
+            qlev[k] = (float)prv->levels[k];
+            qdist[k] = (float)prv->heldout_distance_q[k];
+            qssim[k] = (float)prv->heldout_ssim_q[k];
+        }
+        pr.images = iap;
+        pr.n_images = n_audit;
+        pr.quantile_levels = qlev;
+        pr.n_quantile_levels = SD_PRIVACY_NQ;
+        pr.heldout_distance_quantiles = qdist;
+        pr.n_heldout_distance_quantiles = SD_PRIVACY_NQ;
+        pr.heldout_ssim_quantiles = qssim;
+        pr.n_heldout_ssim_quantiles = SD_PRIVACY_NQ;
+        /* not measured is written as 0.5 and said so in the policy text */
+        pr.membership_auc = prv->membership_done ? prv->membership_auc : 0.5;
+        pr.verdict = (char *)sd_privacy_verdict_name(prv->verdict);
+        sd_privacy_report_describe(prv, policy, 4096);
+        pr.policy = policy;
+    }
     b.model = &ms;
     b.distilled = &ds;
     b.bn_stats = &bs;
@@ -194,6 +231,9 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     rc = 0;
 out:
     sp_image_tensor_clear(&it);
+    free(ia);
+    free(iap);
+    free(policy);
     free(lch);
     free(mean);
     free(var);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "sd_distill.h"
+#include "sd_privacy.h"
 
 typedef struct nd_class_count {
     const char *split, *class_name;
@@ -40,6 +41,8 @@ typedef struct nd_payload_meta {
     const char *metrics_split;
     double accuracy, sensitivity, specificity, harmonic_mean, auc;
     uint64_t patch_count, image_count;
+    /* the privacy audit (NULL: the report says "not-audited") */
+    const sd_privacy_report *privacy;
 } nd_payload_meta;
 
 /* Serialise d with meta into a malloc'ed payload (*out, *len).  The result
