@@ -128,9 +128,12 @@ void nd_test_hold(nd_ctx *c, const char *point)
             int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
             if (fd >= 0)
                 close(fd);
-            nd_log(c, "test", "holding at %s until killed", point);
-            for (;;)
-                pause();
+            nd_log(c, "test", "holding at %s until killed or stopped", point);
+            while (!atomic_load(&c->stopping)) {
+                struct timespec ts = {0, 20000000L};
+                nanosleep(&ts, NULL);
+            }
+            return;
         }
         p += len;
         if (*p == ',')

@@ -50,9 +50,9 @@ void nd_ctx_stop(nd_ctx *c);
 /*
  * Test hook for the crash tests: when the environment variable
  * SLDD_TEST_HOLD names `point` (a comma-separated list), create
- * NODE/hold.<point> and wait there until the process is killed.  Lets a
- * test kill -9 a node at an exact point without any timing.  Does nothing
- * otherwise.
+ * NODE/hold.<point> and wait there until the process is killed or asked to
+ * stop.  Lets a test kill -9 (or SIGTERM) a node at an exact point without
+ * any timing.  Does nothing otherwise.
  */
 void nd_test_hold(nd_ctx *c, const char *point);
 

@@ -192,9 +192,12 @@ static void on_event(void *arg, const sn_event *ev)
     case SN_EV_TLS_REFUSED:
     case SN_EV_HTTP_REFUSED: {
         char detail[700], actor[96];
-        snprintf(detail, sizeof detail, "%s%s%s%s from %s: %s",
-                 ev->kind == SN_EV_TLS_REFUSED ? "TLS: " : "HTTP: ", ev->method ? ev->method : "",
-                 ev->path ? " " : "", ev->path ? ev->path : "", ev->peer_addr, ev->reason);
+        if (ev->method)
+            snprintf(detail, sizeof detail, "HTTP %s %s from %s: %s", ev->method,
+                     ev->path ? ev->path : "", ev->peer_addr, ev->reason);
+        else
+            snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr,
+                     ev->reason);
         snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
                  ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
         nd_log(c, "warn", "refused %s", detail);

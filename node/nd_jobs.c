@@ -153,6 +153,7 @@ typedef struct run_ctx {
     int64_t last_write_ms;
     double val_acc, val_hm;
     int interrupted; /* stopped by the daemon, not canceled */
+    int ckpt_every;
 } run_ctx;
 
 static int on_progress(void *arg, const sd_progress *p)
@@ -166,6 +167,8 @@ static int on_progress(void *arg, const sd_progress *p)
     }
     if (atomic_load(&r->j->cancel_id) == r->id)
         return 1;
+    if (p->iter > r->ckpt_every)
+        nd_test_hold(c, "distill"); /* crash tests: a checkpoint exists by now */
     if (p->evaluated) {
         r->val_acc = p->val_acc;
         if (r->ds->gastric) {
@@ -388,6 +391,7 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     r.be = be;
     r.d = d;
     r.val_acc = r.val_hm = NAN;
+    r.ckpt_every = o.cfg.checkpoint_every;
     int rc = sd_distiller_run(d, on_progress, &r);
     if (rc == SD_ECANCELED) {
         if (r.interrupted) {

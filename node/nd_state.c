@@ -435,7 +435,7 @@ static int rp_record(sc_replay_store *s, const char *sender, const uint8_t id[16
         return sc_error_set(e, SC_EINVAL, "sequence out of range");
     return nd_db_run(s->ctx, e, "INSERT INTO replay(bundle_id,sender,sequence,time_unix) "
                                 "VALUES(?,?,?,?)",
-                     "tiii", hex, sender, (int64_t)seq, nd_now_unix());
+                     "ttii", hex, sender, (int64_t)seq, nd_now_unix());
 }
 
 static void rp_destroy(sc_replay_store *s)

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""test_node_e2e.py - three nodes on loopback, end to end.
+
+  - an unapproved (or rejected) bundle never reaches a peer, and an admin of
+    another node cannot approve it;
+  - an approved bundle arrives exactly once at each recipient, is rebuilt
+    and evaluated there, and its HM at a receiver that holds the sender's
+    validation images equals the sender's own within 0.005;
+  - a peer that is down gets its bundles when it comes back;
+  - a bundle released after a later one cannot be approved (receivers
+    accept increasing sequence numbers only).
+
+node-c's local data set is node-a's, so that node-c evaluates node-a's
+bundles on node-a's own validation images.
+
+usage: test_node_e2e.py /path/to/sldd
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fed  # noqa: E402
+
+
+def arrived(node, bid):
+    return [b for b in node.bundles() if b["id"] == bid]
+
+
+def main(sldd, t):
+    f = fed.Federation(sldd, data_of={"c": "a"})
+    ok = False
+    try:
+        f.start()
+        a, b, c = f.nodes["a"], f.nodes["b"], f.nodes["c"]
+
+        # ---- the approval gate
+        x = a.distill(["node-b", "node-c"])
+        bx = a.bundle(x)
+        t.check(bx["state"] == "pending", "new bundle pending approval: %s" % bx["state"])
+        t.check(bx["deliveries"] == [], "nothing sealed before approval")
+        t.check(os.path.exists(bx["grid_path"]), "image grid written")
+        t.check(len(bx["soft_labels"]) == 3 and len(bx["step_sizes"]) == 1,
+                "show has soft labels and step sizes")
+        t.check(bx["privacy"]["verdict"] in ("pass", "warn", "block"),
+                "privacy audit in the payload: %s" % bx["privacy"])
+        # an admin of another node cannot approve it
+        r = a.approve(x, check=False, admin="adm-b")
+        t.check(r.returncode != 0, "foreign admin refused")
+        # a rejected bundle is never sent either
+        y = a.distill(["node-b", "node-c"])
+        r = a.approve(y, reject=True)
+        t.check("REJECTED" in r.stdout, "rejection recorded")
+        t.check(a.bundle(y)["state"] == "rejected", "rejected state")
+        r = a.approve(y, check=False)
+        t.check(r.returncode != 0 and "rejected" in r.stderr, "a rejected bundle stays rejected")
+
+        # ---- an approved bundle: exactly once, rebuilt, same HM
+        z = a.distill(["node-b", "node-c"])
+        r = a.approve(z)
+        t.check("APPROVED" in r.stdout, "approval accepted")
+        for n in (b, c):
+            fed.wait_for("%s to import %s" % (n.id, z[:12]),
+                         lambda n=n: [e for e in arrived(n, z) if e["state"] == "available"])
+        fed.wait_for("deliveries of %s" % z[:12],
+                     lambda: a.bundle(z)["state"] == "delivered")
+        bz = a.bundle(z)
+        t.check(all(d["state"] == "delivered" and d["receipt"] for d in bz["deliveries"]),
+                "both deliveries have receipts")
+        for n in (b, c):
+            rows = n.query("SELECT COUNT(*) FROM bundles WHERE id=?", z)[0][0]
+            recv = [e for e in n.audit() if e["action"] == "receive" and e["bundle"] == z]
+            imp = [e for e in n.audit() if e["action"] == "import" and e["bundle"] == z]
+            t.check(rows == 1 and len(recv) == 1 and len(imp) == 1,
+                    "%s holds %s once (%d rows, %d receive, %d import entries)" %
+                    (n.id, z[:12], rows, len(recv), len(imp)))
+        sender_hm = bz["sender_metrics"]["hm"]
+        sender_acc = bz["sender_metrics"]["accuracy"]
+        ev = c.bundle(z)["evaluation"]
+        t.check(ev["split"] == "val" and abs(ev["hm"] - sender_hm) <= 0.005,
+                "HM at the receiver on the sender's validation images %s vs sender %s" %
+                (ev["hm"], sender_hm))
+        t.check(abs(ev["accuracy"] - sender_acc) <= 1e-9,
+                "patch accuracy identical: %s vs %s" % (ev["accuracy"], sender_acc))
+        t.check(b.bundle(z)["evaluation"]["images"] > 0, "node-b evaluated on its own data")
+
+        # the unapproved and the rejected bundle never reached anyone
+        for n in (b, c):
+            t.check(not arrived(n, x) and not arrived(n, y),
+                    "%s never got the unapproved or rejected bundle" % n.id)
+        t.check(a.query("SELECT COUNT(*) FROM deliveries WHERE bundle_id IN (?,?)", x, y)[0][0]
+                == 0, "no envelope was ever made for them")
+        # x (sequence 1) would be refused as a replay after z (sequence 3)
+        r = a.approve(x, check=False)
+        t.check(r.returncode != 0 and "later bundle" in r.stderr,
+                "approving an older bundle after a newer one was sent is refused")
+        t.check(a.bundle(x)["state"] == "pending", "still pending")
+
+        # ---- a peer down for a while
+        c.stop()
+        w = a.distill(["node-b", "node-c"])
+        a.approve(w)
+        fed.wait_for("node-b to import " + w[:12],
+                     lambda: [e for e in arrived(b, w) if e["state"] == "available"])
+
+        def retried():
+            d = [d for d in a.bundle(w)["deliveries"] if d["peer"] == "node-c"]
+            return d and d[0]["attempts"] >= 2 and d[0]["state"] == "queued"
+        fed.wait_for("node-a to retry node-c", retried)
+        c.start()
+        fed.wait_for("node-c to import %s after coming back" % w[:12],
+                     lambda: [e for e in arrived(c, w) if e["state"] == "available"])
+        fed.wait_for("delivered", lambda: a.bundle(w)["state"] == "delivered")
+        t.check(c.query("SELECT COUNT(*) FROM bundles WHERE id=?", w)[0][0] == 1,
+                "node-c holds it once")
+
+        # ---- the audit logs are intact, with the expected entries
+        for n in (a, b, c):
+            r = n.sldd("audit", "verify", "--dir", n.dir, check=False)
+            t.check(r.returncode == 0 and "intact" in r.stdout, "%s audit intact: %s%s" %
+                    (n.id, r.stdout, r.stderr))
+        acts = [e["action"] for e in a.audit()]
+        for want in ("created", "approval", "rejection", "send", "receipt"):
+            t.check(want in acts, "node-a audit has a %s entry" % want)
+        acts = [e["action"] for e in c.audit()]
+        for want in ("receive", "import"):
+            t.check(want in acts, "node-c audit has a %s entry" % want)
+        f.stop()
+        # the start-up check passes on what was left
+        r = a.sldd("serve", "--dir", a.dir, "--check", check=False)
+        t.check(r.returncode == 0, "serve --check: %s%s" % (r.stdout, r.stderr))
+        ok = t.failed == 0
+    except fed.Failed:
+        f.dump_logs()
+        raise
+    finally:
+        if t.failed:
+            f.dump_logs()
+        f.cleanup(ok)
+
+
+if __name__ == "__main__":
+    fed.run(main)
