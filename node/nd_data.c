@@ -366,6 +366,9 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
     } else {
         meta->norm_mean = SD_FMNIST_MEAN;
         meta->norm_std = SD_FMNIST_STD;
+        /* whole images: one "patch" the size of the image */
+        meta->patch_size = ds->train.h;
+        meta->patch_stride = ds->train.h;
     }
 }
 
