@@ -1187,7 +1187,7 @@ int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const f
     if (r->membership_done)
         snprintf(info[0], sizeof info[0],
                  "membership inference (loss threshold, %lld members v %lld held-out): AUC "
-                 "%.3f (0.5 = no leakage); mean loss %.3f v %.3f",
+                 "%.3f (0.5 = no leakage); mean loss: members %.3f, held-out %.3f",
                  (long long)r->members, (long long)r->nonmembers, r->membership_auc,
                  r->member_loss, r->nonmember_loss);
     else
