@@ -3,8 +3,11 @@
  * encryption key pairs and a default node.conf; with --tls also the TLS
  * certificate of a test federation (nd_tlsinit.h).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -79,8 +82,14 @@ int cmd_init(int argc, char **argv)
         return 1;
     }
     if (data) {
-        char line[4300];
-        snprintf(line, sizeof line, "data: %s\n", data);
+        char line[4300], abs[4096];
+        /* node.conf takes relative paths from the node directory: store where
+         * the data set really is */
+        if (!realpath(data, abs)) {
+            fprintf(stderr, "sldd init: --data %s: %s\n", data, strerror(errno));
+            return 1;
+        }
+        snprintf(line, sizeof line, "data: %s\n", abs);
         if (nd_config_append(dir, line, &e)) {
             fprintf(stderr, "sldd init: %s\n", e.msg);
             return 1;

@@ -103,7 +103,7 @@ int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
     if (json)
         nd_buf_str(b, "[");
     else
-        nd_buf_printf(b, "%-12s %-3s %-16s %-18s %4s %10s %8s %8s  %s\n", "BUNDLE", "DIR", "PEER",
+        nd_buf_printf(b, "%-12s %-3s %-24s %-16s %4s %8s %8s %8s  %s\n", "BUNDLE", "DIR", "PEER",
                       "STATE", "SEQ", "BYTES", "HM-SEND", "HM-HERE", "CREATED");
     while ((rc = nd_db_step(st, e)) == 1) {
         const char *dir = nd_col_text(st, 1);
@@ -137,7 +137,7 @@ int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
                          (long long)nd_col_int(st, 11));
             else
                 snprintf(state, sizeof state, "%s", nd_col_text(st, 4));
-            nd_buf_printf(b, "%-12.12s %-3s %-16.16s %-18s %4" PRId64 " %10" PRId64 " %8s %8s  %s\n",
+            nd_buf_printf(b, "%-12.12s %-3s %-24.24s %-16s %4" PRId64 " %8" PRId64 " %8s %8s  %s\n",
                           nd_col_text(st, 0), dir, peer, state, nd_col_int(st, 5),
                           nd_col_int(st, 6), h1, h2, t);
         }
