@@ -24,6 +24,9 @@ int cmd_peer(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_baseline(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv); /* also `replay` (argv[0] says which) */
+int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_audit(int argc, char **argv);

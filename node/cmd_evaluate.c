@@ -1,0 +1,267 @@
+/*
+ * cmd_evaluate.c - `sldd evaluate`: a replayed payload or trained weights on
+ * a labelled data set.  For gastric data: patch accuracy with per-class
+ * figures and the confusion matrix, image-level Sen / Spe / HM at delta
+ * (Eqs. 10-12), the ROC curve and AUC over delta, and the delta that
+ * maximises HM on the validation split.  For Fashion-MNIST: accuracy,
+ * per-class recall and the confusion matrix.
+ *
+ * `sldd replay` is the same command restricted to payloads: Algorithm 2
+ * followed by evaluation.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "nd_data.h"
+#include "nd_infer.h"
+#include "nd_report.h"
+#include "sd_distill.h"
+
+static void evaluate_usage(FILE *f, const char *cmd)
+{
+    int replay = !strcmp(cmd, "replay");
+    fprintf(f,
+            "usage: sldd %s %s --data SOURCE [--split val|test]\n"
+            "                     [--delta D] [--roc OUT.png] [--json FILE] [--device cpu|cuda]\n"
+            "\n",
+            cmd, replay ? "--model PAYLOAD" : "(--model PAYLOAD | --weights FILE)");
+    if (replay)
+        fprintf(f, "Replays a distilled payload (Algorithm 2: theta_0 rebuilt from its seed, the\n"
+                   "learned steps applied in order, theta_bn for prediction) and evaluates the\n"
+                   "result like 'sldd evaluate'.\n\n");
+    else
+        fprintf(f, "Evaluates a replayed payload or trained weights on labelled data.\n\n");
+    fprintf(f,
+            "  --model PAYLOAD   a distilled payload (sldd distill DIR/payload.pb)\n"
+            "%s"
+            "  --data SOURCE     a gastric data set directory (labels.csv, images/, masks/),\n"
+            "                    or 'fashion-mnist'\n"
+            "  --split S         val or test (test)\n"
+            "  --delta D         image-level threshold in [0,1] (0.4)\n"
+            "  --roc OUT.png     write the ROC curve of the split (gastric data)\n"
+            "  --json FILE       write every figure as one JSON object ('-': stdout)\n"
+            "  --device D        compute backend: cpu (default) or cuda\n"
+            "\n"
+            "Gastric data: patch accuracy (images with masks), per-class recall and precision,\n"
+            "the I/N/P confusion matrix; per image r = Num(P)/(Num(N)+Num(P)) and\n"
+            "Sen, Spe, HM at delta; the ROC curve and AUC over delta; and the delta that\n"
+            "maximises HM on the val split, applied to the evaluated split.\n",
+            replay ? "" : "  --weights FILE    trained weights (sldd train DIR/weights.sldw)\n");
+}
+
+/* Fashion-MNIST (or any non-patch data nd_data opens): accuracy and the
+ * confusion matrix of the replayed / trained model. */
+static int evaluate_plain(nd_infer *inf, const char *source, int split, const char *json,
+                          const char *cmd)
+{
+    sd_error err = {0};
+    nd_data ds;
+    if (nd_data_open(&ds, source, 0, &err)) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    int status = 1;
+    const sd_data_view *v = split == SD_SPLIT_VAL ? &ds.val : &ds.test;
+    const sd_model_spec *s = &inf->m->spec;
+    if (v->c != s->in_c || v->h != s->in_h || v->w != s->in_w || v->classes != s->classes) {
+        fprintf(stderr,
+                "sldd %s: the model takes %dx%dx%d inputs with %d classes, %s has %dx%dx%d with "
+                "%d: wrong model for this data\n",
+                cmd, s->in_c, s->in_h, s->in_w, s->classes, source, v->c, v->h, v->w, v->classes);
+        goto out;
+    }
+    int K = s->classes;
+    int64_t *conf = calloc((size_t)K * (size_t)K, sizeof *conf);
+    double acc = 0;
+    if (!conf || sd_evaluate(inf->m, inf->be, inf->theta, inf->bn, v, 0, &acc, conf, NULL, &err)) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, conf ? err.msg : "out of memory");
+        free(conf);
+        goto out;
+    }
+    printf("model:   %s\ndata:    %s, split %s: %lld samples\naccuracy %.4f\n", inf->label,
+           source, sd_split_name(split), (long long)v->count, acc);
+    printf("confusion (rows: truth, columns: prediction)\n%10s", "");
+    for (int j = 0; j < K; j++)
+        printf(" %7.7s", ds.class_names ? ds.class_names[j] : "?");
+    printf("   recall\n");
+    for (int i = 0; i < K; i++) {
+        int64_t row = 0;
+        printf("%10.10s", ds.class_names ? ds.class_names[i] : "?");
+        for (int j = 0; j < K; j++) {
+            printf(" %7lld", (long long)conf[i * K + j]);
+            row += conf[i * K + j];
+        }
+        printf("   %.3f\n", row ? (double)conf[i * K + i] / (double)row : 0.0);
+    }
+    if (json) {
+        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
+        if (!f) {
+            fprintf(stderr, "sldd %s: cannot write %s: %s\n", cmd, json, strerror(errno));
+            free(conf);
+            goto out;
+        }
+        fprintf(f, "{\"data\":\"%s\",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,"
+                   "\"confusion\":[",
+                source, sd_split_name(split), (long long)v->count, acc);
+        for (int i = 0; i < K * K; i++)
+            fprintf(f, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
+        if (f != stdout && fclose(f)) {
+            fprintf(stderr, "sldd %s: cannot write %s\n", cmd, json);
+            free(conf);
+            goto out;
+        }
+    }
+    free(conf);
+    status = 0;
+out:
+    nd_data_close(&ds);
+    return status;
+}
+
+int cmd_evaluate(int argc, char **argv)
+{
+    const char *cmd = !strcmp(argv[0], "replay") ? "replay" : "evaluate";
+    int replay = !strcmp(cmd, "replay");
+    const char *model = NULL, *weights = NULL, *data = NULL, *roc = NULL, *json = NULL,
+               *device = "cpu";
+    int split = SD_SPLIT_TEST;
+    double delta = SD_DETECT_DELTA;
+    enum { O_MODEL = 256, O_WEIGHTS, O_DATA, O_SPLIT, O_DELTA, O_ROC, O_JSON, O_DEVICE };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
+        {"data", required_argument, 0, O_DATA},     {"split", required_argument, 0, O_SPLIT},
+        {"delta", required_argument, 0, O_DELTA},   {"roc", required_argument, 0, O_ROC},
+        {"json", required_argument, 0, O_JSON},     {"device", required_argument, 0, O_DEVICE},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_WEIGHTS:
+            if (replay) {
+                fprintf(stderr, "sldd replay: replays payloads only; use 'sldd evaluate "
+                                "--weights' for trained weights\n");
+                return 2;
+            }
+            weights = optarg;
+            break;
+        case O_DATA: data = optarg; break;
+        case O_SPLIT:
+            if (!strcmp(optarg, "val"))
+                split = SD_SPLIT_VAL;
+            else if (!strcmp(optarg, "test"))
+                split = SD_SPLIT_TEST;
+            else {
+                fprintf(stderr, "sldd %s: --split is val or test, not '%s'\n", cmd, optarg);
+                return 2;
+            }
+            break;
+        case O_DELTA: {
+            char *end;
+            errno = 0;
+            delta = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(delta >= 0 && delta <= 1)) {
+                fprintf(stderr, "sldd %s: --delta '%s' is not a number in [0,1]\n", cmd, optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_ROC: roc = optarg; break;
+        case O_JSON: json = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case 'h': evaluate_usage(stdout, cmd); return 0;
+        default:
+            fprintf(stderr, "sldd %s: unknown or incomplete option '%s'\n", cmd, argv[optind - 1]);
+            evaluate_usage(stderr, cmd);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sldd %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        return 2;
+    }
+    if (!model == !weights) {
+        fprintf(stderr, replay ? "sldd replay: --model PAYLOAD is required\n"
+                               : "sldd evaluate: give exactly one of --model PAYLOAD or "
+                                 "--weights FILE\n");
+        return 2;
+    }
+    if (!data) {
+        fprintf(stderr, "sldd %s: --data SOURCE is required\n", cmd);
+        return 2;
+    }
+    int fmnist = !strcmp(data, "fashion-mnist");
+    if (fmnist && roc) {
+        fprintf(stderr, "sldd %s: --roc needs gastric data (image-level detection)\n", cmd);
+        return 2;
+    }
+
+    sd_error err = {0};
+    sd_backend *be = NULL;
+    nd_infer inf = {0};
+    sd_dataset *ds = NULL;
+    nd_report rep = {0};
+    char msg[1024];
+    int status = 1;
+    if (sd_backend_create(&be, device, &err)) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    /* the data set is checked before the (possibly long) replay */
+    if (!fmnist && sd_dataset_open(&ds, data, SD_LOAD_VAL | SD_LOAD_TEST, &err)) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    if ((model ? nd_infer_from_payload_file(&inf, model, be, msg, sizeof msg)
+               : nd_infer_from_weights_file(&inf, weights, be, msg, sizeof msg))) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, msg);
+        goto out;
+    }
+    if (fmnist) {
+        status = evaluate_plain(&inf, data, split, json, cmd);
+        goto out;
+    }
+    if (nd_infer_check_gastric(&inf, msg, sizeof msg)) {
+        fprintf(stderr, "sldd %s: %s: %s\n", cmd, model ? model : weights, msg);
+        goto out;
+    }
+    if (nd_report_make(&rep, &inf, ds, split, delta, &err)) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    nd_report_print(&rep, stdout);
+    if (roc) {
+        if (nd_report_roc_png(&rep, roc, &err)) {
+            fprintf(stderr, "sldd %s: ROC: %s\n", cmd, err.msg);
+            goto out;
+        }
+        printf("ROC curve: %s\n", roc);
+    }
+    if (json) {
+        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
+        if (!f) {
+            fprintf(stderr, "sldd %s: cannot write %s: %s\n", cmd, json, strerror(errno));
+            goto out;
+        }
+        nd_report_json(&rep, f);
+        fputc('\n', f);
+        if (f != stdout && fclose(f)) {
+            fprintf(stderr, "sldd %s: cannot write %s\n", cmd, json);
+            goto out;
+        }
+    }
+    status = 0;
+out:
+    nd_report_free(&rep);
+    nd_infer_free(&inf);
+    sd_dataset_destroy(ds);
+    sd_backend_destroy(be);
+    return status;
+}

@@ -1,0 +1,94 @@
+/*
+ * nd_infer.h - a ready-to-predict gastric patch classifier and what is done
+ * with it: detection on whole images (paper §3.3, Eq. 9) and evaluation on
+ * labelled images (Eqs. 10-12, ROC, AUC, best delta).
+ *
+ * The classifier comes from a distilled payload (replayed with Algorithm 2:
+ * theta_0 rebuilt from the seed, the T steps replayed, prediction with
+ * theta_bn) or from a trained-weights file (nd_weights.h).  Either way it
+ * carries the input geometry it was made for - patch size, stride, resize
+ * and the training normalisation - so a caller never has to supply them and
+ * cannot get them wrong.  Used by `sldd detect`, `sldd evaluate`,
+ * `sldd train` and the daemon's detection.
+ */
+#ifndef ND_INFER_H
+#define ND_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sd_dataset.h"
+#include "sd_detect.h"
+#include "sd_metrics.h"
+#include "sd_model.h"
+
+typedef struct nd_infer {
+    sd_backend *be;        /* borrowed */
+    sd_model *m;
+    sd_real *theta;        /* backend memory, n_theta */
+    float *bn;             /* host, n_bn (NULL when the model has none) */
+    sd_real *bn_dev;       /* backend copy of bn */
+    sd_exec *ex;           /* prediction exec for batches of up to cap */
+    sd_real *xbuf;         /* backend batch buffer */
+    int cap;
+    /* the input the model was made for */
+    int psize, stride, osize; /* patch grid and network input size (0: not patch data) */
+    double mean, std;         /* normalisation on the [0,1] scale */
+    int synthetic;            /* made from synthetic data (weights files say so) */
+    char kind[16];            /* "payload" or "weights" */
+    char label[384];          /* one line for people: model and origin */
+} nd_infer;
+
+/* From payload bytes (nd_payload_parse, then sd_replay).  -1 with msg. */
+int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
+                          char *msg, size_t msglen);
+int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
+                               size_t msglen);
+/* From a weights file written by `sldd train`.  -1 with msg. */
+int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
+                               size_t msglen);
+/* From weights already in backend memory (theta is copied; bn host, may be
+ * NULL without BN) and the geometry given. */
+int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
+                        const float *bn, int psize, int stride, int osize, double mean,
+                        double std, sd_backend *be, char *msg, size_t msglen);
+void nd_infer_free(nd_infer *inf); /* accepts a zeroed struct */
+
+/* Refuse (with a message) a classifier that cannot run gastric detection:
+ * not 1 input channel, not 3 classes (I, N, P), no patch geometry. */
+int nd_infer_check_gastric(const nd_infer *inf, char *msg, size_t msglen);
+
+/* Detection parameters of this classifier at threshold delta. */
+void nd_infer_params(const nd_infer *inf, double delta, sd_detect_params *p);
+
+/* The sd_patch_classify_fn for sd_detect_image (ctx = the nd_infer). */
+int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes_out);
+
+/* Eq. 9 on one image (w x h, 0..65535 scale). */
+int nd_infer_detect(nd_infer *inf, const uint16_t *pix, int w, int h, double delta,
+                    sd_detect_result *res, sd_error *err);
+
+/* ---- evaluation on a labelled data set (one split) ---- */
+
+typedef struct nd_split_eval {
+    int split;
+    /* patch level: images of the split with masks, on this classifier's grid */
+    int64_t patches;
+    double accuracy;
+    int64_t confusion[9];  /* 3x3, row = truth I/N/P, column = prediction */
+    /* image level */
+    int images;
+    double *r;             /* per image (NaN: undetermined); malloc'ed */
+    int *label;            /* per image */
+    int *index;            /* dataset image index per entry */
+    int num[3];            /* predicted patches of each class over all images */
+} nd_split_eval;
+
+/* Classify every loaded image of split (and, where masks exist, its labelled
+ * patches).  Images smaller than one patch count as undetermined. */
+int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split_eval *ev,
+                        sd_error *err);
+void nd_split_eval_free(nd_split_eval *ev);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * nd_weights.h - the trained-weights file written by `sldd train` and read
+ * by `sldd detect --weights` / `sldd evaluate --weights` (docs/detection.md).
+ *
+ * A payload carries a distilled set that a receiver replays into weights; a
+ * weights file carries the weights themselves (theta and theta_bn), with the
+ * model spec and the input geometry and normalisation the model was trained
+ * with, so a trained baseline can be used exactly like a replayed payload.
+ * It is a local artefact: unsigned, never sent to peers.
+ *
+ * Layout (all integers and floats little-endian):
+ *   "SLDDWTS1"                       8-byte magic (format version 1)
+ *   u32 header_len                   <= 65536
+ *   header_len bytes of text         "key=value\n" lines, UTF-8 (see below)
+ *   f32 theta[n_theta]               parameter order of sd_model.h
+ *   f32 theta_bn[n_bn]               per BN layer: mean (c) then biased var (c)
+ *   32 bytes SHA-256                 of every byte before it
+ * Header keys: arch, bn, depth, width, in_c, in_h, in_w, classes, n_theta,
+ * n_bn (required); norm_mean, norm_std, patch, stride, patch_resize,
+ * synthetic, seed, init, data, trained (optional; unknown keys are kept in
+ * the file but ignored on reading).
+ */
+#ifndef ND_WEIGHTS_H
+#define ND_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sd_model.h"
+
+#define ND_WEIGHTS_MAGIC "SLDDWTS1"
+#define ND_WEIGHTS_MAX_BYTES ((size_t)2 << 30) /* 2 GiB: VGG19 needs 560 MB */
+
+typedef struct nd_weights {
+    sd_model_spec spec;
+    float *theta;          /* n_theta */
+    size_t n_theta;
+    float *bn;             /* n_bn (may be NULL when 0) */
+    size_t n_bn;
+    double norm_mean, norm_std;                  /* input normalisation ([0,1] scale) */
+    int patch_size, patch_stride, patch_resize;  /* 0: not patch data (Fashion-MNIST) */
+    int synthetic;                               /* trained on synthetic data */
+    uint64_t seed;                               /* seed of theta_0 it started from */
+    char data[256];                              /* what it was trained on */
+    char trained[256];                           /* how (optimizer, lr, epochs, ...) */
+} nd_weights;
+
+/* Write w to path (temp file + fsync + rename).  0 or -1 with msg. */
+int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen);
+
+/* Read and check path: magic, header, sizes, SHA-256, that the spec builds
+ * a model with exactly n_theta / n_bn values, finite values and positive
+ * variances.  w is filled (free with nd_weights_free).  0 or -1 with msg. */
+int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen);
+
+void nd_weights_free(nd_weights *w);
+
+#endif
