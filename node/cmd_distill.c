@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "nd_data.h"
+#include "nd_distill.h"
 #include "nd_payload.h"
 #include "sd_dataview.h"
 #include "sd_distill.h"
@@ -149,17 +150,6 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
     return 0;
 }
 
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The reference-implementation export: theta_0, the initial set and the
  * configuration, in the SLDDREF1 tensor format of scripts/make-reference.py. */
 static int export_init(sd_distiller *d, const sd_distill_config *cfg, const char *path)
@@ -217,14 +207,12 @@ out:
 
 int cmd_distill(int argc, char **argv)
 {
-    sd_distill_config cfg;
-    sd_distill_config_defaults(&cfg);
-    cfg.eval_every = 100;
-    cfg.checkpoint_every = 100;
+    /* the model, distilled-set and optimisation options are shared with the
+     * node's distillation jobs (nd_distill.c) */
+    nd_distill_opts dopts;
+    nd_distill_opts_defaults(&dopts);
     const char *data = NULL, *out = NULL, *arch = NULL, *device = "cpu", *export_path = NULL;
-    int quiet = 0, resume = 0, encoding = 1;
-    long long train_limit = 0, v;
-    double dv;
+    int quiet = 0, resume = 0;
     enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
            O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
            O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT };
@@ -252,95 +240,31 @@ int cmd_distill(int argc, char **argv)
         {0, 0, 0, 0}};
     int o;
     optind = 1;
-#define INTARG(dst, lo, hi)                                                                   \
-    do {                                                                                      \
-        if (parse_int(optarg, lo, hi, &v)) {                                                  \
-            fprintf(stderr, "sldd distill: --%s needs an integer in %lld..%lld\n",            \
-                    opts[idx].name, (long long)(lo), (long long)(hi));                        \
-            return 2;                                                                         \
-        }                                                                                     \
-        dst = v;                                                                              \
-    } while (0)
-#define DBLARG(dst)                                                                           \
-    do {                                                                                      \
-        if (parse_double(optarg, &dv) || dv <= 0) {                                           \
-            fprintf(stderr, "sldd distill: --%s needs a positive number\n", opts[idx].name); \
-            return 2;                                                                         \
-        }                                                                                     \
-        dst = dv;                                                                             \
-    } while (0)
     int idx = 0;
     while ((o = getopt_long(argc, argv, "d:o:a:h", opts, &idx)) != -1) {
         switch (o) {
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
-        case 'a': arch = optarg; break;
-        case O_DEPTH: INTARG(cfg.spec.depth, 1, 16); break;
-        case O_WIDTH: INTARG(cfg.spec.width, 1, 4096); break;
-        case O_SEED: INTARG(cfg.seed, 0, INT64_MAX); break;
-        case O_NETS: INTARG(cfg.nets, 1, 1000); break;
-        case O_RANDOM: cfg.random_init = 1; break;
-        case O_IPS: INTARG(cfg.images_per_step, 1, 100000); break;
-        case O_STEPS: INTARG(cfg.steps, 1, 10000); break;
-        case O_EIN: INTARG(cfg.epochs_inner, 1, 1000); break;
-        case O_LPARAM:
-            if (!strcmp(optarg, "softmax"))
-                cfg.label_param = SD_LABEL_SOFTMAX;
-            else if (!strcmp(optarg, "raw"))
-                cfg.label_param = SD_LABEL_RAW;
-            else {
-                fprintf(stderr, "sldd distill: --label-param is softmax or raw\n");
-                return 2;
-            }
-            break;
-        case O_LINIT:
-            if (!strcmp(optarg, "onehot"))
-                cfg.label_init = SD_LABEL_INIT_ONEHOT;
-            else if (!strncmp(optarg, "class:", 6) && !parse_int(optarg + 6, 0, 100000, &v)) {
-                cfg.label_init = SD_LABEL_INIT_CLASS;
-                cfg.label_class = (int)v;
-            } else {
-                fprintf(stderr, "sldd distill: --label-init is onehot or class:C\n");
-                return 2;
-            }
-            break;
-        case O_HARD: cfg.hard_labels = 1; break;
-        case O_BNMODE:
-            if (!strcmp(optarg, "batch"))
-                cfg.bn_mode = SD_BN_BATCH;
-            else if (!strcmp(optarg, "frozen"))
-                cfg.bn_mode = SD_BN_FROZEN;
-            else {
-                fprintf(stderr, "sldd distill: --bn-mode is batch or frozen\n");
-                return 2;
-            }
-            break;
-        case O_RB: INTARG(cfg.real_batch, 1, 1000000); break;
-        case O_DLR: DBLARG(cfg.distill_lr); break;
-        case O_LR: DBLARG(cfg.lr); break;
-        case O_DECAY: INTARG(cfg.decay_epochs, 0, 1000000); break;
-        case O_EPOCHS: INTARG(cfg.epochs, 1, 1000000); break;
-        case O_ITERS: INTARG(cfg.iterations, 1, INT64_MAX); break;
-        case O_EVAL: INTARG(cfg.eval_every, 0, INT32_MAX); break;
-        case O_EVALMAX: INTARG(cfg.eval_max, 0, INT64_MAX); break;
-        case O_CKPT: INTARG(cfg.checkpoint_every, 0, INT32_MAX); break;
         case O_RESUME: resume = 1; break;
-        case O_ENC:
-            encoding = !strcmp(optarg, "f32") ? 1 : !strcmp(optarg, "f16") ? 2
-                     : !strcmp(optarg, "u8")  ? 3 : 0;
-            if (!encoding) {
-                fprintf(stderr, "sldd distill: --encoding is f32, f16 or u8\n");
-                return 2;
-            }
-            break;
         case O_EXPORT: export_path = optarg; break;
         case O_DEVICE: device = optarg; break;
         case O_QUIET: quiet = 1; break;
-        case O_LIMIT: INTARG(train_limit, 1, INT64_MAX); break;
         case 'h': distill_usage(stdout); return 0;
-        default: distill_usage(stderr); return 2;
+        case '?': distill_usage(stderr); return 2;
+        default: {
+            char msg[200];
+            if (nd_distill_opt_apply(&dopts, o == 'a' ? "arch" : opts[idx].name, optarg, msg,
+                                     sizeof msg)) {
+                fprintf(stderr, "sldd distill: %s\n", msg);
+                return 2;
+            }
+        }
         }
     }
+    sd_distill_config cfg = dopts.cfg;
+    long long train_limit = dopts.train_limit;
+    if (dopts.arch[0])
+        arch = dopts.arch;
     if (!data || (!out && !export_path) || optind != argc) {
         distill_usage(stderr);
         return 2;
@@ -441,18 +365,20 @@ int cmd_distill(int argc, char **argv)
                 pc.iters ? pc.seconds / (double)pc.iters : 0, be->name);
         fclose(rj);
     }
-    nd_payload_meta meta;
-    nd_data_meta(&ds, &ev, &meta);
-    meta.encoding = encoding;
-    meta.backend = be->name;
-    meta.bn_count = sd_distiller_model(d)->n_bn ? (uint64_t)cfg.bn_export_batches *
-                                                      (uint64_t)cfg.real_batch
-                                                : 0;
-    meta.created_unix = (int64_t)time(NULL);
-    meta.expires_unix = meta.created_unix + 30 * 86400;
-    meta.sequence = 1;
+    /* who the payload is from and for: a node's jobs fill this in with
+     * their own identity (nd_jobs.c); a payload made here is "local" */
+    static const char *const local_audience[] = {"local"};
+    nd_bundle_head head;
+    memset(&head, 0, sizeof head);
+    head.sender = "local";
+    head.audience = local_audience;
+    head.n_audience = 1;
+    head.sequence = 1;
+    head.created_unix = (int64_t)time(NULL);
+    head.expires_unix = head.created_unix + 30 * 86400;
+    head.backend = be->name;
     for (int i = 0; i < 16; i++)
-        meta.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)meta.created_unix, 9,
+        head.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)head.created_unix, 9,
                                                     (uint64_t)i);
     /* the privacy audit (DESIGN §9, docs/privacy.md): carried in the
      * payload and drawn for the approver */
@@ -470,7 +396,7 @@ int cmd_distill(int argc, char **argv)
             dmin = fmin(dmin, prv.images[i].pixel_distance);
             smax = fmax(smax, prv.images[i].ssim);
         }
-        meta.privacy = &prv;
+        head.privacy = &prv;
         printf("privacy: %s - %s\n", sd_privacy_verdict_name(prv.verdict), prv.reason);
         printf("privacy: nearest-training distance min %.4f (held-out 1%% %.4f), best SSIM "
                "max %.3f (held-out top 1%% %.3f), membership AUC %.3f; %lld of %lld training "
@@ -489,7 +415,8 @@ int cmd_distill(int argc, char **argv)
     size_t pblen = 0;
     char msg[512];
     snprintf(path, sizeof path, "%s/payload.pb", out);
-    if (nd_payload_build(&res, &meta, &pb, &pblen, msg, sizeof msg) ||
+    dopts.cfg = cfg;
+    if (nd_distill_payload(&ds, &dopts, &res, &ev, &head, &pb, &pblen, msg, sizeof msg) ||
         nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
         fprintf(stderr, "sldd distill: payload: %s\n", msg);
         free(pb);
