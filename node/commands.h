@@ -30,5 +30,6 @@ int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

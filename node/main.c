@@ -27,6 +27,7 @@ static const sldd_command commands[] = {
     {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
     {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},
     {"audit", cmd_audit, "show or verify the node's hash-chained audit log"},
+    {"demo", cmd_demo, "three hospitals on loopback exchange distilled data (synthetic)"},
 };
 
 static void usage(FILE *f)
