@@ -18,12 +18,15 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_detect.h"
 #include "nd_infer.h"
 #include "sd_png.h"
 
 typedef struct detect_opts {
     const char *image;
     const char *model;    /* --model payload.pb */
+    const char *bundle;   /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
+    const char *node_dir;
     const char *weights;  /* --weights FILE (sldd train) */
     const char *heatmap;  /* --heatmap OUT.png */
     const char *device;
@@ -35,7 +38,8 @@ typedef struct detect_opts {
 static void detect_usage(FILE *f)
 {
     fprintf(f,
-            "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE) [--delta D]\n"
+            "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
+            "                   --bundle ID --dir NODE) [--delta D]\n"
             "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
             "\n"
             "Gastritis detection on a whole gastric X-ray image (paper Eq. 9).  The image\n"
@@ -48,6 +52,8 @@ static void detect_usage(FILE *f)
             "  --model PAYLOAD    a distilled payload (sldd distill DIR/payload.pb), replayed\n"
             "                     from the shared initial weights (Algorithm 2)\n"
             "  --weights FILE     trained weights (sldd train DIR/weights.sldw)\n"
+            "  --bundle ID        a bundle held by node NODE (--dir): one it imported (state\n"
+            "                     available) or its own; the detection is audited there\n"
             "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
             "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
             "  --device D         compute backend: cpu (default) or cuda\n"
@@ -120,7 +126,7 @@ static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf
         return 1;
     char why[400];
     if (nd_infer_check_gastric(inf, why, sizeof why)) {
-        snprintf(msg, msglen, "%s: %s", o->model ? o->model : o->weights, why);
+        snprintf(msg, msglen, "%.300s: %s", o->model ? o->model : o->weights, why);
         nd_infer_free(inf);
         return 1;
     }
@@ -147,12 +153,13 @@ int cmd_detect(int argc, char **argv)
     o.delta = SD_DETECT_DELTA;
     o.device = "cpu";
     o.repeat = 1;
-    enum { O_MODEL = 256, O_WEIGHTS, O_DELTA, O_HEATMAP, O_DEVICE, O_JSON, O_REPEAT };
+    enum { O_MODEL = 256, O_WEIGHTS, O_DELTA, O_HEATMAP, O_DEVICE, O_JSON, O_REPEAT, O_BUNDLE, O_DIR };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
         {"delta", required_argument, 0, O_DELTA},   {"heatmap", required_argument, 0, O_HEATMAP},
         {"device", required_argument, 0, O_DEVICE}, {"json", no_argument, 0, O_JSON},
         {"repeat", required_argument, 0, O_REPEAT}, {"help", no_argument, 0, 'h'},
+        {"bundle", required_argument, 0, O_BUNDLE}, {"dir", required_argument, 0, O_DIR},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -161,6 +168,8 @@ int cmd_detect(int argc, char **argv)
         switch (c) {
         case O_MODEL: o.model = optarg; break;
         case O_WEIGHTS: o.weights = optarg; break;
+        case O_BUNDLE: o.bundle = optarg; break;
+        case O_DIR: o.node_dir = optarg; break;
         case O_DELTA:
             if (parse_delta(optarg, &o.delta)) {
                 fprintf(stderr, "sldd detect: --delta '%s' is not a number in [0,1]\n", optarg);
@@ -200,8 +209,10 @@ int cmd_detect(int argc, char **argv)
         detect_usage(stderr);
         return 2;
     }
-    if (!o.model == !o.weights) {
-        fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD or --weights FILE\n");
+    if ((o.model != NULL) + (o.weights != NULL) + (o.bundle != NULL) != 1 ||
+        !o.bundle != !o.node_dir) {
+        fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD, --weights FILE or "
+                        "--bundle ID --dir NODE\n");
         return 2;
     }
 
@@ -211,7 +222,16 @@ int cmd_detect(int argc, char **argv)
     sd_backend *be = NULL;
     nd_infer inf = {0};
     sd_detect_result res = {0};
-    char msg[1024];
+    char msg[1024], bundle_path[4300], bundle_id[33];
+    if (o.bundle) {
+        /* the payload of an imported bundle, through the node's store */
+        if (nd_bundle_payload_path(o.node_dir, o.bundle, bundle_path, sizeof bundle_path,
+                                   bundle_id, msg, sizeof msg)) {
+            fprintf(stderr, "sldd detect: %s\n", msg);
+            return 1;
+        }
+        o.model = bundle_path;
+    }
     if (sd_png_read_gray16(o.image, &pix, &w, &h, &depth, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
@@ -293,6 +313,11 @@ int cmd_detect(int argc, char **argv)
                total / best, be->name);
     }
     status = 0;
+    if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r,
+                                       res.num, "cli", msg, sizeof msg)) {
+        fprintf(stderr, "sldd detect: %s\n", msg);
+        status = 1;
+    }
 out:
     sd_detect_result_free(&res);
     nd_infer_free(&inf);
