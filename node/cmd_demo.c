@@ -658,7 +658,7 @@ int cmd_demo(int argc, char **argv)
     stop_nodes(d);
     if (!rc) {
         printf("done in %ld s.  Look around:\n"
-               "  sldd bundle list --dir %s/hospital-b      (needs 'sldd serve --dir ...' running)\n"
+               "  sldd bundle list --dir %s/hospital-b\n"
                "  sldd audit show --dir %s/hospital-a\n"
                "  sldd audit verify --dir %s/hospital-c\n"
                "  %s/hospital-a/bundles/*/grid.png and privacy.png, %s/*/detections/*.png\n",

@@ -14,6 +14,8 @@
 #include "nd_buf.h"
 #include "nd_distill.h"
 #include "nd_json_get.h"
+#include "nd_state.h"
+#include "nd_views.h"
 
 static void job_usage(FILE *f)
 {
@@ -151,8 +153,30 @@ int cmd_job(int argc, char **argv)
         }
         nd_api_response_free(&r);
         nd_buf_free(&body);
-    } else if (!strcmp(sub, "list") && !id) {
-        status = nd_api_print(dir, json ? "/v1/jobs" : "/v1/jobs?format=text", "sldd job list");
+    } else if ((!strcmp(sub, "list") && !id) ||
+               (!strcmp(sub, "show") && id && !nd_api_available(dir))) {
+        if (nd_api_available(dir)) {
+            status = nd_api_print(dir, json ? "/v1/jobs" : "/v1/jobs?format=text",
+                                  "sldd job list");
+        } else {
+            /* no daemon: read the state database */
+            sqlite3 *db = NULL;
+            sc_error e = {0, ""};
+            nd_buf b;
+            nd_buf_init(&b, 0);
+            status = 1;
+            if (nd_db_open(dir, 0, &db, &e) == 0 &&
+                (id ? nd_view_job(db, strtoll(id, NULL, 10), &b, json, &e)
+                    : nd_view_jobs(db, &b, json, &e)) == 0 &&
+                !b.failed) {
+                fwrite(b.data ? b.data : "", 1, b.len, stdout);
+                status = 0;
+            } else {
+                fprintf(stderr, "sldd job: %s\n", e.msg);
+            }
+            nd_buf_free(&b);
+            nd_db_close(db);
+        }
     } else if ((!strcmp(sub, "show") || !strcmp(sub, "wait") || !strcmp(sub, "cancel")) && id &&
                strspn(id, "0123456789") == strlen(id) && strlen(id) < 19) {
         char path[64];

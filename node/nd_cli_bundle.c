@@ -16,6 +16,10 @@
 #include <unistd.h>
 
 #include "nd_admin_client.h"
+#include "nd_buf.h"
+#include "nd_config.h"
+#include "nd_ctx.h"
+#include "nd_views.h"
 #include "nd_state.h"
 #include "sc_keys.h"
 #include "sc_node.h"
@@ -32,7 +36,8 @@ void nd_cli_bundle_usage(void *file)
             "                 [--passphrase-file FILE]\n"
             "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
             "                 [--passphrase-file FILE]\n"
-            "  (these four talk to the running node; ID may be a unique prefix)\n");
+            "  (ID may be a unique prefix; approve and reject need the running node,\n"
+            "  list and show read the node's state directly when it is not running)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -149,6 +154,32 @@ out:
     return status;
 }
 
+/* list and show read the state database directly when no daemon runs */
+static int offline_view(const char *dir, const char *idp, int json)
+{
+    nd_ctx c;
+    sqlite3 *db = NULL;
+    sc_error e = {0, ""};
+    nd_buf b;
+    char id[33];
+    int rc;
+    memset(&c, 0, sizeof c);
+    nd_buf_init(&b, 0);
+    if ((rc = nd_config_load(dir, &c.cfg, &e)) == 0 && (rc = nd_db_open(dir, 0, &db, &e)) == 0) {
+        if (!idp)
+            rc = nd_view_bundles(db, &b, json, &e);
+        else if ((rc = nd_bundle_resolve(db, idp, id, &e)) == 0)
+            rc = nd_view_bundle(&c, db, id, &b, json, &e);
+    }
+    if (!rc && !b.failed)
+        fwrite(b.data ? b.data : "", 1, b.len, stdout);
+    else
+        fprintf(stderr, "sldd bundle: %s\n", e.msg[0] ? e.msg : "out of memory");
+    nd_buf_free(&b);
+    nd_db_close(db);
+    return rc || b.failed ? 1 : 0;
+}
+
 int nd_cli_bundle(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
@@ -186,6 +217,8 @@ int nd_cli_bundle(int argc, char **argv)
         return 2;
     }
     char path[128];
+    if ((list || !strcmp(sub, "show")) && !nd_api_available(dir))
+        return offline_view(dir, id, json);
     if (list)
         return nd_api_print(dir, json ? "/v1/bundles" : "/v1/bundles?format=text",
                             "sldd bundle list");

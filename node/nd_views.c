@@ -602,10 +602,12 @@ int nd_view_job(sqlite3 *db, int64_t id, nd_buf *b, int json, sc_error *e)
                           "STATE", "DONE", "ITERATION", "LOSS", "VAL-ACC", "VAL-HM", "ETA",
                           "BUNDLE");
             job_line(st, b, 0, 1);
-            nd_buf_printf(b, "options:   %s\nrecipients: %s\n", nd_col_text(st, 3),
+            nd_buf_printf(b, "options:    %s\nrecipients: %s\n",
+                          *nd_col_text(st, 3) ? nd_col_text(st, 3)
+                                              : "(the node's defaults, node.conf 'distill:')",
                           nd_col_text(st, 14));
             if (*nd_col_text(st, 13))
-                nd_buf_printf(b, "note:      %s\n", nd_col_text(st, 13));
+                nd_buf_printf(b, "note:       %s\n", nd_col_text(st, 13));
         }
         rc = 0;
     } else if (rc == 0) {
