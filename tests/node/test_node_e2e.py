@@ -113,6 +113,31 @@ def main(sldd, t):
         t.check(c.query("SELECT COUNT(*) FROM bundles WHERE id=?", w)[0][0] == 1,
                 "node-c holds it once")
 
+        # ---- cancelling a running and a queued job
+        r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a", "--iterations", "1000000")
+        long_job = r.stdout.split()[1]
+        r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a")
+        queued_job = r.stdout.split()[1]
+
+        def running():
+            j = b.api_json("job", "show", long_job)
+            return j["state"] == "running" and j["iter"] > 0 and j
+        j = fed.wait_for("the long job to run", running)
+        t.check(j["total"] == 1000000 and j["percent"] < 100 and j["loss"] is not None,
+                "progress is visible: %s" % j)
+        b.sldd("job", "cancel", queued_job, "--dir", b.dir)
+        t.check(b.api_json("job", "show", queued_job)["state"] == "canceled",
+                "a queued job is canceled at once")
+        b.sldd("job", "cancel", long_job, "--dir", b.dir)
+        fed.wait_for("the running job to stop",
+                     lambda: b.api_json("job", "show", long_job)["state"] == "canceled")
+        t.check(b.sldd("job", "wait", long_job, "--dir", b.dir, "--quiet",
+                       check=False).returncode == 1, "job wait reports the cancel")
+        r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a", "--width", "x",
+                   check=False)
+        t.check(r.returncode == 1 and "--width" in r.stderr, "bad job options refused: %s" %
+                r.stderr)
+
         # ---- the audit logs are intact, with the expected entries
         for n in (a, b, c):
             r = n.sldd("audit", "verify", "--dir", n.dir, check=False)
