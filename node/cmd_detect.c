@@ -211,8 +211,8 @@ int cmd_detect(int argc, char **argv)
     }
     if ((o.model != NULL) + (o.weights != NULL) + (o.bundle != NULL) != 1 ||
         !o.bundle != !o.node_dir) {
-        fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD, --weights FILE or "
-                        "--bundle ID --dir NODE\n");
+        fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD or --weights FILE, "
+                        "or --bundle ID --dir NODE\n");
         return 2;
     }
 
@@ -267,9 +267,12 @@ int cmd_detect(int argc, char **argv)
     }
     int total = res.gh * res.gw;
     if (o.heatmap) {
-        char title[512];
+        /* short enough for the picture's width: file, source, network */
+        char title[256], spec[64];
         const char *base = strrchr(o.image, '/');
-        snprintf(title, sizeof title, "%.100s - %.380s", base ? base + 1 : o.image, inf.label);
+        sd_model_spec_label(&inf.m->spec, spec, sizeof spec);
+        snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : o.image, inf.kind,
+                 spec);
         sd_detect_params p;
         nd_infer_params(&inf, o.delta, &p);
         if (sd_detect_heatmap_png(o.heatmap, pix, w, h, &p, &res, title,
