@@ -129,6 +129,9 @@ expect 2 "--model PAYLOAD is required" -- "$SLDD" replay --data "$D"
 expect 1 "nowhere: " -- "$SLDD" evaluate --model "$P" --data "$T/nowhere"
 expect 1 "junk.pb: not a usable payload" -- "$SLDD" evaluate --model "$T/junk.pb" --data "$D"
 expect 1 "checksum mismatch" -- "$SLDD" evaluate --weights "$T/flip.sldw" --data "$D"
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  expect 1 "wrong model for this data" -- "$SLDD" evaluate --model "$P" --data fashion-mnist
+fi
 rm -rf "$T/bad"; cp -r "$D" "$T/bad"
 id=$(awk -F, '$3=="test"{print $1; exit}' "$T/bad/labels.csv")
 cp "$T/rgb.png" "$T/bad/images/$id.png"
