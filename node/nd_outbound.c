@@ -259,6 +259,8 @@ out:
 
 /* ---------------------------------------------------------------- the gate */
 
+static int settle_bundle(sqlite3 *db, const char *bid, sc_error *e);
+
 int nd_outbound_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
 {
     out_row row;
@@ -312,22 +314,35 @@ int nd_outbound_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
     }
     if ((rc = nd_db_begin(db, e)))
         goto out;
-    for (size_t i = 0; i < n && !rc; i++)
+    for (size_t i = 0; i < n && !rc; i++) {
         rc = nd_db_run(db, e,
                        "INSERT OR IGNORE INTO deliveries(bundle_id,peer,sequence,state,"
                        "envelope_obj,envelope_size,last_error) VALUES(?,?,?,?,?,?,?)",
                        "ttittit", bid, recips[i], row.sequence,
                        errs[i][0] ? "refused" : "queued", objs[i], (int64_t)sizes[i], errs[i]);
+        if (!rc && errs[i][0]) {
+            char detail[300];
+            snprintf(detail, sizeof detail, "not sealed for %s: %.250s", recips[i], errs[i]);
+            nd_audit_entry en = {"node", "send", bid, row.payload_sha256, recips[i], "refused",
+                                 detail};
+            rc = nd_audit_append(db, &en, NULL, e);
+        }
+    }
     if (!rc)
         rc = nd_db_run(db, e,
                        "UPDATE bundles SET state='queued', updated_unix=? WHERE id=? AND "
                        "state='approved'",
                        "it", now, bid);
+    if (!rc) /* every recipient may have failed already */
+        rc = settle_bundle(db, bid, e);
     if (!rc)
         rc = nd_db_commit(db, e);
     else
         nd_db_rollback(db);
     if (!rc) {
+        sc_error ae = {0, ""};
+        if (nd_audit_anchor(db, c->cfg.dir, &ae))
+            nd_log(c, "error", "audit anchor: %s", ae.msg);
         for (size_t i = 0; i < n; i++)
             if (errs[i][0])
                 nd_log(c, "warn", "bundle %.12s cannot be sealed for %s: %s", bid, recips[i],

@@ -113,6 +113,20 @@ def main(sldd, t):
         t.check(c.query("SELECT COUNT(*) FROM bundles WHERE id=?", w)[0][0] == 1,
                 "node-c holds it once")
 
+        # ---- a recipient whose keys were removed after the job: not sealed for it
+        v = a.distill(["node-b", "node-c"])
+        pc = os.path.join(a.dir, "peers", "node-c.peer")
+        os.rename(pc, pc + ".away")
+        a.approve(v)
+        fed.wait_for("the bundle to settle", lambda: a.bundle(v)["state"] == "failed")
+        os.rename(pc + ".away", pc)
+        dv = {d["peer"]: d for d in a.bundle(v)["deliveries"]}
+        t.check(dv["node-b"]["state"] == "delivered" and dv["node-c"]["state"] == "refused" and
+                "not a known peer" in dv["node-c"]["last_error"],
+                "delivered to node-b, refused for node-c: %s" % dv)
+        t.check([e for e in a.audit() if e["action"] == "send" and e["bundle"] == v and
+                 e["outcome"] == "refused"], "the refusal to seal is audited")
+
         # ---- cancelling a running and a queued job
         r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a", "--iterations", "1000000")
         long_job = r.stdout.split()[1]
