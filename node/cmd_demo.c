@@ -185,7 +185,8 @@ static int setup(demo *d)
         unsigned char pin[SC_PIN_LEN];
         sc_error e = {0, ""};
         snprintf(cert, sizeof cert, "%s/tls/node.pem", h->dir);
-        if (sc_x509_spki_pin_file(cert, pin, &e) || sc_x509_pin_to_curl(pin, h->pin, sizeof h->pin)) {
+        if (sc_x509_spki_pin_file(cert, pin, &e) ||
+            sc_x509_pin_to_curl(pin, h->pin, sizeof h->pin)) {
             fprintf(stderr, "sldd demo: %s\n", e.msg);
             return -1;
         }
@@ -404,7 +405,8 @@ static int wait_imports(demo *d)
                 if (p)
                     nd_json_get(p, "state", state, sizeof state);
                 if (!strcmp(state, "import-failed")) {
-                    fprintf(stderr, "sldd demo: %s could not import %s's bundle (see %s/serve.log)\n",
+                    fprintf(stderr,
+                            "sldd demo: %s could not import %s's bundle (see %s/serve.log)\n",
                             d->h[i].id, d->h[s].id, d->h[i].dir);
                     nd_api_response_free(&r);
                     return -1;

@@ -63,7 +63,8 @@ static int job_wait(const char *dir, const char *id, int quiet)
                 nd_fmt_duration(eta, et, sizeof et);
             nd_json_get(j, "bundle", bundle, sizeof bundle);
             nd_json_get(j, "error", err, sizeof err);
-            printf("job %s %-8s %5.1f%%  iteration %.0f/%.0f  loss %.4f  val HM %.4f  ETA %s%s%s%s%s\n",
+            printf("job %s %-8s %5.1f%%  iteration %.0f/%.0f  loss %.4f  val HM %.4f  ETA %s"
+                   "%s%s%s%s\n",
                    id, state, pct, nd_json_num(j, "iter", 0), nd_json_num(j, "total", 0), loss, hm,
                    et, bundle[0] ? "  bundle " : "", bundle, err[0] ? "  " : "", err);
             fflush(stdout);

@@ -257,7 +257,8 @@ static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
     if (!*rest && !strcmp(q->method, "POST")) {
         char to[1024], opts[2048];
         int64_t id;
-        if (body_field(q, "to", to, sizeof to) < 0 || body_field(q, "options", opts, sizeof opts) < 0) {
+        if (body_field(q, "to", to, sizeof to) < 0 ||
+            body_field(q, "options", opts, sizeof opts) < 0) {
             reply(r, 400, "body: 'to:' and 'options:' lines");
             return;
         }
@@ -343,10 +344,11 @@ static void r_audit(nd_admin *a, const req *q, resp *r, const char *rest)
         r->status = rep.ok ? 200 : 409;
         r->type = "text/plain";
         nd_buf_add(&r->body, text, len);
-        nd_buf_printf(&r->body, "%s: %" PRId64 " entries", rep.ok ? "audit log intact" : "AUDIT LOG DAMAGED",
-                      rep.entries);
+        nd_buf_printf(&r->body, "%s: %" PRId64 " entries",
+                      rep.ok ? "audit log intact" : "AUDIT LOG DAMAGED", rep.entries);
         if (rep.entries)
-            nd_buf_printf(&r->body, ", last entry %" PRId64 " hash %s", rep.last_seq, rep.last_hash);
+            nd_buf_printf(&r->body, ", last entry %" PRId64 " hash %s", rep.last_seq,
+                          rep.last_hash);
         if (rep.anchor_present)
             nd_buf_printf(&r->body, "; anchor (%s) at entry %" PRId64, ND_AUDIT_HEAD_FILE,
                           rep.anchor_seq);
@@ -464,7 +466,7 @@ static void serve_one(nd_admin *a, int fd)
             goto out;
         got += (size_t)n;
         for (size_t i = 3; i < got; i++)
-            if (head[i - 3] == '\r' && head[i - 2] == '\n' && head[i - 1] == '\r' && head[i] == '\n') {
+            if (!memcmp(head + i - 3, "\r\n\r\n", 4)) {
                 hlen = i + 1;
                 break;
             }

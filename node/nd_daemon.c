@@ -158,7 +158,8 @@ static int tls_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node
     while (rc == SC_ENOTFOUND && nd_db_step(st, &e) == 1) {
         char pins[ND_PINS_MAX];
         snprintf(pins, sizeof pins, "%s", nd_col_text(st, 1));
-        for (char *save = NULL, *p = strtok_r(pins, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+        char *save = NULL;
+        for (char *p = strtok_r(pins, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
             unsigned char pp[SC_PIN_LEN];
             sc_peer peer;
             const char *id = nd_col_text(st, 0);

@@ -109,7 +109,8 @@ int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const cha
         nd_infer_params(&inf, SD_DETECT_DELTA, &p);
         snprintf(title, sizeof title, "%.100s - bundle %.12s - %.360s", base ? base + 1 : image,
                  id, inf.label);
-        if (sd_detect_heatmap_png(heatmap, pix, w, h, &p, res, title, synthetic || inf.synthetic, 0, &err)) {
+        if (sd_detect_heatmap_png(heatmap, pix, w, h, &p, res, title, synthetic || inf.synthetic,
+                                  0, &err)) {
             snprintf(msg, msglen, "heat map: %s", err.msg);
             goto out;
         }

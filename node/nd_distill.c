@@ -70,7 +70,8 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         size_t off;
         int size; /* 4 int, 8 int64 */
     } ints[] = {
-#define F(n, lo, hi, fld) {n, lo, hi, offsetof(sd_distill_config, fld), (int)sizeof(((sd_distill_config *)0)->fld)}
+#define F(n, lo, hi, fld)                                                                       \
+    {n, lo, hi, offsetof(sd_distill_config, fld), (int)sizeof(((sd_distill_config *)0)->fld)}
         F("depth", 1, 16, spec.depth),
         F("width", 1, 4096, spec.width),
         F("seed", 0, INT64_MAX, seed),
@@ -145,7 +146,11 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
             return bad(msg, msglen, name, "a positive number");
         c->lr = d;
     } else if (!strcmp(name, "encoding")) {
-        o->encoding = !v ? 0 : !strcmp(v, "f32") ? 1 : !strcmp(v, "f16") ? 2 : !strcmp(v, "u8") ? 3 : 0;
+        o->encoding = !v                   ? 0
+                      : !strcmp(v, "f32") ? 1
+                      : !strcmp(v, "f16") ? 2
+                      : !strcmp(v, "u8")  ? 3
+                                          : 0;
         if (!o->encoding)
             return bad(msg, msglen, name, "f32, f16 or u8");
     } else if (!strcmp(name, "train-limit")) {

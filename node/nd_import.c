@@ -24,8 +24,8 @@ static int evaluate(nd_data *ds, const sd_distilled *d, const nd_payload_info *i
                     sd_backend *be, nd_eval *ev, char *note, size_t notelen, sd_error *err)
 {
     int osize = info->patch_resize ? info->patch_resize : info->patch_size;
-    if (!ds->gastric || ds->prep.psize != info->patch_size || ds->prep.stride != info->patch_stride ||
-        ds->prep.osize != osize) {
+    if (!ds->gastric || ds->prep.psize != info->patch_size ||
+        ds->prep.stride != info->patch_stride || ds->prep.osize != osize) {
         snprintf(note, notelen,
                  "not evaluated: the bundle uses %dpx patches, stride %d, input %d; the local "
                  "data set %dpx, stride %d, input %d",

@@ -284,8 +284,9 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         (rc = nd_db_run(j->db, &e,
                         "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
                         "payload_size,statement_obj,audience,job_id,created_unix,expires_unix,"
-                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,privacy_path,"
-                        "note) VALUES(?,'out',?,?,'pending',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,"
+                        "privacy_path,note) "
+                        "VALUES(?,'out',?,?,'pending',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         "ttititt" "iiii" "ddddd" "tttt",
                         bid, c->self_id, (int64_t)h.sequence, ph, (int64_t)pblen, sobj, audience,
                         id, h.created_unix, h.expires_unix, now, ev->accuracy,

@@ -94,7 +94,8 @@ static size_t valid_decisions(const Sldd__V1__Statement *st, const sc_peer *self
             sc_pae_verify(s->sig.data, SC_TYPE_APPROVAL, s->approval.data, s->approval.len,
                           pub->pk))
             continue;
-        Sldd__V1__Approval *ap = sldd__v1__approval__unpack(NULL, s->approval.len, s->approval.data);
+        Sldd__V1__Approval *ap =
+            sldd__v1__approval__unpack(NULL, s->approval.len, s->approval.data);
         if (!ap)
             continue;
         int ok = ap->payload_sha256.len == 32 && !memcmp(ap->payload_sha256.data, hash, 32) &&
@@ -474,8 +475,9 @@ static void deliver(nd_outbound *o, const due *d)
         } else {
             nd_hex(bid, r.bundle_id, 16);
             nd_hex(ph, r.payload_sha256, 32);
-            if (strcmp(r.receiver, d->peer) || strcmp(r.sender, c->self_id) || strcmp(bid, d->bid) ||
-                strcmp(ph, d->payload_sha256) || memcmp(r.envelope_sha256, eh, 32)) {
+            if (strcmp(r.receiver, d->peer) || strcmp(r.sender, c->self_id) ||
+                strcmp(bid, d->bid) || strcmp(ph, d->payload_sha256) ||
+                memcmp(r.envelope_sha256, eh, 32)) {
                 retry_later(o, d, "receipt names another bundle, sender, receiver or envelope");
             } else {
                 nd_test_hold(c, "deliver-after-receipt");
@@ -489,7 +491,8 @@ static void deliver(nd_outbound *o, const due *d)
         }
     } else if (outcome == SN_REFUSED) {
         snprintf(why, sizeof why, "HTTP %ld: %.*s", resp.status,
-                 (int)(resp.body_len > 300 ? 300 : resp.body_len), resp.body ? (char *)resp.body : "");
+                 (int)(resp.body_len > 300 ? 300 : resp.body_len),
+                 resp.body ? (char *)resp.body : "");
         for (char *p = why; *p; p++)
             if (*p == '\n' || *p == '\r')
                 *p = ' ';

@@ -416,8 +416,9 @@ static int rp_check(sc_replay_store *s, const char *sender, const uint8_t id[16]
     if (found)
         return sc_error_set(e, SC_EREFUSE_REPLAY_ID, "bundle %s was accepted before", hex);
     if ((rc = nd_db_int(db, &v, &found, e,
-                        "SELECT sequence FROM replay WHERE sender=? ORDER BY sequence DESC LIMIT 1", "t",
-                        sender)))
+                        "SELECT sequence FROM replay WHERE sender=? "
+                        "ORDER BY sequence DESC LIMIT 1",
+                        "t", sender)))
         return rc;
     if (found && (uint64_t)v >= seq)
         return sc_error_set(e, SC_EREFUSE_REPLAY_SEQ,

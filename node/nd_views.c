@@ -271,7 +271,8 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
         if (pr->policy && *pr->policy)
             nd_buf_printf(b, "                  %s\n", pr->policy);
         for (size_t k = 0; k < pr->n_quantile_levels; k++)
-            nd_buf_printf(b, "    held-out %4.0f%%: nearest-training distance %.4f, best SSIM %.3f\n",
+            nd_buf_printf(b,
+                          "    held-out %4.0f%%: nearest-training distance %.4f, best SSIM %.3f\n",
                           100.0 * pr->quantile_levels[k], pr->heldout_distance_quantiles[k],
                           pr->heldout_ssim_quantiles[k]);
         for (size_t i = 0; i < pr->n_images; i++)
@@ -551,7 +552,9 @@ static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)
         long s = (long)(nd_col_double(st, 9) + 0.5);
         snprintf(eta, sizeof eta, "%ldm%02lds", s / 60, s % 60);
     }
-    nd_buf_printf(b, "%-5" PRId64 " %-8s %-9s %5.1f%% %6" PRId64 "/%-6" PRId64 " %8s %8s %8s %8s  %.12s",
+    nd_buf_printf(b,
+                  "%-5" PRId64 " %-8s %-9s %5.1f%% %6" PRId64 "/%-6" PRId64
+                  " %8s %8s %8s %8s  %.12s",
                   nd_col_int(st, 0), nd_col_text(st, 1), nd_col_text(st, 2), pct, iter,
                   total, loss, acc, hm, eta, nd_col_text(st, 11));
     if (*nd_col_text(st, 12))

@@ -303,7 +303,8 @@ static void test_backoff(void)
     CHECK(nd_backoff_ms(1000, 60000, 0, 0.0) == 500);
     CHECK(nd_backoff_ms(1000, 60000, 0, 0.999999) <= 1000);
     CHECK(nd_backoff_ms(1000, 60000, 3, 0.0) == 4000);
-    CHECK(nd_backoff_ms(1000, 60000, 30, 0.5) >= 30000 && nd_backoff_ms(1000, 60000, 30, 0.5) <= 60000);
+    CHECK(nd_backoff_ms(1000, 60000, 30, 0.5) >= 30000 &&
+          nd_backoff_ms(1000, 60000, 30, 0.5) <= 60000);
     CHECK(nd_backoff_ms(1000, 60000, 1000, 1.0) <= 60000);
     for (int a = 0; a < 40; a++) {
         int64_t lo = nd_backoff_ms(200, 5000, a, 0), hi = nd_backoff_ms(200, 5000, a, 0.99);
@@ -323,7 +324,8 @@ static void test_json(void)
     nd_buf_str(&b, ",\"m\":");
     nd_buf_json_num(&b, NAN);
     nd_buf_str(&b, "}");
-    CHECK(!b.failed && !strcmp(b.data, "{\"a\":\"x\\\"y\\\\z\\u000a\\u0001\",\"n\":0.25,\"m\":null}"));
+    CHECK(!b.failed &&
+          !strcmp(b.data, "{\"a\":\"x\\\"y\\\\z\\u000a\\u0001\",\"n\":0.25,\"m\":null}"));
     CHECK(nd_json_get(b.data, "a", v, sizeof v) && !strcmp(v, "x\"y\\z\\u000a\\u0001"));
     CHECK(nd_json_num(b.data, "n", -1) == 0.25 && nd_json_num(b.data, "m", -1) == -1 &&
           nd_json_num(b.data, "zz", -2) == -2);
