@@ -3,7 +3,9 @@
 independent reference for `sldd distill` on Fashion-MNIST with LeNet.
 
 It starts from the theta_0 and the initial images, labels and step parameters
-that `sldd distill --export-init FILE` wrote, runs Algorithm 1 with the same
+that `sldd distill --export-init FILE` wrote, draws the same real batches in
+the same order (sldd's Philox shuffle, reimplemented here; --seed must match
+sldd's), runs Algorithm 1 with the same
 hyper-parameters (exact meta-gradient by double backward through all T
 steps; Adam lr 0.01, betas (0.5, 0.999) on images, labels and rho), then
 replays the T steps and reports the test accuracy.
@@ -43,6 +45,41 @@ def load_fmnist():
     norm = lambda x: torch.from_numpy((x - MEAN) / STD).unsqueeze(1)
     # the first 55,000 training images train, the last 5,000 validate
     return (norm(xtr[:55000]), torch.from_numpy(ytr[:55000]), norm(xte), torch.from_numpy(yte))
+
+
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+MASK = 0xFFFFFFFF
+
+
+def philox_word0(seed, stream, ctr):
+    """Word 0 of Philox4x32-10 at counter (ctr lo, ctr hi, stream, 0) with key
+    (seed lo, seed hi), vectorised over the uint64 array ctr (sd_init.c)."""
+    c0 = (ctr & MASK).astype(np.uint64)
+    c1 = (ctr >> np.uint64(32)).astype(np.uint64)
+    c2 = np.full_like(c0, stream)
+    c3 = np.zeros_like(c0)
+    k0, k1 = seed & MASK, (seed >> 32) & MASK
+    for _ in range(10):
+        p0 = c0 * np.uint64(M0)
+        p1 = c2 * np.uint64(M1)
+        hi0, lo0 = p0 >> np.uint64(32), p0 & np.uint64(MASK)
+        hi1, lo1 = p1 >> np.uint64(32), p1 & np.uint64(MASK)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ np.uint64(k0), lo1, hi0 ^ c3 ^ np.uint64(k1), lo0
+        k0, k1 = (k0 + W0) & MASK, (k1 + W1) & MASK
+    return c0
+
+
+def sldd_shuffle(count, seed, epoch):
+    """The batch order sldd uses in epoch `epoch` (sd_distill.c shuffle())."""
+    i = np.arange(count - 1, 0, -1, dtype=np.uint64)
+    ctr = (np.uint64(epoch) << np.uint64(32)) | i
+    r = (philox_word0(seed, 2, ctr) << np.uint64(32)) | philox_word0(seed ^ 0x5BD1E995, 2, ctr)
+    j = (r % (i + np.uint64(1))).astype(np.int64)
+    perm = np.arange(count)
+    for k, ii in enumerate(range(count - 1, 0, -1)):
+        jj = j[k]
+        perm[ii], perm[jj] = perm[jj], perm[ii]
+    return torch.from_numpy(perm)
 
 
 def read_ref(path):
@@ -108,6 +145,8 @@ def main():
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--torch-order", action="store_true",
+                    help="draw batches with torch.randperm instead of sldd's order")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -125,7 +164,9 @@ def main():
     t0 = time.time()
     for it in range(a.iterations):
         if it % per_epoch == 0:
-            perm = torch.randperm(xtr.shape[0])
+            # the same batches as sldd (same seed), unless asked otherwise
+            perm = (torch.randperm(xtr.shape[0]) if a.torch_order else
+                    sldd_shuffle(xtr.shape[0], a.seed, it // per_epoch))
         b = it % per_epoch
         idx = perm[b * a.real_batch:(b + 1) * a.real_batch]
         th = inner(theta0, x, y, rho, S, n, T, True)
@@ -142,7 +183,8 @@ def main():
         pred = torch.cat([lenet(th, xte[i:i + 1000]).argmax(1) for i in range(0, 10000, 1000)])
     acc = (pred == yte).float().mean().item()
     print(json.dumps({"test_acc": acc, "sec_per_iter": sec, "iterations": a.iterations,
-                      "torch_threads": torch.get_num_threads()}))
+                      "torch_threads": torch.get_num_threads(),
+                      "batch_order": "torch" if a.torch_order else "sldd"}))
 
 
 if __name__ == "__main__":
