@@ -277,15 +277,19 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
 
 /* The automatic choice, from the measurements in docs/benchmarks.md:
  *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
- *  - small output maps: batch several samples into one GEMM;
- *  - otherwise one im2col+GEMM per sample.
- * The shift path is kept for comparison and for memory-tight shapes; it was
- * not faster than im2col at the measured shapes. */
+ *  - tiny output maps (8x8 and below) with a deep reduction (c*r*s >= 256):
+ *    a per-sample GEMM is too thin, batch several samples into one;
+ *  - otherwise one im2col+GEMM per sample (at 16x16, and for the 1x1 stride-2
+ *    downsample, batching measured slower: the copies cost more than the
+ *    wider GEMM gains).
+ * The shift path is kept as a tested alternative; it was not consistently
+ * faster than im2col at any measured shape. */
 static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
 {
     if (sd_cpu_conv_path_applies(SD_CPU_CONV_GEMM1X1, d))
         return SD_CPU_CONV_GEMM1X1;
-    if ((long)d->oh * d->ow < CONV_BATCH_COLS / 2 && d->n > 1 && conv_batch_samples(d, cap) > 1)
+    if ((long)d->oh * d->ow <= 64 && (long)d->c * d->r * d->s >= 256 && d->n > 1 &&
+        conv_batch_samples(d, cap) > 1)
         return SD_CPU_CONV_IM2COL_BATCH;
     return SD_CPU_CONV_IM2COL;
 }

@@ -185,6 +185,8 @@ int main(int argc, char **argv)
     bench_shape(be, "ConvNet 3x3 128->128 at 64x64", (sd_conv_desc){n, 128, 64, 64, 128, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "ConvNet 3x3 128->128 at 32x32", (sd_conv_desc){n, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "ConvNet 3x3 128->128 at 16x16", (sd_conv_desc){n, 128, 16, 16, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 8x8", (sd_conv_desc){n, 128, 8, 8, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "VGG 3x3 512->512 at 4x4", (sd_conv_desc){n, 512, 4, 4, 512, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "ConvNet 3x3 128->128 at 32x32, n=1", (sd_conv_desc){1, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "ResNet18 conv1 7x7/2 (1->64) at 64x64", (sd_conv_desc){n, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
     bench_shape(be, "ResNet18 layer1 3x3 64->64 at 16x16", (sd_conv_desc){n, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
