@@ -24,6 +24,10 @@
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
 
+#ifdef SD_REAL_DOUBLE
+#error "bench_conv measures the float32 engine (sldd_distill)"
+#endif
+
 static double now(void)
 {
     struct timespec ts;

@@ -255,11 +255,8 @@ static lresult run_case(sd_backend *be, const lcase *c)
         return (lresult){INFINITY, INFINITY, INFINITY};
     h->n = c->n;
     h->nin = h->l.n_in;
-    size_t total_in = 0;
-    for (int i = 0; i < h->nin; i++) {
+    for (int i = 0; i < h->nin; i++)
         h->insz[i] = (size_t)h->n * sd_layer_in_size(&h->l, i);
-        total_in += h->insz[i];
-    }
     h->outsz = (size_t)h->n * sd_layer_out_size(&h->l);
     h->tlen = h->l.theta_len;
     h->saved = vec(sd_layer_saved_size(&h->l, h->n));
@@ -420,8 +417,6 @@ static lresult run_case(sd_backend *be, const lcase *c)
     /* NULL tangents: the three parts add up to the full tangent */
     {
         double worst = 0;
-        sd_real *zero_t = h->tlen ? zt : NULL;
-        (void)zero_t;
         h_bwd_t(h, x, theta, gy, dx, NULL, NULL, gxp, gtp);
         h_bwd_t(h, x, theta, gy, NULL, h->tlen ? dtheta : NULL, NULL, gxm, gtm);
         h_bwd_t(h, x, theta, gy, NULL, NULL, dgy, zx, zt);
