@@ -2,9 +2,12 @@
  * main.c - the sldd binary: dispatches to subcommands (see commands.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "sd_backend_cpu.h"
 
 #ifdef SLDD_HAVE_CUDA
 #include "sg_backend.h"
@@ -30,6 +33,26 @@ static const sldd_command commands[] = {
     {"demo", cmd_demo, "three hospitals on loopback exchange distilled data (synthetic)"},
 };
 
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise newer x86 CPUs and falls
+ * back to its generic SSE3 kernels, about 3x slower here.  It reads
+ * OPENBLAS_CORETYPE only when it is loaded, so when the CPU backend reports
+ * such a fallback and the variable is unset, set it and run this program
+ * again, once.  SLDD_BLAS_AUTOTUNE=0 turns this off (docs/cpu-backend.md). */
+static void blas_autotune(char **argv)
+{
+    const char *off = getenv("SLDD_BLAS_AUTOTUNE");
+    if (getenv("OPENBLAS_CORETYPE") || (off && !strcmp(off, "0")))
+        return;
+    const char *core = sd_backend_cpu_blas_suggest();
+    if (!core)
+        return;
+    if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv("SLDD_BLAS_AUTOTUNE", "0", 1))
+        return;
+    execv("/proc/self/exe", argv);
+    /* not re-run: carry on with the generic kernels */
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -46,6 +69,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    blas_autotune(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
