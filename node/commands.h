@@ -31,5 +31,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_compression(int argc, char **argv);
 
 #endif

@@ -30,6 +30,7 @@ static const sldd_command commands[] = {
     {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
     {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},
     {"audit", cmd_audit, "show or verify the node's hash-chained audit log"},
+    {"compression", cmd_compression, "full model size against bundle size per encoding (Table 4)"},
     {"demo", cmd_demo, "three hospitals on loopback exchange distilled data (synthetic)"},
 };
 
@@ -63,7 +64,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'sldd <command> --help' for the options of a command.\n");
 }
 
