@@ -8,8 +8,9 @@
  *    PyTorch double-backward reference within 1e-4 relative error per tensor;
  *  - built as float64 (test_distill_fd): they match central finite differences
  *    of the outer loss along random directions within 1e-6.
- * Also checks that checkpoint + resume gives the same result as an
- * uninterrupted run (float32 build only).
+ * Also checks (float32 build only) that checkpoint + resume gives the same
+ * result as an uninterrupted run, that two replays of one result give
+ * bit-identical theta_T, and that a wrong theta_0 hash is refused.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,39 @@ static void test_reference(const char *dir)
     teardown(&f);
 }
 
+/* Algorithm 2 twice on one exported result: bit-identical theta_T. */
+static void test_replay_deterministic(const char *dir)
+{
+    fixture f;
+    if (setup(&f, dir, NULL, NULL)) {
+        CHECK(0);
+        return;
+    }
+    sd_distilled res = {0};
+    CHECK(sd_distiller_run(f.d, NULL, NULL) == 0);
+    /* the fixture replaced theta_0, so replay from the seed's own weights */
+    CHECKF(sd_distiller_export(f.d, &res) == 0, "%s", sd_distiller_error(f.d)->msg);
+    sd_error err = {0};
+    sd_model *m1 = NULL, *m2 = NULL;
+    sd_real *t1 = NULL, *t2 = NULL;
+    CHECKF(sd_replay(&res, f.be, &m1, &t1, &err) == 0, "%s", err.msg);
+    CHECKF(sd_replay(&res, f.be, &m2, &t2, &err) == 0, "%s", err.msg);
+    if (m1 && m2 && t1 && t2)
+        CHECK(memcmp(t1, t2, m1->n_theta * sizeof *t1) == 0);
+    /* a payload whose theta_0 hash does not match is refused */
+    res.theta0_sha256[0] ^= 1;
+    sd_model *m3 = NULL;
+    sd_real *t3 = NULL;
+    CHECK(sd_replay(&res, f.be, &m3, &t3, &err) == SD_EHASH);
+    CHECK(strstr(err.msg, "refusing") != NULL);
+    f.be->free(f.be, t1);
+    f.be->free(f.be, t2);
+    sd_model_destroy(m1);
+    sd_model_destroy(m2);
+    sd_distilled_free(&res);
+    teardown(&f);
+}
+
 static int stop_at_3(void *ctx, const sd_progress *p)
 {
     (void)ctx;
@@ -242,6 +276,7 @@ int main(int argc, char **argv)
 #else
     test_reference(dir);
     test_resume(dir);
+    test_replay_deterministic(dir);
 #endif
     return sd_test_finish();
 }
