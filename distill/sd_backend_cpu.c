@@ -854,8 +854,32 @@ static int pool_check(sd_backend *be, const sd_pool_desc *d, const char *op)
  * row-major order; cells outside the input (padding, ceil_mode overhang) are
  * skipped, so they never win.  -1 for a window with no input cell (cannot
  * happen with shapes from sd_layer_finish).  NaN wins, as in PyTorch. */
-static long maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
+/* first maximum of four in order, a NaN winning (the rule of maxpool_arg) */
+static inline int first_max4(sd_real a, sd_real b, sd_real c, sd_real d)
 {
+    int k = 0;
+    sd_real m = a;
+    int t = (b > m) | ((b != b) & (m == m));
+    k = t ? 1 : k;
+    m = t ? b : m;
+    t = (c > m) | ((c != c) & (m == m));
+    k = t ? 2 : k;
+    m = t ? c : m;
+    t = (d > m) | ((d != d) & (m == m));
+    return t ? 3 : k;
+}
+
+static inline long maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
+{
+    /* 2x2 windows without padding (LeNet, VGG, ConvNet pools): unrolled */
+    if (d->kh == 2 && d->kw == 2 && d->ph == 0 && d->pw == 0) {
+        int ya = oy * d->sh, xa = ox * d->sw;
+        if (ya + 1 < d->h && xa + 1 < d->w) {
+            const sd_real *r0 = xc + (size_t)ya * d->w + xa, *r1 = r0 + d->w;
+            int k = first_max4(r0[0], r0[1], r1[0], r1[1]);
+            return (long)(ya + (k >> 1)) * d->w + xa + (k & 1);
+        }
+    }
     int y0 = oy * d->sh - d->ph, x0 = ox * d->sw - d->pw;
     int y1 = y0 + d->kh, x1 = x0 + d->kw;
     if (y0 < 0) y0 = 0;
