@@ -282,10 +282,20 @@ int cmd_detect(int argc, char **argv)
         }
     }
     if (o.json) {
-        printf("{\"image\":\"%s\",\"width\":%d,\"height\":%d,\"synthetic\":%s,"
+        fputs("{\"image\":\"", stdout);
+        for (const char *q = o.image; *q; q++) { /* JSON string escaping */
+            unsigned char ch = (unsigned char)*q;
+            if (ch == '"' || ch == '\\')
+                printf("\\%c", ch);
+            else if (ch < 0x20)
+                printf("\\u%04x", ch);
+            else
+                putchar(ch);
+        }
+        printf("\",\"width\":%d,\"height\":%d,\"synthetic\":%s,"
                "\"grid\":[%d,%d],\"patch\":%d,\"stride\":%d,\"input\":%d,"
                "\"I\":%d,\"N\":%d,\"P\":%d,",
-               o.image, w, h, synthetic ? "true" : "false", res.gh, res.gw, inf.psize,
+               w, h, synthetic ? "true" : "false", res.gh, res.gw, inf.psize,
                inf.stride, inf.osize, res.num[0], res.num[1], res.num[2]);
         if (isfinite(res.r))
             printf("\"r\":%.6f,", res.r);

@@ -272,6 +272,8 @@ int nd_infer_detect(nd_infer *inf, const uint16_t *pix, int w, int h, double del
 {
     sd_detect_params p;
     nd_infer_params(inf, delta, &p);
+    /* so that a backend message found afterwards belongs to this detection */
+    sd_error_clear(&inf->be->err);
     int rc = sd_detect_image(pix, w, h, &p, nd_infer_classify, inf, res, err);
     if (rc && inf->be->err.msg[0] && !strstr(err->msg, inf->be->err.msg))
         sd_error_wrap(err, "%s", inf->be->err.msg);

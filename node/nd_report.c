@@ -42,6 +42,9 @@ int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int spli
     rep->delta = delta;
     rep->synthetic = ds->synthetic;
     rep->model = inf->label;
+    char spec[64];
+    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
+    snprintf(rep->short_model, sizeof rep->short_model, "%s %s", inf->kind, spec);
     rep->data = ds->dir;
     double t0 = now_seconds();
     int rc = nd_infer_eval_split(inf, ds, split, &rep->ev, err);
@@ -210,7 +213,16 @@ int nd_report_roc_png(const nd_report *rep, const char *path, sd_error *err)
                             "no ROC curve: the %s split needs images of both labels",
                             sd_split_name(rep->ev.split));
     char title[200];
-    snprintf(title, sizeof title, "%.120s - %s split, %d images", rep->model,
+    snprintf(title, sizeof title, "%s - %s split, %d images", rep->short_model,
              sd_split_name(rep->ev.split), rep->ev.images);
-    return sd_plot_roc_png(path, &rep->roc, rep->delta, title, rep->synthetic, err);
+    /* The operating point at delta is the curve point with the smallest
+     * threshold >= delta (same images predicted positive).  It is passed by
+     * its own threshold because sd_plot_roc_png marks the first point whose
+     * threshold is <= the one given, which for delta itself is one point too
+     * far along the curve when no image has r == delta exactly. */
+    double mark = NAN;
+    for (int i = 0; i < rep->roc.n; i++)
+        if (rep->roc.pt[i].delta >= rep->delta && isfinite(rep->roc.pt[i].delta))
+            mark = rep->roc.pt[i].delta;
+    return sd_plot_roc_png(path, &rep->roc, mark, title, rep->synthetic, err);
 }
