@@ -869,9 +869,16 @@ static inline int first_max4(sd_real a, sd_real b, sd_real c, sd_real d)
     return t ? 3 : k;
 }
 
+static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy, int ox);
+
+/* The argmax of window (oy, ox): 2x2 windows without padding that lie inside
+ * the input (LeNet, VGG and ConvNet pools) are unrolled here, inline in the
+ * callers' loops; everything else takes the general scan. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline long maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
 {
-    /* 2x2 windows without padding (LeNet, VGG, ConvNet pools): unrolled */
     if (d->kh == 2 && d->kw == 2 && d->ph == 0 && d->pw == 0) {
         int ya = oy * d->sh, xa = ox * d->sw;
         if (ya + 1 < d->h && xa + 1 < d->w) {
@@ -880,6 +887,11 @@ static inline long maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy,
             return (long)(ya + (k >> 1)) * d->w + xa + (k & 1);
         }
     }
+    return maxpool_arg_general(d, xc, oy, ox);
+}
+
+static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
+{
     int y0 = oy * d->sh - d->ph, x0 = ox * d->sw - d->pw;
     int y1 = y0 + d->kh, x1 = x0 + d->kw;
     if (y0 < 0) y0 = 0;
