@@ -44,7 +44,7 @@ int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int spli
     rep->model = inf->label;
     char spec[64];
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    snprintf(rep->short_model, sizeof rep->short_model, "%s %s", inf->kind, spec);
+    snprintf(rep->short_model, sizeof rep->short_model, "%s", spec);
     rep->data = ds->dir;
     double t0 = now_seconds();
     int rc = nd_infer_eval_split(inf, ds, split, &rep->ev, err);
@@ -213,7 +213,7 @@ int nd_report_roc_png(const nd_report *rep, const char *path, sd_error *err)
                             "no ROC curve: the %s split needs images of both labels",
                             sd_split_name(rep->ev.split));
     char title[200];
-    snprintf(title, sizeof title, "%s - %s split, %d images", rep->short_model,
+    snprintf(title, sizeof title, "%s, %s, %d images", rep->short_model,
              sd_split_name(rep->ev.split), rep->ev.images);
     /* The operating point at delta is the curve point with the smallest
      * threshold >= delta (same images predicted positive).  It is passed by

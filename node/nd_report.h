@@ -15,7 +15,7 @@
 
 typedef struct nd_report {
     const char *model;      /* label (not owned) */
-    char short_model[96];   /* "payload convnet-bn(d3,w16)", for picture titles */
+    char short_model[96];   /* "convnet-bn(d3,w16)", for picture titles */
     const char *data;       /* data set directory (not owned) */
     int synthetic;
     nd_split_eval ev;       /* the evaluated split */
