@@ -111,18 +111,23 @@ int sd_plot_roc_png(const char *path, const sd_roc *roc, double mark_delta, cons
              roc->positives, roc->negatives);
     sd_draw_text(&c, a.left + 10, a.bottom - 20, buf, C_TEXT, 1);
     if (isfinite(mark_delta)) {
+        /* points run in order of decreasing threshold; the operating point of
+         * "gastritis iff r >= delta" is the last one whose threshold is still
+         * >= delta (it predicts exactly the images with r >= delta) */
+        int at = -1;
         for (int i = 0; i < roc->n; i++)
-            if (roc->pt[i].delta <= mark_delta) {
-                int x = px_x(&a, roc->pt[i].fpr), y = px_y(&a, roc->pt[i].tpr);
-                sd_draw_rect(&c, x - 4, y - 4, 9, 9, palette[3], 1);
-                snprintf(buf, sizeof buf, "delta %.2f: Sen %.3f Spe %.3f", mark_delta,
-                         roc->pt[i].tpr, 1 - roc->pt[i].fpr);
-                int tx = x + 10;
-                if (tx + sd_text_width(buf, 1) > a.right - 4)
-                    tx = a.right - 4 - sd_text_width(buf, 1);
-                sd_draw_text(&c, tx, y + 8 < a.bottom - 30 ? y + 8 : y - 16, buf, palette[3], 1);
-                break;
-            }
+            if (roc->pt[i].delta >= mark_delta)
+                at = i;
+        if (at >= 0) {
+            int x = px_x(&a, roc->pt[at].fpr), y = px_y(&a, roc->pt[at].tpr);
+            sd_draw_rect(&c, x - 4, y - 4, 9, 9, palette[3], 1);
+            snprintf(buf, sizeof buf, "delta %.2f: Sen %.3f Spe %.3f", mark_delta,
+                     roc->pt[at].tpr, 1 - roc->pt[at].fpr);
+            int tx = x + 10;
+            if (tx + sd_text_width(buf, 1) > a.right - 4)
+                tx = a.right - 4 - sd_text_width(buf, 1);
+            sd_draw_text(&c, tx, y + 8 < a.bottom - 30 ? y + 8 : y - 16, buf, palette[3], 1);
+        }
     }
     if (synthetic)
         sd_draw_text(&c, c.w - 8 - sd_text_width("SYNTHETIC DATA", 1), c.h - 14, "SYNTHETIC DATA",

@@ -13,8 +13,8 @@
 
 /* ROC curve: axes with ticks at 0, 0.2, ..., 1, labels "1 - specificity" and
  * "sensitivity", the chance diagonal, the curve, its AUC, and (when
- * mark_delta is finite) the operating point of the first curve point whose
- * delta <= mark_delta.  title may be NULL; synthetic adds a "SYNTHETIC DATA"
+ * mark_delta is finite) the operating point of "gastritis iff r >= mark_delta":
+ * the last curve point whose delta >= mark_delta.  title may be NULL; synthetic adds a "SYNTHETIC DATA"
  * note. */
 int sd_plot_roc_png(const char *path, const sd_roc *roc, double mark_delta, const char *title,
                     int synthetic, sd_error *err) SD_WUR;

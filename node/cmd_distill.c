@@ -1,7 +1,8 @@
 /*
  * cmd_distill.c - `sldd distill`: Algorithm 1 on a data set, with progress,
  * checkpoints, pictures, and the unsigned payload as its result; and
- * `sldd replay`: Algorithm 2 on a payload, evaluated on labelled data.
+ * `sldd baseline`: the same steps from the same theta_0 on random real
+ * samples.  (`sldd replay` is in cmd_evaluate.c.)
  */
 #include <errno.h>
 #include <getopt.h>

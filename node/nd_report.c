@@ -215,14 +215,6 @@ int nd_report_roc_png(const nd_report *rep, const char *path, sd_error *err)
     char title[200];
     snprintf(title, sizeof title, "%s, %s, %d images", rep->short_model,
              sd_split_name(rep->ev.split), rep->ev.images);
-    /* The operating point at delta is the curve point with the smallest
-     * threshold >= delta (same images predicted positive).  It is passed by
-     * its own threshold because sd_plot_roc_png marks the first point whose
-     * threshold is <= the one given, which for delta itself is one point too
-     * far along the curve when no image has r == delta exactly. */
-    double mark = NAN;
-    for (int i = 0; i < rep->roc.n; i++)
-        if (rep->roc.pt[i].delta >= rep->delta && isfinite(rep->roc.pt[i].delta))
-            mark = rep->roc.pt[i].delta;
-    return sd_plot_roc_png(path, &rep->roc, mark, title, rep->synthetic, err);
+    /* marked: the operating point of "gastritis iff r >= delta" */
+    return sd_plot_roc_png(path, &rep->roc, rep->delta, title, rep->synthetic, err);
 }
