@@ -9,31 +9,7 @@ SLDD=${1:?usage: $0 /path/to/sldd}
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/sldd-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-
-# expect CODE SUBSTRING -- command...   (SUBSTRING searched in stdout+stderr)
-expect() {
-  local want=$1 text=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    echo "FAIL: '$*' exited $rc, expected $want"; echo "$out" | sed 's/^/    /'
-    fail=$((fail + 1)); return
-  fi
-  if [ -n "$text" ] && ! grep -qF -- "$text" <<<"$out"; then
-    echo "FAIL: '$*' output lacks '$text'"; echo "$out" | sed 's/^/    /'
-    fail=$((fail + 1)); return
-  fi
-  pass=$((pass + 1))
-}
-
-check() { # check DESCRIPTION CONDITION...
-  local d=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $d"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- help and usage errors ----
 expect 0 "synth" -- "$SLDD" dataset --help

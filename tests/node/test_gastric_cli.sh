@@ -13,31 +13,7 @@ PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/sldd-gastric-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export OPENBLAS_NUM_THREADS=1
-pass=0
-fail=0
-
-# expect CODE SUBSTRING -- command...   (SUBSTRING searched in stdout+stderr)
-expect() {
-  local want=$1 text=$2
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    echo "FAIL: '$*' exited $rc, expected $want"; echo "$out" | sed 's/^/    /'
-    fail=$((fail + 1)); return
-  fi
-  if [ -n "$text" ] && ! grep -qF -- "$text" <<<"$out"; then
-    echo "FAIL: '$*' output lacks '$text'"; echo "$out" | sed 's/^/    /'
-    fail=$((fail + 1)); return
-  fi
-  pass=$((pass + 1))
-}
-
-check() { # check DESCRIPTION CONDITION...
-  local d=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $d"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 
