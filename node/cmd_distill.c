@@ -482,7 +482,6 @@ int cmd_baseline(int argc, char **argv)
     sd_distilled dd = {0};
     sd_real *xb = NULL;
     int *lb = NULL;
-    int64_t *idx = NULL;
     if (sd_model_spec_parse_arch(&dd.spec, arch ? arch : ds.default_arch, &err) ||
         sd_backend_create(&be, device, &err)) {
         fprintf(stderr, "sldd baseline: %s\n", err.msg);
@@ -513,9 +512,8 @@ int cmd_baseline(int argc, char **argv)
     dd.bn_stats = calloc(m->n_bn + 1, sizeof(float));
     xb = malloc(M * D * sizeof *xb);
     lb = malloc(M * sizeof *lb);
-    idx = malloc(M * sizeof *idx);
     sd_real *th0 = malloc(m->n_theta * sizeof *th0);
-    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.bn_stats || !xb || !lb || !idx ||
+    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.bn_stats || !xb || !lb ||
              !th0;
     if (!rc)
         rc = sd_init_theta(m, dd.seed, th0, &err) ||
@@ -528,25 +526,33 @@ int cmd_baseline(int argc, char **argv)
     }
     /* random real samples, one class after another when possible */
     int64_t cnt = ds.train.count, want = 0;
-    for (size_t i = 0, tries = 0; i < M && tries < 1000000; tries++) {
+    size_t got = 0;
+    sd_real *one = NULL;
+    if (be->alloc(be, D * sizeof(sd_real), (void **)&one)) {
+        fprintf(stderr, "sldd baseline: %s\n", be->err.msg);
+        goto done;
+    }
+    for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
         int64_t j = (int64_t)(((uint64_t)sd_uniform_u32((uint64_t)seed, 7, tries) << 32 |
                                sd_uniform_u32((uint64_t)seed, 8, tries)) %
                               (uint64_t)cnt);
         int lab;
-        sd_real *tmp = NULL;
-        if (be->alloc(be, D * sizeof(sd_real), (void **)&tmp) ||
-            ds.train.fetch(ds.train.ctx, be, &j, 1, tmp, &lab, &err) ||
-            be->download(be, xb + i * D, tmp, D * sizeof(sd_real))) {
-            be->free(be, tmp);
-            fprintf(stderr, "sldd baseline: %s\n", err.msg);
+        if (ds.train.fetch(ds.train.ctx, be, &j, 1, one, &lab, &err) ||
+            be->download(be, xb + got * D, one, D * sizeof(sd_real))) {
+            be->free(be, one);
+            fprintf(stderr, "sldd baseline: %s\n", err.msg[0] ? err.msg : be->err.msg);
             goto done;
         }
-        be->free(be, tmp);
         if (n % K == 0 && lab != (int)(want % K))
             continue;
-        lb[i] = lab;
-        idx[i++] = j;
+        lb[got++] = lab;
         want++;
+    }
+    be->free(be, one);
+    if (got < M) {
+        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n",
+                got, M);
+        goto done;
     }
     for (size_t i = 0; i < M * D; i++)
         dd.images[i] = (float)xb[i];
@@ -605,7 +611,6 @@ int cmd_baseline(int argc, char **argv)
 done:
     free(xb);
     free(lb);
-    free(idx);
     sd_distilled_free(&dd);
     sd_backend_destroy(be);
     nd_data_close(&ds);
