@@ -110,13 +110,19 @@ struct sd_backend {
     int (*relu_mask)(sd_backend *be, size_t n, const sd_real *x, const sd_real *d, sd_real *out);
 
     /* ---- pooling ---- */
-    int (*maxpool_fwd)(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y);
+    /* arg: NULL, or n*c*oh*ow int32 of backend memory in which a backend may
+     * keep each window's argmax (index within its h*w plane) from maxpool_fwd
+     * for later maxpool_bwd / maxpool_gather calls on the SAME x; a backend
+     * that recomputes the argmax from x ignores it.  Callers pass the same
+     * arg buffer (or NULL) to all three calls of one forward. */
+    int (*maxpool_fwd)(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y,
+                       int32_t *arg);
     /* gx += gy scattered to the argmax of each window of x */
     int (*maxpool_bwd)(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                       const sd_real *gy, sd_real *gx);
+                       const int32_t *arg, const sd_real *gy, sd_real *gx);
     /* dy = dx gathered from the argmax of each window of x (tangent) */
     int (*maxpool_gather)(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                          const sd_real *dx, sd_real *dy);
+                          const int32_t *arg, const sd_real *dx, sd_real *dy);
     /* average (or adaptive average) pooling: y = avg(x); it is linear, so the
      * tangent is the same call on the tangent. */
     int (*avgpool_fwd)(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y);

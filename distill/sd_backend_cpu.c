@@ -911,32 +911,58 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
     return best;
 }
 
-static int cpu_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+static int cpu_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y,
+                           int32_t *arg)
 {
     int rc = pool_check(be, d, "maxpool_fwd");
     if (rc)
         return rc;
+    if (arg && (size_t)d->h * d->w > 0x7fffffff)
+        arg = NULL; /* an index would not fit: recompute in the backward */
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
     for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
         const sd_real *xc = x + pl * hw;
         sd_real *yc = y + pl * ohw;
+        int32_t *ac = arg ? arg + pl * ohw : NULL;
         for (int oy = 0; oy < d->oh; oy++)
             for (int ox = 0; ox < d->ow; ox++) {
                 long a = maxpool_arg(d, xc, oy, ox);
-                yc[(size_t)oy * d->ow + ox] = a < 0 ? 0 : xc[a];
+                size_t o = (size_t)oy * d->ow + ox;
+                yc[o] = a < 0 ? 0 : xc[a];
+                if (ac)
+                    ac[o] = (int32_t)a;
             }
     }
     return SD_OK;
 }
 
+/* The argmaxes kept by maxpool_fwd are used when given and when the plane
+ * is small enough for the forward to have written them. */
+static int use_arg(const sd_pool_desc *d, const int32_t *arg)
+{
+    return arg && (size_t)d->h * d->w <= 0x7fffffff;
+}
+
 static int cpu_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                           const sd_real *gy, sd_real *gx)
+                           const int32_t *arg, const sd_real *gy, sd_real *gx)
 {
     int rc = pool_check(be, d, "maxpool_bwd");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
-    for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
+    const size_t planes = (size_t)d->n * d->c;
+    if (use_arg(d, arg)) {
+        for (size_t pl = 0; pl < planes; pl++) {
+            const int32_t *ac = arg + pl * ohw;
+            const sd_real *gyc = gy + pl * ohw;
+            sd_real *gxc = gx + pl * hw;
+            for (size_t o = 0; o < ohw; o++)
+                if (ac[o] >= 0)
+                    gxc[ac[o]] += gyc[o];
+        }
+        return SD_OK;
+    }
+    for (size_t pl = 0; pl < planes; pl++) {
         const sd_real *xc = x + pl * hw, *gyc = gy + pl * ohw;
         sd_real *gxc = gx + pl * hw;
         for (int oy = 0; oy < d->oh; oy++)
@@ -950,13 +976,24 @@ static int cpu_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real 
 }
 
 static int cpu_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                              const sd_real *dx, sd_real *dy)
+                              const int32_t *arg, const sd_real *dx, sd_real *dy)
 {
     int rc = pool_check(be, d, "maxpool_gather");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
-    for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
+    const size_t planes = (size_t)d->n * d->c;
+    if (use_arg(d, arg)) {
+        for (size_t pl = 0; pl < planes; pl++) {
+            const int32_t *ac = arg + pl * ohw;
+            const sd_real *dxc = dx + pl * hw;
+            sd_real *dyc = dy + pl * ohw;
+            for (size_t o = 0; o < ohw; o++)
+                dyc[o] = ac[o] < 0 ? 0 : dxc[ac[o]];
+        }
+        return SD_OK;
+    }
+    for (size_t pl = 0; pl < planes; pl++) {
         const sd_real *xc = x + pl * hw, *dxc = dx + pl * hw;
         sd_real *dyc = dy + pl * ohw;
         for (int oy = 0; oy < d->oh; oy++)

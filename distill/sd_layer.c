@@ -230,6 +230,9 @@ size_t sd_layer_saved_size(const sd_layer *l, int n)
         return 2 * (size_t)l->in[0].c; /* batch mode: mean, invstd */
     case SD_LAYER_DROPOUT:
         return (size_t)n * sd_shape_size(l->in[0]); /* the mask, when training */
+    case SD_LAYER_MAXPOOL: /* the argmax of each window, int32, for the backend */
+        return ((size_t)n * sd_shape_size(l->out) * sizeof(int32_t) + sizeof(sd_real) - 1) /
+               sizeof(sd_real);
     default:
         return 0;
     }

@@ -86,7 +86,7 @@ static int maxp_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0] || !io->y)
         return sd_layer_missing(be, l, "forward", "x or y");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_fwd(be, &d, io->x[0], io->y);
+    return be->maxpool_fwd(be, &d, io->x[0], io->y, (int32_t *)io->saved);
 }
 
 static int maxp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -96,7 +96,7 @@ static int maxp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0] || !io->gy)
         return sd_layer_missing(be, l, "backward", "x or gy");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, &d, io->x[0], io->gy, io->gx[0]);
+    return be->maxpool_bwd(be, &d, io->x[0], (const int32_t *)io->saved, io->gy, io->gx[0]);
 }
 
 static int maxp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -106,7 +106,7 @@ static int maxp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->dx[0])
         return zero_out(be, l, io->n, io->dy);
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_gather(be, &d, io->x[0], io->dx[0], io->dy);
+    return be->maxpool_gather(be, &d, io->x[0], (const int32_t *)io->saved, io->dx[0], io->dy);
 }
 
 static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -116,7 +116,7 @@ static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0])
         return sd_layer_missing(be, l, "backward_tangent", "x");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, &d, io->x[0], io->dgy, io->dgx[0]);
+    return be->maxpool_bwd(be, &d, io->x[0], (const int32_t *)io->saved, io->dgy, io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_maxpool = {maxp_fwd, maxp_bwd, maxp_fwd_t, maxp_bwd_t};

@@ -299,8 +299,12 @@ static int sg_pool_check(sd_backend *be, const sd_pool_desc *d, const char *op)
     return 0;
 }
 
-static int sg_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+/* The argmax is recomputed from x in every call: arg (see sd_backend.h) is
+ * left unused on the GPU. */
+static int sg_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y,
+                          int32_t *arg)
 {
+    (void)arg;
     SG_TRY(sg_pool_check(be, d, "maxpool_fwd"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
     if (!total)
@@ -313,8 +317,9 @@ static int sg_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *
 }
 
 static int sg_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                             const sd_real *dx, sd_real *dy)
+                             const int32_t *arg, const sd_real *dx, sd_real *dy)
 {
+    (void)arg;
     SG_TRY(sg_pool_check(be, d, "maxpool_gather"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
     if (!total)
@@ -327,8 +332,9 @@ static int sg_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_rea
 }
 
 static int sg_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
-                          const sd_real *gy, sd_real *gx)
+                          const int32_t *arg, const sd_real *gy, sd_real *gx)
 {
+    (void)arg;
     SG_TRY(sg_pool_check(be, d, "maxpool_bwd"));
     SG_ENTER(be);
     cudaStream_t st = sg_ctx_of(be)->stream;

@@ -24,6 +24,7 @@
 #include "../sd_test.h"
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
+#include "sd_init.h"
 #include "sd_layer.h"
 
 #ifdef SD_REAL_DOUBLE
@@ -325,24 +326,58 @@ static sd_pool_desc pool(int h, int w, int k, int s, int p, int oh, int ow)
     return d;
 }
 
+/* The argmaxes kept by maxpool_fwd give the same backward and gather as the
+ * recomputing path, bit for bit: 2x2/2 (the unrolled case), 3x3/2 with
+ * padding (overlapping windows), ties and a NaN included. */
+static void test_pooling_kept_argmax(sd_backend *be)
+{
+    const int shapes[2][7] = {{8, 8, 2, 2, 0, 4, 4}, {7, 7, 3, 2, 1, 4, 4}};
+    for (int sh = 0; sh < 2; sh++) {
+        const int *g = shapes[sh];
+        sd_pool_desc d = pool(g[0], g[1], g[2], g[3], g[4], g[5], g[6]);
+        d.n = 2;
+        d.c = 3;
+        enum { IN = 2 * 3 * 8 * 8, OUT = 2 * 3 * 4 * 4 };
+        sd_real x[IN], dx[IN], gy[OUT], y0[OUT], y1[OUT], dy0[OUT], dy1[OUT];
+        sd_real gx0[IN] = {0}, gx1[IN] = {0};
+        int32_t arg[OUT];
+        for (int i = 0; i < IN; i++) {
+            x[i] = (sd_real)((i * 7919) % 13) - 6; /* many ties */
+            dx[i] = (sd_real)sd_normal(5, 0, (uint64_t)i);
+        }
+        x[9] = NAN;
+        for (int i = 0; i < OUT; i++)
+            gy[i] = (sd_real)sd_normal(6, 0, (uint64_t)i);
+        CHECK(be->maxpool_fwd(be, &d, x, y0, NULL) == 0);
+        CHECK(be->maxpool_fwd(be, &d, x, y1, arg) == 0);
+        CHECK(be->maxpool_bwd(be, &d, x, NULL, gy, gx0) == 0);
+        CHECK(be->maxpool_bwd(be, &d, x, arg, gy, gx1) == 0);
+        CHECK(be->maxpool_gather(be, &d, x, NULL, dx, dy0) == 0);
+        CHECK(be->maxpool_gather(be, &d, x, arg, dx, dy1) == 0);
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        CHECK(memcmp(gx0, gx1, sizeof gx0) == 0);
+        CHECK(memcmp(dy0, dy1, sizeof dy0) == 0);
+    }
+}
+
 static void test_pooling(sd_backend *be)
 {
     /* all equal: the first cell in row-major order takes the gradient */
     sd_pool_desc d = pool(2, 2, 2, 2, 0, 1, 1);
     sd_real x[4] = {5, 5, 5, 5}, y[1], gy[1] = {1}, gx[4] = {0};
-    CHECK(be->maxpool_fwd(be, &d, x, y) == 0 && y[0] == 5);
-    CHECK(be->maxpool_bwd(be, &d, x, gy, gx) == 0);
+    CHECK(be->maxpool_fwd(be, &d, x, y, NULL) == 0 && y[0] == 5);
+    CHECK(be->maxpool_bwd(be, &d, x, NULL, gy, gx) == 0);
     CHECK(gx[0] == 1 && gx[1] == 0 && gx[2] == 0 && gx[3] == 0);
     /* tie between (0,1) and (1,0): (0,1) comes first */
     sd_real x2[4] = {1, 3, 3, 2}, gx2[4] = {0}, dx2[4] = {10, 20, 30, 40}, dy2[1];
-    CHECK(be->maxpool_bwd(be, &d, x2, gy, gx2) == 0);
+    CHECK(be->maxpool_bwd(be, &d, x2, NULL, gy, gx2) == 0);
     CHECK(gx2[1] == 1 && gx2[2] == 0);
-    CHECK(be->maxpool_gather(be, &d, x2, dx2, dy2) == 0 && dy2[0] == 20);
+    CHECK(be->maxpool_gather(be, &d, x2, NULL, dx2, dy2) == 0 && dy2[0] == 20);
 
     /* padding never wins: an all-negative input with pad 1 */
     sd_pool_desc dp = pool(2, 2, 3, 1, 1, 2, 2);
     sd_real xn[4] = {-4, -1, -3, -2}, yn[4];
-    CHECK(be->maxpool_fwd(be, &dp, xn, yn) == 0);
+    CHECK(be->maxpool_fwd(be, &dp, xn, yn, NULL) == 0);
     CHECK(yn[0] == -1 && yn[1] == -1 && yn[2] == -1 && yn[3] == -1);
 
     /* ceil_mode via the layer: 5x5, k2 s2 -> 3x3, last windows clipped */
@@ -360,7 +395,7 @@ static void test_pooling(sd_backend *be)
     for (int i = 0; i < 25; i++)
         x5[i] = (sd_real)(i % 7);
     sd_pool_desc d5 = pool(5, 5, 2, 2, 0, 3, 3);
-    CHECK(be->maxpool_fwd(be, &d5, x5, y5) == 0);
+    CHECK(be->maxpool_fwd(be, &d5, x5, y5, NULL) == 0);
     CHECK(y5[8] == x5[24] && y5[2] == fmax(x5[4], x5[9]));
     /* PyTorch's rule: the last window must start inside the input or the left
      * padding.  6 wide, k3 s2 p1 ceil: 4 windows would start at 5 (inside)... */
@@ -544,6 +579,7 @@ int main(void)
     test_patch_gather(be);
     test_adam(be);
     test_pooling(be);
+    test_pooling_kept_argmax(be);
     test_bn(be);
     test_sce_extreme(be);
     test_gemm(be);

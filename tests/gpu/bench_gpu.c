@@ -225,10 +225,10 @@ static int pool_run(void *p)
 {
     pool_ctx *c = p;
     if (c->pass == 0)
-        return be->maxpool_fwd(be, &c->d, c->x, c->y);
+        return be->maxpool_fwd(be, &c->d, c->x, c->y, NULL);
     if (c->pass == 1)
-        return be->maxpool_bwd(be, &c->d, c->x, c->y, c->gx);
-    return be->maxpool_gather(be, &c->d, c->x, c->gx, c->y);
+        return be->maxpool_bwd(be, &c->d, c->x, NULL, c->y, c->gx);
+    return be->maxpool_gather(be, &c->d, c->x, NULL, c->gx, c->y);
 }
 
 typedef struct gemm_ctx {

@@ -551,11 +551,11 @@ static void pool_case(int max, int adaptive, int n, int c, int h, int w, int kh,
         dx = brandn(xs, -1, 1), dy = brandn(ys, -1, 1);
     fill_vals(&x, vals);
     if (max) {
-        ON_BOTH("maxpool_fwd", B->maxpool_fwd(B, &d, P(x), P(y)));
+        ON_BOTH("maxpool_fwd", B->maxpool_fwd(B, &d, P(x), P(y), NULL));
         expect("maxpool", what, &y, 0);
-        ON_BOTH("maxpool_bwd", B->maxpool_bwd(B, &d, P(x), P(gy), P(gx)));
+        ON_BOTH("maxpool_bwd", B->maxpool_bwd(B, &d, P(x), NULL, P(gy), P(gx)));
         expect("maxpool", what, &gx, 0);
-        ON_BOTH("maxpool_gather", B->maxpool_gather(B, &d, P(x), P(dx), P(dy)));
+        ON_BOTH("maxpool_gather", B->maxpool_gather(B, &d, P(x), NULL, P(dx), P(dy)));
         expect("maxpool", what, &dy, 0);
     } else {
         ON_BOTH("avgpool_fwd", B->avgpool_fwd(B, &d, P(x), P(y)));
