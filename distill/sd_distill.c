@@ -6,13 +6,16 @@
  *   theta_0                  fixed (one of `nets` seeds) or fresh
  *   theta_{t+1} = theta_t - alpha_t grad l(x_s, y_s, theta_t),  t < T
  *   L = CE(f(x_real; theta_T), labels),  v = grad_theta L
- *   for t = T-1 .. 0 (one sd_exec_hvp at (theta_t, x_s, y_s) along v):
+ *   for t = T-1 .. 0 (the tangent passes at (theta_t, x_s, y_s) along v):
  *       dL/dalpha_t = -<v, grad l_t>
  *       dL/dx_s    += -alpha_t d/dx <v, grad l_t>
  *       dL/dy_s    += -alpha_t d/dy <v, grad l_t>
  *       v          -= alpha_t H v
  *   Adam on x, y and rho (alpha = softplus(rho)).
- * All theta_t are kept (T+1 vectors), so the walk back needs no recomputation.
+ * All theta_t are kept (T+1 vectors).  When step_cache_bytes allows, so is
+ * each inner step's forward and backward (one exec slot and one gradient per
+ * step), and the walk back runs only the tangent passes (sd_exec_hvp_cached);
+ * otherwise it recomputes them (sd_exec_hvp).  Both give the same bits.
  *
  * Randomness is counter-based (sd_init.h): the batch order of epoch e is a
  * Fisher-Yates shuffle driven by Philox at (seed, stream SHUFFLE, e<<32|i), so
@@ -54,6 +57,7 @@ struct sd_distiller {
     sd_real **theta; /* T+1 */
     sd_real **theta0; /* nets fixed initial weights */
     sd_real *v, *hv, *gt;
+    sd_real **gts; /* T gradients of the inner steps when they are kept (else NULL) */
     sd_real *xb, *yb;
     int *lb;
     int64_t *idx, *perm;
@@ -86,6 +90,7 @@ void sd_distill_config_defaults(sd_distill_config *c)
     c->bn_mode = SD_BN_BATCH;
     c->bn_momentum = 0.1;
     c->bn_export_batches = 20;
+    c->step_cache_bytes = (size_t)2 << 30;
 }
 
 static double softplus(double r) { return r > 30 ? r : log1p(exp(r)); }
@@ -210,6 +215,10 @@ void sd_distiller_destroy(sd_distiller *d)
     if (d->theta0)
         for (int j = 0; j < d->cfg.nets; j++)
             be->free(be, d->theta0[j]);
+    if (d->gts)
+        for (int t = 0; t < d->T; t++)
+            be->free(be, d->gts[t]);
+    free(d->gts);
     free(d->theta);
     free(d->theta0);
     free(d->rho);
@@ -442,7 +451,11 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     d->nt = d->m->n_theta;
     d->iters_per_epoch = train->count / cfg->real_batch;
     d->total = cfg->iterations > 0 ? cfg->iterations : (int64_t)cfg->epochs * d->iters_per_epoch;
-    if ((rc = sd_exec_create(&d->ex_syn, d->m, be, d->n, SD_EXEC_TANGENT, err)) ||
+    /* keep the inner steps' state for the walk back when it fits */
+    size_t keep = (sd_exec_slot_bytes(d->m, d->n) + d->nt * sizeof(sd_real)) * (size_t)d->T;
+    int cache = cfg->step_cache_bytes > 0 && keep <= cfg->step_cache_bytes;
+    if ((rc = sd_exec_create_slots(&d->ex_syn, d->m, be, d->n, SD_EXEC_TANGENT, cache ? d->T : 1,
+                                   err)) ||
         (rc = sd_exec_create(&d->ex_real, d->m, be, cfg->real_batch, 0, err)))
         goto fail;
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
@@ -479,6 +492,15 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     for (int t = 0; t <= d->T; t++)
         if ((rc = dev_alloc(be, d->nt, &d->theta[t], err)))
             goto fail;
+    if (cache) {
+        if (!(d->gts = calloc((size_t)d->T, sizeof *d->gts))) {
+            rc = sd_error_set(err, SD_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (int t = 0; t < d->T; t++)
+            if ((rc = dev_alloc(be, d->nt, &d->gts[t], err)))
+                goto fail;
+    }
     if (!cfg->random_init)
         for (int j = 0; j < cfg->nets; j++)
             if ((rc = dev_alloc(be, d->nt, &d->theta0[j], err)) ||
@@ -552,12 +574,14 @@ static int inner_forward(sd_distiller *d)
     }
     for (int t = 0; t < d->T; t++) {
         sd_exec_args a = syn_args(d, t);
-        BE(d, be->zero(be, d->gt, bytes), "zero");
-        if (sd_exec_loss_grad(d->ex_syn, &a, NULL, d->gt, NULL, NULL))
+        sd_real *g = d->gts ? d->gts[t] : d->gt;
+        BE(d, be->zero(be, g, bytes), "zero");
+        if ((d->gts && sd_exec_use_slot(d->ex_syn, t)) ||
+            sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL))
             return sd_error_set(&d->err, be->err.code ? be->err.code : SD_EBACKEND,
                                 "inner step %d: %s", t, be->err.msg);
         BE(d, be->copy(be, d->theta[t + 1], d->theta[t], bytes), "copy");
-        BE(d, be->axpy(be, d->nt, (sd_real)-softplus(d->rho[t]), d->gt, d->theta[t + 1]), "step");
+        BE(d, be->axpy(be, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
     }
     return SD_OK;
 }
@@ -608,15 +632,22 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
         sd_exec_args a = syn_args(d, t);
         int s = t % d->cfg.steps;
         double alpha = softplus(d->rho[t]), gdotv = 0;
-        BE(d, be->zero(be, d->gt, tb), "zero");
+        sd_real *ty = d->cfg.hard_labels ? NULL : d->ty, *g = d->gts ? d->gts[t] : d->gt;
         BE(d, be->zero(be, d->hv, tb), "zero");
         BE(d, be->zero(be, d->tx, sx * sizeof(sd_real)), "zero");
         BE(d, be->zero(be, d->ty, sy * sizeof(sd_real)), "zero");
-        if (sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx,
-                        d->cfg.hard_labels ? NULL : d->ty))
-            return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
-                                be->err.msg);
-        BE(d, be->dot(be, d->nt, d->v, d->gt, &gdotv), "dot");
+        if (d->gts) { /* step t's forward and backward are kept in slot t */
+            if (sd_exec_use_slot(d->ex_syn, t) ||
+                sd_exec_hvp_cached(d->ex_syn, &a, d->v, d->hv, d->tx, ty))
+                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
+                                    be->err.msg);
+        } else {
+            BE(d, be->zero(be, d->gt, tb), "zero");
+            if (sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx, ty))
+                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
+                                    be->err.msg);
+        }
+        BE(d, be->dot(be, d->nt, d->v, g, &gdotv), "dot");
         d->grho[t] = -gdotv * sigmoid(d->rho[t]);
         BE(d, be->axpy(be, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
         BE(d, be->axpy(be, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");

@@ -61,6 +61,11 @@ typedef struct sd_distill_config {
     sd_bn_mode bn_mode;    /* inner-step batch norm: BATCH (default) or FROZEN */
     double bn_momentum;    /* running theta_bn average for monitoring (0.1) */
     int bn_export_batches; /* batches averaged for theta_bn at export (20) */
+    /* backend memory for keeping the T inner steps' forward and backward state
+     * (and gradients) so the walk back runs only the tangent passes; when the
+     * T steps need more, they are recomputed there.  0: always recompute.
+     * Results are the same either way. (2 GiB) */
+    size_t step_cache_bytes;
     /* monitoring */
     int eval_every;        /* validate every this many iterations (0: never) */
     int64_t eval_max;      /* validation samples used (0: all) */

@@ -18,18 +18,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The state one forward and backward leave behind: per-layer outputs,
+ * their gradients, what each layer saved, the targets and the softmax. */
+typedef struct exec_slot {
+    sd_real **y, **g, **saved;
+    sd_real *q; /* (nmax, classes) targets */
+    sd_real *p; /* (nmax, classes) softmax of logits */
+    sd_exec_args args; /* of the backward this slot holds, when has_backward */
+    int has_backward;
+} exec_slot;
+
 struct sd_exec {
     const sd_model *m;
     sd_backend *be;
     int nmax;
     unsigned flags;
-    sd_real **y, **g, **dy, **dg, **saved;
+    int nslots, cur;
+    exec_slot *slots;
+    /* the current slot's buffers (aliases into slots[cur]) */
+    sd_real **y, **g, **saved;
+    sd_real *q, *p;
+    /* shared by all slots: tangents, workspace, label gradients */
+    sd_real **dy, **dg;
     void *ws;
-    sd_real *q;     /* (nmax, classes) targets */
-    sd_real *p;     /* (nmax, classes) softmax of logits */
     sd_real *gq;    /* (nmax, classes) gradient w.r.t. targets */
     sd_real *dgq;   /* (nmax, classes) its tangent */
-    int last_n;
     int want_g0; /* this call needs the gradient w.r.t. the input */
 };
 
@@ -125,31 +138,33 @@ static size_t layer_out_elems(const sd_model *m, int i, int n)
     return (size_t)n * sd_layer_out_size(&m->layers[i]);
 }
 
+static void free_layer_bufs(sd_backend *be, int L, sd_real **b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < L; i++)
+        be->free(be, b[i]);
+    free(b);
+}
+
 void sd_exec_destroy(sd_exec *ex)
 {
     if (!ex)
         return;
     sd_backend *be = ex->be;
-    for (int i = 0; i < ex->m->n_layers; i++) {
-        if (ex->y)
-            be->free(be, ex->y[i]);
-        if (ex->g)
-            be->free(be, ex->g[i]);
-        if (ex->dy)
-            be->free(be, ex->dy[i]);
-        if (ex->dg)
-            be->free(be, ex->dg[i]);
-        if (ex->saved)
-            be->free(be, ex->saved[i]);
+    int L = ex->m->n_layers;
+    for (int k = 0; ex->slots && k < ex->nslots; k++) {
+        exec_slot *s = &ex->slots[k];
+        free_layer_bufs(be, L, s->y);
+        free_layer_bufs(be, L, s->g);
+        free_layer_bufs(be, L, s->saved);
+        be->free(be, s->q);
+        be->free(be, s->p);
     }
-    free(ex->y);
-    free(ex->g);
-    free(ex->dy);
-    free(ex->dg);
-    free(ex->saved);
+    free(ex->slots);
+    free_layer_bufs(be, L, ex->dy);
+    free_layer_bufs(be, L, ex->dg);
     be->free(be, ex->ws);
-    be->free(be, ex->q);
-    be->free(be, ex->p);
     be->free(be, ex->gq);
     be->free(be, ex->dgq);
     free(ex);
@@ -167,12 +182,43 @@ static int exec_alloc(sd_exec *ex, size_t elems, sd_real **out, sd_error *err)
     return SD_OK;
 }
 
-int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
-                   sd_error *err)
+static int alloc_layer_bufs(sd_exec *ex, sd_real ***out, int saved, sd_error *err)
+{
+    const sd_model *m = ex->m;
+    *out = calloc((size_t)m->n_layers, sizeof **out);
+    if (!*out)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    for (int i = 0; i < m->n_layers; i++) {
+        size_t e = saved ? (m->layers[i].kind == SD_LAYER_INPUT
+                                ? 0
+                                : sd_layer_saved_size(&m->layers[i], ex->nmax))
+                         : layer_out_elems(m, i, ex->nmax);
+        int rc = exec_alloc(ex, e, &(*out)[i], err);
+        if (rc)
+            return rc;
+    }
+    return SD_OK;
+}
+
+size_t sd_exec_slot_bytes(const sd_model *m, int nmax)
+{
+    size_t e = 2 * (size_t)nmax * (size_t)m->spec.classes;
+    for (int i = 0; i < m->n_layers; i++) {
+        e += 2 * layer_out_elems(m, i, nmax);
+        if (m->layers[i].kind != SD_LAYER_INPUT)
+            e += sd_layer_saved_size(&m->layers[i], nmax);
+    }
+    return e * sizeof(sd_real);
+}
+
+int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
+                         unsigned flags, int nslots, sd_error *err)
 {
     *out = NULL;
     if (nmax <= 0)
         return sd_error_set(err, SD_EINVAL, "batch size must be positive");
+    if (nslots <= 0)
+        return sd_error_set(err, SD_EINVAL, "an exec needs at least one state slot");
     sd_exec *ex = calloc(1, sizeof *ex);
     if (!ex)
         return sd_error_set(err, SD_ENOMEM, "out of memory");
@@ -181,32 +227,28 @@ int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, u
     ex->nmax = nmax;
     ex->flags = flags;
     int L = m->n_layers, rc = SD_OK;
-    ex->y = calloc((size_t)L, sizeof *ex->y);
-    ex->g = calloc((size_t)L, sizeof *ex->g);
-    ex->saved = calloc((size_t)L, sizeof *ex->saved);
-    if (flags & SD_EXEC_TANGENT) {
-        ex->dy = calloc((size_t)L, sizeof *ex->dy);
-        ex->dg = calloc((size_t)L, sizeof *ex->dg);
-    }
-    if (!ex->y || !ex->g || !ex->saved ||
-        ((flags & SD_EXEC_TANGENT) && (!ex->dy || !ex->dg))) {
+    size_t qk = (size_t)nmax * (size_t)m->spec.classes;
+    ex->slots = calloc((size_t)nslots, sizeof *ex->slots);
+    if (!ex->slots) {
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto fail;
     }
+    ex->nslots = nslots;
+    for (int k = 0; k < nslots; k++) {
+        exec_slot *s = &ex->slots[k];
+        if ((rc = alloc_layer_bufs(ex, &s->y, 0, err)) ||
+            (rc = alloc_layer_bufs(ex, &s->g, 0, err)) ||
+            (rc = alloc_layer_bufs(ex, &s->saved, 1, err)) ||
+            (rc = exec_alloc(ex, qk, &s->q, err)) || (rc = exec_alloc(ex, qk, &s->p, err)))
+            goto fail;
+    }
+    if ((flags & SD_EXEC_TANGENT) && ((rc = alloc_layer_bufs(ex, &ex->dy, 0, err)) ||
+                                      (rc = alloc_layer_bufs(ex, &ex->dg, 0, err))))
+        goto fail;
     size_t ws = 0;
     for (int i = 0; i < L; i++) {
         const sd_layer *l = &m->layers[i];
-        size_t e = layer_out_elems(m, i, nmax);
-        if ((rc = exec_alloc(ex, e, &ex->y[i], err)) || (rc = exec_alloc(ex, e, &ex->g[i], err)))
-            goto fail;
-        if (flags & SD_EXEC_TANGENT) {
-            if ((rc = exec_alloc(ex, e, &ex->dy[i], err)) ||
-                (rc = exec_alloc(ex, e, &ex->dg[i], err)))
-                goto fail;
-        }
         if (l->kind != SD_LAYER_INPUT) {
-            if ((rc = exec_alloc(ex, sd_layer_saved_size(l, nmax), &ex->saved[i], err)))
-                goto fail;
             size_t w = sd_layer_ws_size(l, nmax, be);
             if (w > ws)
                 ws = w;
@@ -219,15 +261,41 @@ int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, u
             goto fail;
         }
     }
-    size_t qk = (size_t)nmax * (size_t)m->spec.classes;
-    if ((rc = exec_alloc(ex, qk, &ex->q, err)) || (rc = exec_alloc(ex, qk, &ex->p, err)) ||
-        (rc = exec_alloc(ex, qk, &ex->gq, err)) || (rc = exec_alloc(ex, qk, &ex->dgq, err)))
+    if ((rc = exec_alloc(ex, qk, &ex->gq, err)) || (rc = exec_alloc(ex, qk, &ex->dgq, err)))
+        goto fail;
+    rc = sd_exec_use_slot(ex, 0);
+    if (rc)
         goto fail;
     *out = ex;
     return SD_OK;
 fail:
     sd_exec_destroy(ex);
     return rc;
+}
+
+int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
+                   sd_error *err)
+{
+    return sd_exec_create_slots(out, m, be, nmax, flags, 1, err);
+}
+
+int sd_exec_use_slot(sd_exec *ex, int k)
+{
+    if (k < 0 || k >= ex->nslots)
+        return sd_error_set(&ex->be->err, SD_EINVAL, "exec slot %d of %d", k, ex->nslots);
+    exec_slot *s = &ex->slots[k];
+    ex->cur = k;
+    ex->y = s->y;
+    ex->g = s->g;
+    ex->saved = s->saved;
+    ex->q = s->q;
+    ex->p = s->p;
+    return SD_OK;
+}
+
+int sd_exec_slots(const sd_exec *ex)
+{
+    return ex->nslots;
 }
 
 #define BE_CALL(ex, call, err, what)                                                   \
@@ -284,6 +352,7 @@ static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io,
 static int run_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 {
     const sd_model *m = ex->m;
+    ex->slots[ex->cur].has_backward = 0;
     BE_CALL(ex, ex->be->copy(ex->be, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
             err, "copying input");
     for (int i = 1; i < m->n_layers; i++) {
@@ -293,7 +362,6 @@ static int run_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
         if (rc)
             return sd_error_set(err, rc, "forward of layer %s: %s", m->names[i], ex->be->err.msg);
     }
-    ex->last_n = a->n;
     return SD_OK;
 }
 
@@ -353,116 +421,133 @@ const sd_real *sd_exec_logits(const sd_exec *ex)
     return ex->y[ex->m->n_layers - 1];
 }
 
-int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
-                      sd_real *gx, sd_real *gy)
+/* Forward, loss and (when any gradient is asked for, or always with
+ * force_bwd) backward: gtheta += dl/dtheta, and with want_gx the input
+ * gradient in g[0], with want_gy the target gradient in gq.  The slot then
+ * holds this backward. */
+static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
+                            int want_gx, int want_gy, int force_bwd, sd_error *err)
 {
-    sd_error e = {0}, *err = &e;
     int rc, last = ex->m->n_layers - 1, K = ex->m->spec.classes;
     size_t nk = (size_t)a->n * (size_t)K;
     if ((rc = check_args(ex, a, err)) || (rc = make_targets(ex, a, err)) ||
         (rc = run_forward(ex, a, err)))
-        goto out;
+        return rc;
     double l = 0;
-    if ((rc = ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l))) {
-        sd_error_set(err, rc, "loss: %s", ex->be->err.msg);
-        goto out;
-    }
+    BE_CALL(ex, ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l), err, "loss");
     if (loss)
         *loss = l;
-    if (!gtheta && !gx && !gy)
-        goto out;
-    ex->want_g0 = gx != NULL;
+    if (!gtheta && !want_gx && !want_gy && !force_bwd)
+        return SD_OK;
+    ex->want_g0 = want_gx;
     if ((rc = zero_grads(ex, ex->g, a->n, err)))
-        goto out;
-    if (gy && (rc = ex->be->zero(ex->be, ex->gq, nk * sizeof(sd_real)))) {
-        sd_error_set(err, rc, "zeroing: %s", ex->be->err.msg);
-        goto out;
-    }
-    if ((rc = ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last], gy ? ex->gq : NULL))) {
-        sd_error_set(err, rc, "loss backward: %s", ex->be->err.msg);
-        goto out;
-    }
+        return rc;
+    if (want_gy)
+        BE_CALL(ex, ex->be->zero(ex->be, ex->gq, nk * sizeof(sd_real)), err, "zeroing");
+    BE_CALL(ex, ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last],
+                                want_gy ? ex->gq : NULL),
+            err, "loss backward");
     if ((rc = run_backward(ex, a, gtheta, err)))
-        goto out;
-    if (gx && (rc = ex->be->axpy(ex->be, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx))) {
-        sd_error_set(err, rc, "input gradient: %s", ex->be->err.msg);
-        goto out;
-    }
-    if (gy)
+        return rc;
+    exec_slot *s = &ex->slots[ex->cur];
+    s->args = *a;
+    s->has_backward = 1;
+    return SD_OK;
+}
+
+int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
+                      sd_real *gx, sd_real *gy)
+{
+    sd_error e = {0}, *err = &e;
+    int rc = forward_backward(ex, a, loss, gtheta, gx != NULL, gy != NULL, 0, err);
+    if (!rc && gx)
+        rc = ex->be->axpy(ex->be, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx)
+                 ? sd_error_set(err, SD_EBACKEND, "input gradient: %s", ex->be->err.msg)
+                 : SD_OK;
+    if (!rc && gy)
         rc = labels_backward(ex, a, ex->gq, gy, err);
-out:
     if (rc)
         ex->be->err = e;
     return rc;
+}
+
+/* The tangent passes along v, on the forward and backward the current slot
+ * holds: hv += H v, dgx += d/dx <v, g>, dgy += d/dy <v, g>.  The backward of
+ * every layer is complete before any tangent backward runs, which is what
+ * the tangent of a layer needs (its g_i final). */
+static int tangent_passes(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
+                          sd_real *dgx, sd_real *dgy, sd_error *err)
+{
+    const sd_model *m = ex->m;
+    int rc, last = m->n_layers - 1, K = m->spec.classes;
+    size_t nk = (size_t)a->n * (size_t)K;
+    /* tangent forward along theta-tangent v (input and labels fixed) */
+    for (int i = 1; i < m->n_layers; i++) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, v, NULL, NULL);
+        if ((rc = sd_layer_forward_tangent(ex->be, &m->layers[i], &io)))
+            return sd_error_set(err, rc, "tangent of layer %s: %s", m->names[i], ex->be->err.msg);
+    }
+    ex->want_g0 = dgx != NULL;
+    if ((rc = zero_grads(ex, ex->dg, a->n, err)))
+        return rc;
+    BE_CALL(ex, ex->be->zero(ex->be, ex->dgq, nk * sizeof(sd_real)), err, "zeroing");
+    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL, 1.0,
+                                        0.0, ex->dg[last], dgy ? ex->dgq : NULL),
+            err, "loss backward tangent");
+    for (int i = last; i >= 1; i--) {
+        sd_layer_io io;
+        wire_io(ex, a, i, &io, v, NULL, hv);
+        if ((rc = sd_layer_backward_tangent(ex->be, &m->layers[i], &io)))
+            return sd_error_set(err, rc, "tangent backward of layer %s: %s", m->names[i],
+                                ex->be->err.msg);
+    }
+    if (dgx)
+        BE_CALL(ex, ex->be->axpy(ex->be, layer_out_elems(m, 0, a->n), 1, ex->dg[0], dgx), err,
+                "input tangent");
+    /* labels have no tangent along v, so the tangent of the label gradient is
+     * the softmax backward of the tangent of the target gradient */
+    if (dgy)
+        return labels_backward(ex, a, ex->dgq, dgy, err);
+    return SD_OK;
 }
 
 int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
                 sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy)
 {
     sd_error e = {0}, *err = &e;
-    const sd_model *m = ex->m;
-    int rc, last = m->n_layers - 1, K = m->spec.classes;
-    size_t nk = (size_t)a->n * (size_t)K;
-    if (!(ex->flags & SD_EXEC_TANGENT)) {
+    int rc;
+    if (!(ex->flags & SD_EXEC_TANGENT))
         rc = sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
-        goto out;
-    }
-    if ((rc = check_args(ex, a, err)) || (rc = make_targets(ex, a, err)) ||
-        (rc = run_forward(ex, a, err)))
-        goto out;
-    double l = 0;
-    if ((rc = ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l))) {
-        sd_error_set(err, rc, "loss: %s", ex->be->err.msg);
-        goto out;
-    }
-    if (loss)
-        *loss = l;
-    /* tangent forward along theta-tangent v (input and labels fixed) */
-    for (int i = 1; i < m->n_layers; i++) {
-        sd_layer_io io;
-        wire_io(ex, a, i, &io, v, NULL, NULL);
-        if ((rc = sd_layer_forward_tangent(ex->be, &m->layers[i], &io))) {
-            sd_error_set(err, rc, "tangent of layer %s: %s", m->names[i], ex->be->err.msg);
-            goto out;
-        }
-    }
-    ex->want_g0 = dgx != NULL;
-    if ((rc = zero_grads(ex, ex->g, a->n, err)) || (rc = zero_grads(ex, ex->dg, a->n, err)))
-        goto out;
-    if ((rc = ex->be->zero(ex->be, ex->dgq, nk * sizeof(sd_real)))) {
-        sd_error_set(err, rc, "zeroing: %s", ex->be->err.msg);
-        goto out;
-    }
-    if ((rc = ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last], NULL)) ||
-        (rc = ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL, 1.0, 0.0,
-                                      ex->dg[last], dgy ? ex->dgq : NULL))) {
-        sd_error_set(err, rc, "loss backward: %s", ex->be->err.msg);
-        goto out;
-    }
-    /* backward, then its tangent, layer by layer in reverse order: the
-     * backward of layer i must be complete (g_i final) before its tangent. */
-    for (int i = last; i >= 1; i--) {
-        sd_layer_io io;
-        wire_io(ex, a, i, &io, v, gtheta, hv);
-        if ((rc = sd_layer_backward(ex->be, &m->layers[i], &io))) {
-            sd_error_set(err, rc, "backward of layer %s: %s", m->names[i], ex->be->err.msg);
-            goto out;
-        }
-        if ((rc = sd_layer_backward_tangent(ex->be, &m->layers[i], &io))) {
-            sd_error_set(err, rc, "tangent backward of layer %s: %s", m->names[i],
-                         ex->be->err.msg);
-            goto out;
-        }
-    }
-    if (dgx && (rc = ex->be->axpy(ex->be, layer_out_elems(m, 0, a->n), 1, ex->dg[0], dgx))) {
-        sd_error_set(err, rc, "input tangent: %s", ex->be->err.msg);
-        goto out;
-    }
-    /* labels have no tangent along v, so the tangent of the label gradient is
-     * the softmax backward of the tangent of the target gradient */
-    if (dgy)
-        rc = labels_backward(ex, a, ex->dgq, dgy, err);
-out:
+    else
+        rc = forward_backward(ex, a, loss, gtheta, 0, 0, 1, err);
+    if (!rc)
+        rc = tangent_passes(ex, a, v, hv, dgx, dgy, err);
+    if (rc)
+        ex->be->err = e;
+    return rc;
+}
+
+static int same_args(const sd_exec_args *x, const sd_exec_args *y)
+{
+    return x->theta == y->theta && x->bn_stats == y->bn_stats && x->bn_mode == y->bn_mode &&
+           x->label_mode == y->label_mode && x->x == y->x && x->y == y->y && x->n == y->n;
+}
+
+int sd_exec_hvp_cached(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
+                       sd_real *dgx, sd_real *dgy)
+{
+    sd_error e = {0}, *err = &e;
+    const exec_slot *s = &ex->slots[ex->cur];
+    int rc;
+    if (!(ex->flags & SD_EXEC_TANGENT))
+        rc = sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
+    else if (!s->has_backward || !same_args(&s->args, a))
+        rc = sd_error_set(err, SD_EINVAL,
+                          "exec slot %d holds no backward of these arguments (call "
+                          "sd_exec_loss_grad on it first)", ex->cur);
+    else
+        rc = tangent_passes(ex, a, v, hv, dgx, dgy, err);
     if (rc)
         ex->be->err = e;
     return rc;

@@ -13,7 +13,8 @@
  *
  * An sd_exec holds the per-layer buffers to run a model on one backend for
  * batches of up to nmax samples: activations, their gradients, and (when asked
- * for) their tangents.  It never allocates after creation.
+ * for) their tangents, in one or more state slots.  It never allocates after
+ * creation.
  */
 #ifndef SD_MODEL_H
 #define SD_MODEL_H
@@ -84,6 +85,20 @@ int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, u
                    sd_error *err) SD_WUR;
 void sd_exec_destroy(sd_exec *ex); /* accepts NULL */
 
+/* An exec with nslots state slots: each keeps what one forward and backward
+ * leave behind (layer outputs, their gradients, saved layer state, targets
+ * and softmax), so several of them can be kept and their tangents taken
+ * later with sd_exec_hvp_cached (the unrolled steps of distillation).
+ * Tangent buffers and the workspace are shared.  sd_exec_create is
+ * nslots = 1. */
+int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
+                         unsigned flags, int nslots, sd_error *err) SD_WUR;
+/* Make slot k current: later calls read and write its state. */
+int sd_exec_use_slot(sd_exec *ex, int k) SD_WUR;
+int sd_exec_slots(const sd_exec *ex);
+/* Bytes of backend memory one slot takes for batches of nmax. */
+size_t sd_exec_slot_bytes(const sd_model *m, int nmax);
+
 /* Everything that stays the same across calls of one computation.  Pointers are
  * backend memory. */
 typedef struct sd_exec_args {
@@ -116,6 +131,14 @@ int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real 
  * tangent-backward pass. */
 int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
                 sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy) SD_WUR;
+
+/* The same hv, dgx, dgy as sd_exec_hvp, but on the forward and backward the
+ * current slot already holds from sd_exec_loss_grad with the same args
+ * (same pointers; their contents must not have changed since): only the
+ * tangent-forward and tangent-backward passes run.  SD_EINVAL when the slot
+ * holds no such backward. */
+int sd_exec_hvp_cached(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
+                       sd_real *dgx, sd_real *dgy) SD_WUR;
 
 /* After a forward in SD_BN_BATCH mode: add each BN layer's batch mean and
  * biased variance to sum (n_bn, HOST memory, double) so callers can average

@@ -4,10 +4,14 @@
  * gives the mixed derivatives), for a ConvNet-BN batch and ResNet18 at 64x64.
  * Not a test: prints a markdown table for docs/benchmarks.md.
  *
- *   bench_model [rounds] [threads]
+ *   bench_model [rounds] [threads] [lenet]
+ *
+ * With "lenet": LeNet on 28x28 at the batches of the Fashion-MNIST
+ * distillation (10 synthetic images per step, 256 real).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "sd_init.h"
@@ -85,7 +89,11 @@ int main(int argc, char **argv)
     }
     printf("| model | input | batch | params | forward+backward (s) | HVP (s) | HVP / fwd+bwd |\n"
            "|---|---|---|---|---|---|---|\n");
-    int rc = bench(be, "convnet-bn", 128, 64, 64, rounds) ||
+    int rc;
+    if (argc > 3 && !strcmp(argv[3], "lenet"))
+        rc = bench(be, "lenet", 0, 28, 10, rounds) || bench(be, "lenet", 0, 28, 256, rounds);
+    else
+        rc = bench(be, "convnet-bn", 128, 64, 64, rounds) ||
              bench(be, "convnet-bn", 32, 64, 256, rounds) ||
              bench(be, "resnet18-bn", 64, 64, 32, rounds);
     printf("(best of %d rounds, %s backend)\n", rounds, be->name);

@@ -32,6 +32,9 @@ typedef struct fixture {
     sd_distill_config cfg;
 } fixture;
 
+/* step_cache_bytes for the next setup (the default keeps the inner steps) */
+static size_t setup_cache_bytes = (size_t)-1;
+
 static int setup(fixture *f, const char *dir, const char *ckpt, const char *resume)
 {
     char path[512];
@@ -64,6 +67,8 @@ static int setup(fixture *f, const char *dir, const char *ckpt, const char *resu
     f->cfg.iterations = 6;
     f->cfg.checkpoint_path = ckpt;
     f->cfg.checkpoint_every = ckpt ? 3 : 0;
+    if (setup_cache_bytes != (size_t)-1)
+        f->cfg.step_cache_bytes = setup_cache_bytes;
     if (sd_distiller_create(&f->d, &f->cfg, f->be, &f->view, NULL, resume, &err)) {
         fprintf(stderr, "distiller: %s\n", err.msg);
         return -1;
@@ -186,6 +191,34 @@ static void test_reference(const char *dir)
     teardown(&f);
 }
 
+/* Keeping the inner steps' forward and backward for the walk back
+ * (sd_exec_hvp_cached) gives the same bits as recomputing them (sd_exec_hvp),
+ * over several outer iterations. */
+static void test_step_cache(const char *dir)
+{
+    enum { NX = 4 * 64, NY = 12 };
+    float gx[2][NX], gy[2][NY], x[2][NX];
+    double grho[2][4], l[2];
+    for (int k = 0; k < 2; k++) {
+        fixture f;
+        setup_cache_bytes = k ? 0 : (size_t)-1;
+        if (setup(&f, dir, NULL, NULL)) {
+            CHECK(0);
+            return;
+        }
+        CHECK(sd_distiller_meta_gradient(f.d, &l[k], gx[k], gy[k], grho[k]) == 0);
+        CHECK(sd_distiller_run(f.d, NULL, NULL) == 0);
+        CHECK(sd_distiller_get(f.d, x[k], NULL, NULL) == 0);
+        teardown(&f);
+    }
+    setup_cache_bytes = (size_t)-1;
+    CHECK(l[0] == l[1]);
+    CHECK(memcmp(gx[0], gx[1], sizeof gx[0]) == 0);
+    CHECK(memcmp(gy[0], gy[1], sizeof gy[0]) == 0);
+    CHECK(memcmp(grho[0], grho[1], sizeof grho[0]) == 0);
+    CHECK(memcmp(x[0], x[1], sizeof x[0]) == 0); /* after 6 outer iterations */
+}
+
 /* Algorithm 2 twice on one exported result: bit-identical theta_T. */
 static void test_replay_deterministic(const char *dir)
 {
@@ -275,6 +308,7 @@ int main(int argc, char **argv)
     test_fd(dir);
 #else
     test_reference(dir);
+    test_step_cache(dir);
     test_resume(dir);
     test_replay_deterministic(dir);
 #endif
