@@ -210,6 +210,14 @@ struct sd_backend {
     int (*patch_gather)(sd_backend *be, const uint16_t *pix, const int64_t *img_off,
                         const int32_t *img_w, const int32_t *idx, int n, int psize,
                         int osize, double mean, double std, sd_real *out);
+
+    /* ---- optional: concurrency ----
+     * Run fn(arg, t) for t = 0..count-1, possibly several at once on the
+     * backend's threads; return 0, or the result of the lowest-numbered task
+     * that failed.  The tasks may call this backend's operations (never
+     * parallel itself) on disjoint memory.  NULL where the operations must
+     * not overlap (one CUDA stream); callers then run nothing in parallel. */
+    int (*parallel)(sd_backend *be, int count, int (*fn)(void *arg, int t), void *arg);
 };
 
 /* Create the CPU backend (always available).  threads <= 0: use the default. */

@@ -11,9 +11,11 @@
  *  - dense products go through CBLAS (OpenBLAS).  OpenBLAS splits a GEMM
  *    between threads along M and N, never along K, so every output element
  *    is summed in the same order whatever the thread count;
- *  - the non-BLAS loops are single-threaded: they are memory-bound and were
- *    measured to gain nothing worth the loss of simplicity on this 2-core
- *    class of machine (docs/benchmarks.md, "CPU convolution paths").
+ *  - the operations themselves are single-threaded apart from BLAS; the
+ *    parallelism is coarser: be->parallel runs independent tasks (the
+ *    executor's batch shards, sd_model.c) on a pool of threads-1 workers
+ *    plus the caller.  Which task computes what never depends on the thread
+ *    count, so neither do the results.
  *
  * Convolution has several paths (see sd_backend_cpu.h).  The automatic choice
  * per shape (conv_path_auto below) comes from tests/bench/bench_conv.c.
@@ -24,6 +26,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,15 +40,158 @@
 
 #define CPU_ALIGN 64
 
+/* Workers for be->parallel: they sleep on `start` until a new job
+ * generation, claim tasks one at a time under the mutex, and the caller (who
+ * claims tasks too) waits on `done` until every task has finished. */
+typedef struct cpu_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t start, done;
+    pthread_t *th;
+    int nth, stop;
+    unsigned long gen;
+    int (*fn)(void *, int);
+    void *arg;
+    int count, next, finished;
+    int fail_task, fail_rc;
+} cpu_pool;
+
 typedef struct cpu_ctx {
     int threads;
     sd_cpu_conv_path conv_path; /* forced path, or SD_CPU_CONV_AUTO */
     size_t col_cap;             /* im2col buffer bound, sd_real elements */
+    cpu_pool *pool;             /* NULL with one thread */
 } cpu_ctx;
 
 #define CPU_FAIL(be, code, ...) sd_error_set(&(be)->err, (code), __VA_ARGS__)
 
 static void cpu_destroy(sd_backend *be);
+
+/* ------------------------------------------------------------------------ */
+/* task pool (be->parallel)                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Claim and run tasks of the current job; called and returns with mu held. */
+static void pool_work(cpu_pool *p)
+{
+    while (p->next < p->count) {
+        int t = p->next++;
+        int (*fn)(void *, int) = p->fn;
+        void *arg = p->arg;
+        pthread_mutex_unlock(&p->mu);
+        int rc = fn(arg, t);
+        pthread_mutex_lock(&p->mu);
+        if (rc && (p->fail_task < 0 || t < p->fail_task)) {
+            p->fail_task = t;
+            p->fail_rc = rc;
+        }
+        if (++p->finished == p->count)
+            pthread_cond_signal(&p->done);
+    }
+}
+
+static void *pool_main(void *arg)
+{
+    cpu_pool *p = arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->gen == seen)
+            pthread_cond_wait(&p->start, &p->mu);
+        if (p->stop)
+            break;
+        seen = p->gen;
+        pool_work(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_destroy(cpu_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->start);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nth; i++)
+        pthread_join(p->th[i], NULL);
+    pthread_cond_destroy(&p->start);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->th);
+    free(p);
+}
+
+static int pool_create(cpu_pool **out, int workers, sd_error *err)
+{
+    *out = NULL;
+    cpu_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->th = calloc((size_t)workers, sizeof *p->th))) {
+        free(p);
+        return sd_error_set(err, SD_ENOMEM, "cpu backend: out of memory");
+    }
+    if (pthread_mutex_init(&p->mu, NULL)) {
+        free(p->th);
+        free(p);
+        return sd_error_set(err, SD_EBACKEND, "cpu backend: pthread_mutex_init failed");
+    }
+    if (pthread_cond_init(&p->start, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        free(p->th);
+        free(p);
+        return sd_error_set(err, SD_EBACKEND, "cpu backend: pthread_cond_init failed");
+    }
+    if (pthread_cond_init(&p->done, NULL)) {
+        pthread_cond_destroy(&p->start);
+        pthread_mutex_destroy(&p->mu);
+        free(p->th);
+        free(p);
+        return sd_error_set(err, SD_EBACKEND, "cpu backend: pthread_cond_init failed");
+    }
+    for (; p->nth < workers; p->nth++)
+        if (pthread_create(&p->th[p->nth], NULL, pool_main, p)) {
+            pool_destroy(p);
+            return sd_error_set(err, SD_EBACKEND, "cpu backend: cannot start worker thread %d",
+                                p->nth + 1);
+        }
+    *out = p;
+    return SD_OK;
+}
+
+static int cpu_parallel(sd_backend *be, int count, int (*fn)(void *, int), void *arg)
+{
+    cpu_ctx *ctx = be->ctx;
+    cpu_pool *p = ctx->pool;
+    if (!p || count <= 1) {
+        for (int t = 0; t < count; t++) {
+            int rc = fn(arg, t);
+            if (rc)
+                return rc;
+        }
+        return SD_OK;
+    }
+    /* the tasks are the parallelism: BLAS runs single-threaded inside them */
+    openblas_set_num_threads(1);
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->count = count;
+    p->next = 0;
+    p->finished = 0;
+    p->fail_task = -1;
+    p->fail_rc = 0;
+    p->gen++;
+    pthread_cond_broadcast(&p->start);
+    pool_work(p);
+    while (p->finished < p->count)
+        pthread_cond_wait(&p->done, &p->mu);
+    int rc = p->fail_rc;
+    p->count = 0;
+    pthread_mutex_unlock(&p->mu);
+    openblas_set_num_threads(ctx->threads);
+    return rc;
+}
 
 /* ------------------------------------------------------------------------ */
 /* memory                                                                   */
@@ -1691,7 +1837,10 @@ static void cpu_destroy(sd_backend *be)
 {
     if (!be)
         return;
-    free(be->ctx);
+    cpu_ctx *ctx = be->ctx;
+    if (ctx)
+        pool_destroy(ctx->pool);
+    free(ctx);
     free(be);
 }
 
@@ -1713,6 +1862,14 @@ int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
     ctx->threads = threads > 0 ? threads : openblas_get_num_threads();
     ctx->conv_path = SD_CPU_CONV_AUTO;
     ctx->col_cap = CONV_COL_CAP;
+    if (ctx->threads > 1) {
+        int rc = pool_create(&ctx->pool, ctx->threads - 1, err);
+        if (rc) {
+            free(ctx);
+            free(be);
+            return rc;
+        }
+    }
 
     be->name = "cpu";
     be->ctx = ctx;
@@ -1759,6 +1916,7 @@ int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
     be->softmax_bwd = cpu_softmax_bwd;
     be->softmax_bwd_tangent = cpu_softmax_bwd_tangent;
     be->patch_gather = cpu_patch_gather;
+    be->parallel = cpu_parallel;
     *out = be;
     return SD_OK;
 }

@@ -20,6 +20,10 @@
 
 /* The state one forward and backward leave behind: per-layer outputs,
  * their gradients, what each layer saved, the targets and the softmax. */
+/* Shards: at most this many, of at least SD_EXEC_SHARD_MIN samples each. */
+#define SD_EXEC_MAX_SHARDS 8
+#define SD_EXEC_SHARD_MIN 4
+
 typedef struct exec_slot {
     sd_real **y, **g, **saved;
     sd_real *q; /* (nmax, classes) targets */
@@ -44,6 +48,15 @@ struct sd_exec {
     sd_real *gq;    /* (nmax, classes) gradient w.r.t. targets */
     sd_real *dgq;   /* (nmax, classes) its tangent */
     int want_g0; /* this call needs the gradient w.r.t. the input */
+    double loss_scale; /* weight of this exec's mean loss in the caller's (shards) */
+    /* Batch shards (see shard_count): the samples of a call are split into
+     * nshards contiguous parts, each run by its own sub-exec as one task of
+     * be->parallel.  Shard 0 writes the caller's gtheta and hv directly,
+     * shard s > 0 into sg[s] and shv[s], added after in shard order. */
+    int nshards;
+    sd_exec *shard[SD_EXEC_MAX_SHARDS];
+    sd_real *sg[SD_EXEC_MAX_SHARDS], *shv[SD_EXEC_MAX_SHARDS];
+    sd_real *logits; /* (nmax, classes) gathered from the shards */
 };
 
 /* ---------------------------------------------------------------- build */
@@ -167,6 +180,12 @@ void sd_exec_destroy(sd_exec *ex)
     be->free(be, ex->ws);
     be->free(be, ex->gq);
     be->free(be, ex->dgq);
+    for (int k = 0; k < ex->nshards; k++) {
+        sd_exec_destroy(ex->shard[k]);
+        be->free(be, ex->sg[k]);
+        be->free(be, ex->shv[k]);
+    }
+    be->free(be, ex->logits);
     free(ex);
 }
 
@@ -211,21 +230,27 @@ size_t sd_exec_slot_bytes(const sd_model *m, int nmax)
     return e * sizeof(sd_real);
 }
 
-int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
-                         unsigned flags, int nslots, sd_error *err)
+static sd_exec *exec_new(const sd_model *m, sd_backend *be, int nmax, unsigned flags)
+{
+    sd_exec *ex = calloc(1, sizeof *ex);
+    if (ex) {
+        ex->m = m;
+        ex->be = be;
+        ex->nmax = nmax;
+        ex->flags = flags;
+        ex->loss_scale = 1.0;
+    }
+    return ex;
+}
+
+/* One exec holding every buffer itself (no shards). */
+static int create_plain(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
+                        unsigned flags, int nslots, sd_error *err)
 {
     *out = NULL;
-    if (nmax <= 0)
-        return sd_error_set(err, SD_EINVAL, "batch size must be positive");
-    if (nslots <= 0)
-        return sd_error_set(err, SD_EINVAL, "an exec needs at least one state slot");
-    sd_exec *ex = calloc(1, sizeof *ex);
+    sd_exec *ex = exec_new(m, be, nmax, flags);
     if (!ex)
         return sd_error_set(err, SD_ENOMEM, "out of memory");
-    ex->m = m;
-    ex->be = be;
-    ex->nmax = nmax;
-    ex->flags = flags;
     int L = m->n_layers, rc = SD_OK;
     size_t qk = (size_t)nmax * (size_t)m->spec.classes;
     ex->slots = calloc((size_t)nslots, sizeof *ex->slots);
@@ -273,6 +298,52 @@ fail:
     return rc;
 }
 
+/* How many shards an exec for batches of nmax gets.  Only where the backend
+ * can run tasks in parallel and no layer couples the samples of a batch
+ * (batch norm with batch statistics does), and never dependent on the thread
+ * count, so results are the same with any number of threads. */
+static int shard_count(const sd_model *m, const sd_backend *be, int nmax)
+{
+    if (!be->parallel || m->has_bn)
+        return 1;
+    int p = nmax / SD_EXEC_SHARD_MIN;
+    return p < 1 ? 1 : p > SD_EXEC_MAX_SHARDS ? SD_EXEC_MAX_SHARDS : p;
+}
+
+int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
+                         unsigned flags, int nslots, sd_error *err)
+{
+    *out = NULL;
+    if (nmax <= 0)
+        return sd_error_set(err, SD_EINVAL, "batch size must be positive");
+    if (nslots <= 0)
+        return sd_error_set(err, SD_EINVAL, "an exec needs at least one state slot");
+    int P = shard_count(m, be, nmax);
+    if (P == 1)
+        return create_plain(out, m, be, nmax, flags, nslots, err);
+    sd_exec *ex = exec_new(m, be, nmax, flags);
+    if (!ex)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    int rc = SD_OK;
+    ex->nslots = nslots;
+    for (int k = 0; k < P; k++) {
+        ex->nshards = k + 1;
+        if ((rc = create_plain(&ex->shard[k], m, be, (nmax + P - 1) / P, flags, nslots, err)))
+            goto fail;
+        if (k > 0 && ((rc = exec_alloc(ex, m->n_theta, &ex->sg[k], err)) ||
+                      ((flags & SD_EXEC_TANGENT) &&
+                       (rc = exec_alloc(ex, m->n_theta, &ex->shv[k], err)))))
+            goto fail;
+    }
+    if ((rc = exec_alloc(ex, (size_t)nmax * (size_t)m->spec.classes, &ex->logits, err)))
+        goto fail;
+    *out = ex;
+    return SD_OK;
+fail:
+    sd_exec_destroy(ex);
+    return rc;
+}
+
 int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
                    sd_error *err)
 {
@@ -283,6 +354,13 @@ int sd_exec_use_slot(sd_exec *ex, int k)
 {
     if (k < 0 || k >= ex->nslots)
         return sd_error_set(&ex->be->err, SD_EINVAL, "exec slot %d of %d", k, ex->nslots);
+    if (ex->nshards) {
+        ex->cur = k;
+        for (int j = 0; j < ex->nshards; j++)
+            if (sd_exec_use_slot(ex->shard[j], k))
+                return SD_EINVAL;
+        return SD_OK;
+    }
     exec_slot *s = &ex->slots[k];
     ex->cur = k;
     ex->y = s->y;
@@ -409,8 +487,15 @@ static int labels_backward(sd_exec *ex, const sd_exec_args *a, const sd_real *gq
     return SD_OK;
 }
 
+static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
+                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy);
+
+enum { JOB_FORWARD, JOB_LOSS_GRAD, JOB_HVP, JOB_HVP_CACHED };
+
 int sd_exec_forward(sd_exec *ex, const sd_exec_args *a)
 {
+    if (ex->nshards)
+        return run_sharded(ex, JOB_FORWARD, a, NULL, NULL, NULL, NULL, NULL, NULL);
     sd_error *err = &ex->be->err;
     int rc = check_args(ex, a, err);
     return rc ? rc : run_forward(ex, a, err);
@@ -418,7 +503,7 @@ int sd_exec_forward(sd_exec *ex, const sd_exec_args *a)
 
 const sd_real *sd_exec_logits(const sd_exec *ex)
 {
-    return ex->y[ex->m->n_layers - 1];
+    return ex->nshards ? ex->logits : ex->y[ex->m->n_layers - 1];
 }
 
 /* Forward, loss and (when any gradient is asked for, or always with
@@ -444,7 +529,7 @@ static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd
         return rc;
     if (want_gy)
         BE_CALL(ex, ex->be->zero(ex->be, ex->gq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, 1.0, ex->g[last],
+    BE_CALL(ex, ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, ex->loss_scale, ex->g[last],
                                 want_gy ? ex->gq : NULL),
             err, "loss backward");
     if ((rc = run_backward(ex, a, gtheta, err)))
@@ -455,10 +540,9 @@ static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd
     return SD_OK;
 }
 
-int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
-                      sd_real *gx, sd_real *gy)
+static int loss_grad_one(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
+                         sd_real *gx, sd_real *gy, sd_error *err)
 {
-    sd_error e = {0}, *err = &e;
     int rc = forward_backward(ex, a, loss, gtheta, gx != NULL, gy != NULL, 0, err);
     if (!rc && gx)
         rc = ex->be->axpy(ex->be, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx)
@@ -466,6 +550,16 @@ int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real 
                  : SD_OK;
     if (!rc && gy)
         rc = labels_backward(ex, a, ex->gq, gy, err);
+    return rc;
+}
+
+int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
+                      sd_real *gx, sd_real *gy)
+{
+    if (ex->nshards)
+        return run_sharded(ex, JOB_LOSS_GRAD, a, NULL, loss, gtheta, NULL, gx, gy);
+    sd_error e = {0};
+    int rc = loss_grad_one(ex, a, loss, gtheta, gx, gy, &e);
     if (rc)
         ex->be->err = e;
     return rc;
@@ -492,8 +586,8 @@ static int tangent_passes(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
     if ((rc = zero_grads(ex, ex->dg, a->n, err)))
         return rc;
     BE_CALL(ex, ex->be->zero(ex->be, ex->dgq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL, 1.0,
-                                        0.0, ex->dg[last], dgy ? ex->dgq : NULL),
+    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL,
+                                        ex->loss_scale, 0.0, ex->dg[last], dgy ? ex->dgq : NULL),
             err, "loss backward tangent");
     for (int i = last; i >= 1; i--) {
         sd_layer_io io;
@@ -512,17 +606,22 @@ static int tangent_passes(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
     return SD_OK;
 }
 
+static int hvp_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
+                   sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err)
+{
+    if (!(ex->flags & SD_EXEC_TANGENT))
+        return sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
+    int rc = forward_backward(ex, a, loss, gtheta, 0, 0, 1, err);
+    return rc ? rc : tangent_passes(ex, a, v, hv, dgx, dgy, err);
+}
+
 int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
                 sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy)
 {
-    sd_error e = {0}, *err = &e;
-    int rc;
-    if (!(ex->flags & SD_EXEC_TANGENT))
-        rc = sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
-    else
-        rc = forward_backward(ex, a, loss, gtheta, 0, 0, 1, err);
-    if (!rc)
-        rc = tangent_passes(ex, a, v, hv, dgx, dgy, err);
+    if (ex->nshards)
+        return run_sharded(ex, JOB_HVP, a, v, loss, gtheta, hv, dgx, dgy);
+    sd_error e = {0};
+    int rc = hvp_one(ex, a, v, loss, gtheta, hv, dgx, dgy, &e);
     if (rc)
         ex->be->err = e;
     return rc;
@@ -534,23 +633,138 @@ static int same_args(const sd_exec_args *x, const sd_exec_args *y)
            x->label_mode == y->label_mode && x->x == y->x && x->y == y->y && x->n == y->n;
 }
 
+static int hvp_cached_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
+                          sd_real *dgx, sd_real *dgy, sd_error *err)
+{
+    const exec_slot *s = &ex->slots[ex->cur];
+    if (!(ex->flags & SD_EXEC_TANGENT))
+        return sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
+    if (!s->has_backward || !same_args(&s->args, a))
+        return sd_error_set(err, SD_EINVAL,
+                            "exec slot %d holds no backward of these arguments (call "
+                            "sd_exec_loss_grad on it first)", ex->cur);
+    return tangent_passes(ex, a, v, hv, dgx, dgy, err);
+}
+
 int sd_exec_hvp_cached(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
                        sd_real *dgx, sd_real *dgy)
 {
-    sd_error e = {0}, *err = &e;
-    const exec_slot *s = &ex->slots[ex->cur];
-    int rc;
-    if (!(ex->flags & SD_EXEC_TANGENT))
-        rc = sd_error_set(err, SD_EINVAL, "exec was created without SD_EXEC_TANGENT");
-    else if (!s->has_backward || !same_args(&s->args, a))
-        rc = sd_error_set(err, SD_EINVAL,
-                          "exec slot %d holds no backward of these arguments (call "
-                          "sd_exec_loss_grad on it first)", ex->cur);
-    else
-        rc = tangent_passes(ex, a, v, hv, dgx, dgy, err);
+    if (ex->nshards)
+        return run_sharded(ex, JOB_HVP_CACHED, a, v, NULL, NULL, hv, dgx, dgy);
+    sd_error e = {0};
+    int rc = hvp_cached_one(ex, a, v, hv, dgx, dgy, &e);
     if (rc)
         ex->be->err = e;
     return rc;
+}
+
+/* ---- shards ---- */
+
+typedef struct shard_job {
+    sd_exec *ex;
+    int kind;
+    const sd_exec_args *a;
+    const sd_real *v;
+    sd_real *gtheta, *hv, *gx, *gy; /* the caller's outputs (gx, gy: dgx, dgy for HVPs) */
+    double loss[SD_EXEC_MAX_SHARDS];
+    sd_error err[SD_EXEC_MAX_SHARDS];
+} shard_job;
+
+/* Samples [lo, hi) of a batch of n go to shard s of P. */
+static void shard_range(int n, int P, int s, int *lo, int *hi)
+{
+    *lo = (int)((long long)s * n / P);
+    *hi = (int)((long long)(s + 1) * n / P);
+}
+
+static int shard_task(void *arg, int s)
+{
+    shard_job *j = arg;
+    sd_exec *ex = j->ex, *sub = ex->shard[s];
+    sd_backend *be = ex->be;
+    const sd_model *m = ex->m;
+    sd_error *err = &j->err[s];
+    int lo, hi, K = m->spec.classes;
+    shard_range(j->a->n, ex->nshards, s, &lo, &hi);
+    j->loss[s] = 0;
+    if (hi <= lo)
+        return SD_OK;
+    size_t img = layer_out_elems(m, 0, 1);
+    sd_exec_args as = *j->a;
+    as.x = j->a->x + (size_t)lo * img;
+    as.y = j->a->y ? j->a->y + (size_t)lo * (size_t)K : NULL;
+    as.n = hi - lo;
+    /* the caller's loss is the mean over all n: this shard's weight */
+    sub->loss_scale = (double)as.n / (double)j->a->n;
+    sd_real *gt = j->gtheta && s > 0 ? ex->sg[s] : j->gtheta;
+    sd_real *hv = j->hv && s > 0 ? ex->shv[s] : j->hv;
+    sd_real *gx = j->gx ? j->gx + (size_t)lo * img : NULL;
+    sd_real *gy = j->gy ? j->gy + (size_t)lo * (size_t)K : NULL;
+    if (s > 0 && gt)
+        BE_CALL(ex, be->zero(be, gt, m->n_theta * sizeof(sd_real)), err, "zeroing");
+    if (s > 0 && hv)
+        BE_CALL(ex, be->zero(be, hv, m->n_theta * sizeof(sd_real)), err, "zeroing");
+    int rc;
+    switch (j->kind) {
+    case JOB_FORWARD:
+        if ((rc = check_args(sub, &as, err)) || (rc = run_forward(sub, &as, err)))
+            return rc;
+        BE_CALL(ex, be->copy(be, ex->logits + (size_t)lo * (size_t)K, sd_exec_logits(sub),
+                             (size_t)as.n * (size_t)K * sizeof(sd_real)),
+                err, "gathering logits");
+        return SD_OK;
+    case JOB_LOSS_GRAD:
+        return loss_grad_one(sub, &as, &j->loss[s], gt, gx, gy, err);
+    case JOB_HVP:
+        return hvp_one(sub, &as, j->v, &j->loss[s], gt, hv, gx, gy, err);
+    default:
+        return hvp_cached_one(sub, &as, j->v, hv, gx, gy, err);
+    }
+}
+
+/* Run one call on the shards, then fold their parameter gradients (and
+ * HVPs) into the caller's in shard order and weight their losses. */
+static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
+                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy)
+{
+    sd_backend *be = ex->be;
+    sd_error *err = &be->err;
+    if (a->n <= 0 || a->n > ex->nmax)
+        return sd_error_set(err, SD_EINVAL, "batch of %d samples, exec holds 1..%d", a->n,
+                            ex->nmax);
+    shard_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    *j = (shard_job){.ex = ex, .kind = kind, .a = a, .v = v, .gtheta = gtheta, .hv = hv,
+                     .gx = gx, .gy = gy};
+    int P = ex->nshards, rc = be->parallel(be, P, shard_task, j);
+    if (rc) {
+        for (int s = 0; s < P; s++)
+            if (j->err[s].code) {
+                *err = j->err[s];
+                break;
+            }
+        free(j);
+        return rc;
+    }
+    double l = 0;
+    for (int s = 0; s < P; s++) {
+        int lo, hi;
+        shard_range(a->n, P, s, &lo, &hi);
+        if (hi <= lo)
+            continue;
+        l += (double)(hi - lo) / (double)a->n * j->loss[s];
+        if (s > 0 && gtheta && (rc = be->axpy(be, ex->m->n_theta, 1, ex->sg[s], gtheta)))
+            break;
+        if (s > 0 && hv && (rc = be->axpy(be, ex->m->n_theta, 1, ex->shv[s], hv)))
+            break;
+    }
+    free(j);
+    if (rc)
+        return sd_error_set(err, rc, "adding shard gradients: %s", be->err.msg);
+    if (loss)
+        *loss = l;
+    return SD_OK;
 }
 
 int sd_exec_bn_batch_stats(sd_exec *ex, double *sum)

@@ -146,7 +146,8 @@ def meta_reference(seed):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data"
     torch.manual_seed(0)
-    write(f"{out}/ref_lenet.bin", reference(LeNet(1, 28, 10), 4, 1, 28, 10, 1))
+    # 9 samples: the CPU executor runs them as two batch shards (4 + 5)
+    write(f"{out}/ref_lenet.bin", reference(LeNet(1, 28, 10), 9, 1, 28, 10, 1))
     torch.manual_seed(0)
     write(f"{out}/ref_convnet_bn.bin",
           reference(ConvNet(1, 16, 3, 2, 8), 6, 1, 16, 3, 2))

@@ -8,7 +8,9 @@
  *    and backend rebuilds the same bytes;
  *  - loss, gradient, Hessian-vector product and mixed derivatives against the
  *    PyTorch reference files (scripts/make-reference.py), relative error
- *    <= 1e-4 per tensor in float32.
+ *    <= 1e-4 per tensor in float32;
+ *  - batch shards (sd_model.c): the same bits with 1, 2 and 3 threads, and
+ *    sd_exec_hvp_cached on kept slots gives the bits of sd_exec_hvp.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +156,97 @@ out:
     ref_free(&r);
 }
 
+/* Everything one LeNet call computes, for batches of n (sharded when n >= 8). */
+typedef struct calls {
+    double l1, l2;
+    sd_real *g, *gx, *gy, *g2, *hv, *dgx, *dgy, *hvc, *dgxc, *dgyc, *logits;
+} calls;
+
+static void run_calls(int threads, int n, calls *o)
+{
+    sd_error err = {0};
+    sd_model_spec spec = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10};
+    sd_model *m = NULL;
+    sd_backend *be = NULL;
+    sd_exec *ex = NULL;
+    CHECK(sd_model_spec_parse_arch(&spec, "lenet", &err) == 0);
+    CHECK(sd_model_create(&m, &spec, &err) == 0);
+    CHECK(sd_backend_cpu_create(&be, threads, &err) == 0);
+    CHECK(sd_exec_create_slots(&ex, m, be, n, SD_EXEC_TANGENT, 2, &err) == 0);
+    if (!m || !be || !ex)
+        return;
+    size_t nt = m->n_theta, nx = (size_t)n * 784, ny = (size_t)n * 10;
+    sd_real *th = malloc(nt * sizeof *th), *v = malloc(nt * sizeof *v), *x = malloc(nx * sizeof *x),
+            *y = malloc(ny * sizeof *y), *x2 = malloc(nx * sizeof *x2);
+    CHECK(sd_init_theta(m, 3, th, &err) == 0);
+    fill_rand(v, nt, 4, 0.01);
+    fill_rand(x, nx, 5, 1.0);
+    fill_rand(x2, nx, 7, 1.0);
+    fill_rand(y, ny, 6, 1.0);
+    sd_real **bufs[] = {&o->g, &o->gx, &o->gy, &o->g2, &o->hv, &o->dgx, &o->dgy, &o->hvc, &o->dgxc,
+                        &o->dgyc, &o->logits};
+    size_t sizes[] = {nt, nx, ny, nt, nt, nx, ny, nt, nx, ny, ny};
+    for (int i = 0; i < 11; i++)
+        *bufs[i] = calloc(sizes[i], sizeof(sd_real));
+    sd_exec_args a = {th, NULL, SD_BN_BATCH, SD_LABEL_SOFTMAX, x, y, n};
+    sd_exec_args b = a;
+    b.x = x2;
+    /* slot 0 keeps (a), slot 1 (b); then the tangents of slot 0 from its kept state */
+    CHECK(sd_exec_use_slot(ex, 0) == 0);
+    CHECK(sd_exec_loss_grad(ex, &a, &o->l1, o->g, o->gx, o->gy) == 0);
+    CHECK(sd_exec_use_slot(ex, 1) == 0);
+    CHECK(sd_exec_loss_grad(ex, &b, NULL, o->g2, NULL, NULL) == 0);
+    CHECK(sd_exec_use_slot(ex, 0) == 0);
+    CHECK(sd_exec_hvp_cached(ex, &a, v, o->hvc, o->dgxc, o->dgyc) == 0);
+    CHECK(sd_exec_hvp_cached(ex, &b, v, o->hvc, NULL, NULL) != 0); /* slot 0 holds (a) */
+    CHECK(sd_exec_hvp(ex, &a, v, &o->l2, NULL, o->hv, o->dgx, o->dgy) == 0);
+    CHECK(sd_exec_forward(ex, &a) == 0);
+    memcpy(o->logits, sd_exec_logits(ex), ny * sizeof(sd_real));
+    free(th);
+    free(v);
+    free(x);
+    free(x2);
+    free(y);
+    sd_exec_destroy(ex);
+    sd_backend_destroy(be);
+    sd_model_destroy(m);
+}
+
+static void free_calls(calls *o)
+{
+    sd_real *bufs[] = {o->g, o->gx, o->gy, o->g2, o->hv, o->dgx, o->dgy, o->hvc, o->dgxc, o->dgyc,
+                       o->logits};
+    for (int i = 0; i < 11; i++)
+        free(bufs[i]);
+}
+
+static void test_shards(void)
+{
+    const int ns[] = {10, 37};
+    for (int k = 0; k < 2; k++) {
+        int n = ns[k];
+        size_t nt = 61706, nx = (size_t)n * 784, ny = (size_t)n * 10, B = sizeof(sd_real);
+        calls c[3];
+        for (int t = 0; t < 3; t++)
+            run_calls(t + 1, n, &c[t]);
+        for (int t = 1; t < 3; t++) {
+            CHECKF(c[t].l1 == c[0].l1 && c[t].l2 == c[0].l2, "n %d threads %d: loss", n, t + 1);
+            CHECKF(!memcmp(c[t].g, c[0].g, nt * B) && !memcmp(c[t].gx, c[0].gx, nx * B) &&
+                       !memcmp(c[t].gy, c[0].gy, ny * B) && !memcmp(c[t].hv, c[0].hv, nt * B) &&
+                       !memcmp(c[t].dgx, c[0].dgx, nx * B) && !memcmp(c[t].dgy, c[0].dgy, ny * B) &&
+                       !memcmp(c[t].logits, c[0].logits, ny * B),
+                   "n %d: %d threads differ from 1", n, t + 1);
+        }
+        /* kept state: the tangents equal a full recomputation, bit for bit */
+        CHECKF(!memcmp(c[0].hvc, c[0].hv, nt * B) && !memcmp(c[0].dgxc, c[0].dgx, nx * B) &&
+                   !memcmp(c[0].dgyc, c[0].dgy, ny * B),
+               "n %d: hvp_cached differs from hvp", n);
+        CHECK(c[0].l1 == c[0].l2);
+        for (int t = 0; t < 3; t++)
+            free_calls(&c[t]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/data";
@@ -166,5 +259,6 @@ int main(int argc, char **argv)
     printf("| model | loss | grad θ | Hv | ∂x⟨v,∇θ⟩ | ∂y⟨v,∇θ⟩ |\n|---|---|---|---|---|---|\n");
     test_reference(p1, "lenet", 1, 28, 10, 0, 0);
     test_reference(p2, "convnet-bn", 1, 16, 3, 2, 8);
+    test_shards();
     return sd_test_finish();
 }
