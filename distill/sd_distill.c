@@ -552,6 +552,8 @@ static sd_exec_args syn_args(sd_distiller *d, int t)
     return a;
 }
 
+static int inner_steps(sd_distiller *d);
+
 /* theta_0 for this iteration, then the T inner steps */
 static int inner_forward(sd_distiller *d)
 {
@@ -567,6 +569,14 @@ static int inner_forward(sd_distiller *d)
     } else {
         BE(d, be->copy(be, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
     }
+    return inner_steps(d);
+}
+
+/* theta_1 .. theta_T from theta_0 (d->theta[0]) and the current data */
+static int inner_steps(sd_distiller *d)
+{
+    sd_backend *be = d->be;
+    size_t bytes = d->nt * sizeof(sd_real);
     if (d->cfg.bn_mode == SD_BN_FROZEN) {
         int rc = upload_bn(d, d->bn_run);
         if (rc)
@@ -718,8 +728,19 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
                 for (size_t i = 0; i < d->m->n_bn; i++)
                     bn[i] = (float)d->bn_run[i];
             }
-            rc = sd_evaluate(d->m, d->be, d->theta[d->T], bn, &d->val, d->cfg.eval_max,
-                             &p.val_acc, NULL, NULL, &d->err);
+            /* the model the payload would give now: theta_0 of the payload's
+             * seed and the T steps of the data as just updated (the next
+             * iteration recomputes its own steps, so this changes nothing) */
+            rc = d->cfg.random_init
+                     ? make_theta0(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
+                     : d->be->copy(d->be, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
+                           ? sd_error_set(&d->err, SD_EBACKEND, "theta_0: %s", d->be->err.msg)
+                           : SD_OK;
+            if (!rc)
+                rc = inner_steps(d);
+            if (!rc)
+                rc = sd_evaluate(d->m, d->be, d->theta[d->T], bn, &d->val, d->cfg.eval_max,
+                                 &p.val_acc, NULL, NULL, &d->err);
             free(bn);
             if (rc)
                 return sd_error_wrap(&d->err, "validation");

@@ -20,8 +20,12 @@
 
 /* The state one forward and backward leave behind: per-layer outputs,
  * their gradients, what each layer saved, the targets and the softmax. */
-/* Shards: at most this many, of at least SD_EXEC_SHARD_MIN samples each. */
+/* Shards: at most this many, of at least SD_EXEC_SHARD_MIN samples each.
+ * The maximum can be set at build time (-DSD_EXEC_MAX_SHARDS=N) to study how
+ * results move with the summation order alone (docs/experiments.md). */
+#ifndef SD_EXEC_MAX_SHARDS
 #define SD_EXEC_MAX_SHARDS 8
+#endif
 #define SD_EXEC_SHARD_MIN 4
 
 typedef struct exec_slot {

@@ -11,7 +11,8 @@ steps; Adam lr 0.01, betas (0.5, 0.999) on images, labels and rho), then
 replays the T steps and reports the test accuracy.
 
     /usr/bin/python3 scripts/distill-torch.py --init FILE --steps 10 \
-        --images-per-step 10 --epochs-inner 3 --iterations 1000 [--seed 0]
+        --images-per-step 10 --epochs-inner 3 --iterations 1000 [--seed 0] \
+        [--decay-epochs 40]
 
 Prints one JSON line: {"test_acc": ..., "sec_per_iter": ...}.
 """
@@ -143,6 +144,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--real-batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--decay-epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--torch-order", action="store_true",
@@ -173,9 +175,9 @@ def main():
         loss = F.cross_entropy(lenet(th, xtr[idx]), ytr[idx])
         opt.zero_grad()
         loss.backward()
-        # halve the learning rate every 40 epochs, as sldd does
+        # halve the learning rate every --decay-epochs epochs, as sldd does
         for g in opt.param_groups:
-            g["lr"] = a.lr * 0.5 ** ((it // per_epoch) // 40)
+            g["lr"] = a.lr * 0.5 ** ((it // per_epoch) // a.decay_epochs)
         opt.step()
     sec = (time.time() - t0) / max(a.iterations, 1)
     th = inner(theta0, x.detach(), y.detach(), rho.detach(), S, n, T, False)
