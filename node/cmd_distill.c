@@ -46,7 +46,9 @@ static void distill_usage(FILE *f)
             "  --export-init FILE       write theta_0 and the initial set for a reference\n"
             "                           implementation, then stop\n"
             "  --device cpu|cuda        compute backend (cpu)\n"
-            "  --quiet                  no progress lines\n");
+            "  --quiet                  no progress lines\n"
+            "CPU threads: OPENBLAS_NUM_THREADS (default: one per core); the result is the\n"
+            "same with any number of threads.\n");
 }
 
 typedef struct progress_ctx {
@@ -202,6 +204,7 @@ int cmd_distill(int argc, char **argv)
         {"bn-mode", required_argument, 0, O_BNMODE}, {"real-batch", required_argument, 0, O_RB},
         {"distill-lr", required_argument, 0, O_DLR}, {"lr", required_argument, 0, O_LR},
         {"decay-epochs", required_argument, 0, O_DECAY},
+        {"step-cache-mib", required_argument, 0, O_DECAY},
         {"epochs", required_argument, 0, O_EPOCHS},
         {"iterations", required_argument, 0, O_ITERS},
         {"eval-every", required_argument, 0, O_EVAL},

@@ -145,6 +145,10 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         if (get_pos(v, &d))
             return bad(msg, msglen, name, "a positive number");
         c->lr = d;
+    } else if (!strcmp(name, "step-cache-mib")) {
+        if (get_int(v, 0, (long long)1 << 30, &x))
+            return bad(msg, msglen, name, "an integer in 0..1073741824 (MiB)");
+        c->step_cache_bytes = (size_t)x << 20;
     } else if (!strcmp(name, "encoding")) {
         o->encoding = !v                   ? 0
                       : !strcmp(v, "f32") ? 1
@@ -224,6 +228,10 @@ const char *nd_distill_opts_help(void)
            "  --epochs N               outer epochs over the real set (400)\n"
            "  --iterations N           stop after N outer iterations instead\n"
            "  --train-limit N          use only N training samples (spread over the set)\n"
+           "  --step-cache-mib M       memory for keeping the T inner steps' forward and\n"
+           "                           backward for the meta-gradient (2048); when they\n"
+           "                           need more, or with 0, they are recomputed (same\n"
+           "                           result, slower)\n"
            "progress and output:\n"
            "  --eval-every N           validate every N iterations (100)\n"
            "  --eval-max N             validation samples used (all)\n"
