@@ -543,9 +543,15 @@ static void im2col(const sd_conv_desc *d, const sd_real *x, int oy0, int oy1, sd
                     for (int ox = 0; ox < xlo; ox++)
                         drow[ox] = 0;
                     if (st == 1) {
-                        if (xhi > xlo)
-                            memcpy(drow + xlo, srow + xlo - d->pad + j,
-                                   sizeof(sd_real) * (size_t)(xhi - xlo));
+                        /* rows of small maps are short: a plain loop (which
+                         * the vectoriser handles) beats a memcpy call */
+                        const sd_real *sp = srow + xlo - d->pad + j;
+                        int len = xhi - xlo;
+                        if (len >= 64)
+                            memcpy(drow + xlo, sp, sizeof(sd_real) * (size_t)len);
+                        else
+                            for (int q = 0; q < len; q++)
+                                drow[xlo + q] = sp[q];
                     } else {
                         for (int ox = xlo; ox < xhi; ox++)
                             drow[ox] = srow[ox * st - d->pad + j];
@@ -1066,6 +1072,27 @@ static int cpu_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real 
     if (arg && (size_t)d->h * d->w > 0x7fffffff)
         arg = NULL; /* an index would not fit: recompute in the backward */
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
+    if (d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && d->ph == 0 && d->pw == 0 &&
+        2 * d->oh <= d->h && 2 * d->ow <= d->w && arg) {
+        /* 2x2/2 windows all inside the input (LeNet, VGG, ConvNet): one
+         * straight loop per output row, the rule of maxpool_arg */
+        for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
+            const sd_real *xc = x + pl * hw;
+            for (int oy = 0; oy < d->oh; oy++) {
+                const sd_real *r0 = xc + (size_t)(2 * oy) * d->w, *r1 = r0 + d->w;
+                sd_real *yr = y + pl * ohw + (size_t)oy * d->ow;
+                int32_t *ar = arg + pl * ohw + (size_t)oy * d->ow;
+                int32_t base = (int32_t)(2 * oy * d->w);
+                for (int ox = 0; ox < d->ow; ox++) {
+                    sd_real v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+                    int k = first_max4(v[0], v[1], v[2], v[3]);
+                    yr[ox] = v[k];
+                    ar[ox] = base + (k >> 1) * (int32_t)d->w + 2 * ox + (k & 1);
+                }
+            }
+        }
+        return SD_OK;
+    }
     for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
         const sd_real *xc = x + pl * hw;
         sd_real *yc = y + pl * ohw;

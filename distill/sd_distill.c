@@ -965,7 +965,7 @@ int sd_evaluate(const sd_model *m, sd_backend *be, const sd_real *theta, const f
     if (confusion)
         memset(confusion, 0, (size_t)K * (size_t)K * sizeof *confusion);
     size_t img = (size_t)data->c * (size_t)data->h * (size_t)data->w;
-    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)) ||
+    if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)) ||
         (rc = dev_alloc(be, (size_t)bsz * img, &xb, err)) ||
         (rc = dev_alloc(be, m->n_bn, &bn, err)))
         goto out;

@@ -304,11 +304,12 @@ fail:
 
 /* How many shards an exec for batches of nmax gets.  Only where the backend
  * can run tasks in parallel and no layer couples the samples of a batch
- * (batch norm with batch statistics does), and never dependent on the thread
- * count, so results are the same with any number of threads. */
-static int shard_count(const sd_model *m, const sd_backend *be, int nmax)
+ * (batch norm with batch statistics does; an SD_EXEC_INFERENCE exec only
+ * runs frozen batch norm), and never dependent on the thread count, so
+ * results are the same with any number of threads. */
+static int shard_count(const sd_model *m, const sd_backend *be, int nmax, unsigned flags)
 {
-    if (!be->parallel || m->has_bn)
+    if (!be->parallel || (m->has_bn && !(flags & SD_EXEC_INFERENCE)))
         return 1;
     int p = nmax / SD_EXEC_SHARD_MIN;
     return p < 1 ? 1 : p > SD_EXEC_MAX_SHARDS ? SD_EXEC_MAX_SHARDS : p;
@@ -322,7 +323,7 @@ int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int n
         return sd_error_set(err, SD_EINVAL, "batch size must be positive");
     if (nslots <= 0)
         return sd_error_set(err, SD_EINVAL, "an exec needs at least one state slot");
-    int P = shard_count(m, be, nmax);
+    int P = shard_count(m, be, nmax, flags);
     if (P == 1)
         return create_plain(out, m, be, nmax, flags, nslots, err);
     sd_exec *ex = exec_new(m, be, nmax, flags);
@@ -394,6 +395,9 @@ static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
                             ex->nmax);
     if (a->bn_mode == SD_BN_FROZEN && ex->m->has_bn && !a->bn_stats)
         return sd_error_set(err, SD_EINVAL, "frozen batch-norm mode needs theta_bn");
+    if ((ex->flags & SD_EXEC_INFERENCE) && ex->m->has_bn && a->bn_mode != SD_BN_FROZEN)
+        return sd_error_set(err, SD_EINVAL,
+                            "an exec made for inference runs batch norm frozen only");
     return SD_OK;
 }
 

@@ -71,7 +71,10 @@ int sd_model_add(sd_model *m, const sd_layer *l, const int *inputs, int n_in, co
 
 /* ---- execution ---- */
 enum {
-    SD_EXEC_TANGENT = 1 /* also allocate tangent buffers (HVP) */
+    SD_EXEC_TANGENT = 1,  /* also allocate tangent buffers (HVP) */
+    SD_EXEC_INFERENCE = 2 /* every call uses SD_BN_FROZEN: the samples of a batch are
+                           * independent even with batch norm, so the CPU backend may
+                           * run them as shards; calls in batch mode are refused */
 };
 
 typedef enum sd_label_mode {

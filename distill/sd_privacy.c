@@ -944,7 +944,7 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
         rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
         goto out;
     }
-    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)))
+    if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)))
         goto out;
     if ((rc = be->alloc(be, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
         (rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {

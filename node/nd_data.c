@@ -209,7 +209,7 @@ static int image_level(nd_data *ds, const sd_model *m, const sd_real *theta, con
     }
     if ((rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&c.bn)) ||
         (rc = be->alloc(be, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
-        (rc = sd_exec_create(&c.ex, m, be, c.cap, 0, err))) {
+        (rc = sd_exec_create(&c.ex, m, be, c.cap, SD_EXEC_INFERENCE, err))) {
         sd_error_set(err, rc, "evaluation buffers: %s", be->err.msg);
         goto out;
     }

@@ -60,7 +60,7 @@ static int finish(nd_infer *inf, char *msg, size_t msglen)
         if (rc)
             return failf(msg, msglen, "uploading batch-norm statistics", be->err.msg);
     }
-    if (sd_exec_create(&inf->ex, m, be, inf->cap, 0, &err))
+    if (sd_exec_create(&inf->ex, m, be, inf->cap, SD_EXEC_INFERENCE, &err))
         return failf(msg, msglen, "prediction buffers", err.msg);
     return 0;
 }

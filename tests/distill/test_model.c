@@ -247,6 +247,54 @@ static void test_shards(void)
     }
 }
 
+/* Inference execs shard batch-norm models too (frozen statistics make the
+ * samples independent): the same logits with 1, 2 and 3 threads, close to
+ * an unsharded exec's, and batch-statistics calls refused. */
+static void test_inference_shards(void)
+{
+    enum { N = 37 };
+    sd_error err = {0};
+    sd_model_spec spec = {.in_c = 1, .in_h = 16, .in_w = 16, .classes = 3, .depth = 2,
+                          .width = 8};
+    sd_model *m = NULL;
+    CHECK(sd_model_spec_parse_arch(&spec, "convnet-bn", &err) == 0);
+    CHECK(sd_model_create(&m, &spec, &err) == 0);
+    if (!m)
+        return;
+    size_t nt = m->n_theta, nx = (size_t)N * 256;
+    sd_real *th = malloc(nt * sizeof *th), *x = malloc(nx * sizeof *x),
+            *bn = malloc(m->n_bn * sizeof *bn), z[4][N * 3];
+    CHECK(sd_init_theta(m, 8, th, &err) == 0);
+    fill_rand(x, nx, 9, 1.0);
+    for (size_t i = 0; i < m->n_bn; i++) /* means near 0, variances near 1 */
+        bn[i] = (sd_real)(0.1 * sd_normal(10, 0, i)) + ((i / 8) % 2 ? 1 : 0);
+    sd_exec_args a = {th, bn, SD_BN_FROZEN, SD_LABEL_RAW, x, NULL, N};
+    for (int k = 0; k < 4; k++) { /* k < 3: inference exec, k + 1 threads; 3: plain */
+        sd_backend *be = NULL;
+        sd_exec *ex = NULL;
+        CHECK(sd_backend_cpu_create(&be, k < 3 ? k + 1 : 2, &err) == 0);
+        CHECK(sd_exec_create(&ex, m, be, N, k < 3 ? SD_EXEC_INFERENCE : 0, &err) == 0);
+        if (!be || !ex)
+            return;
+        CHECK(sd_exec_forward(ex, &a) == 0);
+        memcpy(z[k], sd_exec_logits(ex), sizeof z[k]);
+        if (k < 3) {
+            sd_exec_args b = a;
+            b.bn_mode = SD_BN_BATCH;
+            CHECK(sd_exec_forward(ex, &b) == SD_EINVAL);
+        }
+        sd_exec_destroy(ex);
+        sd_backend_destroy(be);
+    }
+    CHECK(!memcmp(z[0], z[1], sizeof z[0]) && !memcmp(z[0], z[2], sizeof z[0]));
+    CHECKF(relerr_vec(z[0], z[3], N * 3) < 1e-5, "sharded vs plain logits %g",
+           relerr_vec(z[0], z[3], N * 3));
+    free(th);
+    free(x);
+    free(bn);
+    sd_model_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "tests/data";
@@ -260,5 +308,6 @@ int main(int argc, char **argv)
     test_reference(p1, "lenet", 1, 28, 10, 0, 0);
     test_reference(p2, "convnet-bn", 1, 16, 3, 2, 8);
     test_shards();
+    test_inference_shards();
     return sd_test_finish();
 }
