@@ -19,6 +19,7 @@
 #include "../sd_test.h"
 #include "sd_dataview.h"
 #include "sd_distill.h"
+#include "sd_init.h"
 #include "sd_testutil.h"
 
 typedef struct fixture {
@@ -252,6 +253,71 @@ static void test_replay_deterministic(const char *dir)
     teardown(&f);
 }
 
+static int keep_val(void *ctx, const sd_progress *p)
+{
+    if (p->evaluated)
+        *(double *)ctx = p->val_acc;
+    return 0;
+}
+
+/* The validation accuracy reported during a run is that of the payload an
+ * export would give at that point (theta_0 of the seed, the steps of the
+ * data after the iteration's update), not of the iteration's own theta_T.
+ * Random inputs and labels (no batch norm, so export adds nothing). */
+static void test_validation_is_payload(void)
+{
+    enum { N = 96, D = 64 };
+    sd_real *x = malloc(N * D * sizeof *x);
+    int32_t lab[N];
+    fill_rand(x, N * D, 21, 1.0);
+    for (int i = 0; i < N; i++) { /* learnable: the class of the brightest third */
+        double t[3] = {0, 0, 0};
+        for (int j = 0; j < D; j++)
+            t[j * 3 / D] += x[i * D + j];
+        lab[i] = t[0] > t[1] ? (t[0] > t[2] ? 0 : 2) : (t[1] > t[2] ? 1 : 2);
+    }
+    sd_array_data arr = {.x = x, .labels = lab, .count = N, .c = 1, .h = 8, .w = 8, .classes = 3};
+    sd_data_view view;
+    sd_data_view_array(&view, &arr);
+    sd_error err = {0};
+    sd_backend *be = NULL;
+    sd_distiller *d = NULL;
+    sd_distill_config cfg;
+    sd_distill_config_defaults(&cfg);
+    snprintf(cfg.spec.arch, sizeof cfg.spec.arch, "convnet");
+    cfg.spec.depth = 1;
+    cfg.spec.width = 4;
+    cfg.steps = 2;
+    cfg.images_per_step = 3;
+    cfg.real_batch = 32;
+    cfg.iterations = 3;
+    cfg.eval_every = 3;
+    cfg.distill_lr = 1.0; /* large steps, so that one update changes predictions */
+    cfg.lr = 0.2;
+    double val = -1, acc = -2;
+    CHECK(sd_backend_cpu_create(&be, 1, &err) == 0);
+    CHECKF(sd_distiller_create(&d, &cfg, be, &view, &view, NULL, &err) == 0, "%s", err.msg);
+    if (d) {
+        CHECK(sd_distiller_run(d, keep_val, &val) == 0);
+        sd_distilled res = {0};
+        sd_model *m = NULL;
+        sd_real *th = NULL;
+        CHECK(sd_distiller_export(d, &res) == 0);
+        CHECK(sd_replay(&res, be, &m, &th, &err) == 0);
+        if (m && th)
+            CHECK(sd_evaluate(m, be, th, NULL, &view, 0, &acc, NULL, NULL, &err) == 0);
+        printf("validation during the run %.4f, of the exported payload %.4f\n", val, acc);
+        CHECKF(val == acc, "validation during the run %g, of the exported payload %g", val, acc);
+        be->free(be, th);
+        sd_model_destroy(m);
+        sd_distilled_free(&res);
+    }
+    sd_distiller_destroy(d);
+    sd_backend_destroy(be);
+    sd_array_data_free(&arr);
+    free(x);
+}
+
 static int stop_at_3(void *ctx, const sd_progress *p)
 {
     (void)ctx;
@@ -309,6 +375,7 @@ int main(int argc, char **argv)
 #else
     test_reference(dir);
     test_step_cache(dir);
+    test_validation_is_payload();
     test_resume(dir);
     test_replay_deterministic(dir);
 #endif
