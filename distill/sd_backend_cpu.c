@@ -1210,12 +1210,37 @@ static inline double avg_div(const sd_pool_desc *d, int yl, int yh, int yf, int 
     return (double)(yh - yl) * (xh - xl);
 }
 
+/* 2x2/2 windows without padding, all inside the input (the ConvNet's and
+ * VGG-style pools): every window is full, so the divisor is 4 whatever the
+ * padding rule. */
+static int avg_2x2(const sd_pool_desc *d)
+{
+    return !d->adaptive && d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && d->ph == 0 &&
+           d->pw == 0 && 2 * d->oh <= d->h && 2 * d->ow <= d->w;
+}
+
 static int cpu_avgpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y)
 {
     int rc = pool_check(be, d, "avgpool_fwd");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
+    if (avg_2x2(d)) { /* the general loop below, unrolled: same sums, same order */
+        for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++)
+            for (int oy = 0; oy < d->oh; oy++) {
+                const sd_real *r0 = x + pl * hw + (size_t)(2 * oy) * d->w, *r1 = r0 + d->w;
+                sd_real *yr = y + pl * ohw + (size_t)oy * d->ow;
+                for (int ox = 0; ox < d->ow; ox++) {
+                    double s = 0;
+                    s += r0[2 * ox];
+                    s += r0[2 * ox + 1];
+                    s += r1[2 * ox];
+                    s += r1[2 * ox + 1];
+                    yr[ox] = (sd_real)(s / 4.0);
+                }
+            }
+        return SD_OK;
+    }
     for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
         const sd_real *xc = x + pl * hw;
         sd_real *yc = y + pl * ohw;
@@ -1244,6 +1269,21 @@ static int cpu_avgpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real 
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
+    if (avg_2x2(d)) { /* windows do not overlap: each cell gets one share */
+        for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++)
+            for (int oy = 0; oy < d->oh; oy++) {
+                sd_real *r0 = gx + pl * hw + (size_t)(2 * oy) * d->w, *r1 = r0 + d->w;
+                const sd_real *gr = gy + pl * ohw + (size_t)oy * d->ow;
+                for (int ox = 0; ox < d->ow; ox++) {
+                    sd_real g = (sd_real)(gr[ox] / 4.0);
+                    r0[2 * ox] += g;
+                    r0[2 * ox + 1] += g;
+                    r1[2 * ox] += g;
+                    r1[2 * ox + 1] += g;
+                }
+            }
+        return SD_OK;
+    }
     for (size_t pl = 0; pl < (size_t)d->n * d->c; pl++) {
         const sd_real *gyc = gy + pl * ohw;
         sd_real *gxc = gx + pl * hw;

@@ -360,6 +360,35 @@ static void test_pooling_kept_argmax(sd_backend *be)
     }
 }
 
+/* The unrolled 2x2/2 average pool gives the general loop's bits: on a 9x9
+ * plane, 4x4 outputs take the unrolled path and 5x5 (last windows clipped)
+ * the general one, whose first 4x4 windows are the same. */
+static void test_avgpool_2x2(sd_backend *be)
+{
+    sd_pool_desc f = pool(9, 9, 2, 2, 0, 4, 4), g = pool(9, 9, 2, 2, 0, 5, 5);
+    f.n = g.n = 2;
+    f.c = g.c = 3;
+    enum { IN = 2 * 3 * 81 };
+    sd_real x[IN], yf[2 * 3 * 16], yg[2 * 3 * 25], gyf[2 * 3 * 16], gyg[2 * 3 * 25];
+    sd_real gxf[IN] = {0}, gxg[IN] = {0};
+    for (int i = 0; i < IN; i++)
+        x[i] = (sd_real)sd_normal(7, 0, (uint64_t)i);
+    memset(gyg, 0, sizeof gyg);
+    for (int p = 0; p < 6; p++)
+        for (int o = 0; o < 16; o++) {
+            gyf[p * 16 + o] = (sd_real)sd_normal(8, 0, (uint64_t)(p * 16 + o));
+            gyg[p * 25 + (o / 4) * 5 + o % 4] = gyf[p * 16 + o];
+        }
+    CHECK(be->avgpool_fwd(be, &f, x, yf) == 0 && be->avgpool_fwd(be, &g, x, yg) == 0);
+    CHECK(be->avgpool_bwd(be, &f, gyf, gxf) == 0 && be->avgpool_bwd(be, &g, gyg, gxg) == 0);
+    int same = 1;
+    for (int p = 0; p < 6; p++)
+        for (int o = 0; o < 16; o++)
+            same &= !memcmp(&yf[p * 16 + o], &yg[p * 25 + (o / 4) * 5 + o % 4], sizeof(sd_real));
+    CHECK(same);
+    CHECK(memcmp(gxf, gxg, sizeof gxf) == 0);
+}
+
 static void test_pooling(sd_backend *be)
 {
     /* all equal: the first cell in row-major order takes the gradient */
@@ -580,6 +609,7 @@ int main(void)
     test_adam(be);
     test_pooling(be);
     test_pooling_kept_argmax(be);
+    test_avgpool_2x2(be);
     test_bn(be);
     test_sce_extreme(be);
     test_gemm(be);
