@@ -8,14 +8,15 @@
  *  - every reduction (dot, bias gradient, batch-norm statistics, softmax rows,
  *    losses) is accumulated in double in a fixed sequential order, so results
  *    do not depend on thread count or timing;
- *  - dense products go through CBLAS (OpenBLAS).  OpenBLAS splits a GEMM
- *    between threads along M and N, never along K, so every output element
- *    is summed in the same order whatever the thread count;
- *  - the operations themselves are single-threaded apart from BLAS; the
- *    parallelism is coarser: be->parallel runs independent tasks (the
+ *  - dense products go through CBLAS (OpenBLAS), single-threaded: a threaded
+ *    OpenBLAS GEMM was measured to round differently from a single-threaded
+ *    one, so the backend sets OpenBLAS to one thread;
+ *  - the parallelism is coarse: be->parallel runs independent tasks (the
  *    executor's batch shards, sd_model.c) on a pool of threads-1 workers
- *    plus the caller.  Which task computes what never depends on the thread
- *    count, so neither do the results.
+ *    plus the caller, and cpu_for splits the samples of a large im2col
+ *    convolution and the channels of a large batch norm.  Which task
+ *    computes what never changes a result, so results do not depend on the
+ *    thread count.
  *
  * Convolution has several paths (see sd_backend_cpu.h).  The automatic choice
  * per shape (conv_path_auto below) comes from tests/bench/bench_conv.c.
@@ -70,6 +71,10 @@ static void cpu_destroy(sd_backend *be);
 /* task pool (be->parallel)                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Set while this thread runs a task: operations called from a task run
+ * sequentially (no nested parallel regions). */
+static _Thread_local int cpu_in_task;
+
 /* Claim and run tasks of the current job; called and returns with mu held. */
 static void pool_work(cpu_pool *p)
 {
@@ -78,7 +83,9 @@ static void pool_work(cpu_pool *p)
         int (*fn)(void *, int) = p->fn;
         void *arg = p->arg;
         pthread_mutex_unlock(&p->mu);
+        cpu_in_task = 1;
         int rc = fn(arg, t);
+        cpu_in_task = 0;
         pthread_mutex_lock(&p->mu);
         if (rc && (p->fail_task < 0 || t < p->fail_task)) {
             p->fail_task = t;
@@ -163,7 +170,7 @@ static int cpu_parallel(sd_backend *be, int count, int (*fn)(void *, int), void 
 {
     cpu_ctx *ctx = be->ctx;
     cpu_pool *p = ctx->pool;
-    if (!p || count <= 1) {
+    if (!p || count <= 1 || cpu_in_task) {
         for (int t = 0; t < count; t++) {
             int rc = fn(arg, t);
             if (rc)
@@ -171,8 +178,6 @@ static int cpu_parallel(sd_backend *be, int count, int (*fn)(void *, int), void 
         }
         return SD_OK;
     }
-    /* the tasks are the parallelism: BLAS runs single-threaded inside them */
-    openblas_set_num_threads(1);
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
@@ -189,8 +194,45 @@ static int cpu_parallel(sd_backend *be, int count, int (*fn)(void *, int), void 
     int rc = p->fail_rc;
     p->count = 0;
     pthread_mutex_unlock(&p->mu);
-    openblas_set_num_threads(ctx->threads);
     return rc;
+}
+
+/* Loops whose iterations are independent (samples of a convolution,
+ * channels of a batch norm) split over the pool when there is enough work:
+ * body(ctx, t, lo, hi) runs iterations [lo, hi) as chunk t (t < threads and
+ * t < max_chunks, for per-chunk scratch).  Each iteration computes exactly what it computes in
+ * the sequential loop, so the bits do not depend on the split. */
+#define CPU_FOR_MIN_WORK ((size_t)1 << 20)
+
+typedef struct cpu_for_job {
+    void (*body)(void *ctx, int t, int lo, int hi);
+    void *ctx;
+    int count, chunks;
+} cpu_for_job;
+
+static int cpu_for_task(void *arg, int t)
+{
+    cpu_for_job *j = arg;
+    int lo = (int)((long long)t * j->count / j->chunks);
+    int hi = (int)((long long)(t + 1) * j->count / j->chunks);
+    if (hi > lo)
+        j->body(j->ctx, t, lo, hi);
+    return 0;
+}
+
+static void cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
+                    void (*body)(void *ctx, int t, int lo, int hi), void *ctx)
+{
+    cpu_ctx *c = be->ctx;
+    int chunks = c->threads < count ? c->threads : count;
+    if (chunks > max_chunks)
+        chunks = max_chunks;
+    if (!c->pool || chunks < 2 || work < CPU_FOR_MIN_WORK || cpu_in_task) {
+        body(ctx, 0, 0, count);
+        return;
+    }
+    cpu_for_job j = {body, ctx, count, chunks};
+    (void)cpu_parallel(be, chunks, cpu_for_task, &j); /* the tasks cannot fail */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -494,12 +536,66 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t ca
     }
 }
 
+/* Chunks of the per-sample im2col path run at once (conv_fwd and
+ * conv_bwd_data over samples), each with its own columns: as many as there
+ * are threads, within CONV_COL_CAP elements of workspace in all. */
+static int conv_chunks(sd_backend *be, const sd_conv_desc *d)
+{
+    cpu_ctx *c = be->ctx;
+    if (!c->pool || conv_path_for(be, d) != SD_CPU_CONV_IM2COL)
+        return 1;
+    size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap);
+    size_t fit = one ? CONV_COL_CAP / one : 1;
+    return fit < 1 ? 1 : fit < (size_t)c->threads ? (int)fit : c->threads;
+}
+
 static size_t cpu_conv_workspace(sd_backend *be, const sd_conv_desc *d)
 {
     if (!conv_desc_ok(d))
         return 0;
     return conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) *
-           sizeof(sd_real);
+           (size_t)conv_chunks(be, d) * sizeof(sd_real);
+}
+
+/* conv_fwd / conv_bwd_data of the im2col path over samples [lo, hi), with
+ * chunk t's columns */
+typedef struct conv_job {
+    const sd_conv_desc *d;
+    size_t cap, one;
+    const sd_real *in, *w;
+    sd_real beta, *out, *ws;
+    int bwd_data;
+} conv_job;
+
+static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x,
+                            const sd_real *w, sd_real beta, sd_real *y, sd_real *col);
+static void conv_bwd_data_im2col(const sd_conv_desc *d, size_t cap, const sd_real *gy,
+                                 const sd_real *w, sd_real *gx, sd_real *col);
+
+static void conv_chunk(void *arg, int t, int lo, int hi)
+{
+    const conv_job *j = arg;
+    sd_conv_desc s = *j->d;
+    s.n = hi - lo;
+    size_t chw = (size_t)s.c * s.h * s.w, kohw = (size_t)s.k * s.oh * s.ow;
+    sd_real *col = j->ws + (size_t)t * j->one;
+    if (j->bwd_data)
+        conv_bwd_data_im2col(&s, j->cap, j->in + (size_t)lo * kohw, j->w,
+                             j->out + (size_t)lo * chw, col);
+    else
+        conv_fwd_im2col(&s, j->cap, j->in + (size_t)lo * chw, j->w, j->beta,
+                        j->out + (size_t)lo * kohw, col);
+}
+
+static void conv_im2col_par(sd_backend *be, const sd_conv_desc *d, int bwd_data,
+                            const sd_real *in, const sd_real *w, sd_real beta, sd_real *out,
+                            void *ws)
+{
+    size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
+    conv_job j = {d, cap, conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap), in, w, beta, out, ws,
+                  bwd_data};
+    size_t work = (size_t)d->n * d->k * d->c * d->r * d->s * d->oh * d->ow;
+    cpu_for(be, d->n, work, conv_chunks(be, d), conv_chunk, &j);
 }
 
 /* Range of output positions o (0 <= o < on) whose input coordinate
@@ -896,7 +992,7 @@ static int cpu_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
     case SD_CPU_CONV_GEMM1X1: conv_fwd_1x1(d, x, w, beta, y); break;
     case SD_CPU_CONV_SHIFT: conv_fwd_shift(d, x, w, beta, y, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_fwd_batch(d, cap, x, w, beta, y, ws); break;
-    default: conv_fwd_im2col(d, cap, x, w, beta, y, ws); break;
+    default: conv_im2col_par(be, d, 0, x, w, beta, y, ws); break;
     }
     return SD_OK;
 }
@@ -912,7 +1008,7 @@ static int cpu_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_rea
     case SD_CPU_CONV_GEMM1X1: conv_bwd_data_1x1(d, gy, w, gx); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_data_shift(d, gy, w, gx, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_data_batch(d, cap, gy, w, gx, ws); break;
-    default: conv_bwd_data_im2col(d, cap, gy, w, gx, ws); break;
+    default: conv_im2col_par(be, d, 1, gy, w, 0, gx, ws); break;
     }
     return SD_OK;
 }
@@ -1347,6 +1443,48 @@ static int bn_check(sd_backend *be, const sd_bn_desc *d, const char *op)
 
 #define BN_AT(p, d, i, ch) ((p) + ((size_t)(i) * (d)->c + (ch)) * (d)->hw)
 
+typedef struct bn_job {
+    const sd_bn_desc *d;
+    const sd_real *x, *gamma, *beta, *mean, *invstd, *gy;
+    sd_real *y, *mean_out, *invstd_out, *gx, *ggamma, *gbeta;
+} bn_job;
+
+/* channels [lo, hi) of bn_fwd_train */
+static void bn_fwd_train_ch(void *arg, int t, int lo, int hi)
+{
+    const bn_job *j = arg;
+    const sd_bn_desc *d = j->d;
+    (void)t;
+    const double m = (double)d->n * d->hw;
+    for (int ch = lo; ch < hi; ch++) {
+        double s = 0, v = 0;
+        for (int i = 0; i < d->n; i++) {
+            const sd_real *xc = BN_AT(j->x, d, i, ch);
+            for (int p = 0; p < d->hw; p++)
+                s += xc[p];
+        }
+        double mu = s / m;
+        for (int i = 0; i < d->n; i++) {
+            const sd_real *xc = BN_AT(j->x, d, i, ch);
+            for (int p = 0; p < d->hw; p++) {
+                double t2 = xc[p] - mu;
+                v += t2 * t2;
+            }
+        }
+        j->mean_out[ch] = (sd_real)mu;
+        j->invstd_out[ch] = (sd_real)(1.0 / sqrt(v / m + d->eps));
+        double mur = j->mean_out[ch], a = j->invstd_out[ch], g = j->gamma[ch], b = j->beta[ch];
+        for (int i = 0; i < d->n; i++) {
+            const sd_real *xc = BN_AT(j->x, d, i, ch);
+            sd_real *yc = BN_AT(j->y, d, i, ch);
+            for (int p = 0; p < d->hw; p++)
+                yc[p] = (sd_real)(g * ((xc[p] - mur) * a) + b);
+        }
+    }
+}
+
+/* Batch norm over channels: each channel's sums are sequential, so the
+ * channels may run on different threads (cpu_for) with the same bits. */
 static int cpu_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
                             const sd_real *gamma, const sd_real *beta, sd_real *y,
                             sd_real *mean, sd_real *invstd)
@@ -1354,33 +1492,44 @@ static int cpu_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *
     int rc = bn_check(be, d, "bn_fwd_train");
     if (rc)
         return rc;
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .y = y, .mean_out = mean,
+                .invstd_out = invstd};
+    cpu_for(be, d->c, (size_t)d->n * d->c * d->hw, d->c, bn_fwd_train_ch, &j);
+    return SD_OK;
+}
+
+/* channels [lo, hi) of bn_bwd_train */
+static void bn_bwd_train_ch(void *arg, int t, int lo, int hi)
+{
+    const bn_job *j = arg;
+    const sd_bn_desc *d = j->d;
+    (void)t;
     const double m = (double)d->n * d->hw;
-    for (int ch = 0; ch < d->c; ch++) {
-        double s = 0, v = 0;
+    for (int ch = lo; ch < hi; ch++) {
+        double mu = j->mean[ch], a = j->invstd[ch], g = j->gamma[ch], sg = 0, sgx = 0;
         for (int i = 0; i < d->n; i++) {
-            const sd_real *xc = BN_AT(x, d, i, ch);
-            for (int p = 0; p < d->hw; p++)
-                s += xc[p];
-        }
-        double mu = s / m;
-        for (int i = 0; i < d->n; i++) {
-            const sd_real *xc = BN_AT(x, d, i, ch);
+            const sd_real *xc = BN_AT(j->x, d, i, ch), *gyc = BN_AT(j->gy, d, i, ch);
             for (int p = 0; p < d->hw; p++) {
-                double t = xc[p] - mu;
-                v += t * t;
+                sg += gyc[p];
+                sgx += gyc[p] * ((xc[p] - mu) * a);
             }
         }
-        mean[ch] = (sd_real)mu;
-        invstd[ch] = (sd_real)(1.0 / sqrt(v / m + d->eps));
-        double mur = mean[ch], a = invstd[ch], g = gamma[ch], b = beta[ch];
+        if (j->gbeta)
+            j->gbeta[ch] += (sd_real)sg;
+        if (j->ggamma)
+            j->ggamma[ch] += (sd_real)sgx;
+        if (!j->gx)
+            continue;
+        double A = sg / m, B = sgx / m, ga = g * a;
         for (int i = 0; i < d->n; i++) {
-            const sd_real *xc = BN_AT(x, d, i, ch);
-            sd_real *yc = BN_AT(y, d, i, ch);
-            for (int p = 0; p < d->hw; p++)
-                yc[p] = (sd_real)(g * ((xc[p] - mur) * a) + b);
+            const sd_real *xc = BN_AT(j->x, d, i, ch), *gyc = BN_AT(j->gy, d, i, ch);
+            sd_real *gxc = BN_AT(j->gx, d, i, ch);
+            for (int p = 0; p < d->hw; p++) {
+                double xh = (xc[p] - mu) * a;
+                gxc[p] += (sd_real)(ga * (gyc[p] - A - xh * B));
+            }
         }
     }
-    return SD_OK;
 }
 
 static int cpu_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
@@ -1390,32 +1539,9 @@ static int cpu_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *
     int rc = bn_check(be, d, "bn_bwd_train");
     if (rc)
         return rc;
-    const double m = (double)d->n * d->hw;
-    for (int ch = 0; ch < d->c; ch++) {
-        double mu = mean[ch], a = invstd[ch], g = gamma[ch], sg = 0, sgx = 0;
-        for (int i = 0; i < d->n; i++) {
-            const sd_real *xc = BN_AT(x, d, i, ch), *gyc = BN_AT(gy, d, i, ch);
-            for (int p = 0; p < d->hw; p++) {
-                sg += gyc[p];
-                sgx += gyc[p] * ((xc[p] - mu) * a);
-            }
-        }
-        if (gbeta)
-            gbeta[ch] += (sd_real)sg;
-        if (ggamma)
-            ggamma[ch] += (sd_real)sgx;
-        if (!gx)
-            continue;
-        double A = sg / m, B = sgx / m, ga = g * a;
-        for (int i = 0; i < d->n; i++) {
-            const sd_real *xc = BN_AT(x, d, i, ch), *gyc = BN_AT(gy, d, i, ch);
-            sd_real *gxc = BN_AT(gx, d, i, ch);
-            for (int p = 0; p < d->hw; p++) {
-                double xh = (xc[p] - mu) * a;
-                gxc[p] += (sd_real)(ga * (gyc[p] - A - xh * B));
-            }
-        }
-    }
+    bn_job j = {.d = d, .x = x, .gamma = gamma, .mean = mean, .invstd = invstd, .gy = gy,
+                .gx = gx, .ggamma = ggamma, .gbeta = gbeta};
+    cpu_for(be, d->c, (size_t)d->n * d->c * d->hw, d->c, bn_bwd_train_ch, &j);
     return SD_OK;
 }
 
@@ -1911,6 +2037,17 @@ static void cpu_destroy(sd_backend *be)
     free(be);
 }
 
+/* OpenBLAS's own thread count as the process started (before any backend
+ * set it to 1): the default number of threads. */
+static pthread_once_t blas_threads_once = PTHREAD_ONCE_INIT;
+static int blas_threads_default = 1;
+
+static void read_blas_threads(void)
+{
+    int n = openblas_get_num_threads();
+    blas_threads_default = n > 0 ? n : 1;
+}
+
 int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
 {
     if (!out)
@@ -1923,10 +2060,15 @@ int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
         free(ctx);
         return sd_error_set(err, SD_ENOMEM, "cpu backend: out of memory");
     }
-    /* OpenBLAS keeps one process-wide thread pool; only change it on request */
-    if (threads > 0)
-        openblas_set_num_threads(threads);
-    ctx->threads = threads > 0 ? threads : openblas_get_num_threads();
+    /* The thread count: the argument, else OpenBLAS's (OPENBLAS_NUM_THREADS,
+     * else one per core).  OpenBLAS itself then runs single-threaded: a
+     * threaded GEMM does not always add in the order of a single-threaded
+     * one (measured: ConvNet-BN gradients differ in the last bits between 1
+     * and 2 OpenBLAS threads), and results must not depend on the thread
+     * count.  The threads work through the pool instead (shards, cpu_for). */
+    pthread_once(&blas_threads_once, read_blas_threads);
+    ctx->threads = threads > 0 ? threads : blas_threads_default;
+    openblas_set_num_threads(1);
     ctx->conv_path = SD_CPU_CONV_AUTO;
     ctx->col_cap = CONV_COL_CAP;
     if (ctx->threads > 1) {

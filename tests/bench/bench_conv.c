@@ -13,7 +13,7 @@
  *
  * Not a test: it prints a markdown table for docs/benchmarks.md
  * ("CPU convolution paths") and exits 0.
- * Usage: bench_conv [min-rounds [blas-threads]]
+ * Usage: bench_conv [min-rounds [threads]]   (backend threads; 0: the default)
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -176,10 +176,11 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *sug = sd_backend_cpu_blas_suggest();
-    printf("OpenBLAS kernels: %s%s%s; threads: %d; GFLOP/s as forward / backward-data / "
-           "backward-filter; bold = automatic choice\n\n",
+    printf("OpenBLAS kernels: %s%s%s; backend threads: %d (0: default; OpenBLAS itself runs "
+           "single-threaded); GFLOP/s as forward / backward-data / backward-filter; bold = "
+           "automatic choice\n\n",
            sd_backend_cpu_blas_core(), sug ? ", OPENBLAS_CORETYPE suggested: " : "",
-           sug ? sug : "", openblas_get_num_threads());
+           sug ? sug : "", threads);
     printf("| layer | shape (n c hxw k rxs/stride pad) | reference SGEMM MxNxK | SGEMM |");
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
         printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));

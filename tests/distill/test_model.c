@@ -156,26 +156,29 @@ out:
     ref_free(&r);
 }
 
-/* Everything one LeNet call computes, for batches of n (sharded when n >= 8). */
+/* Everything one call computes on a model, for batches of n. */
 typedef struct calls {
+    size_t nt;
     double l1, l2;
     sd_real *g, *gx, *gy, *g2, *hv, *dgx, *dgy, *hvc, *dgxc, *dgyc, *logits;
 } calls;
 
-static void run_calls(int threads, int n, calls *o)
+static void run_calls(const char *arch, int size, int threads, int n, calls *o)
 {
     sd_error err = {0};
-    sd_model_spec spec = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10};
+    sd_model_spec spec = {.in_c = 1, .in_h = size, .in_w = size, .classes = 10, .depth = 2,
+                          .width = 16};
     sd_model *m = NULL;
     sd_backend *be = NULL;
     sd_exec *ex = NULL;
-    CHECK(sd_model_spec_parse_arch(&spec, "lenet", &err) == 0);
+    CHECK(sd_model_spec_parse_arch(&spec, arch, &err) == 0);
     CHECK(sd_model_create(&m, &spec, &err) == 0);
     CHECK(sd_backend_cpu_create(&be, threads, &err) == 0);
     CHECK(sd_exec_create_slots(&ex, m, be, n, SD_EXEC_TANGENT, 2, &err) == 0);
     if (!m || !be || !ex)
         return;
-    size_t nt = m->n_theta, nx = (size_t)n * 784, ny = (size_t)n * 10;
+    o->nt = m->n_theta;
+    size_t nt = m->n_theta, nx = (size_t)n * (size_t)(size * size), ny = (size_t)n * 10;
     sd_real *th = malloc(nt * sizeof *th), *v = malloc(nt * sizeof *v), *x = malloc(nx * sizeof *x),
             *y = malloc(ny * sizeof *y), *x2 = malloc(nx * sizeof *x2);
     CHECK(sd_init_theta(m, 3, th, &err) == 0);
@@ -220,27 +223,35 @@ static void free_calls(calls *o)
         free(bufs[i]);
 }
 
+/* Same bits with 1, 2 and 3 threads: LeNet runs as batch shards at n = 10
+ * and 37; ConvNet-BN (not sharded: batch statistics) at n = 64 splits its
+ * convolutions over samples and its batch norms over channels. */
 static void test_shards(void)
 {
-    const int ns[] = {10, 37};
-    for (int k = 0; k < 2; k++) {
-        int n = ns[k];
-        size_t nt = 61706, nx = (size_t)n * 784, ny = (size_t)n * 10, B = sizeof(sd_real);
+    const struct {
+        const char *arch;
+        int size, n;
+    } cases[] = {{"lenet", 28, 10}, {"lenet", 28, 37}, {"convnet-bn", 32, 64}};
+    for (int k = 0; k < 3; k++) {
+        int n = cases[k].n, size = cases[k].size;
         calls c[3];
         for (int t = 0; t < 3; t++)
-            run_calls(t + 1, n, &c[t]);
+            run_calls(cases[k].arch, size, t + 1, n, &c[t]);
+        size_t nt = c[0].nt, nx = (size_t)n * (size_t)(size * size), ny = (size_t)n * 10,
+               B = sizeof(sd_real);
         for (int t = 1; t < 3; t++) {
-            CHECKF(c[t].l1 == c[0].l1 && c[t].l2 == c[0].l2, "n %d threads %d: loss", n, t + 1);
+            CHECKF(c[t].l1 == c[0].l1 && c[t].l2 == c[0].l2, "%s n %d threads %d: loss",
+                   cases[k].arch, n, t + 1);
             CHECKF(!memcmp(c[t].g, c[0].g, nt * B) && !memcmp(c[t].gx, c[0].gx, nx * B) &&
                        !memcmp(c[t].gy, c[0].gy, ny * B) && !memcmp(c[t].hv, c[0].hv, nt * B) &&
                        !memcmp(c[t].dgx, c[0].dgx, nx * B) && !memcmp(c[t].dgy, c[0].dgy, ny * B) &&
                        !memcmp(c[t].logits, c[0].logits, ny * B),
-                   "n %d: %d threads differ from 1", n, t + 1);
+                   "%s n %d: %d threads differ from 1", cases[k].arch, n, t + 1);
         }
         /* kept state: the tangents equal a full recomputation, bit for bit */
         CHECKF(!memcmp(c[0].hvc, c[0].hv, nt * B) && !memcmp(c[0].dgxc, c[0].dgx, nx * B) &&
                    !memcmp(c[0].dgyc, c[0].dgy, ny * B),
-               "n %d: hvp_cached differs from hvp", n);
+               "%s n %d: hvp_cached differs from hvp", cases[k].arch, n);
         CHECK(c[0].l1 == c[0].l2);
         for (int t = 0; t < 3; t++)
             free_calls(&c[t]);
