@@ -12,7 +12,8 @@
  *     3 classes;
  *   - seconds per SLDD outer iteration (sd_distiller: 3 images in one step,
  *     T = 9 inner steps, real batch 256, exact meta-gradient, Adam update)
- *     for both models;
+ *     for both models, each also on the other side of the distiller's step
+ *     cache (ConvNet-BN recomputing its steps, ResNet18 keeping them);
  *   - detection throughput: 299x299 patches cut on the GPU from a 2048x2048
  *     16-bit image (stride 50, 35x35 = 1225 patches per image) and classified
  *     by ResNet18-BN with frozen BN statistics, in batches of 256.
@@ -457,7 +458,9 @@ static int on_progress(void *ctx, const sd_progress *p)
     return 0;
 }
 
-static void bench_outer(const char *key, const char *arch, int size)
+/* cache_mib: the distiller's step cache (0: recompute the inner steps in the
+ * walk back; -1: the default, 2 GiB) */
+static void bench_outer(const char *key, const char *arch, int size, long cache_mib)
 {
     sd_error err = {0};
     pool_view pv;
@@ -490,6 +493,8 @@ static void bench_outer(const char *key, const char *arch, int size)
     int timed = quick ? 2 : 4;
     cfg.iterations = t.warm + timed;
     cfg.seed = 1;
+    if (cache_mib >= 0)
+        cfg.step_cache_bytes = (size_t)cache_mib << 20;
 
     sd_distiller *d = NULL;
     if (sd_distiller_create(&d, &cfg, be, &train, NULL, NULL, &err)) {
@@ -607,8 +612,12 @@ int main(int argc, char **argv)
     }
     if (!only || !strcmp(only, "outer")) {
         printf("SLDD outer iterations (3 images, T = 9, real batch %d):\n", quick ? 64 : 256);
-        bench_outer("convnet_bn_64", "convnet-bn", 64);
-        bench_outer("resnet18_bn_299", "resnet18-bn", 299);
+        bench_outer("convnet_bn_64", "convnet-bn", 64, -1);
+        bench_outer("resnet18_bn_299", "resnet18-bn", 299, -1);
+        /* the other side of the step cache: recomputing (ConvNet-BN keeps its
+         * steps by default) and keeping (ResNet18 at 299 needs ~3 GB) */
+        bench_outer("convnet_bn_64_recompute", "convnet-bn", 64, 0);
+        bench_outer("resnet18_bn_299_kept", "resnet18-bn", 299, 16384);
     }
     if (!only || !strcmp(only, "detect")) {
         printf("detection (ResNet18-BN, 299x299 patches cut on the GPU):\n");
