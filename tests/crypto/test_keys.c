@@ -62,12 +62,14 @@ static void test_node_dir(void)
         sec = strstr((char *)buf, "secret: ");
         CHECK(sec != NULL);
         if (sec) {
-            char orig = sec[8];
-            sec[8] = orig == 'A' ? 'B' : 'A';
+            /* a character in the middle: the first one encodes bits of byte 0
+             * that X25519 clamps away, so changing it may change nothing */
+            char orig = sec[18];
+            sec[18] = orig == 'A' ? 'B' : 'A';
             CHECK(unlink(p) == 0);
             CHECK(sc_file_create_excl(p, buf, len, 0600, &e) == 0);
             CHECK(sc_node_keys_load(dir, &k2, &e) == SC_EFORMAT);
-            sec[8] = orig;
+            sec[18] = orig;
             CHECK(unlink(p) == 0);
             CHECK(sc_file_create_excl(p, buf, len, 0600, &e) == 0);
         }
