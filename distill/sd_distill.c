@@ -56,8 +56,9 @@ struct sd_distiller {
     double *grho;
     sd_real **theta; /* T+1 */
     sd_real **theta0; /* nets fixed initial weights */
-    sd_real *v, *hv, *gt;
-    sd_real **gts; /* T gradients of the inner steps when they are kept (else NULL) */
+    sd_real *v, *hv;
+    sd_real *gt;   /* the inner steps' gradient, one at a time (when they are not kept) */
+    sd_real **gts; /* the T gradients of the inner steps when they are kept (else NULL) */
     sd_real *xb, *yb;
     int *lb;
     int64_t *idx, *perm;
@@ -467,7 +468,7 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
         (rc = dev_alloc(be, nx, &d->gx, err)) || (rc = dev_alloc(be, ny, &d->gy, err)) ||
         (rc = dev_alloc(be, sx, &d->tx, err)) || (rc = dev_alloc(be, sy, &d->ty, err)) ||
         (rc = dev_alloc(be, d->nt, &d->v, err)) || (rc = dev_alloc(be, d->nt, &d->hv, err)) ||
-        (rc = dev_alloc(be, d->nt, &d->gt, err)) ||
+        (!cache && (rc = dev_alloc(be, d->nt, &d->gt, err))) ||
         (rc = dev_alloc(be, nb * d->img, &d->xb, err)) ||
         (rc = dev_alloc(be, nb * (size_t)d->K, &d->yb, err)) ||
         (rc = dev_alloc(be, d->m->n_bn, &d->bn_dev, err)))

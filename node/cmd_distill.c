@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "nd_buf.h"
 #include "commands.h"
 #include "nd_data.h"
 #include "nd_distill.h"
@@ -112,17 +113,6 @@ static int on_progress(void *vctx, const sd_progress *p)
             fprintf(stderr, "  | val acc %.4f", p->val_acc);
         fputc('\n', stderr);
     }
-    return 0;
-}
-
-static int parse_int(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi)
-        return -1;
-    *out = v;
     return 0;
 }
 
@@ -455,7 +445,7 @@ int cmd_baseline(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         long long *dst = o == 'n' ? &n : o == 's' ? &S : o == 'e' ? &E : o == 'r' ? &seed : NULL;
         if (dst) {
-            if (parse_int(optarg, o == 'r' ? 0 : 1, o == 'r' ? INT64_MAX : 100000, &v)) {
+            if (nd_parse_int(optarg, o == 'r' ? 0 : 1, o == 'r' ? INT64_MAX : 100000, &v)) {
                 fprintf(stderr, "sldd baseline: bad number '%s'\n", optarg);
                 return 2;
             }

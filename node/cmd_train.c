@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "nd_data.h"
 #include "nd_infer.h"
 #include "nd_report.h"
@@ -80,17 +81,6 @@ static int on_train_progress(void *vctx, const sd_train_progress *p)
     return 0;
 }
 
-static int parse_ll(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_pos(const char *s, double *out, int allow_zero)
 {
     char *end;
@@ -132,7 +122,7 @@ int cmd_train(int argc, char **argv)
     opterr = 0;
 #define INTOPT(dst, lo, hi)                                                                  \
     do {                                                                                     \
-        if (parse_ll(optarg, lo, hi, &v)) {                                                  \
+        if (nd_parse_int(optarg, lo, hi, &v)) {                                                  \
             fprintf(stderr, "sldd train: --%s '%s' is not an integer in %lld..%lld\n",       \
                     opts[idx].name, optarg, (long long)(lo), (long long)(hi));               \
             return 2;                                                                        \

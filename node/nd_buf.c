@@ -3,6 +3,7 @@
  */
 #include "nd_buf.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,5 +167,18 @@ int nd_unhex(uint8_t *out, size_t n, const char *hex)
             return -1;
         out[i] = (uint8_t)(a << 4 | b);
     }
+    return 0;
+}
+
+int nd_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    if (!s)
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
     return 0;
 }

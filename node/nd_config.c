@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nd_buf.h"
 #include "sc_util.h"
 #include "sc_x509.h"
 #include "sp_check.h"
@@ -73,17 +74,6 @@ static int parse_peer(nd_config *c, char *v, sc_error *e)
     return 0;
 }
 
-static int parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi)
-        return -1;
-    *out = x;
-    return 0;
-}
-
 int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
 {
     char path[ND_PATH_MAX], *cur, *key, *val;
@@ -112,7 +102,7 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
     cur = (char *)buf;
     rc = 0;
     while (!rc && (r = sc_kv_next(&cur, &key, &val)) == 1) {
-        int64_t x;
+        long long x;
         if (!strcmp(key, "listen"))
             rc = parse_listen(c, val, e);
         else if (!strcmp(key, "tls-cert"))
@@ -150,15 +140,15 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
             else
                 snprintf(c->device, sizeof c->device, "%s", val);
         } else if (!strcmp(key, "retry-base-ms")) {
-            if (parse_i64(val, 10, 86400000, &x))
+            if (nd_parse_int(val, 10, 86400000, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "retry-base-ms: 10..86400000");
             c->retry_base_ms = x;
         } else if (!strcmp(key, "retry-max-ms")) {
-            if (parse_i64(val, 10, 7 * 86400000LL, &x))
+            if (nd_parse_int(val, 10, 7 * 86400000LL, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "retry-max-ms: 10..604800000");
             c->retry_max_ms = x;
         } else if (!strcmp(key, "max-connections")) {
-            if (parse_i64(val, 1, 4096, &x))
+            if (nd_parse_int(val, 1, 4096, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "max-connections: 1..4096");
             c->max_connections = (int)x;
         }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nd_buf.h"
 
 void nd_distill_opts_defaults(nd_distill_opts *o)
 {
@@ -25,19 +26,6 @@ static int bad(char *msg, size_t len, const char *name, const char *want)
 {
     snprintf(msg, len, "--%s needs %s", name, want);
     return -1;
-}
-
-static int get_int(const char *v, long long lo, long long hi, long long *out)
-{
-    char *end;
-    if (!v)
-        return -1;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi)
-        return -1;
-    *out = x;
-    return 0;
 }
 
 static int get_pos(const char *v, double *out)
@@ -91,7 +79,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(name, ints[i].name))
             continue;
-        if (get_int(v, ints[i].lo, ints[i].hi, &x)) {
+        if (nd_parse_int(v, ints[i].lo, ints[i].hi, &x)) {
             char want[96];
             snprintf(want, sizeof want, "an integer in %lld..%lld", ints[i].lo, ints[i].hi);
             return bad(msg, msglen, name, want);
@@ -124,7 +112,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
     } else if (!strcmp(name, "label-init")) {
         if (v && !strcmp(v, "onehot")) {
             c->label_init = SD_LABEL_INIT_ONEHOT;
-        } else if (v && !strncmp(v, "class:", 6) && !get_int(v + 6, 0, 100000, &x)) {
+        } else if (v && !strncmp(v, "class:", 6) && !nd_parse_int(v + 6, 0, 100000, &x)) {
             c->label_init = SD_LABEL_INIT_CLASS;
             c->label_class = (int)x;
         } else {
@@ -146,7 +134,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
             return bad(msg, msglen, name, "a positive number");
         c->lr = d;
     } else if (!strcmp(name, "step-cache-mib")) {
-        if (get_int(v, 0, (long long)1 << 30, &x))
+        if (nd_parse_int(v, 0, (long long)1 << 30, &x))
             return bad(msg, msglen, name, "an integer in 0..1073741824 (MiB)");
         c->step_cache_bytes = (size_t)x << 20;
     } else if (!strcmp(name, "encoding")) {
@@ -158,7 +146,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         if (!o->encoding)
             return bad(msg, msglen, name, "f32, f16 or u8");
     } else if (!strcmp(name, "train-limit")) {
-        if (get_int(v, 1, INT64_MAX, &x))
+        if (nd_parse_int(v, 1, INT64_MAX, &x))
             return bad(msg, msglen, name, "a positive integer");
         o->train_limit = x;
     } else {

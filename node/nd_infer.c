@@ -20,6 +20,18 @@ static int failf(char *msg, size_t len, const char *what, const char *detail)
     return -1;
 }
 
+/* A copy of theta_bn (n_bn floats) for prediction, when the model has any. */
+static int keep_bn(nd_infer *inf, const float *bn, char *msg, size_t msglen)
+{
+    if (!inf->m->n_bn)
+        return 0;
+    inf->bn = malloc(inf->m->n_bn * sizeof *inf->bn);
+    if (!inf->bn)
+        return failf(msg, msglen, "out of memory", NULL);
+    memcpy(inf->bn, bn, inf->m->n_bn * sizeof *inf->bn);
+    return 0;
+}
+
 void nd_infer_free(nd_infer *inf)
 {
     if (!inf)
@@ -81,14 +93,8 @@ int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_back
         failf(msg, msglen, "replaying the distilled set (Algorithm 2)", err.msg);
         goto out;
     }
-    if (inf->m->n_bn) {
-        inf->bn = malloc(inf->m->n_bn * sizeof *inf->bn);
-        if (!inf->bn) {
-            failf(msg, msglen, "out of memory", NULL);
-            goto out;
-        }
-        memcpy(inf->bn, d.bn_stats, inf->m->n_bn * sizeof *inf->bn);
-    }
+    if (keep_bn(inf, d.bn_stats, msg, msglen))
+        goto out;
     inf->psize = info.patch_size;
     inf->stride = info.patch_stride;
     inf->osize = info.patch_resize ? info.patch_resize : info.patch_size;
@@ -192,14 +198,8 @@ int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real 
         failf(msg, msglen, "copying weights", be->err.msg);
         goto out;
     }
-    if (inf->m->n_bn) {
-        inf->bn = malloc(inf->m->n_bn * sizeof *inf->bn);
-        if (!inf->bn) {
-            failf(msg, msglen, "out of memory", NULL);
-            goto out;
-        }
-        memcpy(inf->bn, bn, inf->m->n_bn * sizeof *inf->bn);
-    }
+    if (keep_bn(inf, bn, msg, msglen))
+        goto out;
     inf->psize = psize;
     inf->stride = stride;
     inf->osize = osize;

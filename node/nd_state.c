@@ -245,27 +245,40 @@ int nd_db_run(sqlite3 *db, sc_error *e, const char *sql, const char *types, ...)
     return rc;
 }
 
+/* Prepare sql and step once.  1: a row is there (the caller reads it and
+ * finalizes *st); 0: none, with found given (*found = 0); else an error
+ * (SC_ENOTFOUND for no row when found is NULL), *st finalized. */
+static int first_row(sqlite3 *db, sqlite3_stmt **st, int *found, sc_error *e, const char *sql,
+                     const char *types, va_list ap)
+{
+    int rc = vprepare(db, st, e, sql, types, ap);
+    if (rc)
+        return rc;
+    rc = nd_db_step(*st, e);
+    if (found)
+        *found = rc == 1;
+    if (rc == 0 && !found)
+        rc = sc_error_set(e, SC_ENOTFOUND, "database: no row");
+    if (rc != 1) {
+        nd_db_finalize(*st);
+        *st = NULL;
+    }
+    return rc;
+}
+
 int nd_db_int(sqlite3 *db, int64_t *out, int *found, sc_error *e, const char *sql,
               const char *types, ...)
 {
     sqlite3_stmt *st;
     va_list ap;
     va_start(ap, types);
-    int rc = vprepare(db, &st, e, sql, types, ap);
+    int rc = first_row(db, &st, found, e, sql, types, ap);
     va_end(ap);
-    if (rc)
+    if (rc != 1)
         return rc;
-    rc = nd_db_step(st, e);
-    if (found)
-        *found = rc == 1;
-    if (rc == 1) {
-        *out = nd_col_int(st, 0);
-        rc = 0;
-    } else if (rc == 0 && !found) {
-        rc = sc_error_set(e, SC_ENOTFOUND, "database: no row");
-    }
+    *out = nd_col_int(st, 0);
     nd_db_finalize(st);
-    return rc;
+    return 0;
 }
 
 int nd_db_text(sqlite3 *db, char *out, size_t outlen, int *found, sc_error *e, const char *sql,
@@ -274,21 +287,13 @@ int nd_db_text(sqlite3 *db, char *out, size_t outlen, int *found, sc_error *e, c
     sqlite3_stmt *st;
     va_list ap;
     va_start(ap, types);
-    int rc = vprepare(db, &st, e, sql, types, ap);
+    int rc = first_row(db, &st, found, e, sql, types, ap);
     va_end(ap);
-    if (rc)
+    if (rc != 1)
         return rc;
-    rc = nd_db_step(st, e);
-    if (found)
-        *found = rc == 1;
-    if (rc == 1) {
-        snprintf(out, outlen, "%s", nd_col_text(st, 0));
-        rc = 0;
-    } else if (rc == 0 && !found) {
-        rc = sc_error_set(e, SC_ENOTFOUND, "database: no row");
-    }
+    snprintf(out, outlen, "%s", nd_col_text(st, 0));
     nd_db_finalize(st);
-    return rc;
+    return 0;
 }
 
 int64_t nd_col_int(sqlite3_stmt *st, int col)

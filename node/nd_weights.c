@@ -4,6 +4,7 @@
  * checked against the file length before it is used, and the model is built
  * from the header to confirm the parameter counts.
  */
+#include "nd_buf.h"
 #include "nd_weights.h"
 
 #include <errno.h>
@@ -120,17 +121,6 @@ void nd_weights_free(nd_weights *w)
     memset(w, 0, sizeof *w);
 }
 
-static int parse_ll(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_dbl(const char *s, double *out)
 {
     char *end;
@@ -182,7 +172,7 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(k, ints[i].key))
             continue;
-        if (parse_ll(v, ints[i].lo, ints[i].hi, &n)) {
+        if (nd_parse_int(v, ints[i].lo, ints[i].hi, &n)) {
             snprintf(msg, msglen, "bad value '%.40s' for %s", v, k);
             return -1;
         }
@@ -213,7 +203,7 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
         return 0;
     }
     if (!strcmp(k, "seed")) {
-        if (parse_ll(v, 0, INT64_MAX, &n)) {
+        if (nd_parse_int(v, 0, INT64_MAX, &n)) {
             snprintf(msg, msglen, "bad seed '%.40s'", v);
             return -1;
         }

@@ -6,6 +6,7 @@ CA, a small synthetic data set and a port on 127.0.0.1.  Nodes run as
 an operator would.  Waits poll with a bounded deadline and fail with what was
 last seen; nothing asserts on time.
 """
+import contextlib
 import json
 import os
 import re
@@ -252,6 +253,23 @@ class Federation:
                 errors.append(str(e))
         if errors:
             raise Failed("\n".join(errors))
+
+    @contextlib.contextmanager
+    def session(self, checks):
+        """Run a test's body: on a failure show the nodes' logs; at the end
+        stop the nodes and remove their directories when every check
+        passed (kept otherwise, or with SLDD_TEST_KEEP)."""
+        ok = False
+        try:
+            yield
+            ok = checks.failed == 0
+        except Failed:
+            self.dump_logs()
+            raise
+        finally:
+            if checks.failed:
+                self.dump_logs()
+            self.cleanup(ok)
 
     def cleanup(self, ok):
         for node in self.nodes.values():

@@ -28,8 +28,7 @@ def arrived(node, bid):
 
 def main(sldd, t):
     f = fed.Federation(sldd, data_of={"c": "a"})
-    ok = False
-    try:
+    with f.session(t):
         f.start()
         a, b, c = f.nodes["a"], f.nodes["b"], f.nodes["c"]
 
@@ -167,14 +166,6 @@ def main(sldd, t):
         # the start-up check passes on what was left
         r = a.sldd("serve", "--dir", a.dir, "--check", check=False)
         t.check(r.returncode == 0, "serve --check: %s%s" % (r.stdout, r.stderr))
-        ok = t.failed == 0
-    except fed.Failed:
-        f.dump_logs()
-        raise
-    finally:
-        if t.failed:
-            f.dump_logs()
-        f.cleanup(ok)
 
 
 if __name__ == "__main__":

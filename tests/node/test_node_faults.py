@@ -49,8 +49,7 @@ def once(t, a, b, bid, what):
 
 def main(sldd, t):
     f = fed.Federation(sldd, names=("a", "b"))
-    ok = False
-    try:
+    with f.session(t):
         f.start()
         a, b = f.nodes["a"], f.nodes["b"]
 
@@ -134,14 +133,6 @@ def main(sldd, t):
         a.approve(y)
         once(t, a, b, y, "bundle of a resumed job")
         f.stop()
-        ok = t.failed == 0
-    except fed.Failed:
-        f.dump_logs()
-        raise
-    finally:
-        if t.failed:
-            f.dump_logs()
-        f.cleanup(ok)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,7 @@ def main(sldd, t):
         print("openssl or curl missing: skipped")
         sys.exit(77)
     f = fed.Federation(sldd)
-    ok = False
-    try:
+    with f.session(t):
         a, b, c = f.nodes["a"], f.nodes["b"], f.nodes["c"]
         # an outsider: same CA, never pinned; and a node of another federation
         out = fed.Node(f, "x")
@@ -188,14 +187,6 @@ def main(sldd, t):
                "content changed")
         tamper(t, f, b, "truncated", "DELETE FROM audit WHERE seq=(SELECT MAX(seq) FROM audit);",
                "removed from the end")
-        ok = t.failed == 0
-    except fed.Failed:
-        f.dump_logs()
-        raise
-    finally:
-        if t.failed:
-            f.dump_logs()
-        f.cleanup(ok)
 
 
 if __name__ == "__main__":
