@@ -58,6 +58,22 @@ static int load_row(sqlite3 *db, const char *bid, out_row *r, sc_error *e)
     return rc;
 }
 
+/* Commit the open transaction when rc is 0 (and anchor the audit log it
+ * wrote to), roll it back otherwise; rc, or the commit's error. */
+static int end_transaction(nd_ctx *c, sqlite3 *db, int rc, sc_error *e)
+{
+    if (rc) {
+        nd_db_rollback(db);
+        return rc;
+    }
+    if ((rc = nd_db_commit(db, e)))
+        return rc;
+    sc_error ae = {0, ""};
+    if (nd_audit_anchor(db, c->cfg.dir, &ae))
+        nd_log(c, "error", "audit anchor: %s", ae.msg);
+    return 0;
+}
+
 static size_t need_admins(const nd_ctx *c)
 {
     /* nothing leaves without at least one approval, whatever node.conf says */
@@ -240,14 +256,8 @@ int nd_outbound_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
                        "updated_unix=? WHERE id=? AND state='pending'",
                        "ttit", n_rej ? "rejected" : res->approved ? "approved" : "pending",
                        obj[0] ? obj : NULL, now, bid);
-    if (!rc)
-        rc = nd_db_commit(db, e);
-    else
-        nd_db_rollback(db);
+    rc = end_transaction(c, db, rc, e);
     if (!rc) {
-        sc_error ae = {0, ""};
-        if (nd_audit_anchor(db, c->cfg.dir, &ae))
-            nd_log(c, "error", "audit anchor: %s", ae.msg);
         nd_log(c, "info", "bundle %.12s %s by %s", bid,
                n_rej ? "REJECTED" : res->approved ? "APPROVED" : "partly approved", res->admins);
         if (res->approved)
@@ -336,14 +346,8 @@ int nd_outbound_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
                        "it", now, bid);
     if (!rc) /* every recipient may have failed already */
         rc = settle_bundle(db, bid, e);
-    if (!rc)
-        rc = nd_db_commit(db, e);
-    else
-        nd_db_rollback(db);
+    rc = end_transaction(c, db, rc, e);
     if (!rc) {
-        sc_error ae = {0, ""};
-        if (nd_audit_anchor(db, c->cfg.dir, &ae))
-            nd_log(c, "error", "audit anchor: %s", ae.msg);
         for (size_t i = 0; i < n; i++)
             if (errs[i][0])
                 nd_log(c, "warn", "bundle %.12s cannot be sealed for %s: %s", bid, recips[i],

@@ -60,6 +60,79 @@ static void js_key(nd_buf *b, int *first, const char *k)
     *first = 0;
 }
 
+/* A list of a bundle's rows: a JSON array under key (each row an object),
+ * or text lines; row writes one row's fields or line.  The number of rows,
+ * or an error. */
+typedef void (*row_fn)(nd_buf *b, sqlite3_stmt *st, int json, int first);
+
+static int list_rows(sqlite3 *db, sc_error *e, nd_buf *b, int json, const char *key,
+                     const char *sql, const char *id, row_fn row)
+{
+    sqlite3_stmt *st;
+    int rc = nd_db_prepare(db, &st, e, sql, "t", id), n = 0;
+    if (rc)
+        return rc;
+    if (json) {
+        int f = 0;
+        js_key(b, &f, key);
+        nd_buf_str(b, "[");
+    }
+    while ((rc = nd_db_step(st, e)) == 1) {
+        if (json)
+            nd_buf_str(b, n ? ",{" : "{");
+        row(b, st, json, n == 0);
+        if (json)
+            nd_buf_str(b, "}");
+        n++;
+    }
+    nd_db_finalize(st);
+    if (rc < 0)
+        return rc;
+    if (json)
+        nd_buf_str(b, "]");
+    return n;
+}
+
+static void approval_row(nd_buf *b, sqlite3_stmt *st, int json, int first)
+{
+    if (json) {
+        int f = 1;
+        js_str(b, &f, "admin", nd_col_text(st, 0));
+        js_str(b, &f, "decision", nd_col_text(st, 1));
+        js_int(b, &f, "time_unix", nd_col_int(st, 2));
+        return;
+    }
+    char t[40];
+    fmt_time(nd_col_int(st, 2), t, sizeof t);
+    nd_buf_printf(b, "  %-15s %s %s at %s\n", first ? "decisions" : "", nd_col_text(st, 0),
+                  nd_col_text(st, 1), t);
+}
+
+static void delivery_row(nd_buf *b, sqlite3_stmt *st, int json, int first)
+{
+    if (json) {
+        int f = 1;
+        js_str(b, &f, "peer", nd_col_text(st, 0));
+        js_str(b, &f, "state", nd_col_text(st, 1));
+        js_int(b, &f, "attempts", nd_col_int(st, 2));
+        js_int(b, &f, "envelope_size", nd_col_int(st, 3));
+        js_str(b, &f, "last_error", nd_col_text(st, 4));
+        js_int(b, &f, "delivered_unix", nd_col_int(st, 5));
+        js_int(b, &f, "receipt", nd_col_int(st, 6));
+        return;
+    }
+    char t[40];
+    fmt_time(nd_col_int(st, 5), t, sizeof t);
+    nd_buf_printf(b, "  %-15s %-16s %-9s %" PRId64 "-byte envelope, %" PRId64 " attempt(s)",
+                  first ? "deliveries" : "", nd_col_text(st, 0), nd_col_text(st, 1),
+                  nd_col_int(st, 3), nd_col_int(st, 2));
+    if (nd_col_int(st, 6))
+        nd_buf_printf(b, ", signed receipt %s", t);
+    else if (*nd_col_text(st, 4))
+        nd_buf_printf(b, ", last error: %.200s", nd_col_text(st, 4));
+    nd_buf_str(b, "\n");
+}
+
 int nd_bundle_resolve(sqlite3 *db, const char *prefix, char id[33], sc_error *e)
 {
     sqlite3_stmt *st;
@@ -395,83 +468,21 @@ int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, 
                           ppic);
     }
     /* approvals */
-    if ((rc = nd_db_prepare(db, &st, e,
-                            "SELECT admin,decision,time_unix FROM approvals WHERE bundle_id=? "
-                            "ORDER BY id",
-                            "t", id)))
-        return rc;
-    int first = 1;
-    if (json) {
-        int f = 0;
-        js_key(b, &f, "approvals");
-        nd_buf_str(b, "[");
-    }
-    while ((rc = nd_db_step(st, e)) == 1) {
-        char t[40];
-        fmt_time(nd_col_int(st, 2), t, sizeof t);
-        if (json) {
-            int f = 1;
-            nd_buf_str(b, first ? "{" : ",{");
-            js_str(b, &f, "admin", nd_col_text(st, 0));
-            js_str(b, &f, "decision", nd_col_text(st, 1));
-            js_int(b, &f, "time_unix", nd_col_int(st, 2));
-            nd_buf_str(b, "}");
-        } else {
-            nd_buf_printf(b, "  %-15s %s %s at %s\n", first ? "decisions" : "",
-                          nd_col_text(st, 0), nd_col_text(st, 1), t);
-        }
-        first = 0;
-    }
-    nd_db_finalize(st);
-    if (rc < 0)
-        return rc;
-    if (json)
-        nd_buf_str(b, "]");
-    else if (out && first)
+    int n = list_rows(db, e, b, json, "approvals",
+                      "SELECT admin,decision,time_unix FROM approvals WHERE bundle_id=? "
+                      "ORDER BY id",
+                      id, approval_row);
+    if (n < 0)
+        return n;
+    if (!json && out && n == 0)
         nd_buf_str(b, "  decisions       none yet\n");
     /* deliveries */
-    if ((rc = nd_db_prepare(db, &st, e,
-                            "SELECT peer,state,attempts,envelope_size,last_error,delivered_unix,"
-                            "receipt IS NOT NULL FROM deliveries WHERE bundle_id=? ORDER BY peer",
-                            "t", id)))
-        return rc;
-    first = 1;
-    if (json) {
-        int f = 0;
-        js_key(b, &f, "deliveries");
-        nd_buf_str(b, "[");
-    }
-    while ((rc = nd_db_step(st, e)) == 1) {
-        char t[40];
-        fmt_time(nd_col_int(st, 5), t, sizeof t);
-        if (json) {
-            int f = 1;
-            nd_buf_str(b, first ? "{" : ",{");
-            js_str(b, &f, "peer", nd_col_text(st, 0));
-            js_str(b, &f, "state", nd_col_text(st, 1));
-            js_int(b, &f, "attempts", nd_col_int(st, 2));
-            js_int(b, &f, "envelope_size", nd_col_int(st, 3));
-            js_str(b, &f, "last_error", nd_col_text(st, 4));
-            js_int(b, &f, "delivered_unix", nd_col_int(st, 5));
-            js_int(b, &f, "receipt", nd_col_int(st, 6));
-            nd_buf_str(b, "}");
-        } else {
-            nd_buf_printf(b, "  %-15s %-16s %-9s %" PRId64 "-byte envelope, %" PRId64 " attempt(s)",
-                          first ? "deliveries" : "", nd_col_text(st, 0), nd_col_text(st, 1),
-                          nd_col_int(st, 3), nd_col_int(st, 2));
-            if (nd_col_int(st, 6))
-                nd_buf_printf(b, ", signed receipt %s", t);
-            else if (*nd_col_text(st, 4))
-                nd_buf_printf(b, ", last error: %.200s", nd_col_text(st, 4));
-            nd_buf_str(b, "\n");
-        }
-        first = 0;
-    }
-    nd_db_finalize(st);
-    if (rc < 0)
-        return rc;
-    if (json)
-        nd_buf_str(b, "]");
+    n = list_rows(db, e, b, json, "deliveries",
+                  "SELECT peer,state,attempts,envelope_size,last_error,delivered_unix,"
+                  "receipt IS NOT NULL FROM deliveries WHERE bundle_id=? ORDER BY peer",
+                  id, delivery_row);
+    if (n < 0)
+        return n;
     /* evaluation here */
     if ((rc = nd_db_prepare(db, &st, e,
                             "SELECT data_source,split,accuracy,sen,spe,hm,auc,images,patches,note "
