@@ -26,3 +26,17 @@ check() { # check DESCRIPTION CONDITION...
   local d=$1; shift
   if "$@"; then pass=$((pass + 1)); else echo "FAIL: $d"; fail=$((fail + 1)); fi
 }
+
+# write_rgb_png FILE: a valid 96x96 8-bit RGB PNG (which sldd must refuse)
+write_rgb_png() {
+  "$PY" - "$1" <<'EOF'
+import struct, sys, zlib
+w = h = 96
+raw = b"".join(b"\x00" + bytes([10, 200, 30]) * w for _ in range(h))
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+open(sys.argv[1], "wb").write(png)
+EOF
+}

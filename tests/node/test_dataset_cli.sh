@@ -90,16 +90,7 @@ cp "$T/small/masks/synth0000.png" "$T/bad/masks/$id.png"
 expect 1 "bad/masks/$id.png: mask is 32x32 but the image" -- "$SLDD" dataset prepare --data "$T/bad"
 
 fresh; id=$(first_val)
-"$PY" - "$T/bad/images/$id.png" <<'EOF'
-import struct, sys, zlib
-w = h = 96
-raw = b"".join(b"\x00" + bytes([10, 200, 30]) * w for _ in range(h))
-def chunk(t, d):
-    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-open(sys.argv[1], "wb").write(png)
-EOF
+write_rgb_png "$T/bad/images/$id.png"
 expect 1 "bad/images/$id.png: RGB colour image" -- "$SLDD" dataset prepare --data "$T/bad"
 
 fresh; id=$(first_train); f="$T/bad/images/$id.png"

@@ -66,16 +66,7 @@ echo "not an image" >"$T/text.png"
 expect 1 "text.png: not a PNG file" -- "$SLDD" detect "$T/text.png" --model "$P"
 head -c $(( $(stat -c %s "$IMG") / 2 )) "$IMG" >"$T/cut.png"
 expect 1 "cut.png: corrupt or unreadable PNG" -- "$SLDD" detect "$T/cut.png" --model "$P"
-"$PY" - "$T/rgb.png" <<'EOF'
-import struct, sys, zlib
-w = h = 96
-raw = b"".join(b"\x00" + bytes([10, 200, 30]) * w for _ in range(h))
-def chunk(t, d):
-    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-open(sys.argv[1], "wb").write(png)
-EOF
+write_rgb_png "$T/rgb.png"
 expect 1 "rgb.png: RGB colour image" -- "$SLDD" detect "$T/rgb.png" --model "$P"
 "$SLDD" dataset synth --out "$T/small" --count 1 --size 16 --split-fractions 1,0,0 >/dev/null 2>&1
 expect 1 "smaller than one 24x24 patch" -- "$SLDD" detect "$T/small/images/synth0000.png" --model "$P"
