@@ -13,7 +13,6 @@
 #include "nd_infer.h"
 #include "nd_objects.h"
 #include "nd_state.h"
-#include "nd_views.h"
 #include "sd_png.h"
 
 int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path,

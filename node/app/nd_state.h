@@ -70,6 +70,10 @@ int nd_db_integrity(sqlite3 *db, sc_error *e) SC_WUR;
  * transaction commits (or rolls back) with it. */
 int nd_replay_store_db(sqlite3 *db, sc_replay_store **out, sc_error *e) SC_WUR;
 
+/* Resolve a bundle id or unique prefix (>= 4 hex digits) into id (33).
+ * SC_ENOTFOUND or SC_EEXIST (ambiguous) with a message. */
+int nd_bundle_resolve(sqlite3 *db, const char *prefix, char id[33], sc_error *e) SC_WUR;
+
 int64_t nd_now_unix(void);
 int64_t nd_now_ms(void);
 

@@ -1,7 +1,7 @@
 /*
  * commands.h - the sldd subcommands.
  *
- * Each subcommand lives in its own node/cmd_*.c file and has the signature
+ * Each subcommand lives in its own node/cli/cmd_*.c file and has the signature
  * int cmd_NAME(int argc, char **argv), where argv[0] is the subcommand name.
  * It returns the process exit status (0 ok, 1 failure, 2 usage error).
  * The table in main.c lists them; add one line there per new command.

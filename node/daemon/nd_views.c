@@ -133,32 +133,6 @@ static void delivery_row(nd_buf *b, sqlite3_stmt *st, int json, int first)
     nd_buf_str(b, "\n");
 }
 
-int nd_bundle_resolve(sqlite3 *db, const char *prefix, char id[33], sc_error *e)
-{
-    sqlite3_stmt *st;
-    char like[64];
-    int rc, n = 0;
-    size_t len = strlen(prefix);
-    if (len < 4 || len > 32 || strspn(prefix, "0123456789abcdef") != len)
-        return sc_error_set(e, SC_EINVAL, "'%s' is not a bundle id (4 to 32 lowercase hex digits)",
-                            prefix);
-    snprintf(like, sizeof like, "%s%%", prefix);
-    if ((rc = nd_db_prepare(db, &st, e, "SELECT id FROM bundles WHERE id LIKE ? LIMIT 2", "t",
-                            like)))
-        return rc;
-    while ((rc = nd_db_step(st, e)) == 1)
-        if (n++ == 0)
-            snprintf(id, 33, "%s", nd_col_text(st, 0));
-    nd_db_finalize(st);
-    if (rc < 0)
-        return rc;
-    if (n == 0)
-        return sc_error_set(e, SC_ENOTFOUND, "no bundle %s", prefix);
-    if (n > 1)
-        return sc_error_set(e, SC_EEXIST, "bundle id prefix %s is ambiguous", prefix);
-    return 0;
-}
-
 int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
 {
     sqlite3_stmt *st;

@@ -12,10 +12,6 @@
 #include "nd_buf.h"
 #include "nd_ctx.h"
 
-/* Resolve a bundle id or unique prefix (>= 4 hex digits) into id (33).
- * SC_ENOTFOUND or SC_EEXIST (ambiguous) with a message. */
-int nd_bundle_resolve(sqlite3 *db, const char *prefix, char id[33], sc_error *e) SC_WUR;
-
 int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e) SC_WUR;
 int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json,
                    sc_error *e) SC_WUR;
