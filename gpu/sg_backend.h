@@ -1,7 +1,7 @@
 /*
  * sg_backend.h - the CUDA backend (gpu/): public entry points.
  *
- * The backend implements the table in distill/sd_backend.h on one CUDA
+ * The backend implements the table in distill/engine/sd_backend.h on one CUDA
  * device with cuDNN (convolutions), cuBLAS (GEMM) and kernels of its own for
  * everything else.  distill/ does not know about it: the node calls
  * sg_backend_register() at start-up, after which sd_backend_create("cuda")

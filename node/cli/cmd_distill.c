@@ -117,7 +117,7 @@ static int on_progress(void *vctx, const sd_progress *p)
 }
 
 /* The reference-implementation export: theta_0, the initial set and the
- * configuration, in the SLDDREF1 tensor format of scripts/make-reference.py. */
+ * configuration, in the SLDDREF1 tensor format of scripts/ref/make-reference.py. */
 static int export_init(sd_distiller *d, const sd_distill_config *cfg, const char *path)
 {
     const sd_model *m = sd_distiller_model(d);

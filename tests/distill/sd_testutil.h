@@ -1,6 +1,6 @@
 /*
  * sd_testutil.h - helpers shared by the engine's model-level tests: reading
- * the PyTorch reference files (format in scripts/make-reference.py) and small
+ * the PyTorch reference files (format in scripts/ref/make-reference.py) and small
  * vector utilities.  Header-only so each test executable stays one file.
  */
 #ifndef SD_TESTUTIL_H

@@ -3,7 +3,7 @@
  *
  * Tiny problem (ConvNet-BN depth 1 width 4 on 1x8x8, K=3, S=2 steps of n=2
  * images, E=2, so T=4 inner steps; soft labels q=softmax(y); outer loss on 6
- * real samples), built from tests/data/ref_meta.bin (scripts/make-reference.py):
+ * real samples), built from tests/data/ref_meta.bin (scripts/ref/make-reference.py):
  *  - built as float32 (test_distill): loss and dL/dx, dL/dy, dL/drho match the
  *    PyTorch double-backward reference within 1e-4 relative error per tensor;
  *  - built as float64 (test_distill_fd): they match central finite differences

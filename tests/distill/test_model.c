@@ -7,7 +7,7 @@
  *  - pinned SHA-256 of theta_0 for two (model, seed) pairs, so every machine
  *    and backend rebuilds the same bytes;
  *  - loss, gradient, Hessian-vector product and mixed derivatives against the
- *    PyTorch reference files (scripts/make-reference.py), relative error
+ *    PyTorch reference files (scripts/ref/make-reference.py), relative error
  *    <= 1e-4 per tensor in float32;
  *  - batch shards (sd_model.c): the same bits with 1, 2 and 3 threads, and
  *    sd_exec_hvp_cached on kept slots gives the bits of sd_exec_hvp.

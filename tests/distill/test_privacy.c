@@ -1,5 +1,5 @@
 /*
- * test_privacy.c - the privacy audit (distill/sd_privacy.h).
+ * test_privacy.c - the privacy audit (distill/analysis/sd_privacy.h).
  *
  * Oracles: SSIM and distance identities (identical, affine copy, negative);
  * the GEMM search against a brute-force search with the double-precision

@@ -1,5 +1,5 @@
 /*
- * test_train.c - ordinary training (distill/sd_train.c): class-balanced
+ * test_train.c - ordinary training (distill/engine/sd_train.c): class-balanced
  * sample budgets, that SGD and Adam learn a small separable problem with and
  * without batch norm, determinism, the step limit, cancelling, and refused
  * arguments.

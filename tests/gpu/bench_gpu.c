@@ -17,7 +17,7 @@
  *   - detection throughput: 299x299 patches cut on the GPU from a 2048x2048
  *     16-bit image (stride 50, 35x35 = 1225 patches per image) and classified
  *     by ResNet18-BN with frozen BN statistics, in batches of 256.
- * scripts/bench-gpu.py measures the same things with PyTorch on the same
+ * scripts/bench/bench-gpu.py measures the same things with PyTorch on the same
  * GPU; scripts/device-check prints both side by side.
  *
  * Every measured line is also printed as "RESULT <key> <value> <unit>" for

@@ -45,7 +45,7 @@ def result(key, value, unit):
 
 
 # ---------------------------------------------------------------- models
-# The same architectures as distill/sd_models.c (PyTorch parameter order).
+# The same architectures as distill/engine/sd_models.c (PyTorch parameter order).
 
 def bn2d(c, track):
     return nn.BatchNorm2d(c, eps=1e-5, track_running_stats=track)

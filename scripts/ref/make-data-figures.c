@@ -3,7 +3,7 @@
  * docs/img/heatmap-example.png), made with the engine's own generator and
  * drawing code.  Not part of the build; compile by hand against a build tree:
  *
- *   cc -std=c11 -O2 -D_DEFAULT_SOURCE -Idistill scripts/make-data-figures.c \
+ *   cc -std=c11 -O2 -D_DEFAULT_SOURCE -Idistill/engine -Idistill/data -Idistill/analysis scripts/ref/make-data-figures.c \
  *      BUILD/distill/libsldd_distill.a -lopenblas -lpng -lz -lcrypto -lpthread -lm \
  *      -o /tmp/make-data-figures && /tmp/make-data-figures docs/img
  *

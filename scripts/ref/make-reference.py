@@ -8,7 +8,7 @@ the loss, its gradient with respect to theta, and by double backward
 (create_graph=True) along a tangent v:
     H v,  d/dx <v, grad_theta l>,  d/dy <v, grad_theta l>.
 Parameters are written flat in named_parameters() order, which is the order
-the C engine uses.  Run:  /usr/bin/python3 scripts/make-reference.py tests/data
+the C engine uses.  Run:  /usr/bin/python3 scripts/ref/make-reference.py tests/data
 File format (little-endian): b"SLDDREF1", u32 count, then per tensor:
 u32 name length, name bytes, u32 ndim, u32 dims[ndim], float32 data.
 """

@@ -10,7 +10,7 @@ hyper-parameters (exact meta-gradient by double backward through all T
 steps; Adam lr 0.01, betas (0.5, 0.999) on images, labels and rho), then
 replays the T steps and reports the test accuracy.
 
-    /usr/bin/python3 scripts/distill-torch.py --init FILE --steps 10 \
+    /usr/bin/python3 scripts/experiments/distill-torch.py --init FILE --steps 10 \
         --images-per-step 10 --epochs-inner 3 --iterations 1000 [--seed 0] \
         [--decay-epochs 40]
 
