@@ -6,7 +6,7 @@
  * key is sealed to the recipient's X25519 key (crypto_box_seal) inside the
  * header; the sender signs PAE(SC_TYPE_ENVELOPE, header || SHA-256(ct)).
  *
- * Receiving (sc_receive) runs the checks of DESIGN §6 in order and stops
+ * Receiving (sc_receive) runs the receive order (bundle-format.md §5) and stops
  * at the first refusal with its own SC_EREFUSE_* code:
  *   size cap, envelope parse, header parse, known sender, outer signature,
  *   recipient is us, not expired, not from the future, replay, unseal,

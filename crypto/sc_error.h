@@ -24,7 +24,7 @@ enum {
     SC_EPASS = -8,     /* wrong passphrase or corrupted key file */
     SC_EPERM = -9,     /* file permissions too open */
 
-    /* Receive-path refusals, in the order the checks run (DESIGN §6). */
+    /* Receive-path refusals, in the order the checks run (docs/bundle-format.md §5). */
     SC_EREFUSE_SIZE = -100,          /* larger than the size cap */
     SC_EREFUSE_ENVELOPE = -101,      /* envelope does not parse */
     SC_EREFUSE_HEADER = -102,        /* header does not parse or is incomplete */

@@ -2,7 +2,7 @@
  * sd_dataset.h - gastric X-ray datasets on disk, the patch index, host-side
  * patch cutting and the prepared-index file.
  *
- * A dataset (DESIGN §4, docs/data.md) is a folder
+ * A dataset (docs/data.md) is a folder
  *     DIR/labels.csv        header naming at least id,label,split
  *     DIR/images/ID.png     8- or 16-bit grayscale, any size
  *     DIR/masks/ID.png      stomach mask (non-zero = stomach), same size;

@@ -1,5 +1,5 @@
 /*
- * sd_backend.h - the compute backend interface (DESIGN §5).
+ * sd_backend.h - the compute backend interface (docs/architecture.md, "Backends").
  *
  * A backend is a table of function pointers plus a context.  The CPU backend
  * (sd_backend_cpu.c) is always built and is the reference; the CUDA backend

@@ -1,7 +1,7 @@
 /*
  * sd_backend_cpu.c - the CPU backend: every op of sd_backend.h on host memory.
  *
- * This is the reference implementation (DESIGN §2, §5): the CUDA backend is
+ * This is the reference implementation (docs/design.md, "Engine"): the CUDA backend is
  * checked against it, and the float64 build of this same file (sldd_distill64,
  * SD_REAL_DOUBLE) is what the finite-difference tests run.  So it favours
  * clear, exactly specified arithmetic:

@@ -294,7 +294,7 @@ int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *
 const sd_model *sd_distiller_model(const sd_distiller *d) { return d->m; }
 int64_t sd_distiller_iteration(const sd_distiller *d) { return d->iter; }
 
-/* Initial images N(0,1) and labels per DESIGN §3. */
+/* Initial images N(0,1) and labels per docs/algorithm.md ("Soft labels"). */
 static int init_data(sd_distiller *d)
 {
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;

@@ -1,5 +1,5 @@
 /*
- * sd_init.h - deterministic initial weights theta_0 and their hash (DESIGN §3).
+ * sd_init.h - deterministic initial weights theta_0 and their hash (docs/algorithm.md).
  *
  * Every node must rebuild bit-identical theta_0 from (model, seed), so the
  * random numbers come from a documented counter-based generator rather than

@@ -1,7 +1,7 @@
 /*
  * sd_layer.h - layers with first- and second-order entry points.
  *
- * Every layer kind has four entry points (DESIGN §5):
+ * Every layer kind has four entry points (docs/architecture.md, "Layers"):
  *   forward           y  = f(x, theta)
  *   backward          gx += J_x^T gy,  gtheta += J_theta^T gy          (VJP)
  *   forward_tangent   dy  = J_x dx + J_theta dtheta                     (JVP)

@@ -27,7 +27,7 @@
 
 #define SD_ARCH_NAME_MAX 32
 
-/* What a receiving node needs to rebuild the same network (DESIGN §3). */
+/* What a receiving node needs to rebuild the same network (docs/design.md). */
 typedef struct sd_model_spec {
     char arch[SD_ARCH_NAME_MAX]; /* lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34, googlenet */
     int bn;                      /* batch-norm variant */

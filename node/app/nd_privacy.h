@@ -1,6 +1,6 @@
 /*
  * nd_privacy.h - the privacy audit a distillation job runs before its
- * bundle can be approved (DESIGN §9): the engine's audit (sd_privacy.h:
+ * bundle can be approved (docs/privacy.md): the engine's audit (sd_privacy.h:
  * nearest training sample of every synthetic image by normalised pixel
  * distance and by SSIM, set against held-out samples, and a membership-
  * inference AUC of the rebuilt model) on the node's own data, its picture

@@ -347,7 +347,7 @@ int cmd_distill(int argc, char **argv)
     for (int i = 0; i < 16; i++)
         head.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)head.created_unix, 9,
                                                     (uint64_t)i);
-    /* the privacy audit (DESIGN §9, docs/privacy.md): carried in the
+    /* the privacy audit (docs/privacy.md): carried in the
      * payload and drawn for the approver */
     sd_privacy_config pcfg;
     sd_privacy_config_defaults(&pcfg);

@@ -139,7 +139,7 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
         return;
     }
 
-    /* 2. the receive order of DESIGN §6 */
+    /* 2. the receive order (docs/bundle-format.md, "Receive order") */
     sc_receiver r;
     memset(&r, 0, sizeof r);
     r.self_id = c->self_id;

@@ -1,5 +1,5 @@
 /*
- * nd_inbound.h - the inbound lifecycle (DESIGN §7):
+ * nd_inbound.h - the inbound lifecycle (docs/design.md, "Lifecycle"):
  *   received -> verified -> stored -> rebuilt (theta_opt) -> evaluated on
  *   local labelled data -> available for detection; or refused.
  *

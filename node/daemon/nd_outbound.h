@@ -1,5 +1,5 @@
 /*
- * nd_outbound.h - the outbound lifecycle (DESIGN §7) after a distillation
+ * nd_outbound.h - the outbound lifecycle (docs/design.md, "Lifecycle") after a distillation
  * job has made a node-signed bundle:
  *
  *   pending (approval) -> approved | rejected -> queued (sealed per

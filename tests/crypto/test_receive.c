@@ -1,5 +1,5 @@
 /*
- * test_receive.c - the receive order of DESIGN §6, one refusal at a time:
+ * test_receive.c - the receive order (docs/bundle-format.md §5), one refusal at a time:
  * every check has a test that reaches it and sees its own code and a
  * reason; plus every single-byte flip and every truncation of a sealed
  * bundle, and the PAE encoding against the DSSE specification's example.

@@ -1,6 +1,6 @@
 /*
  * test_gpu_replay.c - a distillation run on one backend, replayed on the
- * other, must give the same patch predictions (DESIGN §3: agreement >= 99.9 %).
+ * other, must give the same patch predictions (>= 99.9 % agree; docs/design.md).
  *
  * On a small synthetic gastric data set (written to a temporary folder):
  *   1. distil on CUDA (ConvNet-BN, SLDD(3)), replay on CUDA and on the CPU,
