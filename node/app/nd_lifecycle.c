@@ -32,6 +32,14 @@ static const char *const job_names[ND_JOB_STATE_COUNT] = {
     [ND_JOB_CANCELED] = "canceled",
 };
 
+static const char *const delivery_names[ND_DELIVERY_STATE_COUNT] = {
+    [ND_DELIVERY_NONE] = "",
+    [ND_DELIVERY_QUEUED] = "queued",
+    [ND_DELIVERY_DELIVERED] = "delivered",
+    [ND_DELIVERY_REFUSED] = "refused",
+    [ND_DELIVERY_EXPIRED] = "expired",
+};
+
 /* THE bundle lifecycle.  Who makes each move:
  *   NONE -> pending          a finished distillation job (nd_jobs.c)
  *   pending -> approved      enough valid admin approvals (nd_approval.c)
@@ -65,6 +73,15 @@ static const nd_transition job_table[] = {
     {ND_JOB_RUNNING, ND_JOB_QUEUED},  /* interrupted: resumes from its checkpoint */
 };
 
+/* THE delivery lifecycle. */
+static const nd_transition delivery_table[] = {
+    {ND_DELIVERY_NONE, ND_DELIVERY_QUEUED},      /* sealed by the release gate */
+    {ND_DELIVERY_NONE, ND_DELIVERY_REFUSED},     /* could not be sealed for this peer */
+    {ND_DELIVERY_QUEUED, ND_DELIVERY_DELIVERED}, /* signed receipt verified */
+    {ND_DELIVERY_QUEUED, ND_DELIVERY_REFUSED},   /* the peer refused it (4xx) */
+    {ND_DELIVERY_QUEUED, ND_DELIVERY_EXPIRED},   /* expired before it could be sent */
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *nd_bundle_state_name(nd_bstate s)
@@ -75,6 +92,11 @@ const char *nd_bundle_state_name(nd_bstate s)
 const char *nd_job_state_name(nd_jstate s)
 {
     return (unsigned)s < ND_JOB_STATE_COUNT ? job_names[s] : "";
+}
+
+const char *nd_delivery_state_name(nd_dstate s)
+{
+    return (unsigned)s < ND_DELIVERY_STATE_COUNT ? delivery_names[s] : "";
 }
 
 nd_bstate nd_bundle_state_parse(const char *name)
@@ -114,6 +136,12 @@ size_t nd_job_transitions(const nd_transition **table)
     return COUNT(job_table);
 }
 
+size_t nd_delivery_transitions(const nd_transition **table)
+{
+    *table = delivery_table;
+    return COUNT(delivery_table);
+}
+
 static int in_table(const nd_transition *t, size_t n, int from, int to)
 {
     for (size_t i = 0; i < n; i++)
@@ -130,6 +158,11 @@ int nd_bundle_move_allowed(nd_bstate from, nd_bstate to)
 int nd_job_move_allowed(nd_jstate from, nd_jstate to)
 {
     return in_table(job_table, COUNT(job_table), (int)from, (int)to);
+}
+
+int nd_delivery_move_allowed(nd_dstate from, nd_dstate to)
+{
+    return in_table(delivery_table, COUNT(delivery_table), (int)from, (int)to);
 }
 
 /* ---------------------------------------------------------------- moves */

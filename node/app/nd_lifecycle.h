@@ -18,7 +18,14 @@
  * queued -> canceled, and running -> queued when the daemon stops or
  * restarts under a running job (it resumes from its checkpoint).
  *
- * The names are those stored in bundles.state and jobs.state (and shown by
+ * Deliveries (one per bundle and recipient): (sealed) -> queued ->
+ * delivered | refused | expired, or (could not be sealed) -> refused.  Their
+ * rows carry attempts, errors and receipts besides the state, so their
+ * writers (nd_approval.c, nd_delivery.c) write them and take the names and
+ * the allowed moves from here.
+ *
+ * The names are those stored in bundles.state, jobs.state and
+ * deliveries.state (and shown by
  * the CLI and the admin API); the schema's CHECK constraints (nd_state.c)
  * list the same names, and the unit tests hold the two together.
  *
@@ -66,6 +73,17 @@ typedef enum nd_jstate {
     ND_JOB_STATE_COUNT
 } nd_jstate;
 
+/* A delivery: one bundle to one recipient (nd_approval.c makes it,
+ * nd_delivery.c ends it). */
+typedef enum nd_dstate {
+    ND_DELIVERY_NONE = 0,
+    ND_DELIVERY_QUEUED,
+    ND_DELIVERY_DELIVERED,
+    ND_DELIVERY_REFUSED,
+    ND_DELIVERY_EXPIRED,
+    ND_DELIVERY_STATE_COUNT
+} nd_dstate;
+
 /* One allowed transition (from NONE: the state a new row is created in). */
 typedef struct nd_transition {
     int from, to;
@@ -75,6 +93,7 @@ typedef struct nd_transition {
  * values out of range. */
 const char *nd_bundle_state_name(nd_bstate s);
 const char *nd_job_state_name(nd_jstate s);
+const char *nd_delivery_state_name(nd_dstate s);
 /* The state of a stored name; NONE when the name is unknown. */
 nd_bstate nd_bundle_state_parse(const char *name);
 nd_jstate nd_job_state_parse(const char *name);
@@ -84,8 +103,10 @@ const char *nd_bundle_state_direction(nd_bstate s);
 /* The transition tables, for tests and documentation. */
 size_t nd_bundle_transitions(const nd_transition **table);
 size_t nd_job_transitions(const nd_transition **table);
+size_t nd_delivery_transitions(const nd_transition **table);
 int nd_bundle_move_allowed(nd_bstate from, nd_bstate to);
 int nd_job_move_allowed(nd_jstate from, nd_jstate to);
+int nd_delivery_move_allowed(nd_dstate from, nd_dstate to);
 
 /* Why a bundle moves: the audit entry of the move.  NULL fields take the
  * defaults actor "node", action "state", peer "", outcome the new state's

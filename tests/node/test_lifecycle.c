@@ -229,16 +229,26 @@ static void test_checks(void)
                     "INSERT INTO jobs(kind,state,created_unix) VALUES('distill','queued',1)",
                     "") == 0);
     CHECK(nd_db_run(db, &e, "UPDATE jobs SET state='paused'", "") != 0);
-    static const char *const dstates[] = {"queued", "delivered", "refused", "expired"};
-    for (int i = 0; i < 4; i++) {
+    /* every delivery state is one the schema takes */
+    for (int s = 1; s < ND_DELIVERY_STATE_COUNT; s++) {
         char peer[16];
-        snprintf(peer, sizeof peer, "peer-%d", i);
+        snprintf(peer, sizeof peer, "peer-%d", s);
         CHECKF(nd_db_run(db, &e,
                          "INSERT INTO deliveries(bundle_id,peer,sequence,state,envelope_obj,"
                          "envelope_size) VALUES(?,?,1,?,'',0)",
-                         "ttt", out_id, peer, dstates[i]) == 0,
+                         "ttt", out_id, peer, nd_delivery_state_name((nd_dstate)s)) == 0,
                "%s", e.msg);
     }
+    /* a delivery is made queued or refused and ends from queued only */
+    const nd_transition *t;
+    size_t n = nd_delivery_transitions(&t);
+    CHECK(n == 5);
+    for (int from = 0; from < ND_DELIVERY_STATE_COUNT; from++)
+        for (int to = 0; to < ND_DELIVERY_STATE_COUNT; to++)
+            CHECK(nd_delivery_move_allowed((nd_dstate)from, (nd_dstate)to) ==
+                  ((from == ND_DELIVERY_NONE &&
+                    (to == ND_DELIVERY_QUEUED || to == ND_DELIVERY_REFUSED)) ||
+                   (from == ND_DELIVERY_QUEUED && to > ND_DELIVERY_QUEUED)));
     CHECK(nd_db_run(db, &e, "UPDATE deliveries SET state='lost'", "") != 0);
     CHECK(one_int(db, "SELECT COUNT(*) FROM deliveries WHERE state='lost'", NULL) == 0);
     nd_db_close(db);
