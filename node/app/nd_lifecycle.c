@@ -115,6 +115,14 @@ nd_jstate nd_job_state_parse(const char *name)
     return ND_JOB_NONE;
 }
 
+nd_dstate nd_delivery_state_parse(const char *name)
+{
+    for (int s = 1; name && s < ND_DELIVERY_STATE_COUNT; s++)
+        if (!strcmp(name, delivery_names[s]))
+            return (nd_dstate)s;
+    return ND_DELIVERY_NONE;
+}
+
 const char *nd_bundle_state_direction(nd_bstate s)
 {
     if (s >= ND_BUNDLE_PENDING && s <= ND_BUNDLE_FAILED)

@@ -97,6 +97,7 @@ const char *nd_delivery_state_name(nd_dstate s);
 /* The state of a stored name; NONE when the name is unknown. */
 nd_bstate nd_bundle_state_parse(const char *name);
 nd_jstate nd_job_state_parse(const char *name);
+nd_dstate nd_delivery_state_parse(const char *name);
 /* "out" or "in": the direction of bundles that can be in state s. */
 const char *nd_bundle_state_direction(nd_bstate s);
 

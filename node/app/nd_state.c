@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "nd_buf.h"
+#include "nd_lifecycle.h"
 #include "sc_util.h"
 
 #define BUSY_TIMEOUT_MS 30000
@@ -350,6 +351,44 @@ double nd_col_double(sqlite3_stmt *st, int col)
     return sqlite3_column_double(st, col);
 }
 
+static int state_known(const char *table, const char *direction, const char *state)
+{
+    if (!strcmp(table, "jobs"))
+        return nd_job_state_parse(state) != ND_JOB_NONE;
+    if (!strcmp(table, "deliveries"))
+        return nd_delivery_state_parse(state) != ND_DELIVERY_NONE;
+    nd_bstate s = nd_bundle_state_parse(state);
+    return s != ND_BUNDLE_NONE && !strcmp(nd_bundle_state_direction(s), direction);
+}
+
+/* Every state of a version-1 database is one of the lifecycle's: the row
+ * that is not is named (the CHECK of the copy would only show its own
+ * expression). */
+static int v1_states_known(sqlite3 *db, sc_error *e)
+{
+    static const char *const q[3][2] = {
+        {"bundles", "SELECT id, direction, state FROM bundles"},
+        {"jobs", "SELECT id, '', state FROM jobs"},
+        {"deliveries", "SELECT bundle_id || ' to ' || peer, '', state FROM deliveries"},
+    };
+    int rc = 0;
+    for (int t = 0; t < 3 && !rc; t++) {
+        sqlite3_stmt *st;
+        if ((rc = nd_db_prepare(db, &st, e, q[t][1], "")))
+            break;
+        while ((rc = nd_db_step(st, e)) == 1)
+            if (!state_known(q[t][0], nd_col_text(st, 1), nd_col_text(st, 2))) {
+                rc = sc_error_set(e, SC_EFORMAT,
+                                  "%s row %.80s has state '%.40s', which is not a state of the "
+                                  "lifecycle (docs/node.md, Lifecycle)",
+                                  q[t][0], nd_col_text(st, 0), nd_col_text(st, 2));
+                break;
+            }
+        nd_db_finalize(st);
+    }
+    return rc;
+}
+
 /* PRAGMA foreign_key_check finds no row. */
 static int foreign_keys_hold(sqlite3 *db, sc_error *e)
 {
@@ -380,7 +419,7 @@ static int schema_upgrade(sqlite3 *db, sc_error *e)
     if ((rc = nd_db_begin(db, e)) ||
         (rc = nd_db_int(db, &ver, NULL, e, "PRAGMA user_version", "")))
         goto out;
-    if (ver == 1 && (rc = nd_db_exec(db, migrate_v2_sql, e))) {
+    if (ver == 1 && ((rc = v1_states_known(db, e)) || (rc = nd_db_exec(db, migrate_v2_sql, e)))) {
         sc_error_wrap(e, "migrating the state database from version 1 to %d",
                       ND_SCHEMA_VERSION);
         goto out;

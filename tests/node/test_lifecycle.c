@@ -408,6 +408,16 @@ static sqlite3 *make_v1(const char *name, char *dir, size_t len, const char *ext
     return raw;
 }
 
+/* every state of the three tables, in row order */
+static void states_of(sqlite3 *db, char *out, size_t len)
+{
+    sc_error e = {0, ""};
+    CHECK(nd_db_text(db, out, len, NULL, &e,
+                     "SELECT group_concat(state) FROM (SELECT state FROM bundles UNION ALL "
+                     "SELECT state FROM jobs UNION ALL SELECT state FROM deliveries)",
+                     "") == 0);
+}
+
 static void test_migration(void)
 {
     char dir[300], text[64];
@@ -449,23 +459,34 @@ static void test_migration(void)
     CHECK(one_int(db, "SELECT COUNT(*) FROM bundles", NULL) == 2);
     nd_db_close(db);
 
-    /* a state outside the lifecycle refuses the migration; nothing is lost */
-    raw = make_v1("v1-bad", dir, sizeof dir, "UPDATE jobs SET state='paused';");
-    sqlite3_close(raw);
-    db = NULL;
-    CHECK(nd_db_open(dir, 0, &db, &e) != 0 && db == NULL);
-    CHECKF(strstr(e.msg, "migrating the state database from version 1") &&
-               strstr(e.msg, "CHECK constraint failed"),
-           "%s", e.msg);
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s", dir, ND_DB_FILE);
-    CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
-    CHECK(one_int(raw, "PRAGMA user_version", NULL) == 1);
-    one_text(raw, text, sizeof text, "SELECT state FROM jobs WHERE id=?", "3");
-    CHECK(!strcmp(text, "paused"));
-    CHECK(one_int(raw, "SELECT COUNT(*) FROM bundles", NULL) == 2);
-    CHECK(one_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v2'", NULL) == 0);
-    sqlite3_close(raw);
+    /* a state outside the lifecycle (or of the other direction) refuses the
+     * migration, names the row, and leaves the database as it was */
+    static const char *const bad[3][2] = {
+        {"UPDATE jobs SET state='paused';", "jobs row 3 has state 'paused'"},
+        {"UPDATE bundles SET state='pending' WHERE id='bb02';", "bundles row bb02 has state "
+                                                                 "'pending'"},
+        {"UPDATE deliveries SET state='lost';", "deliveries row aa01 to node-b has state 'lost'"},
+    };
+    for (int k = 0; k < 3; k++) {
+        char name[16], path[400], dump[64];
+        snprintf(name, sizeof name, "v1-bad%d", k);
+        raw = make_v1(name, dir, sizeof dir, bad[k][0]);
+        states_of(raw, dump, sizeof dump);
+        sqlite3_close(raw);
+        db = NULL;
+        CHECK(nd_db_open(dir, 0, &db, &e) != 0 && db == NULL);
+        CHECKF(strstr(e.msg, "migrating the state database from version 1") &&
+                   strstr(e.msg, bad[k][1]),
+               "%s", e.msg);
+        snprintf(path, sizeof path, "%s/%s", dir, ND_DB_FILE);
+        CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
+        CHECK(one_int(raw, "PRAGMA user_version", NULL) == 1);
+        states_of(raw, text, sizeof text);
+        CHECKF(!strcmp(text, dump), "%s / %s", text, dump);
+        CHECK(one_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v2'", NULL) ==
+              0);
+        sqlite3_close(raw);
+    }
 }
 
 int main(void)
