@@ -52,6 +52,9 @@ int sc_statement_sign_node(const uint8_t *st, size_t len, const char *node_id,
 int sc_statement_approve(const uint8_t *st, size_t len, const sc_admin_key *k, int decision,
                          int64_t time_unix, uint8_t **out, size_t *outlen, sc_error *e) SC_WUR;
 
+/* The most bytes an Approval may take (one is about 150). */
+#define SC_APPROVAL_MAX 1024
+
 typedef struct sc_verify_result {
     uint8_t payload_sha256[32];
     int node_ok;

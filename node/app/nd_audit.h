@@ -11,8 +11,8 @@
  * the daemon rewrites after each append.  The canonical encoding is in
  * docs/node.md so that the chain can be checked without sldd.
  *
- * Actions: approval, rejection, send, receipt, receive, import, refusal,
- * detection, created, job.
+ * Actions: approval, rejection, state (a bundle moved, nd_lifecycle.h),
+ * send, receipt, receive, import, refusal, detection, created, job.
  */
 #ifndef ND_AUDIT_H
 #define ND_AUDIT_H

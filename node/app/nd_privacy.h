@@ -7,7 +7,7 @@
  * for the approver (each image beside its nearest training samples), and
  * a one-paragraph summary.  The report goes into the payload, so the
  * approval covers it; node.conf `privacy-policy` decides what may be
- * approved (nd_outbound.c).
+ * approved (nd_approval.c).
  */
 #ifndef ND_PRIVACY_H
 #define ND_PRIVACY_H

@@ -20,7 +20,7 @@
 #include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_objects.h"
-#include "nd_outbound.h"
+#include "nd_approval.h"
 #include "nd_state.h"
 #include "nd_views.h"
 #include "sc_util.h"
@@ -227,7 +227,7 @@ static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const 
     }
     if (!strcmp(rest, "/decision") && !strcmp(q->method, "POST")) {
         nd_decision_result res;
-        if (nd_outbound_decide(a->ctx, a->db, id, q->body, q->body_len, &res, &e)) {
+        if (nd_approval_decide(a->ctx, a->db, id, q->body, q->body_len, &res, &e)) {
             reply(r, error_status(e.code), "%s", e.msg);
             return;
         }

@@ -21,7 +21,7 @@
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
-#include "nd_outbound.h"
+#include "nd_delivery.h"
 #include "nd_state.h"
 #include "sc_tls.h"
 #include "sc_util.h"
@@ -282,7 +282,7 @@ int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
     SSL_CTX *sctx = NULL;
     sn_server *srv = NULL;
     nd_inbound in;
-    nd_outbound out;
+    nd_delivery out;
     nd_jobs jobs;
     nd_admin admin;
     lookup_ctx lk;
@@ -344,7 +344,7 @@ int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
     if ((rc = nd_admin_start(&admin, &c, &jobs, port, e)))
         goto out;
     admin_started = 1;
-    if ((rc = nd_outbound_start(&out, &c, e)))
+    if ((rc = nd_delivery_start(&out, &c, e)))
         goto out;
     out_started = 1;
     if ((rc = nd_import_start(&in, e)))
@@ -375,7 +375,7 @@ out:
     if (import_started)
         nd_import_join(&in);
     if (out_started)
-        nd_outbound_join(&out);
+        nd_delivery_join(&out);
     if (jobs_started)
         nd_jobs_join(&jobs);
     if (in_init)

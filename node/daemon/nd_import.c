@@ -10,6 +10,7 @@
 
 #include "nd_audit.h"
 #include "nd_inbound.h"
+#include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_payload.h"
 #include "nd_state.h"
@@ -143,7 +144,8 @@ static int import_one(nd_inbound *in, const char *bid)
     else
         snprintf(detail, sizeof detail, "rebuilt theta_opt; %s", note);
     snprintf(actor, sizeof actor, "node");
-    nd_audit_entry en = {actor, "import", bid, ph, sender, failed ? "failed" : "ok", detail};
+    nd_lifecycle_why why = {actor, "import", sender, failed ? "failed" : "ok", detail,
+                            failed ? note : ""};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(in->wdb, &e)))
         goto dberr;
@@ -158,12 +160,10 @@ static int import_one(nd_inbound *in, const char *bid)
                         (int64_t)(evaluated ? ev.images : 0), (int64_t)(evaluated ? ev.samples : 0),
                         evaluated ? "" : note, now)))
         goto dberr;
-    if ((rc = nd_db_run(in->wdb, &e,
-                        "UPDATE bundles SET state=?, note=?, updated_unix=? WHERE id=? AND "
-                        "state='stored'",
-                        "ttit", failed ? "import-failed" : "available", failed ? note : "", now,
-                        bid)) ||
-        (rc = nd_audit_append(in->wdb, &en, NULL, &e)) || (rc = nd_db_commit(in->wdb, &e)))
+    if ((rc = nd_lifecycle_move(in->wdb, bid, ND_BUNDLE_STORED,
+                                failed ? ND_BUNDLE_IMPORT_FAILED : ND_BUNDLE_AVAILABLE, &why,
+                                &e)) ||
+        (rc = nd_db_commit(in->wdb, &e)))
         goto dberr;
     if (nd_audit_anchor(in->wdb, c->cfg.dir, &e))
         nd_log(c, "error", "audit anchor: %s", e.msg);

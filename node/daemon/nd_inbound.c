@@ -11,6 +11,7 @@
 
 #include "nd_audit.h"
 #include "nd_buf.h"
+#include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_receipt.h"
 #include "nd_state.h"
@@ -208,21 +209,23 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     snprintf(detail, sizeof detail,
              "sequence %" PRIu64 ", %zu-byte envelope, approved by %zu admin(s); receipt signed",
              rec->sequence, b->body_len, rec->sigs.n_admins);
-    nd_audit_entry en = {actor, "receive", bid, ph, rec->sender, "ok", detail};
+    nd_lifecycle_why why = {actor, "receive", rec->sender, "ok", detail, NULL};
     if ((rc = nd_db_begin(in->db, &e)) ||
         (rc = nd_db_run(in->db, &e,
                         "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
                         "payload_size,statement_obj,audience,created_unix,expires_unix,"
                         "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
-                        "receipt) VALUES(?,'in',?,?,'stored',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "ttititt" "iii" "ddddd" "ttb",
-                        bid, rec->sender, (int64_t)rec->sequence, ph, (int64_t)rec->payload_len,
+                        "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "tti" "tt" "itt" "iii" "ddddd" "ttb",
+                        bid, rec->sender, (int64_t)rec->sequence,
+                        nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
                         st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
                         r.now, m ? m->accuracy : NAN, m ? m->sensitivity : NAN,
                         m ? m->specificity : NAN, m ? m->harmonic_mean : NAN, m ? m->auc : NAN,
                         pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
                         (const void *)rtext, rlen)) ||
-        (rc = sc_receive_commit(&r, rec, &e)) || (rc = nd_audit_append(in->db, &en, NULL, &e)) ||
+        (rc = sc_receive_commit(&r, rec, &e)) ||
+        (rc = nd_lifecycle_enter(in->db, bid, ND_BUNDLE_STORED, &why, &e)) ||
         (rc = nd_db_commit(in->db, &e))) {
         nd_db_rollback(in->db);
         nd_log(c, "error", "recording bundle %.12s from %s: %s", bid, rec->sender, e.msg);
