@@ -228,12 +228,14 @@ int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32
 {
     int rc;
     memset(res, 0, sizeof *res);
-    if ((rc = nd_audit_head_verify(text, len, sender_pk, &res->head, e)))
-        return rc;
-    if (strcmp(res->head.node, sender))
+    rc = nd_audit_head_verify(text, len, sender_pk, &res->head, e);
+    /* another node's head fails the sender's key too: say which rule */
+    if ((rc == 0 || rc == SC_EREFUSE_NODE_SIG) && strcmp(res->head.node, sender))
         return sc_error_set(e, SC_EPERM,
                             "a head of %s sent by %s: a node sends only its own audit head",
                             res->head.node, sender);
+    if (rc)
+        return rc;
     if (res->head.time_unix > now + skew)
         return sc_error_set(e, SC_EREFUSE_FUTURE,
                             "audit head signed %" PRId64 " s in the future (skew allowed: %" PRId64

@@ -160,6 +160,8 @@ static void test_store_rules(void)
     CHECK(strstr(r.reason, "entry 7") && strstr(r.reason, "entry 9"));
     /* another node's head, even correctly signed by it, sent by node-a */
     CHECK(store(db, "node-a", kb, kb->sign_pk, "node-b", 1, H1, 1700000000, &r) == SC_EPERM);
+    /* ... checked against the sender's key (a relay): still the same rule */
+    CHECK(store(db, "node-a", kb, pa, "node-b", 1, H1, 1700000000, &r) == SC_EPERM);
     /* node-a's head signed by node-b's key */
     CHECK(store(db, "node-a", kb, pa, "node-a", 10, H1, 1700000000, &r) == SC_EREFUSE_NODE_SIG);
     /* beyond the clock skew (now 1700000100, skew 300) */
