@@ -167,9 +167,13 @@ static int witnesses_export(int argc, char **argv)
         fprintf(stderr, "sldd audit: %s\n", e.msg);
         return 1;
     }
+    if (!n) {
+        fprintf(stderr, "sldd audit: %s keeps no audit head of %s\n", cfg.id, node);
+        return 1;
+    }
     fprintf(stderr, "%" PRId64 " audit head(s) of %s witnessed by %s exported%s%s\n", n, node,
             cfg.id, outp ? " to " : "", outp ? outp : "");
-    return n ? 0 : 1;
+    return 0;
 }
 
 int cmd_audit(int argc, char **argv)

@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "nd_audit.h"
+#include "nd_config.h"
 #include "nd_state.h"
 #include "nd_witness.h"
 #include "sc_keys.h"
+#include "sc_node.h"
 #include "sc_util.h"
 #include "sd_test.h"
 
@@ -289,6 +291,24 @@ static void test_check(void)
     nd_db_close(b);
 }
 
+/* node.conf: the two triggers, their defaults and bounds */
+static void test_config(void)
+{
+    char dir[300];
+    nd_config c;
+    sc_error e = {0, ""};
+    snprintf(dir, sizeof dir, "%s/conf", root);
+    CHECK(sc_node_init(dir, "node-x", &e) == 0);
+    CHECK(nd_config_load(dir, &c, &e) == 0);
+    CHECK(c.witness_every_entries == 100 && c.witness_every_seconds == 600);
+    CHECK(nd_config_append(dir, "witness-every-entries: 0\nwitness-every-seconds: 30\n", &e) ==
+          0);
+    CHECK(nd_config_load(dir, &c, &e) == 0);
+    CHECK(c.witness_every_entries == 0 && c.witness_every_seconds == 30);
+    CHECK(nd_config_append(dir, "witness-every-seconds: -1\n", &e) == 0);
+    CHECK(nd_config_load(dir, &c, &e) == SC_EFORMAT && strstr(e.msg, "witness-every-seconds"));
+}
+
 int main(void)
 {
     uint8_t seed[32];
@@ -307,6 +327,7 @@ int main(void)
     test_head_signature();
     test_store_rules();
     test_check();
+    test_config();
     sc_node_keys_destroy(ka);
     sc_node_keys_destroy(kb);
     char cmd[300];
