@@ -93,6 +93,8 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
     c->retry_base_ms = 2000;
     c->retry_max_ms = 600000;
     c->max_connections = 64;
+    c->witness_every_entries = 100;
+    c->witness_every_seconds = 600;
     if ((rc = resolve(c->tls_cert, node_dir, "tls/node.pem", e)) ||
         (rc = resolve(c->tls_key, node_dir, "tls/node.key", e)) ||
         (rc = resolve(c->tls_ca, node_dir, "tls/ca.pem", e)) ||
@@ -151,6 +153,14 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
             if (nd_parse_int(val, 1, 4096, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "max-connections: 1..4096");
             c->max_connections = (int)x;
+        } else if (!strcmp(key, "witness-every-entries")) {
+            if (nd_parse_int(val, 0, 1000000, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "witness-every-entries: 0..1000000");
+            c->witness_every_entries = x;
+        } else if (!strcmp(key, "witness-every-seconds")) {
+            if (nd_parse_int(val, 0, 604800, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "witness-every-seconds: 0..604800");
+            c->witness_every_seconds = x;
         }
         /* other keys belong to the crypto library (sc_node_config_load) */
     }

@@ -2,8 +2,8 @@
  * nd_config.h - what `sldd serve` reads from NODE/node.conf beyond the keys
  * the crypto library owns (id, size caps, clock skew, approvals, TTL):
  * listen address, TLS files, peers' addresses and pins, the local data
- * set, the privacy policy, default distillation options and delivery
- * back-off.  Relative paths are taken from the node directory.  The keys
+ * set, the privacy policy, default distillation options, delivery
+ * back-off and how often the audit head is sent to peers to witness.  Relative paths are taken from the node directory.  The keys
  * are listed in docs/node.md.
  */
 #ifndef ND_CONFIG_H
@@ -45,6 +45,8 @@ typedef struct nd_config {
     char device[16];            /* compute backend: cpu, cuda */
     int64_t retry_base_ms, retry_max_ms;
     int max_connections;
+    int64_t witness_every_entries; /* sign and send the audit head after N entries (0: no) */
+    int64_t witness_every_seconds; /* ... or after S seconds with new entries (0: no) */
     size_t n_peers;
     nd_peer_addr peers[ND_MAX_PEERS];
 } nd_config;

@@ -23,6 +23,7 @@
 #include "nd_objects.h"
 #include "nd_delivery.h"
 #include "nd_state.h"
+#include "nd_witness_sync.h"
 #include "sc_tls.h"
 #include "sc_util.h"
 #include "sn_peer.h"
@@ -288,11 +289,13 @@ int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
     lookup_ctx lk;
     event_ctx evx;
     sn_peer_service svc;
+    nd_witness_sync wit;
     int in_init = 0, out_started = 0, jobs_started = 0, admin_started = 0, import_started = 0;
     memset(&in, 0, sizeof in);
     memset(&out, 0, sizeof out);
     memset(&jobs, 0, sizeof jobs);
     memset(&admin, 0, sizeof admin);
+    memset(&wit, 0, sizeof wit);
     if ((rc = take_lock(node_dir, &lock_fd, e)))
         return rc;
     if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {
@@ -328,11 +331,15 @@ int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
     if ((rc = nd_inbound_init(&in, &c, db, e)))
         goto out;
     in_init = 1;
+    if ((rc = nd_witness_sync_start(&wit, &c, db, e)))
+        goto out;
     memset(&svc, 0, sizeof svc);
     svc.node_id = c.self_id;
     svc.max_bundle_bytes = c.cfg.base.max_bundle_bytes;
     svc.on_bundle = nd_inbound_on_bundle;
     svc.arg = &in;
+    svc.on_audit_head = nd_witness_on_head;
+    svc.audit_head_arg = &wit;
     if ((rc = sn_peer_register(srv, &svc, e)))
         goto out;
     int port = sn_server_port(srv);
@@ -378,6 +385,7 @@ out:
         nd_delivery_join(&out);
     if (jobs_started)
         nd_jobs_join(&jobs);
+    nd_witness_sync_stop(&wit); /* last: the final head covers everything */
     if (in_init)
         nd_inbound_destroy(&in);
     sn_server_destroy(srv);
