@@ -76,8 +76,8 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     bn_layers(m, lch);
     for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
         for (uint32_t c = 0; c < lch[l]; c++) {
-            mean[o + c] = d->bn_stats[at + c];
-            var[o + c] = d->bn_stats[at + lch[l] + c];
+            mean[o + c] = d->theta_bn[at + c];
+            var[o + c] = d->theta_bn[at + lch[l] + c];
         }
         at += 2 * (size_t)lch[l];
         o += lch[l];
@@ -297,8 +297,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     d->images = malloc(dims.images * dims.image_values * sizeof(float) + 1);
     d->labels = malloc(dims.labels * sizeof(float) + 1);
     d->step_sizes = malloc(dims.steps * sizeof(float) + 1);
-    d->bn_stats = calloc(m->n_bn + 1, sizeof(float));
-    if (!d->images || !d->labels || !d->step_sizes || !d->bn_stats) {
+    d->theta_bn = calloc(m->n_bn + 1, sizeof(float));
+    if (!d->images || !d->labels || !d->step_sizes || !d->theta_bn) {
         fail(msg, msglen, "out of memory");
         goto out;
     }
@@ -325,8 +325,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
             goto out;
         }
         for (uint32_t c = 0; c < lch[l]; c++) {
-            d->bn_stats[at + c] = bs->mean[o + c];
-            d->bn_stats[at + lch[l] + c] = bs->var[o + c];
+            d->theta_bn[at + c] = bs->mean[o + c];
+            d->theta_bn[at + lch[l] + c] = bs->var[o + c];
         }
         at += 2 * (size_t)lch[l];
         o += lch[l];
