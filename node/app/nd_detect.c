@@ -67,7 +67,37 @@ int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
     return nd_db_run(db, e,
                      "INSERT OR REPLACE INTO theta_opt(bundle_id,weights_sha256,payload_sha256,"
                      "device,time_unix) VALUES(?,?,?,?,?)",
-                     "ttttti", bundle_id, name, payload_sha256, device, nd_now_unix());
+                     "tttti", bundle_id, name, payload_sha256, device, nd_now_unix());
+}
+
+int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_t max,
+                         sd_backend *be, nd_infer *inf, nd_payload_info *info, char name_out[65],
+                         char *note, size_t notelen, sc_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sd_distilled d = {0};
+    char msg[512];
+    memset(inf, 0, sizeof *inf);
+    if (nd_object_get(node_dir, payload_sha256, max, &buf, &len, e)) {
+        snprintf(note, notelen, "payload unreadable: %s", e->msg);
+        return 1;
+    }
+    int parsed = !nd_payload_parse(buf, len, &d, info, msg, sizeof msg);
+    free(buf);
+    if (!parsed) {
+        snprintf(note, notelen, "payload: %s", msg);
+        return 1;
+    }
+    int rc = nd_infer_from_distilled(inf, &d, info, be, msg, sizeof msg);
+    sd_distilled_free(&d);
+    if (rc) {
+        snprintf(note, notelen, "%s", msg);
+        return 1;
+    }
+    if ((rc = nd_theta_opt_write(node_dir, inf, name_out, e)))
+        nd_infer_free(inf);
+    return rc;
 }
 
 /* The stored theta_opt of bundle id, if any, that reads back; 1 when inf

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,10 +246,18 @@ out:
     return rc;
 }
 
+static _Atomic uint64_t parses;
+
+uint64_t nd_debug_parse_count(void)
+{
+    return atomic_load(&parses);
+}
+
 int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
                      char *msg, size_t msglen)
 {
     memset(d, 0, sizeof *d);
+    atomic_fetch_add(&parses, 1);
     sp_budget budget;
     sp_budget_init(&budget, len * 8 + (1u << 20));
     Sldd__V1__Bundle *b = sldd__v1__bundle__unpack(sp_budget_allocator(&budget), len, buf);

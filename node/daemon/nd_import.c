@@ -12,10 +12,7 @@
 #include "nd_audit.h"
 #include "nd_detect.h"
 #include "nd_inbound.h"
-#include "nd_objects.h"
-#include "nd_payload.h"
 #include "nd_state.h"
-#include "sd_distill.h"
 
 /* Evaluate with the sender's normalisation: the model was trained on
  * inputs standardised with the sender's statistics, so the local patches
@@ -47,9 +44,6 @@ static int import_one(nd_inbound *in, const char *bid)
     sc_error e = {0, ""};
     sd_error se = {0};
     char sender[65] = "", ph[65] = "", note[600] = "", detail[900], actor[80], wname[65] = "";
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    sd_distilled d = {0};
     nd_payload_info info;
     nd_infer inf;
     nd_eval ev;
@@ -64,20 +58,19 @@ static int import_one(nd_inbound *in, const char *bid)
         return rc;
     }
     nd_log(c, "info", "importing bundle %.12s from %s: rebuilding theta_opt", bid, sender);
-    char msg[512] = "";
-    if (nd_object_get(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &buf, &len, &e)) {
-        snprintf(note, sizeof note, "payload unreadable: %s", e.msg);
-        failed = 1;
-    } else if (nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
-        snprintf(note, sizeof note, "payload: %s", msg);
-        failed = 1;
-    }
-    free(buf);
-    if (!failed && !in->be && sd_backend_create(&in->be, c->cfg.device, &se)) {
+    if (!in->be && sd_backend_create(&in->be, c->cfg.device, &se)) {
         nd_log(c, "error", "import: backend %s: %s", c->cfg.device, se.msg);
-        sd_distilled_free(&d);
         return SC_EIO; /* retried later; the bundle stays stored */
     }
+    /* the payload is parsed once and replayed once; theta_opt is stored for
+     * detection (nd_detect.h) and evaluated here */
+    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, in->be, &inf, &info,
+                              wname, note, sizeof note, &e);
+    if (rc < 0) {
+        nd_log(c, "error", "import %.12s: %s", bid, e.msg);
+        return rc; /* retried later; the bundle stays stored */
+    }
+    failed = rc > 0;
     if (!failed && in->data_state == 0) {
         if (!c->cfg.data[0]) {
             in->data_state = -1;
@@ -87,18 +80,6 @@ static int import_one(nd_inbound *in, const char *bid)
         } else {
             in->data_state = 1;
         }
-    }
-    /* the payload was parsed once above; theta_opt is replayed once here,
-     * evaluated and stored for detection (nd_detect.h) */
-    if (!failed && nd_infer_from_distilled(&inf, &d, &info, in->be, msg, sizeof msg)) {
-        snprintf(note, sizeof note, "%s", msg);
-        failed = 1;
-    }
-    if (!failed && (rc = nd_theta_opt_write(c->cfg.dir, &inf, wname, &e))) {
-        nd_log(c, "error", "import %.12s: %s", bid, e.msg);
-        nd_infer_free(&inf);
-        sd_distilled_free(&d);
-        return rc; /* retried later; the bundle stays stored */
     }
     if (!failed && in->data_state == 1) {
         int r = evaluate(&in->data, &inf, &info, &ev, note, sizeof note, &se);
@@ -112,7 +93,6 @@ static int import_one(nd_inbound *in, const char *bid)
         snprintf(note, sizeof note, "not evaluated: no local data set configured");
     }
     nd_infer_free(&inf);
-    sd_distilled_free(&d);
     nd_test_hold(c, "import");
     if (failed)
         snprintf(detail, sizeof detail, "rebuild failed: %s", note);
