@@ -1,6 +1,7 @@
 /*
  * sd_distill.h - soft-label dataset distillation (the paper's Algorithm 1)
- * and replay (Algorithm 2), exactly as pinned in DESIGN §3.
+ * and its result, the distilled set a bundle carries; replay (Algorithm 2)
+ * and evaluation are in sd_weights.h, included at the end.
  *
  * The distilled set is S steps of n images with label logits; E epochs over
  * it give T = S*E inner SGD steps, step t using set t mod S with the learned
