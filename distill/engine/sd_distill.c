@@ -64,7 +64,7 @@ struct sd_distiller {
     int *lb;
     int64_t *idx, *perm;
     int perm_epoch;
-    double *bn_run, *bn_tmp;
+    double *theta_bn_run, *theta_bn_batch;
     sd_real *theta_bn_dev;
     float *alpha_host;
     int64_t iter;
@@ -170,8 +170,8 @@ void sd_distiller_destroy(sd_distiller *d)
     free(d->lb);
     free(d->idx);
     free(d->perm);
-    free(d->bn_run);
-    free(d->bn_tmp);
+    free(d->theta_bn_run);
+    free(d->theta_bn_batch);
     free(d->alpha_host);
     sd_exec_destroy(d->ex_syn);
     sd_exec_destroy(d->ex_real);
@@ -289,7 +289,7 @@ static int ckpt_io(sd_distiller *d, FILE *f, int writing)
         }
     }
     free(tmp);
-    double *hb[4] = {d->rho, d->mr, d->vr, d->bn_run};
+    double *hb[4] = {d->rho, d->mr, d->vr, d->theta_bn_run};
     size_t hl[4] = {(size_t)d->T, (size_t)d->T, (size_t)d->T, d->m->n_bn};
     for (int i = 0; i < 4 && !rc; i++) {
         size_t k = writing ? fwrite(hb[i], sizeof(double), hl[i], f)
@@ -424,10 +424,10 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     d->lb = calloc(nb, sizeof *d->lb);
     d->idx = calloc(nb, sizeof *d->idx);
     d->perm = calloc((size_t)train->count, sizeof *d->perm);
-    d->bn_run = calloc(d->m->n_bn + 1, sizeof *d->bn_run);
-    d->bn_tmp = calloc(d->m->n_bn + 1, sizeof *d->bn_tmp);
+    d->theta_bn_run = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_run);
+    d->theta_bn_batch = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_batch);
     if (!d->theta || !d->theta0 || !d->rho || !d->mr || !d->vr || !d->grho || !d->lb ||
-        !d->idx || !d->perm || !d->bn_run || !d->bn_tmp || !d->alpha_host) {
+        !d->idx || !d->perm || !d->theta_bn_run || !d->theta_bn_batch || !d->alpha_host) {
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto fail;
     }
@@ -452,7 +452,7 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
         const sd_layer *l = &d->m->layers[i];
         if (l->kind == SD_LAYER_BN)
             for (int c = 0; c < l->out.c; c++)
-                d->bn_run[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
+                d->theta_bn_run[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
     }
     d->perm_epoch = -1;
     if ((rc = init_data(d))) {
@@ -521,7 +521,7 @@ static int inner_steps(sd_distiller *d)
     sd_backend *be = d->be;
     size_t bytes = d->nt * sizeof(sd_real);
     if (d->cfg.bn_mode == SD_BN_FROZEN) {
-        int rc = upload_bn(d, d->bn_run);
+        int rc = upload_bn(d, d->theta_bn_run);
         if (rc)
             return rc;
     }
@@ -570,12 +570,12 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
     if (sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL))
         return sd_error_set(&d->err, SD_EBACKEND, "outer loss: %s", be->err.msg);
     if (d->m->n_bn) { /* running theta_bn for monitoring */
-        memset(d->bn_tmp, 0, d->m->n_bn * sizeof *d->bn_tmp);
-        if (sd_exec_bn_batch_stats(d->ex_real, d->bn_tmp))
+        memset(d->theta_bn_batch, 0, d->m->n_bn * sizeof *d->theta_bn_batch);
+        if (sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch))
             return sd_error_set(&d->err, SD_EBACKEND, "bn stats: %s", be->err.msg);
         double mom = d->cfg.bn_momentum;
         for (size_t i = 0; i < d->m->n_bn; i++)
-            d->bn_run[i] = (1 - mom) * d->bn_run[i] + mom * d->bn_tmp[i];
+            d->theta_bn_run[i] = (1 - mom) * d->theta_bn_run[i] + mom * d->theta_bn_batch[i];
     }
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
@@ -669,7 +669,7 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
                 if (!bn)
                     return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
                 for (size_t i = 0; i < d->m->n_bn; i++)
-                    bn[i] = (float)d->bn_run[i];
+                    bn[i] = (float)d->theta_bn_run[i];
             }
             /* the model the payload would give now: theta_0 of the payload's
              * seed and the T steps of the data as just updated (the next
@@ -759,7 +759,7 @@ int sd_distiller_export(sd_distiller *d, sd_distilled *out)
     }
     /* frozen-mode replays step with theta_bn: start from the running average */
     for (size_t i = 0; i < d->m->n_bn; i++)
-        out->theta_bn[i] = (float)d->bn_run[i];
+        out->theta_bn[i] = (float)d->theta_bn_run[i];
     sd_real *theta = NULL;
     sd_model *m = NULL;
     if ((rc = sd_replay(out, d->be, &m, &theta, &d->err)))

@@ -122,7 +122,7 @@ int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, c
     sd_weights *w = NULL;
     sd_error err = {0};
     memset(inf, 0, sizeof *inf);
-    if (sd_weights_from_host(&w, &wf->spec, be, wf->theta, wf->n_bn ? wf->bn : NULL, &err))
+    if (sd_weights_from_host(&w, &wf->spec, be, wf->theta, wf->n_bn ? wf->theta_bn : NULL, &err))
         return failf(msg, msglen, "loading weights", err.msg);
     if (adopt(inf, w, msg, msglen))
         return -1;
@@ -184,8 +184,8 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t m
     wf->n_theta = m->n_theta;
     wf->n_bn = m->n_bn;
     wf->theta = malloc(m->n_theta * sizeof *wf->theta);
-    wf->bn = malloc((m->n_bn ? m->n_bn : 1) * sizeof *wf->bn);
-    if (!wf->theta || !wf->bn) {
+    wf->theta_bn = malloc((m->n_bn ? m->n_bn : 1) * sizeof *wf->theta_bn);
+    if (!wf->theta || !wf->theta_bn) {
         nd_weights_free(wf);
         return failf(msg, msglen, "out of memory", NULL);
     }
@@ -195,7 +195,7 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t m
         return failf(msg, msglen, "downloading weights", err.msg);
     }
     if (m->n_bn)
-        memcpy(wf->bn, inf->w->theta_bn_host, m->n_bn * sizeof *wf->bn);
+        memcpy(wf->theta_bn, inf->w->theta_bn_host, m->n_bn * sizeof *wf->theta_bn);
     wf->norm_mean = inf->mean;
     wf->norm_std = inf->std;
     wf->patch_size = inf->psize;

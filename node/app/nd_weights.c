@@ -105,7 +105,7 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char 
     put_floats(p, w->theta, w->n_theta);
     p += 4 * w->n_theta;
     if (w->n_bn)
-        put_floats(p, w->bn, w->n_bn);
+        put_floats(p, w->theta_bn, w->n_bn);
     p += 4 * w->n_bn;
     if (sha256(buf, (size_t)(p - buf), p)) {
         snprintf(msg, msglen, "SHA-256 failed");
@@ -133,7 +133,7 @@ void nd_weights_free(nd_weights *w)
     if (!w)
         return;
     free(w->theta);
-    free(w->bn);
+    free(w->theta_bn);
     memset(w, 0, sizeof *w);
 }
 
@@ -330,13 +330,13 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
     }
     w->spec = m->spec;
     w->theta = malloc(w->n_theta * sizeof *w->theta);
-    w->bn = malloc((w->n_bn ? w->n_bn : 1) * sizeof *w->bn);
-    if (!w->theta || !w->bn) {
+    w->theta_bn = malloc((w->n_bn ? w->n_bn : 1) * sizeof *w->theta_bn);
+    if (!w->theta || !w->theta_bn) {
         snprintf(msg, msglen, "out of memory");
         goto out;
     }
     get_floats(w->theta, buf + 12 + hl, w->n_theta);
-    get_floats(w->bn, buf + 12 + hl + 4 * w->n_theta, w->n_bn);
+    get_floats(w->theta_bn, buf + 12 + hl + 4 * w->n_theta, w->n_bn);
     for (size_t i = 0; i < w->n_theta; i++)
         if (!isfinite(w->theta[i])) {
             snprintf(msg, msglen, "%s: parameter %zu is not finite", path, i);
@@ -349,7 +349,7 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
             continue;
         int c = ly->out.c;
         for (int j = 0; j < 2 * c; j++) {
-            float v = w->bn[ly->bn_off + (size_t)j];
+            float v = w->theta_bn[ly->bn_off + (size_t)j];
             if (!isfinite(v) || (j >= c && !(v > 0))) {
                 snprintf(msg, msglen, "%s: batch-norm statistic %zu is %s", path,
                          ly->bn_off + (size_t)j, isfinite(v) ? "not positive" : "not finite");

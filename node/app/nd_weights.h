@@ -41,7 +41,7 @@ typedef struct nd_weights {
     sd_model_spec spec;
     float *theta;          /* n_theta */
     size_t n_theta;
-    float *bn;             /* n_bn (may be NULL when 0) */
+    float *theta_bn;       /* n_bn (may be NULL when 0) */
     size_t n_bn;
     double norm_mean, norm_std;                  /* input normalisation ([0,1] scale) */
     int patch_size, patch_stride, patch_resize;  /* 0: not patch data (Fashion-MNIST) */
