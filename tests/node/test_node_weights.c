@@ -7,7 +7,10 @@
  * the same weights, theta_bn, geometry, label and detection, bit for bit,
  * as a fresh replay of the payload.  A bundle without a stored theta_opt (a
  * node's own, a version-1 database from before the theta_opt table, or a
- * damaged object) is replayed once, stored, and not replayed again.
+ * damaged object) is replayed once, stored, and not replayed again.  The
+ * one evaluation (nd_data_evaluate_weights) takes a payload's normalisation
+ * explicitly, leaves the data set as it is, and gives what evaluating with
+ * the data set's statistics swapped in gave.
  */
 #include <math.h>
 #include <sodium.h>
@@ -16,12 +19,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nd_data.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
 #include "nd_objects.h"
 #include "nd_payload.h"
 #include "nd_state.h"
 #include "sd_init.h"
+#include "sd_synth.h"
 #include "sd_test.h"
 
 static char root[256];
@@ -165,6 +170,55 @@ static void check_same(nd_infer *a, nd_infer *b, const uint16_t *img, int w, int
     sd_detect_result_free(&rb);
 }
 
+static int same_eval(const nd_eval *a, const nd_eval *b)
+{
+    return a->accuracy == b->accuracy && !memcmp(a->confusion, b->confusion, sizeof a->confusion) &&
+           a->samples == b->samples && a->images == b->images && a->undetermined == b->undetermined &&
+           !memcmp(&a->sen, &b->sen, 5 * sizeof(double));
+}
+
+/* A small prepared gastric data set (24px patches, stride 12, input 12) and
+ * the evaluation of w on it with a payload's normalisation. */
+static void test_evaluation(const sd_weights *w, const sd_weights *w2)
+{
+    char dir[300], path[400];
+    sd_error err = {0};
+    snprintf(dir, sizeof dir, "%s/data", root);
+    sd_synth_dataset_opts so = {dir, 8, 64, 7, 0.5, {0.5, 0.25, 0.25}, 1, 0, NULL, NULL};
+    sd_prepared pr = {1, 24, 12, 12, 0.40625, 0.21875, 1, {{0}}, {{0}}, {0}, ""};
+    memset(pr.labels_sha256, '0', 64);
+    snprintf(path, sizeof path, "%s/prepared.json", dir);
+    nd_data ds;
+    if (sd_synth_dataset_write(&so, &err) || sd_prepared_write(path, &pr, &err) ||
+        nd_data_open(&ds, dir, 0, &err)) {
+        CHECKF(0, "data set: %s", err.msg);
+        return;
+    }
+    nd_norm sender = {0.3125, 0.1875};
+    nd_eval ev, ref, own, ev2;
+    CHECKF(nd_data_evaluate_weights(&ds, w, &sender, SD_SPLIT_VAL, &ev, &err) == 0, "%s", err.msg);
+    CHECK(ds.prep.mean == pr.mean && ds.prep.std == pr.std);
+    CHECK(ds.src[SD_SPLIT_VAL].mean == pr.mean && ds.src[SD_SPLIT_VAL].std == pr.std);
+    CHECKF(ev.images == 2 && ev.samples > 0, "%d images, %lld patches", ev.images, (long long)ev.samples);
+    /* what the import did before: the sender's statistics swapped into the
+     * data set for the evaluation */
+    ds.prep.mean = ds.src[SD_SPLIT_VAL].mean = sender.mean;
+    ds.prep.std = ds.src[SD_SPLIT_VAL].std = sender.std;
+    CHECK(nd_data_evaluate_weights(&ds, w, NULL, SD_SPLIT_VAL, &ref, &err) == 0);
+    ds.prep.mean = ds.src[SD_SPLIT_VAL].mean = pr.mean;
+    ds.prep.std = ds.src[SD_SPLIT_VAL].std = pr.std;
+    CHECK(same_eval(&ev, &ref));
+    /* the data set's own statistics cut different inputs */
+    CHECK(nd_data_evaluate_weights(&ds, w, NULL, SD_SPLIT_VAL, &own, &err) == 0);
+    nd_norm mine = {pr.mean, pr.std};
+    CHECK(nd_data_evaluate_weights(&ds, w, &mine, SD_SPLIT_VAL, &ref, &err) == 0 &&
+          same_eval(&own, &ref));
+    /* stored theta_opt and fresh replay evaluate alike */
+    CHECK(nd_data_evaluate_weights(&ds, w2, &sender, SD_SPLIT_VAL, &ev2, &err) == 0 &&
+          same_eval(&ev, &ev2));
+    nd_data_close(&ds);
+}
+
 /* nd_bundle_classifier, counting what it parsed and replayed */
 static int classifier(const char *dir, sd_backend *be, nd_infer *inf, uint64_t *parses,
                       uint64_t *replays, int *replayed)
@@ -229,6 +283,7 @@ int main(void)
                (unsigned long long)parses, (unsigned long long)replays);
         check_same(&fresh, &got, img, W, H);
         check_same(&imp, &got, img, W, H);
+        test_evaluation(fresh.w, got.w);
     }
     nd_infer_free(&got);
 
