@@ -100,32 +100,38 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
     return rc;
 }
 
-/* The stored theta_opt of bundle id, if any, that reads back; 1 when inf
- * was filled, 0 when there is none (or it is unusable: the caller replays). */
+/* The stored theta_opt of bundle id: 1 when inf was filled, 0 when there is
+ * none, -1 (why says so) when it no longer reads back; the caller replays
+ * for 0 and -1. */
 static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_backend *be,
-                       nd_infer *inf)
+                       nd_infer *inf, char *why, size_t whylen)
 {
     sc_error e = {0, ""};
-    char name[65] = "", msg[400];
+    char name[65] = "";
     int found = 0;
     if (nd_db_text(db, name, sizeof name, &found, &e,
                    "SELECT t.weights_sha256 FROM theta_opt t JOIN bundles b ON b.id=t.bundle_id "
                    "WHERE t.bundle_id=? AND t.payload_sha256=b.payload_sha256",
-                   "t", id) ||
-        !found)
+                   "t", id)) {
+        snprintf(why, whylen, "%s", e.msg);
+        return -1;
+    }
+    if (!found)
         return 0;
     uint8_t *buf = NULL;
     size_t len = 0;
     nd_weights wf;
-    if (nd_object_get(node_dir, name, ND_WEIGHTS_MAX_BYTES, &buf, &len, &e))
-        return 0;
-    int ok = !nd_weights_decode(buf, len, name, &wf, msg, sizeof msg);
+    if (nd_object_get(node_dir, name, ND_WEIGHTS_MAX_BYTES, &buf, &len, &e)) {
+        snprintf(why, whylen, "%s", e.msg);
+        return -1;
+    }
+    int rc = nd_weights_decode(buf, len, name, &wf, why, whylen);
     free(buf);
-    if (ok) {
-        ok = !nd_infer_from_weights(inf, &wf, be, msg, sizeof msg);
+    if (!rc) {
+        rc = nd_infer_from_weights(inf, &wf, be, why, whylen);
         nd_weights_free(&wf);
     }
-    return ok;
+    return rc ? -1 : 1;
 }
 
 int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be,
@@ -145,7 +151,9 @@ int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend
         snprintf(msg, msglen, "%s", e.msg);
         return -1;
     }
-    if (load_stored(db, node_dir, id_out, be, inf)) {
+    char why[400] = "";
+    int stored = load_stored(db, node_dir, id_out, be, inf, why, sizeof why);
+    if (stored > 0) {
         nd_db_close(db);
         return 0;
     }
@@ -155,6 +163,9 @@ int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend
         goto out;
     if (replayed)
         *replayed = 1;
+    if (stored < 0)
+        snprintf(msg, msglen, "bundle %.12s: the stored theta_opt was unusable (%.300s); "
+                 "replayed the payload and stored it again", id_out, why);
     if (nd_db_text(db, ph, sizeof ph, &found, &e,
                    "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id_out) ||
         nd_theta_opt_write(node_dir, inf, name, &e) ||

@@ -49,7 +49,8 @@ int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
 /* The classifier of bundle id_prefix in NODE on be: its stored theta_opt,
  * or the payload replayed (and its theta_opt stored) when there is none or
  * it no longer reads back.  id_out gets the full id; *replayed (may be
- * NULL) is 1 when this call replayed.  0, or -1 with msg. */
+ * NULL) is 1 when this call replayed.  0, or -1 with msg.  On success msg
+ * is "" or a warning for people (a stored theta_opt that was unusable). */
 int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be,
                          nd_infer *inf, char id_out[33], int *replayed, char *msg,
                          size_t msglen);

@@ -124,8 +124,12 @@ static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf
 {
     int rc;
     uint64_t before = sd_debug_replay_count();
-    if (o->bundle)
+    if (o->bundle) {
+        msg[0] = '\0';
         rc = nd_bundle_classifier(o->node_dir, o->bundle, be, inf, bundle_id, NULL, msg, msglen);
+        if (!rc && msg[0])
+            fprintf(stderr, "sldd detect: warning: %s\n", msg);
+    }
     else if (o->model)
         rc = nd_infer_from_payload_file(inf, o->model, be, msg, msglen);
     else

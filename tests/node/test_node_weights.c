@@ -220,12 +220,16 @@ static void test_evaluation(const sd_weights *w, const sd_weights *w2)
 }
 
 /* nd_bundle_classifier, counting what it parsed and replayed */
+static char warning[600];
+
 static int classifier(const char *dir, sd_backend *be, nd_infer *inf, uint64_t *parses,
                       uint64_t *replays, int *replayed)
 {
-    char id[33], msg[600];
+    char id[33], *msg = warning;
+    size_t msglen = sizeof warning;
+    msg[0] = '\0';
     uint64_t p0 = nd_debug_parse_count(), r0 = sd_debug_replay_count();
-    int rc = nd_bundle_classifier(dir, BID, be, inf, id, replayed, msg, sizeof msg);
+    int rc = nd_bundle_classifier(dir, BID, be, inf, id, replayed, msg, msglen);
     CHECKF(rc == 0, "%s", msg);
     CHECK(rc || !strcmp(id, BID));
     *parses = nd_debug_parse_count() - p0;
@@ -281,6 +285,7 @@ int main(void)
         CHECKF(parses == 0 && replays == 0 && replayed == 0,
                "detection with an imported bundle parsed %llu and replayed %llu time(s)",
                (unsigned long long)parses, (unsigned long long)replays);
+        CHECKF(!warning[0], "%s", warning);
         check_same(&fresh, &got, img, W, H);
         check_same(&imp, &got, img, W, H);
         test_evaluation(fresh.w, got.w);
@@ -292,6 +297,7 @@ int main(void)
     CHECK(nd_db_run(db, &e, "DELETE FROM theta_opt", "") == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(parses == 1 && replays == 1 && replayed == 1);
+        CHECKF(!warning[0], "%s", warning);
         check_same(&fresh, &got, img, W, H);
     }
     nd_infer_free(&got);
@@ -321,6 +327,8 @@ int main(void)
     CHECK(nd_object_path(root, wname, wpath, sizeof wpath, &e) == 0 && truncate(wpath, 100) == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(replays == 1 && replayed == 1);
+        CHECKF(strstr(warning, "stored theta_opt was unusable") && strstr(warning, "damaged"),
+               "%s", warning);
         check_same(&fresh, &got, img, W, H);
     }
     nd_infer_free(&got);
