@@ -936,7 +936,7 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     int bsz = 256;
     size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
     sd_exec *ex = NULL;
-    sd_real *xb = NULL, *bn = NULL, *bnh = NULL;
+    sd_real *xb = NULL, *bn = NULL;
     double *l1 = malloc((size_t)n1 * sizeof *l1), *l0 = malloc((size_t)n0 * sizeof *l0);
     int *y1 = malloc((size_t)n1 * sizeof *y1), *y0 = malloc((size_t)n0 * sizeof *y0);
     int rc;
@@ -951,22 +951,9 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
         sd_error_set(err, rc, "membership audit: %s", be->err.msg);
         goto out;
     }
-    if (m->n_bn) {
-        if (!bn_stats) {
-            rc = sd_error_set(err, SD_EINVAL, "membership audit: the model needs theta_bn");
-            goto out;
-        }
-        bnh = malloc(m->n_bn * sizeof *bnh);
-        if (!bnh) {
-            rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < m->n_bn; i++)
-            bnh[i] = bn_stats[i];
-        if ((rc = be->upload(be, bn, bnh, m->n_bn * sizeof *bnh))) {
-            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
-            goto out;
-        }
+    if ((rc = sd_theta_bn_upload(be, bn, bn_stats, m->n_bn, err))) {
+        sd_error_wrap(err, "membership audit");
+        goto out;
     }
     if ((rc = sample_losses(m, be, ex, theta, bn, xb, bsz, members, n1, l1, y1, err)) ||
         (rc = sample_losses(m, be, ex, theta, bn, xb, bsz, nonmembers, n0, l0, y0, err)))
@@ -986,7 +973,6 @@ out:
     sd_exec_destroy(ex);
     be->free(be, xb);
     be->free(be, bn);
-    free(bnh);
     free(l1);
     free(l0);
     free(y1);
@@ -1080,7 +1066,7 @@ int sd_privacy_audit(sd_privacy_report *r, const sd_distilled *d, sd_backend *be
     int rc = sd_replay(d, be, &m, &theta, err);
     if (rc)
         return sd_error_wrap(err, "privacy audit: replay");
-    rc = sd_privacy_membership(r, m, be, theta, m->n_bn ? d->bn_stats : NULL, train, heldout,
+    rc = sd_privacy_membership(r, m, be, theta, m->n_bn ? d->theta_bn : NULL, train, heldout,
                                cfg.max_members, err);
     be->free(be, theta);
     sd_model_destroy(m);

@@ -99,6 +99,12 @@ static const char *const schema_sql =
     " images INTEGER, patches INTEGER,"
     " note TEXT NOT NULL DEFAULT '',"
     " time_unix INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS theta_opt("        /* since version 2 */
+    " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
+    " weights_sha256 TEXT NOT NULL,"              /* weights file in objects/ */
+    " payload_sha256 TEXT NOT NULL,"              /* the payload it was replayed from */
+    " device TEXT NOT NULL,"                      /* backend that replayed it */
+    " time_unix INTEGER NOT NULL);"
     JOBS_DDL("jobs")
     "CREATE TABLE IF NOT EXISTS peers("
     " id TEXT PRIMARY KEY,"

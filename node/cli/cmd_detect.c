@@ -53,7 +53,10 @@ static void detect_usage(FILE *f)
             "                     from the shared initial weights (Algorithm 2)\n"
             "  --weights FILE     trained weights (sldd train DIR/weights.sldw)\n"
             "  --bundle ID        a bundle held by node NODE (--dir): one it imported (state\n"
-            "                     available) or its own; the detection is audited there\n"
+            "                     available) or its own; the detection is audited there.\n"
+            "                     Its theta_opt, stored at import, is loaded on --device\n"
+            "                     without replaying (a bundle without one is replayed once\n"
+            "                     and its theta_opt stored)\n"
             "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
             "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
             "  --device D         compute backend: cpu (default) or cuda\n"
@@ -113,20 +116,31 @@ static int parse_delta(const char *s, double *out)
     return 0;
 }
 
-/* Build the classifier the options name.  Returns 0, or 1 with msg set. */
-static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf, char *msg,
-                             size_t msglen)
+/* Build the classifier the options name: a bundle's stored theta_opt (or
+ * its payload replayed once and stored, nd_detect.h), a payload replayed
+ * here, or a weights file.  Returns 0, or 1 with msg set. */
+static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf,
+                             char bundle_id[33], int *replayed, char *msg, size_t msglen)
 {
     int rc;
-    if (o->model)
+    uint64_t before = sd_debug_replay_count();
+    if (o->bundle) {
+        msg[0] = '\0';
+        rc = nd_bundle_classifier(o->node_dir, o->bundle, be, inf, bundle_id, NULL, msg, msglen);
+        if (!rc && msg[0])
+            fprintf(stderr, "sldd detect: warning: %s\n", msg);
+    }
+    else if (o->model)
         rc = nd_infer_from_payload_file(inf, o->model, be, msg, msglen);
     else
         rc = nd_infer_from_weights_file(inf, o->weights, be, msg, msglen);
+    *replayed = sd_debug_replay_count() != before;
     if (rc)
         return 1;
     char why[400];
     if (nd_infer_check_gastric(inf, why, sizeof why)) {
-        snprintf(msg, msglen, "%.300s: %s", o->model ? o->model : o->weights, why);
+        snprintf(msg, msglen, "%.300s: %s",
+                 o->bundle ? o->bundle : o->model ? o->model : o->weights, why);
         nd_infer_free(inf);
         return 1;
     }
@@ -222,16 +236,8 @@ int cmd_detect(int argc, char **argv)
     sd_backend *be = NULL;
     nd_infer inf = {0};
     sd_detect_result res = {0};
-    char msg[1024], bundle_path[4300], bundle_id[33];
-    if (o.bundle) {
-        /* the payload of an imported bundle, through the node's store */
-        if (nd_bundle_payload_path(o.node_dir, o.bundle, bundle_path, sizeof bundle_path,
-                                   bundle_id, msg, sizeof msg)) {
-            fprintf(stderr, "sldd detect: %s\n", msg);
-            return 1;
-        }
-        o.model = bundle_path;
-    }
+    char msg[1024], bundle_id[33] = "";
+    int replayed = 0;
     if (sd_png_read_gray16(o.image, &pix, &w, &h, &depth, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
@@ -242,7 +248,7 @@ int cmd_detect(int argc, char **argv)
         goto out;
     }
     double t0 = now_seconds();
-    if (detect_load_model(&o, be, &inf, msg, sizeof msg)) {
+    if (detect_load_model(&o, be, &inf, bundle_id, &replayed, msg, sizeof msg)) {
         fprintf(stderr, "sldd detect: %s\n", msg);
         goto out;
     }
@@ -302,8 +308,9 @@ int cmd_detect(int argc, char **argv)
         else
             printf("\"r\":null,");
         printf("\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
-               "\"patches_per_second\":%.1f,\"backend\":\"%s\"}\n",
-               o.delta, decision_text(res.decision), t_load, best, total / best, be->name);
+               "\"patches_per_second\":%.1f,\"backend\":\"%s\",\"replayed\":%s}\n",
+               o.delta, decision_text(res.decision), t_load, best, total / best, be->name,
+               replayed ? "true" : "false");
     } else {
         printf("image:     %s (%dx%d, %d-bit)%s\n", o.image, w, h, depth,
                synthetic ? "  SYNTHETIC" : "");
@@ -322,8 +329,8 @@ int cmd_detect(int argc, char **argv)
                    res.decision == SD_DETECT_POSITIVE ? ">=" : "<", o.delta);
         if (o.heatmap)
             printf("heat map:  %s\n", o.heatmap);
-        printf("time:      model %.2f s, detection %.3f s (%.0f patches/s on %s)\n", t_load, best,
-               total / best, be->name);
+        printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", t_load,
+               replayed ? " (replayed)" : "", best, total / best, be->name);
     }
     status = 0;
     if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r,

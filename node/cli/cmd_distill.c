@@ -502,11 +502,11 @@ int cmd_baseline(int argc, char **argv)
     dd.images = malloc(M * D * sizeof(float));
     dd.labels = calloc(M * (size_t)K, sizeof(float));
     dd.step_sizes = malloc((size_t)(S * E) * sizeof(float));
-    dd.bn_stats = calloc(m->n_bn + 1, sizeof(float));
+    dd.theta_bn = calloc(m->n_bn + 1, sizeof(float));
     xb = malloc(M * D * sizeof *xb);
     lb = malloc(M * sizeof *lb);
     sd_real *th0 = malloc(m->n_theta * sizeof *th0);
-    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.bn_stats || !xb || !lb ||
+    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.theta_bn || !xb || !lb ||
              !th0;
     if (!rc)
         rc = sd_init_theta(m, dd.seed, th0, &err) ||
@@ -564,9 +564,9 @@ int cmd_baseline(int argc, char **argv)
             goto done;
         }
         if (rm->n_bn)
-            rc = sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed, dd.bn_stats, &err);
+            rc = sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed, dd.theta_bn, &err);
         if (!rc)
-            rc = nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be, SD_SPLIT_VAL, &ev, &err);
+            rc = nd_data_evaluate_theta(&ds, rm, theta, dd.theta_bn, be, SD_SPLIT_VAL, &ev, &err);
         be->free(be, theta);
         sd_model_destroy(rm);
         if (rc) {
@@ -587,8 +587,8 @@ int cmd_baseline(int argc, char **argv)
     sd_real *theta = NULL;
     if (sd_replay(&dd, be, &rm, &theta, &err) ||
         (rm->n_bn && sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed,
-                                     dd.bn_stats, &err)) ||
-        nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be,
+                                     dd.theta_bn, &err)) ||
+        nd_data_evaluate_theta(&ds, rm, theta, dd.theta_bn, be,
                                ds.gastric ? SD_SPLIT_TEST : SD_SPLIT_TEST, &ev, &err)) {
         fprintf(stderr, "sldd baseline: %s\n", err.msg);
         if (rm)

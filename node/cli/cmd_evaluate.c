@@ -78,7 +78,7 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
     int K = s->classes;
     int64_t *conf = calloc((size_t)K * (size_t)K, sizeof *conf);
     double acc = 0;
-    if (!conf || sd_evaluate(inf->m, inf->be, inf->theta, inf->bn, v, 0, &acc, conf, NULL, &err)) {
+    if (!conf || sd_weights_evaluate(inf->w, v, 0, &acc, conf, NULL, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, conf ? err.msg : "out of memory");
         free(conf);
         goto out;

@@ -345,7 +345,7 @@ int cmd_train(int argc, char **argv)
         for (size_t i = 0; i < m->n_theta; i++)
             theta_host[i] = (float)th0[i];
         nd_weights w = {.spec = m->spec, .theta = theta_host, .n_theta = m->n_theta,
-                        .bn = bn, .n_bn = m->n_bn, .seed = cfg.seed, .synthetic = ds.synthetic};
+                        .theta_bn = bn, .n_bn = m->n_bn, .seed = cfg.seed, .synthetic = ds.synthetic};
         if (ds.gastric) {
             w.norm_mean = ds.prep.mean;
             w.norm_std = ds.prep.std;

@@ -421,9 +421,9 @@ static int make_distilled(sd_distilled *d, const float *images, int n, sd_error 
     d->images = malloc((size_t)n * D * sizeof(float));
     d->labels = calloc((size_t)n * 3, sizeof(float));
     d->step_sizes = malloc(2 * sizeof(float));
-    d->bn_stats = calloc(m->n_bn + 1, sizeof(float));
+    d->theta_bn = calloc(m->n_bn + 1, sizeof(float));
     sd_real *th = malloc(m->n_theta * sizeof *th);
-    int rc = !d->images || !d->labels || !d->step_sizes || !d->bn_stats || !th;
+    int rc = !d->images || !d->labels || !d->step_sizes || !d->theta_bn || !th;
     if (!rc)
         rc = sd_init_theta(m, d->seed, th, err) ||
              sd_theta_sha256(th, m->n_theta, d->theta0_sha256, err);

@@ -82,7 +82,7 @@ static int predict_all(const sd_distilled *d, sd_backend *be, const sd_data_view
         fprintf(stderr, "replay on %s: %s\n", be->name, err.msg);
         return -1;
     }
-    int rc = sd_evaluate(m, be, theta, d->bn_stats, data, 0, acc, NULL, pred, &err);
+    int rc = sd_evaluate(m, be, theta, d->theta_bn, data, 0, acc, NULL, pred, &err);
     if (rc)
         fprintf(stderr, "evaluate on %s: %s\n", be->name, err.msg);
     be->free(be, theta);
