@@ -1,10 +1,14 @@
 /*
  * nd_cli_bundle.c - `sldd bundle list|show|approve|reject` against a
  * running node (see nd_cli_bundle.h).  Approving happens here, in the
- * admin's own process: the admin's key is decrypted with the passphrase,
- * the decision is signed over the statement the daemon holds (bound to the
- * SHA-256 of the payload bytes), and only the signed statement goes back
- * to the daemon, which checks it again.
+ * admin's own process, and trusts the daemon with nothing it shows: the
+ * statement to be signed is fetched before the admin is asked, parsed, and
+ * must hold this node's bundle with the id the admin named and the id and
+ * payload hash the node's view shows; the summary the admin confirms is
+ * rendered from that statement's payload (nd_cli_approval.h).  Only then is
+ * the admin's key decrypted with the passphrase, the decision signed over
+ * those same bytes (bound to the SHA-256 of the payload), and the signed
+ * statement sent back to the daemon, which checks it again.
  */
 #include "nd_cli_bundle.h"
 
@@ -17,6 +21,7 @@
 
 #include "nd_admin_client.h"
 #include "nd_buf.h"
+#include "nd_cli_approval.h"
 #include "nd_config.h"
 #include "nd_ctx.h"
 #include "nd_views.h"
@@ -65,12 +70,82 @@ static int confirm(const char *question)
     return r > 0 && (ans[0] == 'y' || ans[0] == 'Y');
 }
 
-static int decide(const char *dir, const char *id, const char *admin, const char *passfile,
+/* GET path from the node; 0 on a 200 answer, else prints why. */
+static int api_get(const char *dir, const char *path, const char *who, nd_api_response *r)
+{
+    sc_error e = {0, ""};
+    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, r, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        return -1;
+    }
+    if (r->status != 200) {
+        fprintf(stderr, "%s: %s", who, (char *)r->body);
+        return -1;
+    }
+    return 0;
+}
+
+/* The node's view of bundle idp and the statement an approval would sign,
+ * fetched before anything is asked.  The statement is parsed and its
+ * summary rendered from its own payload; it must be this node's bundle
+ * idp, the one the view shows (same id, same payload hash).  0 with the
+ * statement in *st and the full id in id; -1 with the reason printed. */
+static int fetch_checked(const char *dir, const sc_node_config *cfg, const char *idp,
+                         const char *who, nd_api_response *st, char id[33])
+{
+    char path[128], msg[400];
+    nd_api_response view;
+    nd_signed_payload shown, signed_;
+    int rc = -1;
+    memset(&view, 0, sizeof view);
+    snprintf(path, sizeof path, "/v1/bundles/%s?format=text", idp);
+    if (api_get(dir, path, who, &view))
+        goto out;
+    fwrite(view.body, 1, view.len, stdout);
+    if (nd_cli_view_identity((const char *)view.body, &shown)) {
+        fprintf(stderr, "%s: the node's view names no bundle id and payload hash; nothing "
+                        "was signed\n", who);
+        goto out;
+    }
+    snprintf(path, sizeof path, "/v1/bundles/%s/statement", shown.bundle_id);
+    if (api_get(dir, path, who, st))
+        goto out;
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL,
+                               &signed_, msg, sizeof msg)) {
+        fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n",
+                who, shown.bundle_id, msg);
+        goto out;
+    }
+    if (strncmp(signed_.bundle_id, idp, strlen(idp)) ||
+        strcmp(signed_.bundle_id, shown.bundle_id) ||
+        strcmp(signed_.payload_sha256, shown.payload_sha256)) {
+        fprintf(stderr,
+                "%s: MISMATCH: you asked for bundle %s and the node shows bundle %s with payload "
+                "sha256 %s, but the statement it serves holds bundle %s with payload sha256 %s; "
+                "nothing was signed\n",
+                who, idp, shown.bundle_id, shown.payload_sha256, signed_.bundle_id,
+                signed_.payload_sha256);
+        goto out;
+    }
+    /* the same checks once more, now printing what the signature covers */
+    printf("\n");
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout,
+                               &signed_, msg, sizeof msg) == 0) {
+        memcpy(id, signed_.bundle_id, 33);
+        rc = 0;
+    }
+    fflush(stdout);
+out:
+    nd_api_response_free(&view);
+    return rc;
+}
+
+static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
                   int reject, int yes)
 {
-    char path[128], prompt[160];
+    char path[128], prompt[160], id[33];
     const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
-    nd_api_response show, st, res;
+    nd_api_response st, res;
     sc_error e = {0, ""};
     sc_admin_key *k = NULL;
     sc_node_config cfg;
@@ -78,29 +153,18 @@ static int decide(const char *dir, const char *id, const char *admin, const char
     size_t slen = 0, plen = 0;
     char *pass = NULL;
     int status = 1;
-    memset(&show, 0, sizeof show);
     memset(&st, 0, sizeof st);
     memset(&res, 0, sizeof res);
     if (sc_node_config_load(dir, &cfg, &e)) {
         fprintf(stderr, "%s: %s\n", who, e.msg);
         return 1;
     }
-    /* what the approver decides on */
-    snprintf(path, sizeof path, "/v1/bundles/%s?format=text", id);
-    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &show, &e)) {
-        fprintf(stderr, "%s: %s\n", who, e.msg);
+    if (fetch_checked(dir, &cfg, idp, who, &st, id))
         goto out;
-    }
-    if (show.status != 200) {
-        fprintf(stderr, "%s: %s", who, (char *)show.body);
-        goto out;
-    }
-    fwrite(show.body, 1, show.len, stdout);
-    fflush(stdout);
     if (!yes) {
         char q[200];
-        snprintf(q, sizeof q, "%s this bundle as admin %s of node %s? [y/N] ",
-                 reject ? "REJECT" : "APPROVE", admin, cfg.id);
+        snprintf(q, sizeof q, "%s bundle %.12s as admin %s of node %s? [y/N] ",
+                 reject ? "REJECT" : "APPROVE", id, admin, cfg.id);
         int ans = confirm(q);
         if (ans < 0) {
             fprintf(stderr, "%s: no terminal to confirm on; pass --yes\n", who);
@@ -110,15 +174,6 @@ static int decide(const char *dir, const char *id, const char *admin, const char
             fprintf(stderr, "%s: not confirmed; nothing was signed\n", who);
             goto out;
         }
-    }
-    snprintf(path, sizeof path, "/v1/bundles/%s/statement", id);
-    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &st, &e)) {
-        fprintf(stderr, "%s: %s\n", who, e.msg);
-        goto out;
-    }
-    if (st.status != 200) {
-        fprintf(stderr, "%s: %s", who, (char *)st.body);
-        goto out;
     }
     snprintf(prompt, sizeof prompt, "passphrase for admin %s: ", admin);
     if (sc_passphrase_get(passfile, prompt, 0, &pass, &plen, &e) ||
@@ -130,6 +185,7 @@ static int decide(const char *dir, const char *id, const char *admin, const char
         fprintf(stderr, "%s: admin %s belongs to node %s, not %s\n", who, k->name, k->node, cfg.id);
         goto out;
     }
+    /* exactly the bytes checked and shown above */
     if (sc_statement_approve(st.body, st.len, k,
                              reject ? SLDD__V1__DECISION__DECISION_REJECT
                                     : SLDD__V1__DECISION__DECISION_APPROVE,
@@ -148,7 +204,6 @@ out:
     sc_secret_free(pass, plen + 1);
     sc_admin_key_destroy(k);
     free(signed_st);
-    nd_api_response_free(&show);
     nd_api_response_free(&st);
     nd_api_response_free(&res);
     return status;
