@@ -61,7 +61,7 @@ static void bundle_usage(FILE *f)
             "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
             "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
             "                 [--payload-out FILE] [--no-record]\n"
-            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N]\n"
+            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
             "\n"
             "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
             "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
@@ -779,7 +779,11 @@ int cmd_bundle(int argc, char **argv)
                 o.seed = (uint64_t)v;
             else if (c == 'q')
                 o.sequence = (uint64_t)v;
-            else
+            else if (v < 1 || v > 32) {
+                fprintf(stderr, "sldd bundle verify: --min-admins is 1..32: an unapproved "
+                                "statement never verifies\n");
+                return 2;
+            } else
                 o.min_admins = (long)v;
             break;
         default: bundle_usage(stderr); return 2;

@@ -244,6 +244,9 @@ def run(sldd, t, root):
                 "min-admin-approvals: 0 refused by %s (%d): %s%s" % (what, r.returncode,
                                                                     r.stdout[-300:], r.stderr))
     t.check(not os.path.exists(os.path.join(root, "y.env")), "nothing sealed")
+    r = sl(sldd, "bundle", "verify", "--dir", b, "--in", approved, "--min-admins", "0")
+    t.check(r.returncode == 2 and "--min-admins is 1..32" in r.stderr,
+            "verify --min-admins 0 refused (%d): %s%s" % (r.returncode, r.stdout, r.stderr))
 
 
 if __name__ == "__main__":
