@@ -457,7 +457,7 @@ static int check_own_payload(const uint8_t *st, size_t sl, const sc_node_config 
     nd_signed_payload p;
     char msg[400];
     if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes,
-                               summary ? stdout : NULL, &p, msg, sizeof msg)) {
+                               summary ? stdout : NULL, NULL, &p, msg, sizeof msg)) {
         fprintf(stderr, "sldd bundle: %s\n", msg);
         return -1;
     }

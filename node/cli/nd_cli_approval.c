@@ -5,9 +5,11 @@
 #include "nd_cli_approval.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nd_buf.h"
+#include "nd_data.h"
 #include "sc_error.h"
 #include "sc_sign.h"
 #include "sc_util.h"
@@ -122,8 +124,56 @@ static void print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t len,
     print_privacy(f, b->privacy);
 }
 
+/* The image grid of a validated payload b into the PNG file path: its
+ * images, soft labels and step sizes as they are in b, whatever model
+ * this node could rebuild from it. */
+static int draw_grid(const Sldd__V1__Bundle *b, const char *path, char *msg, size_t msglen)
+{
+    const Sldd__V1__ModelSpec *ms = b->model;
+    const Sldd__V1__DistilledSet *ds = b->distilled;
+    const char *names[LABEL_CLASSES_SHOWN];
+    const char *const *use = NULL;
+    size_t m = (size_t)ds->steps * ds->images_per_step;
+    size_t dv = (size_t)ms->in_channels * ms->in_height * ms->in_width;
+    sd_error err = {0};
+    sd_distilled d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.spec.arch, sizeof d.spec.arch, "%s", ms->arch);
+    d.spec.bn = ms->bn;
+    d.spec.depth = (int)ms->depth;
+    d.spec.width = (int)ms->width;
+    d.spec.in_c = (int)ms->in_channels;
+    d.spec.in_h = (int)ms->in_height;
+    d.spec.in_w = (int)ms->in_width;
+    d.spec.classes = (int)ms->classes;
+    d.steps = (int)ds->steps;
+    d.images_per_step = (int)ds->images_per_step;
+    d.epochs_inner = (int)ds->epochs;
+    d.label_param = ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW
+                                                                             : SD_LABEL_SOFTMAX;
+    d.labels = ds->label_logits;
+    d.step_sizes = ds->step_sizes;
+    if (!(d.images = malloc(m * dv * sizeof *d.images + 1)) ||
+        sp_image_tensor_decode(ds->images, m, dv, d.images)) {
+        free(d.images);
+        snprintf(msg, msglen, "image grid: the images do not decode");
+        return -1;
+    }
+    if (ms->classes <= LABEL_CLASSES_SHOWN) {
+        class_names(b, names, ms->classes);
+        use = names[0] ? names : NULL;
+    }
+    int synthetic = b->provenance && strstr(b->provenance->data_source, "synthetic") != NULL;
+    int rc = nd_picture_grid(path, &d, use, synthetic, &err);
+    if (rc)
+        snprintf(msg, msglen, "image grid: %s", err.msg);
+    free(d.images);
+    return rc ? -1 : 0;
+}
+
 int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_t parse_budget,
-                           FILE *out, nd_signed_payload *p, char *msg, size_t msglen)
+                           FILE *out, const char *grid, nd_signed_payload *p, char *msg,
+                           size_t msglen)
 {
     sp_budget sb, pb;
     Sldd__V1__Statement *s = NULL;
@@ -150,12 +200,14 @@ int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_
         snprintf(msg, msglen, "invalid payload: %s", why);
     else if (strcmp(b->sender, self))
         snprintf(msg, msglen, "the payload is from '%s', this node is '%s'", b->sender, self);
-    else {
+    else if (!grid || draw_grid(b, grid, msg, msglen) == 0) {
         sc_sha256(h, s->payload.data, s->payload.len);
         nd_hex(p->payload_sha256, h, 32);
         nd_hex(p->bundle_id, b->bundle_id.data, 16);
         if (out)
             print_summary(out, b, s->payload.len, p);
+        if (out && grid)
+            fprintf(out, "%-22s %s (drawn from these bytes)\n", "image grid", grid);
         rc = 0;
     }
     if (b)

@@ -24,10 +24,13 @@ typedef struct nd_signed_payload {
 
 /* Check statement bytes (st, sl) as described above, with at most
  * parse_budget bytes for the payload, fill *p and, when out is not NULL,
- * print the summary of what an approval covers to out.  0, or -1 with
- * the reason in msg (nothing printed to out then). */
+ * print the summary of what an approval covers to out; when grid is not
+ * NULL, also draw the payload's images with their soft labels and step
+ * sizes into the PNG file grid.  0, or -1 with the reason in msg (nothing
+ * printed to out then). */
 int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_t parse_budget,
-                           FILE *out, nd_signed_payload *p, char *msg, size_t msglen);
+                           FILE *out, const char *grid, nd_signed_payload *p, char *msg,
+                           size_t msglen);
 
 /* The bundle id and payload hash that a text bundle view (nd_view_bundle)
  * names: its "bundle ID" first line and its "payload sha256" line.  0, or

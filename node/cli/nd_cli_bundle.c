@@ -38,11 +38,12 @@ void nd_cli_bundle_usage(void *file)
             "       sldd bundle list --dir NODE [--json]\n"
             "       sldd bundle show ID --dir NODE [--json]\n"
             "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE]\n"
+            "                 [--passphrase-file FILE] [--grid PNG]\n"
             "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE]\n"
+            "                 [--passphrase-file FILE] [--grid PNG]\n"
             "  (ID may be a unique prefix; approve and reject need the running node,\n"
-            "  list and show read the node's state directly when it is not running)\n");
+            "  list and show read the node's state directly when it is not running;\n"
+            "  --grid draws the images of the statement to be signed into PNG first)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -91,7 +92,7 @@ static int api_get(const char *dir, const char *path, const char *who, nd_api_re
  * idp, the one the view shows (same id, same payload hash).  0 with the
  * statement in *st and the full id in id; -1 with the reason printed. */
 static int fetch_checked(const char *dir, const sc_node_config *cfg, const char *idp,
-                         const char *who, nd_api_response *st, char id[33])
+                         const char *grid, const char *who, nd_api_response *st, char id[33])
 {
     char path[128], msg[400];
     nd_api_response view;
@@ -110,7 +111,7 @@ static int fetch_checked(const char *dir, const sc_node_config *cfg, const char 
     snprintf(path, sizeof path, "/v1/bundles/%s/statement", shown.bundle_id);
     if (api_get(dir, path, who, st))
         goto out;
-    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL,
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL, NULL,
                                &signed_, msg, sizeof msg)) {
         fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n",
                 who, shown.bundle_id, msg);
@@ -130,9 +131,11 @@ static int fetch_checked(const char *dir, const sc_node_config *cfg, const char 
     /* the same checks once more, now printing what the signature covers */
     printf("\n");
     if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout,
-                               &signed_, msg, sizeof msg) == 0) {
+                               grid, &signed_, msg, sizeof msg) == 0) {
         memcpy(id, signed_.bundle_id, 33);
         rc = 0;
+    } else {
+        fprintf(stderr, "%s: %s; nothing was signed\n", who, msg);
     }
     fflush(stdout);
 out:
@@ -141,7 +144,7 @@ out:
 }
 
 static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
-                  int reject, int yes)
+                  const char *grid, int reject, int yes)
 {
     char path[128], prompt[160], id[33];
     const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
@@ -159,7 +162,7 @@ static int decide(const char *dir, const char *idp, const char *admin, const cha
         fprintf(stderr, "%s: %s\n", who, e.msg);
         return 1;
     }
-    if (fetch_checked(dir, &cfg, idp, who, &st, id))
+    if (fetch_checked(dir, &cfg, idp, grid, who, &st, id))
         goto out;
     if (!yes) {
         char q[200];
@@ -241,17 +244,20 @@ int nd_cli_bundle(int argc, char **argv)
                                          {"admin", required_argument, 0, 'a'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"yes", no_argument, 0, 'y'},
+                                         {"grid", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *sub = argv[1];
+    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL;
+    const char *sub = argv[1];
     int yes = 0, json = 0, o;
     optind = 2;
-    while ((o = getopt_long(argc, argv, "d:a:p:yjh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:a:p:g:yjh", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
         case 'a': admin = optarg; break;
         case 'p': passfile = optarg; break;
+        case 'g': grid = optarg; break;
         case 'y': yes = 1; break;
         case 'j': json = 1; break;
         case 'h':
@@ -281,5 +287,5 @@ int nd_cli_bundle(int argc, char **argv)
         snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
         return nd_api_print(dir, path, "sldd bundle show");
     }
-    return decide(dir, id, admin, passfile, !strcmp(sub, "reject"), yes);
+    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes);
 }

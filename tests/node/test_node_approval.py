@@ -161,11 +161,13 @@ def run(sldd, t, root):
     z, zid, zsha = statement(sldd, b, root, "z")
     fake = FakeDaemon(os.path.join(a, "admin.sock"))
     try:
+        grid = os.path.join(root, "grid.png")
+
         def approve(idp, view, st, what):
             fake.view, fake.statement = view, st
             before = len(fake.decisions)
             r = sl(sldd, "bundle", "approve", idp, "--dir", a, "--admin", "adm",
-                   "--passphrase-file", pf, "--yes")
+                   "--passphrase-file", pf, "--yes", "--grid", grid)
             return r, len(fake.decisions) - before
 
         r, n = approve(xid[:8], view_of(xid, xsha), y, "X shown, Y served")
@@ -173,6 +175,7 @@ def run(sldd, t, root):
                 "nothing was signed" in r.stderr,
                 "shows X, serves Y: refused, nothing signed (%d, %d): %s" % (r.returncode, n,
                                                                           r.stderr))
+        t.check(not os.path.exists(grid), "no image grid drawn for a mismatch")
         r, n = approve(xid, view_of(xid, ysha), x, "hash in the view differs")
         t.check(r.returncode == 1 and n == 0 and "MISMATCH" in r.stderr,
                 "view names another payload hash: refused (%d, %d): %s" % (r.returncode, n,
@@ -202,6 +205,9 @@ def run(sldd, t, root):
                 re.search(r"^soft labels\s+\d+ images lean to", out, re.M) is not None and
                 re.search(r"^audience\s+node-b$", out, re.M) is not None,
                 "summary shows images with their hash, soft labels, recipients: %s" % out)
+        with open(grid, "rb") as fg:
+            t.check(fg.read(8) == b"\x89PNG\r\n\x1a\n" and "image grid" in out,
+                    "the image grid of the signed bytes is drawn before signing")
         t.check(("POST", "/v1/bundles/%s/decision" % xid) in fake.paths,
                 "the decision goes to the full id checked: %s" % fake.paths[-3:])
         if n == 1:
