@@ -71,6 +71,16 @@ static int confirm(const char *question)
     return r > 0 && (ans[0] == 'y' || ans[0] == 'Y');
 }
 
+/* Text from the daemon, printed as plain ASCII: a terminal escape in it
+ * could hide or restyle what is printed after it (the summary of what is
+ * signed), so every byte other than printable ASCII, tab and newline is
+ * shown as '?'. */
+static void put_untrusted(FILE *f, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fputc((p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\t' ? p[i] : '?', f);
+}
+
 /* GET path from the node; 0 on a 200 answer, else prints why. */
 static int api_get(const char *dir, const char *path, const char *who, nd_api_response *r)
 {
@@ -80,7 +90,8 @@ static int api_get(const char *dir, const char *path, const char *who, nd_api_re
         return -1;
     }
     if (r->status != 200) {
-        fprintf(stderr, "%s: %s", who, (char *)r->body);
+        fprintf(stderr, "%s: ", who);
+        put_untrusted(stderr, r->body, r->len);
         return -1;
     }
     return 0;
@@ -102,7 +113,7 @@ static int fetch_checked(const char *dir, const sc_node_config *cfg, const char 
     snprintf(path, sizeof path, "/v1/bundles/%s?format=text", idp);
     if (api_get(dir, path, who, &view))
         goto out;
-    fwrite(view.body, 1, view.len, stdout);
+    put_untrusted(stdout, view.body, view.len);
     if (nd_cli_view_identity((const char *)view.body, &shown)) {
         fprintf(stderr, "%s: the node's view names no bundle id and payload hash; nothing "
                         "was signed\n", who);
@@ -201,7 +212,7 @@ static int decide(const char *dir, const char *idp, const char *admin, const cha
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
     }
-    fputs((char *)res.body, res.status == 200 ? stdout : stderr);
+    put_untrusted(res.status == 200 ? stdout : stderr, res.body, res.len);
     status = res.status == 200 ? 0 : 1;
 out:
     sc_secret_free(pass, plen + 1);

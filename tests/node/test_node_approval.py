@@ -194,13 +194,16 @@ def run(sldd, t, root):
         t.check(r.returncode == 1 and n == 0, "a view without id and hash: refused (%d, %d): %s"
                 % (r.returncode, n, r.stderr))
 
-        # consistent: approved, over exactly X's payload; the summary is X's
-        r, n = approve(xid[:6], view_of(xid, xsha), x, "consistent")
+        # consistent: approved, over exactly X's payload; the summary is X's.
+        # The view carries a terminal escape that would hide what follows it.
+        r, n = approve(xid[:6], view_of(xid, xsha) + b"\x1b[8m\xc2\x9b8m\n", x, "consistent")
         t.check(r.returncode == 0 and n == 1, "consistent daemon: approved (%d, %d): %s%s" %
                 (r.returncode, n, r.stdout, r.stderr))
         out = r.stdout
         t.check("what your signature covers" in out and xsha in out and xid in out and
                 ysha not in out, "summary from the signed bytes names X: %s" % out)
+        t.check("\x1b" not in out and "\x9b" not in out and "?[8m" in out,
+                "the daemon's text is printed without its control characters: %r" % out[:600])
         t.check(re.search(r"^images\s+\d+ of .* sha256 [0-9a-f]{64}$", out, re.M) is not None and
                 re.search(r"^soft labels\s+\d+ images lean to", out, re.M) is not None and
                 re.search(r"^audience\s+node-b$", out, re.M) is not None,
