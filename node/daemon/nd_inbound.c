@@ -132,46 +132,55 @@ static void peek_id(const sn_bundle_in *b, char sender[65], char bid[33])
         protobuf_c_message_free_unpacked(&env->base, sp_budget_allocator(&bud));
 }
 
+/* Step 1 of a delivery: the same receipt for exactly the bytes received
+ * the first time under this (sender, bundle id).  The header read here is
+ * not verified yet, so anything else under a known id is a conflict,
+ * refused with 409 and audited; the stored bundle stays as it is.  1 when
+ * resp holds the answer; bid gets the header's bundle id ("" if none). */
+static int answered_from_store(nd_inbound *in, const sn_bundle_in *b, sn_response *resp,
+                               char bid[33])
+{
+    char sender[65], first[65], eh[65], detail[300];
+    uint8_t *receipt = NULL;
+    size_t rlen = 0;
+    peek_id(b, sender, bid);
+    if (!bid[0] || strcmp(sender, b->sender_node_id))
+        return 0;
+    int kind = known_delivery(in, b, sender, bid, &receipt, &rlen, first);
+    if (kind == KNOWN_SAME) {
+        nd_log(in->ctx, "info",
+               "bundle %.12s from %s delivered again: answering with the same receipt", bid,
+               sender);
+        if (sn_response_set(resp, 200, SN_PEER_RECEIPT_TYPE, receipt, rlen))
+            resp->status = 500;
+        free(receipt);
+        return 1;
+    }
+    if (kind != KNOWN_OTHER)
+        return 0;
+    nd_hex(eh, b->body_sha256, 32);
+    snprintf(detail, sizeof detail,
+             "bundle id already received with other content (envelope sha256 %.16s..., first "
+             "received %.16s...)",
+             eh, first);
+    refuse(in, b, SC_EREFUSE_REPLAY_ID, detail, bid);
+    answer(resp, 409, "refused (%s): %s\n", sc_status_name(SC_EREFUSE_REPLAY_ID), detail);
+    return 1;
+}
+
 void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
 {
     nd_inbound *in = arg;
     nd_ctx *c = in->ctx;
     sc_error e = {0, ""};
     sc_received *rec = NULL;
-    char sender[65], bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], actor[80], detail[300];
-    uint8_t *receipt = NULL;
+    char bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], actor[80], detail[300];
     size_t rlen = 0;
     int rc;
 
-    /* 1. a retransmission (the sender did not see our answer): the same
-     * receipt, for exactly the bytes received the first time.  The header
-     * read here is not verified yet, so anything else under a known id is
-     * a conflict, refused and audited; the stored bundle stays as it is. */
-    peek_id(b, sender, bid);
-    if (bid[0] && !strcmp(sender, b->sender_node_id)) {
-        char first[65];
-        int kind = known_delivery(in, b, sender, bid, &receipt, &rlen, first);
-        if (kind == KNOWN_SAME) {
-            nd_log(c, "info",
-                   "bundle %.12s from %s delivered again: answering with the same receipt", bid,
-                   sender);
-            if (sn_response_set(resp, 200, SN_PEER_RECEIPT_TYPE, receipt, rlen))
-                resp->status = 500;
-            free(receipt);
-            return;
-        }
-        if (kind == KNOWN_OTHER) {
-            nd_hex(eh, b->body_sha256, 32);
-            snprintf(detail, sizeof detail,
-                     "bundle id already received with other content (envelope sha256 %.16s..., "
-                     "first received %.16s...)",
-                     eh, first);
-            refuse(in, b, SC_EREFUSE_REPLAY_ID, detail, bid);
-            answer(resp, 409, "refused (%s): %s\n", sc_status_name(SC_EREFUSE_REPLAY_ID),
-                   detail);
-            return;
-        }
-    }
+    /* 1. a retransmission (the sender did not see our answer) */
+    if (answered_from_store(in, b, resp, bid))
+        return;
 
     /* 2. the receive order of DESIGN §6 */
     sc_receiver r;
