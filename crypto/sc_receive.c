@@ -110,6 +110,9 @@ int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, si
     if (rejected_by)
         return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS, "admin '%s' of %s rejected this payload",
                             rejected_by, sender->id);
+    /* a caller that asks for no approval at all still gets one checked */
+    if (min_admins < 1)
+        min_admins = 1;
     if (res->n_admins < min_admins)
         return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS,
                             "%zu valid admin approval(s) of %s, %zu required (%zu signature(s) "

@@ -67,7 +67,9 @@ typedef struct sc_verify_result {
  * payload type (SC_EREFUSE_PAYLOAD_TYPE), a valid node signature by
  * sender's key (SC_EREFUSE_NODE_SIG), at least min_admins distinct admins
  * of sender approving SHA-256 of the payload and none rejecting it
- * (SC_EREFUSE_ADMIN_SIGS).  Fills res even on refusal. */
+ * (SC_EREFUSE_ADMIN_SIGS).  min_admins below 1 counts as 1: no caller can
+ * verify a statement without an admin's approval.  Fills res even on
+ * refusal. */
 int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, size_t min_admins,
                         sc_verify_result *res, sc_error *e) SC_WUR;
 

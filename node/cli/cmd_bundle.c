@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_approval.h"
 #include "nd_cli_bundle.h"
 #include "sc_envelope.h"
 #include "sc_keys.h"
@@ -60,7 +61,7 @@ static void bundle_usage(FILE *f)
             "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
             "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
             "                 [--payload-out FILE] [--no-record]\n"
-            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N]\n"
+            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
             "\n"
             "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
             "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
@@ -448,43 +449,19 @@ static int load_statement(const char *path, uint8_t **st, size_t *sl)
 }
 
 /* Parse and validate the payload of a statement, which must come from
- * node `self`; prints the reason and returns -1 otherwise. */
-static int check_own_payload(const uint8_t *st, size_t sl, const char *self, int summary)
+ * node `self`; with summary, print what an approval of it covers.  Prints
+ * the reason and returns -1 otherwise. */
+static int check_own_payload(const uint8_t *st, size_t sl, const sc_node_config *self,
+                             int summary)
 {
-    sp_budget b, pb;
-    Sldd__V1__Statement *s;
-    Sldd__V1__Bundle *bd;
-    sc_error e = {0, ""};
-    char why[300];
-    int rc = -1;
-    sp_budget_init(&b, sl + 65536);
-    if (sc_statement_parse(st, sl, &b, &s, &e)) {
-        fprintf(stderr, "sldd bundle: %s\n", e.msg);
+    nd_signed_payload p;
+    char msg[400];
+    if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes,
+                               summary ? stdout : NULL, NULL, &p, msg, sizeof msg)) {
+        fprintf(stderr, "sldd bundle: %s\n", msg);
         return -1;
     }
-    sp_budget_init(&pb, (size_t)256 << 20);
-    bd = sldd__v1__bundle__unpack(sp_budget_allocator(&pb), s->payload.len, s->payload.data);
-    if (!bd)
-        fprintf(stderr, "sldd bundle: the payload does not parse\n");
-    else if (sp_message_check_unknown(&bd->base, why, sizeof why) ||
-             sp_bundle_validate(bd, why, sizeof why))
-        fprintf(stderr, "sldd bundle: invalid payload: %s\n", why);
-    else if (strcmp(bd->sender, self))
-        fprintf(stderr, "sldd bundle: the payload is from '%s', this node is '%s'\n", bd->sender,
-                self);
-    else {
-        if (summary) {
-            uint8_t h[32];
-            sc_sha256(h, s->payload.data, s->payload.len);
-            print_hex_line("payload sha256", h, 32);
-            sp_bundle_print_summary(stdout, bd, s->payload.len);
-        }
-        rc = 0;
-    }
-    if (bd)
-        protobuf_c_message_free_unpacked(&bd->base, sp_budget_allocator(&pb));
-    protobuf_c_message_free_unpacked(&s->base, sp_budget_allocator(&b));
-    return rc;
+    return 0;
 }
 
 static int do_sign(const bopts *o)
@@ -502,7 +479,7 @@ static int do_sign(const bopts *o)
         fprintf(stderr, "sldd bundle sign: %s\n", e.msg);
         return 1;
     }
-    if (load_statement(o->in, &st, &sl) == 0 && check_own_payload(st, sl, n->cfg.id, 0) == 0) {
+    if (load_statement(o->in, &st, &sl) == 0 && check_own_payload(st, sl, &n->cfg, 0) == 0) {
         if (sc_statement_sign_node(st, sl, n->cfg.id, n->keys, &out, &ol, &e))
             fprintf(stderr, "sldd bundle sign: %s\n", e.msg);
         else if (write_output(o->out, out, ol) == 0) {
@@ -551,7 +528,7 @@ static int do_approve(const bopts *o)
         fprintf(stderr, "sldd bundle approve: %s\n", e.msg);
         return 1;
     }
-    if (load_statement(o->in, &st, &sl) || check_own_payload(st, sl, n->cfg.id, 1))
+    if (load_statement(o->in, &st, &sl) || check_own_payload(st, sl, &n->cfg, 1))
         goto out;
     if (!o->yes) {
         char q[200];
@@ -802,7 +779,11 @@ int cmd_bundle(int argc, char **argv)
                 o.seed = (uint64_t)v;
             else if (c == 'q')
                 o.sequence = (uint64_t)v;
-            else
+            else if (v < 1 || v > 32) {
+                fprintf(stderr, "sldd bundle verify: --min-admins is 1..32: an unapproved "
+                                "statement never verifies\n");
+                return 2;
+            } else
                 o.min_admins = (long)v;
             break;
         default: bundle_usage(stderr); return 2;
