@@ -99,8 +99,8 @@ static void print_privacy(FILE *f, const Sldd__V1__PrivacyReport *p)
         ssim = fmax(ssim, (double)p->images[i]->nearest_ssim);
     }
     if (p->n_images)
-        fprintf(f, "%-22s %zu images; closest has %.1f %% of held-out patches nearer; "
-                   "highest SSIM %.4f\n",
+        fprintf(f, "%-22s %zu images; lowest held-out closer %.1f%% (near 0%% = closer than "
+                   "real patches get); highest SSIM %.4f\n",
                 "privacy audit", p->n_images, 100.0 * closest, ssim);
 }
 

@@ -21,6 +21,7 @@ usage: test_node_e2e.py /path/to/sldd
 import glob
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +71,18 @@ def main(sldd, t):
                 "show has soft labels and step sizes")
         t.check(bx["privacy"]["verdict"] in ("pass", "warn", "block"),
                 "privacy audit in the payload: %s" % bx["privacy"])
+        # the nearest-neighbour figure reads the same in every view: bundle show
+        # (text and JSON) and bundle inspect of the payload file
+        shown = [float(v) for v in re.findall(r"held-out closer ([0-9.]+)%",
+                                                a.sldd("bundle", "show", x, "--dir",
+                                                       a.dir).stdout)]
+        inspected = [float(v) for v in re.findall(r"held-out closer ([0-9.]+)%",
+                                                  a.sldd("bundle", "inspect",
+                                                         bx["payload_path"]).stdout)]
+        js = [round(im["heldout_closer_percent"], 1) for im in bx["privacy"]["images"]]
+        t.check(len(shown) == len(js) > 0 and shown == inspected == js,
+                "held-out closer agrees in show, inspect and JSON: %s %s %s"
+                % (shown, inspected, js))
         # an admin of another node cannot approve it
         r = a.approve(x, check=False, admin="adm-b")
         t.check(r.returncode != 0, "foreign admin refused")
