@@ -4,7 +4,7 @@
  * the worker threads.  Owned by nd_daemon; the workers only borrow it.
  *
  * Threads: the network loop (peer protocol, on the main thread), the admin
- * API, the outbound worker (sealing and delivery), the inbound worker
+ * API (an acceptor and a small pool of workers), the outbound worker (sealing and delivery), the inbound worker
  * (rebuild and evaluation of received bundles) and the job runner
  * (distillation).  Each opens its own database connection.
  */
