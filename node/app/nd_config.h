@@ -2,8 +2,8 @@
  * nd_config.h - what `sldd serve` reads from NODE/node.conf beyond the keys
  * the crypto library owns (id, size caps, clock skew, approvals, TTL):
  * listen address, TLS files, peers' addresses and pins, the local data
- * set, the privacy policy, default distillation options and delivery
- * back-off.  Relative paths are taken from the node directory.  The keys
+ * set, the privacy policy, default distillation options, delivery
+ * back-off and the rebuild policy of received models (nd_rebuild.h).  Relative paths are taken from the node directory.  The keys
  * are listed in docs/node.md.
  */
 #ifndef ND_CONFIG_H
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nd_rebuild.h"
 #include "sc_error.h"
 #include "sc_node.h"
 
@@ -45,6 +46,7 @@ typedef struct nd_config {
     char device[16];            /* compute backend: cpu, cuda */
     int64_t retry_base_ms, retry_max_ms;
     int max_connections;
+    nd_rebuild_limits rebuild;  /* what a received model may cost to rebuild */
     size_t n_peers;
     nd_peer_addr peers[ND_MAX_PEERS];
 } nd_config;

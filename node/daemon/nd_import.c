@@ -1,7 +1,9 @@
 /*
  * nd_import.c - the import worker: rebuild theta_opt from a stored bundle
  * (Algorithm 2), evaluate it on the local labelled data, make it
- * available for detection (see nd_inbound.h).
+ * available for detection (see nd_inbound.h).  A payload whose rebuild
+ * would exceed the node's rebuild policy (nd_rebuild.h) is refused before
+ * anything of its model is allocated.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -12,6 +14,7 @@
 #include "nd_inbound.h"
 #include "nd_objects.h"
 #include "nd_payload.h"
+#include "nd_rebuild.h"
 #include "nd_state.h"
 #include "sd_distill.h"
 
@@ -73,7 +76,7 @@ static int import_one(nd_inbound *in, const char *bid)
     sd_distilled d = {0};
     nd_payload_info info;
     nd_eval ev;
-    int rc, evaluated = 0, failed = 0;
+    int rc, evaluated = 0, failed = 0, refused = 0;
     memset(&ev, 0, sizeof ev);
     if ((rc = nd_db_text(in->wdb, sender, sizeof sender, NULL, &e,
                          "SELECT sender FROM bundles WHERE id=?", "t", bid)) ||
@@ -90,6 +93,10 @@ static int import_one(nd_inbound *in, const char *bid)
     } else if (nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
         snprintf(note, sizeof note, "payload: %s", msg);
         failed = 1;
+    } else if (nd_rebuild_admit(&c->cfg.rebuild, &d, msg, sizeof msg)) {
+        /* before the backend, the data set or any of the model is allocated */
+        snprintf(note, sizeof note, "rebuild %s", msg);
+        failed = refused = 1;
     }
     free(buf);
     if (!failed && !in->be && sd_backend_create(&in->be, c->cfg.device, &se)) {
@@ -133,7 +140,9 @@ static int import_one(nd_inbound *in, const char *bid)
     }
     sd_distilled_free(&d);
     nd_test_hold(c, "import");
-    if (failed)
+    if (refused)
+        snprintf(detail, sizeof detail, "%s", note);
+    else if (failed)
         snprintf(detail, sizeof detail, "rebuild failed: %s", note);
     else if (evaluated)
         snprintf(detail, sizeof detail,
@@ -143,7 +152,8 @@ static int import_one(nd_inbound *in, const char *bid)
     else
         snprintf(detail, sizeof detail, "rebuilt theta_opt; %s", note);
     snprintf(actor, sizeof actor, "node");
-    nd_audit_entry en = {actor, "import", bid, ph, sender, failed ? "failed" : "ok", detail};
+    nd_audit_entry en = {actor, "import", bid, ph, sender,
+                         refused ? "refused" : failed ? "failed" : "ok", detail};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(in->wdb, &e)))
         goto dberr;
