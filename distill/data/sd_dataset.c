@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "sd_csv.h"
+#include "sd_file.h"
 #include "sd_png.h"
 
 #define PATH_MAX_LEN 4096
@@ -138,7 +139,7 @@ static int valid_id(const char *id)
 static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
 {
     sd_csv c;
-    int rc = sd_csv_open(&c, csv_path, err);
+    int rc = sd_csv_open_in(&c, csv_path, ds->root, err);
     if (rc)
         return rc;
     unsigned int mdlen = 0;
@@ -304,9 +305,41 @@ static int check_gray_header(const char *path, const sd_png_info *pi, sd_error *
     return 0;
 }
 
-static int check_headers(sd_dataset *ds, sd_error *err)
+/* Open path inside the data set and read its PNG header. */
+static int read_header(const sd_dataset *ds, const char *path, sd_png_info *pi, sd_error *err)
+{
+    FILE *f = NULL;
+    int rc = sd_file_open(path, ds->root, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_info_file(f, path, pi, err);
+    fclose(f);
+    return rc ? rc : check_gray_header(path, pi, err);
+}
+
+/* The pixel budget, from the headers alone. */
+static int check_pixels(const sd_dataset_image *im, const char *path, int64_t *total,
+                        const sd_dataset_limits *lim, sd_error *err)
+{
+    int64_t n = (int64_t)im->w * im->h;
+    if (n > lim->max_image_pixels)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: declares %dx%d = %lld pixels, more than one image may hold "
+                            "(%lld; --max-image-pixels)",
+                            path, im->w, im->h, (long long)n, (long long)lim->max_image_pixels);
+    *total += n;
+    if (*total > lim->max_pixels)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: the images up to this one (labels.csv line %d) declare %lld "
+                            "pixels, more than the data set may hold (%lld; --max-pixels)",
+                            path, im->csv_line, (long long)*total, (long long)lim->max_pixels);
+    return 0;
+}
+
+static int check_headers(sd_dataset *ds, const sd_dataset_limits *lim, sd_error *err)
 {
     char path[PATH_MAX_LEN], mpath[PATH_MAX_LEN];
+    int64_t total = 0;
     for (int i = 0; i < ds->n; i++) {
         sd_dataset_image *im = &ds->img[i];
         if (image_path(path, ds, "images", im->id) || image_path(mpath, ds, "masks", im->id))
@@ -315,14 +348,14 @@ static int check_headers(sd_dataset *ds, sd_error *err)
             return sd_error_set(err, SD_EIO, "%s: missing (listed on labels.csv line %d)", path,
                                 im->csv_line);
         sd_png_info pi;
-        int rc = sd_png_read_info(path, &pi, err);
+        int rc = read_header(ds, path, &pi, err);
         if (rc)
-            return rc;
-        if ((rc = check_gray_header(path, &pi, err)))
             return rc;
         im->w = pi.width;
         im->h = pi.height;
         im->bit_depth = pi.bit_depth;
+        if ((rc = check_pixels(im, path, &total, lim, err)))
+            return rc;
         if (access(mpath, F_OK) != 0) {
             if (im->split == SD_SPLIT_TRAIN)
                 return sd_error_set(err, SD_EIO,
@@ -332,9 +365,7 @@ static int check_headers(sd_dataset *ds, sd_error *err)
             continue;
         }
         sd_png_info mi;
-        if ((rc = sd_png_read_info(mpath, &mi, err)))
-            return rc;
-        if ((rc = check_gray_header(mpath, &mi, err)))
+        if ((rc = read_header(ds, mpath, &mi, err)))
             return rc;
         if (mi.width != pi.width || mi.height != pi.height)
             return sd_error_set(err, SD_EFORMAT, "%s: mask is %dx%d but the image %s is %dx%d",
@@ -352,6 +383,19 @@ typedef struct load_ctx {
     int keep;  /* store pixels (1) or only decode to verify (0) */
 } load_ctx;
 
+/* Decode path (inside the data set) into pix, which holds w*h values. */
+static int decode_into(const sd_dataset *ds, const char *path, uint16_t *pix, int w, int h,
+                       sd_error *err)
+{
+    FILE *f = NULL;
+    int rc = sd_file_open(path, ds->root, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_gray16_into_file(f, path, pix, w, h, err);
+    fclose(f);
+    return rc;
+}
+
 static int load_one(void *arg, int k, sd_error *err)
 {
     load_ctx *L = arg;
@@ -364,12 +408,12 @@ static int load_one(void *arg, int k, sd_error *err)
     if (image_path(path, ds, "images", im->id))
         return sd_error_set(err, SD_EINVAL, "%s: path too long", ds->dir);
     if (L->keep) {
-        rc = sd_png_read_gray16_into(path, ds->pix + im->off, im->w, im->h, err);
+        rc = decode_into(ds, path, ds->pix + im->off, im->w, im->h, err);
     } else {
         tmp = malloc(npix * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
-        rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+        rc = decode_into(ds, path, tmp, im->w, im->h, err);
     }
     if (rc || !im->has_mask) {
         free(tmp);
@@ -384,7 +428,7 @@ static int load_one(void *arg, int k, sd_error *err)
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
     }
-    rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+    rc = decode_into(ds, path, tmp, im->w, im->h, err);
     if (!rc && L->keep) {
         uint8_t *m = ds->mask + im->off;
         for (size_t p = 0; p < npix; p++)
@@ -408,8 +452,25 @@ static int decode_splits(sd_dataset *ds, unsigned splits, int keep, sd_error *er
     return rc;
 }
 
+void sd_dataset_limits_default(sd_dataset_limits *lim)
+{
+    lim->max_pixels = SD_DATASET_MAX_PIXELS;
+    lim->max_image_pixels = SD_DATASET_MAX_IMAGE_PIXELS;
+}
+
 int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_error *err)
 {
+    return sd_dataset_open_limited(out, dir, load_splits, NULL, err);
+}
+
+int sd_dataset_open_limited(sd_dataset **out, const char *dir, unsigned load_splits,
+                            const sd_dataset_limits *lim, sd_error *err)
+{
+    sd_dataset_limits defaults;
+    if (!lim) {
+        sd_dataset_limits_default(&defaults);
+        lim = &defaults;
+    }
     *out = NULL;
     struct stat st;
     if (!dir || stat(dir, &st) != 0)
@@ -429,7 +490,9 @@ int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_
         ds->dir[n - 1] = '\0';
     char csv_path[PATH_MAX_LEN];
     snprintf(csv_path, sizeof csv_path, "%s/labels.csv", ds->dir);
-    int rc = parse_labels(ds, csv_path, err);
+    int rc = sd_file_root(ds->dir, &ds->root, err);
+    if (!rc)
+        rc = parse_labels(ds, csv_path, err);
     if (!rc)
         rc = check_duplicates(ds, csv_path, err);
     if (!rc) {
@@ -443,12 +506,13 @@ int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_
                                   csv_path, sd_split_name(s));
     }
     if (!rc)
-        rc = check_headers(ds, err);
+        rc = check_headers(ds, lim, err);
     if (!rc) {
         char rpath[PATH_MAX_LEN];
+        sd_error ignored = {0};
+        FILE *f = NULL;
         snprintf(rpath, sizeof rpath, "%s/README.txt", ds->dir);
-        FILE *f = fopen(rpath, "r");
-        if (f) {
+        if (sd_file_open(rpath, ds->root, &f, &ignored) == 0) {
             char head[16] = {0};
             ds->synthetic = fread(head, 1, 9, f) == 9 && !memcmp(head, "SYNTHETIC", 9);
             fclose(f);
@@ -492,6 +556,7 @@ void sd_dataset_destroy(sd_dataset *ds)
     if (!ds)
         return;
     free(ds->dir);
+    free(ds->root);
     free(ds->img);
     free(ds->pix);
     free(ds->mask);
