@@ -5,8 +5,9 @@
  * One acceptor thread checks each client's credentials and queues the
  * connection; ND_ADMIN_WORKERS workers, each with its own SQLite
  * connection, take connections from the queue and serve one request each.
- * Every socket wait polls the stop pipe as well, so a stop never waits for
- * a slow client.
+ * Every wait for a request polls the stop pipe as well, so a stop never
+ * waits for a slow client; an answer already computed is still written
+ * (within its own deadline).
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "nd_admin_api.h"
@@ -421,7 +422,8 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait for ev on fd until the deadline (monotonic ms) or the stop. */
+/* Wait for ev on fd until the deadline (monotonic ms); reads also end at
+ * the stop, writes do not (an answer whose work is done is still given). */
 static int wait_io(nd_admin *a, int fd, short ev, int64_t deadline)
 {
     for (;;) {
@@ -429,7 +431,7 @@ static int wait_io(nd_admin *a, int fd, short ev, int64_t deadline)
         if (left <= 0)
             return -1;
         struct pollfd p[2] = {{fd, ev, 0}, {a->stop_pipe[0], POLLIN, 0}};
-        int r = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left);
+        int r = poll(p, ev == POLLIN ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0 || p[1].revents)
