@@ -288,6 +288,71 @@ static int index_split(const char *dir, const sd_dataset_limits *lim, int split,
     return 0;
 }
 
+/* The data set, its patch grid and the per-split counts, on stdout. */
+static void print_summary(const char *dir, const sd_dataset *ds, const split_stats *st,
+                          const sd_patch_index *ix, long psize, long stride, long osize)
+{
+    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const sd_dataset_image *im = &ds->img[i];
+        small += im->w < psize || im->h < psize;
+        minw = im->w < minw ? im->w : minw;
+        maxw = im->w > maxw ? im->w : maxw;
+        minh = im->h < minh ? im->h : minh;
+        maxh = im->h > maxh ? im->h : maxh;
+    }
+    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
+           minw, minh);
+    if (minw != maxw || minh != maxh)
+        printf(" to %dx%d", maxw, maxh);
+    printf(" pixels\n");
+    int gw = sd_patch_grid_dim(maxw, (int)psize, (int)stride),
+        gh = sd_patch_grid_dim(maxh, (int)psize, (int)stride);
+    printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
+           psize, psize, stride, gh, gw, gh * gw, maxw, maxh, osize, osize,
+           osize < psize ? " (area-averaged)" : "");
+    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
+           "P", "discarded");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        char imgs[32];
+        snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
+        printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
+               st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
+               (long long)st[s].count[2], (long long)st[s].discarded);
+    }
+    printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix->mean,
+           ix->std);
+    if (small)
+        fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
+                small, small == 1 ? " is" : "s are", psize, psize, small == 1 ? "s" : "");
+}
+
+/* DIR/prepared.json from the counts and the training statistics. */
+static int write_prepared(const sd_dataset *ds, const split_stats *st, const sd_patch_index *ix,
+                          long psize, long stride, long osize, char *path, size_t pathlen,
+                          sd_error *err)
+{
+    sd_prepared p = {0};
+    p.version = 1;
+    p.psize = (int)psize;
+    p.stride = (int)stride;
+    p.osize = (int)osize;
+    p.mean = ix->mean;
+    p.std = ix->std;
+    p.synthetic = ds->synthetic;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        p.images[s][0] = ds->count[s][0];
+        p.images[s][1] = ds->count[s][1];
+        for (int k = 0; k < SD_NUM_CLASSES; k++)
+            p.patches[s][k] = st[s].count[k];
+        p.discarded[s] = st[s].discarded;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
+    snprintf(path, pathlen, "%s/prepared.json", ds->dir);
+    return sd_prepared_write(path, &p, err);
+}
+
 static int run_prepare(int argc, char **argv)
 {
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
@@ -375,39 +440,7 @@ static int run_prepare(int argc, char **argv)
         }
         return 1;
     }
-    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
-    for (int i = 0; i < ds->n; i++) {
-        const sd_dataset_image *im = &ds->img[i];
-        small += im->w < psize || im->h < psize;
-        minw = im->w < minw ? im->w : minw;
-        maxw = im->w > maxw ? im->w : maxw;
-        minh = im->h < minh ? im->h : minh;
-        maxh = im->h > maxh ? im->h : maxh;
-    }
-    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
-           minw, minh);
-    if (minw != maxw || minh != maxh)
-        printf(" to %dx%d", maxw, maxh);
-    printf(" pixels\n");
-    int gw = sd_patch_grid_dim(maxw, (int)psize, (int)stride),
-        gh = sd_patch_grid_dim(maxh, (int)psize, (int)stride);
-    printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
-           psize, psize, stride, gh, gw, gh * gw, maxw, maxh, osize, osize,
-           osize < psize ? " (area-averaged)" : "");
-    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
-           "P", "discarded");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        char imgs[32];
-        snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
-        printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
-               st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
-               (long long)st[s].count[2], (long long)st[s].discarded);
-    }
-    printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix.mean,
-           ix.std);
-    if (small)
-        fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
-                small, small == 1 ? " is" : "s are", psize, psize, small == 1 ? "s" : "");
+    print_summary(dir, ds, st, &ix, psize, stride, osize);
     if (ix.n == 0) {
         fprintf(stderr, "sldd dataset prepare: no training patches with --patch %ld --stride %ld\n",
                 psize, stride);
@@ -420,26 +453,8 @@ static int run_prepare(int argc, char **argv)
             fprintf(stderr, "warning: no training patches of class %s; distillation needs all three\n",
                     sd_class_name(k));
 
-    sd_prepared p = {0};
-    p.version = 1;
-    p.psize = (int)psize;
-    p.stride = (int)stride;
-    p.osize = (int)osize;
-    p.mean = ix.mean;
-    p.std = ix.std;
-    p.synthetic = ds->synthetic;
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        p.images[s][0] = ds->count[s][0];
-        p.images[s][1] = ds->count[s][1];
-        for (int k = 0; k < SD_NUM_CLASSES; k++)
-            p.patches[s][k] = st[s].count[k];
-        p.discarded[s] = st[s].discarded;
-    }
-    for (int i = 0; i < 32; i++)
-        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
     char path[4200];
-    snprintf(path, sizeof path, "%s/prepared.json", ds->dir);
-    rc = sd_prepared_write(path, &p, &err);
+    rc = write_prepared(ds, st, &ix, psize, stride, osize, path, sizeof path, &err);
     sd_patch_index_free(&ix);
     sd_dataset_destroy(ds);
     if (rc) {
