@@ -12,6 +12,7 @@
 #include "nd_audit.h"
 #include "nd_config.h"
 #include "nd_objects.h"
+#include "nd_rebuild.h"
 #include "nd_weights.h"
 #include "sd_png.h"
 
@@ -71,8 +72,9 @@ int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
 }
 
 int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_t max,
-                         sd_backend *be, nd_infer *inf, nd_payload_info *info, char name_out[65],
-                         char *note, size_t notelen, sc_error *e)
+                         const nd_rebuild_limits *limits, sd_backend *be, nd_infer *inf,
+                         nd_payload_info *info, char name_out[65], char *note, size_t notelen,
+                         sc_error *e)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -88,6 +90,12 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
     if (!parsed) {
         snprintf(note, notelen, "payload: %s", msg);
         return 1;
+    }
+    /* the rebuild policy, before anything of the model is allocated */
+    if (limits && nd_rebuild_admit(limits, &d, msg, sizeof msg)) {
+        snprintf(note, notelen, "rebuild %s", msg);
+        sd_distilled_free(&d);
+        return 2;
     }
     int rc = nd_infer_from_distilled(inf, &d, info, be, msg, sizeof msg);
     sd_distilled_free(&d);

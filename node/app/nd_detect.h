@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "nd_infer.h"
+#include "nd_rebuild.h"
 #include "nd_state.h"
 #include "sd_detect.h"
 
@@ -35,12 +36,15 @@ int nd_theta_opt_write(const char *node_dir, const nd_infer *inf, char name_out[
  * bytes) parsed once and replayed once on be into inf (info gets what the
  * payload says of itself), and written as theta_opt into the object store
  * (name_out).  The caller evaluates inf and records name_out with
- * nd_theta_opt_record in its transaction.  0; 1 when the payload is
- * unusable (note says why: the import fails); an SC_E code with e for
- * trouble worth retrying (writing the object). */
+ * nd_theta_opt_record in its transaction.  limits (may be NULL) is the
+ * node's rebuild policy, checked after the parse and before anything of the
+ * model is allocated.  0; 1 when the payload is unusable and 2 when the
+ * policy refuses it (note says why: the import fails); an SC_E code with e
+ * for trouble worth retrying (writing the object). */
 int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_t max,
-                         sd_backend *be, nd_infer *inf, nd_payload_info *info, char name_out[65],
-                         char *note, size_t notelen, sc_error *e);
+                         const nd_rebuild_limits *limits, sd_backend *be, nd_infer *inf,
+                         nd_payload_info *info, char name_out[65], char *note, size_t notelen,
+                         sc_error *e);
 /* Record object `name` as bundle_id's theta_opt, replayed from payload
  * payload_sha256 on `device` (in the caller's transaction, if any). */
 int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,

@@ -46,6 +46,7 @@ typedef struct bopts {
     int64_t now, created, expires;
     uint64_t seed, sequence;
     long min_admins;
+    int64_t depth, width; /* make-test: ConvNet shape, 0 = default */
 } bopts;
 
 static void bundle_usage(FILE *f)
@@ -53,7 +54,7 @@ static void bundle_usage(FILE *f)
     fprintf(f,
             "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
             "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
-            "                 [--created T] [--expires T] [--small]\n"
+            "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
             "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
             "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
             "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
@@ -369,6 +370,10 @@ static int do_make_test(const bopts *o)
         p.per_step = 3;
         p.epochs = 2;
     }
+    if (o->depth)
+        p.depth = (uint32_t)o->depth;
+    if (o->width)
+        p.width = (uint32_t)o->width;
     snprintf(audbuf, sizeof audbuf, "%s", o->to ? o->to : "node-b");
     na = split_list(audbuf, aud, 64);
     if (na < 1) {
@@ -729,6 +734,7 @@ int cmd_bundle(int argc, char **argv)
         {"now", required_argument, 0, 'n'},      {"created", required_argument, 0, 'c'},
         {"expires", required_argument, 0, 'x'},  {"seed", required_argument, 0, 'k'},
         {"sequence", required_argument, 0, 'q'}, {"min-admins", required_argument, 0, 'm'},
+        {"depth", required_argument, 0, 'D'},    {"width", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     bopts o;
     const char *sub;
@@ -746,7 +752,7 @@ int cmd_bundle(int argc, char **argv)
         return nd_cli_bundle(argc, argv);
     sub = argv[1];
     optind = 2;
-    while ((c = getopt_long(argc, argv, "d:i:o:t:a:p:T:e:s:P:RySNn:c:x:k:q:m:h", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "d:i:o:t:a:p:T:e:s:P:RySNn:c:x:k:q:m:D:W:h", opts, NULL)) !=
            -1) {
         switch (c) {
         case 'd': o.dir = optarg; break;
@@ -764,6 +770,14 @@ int cmd_bundle(int argc, char **argv)
         case 'S': o.small = 1; break;
         case 'N': o.no_record = 1; break;
         case 'h': bundle_usage(stdout); return 0;
+        case 'D': case 'W':
+            if (parse_i64(optarg, &v) || v < 1 || v > 100000) {
+                fprintf(stderr, "sldd bundle: --%s wants 1..100000, not '%s'\n",
+                        c == 'D' ? "depth" : "width", optarg);
+                return 2;
+            }
+            *(c == 'D' ? &o.depth : &o.width) = v;
+            break;
         case 'n': case 'c': case 'x': case 'k': case 'q': case 'm':
             if (parse_i64(optarg, &v) || v < 0) {
                 fprintf(stderr, "sldd bundle: bad number '%s'\n", optarg);

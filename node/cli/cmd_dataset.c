@@ -59,7 +59,8 @@ static void usage_prepare(FILE *f)
 {
     fprintf(f,
             "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
-            "                            [--patch-resize R]\n"
+            "                            [--patch-resize R] [--max-pixels N]\n"
+            "                            [--max-image-pixels N]\n"
             "\n"
             "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
             "into the PxP patch grid with stride S, label the patches of images with\n"
@@ -71,7 +72,12 @@ static void usage_prepare(FILE *f)
             "  --patch P           patch size in pixels (default 299, as in the paper)\n"
             "  --stride S          grid stride in pixels (default 50)\n"
             "  --patch-resize R    network input size: patches are area-averaged from\n"
-            "                      PxP down to RxR (default: P, no resizing)\n");
+            "                      PxP down to RxR (default: P, no resizing)\n"
+            "  --max-pixels N      refuse a data set whose PNG headers declare more than N\n"
+            "                      pixels in all (default 4294967296 = 2^32), before\n"
+            "                      decoding anything\n"
+            "  --max-image-pixels N  the same for one image (default 268435456 =\n"
+            "                      16384x16384)\n");
 }
 
 /* Strict number parsing: the whole argument, in range, or a message. */
@@ -271,11 +277,12 @@ typedef struct split_stats {
     int64_t count[SD_NUM_CLASSES], discarded;
 } split_stats;
 
-static int index_split(const char *dir, int split, int psize, int stride, split_stats *st,
-                       sd_patch_index *keep, sd_dataset **keep_ds, sd_error *err)
+static int index_split(const char *dir, int split, int psize, int stride,
+                       const sd_dataset_limits *lim, split_stats *st, sd_patch_index *keep,
+                       sd_dataset **keep_ds, sd_error *err)
 {
     sd_dataset *ds = NULL;
-    int rc = sd_dataset_open(&ds, dir, 1u << split, err);
+    int rc = sd_dataset_open_limited(&ds, dir, 1u << split, lim, err);
     if (rc)
         return rc;
     sd_patch_index ix;
@@ -374,11 +381,15 @@ static int run_prepare(int argc, char **argv)
                                          {"patch", required_argument, 0, 'p'},
                                          {"stride", required_argument, 0, 's'},
                                          {"patch-resize", required_argument, 0, 'r'},
+                                         {"max-pixels", required_argument, 0, 'M'},
+                                         {"max-image-pixels", required_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL;
     long psize = 299, stride = 50, osize = 0, v;
     int c;
+    sd_dataset_limits lim;
+    sd_dataset_limits_default(&lim);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -398,6 +409,13 @@ static int run_prepare(int argc, char **argv)
             if (parse_long("prepare", "--patch-resize", optarg, 1, 16384, &v))
                 return 2;
             osize = v;
+            break;
+        case 'M':
+        case 'I':
+            if (parse_long("prepare", c == 'M' ? "--max-pixels" : "--max-image-pixels", optarg, 1,
+                           1L << 40, &v))
+                return 2;
+            *(c == 'M' ? &lim.max_pixels : &lim.max_image_pixels) = v;
             break;
         case 'h': usage_prepare(stdout); return 0;
         default:
@@ -433,9 +451,10 @@ static int run_prepare(int argc, char **argv)
     sd_dataset *ds = NULL;
     sd_patch_index ix;
     split_stats st[SD_SPLIT_COUNT];
-    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &st[0], &ix, &ds, &err);
+    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds,
+                         &err);
     for (int s = 1; !rc && s < SD_SPLIT_COUNT; s++)
-        rc = index_split(dir, s, (int)psize, (int)stride, &st[s], NULL, NULL, &err);
+        rc = index_split(dir, s, (int)psize, (int)stride, &lim, &st[s], NULL, NULL, &err);
     if (rc) {
         fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
         if (ds) {

@@ -1,8 +1,10 @@
 /*
  * nd_import.c - the import worker: parse a stored bundle's payload once,
- * rebuild theta_opt from it (Algorithm 2), evaluate it on the local labelled
- * data and store it as a weights object that detection loads (nd_detect.h),
- * making the bundle available for detection (see nd_inbound.h).
+ * check its rebuild against the node's rebuild policy (nd_rebuild.h) before
+ * anything of its model is allocated, rebuild theta_opt from it (Algorithm
+ * 2), evaluate it on the local labelled data and store it as a weights
+ * object that detection loads (nd_detect.h), making the bundle available
+ * for detection (see nd_inbound.h).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -48,7 +50,7 @@ static int import_one(nd_inbound *in, const char *bid)
     nd_payload_info info;
     nd_infer inf;
     nd_eval ev;
-    int rc, evaluated = 0, failed = 0;
+    int rc, evaluated = 0, failed = 0, refused = 0;
     memset(&ev, 0, sizeof ev);
     memset(&inf, 0, sizeof inf);
     if ((rc = nd_db_text(in->wdb, sender, sizeof sender, NULL, &e,
@@ -65,13 +67,14 @@ static int import_one(nd_inbound *in, const char *bid)
     }
     /* the payload is parsed once and replayed once; theta_opt is stored for
      * detection (nd_detect.h) and evaluated here */
-    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, in->be, &inf, &info,
-                              wname, note, sizeof note, &e);
+    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &c->cfg.rebuild,
+                              in->be, &inf, &info, wname, note, sizeof note, &e);
     if (rc < 0) {
         nd_log(c, "error", "import %.12s: %s", bid, e.msg);
         return rc; /* retried later; the bundle stays stored */
     }
     failed = rc > 0;
+    refused = rc == 2;
     if (!failed && in->data_state == 0) {
         if (!c->cfg.data[0]) {
             in->data_state = -1;
@@ -95,7 +98,9 @@ static int import_one(nd_inbound *in, const char *bid)
     }
     nd_infer_free(&inf);
     nd_test_hold(c, "import");
-    if (failed)
+    if (refused)
+        snprintf(detail, sizeof detail, "%s", note);
+    else if (failed)
         snprintf(detail, sizeof detail, "rebuild failed: %s", note);
     else if (evaluated)
         snprintf(detail, sizeof detail,
@@ -105,7 +110,8 @@ static int import_one(nd_inbound *in, const char *bid)
     else
         snprintf(detail, sizeof detail, "rebuilt theta_opt; %s", note);
     snprintf(actor, sizeof actor, "node");
-    nd_lifecycle_why why = {actor, "import", sender, failed ? "failed" : "ok", detail,
+    nd_lifecycle_why why = {actor, "import", sender,
+                            refused ? "refused" : failed ? "failed" : "ok", detail,
                             failed ? note : ""};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(in->wdb, &e)))

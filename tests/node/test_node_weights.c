@@ -266,7 +266,9 @@ int main(void)
     nd_infer imp = {0}, fresh = {0}, got = {0};
     nd_payload_info info;
     uint64_t p0 = nd_debug_parse_count(), r0 = sd_debug_replay_count();
-    int rc = nd_theta_opt_rebuild(root, ph, (size_t)1 << 30, be, &imp, &info, wname, note,
+    nd_rebuild_limits lim;
+    nd_rebuild_limits_default(&lim);
+    int rc = nd_theta_opt_rebuild(root, ph, (size_t)1 << 30, &lim, be, &imp, &info, wname, note,
                                   sizeof note, &e);
     CHECKF(rc == 0, "%s %s", note, e.msg);
     CHECK(nd_debug_parse_count() - p0 == 1);
