@@ -2,8 +2,9 @@
  * sd_backend.h - the compute backend interface (DESIGN §5).
  *
  * A backend is a table of function pointers plus a context.  The CPU backend
- * (sd_backend_cpu.c) is always built and is the reference; the CUDA backend
- * (gpu/) implements the same table.  Layer code calls only through this table,
+ * (engine/cpu/, one file per op family) is always built and is the
+ * reference; the CUDA backend (gpu/, split the same way) implements the same
+ * table.  Layer code calls only through this table,
  * never #ifdef on the backend.
  *
  * Conventions, shared by every implementation:
