@@ -9,7 +9,13 @@
  * which SSIM follows with the window means and variances computed once per
  * image.  The queries (synthetic images and the held-out sample) are
  * prepared once; training samples stream through in blocks, so memory is
- * bounded by the block size whatever the size of the training set.
+ * bounded by the block size whatever the size of the training set.  The
+ * GEMMs are the backend's (be->gemm on backend memory), so the search runs
+ * on the device the distillation used; the rest is host arithmetic.
+ *
+ * Also here: membership inference on the replayed model, and the audit that
+ * runs both.  The policy and decision are sd_privacy_policy.c's, the picture
+ * sd_privacy_plot.c's.
  */
 #include "sd_privacy.h"
 
@@ -37,25 +43,6 @@ void sd_privacy_config_defaults(sd_privacy_config *cfg)
     cfg->max_members = 1000;
     cfg->max_work = 1e11;
     cfg->chunk = 1024;
-}
-
-void sd_privacy_report_describe(const sd_privacy_report *r, char *buf, size_t len)
-{
-    char pol[512];
-    sd_privacy_policy_describe(&r->policy, pol, sizeof pol);
-    int o = snprintf(buf, len,
-                     "%s; normalised RMS distance and %dx%d-window SSIM at %dx%d; searched %lld "
-                     "of %lld training samples; %lld of %lld held-out samples",
-                     pol, SD_SSIM_WINDOW, SD_SSIM_WINDOW, r->cmp_h, r->cmp_w,
-                     (long long)r->train_searched, (long long)r->train_count,
-                     (long long)r->heldout_used, (long long)r->heldout_count);
-    if (o < 0 || (size_t)o >= len)
-        return;
-    if (r->membership_done)
-        snprintf(buf + o, len - (size_t)o, "; membership %lld members v %lld held-out",
-                 (long long)r->members, (long long)r->nonmembers);
-    else
-        snprintf(buf + o, len - (size_t)o, "; membership not measured");
 }
 
 void sd_privacy_report_free(sd_privacy_report *r)

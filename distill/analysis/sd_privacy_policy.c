@@ -1,8 +1,9 @@
 /*
  * sd_privacy_policy.c - the privacy audit's policy: its defaults, the
- * key=value parser of `--privacy-policy` and the node's configuration, its
- * description, and the decision (pass, warn, block) it makes on a report
- * (sd_privacy.h, docs/privacy.md).  The measurements are sd_privacy.c's.
+ * key=value parser of `--privacy-policy` and the node's configuration, the
+ * description of a policy and of a report, and the decision (pass, warn,
+ * block) made on a report (sd_privacy.h, docs/privacy.md).  The
+ * measurements are sd_privacy.c's.
  */
 #include "sd_privacy.h"
 
@@ -87,6 +88,25 @@ void sd_privacy_policy_describe(const sd_privacy_policy *p, char *buf, size_t le
              "AUC above %.3g",
              p->block_distance_pct, p->block_ssim, p->block_auc, p->warn_distance_pct,
              p->warn_ssim_pct, p->warn_auc);
+}
+
+void sd_privacy_report_describe(const sd_privacy_report *r, char *buf, size_t len)
+{
+    char pol[512];
+    sd_privacy_policy_describe(&r->policy, pol, sizeof pol);
+    int o = snprintf(buf, len,
+                     "%s; normalised RMS distance and %dx%d-window SSIM at %dx%d; searched %lld "
+                     "of %lld training samples; %lld of %lld held-out samples",
+                     pol, SD_SSIM_WINDOW, SD_SSIM_WINDOW, r->cmp_h, r->cmp_w,
+                     (long long)r->train_searched, (long long)r->train_count,
+                     (long long)r->heldout_used, (long long)r->heldout_count);
+    if (o < 0 || (size_t)o >= len)
+        return;
+    if (r->membership_done)
+        snprintf(buf + o, len - (size_t)o, "; membership %lld members v %lld held-out",
+                 (long long)r->members, (long long)r->nonmembers);
+    else
+        snprintf(buf + o, len - (size_t)o, "; membership not measured");
 }
 
 const char *sd_privacy_verdict_name(sd_privacy_verdict v)
