@@ -381,7 +381,8 @@ static double share_below(const double *v, size_t n, double x)
 
 /* The GEMM operands and products live in backend memory (dzq, dsq: the
  * queries, uploaded once; dzt, dst: the current training block; dgd, dgp:
- * the products, downloaded into gd, gp); everything else is on the host. */
+ * the products, downloaded into gd, gp; see pair_alloc); everything else is
+ * on the host. */
 typedef struct search {
     geom g;
     sd_backend *be;
@@ -399,28 +400,42 @@ typedef struct search {
     int64_t *best_di, *best_si;
 } search;
 
+/* A GEMM operand or product: backend memory, and the host array the search
+ * prepares or reads.  On a host-memory backend (the CPU) they are the same
+ * memory and nothing is copied, so the CPU does exactly the work of a direct
+ * CBLAS call. */
+static int pair_alloc(sd_backend *be, size_t bytes, sd_real **dev, sd_real **host)
+{
+    int rc = be->alloc(be, bytes, (void **)dev);
+    if (rc)
+        return rc;
+    *host = be->host_memory ? *dev : malloc(bytes);
+    return *host ? SD_OK : sd_error_set(&be->err, SD_ENOMEM, "cannot allocate %zu bytes", bytes);
+}
+
+static void pair_free(sd_backend *be, sd_real *dev, sd_real *host)
+{
+    if (host != dev)
+        free(host);
+    be->free(be, dev);
+}
+
 static void search_free(search *s)
 {
     if (s->be) {
-        s->be->free(s->be, s->dzq);
-        s->be->free(s->be, s->dsq);
-        s->be->free(s->be, s->dzt);
-        s->be->free(s->be, s->dst);
-        s->be->free(s->be, s->dgd);
-        s->be->free(s->be, s->dgp);
+        pair_free(s->be, s->dzq, s->zq);
+        pair_free(s->be, s->dsq, s->sq);
+        pair_free(s->be, s->dzt, s->zt);
+        pair_free(s->be, s->dst, s->st);
+        pair_free(s->be, s->dgd, s->gd);
+        pair_free(s->be, s->dgp, s->gp);
     }
-    free(s->zq);
     free(s->nq);
-    free(s->sq);
     free(s->muq);
     free(s->vq);
-    free(s->zt);
     free(s->nt);
-    free(s->st);
     free(s->mut);
     free(s->vt);
-    free(s->gd);
-    free(s->gp);
     free(s->acc);
     free(s->tmp);
     free(s->best_d2);
@@ -432,50 +447,53 @@ static void search_free(search *s)
 static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *err)
 {
     const geom *g = &s->g;
-    size_t c = (size_t)cap;
+    size_t c = (size_t)cap, qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
+    const size_t R = sizeof(sd_real);
     s->be = be;
     s->q = q;
     s->cap = cap;
-    s->zq = malloc(q * g->d * sizeof(sd_real));
+    int rc;
+    if ((rc = pair_alloc(be, q * g->d * R, &s->dzq, &s->zq)) ||
+        (rc = pair_alloc(be, q * g->dw * R, &s->dsq, &s->sq)) ||
+        (rc = pair_alloc(be, c * g->d * R, &s->dzt, &s->zt)) ||
+        (rc = pair_alloc(be, c * g->dw * R, &s->dst, &s->st)) ||
+        (rc = pair_alloc(be, q * c * R, &s->dgd, &s->gd)) ||
+        (rc = pair_alloc(be, qb * c * R, &s->dgp, &s->gp)))
+        return sd_error_set(err, rc, "privacy audit: %s", be->err.msg);
     s->nq = malloc(q * sizeof(float));
-    s->sq = malloc(q * g->dw * sizeof(sd_real));
     s->muq = malloc(q * g->nwin * sizeof(float));
     s->vq = malloc(q * g->nwin * sizeof(float));
-    s->zt = malloc(c * g->d * sizeof(sd_real));
     s->nt = malloc(c * sizeof(float));
-    s->st = malloc(c * g->dw * sizeof(sd_real));
     s->mut = malloc(c * g->nwin * sizeof(float));
     s->vt = malloc(c * g->nwin * sizeof(float));
-    s->gd = malloc(q * c * sizeof(sd_real));
-    size_t qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
-    s->gp = malloc(qb * c * sizeof(sd_real));
     s->acc = malloc(qb * c * sizeof(float));
     s->tmp = malloc(g->d * sizeof(double));
     s->best_d2 = malloc(q * sizeof(double));
     s->best_s = malloc(q * sizeof(double));
     s->best_di = malloc(q * sizeof(int64_t));
     s->best_si = malloc(q * sizeof(int64_t));
-    if (!s->zq || !s->nq || !s->sq || !s->muq || !s->vq || !s->zt || !s->nt || !s->st ||
-        !s->mut || !s->vt || !s->gd || !s->gp || !s->acc || !s->tmp || !s->best_d2 ||
-        !s->best_s || !s->best_di || !s->best_si)
+    if (!s->nq || !s->muq || !s->vq || !s->nt || !s->mut || !s->vt || !s->acc || !s->tmp ||
+        !s->best_d2 || !s->best_s || !s->best_di || !s->best_si)
         return sd_error_set(err, SD_ENOMEM,
                             "privacy audit: out of memory for %zu queries of %zu values", q,
                             g->dw);
-    const size_t R = sizeof(sd_real);
-    int rc;
-    if ((rc = be->alloc(be, q * g->d * R, (void **)&s->dzq)) ||
-        (rc = be->alloc(be, q * g->dw * R, (void **)&s->dsq)) ||
-        (rc = be->alloc(be, c * g->d * R, (void **)&s->dzt)) ||
-        (rc = be->alloc(be, c * g->dw * R, (void **)&s->dst)) ||
-        (rc = be->alloc(be, q * c * R, (void **)&s->dgd)) ||
-        (rc = be->alloc(be, qb * c * R, (void **)&s->dgp)))
-        return sd_error_set(err, rc, "privacy audit: %s", be->err.msg);
     for (size_t i = 0; i < q; i++) {
         s->best_d2[i] = INFINITY;
         s->best_s[i] = -INFINITY;
         s->best_di[i] = s->best_si[i] = -1;
     }
     return SD_OK;
+}
+
+/* host -> backend and back; nothing to do where they are the same memory */
+static int to_backend(sd_backend *be, sd_real *dev, const sd_real *host, size_t bytes)
+{
+    return dev == host ? SD_OK : be->upload(be, dev, host, bytes);
+}
+
+static int from_backend(sd_backend *be, sd_real *host, const sd_real *dev, size_t bytes)
+{
+    return dev == host ? SD_OK : be->download(be, host, dev, bytes);
 }
 
 static void prep_query(search *s, size_t i, const float *x)
@@ -495,15 +513,16 @@ static int search_fail(search *s, int rc, sd_error *err)
 static int search_upload_queries(search *s, sd_error *err)
 {
     sd_backend *be = s->be;
-    int rc = be->upload(be, s->dzq, s->zq, s->q * s->g.d * sizeof(sd_real));
+    int rc = to_backend(be, s->dzq, s->zq, s->q * s->g.d * sizeof(sd_real));
     if (!rc)
-        rc = be->upload(be, s->dsq, s->sq, s->q * s->g.dw * sizeof(sd_real));
+        rc = to_backend(be, s->dsq, s->sq, s->q * s->g.dw * sizeof(sd_real));
     return rc ? search_fail(s, rc, err) : SD_OK;
 }
 
 /* Compare every query with training samples idx[0..n) whose images are x.
  * The products are the backend's GEMM: on the CPU backend the same
- * single-threaded SGEMM as a direct CBLAS call, so the same bits. */
+ * single-threaded SGEMM on the same operands as a direct CBLAS call, so the
+ * same bits. */
 static int search_block(search *s, const float *x, const int64_t *idx, int n, sd_error *err)
 {
     sd_backend *be = s->be;
@@ -516,13 +535,13 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
     }
     int Q = (int)s->q, rc;
     const size_t R = sizeof(sd_real);
-    if ((rc = be->upload(be, s->dzt, s->zt, (size_t)n * g->d * R)) ||
-        (rc = be->upload(be, s->dst, s->st, (size_t)n * g->dw * R)))
+    if ((rc = to_backend(be, s->dzt, s->zt, (size_t)n * g->d * R)) ||
+        (rc = to_backend(be, s->dst, s->st, (size_t)n * g->dw * R)))
         return search_fail(s, rc, err);
     /* distances: d2 = |a|^2 + |b|^2 - 2 a.b */
     if ((rc = be->gemm(be, 0, 1, Q, n, (int)g->d, 1, s->dzq, (int)g->d, s->dzt, (int)g->d, 0,
                        s->dgd, n)) ||
-        (rc = be->download(be, s->gd, s->dgd, (size_t)Q * (size_t)n * R)))
+        (rc = from_backend(be, s->gd, s->dgd, (size_t)Q * (size_t)n * R)))
         return search_fail(s, rc, err);
     for (int q = 0; q < Q; q++) {
         const sd_real *row = s->gd + (size_t)q * (size_t)n;
@@ -550,7 +569,7 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
             if ((rc = be->gemm(be, 0, 1, qn, n, (int)g->wa, 2.0f * inv_wa,
                                s->dsq + (size_t)q0 * g->dw + b * g->wa, (int)g->dw,
                                s->dst + b * g->wa, (int)g->dw, 0, s->dgp, n)) ||
-                (rc = be->download(be, s->gp, s->dgp, (size_t)qn * (size_t)n * R)))
+                (rc = from_backend(be, s->gp, s->dgp, (size_t)qn * (size_t)n * R)))
                 return search_fail(s, rc, err);
             const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
             for (int q = 0; q < qn; q++) {

@@ -63,6 +63,10 @@ struct sd_backend {
     const char *name; /* "cpu" or "cuda" */
     void *ctx;
     sd_error err;     /* last error message */
+    /* 1 where backend memory is ordinary host memory (the CPU backend): a
+     * caller may then read and write it in place instead of copying through
+     * upload/download.  0 for device memory (CUDA). */
+    int host_memory;
 
     void (*destroy)(sd_backend *be);
 

@@ -318,7 +318,9 @@ static int counting_gemm(sd_backend *be, int ta, int tb, int m, int n, int k, sd
 
 /* The nearest-training search runs its GEMMs with the backend's gemm (so it
  * runs where the backend runs) and reports a failing one; the figures are
- * those of the plain backend, bit for bit. */
+ * those of the plain backend, bit for bit, also when the backend's memory is
+ * treated as device memory (separate host arrays, uploads and downloads: the
+ * path a GPU takes). */
 static void test_search_backend(sd_backend *be)
 {
     set tr, ho;
@@ -331,7 +333,7 @@ static void test_search_backend(sd_backend *be)
     sd_privacy_config cfg;
     sd_privacy_config_defaults(&cfg);
     cfg.chunk = 64;
-    sd_privacy_report r1 = {0}, r2 = {0}, r3 = {0};
+    sd_privacy_report r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
     sd_error err = {0};
     int rc = sd_privacy_nearest(&r1, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
     CHECKF(rc == 0, "%s", err.msg);
@@ -348,6 +350,14 @@ static void test_search_backend(sd_backend *be)
         CHECK(!memcmp(r1.heldout_ssim_q, r2.heldout_ssim_q, sizeof r1.heldout_ssim_q));
         CHECK(r2.images[0].pixel_index == 77 && r2.images[0].ssim_index == 77);
     }
+    be->host_memory = 0;
+    rc = sd_privacy_nearest(&r4, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
+    be->host_memory = 1;
+    CHECKF(rc == 0, "%s", err.msg);
+    if (!rc && r1.images && r4.images) {
+        CHECK(!memcmp(r1.images, r4.images, 2 * sizeof *r1.images));
+        CHECK(!memcmp(r1.heldout_ssim_q, r4.heldout_ssim_q, sizeof r1.heldout_ssim_q));
+    }
     gemm_fail = 1;
     rc = sd_privacy_nearest(&r3, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
     CHECKF(rc == SD_EBACKEND && strstr(err.msg, "gemm refused by the test"), "rc %d: %s", rc,
@@ -357,6 +367,7 @@ static void test_search_backend(sd_backend *be)
     sd_privacy_report_free(&r1);
     sd_privacy_report_free(&r2);
     sd_privacy_report_free(&r3);
+    sd_privacy_report_free(&r4);
     free(img);
     set_free(&tr);
     set_free(&ho);

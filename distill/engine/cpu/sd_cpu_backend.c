@@ -258,6 +258,7 @@ int sd_backend_cpu_create(sd_backend **out, int threads, sd_error *err)
 
     be->name = "cpu";
     be->ctx = ctx;
+    be->host_memory = 1;
     be->destroy = cpu_destroy;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
