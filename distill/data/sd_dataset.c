@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "sd_csv.h"
 #include "sd_file.h"
 #include "sd_png.h"
+#include "sd_pool.h"
 
 #define PATH_MAX_LEN 4096
 
@@ -37,79 +37,6 @@ const char *sd_class_name(int cls)
 {
     static const char *names[SD_NUM_CLASSES] = {"I", "N", "P"};
     return cls >= 0 && cls < SD_NUM_CLASSES ? names[cls] : "?";
-}
-
-/* ---- a small parallel-for over images ---- */
-
-typedef int (*task_fn)(void *ctx, int i, sd_error *err);
-
-typedef struct pool_job {
-    task_fn fn;
-    void *ctx;
-    int n, next, failed, err_i;
-    pthread_mutex_t lock;
-    sd_error err;
-} pool_job;
-
-static void *pool_worker(void *arg)
-{
-    pool_job *J = arg;
-    for (;;) {
-        pthread_mutex_lock(&J->lock);
-        int i = J->failed ? J->n : J->next++;
-        pthread_mutex_unlock(&J->lock);
-        if (i >= J->n)
-            return NULL;
-        sd_error e = {0};
-        int rc = J->fn(J->ctx, i, &e);
-        if (rc) {
-            pthread_mutex_lock(&J->lock);
-            /* Keep the error of the lowest index.  Work is handed out in
-             * order and every task below a failure completes, so this is the
-             * first bad item whatever the thread timing. */
-            if (!J->failed || i < J->err_i) {
-                J->failed = 1;
-                J->err_i = i;
-                J->err = e;
-                if (!J->err.code)
-                    J->err.code = rc;
-            }
-            pthread_mutex_unlock(&J->lock);
-        }
-    }
-}
-
-static int parallel_for(int n, task_fn fn, void *ctx, sd_error *err)
-{
-    pool_job J;
-    memset(&J, 0, sizeof J);
-    J.fn = fn;
-    J.ctx = ctx;
-    J.n = n;
-    pthread_mutex_init(&J.lock, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = cpus > 0 ? (int)cpus : 1;
-    if (nt > 32)
-        nt = 32;
-    if (nt > n)
-        nt = n;
-    pthread_t tid[32];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        if (pthread_create(&tid[started], NULL, pool_worker, &J) != 0)
-            break;
-        started++;
-    }
-    pool_worker(&J);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    pthread_mutex_destroy(&J.lock);
-    if (J.failed) {
-        if (err)
-            *err = J.err;
-        return J.err.code ? J.err.code : SD_EIO;
-    }
-    return 0;
 }
 
 /* ---- paths ---- */
@@ -447,7 +374,7 @@ static int decode_splits(sd_dataset *ds, unsigned splits, int keep, sd_error *er
         if ((splits >> ds->img[i].split & 1u) && (keep || !ds->img[i].loaded))
             todo[m++] = i;
     load_ctx L = {ds, todo, keep};
-    int rc = m ? parallel_for(m, load_one, &L, err) : 0;
+    int rc = m ? sd_pool_run_once(0, m, load_one, &L, err) : 0;
     free(todo);
     return rc;
 }

@@ -7,7 +7,7 @@
  *    other entry points);
  *  - SD_BN_FROZEN: io->theta_bn = running mean (c) then var (c), constants.
  * The formulas and their derivations are with the backend ops
- * (sd_backend_cpu.c, "batch normalisation"); this file only routes buffers.
+ * (cpu/sd_cpu_bn.c); this file only routes buffers.
  */
 #include "sd_layer_impl.h"
 

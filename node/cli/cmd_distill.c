@@ -267,7 +267,7 @@ static void distill_result_json(const char *out, const distill_args *a, const ch
     fclose(rj);
 }
 
-/* The privacy audit (DESIGN §9, docs/privacy.md): carried in the payload
+/* The privacy audit (docs/privacy.md): carried in the payload
  * (head->privacy) and drawn for the approver.  1 when it could not run. */
 static int distill_privacy(const char *out, nd_data *ds, const sd_distilled *res,
                            sd_backend *be, sd_privacy_report *prv, nd_bundle_head *head)
