@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* 1-D area weights in integer units of 1/osize of a source pixel: output
  * cell o covers [o*psize, (o+1)*psize) and source pixel j covers
@@ -103,28 +104,46 @@ static int cut_check(int n, int psize, int osize, double std, sd_error *err)
     return 0;
 }
 
+/* The scratch of one cutting call: the area weights and one patch reduced
+ * along x (psize rows of osize). */
+typedef struct cutter {
+    area_w a;
+    double *tmp;
+    size_t osz; /* values per output patch */
+} cutter;
+
+static void cutter_free(cutter *c)
+{
+    free(c->tmp);
+    area_w_free(&c->a);
+}
+
+static int cutter_init(cutter *c, int psize, int osize, sd_error *err)
+{
+    memset(c, 0, sizeof *c);
+    c->osz = (size_t)osize * (size_t)osize;
+    c->tmp = malloc((size_t)psize * (size_t)osize * sizeof *c->tmp);
+    if (!c->tmp || area_w_init(&c->a, psize, osize)) {
+        cutter_free(c);
+        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
+    }
+    return 0;
+}
+
 int sd_patch_cut(const uint16_t *pix, const int64_t *img_off, const int32_t *img_w,
                  const int32_t *idx, int n, int psize, int osize, double mean, double std,
                  sd_real *out, sd_error *err)
 {
+    cutter c;
     int rc = cut_check(n, psize, osize, std, err);
-    if (rc || n == 0)
+    if (rc || n == 0 || (rc = cutter_init(&c, psize, osize, err)))
         return rc;
-    area_w a = {0};
-    double *tmp = malloc((size_t)psize * (size_t)osize * sizeof *tmp);
-    if (!tmp || area_w_init(&a, psize, osize)) {
-        free(tmp);
-        area_w_free(&a);
-        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
-    }
-    size_t osz = (size_t)osize * (size_t)osize;
     for (int k = 0; k < n; k++) {
         int im = idx[3 * k], y = idx[3 * k + 1], x = idx[3 * k + 2];
         const uint16_t *src = pix + img_off[im] + (int64_t)y * img_w[im] + x;
-        cut_one(src, img_w[im], psize, osize, &a, tmp, mean, std, out + k * osz);
+        cut_one(src, img_w[im], psize, osize, &c.a, c.tmp, mean, std, out + k * c.osz);
     }
-    free(tmp);
-    area_w_free(&a);
+    cutter_free(&c);
     return 0;
 }
 
@@ -137,29 +156,22 @@ int sd_patch_cut_index(const sd_dataset *ds, const sd_patch_index *ix, size_t fi
     if (first + (size_t)n > ix->n)
         return sd_error_set(err, SD_EINVAL, "patch cut: patches %zu..%zu beyond the index (%zu)",
                             first, first + (size_t)n, ix->n);
-    area_w a = {0};
     int ps = ix->psize;
-    double *tmp = malloc((size_t)ps * (size_t)osize * sizeof *tmp);
-    if (!tmp || area_w_init(&a, ps, osize)) {
-        free(tmp);
-        area_w_free(&a);
-        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
-    }
-    size_t osz = (size_t)osize * (size_t)osize;
+    cutter c;
+    if ((rc = cutter_init(&c, ps, osize, err)))
+        return rc;
     for (int k = 0; k < n; k++) {
         const sd_patch *p = &ix->p[first + (size_t)k];
         const sd_dataset_image *im = &ds->img[p->img];
         if (!im->loaded || p->y < 0 || p->x < 0 || p->y + ps > im->h || p->x + ps > im->w) {
-            free(tmp);
-            area_w_free(&a);
+            cutter_free(&c);
             return sd_error_set(err, SD_EINVAL, "patch cut: patch %zu does not fit image %s",
                                 first + (size_t)k, im->id);
         }
         const uint16_t *src = ds->pix + im->off + (int64_t)p->y * im->w + p->x;
-        cut_one(src, im->w, ps, osize, &a, tmp, ix->mean, ix->std, out + k * osz);
+        cut_one(src, im->w, ps, osize, &c.a, c.tmp, ix->mean, ix->std, out + k * c.osz);
     }
-    free(tmp);
-    area_w_free(&a);
+    cutter_free(&c);
     return 0;
 }
 
@@ -167,29 +179,20 @@ int sd_patch_cut_image(const uint16_t *pix, int w, int h, const int32_t *ys, con
                        int n, int psize, int osize, double mean, double std, sd_real *out,
                        sd_error *err)
 {
+    cutter c;
     int rc = cut_check(n, psize, osize, std, err);
-    if (rc || n == 0)
+    if (rc || n == 0 || (rc = cutter_init(&c, psize, osize, err)))
         return rc;
-    area_w a = {0};
-    double *tmp = malloc((size_t)psize * (size_t)osize * sizeof *tmp);
-    if (!tmp || area_w_init(&a, psize, osize)) {
-        free(tmp);
-        area_w_free(&a);
-        return sd_error_set(err, SD_ENOMEM, "patch cut: out of memory");
-    }
-    size_t osz = (size_t)osize * (size_t)osize;
     for (int k = 0; k < n; k++) {
         if (ys[k] < 0 || xs[k] < 0 || ys[k] + psize > h || xs[k] + psize > w) {
-            free(tmp);
-            area_w_free(&a);
+            cutter_free(&c);
             return sd_error_set(err, SD_EINVAL,
                                 "patch cut: window at (%d,%d) of size %d outside a %dx%d image",
                                 xs[k], ys[k], psize, w, h);
         }
-        cut_one(pix + (size_t)ys[k] * w + xs[k], w, psize, osize, &a, tmp, mean, std,
-                out + k * osz);
+        cut_one(pix + (size_t)ys[k] * w + xs[k], w, psize, osize, &c.a, c.tmp, mean, std,
+                out + k * c.osz);
     }
-    free(tmp);
-    area_w_free(&a);
+    cutter_free(&c);
     return 0;
 }
