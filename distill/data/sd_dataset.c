@@ -701,5 +701,3 @@ void sd_patch_index_free(sd_patch_index *ix)
     ix->p = NULL;
     ix->n = 0;
 }
-
-}
