@@ -398,8 +398,8 @@ static int fetcher_init(fetcher *ft, const sd_data_view *v, sd_backend *be, int 
     ft->lab = malloc((size_t)cap * sizeof *ft->lab);
     if (!ft->host || !ft->x || !ft->lab)
         return sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
-    int rc = be->alloc(be, n * sizeof(sd_real), (void **)&ft->dev);
-    return rc ? sd_error_set(err, rc, "privacy audit: %s", be->err.msg) : SD_OK;
+    int rc = be->alloc(be, err, n * sizeof(sd_real), (void **)&ft->dev);
+    return rc ? sd_error_wrap_code(err, rc, "privacy audit") : SD_OK;
 }
 
 static void fetcher_free(fetcher *ft)
@@ -417,8 +417,8 @@ static int fetch_rows(fetcher *ft, const int64_t *idx, int n, sd_error *err)
     int rc = ft->v->fetch(ft->v->ctx, ft->be, idx, n, ft->dev, ft->lab, err);
     if (rc)
         return rc;
-    if ((rc = ft->be->download(ft->be, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
-        return sd_error_set(err, rc, "privacy audit: %s", ft->be->err.msg);
+    if ((rc = ft->be->download(ft->be, err, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
+        return sd_error_wrap_code(err, rc, "privacy audit");
     for (size_t i = 0; i < (size_t)n * ft->d; i++)
         ft->x[i] = (float)ft->host[i];
     return SD_OK;
@@ -891,9 +891,9 @@ static int sample_losses(const sd_model *m, sd_backend *be, sd_exec *ex, const s
         if ((rc = v->fetch(v->ctx, be, idx, n, xb, label + s, err)))
             goto out;
         sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
-        if ((rc = sd_exec_forward(ex, &a)) ||
-            (rc = be->download(be, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
-            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+        if ((rc = sd_exec_forward(ex, &a, err)) ||
+            (rc = be->download(be, err, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
+            sd_error_wrap_code(err, rc, "membership audit");
             goto out;
         }
         for (int i = 0; i < n; i++) {
@@ -946,9 +946,9 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     }
     if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)))
         goto out;
-    if ((rc = be->alloc(be, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
-        (rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
-        sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+    if ((rc = be->alloc(be, err, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
+        (rc = be->alloc(be, err, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
+        sd_error_wrap_code(err, rc, "membership audit");
         goto out;
     }
     if (m->n_bn) {
@@ -963,8 +963,8 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
         }
         for (size_t i = 0; i < m->n_bn; i++)
             bnh[i] = bn_stats[i];
-        if ((rc = be->upload(be, bn, bnh, m->n_bn * sizeof *bnh))) {
-            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+        if ((rc = be->upload(be, err, bn, bnh, m->n_bn * sizeof *bnh))) {
+            sd_error_wrap_code(err, rc, "membership audit");
             goto out;
         }
     }

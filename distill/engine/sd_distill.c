@@ -109,16 +109,16 @@ static double now_seconds(void)
     do {                                                                                   \
         int rc_ = (call);                                                                  \
         if (rc_)                                                                           \
-            return sd_error_set(&(d)->err, rc_, "%s: %s", what, (d)->be->err.msg);         \
+            return sd_error_wrap_code(&(d)->err, rc_, "%s", what);                        \
     } while (0)
 
 static int dev_alloc(sd_backend *be, size_t elems, sd_real **out, sd_error *err)
 {
     *out = NULL;
-    int rc = be->alloc(be, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
+    int rc = be->alloc(be, err, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
     if (rc)
-        return sd_error_set(err, rc, "allocating %zu values: %s", elems, be->err.msg);
-    return be->zero(be, *out, (elems ? elems : 1) * sizeof(sd_real));
+        return sd_error_wrap_code(err, rc, "allocating %zu values", elems);
+    return be->zero(be, err, *out, (elems ? elems : 1) * sizeof(sd_real));
 }
 
 /* host float -> backend sd_real */
@@ -126,34 +126,34 @@ static int upload_floats(sd_backend *be, sd_real *dst, const float *src, size_t 
 {
     int rc;
     if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->upload(be, dst, src, n * sizeof(float));
+        rc = be->upload(be, err, dst, src, n * sizeof(float));
     } else {
         sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++)
             tmp[i] = (sd_real)src[i];
-        rc = be->upload(be, dst, tmp, n * sizeof *tmp);
+        rc = be->upload(be, err, dst, tmp, n * sizeof *tmp);
         free(tmp);
     }
-    return rc ? sd_error_set(err, rc, "upload: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "upload") : SD_OK;
 }
 
 static int download_floats(sd_backend *be, float *dst, const sd_real *src, size_t n, sd_error *err)
 {
     int rc;
     if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->download(be, dst, src, n * sizeof(float));
+        rc = be->download(be, err, dst, src, n * sizeof(float));
     } else {
         sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "out of memory");
-        rc = be->download(be, tmp, src, n * sizeof *tmp);
+        rc = be->download(be, err, tmp, src, n * sizeof *tmp);
         for (size_t i = 0; !rc && i < n; i++)
             dst[i] = (float)tmp[i];
         free(tmp);
     }
-    return rc ? sd_error_set(err, rc, "download: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "download") : SD_OK;
 }
 
 /* theta_0 (backend) for a seed */
@@ -166,8 +166,8 @@ static int make_theta0(const sd_model *m, sd_backend *be, uint64_t seed, sd_real
     int rc = sd_init_theta(m, seed, h, err);
     if (!rc && sha)
         rc = sd_theta_sha256(h, m->n_theta, sha, err);
-    if (!rc && (rc = be->upload(be, dst, h, m->n_theta * sizeof *h)))
-        sd_error_set(err, rc, "upload theta_0: %s", be->err.msg);
+    if (!rc && (rc = be->upload(be, err, dst, h, m->n_theta * sizeof *h)))
+        sd_error_wrap_code(err, rc, "upload theta_0");
     free(h);
     return rc;
 }
@@ -181,9 +181,9 @@ static int upload_onehot(sd_backend *be, sd_real *dst, const int *labels, int n,
         return sd_error_set(err, SD_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
         h[(size_t)i * (size_t)K + (size_t)labels[i]] = 1;
-    int rc = be->upload(be, dst, h, (size_t)n * (size_t)K * sizeof *h);
+    int rc = be->upload(be, err, dst, h, (size_t)n * (size_t)K * sizeof *h);
     free(h);
-    return rc ? sd_error_set(err, rc, "upload labels: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "upload labels") : SD_OK;
 }
 
 static void shuffle(int64_t *perm, int64_t count, uint64_t seed, int epoch)
@@ -568,7 +568,7 @@ static int inner_forward(sd_distiller *d)
         if (rc)
             return rc;
     } else {
-        BE(d, be->copy(be, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
+        BE(d, be->copy(be, &d->err, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
     }
     return inner_steps(d);
 }
@@ -586,13 +586,13 @@ static int inner_steps(sd_distiller *d)
     for (int t = 0; t < d->T; t++) {
         sd_exec_args a = syn_args(d, t);
         sd_real *g = d->gts ? d->gts[t] : d->gt;
-        BE(d, be->zero(be, g, bytes), "zero");
-        if ((d->gts && sd_exec_use_slot(d->ex_syn, t)) ||
-            sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL))
-            return sd_error_set(&d->err, be->err.code ? be->err.code : SD_EBACKEND,
-                                "inner step %d: %s", t, be->err.msg);
-        BE(d, be->copy(be, d->theta[t + 1], d->theta[t], bytes), "copy");
-        BE(d, be->axpy(be, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
+        BE(d, be->zero(be, &d->err, g, bytes), "zero");
+        int rc = 0;
+        if ((d->gts && (rc = sd_exec_use_slot(d->ex_syn, t, &d->err))) ||
+            (rc = sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL, &d->err)))
+            return sd_error_wrap_code(&d->err, rc, "inner step %d", t);
+        BE(d, be->copy(be, &d->err, d->theta[t + 1], d->theta[t], bytes), "copy");
+        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
     }
     return SD_OK;
 }
@@ -624,45 +624,43 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
         return rc;
     sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
                        d->cfg.real_batch};
-    BE(d, be->zero(be, d->v, tb), "zero");
-    if (sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL))
-        return sd_error_set(&d->err, SD_EBACKEND, "outer loss: %s", be->err.msg);
+    BE(d, be->zero(be, &d->err, d->v, tb), "zero");
+    if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
+        return sd_error_wrap_code(&d->err, rc, "outer loss");
     if (d->m->n_bn) { /* running theta_bn for monitoring */
         memset(d->bn_tmp, 0, d->m->n_bn * sizeof *d->bn_tmp);
-        if (sd_exec_bn_batch_stats(d->ex_real, d->bn_tmp))
-            return sd_error_set(&d->err, SD_EBACKEND, "bn stats: %s", be->err.msg);
+        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->bn_tmp, &d->err)))
+            return sd_error_wrap_code(&d->err, rc, "bn stats");
         double mom = d->cfg.bn_momentum;
         for (size_t i = 0; i < d->m->n_bn; i++)
             d->bn_run[i] = (1 - mom) * d->bn_run[i] + mom * d->bn_tmp[i];
     }
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
-    BE(d, be->zero(be, d->gx, nx * sizeof(sd_real)), "zero");
-    BE(d, be->zero(be, d->gy, ny * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, &d->err, d->gx, nx * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, &d->err, d->gy, ny * sizeof(sd_real)), "zero");
     for (int t = d->T - 1; t >= 0; t--) {
         sd_exec_args a = syn_args(d, t);
         int s = t % d->cfg.steps;
         double alpha = softplus(d->rho[t]), gdotv = 0;
         sd_real *ty = d->cfg.hard_labels ? NULL : d->ty, *g = d->gts ? d->gts[t] : d->gt;
-        BE(d, be->zero(be, d->hv, tb), "zero");
-        BE(d, be->zero(be, d->tx, sx * sizeof(sd_real)), "zero");
-        BE(d, be->zero(be, d->ty, sy * sizeof(sd_real)), "zero");
+        BE(d, be->zero(be, &d->err, d->hv, tb), "zero");
+        BE(d, be->zero(be, &d->err, d->tx, sx * sizeof(sd_real)), "zero");
+        BE(d, be->zero(be, &d->err, d->ty, sy * sizeof(sd_real)), "zero");
         if (d->gts) { /* step t's forward and backward are kept in slot t */
-            if (sd_exec_use_slot(d->ex_syn, t) ||
-                sd_exec_hvp_cached(d->ex_syn, &a, d->v, d->hv, d->tx, ty))
-                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
-                                    be->err.msg);
+            if ((rc = sd_exec_use_slot(d->ex_syn, t, &d->err)) ||
+                (rc = sd_exec_hvp_cached(d->ex_syn, &a, d->v, d->hv, d->tx, ty, &d->err)))
+                return sd_error_wrap_code(&d->err, rc, "meta-gradient at step %d", t);
         } else {
-            BE(d, be->zero(be, d->gt, tb), "zero");
-            if (sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx, ty))
-                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
-                                    be->err.msg);
+            BE(d, be->zero(be, &d->err, d->gt, tb), "zero");
+            if ((rc = sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx, ty, &d->err)))
+                return sd_error_wrap_code(&d->err, rc, "meta-gradient at step %d", t);
         }
-        BE(d, be->dot(be, d->nt, d->v, g, &gdotv), "dot");
+        BE(d, be->dot(be, &d->err, d->nt, d->v, g, &gdotv), "dot");
         d->grho[t] = -gdotv * sigmoid(d->rho[t]);
-        BE(d, be->axpy(be, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
-        BE(d, be->axpy(be, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
-        BE(d, be->axpy(be, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
+        BE(d, be->axpy(be, &d->err, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
+        BE(d, be->axpy(be, &d->err, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
+        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
     }
     return SD_OK;
 }
@@ -680,10 +678,10 @@ static int outer_step(sd_distiller *d, double *loss_out)
                                 d->cfg.decay_epochs > 0 ? epoch / d->cfg.decay_epochs : 0);
     const sd_distill_config *c = &d->cfg;
     d->adam_t++;
-    BE(d, be->adam(be, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
+    BE(d, be->adam(be, &d->err, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
        "adam");
     if (!c->hard_labels)
-        BE(d, be->adam(be, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
+        BE(d, be->adam(be, &d->err, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
                        d->adam_t),
            "adam");
     double b1t = 1 - pow(c->beta1, d->adam_t), b2t = 1 - pow(c->beta2, d->adam_t);
@@ -734,8 +732,8 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
              * iteration recomputes its own steps, so this changes nothing) */
             rc = d->cfg.random_init
                      ? make_theta0(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
-                     : d->be->copy(d->be, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
-                           ? sd_error_set(&d->err, SD_EBACKEND, "theta_0: %s", d->be->err.msg)
+                     : d->be->copy(d->be, &d->err, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
+                           ? sd_error_wrap_code(&d->err, SD_EBACKEND, "theta_0")
                            : SD_OK;
             if (!rc)
                 rc = inner_steps(d);
@@ -879,10 +877,10 @@ int sd_replay(const sd_distilled *dd, sd_backend *be, sd_model **model_out, sd_r
         int s = t % S;
         sd_exec_args a = {theta, bn, dd->bn_mode, dd->label_param, x + (size_t)s * (size_t)n * img,
                           y + (size_t)s * (size_t)n * (size_t)K, n};
-        if ((rc = be->zero(be, g, m->n_theta * sizeof(sd_real))) ||
-            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL)) ||
-            (rc = be->axpy(be, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
-            sd_error_set(err, rc, "replay step %d: %s", t, be->err.msg);
+        if ((rc = be->zero(be, err, g, m->n_theta * sizeof(sd_real))) ||
+            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL, err)) ||
+            (rc = be->axpy(be, err, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
+            sd_error_wrap_code(err, rc, "replay step %d", t);
             goto out;
         }
     }
@@ -931,8 +929,8 @@ int sd_bn_recompute(const sd_model *m, sd_backend *be, const sd_real *theta,
         if ((rc = data->fetch(data->ctx, be, idx, bsz, xb, lb, err)))
             goto out;
         sd_exec_args a = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, xb, NULL, bsz};
-        if ((rc = sd_exec_forward(ex, &a)) || (rc = sd_exec_bn_batch_stats(ex, sum))) {
-            sd_error_set(err, rc, "theta_bn: %s", be->err.msg);
+        if ((rc = sd_exec_forward(ex, &a, err)) || (rc = sd_exec_bn_batch_stats(ex, sum, err))) {
+            sd_error_wrap_code(err, rc, "theta_bn");
             goto out;
         }
     }
@@ -979,8 +977,8 @@ int sd_evaluate(const sd_model *m, sd_backend *be, const sd_real *theta, const f
         if ((rc = data->fetch(data->ctx, be, idx, n, xb, lb, err)))
             goto out;
         sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
-        if ((rc = sd_exec_predict(ex, &a, pred, NULL))) {
-            sd_error_set(err, rc, "evaluation: %s", be->err.msg);
+        if ((rc = sd_exec_predict(ex, &a, pred, NULL, err))) {
+            sd_error_wrap_code(err, rc, "evaluation");
             goto out;
         }
         for (int i = 0; i < n; i++) {

@@ -41,6 +41,22 @@ int sd_error_wrap(sd_error *e, const char *fmt, ...)
     return e->code;
 }
 
+int sd_error_wrap_code(sd_error *e, int code, const char *fmt, ...)
+{
+    if (!e)
+        return code;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (!e->msg[0])
+        snprintf(e->msg, sizeof e->msg, "%s", sd_status_name(code));
+    e->code = code;
+    sd_error_wrap(e, "%s", what);
+    return code;
+}
+
 void sd_error_clear(sd_error *e)
 {
     if (e) {

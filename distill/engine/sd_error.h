@@ -40,6 +40,10 @@ typedef struct sd_error {
 int sd_error_set(sd_error *e, int code, const char *fmt, ...) SD_PRINTF(3, 4);
 /* Prefix an existing message with context ("loading x: <old msg>"). */
 int sd_error_wrap(sd_error *e, const char *fmt, ...) SD_PRINTF(2, 3);
+/* A call that failed with code wrote its reason into e (or nothing): set
+ * e->code = code, prefix the reason (the status name when there is none)
+ * with context, and return code, also when e is NULL. */
+int sd_error_wrap_code(sd_error *e, int code, const char *fmt, ...) SD_PRINTF(3, 4);
 void sd_error_clear(sd_error *e);
 const char *sd_status_name(int code);
 

@@ -58,19 +58,19 @@ static int finish(nd_infer *inf, char *msg, size_t msglen)
     /* batches of about 1M input values: 256 patches of 64x64, 11 of 299x299 */
     size_t cap = ((size_t)1 << 20) / d;
     inf->cap = cap < 8 ? 8 : cap > 256 ? 256 : (int)cap;
-    if (be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&inf->bn_dev) ||
-        be->alloc(be, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf))
-        return failf(msg, msglen, "allocating prediction buffers", be->err.msg);
+    if (be->alloc(be, &err, (m->n_bn + 1) * sizeof(sd_real), (void **)&inf->bn_dev) ||
+        be->alloc(be, &err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf))
+        return failf(msg, msglen, "allocating prediction buffers", err.msg);
     if (m->n_bn) {
         sd_real *tmp = malloc(m->n_bn * sizeof *tmp);
         if (!tmp)
             return failf(msg, msglen, "out of memory", NULL);
         for (size_t i = 0; i < m->n_bn; i++)
             tmp[i] = (sd_real)inf->bn[i];
-        int rc = be->upload(be, inf->bn_dev, tmp, m->n_bn * sizeof *tmp);
+        int rc = be->upload(be, &err, inf->bn_dev, tmp, m->n_bn * sizeof *tmp);
         free(tmp);
         if (rc)
-            return failf(msg, msglen, "uploading batch-norm statistics", be->err.msg);
+            return failf(msg, msglen, "uploading batch-norm statistics", err.msg);
     }
     if (sd_exec_create(&inf->ex, m, be, inf->cap, SD_EXEC_INFERENCE, &err))
         return failf(msg, msglen, "prediction buffers", err.msg);
@@ -138,10 +138,11 @@ static int upload_theta(sd_backend *be, sd_real **dst, const float *src, size_t 
         return failf(msg, msglen, "out of memory", NULL);
     for (size_t i = 0; i < n; i++)
         tmp[i] = (sd_real)src[i];
-    int rc = be->alloc(be, n * sizeof(sd_real), (void **)dst) ||
-             be->upload(be, *dst, tmp, n * sizeof *tmp);
+    sd_error err = {0};
+    int rc = be->alloc(be, &err, n * sizeof(sd_real), (void **)dst) ||
+             be->upload(be, &err, *dst, tmp, n * sizeof *tmp);
     free(tmp);
-    return rc ? failf(msg, msglen, "uploading weights", be->err.msg) : 0;
+    return rc ? failf(msg, msglen, "uploading weights", err.msg) : 0;
 }
 
 int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
@@ -193,9 +194,9 @@ int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real 
         return failf(msg, msglen, "model", err.msg);
     size_t nt = inf->m->n_theta;
     int rc = -1;
-    if (be->alloc(be, nt * sizeof(sd_real), (void **)&inf->theta) ||
-        be->copy(be, inf->theta, theta, nt * sizeof(sd_real))) {
-        failf(msg, msglen, "copying weights", be->err.msg);
+    if (be->alloc(be, &err, nt * sizeof(sd_real), (void **)&inf->theta) ||
+        be->copy(be, &err, inf->theta, theta, nt * sizeof(sd_real))) {
+        failf(msg, msglen, "copying weights", err.msg);
         goto out;
     }
     if (keep_bn(inf, bn, msg, msglen))
@@ -256,12 +257,12 @@ int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes)
     size_t d = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
     for (int at = 0; at < n; at += inf->cap) {
         int k = n - at < inf->cap ? n - at : inf->cap;
-        int rc = inf->be->upload(inf->be, inf->xbuf, patches + (size_t)at * d,
+        int rc = inf->be->upload(inf->be, &inf->err, inf->xbuf, patches + (size_t)at * d,
                                  (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
         sd_exec_args a = {inf->theta, inf->bn_dev, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf, NULL, k};
-        if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL)))
+        if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL, &inf->err)))
             return rc;
     }
     return SD_OK;
@@ -272,11 +273,11 @@ int nd_infer_detect(nd_infer *inf, const uint16_t *pix, int w, int h, double del
 {
     sd_detect_params p;
     nd_infer_params(inf, delta, &p);
-    /* so that a backend message found afterwards belongs to this detection */
-    sd_error_clear(&inf->be->err);
+    /* so that a classifier message found afterwards belongs to this detection */
+    sd_error_clear(&inf->err);
     int rc = sd_detect_image(pix, w, h, &p, nd_infer_classify, inf, res, err);
-    if (rc && inf->be->err.msg[0] && !strstr(err->msg, inf->be->err.msg))
-        sd_error_wrap(err, "%s", inf->be->err.msg);
+    if (rc && inf->err.msg[0] && !strstr(err->msg, inf->err.msg))
+        sd_error_wrap(err, "%s", inf->err.msg);
     return rc;
 }
 

@@ -38,6 +38,7 @@ typedef struct nd_infer {
     int synthetic;            /* made from synthetic data (weights files say so) */
     char kind[16];            /* "payload" or "weights" */
     char label[384];          /* one line for people: model and origin */
+    sd_error err;             /* why the last nd_infer_classify call failed */
 } nd_infer;
 
 /* From payload bytes (nd_payload_parse, then sd_replay).  -1 with msg. */

@@ -521,8 +521,8 @@ int cmd_baseline(int argc, char **argv)
     int64_t cnt = ds.train.count, want = 0;
     size_t got = 0;
     sd_real *one = NULL;
-    if (be->alloc(be, D * sizeof(sd_real), (void **)&one)) {
-        fprintf(stderr, "sldd baseline: %s\n", be->err.msg);
+    if (be->alloc(be, &err, D * sizeof(sd_real), (void **)&one)) {
+        fprintf(stderr, "sldd baseline: %s\n", err.msg);
         goto done;
     }
     for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
@@ -531,9 +531,9 @@ int cmd_baseline(int argc, char **argv)
                               (uint64_t)cnt);
         int lab;
         if (ds.train.fetch(ds.train.ctx, be, &j, 1, one, &lab, &err) ||
-            be->download(be, xb + got * D, one, D * sizeof(sd_real))) {
+            be->download(be, &err, xb + got * D, one, D * sizeof(sd_real))) {
             be->free(be, one);
-            fprintf(stderr, "sldd baseline: %s\n", err.msg[0] ? err.msg : be->err.msg);
+            fprintf(stderr, "sldd baseline: %s\n", err.msg);
             goto done;
         }
         if (n % K == 0 && lab != (int)(want % K))

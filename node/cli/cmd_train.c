@@ -273,13 +273,13 @@ int cmd_train(int argc, char **argv)
     theta_host = malloc(m->n_theta * sizeof *theta_host);
     th0 = malloc(m->n_theta * sizeof *th0);
     bn = calloc(m->n_bn + 1, sizeof *bn);
-    if (!theta_host || !th0 || !bn || be->alloc(be, m->n_theta * sizeof(sd_real), (void **)&theta)) {
+    if (!theta_host || !th0 || !bn || be->alloc(be, &err, m->n_theta * sizeof(sd_real), (void **)&theta)) {
         fprintf(stderr, "sldd train: out of memory\n");
         goto done;
     }
     if (sd_init_theta(m, cfg.seed, th0, &err) ||
-        be->upload(be, theta, th0, m->n_theta * sizeof *th0)) {
-        fprintf(stderr, "sldd train: initial weights: %s\n", err.msg[0] ? err.msg : be->err.msg);
+        be->upload(be, &err, theta, th0, m->n_theta * sizeof *th0)) {
+        fprintf(stderr, "sldd train: initial weights: %s\n", err.msg);
         goto done;
     }
     char label[64];
@@ -338,8 +338,8 @@ int cmd_train(int argc, char **argv)
                acc, (long long)ev->count);
     }
     if (out) {
-        if (be->download(be, th0, theta, m->n_theta * sizeof *th0)) {
-            fprintf(stderr, "sldd train: %s\n", be->err.msg);
+        if (be->download(be, &err, th0, theta, m->n_theta * sizeof *th0)) {
+            fprintf(stderr, "sldd train: %s\n", err.msg);
             goto done;
         }
         for (size_t i = 0; i < m->n_theta; i++)

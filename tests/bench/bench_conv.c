@@ -53,15 +53,16 @@ typedef struct job {
     float *x, *w, *y, *gx, *gw, *a, *b, *c;
     void *ws;
     int op; /* 0 fwd, 1 bwd data, 2 bwd filter, 3 sgemm */
+    sd_error err;
 } job;
 
 static int run_job(void *arg)
 {
     job *j = arg;
     switch (j->op) {
-    case 0: return j->be->conv_fwd(j->be, &j->d, j->x, j->w, 0, j->y, j->ws);
-    case 1: return j->be->conv_bwd_data(j->be, &j->d, j->y, j->w, j->gx, j->ws);
-    case 2: return j->be->conv_bwd_filter(j->be, &j->d, j->x, j->y, j->gw, j->ws);
+    case 0: return j->be->conv_fwd(j->be, &j->err, &j->d, j->x, j->w, 0, j->y, j->ws);
+    case 1: return j->be->conv_bwd_data(j->be, &j->err, &j->d, j->y, j->w, j->gx, j->ws);
+    case 2: return j->be->conv_bwd_filter(j->be, &j->err, &j->d, j->x, j->y, j->gw, j->ws);
     default: {
         int m = j->d.k, n = j->d.n * j->d.oh * j->d.ow, k = j->d.c * j->d.r * j->d.s;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, j->a, k, j->b, n, 0,
@@ -137,7 +138,7 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
                 j.op = op;
                 t = time_once(run_job, &j);
                 if (t < 0) {
-                    fprintf(stderr, "%s: %s\n", label, be->err.msg);
+                    fprintf(stderr, "%s: %s\n", label, j.err.msg);
                     exit(1);
                 }
                 int it = 1 + 3 * (p - 1) + op;

@@ -51,10 +51,10 @@ static int bench(sd_backend *be, const char *arch, int width, int size, int batc
     double l, t_fb = 1e30, t_hvp = 1e30;
     for (int r = 0; r < rounds + 1; r++) { /* first round warms up */
         double t0 = now();
-        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL))
+        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL, &err))
             return 1;
         double t1 = now();
-        if (sd_exec_hvp(ex, &a, v, &l, g, hv, NULL, y))
+        if (sd_exec_hvp(ex, &a, v, &l, g, hv, NULL, y, &err))
             return 1;
         double t2 = now();
         if (r) {

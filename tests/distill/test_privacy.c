@@ -372,7 +372,7 @@ static void test_membership(sd_backend *be)
     for (int it = 0; it < 200 && !rc; it++) {
         memset(g, 0, m->n_theta * sizeof *g);
         sd_exec_args ar = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, mem.x, yr, mem.n};
-        rc = sd_exec_loss_grad(ex, &ar, &loss, g, NULL, NULL);
+        rc = sd_exec_loss_grad(ex, &ar, &loss, g, NULL, NULL, &err);
         for (size_t k = 0; k < m->n_theta; k++)
             theta[k] -= (sd_real)0.5 * g[k];
     }
