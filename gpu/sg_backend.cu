@@ -19,6 +19,7 @@
 #include <string.h>
 
 extern "C" {
+#include "sb_parse.h"
 #include "sg_backend.h"
 }
 
@@ -193,10 +194,9 @@ static size_t sg_env_ws_limit(void)
     const char *s = getenv("SLDD_CUDA_WS_MAX_MB");
     long mb = 1024;
     if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v >= 0)
-            mb = v;
+        long long v;
+        if (sb_parse_i64(s, 0, LONG_MAX, &v) == 0)
+            mb = (long)v;
     }
     return (size_t)mb << 20;
 }
@@ -341,9 +341,8 @@ static int sg_env_int(const char *name, int dflt)
     const char *s = getenv(name);
     if (!s || !*s)
         return dflt;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *end == '\0' ? (int)v : dflt;
+    int v;
+    return sb_parse_int(s, INT_MIN, INT_MAX, &v) == 0 ? v : dflt;
 }
 
 static int sg_factory(sd_backend **out, sd_error *err)

@@ -567,12 +567,13 @@ static int take_head(sn_conn *c, struct evbuffer *in)
             if (strcmp(s->routes[i].path, c->head.path) != 0)
                 continue;
             if (strlen(allow) + strlen(s->routes[i].method) + 8 < sizeof allow) {
-                if (allow[7])
-                    strcat(allow, ", ");
-                strcat(allow, s->routes[i].method);
+                size_t at = strlen(allow);
+                snprintf(allow + at, sizeof allow - at, "%s%s", allow[7] ? ", " : "",
+                         s->routes[i].method);
             }
         }
-        strcat(allow, "\r\n");
+        size_t at = strlen(allow);
+        snprintf(allow + at, sizeof allow - at, "\r\n");
         send_error(c, 405, allow, "%s is not allowed on %s", c->head.method, c->head.path);
         return -1;
     }
@@ -902,7 +903,7 @@ int sn_server_create(sn_server **out, const sn_server_config *cfg, sc_error *err
     }
     s->cfg = *cfg;
     apply_defaults(&s->cfg);
-    strcpy(s->address, cfg->address);
+    memcpy(s->address, cfg->address, strlen(cfg->address) + 1);
     s->cfg.address = s->address;
     if (!SSL_CTX_up_ref(cfg->ssl_ctx)) {
         rc = sc_openssl_error(err, SC_ECRYPTO, "SSL_CTX_up_ref");
@@ -987,8 +988,8 @@ int sn_server_route(sn_server *s, const char *method, const char *path, size_t m
     if (s->n_routes == SN_MAX_ROUTES)
         return sc_error_set(err, SC_EINVAL, "route: more than %d routes", SN_MAX_ROUTES);
     r = &s->routes[s->n_routes++];
-    strcpy(r->method, method);
-    strcpy(r->path, path);
+    memcpy(r->method, method, strlen(method) + 1);
+    memcpy(r->path, path, strlen(path) + 1);
     r->max_body = max_body;
     r->fn = fn;
     r->arg = arg;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "sd_draw.h"
+#include "sb_parse.h"
 
 #define SSIM_C1 (0.01 * 0.01)
 #define SSIM_C2 (0.03 * 0.03)
@@ -95,10 +96,8 @@ int sd_privacy_policy_parse(sd_privacy_policy *p, const char *text, sd_error *er
                                 (int)(eq - s), s);
         memcpy(num, eq + 1, nl);
         num[nl] = '\0';
-        char *e;
-        errno = 0;
-        double v = strtod(num, &e);
-        if (errno || *e || !(v >= 0 && v <= 1))
+        double v;
+        if (sb_parse_double(num, 0, 1, &v))
             return sd_error_set(err, SD_EINVAL,
                                 "privacy policy: '%.*s' needs a number in [0, 1], got '%s'",
                                 (int)(eq - s), s, num);

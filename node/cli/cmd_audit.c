@@ -13,6 +13,7 @@
 #include "nd_admin_client.h"
 #include "nd_audit.h"
 #include "nd_state.h"
+#include "sb_parse.h"
 
 static void audit_usage(FILE *f)
 {
@@ -46,7 +47,12 @@ int cmd_audit(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "d:n:b:jh", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
-        case 'n': limit = strtoll(optarg, NULL, 10); break;
+        case 'n':
+            if (sb_parse_i64(optarg, 0, LLONG_MAX, &limit)) {
+                fprintf(stderr, "sldd audit: --limit '%s' is not a non-negative integer\n", optarg);
+                return 2;
+            }
+            break;
         case 'b': bundle = optarg; break;
         case 'j': json = 1; break;
         case 'h': audit_usage(stdout); return 0;

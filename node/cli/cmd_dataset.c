@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "sd_dataset.h"
 #include "sd_synth.h"
+#include "sb_parse.h"
 
 static void usage_main(FILE *f)
 {
@@ -77,15 +78,13 @@ static void usage_prepare(FILE *f)
 /* Strict number parsing: the whole argument, in range, or a message. */
 static int parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno) {
+    long long v;
+    if (sb_parse_i64(s, LONG_MIN, LONG_MAX, &v)) {
         fprintf(stderr, "sldd dataset %s: %s '%s' is not an integer\n", cmd, opt, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        fprintf(stderr, "sldd dataset %s: %s %ld is out of range %ld..%ld\n", cmd, opt, v, lo, hi);
+        fprintf(stderr, "sldd dataset %s: %s %lld is out of range %ld..%ld\n", cmd, opt, v, lo, hi);
         return -1;
     }
     *out = v;
@@ -95,10 +94,8 @@ static int parse_long(const char *cmd, const char *opt, const char *s, long lo, 
 static int parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                         double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v)) {
+    double v;
+    if (sb_parse_double(s, -INFINITY, INFINITY, &v)) {
         fprintf(stderr, "sldd dataset %s: %s '%s' is not a number\n", cmd, opt, s);
         return -1;
     }
@@ -157,10 +154,8 @@ static int run_synth(int argc, char **argv)
             o.size = (int)v;
             break;
         case 'S': {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || errno || optarg[0] == '-') {
+            uint64_t s;
+            if (sb_parse_u64(optarg, UINT64_MAX, &s)) {
                 fprintf(stderr, "sldd dataset synth: --seed '%s' is not an integer 0..2^64-1\n",
                         optarg);
                 return 2;

@@ -21,6 +21,7 @@
 #include "nd_detect.h"
 #include "nd_infer.h"
 #include "sd_png.h"
+#include "sb_parse.h"
 
 typedef struct detect_opts {
     const char *image;
@@ -104,10 +105,8 @@ static int png_says_synthetic(const char *path)
 
 static int parse_delta(const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0 && v <= 1))
+    double v;
+    if (sb_parse_double(s, 0, 1, &v))
         return -1;
     *out = v;
     return 0;
@@ -180,9 +179,8 @@ int cmd_detect(int argc, char **argv)
         case O_DEVICE: o.device = optarg; break;
         case O_JSON: o.json = 1; break;
         case O_REPEAT: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (end == optarg || *end || v < 1 || v > 1000) {
+            int v;
+            if (sb_parse_int(optarg, 1, 1000, &v)) {
                 fprintf(stderr, "sldd detect: --repeat '%s' is not an integer in 1..1000\n",
                         optarg);
                 return 2;

@@ -21,6 +21,7 @@
 #include "nd_infer.h"
 #include "nd_report.h"
 #include "sd_distill.h"
+#include "sb_parse.h"
 
 static void evaluate_usage(FILE *f, const char *cmd)
 {
@@ -164,10 +165,7 @@ int cmd_evaluate(int argc, char **argv)
             }
             break;
         case O_DELTA: {
-            char *end;
-            errno = 0;
-            delta = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(delta >= 0 && delta <= 1)) {
+            if (sb_parse_double(optarg, 0, 1, &delta)) {
                 fprintf(stderr, "sldd %s: --delta '%s' is not a number in [0,1]\n", cmd, optarg);
                 return 2;
             }

@@ -16,6 +16,7 @@
 #include "nd_json_get.h"
 #include "nd_state.h"
 #include "nd_views.h"
+#include "sb_parse.h"
 
 static void job_usage(FILE *f)
 {
@@ -166,8 +167,11 @@ int cmd_job(int argc, char **argv)
             nd_buf b;
             nd_buf_init(&b, 0);
             status = 1;
+            long long jid = 0;
             if (nd_db_open(dir, 0, &db, &e) == 0 &&
-                (id ? nd_view_job(db, strtoll(id, NULL, 10), &b, json, &e)
+                (id ? (sb_parse_i64(id, 1, LLONG_MAX, &jid)
+                           ? sc_error_set(&e, SC_EINVAL, "'%s' is not a job id", id)
+                           : nd_view_job(db, jid, &b, json, &e))
                     : nd_view_jobs(db, &b, json, &e)) == 0 &&
                 !b.failed) {
                 fwrite(b.data ? b.data : "", 1, b.len, stdout);

@@ -128,7 +128,7 @@ int cmd_peer(int argc, char **argv)
                 fprintf(stderr, "sldd peer add: '%s' is not a valid node id\n", id);
                 goto out;
             }
-            strcpy(p.id, id);
+            snprintf(p.id, sizeof p.id, "%s", id);
             if (sc_b64_decode_exact(p.sign_pk, 32, sk, strlen(sk), &e) ||
                 sc_b64_decode_exact(p.enc_pk, 32, ek, strlen(ek), &e)) {
                 fprintf(stderr, "sldd peer add: key: %s\n", e.msg);

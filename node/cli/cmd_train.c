@@ -23,6 +23,7 @@
 #include "sd_init.h"
 #include "sd_plot.h"
 #include "sd_train.h"
+#include "sb_parse.h"
 
 static void train_usage(FILE *f)
 {
@@ -83,10 +84,8 @@ static int on_train_progress(void *vctx, const sd_train_progress *p)
 
 static int parse_pos(const char *s, double *out, int allow_zero)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < 0 || (!allow_zero && v == 0))
+    double v;
+    if (sb_parse_double(s, 0, INFINITY, &v) || (!allow_zero && v == 0))
         return -1;
     *out = v;
     return 0;

@@ -23,6 +23,7 @@
 
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
+#include "sb_parse.h"
 
 #ifdef SD_REAL_DOUBLE
 #error "bench_conv measures the float32 engine (sldd_distill)"
@@ -167,9 +168,12 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        rounds = atoi(argv[1]) > 0 ? atoi(argv[1]) : rounds;
-    int threads = argc > 2 ? atoi(argv[2]) : 0;
+    int threads = 0;
+    if ((argc > 1 && sb_parse_int(argv[1], 1, INT_MAX, &rounds)) ||
+        (argc > 2 && sb_parse_int(argv[2], 0, 4096, &threads))) {
+        fprintf(stderr, "usage: bench_conv [ROUNDS [THREADS]]\n");
+        return 2;
+    }
     sd_backend *be = NULL;
     sd_error err = {0};
     if (sd_backend_cpu_create(&be, threads, &err)) {
