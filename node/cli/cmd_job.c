@@ -82,6 +82,15 @@ static int job_wait(const char *dir, const char *id, int quiet)
     }
 }
 
+/* One job from the state database; the ID is a whole positive integer. */
+static int view_job(sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
+{
+    long long jid;
+    if (sb_parse_i64(id, 1, LLONG_MAX, &jid))
+        return sc_error_set(e, SC_EINVAL, "'%s' is not a job id", id);
+    return nd_view_job(db, jid, b, json, e);
+}
+
 int cmd_job(int argc, char **argv)
 {
     const char *dir = NULL, *to = "", *id = NULL;
@@ -167,11 +176,8 @@ int cmd_job(int argc, char **argv)
             nd_buf b;
             nd_buf_init(&b, 0);
             status = 1;
-            long long jid = 0;
             if (nd_db_open(dir, 0, &db, &e) == 0 &&
-                (id ? (sb_parse_i64(id, 1, LLONG_MAX, &jid)
-                           ? sc_error_set(&e, SC_EINVAL, "'%s' is not a job id", id)
-                           : nd_view_job(db, jid, &b, json, &e))
+                (id ? view_job(db, id, &b, json, &e)
                     : nd_view_jobs(db, &b, json, &e)) == 0 &&
                 !b.failed) {
                 fwrite(b.data ? b.data : "", 1, b.len, stdout);
