@@ -6,7 +6,7 @@
  * key is sealed to the recipient's X25519 key (crypto_box_seal) inside the
  * header; the sender signs PAE(SC_TYPE_ENVELOPE, header || SHA-256(ct)).
  *
- * Receiving (sc_receive) runs the checks of DESIGN §6 in order and stops
+ * Receiving (sc_receive) runs the receive order (bundle-format.md §5) and stops
  * at the first refusal with its own SC_EREFUSE_* code:
  *   size cap, envelope parse, header parse, known sender, outer signature,
  *   recipient is us, not expired, not from the future, replay, unseal,
@@ -15,6 +15,10 @@
  *   validation.
  * It stores nothing: the caller imports the result and then records it in
  * the replay store with sc_receive_commit().
+ *
+ * Sealing is in sc_seal.c; the whole receive path, signature checks of the
+ * statement (sc_statement_verify, declared in sc_sign.h) included, is in
+ * sc_receive.c.
  */
 #ifndef SC_ENVELOPE_H
 #define SC_ENVELOPE_H
@@ -74,6 +78,11 @@ typedef struct sc_envelope_fields {
     uint64_t sequence;
     int64_t created_unix, expires_unix;
 } sc_envelope_fields;
+
+/* The bytes the sender's outer signature covers: header || SHA-256(ct).
+ * Malloc'd (*blen bytes); NULL when out of memory. */
+uint8_t *sc_envelope_signed_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct,
+                                 size_t ctlen, size_t *blen);
 
 int sc_envelope_seal(const uint8_t *statement, size_t len, const sc_envelope_fields *f,
                      const sc_node_keys *sender_keys, const uint8_t recipient_enc_pk[32],

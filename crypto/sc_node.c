@@ -110,8 +110,15 @@ int sc_node_config_load(const char *node_dir, sc_node_config *c, sc_error *e)
                 rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
             c->clock_skew_seconds = (int64_t)x;
         } else if (!strcmp(key, "min-admin-approvals")) {
+            /* approval cannot be configured away: every reader of node.conf
+             * (CLI seal and open, the daemon's send and receive) gets >= 1 */
             if (parse_u64(val, 32, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "%s: bad %s", path, key);
+            else if (x < 1)
+                rc = sc_error_set(e, SC_EFORMAT,
+                                  "%s: min-admin-approvals must be at least 1 (got %s): a bundle "
+                                  "is never sealed or accepted without an admin's approval",
+                                  path, val);
             c->min_admin_approvals = (size_t)x;
         } else if (!strcmp(key, "bundle-ttl-seconds")) {
             if (parse_u64(val, (uint64_t)10 * 366 * 86400, &x) || x < 60)

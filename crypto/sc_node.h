@@ -18,7 +18,7 @@ typedef struct sc_node_config {
     size_t max_bundle_bytes;     /* size cap before parsing (64 MiB) */
     size_t parse_budget_bytes;   /* memory for parsing one payload (256 MiB) */
     int64_t clock_skew_seconds;  /* allowance for "from the future" (300) */
-    size_t min_admin_approvals;  /* distinct admins a bundle needs (1) */
+    size_t min_admin_approvals;  /* distinct admins a bundle needs (1; never 0) */
     int64_t bundle_ttl_seconds;  /* default lifetime of a new bundle (30 days) */
 } sc_node_config;
 

@@ -1,5 +1,6 @@
 /*
- * sc_sign.c - PAE, statement signing and verification (see sc_sign.h).
+ * sc_sign.c - PAE and statement signing (see sc_sign.h); the verification
+ * of a statement's signatures is on the receive path, sc_receive.c.
  */
 #include "sc_sign.h"
 
@@ -10,8 +11,6 @@
 
 #include "sc_util.h"
 #include "sp_check.h"
-
-#define APPROVAL_MAX 1024 /* an Approval is ~150 bytes */
 
 int sc_pae(const char *type, const uint8_t *body, size_t len, uint8_t **out, size_t *outlen,
            sc_error *e)
@@ -196,7 +195,7 @@ int sc_statement_approve(const uint8_t *in, size_t len, const sc_admin_key *k, i
     Sldd__V1__Statement *st;
     Sldd__V1__Approval ap = SLDD__V1__APPROVAL__INIT;
     Sldd__V1__Signature sig = SLDD__V1__SIGNATURE__INIT;
-    uint8_t hash[32], sigbytes[64], kid[32], apbytes[APPROVAL_MAX];
+    uint8_t hash[32], sigbytes[64], kid[32], apbytes[SC_APPROVAL_MAX];
     size_t apn;
     int rc;
     if (decision != SLDD__V1__DECISION__DECISION_APPROVE &&
@@ -236,95 +235,4 @@ const char *sc_statement_node_signer(const Sldd__V1__Statement *st)
         if (st->signatures[i]->role == SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_NODE)
             return st->signatures[i]->signer_id;
     return NULL;
-}
-
-/* Check one admin signature; returns 1 approve, 2 reject, 0 not counted. */
-static int check_admin(const Sldd__V1__Signature *s, const sc_peer *sender,
-                       const uint8_t hash[32], size_t *which)
-{
-    uint8_t kid[32];
-    sp_budget b;
-    Sldd__V1__Approval *ap;
-    int verdict = 0;
-    if (s->key_id.len != 32 || s->sig.len != 64 || s->approval.len > APPROVAL_MAX)
-        return 0;
-    for (size_t i = 0; i < sender->n_admins; i++) {
-        sc_key_id(kid, sender->admins[i].pk);
-        if (memcmp(kid, s->key_id.data, 32) || strcmp(sender->admins[i].name, s->signer_id))
-            continue;
-        if (sc_pae_verify(s->sig.data, SC_TYPE_APPROVAL, s->approval.data, s->approval.len,
-                          sender->admins[i].pk))
-            return 0;
-        sp_budget_init(&b, 65536);
-        ap = sldd__v1__approval__unpack(sp_budget_allocator(&b), s->approval.len, s->approval.data);
-        if (!ap)
-            return 0;
-        if (!sp_message_check_unknown(&ap->base, NULL, 0) && ap->payload_sha256.len == 32 &&
-            !memcmp(ap->payload_sha256.data, hash, 32) && !strcmp(ap->admin_id, s->signer_id) &&
-            !strcmp(ap->node_id, sender->id)) {
-            if (ap->decision == SLDD__V1__DECISION__DECISION_APPROVE)
-                verdict = 1;
-            else if (ap->decision == SLDD__V1__DECISION__DECISION_REJECT)
-                verdict = 2;
-        }
-        protobuf_c_message_free_unpacked(&ap->base, sp_budget_allocator(&b));
-        *which = i;
-        return verdict;
-    }
-    return 0;
-}
-
-int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, size_t min_admins,
-                        sc_verify_result *res, sc_error *e)
-{
-    uint8_t kid[32];
-    int seen[SC_MAX_ADMINS_PER_NODE] = {0};
-    const char *rejected_by = NULL;
-    memset(res, 0, sizeof *res);
-    if (strcmp(st->payload_type, SC_TYPE_BUNDLE))
-        return sc_error_set(e, SC_EREFUSE_PAYLOAD_TYPE, "payload type '%.80s' is not %s",
-                            st->payload_type, SC_TYPE_BUNDLE);
-    sc_sha256(res->payload_sha256, st->payload.data, st->payload.len);
-    sc_key_id(kid, sender->sign_pk);
-    for (size_t i = 0; i < st->n_signatures; i++) {
-        const Sldd__V1__Signature *s = st->signatures[i];
-        size_t which = 0;
-        int v;
-        if (s->role == SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_NODE) {
-            if (!res->node_ok && s->key_id.len == 32 && !memcmp(s->key_id.data, kid, 32) &&
-                !strcmp(s->signer_id, sender->id) && s->sig.len == 64 &&
-                !sc_pae_verify(s->sig.data, SC_TYPE_BUNDLE, st->payload.data, st->payload.len,
-                               sender->sign_pk))
-                res->node_ok = 1;
-            else if (!res->node_ok)
-                res->n_ignored++;
-            continue;
-        }
-        if (s->role != SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_ADMIN) {
-            res->n_ignored++;
-            continue;
-        }
-        v = check_admin(s, sender, res->payload_sha256, &which);
-        if (v == 0) {
-            res->n_ignored++;
-        } else if (v == 2) {
-            rejected_by = sender->admins[which].name;
-        } else if (!seen[which]) {
-            seen[which] = 1;
-            memcpy(res->admins[res->n_admins++], sender->admins[which].name, 65);
-        }
-    }
-    if (!res->node_ok)
-        return sc_error_set(e, SC_EREFUSE_NODE_SIG,
-                            "no valid signature by node '%s' (key %02x%02x%02x%02x...)",
-                            sender->id, kid[0], kid[1], kid[2], kid[3]);
-    if (rejected_by)
-        return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS, "admin '%s' of %s rejected this payload",
-                            rejected_by, sender->id);
-    if (res->n_admins < min_admins)
-        return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS,
-                            "%zu valid admin approval(s) of %s, %zu required (%zu signature(s) "
-                            "ignored: unknown key, bad signature or other payload)",
-                            res->n_admins, sender->id, min_admins, res->n_ignored);
-    return 0;
 }

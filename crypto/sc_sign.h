@@ -52,6 +52,9 @@ int sc_statement_sign_node(const uint8_t *st, size_t len, const char *node_id,
 int sc_statement_approve(const uint8_t *st, size_t len, const sc_admin_key *k, int decision,
                          int64_t time_unix, uint8_t **out, size_t *outlen, sc_error *e) SC_WUR;
 
+/* The most bytes an Approval may take (one is about 150). */
+#define SC_APPROVAL_MAX 1024
+
 typedef struct sc_verify_result {
     uint8_t payload_sha256[32];
     int node_ok;
@@ -64,7 +67,9 @@ typedef struct sc_verify_result {
  * payload type (SC_EREFUSE_PAYLOAD_TYPE), a valid node signature by
  * sender's key (SC_EREFUSE_NODE_SIG), at least min_admins distinct admins
  * of sender approving SHA-256 of the payload and none rejecting it
- * (SC_EREFUSE_ADMIN_SIGS).  Fills res even on refusal. */
+ * (SC_EREFUSE_ADMIN_SIGS).  min_admins below 1 counts as 1: no caller can
+ * verify a statement without an admin's approval.  Fills res even on
+ * refusal. */
 int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, size_t min_admins,
                         sc_verify_result *res, sc_error *e) SC_WUR;
 

@@ -3,7 +3,7 @@
  * backward, forward tangent and backward tangent.
  *
  * The formulas are the header's and the CPU reference's (derivation in
- * distill/engine/sd_backend_cpu.c and docs/gpu.md): biased variance, eps inside the
+ * distill/engine/cpu/sd_cpu_bn.c and docs/gpu.md): biased variance, eps inside the
  * square root, and the batch-mode ops normalise with the mean and invstd as
  * stored in float, so every entry point sees the same numbers as forward.
  *

@@ -1,7 +1,7 @@
 /*
  * sg_elem.cu - elementwise ops, bias, ReLU, dot and Adam on the GPU.
  *
- * The arithmetic mirrors the CPU reference (distill/engine/sd_backend_cpu.c) op for
+ * The arithmetic mirrors the CPU reference (distill/engine/cpu/sd_cpu_elem.c) op for
  * op: float where the CPU uses float, double where it uses double, and no
  * fused multiply-add (the library is built with --fmad=false), so most of
  * these ops give the CPU's bits exactly.  Sums (bias gradient, dot) are

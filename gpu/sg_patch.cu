@@ -1,7 +1,7 @@
 /*
  * sg_patch.cu - cutting normalised training/detection patches on the GPU.
  *
- * The full 16-bit images are uploaded once (DESIGN §4); each batch only
+ * The full 16-bit images are uploaded once (docs/design.md, "Data"); each batch only
  * uploads its n×3 (image, y, x) index and this kernel cuts, area-averages and
  * normalises the patches in place on the device.  The arithmetic is the CPU
  * reference's exactly: output pixel o of a psize -> osize resampling covers

@@ -1,7 +1,7 @@
 /*
  * sg_pool.cu - max and average pooling (forward, backward, tangent gather).
  *
- * The window rules are the CPU reference's (distill/engine/sd_backend_cpu.c), line
+ * The window rules are the CPU reference's (distill/engine/cpu/sd_cpu_pool.c), line
  * for line: max pooling takes the FIRST maximum in row-major window order
  * (NaN wins, as in PyTorch), cells outside the input never win, an empty
  * window gives 0; average windows are clipped to the padded input first and

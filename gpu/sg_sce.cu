@@ -5,7 +5,7 @@
  * Rows are short (k = number of classes), so one thread handles one row, with
  * the CPU reference's arithmetic in double: log-sum-exp in the forward, and
  * log(max(p, FLT_MIN)) in the ops that only receive p.  Formulas (see
- * distill/engine/sd_backend_cpu.c and docs/gpu.md), per row with S = sum_c q_c:
+ * distill/engine/cpu/sd_cpu_sce.c and docs/gpu.md), per row with S = sum_c q_c:
  *   L     = -(1/n) sum q log p
  *   gz   += g/n (p S - q),            gq += -g/n log p
  *   dL    = (1/n) sum (p S - q) dz - (1/n) sum dq log p

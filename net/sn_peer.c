@@ -47,6 +47,23 @@ static void bundle_handler(void *arg, const sn_request *req, sn_response *resp)
     svc->on_bundle(svc->arg, &in, resp);
 }
 
+static void audit_head_handler(void *arg, const sn_request *req, sn_response *resp)
+{
+    const sn_peer_service *svc = arg;
+    sn_audit_head_in in;
+    if (req->body_len == 0) {
+        if (sn_response_printf(resp, 400, NULL, "400 Bad Request: empty audit head\n") != 0)
+            resp->status = 400;
+        return;
+    }
+    memset(&in, 0, sizeof in);
+    in.sender_node_id = req->peer_node_id;
+    in.peer_addr = req->peer_addr;
+    in.body = req->body;
+    in.body_len = req->body_len;
+    svc->on_audit_head(svc->audit_head_arg, &in, resp);
+}
+
 int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
 {
     int rc;
@@ -61,6 +78,9 @@ int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
     if (!rc)
         rc = sn_server_route(s, "POST", SN_PEER_BUNDLES_PATH, svc->max_bundle_bytes,
                              bundle_handler, (void *)svc, err);
+    if (!rc && svc->on_audit_head)
+        rc = sn_server_route(s, "POST", SN_PEER_AUDIT_HEAD_PATH, SN_PEER_AUDIT_HEAD_MAX,
+                             audit_head_handler, (void *)svc, err);
     return rc;
 }
 
@@ -89,9 +109,10 @@ static int make_url(const char *base, const char *path, char *out, size_t out_si
     return 0;
 }
 
-int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const void *bundle,
-                    size_t bundle_len, sn_client_response *resp, sn_delivery *outcome,
-                    sc_error *err)
+/* POST body to base_url + path and classify the answer. */
+static int post(sn_client *c, const char *base_url, const char *path, const char *pin,
+                const char *type, const void *body, size_t len, sn_client_response *resp,
+                sn_delivery *outcome, sc_error *err)
 {
     char url[1024];
     int rc;
@@ -99,15 +120,30 @@ int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const v
         *outcome = SN_RETRY;
     if (resp)
         memset(resp, 0, sizeof *resp);
-    if (!outcome || !bundle || !bundle_len)
-        return sc_error_set(err, SC_EINVAL, "deliver: missing bundle or outcome");
-    rc = make_url(base_url, SN_PEER_BUNDLES_PATH, url, sizeof url, err);
+    if (!outcome || !body || !len)
+        return sc_error_set(err, SC_EINVAL, "peer: nothing to send or no outcome");
+    rc = make_url(base_url, path, url, sizeof url, err);
     if (rc)
         return rc;
-    rc = sn_client_request(c, "POST", url, pin, SN_PEER_BUNDLE_TYPE, bundle, bundle_len, resp,
-                           err);
+    rc = sn_client_request(c, "POST", url, pin, type, body, len, resp, err);
     *outcome = sn_peer_classify(rc, resp ? resp->status : 0);
     return rc;
+}
+
+int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const void *bundle,
+                    size_t bundle_len, sn_client_response *resp, sn_delivery *outcome,
+                    sc_error *err)
+{
+    return post(c, base_url, SN_PEER_BUNDLES_PATH, pin, SN_PEER_BUNDLE_TYPE, bundle, bundle_len,
+                resp, outcome, err);
+}
+
+int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin,
+                            const void *head, size_t head_len, sn_client_response *resp,
+                            sn_delivery *outcome, sc_error *err)
+{
+    return post(c, base_url, SN_PEER_AUDIT_HEAD_PATH, pin, SN_PEER_AUDIT_HEAD_TYPE, head,
+                head_len, resp, outcome, err);
 }
 
 int sn_peer_health(sn_client *c, const char *base_url, const char *pin,

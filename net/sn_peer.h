@@ -1,9 +1,13 @@
 /*
  * sn_peer.h - the peer protocol between nodes, transport side.
  *
- *   GET  /v1/health   -> 200, a small JSON object (who answers, who asked)
- *   POST /v1/bundles  -> body: one sealed bundle (opaque bytes here);
- *                        200 + receipt body from the daemon's callback
+ *   GET  /v1/health      -> 200, a small JSON object (who answers, who asked)
+ *   POST /v1/bundles     -> body: one sealed bundle (opaque bytes here);
+ *                           200 + receipt body from the daemon's callback
+ *   POST /v1/audit-head  -> body: the sender's signed audit head (at most
+ *                           SN_PEER_AUDIT_HEAD_MAX bytes, opaque here); the
+ *                           daemon's callback answers (only registered
+ *                           when the service has one)
  *
  * This layer only moves bytes between authenticated nodes: it never parses
  * a bundle.  The daemon's callback verifies and stores it and decides the
@@ -24,6 +28,9 @@
 #define SN_PEER_BUNDLES_PATH "/v1/bundles"
 #define SN_PEER_BUNDLE_TYPE "application/vnd.sldd.bundle"
 #define SN_PEER_RECEIPT_TYPE "application/vnd.sldd.receipt"
+#define SN_PEER_AUDIT_HEAD_PATH "/v1/audit-head"
+#define SN_PEER_AUDIT_HEAD_TYPE "application/vnd.sldd.audit-head"
+#define SN_PEER_AUDIT_HEAD_MAX 1024
 
 /* An inbound bundle as the daemon's callback sees it. */
 typedef struct sn_bundle_in {
@@ -44,14 +51,29 @@ typedef struct sn_bundle_in {
  */
 typedef void (*sn_bundle_fn)(void *arg, const sn_bundle_in *in, sn_response *resp);
 
+/* An inbound audit head: the sender is authenticated, the body is not
+ * checked here beyond its size (1..SN_PEER_AUDIT_HEAD_MAX bytes). */
+typedef struct sn_audit_head_in {
+    const char *sender_node_id;
+    const char *peer_addr;
+    const unsigned char *body; /* valid during the call, not NUL-terminated */
+    size_t body_len;
+} sn_audit_head_in;
+
+/* Keep or refuse one head and fill resp (200 kept or already kept, 4xx
+ * refused for good, 5xx try later). */
+typedef void (*sn_audit_head_fn)(void *arg, const sn_audit_head_in *in, sn_response *resp);
+
 typedef struct sn_peer_service {
     const char *node_id;        /* this node, reported by /v1/health */
     size_t max_bundle_bytes;    /* body cap for POST /v1/bundles */
     sn_bundle_fn on_bundle;
     void *arg;
+    sn_audit_head_fn on_audit_head; /* NULL: POST /v1/audit-head is not offered */
+    void *audit_head_arg;
 } sn_peer_service;
 
-/* Register GET /v1/health and POST /v1/bundles on s.  svc is not copied:
+/* Register GET /v1/health, POST /v1/bundles (and POST /v1/audit-head) on s.  svc is not copied:
  * it and the strings it points to must outlive the server. */
 int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err) SC_WUR;
 
@@ -74,6 +96,11 @@ sn_delivery sn_peer_classify(int rc, long status);
 int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const void *bundle,
                     size_t bundle_len, sn_client_response *resp, sn_delivery *outcome,
                     sc_error *err);
+
+/* POST this node's signed audit head to a peer; like sn_peer_deliver. */
+int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin,
+                            const void *head, size_t head_len, sn_client_response *resp,
+                            sn_delivery *outcome, sc_error *err);
 
 /* GET /v1/health of a peer; 0 and resp->status 200 when it is up. */
 int sn_peer_health(sn_client *c, const char *base_url, const char *pin,

@@ -7,8 +7,11 @@
  * bound it in time: the head timer (accept to complete head, later reused
  * for lingering) and the request timer (accept to response written); the
  * bufferevent's own read/write timeouts catch a stalled peer in between.
- * The HTTP parsing itself is sn_http.c; this file only decides how many
- * bytes to hand it.
+ * This file is the event and TLS plumbing: accepting, the handshake and
+ * the peer check, timers, writing the response, lingering, stopping and
+ * setting up.  What a request means - reading the head and body, routing,
+ * body caps, calling the handler, the response API - is sn_server_req.c;
+ * the HTTP syntax itself is sn_http.c.
  *
  * Lingering: closing a socket with unread input makes the kernel send a
  * reset, and a reset can destroy the response (or the TLS alert saying why
@@ -45,144 +48,11 @@
 #include <openssl/err.h>
 
 #include "sc_tls.h"
-
-#define SN_MAX_ROUTES 32
-#define SN_ROUTE_PATH_MAX 128
-#define SN_LISTEN_BACKLOG 64
-
-typedef struct sn_route {
-    char method[SN_HTTP_METHOD_MAX + 1];
-    char path[SN_ROUTE_PATH_MAX];
-    size_t max_body;
-    sn_handler_fn fn;
-    void *arg;
-} sn_route;
-
-typedef enum conn_state { ST_HANDSHAKE, ST_HEAD, ST_BODY, ST_RESPOND, ST_LINGER } conn_state;
-
-typedef struct sn_conn {
-    sn_server *srv;
-    struct sn_conn *prev, *next;
-    struct bufferevent *bev; /* owns the SSL and the socket */
-    SSL *ssl;
-    struct event *head_timer, *req_timer;
-    conn_state state;
-    int linger_fd;           /* in LINGER: a dup of the socket, TLS gone */
-    struct event *linger_ev;
-    size_t linger_bytes;
-    char addr[64];
-    int authenticated;
-    sc_tls_peer peer;
-    char *head_buf;
-    int head_ok;
-    sn_http_head head;
-    const sn_route *route;
-    size_t body_len;
-} sn_conn;
-
-struct sn_server {
-    sn_server_config cfg;
-    char address[INET6_ADDRSTRLEN];
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct event *stop_ev, *drain_timer;
-    int stop_pipe[2];
-    SSL_CTX *ssl_ctx;
-    uint16_t port;
-    sn_route routes[SN_MAX_ROUTES];
-    size_t n_routes;
-    sn_conn *conns;
-    int n_conns;
-    int draining, ran;
-    pthread_mutex_t stats_lock;
-    sn_server_stats stats;
-};
-
-#define STAT_ADD(s, field, n)                  \
-    do {                                       \
-        pthread_mutex_lock(&(s)->stats_lock);  \
-        (s)->stats.field += (n);               \
-        pthread_mutex_unlock(&(s)->stats_lock);\
-    } while (0)
-
-static void process_input(sn_conn *c);
-
-/* ---- responses ---- */
-
-int sn_response_set(sn_response *r, int status, const char *content_type, const void *body,
-                    size_t body_len)
-{
-    unsigned char *copy = NULL;
-    if (!r)
-        return SC_EINVAL;
-    if (content_type && (strlen(content_type) >= sizeof r->content_type ||
-                         strpbrk(content_type, "\r\n")))
-        return SC_EINVAL;
-    if (body_len) {
-        if (!body)
-            return SC_EINVAL;
-        copy = malloc(body_len);
-        if (!copy)
-            return SC_ENOMEM;
-        memcpy(copy, body, body_len);
-    }
-    free(r->body);
-    r->body = copy;
-    r->body_len = body_len;
-    r->status = status;
-    snprintf(r->content_type, sizeof r->content_type, "%s", content_type ? content_type : "");
-    return 0;
-}
-
-int sn_response_printf(sn_response *r, int status, const char *content_type, const char *fmt,
-                       ...)
-{
-    char buf[2048];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return SC_EINVAL;
-    if ((size_t)n >= sizeof buf)
-        n = (int)sizeof buf - 1;
-    return sn_response_set(r, status, content_type ? content_type : "text/plain; charset=utf-8",
-                           buf, (size_t)n);
-}
-
-int sn_response_add_header(sn_response *r, const char *name, const char *value)
-{
-    size_t used, need;
-    if (!r || !name || !value || !*name)
-        return SC_EINVAL;
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-              (*c >= '0' && *c <= '9') || *c == '-'))
-            return SC_EINVAL;
-    for (const char *c = value; *c; c++)
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
-            return SC_EINVAL;
-    used = strlen(r->extra_headers);
-    need = strlen(name) + strlen(value) + 4;
-    if (used + need >= sizeof r->extra_headers)
-        return SC_EINVAL;
-    snprintf(r->extra_headers + used, sizeof r->extra_headers - used, "%s: %s\r\n", name, value);
-    return 0;
-}
-
-static void response_release(sn_response *r)
-{
-    free(r->body);
-    r->body = NULL;
-    r->body_len = 0;
-}
+#include "sn_server_int.h"
 
 /* ---- events ---- */
 
-static void emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ...)
-    SC_PRINTF(4, 5);
-static void emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ...)
+void sn_conn_emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ...)
 {
     sn_server *s = c->srv;
     char reason[512];
@@ -206,7 +76,7 @@ static void emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ..
 
 /* ---- connection lifetime ---- */
 
-static void conn_free(sn_conn *c)
+void sn_conn_free(sn_conn *c)
 {
     sn_server *s = c->srv;
     if (c->prev)
@@ -241,7 +111,7 @@ static void ms_to_tv(int ms, struct timeval *tv)
 }
 
 /* Queue a response and stop reading; write_cb closes once it is sent. */
-static void send_response(sn_conn *c, int status, const char *content_type,
+void sn_conn_send(sn_conn *c, int status, const char *content_type,
                           const unsigned char *body, size_t body_len, const char *extra)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -261,38 +131,18 @@ static void send_response(sn_conn *c, int status, const char *content_type,
     if (ok && body_len)
         ok = evbuffer_add(out, body, body_len) == 0;
     if (!ok) {
-        emit(c, SN_EV_ERROR, 0, "cannot queue the response (out of memory)");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "cannot queue the response (out of memory)");
+        sn_conn_free(c);
         return;
     }
     STAT_ADD(c->srv, requests, 1);
     c->state = ST_RESPOND;
     if (bufferevent_disable(c->bev, EV_READ) != 0 || bufferevent_enable(c->bev, EV_WRITE) != 0) {
-        emit(c, SN_EV_ERROR, status, "bufferevent_enable failed");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, status, "bufferevent_enable failed");
+        sn_conn_free(c);
     }
 }
 
-/* The server's own refusal: a text body saying why, logged as refused. */
-static void send_error(sn_conn *c, int status, const char *extra, const char *fmt, ...)
-    SC_PRINTF(4, 5);
-static void send_error(sn_conn *c, int status, const char *extra, const char *fmt, ...)
-{
-    char reason[512], body[600];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    n = snprintf(body, sizeof body, "%d %s: %s\n", status, sn_http_reason_phrase(status), reason);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof body)
-        n = (int)sizeof body - 1;
-    emit(c, SN_EV_HTTP_REFUSED, status, "%s", reason);
-    send_response(c, status, "text/plain; charset=utf-8", (const unsigned char *)body,
-                  (size_t)n, extra);
-}
 
 static void linger_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -313,7 +163,7 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
             return;
         break; /* the client closed (or reset): done */
     }
-    conn_free(c);
+    sn_conn_free(c);
 }
 
 /* Free the TLS layer and drain the socket until the client closes or
@@ -329,7 +179,7 @@ static void conn_linger(sn_conn *c, int tls_close)
     ERR_clear_error();
     c->linger_fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (c->linger_fd < 0) {
-        conn_free(c);
+        sn_conn_free(c);
         return;
     }
     bufferevent_free(c->bev); /* the dup keeps the socket open */
@@ -342,7 +192,7 @@ static void conn_linger(sn_conn *c, int tls_close)
     c->linger_ev = event_new(c->srv->base, c->linger_fd, EV_READ | EV_PERSIST, linger_cb, c);
     if (shutdown(c->linger_fd, SHUT_WR) != 0 || !c->linger_ev ||
         event_add(c->linger_ev, NULL) != 0 || evtimer_add(c->head_timer, &tv) != 0)
-        conn_free(c);
+        sn_conn_free(c);
 }
 
 /* ---- callbacks ---- */
@@ -353,17 +203,17 @@ static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->state == ST_LINGER) {
-        conn_free(c);
+        sn_conn_free(c);
         return;
     }
     STAT_ADD(c->srv, timeouts, 1);
     if (c->state == ST_HANDSHAKE)
-        emit(c, SN_EV_TIMEOUT, 0, "TLS handshake not finished within %d ms",
+        sn_conn_emit(c, SN_EV_TIMEOUT, 0, "TLS handshake not finished within %d ms",
              c->srv->cfg.head_timeout_ms);
     else
-        emit(c, SN_EV_TIMEOUT, 0, "request head not received within %d ms",
+        sn_conn_emit(c, SN_EV_TIMEOUT, 0, "request head not received within %d ms",
              c->srv->cfg.head_timeout_ms);
-    conn_free(c);
+    sn_conn_free(c);
 }
 
 static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -372,9 +222,9 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     STAT_ADD(c->srv, timeouts, 1);
-    emit(c, SN_EV_TIMEOUT, 0, "request not completed within %d ms",
+    sn_conn_emit(c, SN_EV_TIMEOUT, 0, "request not completed within %d ms",
          c->srv->cfg.request_timeout_ms);
-    conn_free(c);
+    sn_conn_free(c);
 }
 
 /* Why the handshake failed, for the log: our verify callback's reason if
@@ -428,13 +278,13 @@ static void on_connected(sn_conn *c)
     if (sc_tls_peer_check(c->ssl, &c->peer, &e) != 0) {
         ERR_clear_error();
         STAT_ADD(c->srv, tls_refused, 1);
-        emit(c, SN_EV_TLS_REFUSED, 0, "%s", e.msg);
+        sn_conn_emit(c, SN_EV_TLS_REFUSED, 0, "%s", e.msg);
         conn_linger(c, 1);
         return;
     }
     c->authenticated = 1;
     c->state = ST_HEAD;
-    process_input(c);
+    sn_conn_process_input(c);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -448,9 +298,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_TIMEOUT) {
         STAT_ADD(c->srv, timeouts, 1);
-        emit(c, SN_EV_TIMEOUT, 0, "no %s progress for %d ms",
+        sn_conn_emit(c, SN_EV_TIMEOUT, 0, "no %s progress for %d ms",
              (what & BEV_EVENT_WRITING) ? "write" : "read", c->srv->cfg.io_timeout_ms);
-        conn_free(c);
+        sn_conn_free(c);
         return;
     }
     if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
@@ -458,20 +308,20 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (c->state == ST_HANDSHAKE) {
         char reason[512];
         if (handshake_failure(c, what, reason, sizeof reason)) {
-            emit(c, SN_EV_CLOSED, 0, "%s", reason);
+            sn_conn_emit(c, SN_EV_CLOSED, 0, "%s", reason);
         } else {
             /* OpenSSL has sent its alert; let the client read it. */
             STAT_ADD(c->srv, tls_refused, 1);
-            emit(c, SN_EV_TLS_REFUSED, 0, "%s", reason);
+            sn_conn_emit(c, SN_EV_TLS_REFUSED, 0, "%s", reason);
             conn_linger(c, 0);
             return;
         }
     } else if (c->state == ST_HEAD || c->state == ST_BODY) {
-        emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the request was complete");
+        sn_conn_emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the request was complete");
     } else if (c->state == ST_RESPOND) {
-        emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the response was sent");
+        sn_conn_emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the response was sent");
     }
-    conn_free(c);
+    sn_conn_free(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -484,188 +334,9 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    process_input(arg);
+    sn_conn_process_input(arg);
 }
 
-/* ---- request processing ---- */
-
-/* Offset just past the empty line ending the head in data[0..n), or 0. */
-static size_t find_head_end(const unsigned char *data, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (data[i] != '\n')
-            continue;
-        if (i + 1 < n && data[i + 1] == '\n')
-            return i + 2;
-        if (i + 2 < n && data[i + 1] == '\r' && data[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
-static int method_has_body(const char *m)
-{
-    return !strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH");
-}
-
-/* Parse the head; on success c->route and c->body_len are set and 0 is
- * returned.  Otherwise a response is already queued and -1 returned. */
-static int take_head(sn_conn *c, struct evbuffer *in)
-{
-    sn_server *s = c->srv;
-    size_t cap = s->cfg.max_header_bytes, avail = evbuffer_get_length(in);
-    size_t look = avail < cap + 1 ? avail : cap + 1, end;
-    unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)look);
-    const sn_route *path_match = NULL;
-    int rc;
-
-    if (!data && look) {
-        emit(c, SN_EV_ERROR, 0, "evbuffer_pullup failed");
-        conn_free(c);
-        return -1;
-    }
-    end = data ? find_head_end(data, look) : 0;
-    if (!end || end > cap) {
-        if (avail > cap) {
-            send_error(c, 431, NULL, "request head larger than %zu bytes", cap);
-            return -1;
-        }
-        return 1; /* wait for more */
-    }
-    c->head_buf = malloc(end + 1);
-    if (!c->head_buf) {
-        emit(c, SN_EV_ERROR, 0, "out of memory for the request head");
-        conn_free(c);
-        return -1;
-    }
-    memcpy(c->head_buf, data, end);
-    evbuffer_drain(in, end);
-    rc = sn_http_parse_head(c->head_buf, end, &c->head);
-    if (rc) {
-        send_error(c, rc, NULL, "%s", c->head.reason);
-        return -1;
-    }
-    c->head_ok = 1;
-    evtimer_del(c->head_timer);
-
-    for (size_t i = 0; i < s->n_routes; i++) {
-        if (strcmp(s->routes[i].path, c->head.path) != 0)
-            continue;
-        path_match = &s->routes[i];
-        if (!strcmp(s->routes[i].method, c->head.method)) {
-            c->route = &s->routes[i];
-            break;
-        }
-    }
-    if (!c->route) {
-        char allow[128] = "Allow: ";
-        if (!path_match) {
-            send_error(c, 404, NULL, "no such endpoint %s", c->head.path);
-            return -1;
-        }
-        for (size_t i = 0; i < s->n_routes; i++) {
-            if (strcmp(s->routes[i].path, c->head.path) != 0)
-                continue;
-            if (strlen(allow) + strlen(s->routes[i].method) + 8 < sizeof allow) {
-                size_t at = strlen(allow);
-                snprintf(allow + at, sizeof allow - at, "%s%s", allow[7] ? ", " : "",
-                         s->routes[i].method);
-            }
-        }
-        size_t at = strlen(allow);
-        snprintf(allow + at, sizeof allow - at, "\r\n");
-        send_error(c, 405, allow, "%s is not allowed on %s", c->head.method, c->head.path);
-        return -1;
-    }
-    if (c->head.content_length < 0 && method_has_body(c->head.method)) {
-        send_error(c, 411, NULL, "%s needs a Content-Length", c->head.method);
-        return -1;
-    }
-    if (c->head.content_length > 0 && (unsigned long long)c->head.content_length > c->route->max_body) {
-        send_error(c, 413, NULL, "body of %lld bytes exceeds the limit of %zu bytes for %s %s",
-                   c->head.content_length, c->route->max_body, c->head.method, c->head.path);
-        return -1;
-    }
-    c->body_len = c->head.content_length > 0 ? (size_t)c->head.content_length : 0;
-    return 0;
-}
-
-static void dispatch(sn_conn *c, struct evbuffer *in)
-{
-    const sn_route *r = c->route;
-    sn_response resp;
-    sn_request req;
-    unsigned char *body = NULL;
-
-    if (c->body_len) {
-        body = evbuffer_pullup(in, (ev_ssize_t)c->body_len);
-        if (!body) {
-            emit(c, SN_EV_ERROR, 0, "out of memory for a %zu-byte body", c->body_len);
-            conn_free(c);
-            return;
-        }
-    }
-    memset(&req, 0, sizeof req);
-    req.method = c->head.method;
-    req.path = c->head.path;
-    req.query = c->head.query;
-    req.body = body;
-    req.body_len = c->body_len;
-    req.peer_node_id = c->peer.node_id;
-    req.peer_pin = c->peer.pin;
-    req.peer_addr = c->addr;
-    req.head = &c->head;
-    memset(&resp, 0, sizeof resp);
-    STAT_ADD(c->srv, handled, 1);
-    r->fn(r->arg, &req, &resp);
-    evbuffer_drain(in, c->body_len);
-    if (resp.status < 100 || resp.status > 599) {
-        response_release(&resp);
-        emit(c, SN_EV_ERROR, 500, "handler for %s %s set no valid status", r->method, r->path);
-        send_response(c, 500, "text/plain; charset=utf-8",
-                      (const unsigned char *)"500 Internal Server Error\n", 26, NULL);
-        return;
-    }
-    emit(c, SN_EV_REQUEST, resp.status, "%s %s from %s: %d (%zu-byte request, %zu-byte reply)",
-         r->method, r->path, c->peer.node_id, resp.status, c->body_len, resp.body_len);
-    send_response(c, resp.status, resp.content_type, resp.body, resp.body_len,
-                  resp.extra_headers);
-    response_release(&resp);
-}
-
-static void process_input(sn_conn *c)
-{
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-
-    switch (c->state) {
-    case ST_HANDSHAKE:
-    case ST_RESPOND:
-    case ST_LINGER:
-        return; /* not yet / no longer reading */
-    case ST_HEAD: {
-        int rc = take_head(c, in);
-        if (rc != 0)
-            return; /* waiting (1), or answered/closed (-1) */
-        c->state = ST_BODY;
-        /* Read no further than the body: nothing after it is used. */
-        bufferevent_setwatermark(c->bev, EV_READ, 0, c->body_len + 1);
-        if (c->head.expect_continue && c->body_len > evbuffer_get_length(in)) {
-            struct evbuffer *out = bufferevent_get_output(c->bev);
-            if (evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n") < 0) {
-                emit(c, SN_EV_ERROR, 0, "cannot queue 100 Continue");
-                conn_free(c);
-                return;
-            }
-        }
-    }
-    /* fall through */
-    case ST_BODY:
-        if (evbuffer_get_length(in) < c->body_len)
-            return;
-        dispatch(c, in);
-        return;
-    }
-}
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t out_size)
 {
@@ -706,7 +377,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
          * connection would let a flood pin memory and file descriptors. */
         STAT_ADD(s, busy_dropped, 1); /* before the client can see the close */
         evutil_closesocket(fd);
-        emit(c, SN_EV_BUSY, 0, "connection limit of %d reached", s->cfg.max_connections);
+        sn_conn_emit(c, SN_EV_BUSY, 0, "connection limit of %d reached", s->cfg.max_connections);
         free(c);
         return;
     }
@@ -714,7 +385,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (!c->ssl) {
         sc_error e;
         sc_openssl_error(&e, SC_ECRYPTO, "SSL_new");
-        emit(c, SN_EV_ERROR, 0, "%s", e.msg);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "%s", e.msg);
         evutil_closesocket(fd);
         free(c);
         return;
@@ -722,7 +393,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->bev = bufferevent_openssl_socket_new(s->base, fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->bev) {
-        emit(c, SN_EV_ERROR, 0, "bufferevent_openssl_socket_new failed");
+        sn_conn_emit(c, SN_EV_ERROR, 0, "bufferevent_openssl_socket_new failed");
         SSL_free(c->ssl);
         evutil_closesocket(fd);
         free(c);
@@ -744,26 +415,26 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->head_timer = evtimer_new(s->base, head_timer_cb, c);
     c->req_timer = evtimer_new(s->base, req_timer_cb, c);
     if (!c->head_timer || !c->req_timer) {
-        emit(c, SN_EV_ERROR, 0, "evtimer_new failed");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "evtimer_new failed");
+        sn_conn_free(c);
         return;
     }
     ms_to_tv(s->cfg.io_timeout_ms, &tv);
     if (bufferevent_set_timeouts(c->bev, &tv, &tv) != 0) {
-        emit(c, SN_EV_ERROR, 0, "bufferevent_set_timeouts failed");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "bufferevent_set_timeouts failed");
+        sn_conn_free(c);
         return;
     }
     ms_to_tv(s->cfg.head_timeout_ms, &tv);
     if (evtimer_add(c->head_timer, &tv) != 0) {
-        emit(c, SN_EV_ERROR, 0, "evtimer_add failed");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "evtimer_add failed");
+        sn_conn_free(c);
         return;
     }
     ms_to_tv(s->cfg.request_timeout_ms, &tv);
     if (evtimer_add(c->req_timer, &tv) != 0 || bufferevent_enable(c->bev, EV_READ) != 0) {
-        emit(c, SN_EV_ERROR, 0, "evtimer_add/bufferevent_enable failed");
-        conn_free(c);
+        sn_conn_emit(c, SN_EV_ERROR, 0, "evtimer_add/bufferevent_enable failed");
+        sn_conn_free(c);
         return;
     }
 }
@@ -777,7 +448,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     memset(&fake, 0, sizeof fake);
     fake.srv = s;
     snprintf(fake.addr, sizeof fake.addr, "listener");
-    emit(&fake, SN_EV_ERROR, 0, "accept failed: %s", strerror(e));
+    sn_conn_emit(&fake, SN_EV_ERROR, 0, "accept failed: %s", strerror(e));
 }
 
 /* ---- stopping ---- */
@@ -785,7 +456,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 static void close_all(sn_server *s)
 {
     while (s->conns)
-        conn_free(s->conns);
+        sn_conn_free(s->conns);
 }
 
 static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -903,7 +574,7 @@ int sn_server_create(sn_server **out, const sn_server_config *cfg, sc_error *err
     }
     s->cfg = *cfg;
     apply_defaults(&s->cfg);
-    memcpy(s->address, cfg->address, strlen(cfg->address) + 1);
+    snprintf(s->address, sizeof s->address, "%s", cfg->address);
     s->cfg.address = s->address;
     if (!SSL_CTX_up_ref(cfg->ssl_ctx)) {
         rc = sc_openssl_error(err, SC_ECRYPTO, "SSL_CTX_up_ref");
@@ -965,36 +636,6 @@ fail:
     return rc;
 }
 
-int sn_server_route(sn_server *s, const char *method, const char *path, size_t max_body,
-                    sn_handler_fn fn, void *arg, sc_error *err)
-{
-    sn_route *r;
-    size_t mlen;
-    if (!s || !method || !path || !fn)
-        return sc_error_set(err, SC_EINVAL, "route: missing argument");
-    mlen = strlen(method);
-    if (mlen == 0 || mlen > SN_HTTP_METHOD_MAX || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != mlen)
-        return sc_error_set(err, SC_EINVAL, "route: bad method '%s'", method);
-    if (path[0] != '/' || strlen(path) >= SN_ROUTE_PATH_MAX || strpbrk(path, "? \t\r\n"))
-        return sc_error_set(err, SC_EINVAL, "route: bad path '%s'", path);
-    if (max_body > s->cfg.max_body_bytes)
-        return sc_error_set(err, SC_EINVAL, "route: body cap %zu above the server's %zu",
-                            max_body, s->cfg.max_body_bytes);
-    if (s->ran)
-        return sc_error_set(err, SC_EINVAL, "route: server already running");
-    for (size_t i = 0; i < s->n_routes; i++)
-        if (!strcmp(s->routes[i].method, method) && !strcmp(s->routes[i].path, path))
-            return sc_error_set(err, SC_EEXIST, "route: %s %s registered twice", method, path);
-    if (s->n_routes == SN_MAX_ROUTES)
-        return sc_error_set(err, SC_EINVAL, "route: more than %d routes", SN_MAX_ROUTES);
-    r = &s->routes[s->n_routes++];
-    memcpy(r->method, method, strlen(method) + 1);
-    memcpy(r->path, path, strlen(path) + 1);
-    r->max_body = max_body;
-    r->fn = fn;
-    r->arg = arg;
-    return 0;
-}
 
 uint16_t sn_server_port(const sn_server *s)
 {

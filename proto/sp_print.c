@@ -188,9 +188,10 @@ static void print_rest(FILE *f, const Sldd__V1__Bundle *b)
                     i < p->n_heldout_distance_quantiles ? (double)p->heldout_distance_quantiles[i] : NAN,
                     i < p->n_heldout_ssim_quantiles ? (double)p->heldout_ssim_quantiles[i] : NAN);
         for (size_t i = 0; i < p->n_images && i < SP_PRINT_ROWS; i++)
-            fprintf(f, "  image %3u nearest dist %.5g ssim %.4f percentile %.3f\n",
+            fprintf(f, "  image %3u nearest dist %.5g ssim %.4f held-out closer %.1f%%\n",
                     p->images[i]->image_index, (double)p->images[i]->nearest_pixel_distance,
-                    (double)p->images[i]->nearest_ssim, (double)p->images[i]->heldout_percentile);
+                    (double)p->images[i]->nearest_ssim,
+                    100.0 * (double)p->images[i]->heldout_percentile);
         if (p->n_images > SP_PRINT_ROWS)
             fprintf(f, "  ... %zu more images\n", p->n_images - SP_PRINT_ROWS);
     }

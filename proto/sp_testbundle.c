@@ -168,7 +168,9 @@ int sp_test_bundle_build(const sp_test_params *p, uint8_t **out, size_t *len)
     ms.in_height = p->height;
     ms.in_width = p->width_px;
     ms.classes = p->classes;
-    ms.init_scheme = "xavier-normal/philox4x32-10";
+    /* the engine's scheme (SD_INIT_SCHEME), so a test payload reaches the
+     * rebuild like a real one (and fails there on theta_0's hash) */
+    ms.init_scheme = "philox-xavier-normal-v1";
     ms.init_seed = p->seed;
     ms.theta0_sha256.data = theta0;
     ms.theta0_sha256.len = 32;

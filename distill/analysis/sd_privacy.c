@@ -9,20 +9,21 @@
  * which SSIM follows with the window means and variances computed once per
  * image.  The queries (synthetic images and the held-out sample) are
  * prepared once; training samples stream through in blocks, so memory is
- * bounded by the block size whatever the size of the training set.
+ * bounded by the block size whatever the size of the training set.  The
+ * GEMMs are the backend's (be->gemm on backend memory), so the search runs
+ * on the device the distillation used; the rest is host arithmetic.
+ *
+ * Also here: membership inference on the replayed model, and the audit that
+ * runs both.  The policy and decision are sd_privacy_policy.c's, the picture
+ * sd_privacy_plot.c's.
  */
 #include "sd_privacy.h"
 
-#include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "sd_draw.h"
-#include "sb_parse.h"
 
 #define SSIM_C1 (0.01 * 0.01)
 #define SSIM_C2 (0.03 * 0.03)
@@ -31,17 +32,7 @@
 
 static const double q_levels[SD_PRIVACY_NQ] = {0.01, 0.05, 0.25, 0.50};
 
-/* ---------------------------------------------------------------- policy */
-
-void sd_privacy_policy_defaults(sd_privacy_policy *p)
-{
-    p->block_distance_pct = 0.01;
-    p->block_ssim = 0.90;
-    p->warn_distance_pct = 0.05;
-    p->warn_ssim_pct = 0.01;
-    p->warn_auc = 0.60;
-    p->block_auc = 0.80;
-}
+/* ---------------------------------------------------------------- report */
 
 void sd_privacy_config_defaults(sd_privacy_config *cfg)
 {
@@ -52,95 +43,6 @@ void sd_privacy_config_defaults(sd_privacy_config *cfg)
     cfg->max_members = 1000;
     cfg->max_work = 1e11;
     cfg->chunk = 1024;
-}
-
-static double *policy_field(sd_privacy_policy *p, const char *key, size_t len)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-    } f[] = {{"block_distance_pct", offsetof(sd_privacy_policy, block_distance_pct)},
-             {"block_ssim", offsetof(sd_privacy_policy, block_ssim)},
-             {"warn_distance_pct", offsetof(sd_privacy_policy, warn_distance_pct)},
-             {"warn_ssim_pct", offsetof(sd_privacy_policy, warn_ssim_pct)},
-             {"warn_auc", offsetof(sd_privacy_policy, warn_auc)},
-             {"block_auc", offsetof(sd_privacy_policy, block_auc)}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (strlen(f[i].name) == len && !memcmp(f[i].name, key, len))
-            return (double *)((char *)p + f[i].off);
-    return NULL;
-}
-
-int sd_privacy_policy_parse(sd_privacy_policy *p, const char *text, sd_error *err)
-{
-    sd_privacy_policy tmp = *p;
-    const char *s = text;
-    while (*s) {
-        const char *end = strchr(s, ','), *eq = strchr(s, '=');
-        if (!end)
-            end = s + strlen(s);
-        if (!eq || eq > end)
-            return sd_error_set(err, SD_EINVAL, "privacy policy: '%.*s' is not key=value",
-                                (int)(end - s), s);
-        double *dst = policy_field(&tmp, s, (size_t)(eq - s));
-        if (!dst)
-            return sd_error_set(err, SD_EINVAL,
-                                "privacy policy: unknown key '%.*s' (known: block_distance_pct, "
-                                "block_ssim, warn_distance_pct, warn_ssim_pct, warn_auc, "
-                                "block_auc)",
-                                (int)(eq - s), s);
-        char num[64];
-        size_t nl = (size_t)(end - eq - 1);
-        if (nl == 0 || nl >= sizeof num)
-            return sd_error_set(err, SD_EINVAL, "privacy policy: bad value for '%.*s'",
-                                (int)(eq - s), s);
-        memcpy(num, eq + 1, nl);
-        num[nl] = '\0';
-        double v;
-        if (sb_parse_double(num, 0, 1, &v))
-            return sd_error_set(err, SD_EINVAL,
-                                "privacy policy: '%.*s' needs a number in [0, 1], got '%s'",
-                                (int)(eq - s), s, num);
-        *dst = v;
-        s = *end ? end + 1 : end;
-    }
-    *p = tmp;
-    return SD_OK;
-}
-
-void sd_privacy_policy_describe(const sd_privacy_policy *p, char *buf, size_t len)
-{
-    snprintf(buf, len,
-             "block if an image's nearest-training distance is below the held-out %.3g quantile "
-             "and its best SSIM above %.3g, or membership AUC above %.3g; warn if below the "
-             "held-out %.3g distance quantile, above the held-out %.3g SSIM tail, or membership "
-             "AUC above %.3g",
-             p->block_distance_pct, p->block_ssim, p->block_auc, p->warn_distance_pct,
-             p->warn_ssim_pct, p->warn_auc);
-}
-
-void sd_privacy_report_describe(const sd_privacy_report *r, char *buf, size_t len)
-{
-    char pol[512];
-    sd_privacy_policy_describe(&r->policy, pol, sizeof pol);
-    int o = snprintf(buf, len,
-                     "%s; normalised RMS distance and %dx%d-window SSIM at %dx%d; searched %lld "
-                     "of %lld training samples; %lld of %lld held-out samples",
-                     pol, SD_SSIM_WINDOW, SD_SSIM_WINDOW, r->cmp_h, r->cmp_w,
-                     (long long)r->train_searched, (long long)r->train_count,
-                     (long long)r->heldout_used, (long long)r->heldout_count);
-    if (o < 0 || (size_t)o >= len)
-        return;
-    if (r->membership_done)
-        snprintf(buf + o, len - (size_t)o, "; membership %lld members v %lld held-out",
-                 (long long)r->members, (long long)r->nonmembers);
-    else
-        snprintf(buf + o, len - (size_t)o, "; membership not measured");
-}
-
-const char *sd_privacy_verdict_name(sd_privacy_verdict v)
-{
-    return v == SD_PRIVACY_BLOCK ? "block" : v == SD_PRIVACY_WARN ? "warn" : "pass";
 }
 
 void sd_privacy_report_free(sd_privacy_report *r)
@@ -248,13 +150,13 @@ static double rescaled(double v, double lo, double scale)
 /* Everything the search needs of one image: z (d, standardised) and its
  * squared norm; s (dw, window-major, each window rescaled then centred) and
  * the windows' means and variances, at mu[b*stride], var[b*stride]. */
-static void prep_image(const geom *g, const double *v, float *z, float *zn2, float *s, float *mu,
-                       float *var, size_t stride)
+static void prep_image(const geom *g, const double *v, sd_real *z, float *zn2, sd_real *s,
+                       float *mu, float *var, size_t stride)
 {
     double mean, sd, lo, scale, n2 = 0;
     moments(v, g->d, &mean, &sd);
     for (size_t i = 0; i < g->d; i++) {
-        z[i] = sd > 0 ? (float)((v[i] - mean) / sd) : 0.0f;
+        z[i] = sd > 0 ? (sd_real)((v[i] - mean) / sd) : 0;
         n2 += (double)z[i] * (double)z[i];
     }
     *zn2 = (float)n2;
@@ -265,7 +167,7 @@ static void prep_image(const geom *g, const double *v, float *z, float *zn2, flo
             for (int ix = 0; ix < g->nwx; ix++, b++) {
                 int y0 = win_start(iy, g->nwy, g->ch, g->wh),
                     x0 = win_start(ix, g->nwx, g->cw, g->ww);
-                float *o = s + b * g->wa;
+                sd_real *o = s + b * g->wa;
                 double m = 0, q = 0;
                 size_t k = 0;
                 for (int y = 0; y < g->wh; y++)
@@ -273,13 +175,13 @@ static void prep_image(const geom *g, const double *v, float *z, float *zn2, flo
                         double t = rescaled(v[((size_t)c * g->ch + (size_t)(y0 + y)) * g->cw +
                                               (size_t)(x0 + x)],
                                             lo, scale);
-                        o[k++] = (float)t;
+                        o[k++] = (sd_real)t;
                         m += t;
                     }
                 m /= (double)g->wa;
                 for (k = 0; k < g->wa; k++) {
                     double t = o[k] - m;
-                    o[k] = (float)t;
+                    o[k] = (sd_real)t;
                     q += t * t;
                 }
                 mu[b * stride] = (float)m;
@@ -477,32 +379,63 @@ static double share_below(const double *v, size_t n, double x)
     return n ? ((double)below + 0.5 * (double)(lo - below)) / (double)n : NAN;
 }
 
+/* The GEMM operands and products live in backend memory (dzq, dsq: the
+ * queries, uploaded once; dzt, dst: the current training block; dgd, dgp:
+ * the products, downloaded into gd, gp; see pair_alloc); everything else is
+ * on the host. */
 typedef struct search {
     geom g;
+    sd_backend *be;
     size_t q;             /* queries */
     int cap;              /* training block */
-    float *zq, *nq, *sq, *muq, *vq;     /* queries: q*d, q, q*dw, q*nwin, q*nwin */
-    float *zt, *nt, *st, *mut, *vt;     /* block: cap*d, cap, cap*dw, nwin*cap, nwin*cap */
-    float *gd, *gp, *acc;               /* q*cap each */
+    sd_real *zq, *sq;                   /* queries: q*d, q*dw */
+    float *nq, *muq, *vq;               /* queries: q, q*nwin, q*nwin */
+    sd_real *zt, *st;                   /* block: cap*d, cap*dw */
+    float *nt, *mut, *vt;               /* block: cap, nwin*cap, nwin*cap */
+    sd_real *gd, *gp;                   /* q*cap, qb*cap */
+    float *acc;                         /* qb*cap */
+    sd_real *dzq, *dsq, *dzt, *dst, *dgd, *dgp; /* backend copies of the above */
     double *tmp;                        /* one reduced image */
     double *best_d2, *best_s;
     int64_t *best_di, *best_si;
 } search;
 
+/* A GEMM operand or product: backend memory, and the host array the search
+ * prepares or reads.  On a host-memory backend (the CPU) they are the same
+ * memory and nothing is copied, so the CPU does exactly the work of a direct
+ * CBLAS call. */
+static int pair_alloc(sd_backend *be, sd_error *err, size_t bytes, sd_real **dev, sd_real **host)
+{
+    int rc = be->alloc(be, err, bytes, (void **)dev);
+    if (rc)
+        return rc;
+    *host = be->host_memory ? *dev : malloc(bytes);
+    return *host ? SD_OK : sd_error_set(err, SD_ENOMEM, "cannot allocate %zu bytes", bytes);
+}
+
+static void pair_free(sd_backend *be, sd_real *dev, sd_real *host)
+{
+    if (host != dev)
+        free(host);
+    be->free(be, dev);
+}
+
 static void search_free(search *s)
 {
-    free(s->zq);
+    if (s->be) {
+        pair_free(s->be, s->dzq, s->zq);
+        pair_free(s->be, s->dsq, s->sq);
+        pair_free(s->be, s->dzt, s->zt);
+        pair_free(s->be, s->dst, s->st);
+        pair_free(s->be, s->dgd, s->gd);
+        pair_free(s->be, s->dgp, s->gp);
+    }
     free(s->nq);
-    free(s->sq);
     free(s->muq);
     free(s->vq);
-    free(s->zt);
     free(s->nt);
-    free(s->st);
     free(s->mut);
     free(s->vt);
-    free(s->gd);
-    free(s->gp);
     free(s->acc);
     free(s->tmp);
     free(s->best_d2);
@@ -511,34 +444,36 @@ static void search_free(search *s)
     free(s->best_si);
 }
 
-static int search_alloc(search *s, size_t q, int cap, sd_error *err)
+static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *err)
 {
     const geom *g = &s->g;
-    size_t c = (size_t)cap;
+    size_t c = (size_t)cap, qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
+    const size_t R = sizeof(sd_real);
+    s->be = be;
     s->q = q;
     s->cap = cap;
-    s->zq = malloc(q * g->d * sizeof(float));
+    int rc;
+    if ((rc = pair_alloc(be, err, q * g->d * R, &s->dzq, &s->zq)) ||
+        (rc = pair_alloc(be, err, q * g->dw * R, &s->dsq, &s->sq)) ||
+        (rc = pair_alloc(be, err, c * g->d * R, &s->dzt, &s->zt)) ||
+        (rc = pair_alloc(be, err, c * g->dw * R, &s->dst, &s->st)) ||
+        (rc = pair_alloc(be, err, q * c * R, &s->dgd, &s->gd)) ||
+        (rc = pair_alloc(be, err, qb * c * R, &s->dgp, &s->gp)))
+        return sd_error_wrap_code(err, rc, "privacy audit");
     s->nq = malloc(q * sizeof(float));
-    s->sq = malloc(q * g->dw * sizeof(float));
     s->muq = malloc(q * g->nwin * sizeof(float));
     s->vq = malloc(q * g->nwin * sizeof(float));
-    s->zt = malloc(c * g->d * sizeof(float));
     s->nt = malloc(c * sizeof(float));
-    s->st = malloc(c * g->dw * sizeof(float));
     s->mut = malloc(c * g->nwin * sizeof(float));
     s->vt = malloc(c * g->nwin * sizeof(float));
-    s->gd = malloc(q * c * sizeof(float));
-    size_t qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
-    s->gp = malloc(qb * c * sizeof(float));
     s->acc = malloc(qb * c * sizeof(float));
     s->tmp = malloc(g->d * sizeof(double));
     s->best_d2 = malloc(q * sizeof(double));
     s->best_s = malloc(q * sizeof(double));
     s->best_di = malloc(q * sizeof(int64_t));
     s->best_si = malloc(q * sizeof(int64_t));
-    if (!s->zq || !s->nq || !s->sq || !s->muq || !s->vq || !s->zt || !s->nt || !s->st ||
-        !s->mut || !s->vt || !s->gd || !s->gp || !s->acc || !s->tmp || !s->best_d2 ||
-        !s->best_s || !s->best_di || !s->best_si)
+    if (!s->nq || !s->muq || !s->vq || !s->nt || !s->mut || !s->vt || !s->acc || !s->tmp ||
+        !s->best_d2 || !s->best_s || !s->best_di || !s->best_si)
         return sd_error_set(err, SD_ENOMEM,
                             "privacy audit: out of memory for %zu queries of %zu values", q,
                             g->dw);
@@ -550,6 +485,17 @@ static int search_alloc(search *s, size_t q, int cap, sd_error *err)
     return SD_OK;
 }
 
+/* host -> backend and back; nothing to do where they are the same memory */
+static int to_backend(sd_backend *be, sd_error *err, sd_real *dev, const sd_real *host, size_t bytes)
+{
+    return dev == host ? SD_OK : be->upload(be, err, dev, host, bytes);
+}
+
+static int from_backend(sd_backend *be, sd_error *err, sd_real *host, const sd_real *dev, size_t bytes)
+{
+    return dev == host ? SD_OK : be->download(be, err, host, dev, bytes);
+}
+
 static void prep_query(search *s, size_t i, const float *x)
 {
     const geom *g = &s->g;
@@ -558,9 +504,28 @@ static void prep_query(search *s, size_t i, const float *x)
                s->vq + i * g->nwin, 1);
 }
 
-/* Compare every query with training samples idx[0..n) whose images are x. */
-static void search_block(search *s, const float *x, const int64_t *idx, int n)
+static int search_fail(search *s, int rc, sd_error *err)
 {
+    return sd_error_wrap_code(err, rc, "privacy audit");
+}
+
+/* The prepared queries to backend memory, once all are prepared. */
+static int search_upload_queries(search *s, sd_error *err)
+{
+    sd_backend *be = s->be;
+    int rc = to_backend(be, err, s->dzq, s->zq, s->q * s->g.d * sizeof(sd_real));
+    if (!rc)
+        rc = to_backend(be, err, s->dsq, s->sq, s->q * s->g.dw * sizeof(sd_real));
+    return rc ? search_fail(s, rc, err) : SD_OK;
+}
+
+/* Compare every query with training samples idx[0..n) whose images are x.
+ * The products are the backend's GEMM: on the CPU backend the same
+ * single-threaded SGEMM on the same operands as a direct CBLAS call, so the
+ * same bits. */
+static int search_block(search *s, const float *x, const int64_t *idx, int n, sd_error *err)
+{
+    sd_backend *be = s->be;
     const geom *g = &s->g;
     size_t cap = (size_t)s->cap, D = (size_t)g->c * (size_t)g->h * (size_t)g->w;
     for (int t = 0; t < n; t++) {
@@ -568,12 +533,18 @@ static void search_block(search *s, const float *x, const int64_t *idx, int n)
         prep_image(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t, s->st + (size_t)t * g->dw,
                    s->mut + t, s->vt + t, cap);
     }
-    int Q = (int)s->q;
+    int Q = (int)s->q, rc;
+    const size_t R = sizeof(sd_real);
+    if ((rc = to_backend(be, err, s->dzt, s->zt, (size_t)n * g->d * R)) ||
+        (rc = to_backend(be, err, s->dst, s->st, (size_t)n * g->dw * R)))
+        return search_fail(s, rc, err);
     /* distances: d2 = |a|^2 + |b|^2 - 2 a.b */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Q, n, (int)g->d, 1.0f, s->zq,
-                (int)g->d, s->zt, (int)g->d, 0.0f, s->gd, n);
+    if ((rc = be->gemm(be, err, 0, 1, Q, n, (int)g->d, 1, s->dzq, (int)g->d, s->dzt, (int)g->d, 0,
+                       s->dgd, n)) ||
+        (rc = from_backend(be, err, s->gd, s->dgd, (size_t)Q * (size_t)n * R)))
+        return search_fail(s, rc, err);
     for (int q = 0; q < Q; q++) {
-        const float *row = s->gd + (size_t)q * (size_t)n;
+        const sd_real *row = s->gd + (size_t)q * (size_t)n;
         double best = s->best_d2[q];
         int64_t bi = s->best_di[q];
         for (int t = 0; t < n; t++) {
@@ -595,15 +566,17 @@ static void search_block(search *s, const float *x, const int64_t *idx, int n)
         int qn = Q - q0 < SSIM_QBLOCK ? Q - q0 : SSIM_QBLOCK;
         memset(s->acc, 0, (size_t)qn * (size_t)n * sizeof(float));
         for (size_t b = 0; b < g->nwin; b++) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, n, (int)g->wa,
-                        2.0f * inv_wa, s->sq + (size_t)q0 * g->dw + b * g->wa, (int)g->dw,
-                        s->st + b * g->wa, (int)g->dw, 0.0f, s->gp, n);
+            if ((rc = be->gemm(be, err, 0, 1, qn, n, (int)g->wa, 2.0f * inv_wa,
+                               s->dsq + (size_t)q0 * g->dw + b * g->wa, (int)g->dw,
+                               s->dst + b * g->wa, (int)g->dw, 0, s->dgp, n)) ||
+                (rc = from_backend(be, err, s->gp, s->dgp, (size_t)qn * (size_t)n * R)))
+                return search_fail(s, rc, err);
             const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
             for (int q = 0; q < qn; q++) {
                 size_t qi = (size_t)(q0 + q) * g->nwin + b;
                 float mq = s->muq[qi], vq = s->vq[qi];
                 float a1 = 2.0f * mq, a2 = mq * mq + c1, a3 = vq + c2;
-                const float *p = s->gp + (size_t)q * (size_t)n;
+                const sd_real *p = s->gp + (size_t)q * (size_t)n;
                 float *acc = s->acc + (size_t)q * (size_t)n;
                 for (int t = 0; t < n; t++)
                     acc[t] += ((a1 * mt[t] + c1) * (p[t] + c2)) /
@@ -625,6 +598,7 @@ static void search_block(search *s, const float *x, const int64_t *idx, int n)
             s->best_si[q0 + q] = bi;
         }
     }
+    return SD_OK;
 }
 
 static double now_seconds(void)
@@ -754,7 +728,7 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
         rc = sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
         goto out;
     }
-    if ((rc = search_alloc(&s, n + (size_t)H, cfg.chunk, err)))
+    if ((rc = search_alloc(&s, be, n + (size_t)H, cfg.chunk, err)))
         goto out;
     for (size_t i = 0; i < n; i++)
         prep_query(&s, i, images + i * D);
@@ -773,6 +747,8 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
             prep_query(&s, n + (size_t)(i0 + j), ft.x + (size_t)j * D);
     }
     fetcher_free(&ft);
+    if ((rc = search_upload_queries(&s, err)))
+        goto out;
     /* stream the training samples */
     if ((rc = fetcher_init(&ft, train, be, cfg.chunk, err)))
         goto out;
@@ -784,7 +760,8 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
             sd_error_wrap(err, "privacy audit: training samples");
             goto out;
         }
-        search_block(&s, ft.x, idx, k);
+        if ((rc = search_block(&s, ft.x, idx, k, err)))
+            goto out;
     }
     /* the held-out reference distribution */
     for (int64_t i = 0; i < H; i++) {
@@ -935,7 +912,7 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     int bsz = 256;
     size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
     sd_exec *ex = NULL;
-    sd_real *xb = NULL, *bn = NULL, *bnh = NULL;
+    sd_real *xb = NULL, *bn = NULL;
     double *l1 = malloc((size_t)n1 * sizeof *l1), *l0 = malloc((size_t)n0 * sizeof *l0);
     int *y1 = malloc((size_t)n1 * sizeof *y1), *y0 = malloc((size_t)n0 * sizeof *y0);
     int rc;
@@ -950,22 +927,9 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
         sd_error_wrap_code(err, rc, "membership audit");
         goto out;
     }
-    if (m->n_bn) {
-        if (!bn_stats) {
-            rc = sd_error_set(err, SD_EINVAL, "membership audit: the model needs theta_bn");
-            goto out;
-        }
-        bnh = malloc(m->n_bn * sizeof *bnh);
-        if (!bnh) {
-            rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < m->n_bn; i++)
-            bnh[i] = bn_stats[i];
-        if ((rc = be->upload(be, err, bn, bnh, m->n_bn * sizeof *bnh))) {
-            sd_error_wrap_code(err, rc, "membership audit");
-            goto out;
-        }
+    if ((rc = sd_theta_bn_upload(be, bn, bn_stats, m->n_bn, err))) {
+        sd_error_wrap(err, "membership audit");
+        goto out;
     }
     if ((rc = sample_losses(m, be, ex, theta, bn, xb, bsz, members, n1, l1, y1, err)) ||
         (rc = sample_losses(m, be, ex, theta, bn, xb, bsz, nonmembers, n0, l0, y0, err)))
@@ -985,80 +949,12 @@ out:
     sd_exec_destroy(ex);
     be->free(be, xb);
     be->free(be, bn);
-    free(bnh);
     free(l1);
     free(l0);
     free(y1);
     free(y0);
     r->seconds += now_seconds() - t0;
     return rc;
-}
-
-/* ---------------------------------------------------------------- decision */
-
-void sd_privacy_decide(sd_privacy_report *r, const sd_privacy_policy *p)
-{
-    r->policy = *p;
-    r->verdict = SD_PRIVACY_PASS;
-    r->reason[0] = '\0';
-    char warn_reason[sizeof r->reason] = "";
-    for (size_t i = 0; i < r->n_images; i++) {
-        sd_privacy_image *im = &r->images[i];
-        im->flag = SD_PRIVACY_PASS;
-        if (im->pixel_pct < p->block_distance_pct && im->ssim > p->block_ssim) {
-            im->flag = SD_PRIVACY_BLOCK;
-            if (r->verdict < SD_PRIVACY_BLOCK)
-                snprintf(r->reason, sizeof r->reason,
-                         "image %zu is a near copy of training sample %lld: distance %.4f "
-                         "(%.1f%% of held-out samples are as close, block below %.1f%%) and "
-                         "SSIM %.3f > %.2f",
-                         i, (long long)im->pixel_index, im->pixel_distance,
-                         100.0 * im->pixel_pct, 100.0 * p->block_distance_pct, im->ssim,
-                         p->block_ssim);
-            r->verdict = SD_PRIVACY_BLOCK;
-        } else if (im->pixel_pct < p->warn_distance_pct || im->ssim_pct < p->warn_ssim_pct) {
-            im->flag = SD_PRIVACY_WARN;
-            if (!warn_reason[0])
-                snprintf(warn_reason, sizeof warn_reason,
-                         "image %zu is unusually close to training data: distance %.4f "
-                         "(%.1f%% of held-out samples as close), SSIM %.3f (%.1f%% of "
-                         "held-out samples as high)",
-                         i, im->pixel_distance, 100.0 * im->pixel_pct, im->ssim,
-                         100.0 * im->ssim_pct);
-            if (r->verdict < SD_PRIVACY_WARN)
-                r->verdict = SD_PRIVACY_WARN;
-        }
-    }
-    if (r->membership_done) {
-        if (r->membership_auc > p->block_auc) {
-            if (r->verdict < SD_PRIVACY_BLOCK)
-                snprintf(r->reason, sizeof r->reason,
-                         "membership inference AUC %.3f > %.2f: the replayed model tells "
-                         "training samples from unseen ones",
-                         r->membership_auc, p->block_auc);
-            r->verdict = SD_PRIVACY_BLOCK;
-        } else if (r->membership_auc > p->warn_auc) {
-            if (!warn_reason[0])
-                snprintf(warn_reason, sizeof warn_reason,
-                         "membership inference AUC %.3f > %.2f", r->membership_auc,
-                         p->warn_auc);
-            if (r->verdict < SD_PRIVACY_WARN)
-                r->verdict = SD_PRIVACY_WARN;
-        }
-    }
-    if (r->verdict == SD_PRIVACY_WARN)
-        memcpy(r->reason, warn_reason, sizeof r->reason);
-    else if (r->verdict == SD_PRIVACY_PASS) {
-        if (r->membership_done)
-            snprintf(r->reason, sizeof r->reason,
-                     "no image closer to training data than the held-out reference allows; "
-                     "membership AUC %.3f",
-                     r->membership_auc);
-        else
-            snprintf(r->reason, sizeof r->reason,
-                     "no image closer to training data than the held-out reference allows; "
-                     "membership not measured");
-    }
 }
 
 /* ---------------------------------------------------------------- audit */
@@ -1079,7 +975,7 @@ int sd_privacy_audit(sd_privacy_report *r, const sd_distilled *d, sd_backend *be
     int rc = sd_replay(d, be, &m, &theta, err);
     if (rc)
         return sd_error_wrap(err, "privacy audit: replay");
-    rc = sd_privacy_membership(r, m, be, theta, m->n_bn ? d->bn_stats : NULL, train, heldout,
+    rc = sd_privacy_membership(r, m, be, theta, m->n_bn ? d->theta_bn : NULL, train, heldout,
                                cfg.max_members, err);
     be->free(be, theta);
     sd_model_destroy(m);
@@ -1092,189 +988,4 @@ int sd_privacy_audit(sd_privacy_report *r, const sd_distilled *d, sd_backend *be
     }
     sd_privacy_decide(r, &cfg.policy);
     return SD_OK;
-}
-
-/* ---------------------------------------------------------------- picture */
-
-#define P_BG 0xFFFFFFu
-#define P_TEXT 0x000000u
-#define P_GREY 0x606060u
-
-static uint32_t verdict_color(sd_privacy_verdict v)
-{
-    return v == SD_PRIVACY_BLOCK ? 0xC62828u : v == SD_PRIVACY_WARN ? 0xD97706u : 0x1B7F3Bu;
-}
-
-/* first channel of an image, stretched from its own range to 0..255 */
-static void to_gray(const float *x, int h, int w, uint8_t *g)
-{
-    double lo = INFINITY, hi = -INFINITY;
-    for (int p = 0; p < h * w; p++)
-        if (isfinite(x[p])) {
-            lo = fmin(lo, x[p]);
-            hi = fmax(hi, x[p]);
-        }
-    double sc = hi > lo ? 255.0 / (hi - lo) : 0;
-    for (int p = 0; p < h * w; p++)
-        g[p] = isfinite(x[p]) ? (uint8_t)lround((x[p] - lo) * sc) : 0;
-}
-
-static const char *cls(const char *const *names, int k)
-{
-    static char buf[16];
-    if (names && k >= 0)
-        return names[k];
-    snprintf(buf, sizeof buf, "%d", k);
-    return buf;
-}
-
-typedef struct order_item {
-    double key;
-    size_t i;
-} order_item;
-
-static int cmp_order(const void *a, const void *b)
-{
-    const order_item *x = a, *y = b;
-    if (x->key != y->key)
-        return (x->key > y->key) - (x->key < y->key);
-    return (x->i > y->i) - (x->i < y->i);
-}
-
-int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const float *images,
-                           const char *const *class_names, int synthetic, int max_shown,
-                           sd_error *err)
-{
-    if (!r->n_images || !r->images)
-        return sd_error_set(err, SD_EINVAL, "privacy picture: empty report");
-    if (max_shown <= 0)
-        max_shown = 120;
-    size_t n = r->n_images, shown = n < (size_t)max_shown ? n : (size_t)max_shown;
-    int h = r->h, w = r->w;
-    size_t D = (size_t)r->c * (size_t)h * (size_t)w;
-    /* the images to show: all in order, or the most similar ones */
-    order_item *ord = malloc(n * sizeof *ord);
-    uint8_t *g = malloc((size_t)h * (size_t)w);
-    if (!ord || !g) {
-        free(ord);
-        free(g);
-        return sd_error_set(err, SD_ENOMEM, "privacy picture: out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        const sd_privacy_image *im = &r->images[i];
-        ord[i].i = i;
-        ord[i].key = shown < n ? fmin(im->pixel_pct, im->ssim_pct) - (double)im->flag : 0;
-    }
-    if (shown < n)
-        qsort(ord, n, sizeof *ord, cmp_order);
-    int zoom = w >= 96 ? 1 : (96 + w - 1) / w;
-    int tile_w = w * zoom, tile_h = h * zoom, pad = 8;
-    int col_w = tile_w > 23 * SD_FONT_ADVANCE ? tile_w : 23 * SD_FONT_ADVANCE;
-    int cap_lines = 5;
-    int group_w = 3 * col_w + 4 * pad, group_h = SD_FONT_LINE + 4 + tile_h + 6 +
-                                                  cap_lines * SD_FONT_LINE + 2 * pad;
-    int groups_per_row = 3;
-    if ((size_t)groups_per_row > shown)
-        groups_per_row = (int)shown;
-    int rows = (int)((shown + (size_t)groups_per_row - 1) / (size_t)groups_per_row);
-
-    char title[200], info[3][400];
-    snprintf(title, sizeof title, "%sPRIVACY AUDIT: %s", synthetic ? "SYNTHETIC DATA - " : "",
-             r->verdict == SD_PRIVACY_BLOCK ? "BLOCK"
-             : r->verdict == SD_PRIVACY_WARN ? "WARN"
-                                             : "PASS");
-    if (r->membership_done)
-        snprintf(info[0], sizeof info[0],
-                 "membership inference (loss threshold, %lld members v %lld held-out): AUC "
-                 "%.3f (0.5 = no leakage); mean loss: members %.3f, held-out %.3f",
-                 (long long)r->members, (long long)r->nonmembers, r->membership_auc,
-                 r->member_loss, r->nonmember_loss);
-    else
-        snprintf(info[0], sizeof info[0], "membership inference: not measured");
-    snprintf(info[1], sizeof info[1],
-             "held-out samples' nearest training distance: 1%% %.3f  5%% %.3f  25%% %.3f  50%% "
-             "%.3f | best SSIM: top 1%% %.3f  5%% %.3f  25%% %.3f  50%% %.3f",
-             r->heldout_distance_q[0], r->heldout_distance_q[1], r->heldout_distance_q[2],
-             r->heldout_distance_q[3], r->heldout_ssim_q[0], r->heldout_ssim_q[1],
-             r->heldout_ssim_q[2], r->heldout_ssim_q[3]);
-    snprintf(info[2], sizeof info[2],
-             "searched %lld of %lld training samples, %lld held-out; \"held-out closer/higher\" "
-             "= share of unseen samples as similar to training (0%% = red flag); frames: red "
-             "block, orange warn",
-             (long long)r->train_searched, (long long)r->train_count,
-             (long long)r->heldout_used);
-    char shown_note[120] = "";
-    if (shown < n)
-        snprintf(shown_note, sizeof shown_note,
-                 "showing the %zu of %zu images most similar to training data", shown, n);
-    int header_h = 2 * SD_FONT_LINE + 12 + 5 * SD_FONT_LINE + 8;
-    int cw = groups_per_row * group_w + pad, chh = header_h + rows * group_h + pad;
-    int text_w = sd_text_width(title, 2) + 2 * pad;
-    for (int k = 0; k < 3; k++)
-        if (sd_text_width(info[k], 1) + 2 * pad > text_w)
-            text_w = sd_text_width(info[k], 1) + 2 * pad;
-    if (sd_text_width(r->reason, 1) + 2 * pad > text_w)
-        text_w = sd_text_width(r->reason, 1) + 2 * pad;
-    if (text_w > cw)
-        cw = text_w;
-    sd_canvas cv;
-    int rc = sd_canvas_init(&cv, cw, chh, P_BG, err);
-    if (rc) {
-        free(ord);
-        free(g);
-        return rc;
-    }
-    uint32_t vc = verdict_color(r->verdict);
-    sd_draw_rect(&cv, 0, 0, cw, 2 * SD_FONT_LINE + 8, vc, 1);
-    sd_draw_text(&cv, pad, 6, title, P_BG, 2);
-    int y = 2 * SD_FONT_LINE + 14;
-    sd_draw_text(&cv, pad, y, r->reason, vc, 1);
-    y += SD_FONT_LINE + 2;
-    for (int k = 0; k < 3; k++, y += SD_FONT_LINE)
-        sd_draw_text(&cv, pad, y, info[k], P_TEXT, 1);
-    sd_draw_text(&cv, pad, y, shown_note, P_GREY, 1);
-
-    for (size_t s = 0; s < shown; s++) {
-        size_t i = ord[s].i;
-        const sd_privacy_image *im = &r->images[i];
-        int gx = pad + (int)(s % (size_t)groups_per_row) * group_w,
-            gy = header_h + (int)(s / (size_t)groups_per_row) * group_h;
-        uint32_t fc = im->flag == SD_PRIVACY_PASS ? 0xC0C0C0u : verdict_color(im->flag);
-        sd_draw_rect(&cv, gx, gy, group_w - pad, group_h - pad, fc, 0);
-        if (im->flag != SD_PRIVACY_PASS)
-            sd_draw_rect(&cv, gx + 1, gy + 1, group_w - pad - 2, group_h - pad - 2, fc, 0);
-        char head[64];
-        snprintf(head, sizeof head, "synthetic image %zu%s", i,
-                 im->flag == SD_PRIVACY_BLOCK  ? "  BLOCK"
-                 : im->flag == SD_PRIVACY_WARN ? "  WARN"
-                                               : "");
-        sd_draw_text(&cv, gx + pad, gy + 4, head, im->flag == SD_PRIVACY_PASS ? P_TEXT : fc, 1);
-        const float *tiles[3] = {images + i * D, r->pixel_nearest + i * D,
-                                 r->ssim_nearest + i * D};
-        char cap[3][200];
-        snprintf(cap[0], sizeof cap[0], "synthetic #%zu", i);
-        snprintf(cap[1], sizeof cap[1],
-                 "nearest by pixel\ndistance %.4f\nheld-out closer %.1f%%\nSSIM %.3f\n"
-                 "train #%lld (%s)",
-                 im->pixel_distance, 100.0 * im->pixel_pct, im->pixel_ssim,
-                 (long long)im->pixel_index, cls(class_names, im->pixel_label));
-        snprintf(cap[2], sizeof cap[2],
-                 "nearest by SSIM\nSSIM %.3f\nheld-out higher %.1f%%\ndistance %.4f\n"
-                 "train #%lld (%s)",
-                 im->ssim, 100.0 * im->ssim_pct, im->ssim_distance, (long long)im->ssim_index,
-                 cls(class_names, im->ssim_label));
-        for (int k = 0; k < 3; k++) {
-            int tx = gx + pad + k * (col_w + pad), ty = gy + SD_FONT_LINE + 8;
-            int ix = tx + (col_w - tile_w) / 2;
-            to_gray(tiles[k], h, w, g);
-            sd_draw_gray(&cv, ix, ty, g, w, h, zoom);
-            sd_draw_rect(&cv, ix - 1, ty - 1, tile_w + 2, tile_h + 2, 0x808080u, 0);
-            sd_draw_text(&cv, tx, ty + tile_h + 5, cap[k], P_TEXT, 1);
-        }
-    }
-    free(ord);
-    free(g);
-    rc = sd_canvas_write_png(&cv, path, err);
-    sd_canvas_free(&cv);
-    return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * sd_privacy.h - the privacy audit of a distilled set (DESIGN §9,
+ * sd_privacy.h - the privacy audit of a distilled set (docs/design.md,
  * docs/privacy.md): what an approver sees before a bundle may leave.
  *
  * Three measurements, each set against a reference drawn from held-out data

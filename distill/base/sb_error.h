@@ -53,7 +53,7 @@ enum {
     SC_EPASS = -23,     /* wrong passphrase or corrupted key file */
     SC_EPERM = -24,     /* file permissions too open */
 
-    /* Receive-path refusals, in the order the checks run. */
+    /* Receive-path refusals, in the order the checks run (docs/bundle-format.md §5). */
     SC_EREFUSE_SIZE = -100,           /* larger than the size cap */
     SC_EREFUSE_ENVELOPE = -101,       /* envelope does not parse */
     SC_EREFUSE_HEADER = -102,         /* header does not parse or is incomplete */

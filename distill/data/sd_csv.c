@@ -1,6 +1,8 @@
 /* sd_csv.c - in-place CSV record reader (see sd_csv.h). */
 #include "sd_csv.h"
 
+#include "sd_file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +10,16 @@
 
 int sd_csv_open(sd_csv *c, const char *path, sd_error *err)
 {
+    return sd_csv_open_in(c, path, NULL, err);
+}
+
+int sd_csv_open_in(sd_csv *c, const char *path, const char *root, sd_error *err)
+{
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sd_error_set(err, SD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    int orc = sd_file_open(path, root, &f, err);
+    if (orc)
+        return orc;
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap + 1);
     int rc = 0;

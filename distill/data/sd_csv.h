@@ -25,8 +25,10 @@ typedef struct sd_csv {
 } sd_csv;
 
 /* Read path into memory.  Fails with SD_EIO (missing/unreadable) or
- * SD_EFORMAT (too large, contains NUL bytes). */
+ * SD_EFORMAT (not a regular file, too large, contains NUL bytes). */
 int sd_csv_open(sd_csv *c, const char *path, sd_error *err) SD_WUR;
+/* The same for a file that must lie inside root (a real path; sd_file.h). */
+int sd_csv_open_in(sd_csv *c, const char *path, const char *root, sd_error *err) SD_WUR;
 void sd_csv_close(sd_csv *c);
 
 /* Next non-blank record.  Returns 1 with fields[0..*nfields) and *line (the

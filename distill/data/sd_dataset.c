@@ -1,7 +1,7 @@
 /*
- * sd_dataset.c - dataset loading and validation, the patch index, host
- * patch cutting and the prepared-index file (see sd_dataset.h and
- * docs/data.md).
+ * sd_dataset.c - dataset loading and validation, the patch index and host
+ * patch cutting (see sd_dataset.h and docs/data.md; the prepared-index
+ * file is in sd_prepared.c).
  *
  * Loading is two passes: first every CSV line and every PNG header is
  * checked (cheap, and most mistakes are caught before any large allocation),
@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +21,9 @@
 #include <unistd.h>
 
 #include "sd_csv.h"
+#include "sd_file.h"
 #include "sd_png.h"
-#include "sb_json.h"
+#include "sd_pool.h"
 
 #define PATH_MAX_LEN 4096
 
@@ -37,79 +37,6 @@ const char *sd_class_name(int cls)
 {
     static const char *names[SD_NUM_CLASSES] = {"I", "N", "P"};
     return cls >= 0 && cls < SD_NUM_CLASSES ? names[cls] : "?";
-}
-
-/* ---- a small parallel-for over images ---- */
-
-typedef int (*task_fn)(void *ctx, int i, sd_error *err);
-
-typedef struct pool_job {
-    task_fn fn;
-    void *ctx;
-    int n, next, failed, err_i;
-    pthread_mutex_t lock;
-    sd_error err;
-} pool_job;
-
-static void *pool_worker(void *arg)
-{
-    pool_job *J = arg;
-    for (;;) {
-        pthread_mutex_lock(&J->lock);
-        int i = J->failed ? J->n : J->next++;
-        pthread_mutex_unlock(&J->lock);
-        if (i >= J->n)
-            return NULL;
-        sd_error e = {0};
-        int rc = J->fn(J->ctx, i, &e);
-        if (rc) {
-            pthread_mutex_lock(&J->lock);
-            /* Keep the error of the lowest index.  Work is handed out in
-             * order and every task below a failure completes, so this is the
-             * first bad item whatever the thread timing. */
-            if (!J->failed || i < J->err_i) {
-                J->failed = 1;
-                J->err_i = i;
-                J->err = e;
-                if (!J->err.code)
-                    J->err.code = rc;
-            }
-            pthread_mutex_unlock(&J->lock);
-        }
-    }
-}
-
-static int parallel_for(int n, task_fn fn, void *ctx, sd_error *err)
-{
-    pool_job J;
-    memset(&J, 0, sizeof J);
-    J.fn = fn;
-    J.ctx = ctx;
-    J.n = n;
-    pthread_mutex_init(&J.lock, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = cpus > 0 ? (int)cpus : 1;
-    if (nt > 32)
-        nt = 32;
-    if (nt > n)
-        nt = n;
-    pthread_t tid[32];
-    int started = 0;
-    for (int t = 1; t < nt; t++) {
-        if (pthread_create(&tid[started], NULL, pool_worker, &J) != 0)
-            break;
-        started++;
-    }
-    pool_worker(&J);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    pthread_mutex_destroy(&J.lock);
-    if (J.failed) {
-        if (err)
-            *err = J.err;
-        return J.err.code ? J.err.code : SD_EIO;
-    }
-    return 0;
 }
 
 /* ---- paths ---- */
@@ -139,7 +66,7 @@ static int valid_id(const char *id)
 static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
 {
     sd_csv c;
-    int rc = sd_csv_open(&c, csv_path, err);
+    int rc = sd_csv_open_in(&c, csv_path, ds->root, err);
     if (rc)
         return rc;
     unsigned int mdlen = 0;
@@ -305,9 +232,41 @@ static int check_gray_header(const char *path, const sd_png_info *pi, sd_error *
     return 0;
 }
 
-static int check_headers(sd_dataset *ds, sd_error *err)
+/* Open path inside the data set and read its PNG header. */
+static int read_header(const sd_dataset *ds, const char *path, sd_png_info *pi, sd_error *err)
+{
+    FILE *f = NULL;
+    int rc = sd_file_open(path, ds->root, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_info_file(f, path, pi, err);
+    fclose(f);
+    return rc ? rc : check_gray_header(path, pi, err);
+}
+
+/* The pixel budget, from the headers alone. */
+static int check_pixels(const sd_dataset_image *im, const char *path, int64_t *total,
+                        const sd_dataset_limits *lim, sd_error *err)
+{
+    int64_t n = (int64_t)im->w * im->h;
+    if (n > lim->max_image_pixels)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: declares %dx%d = %lld pixels, more than one image may hold "
+                            "(%lld; --max-image-pixels)",
+                            path, im->w, im->h, (long long)n, (long long)lim->max_image_pixels);
+    *total += n;
+    if (*total > lim->max_pixels)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: the images up to this one (labels.csv line %d) declare %lld "
+                            "pixels, more than the data set may hold (%lld; --max-pixels)",
+                            path, im->csv_line, (long long)*total, (long long)lim->max_pixels);
+    return 0;
+}
+
+static int check_headers(sd_dataset *ds, const sd_dataset_limits *lim, sd_error *err)
 {
     char path[PATH_MAX_LEN], mpath[PATH_MAX_LEN];
+    int64_t total = 0;
     for (int i = 0; i < ds->n; i++) {
         sd_dataset_image *im = &ds->img[i];
         if (image_path(path, ds, "images", im->id) || image_path(mpath, ds, "masks", im->id))
@@ -316,14 +275,14 @@ static int check_headers(sd_dataset *ds, sd_error *err)
             return sd_error_set(err, SD_EIO, "%s: missing (listed on labels.csv line %d)", path,
                                 im->csv_line);
         sd_png_info pi;
-        int rc = sd_png_read_info(path, &pi, err);
+        int rc = read_header(ds, path, &pi, err);
         if (rc)
-            return rc;
-        if ((rc = check_gray_header(path, &pi, err)))
             return rc;
         im->w = pi.width;
         im->h = pi.height;
         im->bit_depth = pi.bit_depth;
+        if ((rc = check_pixels(im, path, &total, lim, err)))
+            return rc;
         if (access(mpath, F_OK) != 0) {
             if (im->split == SD_SPLIT_TRAIN)
                 return sd_error_set(err, SD_EIO,
@@ -333,9 +292,7 @@ static int check_headers(sd_dataset *ds, sd_error *err)
             continue;
         }
         sd_png_info mi;
-        if ((rc = sd_png_read_info(mpath, &mi, err)))
-            return rc;
-        if ((rc = check_gray_header(mpath, &mi, err)))
+        if ((rc = read_header(ds, mpath, &mi, err)))
             return rc;
         if (mi.width != pi.width || mi.height != pi.height)
             return sd_error_set(err, SD_EFORMAT, "%s: mask is %dx%d but the image %s is %dx%d",
@@ -353,6 +310,19 @@ typedef struct load_ctx {
     int keep;  /* store pixels (1) or only decode to verify (0) */
 } load_ctx;
 
+/* Decode path (inside the data set) into pix, which holds w*h values. */
+static int decode_into(const sd_dataset *ds, const char *path, uint16_t *pix, int w, int h,
+                       sd_error *err)
+{
+    FILE *f = NULL;
+    int rc = sd_file_open(path, ds->root, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_gray16_into_file(f, path, pix, w, h, err);
+    fclose(f);
+    return rc;
+}
+
 static int load_one(void *arg, int k, sd_error *err)
 {
     load_ctx *L = arg;
@@ -365,12 +335,12 @@ static int load_one(void *arg, int k, sd_error *err)
     if (image_path(path, ds, "images", im->id))
         return sd_error_set(err, SD_EINVAL, "%s: path too long", ds->dir);
     if (L->keep) {
-        rc = sd_png_read_gray16_into(path, ds->pix + im->off, im->w, im->h, err);
+        rc = decode_into(ds, path, ds->pix + im->off, im->w, im->h, err);
     } else {
         tmp = malloc(npix * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
-        rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+        rc = decode_into(ds, path, tmp, im->w, im->h, err);
     }
     if (rc || !im->has_mask) {
         free(tmp);
@@ -385,7 +355,7 @@ static int load_one(void *arg, int k, sd_error *err)
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
     }
-    rc = sd_png_read_gray16_into(path, tmp, im->w, im->h, err);
+    rc = decode_into(ds, path, tmp, im->w, im->h, err);
     if (!rc && L->keep) {
         uint8_t *m = ds->mask + im->off;
         for (size_t p = 0; p < npix; p++)
@@ -404,13 +374,30 @@ static int decode_splits(sd_dataset *ds, unsigned splits, int keep, sd_error *er
         if ((splits >> ds->img[i].split & 1u) && (keep || !ds->img[i].loaded))
             todo[m++] = i;
     load_ctx L = {ds, todo, keep};
-    int rc = m ? parallel_for(m, load_one, &L, err) : 0;
+    int rc = m ? sd_pool_run_once(0, m, load_one, &L, err) : 0;
     free(todo);
     return rc;
 }
 
+void sd_dataset_limits_default(sd_dataset_limits *lim)
+{
+    lim->max_pixels = SD_DATASET_MAX_PIXELS;
+    lim->max_image_pixels = SD_DATASET_MAX_IMAGE_PIXELS;
+}
+
 int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_error *err)
 {
+    return sd_dataset_open_limited(out, dir, load_splits, NULL, err);
+}
+
+int sd_dataset_open_limited(sd_dataset **out, const char *dir, unsigned load_splits,
+                            const sd_dataset_limits *lim, sd_error *err)
+{
+    sd_dataset_limits defaults;
+    if (!lim) {
+        sd_dataset_limits_default(&defaults);
+        lim = &defaults;
+    }
     *out = NULL;
     struct stat st;
     if (!dir || stat(dir, &st) != 0)
@@ -430,7 +417,9 @@ int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_
         ds->dir[n - 1] = '\0';
     char csv_path[PATH_MAX_LEN];
     snprintf(csv_path, sizeof csv_path, "%s/labels.csv", ds->dir);
-    int rc = parse_labels(ds, csv_path, err);
+    int rc = sd_file_root(ds->dir, &ds->root, err);
+    if (!rc)
+        rc = parse_labels(ds, csv_path, err);
     if (!rc)
         rc = check_duplicates(ds, csv_path, err);
     if (!rc) {
@@ -444,12 +433,13 @@ int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_
                                   csv_path, sd_split_name(s));
     }
     if (!rc)
-        rc = check_headers(ds, err);
+        rc = check_headers(ds, lim, err);
     if (!rc) {
         char rpath[PATH_MAX_LEN];
+        sd_error ignored = {0};
+        FILE *f = NULL;
         snprintf(rpath, sizeof rpath, "%s/README.txt", ds->dir);
-        FILE *f = fopen(rpath, "r");
-        if (f) {
+        if (sd_file_open(rpath, ds->root, &f, &ignored) == 0) {
             char head[16] = {0};
             ds->synthetic = fread(head, 1, 9, f) == 9 && !memcmp(head, "SYNTHETIC", 9);
             fclose(f);
@@ -493,6 +483,7 @@ void sd_dataset_destroy(sd_dataset *ds)
     if (!ds)
         return;
     free(ds->dir);
+    free(ds->root);
     free(ds->img);
     free(ds->pix);
     free(ds->mask);
@@ -894,136 +885,4 @@ int sd_patch_cut_image(const uint16_t *pix, int w, int h, const int32_t *ys, con
     free(tmp);
     area_w_free(&a);
     return 0;
-}
-
-/* ---- prepared.json ---- */
-
-int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
-{
-    char tmp[PATH_MAX_LEN + 8];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return sd_error_set(err, SD_EINVAL, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f,
-            "{\n"
-            "  \"format\": \"sldd-prepared\",\n"
-            "  \"version\": %d,\n"
-            "  \"synthetic\": %s,\n"
-            "  \"patch\": %d,\n"
-            "  \"stride\": %d,\n"
-            "  \"patch_resize\": %d,\n"
-            "  \"mean\": %.17g,\n"
-            "  \"std\": %.17g,\n"
-            "  \"labels_sha256\": \"%s\",\n"
-            "  \"images\": {\n",
-            p->version, p->synthetic ? "true" : "false", p->psize, p->stride, p->osize, p->mean,
-            p->std, p->labels_sha256);
-    for (int s = 0; s < SD_SPLIT_COUNT; s++)
-        fprintf(f, "    \"%s\": {\"non_gastritis\": %d, \"gastritis\": %d}%s\n", sd_split_name(s),
-                p->images[s][0], p->images[s][1], s + 1 < SD_SPLIT_COUNT ? "," : "");
-    fprintf(f, "  },\n  \"patches\": {\n");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++)
-        fprintf(f, "    \"%s\": {\"I\": %lld, \"N\": %lld, \"P\": %lld, \"discarded\": %lld}%s\n",
-                sd_split_name(s), (long long)p->patches[s][0], (long long)p->patches[s][1],
-                (long long)p->patches[s][2], (long long)p->discarded[s],
-                s + 1 < SD_SPLIT_COUNT ? "," : "");
-    fprintf(f, "  }\n}\n");
-    int rc = 0;
-    if (fflush(f) != 0 || ferror(f))
-        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && !rc)
-        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
-    if (rc)
-        remove(tmp);
-    return rc;
-}
-
-/* The file written above is read back with the base JSON reader. */
-static int get_num(const char *obj, const char *key, double *v)
-{
-    return sb_json_number(sb_json_member(obj, key), v) ? -1 : 0;
-}
-
-int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
-{
-    memset(p, 0, sizeof *p);
-    sd_csv raw; /* reuse the whole-file reader */
-    int rc = sd_csv_open(&raw, path, err);
-    if (rc)
-        return rc;
-    const char *root = raw.buf;
-    double v;
-    const char *fmt = sb_json_member(root, "format");
-    if (!sb_json_skip(root) || !fmt || strncmp(fmt, "\"sldd-prepared\"", 15)) {
-        sd_csv_close(&raw);
-        return sd_error_set(err, SD_EFORMAT,
-                            "%s: not a prepared-index file (run 'sldd dataset prepare')", path);
-    }
-    rc = SD_EFORMAT;
-    const char *what = "version";
-    if (get_num(root, "version", &v) || (p->version = (int)v) != 1)
-        goto bad;
-    what = "patch";
-    if (get_num(root, "patch", &v) || (p->psize = (int)v) < 1)
-        goto bad;
-    what = "stride";
-    if (get_num(root, "stride", &v) || (p->stride = (int)v) < 1)
-        goto bad;
-    what = "patch_resize";
-    if (get_num(root, "patch_resize", &v) || (p->osize = (int)v) < 1 || p->osize > p->psize)
-        goto bad;
-    what = "mean";
-    if (get_num(root, "mean", &p->mean) || !isfinite(p->mean))
-        goto bad;
-    what = "std";
-    if (get_num(root, "std", &p->std) || !(p->std > 0) || !isfinite(p->std))
-        goto bad;
-    what = "synthetic";
-    const char *syn = sb_json_member(root, "synthetic");
-    if (!syn)
-        goto bad;
-    p->synthetic = !strncmp(syn, "true", 4);
-    what = "labels_sha256";
-    const char *h = sb_json_member(root, "labels_sha256");
-    if (!h || *h != '"' || strlen(h) < 66 || h[65] != '"')
-        goto bad;
-    memcpy(p->labels_sha256, h + 1, 64);
-    p->labels_sha256[64] = '\0';
-    what = "images";
-    const char *imgs = sb_json_member(root, "images"), *pat = sb_json_member(root, "patches");
-    if (!imgs)
-        goto bad;
-    what = "patches";
-    if (!pat)
-        goto bad;
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        const char *is = sb_json_member(imgs, sd_split_name(s)), *ps = sb_json_member(pat, sd_split_name(s));
-        what = "images";
-        if (!is || get_num(is, "non_gastritis", &v))
-            goto bad;
-        p->images[s][0] = (int)v;
-        if (get_num(is, "gastritis", &v))
-            goto bad;
-        p->images[s][1] = (int)v;
-        what = "patches";
-        if (!ps)
-            goto bad;
-        for (int c = 0; c < SD_NUM_CLASSES; c++) {
-            if (get_num(ps, sd_class_name(c), &v))
-                goto bad;
-            p->patches[s][c] = (int64_t)v;
-        }
-        if (get_num(ps, "discarded", &v))
-            goto bad;
-        p->discarded[s] = (int64_t)v;
-    }
-    sd_csv_close(&raw);
-    return 0;
-bad:
-    sd_csv_close(&raw);
-    return sd_error_set(err, rc, "%s: missing or invalid \"%s\"", path, what);
 }

@@ -2,7 +2,7 @@
  * sd_dataset.h - gastric X-ray datasets on disk, the patch index, host-side
  * patch cutting and the prepared-index file.
  *
- * A dataset (DESIGN §4, docs/data.md) is a folder
+ * A dataset (docs/data.md) is a folder
  *     DIR/labels.csv        header naming at least id,label,split
  *     DIR/images/ID.png     8- or 16-bit grayscale, any size
  *     DIR/masks/ID.png      stomach mask (non-zero = stomach), same size;
@@ -15,6 +15,12 @@
  * splits are kept once, in one contiguous uint16 buffer (0..65535 scale) with
  * per-image offsets, so that a backend can upload them in one piece and cut
  * patches on the fly (sd_backend.h patch_gather); patches are never files.
+ * Reading is bounded: every file is opened with sd_file_open (regular files
+ * only, never following a symbolic link out of DIR, so a FIFO, a directory
+ * or a link elsewhere named like an image is refused at once), and the
+ * pixels the PNG headers declare are checked against sd_dataset_limits
+ * before any pixel is decoded.
+ *
  * Other image sets (Fashion-MNIST, PNG folders) are in sd_imageset.h.
  */
 #ifndef SD_DATASET_H
@@ -56,6 +62,7 @@ typedef struct sd_dataset_image {
 
 typedef struct sd_dataset {
     char *dir;
+    char *root;              /* dir's real path: every file read must lie inside */
     int n;                   /* images listed in labels.csv */
     sd_dataset_image *img;
     int synthetic;           /* README.txt starts with "SYNTHETIC" */
@@ -80,6 +87,26 @@ typedef struct sd_dataset {
  * PNG. */
 int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits,
                     sd_error *err) SD_WUR;
+
+/* What the PNG headers of a data set may declare, checked before anything is
+ * decoded: a 1 MB PNG can declare 32768x32768 pixels (2 GiB decoded). */
+typedef struct sd_dataset_limits {
+    int64_t max_pixels;       /* all images listed in labels.csv together */
+    int64_t max_image_pixels; /* any one image (its mask is the same size) */
+} sd_dataset_limits;
+
+/* 2^32 pixels in all (1,024 images of 2048x2048; 12 GiB with their masks
+ * when every split is loaded) and 2^28 per image (16384x16384, the largest
+ * `sldd dataset synth` writes). */
+#define SD_DATASET_MAX_PIXELS ((int64_t)1 << 32)
+#define SD_DATASET_MAX_IMAGE_PIXELS ((int64_t)1 << 28)
+
+void sd_dataset_limits_default(sd_dataset_limits *lim);
+
+/* sd_dataset_open with limits (NULL: the defaults).  A data set over a
+ * limit is refused (SD_EFORMAT) naming the image and the limit. */
+int sd_dataset_open_limited(sd_dataset **out, const char *dir, unsigned load_splits,
+                            const sd_dataset_limits *lim, sd_error *err) SD_WUR;
 void sd_dataset_destroy(sd_dataset *ds); /* accepts NULL */
 
 /* Decode (and discard) every image and mask of the given splits that is not

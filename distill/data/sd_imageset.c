@@ -1,6 +1,9 @@
 /*
  * sd_imageset.c - Fashion-MNIST (IDX files, gzip or plain, via zlib) and
  * folders of PNGs as normalised in-memory tensors (see sd_imageset.h).
+ * A PNG folder is read like a gastric data set: regular files inside the
+ * folder only (sd_file.h), pixels bounded from each header before it is
+ * decoded (the SD_DATASET_MAX_* defaults).
  */
 #include "sd_imageset.h"
 
@@ -15,6 +18,8 @@
 #include <zlib.h>
 
 #include "sd_csv.h"
+#include "sd_dataset.h"
+#include "sd_file.h"
 #include "sd_png.h"
 #include "sb_parse.h"
 
@@ -209,6 +214,34 @@ static int safe_relpath(const char *p)
     return 1;
 }
 
+/* Open path inside root, check what its header declares against the
+ * per-image and total pixel limits, then decode it. */
+static int read_bounded(const char *root, const char *path, int64_t *total, uint16_t **pix,
+                        int *w, int *h, sd_error *err)
+{
+    FILE *fp = NULL;
+    sd_png_info pi;
+    int rc = sd_file_open(path, root, &fp, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_info_file(fp, path, &pi, err);
+    int64_t n = rc ? 0 : (int64_t)pi.width * pi.height;
+    if (!rc && n > SD_DATASET_MAX_IMAGE_PIXELS)
+        rc = sd_error_set(err, SD_EFORMAT, "%s: declares %dx%d pixels, more than one image may "
+                          "hold (%lld)", path, pi.width, pi.height,
+                          (long long)SD_DATASET_MAX_IMAGE_PIXELS);
+    else if (!rc && (*total += n) > SD_DATASET_MAX_PIXELS)
+        rc = sd_error_set(err, SD_EFORMAT, "%s: the images so far declare %lld pixels, more "
+                          "than an image set may hold (%lld)", path, (long long)*total,
+                          (long long)SD_DATASET_MAX_PIXELS);
+    if (!rc && fseek(fp, 0, SEEK_SET))
+        rc = sd_error_set(err, SD_EIO, "%s: cannot seek: %s", path, strerror(errno));
+    if (!rc)
+        rc = sd_png_read_gray16_file(fp, path, pix, w, h, NULL, err);
+    fclose(fp);
+    return rc;
+}
+
 int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path, double mean,
                          double std, sd_error *err)
 {
@@ -222,6 +255,10 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
     size_t hw = 0;
     double s1 = 0, s2 = 0;
     uint16_t *pix = NULL;
+    char *root = NULL;
+    int64_t total = 0;
+    if ((rc = sd_file_root(dir, &root, err)))
+        goto fail;
     rc = sd_csv_next(&c, f, &nf, &line, err);
     if (rc == 0)
         rc = sd_error_set(err, SD_EFORMAT, "%s: empty file; expected a header file,label",
@@ -260,7 +297,7 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, f[col_file]);
         int w = 0, h = 0;
-        rc = sd_png_read_gray16(path, &pix, &w, &h, NULL, err);
+        rc = read_bounded(root, path, &total, &pix, &w, &h, err);
         if (rc)
             goto fail;
         if (out->n == 0) {
@@ -321,9 +358,11 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
     for (size_t p = 0; p < (size_t)out->n * hw; p++)
         out->x[p] = (sd_real)((out->x[p] - mean) / std);
     sd_csv_close(&c);
+    free(root);
     return 0;
 fail:
     free(pix);
+    free(root);
     sd_csv_close(&c);
     sd_imageset_free(out);
     return rc ? rc : SD_EFORMAT;

@@ -43,7 +43,9 @@ int sd_idx_read(const char *path, uint8_t **data, int *ndim, int dims[4],
 
 /* A folder of grayscale PNGs with a CSV "file,label" (header required; file
  * relative to dir; extra columns ignored).  All images must have the same
- * size.  mean/std < 0: computed from these images ([0,1] scale); otherwise
+ * size.  Files are read like a gastric data set's (sd_dataset.h): regular
+ * files inside dir only, sizes checked against the SD_DATASET_MAX_* pixel
+ * limits from each header before it is decoded.  mean/std < 0: computed from these images ([0,1] scale); otherwise
  * used as given.  classes = 1 + the largest label. */
 int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path, double mean,
                          double std, sd_error *err) SD_WUR;

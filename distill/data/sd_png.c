@@ -9,6 +9,8 @@
  */
 #include "sd_png.h"
 
+#include "sd_file.h"
+
 #include <errno.h>
 #include <png.h>
 #include <setjmp.h>
@@ -57,29 +59,22 @@ static const char *color_type_name(int ct)
     }
 }
 
-/* Open path and check the PNG signature; on success *fp is open and the 8
- * signature bytes have been consumed. */
-static int open_png(const char *path, FILE **fp, sd_error *err)
+/* Check the PNG signature at the start of f (consumes its 8 bytes). */
+static int check_sig(FILE *f, const char *path, sd_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sd_error_set(err, SD_EIO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char sig[8];
     size_t got = fread(sig, 1, sizeof sig, f);
     if (got != sizeof sig || png_sig_cmp(sig, 0, sizeof sig)) {
-        fclose(f);
         if (got == 0)
             return sd_error_set(err, SD_EFORMAT, "%s: empty file, not a PNG image", path);
         return sd_error_set(err, SD_EFORMAT, "%s: not a PNG file (bad signature)", path);
     }
-    *fp = f;
     return 0;
 }
 
-int sd_png_read_info(const char *path, sd_png_info *info, sd_error *err)
+int sd_png_read_info_file(FILE *f, const char *path, sd_png_info *info, sd_error *err)
 {
-    FILE *f = NULL;
-    int rc = open_png(path, &f, err);
+    int rc = check_sig(f, path, err);
     if (rc)
         return rc;
     png_err_ctx ectx = {{0}};
@@ -88,12 +83,10 @@ int sd_png_read_info(const char *path, sd_png_info *info, sd_error *err)
     png_infop pi = png ? png_create_info_struct(png) : NULL;
     if (!png || !pi) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
-        fclose(f);
         return sd_error_set(err, SD_ENOMEM, "%s: cannot create PNG reader", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &pi, NULL);
-        fclose(f);
         return sd_error_set(err, SD_EFORMAT, "%s: corrupt PNG header: %s", path,
                             explain_png_msg(ectx.msg));
     }
@@ -108,17 +101,26 @@ int sd_png_read_info(const char *path, sd_png_info *info, sd_error *err)
     info->palette = ct == PNG_COLOR_TYPE_PALETTE;
     info->channels = ct == PNG_COLOR_TYPE_PALETTE ? 3 : png_get_channels(png, pi);
     png_destroy_read_struct(&png, &pi, NULL);
-    fclose(f);
     return 0;
+}
+
+int sd_png_read_info(const char *path, sd_png_info *info, sd_error *err)
+{
+    FILE *f = NULL;
+    int rc = sd_file_open(path, NULL, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_info_file(f, path, info, err);
+    fclose(f);
+    return rc;
 }
 
 /* Shared decoder.  When *pix is NULL a buffer is allocated; otherwise the
  * image must be expect_w x expect_h and is decoded into *pix. */
-static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
+static int read_gray16(FILE *f, const char *path, uint16_t **pix, int *w_out, int *h_out,
                        int *depth_out, int expect_w, int expect_h, sd_error *err)
 {
-    FILE *f = NULL;
-    int rc = open_png(path, &f, err);
+    int rc = check_sig(f, path, err);
     if (rc)
         return rc;
     png_err_ctx ectx = {{0}};
@@ -127,7 +129,6 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
     png_infop pi = png ? png_create_info_struct(png) : NULL;
     if (!png || !pi) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
-        fclose(f);
         return sd_error_set(err, SD_ENOMEM, "%s: cannot create PNG reader", path);
     }
     /* Modified after setjmp and needed by the cleanup path: volatile. */
@@ -136,7 +137,6 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
     volatile int owned = 0;
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &pi, NULL);
-        fclose(f);
         free(rows);
         if (owned)
             free(buf);
@@ -151,14 +151,12 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
     int ct = png_get_color_type(png, pi), depth = png_get_bit_depth(png, pi);
     if (ct != PNG_COLOR_TYPE_GRAY) {
         png_destroy_read_struct(&png, &pi, NULL);
-        fclose(f);
         return sd_error_set(err, SD_EFORMAT,
                             "%s: %s image; only grayscale (8- or 16-bit) PNGs are accepted",
                             path, color_type_name(ct));
     }
     if (*pix && (w != expect_w || h != expect_h)) {
         png_destroy_read_struct(&png, &pi, NULL);
-        fclose(f);
         return sd_error_set(err, SD_EFORMAT, "%s: image is %dx%d, expected %dx%d", path, w, h,
                             expect_w, expect_h);
     }
@@ -176,7 +174,6 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
     rows = malloc((size_t)h * sizeof *rows);
     if (!buf || !rows) {
         png_destroy_read_struct(&png, &pi, NULL);
-        fclose(f);
         free(rows);
         if (owned)
             free(buf);
@@ -204,7 +201,6 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
         }
     }
     png_destroy_read_struct(&png, &pi, NULL);
-    fclose(f);
     free(rows);
     *pix = buf;
     if (w_out)
@@ -216,20 +212,45 @@ static int read_gray16(const char *path, uint16_t **pix, int *w_out, int *h_out,
     return 0;
 }
 
+int sd_png_read_gray16_file(FILE *f, const char *path, uint16_t **pix, int *w, int *h,
+                            int *bit_depth_out, sd_error *err)
+{
+    *pix = NULL;
+    return read_gray16(f, path, pix, w, h, bit_depth_out, 0, 0, err);
+}
+
+int sd_png_read_gray16_into_file(FILE *f, const char *path, uint16_t *pix, int expect_w,
+                                 int expect_h, sd_error *err)
+{
+    if (!pix || expect_w <= 0 || expect_h <= 0)
+        return sd_error_set(err, SD_EINVAL, "%s: bad destination for PNG decode", path);
+    uint16_t *p = pix;
+    return read_gray16(f, path, &p, NULL, NULL, NULL, expect_w, expect_h, err);
+}
+
 int sd_png_read_gray16(const char *path, uint16_t **pix, int *w, int *h, int *bit_depth_out,
                        sd_error *err)
 {
+    FILE *f = NULL;
     *pix = NULL;
-    return read_gray16(path, pix, w, h, bit_depth_out, 0, 0, err);
+    int rc = sd_file_open(path, NULL, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_gray16_file(f, path, pix, w, h, bit_depth_out, err);
+    fclose(f);
+    return rc;
 }
 
 int sd_png_read_gray16_into(const char *path, uint16_t *pix, int expect_w, int expect_h,
                             sd_error *err)
 {
-    if (!pix || expect_w <= 0 || expect_h <= 0)
-        return sd_error_set(err, SD_EINVAL, "%s: bad destination for PNG decode", path);
-    uint16_t *p = pix;
-    return read_gray16(path, &p, NULL, NULL, NULL, expect_w, expect_h, err);
+    FILE *f = NULL;
+    int rc = sd_file_open(path, NULL, &f, err);
+    if (rc)
+        return rc;
+    rc = sd_png_read_gray16_into_file(f, path, pix, expect_w, expect_h, err);
+    fclose(f);
+    return rc;
 }
 
 /* ---- writing ---- */

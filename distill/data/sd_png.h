@@ -5,7 +5,9 @@
  * 16-bit scale 0..65535 (an 8-bit value v becomes v*257, so 255 -> 65535).
  * Colour, palette and gray+alpha images are refused with a message naming the
  * file, as are truncated or corrupt files (libpng's longjmp errors are caught
- * and turned into SD_EFORMAT).  Writing produces 8-bit gray, RGB or RGBA, and
+ * and turned into SD_EFORMAT).  Paths are opened with sd_file_open: regular
+ * files only, so a FIFO or a directory named like an image is refused at once
+ * instead of blocking or failing obscurely.  Writing produces 8-bit gray, RGB or RGBA, and
  * 16-bit gray (used by tests and by 16-bit dataset exports).
  */
 #ifndef SD_PNG_H
@@ -13,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sd_error.h"
 
@@ -43,6 +46,15 @@ int sd_png_read_gray16(const char *path, uint16_t **pix, int *w, int *h, int *bi
  * values; refuses a file whose size differs. */
 int sd_png_read_gray16_into(const char *path, uint16_t *pix, int expect_w, int expect_h,
                             sd_error *err) SD_WUR;
+
+/* The same three on a stream already open at the start of the file (e.g.
+ * from sd_file_open with a root); path is for messages.  The stream is not
+ * closed. */
+int sd_png_read_info_file(FILE *f, const char *path, sd_png_info *info, sd_error *err) SD_WUR;
+int sd_png_read_gray16_file(FILE *f, const char *path, uint16_t **pix, int *w, int *h,
+                            int *bit_depth_out, sd_error *err) SD_WUR;
+int sd_png_read_gray16_into_file(FILE *f, const char *path, uint16_t *pix, int expect_w,
+                                 int expect_h, sd_error *err) SD_WUR;
 
 /* Write an 8-bit image: channels 1 (gray), 3 (RGB) or 4 (RGBA), rows packed
  * (stride w*channels).  Written to path.tmp then renamed, so a crash never

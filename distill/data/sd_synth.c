@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "sd_png.h"
+#include "sd_pool.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -585,60 +586,47 @@ static int make_dirs(const char *path, sd_error *err)
     return make_dir(buf, err);
 }
 
+/* One image per pool task (sd_pool.h); `lock` only serialises the
+ * progress callback. */
 typedef struct synth_job {
     const sd_synth_dataset_opts *o;
     const int *labels;
     pthread_mutex_t lock;
-    int next, done, failed;
-    sd_error err;
+    int done;
 } synth_job;
 
-static void *synth_worker(void *arg)
+static int synth_one(void *arg, int i, sd_error *e)
 {
     synth_job *J = arg;
     const sd_synth_dataset_opts *o = J->o;
     size_t npix = (size_t)o->size * (size_t)o->size;
     uint8_t *img = malloc(npix), *mask = malloc(npix);
     char path[4200], id[32];
-    for (;;) {
-        pthread_mutex_lock(&J->lock);
-        int i = J->failed ? o->count : J->next++;
-        pthread_mutex_unlock(&J->lock);
-        if (i >= o->count)
-            break;
-        sd_error e = {0};
-        int rc = 0;
-        if (!img || !mask)
-            rc = sd_error_set(&e, SD_ENOMEM, "synth: out of memory");
-        sd_synth_image_id(id, i, o->count);
-        if (!rc) {
-            sd_synth_opts so = {o->size, o->size, J->labels[i],
-                                mix64(o->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i + 1)};
-            rc = sd_synth_generate(&so, img, mask, &e);
-        }
-        if (!rc) {
-            snprintf(path, sizeof path, "%s/images/%s.png", o->out_dir, id);
-            rc = sd_png_write_comment(path, img, o->size, o->size, 1, SD_SYNTH_COMMENT, &e);
-        }
-        if (!rc) {
-            snprintf(path, sizeof path, "%s/masks/%s.png", o->out_dir, id);
-            rc = sd_png_write_comment(path, mask, o->size, o->size, 1, SD_SYNTH_COMMENT, &e);
-        }
-        pthread_mutex_lock(&J->lock);
-        if (rc && !J->failed) {
-            J->failed = 1;
-            J->err = e;
-        }
-        if (!rc) {
-            J->done++;
-            if (o->progress)
-                o->progress(o->progress_ctx, J->done, o->count);
-        }
-        pthread_mutex_unlock(&J->lock);
+    int rc = 0;
+    if (!img || !mask)
+        rc = sd_error_set(e, SD_ENOMEM, "synth: out of memory");
+    sd_synth_image_id(id, i, o->count);
+    if (!rc) {
+        sd_synth_opts so = {o->size, o->size, J->labels[i],
+                            mix64(o->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i + 1)};
+        rc = sd_synth_generate(&so, img, mask, e);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/images/%s.png", o->out_dir, id);
+        rc = sd_png_write_comment(path, img, o->size, o->size, 1, SD_SYNTH_COMMENT, e);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/masks/%s.png", o->out_dir, id);
+        rc = sd_png_write_comment(path, mask, o->size, o->size, 1, SD_SYNTH_COMMENT, e);
     }
     free(img);
     free(mask);
-    return NULL;
+    if (!rc && o->progress) {
+        pthread_mutex_lock(&J->lock);
+        o->progress(o->progress_ctx, ++J->done, o->count);
+        pthread_mutex_unlock(&J->lock);
+    }
+    return rc;
 }
 
 /* Largest-remainder apportionment of n items into 3 parts. */
@@ -741,33 +729,17 @@ int sd_synth_dataset_write(const sd_synth_dataset_opts *o, sd_error *err)
     memset(&J, 0, sizeof J);
     J.o = o;
     J.labels = labels;
-    pthread_mutex_init(&J.lock, NULL);
-    int nthreads = o->threads;
-    if (nthreads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = c > 0 ? (int)c : 1;
-    }
-    if (nthreads > n)
-        nthreads = n;
-    if (nthreads > 64)
-        nthreads = 64;
-    pthread_t tid[64];
-    int started = 0;
-    for (int t = 1; t < nthreads; t++) {
-        if (pthread_create(&tid[started], NULL, synth_worker, &J) != 0)
-            break; /* fewer threads is fine: the calling thread works too */
-        started++;
-    }
-    synth_worker(&J);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    pthread_mutex_destroy(&J.lock);
-    if (J.failed) {
+    if (pthread_mutex_init(&J.lock, NULL)) {
         free(labels);
         free(split);
-        if (err)
-            *err = J.err;
-        return J.err.code ? J.err.code : SD_EIO;
+        return sd_error_set(err, SD_EBACKEND, "synth: pthread_mutex_init failed");
+    }
+    rc = sd_pool_run_once(o->threads, n, synth_one, &J, err);
+    pthread_mutex_destroy(&J.lock);
+    if (rc) {
+        free(labels);
+        free(split);
+        return rc;
     }
 
     /* labels.csv, then README.txt, each via a temp file and rename */

@@ -1,5 +1,5 @@
 /*
- * sd_synth.h - synthetic double-contrast barium stomach phantoms (DESIGN §4).
+ * sd_synth.h - synthetic double-contrast barium stomach phantoms (docs/data.md §5).
  *
  * Real gastric X-ray data is private, so the project ships a generator of
  * phantoms with stomach masks and image labels.  A phantom is a J-shaped,

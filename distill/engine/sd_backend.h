@@ -1,9 +1,10 @@
 /*
- * sd_backend.h - the compute backend interface (DESIGN §5).
+ * sd_backend.h - the compute backend interface (docs/architecture.md, "Backends").
  *
  * A backend is a table of function pointers plus a context.  The CPU backend
- * (sd_backend_cpu.c) is always built and is the reference; the CUDA backend
- * (gpu/) implements the same table.  Layer code calls only through this table,
+ * (engine/cpu/, one file per op family) is always built and is the
+ * reference; the CUDA backend (gpu/, split the same way) implements the same
+ * table.  Layer code calls only through this table,
  * never #ifdef on the backend.
  *
  * Conventions, shared by every implementation:
@@ -65,6 +66,10 @@ typedef struct sd_backend sd_backend;
 struct sd_backend {
     const char *name; /* "cpu" or "cuda" */
     void *ctx;
+    /* 1 where backend memory is ordinary host memory (the CPU backend): a
+     * caller may then read and write it in place instead of copying through
+     * upload/download.  0 for device memory (CUDA). */
+    int host_memory;
 
     void (*destroy)(sd_backend *be);
 

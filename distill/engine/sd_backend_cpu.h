@@ -4,7 +4,8 @@
  * The CPU backend implements sd_backend.h and needs nothing else for normal
  * use.  This header exists for tests and benchmarks that must run a particular
  * convolution path (to check the paths agree, and to measure them); the
- * automatic choice is documented in sd_backend_cpu.c and docs/benchmarks.md.
+ * automatic choice is documented in cpu/sd_cpu_conv.c and docs/benchmarks.md.
+ * The backend itself is engine/cpu/ (sd_cpu_internal.h lists its files).
  */
 #ifndef SD_BACKEND_CPU_H
 #define SD_BACKEND_CPU_H

@@ -1,6 +1,7 @@
 /*
- * sd_distill.c - Algorithm 1 (distillation with an exact meta-gradient),
- * Algorithm 2 (replay), theta_bn recomputation and evaluation.
+ * sd_distill.c - Algorithm 1 (distillation with an exact meta-gradient) and
+ * the export of its result; replay (Algorithm 2), theta_bn recomputation and
+ * evaluation are in sd_weights.c.
  *
  * One outer iteration:
  *   theta_0                  fixed (one of `nets` seeds) or fresh
@@ -33,7 +34,7 @@
 
 #include "sd_init.h"
 
-enum { SD_STREAM_BNSAMPLE = 4, SD_STREAM_RANDINIT = 5 };
+enum { SD_STREAM_RANDINIT = 5 }; /* 4: theta_bn batches (sd_weights.c) */
 
 struct sd_distiller {
     sd_distill_config cfg;
@@ -63,8 +64,8 @@ struct sd_distiller {
     int *lb;
     int64_t *idx, *perm;
     int perm_epoch;
-    double *bn_run, *bn_tmp;
-    sd_real *bn_dev;
+    double *theta_bn_run, *theta_bn_batch;
+    sd_real *theta_bn_dev;
     float *alpha_host;
     int64_t iter;
     sd_error err;
@@ -112,66 +113,6 @@ static double now_seconds(void)
             return sd_error_wrap_code(&(d)->err, rc_, "%s", what);                        \
     } while (0)
 
-static int dev_alloc(sd_backend *be, size_t elems, sd_real **out, sd_error *err)
-{
-    *out = NULL;
-    int rc = be->alloc(be, err, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
-    if (rc)
-        return sd_error_wrap_code(err, rc, "allocating %zu values", elems);
-    return be->zero(be, err, *out, (elems ? elems : 1) * sizeof(sd_real));
-}
-
-/* host float -> backend sd_real */
-static int upload_floats(sd_backend *be, sd_real *dst, const float *src, size_t n, sd_error *err)
-{
-    int rc;
-    if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->upload(be, err, dst, src, n * sizeof(float));
-    } else {
-        sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
-        if (!tmp)
-            return sd_error_set(err, SD_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++)
-            tmp[i] = (sd_real)src[i];
-        rc = be->upload(be, err, dst, tmp, n * sizeof *tmp);
-        free(tmp);
-    }
-    return rc ? sd_error_wrap_code(err, rc, "upload") : SD_OK;
-}
-
-static int download_floats(sd_backend *be, float *dst, const sd_real *src, size_t n, sd_error *err)
-{
-    int rc;
-    if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->download(be, err, dst, src, n * sizeof(float));
-    } else {
-        sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
-        if (!tmp)
-            return sd_error_set(err, SD_ENOMEM, "out of memory");
-        rc = be->download(be, err, tmp, src, n * sizeof *tmp);
-        for (size_t i = 0; !rc && i < n; i++)
-            dst[i] = (float)tmp[i];
-        free(tmp);
-    }
-    return rc ? sd_error_wrap_code(err, rc, "download") : SD_OK;
-}
-
-/* theta_0 (backend) for a seed */
-static int make_theta0(const sd_model *m, sd_backend *be, uint64_t seed, sd_real *dst,
-                       uint8_t sha[32], sd_error *err)
-{
-    sd_real *h = malloc(m->n_theta * sizeof *h);
-    if (!h)
-        return sd_error_set(err, SD_ENOMEM, "out of memory for theta_0");
-    int rc = sd_init_theta(m, seed, h, err);
-    if (!rc && sha)
-        rc = sd_theta_sha256(h, m->n_theta, sha, err);
-    if (!rc && (rc = be->upload(be, err, dst, h, m->n_theta * sizeof *h)))
-        sd_error_wrap_code(err, rc, "upload theta_0");
-    free(h);
-    return rc;
-}
-
 /* one-hot targets for hard labels */
 static int upload_onehot(sd_backend *be, sd_real *dst, const int *labels, int n, int K,
                          sd_error *err)
@@ -207,7 +148,7 @@ void sd_distiller_destroy(sd_distiller *d)
         return;
     sd_backend *be = d->be;
     sd_real *bufs[] = {d->x, d->y, d->mx, d->vx, d->my, d->vy, d->gx, d->gy, d->tx, d->ty,
-                       d->v, d->hv, d->gt, d->xb, d->yb, d->bn_dev};
+                       d->v, d->hv, d->gt, d->xb, d->yb, d->theta_bn_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
     if (d->theta)
@@ -229,8 +170,8 @@ void sd_distiller_destroy(sd_distiller *d)
     free(d->lb);
     free(d->idx);
     free(d->perm);
-    free(d->bn_run);
-    free(d->bn_tmp);
+    free(d->theta_bn_run);
+    free(d->theta_bn_batch);
     free(d->alpha_host);
     sd_exec_destroy(d->ex_syn);
     sd_exec_destroy(d->ex_real);
@@ -244,8 +185,8 @@ int sd_distiller_get(sd_distiller *d, float *x, float *y, double *rho)
 {
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     int rc;
-    if ((x && (rc = download_floats(d->be, x, d->x, nx, &d->err))) ||
-        (y && (rc = download_floats(d->be, y, d->y, ny, &d->err))))
+    if ((x && (rc = sd_download_floats(d->be, x, d->x, nx, &d->err))) ||
+        (y && (rc = sd_download_floats(d->be, y, d->y, ny, &d->err))))
         return rc;
     if (rho)
         memcpy(rho, d->rho, (size_t)d->T * sizeof *rho);
@@ -256,8 +197,8 @@ int sd_distiller_set(sd_distiller *d, const float *x, const float *y, const doub
 {
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     int rc;
-    if ((x && (rc = upload_floats(d->be, d->x, x, nx, &d->err))) ||
-        (y && (rc = upload_floats(d->be, d->y, y, ny, &d->err))))
+    if ((x && (rc = sd_upload_floats(d->be, d->x, x, nx, &d->err))) ||
+        (y && (rc = sd_upload_floats(d->be, d->y, y, ny, &d->err))))
         return rc;
     if (rho)
         memcpy(d->rho, rho, (size_t)d->T * sizeof *rho);
@@ -274,7 +215,7 @@ int sd_distiller_set_theta0(sd_distiller *d, const float *theta0)
 {
     if (d->cfg.random_init)
         return sd_error_set(&d->err, SD_EINVAL, "random-init runs have no fixed theta_0");
-    return upload_floats(d->be, d->theta0[0], theta0, d->nt, &d->err);
+    return sd_upload_floats(d->be, d->theta0[0], theta0, d->nt, &d->err);
 }
 
 static int meta_gradient(sd_distiller *d, double *loss_out);
@@ -284,8 +225,8 @@ int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *
 {
     int rc = meta_gradient(d, loss);
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
-    if (rc || (gx && (rc = download_floats(d->be, gx, d->gx, nx, &d->err))) ||
-        (gy && (rc = download_floats(d->be, gy, d->gy, ny, &d->err))))
+    if (rc || (gx && (rc = sd_download_floats(d->be, gx, d->gx, nx, &d->err))) ||
+        (gy && (rc = sd_download_floats(d->be, gy, d->gy, ny, &d->err))))
         return rc;
     if (grho)
         memcpy(grho, d->grho, (size_t)d->T * sizeof *grho);
@@ -294,7 +235,7 @@ int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *
 const sd_model *sd_distiller_model(const sd_distiller *d) { return d->m; }
 int64_t sd_distiller_iteration(const sd_distiller *d) { return d->iter; }
 
-/* Initial images N(0,1) and labels per DESIGN §3. */
+/* Initial images N(0,1) and labels per docs/algorithm.md ("Soft labels"). */
 static int init_data(sd_distiller *d)
 {
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
@@ -310,8 +251,8 @@ static int init_data(sd_distiller *d)
         int c = d->cfg.label_init == SD_LABEL_INIT_CLASS ? d->cfg.label_class : i % d->K;
         hy[(size_t)i * (size_t)d->K + (size_t)c] = 1; /* one-hot logits */
     }
-    if ((rc = upload_floats(d->be, d->x, hx, nx, &d->err)) ||
-        (rc = upload_floats(d->be, d->y, hy, ny, &d->err)))
+    if ((rc = sd_upload_floats(d->be, d->x, hx, nx, &d->err)) ||
+        (rc = sd_upload_floats(d->be, d->y, hy, ny, &d->err)))
         goto out;
     for (int t = 0; t < d->T; t++)
         d->rho[t] = softplus_inv(d->cfg.distill_lr);
@@ -337,18 +278,18 @@ static int ckpt_io(sd_distiller *d, FILE *f, int writing)
     int rc = SD_OK;
     for (int i = 0; i < 6 && !rc; i++) {
         if (writing) {
-            rc = download_floats(d->be, tmp, bufs[i], lens[i], &d->err);
+            rc = sd_download_floats(d->be, tmp, bufs[i], lens[i], &d->err);
             if (!rc && fwrite(tmp, sizeof *tmp, lens[i], f) != lens[i])
                 rc = sd_error_set(&d->err, SD_EIO, "writing checkpoint: %s", strerror(errno));
         } else {
             if (fread(tmp, sizeof *tmp, lens[i], f) != lens[i])
                 rc = sd_error_set(&d->err, SD_EFORMAT, "checkpoint is truncated");
             else
-                rc = upload_floats(d->be, bufs[i], tmp, lens[i], &d->err);
+                rc = sd_upload_floats(d->be, bufs[i], tmp, lens[i], &d->err);
         }
     }
     free(tmp);
-    double *hb[4] = {d->rho, d->mr, d->vr, d->bn_run};
+    double *hb[4] = {d->rho, d->mr, d->vr, d->theta_bn_run};
     size_t hl[4] = {(size_t)d->T, (size_t)d->T, (size_t)d->T, d->m->n_bn};
     for (int i = 0; i < 4 && !rc; i++) {
         size_t k = writing ? fwrite(hb[i], sizeof(double), hl[i], f)
@@ -462,16 +403,16 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
     size_t nb = (size_t)cfg->real_batch;
-    if ((rc = dev_alloc(be, nx, &d->x, err)) || (rc = dev_alloc(be, ny, &d->y, err)) ||
-        (rc = dev_alloc(be, nx, &d->mx, err)) || (rc = dev_alloc(be, nx, &d->vx, err)) ||
-        (rc = dev_alloc(be, ny, &d->my, err)) || (rc = dev_alloc(be, ny, &d->vy, err)) ||
-        (rc = dev_alloc(be, nx, &d->gx, err)) || (rc = dev_alloc(be, ny, &d->gy, err)) ||
-        (rc = dev_alloc(be, sx, &d->tx, err)) || (rc = dev_alloc(be, sy, &d->ty, err)) ||
-        (rc = dev_alloc(be, d->nt, &d->v, err)) || (rc = dev_alloc(be, d->nt, &d->hv, err)) ||
-        (!cache && (rc = dev_alloc(be, d->nt, &d->gt, err))) ||
-        (rc = dev_alloc(be, nb * d->img, &d->xb, err)) ||
-        (rc = dev_alloc(be, nb * (size_t)d->K, &d->yb, err)) ||
-        (rc = dev_alloc(be, d->m->n_bn, &d->bn_dev, err)))
+    if ((rc = sd_dev_alloc(be, nx, &d->x, err)) || (rc = sd_dev_alloc(be, ny, &d->y, err)) ||
+        (rc = sd_dev_alloc(be, nx, &d->mx, err)) || (rc = sd_dev_alloc(be, nx, &d->vx, err)) ||
+        (rc = sd_dev_alloc(be, ny, &d->my, err)) || (rc = sd_dev_alloc(be, ny, &d->vy, err)) ||
+        (rc = sd_dev_alloc(be, nx, &d->gx, err)) || (rc = sd_dev_alloc(be, ny, &d->gy, err)) ||
+        (rc = sd_dev_alloc(be, sx, &d->tx, err)) || (rc = sd_dev_alloc(be, sy, &d->ty, err)) ||
+        (rc = sd_dev_alloc(be, d->nt, &d->v, err)) || (rc = sd_dev_alloc(be, d->nt, &d->hv, err)) ||
+        (!cache && (rc = sd_dev_alloc(be, d->nt, &d->gt, err))) ||
+        (rc = sd_dev_alloc(be, nb * d->img, &d->xb, err)) ||
+        (rc = sd_dev_alloc(be, nb * (size_t)d->K, &d->yb, err)) ||
+        (rc = sd_dev_alloc(be, d->m->n_bn, &d->theta_bn_dev, err)))
         goto fail;
     d->theta = calloc((size_t)d->T + 1, sizeof *d->theta);
     d->theta0 = calloc((size_t)cfg->nets, sizeof *d->theta0);
@@ -483,15 +424,15 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     d->lb = calloc(nb, sizeof *d->lb);
     d->idx = calloc(nb, sizeof *d->idx);
     d->perm = calloc((size_t)train->count, sizeof *d->perm);
-    d->bn_run = calloc(d->m->n_bn + 1, sizeof *d->bn_run);
-    d->bn_tmp = calloc(d->m->n_bn + 1, sizeof *d->bn_tmp);
+    d->theta_bn_run = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_run);
+    d->theta_bn_batch = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_batch);
     if (!d->theta || !d->theta0 || !d->rho || !d->mr || !d->vr || !d->grho || !d->lb ||
-        !d->idx || !d->perm || !d->bn_run || !d->bn_tmp || !d->alpha_host) {
+        !d->idx || !d->perm || !d->theta_bn_run || !d->theta_bn_batch || !d->alpha_host) {
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto fail;
     }
     for (int t = 0; t <= d->T; t++)
-        if ((rc = dev_alloc(be, d->nt, &d->theta[t], err)))
+        if ((rc = sd_dev_alloc(be, d->nt, &d->theta[t], err)))
             goto fail;
     if (cache) {
         if (!(d->gts = calloc((size_t)d->T, sizeof *d->gts))) {
@@ -499,19 +440,19 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
             goto fail;
         }
         for (int t = 0; t < d->T; t++)
-            if ((rc = dev_alloc(be, d->nt, &d->gts[t], err)))
+            if ((rc = sd_dev_alloc(be, d->nt, &d->gts[t], err)))
                 goto fail;
     }
     if (!cfg->random_init)
         for (int j = 0; j < cfg->nets; j++)
-            if ((rc = dev_alloc(be, d->nt, &d->theta0[j], err)) ||
-                (rc = make_theta0(d->m, be, cfg->seed + (uint64_t)j, d->theta0[j], NULL, err)))
+            if ((rc = sd_dev_alloc(be, d->nt, &d->theta0[j], err)) ||
+                (rc = sd_theta0_upload(d->m, be, cfg->seed + (uint64_t)j, d->theta0[j], NULL, err)))
                 goto fail;
     for (int i = 1; i < d->m->n_layers; i++) { /* running stats start at mean 0, var 1 */
         const sd_layer *l = &d->m->layers[i];
         if (l->kind == SD_LAYER_BN)
             for (int c = 0; c < l->out.c; c++)
-                d->bn_run[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
+                d->theta_bn_run[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
     }
     d->perm_epoch = -1;
     if ((rc = init_data(d))) {
@@ -529,6 +470,7 @@ fail:
     return rc;
 }
 
+/* the running theta_bn (double) as the float32 a payload would carry */
 static int upload_bn(sd_distiller *d, const double *src)
 {
     size_t n = d->m->n_bn;
@@ -539,7 +481,7 @@ static int upload_bn(sd_distiller *d, const double *src)
         return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         h[i] = (float)src[i];
-    int rc = upload_floats(d->be, d->bn_dev, h, n, &d->err);
+    int rc = sd_theta_bn_upload(d->be, d->theta_bn_dev, h, n, &d->err);
     free(h);
     return rc;
 }
@@ -547,7 +489,7 @@ static int upload_bn(sd_distiller *d, const double *src)
 static sd_exec_args syn_args(sd_distiller *d, int t)
 {
     int s = t % d->cfg.steps;
-    sd_exec_args a = {d->theta[t], d->bn_dev, d->cfg.bn_mode, d->cfg.label_param,
+    sd_exec_args a = {d->theta[t], d->theta_bn_dev, d->cfg.bn_mode, d->cfg.label_param,
                       d->x + (size_t)s * (size_t)d->n * d->img,
                       d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
     return a;
@@ -564,7 +506,7 @@ static int inner_forward(sd_distiller *d)
         uint64_t s = d->cfg.seed ^ ((uint64_t)sd_uniform_u32(d->cfg.seed, SD_STREAM_RANDINIT,
                                                              (uint64_t)d->iter) << 20) ^
                      (uint64_t)d->iter;
-        int rc = make_theta0(d->m, be, s, d->theta[0], NULL, &d->err);
+        int rc = sd_theta0_upload(d->m, be, s, d->theta[0], NULL, &d->err);
         if (rc)
             return rc;
     } else {
@@ -579,7 +521,7 @@ static int inner_steps(sd_distiller *d)
     sd_backend *be = d->be;
     size_t bytes = d->nt * sizeof(sd_real);
     if (d->cfg.bn_mode == SD_BN_FROZEN) {
-        int rc = upload_bn(d, d->bn_run);
+        int rc = upload_bn(d, d->theta_bn_run);
         if (rc)
             return rc;
     }
@@ -628,12 +570,12 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
     if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
         return sd_error_wrap_code(&d->err, rc, "outer loss");
     if (d->m->n_bn) { /* running theta_bn for monitoring */
-        memset(d->bn_tmp, 0, d->m->n_bn * sizeof *d->bn_tmp);
-        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->bn_tmp, &d->err)))
+        memset(d->theta_bn_batch, 0, d->m->n_bn * sizeof *d->theta_bn_batch);
+        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch, &d->err)))
             return sd_error_wrap_code(&d->err, rc, "bn stats");
         double mom = d->cfg.bn_momentum;
         for (size_t i = 0; i < d->m->n_bn; i++)
-            d->bn_run[i] = (1 - mom) * d->bn_run[i] + mom * d->bn_tmp[i];
+            d->theta_bn_run[i] = (1 - mom) * d->theta_bn_run[i] + mom * d->theta_bn_batch[i];
     }
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
@@ -725,13 +667,13 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
                 if (!bn)
                     return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
                 for (size_t i = 0; i < d->m->n_bn; i++)
-                    bn[i] = (float)d->bn_run[i];
+                    bn[i] = (float)d->theta_bn_run[i];
             }
             /* the model the payload would give now: theta_0 of the payload's
              * seed and the T steps of the data as just updated (the next
              * iteration recomputes its own steps, so this changes nothing) */
             rc = d->cfg.random_init
-                     ? make_theta0(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
+                     ? sd_theta0_upload(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
                      : d->be->copy(d->be, &d->err, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
                            ? sd_error_wrap_code(&d->err, SD_EBACKEND, "theta_0")
                            : SD_OK;
@@ -764,7 +706,7 @@ void sd_distilled_free(sd_distilled *d)
     free(d->images);
     free(d->labels);
     free(d->step_sizes);
-    free(d->bn_stats);
+    free(d->theta_bn);
     memset(d, 0, sizeof *d);
 }
 
@@ -789,14 +731,14 @@ int sd_distiller_export(sd_distiller *d, sd_distilled *out)
     out->images = malloc(nx * sizeof(float));
     out->labels = malloc(ny * sizeof(float));
     out->step_sizes = malloc((size_t)d->T * sizeof(float));
-    out->bn_stats = calloc(d->m->n_bn + 1, sizeof(float));
-    if (!out->images || !out->labels || !out->step_sizes || !out->bn_stats) {
+    out->theta_bn = calloc(d->m->n_bn + 1, sizeof(float));
+    if (!out->images || !out->labels || !out->step_sizes || !out->theta_bn) {
         sd_distilled_free(out);
         return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
     }
     int rc;
-    if ((rc = download_floats(d->be, out->images, d->x, nx, &d->err)) ||
-        (rc = download_floats(d->be, out->labels, d->y, ny, &d->err)))
+    if ((rc = sd_download_floats(d->be, out->images, d->x, nx, &d->err)) ||
+        (rc = sd_download_floats(d->be, out->labels, d->y, ny, &d->err)))
         goto fail;
     for (int t = 0; t < d->T; t++)
         out->step_sizes[t] = (float)softplus(d->rho[t]);
@@ -815,14 +757,14 @@ int sd_distiller_export(sd_distiller *d, sd_distilled *out)
     }
     /* frozen-mode replays step with theta_bn: start from the running average */
     for (size_t i = 0; i < d->m->n_bn; i++)
-        out->bn_stats[i] = (float)d->bn_run[i];
+        out->theta_bn[i] = (float)d->theta_bn_run[i];
     sd_real *theta = NULL;
     sd_model *m = NULL;
     if ((rc = sd_replay(out, d->be, &m, &theta, &d->err)))
         goto fail;
     if (d->m->n_bn)
         rc = sd_bn_recompute(m, d->be, theta, &d->train, c->bn_export_batches, c->real_batch,
-                             c->seed, out->bn_stats, &d->err);
+                             c->seed, out->theta_bn, &d->err);
     d->be->free(d->be, theta);
     sd_model_destroy(m);
     if (rc)
@@ -830,172 +772,5 @@ int sd_distiller_export(sd_distiller *d, sd_distilled *out)
     return SD_OK;
 fail:
     sd_distilled_free(out);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- replay */
-
-int sd_replay(const sd_distilled *dd, sd_backend *be, sd_model **model_out, sd_real **theta_out,
-              sd_error *err)
-{
-    *model_out = NULL;
-    *theta_out = NULL;
-    sd_model *m = NULL;
-    sd_exec *ex = NULL;
-    sd_real *theta = NULL, *g = NULL, *x = NULL, *y = NULL, *bn = NULL;
-    int rc = sd_model_create(&m, &dd->spec, err);
-    if (rc)
-        return rc;
-    int K = m->spec.classes, n = dd->images_per_step, S = dd->steps;
-    int T = dd->steps * dd->epochs_inner;
-    size_t img = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
-    size_t nx = (size_t)S * (size_t)n * img, ny = (size_t)S * (size_t)n * (size_t)K;
-    uint8_t sha[32];
-    if ((rc = dev_alloc(be, m->n_theta, &theta, err)) ||
-        (rc = dev_alloc(be, m->n_theta, &g, err)) || (rc = dev_alloc(be, nx, &x, err)) ||
-        (rc = dev_alloc(be, ny, &y, err)) || (rc = dev_alloc(be, m->n_bn, &bn, err)))
-        goto out;
-    if ((rc = make_theta0(m, be, dd->seed, theta, sha, err)))
-        goto out;
-    if (memcmp(sha, dd->theta0_sha256, 32)) {
-        char a[65], b[65];
-        sd_hex(sha, 32, a);
-        sd_hex(dd->theta0_sha256, 32, b);
-        rc = sd_error_set(err, SD_EHASH,
-                          "initial weights rebuilt from seed %llu hash to %s, the bundle says %s: "
-                          "refusing to replay on different weights",
-                          (unsigned long long)dd->seed, a, b);
-        goto out;
-    }
-    if ((rc = upload_floats(be, x, dd->images, nx, err)) ||
-        (rc = upload_floats(be, y, dd->labels, ny, err)) ||
-        (m->n_bn && (rc = upload_floats(be, bn, dd->bn_stats, m->n_bn, err))))
-        goto out;
-    if ((rc = sd_exec_create(&ex, m, be, n, 0, err)))
-        goto out;
-    for (int t = 0; t < T; t++) {
-        int s = t % S;
-        sd_exec_args a = {theta, bn, dd->bn_mode, dd->label_param, x + (size_t)s * (size_t)n * img,
-                          y + (size_t)s * (size_t)n * (size_t)K, n};
-        if ((rc = be->zero(be, err, g, m->n_theta * sizeof(sd_real))) ||
-            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL, err)) ||
-            (rc = be->axpy(be, err, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
-            sd_error_wrap_code(err, rc, "replay step %d", t);
-            goto out;
-        }
-    }
-    *model_out = m;
-    *theta_out = theta;
-    m = NULL;
-    theta = NULL;
-out:
-    sd_exec_destroy(ex);
-    be->free(be, theta);
-    be->free(be, g);
-    be->free(be, x);
-    be->free(be, y);
-    be->free(be, bn);
-    sd_model_destroy(m);
-    return rc;
-}
-
-int sd_bn_recompute(const sd_model *m, sd_backend *be, const sd_real *theta,
-                    const sd_data_view *data, int batches, int bsz, uint64_t seed, float *bn_out,
-                    sd_error *err)
-{
-    if (!m->n_bn)
-        return SD_OK;
-    if (bsz > data->count)
-        bsz = (int)data->count;
-    sd_exec *ex = NULL;
-    sd_real *xb = NULL;
-    int64_t *idx = malloc((size_t)bsz * sizeof *idx);
-    int *lb = malloc((size_t)bsz * sizeof *lb);
-    double *sum = calloc(m->n_bn, sizeof *sum);
-    int rc = SD_OK;
-    if (!idx || !lb || !sum) {
-        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
-        goto out;
-    }
-    size_t img = (size_t)data->c * (size_t)data->h * (size_t)data->w;
-    if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)) ||
-        (rc = dev_alloc(be, (size_t)bsz * img, &xb, err)))
-        goto out;
-    for (int b = 0; b < batches; b++) {
-        for (int i = 0; i < bsz; i++)
-            idx[i] = (int64_t)(sd_uniform_u32(seed, SD_STREAM_BNSAMPLE,
-                                              (uint64_t)b * (uint64_t)bsz + (uint64_t)i) %
-                               (uint64_t)data->count);
-        if ((rc = data->fetch(data->ctx, be, idx, bsz, xb, lb, err)))
-            goto out;
-        sd_exec_args a = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, xb, NULL, bsz};
-        if ((rc = sd_exec_forward(ex, &a, err)) || (rc = sd_exec_bn_batch_stats(ex, sum, err))) {
-            sd_error_wrap_code(err, rc, "theta_bn");
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < m->n_bn; i++)
-        bn_out[i] = (float)(sum[i] / batches);
-out:
-    sd_exec_destroy(ex);
-    be->free(be, xb);
-    free(idx);
-    free(lb);
-    free(sum);
-    return rc;
-}
-
-int sd_evaluate(const sd_model *m, sd_backend *be, const sd_real *theta, const float *bn_stats,
-                const sd_data_view *data, int64_t max, double *accuracy, int64_t *confusion,
-                int *predictions, sd_error *err)
-{
-    int64_t count = max > 0 && max < data->count ? max : data->count;
-    int bsz = count < 256 ? (int)count : 256, K = m->spec.classes;
-    sd_exec *ex = NULL;
-    sd_real *xb = NULL, *bn = NULL;
-    int64_t *idx = malloc((size_t)bsz * sizeof *idx);
-    int *lb = malloc((size_t)bsz * sizeof *lb), *pred = malloc((size_t)bsz * sizeof *pred);
-    int rc = SD_OK;
-    int64_t correct = 0;
-    if (!idx || !lb || !pred) {
-        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (confusion)
-        memset(confusion, 0, (size_t)K * (size_t)K * sizeof *confusion);
-    size_t img = (size_t)data->c * (size_t)data->h * (size_t)data->w;
-    if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)) ||
-        (rc = dev_alloc(be, (size_t)bsz * img, &xb, err)) ||
-        (rc = dev_alloc(be, m->n_bn, &bn, err)))
-        goto out;
-    if (m->n_bn && (rc = upload_floats(be, bn, bn_stats, m->n_bn, err)))
-        goto out;
-    for (int64_t s = 0; s < count; s += bsz) {
-        int n = (int)(count - s < bsz ? count - s : bsz);
-        for (int i = 0; i < n; i++)
-            idx[i] = s + i;
-        if ((rc = data->fetch(data->ctx, be, idx, n, xb, lb, err)))
-            goto out;
-        sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
-        if ((rc = sd_exec_predict(ex, &a, pred, NULL, err))) {
-            sd_error_wrap_code(err, rc, "evaluation");
-            goto out;
-        }
-        for (int i = 0; i < n; i++) {
-            correct += pred[i] == lb[i];
-            if (confusion && lb[i] >= 0 && lb[i] < K)
-                confusion[(size_t)lb[i] * (size_t)K + (size_t)pred[i]]++;
-            if (predictions)
-                predictions[s + i] = pred[i];
-        }
-    }
-    *accuracy = count ? (double)correct / (double)count : 0;
-out:
-    sd_exec_destroy(ex);
-    be->free(be, xb);
-    be->free(be, bn);
-    free(idx);
-    free(lb);
-    free(pred);
     return rc;
 }

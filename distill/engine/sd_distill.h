@@ -1,6 +1,8 @@
 /*
  * sd_distill.h - soft-label dataset distillation (the paper's Algorithm 1)
- * and replay (Algorithm 2), exactly as pinned in DESIGN §3.
+ * and its result, the distilled set a bundle carries, exactly as docs/design.md
+ * ("Algorithm") pins them; replay (Algorithm 2) and evaluation are in
+ * sd_weights.h, included at the end.
  *
  * The distilled set is S steps of n images with label logits; E epochs over
  * it give T = S*E inner SGD steps, step t using set t mod S with the learned
@@ -86,7 +88,7 @@ typedef struct sd_distilled {
     float *images;      /* S*n*c*h*w, normalised input space */
     float *labels;      /* S*n*K label values (logits for SOFTMAX) */
     float *step_sizes;  /* T = S*E learned alpha_t (> 0) */
-    float *bn_stats;    /* model n_bn: per BN layer mean (c) then biased var (c) */
+    float *theta_bn;    /* model n_bn: per BN layer mean (c) then biased var (c) */
     size_t n_bn;
 } sd_distilled;
 
@@ -141,24 +143,8 @@ void sd_distiller_data_ptr(sd_distiller *d, sd_real **x, sd_real **y);
 const sd_model *sd_distiller_model(const sd_distiller *d);
 int64_t sd_distiller_iteration(const sd_distiller *d);
 
-/* ---- replay (Algorithm 2) ---- */
-
-/* Rebuild theta_0 from the seed, check its hash, replay the T steps in order
- * and return theta_T (backend memory, allocated; free with be->free) and the
- * model.  SD_EHASH when the rebuilt theta_0 differs from d->theta0_sha256. */
-int sd_replay(const sd_distilled *d, sd_backend *be, sd_model **model_out, sd_real **theta_out,
-              sd_error *err) SD_WUR;
-
-/* Recompute theta_bn (host, model n_bn values) at theta over `batches` real
- * batches of size bsz drawn deterministically from data. */
-int sd_bn_recompute(const sd_model *m, sd_backend *be, const sd_real *theta,
-                    const sd_data_view *data, int batches, int bsz, uint64_t seed, float *bn_out,
-                    sd_error *err) SD_WUR;
-
-/* Evaluation of a model on labelled data: accuracy and confusion matrix
- * (K*K, row = truth, host, may be NULL); predictions (count, may be NULL). */
-int sd_evaluate(const sd_model *m, sd_backend *be, const sd_real *theta, const float *bn_stats,
-                const sd_data_view *data, int64_t max, double *accuracy, int64_t *confusion,
-                int *predictions, sd_error *err) SD_WUR;
+/* Replay (Algorithm 2), theta_bn recomputation and evaluation work on the
+ * weights object (model, theta, theta_bn on a backend): */
+#include "sd_weights.h"
 
 #endif

@@ -97,15 +97,15 @@ int sd_init_theta(const sd_model *m, uint64_t seed, sd_real *theta, sd_error *er
     return SD_OK;
 }
 
-void sd_init_bn_stats(const sd_model *m, sd_real *bn_stats)
+void sd_init_theta_bn(const sd_model *m, sd_real *theta_bn)
 {
     for (int i = 1; i < m->n_layers; i++) {
         const sd_layer *l = &m->layers[i];
         if (l->kind != SD_LAYER_BN)
             continue;
         for (int c = 0; c < l->out.c; c++) {
-            bn_stats[l->bn_off + (size_t)c] = 0;
-            bn_stats[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
+            theta_bn[l->bn_off + (size_t)c] = 0;
+            theta_bn[l->bn_off + (size_t)l->out.c + (size_t)c] = 1;
         }
     }
 }

@@ -1,5 +1,5 @@
 /*
- * sd_init.h - deterministic initial weights theta_0 and their hash (DESIGN §3).
+ * sd_init.h - deterministic initial weights theta_0 and their hash (docs/algorithm.md).
  *
  * Every node must rebuild bit-identical theta_0 from (model, seed), so the
  * random numbers come from a documented counter-based generator rather than
@@ -34,7 +34,7 @@ uint32_t sd_uniform_u32(uint64_t seed, uint32_t stream, uint64_t index);
 /* Fill theta (host, n_theta values) with the initial weights for seed. */
 int sd_init_theta(const sd_model *m, uint64_t seed, sd_real *theta, sd_error *err) SD_WUR;
 /* theta_bn start values: mean 0, var 1. */
-void sd_init_bn_stats(const sd_model *m, sd_real *bn_stats);
+void sd_init_theta_bn(const sd_model *m, sd_real *theta_bn);
 /* SHA-256 of theta as little-endian float32 in parameter order. */
 int sd_theta_sha256(const sd_real *theta, size_t n, uint8_t out[32], sd_error *err) SD_WUR;
 void sd_hex(const uint8_t *bytes, size_t n, char *out); /* out: 2n+1 chars */

@@ -1,7 +1,7 @@
 /*
  * sd_layer.h - layers with first- and second-order entry points.
  *
- * Every layer kind has four entry points (DESIGN §5):
+ * Every layer kind has four entry points (docs/architecture.md, "Layers"):
  *   forward           y  = f(x, theta)
  *   backward          gx += J_x^T gy,  gtheta += J_theta^T gy          (VJP)
  *   forward_tangent   dy  = J_x dx + J_theta dtheta                     (JVP)
@@ -96,7 +96,7 @@ typedef struct sd_layer_io {
 
     const sd_real *theta, *dtheta; /* this layer's slice */
     sd_real *gtheta, *dgtheta;     /* += */
-    const sd_real *bn_stats;       /* this layer's running mean (c) then var (c) */
+    const sd_real *theta_bn;       /* this layer's running mean (c) then var (c) */
 
     sd_real *saved; /* state forward keeps for the other entry points */
     void *ws;       /* scratch of sd_layer_ws_size() bytes */

@@ -5,9 +5,9 @@
  *  - SD_BN_BATCH: the batch's own mean and biased variance, differentiated
  *    through (forward keeps mean (c) then invstd (c) in io->saved for the
  *    other entry points);
- *  - SD_BN_FROZEN: io->bn_stats = running mean (c) then var (c), constants.
+ *  - SD_BN_FROZEN: io->theta_bn = running mean (c) then var (c), constants.
  * The formulas and their derivations are with the backend ops
- * (sd_backend_cpu.c, "batch normalisation"); this file only routes buffers.
+ * (cpu/sd_cpu_bn.c); this file only routes buffers.
  */
 #include "sd_layer_impl.h"
 
@@ -25,8 +25,8 @@ static int bn_need(sd_backend *be, const sd_layer *l, const sd_layer_io *io, con
 {
     if (!io->x[0] || !io->theta)
         return sd_layer_missing(io->err, l, entry, "x or theta");
-    if (io->bn_mode == SD_BN_FROZEN && !io->bn_stats)
-        return sd_layer_missing(io->err, l, entry, "bn_stats (frozen mode)");
+    if (io->bn_mode == SD_BN_FROZEN && !io->theta_bn)
+        return sd_layer_missing(io->err, l, entry, "theta_bn (frozen mode)");
     if (io->bn_mode == SD_BN_BATCH && !io->saved)
         return sd_layer_missing(io->err, l, entry, "saved (batch mode)");
     if (io->bn_mode != SD_BN_BATCH && io->bn_mode != SD_BN_FROZEN)
@@ -45,7 +45,7 @@ static int bn_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (io->bn_mode == SD_BN_BATCH)
         return be->bn_fwd_train(be, io->err, &d, io->x[0], gamma, beta, io->y, io->saved,
                                 io->saved + d.c);
-    return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->bn_stats, io->bn_stats + d.c,
+    return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->theta_bn, io->theta_bn + d.c,
                              io->y);
 }
 
@@ -61,7 +61,7 @@ static int bn_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (io->bn_mode == SD_BN_BATCH)
         return be->bn_bwd_train(be, io->err, &d, io->x[0], io->theta, io->saved, io->saved + d.c, io->gy,
                                 io->gx[0], gg, gb);
-    return be->bn_bwd_frozen(be, io->err, &d, io->x[0], io->theta, io->bn_stats, io->bn_stats + d.c,
+    return be->bn_bwd_frozen(be, io->err, &d, io->x[0], io->theta, io->theta_bn, io->theta_bn + d.c,
                              io->gy, io->gx[0], gg, gb);
 }
 
@@ -78,7 +78,7 @@ static int bn_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return be->bn_fwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
                                         io->saved, io->saved + d.c, io->dy);
     return be->bn_fwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
-                                     io->bn_stats, io->bn_stats + d.c, io->dy);
+                                     io->theta_bn, io->theta_bn + d.c, io->dy);
 }
 
 static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -96,8 +96,8 @@ static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (io->bn_mode == SD_BN_BATCH)
         return be->bn_bwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->saved,
                                         io->saved + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
-    return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->bn_stats,
-                                     io->bn_stats + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
+    return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->theta_bn,
+                                     io->theta_bn + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
 }
 
 const sd_layer_ops sd_layer_ops_bn = {bn_fwd, bn_bwd, bn_fwd_t, bn_bwd_t};

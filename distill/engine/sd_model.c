@@ -394,7 +394,7 @@ static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
     if (a->n <= 0 || a->n > ex->nmax)
         return sd_error_set(err, SD_EINVAL, "batch of %d samples, exec holds 1..%d", a->n,
                             ex->nmax);
-    if (a->bn_mode == SD_BN_FROZEN && ex->m->has_bn && !a->bn_stats)
+    if (a->bn_mode == SD_BN_FROZEN && ex->m->has_bn && !a->theta_bn)
         return sd_error_set(err, SD_EINVAL, "frozen batch-norm mode needs theta_bn");
     if ((ex->flags & SD_EXEC_INFERENCE) && ex->m->has_bn && a->bn_mode != SD_BN_FROZEN)
         return sd_error_set(err, SD_EINVAL,
@@ -431,7 +431,7 @@ static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io,
     io->dtheta = v ? v + l->theta_off : NULL;
     io->gtheta = gtheta ? gtheta + l->theta_off : NULL;
     io->dgtheta = hv ? hv + l->theta_off : NULL;
-    io->bn_stats = a->bn_stats && l->kind == SD_LAYER_BN ? a->bn_stats + l->bn_off : NULL;
+    io->theta_bn = a->theta_bn && l->kind == SD_LAYER_BN ? a->theta_bn + l->bn_off : NULL;
     io->saved = ex->saved[i];
     io->ws = ex->ws;
 }
@@ -636,7 +636,7 @@ int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *lo
 
 static int same_args(const sd_exec_args *x, const sd_exec_args *y)
 {
-    return x->theta == y->theta && x->bn_stats == y->bn_stats && x->bn_mode == y->bn_mode &&
+    return x->theta == y->theta && x->theta_bn == y->theta_bn && x->bn_mode == y->bn_mode &&
            x->label_mode == y->label_mode && x->x == y->x && x->y == y->y && x->n == y->n;
 }
 

@@ -27,7 +27,7 @@
 
 #define SD_ARCH_NAME_MAX 32
 
-/* What a receiving node needs to rebuild the same network (DESIGN §3). */
+/* What a receiving node needs to rebuild the same network (docs/design.md). */
 typedef struct sd_model_spec {
     char arch[SD_ARCH_NAME_MAX]; /* lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34, googlenet */
     int bn;                      /* batch-norm variant */
@@ -112,7 +112,7 @@ size_t sd_exec_slot_bytes(const sd_model *m, int nmax);
  * backend memory. */
 typedef struct sd_exec_args {
     const sd_real *theta;    /* n_theta */
-    const sd_real *bn_stats; /* n_bn: needed in SD_BN_FROZEN mode */
+    const sd_real *theta_bn; /* n_bn: needed in SD_BN_FROZEN mode */
     sd_bn_mode bn_mode;
     sd_label_mode label_mode;
     const sd_real *x;        /* (n, in_c, in_h, in_w) */

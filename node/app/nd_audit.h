@@ -8,11 +8,13 @@
  * without gaps.  Changing an entry breaks its hash; removing or reordering
  * entries breaks the sequence or the links; removing entries from the end
  * is caught by the anchor file NODE/audit.head (last seq and hash), which
- * the daemon rewrites after each append.  The canonical encoding is in
- * docs/node.md so that the chain can be checked without sldd.
+ * the daemon rewrites after each append.  Rewriting the tail together with
+ * the anchor is caught only by heads the peers witnessed (nd_witness.h).
+ * The canonical encoding is in docs/node.md so that the chain can be
+ * checked without sldd.
  *
- * Actions: approval, rejection, send, receipt, receive, import, refusal,
- * detection, created, job.
+ * Actions: approval, rejection, state (a bundle moved, nd_lifecycle.h),
+ * send, receipt, receive, import, refusal, detection, created, job.
  */
 #ifndef ND_AUDIT_H
 #define ND_AUDIT_H

@@ -72,6 +72,34 @@ static int parse_peer(nd_config *c, char *v, sc_error *e)
     return 0;
 }
 
+/* rebuild-max-params, -inner-steps, -tflop, -memory-mib (nd_rebuild.h) */
+static int parse_rebuild(nd_rebuild_limits *r, const char *key, const char *val, sc_error *e)
+{
+    long long x;
+    if (!strcmp(key, "rebuild-max-params")) {
+        if (nd_parse_int(val, 1, 1000000000000LL, &x))
+            return sc_error_set(e, SC_EFORMAT, "rebuild-max-params: 1..10^12");
+        r->max_params = (uint64_t)x;
+    } else if (!strcmp(key, "rebuild-max-inner-steps")) {
+        if (nd_parse_int(val, 1, 1000000000LL, &x))
+            return sc_error_set(e, SC_EFORMAT, "rebuild-max-inner-steps: 1..10^9");
+        r->max_inner_steps = (uint64_t)x;
+    } else if (!strcmp(key, "rebuild-max-tflop")) {
+        if (nd_parse_int(val, 1, 1000000000LL, &x))
+            return sc_error_set(e, SC_EFORMAT, "rebuild-max-tflop: 1..10^9");
+        r->max_flop = (double)x * 1e12;
+    } else if (!strcmp(key, "rebuild-max-memory-mib")) {
+        if (nd_parse_int(val, 1, 1LL << 30, &x))
+            return sc_error_set(e, SC_EFORMAT, "rebuild-max-memory-mib: 1..2^30");
+        r->max_memory = (uint64_t)x << 20;
+    } else {
+        return sc_error_set(e, SC_EFORMAT, "unknown key '%s' (rebuild-max-params, "
+                            "rebuild-max-inner-steps, rebuild-max-tflop, "
+                            "rebuild-max-memory-mib)", key);
+    }
+    return 0;
+}
+
 int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
 {
     char path[ND_PATH_MAX], *cur, *key, *val;
@@ -91,6 +119,9 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
     c->retry_base_ms = 2000;
     c->retry_max_ms = 600000;
     c->max_connections = 64;
+    c->witness_every_entries = 100;
+    c->witness_every_seconds = 600;
+    nd_rebuild_limits_default(&c->rebuild);
     if ((rc = resolve(c->tls_cert, node_dir, "tls/node.pem", e)) ||
         (rc = resolve(c->tls_key, node_dir, "tls/node.key", e)) ||
         (rc = resolve(c->tls_ca, node_dir, "tls/ca.pem", e)) ||
@@ -149,6 +180,16 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
             if (nd_parse_int(val, 1, 4096, &x))
                 rc = sc_error_set(e, SC_EFORMAT, "max-connections: 1..4096");
             c->max_connections = (int)x;
+        } else if (!strcmp(key, "witness-every-entries")) {
+            if (nd_parse_int(val, 0, 1000000, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "witness-every-entries: 0..1000000");
+            c->witness_every_entries = x;
+        } else if (!strcmp(key, "witness-every-seconds")) {
+            if (nd_parse_int(val, 0, 604800, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "witness-every-seconds: 0..604800");
+            c->witness_every_seconds = x;
+        } else if (!strncmp(key, "rebuild-", 8)) {
+            rc = parse_rebuild(&c->rebuild, key, val, e);
         }
         /* other keys belong to the crypto library (sc_node_config_load) */
     }

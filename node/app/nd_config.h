@@ -2,8 +2,9 @@
  * nd_config.h - what `sldd serve` reads from NODE/node.conf beyond the keys
  * the crypto library owns (id, size caps, clock skew, approvals, TTL):
  * listen address, TLS files, peers' addresses and pins, the local data
- * set, the privacy policy, default distillation options and delivery
- * back-off.  Relative paths are taken from the node directory.  The keys
+ * set, the privacy policy, default distillation options, delivery
+ * back-off and how often the audit head is sent to peers to witness, and the rebuild policy of
+ * received models (nd_rebuild.h).  Relative paths are taken from the node directory.  The keys
  * are listed in docs/node.md.
  */
 #ifndef ND_CONFIG_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nd_rebuild.h"
 #include "sc_error.h"
 #include "sc_node.h"
 
@@ -45,6 +47,9 @@ typedef struct nd_config {
     char device[16];            /* compute backend: cpu, cuda */
     int64_t retry_base_ms, retry_max_ms;
     int max_connections;
+    int64_t witness_every_entries; /* sign and send the audit head after N entries (0: no) */
+    int64_t witness_every_seconds; /* ... or after S seconds with new entries (0: no) */
+    nd_rebuild_limits rebuild;  /* what a received model may cost to rebuild */
     size_t n_peers;
     nd_peer_addr peers[ND_MAX_PEERS];
 } nd_config;

@@ -1,6 +1,6 @@
 /*
  * nd_data.c - Fashion-MNIST and prepared gastric data behind sd_data_view,
- * evaluation of replayed models, and the pictures of a distilled set (see
+ * evaluation of a weights object (one function, nd_data_evaluate_weights), and the pictures of a distilled set (see
  * nd_data.h).
  */
 #include "nd_data.h"
@@ -171,10 +171,8 @@ void nd_data_close(nd_data *d)
 /* ---- evaluation ---- */
 
 typedef struct classify_ctx {
-    const sd_model *m;
-    sd_backend *be;
-    const sd_real *theta;
-    sd_real *bn, *x;
+    const sd_weights *w;
+    sd_real *x;
     sd_exec *ex;
     int cap;
     sd_error *err; /* the evaluation's: sd_detect_image keeps a reason found there */
@@ -183,23 +181,27 @@ typedef struct classify_ctx {
 static int classify_patches(void *vctx, const sd_real *patches, int n, int *classes)
 {
     classify_ctx *c = vctx;
-    size_t d = (size_t)c->m->spec.in_c * (size_t)c->m->spec.in_h * (size_t)c->m->spec.in_w;
+    const sd_model *m = c->w->m;
+    sd_backend *be = c->w->be;
+    size_t d = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
     for (int s = 0; s < n; s += c->cap) {
         int k = n - s < c->cap ? n - s : c->cap;
-        int rc = c->be->upload(c->be, c->err, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
+        int rc = be->upload(be, c->err, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
-        sd_exec_args a = {c->theta, c->bn, SD_BN_FROZEN, SD_LABEL_RAW, c->x, NULL, k};
+        sd_exec_args a = {c->w->theta, c->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, c->x, NULL, k};
         if ((rc = sd_exec_predict(c->ex, &a, classes + s, NULL, c->err)))
             return rc;
     }
     return SD_OK;
 }
 
-static int image_level(nd_data *ds, const sd_model *m, const sd_real *theta, const float *bn_host,
-                       sd_backend *be, int split, nd_eval *ev, sd_error *err)
+static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, int split,
+                       nd_eval *ev, sd_error *err)
 {
-    classify_ctx c = {m, be, theta, NULL, NULL, NULL, 256, err};
+    const sd_model *m = w->m;
+    sd_backend *be = w->be;
+    classify_ctx c = {w, NULL, NULL, 256, err};
     int rc = SD_OK, n = 0;
     double *r = malloc((size_t)ds->ds->n * sizeof *r);
     int *lab = malloc((size_t)ds->ds->n * sizeof *lab);
@@ -208,27 +210,13 @@ static int image_level(nd_data *ds, const sd_model *m, const sd_real *theta, con
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = be->alloc(be, err, (m->n_bn + 1) * sizeof(sd_real), (void **)&c.bn)) ||
-        (rc = be->alloc(be, err, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
+    if ((rc = be->alloc(be, err, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
         (rc = sd_exec_create(&c.ex, m, be, c.cap, SD_EXEC_INFERENCE, err))) {
         sd_error_wrap_code(err, rc, "evaluation buffers");
         goto out;
     }
-    if (m->n_bn) {
-        sd_real *tmp = malloc(m->n_bn * sizeof *tmp);
-        if (!tmp) {
-            rc = sd_error_set(err, SD_ENOMEM, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < m->n_bn; i++)
-            tmp[i] = bn_host[i];
-        rc = be->upload(be, err, c.bn, tmp, m->n_bn * sizeof *tmp);
-        free(tmp);
-        if (rc)
-            goto out;
-    }
-    sd_detect_params p = {ds->prep.psize, ds->prep.stride, ds->prep.osize, ds->prep.mean,
-                          ds->prep.std, SD_DETECT_DELTA, 256};
+    sd_detect_params p = {ds->prep.psize, ds->prep.stride, ds->prep.osize, norm->mean,
+                          norm->std, SD_DETECT_DELTA, 256};
     for (int i = 0; i < ds->ds->n; i++) {
         const sd_dataset_image *im = &ds->ds->img[i];
         if (im->split != split || !im->loaded)
@@ -258,48 +246,72 @@ static int image_level(nd_data *ds, const sd_model *m, const sd_real *theta, con
     }
 out:
     sd_exec_destroy(c.ex);
-    be->free(be, c.bn);
     be->free(be, c.x);
     free(r);
     free(lab);
     return rc;
 }
 
-int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
-                           const float *bn_stats, sd_backend *be, int split, nd_eval *ev,
-                           sd_error *err)
+int nd_data_evaluate_weights(nd_data *ds, const sd_weights *w, const nd_norm *norm_in,
+                             int split, nd_eval *ev, sd_error *err)
 {
     memset(ev, 0, sizeof *ev);
     const sd_data_view *v = split == SD_SPLIT_TEST ? &ds->test
                             : split == SD_SPLIT_VAL ? &ds->val
                                                     : &ds->train;
     ev->split = sd_split_name(split);
-    int K = m->spec.classes, rc;
+    int K = w->m->spec.classes, rc = SD_OK;
     if (K > 10)
         return sd_error_set(err, SD_EUNSUPPORTED, "evaluation prints at most 10 classes");
-    if (v->count > 0) {
-        rc = sd_evaluate(m, be, theta, bn_stats, v, 0, &ev->accuracy, ev->confusion, NULL, err);
-        if (rc)
-            return rc;
-        ev->samples = v->count;
+    nd_norm norm = norm_in ? *norm_in : (nd_norm){ds->prep.mean, ds->prep.std};
+    /* gastric patches are cut and standardised on the fly: a private copy of
+     * the split's patch source cuts them with the normalisation asked for,
+     * leaving the data set as it is */
+    nd_patch_source src;
+    sd_data_view view = *v;
+    if (ds->gastric) {
+        src = ds->src[split];
+        src.mean = norm.mean;
+        src.std = norm.std;
+        src.host = NULL;
+        src.tri = NULL;
+        src.cap = 0;
+        view.ctx = &src;
     }
-    if (ds->gastric)
-        return image_level(ds, m, theta, bn_stats, be, split, ev, err);
-    return SD_OK;
+    if (view.count > 0) {
+        rc = sd_weights_evaluate(w, &view, 0, &ev->accuracy, ev->confusion, NULL, err);
+        ev->samples = view.count;
+    }
+    if (ds->gastric) {
+        free(src.host);
+        free(src.tri);
+        if (!rc)
+            rc = image_level(ds, w, &norm, split, ev, err);
+    }
+    return rc;
+}
+
+int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
+                           const float *theta_bn, sd_backend *be, int split, nd_eval *ev,
+                           sd_error *err)
+{
+    sd_weights *w = NULL;
+    int rc = sd_weights_from_backend(&w, &m->spec, be, theta, theta_bn, err);
+    if (!rc)
+        rc = nd_data_evaluate_weights(ds, w, NULL, split, ev, err);
+    sd_weights_destroy(w);
+    return rc;
 }
 
 int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev,
                      sd_error *err)
 {
-    sd_model *m = NULL;
-    sd_real *theta = NULL;
-    int rc = sd_replay(d, be, &m, &theta, err);
-    if (rc)
-        return rc;
-    rc = nd_data_evaluate_theta(ds, m, theta, d->bn_stats, be,
-                                ds->gastric ? SD_SPLIT_VAL : SD_SPLIT_TEST, ev, err);
-    be->free(be, theta);
-    sd_model_destroy(m);
+    sd_weights *w = NULL;
+    int rc = sd_weights_replay(&w, d, be, err);
+    if (!rc)
+        rc = nd_data_evaluate_weights(ds, w, NULL, ds->gastric ? SD_SPLIT_VAL : SD_SPLIT_TEST,
+                                      ev, err);
+    sd_weights_destroy(w);
     return rc;
 }
 

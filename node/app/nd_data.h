@@ -65,13 +65,25 @@ typedef struct nd_eval {
     int undetermined;
 } nd_eval;
 
-/* Replay d and evaluate it: Fashion-MNIST on the test split; gastric on the
- * validation split (patches and images, threshold 0.4). */
+/* The input normalisation a model was trained with ([0,1] scale). */
+typedef struct nd_norm {
+    double mean, std;
+} nd_norm;
+
+/* The one evaluation: w on split of ds, gastric patches standardised with
+ * norm (NULL: the data set's own statistics; a payload's model needs the
+ * sender's).  Fashion-MNIST: patch level only; gastric: patches and images
+ * (Eq. 9 at delta 0.4).  ds is not changed. */
+int nd_data_evaluate_weights(nd_data *ds, const sd_weights *w, const nd_norm *norm, int split,
+                             nd_eval *ev, sd_error *err);
+/* Replay d (Algorithm 2) and evaluate it with the data set's statistics:
+ * Fashion-MNIST on the test split; gastric on the validation split. */
 int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev,
                      sd_error *err);
-/* Evaluate given weights theta (backend) with theta_bn (host). */
+/* Evaluate weights theta (backend, copied into a weights object) with
+ * theta_bn (host) and the data set's statistics. */
 int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
-                           const float *bn_stats, sd_backend *be, int split, nd_eval *ev,
+                           const float *theta_bn, sd_backend *be, int split, nd_eval *ev,
                            sd_error *err);
 void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f);
 /* Payload metadata describing this data set and evaluation (strings point

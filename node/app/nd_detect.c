@@ -1,6 +1,6 @@
 /*
- * nd_detect.c - detection with a bundle from a node's store (see
- * nd_detect.h).
+ * nd_detect.c - detection with a bundle from a node's store and the
+ * bundle's stored theta_opt (see nd_detect.h).
  */
 #include "nd_detect.h"
 
@@ -10,9 +10,10 @@
 #include <string.h>
 
 #include "nd_audit.h"
-#include "nd_infer.h"
+#include "nd_config.h"
 #include "nd_objects.h"
-#include "nd_state.h"
+#include "nd_rebuild.h"
+#include "nd_weights.h"
 #include "sd_png.h"
 
 int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path,
@@ -39,6 +40,150 @@ int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *pa
     } else {
         rc = 0;
     }
+    nd_db_close(db);
+    return rc;
+}
+
+int nd_theta_opt_write(const char *node_dir, const nd_infer *inf, char name_out[65],
+                       sc_error *e)
+{
+    nd_weights wf;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char msg[400];
+    if (nd_infer_to_weights(inf, &wf, msg, sizeof msg))
+        return sc_error_set(e, SC_EIO, "theta_opt: %s", msg);
+    int rc = nd_weights_encode(&wf, &buf, &len, msg, sizeof msg);
+    nd_weights_free(&wf);
+    if (rc)
+        return sc_error_set(e, SC_EIO, "theta_opt: %s", msg);
+    rc = nd_object_put(node_dir, buf, len, name_out, e);
+    free(buf);
+    return rc;
+}
+
+int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
+                        const char *payload_sha256, const char *device, sc_error *e)
+{
+    return nd_db_run(db, e,
+                     "INSERT OR REPLACE INTO theta_opt(bundle_id,weights_sha256,payload_sha256,"
+                     "device,time_unix) VALUES(?,?,?,?,?)",
+                     "tttti", bundle_id, name, payload_sha256, device, nd_now_unix());
+}
+
+int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_t max,
+                         const nd_rebuild_limits *limits, sd_backend *be, nd_infer *inf,
+                         nd_payload_info *info, char name_out[65], char *note, size_t notelen,
+                         sc_error *e)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sd_distilled d = {0};
+    char msg[512];
+    memset(inf, 0, sizeof *inf);
+    if (nd_object_get(node_dir, payload_sha256, max, &buf, &len, e)) {
+        snprintf(note, notelen, "payload unreadable: %s", e->msg);
+        return 1;
+    }
+    int parsed = !nd_payload_parse(buf, len, &d, info, msg, sizeof msg);
+    free(buf);
+    if (!parsed) {
+        snprintf(note, notelen, "payload: %s", msg);
+        return 1;
+    }
+    /* the rebuild policy, before anything of the model is allocated */
+    if (limits && nd_rebuild_admit(limits, &d, msg, sizeof msg)) {
+        snprintf(note, notelen, "rebuild %s", msg);
+        sd_distilled_free(&d);
+        return 2;
+    }
+    int rc = nd_infer_from_distilled(inf, &d, info, be, msg, sizeof msg);
+    sd_distilled_free(&d);
+    if (rc) {
+        snprintf(note, notelen, "%s", msg);
+        return 1;
+    }
+    if ((rc = nd_theta_opt_write(node_dir, inf, name_out, e)))
+        nd_infer_free(inf);
+    return rc;
+}
+
+/* The stored theta_opt of bundle id: 1 when inf was filled, 0 when there is
+ * none, -1 (why says so) when it no longer reads back; the caller replays
+ * for 0 and -1. */
+static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_backend *be,
+                       nd_infer *inf, char *why, size_t whylen)
+{
+    sc_error e = {0, ""};
+    char name[65] = "";
+    int found = 0;
+    if (nd_db_text(db, name, sizeof name, &found, &e,
+                   "SELECT t.weights_sha256 FROM theta_opt t JOIN bundles b ON b.id=t.bundle_id "
+                   "WHERE t.bundle_id=? AND t.payload_sha256=b.payload_sha256",
+                   "t", id)) {
+        snprintf(why, whylen, "%s", e.msg);
+        return -1;
+    }
+    if (!found)
+        return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    nd_weights wf;
+    if (nd_object_get(node_dir, name, ND_WEIGHTS_MAX_BYTES, &buf, &len, &e)) {
+        snprintf(why, whylen, "%s", e.msg);
+        return -1;
+    }
+    int rc = nd_weights_decode(buf, len, name, &wf, why, whylen);
+    free(buf);
+    if (!rc) {
+        rc = nd_infer_from_weights(inf, &wf, be, why, whylen);
+        nd_weights_free(&wf);
+    }
+    return rc ? -1 : 1;
+}
+
+int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be,
+                         nd_infer *inf, char id_out[33], int *replayed, char *msg,
+                         size_t msglen)
+{
+    char path[4300], ph[65] = "", name[65];
+    sqlite3 *db = NULL;
+    sc_error e = {0, ""};
+    int found = 0;
+    memset(inf, 0, sizeof *inf);
+    if (replayed)
+        *replayed = 0;
+    if (nd_bundle_payload_path(node_dir, id_prefix, path, sizeof path, id_out, msg, msglen))
+        return -1;
+    if (nd_db_open(node_dir, 0, &db, &e)) {
+        snprintf(msg, msglen, "%s", e.msg);
+        return -1;
+    }
+    char why[400] = "";
+    int stored = load_stored(db, node_dir, id_out, be, inf, why, sizeof why);
+    if (stored > 0) {
+        nd_db_close(db);
+        return 0;
+    }
+    /* no usable theta_opt: replay once and keep it */
+    int rc = -1;
+    if (nd_infer_from_payload_file(inf, path, be, msg, msglen))
+        goto out;
+    if (replayed)
+        *replayed = 1;
+    if (stored < 0)
+        snprintf(msg, msglen, "bundle %.12s: the stored theta_opt was unusable (%.300s); "
+                 "replayed the payload and stored it again", id_out, why);
+    if (nd_db_text(db, ph, sizeof ph, &found, &e,
+                   "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id_out) ||
+        nd_theta_opt_write(node_dir, inf, name, &e) ||
+        nd_theta_opt_record(db, id_out, name, ph, be->name, &e)) {
+        snprintf(msg, msglen, "bundle %.12s: storing theta_opt: %s", id_out, e.msg);
+        nd_infer_free(inf);
+        goto out;
+    }
+    rc = 0;
+out:
     nd_db_close(db);
     return rc;
 }
@@ -79,22 +224,30 @@ int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const cha
                           const char *heatmap, int synthetic, const char *actor,
                           sd_detect_result *res, char *msg, size_t msglen)
 {
-    char path[4300], id[33];
+    char id[33];
     uint16_t *pix = NULL;
     int w = 0, h = 0, rc = -1;
     sd_backend *be = NULL;
     nd_infer inf;
     sd_error err = {0};
+    sc_error e = {0, ""};
     memset(&inf, 0, sizeof inf);
     memset(res, 0, sizeof *res);
-    if (nd_bundle_payload_path(node_dir, id_prefix, path, sizeof path, id, msg, msglen))
+    nd_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        snprintf(msg, msglen, "out of memory");
         return -1;
+    }
+    if (nd_config_load(node_dir, cfg, &e)) {
+        snprintf(msg, msglen, "%s", e.msg);
+        goto out;
+    }
     if (sd_png_read_gray16(image, &pix, &w, &h, NULL, &err) ||
-        sd_backend_create(&be, "cpu", &err)) {
+        sd_backend_create(&be, cfg->device, &err)) {
         snprintf(msg, msglen, "%s", err.msg);
         goto out;
     }
-    if (nd_infer_from_payload_file(&inf, path, be, msg, msglen) ||
+    if (nd_bundle_classifier(node_dir, id_prefix, be, &inf, id, NULL, msg, msglen) ||
         nd_infer_check_gastric(&inf, msg, msglen))
         goto out;
     if (nd_infer_detect(&inf, pix, w, h, SD_DETECT_DELTA, res, &err)) {
@@ -122,5 +275,6 @@ out:
     nd_infer_free(&inf);
     sd_backend_destroy(be);
     free(pix);
+    free(cfg);
     return rc;
 }

@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nd_payload.h"
-#include "nd_weights.h"
-#include "sd_distill.h"
 
 #define PAYLOAD_MAX_BYTES ((size_t)512 << 20)
 
@@ -20,60 +17,68 @@ static int failf(char *msg, size_t len, const char *what, const char *detail)
     return -1;
 }
 
-/* A copy of theta_bn (n_bn floats) for prediction, when the model has any. */
-static int keep_bn(nd_infer *inf, const float *bn, char *msg, size_t msglen)
-{
-    if (!inf->m->n_bn)
-        return 0;
-    inf->bn = malloc(inf->m->n_bn * sizeof *inf->bn);
-    if (!inf->bn)
-        return failf(msg, msglen, "out of memory", NULL);
-    memcpy(inf->bn, bn, inf->m->n_bn * sizeof *inf->bn);
-    return 0;
-}
-
 void nd_infer_free(nd_infer *inf)
 {
     if (!inf)
         return;
-    if (inf->be) {
-        inf->be->free(inf->be, inf->theta);
-        inf->be->free(inf->be, inf->bn_dev);
+    if (inf->be)
         inf->be->free(inf->be, inf->xbuf);
-    }
     sd_exec_destroy(inf->ex);
-    sd_model_destroy(inf->m);
-    free(inf->bn);
+    sd_weights_destroy(inf->w);
     memset(inf, 0, sizeof *inf);
 }
 
-/* Everything after theta is in place: BN statistics on the backend, the
- * prediction exec and its batch buffer. */
-static int finish(nd_infer *inf, char *msg, size_t msglen)
+/* Take w (destroyed on failure too) and build the prediction exec and its
+ * batch buffer.  The geometry is the caller's to fill. */
+static int adopt(nd_infer *inf, sd_weights *w, char *msg, size_t msglen)
 {
+    memset(inf, 0, sizeof *inf);
+    if (!w)
+        return -1;
+    inf->w = w;
+    inf->be = w->be;
+    inf->m = w->m;
     sd_backend *be = inf->be;
-    const sd_model *m = inf->m;
     sd_error err = {0};
-    size_t d = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    size_t d = (size_t)w->m->spec.in_c * (size_t)w->m->spec.in_h * (size_t)w->m->spec.in_w;
     /* batches of about 1M input values: 256 patches of 64x64, 11 of 299x299 */
     size_t cap = ((size_t)1 << 20) / d;
     inf->cap = cap < 8 ? 8 : cap > 256 ? 256 : (int)cap;
-    if (be->alloc(be, &err, (m->n_bn + 1) * sizeof(sd_real), (void **)&inf->bn_dev) ||
-        be->alloc(be, &err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf))
-        return failf(msg, msglen, "allocating prediction buffers", err.msg);
-    if (m->n_bn) {
-        sd_real *tmp = malloc(m->n_bn * sizeof *tmp);
-        if (!tmp)
-            return failf(msg, msglen, "out of memory", NULL);
-        for (size_t i = 0; i < m->n_bn; i++)
-            tmp[i] = (sd_real)inf->bn[i];
-        int rc = be->upload(be, &err, inf->bn_dev, tmp, m->n_bn * sizeof *tmp);
-        free(tmp);
-        if (rc)
-            return failf(msg, msglen, "uploading batch-norm statistics", err.msg);
+    if (be->alloc(be, &err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf)) {
+        failf(msg, msglen, "allocating prediction buffers", err.msg);
+        goto fail;
     }
-    if (sd_exec_create(&inf->ex, m, be, inf->cap, SD_EXEC_INFERENCE, &err))
-        return failf(msg, msglen, "prediction buffers", err.msg);
+    if (sd_exec_create(&inf->ex, w->m, be, inf->cap, SD_EXEC_INFERENCE, &err)) {
+        failf(msg, msglen, "prediction buffers", err.msg);
+        goto fail;
+    }
+    return 0;
+fail:
+    nd_infer_free(inf);
+    return -1;
+}
+
+int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_payload_info *info,
+                            sd_backend *be, char *msg, size_t msglen)
+{
+    sd_weights *w = NULL;
+    sd_error err = {0};
+    memset(inf, 0, sizeof *inf);
+    if (sd_weights_replay(&w, d, be, &err))
+        return failf(msg, msglen, "replaying the distilled set (Algorithm 2)", err.msg);
+    if (adopt(inf, w, msg, msglen))
+        return -1;
+    inf->psize = info->patch_size;
+    inf->stride = info->patch_stride;
+    inf->osize = info->patch_resize ? info->patch_resize : info->patch_size;
+    inf->mean = info->norm_mean;
+    inf->std = info->norm_std > 0 ? info->norm_std : 1;
+    snprintf(inf->kind, sizeof inf->kind, "payload");
+    char spec[64];
+    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
+    snprintf(inf->label, sizeof inf->label, "payload: %s replayed from %zu distilled image(s), "
+             "%d step(s), sender %s", spec, sd_distilled_image_count(d),
+             d->steps * d->epochs_inner, info->sender[0] ? info->sender : "?");
     return 0;
 }
 
@@ -81,36 +86,13 @@ int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_back
                           char *msg, size_t msglen)
 {
     memset(inf, 0, sizeof *inf);
-    inf->be = be;
     sd_distilled d = {0};
     nd_payload_info info;
     char why[512];
     if (nd_payload_parse(buf, len, &d, &info, why, sizeof why))
         return failf(msg, msglen, "not a usable payload", why);
-    sd_error err = {0};
-    int rc = -1;
-    if (sd_replay(&d, be, &inf->m, &inf->theta, &err)) {
-        failf(msg, msglen, "replaying the distilled set (Algorithm 2)", err.msg);
-        goto out;
-    }
-    if (keep_bn(inf, d.bn_stats, msg, msglen))
-        goto out;
-    inf->psize = info.patch_size;
-    inf->stride = info.patch_stride;
-    inf->osize = info.patch_resize ? info.patch_resize : info.patch_size;
-    inf->mean = info.norm_mean;
-    inf->std = info.norm_std > 0 ? info.norm_std : 1;
-    snprintf(inf->kind, sizeof inf->kind, "payload");
-    char spec[64];
-    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    snprintf(inf->label, sizeof inf->label, "payload: %s replayed from %zu distilled image(s), "
-             "%d step(s), sender %s", spec, sd_distilled_image_count(&d),
-             d.steps * d.epochs_inner, info.sender[0] ? info.sender : "?");
-    rc = finish(inf, msg, msglen);
-out:
+    int rc = nd_infer_from_distilled(inf, &d, &info, be, msg, msglen);
     sd_distilled_free(&d);
-    if (rc)
-        nd_infer_free(inf);
     return rc;
 }
 
@@ -130,56 +112,46 @@ int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, 
     return rc;
 }
 
-static int upload_theta(sd_backend *be, sd_real **dst, const float *src, size_t n, char *msg,
-                        size_t msglen)
+/* The label a replayed payload shows ("replayed from ...") is kept in the
+ * stored theta_opt's `trained` text, so both read the same. */
+#define REPLAYED_FROM "replayed from "
+
+int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, char *msg,
+                          size_t msglen)
 {
-    sd_real *tmp = malloc(n * sizeof *tmp);
-    if (!tmp)
-        return failf(msg, msglen, "out of memory", NULL);
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = (sd_real)src[i];
+    sd_weights *w = NULL;
     sd_error err = {0};
-    int rc = be->alloc(be, &err, n * sizeof(sd_real), (void **)dst) ||
-             be->upload(be, &err, *dst, tmp, n * sizeof *tmp);
-    free(tmp);
-    return rc ? failf(msg, msglen, "uploading weights", err.msg) : 0;
+    memset(inf, 0, sizeof *inf);
+    if (sd_weights_from_host(&w, &wf->spec, be, wf->theta, wf->n_bn ? wf->theta_bn : NULL, &err))
+        return failf(msg, msglen, "loading weights", err.msg);
+    if (adopt(inf, w, msg, msglen))
+        return -1;
+    inf->psize = wf->patch_size;
+    inf->stride = wf->patch_stride;
+    inf->osize = wf->patch_resize ? wf->patch_resize : wf->patch_size;
+    inf->mean = wf->norm_mean;
+    inf->std = wf->norm_std;
+    inf->synthetic = wf->synthetic;
+    int payload = !strcmp(wf->source, "payload");
+    snprintf(inf->kind, sizeof inf->kind, "%s", payload ? "payload" : "weights");
+    char spec[64];
+    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
+    if (payload)
+        snprintf(inf->label, sizeof inf->label, "payload: %s %.250s", spec, wf->trained);
+    else
+        snprintf(inf->label, sizeof inf->label, "weights: %s %.100s", spec, wf->trained);
+    return 0;
 }
 
 int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
                                size_t msglen)
 {
     memset(inf, 0, sizeof *inf);
-    inf->be = be;
-    nd_weights w;
-    if (nd_weights_read(path, &w, msg, msglen))
+    nd_weights wf;
+    if (nd_weights_read(path, &wf, msg, msglen))
         return -1;
-    sd_error err = {0};
-    int rc = -1;
-    if (sd_model_create(&inf->m, &w.spec, &err)) {
-        failf(msg, msglen, "model", err.msg);
-        goto out;
-    }
-    if (upload_theta(be, &inf->theta, w.theta, w.n_theta, msg, msglen))
-        goto out;
-    if (w.n_bn) {
-        inf->bn = w.bn; /* take ownership */
-        w.bn = NULL;
-    }
-    inf->psize = w.patch_size;
-    inf->stride = w.patch_stride;
-    inf->osize = w.patch_resize ? w.patch_resize : w.patch_size;
-    inf->mean = w.norm_mean;
-    inf->std = w.norm_std;
-    inf->synthetic = w.synthetic;
-    snprintf(inf->kind, sizeof inf->kind, "weights");
-    char spec[64];
-    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    snprintf(inf->label, sizeof inf->label, "weights: %s %.100s", spec, w.trained);
-    rc = finish(inf, msg, msglen);
-out:
-    nd_weights_free(&w);
-    if (rc)
-        nd_infer_free(inf);
+    int rc = nd_infer_from_weights(inf, &wf, be, msg, msglen);
+    nd_weights_free(&wf);
     return rc;
 }
 
@@ -187,20 +159,13 @@ int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real 
                         const float *bn, int psize, int stride, int osize, double mean,
                         double std, sd_backend *be, char *msg, size_t msglen)
 {
-    memset(inf, 0, sizeof *inf);
-    inf->be = be;
+    sd_weights *w = NULL;
     sd_error err = {0};
-    if (sd_model_create(&inf->m, spec, &err))
-        return failf(msg, msglen, "model", err.msg);
-    size_t nt = inf->m->n_theta;
-    int rc = -1;
-    if (be->alloc(be, &err, nt * sizeof(sd_real), (void **)&inf->theta) ||
-        be->copy(be, &err, inf->theta, theta, nt * sizeof(sd_real))) {
-        failf(msg, msglen, "copying weights", err.msg);
-        goto out;
-    }
-    if (keep_bn(inf, bn, msg, msglen))
-        goto out;
+    memset(inf, 0, sizeof *inf);
+    if (sd_weights_from_backend(&w, spec, be, theta, bn, &err))
+        return failf(msg, msglen, "copying weights", err.msg);
+    if (adopt(inf, w, msg, msglen))
+        return -1;
     inf->psize = psize;
     inf->stride = stride;
     inf->osize = osize;
@@ -208,11 +173,41 @@ int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real 
     inf->std = std;
     snprintf(inf->kind, sizeof inf->kind, "weights");
     sd_model_spec_label(&inf->m->spec, inf->label, sizeof inf->label);
-    rc = finish(inf, msg, msglen);
-out:
-    if (rc)
-        nd_infer_free(inf);
-    return rc;
+    return 0;
+}
+
+int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t msglen)
+{
+    const sd_model *m = inf->m;
+    memset(wf, 0, sizeof *wf);
+    wf->spec = m->spec;
+    wf->n_theta = m->n_theta;
+    wf->n_bn = m->n_bn;
+    wf->theta = malloc(m->n_theta * sizeof *wf->theta);
+    wf->theta_bn = malloc((m->n_bn ? m->n_bn : 1) * sizeof *wf->theta_bn);
+    if (!wf->theta || !wf->theta_bn) {
+        nd_weights_free(wf);
+        return failf(msg, msglen, "out of memory", NULL);
+    }
+    sd_error err = {0};
+    if (sd_weights_download(inf->w, wf->theta, &err)) {
+        nd_weights_free(wf);
+        return failf(msg, msglen, "downloading weights", err.msg);
+    }
+    if (m->n_bn)
+        memcpy(wf->theta_bn, inf->w->theta_bn_host, m->n_bn * sizeof *wf->theta_bn);
+    wf->norm_mean = inf->mean;
+    wf->norm_std = inf->std;
+    wf->patch_size = inf->psize;
+    wf->patch_stride = inf->stride;
+    wf->patch_resize = inf->osize != inf->psize ? inf->osize : 0;
+    wf->synthetic = inf->synthetic;
+    snprintf(wf->source, sizeof wf->source, "%s",
+             strcmp(inf->kind, "payload") ? "training" : "payload");
+    /* the label's text after "payload: <spec> " */
+    const char *from = strstr(inf->label, REPLAYED_FROM);
+    snprintf(wf->trained, sizeof wf->trained, "%s", from ? from : "");
+    return 0;
 }
 
 int nd_infer_check_gastric(const nd_infer *inf, char *msg, size_t msglen)
@@ -261,7 +256,8 @@ int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes)
                                  (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
-        sd_exec_args a = {inf->theta, inf->bn_dev, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf, NULL, k};
+        sd_exec_args a = {inf->w->theta, inf->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf,
+                          NULL, k};
         if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL, &inf->err)))
             return rc;
     }

@@ -3,9 +3,11 @@
  * with it: detection on whole images (paper §3.3, Eq. 9) and evaluation on
  * labelled images (Eqs. 10-12, ROC, AUC, best delta).
  *
- * The classifier comes from a distilled payload (replayed with Algorithm 2:
- * theta_0 rebuilt from the seed, the T steps replayed, prediction with
- * theta_bn) or from a trained-weights file (nd_weights.h).  Either way it
+ * The classifier is an engine weights object (sd_weights.h: model, theta,
+ * theta_bn on a backend) from a distilled payload (replayed with Algorithm
+ * 2: theta_0 rebuilt from the seed, the T steps replayed, prediction with
+ * theta_bn), from a trained-weights file (nd_weights.h; a node stores each
+ * imported bundle's theta_opt as one) or from training.  Either way it
  * carries the input geometry it was made for - patch size, stride, resize
  * and the training normalisation - so a caller never has to supply them and
  * cannot get them wrong.  Used by `sldd detect`, `sldd evaluate`,
@@ -18,17 +20,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "nd_payload.h"
+#include "nd_weights.h"
 #include "sd_dataset.h"
 #include "sd_detect.h"
 #include "sd_metrics.h"
 #include "sd_model.h"
+#include "sd_weights.h"
 
 typedef struct nd_infer {
-    sd_backend *be;        /* borrowed */
-    sd_model *m;
-    sd_real *theta;        /* backend memory, n_theta */
-    float *bn;             /* host, n_bn (NULL when the model has none) */
-    sd_real *bn_dev;       /* backend copy of bn */
+    sd_weights *w;         /* model, theta and theta_bn on the backend (owned) */
+    sd_backend *be;        /* borrowed: w->be */
+    const sd_model *m;     /* borrowed: w->m */
     sd_exec *ex;           /* prediction exec for batches of up to cap */
     sd_real *xbuf;         /* backend batch buffer */
     int cap;
@@ -41,20 +44,33 @@ typedef struct nd_infer {
     sd_error err;             /* why the last nd_infer_classify call failed */
 } nd_infer;
 
-/* From payload bytes (nd_payload_parse, then sd_replay).  -1 with msg. */
+/* From a parsed payload: replay d (Algorithm 2) on be; the geometry and the
+ * sender come from info.  -1 with msg. */
+int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_payload_info *info,
+                            sd_backend *be, char *msg, size_t msglen);
+/* From payload bytes (nd_payload_parse, then the replay above).  -1 with msg. */
 int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
                           char *msg, size_t msglen);
 int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
                                size_t msglen);
-/* From a weights file written by `sldd train`.  -1 with msg. */
+/* From a weights file written by `sldd train` (or a stored theta_opt,
+ * nd_detect.h).  -1 with msg. */
 int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
                                size_t msglen);
+/* From weights-file bytes already read and checked (nd_weights_decode). */
+int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, char *msg,
+                          size_t msglen);
 /* From weights already in backend memory (theta is copied; bn host, may be
- * NULL without BN) and the geometry given. */
+ * NULL without BN) and the geometry given (training). */
 int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
                         const float *bn, int psize, int stride, int osize, double mean,
                         double std, sd_backend *be, char *msg, size_t msglen);
 void nd_infer_free(nd_infer *inf); /* accepts a zeroed struct */
+
+/* The classifier as a weights file (theta downloaded from the backend):
+ * what a node stores as a bundle's theta_opt.  wf owns its arrays (free
+ * with nd_weights_free).  -1 with msg. */
+int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t msglen);
 
 /* Refuse (with a message) a classifier that cannot run gastric detection:
  * not 1 input channel, not 3 classes (I, N, P), no patch geometry. */

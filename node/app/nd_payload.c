@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,122 @@ static size_t bn_layers(const sd_model *m, uint32_t *ch)
     return k;
 }
 
+/* theta_bn from the engine layout (per layer: mean (c) then var (c)) to
+ * the wire's (all means, all variances); lch: channels of the nl layers */
+static void theta_bn_to_wire(const float *theta_bn, const uint32_t *lch, size_t nl, float *mean,
+                             float *var)
+{
+    for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
+        for (uint32_t c = 0; c < lch[l]; c++) {
+            mean[o + c] = theta_bn[at + c];
+            var[o + c] = theta_bn[at + lch[l] + c];
+        }
+        at += 2 * (size_t)lch[l];
+        o += lch[l];
+    }
+}
+
+static void set_model_spec(Sldd__V1__ModelSpec *ms, const sd_distilled *d, const sd_model *m)
+{
+    ms->arch = (char *)d->spec.arch;
+    ms->bn = d->spec.bn != 0;
+    ms->depth = (uint32_t)d->spec.depth;
+    ms->width = (uint32_t)d->spec.width;
+    ms->in_channels = (uint32_t)d->spec.in_c;
+    ms->in_height = (uint32_t)d->spec.in_h;
+    ms->in_width = (uint32_t)d->spec.in_w;
+    ms->classes = (uint32_t)d->spec.classes;
+    ms->init_scheme = (char *)SD_INIT_SCHEME;
+    ms->init_seed = d->seed;
+    ms->theta0_sha256.data = (uint8_t *)d->theta0_sha256;
+    ms->theta0_sha256.len = 32;
+    ms->bn_mode = d->bn_mode == SD_BN_FROZEN ? SLDD__V1__BN_MODE__BN_MODE_FROZEN
+                                             : SLDD__V1__BN_MODE__BN_MODE_BATCH;
+    ms->label_param = d->label_param == SD_LABEL_RAW ? SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW
+                                                     : SLDD__V1__LABEL_PARAM__LABEL_PARAM_SOFTMAX;
+    ms->param_count = m->n_theta;
+}
+
+/* The privacy audit into pr, pointing into ia/iap (n_images each), q and
+ * policy (4096 bytes), which must live until the bundle is packed. */
+static void set_privacy(Sldd__V1__PrivacyReport *pr, const sd_privacy_report *prv,
+                        Sldd__V1__ImageAudit *ia, Sldd__V1__ImageAudit **iap,
+                        float q[3][SD_PRIVACY_NQ], char *policy)
+{
+    size_t n_audit = prv ? prv->n_images : 0;
+    pr->verdict = (char *)"not-audited";
+    pr->policy = (char *)"";
+    if (prv) {
+        /* per image: distance to the pixel-nearest, the best SSIM, and the
+         * distance's percentile among held-out samples (docs/privacy.md) */
+        for (size_t i = 0; i < n_audit; i++) {
+            const sd_privacy_image *pi = &prv->images[i];
+            sldd__v1__image_audit__init(&ia[i]);
+            ia[i].image_index = (uint32_t)i;
+            ia[i].nearest_pixel_distance = (float)pi->pixel_distance;
+            ia[i].nearest_ssim = (float)(pi->ssim > 1 ? 1 : pi->ssim < -1 ? -1 : pi->ssim);
+            ia[i].heldout_percentile = (float)pi->pixel_pct;
+            iap[i] = &ia[i];
+        }
+        for (int k = 0; k < SD_PRIVACY_NQ; k++) {
+            q[0][k] = (float)prv->levels[k];
+            q[1][k] = (float)prv->heldout_distance_q[k];
+            q[2][k] = (float)prv->heldout_ssim_q[k];
+        }
+        pr->images = iap;
+        pr->n_images = n_audit;
+        pr->quantile_levels = q[0];
+        pr->n_quantile_levels = SD_PRIVACY_NQ;
+        pr->heldout_distance_quantiles = q[1];
+        pr->n_heldout_distance_quantiles = SD_PRIVACY_NQ;
+        pr->heldout_ssim_quantiles = q[2];
+        pr->n_heldout_ssim_quantiles = SD_PRIVACY_NQ;
+        /* not measured is written as 0.5 and said so in the policy text */
+        pr->membership_auc = prv->membership_done ? prv->membership_auc : 0.5;
+        pr->verdict = (char *)sd_privacy_verdict_name(prv->verdict);
+        sd_privacy_report_describe(prv, policy, 4096);
+        pr->policy = policy;
+    }
+}
+
+/* Provenance and the sender's metrics from meta into pv and mt, pointing
+ * into cc/ccp (n_counts each) and hp/hpp (n_hyper each). */
+static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
+                           Sldd__V1__ClassCount *cc, Sldd__V1__ClassCount **ccp,
+                           Sldd__V1__HyperParam *hp, Sldd__V1__HyperParam **hpp,
+                           const nd_payload_meta *meta)
+{
+    for (size_t i = 0; i < meta->n_counts; i++) {
+        sldd__v1__class_count__init(&cc[i]);
+        cc[i].split = (char *)meta->counts[i].split;
+        cc[i].class_name = (char *)meta->counts[i].class_name;
+        cc[i].images = meta->counts[i].images;
+        cc[i].patches = meta->counts[i].patches;
+        ccp[i] = &cc[i];
+    }
+    for (size_t i = 0; i < meta->n_hyper; i++) {
+        sldd__v1__hyper_param__init(&hp[i]);
+        hp[i].key = (char *)meta->hyper_keys[i];
+        hp[i].value = (char *)meta->hyper_values[i];
+        hpp[i] = &hp[i];
+    }
+    pv->counts = ccp;
+    pv->n_counts = meta->n_counts;
+    pv->hyper_params = hpp;
+    pv->n_hyper_params = meta->n_hyper;
+    pv->engine_version = (char *)SLDD_VERSION;
+    pv->backend = (char *)(meta->backend ? meta->backend : "cpu");
+    pv->data_source = (char *)(meta->data_source ? meta->data_source : "");
+    mt->split = (char *)(meta->metrics_split ? meta->metrics_split : "val");
+    mt->accuracy = meta->accuracy;
+    mt->sensitivity = meta->sensitivity;
+    mt->specificity = meta->specificity;
+    mt->harmonic_mean = meta->harmonic_mean;
+    mt->auc = meta->auc;
+    mt->patch_count = meta->patch_count;
+    mt->image_count = meta->image_count;
+}
+
 int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out,
                      size_t *len, char *msg, size_t msglen)
 {
@@ -72,16 +189,8 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
         fail(msg, msglen, "out of memory");
         goto out;
     }
-    /* theta_bn: engine layout is per layer mean (c) then var (c) */
     bn_layers(m, lch);
-    for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
-        for (uint32_t c = 0; c < lch[l]; c++) {
-            mean[o + c] = d->bn_stats[at + c];
-            var[o + c] = d->bn_stats[at + lch[l] + c];
-        }
-        at += 2 * (size_t)lch[l];
-        o += lch[l];
-    }
+    theta_bn_to_wire(d->theta_bn, lch, nl, mean, var);
     int enc = meta->encoding ? meta->encoding : SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32;
     if (sp_image_tensor_set(&it, enc, d->images, M, D)) {
         fail(msg, msglen, "cannot encode the images (non-finite value or unknown encoding)");
@@ -104,23 +213,7 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     b.created_unix = meta->created_unix;
     b.expires_unix = meta->expires_unix;
     b.sequence = meta->sequence;
-    ms.arch = (char *)d->spec.arch;
-    ms.bn = d->spec.bn != 0;
-    ms.depth = (uint32_t)d->spec.depth;
-    ms.width = (uint32_t)d->spec.width;
-    ms.in_channels = (uint32_t)d->spec.in_c;
-    ms.in_height = (uint32_t)d->spec.in_h;
-    ms.in_width = (uint32_t)d->spec.in_w;
-    ms.classes = (uint32_t)K;
-    ms.init_scheme = (char *)SD_INIT_SCHEME;
-    ms.init_seed = d->seed;
-    ms.theta0_sha256.data = (uint8_t *)d->theta0_sha256;
-    ms.theta0_sha256.len = 32;
-    ms.bn_mode = d->bn_mode == SD_BN_FROZEN ? SLDD__V1__BN_MODE__BN_MODE_FROZEN
-                                            : SLDD__V1__BN_MODE__BN_MODE_BATCH;
-    ms.label_param = d->label_param == SD_LABEL_RAW ? SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW
-                                                    : SLDD__V1__LABEL_PARAM__LABEL_PARAM_SOFTMAX;
-    ms.param_count = m->n_theta;
+    set_model_spec(&ms, d, m);
     ds.steps = (uint32_t)d->steps;
     ds.images_per_step = (uint32_t)d->images_per_step;
     ds.epochs = (uint32_t)d->epochs_inner;
@@ -144,69 +237,9 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     nm.patch_size = (uint32_t)meta->patch_size;
     nm.patch_stride = (uint32_t)meta->patch_stride;
     nm.patch_resize = (uint32_t)meta->patch_resize;
-    for (size_t i = 0; i < meta->n_counts; i++) {
-        sldd__v1__class_count__init(&cc[i]);
-        cc[i].split = (char *)meta->counts[i].split;
-        cc[i].class_name = (char *)meta->counts[i].class_name;
-        cc[i].images = meta->counts[i].images;
-        cc[i].patches = meta->counts[i].patches;
-        ccp[i] = &cc[i];
-    }
-    for (size_t i = 0; i < meta->n_hyper; i++) {
-        sldd__v1__hyper_param__init(&hp[i]);
-        hp[i].key = (char *)meta->hyper_keys[i];
-        hp[i].value = (char *)meta->hyper_values[i];
-        hpp[i] = &hp[i];
-    }
-    pv.counts = ccp;
-    pv.n_counts = meta->n_counts;
-    pv.hyper_params = hpp;
-    pv.n_hyper_params = meta->n_hyper;
-    pv.engine_version = (char *)SLDD_VERSION;
-    pv.backend = (char *)(meta->backend ? meta->backend : "cpu");
-    pv.data_source = (char *)(meta->data_source ? meta->data_source : "");
-    mt.split = (char *)(meta->metrics_split ? meta->metrics_split : "val");
-    mt.accuracy = meta->accuracy;
-    mt.sensitivity = meta->sensitivity;
-    mt.specificity = meta->specificity;
-    mt.harmonic_mean = meta->harmonic_mean;
-    mt.auc = meta->auc;
-    mt.patch_count = meta->patch_count;
-    mt.image_count = meta->image_count;
-    pr.verdict = (char *)"not-audited";
-    pr.policy = (char *)"";
-    float qlev[SD_PRIVACY_NQ], qdist[SD_PRIVACY_NQ], qssim[SD_PRIVACY_NQ];
-    if (prv) {
-        /* per image: distance to the pixel-nearest, the best SSIM, and the
-         * distance's percentile among held-out samples (docs/privacy.md) */
-        for (size_t i = 0; i < n_audit; i++) {
-            const sd_privacy_image *pi = &prv->images[i];
-            sldd__v1__image_audit__init(&ia[i]);
-            ia[i].image_index = (uint32_t)i;
-            ia[i].nearest_pixel_distance = (float)pi->pixel_distance;
-            ia[i].nearest_ssim = (float)(pi->ssim > 1 ? 1 : pi->ssim < -1 ? -1 : pi->ssim);
-            ia[i].heldout_percentile = (float)pi->pixel_pct;
-            iap[i] = &ia[i];
-        }
-        for (int k = 0; k < SD_PRIVACY_NQ; k++) {
-            qlev[k] = (float)prv->levels[k];
-            qdist[k] = (float)prv->heldout_distance_q[k];
-            qssim[k] = (float)prv->heldout_ssim_q[k];
-        }
-        pr.images = iap;
-        pr.n_images = n_audit;
-        pr.quantile_levels = qlev;
-        pr.n_quantile_levels = SD_PRIVACY_NQ;
-        pr.heldout_distance_quantiles = qdist;
-        pr.n_heldout_distance_quantiles = SD_PRIVACY_NQ;
-        pr.heldout_ssim_quantiles = qssim;
-        pr.n_heldout_ssim_quantiles = SD_PRIVACY_NQ;
-        /* not measured is written as 0.5 and said so in the policy text */
-        pr.membership_auc = prv->membership_done ? prv->membership_auc : 0.5;
-        pr.verdict = (char *)sd_privacy_verdict_name(prv->verdict);
-        sd_privacy_report_describe(prv, policy, 4096);
-        pr.policy = policy;
-    }
+    set_provenance(&pv, &mt, cc, ccp, hp, hpp, meta);
+    float q[3][SD_PRIVACY_NQ];
+    set_privacy(&pr, prv, ia, iap, q, policy);
     b.model = &ms;
     b.distilled = &ds;
     b.bn_stats = &bs;
@@ -245,10 +278,18 @@ out:
     return rc;
 }
 
+static _Atomic uint64_t parses;
+
+uint64_t nd_debug_parse_count(void)
+{
+    return atomic_load(&parses);
+}
+
 int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
                      char *msg, size_t msglen)
 {
     memset(d, 0, sizeof *d);
+    atomic_fetch_add(&parses, 1);
     sp_budget budget;
     sp_budget_init(&budget, len * 8 + (1u << 20));
     Sldd__V1__Bundle *b = sldd__v1__bundle__unpack(sp_budget_allocator(&budget), len, buf);
@@ -297,8 +338,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     d->images = malloc(dims.images * dims.image_values * sizeof(float) + 1);
     d->labels = malloc(dims.labels * sizeof(float) + 1);
     d->step_sizes = malloc(dims.steps * sizeof(float) + 1);
-    d->bn_stats = calloc(m->n_bn + 1, sizeof(float));
-    if (!d->images || !d->labels || !d->step_sizes || !d->bn_stats) {
+    d->theta_bn = calloc(m->n_bn + 1, sizeof(float));
+    if (!d->images || !d->labels || !d->step_sizes || !d->theta_bn) {
         fail(msg, msglen, "out of memory");
         goto out;
     }
@@ -325,8 +366,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
             goto out;
         }
         for (uint32_t c = 0; c < lch[l]; c++) {
-            d->bn_stats[at + c] = bs->mean[o + c];
-            d->bn_stats[at + lch[l] + c] = bs->var[o + c];
+            d->theta_bn[at + c] = bs->mean[o + c];
+            d->theta_bn[at + lch[l] + c] = bs->var[o + c];
         }
         at += 2 * (size_t)lch[l];
         o += lch[l];

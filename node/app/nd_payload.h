@@ -66,6 +66,10 @@ typedef struct nd_payload_info {
 int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
                      char *msg, size_t msglen);
 
+/* Payloads parsed by this process so far (tests check that detection with a
+ * stored theta_opt parses none). */
+uint64_t nd_debug_parse_count(void);
+
 int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg,
                  size_t msglen);
 /* temp file + fsync + rename */

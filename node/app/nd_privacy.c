@@ -22,7 +22,7 @@ int nd_privacy_audit(nd_data *ds, const sd_distilled *d, sd_backend *be, const c
         snprintf(p->verdict, sizeof p->verdict, "not-audited");
         snprintf(p->summary, sizeof p->summary,
                  "NOT AUDITED: the data set has no held-out (validation) samples to compare "
-                 "against. Distilled images are not anonymous by construction (DESIGN §9).");
+                 "against. Distilled images are not anonymous by construction (docs/privacy.md).");
         return 0;
     }
     int rc = sd_privacy_audit(&p->report, d, be, &ds->train, &ds->val, &cfg, err);

@@ -1,13 +1,13 @@
 /*
  * nd_privacy.h - the privacy audit a distillation job runs before its
- * bundle can be approved (DESIGN §9): the engine's audit (sd_privacy.h:
+ * bundle can be approved (docs/privacy.md): the engine's audit (sd_privacy.h:
  * nearest training sample of every synthetic image by normalised pixel
  * distance and by SSIM, set against held-out samples, and a membership-
  * inference AUC of the rebuilt model) on the node's own data, its picture
  * for the approver (each image beside its nearest training samples), and
  * a one-paragraph summary.  The report goes into the payload, so the
  * approval covers it; node.conf `privacy-policy` decides what may be
- * approved (nd_outbound.c).
+ * approved (nd_approval.c).
  */
 #ifndef ND_PRIVACY_H
 #define ND_PRIVACY_H

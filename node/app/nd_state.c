@@ -12,47 +12,77 @@
 #include <time.h>
 
 #include "nd_buf.h"
+#include "nd_lifecycle.h"
 #include "sc_util.h"
 
 #define BUSY_TIMEOUT_MS 30000
 
-static const char *const schema_sql =
-    "CREATE TABLE IF NOT EXISTS bundles("
-    " id TEXT PRIMARY KEY,"                       /* hex of the 16-byte bundle id */
-    " direction TEXT NOT NULL CHECK(direction IN ('out','in')),"
-    " sender TEXT NOT NULL,"
-    " sequence INTEGER NOT NULL,"
-    " state TEXT NOT NULL,"
-    " payload_sha256 TEXT NOT NULL,"
-    " payload_size INTEGER NOT NULL,"
-    " statement_obj TEXT NOT NULL,"               /* node-signed (out) / as received (in) */
-    " approved_obj TEXT,"                         /* out: with the admin approvals */
-    " audience TEXT NOT NULL DEFAULT '',"
-    " job_id INTEGER,"
-    " created_unix INTEGER NOT NULL,"
-    " expires_unix INTEGER NOT NULL,"
-    " updated_unix INTEGER NOT NULL,"
-    " accuracy REAL, sen REAL, spe REAL, hm REAL, auc REAL," /* sender's own metrics */
-    " privacy_verdict TEXT NOT NULL DEFAULT '',"
-    " grid_path TEXT NOT NULL DEFAULT '',"
-    " privacy_path TEXT NOT NULL DEFAULT '',"
-    " envelope_sha256 TEXT,"                      /* in: envelope as received */
-    " receipt BLOB,"                              /* in: the receipt we issued */
+/* The tables that carry a state are written as macros of their name: the
+ * schema makes them under their own name, the migration from version 1
+ * under a temporary one (SQLite cannot add a CHECK to a table).  The state
+ * names are those of nd_lifecycle.h; test_lifecycle holds the two
+ * together. */
+#define BUNDLES_DDL(name)                                                              \
+    "CREATE TABLE IF NOT EXISTS " name "("                                             \
+    " id TEXT PRIMARY KEY,"                       /* hex of the 16-byte bundle id */   \
+    " direction TEXT NOT NULL CHECK(direction IN ('out','in')),"                       \
+    " sender TEXT NOT NULL,"                                                           \
+    " sequence INTEGER NOT NULL,"                                                      \
+    " state TEXT NOT NULL CHECK((direction='out' AND state IN ('pending','approved',"  \
+    "'rejected','queued','delivered','failed')) OR (direction='in' AND state IN "      \
+    "('stored','available','import-failed'))),"                                        \
+    " payload_sha256 TEXT NOT NULL,"                                                   \
+    " payload_size INTEGER NOT NULL,"                                                  \
+    " statement_obj TEXT NOT NULL,"    /* node-signed (out) / as received (in) */      \
+    " approved_obj TEXT,"              /* out: with the admin approvals */             \
+    " audience TEXT NOT NULL DEFAULT '',"                                              \
+    " job_id INTEGER,"                                                                 \
+    " created_unix INTEGER NOT NULL,"                                                  \
+    " expires_unix INTEGER NOT NULL,"                                                  \
+    " updated_unix INTEGER NOT NULL,"                                                  \
+    " accuracy REAL, sen REAL, spe REAL, hm REAL, auc REAL," /* sender's own metrics */ \
+    " privacy_verdict TEXT NOT NULL DEFAULT '',"                                       \
+    " grid_path TEXT NOT NULL DEFAULT '',"                                             \
+    " privacy_path TEXT NOT NULL DEFAULT '',"                                          \
+    " envelope_sha256 TEXT,"           /* in: envelope as received */                  \
+    " receipt BLOB,"                   /* in: the receipt we issued */                 \
     " note TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX IF NOT EXISTS bundles_state ON bundles(direction, state);"
-    "CREATE TABLE IF NOT EXISTS deliveries("
-    " bundle_id TEXT NOT NULL REFERENCES bundles(id),"
-    " peer TEXT NOT NULL,"
-    " sequence INTEGER NOT NULL,"
-    " state TEXT NOT NULL,"                       /* queued, delivered, refused, expired */
-    " envelope_obj TEXT NOT NULL,"
-    " envelope_size INTEGER NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_ms INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT NOT NULL DEFAULT '',"
-    " receipt BLOB,"
-    " delivered_unix INTEGER,"
+
+#define DELIVERIES_DDL(name)                                                           \
+    "CREATE TABLE IF NOT EXISTS " name "("                                             \
+    " bundle_id TEXT NOT NULL REFERENCES bundles(id),"                                 \
+    " peer TEXT NOT NULL,"                                                             \
+    " sequence INTEGER NOT NULL,"                                                      \
+    " state TEXT NOT NULL CHECK(state IN ('queued','delivered','refused','expired')),"  \
+    " envelope_obj TEXT NOT NULL,"                                                     \
+    " envelope_size INTEGER NOT NULL,"                                                 \
+    " attempts INTEGER NOT NULL DEFAULT 0,"                                            \
+    " next_ms INTEGER NOT NULL DEFAULT 0,"                                             \
+    " last_error TEXT NOT NULL DEFAULT '',"                                            \
+    " receipt BLOB,"                                                                   \
+    " delivered_unix INTEGER,"                                                         \
     " PRIMARY KEY(bundle_id, peer));"
+
+#define JOBS_DDL(name)                                                                 \
+    "CREATE TABLE IF NOT EXISTS " name "("                                             \
+    " id INTEGER PRIMARY KEY,"                                                         \
+    " kind TEXT NOT NULL,"                                                             \
+    " state TEXT NOT NULL CHECK(state IN ('queued','running','done','failed',"         \
+    "'canceled')),"                                                                    \
+    " options TEXT NOT NULL DEFAULT '',"                                               \
+    " audience TEXT NOT NULL DEFAULT '',"                                              \
+    " created_unix INTEGER NOT NULL,"                                                  \
+    " started_unix INTEGER, finished_unix INTEGER,"                                    \
+    " iter INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,"              \
+    " loss REAL, val_acc REAL, val_hm REAL, eta REAL, seconds REAL,"                   \
+    " bundle_id TEXT,"                                                                 \
+    " error TEXT NOT NULL DEFAULT '',"                                                 \
+    " note TEXT NOT NULL DEFAULT '');"
+
+static const char *const schema_sql =
+    BUNDLES_DDL("bundles")
+    "CREATE INDEX IF NOT EXISTS bundles_state ON bundles(direction, state);"
+    DELIVERIES_DDL("deliveries")
     "CREATE TABLE IF NOT EXISTS approvals("
     " id INTEGER PRIMARY KEY,"
     " bundle_id TEXT NOT NULL REFERENCES bundles(id),"
@@ -69,19 +99,13 @@ static const char *const schema_sql =
     " images INTEGER, patches INTEGER,"
     " note TEXT NOT NULL DEFAULT '',"
     " time_unix INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS jobs("
-    " id INTEGER PRIMARY KEY,"
-    " kind TEXT NOT NULL,"
-    " state TEXT NOT NULL,"                       /* queued, running, done, failed, canceled */
-    " options TEXT NOT NULL DEFAULT '',"
-    " audience TEXT NOT NULL DEFAULT '',"
-    " created_unix INTEGER NOT NULL,"
-    " started_unix INTEGER, finished_unix INTEGER,"
-    " iter INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,"
-    " loss REAL, val_acc REAL, val_hm REAL, eta REAL, seconds REAL,"
-    " bundle_id TEXT,"
-    " error TEXT NOT NULL DEFAULT '',"
-    " note TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS theta_opt("        /* since version 2 */
+    " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
+    " weights_sha256 TEXT NOT NULL,"              /* weights file in objects/ */
+    " payload_sha256 TEXT NOT NULL,"              /* the payload it was replayed from */
+    " device TEXT NOT NULL,"                      /* backend that replayed it */
+    " time_unix INTEGER NOT NULL);"
+    JOBS_DDL("jobs")
     "CREATE TABLE IF NOT EXISTS peers("
     " id TEXT PRIMARY KEY,"
     " url TEXT NOT NULL,"
@@ -106,6 +130,25 @@ static const char *const schema_sql =
     " detail TEXT NOT NULL,"
     " prev_hash TEXT NOT NULL,"
     " hash TEXT NOT NULL);";
+
+/* Version 1 -> 2: the state CHECKs.  Each table is rebuilt under a
+ * temporary name, its rows copied (a row whose state is not a lifecycle
+ * state fails the copy and the whole migration), the old table dropped and
+ * the new one renamed; schema_sql then recreates the dropped index.  The
+ * column lists are those of version 1, in the same order. */
+static const char *const migrate_v2_sql =
+    BUNDLES_DDL("bundles_v2")
+    "INSERT INTO bundles_v2 SELECT * FROM bundles;"
+    "DROP TABLE bundles;"
+    "ALTER TABLE bundles_v2 RENAME TO bundles;"
+    DELIVERIES_DDL("deliveries_v2")
+    "INSERT INTO deliveries_v2 SELECT * FROM deliveries;"
+    "DROP TABLE deliveries;"
+    "ALTER TABLE deliveries_v2 RENAME TO deliveries;"
+    JOBS_DDL("jobs_v2")
+    "INSERT INTO jobs_v2 SELECT * FROM jobs;"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v2 RENAME TO jobs;";
 
 static int db_fail(sqlite3 *db, sc_error *e, const char *what)
 {
@@ -314,6 +357,94 @@ double nd_col_double(sqlite3_stmt *st, int col)
     return sqlite3_column_double(st, col);
 }
 
+static int state_known(const char *table, const char *direction, const char *state)
+{
+    if (!strcmp(table, "jobs"))
+        return nd_job_state_parse(state) != ND_JOB_NONE;
+    if (!strcmp(table, "deliveries"))
+        return nd_delivery_state_parse(state) != ND_DELIVERY_NONE;
+    nd_bstate s = nd_bundle_state_parse(state);
+    return s != ND_BUNDLE_NONE && !strcmp(nd_bundle_state_direction(s), direction);
+}
+
+/* Every state of a version-1 database is one of the lifecycle's: the row
+ * that is not is named (the CHECK of the copy would only show its own
+ * expression). */
+static int v1_states_known(sqlite3 *db, sc_error *e)
+{
+    static const char *const q[3][2] = {
+        {"bundles", "SELECT id, direction, state FROM bundles"},
+        {"jobs", "SELECT id, '', state FROM jobs"},
+        {"deliveries", "SELECT bundle_id || ' to ' || peer, '', state FROM deliveries"},
+    };
+    int rc = 0;
+    for (int t = 0; t < 3 && !rc; t++) {
+        sqlite3_stmt *st;
+        if ((rc = nd_db_prepare(db, &st, e, q[t][1], "")))
+            break;
+        while ((rc = nd_db_step(st, e)) == 1)
+            if (!state_known(q[t][0], nd_col_text(st, 1), nd_col_text(st, 2))) {
+                rc = sc_error_set(e, SC_EFORMAT,
+                                  "%s row %.80s has state '%.40s', which is not a state of the "
+                                  "lifecycle (docs/node.md, Lifecycle)",
+                                  q[t][0], nd_col_text(st, 0), nd_col_text(st, 2));
+                break;
+            }
+        nd_db_finalize(st);
+    }
+    return rc;
+}
+
+/* PRAGMA foreign_key_check finds no row. */
+static int foreign_keys_hold(sqlite3 *db, sc_error *e)
+{
+    char table[64] = "";
+    int found = 0;
+    int rc = nd_db_text(db, table, sizeof table, &found, e, "PRAGMA foreign_key_check", "");
+    if (!rc && found)
+        rc = sc_error_set(e, SC_EFORMAT, "database: a row of %s refers to a missing row", table);
+    return rc;
+}
+
+/* Bring a database below ND_SCHEMA_VERSION up to it in one transaction: a
+ * new one gets schema_sql, one of version 1 is migrated first (states
+ * outside the lifecycle refuse the migration and leave the database as it
+ * was).  The version is read again under the write lock: another process
+ * may have upgraded it meanwhile.  Foreign keys are off while tables are
+ * rebuilt (dropping bundles would otherwise trip the references to it) and
+ * checked before the commit; the pragma cannot change inside a
+ * transaction, hence around it. */
+static int schema_upgrade(sqlite3 *db, sc_error *e)
+{
+    char set[64];
+    int64_t ver = 0;
+    int rc;
+    snprintf(set, sizeof set, "PRAGMA user_version=%d", ND_SCHEMA_VERSION);
+    if ((rc = nd_db_exec(db, "PRAGMA foreign_keys=OFF", e)))
+        return rc;
+    if ((rc = nd_db_begin(db, e)) ||
+        (rc = nd_db_int(db, &ver, NULL, e, "PRAGMA user_version", "")))
+        goto out;
+    if (ver == 1 && ((rc = v1_states_known(db, e)) || (rc = nd_db_exec(db, migrate_v2_sql, e)))) {
+        sc_error_wrap(e, "migrating the state database from version 1 to %d",
+                      ND_SCHEMA_VERSION);
+        goto out;
+    }
+    if (ver < ND_SCHEMA_VERSION &&
+        ((rc = nd_db_exec(db, schema_sql, e)) || (rc = foreign_keys_hold(db, e)) ||
+         (rc = nd_db_exec(db, set, e))))
+        goto out;
+    rc = nd_db_commit(db, e);
+out:
+    if (rc)
+        nd_db_rollback(db);
+    sc_error fe = {0, ""};
+    int frc = nd_db_exec(db, "PRAGMA foreign_keys=ON", &fe);
+    if (!rc && frc)
+        rc = sc_error_set(e, frc, "%s", fe.msg);
+    return rc;
+}
+
 int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e)
 {
     char path[4200];
@@ -358,15 +489,9 @@ int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e)
                             "%s has schema version %lld; this sldd knows up to %d (newer sldd?)",
                             path, (long long)ver, ND_SCHEMA_VERSION);
     }
-    if (ver < ND_SCHEMA_VERSION) {
-        char set[64];
-        snprintf(set, sizeof set, "PRAGMA user_version=%d", ND_SCHEMA_VERSION);
-        if ((rc = nd_db_begin(db, e)) || (rc = nd_db_exec(db, schema_sql, e)) ||
-            (rc = nd_db_exec(db, set, e)) || (rc = nd_db_commit(db, e))) {
-            nd_db_rollback(db);
-            sqlite3_close(db);
-            return rc;
-        }
+    if (ver < ND_SCHEMA_VERSION && (rc = schema_upgrade(db, e))) {
+        sqlite3_close(db);
+        return rc;
     }
     *out = db;
     return 0;

@@ -64,11 +64,15 @@ static void clean(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
-int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen)
+int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char *msg,
+                      size_t msglen)
 {
-    char data[256], trained[256];
+    *out = NULL;
+    *len_out = 0;
+    char data[256], trained[256], source[16];
     clean(data, sizeof data, w->data);
     clean(trained, sizeof trained, w->trained);
+    clean(source, sizeof source, w->source[0] ? w->source : "training");
     char header[2048];
     int hl = snprintf(header, sizeof header,
                       "format=sldd-weights\n"
@@ -78,12 +82,12 @@ int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t ms
                       "norm_mean=%.17g\nnorm_std=%.17g\n"
                       "patch=%d\nstride=%d\npatch_resize=%d\n"
                       "synthetic=%d\nseed=%llu\ninit=philox-xavier-normal-v1\n"
-                      "data=%s\ntrained=%s\n",
+                      "source=%s\ndata=%s\ntrained=%s\n",
                       w->spec.arch, w->spec.bn, w->spec.depth, w->spec.width, w->spec.in_c,
                       w->spec.in_h, w->spec.in_w, w->spec.classes, w->n_theta, w->n_bn,
                       w->norm_mean, w->norm_std, w->patch_size, w->patch_stride,
-                      w->patch_resize, w->synthetic ? 1 : 0, (unsigned long long)w->seed, data,
-                      trained);
+                      w->patch_resize, w->synthetic ? 1 : 0, (unsigned long long)w->seed, source,
+                      data, trained);
     if (hl < 0 || (size_t)hl >= sizeof header) {
         snprintf(msg, msglen, "weights header too long");
         return -1;
@@ -102,13 +106,25 @@ int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t ms
     put_floats(p, w->theta, w->n_theta);
     p += 4 * w->n_theta;
     if (w->n_bn)
-        put_floats(p, w->bn, w->n_bn);
+        put_floats(p, w->theta_bn, w->n_bn);
     p += 4 * w->n_bn;
-    int rc = -1;
-    if (sha256(buf, (size_t)(p - buf), p))
+    if (sha256(buf, (size_t)(p - buf), p)) {
         snprintf(msg, msglen, "SHA-256 failed");
-    else
-        rc = nd_file_write_atomic(path, buf, len, msg, msglen);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len_out = len;
+    return 0;
+}
+
+int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (nd_weights_encode(w, &buf, &len, msg, msglen))
+        return -1;
+    int rc = nd_file_write_atomic(path, buf, len, msg, msglen);
     free(buf);
     return rc;
 }
@@ -118,7 +134,7 @@ void nd_weights_free(nd_weights *w)
     if (!w)
         return;
     free(w->theta);
-    free(w->bn);
+    free(w->theta_bn);
     memset(w, 0, sizeof *w);
 }
 
@@ -213,7 +229,13 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
         snprintf(msg, msglen, "format '%.40s' is not sldd-weights", v);
         return -1;
     }
-    if (!strcmp(k, "data"))
+    if (!strcmp(k, "source")) {
+        if (strcmp(v, "training") && strcmp(v, "payload")) {
+            snprintf(msg, msglen, "source '%.40s' is neither training nor payload", v);
+            return -1;
+        }
+        snprintf(w->source, sizeof w->source, "%s", v);
+    } else if (!strcmp(k, "data"))
         snprintf(w->data, sizeof w->data, "%s", v);
     else if (!strcmp(k, "trained"))
         snprintf(w->trained, sizeof w->trained, "%s", v);
@@ -223,7 +245,6 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
 int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
 {
     memset(w, 0, sizeof *w);
-    w->norm_std = 1;
     uint8_t *buf = NULL;
     size_t len = 0;
     char why[400];
@@ -231,6 +252,18 @@ int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s", why);
         return -1;
     }
+    int rc = nd_weights_decode(buf, len, path, w, msg, msglen);
+    free(buf);
+    return rc;
+}
+
+int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weights *w,
+                      char *msg, size_t msglen)
+{
+    memset(w, 0, sizeof *w);
+    w->norm_std = 1;
+    snprintf(w->source, sizeof w->source, "training");
+    char why[400];
     int rc = -1;
     char *header = NULL;
     sd_model *m = NULL;
@@ -296,13 +329,13 @@ int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
     }
     w->spec = m->spec;
     w->theta = malloc(w->n_theta * sizeof *w->theta);
-    w->bn = malloc((w->n_bn ? w->n_bn : 1) * sizeof *w->bn);
-    if (!w->theta || !w->bn) {
+    w->theta_bn = malloc((w->n_bn ? w->n_bn : 1) * sizeof *w->theta_bn);
+    if (!w->theta || !w->theta_bn) {
         snprintf(msg, msglen, "out of memory");
         goto out;
     }
     get_floats(w->theta, buf + 12 + hl, w->n_theta);
-    get_floats(w->bn, buf + 12 + hl + 4 * w->n_theta, w->n_bn);
+    get_floats(w->theta_bn, buf + 12 + hl + 4 * w->n_theta, w->n_bn);
     for (size_t i = 0; i < w->n_theta; i++)
         if (!isfinite(w->theta[i])) {
             snprintf(msg, msglen, "%s: parameter %zu is not finite", path, i);
@@ -315,7 +348,7 @@ int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
             continue;
         int c = ly->out.c;
         for (int j = 0; j < 2 * c; j++) {
-            float v = w->bn[ly->bn_off + (size_t)j];
+            float v = w->theta_bn[ly->bn_off + (size_t)j];
             if (!isfinite(v) || (j >= c && !(v > 0))) {
                 snprintf(msg, msglen, "%s: batch-norm statistic %zu is %s", path,
                          ly->bn_off + (size_t)j, isfinite(v) ? "not positive" : "not finite");
@@ -329,6 +362,5 @@ out:
         nd_weights_free(w);
     sd_model_destroy(m);
     free(header);
-    free(buf);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_approval.h"
 #include "nd_cli_bundle.h"
 #include "sc_envelope.h"
 #include "sc_keys.h"
@@ -46,6 +47,7 @@ typedef struct bopts {
     int64_t now, created, expires;
     uint64_t seed, sequence;
     long min_admins;
+    int64_t depth, width; /* make-test: ConvNet shape, 0 = default */
 } bopts;
 
 static void bundle_usage(FILE *f)
@@ -53,7 +55,7 @@ static void bundle_usage(FILE *f)
     fprintf(f,
             "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
             "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
-            "                 [--created T] [--expires T] [--small]\n"
+            "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
             "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
             "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
             "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
@@ -61,7 +63,7 @@ static void bundle_usage(FILE *f)
             "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
             "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
             "                 [--payload-out FILE] [--no-record]\n"
-            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N]\n"
+            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
             "\n"
             "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
             "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
@@ -368,6 +370,10 @@ static int do_make_test(const bopts *o)
         p.per_step = 3;
         p.epochs = 2;
     }
+    if (o->depth)
+        p.depth = (uint32_t)o->depth;
+    if (o->width)
+        p.width = (uint32_t)o->width;
     snprintf(audbuf, sizeof audbuf, "%s", o->to ? o->to : "node-b");
     na = split_list(audbuf, aud, 64);
     if (na < 1) {
@@ -448,43 +454,19 @@ static int load_statement(const char *path, uint8_t **st, size_t *sl)
 }
 
 /* Parse and validate the payload of a statement, which must come from
- * node `self`; prints the reason and returns -1 otherwise. */
-static int check_own_payload(const uint8_t *st, size_t sl, const char *self, int summary)
+ * node `self`; with summary, print what an approval of it covers.  Prints
+ * the reason and returns -1 otherwise. */
+static int check_own_payload(const uint8_t *st, size_t sl, const sc_node_config *self,
+                             int summary)
 {
-    sp_budget b, pb;
-    Sldd__V1__Statement *s;
-    Sldd__V1__Bundle *bd;
-    sc_error e = {0, ""};
-    char why[300];
-    int rc = -1;
-    sp_budget_init(&b, sl + 65536);
-    if (sc_statement_parse(st, sl, &b, &s, &e)) {
-        fprintf(stderr, "sldd bundle: %s\n", e.msg);
+    nd_signed_payload p;
+    char msg[400];
+    if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes,
+                               summary ? stdout : NULL, NULL, &p, msg, sizeof msg)) {
+        fprintf(stderr, "sldd bundle: %s\n", msg);
         return -1;
     }
-    sp_budget_init(&pb, (size_t)256 << 20);
-    bd = sldd__v1__bundle__unpack(sp_budget_allocator(&pb), s->payload.len, s->payload.data);
-    if (!bd)
-        fprintf(stderr, "sldd bundle: the payload does not parse\n");
-    else if (sp_message_check_unknown(&bd->base, why, sizeof why) ||
-             sp_bundle_validate(bd, why, sizeof why))
-        fprintf(stderr, "sldd bundle: invalid payload: %s\n", why);
-    else if (strcmp(bd->sender, self))
-        fprintf(stderr, "sldd bundle: the payload is from '%s', this node is '%s'\n", bd->sender,
-                self);
-    else {
-        if (summary) {
-            uint8_t h[32];
-            sc_sha256(h, s->payload.data, s->payload.len);
-            print_hex_line("payload sha256", h, 32);
-            sp_bundle_print_summary(stdout, bd, s->payload.len);
-        }
-        rc = 0;
-    }
-    if (bd)
-        protobuf_c_message_free_unpacked(&bd->base, sp_budget_allocator(&pb));
-    protobuf_c_message_free_unpacked(&s->base, sp_budget_allocator(&b));
-    return rc;
+    return 0;
 }
 
 static int do_sign(const bopts *o)
@@ -502,7 +484,7 @@ static int do_sign(const bopts *o)
         fprintf(stderr, "sldd bundle sign: %s\n", e.msg);
         return 1;
     }
-    if (load_statement(o->in, &st, &sl) == 0 && check_own_payload(st, sl, n->cfg.id, 0) == 0) {
+    if (load_statement(o->in, &st, &sl) == 0 && check_own_payload(st, sl, &n->cfg, 0) == 0) {
         if (sc_statement_sign_node(st, sl, n->cfg.id, n->keys, &out, &ol, &e))
             fprintf(stderr, "sldd bundle sign: %s\n", e.msg);
         else if (write_output(o->out, out, ol) == 0) {
@@ -551,7 +533,7 @@ static int do_approve(const bopts *o)
         fprintf(stderr, "sldd bundle approve: %s\n", e.msg);
         return 1;
     }
-    if (load_statement(o->in, &st, &sl) || check_own_payload(st, sl, n->cfg.id, 1))
+    if (load_statement(o->in, &st, &sl) || check_own_payload(st, sl, &n->cfg, 1))
         goto out;
     if (!o->yes) {
         char q[200];
@@ -752,6 +734,7 @@ int cmd_bundle(int argc, char **argv)
         {"now", required_argument, 0, 'n'},      {"created", required_argument, 0, 'c'},
         {"expires", required_argument, 0, 'x'},  {"seed", required_argument, 0, 'k'},
         {"sequence", required_argument, 0, 'q'}, {"min-admins", required_argument, 0, 'm'},
+        {"depth", required_argument, 0, 'D'},    {"width", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     bopts o;
     const char *sub;
@@ -769,7 +752,7 @@ int cmd_bundle(int argc, char **argv)
         return nd_cli_bundle(argc, argv);
     sub = argv[1];
     optind = 2;
-    while ((c = getopt_long(argc, argv, "d:i:o:t:a:p:T:e:s:P:RySNn:c:x:k:q:m:h", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "d:i:o:t:a:p:T:e:s:P:RySNn:c:x:k:q:m:D:W:h", opts, NULL)) !=
            -1) {
         switch (c) {
         case 'd': o.dir = optarg; break;
@@ -787,6 +770,14 @@ int cmd_bundle(int argc, char **argv)
         case 'S': o.small = 1; break;
         case 'N': o.no_record = 1; break;
         case 'h': bundle_usage(stdout); return 0;
+        case 'D': case 'W':
+            if (parse_i64(optarg, &v) || v < 1 || v > 100000) {
+                fprintf(stderr, "sldd bundle: --%s wants 1..100000, not '%s'\n",
+                        c == 'D' ? "depth" : "width", optarg);
+                return 2;
+            }
+            *(c == 'D' ? &o.depth : &o.width) = v;
+            break;
         case 'n': case 'c': case 'x': case 'k': case 'q': case 'm':
             if (parse_i64(optarg, &v) || v < 0) {
                 fprintf(stderr, "sldd bundle: bad number '%s'\n", optarg);
@@ -802,7 +793,11 @@ int cmd_bundle(int argc, char **argv)
                 o.seed = (uint64_t)v;
             else if (c == 'q')
                 o.sequence = (uint64_t)v;
-            else
+            else if (v < 1 || v > 32) {
+                fprintf(stderr, "sldd bundle verify: --min-admins is 1..32: an unapproved "
+                                "statement never verifies\n");
+                return 2;
+            } else
                 o.min_admins = (long)v;
             break;
         default: bundle_usage(stderr); return 2;

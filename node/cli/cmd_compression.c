@@ -64,9 +64,9 @@ static int sized_payload(const sd_model *m, int M, int enc, size_t *len, char *m
     d.images = malloc((size_t)M * D * sizeof(float));
     d.labels = malloc((size_t)M * K * sizeof(float));
     d.step_sizes = malloc(sizeof(float));
-    d.bn_stats = malloc((m->n_bn + 1) * sizeof(float));
+    d.theta_bn = malloc((m->n_bn + 1) * sizeof(float));
     int rc = -1;
-    if (!d.images || !d.labels || !d.step_sizes || !d.bn_stats) {
+    if (!d.images || !d.labels || !d.step_sizes || !d.theta_bn) {
         snprintf(msg, msglen, "out of memory");
         goto out;
     }
@@ -76,7 +76,7 @@ static int sized_payload(const sd_model *m, int M, int enc, size_t *len, char *m
         d.labels[i] = (float)sd_normal(7, 2, i);
     d.step_sizes[0] = 0.01f;
     for (size_t i = 0; i < m->n_bn; i++)
-        d.bn_stats[i] = 1.0f + 0.1f * (float)fabs(sd_normal(7, 3, i));
+        d.theta_bn[i] = 1.0f + 0.1f * (float)fabs(sd_normal(7, 3, i));
     nd_payload_meta meta = {0};
     static const char *const aud[] = {"hospital-b"};
     meta.sender = "hospital-a";

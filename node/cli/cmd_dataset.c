@@ -60,7 +60,8 @@ static void usage_prepare(FILE *f)
 {
     fprintf(f,
             "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
-            "                            [--patch-resize R]\n"
+            "                            [--patch-resize R] [--max-pixels N]\n"
+            "                            [--max-image-pixels N]\n"
             "\n"
             "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
             "into the PxP patch grid with stride S, label the patches of images with\n"
@@ -72,7 +73,12 @@ static void usage_prepare(FILE *f)
             "  --patch P           patch size in pixels (default 299, as in the paper)\n"
             "  --stride S          grid stride in pixels (default 50)\n"
             "  --patch-resize R    network input size: patches are area-averaged from\n"
-            "                      PxP down to RxR (default: P, no resizing)\n");
+            "                      PxP down to RxR (default: P, no resizing)\n"
+            "  --max-pixels N      refuse a data set whose PNG headers declare more than N\n"
+            "                      pixels in all (default 4294967296 = 2^32), before\n"
+            "                      decoding anything\n"
+            "  --max-image-pixels N  the same for one image (default 268435456 =\n"
+            "                      16384x16384)\n");
 }
 
 /* Strict number parsing: the whole argument, in range, or a message. */
@@ -116,6 +122,62 @@ static void progress(void *ctx, int done, int total)
         fputc('\n', stderr);
 }
 
+/* --seed: the whole argument, 0..2^64-1. */
+static int parse_seed(const char *arg, uint64_t *out)
+{
+    if (sb_parse_u64(arg, UINT64_MAX, out)) {
+        fprintf(stderr, "sldd dataset synth: --seed '%s' is not an integer 0..2^64-1\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* --split-fractions TRAIN,VAL,TEST: three non-negative numbers, not all 0. */
+static int parse_split_fractions(const char *arg, double split[3])
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", arg);
+    int k = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (k == 3 || parse_double("synth", "--split-fractions", tok, 0, 1e6, &split[k]))
+            k = 4;
+        if (k == 4)
+            break;
+        k++;
+    }
+    if (k != 3) {
+        fprintf(stderr,
+                "sldd dataset synth: --split-fractions '%s' must be three non-negative"
+                " numbers TRAIN,VAL,TEST\n",
+                arg);
+        return -1;
+    }
+    if (!(split[0] + split[1] + split[2] > 0)) {
+        fprintf(stderr, "sldd dataset synth: --split-fractions must not all be zero\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* What was written, from the files themselves. */
+static void synth_report(const sd_synth_dataset_opts *o)
+{
+    sd_error err = {0};
+    sd_dataset *ds = NULL;
+    if (sd_dataset_open(&ds, o->out_dir, 0, &err) == 0) {
+        printf("wrote %d SYNTHETIC images of %dx%d pixels to %s (seed %llu)\n", ds->n, o->size,
+               o->size, o->out_dir, (unsigned long long)o->seed);
+        for (int s = 0; s < SD_SPLIT_COUNT; s++)
+            printf("  %-5s %4d non-gastritis  %4d gastritis\n", sd_split_name(s), ds->count[s][0],
+                   ds->count[s][1]);
+        sd_dataset_destroy(ds);
+    } else {
+        /* e.g. a split left empty by the chosen fractions */
+        printf("wrote %d SYNTHETIC images to %s\n", o->count, o->out_dir);
+        fprintf(stderr, "sldd dataset synth: warning: the result will not load: %s\n", err.msg);
+    }
+}
+
 static int run_synth(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
@@ -153,44 +215,18 @@ static int run_synth(int argc, char **argv)
                 return 2;
             o.size = (int)v;
             break;
-        case 'S': {
-            uint64_t s;
-            if (sb_parse_u64(optarg, UINT64_MAX, &s)) {
-                fprintf(stderr, "sldd dataset synth: --seed '%s' is not an integer 0..2^64-1\n",
-                        optarg);
+        case 'S':
+            if (parse_seed(optarg, &o.seed))
                 return 2;
-            }
-            o.seed = s;
             break;
-        }
         case 'g':
             if (parse_double("synth", "--gastritis-fraction", optarg, 0, 1, &o.gastritis_fraction))
                 return 2;
             break;
-        case 'f': {
-            char buf[256], *save = NULL;
-            snprintf(buf, sizeof buf, "%s", optarg);
-            int k = 0;
-            for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (k == 3 || parse_double("synth", "--split-fractions", tok, 0, 1e6, &o.split[k]))
-                    k = 4;
-                if (k == 4)
-                    break;
-                k++;
-            }
-            if (k != 3) {
-                fprintf(stderr,
-                        "sldd dataset synth: --split-fractions '%s' must be three non-negative"
-                        " numbers TRAIN,VAL,TEST\n",
-                        optarg);
+        case 'f':
+            if (parse_split_fractions(optarg, o.split))
                 return 2;
-            }
-            if (!(o.split[0] + o.split[1] + o.split[2] > 0)) {
-                fprintf(stderr, "sldd dataset synth: --split-fractions must not all be zero\n");
-                return 2;
-            }
             break;
-        }
         case 't':
             if (parse_long("synth", "--threads", optarg, 1, 256, &v))
                 return 2;
@@ -225,20 +261,7 @@ static int run_synth(int argc, char **argv)
         fprintf(stderr, "sldd dataset synth: %s\n", err.msg);
         return 1;
     }
-    /* report what was written, from the files themselves */
-    sd_dataset *ds = NULL;
-    if (sd_dataset_open(&ds, o.out_dir, 0, &err) == 0) {
-        printf("wrote %d SYNTHETIC images of %dx%d pixels to %s (seed %llu)\n", ds->n, o.size,
-               o.size, o.out_dir, (unsigned long long)o.seed);
-        for (int s = 0; s < SD_SPLIT_COUNT; s++)
-            printf("  %-5s %4d non-gastritis  %4d gastritis\n", sd_split_name(s), ds->count[s][0],
-                   ds->count[s][1]);
-        sd_dataset_destroy(ds);
-    } else {
-        /* e.g. a split left empty by the chosen fractions */
-        printf("wrote %d SYNTHETIC images to %s\n", o.count, o.out_dir);
-        fprintf(stderr, "sldd dataset synth: warning: the result will not load: %s\n", err.msg);
-    }
+    synth_report(&o);
     return 0;
 }
 
@@ -247,11 +270,12 @@ typedef struct split_stats {
     int64_t count[SD_NUM_CLASSES], discarded;
 } split_stats;
 
-static int index_split(const char *dir, int split, int psize, int stride, split_stats *st,
-                       sd_patch_index *keep, sd_dataset **keep_ds, sd_error *err)
+static int index_split(const char *dir, int split, int psize, int stride,
+                       const sd_dataset_limits *lim, split_stats *st, sd_patch_index *keep,
+                       sd_dataset **keep_ds, sd_error *err)
 {
     sd_dataset *ds = NULL;
-    int rc = sd_dataset_open(&ds, dir, 1u << split, err);
+    int rc = sd_dataset_open_limited(&ds, dir, 1u << split, lim, err);
     if (rc)
         return rc;
     sd_patch_index ix;
@@ -276,17 +300,89 @@ static int index_split(const char *dir, int split, int psize, int stride, split_
     return 0;
 }
 
+typedef struct prepare_geometry {
+    long psize, stride, osize;
+} prepare_geometry;
+
+/* The data set's sizes, the patch grid and the per-split counts. */
+static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_index *ix,
+                          const split_stats *st, const prepare_geometry *g)
+{
+    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const sd_dataset_image *im = &ds->img[i];
+        small += im->w < g->psize || im->h < g->psize;
+        minw = im->w < minw ? im->w : minw;
+        maxw = im->w > maxw ? im->w : maxw;
+        minh = im->h < minh ? im->h : minh;
+        maxh = im->h > maxh ? im->h : maxh;
+    }
+    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
+           minw, minh);
+    if (minw != maxw || minh != maxh)
+        printf(" to %dx%d", maxw, maxh);
+    printf(" pixels\n");
+    int gw = sd_patch_grid_dim(maxw, (int)g->psize, (int)g->stride),
+        gh = sd_patch_grid_dim(maxh, (int)g->psize, (int)g->stride);
+    printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
+           g->psize, g->psize, g->stride, gh, gw, gh * gw, maxw, maxh, g->osize, g->osize,
+           g->osize < g->psize ? " (area-averaged)" : "");
+    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
+           "P", "discarded");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        char imgs[32];
+        snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
+        printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
+               st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
+               (long long)st[s].count[2], (long long)st[s].discarded);
+    }
+    printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix->mean,
+           ix->std);
+    if (small)
+        fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
+                small, small == 1 ? " is" : "s are", g->psize, g->psize, small == 1 ? "s" : "");
+}
+
+/* DIR/prepared.json (its path into path); 0 or an sd error. */
+static int prepare_write(const sd_dataset *ds, const sd_patch_index *ix, const split_stats *st,
+                         const prepare_geometry *g, char *path, size_t pathlen, sd_error *err)
+{
+    sd_prepared p = {0};
+    p.version = 1;
+    p.psize = (int)g->psize;
+    p.stride = (int)g->stride;
+    p.osize = (int)g->osize;
+    p.mean = ix->mean;
+    p.std = ix->std;
+    p.synthetic = ds->synthetic;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        p.images[s][0] = ds->count[s][0];
+        p.images[s][1] = ds->count[s][1];
+        for (int k = 0; k < SD_NUM_CLASSES; k++)
+            p.patches[s][k] = st[s].count[k];
+        p.discarded[s] = st[s].discarded;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
+    snprintf(path, pathlen, "%s/prepared.json", ds->dir);
+    return sd_prepared_write(path, &p, err);
+}
+
 static int run_prepare(int argc, char **argv)
 {
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
                                          {"patch", required_argument, 0, 'p'},
                                          {"stride", required_argument, 0, 's'},
                                          {"patch-resize", required_argument, 0, 'r'},
+                                         {"max-pixels", required_argument, 0, 'M'},
+                                         {"max-image-pixels", required_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL;
     long psize = 299, stride = 50, osize = 0, v;
     int c;
+    sd_dataset_limits lim;
+    sd_dataset_limits_default(&lim);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -306,6 +402,13 @@ static int run_prepare(int argc, char **argv)
             if (parse_long("prepare", "--patch-resize", optarg, 1, 16384, &v))
                 return 2;
             osize = v;
+            break;
+        case 'M':
+        case 'I':
+            if (parse_long("prepare", c == 'M' ? "--max-pixels" : "--max-image-pixels", optarg, 1,
+                           1L << 40, &v))
+                return 2;
+            *(c == 'M' ? &lim.max_pixels : &lim.max_image_pixels) = v;
             break;
         case 'h': usage_prepare(stdout); return 0;
         default:
@@ -333,6 +436,7 @@ static int run_prepare(int argc, char **argv)
         return 2;
     }
 
+    prepare_geometry g = {psize, stride, osize};
     /* The train split stays loaded for the statistics; val and test are
      * loaded one at a time (which also decodes, so catches truncated files)
      * to keep the peak memory to the largest split. */
@@ -340,9 +444,10 @@ static int run_prepare(int argc, char **argv)
     sd_dataset *ds = NULL;
     sd_patch_index ix;
     split_stats st[SD_SPLIT_COUNT];
-    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &st[0], &ix, &ds, &err);
+    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds,
+                         &err);
     for (int s = 1; !rc && s < SD_SPLIT_COUNT; s++)
-        rc = index_split(dir, s, (int)psize, (int)stride, &st[s], NULL, NULL, &err);
+        rc = index_split(dir, s, (int)psize, (int)stride, &lim, &st[s], NULL, NULL, &err);
     if (rc) {
         fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
         if (ds) {
@@ -351,39 +456,7 @@ static int run_prepare(int argc, char **argv)
         }
         return 1;
     }
-    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
-    for (int i = 0; i < ds->n; i++) {
-        const sd_dataset_image *im = &ds->img[i];
-        small += im->w < psize || im->h < psize;
-        minw = im->w < minw ? im->w : minw;
-        maxw = im->w > maxw ? im->w : maxw;
-        minh = im->h < minh ? im->h : minh;
-        maxh = im->h > maxh ? im->h : maxh;
-    }
-    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
-           minw, minh);
-    if (minw != maxw || minh != maxh)
-        printf(" to %dx%d", maxw, maxh);
-    printf(" pixels\n");
-    int gw = sd_patch_grid_dim(maxw, (int)psize, (int)stride),
-        gh = sd_patch_grid_dim(maxh, (int)psize, (int)stride);
-    printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
-           psize, psize, stride, gh, gw, gh * gw, maxw, maxh, osize, osize,
-           osize < psize ? " (area-averaged)" : "");
-    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
-           "P", "discarded");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        char imgs[32];
-        snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
-        printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
-               st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
-               (long long)st[s].count[2], (long long)st[s].discarded);
-    }
-    printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix.mean,
-           ix.std);
-    if (small)
-        fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
-                small, small == 1 ? " is" : "s are", psize, psize, small == 1 ? "s" : "");
+    prepare_print(dir, ds, &ix, st, &g);
     if (ix.n == 0) {
         fprintf(stderr, "sldd dataset prepare: no training patches with --patch %ld --stride %ld\n",
                 psize, stride);
@@ -396,26 +469,8 @@ static int run_prepare(int argc, char **argv)
             fprintf(stderr, "warning: no training patches of class %s; distillation needs all three\n",
                     sd_class_name(k));
 
-    sd_prepared p = {0};
-    p.version = 1;
-    p.psize = (int)psize;
-    p.stride = (int)stride;
-    p.osize = (int)osize;
-    p.mean = ix.mean;
-    p.std = ix.std;
-    p.synthetic = ds->synthetic;
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        p.images[s][0] = ds->count[s][0];
-        p.images[s][1] = ds->count[s][1];
-        for (int k = 0; k < SD_NUM_CLASSES; k++)
-            p.patches[s][k] = st[s].count[k];
-        p.discarded[s] = st[s].discarded;
-    }
-    for (int i = 0; i < 32; i++)
-        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
     char path[4200];
-    snprintf(path, sizeof path, "%s/prepared.json", ds->dir);
-    rc = sd_prepared_write(path, &p, &err);
+    rc = prepare_write(ds, &ix, st, &g, path, sizeof path, &err);
     sd_patch_index_free(&ix);
     sd_dataset_destroy(ds);
     if (rc) {

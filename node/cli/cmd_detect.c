@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
 #include "sd_png.h"
@@ -54,7 +55,10 @@ static void detect_usage(FILE *f)
             "                     from the shared initial weights (Algorithm 2)\n"
             "  --weights FILE     trained weights (sldd train DIR/weights.sldw)\n"
             "  --bundle ID        a bundle held by node NODE (--dir): one it imported (state\n"
-            "                     available) or its own; the detection is audited there\n"
+            "                     available) or its own; the detection is audited there.\n"
+            "                     Its theta_opt, stored at import, is loaded on --device\n"
+            "                     without replaying (a bundle without one is replayed once\n"
+            "                     and its theta_opt stored)\n"
             "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
             "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
             "  --device D         compute backend: cpu (default) or cuda\n"
@@ -112,20 +116,31 @@ static int parse_delta(const char *s, double *out)
     return 0;
 }
 
-/* Build the classifier the options name.  Returns 0, or 1 with msg set. */
-static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf, char *msg,
-                             size_t msglen)
+/* Build the classifier the options name: a bundle's stored theta_opt (or
+ * its payload replayed once and stored, nd_detect.h), a payload replayed
+ * here, or a weights file.  Returns 0, or 1 with msg set. */
+static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf,
+                             char bundle_id[33], int *replayed, char *msg, size_t msglen)
 {
     int rc;
-    if (o->model)
+    uint64_t before = sd_debug_replay_count();
+    if (o->bundle) {
+        msg[0] = '\0';
+        rc = nd_bundle_classifier(o->node_dir, o->bundle, be, inf, bundle_id, NULL, msg, msglen);
+        if (!rc && msg[0])
+            fprintf(stderr, "sldd detect: warning: %s\n", msg);
+    } else if (o->model) {
         rc = nd_infer_from_payload_file(inf, o->model, be, msg, msglen);
-    else
+    } else {
         rc = nd_infer_from_weights_file(inf, o->weights, be, msg, msglen);
+    }
+    *replayed = sd_debug_replay_count() != before;
     if (rc)
         return 1;
     char why[400];
     if (nd_infer_check_gastric(inf, why, sizeof why)) {
-        snprintf(msg, msglen, "%.300s: %s", o->model ? o->model : o->weights, why);
+        snprintf(msg, msglen, "%.300s: %s",
+                 o->bundle ? o->bundle : o->model ? o->model : o->weights, why);
         nd_infer_free(inf);
         return 1;
     }
@@ -146,12 +161,9 @@ static const char *decision_text(int d)
                                      : "undetermined";
 }
 
-int cmd_detect(int argc, char **argv)
+/* -1 to go on, else the exit status (0 after --help). */
+static int detect_parse(int argc, char **argv, detect_opts *o)
 {
-    detect_opts o = {0};
-    o.delta = SD_DETECT_DELTA;
-    o.device = "cpu";
-    o.repeat = 1;
     enum { O_MODEL = 256, O_WEIGHTS, O_DELTA, O_HEATMAP, O_DEVICE, O_JSON, O_REPEAT, O_BUNDLE, O_DIR };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
@@ -161,33 +173,32 @@ int cmd_detect(int argc, char **argv)
         {"bundle", required_argument, 0, O_BUNDLE}, {"dir", required_argument, 0, O_DIR},
         {0, 0, 0, 0}};
     int c;
+    long long v;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_WEIGHTS: o.weights = optarg; break;
-        case O_BUNDLE: o.bundle = optarg; break;
-        case O_DIR: o.node_dir = optarg; break;
+        case O_MODEL: o->model = optarg; break;
+        case O_WEIGHTS: o->weights = optarg; break;
+        case O_BUNDLE: o->bundle = optarg; break;
+        case O_DIR: o->node_dir = optarg; break;
         case O_DELTA:
-            if (parse_delta(optarg, &o.delta)) {
+            if (parse_delta(optarg, &o->delta)) {
                 fprintf(stderr, "sldd detect: --delta '%s' is not a number in [0,1]\n", optarg);
                 return 2;
             }
             break;
-        case O_HEATMAP: o.heatmap = optarg; break;
-        case O_DEVICE: o.device = optarg; break;
-        case O_JSON: o.json = 1; break;
-        case O_REPEAT: {
-            int v;
-            if (sb_parse_int(optarg, 1, 1000, &v)) {
+        case O_HEATMAP: o->heatmap = optarg; break;
+        case O_DEVICE: o->device = optarg; break;
+        case O_JSON: o->json = 1; break;
+        case O_REPEAT:
+            if (nd_parse_int(optarg, 1, 1000, &v)) {
                 fprintf(stderr, "sldd detect: --repeat '%s' is not an integer in 1..1000\n",
                         optarg);
                 return 2;
             }
-            o.repeat = (int)v;
+            o->repeat = (int)v;
             break;
-        }
         case 'h': detect_usage(stdout); return 0;
         default:
             fprintf(stderr, "sldd detect: unknown or incomplete option '%s'\n",
@@ -197,132 +208,158 @@ int cmd_detect(int argc, char **argv)
         }
     }
     if (optind < argc)
-        o.image = argv[optind++];
+        o->image = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "sldd detect: one image at a time (unexpected '%s')\n", argv[optind]);
         return 2;
     }
-    if (!o.image) {
+    if (!o->image) {
         fprintf(stderr, "sldd detect: IMAGE.png is required\n");
         detect_usage(stderr);
         return 2;
     }
-    if ((o.model != NULL) + (o.weights != NULL) + (o.bundle != NULL) != 1 ||
-        !o.bundle != !o.node_dir) {
+    if ((o->model != NULL) + (o->weights != NULL) + (o->bundle != NULL) != 1 ||
+        !o->bundle != !o->node_dir) {
         fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD or --weights FILE, "
                         "or --bundle ID --dir NODE\n");
         return 2;
     }
+    return -1;
+}
 
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (const char *q = s; *q; q++) {
+        unsigned char ch = (unsigned char)*q;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+/* What one detection measured, for printing. */
+typedef struct detect_figures {
+    int w, h, depth, synthetic, replayed;
+    double t_load, best;
+    const char *backend;
+} detect_figures;
+
+static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_detect_result *res,
+                         const detect_figures *f)
+{
+    int total = res->gh * res->gw;
+    if (o->json) {
+        fputs("{\"image\":", stdout);
+        print_json_string(o->image);
+        printf(",\"width\":%d,\"height\":%d,\"synthetic\":%s,"
+               "\"grid\":[%d,%d],\"patch\":%d,\"stride\":%d,\"input\":%d,"
+               "\"I\":%d,\"N\":%d,\"P\":%d,",
+               f->w, f->h, f->synthetic ? "true" : "false", res->gh, res->gw, inf->psize,
+               inf->stride, inf->osize, res->num[0], res->num[1], res->num[2]);
+        if (isfinite(res->r))
+            printf("\"r\":%.6f,", res->r);
+        else
+            printf("\"r\":null,");
+        printf("\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
+               "\"patches_per_second\":%.1f,\"backend\":\"%s\",\"replayed\":%s}\n",
+               o->delta, decision_text(res->decision), f->t_load, f->best, total / f->best,
+               f->backend, f->replayed ? "true" : "false");
+        return;
+    }
+    printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
+           f->synthetic ? "  SYNTHETIC" : "");
+    printf("model:     %s\n", inf->label);
+    printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n",
+           res->gh, res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
+    printf("patches:   I %d  N %d  P %d\n", res->num[0], res->num[1], res->num[2]);
+    if (isfinite(res->r))
+        printf("r:         %.4f  (Num(P) / (Num(N) + Num(P)))\n", res->r);
+    else
+        printf("r:         undefined (no N or P patch)\n");
+    if (res->decision == SD_DETECT_UNDETERMINED)
+        printf("decision:  undetermined (no patch classified as stomach)\n");
+    else
+        printf("decision:  %s (r %s delta %.2f)\n", decision_text(res->decision),
+               res->decision == SD_DETECT_POSITIVE ? ">=" : "<", o->delta);
+    if (o->heatmap)
+        printf("heat map:  %s\n", o->heatmap);
+    printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", f->t_load,
+           f->replayed ? " (replayed)" : "", f->best, total / f->best, f->backend);
+}
+
+/* The heat map picture, titled with file, source and network. */
+static int detect_heatmap(const detect_opts *o, const nd_infer *inf, const uint16_t *pix,
+                          const sd_detect_result *res, const detect_figures *f, sd_error *err)
+{
+    char title[256], spec[64];
+    const char *base = strrchr(o->image, '/');
+    sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
+    snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : o->image, inf->kind, spec);
+    sd_detect_params p;
+    nd_infer_params(inf, o->delta, &p);
+    return sd_detect_heatmap_png(o->heatmap, pix, f->w, f->h, &p, res, title,
+                                 f->synthetic || inf->synthetic, 0, err);
+}
+
+int cmd_detect(int argc, char **argv)
+{
+    detect_opts o = {0};
+    o.delta = SD_DETECT_DELTA;
+    o.device = "cpu";
+    o.repeat = 1;
+    int rc = detect_parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
     sd_error err = {0};
     uint16_t *pix = NULL;
-    int w = 0, h = 0, depth = 0, status = 1;
+    int status = 1;
+    detect_figures fig = {0};
     sd_backend *be = NULL;
     nd_infer inf = {0};
     sd_detect_result res = {0};
-    char msg[1024], bundle_path[4300], bundle_id[33];
-    if (o.bundle) {
-        /* the payload of an imported bundle, through the node's store */
-        if (nd_bundle_payload_path(o.node_dir, o.bundle, bundle_path, sizeof bundle_path,
-                                   bundle_id, msg, sizeof msg)) {
-            fprintf(stderr, "sldd detect: %s\n", msg);
-            return 1;
-        }
-        o.model = bundle_path;
-    }
-    if (sd_png_read_gray16(o.image, &pix, &w, &h, &depth, &err)) {
+    char msg[1024], bundle_id[33] = "";
+    if (sd_png_read_gray16(o.image, &pix, &fig.w, &fig.h, &fig.depth, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
     }
-    int synthetic = png_says_synthetic(o.image);
+    fig.synthetic = png_says_synthetic(o.image);
     if (sd_backend_create(&be, o.device, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
     }
+    fig.backend = be->name;
     double t0 = now_seconds();
-    if (detect_load_model(&o, be, &inf, msg, sizeof msg)) {
+    if (detect_load_model(&o, be, &inf, bundle_id, &fig.replayed, msg, sizeof msg)) {
         fprintf(stderr, "sldd detect: %s\n", msg);
         goto out;
     }
-    double t_load = now_seconds() - t0;
-    if (sd_patch_grid_dim(w, inf.psize, inf.stride) == 0 ||
-        sd_patch_grid_dim(h, inf.psize, inf.stride) == 0) {
+    fig.t_load = now_seconds() - t0;
+    if (sd_patch_grid_dim(fig.w, inf.psize, inf.stride) == 0 ||
+        sd_patch_grid_dim(fig.h, inf.psize, inf.stride) == 0) {
         fprintf(stderr, "sldd detect: %s is %dx%d, smaller than one %dx%d patch of the model\n",
-                o.image, w, h, inf.psize, inf.psize);
+                o.image, fig.w, fig.h, inf.psize, inf.psize);
         goto out;
     }
-    double best = INFINITY;
+    fig.best = INFINITY;
     for (int rep = 0; rep < o.repeat; rep++) {
         sd_detect_result_free(&res);
         double t1 = now_seconds();
-        if (nd_infer_detect(&inf, pix, w, h, o.delta, &res, &err)) {
+        if (nd_infer_detect(&inf, pix, fig.w, fig.h, o.delta, &res, &err)) {
             fprintf(stderr, "sldd detect: %s: %s\n", o.image, err.msg);
             goto out;
         }
-        double dt = now_seconds() - t1;
-        if (dt < best)
-            best = dt;
+        fig.best = fmin(fig.best, now_seconds() - t1);
     }
-    int total = res.gh * res.gw;
-    if (o.heatmap) {
-        /* short enough for the picture's width: file, source, network */
-        char title[256], spec[64];
-        const char *base = strrchr(o.image, '/');
-        sd_model_spec_label(&inf.m->spec, spec, sizeof spec);
-        snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : o.image, inf.kind,
-                 spec);
-        sd_detect_params p;
-        nd_infer_params(&inf, o.delta, &p);
-        if (sd_detect_heatmap_png(o.heatmap, pix, w, h, &p, &res, title,
-                                  synthetic || inf.synthetic, 0, &err)) {
-            fprintf(stderr, "sldd detect: heat map: %s\n", err.msg);
-            goto out;
-        }
+    if (o.heatmap && detect_heatmap(&o, &inf, pix, &res, &fig, &err)) {
+        fprintf(stderr, "sldd detect: heat map: %s\n", err.msg);
+        goto out;
     }
-    if (o.json) {
-        fputs("{\"image\":\"", stdout);
-        for (const char *q = o.image; *q; q++) { /* JSON string escaping */
-            unsigned char ch = (unsigned char)*q;
-            if (ch == '"' || ch == '\\')
-                printf("\\%c", ch);
-            else if (ch < 0x20)
-                printf("\\u%04x", ch);
-            else
-                putchar(ch);
-        }
-        printf("\",\"width\":%d,\"height\":%d,\"synthetic\":%s,"
-               "\"grid\":[%d,%d],\"patch\":%d,\"stride\":%d,\"input\":%d,"
-               "\"I\":%d,\"N\":%d,\"P\":%d,",
-               w, h, synthetic ? "true" : "false", res.gh, res.gw, inf.psize,
-               inf.stride, inf.osize, res.num[0], res.num[1], res.num[2]);
-        if (isfinite(res.r))
-            printf("\"r\":%.6f,", res.r);
-        else
-            printf("\"r\":null,");
-        printf("\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
-               "\"patches_per_second\":%.1f,\"backend\":\"%s\"}\n",
-               o.delta, decision_text(res.decision), t_load, best, total / best, be->name);
-    } else {
-        printf("image:     %s (%dx%d, %d-bit)%s\n", o.image, w, h, depth,
-               synthetic ? "  SYNTHETIC" : "");
-        printf("model:     %s\n", inf.label);
-        printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n",
-               res.gh, res.gw, total, inf.psize, inf.psize, inf.stride, inf.osize, inf.osize);
-        printf("patches:   I %d  N %d  P %d\n", res.num[0], res.num[1], res.num[2]);
-        if (isfinite(res.r))
-            printf("r:         %.4f  (Num(P) / (Num(N) + Num(P)))\n", res.r);
-        else
-            printf("r:         undefined (no N or P patch)\n");
-        if (res.decision == SD_DETECT_UNDETERMINED)
-            printf("decision:  undetermined (no patch classified as stomach)\n");
-        else
-            printf("decision:  %s (r %s delta %.2f)\n", decision_text(res.decision),
-                   res.decision == SD_DETECT_POSITIVE ? ">=" : "<", o.delta);
-        if (o.heatmap)
-            printf("heat map:  %s\n", o.heatmap);
-        printf("time:      model %.2f s, detection %.3f s (%.0f patches/s on %s)\n", t_load, best,
-               total / best, be->name);
-    }
+    detect_print(&o, &inf, &res, &fig);
     status = 0;
     if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r,
                                        res.num, "cli", msg, sizeof msg)) {

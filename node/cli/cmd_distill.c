@@ -171,80 +171,232 @@ out:
     return rc;
 }
 
-int cmd_distill(int argc, char **argv)
-{
-    /* the model, distilled-set and optimisation options are shared with the
-     * node's distillation jobs (nd_distill.c) */
+enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
+       O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
+       O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT };
+
+static const struct option distill_options[] = {
+    {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
+    {"arch", required_argument, 0, 'a'}, {"depth", required_argument, 0, O_DEPTH},
+    {"width", required_argument, 0, O_WIDTH}, {"seed", required_argument, 0, O_SEED},
+    {"nets", required_argument, 0, O_NETS}, {"random-init", no_argument, 0, O_RANDOM},
+    {"images-per-step", required_argument, 0, O_IPS}, {"steps", required_argument, 0, O_STEPS},
+    {"epochs-inner", required_argument, 0, O_EIN},
+    {"label-param", required_argument, 0, O_LPARAM},
+    {"label-init", required_argument, 0, O_LINIT}, {"hard-labels", no_argument, 0, O_HARD},
+    {"bn-mode", required_argument, 0, O_BNMODE}, {"real-batch", required_argument, 0, O_RB},
+    {"distill-lr", required_argument, 0, O_DLR}, {"lr", required_argument, 0, O_LR},
+    {"decay-epochs", required_argument, 0, O_DECAY},
+    {"step-cache-mib", required_argument, 0, O_DECAY},
+    {"epochs", required_argument, 0, O_EPOCHS},
+    {"iterations", required_argument, 0, O_ITERS},
+    {"eval-every", required_argument, 0, O_EVAL},
+    {"eval-max", required_argument, 0, O_EVALMAX},
+    {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
+    {"encoding", required_argument, 0, O_ENC},
+    {"export-init", required_argument, 0, O_EXPORT},
+    {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
+    {"train-limit", required_argument, 0, O_LIMIT}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+typedef struct distill_args {
+    /* the model, distilled-set and optimisation options are shared with
+     * the node's distillation jobs (nd_distill.c) */
     nd_distill_opts dopts;
-    nd_distill_opts_defaults(&dopts);
-    const char *data = NULL, *out = NULL, *arch = NULL, *device = "cpu", *export_path = NULL;
-    int quiet = 0, resume = 0;
-    enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
-           O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
-           O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT };
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
-        {"arch", required_argument, 0, 'a'}, {"depth", required_argument, 0, O_DEPTH},
-        {"width", required_argument, 0, O_WIDTH}, {"seed", required_argument, 0, O_SEED},
-        {"nets", required_argument, 0, O_NETS}, {"random-init", no_argument, 0, O_RANDOM},
-        {"images-per-step", required_argument, 0, O_IPS}, {"steps", required_argument, 0, O_STEPS},
-        {"epochs-inner", required_argument, 0, O_EIN},
-        {"label-param", required_argument, 0, O_LPARAM},
-        {"label-init", required_argument, 0, O_LINIT}, {"hard-labels", no_argument, 0, O_HARD},
-        {"bn-mode", required_argument, 0, O_BNMODE}, {"real-batch", required_argument, 0, O_RB},
-        {"distill-lr", required_argument, 0, O_DLR}, {"lr", required_argument, 0, O_LR},
-        {"decay-epochs", required_argument, 0, O_DECAY},
-        {"step-cache-mib", required_argument, 0, O_DECAY},
-        {"epochs", required_argument, 0, O_EPOCHS},
-        {"iterations", required_argument, 0, O_ITERS},
-        {"eval-every", required_argument, 0, O_EVAL},
-        {"eval-max", required_argument, 0, O_EVALMAX},
-        {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
-        {"encoding", required_argument, 0, O_ENC},
-        {"export-init", required_argument, 0, O_EXPORT},
-        {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
-        {"train-limit", required_argument, 0, O_LIMIT}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int o;
+    const char *data, *out, *arch, *device, *export_path;
+    int quiet, resume;
+} distill_args;
+
+/* -1 to go on, else the exit status (0 after --help). */
+static int distill_parse(int argc, char **argv, distill_args *a)
+{
+    int o, idx = 0;
+    memset(a, 0, sizeof *a);
+    nd_distill_opts_defaults(&a->dopts);
+    a->device = "cpu";
     optind = 1;
-    int idx = 0;
-    while ((o = getopt_long(argc, argv, "d:o:a:h", opts, &idx)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:o:a:h", distill_options, &idx)) != -1) {
         switch (o) {
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case O_RESUME: resume = 1; break;
-        case O_EXPORT: export_path = optarg; break;
-        case O_DEVICE: device = optarg; break;
-        case O_QUIET: quiet = 1; break;
+        case 'd': a->data = optarg; break;
+        case 'o': a->out = optarg; break;
+        case O_RESUME: a->resume = 1; break;
+        case O_EXPORT: a->export_path = optarg; break;
+        case O_DEVICE: a->device = optarg; break;
+        case O_QUIET: a->quiet = 1; break;
         case 'h': distill_usage(stdout); return 0;
         case '?': distill_usage(stderr); return 2;
         default: {
             char msg[200];
-            if (nd_distill_opt_apply(&dopts, o == 'a' ? "arch" : opts[idx].name, optarg, msg,
-                                     sizeof msg)) {
+            if (nd_distill_opt_apply(&a->dopts, o == 'a' ? "arch" : distill_options[idx].name,
+                                     optarg, msg, sizeof msg)) {
                 fprintf(stderr, "sldd distill: %s\n", msg);
                 return 2;
             }
         }
         }
     }
-    sd_distill_config cfg = dopts.cfg;
-    long long train_limit = dopts.train_limit;
-    if (dopts.arch[0])
-        arch = dopts.arch;
-    if (!data || (!out && !export_path) || optind != argc) {
+    if (a->dopts.arch[0])
+        a->arch = a->dopts.arch;
+    if (!a->data || (!a->out && !a->export_path) || optind != argc) {
         distill_usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+/* OUT/result.json: the figures of one run, for scripts. */
+static void distill_result_json(const char *out, const distill_args *a, const char *label,
+                                const sd_distill_config *cfg, int64_t total, const nd_data *ds,
+                                const nd_eval *ev, const progress_ctx *pc, const char *backend)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/result.json", out);
+    FILE *rj = fopen(path, "w");
+    if (!rj)
+        return;
+    fprintf(rj,
+            "{\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
+            "\"steps\":%d,\"epochs_inner\":%d,\"iterations\":%lld,\"split\":\"%s\","
+            "\"accuracy\":%.6f,\"sen\":%.6f,\"spe\":%.6f,\"hm\":%.6f,\"auc\":%.6f,"
+            "\"sec_per_iter\":%.6f,\"backend\":\"%s\"}\n",
+            a->data, label, (unsigned long long)cfg->seed, cfg->steps * cfg->images_per_step,
+            cfg->steps, cfg->epochs_inner, (long long)total, ev->split, ev->accuracy,
+            ds->gastric ? ev->sen : 0, ds->gastric ? ev->spe : 0, ds->gastric ? ev->hm : 0,
+            ds->gastric && isfinite(ev->auc) ? ev->auc : 0,
+            pc->iters ? pc->seconds / (double)pc->iters : 0, backend);
+    fclose(rj);
+}
+
+/* The privacy audit (docs/privacy.md): carried in the payload
+ * (head->privacy) and drawn for the approver.  1 when it could not run. */
+static int distill_privacy(const char *out, nd_data *ds, const sd_distilled *res,
+                           sd_backend *be, sd_privacy_report *prv, nd_bundle_head *head)
+{
+    char path[4096];
+    sd_error err = {0};
+    sd_privacy_config pcfg;
+    sd_privacy_config_defaults(&pcfg);
+    if (!ds->val.count) {
+        fprintf(stderr, "sldd distill: no held-out samples: the privacy audit cannot run\n");
+        return 1;
+    }
+    if (sd_privacy_audit(prv, res, be, &ds->train, &ds->val, &pcfg, &err)) {
+        fprintf(stderr, "sldd distill: privacy audit: %s\n", err.msg);
+        return 1;
+    }
+    double dmin = INFINITY, smax = -INFINITY;
+    for (size_t i = 0; i < prv->n_images; i++) {
+        dmin = fmin(dmin, prv->images[i].pixel_distance);
+        smax = fmax(smax, prv->images[i].ssim);
+    }
+    head->privacy = prv;
+    printf("privacy: %s - %s\n", sd_privacy_verdict_name(prv->verdict), prv->reason);
+    printf("privacy: nearest-training distance min %.4f (held-out 1%% %.4f), best SSIM "
+           "max %.3f (held-out top 1%% %.3f), membership AUC %.3f; %lld of %lld training "
+           "samples, %lld held-out, %.1f s\n",
+           dmin, prv->heldout_distance_q[0], smax, prv->heldout_ssim_q[0], prv->membership_auc,
+           (long long)prv->train_searched, (long long)prv->train_count,
+           (long long)prv->heldout_used, prv->seconds);
+    snprintf(path, sizeof path, "%s/privacy.png", out);
+    if (sd_privacy_picture_png(path, prv, res->images, ds->class_names, ds->synthetic, 0, &err))
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+    else
+        printf("privacy: %s\n", path);
+    return 0;
+}
+
+/* OUT/payload.pb, OUT/grid.png and OUT/curves.png. */
+static int distill_write(const char *out, nd_data *ds, nd_distill_opts *dopts,
+                         const sd_distilled *res, const nd_eval *ev, const nd_bundle_head *head,
+                         const progress_ctx *pc)
+{
+    char path[4096], msg[512];
+    sd_error err = {0};
+    uint8_t *pb = NULL;
+    size_t pblen = 0;
+    snprintf(path, sizeof path, "%s/payload.pb", out);
+    if (nd_distill_payload(ds, dopts, res, ev, head, &pb, &pblen, msg, sizeof msg) ||
+        nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
+        fprintf(stderr, "sldd distill: payload: %s\n", msg);
+        free(pb);
+        return -1;
+    }
+    free(pb);
+    printf("payload: %s (%zu bytes)\n", path, pblen);
+    snprintf(path, sizeof path, "%s/grid.png", out);
+    if (nd_picture_grid(path, res, ds->class_names, ds->synthetic, &err))
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+    else
+        printf("images:  %s\n", path);
+    snprintf(path, sizeof path, "%s/curves.png", out);
+    if (nd_picture_curves(path, pc->hist_iter, pc->hist_loss, pc->hist_acc, pc->n_hist, &err))
+        fprintf(stderr, "sldd distill: %s\n", err.msg);
+    else
+        printf("curves:  %s\n", path);
+    return 0;
+}
+
+/* Who the payload is from and for: a node's jobs fill this in with their
+ * own identity (nd_jobs.c); a payload made here is "local". */
+static void local_head(nd_bundle_head *head, uint64_t seed, const char *backend)
+{
+    static const char *const local_audience[] = {"local"};
+    memset(head, 0, sizeof *head);
+    head->sender = "local";
+    head->audience = local_audience;
+    head->n_audience = 1;
+    head->sequence = 1;
+    head->created_unix = (int64_t)time(NULL);
+    head->expires_unix = head->created_unix + 30 * 86400;
+    head->backend = backend;
+    for (int i = 0; i < 16; i++)
+        head->bundle_id[i] = (uint8_t)sd_uniform_u32(seed ^ (uint64_t)head->created_unix, 9,
+                                                     (uint64_t)i);
+}
+
+/* The progress log and history for a run of `total` iterations. */
+static int progress_open(progress_ctx *pc, const char *out, int resume, int quiet,
+                         int64_t total)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/log.jsonl", out);
+    pc->log = fopen(path, resume ? "a" : "w");
+    pc->quiet = quiet;
+    pc->every = total >= 100 ? total / 100 : 1;
+    pc->cap = total + 1;
+    pc->hist_iter = calloc((size_t)pc->cap, sizeof(double));
+    pc->hist_loss = calloc((size_t)pc->cap, sizeof(double));
+    pc->hist_acc = calloc((size_t)pc->cap, sizeof(double));
+    if (!pc->log || !pc->hist_iter || !pc->hist_loss || !pc->hist_acc) {
+        fprintf(stderr, "sldd distill: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void progress_close(progress_ctx *pc)
+{
+    if (pc->log)
+        fclose(pc->log);
+    free(pc->hist_iter);
+    free(pc->hist_loss);
+    free(pc->hist_acc);
+}
+
+int cmd_distill(int argc, char **argv)
+{
+    distill_args a;
+    int rc = distill_parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    sd_distill_config cfg = a.dopts.cfg;
     sd_error err = {0};
     nd_data ds;
-    if (nd_data_open(&ds, data, train_limit, &err)) {
+    if (nd_data_open(&ds, a.data, a.dopts.train_limit, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         return 1;
     }
-    if (!arch)
-        arch = ds.default_arch;
-    if (sd_model_spec_parse_arch(&cfg.spec, arch, &err)) {
+    if (sd_model_spec_parse_arch(&cfg.spec, a.arch ? a.arch : ds.default_arch, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         nd_data_close(&ds);
         return 2;
@@ -255,55 +407,44 @@ int cmd_distill(int argc, char **argv)
     progress_ctx pc = {0};
     sd_distilled res = {0};
     sd_privacy_report prv = {0};
-    int audit_failed = 0;
-    char path[4096], ckpt[4096];
-    if (out && mkdir(out, 0755) && errno != EEXIST) {
-        fprintf(stderr, "sldd distill: cannot create %s: %s\n", out, strerror(errno));
+    char ckpt[4096];
+    if (a.out && mkdir(a.out, 0755) && errno != EEXIST) {
+        fprintf(stderr, "sldd distill: cannot create %s: %s\n", a.out, strerror(errno));
         goto done;
     }
-    if (sd_backend_create(&be, device, &err)) {
+    if (sd_backend_create(&be, a.device, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         goto done;
     }
-    if (out) {
-        snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
+    if (a.out) {
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint", a.out);
         cfg.checkpoint_path = ckpt;
     }
     if (sd_distiller_create(&d, &cfg, be, &ds.train, ds.val.count ? &ds.val : NULL,
-                            resume ? ckpt : NULL, &err)) {
+                            a.resume ? ckpt : NULL, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         goto done;
     }
-    if (export_path) {
-        if (export_init(d, &cfg, export_path)) {
-            fprintf(stderr, "sldd distill: cannot write %s\n", export_path);
+    if (a.export_path) {
+        if (export_init(d, &cfg, a.export_path)) {
+            fprintf(stderr, "sldd distill: cannot write %s\n", a.export_path);
             goto done;
         }
-        printf("wrote theta_0 and the initial distilled set to %s\n", export_path);
+        printf("wrote theta_0 and the initial distilled set to %s\n", a.export_path);
         status = 0;
         goto done;
     }
-    snprintf(path, sizeof path, "%s/log.jsonl", out);
-    pc.log = fopen(path, resume ? "a" : "w");
-    pc.quiet = quiet;
     int64_t total = cfg.iterations > 0 ? cfg.iterations
                                        : (int64_t)cfg.epochs * (ds.train.count / cfg.real_batch);
-    pc.every = total >= 100 ? total / 100 : 1;
-    pc.cap = total + 1;
-    pc.hist_iter = calloc((size_t)pc.cap, sizeof(double));
-    pc.hist_loss = calloc((size_t)pc.cap, sizeof(double));
-    pc.hist_acc = calloc((size_t)pc.cap, sizeof(double));
-    if (!pc.log || !pc.hist_iter || !pc.hist_loss || !pc.hist_acc) {
-        fprintf(stderr, "sldd distill: cannot write %s\n", path);
+    if (progress_open(&pc, a.out, a.resume, a.quiet, total))
         goto done;
-    }
     char label[64];
     sd_model_spec_label(&sd_distiller_model(d)->spec, label, sizeof label);
-    if (!quiet)
+    if (!a.quiet)
         fprintf(stderr,
                 "distilling %s on %s: %lld training samples, S=%d n=%d E=%d (T=%d), %lld "
                 "iterations of batch %d on %s\n",
-                label, data, (long long)ds.train.count, cfg.steps, cfg.images_per_step,
+                label, a.data, (long long)ds.train.count, cfg.steps, cfg.images_per_step,
                 cfg.epochs_inner, cfg.steps * cfg.epochs_inner, (long long)total,
                 cfg.real_batch, be->name);
     if (sd_distiller_run(d, on_progress, &pc) || sd_distiller_export(d, &res)) {
@@ -317,97 +458,16 @@ int cmd_distill(int argc, char **argv)
         goto done;
     }
     nd_eval_print(&ds, &ev, stdout);
-    snprintf(path, sizeof path, "%s/result.json", out);
-    FILE *rj = fopen(path, "w");
-    if (rj) {
-        fprintf(rj,
-                "{\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
-                "\"steps\":%d,\"epochs_inner\":%d,\"iterations\":%lld,\"split\":\"%s\","
-                "\"accuracy\":%.6f,\"sen\":%.6f,\"spe\":%.6f,\"hm\":%.6f,\"auc\":%.6f,"
-                "\"sec_per_iter\":%.6f,\"backend\":\"%s\"}\n",
-                data, label, (unsigned long long)cfg.seed, cfg.steps * cfg.images_per_step,
-                cfg.steps, cfg.epochs_inner, (long long)total, ev.split, ev.accuracy,
-                ds.gastric ? ev.sen : 0, ds.gastric ? ev.spe : 0, ds.gastric ? ev.hm : 0,
-                ds.gastric && isfinite(ev.auc) ? ev.auc : 0,
-                pc.iters ? pc.seconds / (double)pc.iters : 0, be->name);
-        fclose(rj);
-    }
-    /* who the payload is from and for: a node's jobs fill this in with
-     * their own identity (nd_jobs.c); a payload made here is "local" */
-    static const char *const local_audience[] = {"local"};
+    distill_result_json(a.out, &a, label, &cfg, total, &ds, &ev, &pc, be->name);
     nd_bundle_head head;
-    memset(&head, 0, sizeof head);
-    head.sender = "local";
-    head.audience = local_audience;
-    head.n_audience = 1;
-    head.sequence = 1;
-    head.created_unix = (int64_t)time(NULL);
-    head.expires_unix = head.created_unix + 30 * 86400;
-    head.backend = be->name;
-    for (int i = 0; i < 16; i++)
-        head.bundle_id[i] = (uint8_t)sd_uniform_u32(cfg.seed ^ (uint64_t)head.created_unix, 9,
-                                                    (uint64_t)i);
-    /* the privacy audit (DESIGN §9, docs/privacy.md): carried in the
-     * payload and drawn for the approver */
-    sd_privacy_config pcfg;
-    sd_privacy_config_defaults(&pcfg);
-    if (!ds.val.count) {
-        fprintf(stderr, "sldd distill: no held-out samples: the privacy audit cannot run\n");
-        audit_failed = 1;
-    } else if (sd_privacy_audit(&prv, &res, be, &ds.train, &ds.val, &pcfg, &err)) {
-        fprintf(stderr, "sldd distill: privacy audit: %s\n", err.msg);
-        audit_failed = 1;
-    } else {
-        double dmin = INFINITY, smax = -INFINITY;
-        for (size_t i = 0; i < prv.n_images; i++) {
-            dmin = fmin(dmin, prv.images[i].pixel_distance);
-            smax = fmax(smax, prv.images[i].ssim);
-        }
-        head.privacy = &prv;
-        printf("privacy: %s - %s\n", sd_privacy_verdict_name(prv.verdict), prv.reason);
-        printf("privacy: nearest-training distance min %.4f (held-out 1%% %.4f), best SSIM "
-               "max %.3f (held-out top 1%% %.3f), membership AUC %.3f; %lld of %lld training "
-               "samples, %lld held-out, %.1f s\n",
-               dmin, prv.heldout_distance_q[0], smax, prv.heldout_ssim_q[0], prv.membership_auc,
-               (long long)prv.train_searched, (long long)prv.train_count,
-               (long long)prv.heldout_used, prv.seconds);
-        snprintf(path, sizeof path, "%s/privacy.png", out);
-        if (sd_privacy_picture_png(path, &prv, res.images, ds.class_names, ds.synthetic, 0,
-                                   &err))
-            fprintf(stderr, "sldd distill: %s\n", err.msg);
-        else
-            printf("privacy: %s\n", path);
-    }
-    uint8_t *pb = NULL;
-    size_t pblen = 0;
-    char msg[512];
-    snprintf(path, sizeof path, "%s/payload.pb", out);
-    dopts.cfg = cfg;
-    if (nd_distill_payload(&ds, &dopts, &res, &ev, &head, &pb, &pblen, msg, sizeof msg) ||
-        nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
-        fprintf(stderr, "sldd distill: payload: %s\n", msg);
-        free(pb);
+    local_head(&head, cfg.seed, be->name);
+    int audit_failed = distill_privacy(a.out, &ds, &res, be, &prv, &head);
+    a.dopts.cfg = cfg;
+    if (distill_write(a.out, &ds, &a.dopts, &res, &ev, &head, &pc))
         goto done;
-    }
-    free(pb);
-    printf("payload: %s (%zu bytes)\n", path, pblen);
-    snprintf(path, sizeof path, "%s/grid.png", out);
-    if (nd_picture_grid(path, &res, ds.class_names, ds.synthetic, &err))
-        fprintf(stderr, "sldd distill: %s\n", err.msg);
-    else
-        printf("images:  %s\n", path);
-    snprintf(path, sizeof path, "%s/curves.png", out);
-    if (nd_picture_curves(path, pc.hist_iter, pc.hist_loss, pc.hist_acc, pc.n_hist, &err))
-        fprintf(stderr, "sldd distill: %s\n", err.msg);
-    else
-        printf("curves:  %s\n", path);
     status = audit_failed;
 done:
-    if (pc.log)
-        fclose(pc.log);
-    free(pc.hist_iter);
-    free(pc.hist_loss);
-    free(pc.hist_acc);
+    progress_close(&pc);
     sd_privacy_report_free(&prv);
     sd_distilled_free(&res);
     sd_distiller_destroy(d);
@@ -431,19 +491,29 @@ static void baseline_usage(FILE *f)
             "accuracy.  Prints validation and test figures.\n");
 }
 
-int cmd_baseline(int argc, char **argv)
+typedef struct baseline_args {
+    const char *data, *arch, *device;
+    long long n, S, E, seed;
+} baseline_args;
+
+/* -1 to go on, else the exit status (0 after --help). */
+static int baseline_parse(int argc, char **argv, baseline_args *a)
 {
-    const char *data = NULL, *arch = NULL, *device = "cpu";
-    long long n = 10, S = 10, E = 3, seed = 0, v;
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"arch", required_argument, 0, 'a'},
         {"images-per-step", required_argument, 0, 'n'}, {"steps", required_argument, 0, 's'},
         {"epochs-inner", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'r'},
         {"device", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    long long v;
     int o;
+    *a = (baseline_args){.device = "cpu", .n = 10, .S = 10, .E = 3};
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        long long *dst = o == 'n' ? &n : o == 's' ? &S : o == 'e' ? &E : o == 'r' ? &seed : NULL;
+        long long *dst = o == 'n'   ? &a->n
+                         : o == 's' ? &a->S
+                         : o == 'e' ? &a->E
+                         : o == 'r' ? &a->seed
+                                    : NULL;
         if (dst) {
             if (nd_parse_int(optarg, o == 'r' ? 0 : 1, o == 'r' ? INT64_MAX : 100000, &v)) {
                 fprintf(stderr, "sldd baseline: bad number '%s'\n", optarg);
@@ -453,123 +523,158 @@ int cmd_baseline(int argc, char **argv)
             continue;
         }
         switch (o) {
-        case 'd': data = optarg; break;
-        case 'a': arch = optarg; break;
-        case 'D': device = optarg; break;
+        case 'd': a->data = optarg; break;
+        case 'a': a->arch = optarg; break;
+        case 'D': a->device = optarg; break;
         case 'h': baseline_usage(stdout); return 0;
         default: baseline_usage(stderr); return 2;
         }
     }
-    if (!data || optind != argc) {
+    if (!a->data || optind != argc) {
         baseline_usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+/* dd as a distilled set of S x n images with hard labels and theta_0's
+ * hash, its arrays allocated (images and labels still empty). */
+static int baseline_set(sd_distilled *dd, const baseline_args *a, const nd_data *ds,
+                        sd_error *err)
+{
+    sd_model *m = NULL;
+    if (sd_model_spec_parse_arch(&dd->spec, a->arch ? a->arch : ds->default_arch, err))
+        return -1;
+    dd->spec.in_c = ds->train.c;
+    dd->spec.in_h = ds->train.h;
+    dd->spec.in_w = ds->train.w;
+    dd->spec.classes = ds->train.classes;
+    if (sd_model_create(&m, &dd->spec, err))
+        return -1;
+    dd->spec = m->spec;
+    size_t M = (size_t)(a->S * a->n), D = (size_t)ds->train.c * (size_t)ds->train.h *
+                                           (size_t)ds->train.w;
+    dd->seed = (uint64_t)a->seed;
+    dd->steps = (int)a->S;
+    dd->images_per_step = (int)a->n;
+    dd->epochs_inner = (int)a->E;
+    dd->label_param = SD_LABEL_RAW;
+    dd->bn_mode = SD_BN_BATCH;
+    dd->n_bn = m->n_bn;
+    dd->images = malloc(M * D * sizeof(float));
+    dd->labels = calloc(M * (size_t)m->spec.classes, sizeof(float));
+    dd->step_sizes = malloc((size_t)(a->S * a->E) * sizeof(float));
+    dd->theta_bn = calloc(m->n_bn + 1, sizeof(float));
+    sd_real *th0 = malloc(m->n_theta * sizeof *th0);
+    int rc = !dd->images || !dd->labels || !dd->step_sizes || !dd->theta_bn || !th0;
+    if (!rc)
+        rc = sd_init_theta(m, dd->seed, th0, err) ||
+             sd_theta_sha256(th0, m->n_theta, dd->theta0_sha256, err);
+    free(th0);
+    sd_model_destroy(m);
+    return rc ? -1 : 0;
+}
+
+/* Random real samples into dd's images and one-hot labels, one class after
+ * another when n is a multiple of the class count. */
+static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data *ds,
+                         sd_backend *be, sd_error *err)
+{
+    int K = dd->spec.classes;
+    size_t M = (size_t)(a->S * a->n), D = (size_t)ds->train.c * (size_t)ds->train.h *
+                                           (size_t)ds->train.w;
+    int64_t cnt = ds->train.count, want = 0;
+    size_t got = 0;
+    sd_real *one = NULL, *xb = malloc(M * D * sizeof *xb);
+    int *lb = malloc(M * sizeof *lb), rc = -1;
+    if (!xb || !lb) {
+        fprintf(stderr, "sldd baseline: out of memory\n");
+        goto out;
+    }
+    if (be->alloc(be, err, D * sizeof(sd_real), (void **)&one)) {
+        fprintf(stderr, "sldd baseline: %s\n", err->msg);
+        goto out;
+    }
+    for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
+        int64_t j = (int64_t)(((uint64_t)sd_uniform_u32((uint64_t)a->seed, 7, tries) << 32 |
+                               sd_uniform_u32((uint64_t)a->seed, 8, tries)) %
+                              (uint64_t)cnt);
+        int lab;
+        if (ds->train.fetch(ds->train.ctx, be, &j, 1, one, &lab, err) ||
+            be->download(be, err, xb + got * D, one, D * sizeof(sd_real))) {
+            fprintf(stderr, "sldd baseline: %s\n", err->msg);
+            goto out;
+        }
+        if (a->n % K == 0 && lab != (int)(want % K))
+            continue;
+        lb[got++] = lab;
+        want++;
+    }
+    if (got < M) {
+        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n",
+                got, M);
+        goto out;
+    }
+    for (size_t i = 0; i < M * D; i++)
+        dd->images[i] = (float)xb[i];
+    for (size_t i = 0; i < M; i++)
+        dd->labels[i * (size_t)K + (size_t)lb[i]] = 1;
+    rc = 0;
+out:
+    if (one)
+        be->free(be, one);
+    free(xb);
+    free(lb);
+    return rc;
+}
+
+/* Replay dd with constant step size lr and evaluate on split. */
+static int baseline_eval(sd_distilled *dd, const baseline_args *a, nd_data *ds, sd_backend *be,
+                         double lr, int split, nd_eval *ev, sd_error *err)
+{
+    sd_model *rm = NULL;
+    sd_real *theta = NULL;
+    int rc;
+    for (long long t = 0; t < a->S * a->E; t++)
+        dd->step_sizes[t] = (float)lr;
+    if (sd_replay(dd, be, &rm, &theta, err))
+        return -1;
+    rc = rm->n_bn ? sd_bn_recompute(rm, be, theta, &ds->train, 20, 256, (uint64_t)a->seed,
+                                    dd->theta_bn, err)
+                  : 0;
+    if (!rc)
+        rc = nd_data_evaluate_theta(ds, rm, theta, dd->theta_bn, be, split, ev, err);
+    be->free(be, theta);
+    sd_model_destroy(rm);
+    return rc ? -1 : 0;
+}
+
+int cmd_baseline(int argc, char **argv)
+{
+    baseline_args a;
+    int rc = baseline_parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
     sd_error err = {0};
     nd_data ds;
-    if (nd_data_open(&ds, data, 0, &err)) {
+    if (nd_data_open(&ds, a.data, 0, &err)) {
         fprintf(stderr, "sldd baseline: %s\n", err.msg);
         return 1;
     }
     int status = 1;
     sd_backend *be = NULL;
     sd_distilled dd = {0};
-    sd_real *xb = NULL;
-    int *lb = NULL;
-    if (sd_model_spec_parse_arch(&dd.spec, arch ? arch : ds.default_arch, &err) ||
-        sd_backend_create(&be, device, &err)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg);
-        goto done;
-    }
-    dd.spec.in_c = ds.train.c;
-    dd.spec.in_h = ds.train.h;
-    dd.spec.in_w = ds.train.w;
-    dd.spec.classes = ds.train.classes;
-    sd_model *m = NULL;
-    if (sd_model_create(&m, &dd.spec, &err)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg);
-        goto done;
-    }
-    dd.spec = m->spec;
-    int K = m->spec.classes;
-    size_t M = (size_t)(S * n), D = (size_t)ds.train.c * (size_t)ds.train.h * (size_t)ds.train.w;
-    dd.seed = (uint64_t)seed;
-    dd.steps = (int)S;
-    dd.images_per_step = (int)n;
-    dd.epochs_inner = (int)E;
-    dd.label_param = SD_LABEL_RAW;
-    dd.bn_mode = SD_BN_BATCH;
-    dd.n_bn = m->n_bn;
-    dd.images = malloc(M * D * sizeof(float));
-    dd.labels = calloc(M * (size_t)K, sizeof(float));
-    dd.step_sizes = malloc((size_t)(S * E) * sizeof(float));
-    dd.bn_stats = calloc(m->n_bn + 1, sizeof(float));
-    xb = malloc(M * D * sizeof *xb);
-    lb = malloc(M * sizeof *lb);
-    sd_real *th0 = malloc(m->n_theta * sizeof *th0);
-    int rc = !dd.images || !dd.labels || !dd.step_sizes || !dd.bn_stats || !xb || !lb ||
-             !th0;
-    if (!rc)
-        rc = sd_init_theta(m, dd.seed, th0, &err) ||
-             sd_theta_sha256(th0, m->n_theta, dd.theta0_sha256, &err);
-    free(th0);
-    sd_model_destroy(m);
-    if (rc) {
+    if (sd_backend_create(&be, a.device, &err) || baseline_set(&dd, &a, &ds, &err)) {
         fprintf(stderr, "sldd baseline: %s\n", err.msg[0] ? err.msg : "out of memory");
         goto done;
     }
-    /* random real samples, one class after another when possible */
-    int64_t cnt = ds.train.count, want = 0;
-    size_t got = 0;
-    sd_real *one = NULL;
-    if (be->alloc(be, &err, D * sizeof(sd_real), (void **)&one)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg);
+    if (baseline_draw(&dd, &a, &ds, be, &err))
         goto done;
-    }
-    for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
-        int64_t j = (int64_t)(((uint64_t)sd_uniform_u32((uint64_t)seed, 7, tries) << 32 |
-                               sd_uniform_u32((uint64_t)seed, 8, tries)) %
-                              (uint64_t)cnt);
-        int lab;
-        if (ds.train.fetch(ds.train.ctx, be, &j, 1, one, &lab, &err) ||
-            be->download(be, &err, xb + got * D, one, D * sizeof(sd_real))) {
-            be->free(be, one);
-            fprintf(stderr, "sldd baseline: %s\n", err.msg);
-            goto done;
-        }
-        if (n % K == 0 && lab != (int)(want % K))
-            continue;
-        lb[got++] = lab;
-        want++;
-    }
-    be->free(be, one);
-    if (got < M) {
-        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n",
-                got, M);
-        goto done;
-    }
-    for (size_t i = 0; i < M * D; i++)
-        dd.images[i] = (float)xb[i];
-    for (size_t i = 0; i < M; i++)
-        dd.labels[i * (size_t)K + (size_t)lb[i]] = 1;
     static const double grid[] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3};
     double best_acc = -1, best_lr = 0;
     nd_eval ev;
     for (size_t g = 0; g < sizeof grid / sizeof grid[0]; g++) {
-        for (long long t = 0; t < S * E; t++)
-            dd.step_sizes[t] = (float)grid[g];
-        sd_model *rm = NULL;
-        sd_real *theta = NULL;
-        if (sd_replay(&dd, be, &rm, &theta, &err)) {
-            fprintf(stderr, "sldd baseline: %s\n", err.msg);
-            goto done;
-        }
-        if (rm->n_bn)
-            rc = sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed, dd.bn_stats, &err);
-        if (!rc)
-            rc = nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be, SD_SPLIT_VAL, &ev, &err);
-        be->free(be, theta);
-        sd_model_destroy(rm);
-        if (rc) {
+        if (baseline_eval(&dd, &a, &ds, be, grid[g], SD_SPLIT_VAL, &ev, &err)) {
             fprintf(stderr, "sldd baseline: %s\n", err.msg);
             goto done;
         }
@@ -581,29 +686,15 @@ int cmd_baseline(int argc, char **argv)
             best_lr = grid[g];
         }
     }
-    for (long long t = 0; t < S * E; t++)
-        dd.step_sizes[t] = (float)best_lr;
-    sd_model *rm = NULL;
-    sd_real *theta = NULL;
-    if (sd_replay(&dd, be, &rm, &theta, &err) ||
-        (rm->n_bn && sd_bn_recompute(rm, be, theta, &ds.train, 20, 256, (uint64_t)seed,
-                                     dd.bn_stats, &err)) ||
-        nd_data_evaluate_theta(&ds, rm, theta, dd.bn_stats, be,
-                               ds.gastric ? SD_SPLIT_TEST : SD_SPLIT_TEST, &ev, &err)) {
+    if (baseline_eval(&dd, &a, &ds, be, best_lr, SD_SPLIT_TEST, &ev, &err)) {
         fprintf(stderr, "sldd baseline: %s\n", err.msg);
-        if (rm)
-            be->free(be, theta);
-        sd_model_destroy(rm);
         goto done;
     }
-    be->free(be, theta);
-    sd_model_destroy(rm);
-    printf("baseline: %zu random real samples, %lld steps of size %g\n", M, S * E, best_lr);
+    printf("baseline: %zu random real samples, %lld steps of size %g\n", (size_t)(a.S * a.n),
+           a.S * a.E, best_lr);
     nd_eval_print(&ds, &ev, stdout);
     status = 0;
 done:
-    free(xb);
-    free(lb);
     sd_distilled_free(&dd);
     sd_backend_destroy(be);
     nd_data_close(&ds);

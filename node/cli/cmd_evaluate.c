@@ -79,7 +79,7 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
     int K = s->classes;
     int64_t *conf = calloc((size_t)K * (size_t)K, sizeof *conf);
     double acc = 0;
-    if (!conf || sd_evaluate(inf->m, inf->be, inf->theta, inf->bn, v, 0, &acc, conf, NULL, &err)) {
+    if (!conf || sd_weights_evaluate(inf->w, v, 0, &acc, conf, NULL, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, conf ? err.msg : "out of memory");
         free(conf);
         goto out;
@@ -124,14 +124,15 @@ out:
     return status;
 }
 
-int cmd_evaluate(int argc, char **argv)
+typedef struct evaluate_args {
+    const char *cmd, *model, *weights, *data, *roc, *json, *device;
+    int replay, split, fmnist;
+    double delta;
+} evaluate_args;
+
+/* -1 to go on, else the exit status (0 after --help). */
+static int evaluate_parse(int argc, char **argv, evaluate_args *a)
 {
-    const char *cmd = !strcmp(argv[0], "replay") ? "replay" : "evaluate";
-    int replay = !strcmp(cmd, "replay");
-    const char *model = NULL, *weights = NULL, *data = NULL, *roc = NULL, *json = NULL,
-               *device = "cpu";
-    int split = SD_SPLIT_TEST;
-    double delta = SD_DETECT_DELTA;
     enum { O_MODEL = 256, O_WEIGHTS, O_DATA, O_SPLIT, O_DELTA, O_ROC, O_JSON, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
@@ -139,41 +140,42 @@ int cmd_evaluate(int argc, char **argv)
         {"delta", required_argument, 0, O_DELTA},   {"roc", required_argument, 0, O_ROC},
         {"json", required_argument, 0, O_JSON},     {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    const char *cmd = a->cmd;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_MODEL: model = optarg; break;
+        case O_MODEL: a->model = optarg; break;
         case O_WEIGHTS:
-            if (replay) {
+            if (a->replay) {
                 fprintf(stderr, "sldd replay: replays payloads only; use 'sldd evaluate "
                                 "--weights' for trained weights\n");
                 return 2;
             }
-            weights = optarg;
+            a->weights = optarg;
             break;
-        case O_DATA: data = optarg; break;
+        case O_DATA: a->data = optarg; break;
         case O_SPLIT:
             if (!strcmp(optarg, "val"))
-                split = SD_SPLIT_VAL;
+                a->split = SD_SPLIT_VAL;
             else if (!strcmp(optarg, "test"))
-                split = SD_SPLIT_TEST;
+                a->split = SD_SPLIT_TEST;
             else {
                 fprintf(stderr, "sldd %s: --split is val or test, not '%s'\n", cmd, optarg);
                 return 2;
             }
             break;
         case O_DELTA: {
-            if (sb_parse_double(optarg, 0, 1, &delta)) {
+            if (sb_parse_double(optarg, 0, 1, &a->delta)) {
                 fprintf(stderr, "sldd %s: --delta '%s' is not a number in [0,1]\n", cmd, optarg);
                 return 2;
             }
             break;
         }
-        case O_ROC: roc = optarg; break;
-        case O_JSON: json = optarg; break;
-        case O_DEVICE: device = optarg; break;
+        case O_ROC: a->roc = optarg; break;
+        case O_JSON: a->json = optarg; break;
+        case O_DEVICE: a->device = optarg; break;
         case 'h': evaluate_usage(stdout, cmd); return 0;
         default:
             fprintf(stderr, "sldd %s: unknown or incomplete option '%s'\n", cmd, argv[optind - 1]);
@@ -185,22 +187,63 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "sldd %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
-    if (!model == !weights) {
-        fprintf(stderr, replay ? "sldd replay: --model PAYLOAD is required\n"
-                               : "sldd evaluate: give exactly one of --model PAYLOAD or "
-                                 "--weights FILE\n");
+    if (!a->model == !a->weights) {
+        fprintf(stderr, a->replay ? "sldd replay: --model PAYLOAD is required\n"
+                                  : "sldd evaluate: give exactly one of --model PAYLOAD or "
+                                    "--weights FILE\n");
         return 2;
     }
-    if (!data) {
+    if (!a->data) {
         fprintf(stderr, "sldd %s: --data SOURCE is required\n", cmd);
         return 2;
     }
-    int fmnist = !strcmp(data, "fashion-mnist");
-    if (fmnist && roc) {
+    a->fmnist = !strcmp(a->data, "fashion-mnist");
+    if (a->fmnist && a->roc) {
         fprintf(stderr, "sldd %s: --roc needs gastric data (image-level detection)\n", cmd);
         return 2;
     }
+    return -1;
+}
 
+/* --roc and --json of a gastric report. */
+static int evaluate_outputs(const evaluate_args *a, const nd_report *rep)
+{
+    sd_error err = {0};
+    if (a->roc) {
+        if (nd_report_roc_png(rep, a->roc, &err)) {
+            fprintf(stderr, "sldd %s: ROC: %s\n", a->cmd, err.msg);
+            return -1;
+        }
+        printf("ROC curve: %s\n", a->roc);
+    }
+    if (a->json) {
+        FILE *f = strcmp(a->json, "-") ? fopen(a->json, "w") : stdout;
+        if (!f) {
+            fprintf(stderr, "sldd %s: cannot write %s: %s\n", a->cmd, a->json, strerror(errno));
+            return -1;
+        }
+        nd_report_json(rep, f);
+        fputc('\n', f);
+        if (f != stdout && fclose(f)) {
+            fprintf(stderr, "sldd %s: cannot write %s\n", a->cmd, a->json);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cmd_evaluate(int argc, char **argv)
+{
+    evaluate_args a = {0};
+    a.cmd = !strcmp(argv[0], "replay") ? "replay" : "evaluate";
+    a.replay = !strcmp(a.cmd, "replay");
+    a.device = "cpu";
+    a.split = SD_SPLIT_TEST;
+    a.delta = SD_DETECT_DELTA;
+    int rc = evaluate_parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    const char *cmd = a.cmd;
     sd_error err = {0};
     sd_backend *be = NULL;
     nd_infer inf = {0};
@@ -208,53 +251,35 @@ int cmd_evaluate(int argc, char **argv)
     nd_report rep = {0};
     char msg[1024];
     int status = 1;
-    if (sd_backend_create(&be, device, &err)) {
+    if (sd_backend_create(&be, a.device, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
     /* the data set is checked before the (possibly long) replay */
-    if (!fmnist && sd_dataset_open(&ds, data, SD_LOAD_VAL | SD_LOAD_TEST, &err)) {
+    if (!a.fmnist && sd_dataset_open(&ds, a.data, SD_LOAD_VAL | SD_LOAD_TEST, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
-    if ((model ? nd_infer_from_payload_file(&inf, model, be, msg, sizeof msg)
-               : nd_infer_from_weights_file(&inf, weights, be, msg, sizeof msg))) {
+    if ((a.model ? nd_infer_from_payload_file(&inf, a.model, be, msg, sizeof msg)
+                 : nd_infer_from_weights_file(&inf, a.weights, be, msg, sizeof msg))) {
         fprintf(stderr, "sldd %s: %s\n", cmd, msg);
         goto out;
     }
-    if (fmnist) {
-        status = evaluate_plain(&inf, data, split, json, cmd);
+    if (a.fmnist) {
+        status = evaluate_plain(&inf, a.data, a.split, a.json, cmd);
         goto out;
     }
     if (nd_infer_check_gastric(&inf, msg, sizeof msg)) {
-        fprintf(stderr, "sldd %s: %s: %s\n", cmd, model ? model : weights, msg);
+        fprintf(stderr, "sldd %s: %s: %s\n", cmd, a.model ? a.model : a.weights, msg);
         goto out;
     }
-    if (nd_report_make(&rep, &inf, ds, split, delta, &err)) {
+    if (nd_report_make(&rep, &inf, ds, a.split, a.delta, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
     nd_report_print(&rep, stdout);
-    if (roc) {
-        if (nd_report_roc_png(&rep, roc, &err)) {
-            fprintf(stderr, "sldd %s: ROC: %s\n", cmd, err.msg);
-            goto out;
-        }
-        printf("ROC curve: %s\n", roc);
-    }
-    if (json) {
-        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
-        if (!f) {
-            fprintf(stderr, "sldd %s: cannot write %s: %s\n", cmd, json, strerror(errno));
-            goto out;
-        }
-        nd_report_json(&rep, f);
-        fputc('\n', f);
-        if (f != stdout && fclose(f)) {
-            fprintf(stderr, "sldd %s: cannot write %s\n", cmd, json);
-            goto out;
-        }
-    }
+    if (evaluate_outputs(&a, &rep))
+        goto out;
     status = 0;
 out:
     nd_report_free(&rep);

@@ -82,13 +82,102 @@ static int job_wait(const char *dir, const char *id, int quiet)
     }
 }
 
-/* One job from the state database; the ID is a whole positive integer. */
-static int view_job(sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
+/* POST the distillation job; with wait, follow it to its end. */
+static int job_submit(const char *dir, const char *to, const nd_buf *opts, int wait, int quiet)
 {
-    long long jid;
-    if (sb_parse_i64(id, 1, LLONG_MAX, &jid))
-        return sc_error_set(e, SC_EINVAL, "'%s' is not a job id", id);
-    return nd_view_job(db, jid, b, json, e);
+    nd_buf body;
+    nd_api_response r;
+    sc_error e = {0, ""};
+    int status = 1;
+    nd_buf_init(&body, 8192);
+    nd_buf_printf(&body, "to: %s\noptions: %s\n", to, opts->data ? opts->data : "");
+    if (body.failed || strchr(to, '\n')) {
+        fprintf(stderr, "sldd job distill: options too long\n");
+        nd_buf_free(&body);
+        return 2;
+    }
+    if (nd_api_request(dir, "POST", "/v1/jobs", "text/plain", body.data, body.len, &r, &e)) {
+        fprintf(stderr, "sldd job distill: %s\n", e.msg);
+    } else if (r.status != 201) {
+        fprintf(stderr, "sldd job distill: %s", (char *)r.body);
+    } else {
+        char jid[32];
+        snprintf(jid, sizeof jid, "%.*s", (int)strcspn((char *)r.body, "\n"), (char *)r.body);
+        printf("job %s queued\n", jid);
+        fflush(stdout);
+        status = wait ? job_wait(dir, jid, quiet) : 0;
+    }
+    nd_api_response_free(&r);
+    nd_buf_free(&body);
+    return status;
+}
+
+/* job list / job show ID when no daemon runs: the state database. */
+static int job_offline(const char *dir, const char *id, int json)
+{
+    sqlite3 *db = NULL;
+    sc_error e = {0, ""};
+    nd_buf b;
+    long long jid = 0;
+    int status = 1;
+    if (id && nd_parse_int(id, 0, INT64_MAX, &jid)) {
+        fprintf(stderr, "sldd job: '%s' is not a job number\n", id);
+        return 1;
+    }
+    nd_buf_init(&b, 0);
+    if (nd_db_open(dir, 0, &db, &e) == 0 &&
+        (id ? nd_view_job(db, jid, &b, json, &e) : nd_view_jobs(db, &b, json, &e)) == 0 &&
+        !b.failed) {
+        fwrite(b.data ? b.data : "", 1, b.len, stdout);
+        status = 0;
+    } else {
+        fprintf(stderr, "sldd job: %s\n", e.msg);
+    }
+    nd_buf_free(&b);
+    nd_db_close(db);
+    return status;
+}
+
+static int job_cancel(const char *dir, const char *id)
+{
+    char path[64];
+    nd_api_response r;
+    sc_error e = {0, ""};
+    int status = 1;
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    if (nd_api_request(dir, "POST", path, NULL, "", 0, &r, &e))
+        fprintf(stderr, "sldd job cancel: %s\n", e.msg);
+    else {
+        fputs((char *)r.body, r.status == 200 ? stdout : stderr);
+        status = r.status == 200 ? 0 : 1;
+    }
+    nd_api_response_free(&r);
+    return status;
+}
+
+/* The verb on the parsed arguments. */
+static int job_run(const char *sub, const char *dir, const char *id, const char *to,
+                   const nd_buf *opts, int json, int wait, int quiet)
+{
+    char path[64];
+    if (!strcmp(sub, "distill") && !id)
+        return job_submit(dir, to, opts, wait, quiet);
+    if ((!strcmp(sub, "list") && !id) || (!strcmp(sub, "show") && id && !nd_api_available(dir))) {
+        if (!nd_api_available(dir))
+            return job_offline(dir, id, json);
+        return nd_api_print(dir, json ? "/v1/jobs" : "/v1/jobs?format=text", "sldd job list");
+    }
+    if (!(!strcmp(sub, "show") || !strcmp(sub, "wait") || !strcmp(sub, "cancel")) || !id ||
+        strspn(id, "0123456789") != strlen(id) || strlen(id) >= 19) {
+        job_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(sub, "wait"))
+        return job_wait(dir, id, quiet);
+    if (!strcmp(sub, "cancel"))
+        return job_cancel(dir, id);
+    snprintf(path, sizeof path, "/v1/jobs/%s%s", id, json ? "" : "?format=text");
+    return nd_api_print(dir, path, "sldd job show");
 }
 
 int cmd_job(int argc, char **argv)
@@ -135,84 +224,10 @@ int cmd_job(int argc, char **argv)
         }
     }
     int status = 2;
-    if (!dir || opts.failed) {
+    if (!dir || opts.failed)
         job_usage(stderr);
-        goto out;
-    }
-    if (!strcmp(sub, "distill") && !id) {
-        nd_buf body;
-        nd_api_response r;
-        sc_error e = {0, ""};
-        nd_buf_init(&body, 8192);
-        nd_buf_printf(&body, "to: %s\noptions: %s\n", to, opts.data ? opts.data : "");
-        if (body.failed || strchr(to, '\n')) {
-            fprintf(stderr, "sldd job distill: options too long\n");
-            nd_buf_free(&body);
-            goto out;
-        }
-        status = 1;
-        if (nd_api_request(dir, "POST", "/v1/jobs", "text/plain", body.data, body.len, &r, &e)) {
-            fprintf(stderr, "sldd job distill: %s\n", e.msg);
-        } else if (r.status != 201) {
-            fprintf(stderr, "sldd job distill: %s", (char *)r.body);
-        } else {
-            char jid[32];
-            snprintf(jid, sizeof jid, "%.*s", (int)strcspn((char *)r.body, "\n"), (char *)r.body);
-            printf("job %s queued\n", jid);
-            fflush(stdout);
-            status = wait ? job_wait(dir, jid, quiet) : 0;
-        }
-        nd_api_response_free(&r);
-        nd_buf_free(&body);
-    } else if ((!strcmp(sub, "list") && !id) ||
-               (!strcmp(sub, "show") && id && !nd_api_available(dir))) {
-        if (nd_api_available(dir)) {
-            status = nd_api_print(dir, json ? "/v1/jobs" : "/v1/jobs?format=text",
-                                  "sldd job list");
-        } else {
-            /* no daemon: read the state database */
-            sqlite3 *db = NULL;
-            sc_error e = {0, ""};
-            nd_buf b;
-            nd_buf_init(&b, 0);
-            status = 1;
-            if (nd_db_open(dir, 0, &db, &e) == 0 &&
-                (id ? view_job(db, id, &b, json, &e)
-                    : nd_view_jobs(db, &b, json, &e)) == 0 &&
-                !b.failed) {
-                fwrite(b.data ? b.data : "", 1, b.len, stdout);
-                status = 0;
-            } else {
-                fprintf(stderr, "sldd job: %s\n", e.msg);
-            }
-            nd_buf_free(&b);
-            nd_db_close(db);
-        }
-    } else if ((!strcmp(sub, "show") || !strcmp(sub, "wait") || !strcmp(sub, "cancel")) && id &&
-               strspn(id, "0123456789") == strlen(id) && strlen(id) < 19) {
-        char path[64];
-        if (!strcmp(sub, "wait")) {
-            status = job_wait(dir, id, quiet);
-        } else if (!strcmp(sub, "show")) {
-            snprintf(path, sizeof path, "/v1/jobs/%s%s", id, json ? "" : "?format=text");
-            status = nd_api_print(dir, path, "sldd job show");
-        } else {
-            nd_api_response r;
-            sc_error e = {0, ""};
-            snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
-            status = 1;
-            if (nd_api_request(dir, "POST", path, NULL, "", 0, &r, &e))
-                fprintf(stderr, "sldd job cancel: %s\n", e.msg);
-            else {
-                fputs((char *)r.body, r.status == 200 ? stdout : stderr);
-                status = r.status == 200 ? 0 : 1;
-            }
-            nd_api_response_free(&r);
-        }
-    } else {
-        job_usage(stderr);
-    }
-out:
+    else
+        status = job_run(sub, dir, id, to, &opts, json, wait, quiet);
     nd_buf_free(&opts);
     return status;
 }

@@ -45,6 +45,128 @@ static void print_peer(const sc_peer *p)
     }
 }
 
+typedef struct peer_args {
+    const char *dir, *id, *file, *sk, *ek;
+    const char *admins[SC_MAX_ADMINS_PER_NODE];
+    size_t n_admins;
+} peer_args;
+
+/* The peer record `peer add` names: from --file, or from --id and the keys.
+ * 0, or the exit status after a message. */
+static int peer_record(const peer_args *a, sc_peer *p)
+{
+    sc_error e = {0, ""};
+    if (a->file) {
+        uint8_t *buf;
+        size_t len;
+        int rc;
+        if (sc_file_read(a->file, 65536, 0, &buf, &len, &e)) {
+            fprintf(stderr, "sldd peer add: %s\n", e.msg);
+            return 1;
+        }
+        rc = sc_peer_parse((char *)buf, p, &e);
+        free(buf);
+        if (rc) {
+            fprintf(stderr, "sldd peer add: %s: %s\n", a->file, e.msg);
+            return 1;
+        }
+        if (a->id && strcmp(a->id, p->id)) {
+            fprintf(stderr, "sldd peer add: %s describes node '%s', not '%s'\n", a->file, p->id,
+                    a->id);
+            return 1;
+        }
+        return 0;
+    }
+    if (!a->id || !a->sk || !a->ek) {
+        peer_usage(stderr);
+        return 2;
+    }
+    memset(p, 0, sizeof *p);
+    if (!sp_valid_id(a->id)) {
+        fprintf(stderr, "sldd peer add: '%s' is not a valid node id\n", a->id);
+        return 1;
+    }
+    snprintf(p->id, sizeof p->id, "%s", a->id);
+    if (sc_b64_decode_exact(p->sign_pk, 32, a->sk, strlen(a->sk), &e) ||
+        sc_b64_decode_exact(p->enc_pk, 32, a->ek, strlen(a->ek), &e)) {
+        fprintf(stderr, "sldd peer add: key: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* The --admin NAME=B64 options, added to p. */
+static int peer_admins(const peer_args *a, sc_peer *p)
+{
+    sc_error e = {0, ""};
+    for (size_t i = 0; i < a->n_admins; i++) {
+        const char *eq = strchr(a->admins[i], '=');
+        sc_admin_pub *ad;
+        size_t nl = eq ? (size_t)(eq - a->admins[i]) : 0;
+        if (p->n_admins == SC_MAX_ADMINS_PER_NODE || !eq || nl == 0 || nl > 64) {
+            fprintf(stderr, "sldd peer add: --admin wants NAME=KEY\n");
+            return -1;
+        }
+        ad = &p->admins[p->n_admins];
+        memcpy(ad->name, a->admins[i], nl);
+        ad->name[nl] = 0;
+        if (!sp_valid_id(ad->name) ||
+            sc_b64_decode_exact(ad->pk, 32, eq + 1, strlen(eq + 1), &e)) {
+            fprintf(stderr, "sldd peer add: bad --admin %s\n", a->admins[i]);
+            return -1;
+        }
+        p->n_admins++;
+    }
+    return 0;
+}
+
+static int peer_add(sc_node *n, const peer_args *a)
+{
+    sc_error e = {0, ""};
+    sc_peer p;
+    int rc = peer_record(a, &p);
+    if (rc)
+        return rc;
+    if (peer_admins(a, &p))
+        return 1;
+    if (n->trust->peer_put(n->trust, &p, &e)) {
+        fprintf(stderr, "sldd peer add: %s\n", e.msg);
+        return 1;
+    }
+    printf("added peer ");
+    print_peer(&p);
+    return 0;
+}
+
+static int peer_list(sc_node *n)
+{
+    sc_error e = {0, ""};
+    sc_peer *list;
+    size_t cnt;
+    if (n->trust->peer_list(n->trust, &list, &cnt, &e)) {
+        fprintf(stderr, "sldd peer list: %s\n", e.msg);
+        return 1;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        print_peer(&list[i]);
+    if (!cnt)
+        printf("no peers\n");
+    free(list);
+    return 0;
+}
+
+static int peer_show(sc_node *n, const char *id)
+{
+    sc_error e = {0, ""};
+    sc_peer p;
+    if (n->trust->peer_get(n->trust, id, &p, &e)) {
+        fprintf(stderr, "sldd peer show: %s\n", e.msg);
+        return 1;
+    }
+    print_peer(&p);
+    return 0;
+}
+
 int cmd_peer(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
@@ -55,13 +177,10 @@ int cmd_peer(int argc, char **argv)
                                          {"admin", required_argument, 0, 'a'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *id = NULL, *file = NULL, *sk = NULL, *ek = NULL, *sub;
-    const char *admins[SC_MAX_ADMINS_PER_NODE];
-    size_t n_admins = 0;
+    peer_args a;
     sc_error e = {0, ""};
     sc_node *n = NULL;
-    sc_peer p;
-    int c, rc = 1;
+    int c, rc;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         peer_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -69,121 +188,45 @@ int cmd_peer(int argc, char **argv)
     /* peer address, and peer list from a running node */
     if (nd_cli_peer_wants(argc, argv))
         return nd_cli_peer(argc, argv);
-    sub = argv[1];
+    const char *sub = argv[1];
+    memset(&a, 0, sizeof a);
     optind = 2;
     while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
-        case 'i': id = optarg; break;
-        case 'f': file = optarg; break;
-        case 's': sk = optarg; break;
-        case 'x': ek = optarg; break;
+        case 'd': a.dir = optarg; break;
+        case 'i': a.id = optarg; break;
+        case 'f': a.file = optarg; break;
+        case 's': a.sk = optarg; break;
+        case 'x': a.ek = optarg; break;
         case 'a':
-            if (n_admins == SC_MAX_ADMINS_PER_NODE) {
+            if (a.n_admins == SC_MAX_ADMINS_PER_NODE) {
                 fprintf(stderr, "sldd peer: too many --admin\n");
                 return 2;
             }
-            admins[n_admins++] = optarg;
+            a.admins[a.n_admins++] = optarg;
             break;
         case 'h': peer_usage(stdout); return 0;
         default: peer_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc) {
+    if (!a.dir || optind != argc) {
         peer_usage(stderr);
         return 2;
     }
-    if (sc_node_open(dir, 0, &n, &e)) {
+    if (sc_node_open(a.dir, 0, &n, &e)) {
         fprintf(stderr, "sldd peer: %s\n", e.msg);
         return 1;
     }
-    if (!strcmp(sub, "add")) {
-        if (file) {
-            uint8_t *buf;
-            size_t len;
-            if (sc_file_read(file, 65536, 0, &buf, &len, &e)) {
-                fprintf(stderr, "sldd peer add: %s\n", e.msg);
-                goto out;
-            }
-            rc = sc_peer_parse((char *)buf, &p, &e);
-            free(buf);
-            if (rc) {
-                fprintf(stderr, "sldd peer add: %s: %s\n", file, e.msg);
-                rc = 1;
-                goto out;
-            }
-            rc = 1;
-            if (id && strcmp(id, p.id)) {
-                fprintf(stderr, "sldd peer add: %s describes node '%s', not '%s'\n", file, p.id, id);
-                goto out;
-            }
-        } else {
-            if (!id || !sk || !ek) {
-                peer_usage(stderr);
-                rc = 2;
-                goto out;
-            }
-            memset(&p, 0, sizeof p);
-            if (!sp_valid_id(id)) {
-                fprintf(stderr, "sldd peer add: '%s' is not a valid node id\n", id);
-                goto out;
-            }
-            snprintf(p.id, sizeof p.id, "%s", id);
-            if (sc_b64_decode_exact(p.sign_pk, 32, sk, strlen(sk), &e) ||
-                sc_b64_decode_exact(p.enc_pk, 32, ek, strlen(ek), &e)) {
-                fprintf(stderr, "sldd peer add: key: %s\n", e.msg);
-                goto out;
-            }
-        }
-        for (size_t i = 0; i < n_admins; i++) {
-            const char *eq = strchr(admins[i], '=');
-            sc_admin_pub *a;
-            size_t nl = eq ? (size_t)(eq - admins[i]) : 0;
-            if (p.n_admins == SC_MAX_ADMINS_PER_NODE || !eq || nl == 0 || nl > 64) {
-                fprintf(stderr, "sldd peer add: --admin wants NAME=KEY\n");
-                goto out;
-            }
-            a = &p.admins[p.n_admins];
-            memcpy(a->name, admins[i], nl);
-            a->name[nl] = 0;
-            if (!sp_valid_id(a->name) || sc_b64_decode_exact(a->pk, 32, eq + 1, strlen(eq + 1), &e)) {
-                fprintf(stderr, "sldd peer add: bad --admin %s\n", admins[i]);
-                goto out;
-            }
-            p.n_admins++;
-        }
-        if (n->trust->peer_put(n->trust, &p, &e)) {
-            fprintf(stderr, "sldd peer add: %s\n", e.msg);
-            goto out;
-        }
-        printf("added peer ");
-        print_peer(&p);
-        rc = 0;
-    } else if (!strcmp(sub, "list")) {
-        sc_peer *list;
-        size_t cnt;
-        if (n->trust->peer_list(n->trust, &list, &cnt, &e)) {
-            fprintf(stderr, "sldd peer list: %s\n", e.msg);
-            goto out;
-        }
-        for (size_t i = 0; i < cnt; i++)
-            print_peer(&list[i]);
-        if (!cnt)
-            printf("no peers\n");
-        free(list);
-        rc = 0;
-    } else if (!strcmp(sub, "show") && id) {
-        if (n->trust->peer_get(n->trust, id, &p, &e)) {
-            fprintf(stderr, "sldd peer show: %s\n", e.msg);
-            goto out;
-        }
-        print_peer(&p);
-        rc = 0;
-    } else {
+    if (!strcmp(sub, "add"))
+        rc = peer_add(n, &a);
+    else if (!strcmp(sub, "list"))
+        rc = peer_list(n);
+    else if (!strcmp(sub, "show") && a.id)
+        rc = peer_show(n, a.id);
+    else {
         peer_usage(stderr);
         rc = 2;
     }
-out:
     sc_node_close(n);
     return rc;
 }

@@ -1,10 +1,14 @@
 /*
  * nd_cli_bundle.c - `sldd bundle list|show|approve|reject` against a
  * running node (see nd_cli_bundle.h).  Approving happens here, in the
- * admin's own process: the admin's key is decrypted with the passphrase,
- * the decision is signed over the statement the daemon holds (bound to the
- * SHA-256 of the payload bytes), and only the signed statement goes back
- * to the daemon, which checks it again.
+ * admin's own process, and trusts the daemon with nothing it shows: the
+ * statement to be signed is fetched before the admin is asked, parsed, and
+ * must hold this node's bundle with the id the admin named and the id and
+ * payload hash the node's view shows; the summary the admin confirms is
+ * rendered from that statement's payload (nd_cli_approval.h).  Only then is
+ * the admin's key decrypted with the passphrase, the decision signed over
+ * those same bytes (bound to the SHA-256 of the payload), and the signed
+ * statement sent back to the daemon, which checks it again.
  */
 #include "nd_cli_bundle.h"
 
@@ -17,6 +21,7 @@
 
 #include "nd_admin_client.h"
 #include "nd_buf.h"
+#include "nd_cli_approval.h"
 #include "nd_config.h"
 #include "nd_ctx.h"
 #include "nd_views.h"
@@ -33,11 +38,12 @@ void nd_cli_bundle_usage(void *file)
             "       sldd bundle list --dir NODE [--json]\n"
             "       sldd bundle show ID --dir NODE [--json]\n"
             "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE]\n"
+            "                 [--passphrase-file FILE] [--grid PNG]\n"
             "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE]\n"
+            "                 [--passphrase-file FILE] [--grid PNG]\n"
             "  (ID may be a unique prefix; approve and reject need the running node,\n"
-            "  list and show read the node's state directly when it is not running)\n");
+            "  list and show read the node's state directly when it is not running;\n"
+            "  --grid draws the images of the statement to be signed into PNG first)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -65,12 +71,95 @@ static int confirm(const char *question)
     return r > 0 && (ans[0] == 'y' || ans[0] == 'Y');
 }
 
-static int decide(const char *dir, const char *id, const char *admin, const char *passfile,
-                  int reject, int yes)
+/* Text from the daemon, printed as plain ASCII: a terminal escape in it
+ * could hide or restyle what is printed after it (the summary of what is
+ * signed), so every byte other than printable ASCII, tab and newline is
+ * shown as '?'. */
+static void put_untrusted(FILE *f, const uint8_t *p, size_t n)
 {
-    char path[128], prompt[160];
+    for (size_t i = 0; i < n; i++)
+        fputc((p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\t' ? p[i] : '?', f);
+}
+
+/* GET path from the node; 0 on a 200 answer, else prints why. */
+static int api_get(const char *dir, const char *path, const char *who, nd_api_response *r)
+{
+    sc_error e = {0, ""};
+    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, r, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        return -1;
+    }
+    if (r->status != 200) {
+        fprintf(stderr, "%s: ", who);
+        put_untrusted(stderr, r->body, r->len);
+        return -1;
+    }
+    return 0;
+}
+
+/* The node's view of bundle idp and the statement an approval would sign,
+ * fetched before anything is asked.  The statement is parsed and its
+ * summary rendered from its own payload; it must be this node's bundle
+ * idp, the one the view shows (same id, same payload hash).  0 with the
+ * statement in *st and the full id in id; -1 with the reason printed. */
+static int fetch_checked(const char *dir, const sc_node_config *cfg, const char *idp,
+                         const char *grid, const char *who, nd_api_response *st, char id[33])
+{
+    char path[128], msg[400];
+    nd_api_response view;
+    nd_signed_payload shown, signed_;
+    int rc = -1;
+    memset(&view, 0, sizeof view);
+    snprintf(path, sizeof path, "/v1/bundles/%s?format=text", idp);
+    if (api_get(dir, path, who, &view))
+        goto out;
+    put_untrusted(stdout, view.body, view.len);
+    if (nd_cli_view_identity((const char *)view.body, &shown)) {
+        fprintf(stderr, "%s: the node's view names no bundle id and payload hash; nothing "
+                        "was signed\n", who);
+        goto out;
+    }
+    snprintf(path, sizeof path, "/v1/bundles/%s/statement", shown.bundle_id);
+    if (api_get(dir, path, who, st))
+        goto out;
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL, NULL,
+                               &signed_, msg, sizeof msg)) {
+        fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n",
+                who, shown.bundle_id, msg);
+        goto out;
+    }
+    if (strncmp(signed_.bundle_id, idp, strlen(idp)) ||
+        strcmp(signed_.bundle_id, shown.bundle_id) ||
+        strcmp(signed_.payload_sha256, shown.payload_sha256)) {
+        fprintf(stderr,
+                "%s: MISMATCH: you asked for bundle %s and the node shows bundle %s with payload "
+                "sha256 %s, but the statement it serves holds bundle %s with payload sha256 %s; "
+                "nothing was signed\n",
+                who, idp, shown.bundle_id, shown.payload_sha256, signed_.bundle_id,
+                signed_.payload_sha256);
+        goto out;
+    }
+    /* the same checks once more, now printing what the signature covers */
+    printf("\n");
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout,
+                               grid, &signed_, msg, sizeof msg) == 0) {
+        memcpy(id, signed_.bundle_id, 33);
+        rc = 0;
+    } else {
+        fprintf(stderr, "%s: %s; nothing was signed\n", who, msg);
+    }
+    fflush(stdout);
+out:
+    nd_api_response_free(&view);
+    return rc;
+}
+
+static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
+                  const char *grid, int reject, int yes)
+{
+    char path[128], prompt[160], id[33];
     const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
-    nd_api_response show, st, res;
+    nd_api_response st, res;
     sc_error e = {0, ""};
     sc_admin_key *k = NULL;
     sc_node_config cfg;
@@ -78,29 +167,18 @@ static int decide(const char *dir, const char *id, const char *admin, const char
     size_t slen = 0, plen = 0;
     char *pass = NULL;
     int status = 1;
-    memset(&show, 0, sizeof show);
     memset(&st, 0, sizeof st);
     memset(&res, 0, sizeof res);
     if (sc_node_config_load(dir, &cfg, &e)) {
         fprintf(stderr, "%s: %s\n", who, e.msg);
         return 1;
     }
-    /* what the approver decides on */
-    snprintf(path, sizeof path, "/v1/bundles/%s?format=text", id);
-    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &show, &e)) {
-        fprintf(stderr, "%s: %s\n", who, e.msg);
+    if (fetch_checked(dir, &cfg, idp, grid, who, &st, id))
         goto out;
-    }
-    if (show.status != 200) {
-        fprintf(stderr, "%s: %s", who, (char *)show.body);
-        goto out;
-    }
-    fwrite(show.body, 1, show.len, stdout);
-    fflush(stdout);
     if (!yes) {
         char q[200];
-        snprintf(q, sizeof q, "%s this bundle as admin %s of node %s? [y/N] ",
-                 reject ? "REJECT" : "APPROVE", admin, cfg.id);
+        snprintf(q, sizeof q, "%s bundle %.12s as admin %s of node %s? [y/N] ",
+                 reject ? "REJECT" : "APPROVE", id, admin, cfg.id);
         int ans = confirm(q);
         if (ans < 0) {
             fprintf(stderr, "%s: no terminal to confirm on; pass --yes\n", who);
@@ -110,15 +188,6 @@ static int decide(const char *dir, const char *id, const char *admin, const char
             fprintf(stderr, "%s: not confirmed; nothing was signed\n", who);
             goto out;
         }
-    }
-    snprintf(path, sizeof path, "/v1/bundles/%s/statement", id);
-    if (nd_api_request(dir, "GET", path, NULL, NULL, 0, &st, &e)) {
-        fprintf(stderr, "%s: %s\n", who, e.msg);
-        goto out;
-    }
-    if (st.status != 200) {
-        fprintf(stderr, "%s: %s", who, (char *)st.body);
-        goto out;
     }
     snprintf(prompt, sizeof prompt, "passphrase for admin %s: ", admin);
     if (sc_passphrase_get(passfile, prompt, 0, &pass, &plen, &e) ||
@@ -130,6 +199,7 @@ static int decide(const char *dir, const char *id, const char *admin, const char
         fprintf(stderr, "%s: admin %s belongs to node %s, not %s\n", who, k->name, k->node, cfg.id);
         goto out;
     }
+    /* exactly the bytes checked and shown above */
     if (sc_statement_approve(st.body, st.len, k,
                              reject ? SLDD__V1__DECISION__DECISION_REJECT
                                     : SLDD__V1__DECISION__DECISION_APPROVE,
@@ -142,13 +212,12 @@ static int decide(const char *dir, const char *id, const char *admin, const char
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
     }
-    fputs((char *)res.body, res.status == 200 ? stdout : stderr);
+    put_untrusted(res.status == 200 ? stdout : stderr, res.body, res.len);
     status = res.status == 200 ? 0 : 1;
 out:
     sc_secret_free(pass, plen + 1);
     sc_admin_key_destroy(k);
     free(signed_st);
-    nd_api_response_free(&show);
     nd_api_response_free(&st);
     nd_api_response_free(&res);
     return status;
@@ -186,17 +255,20 @@ int nd_cli_bundle(int argc, char **argv)
                                          {"admin", required_argument, 0, 'a'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"yes", no_argument, 0, 'y'},
+                                         {"grid", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *sub = argv[1];
+    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL;
+    const char *sub = argv[1];
     int yes = 0, json = 0, o;
     optind = 2;
-    while ((o = getopt_long(argc, argv, "d:a:p:yjh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:a:p:g:yjh", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
         case 'a': admin = optarg; break;
         case 'p': passfile = optarg; break;
+        case 'g': grid = optarg; break;
         case 'y': yes = 1; break;
         case 'j': json = 1; break;
         case 'h':
@@ -226,5 +298,5 @@ int nd_cli_bundle(int argc, char **argv)
         snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
         return nd_api_print(dir, path, "sldd bundle show");
     }
-    return decide(dir, id, admin, passfile, !strcmp(sub, "reject"), yes);
+    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes);
 }

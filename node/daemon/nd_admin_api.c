@@ -1,6 +1,13 @@
 /*
  * nd_admin_api.c - the admin API server on NODE/admin.sock (see
  * nd_admin_api.h).
+ *
+ * One acceptor thread checks each client's credentials and queues the
+ * connection; ND_ADMIN_WORKERS workers, each with its own SQLite
+ * connection, take connections from the queue and serve one request each.
+ * Every wait for a request polls the stop pipe as well, so a stop never
+ * waits for a slow client; an answer already computed is still written
+ * (within its own deadline).
  */
 #define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
 #include "nd_admin_api.h"
@@ -8,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,12 +23,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_objects.h"
-#include "nd_outbound.h"
+#include "nd_approval.h"
 #include "nd_state.h"
 #include "nd_views.h"
 #include "sc_util.h"
@@ -30,7 +39,6 @@
 #include "sb_parse.h"
 
 #define HEAD_MAX 8192
-#define IO_TIMEOUT_MS 10000
 
 typedef struct req {
     const char *method, *path, *query;
@@ -130,7 +138,7 @@ int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
 
 /* ---------------------------------------------------------------- routes */
 
-static void r_status(nd_admin *a, const req *q, resp *r)
+static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
 {
     nd_ctx *c = a->ctx;
     sc_error e = {0, ""};
@@ -143,7 +151,7 @@ static void r_status(nd_admin *a, const req *q, resp *r)
         "SELECT COUNT(*) FROM jobs WHERE state IN ('queued','running')",
         "SELECT COUNT(*) FROM audit"};
     for (int i = 0; i < 6; i++)
-        if (nd_db_int(a->db, &counts[i], NULL, &e, sql[i], "")) {
+        if (nd_db_int(db, &counts[i], NULL, &e, sql[i], "")) {
             reply(r, 500, "%s", e.msg);
             return;
         }
@@ -178,27 +186,27 @@ static void r_status(nd_admin *a, const req *q, resp *r)
     }
 }
 
-static void r_bundles(nd_admin *a, const req *q, resp *r)
+static void r_bundles(nd_admin *a, sqlite3 *db, const req *q, resp *r)
 {
     sc_error e = {0, ""};
     r->status = 200;
     r->type = q->json ? "application/json" : "text/plain";
-    if (nd_view_bundles(a->db, &r->body, q->json, &e))
+    if (nd_view_bundles(db, &r->body, q->json, &e))
         reply(r, 500, "%s", e.msg);
 }
 
-static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const char *rest)
+static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *idp, const char *rest)
 {
     sc_error e = {0, ""};
     char id[33];
-    if (nd_bundle_resolve(a->db, idp, id, &e)) {
+    if (nd_bundle_resolve(db, idp, id, &e)) {
         reply(r, error_status(e.code), "%s", e.msg);
         return;
     }
     if (!*rest && !strcmp(q->method, "GET")) {
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
-        if (nd_view_bundle(a->ctx, a->db, id, &r->body, q->json, &e))
+        if (nd_view_bundle(a->ctx, db, id, &r->body, q->json, &e))
             reply(r, error_status(e.code), "%s", e.msg);
         return;
     }
@@ -207,7 +215,7 @@ static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const 
         int found;
         uint8_t *buf;
         size_t len;
-        if (nd_db_text(a->db, obj, sizeof obj, &found, &e,
+        if (nd_db_text(db, obj, sizeof obj, &found, &e,
                        "SELECT COALESCE(approved_obj, statement_obj) FROM bundles WHERE id=? "
                        "AND direction='out'",
                        "t", id) ||
@@ -228,7 +236,7 @@ static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const 
     }
     if (!strcmp(rest, "/decision") && !strcmp(q->method, "POST")) {
         nd_decision_result res;
-        if (nd_outbound_decide(a->ctx, a->db, id, q->body, q->body_len, &res, &e)) {
+        if (nd_approval_decide(a->ctx, db, id, q->body, q->body_len, &res, &e)) {
             reply(r, error_status(e.code), "%s", e.msg);
             return;
         }
@@ -245,13 +253,13 @@ static void r_bundle(nd_admin *a, const req *q, resp *r, const char *idp, const 
     reply(r, 404, "no such route");
 }
 
-static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
+static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *rest)
 {
     sc_error e = {0, ""};
     if (!*rest && !strcmp(q->method, "GET")) {
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
-        if (nd_view_jobs(a->db, &r->body, q->json, &e))
+        if (nd_view_jobs(db, &r->body, q->json, &e))
             reply(r, 500, "%s", e.msg);
         return;
     }
@@ -263,7 +271,7 @@ static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
             reply(r, 400, "body: 'to:' and 'options:' lines");
             return;
         }
-        if (nd_jobs_submit(a->ctx, a->db, opts, to, &id, &e)) {
+        if (nd_jobs_submit(a->ctx, db, opts, to, &id, &e)) {
             reply(r, error_status(e.code), "%s", e.msg);
             return;
         }
@@ -284,12 +292,12 @@ static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
     if (!*end && !strcmp(q->method, "GET")) {
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
-        if (nd_view_job(a->db, id, &r->body, q->json, &e))
+        if (nd_view_job(db, id, &r->body, q->json, &e))
             reply(r, error_status(e.code), "%s", e.msg);
         return;
     }
     if (!strcmp(end, "/cancel") && !strcmp(q->method, "POST")) {
-        if (nd_jobs_cancel(a->jobs, a->db, id, &e))
+        if (nd_jobs_cancel(a->jobs, db, id, &e))
             reply(r, error_status(e.code), "%s", e.msg);
         else
             reply(r, 200, "job %lld canceled", id);
@@ -298,13 +306,13 @@ static void r_jobs(nd_admin *a, const req *q, resp *r, const char *rest)
     reply(r, 404, "no such route");
 }
 
-static void r_peers(nd_admin *a, const req *q, resp *r)
+static void r_peers(nd_admin *a, sqlite3 *db, const req *q, resp *r)
 {
     sc_error e = {0, ""};
     if (!strcmp(q->method, "GET")) {
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
-        if (nd_view_peers(a->ctx, a->db, &r->body, q->json, &e))
+        if (nd_view_peers(a->ctx, db, &r->body, q->json, &e))
             reply(r, 500, "%s", e.msg);
         return;
     }
@@ -319,7 +327,7 @@ static void r_peers(nd_admin *a, const req *q, resp *r)
         reply(r, 404, "'%s' is not a known peer; add its keys first (sldd peer add --file)", id);
         return;
     }
-    if (nd_peer_set(a->db, id, url, pins, "admin", &e)) {
+    if (nd_peer_set(db, id, url, pins, "admin", &e)) {
         reply(r, error_status(e.code), "%s", e.msg);
         return;
     }
@@ -328,7 +336,7 @@ static void r_peers(nd_admin *a, const req *q, resp *r)
     reply(r, 200, "peer %s: %s", id, url);
 }
 
-static void r_audit(nd_admin *a, const req *q, resp *r, const char *rest)
+static void r_audit(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *rest)
 {
     sc_error e = {0, ""};
     if (!strcmp(rest, "/verify")) {
@@ -340,7 +348,7 @@ static void r_audit(nd_admin *a, const req *q, resp *r, const char *rest)
             reply(r, 500, "out of memory");
             return;
         }
-        int rc = nd_audit_verify(a->db, a->ctx->cfg.dir, &rep, f, &e);
+        int rc = nd_audit_verify(db, a->ctx->cfg.dir, &rep, f, &e);
         fclose(f);
         if (rc) {
             free(text);
@@ -378,12 +386,12 @@ static void r_audit(nd_admin *a, const req *q, resp *r, const char *rest)
     }
     r->status = 200;
     r->type = q->json ? "application/json" : "text/plain";
-    if (nd_audit_render(a->db, &r->body, q->json, limit,
+    if (nd_audit_render(db, &r->body, q->json, limit,
                         query_get(q->query, "bundle", bundle, sizeof bundle), &e))
         reply(r, 500, "%s", e.msg);
 }
 
-static void route(nd_admin *a, const req *q, resp *r)
+static void route(nd_admin *a, sqlite3 *db, const req *q, resp *r)
 {
     const char *p = q->path;
     if (!strncmp(p, "/v1/bundles", 11) && (p[11] == 0 || p[11] == '/')) {
@@ -391,7 +399,7 @@ static void route(nd_admin *a, const req *q, resp *r)
             if (strcmp(q->method, "GET"))
                 reply(r, 405, "GET only");
             else
-                r_bundles(a, q, r);
+                r_bundles(a, db, q, r);
             return;
         }
         char idp[40];
@@ -403,15 +411,15 @@ static void route(nd_admin *a, const req *q, resp *r)
         }
         memcpy(idp, s, n);
         idp[n] = 0;
-        r_bundle(a, q, r, idp, slash ? slash : "");
+        r_bundle(a, db, q, r, idp, slash ? slash : "");
     } else if (!strncmp(p, "/v1/jobs", 8) && (p[8] == 0 || p[8] == '/')) {
-        r_jobs(a, q, r, p + 8);
+        r_jobs(a, db, q, r, p + 8);
     } else if (!strcmp(p, "/v1/peers")) {
-        r_peers(a, q, r);
+        r_peers(a, db, q, r);
     } else if (!strncmp(p, "/v1/audit", 9) && (p[9] == 0 || p[9] == '/')) {
-        r_audit(a, q, r, p + 9);
+        r_audit(a, db, q, r, p + 9);
     } else if (!strcmp(p, "/v1/status")) {
-        r_status(a, q, r);
+        r_status(a, db, q, r);
     } else {
         reply(r, 404, "no such route: %s", p);
     }
@@ -419,23 +427,38 @@ static void route(nd_admin *a, const req *q, resp *r)
 
 /* ---------------------------------------------------------------- serving */
 
-static int wait_io(int fd, short ev)
+static int64_t mono_ms(void)
 {
-    struct pollfd p = {fd, ev, 0};
-    int r;
-    do
-        r = poll(&p, 1, IO_TIMEOUT_MS);
-    while (r < 0 && errno == EINTR);
-    return r > 0 ? 0 : -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+/* Wait for ev on fd until the deadline (monotonic ms); reads also end at
+ * the stop, writes do not (an answer whose work is done is still given). */
+static int wait_io(nd_admin *a, int fd, short ev, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p[2] = {{fd, ev, 0}, {a->stop_pipe[0], POLLIN, 0}};
+        int r = poll(p, ev == POLLIN ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || p[1].revents)
+            return -1;
+        return 0;
+    }
+}
+
+static int write_all(nd_admin *a, int fd, const void *p, size_t n, int64_t deadline)
 {
     const char *s = p;
     while (n) {
-        if (wait_io(fd, POLLOUT))
+        if (wait_io(a, fd, POLLOUT, deadline))
             return -1;
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (w <= 0)
@@ -446,38 +469,55 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-static void serve_one(nd_admin *a, int fd)
+/* One recv into buf[*got .. cap) once data is there: 0 read (or nothing yet),
+ * 1 the deadline passed (or the node stops), -1 closed or failed. */
+static int read_more(nd_admin *a, int fd, char *buf, size_t cap, size_t *got, int64_t deadline)
+{
+    if (wait_io(a, fd, POLLIN, deadline))
+        return 1;
+    ssize_t n = recv(fd, buf + *got, cap - *got, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n <= 0)
+        return -1;
+    *got += (size_t)n;
+    return 0;
+}
+
+/* A short answer that needs no worker: the socket buffer takes it whole. */
+static void answer_at_once(int fd, int status, const char *msg)
+{
+    char hb[512];
+    int n = snprintf(hb, sizeof hb,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, sn_http_reason_phrase(status), strlen(msg) + 1, msg);
+    if (n > 0 && (size_t)n < sizeof hb)
+        (void)send(fd, hb, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Read one request (head, then body) until the connection's deadline. */
+static void serve_one(nd_admin *a, sqlite3 *db, int fd, int64_t deadline)
 {
     nd_ctx *c = a->ctx;
     char head[HEAD_MAX + 1];
     size_t got = 0, hlen = 0;
     uint8_t *body = NULL;
+    int timed_out = 0, r_io;
     resp r;
     memset(&r, 0, sizeof r);
     nd_buf_init(&r.body, c->cfg.base.max_bundle_bytes + 65536);
-    struct ucred cred;
-    socklen_t cl = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cl != sizeof cred ||
-        (cred.uid != geteuid() && cred.uid != 0)) {
-        nd_log(c, "warn", "admin API: refused a client running as uid %ld", (long)cred.uid);
-        reply(&r, 403, "the admin API serves the user the node runs as");
-        goto send;
-    }
-    /* the head */
     while (!hlen) {
         if (got == HEAD_MAX) {
             reply(&r, 431, "request head too large");
             goto send;
         }
-        if (wait_io(fd, POLLIN))
+        size_t before = got;
+        if ((r_io = read_more(a, fd, head, HEAD_MAX, &got, deadline))) {
+            timed_out = r_io > 0;
             goto out;
-        ssize_t n = recv(fd, head + got, HEAD_MAX - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto out;
-        got += (size_t)n;
-        for (size_t i = 3; i < got; i++)
+        }
+        for (size_t i = before < 3 ? 3 : before; i < got; i++)
             if (!memcmp(head + i - 3, "\r\n\r\n", 4)) {
                 hlen = i + 1;
                 break;
@@ -507,40 +547,102 @@ static void serve_one(nd_admin *a, int fd)
         head[hlen] = saved;
         memcpy(body, head + hlen, have);
     }
-    while (have < blen) {
-        if (wait_io(fd, POLLIN))
+    while (have < blen)
+        if ((r_io = read_more(a, fd, (char *)body, blen, &have, deadline))) {
+            timed_out = r_io > 0;
             goto out;
-        ssize_t n = recv(fd, body + have, blen - have, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto out;
-        have += (size_t)n;
-    }
+        }
     char fmt[16];
     req q = {h.method, h.path, h.query, body, blen, 1};
     if (query_get(h.query, "format", fmt, sizeof fmt) && !strcmp(fmt, "text"))
         q.json = 0;
     r.status = 0;
-    route(a, &q, &r);
+    route(a, db, &q, &r);
     if (!r.status)
         reply(&r, 500, "no answer");
 send:
     if (r.body.failed)
         reply(&r, 500, "answer too large");
     {
+        /* the answer gets its own deadline: the work is done, give the
+         * client the same time to take it */
+        int64_t wdl = mono_ms() + ND_ADMIN_DEADLINE_MS;
         char hb[256];
         int n = snprintf(hb, sizeof hb,
                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                          "Connection: close\r\n\r\n",
                          r.status, sn_http_reason_phrase(r.status), r.type ? r.type : "text/plain",
                          r.body.len);
-        if (write_all(fd, hb, (size_t)n) == 0 && r.body.len)
-            (void)write_all(fd, r.body.data, r.body.len);
+        if (write_all(a, fd, hb, (size_t)n, wdl) == 0 && r.body.len)
+            (void)write_all(a, fd, r.body.data, r.body.len, wdl);
     }
 out:
+    if (timed_out && !atomic_load(&c->stopping))
+        nd_log(c, "warn", "admin API: no complete request within %d s; connection closed",
+               ND_ADMIN_DEADLINE_MS / 1000);
     free(body);
     nd_buf_free(&r.body);
+}
+
+static void *worker_main(void *arg)
+{
+    nd_admin_worker *w = arg;
+    nd_admin *a = w->a;
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (!a->q_len && !a->stopping)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->stopping) {
+            pthread_mutex_unlock(&a->mu);
+            break;
+        }
+        int fd = a->q_fd[a->q_head];
+        int64_t deadline = a->q_deadline[a->q_head];
+        a->q_head = (a->q_head + 1) % ND_ADMIN_MAX_CONN;
+        a->q_len--;
+        pthread_mutex_unlock(&a->mu);
+        if (mono_ms() < deadline)
+            serve_one(a, w->db, fd, deadline);
+        else
+            answer_at_once(fd, 503, "the admin API is busy; try again");
+        close(fd);
+        pthread_mutex_lock(&a->mu);
+        a->active--;
+        pthread_mutex_unlock(&a->mu);
+    }
+    return NULL;
+}
+
+/* Check the client, then queue it for a worker, or answer at once. */
+static void admit(nd_admin *a, int fd)
+{
+    nd_ctx *c = a->ctx;
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cl != sizeof cred ||
+        (cred.uid != geteuid() && cred.uid != 0)) {
+        nd_log(c, "warn", "admin API: refused a client running as uid %ld", (long)cred.uid);
+        answer_at_once(fd, 403, "the admin API serves the user the node runs as");
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    int full = a->active >= ND_ADMIN_MAX_CONN;
+    if (!full) {
+        int slot = (a->q_head + a->q_len) % ND_ADMIN_MAX_CONN;
+        a->q_fd[slot] = fd;
+        a->q_deadline[slot] = mono_ms() + ND_ADMIN_DEADLINE_MS;
+        a->q_len++;
+        a->active++;
+        pthread_cond_signal(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (full) {
+        nd_log(c, "warn", "admin API: %d connections open; one more refused",
+               ND_ADMIN_MAX_CONN);
+        answer_at_once(fd, 503, "the admin API is busy; try again");
+        close(fd);
+    }
 }
 
 static void *admin_main(void *arg)
@@ -556,12 +658,35 @@ static void *admin_main(void *arg)
         if (!(p[0].revents & POLLIN))
             continue;
         int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        serve_one(a, fd);
-        close(fd);
+        if (fd >= 0)
+            admit(a, fd);
     }
     return NULL;
+}
+
+static int start_threads(nd_admin *a, sc_error *e)
+{
+    int rc;
+    if (pthread_mutex_init(&a->mu, NULL))
+        return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+    if (pthread_cond_init(&a->cv, NULL)) {
+        pthread_mutex_destroy(&a->mu);
+        return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+    }
+    a->sync_init = 1;
+    for (int i = 0; i < ND_ADMIN_WORKERS; i++) {
+        nd_admin_worker *w = &a->workers[i];
+        w->a = a;
+        if ((rc = nd_db_open(a->ctx->cfg.dir, 0, &w->db, e)))
+            return rc;
+        if (pthread_create(&w->thread, NULL, worker_main, w))
+            return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+        w->started = 1;
+    }
+    if (pthread_create(&a->thread, NULL, admin_main, a))
+        return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+    a->started = 1;
+    return 0;
 }
 
 int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e)
@@ -585,8 +710,6 @@ int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e)
                             "shorter node directory path",
                             a->path, sizeof sa.sun_path - 1);
     memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
-    if ((rc = nd_db_open(c->cfg.dir, 0, &a->db, e)))
-        return rc;
     /* the daemon holds the node lock, so a socket file left here is stale */
     unlink(a->path);
     a->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -598,22 +721,44 @@ int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e)
         nd_admin_stop(a);
         return rc;
     }
-    if (pthread_create(&a->thread, NULL, admin_main, a)) {
+    if ((rc = start_threads(a, e))) {
         nd_admin_stop(a);
-        return sc_error_set(e, SC_ENOMEM, "cannot start the admin API");
+        return rc;
     }
-    a->started = 1;
     return 0;
 }
 
 void nd_admin_stop(nd_admin *a)
 {
-    if (a->started) {
+    if (a->stop_pipe[1] >= 0) {
         char x = 1;
+        /* wakes the acceptor and every worker waiting on a client */
         if (write(a->stop_pipe[1], &x, 1) != 1)
             nd_log(a->ctx, "error", "admin API: cannot signal the stop");
+    }
+    if (a->started)
         pthread_join(a->thread, NULL);
-        a->started = 0;
+    a->started = 0;
+    if (a->sync_init) {
+        pthread_mutex_lock(&a->mu);
+        a->stopping = 1;
+        pthread_cond_broadcast(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+    }
+    for (int i = 0; i < ND_ADMIN_WORKERS; i++) {
+        nd_admin_worker *w = &a->workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        w->started = 0;
+        nd_db_close(w->db);
+        w->db = NULL;
+    }
+    for (; a->q_len; a->q_len--, a->q_head = (a->q_head + 1) % ND_ADMIN_MAX_CONN)
+        close(a->q_fd[a->q_head]);
+    if (a->sync_init) {
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        a->sync_init = 0;
     }
     if (a->lfd >= 0) {
         close(a->lfd);
@@ -623,6 +768,4 @@ void nd_admin_stop(nd_admin *a)
         if (a->stop_pipe[i] >= 0)
             close(a->stop_pipe[i]);
     a->lfd = a->stop_pipe[0] = a->stop_pipe[1] = -1;
-    nd_db_close(a->db);
-    a->db = NULL;
 }

@@ -6,8 +6,11 @@
  * node directory), one request per connection.  Authentication: the
  * kernel's peer credentials (SO_PEERCRED) - only the user the daemon runs
  * as (or root) is served; anyone else is answered 403 and logged.  Requests
- * are bounded (8 KiB head, body up to the bundle size cap) and time out
- * after 10 s without progress.  Routes (JSON unless ?format=text):
+ * are bounded (8 KiB head, body up to the bundle size cap).  Every
+ * connection has a deadline: its whole request (head and body) must arrive
+ * within ND_ADMIN_DEADLINE_MS of its acceptance, and its answer must be
+ * taken within as long again once it is ready; a client that trickles bytes
+ * is cut off at the deadline.  Routes (JSON unless ?format=text):
  *
  *   GET  /v1/status
  *   GET  /v1/bundles                GET /v1/bundles/ID
@@ -20,7 +23,12 @@
  *   POST /v1/peers                  ("id:", "url:", "pins:" lines)
  *   GET  /v1/audit[?limit=N&bundle=ID]   GET /v1/audit/verify
  *
- * Requests are served one at a time on the API thread: every one is short.
+ * Connections are served concurrently by a fixed pool of ND_ADMIN_WORKERS
+ * threads, each with its own database connection (handlers share nothing
+ * else but the context, whose shared parts are locked or atomic).  At most
+ * ND_ADMIN_MAX_CONN connections are open (being served or waiting for a
+ * worker); one more is answered 503 at once, as is a connection whose
+ * deadline passed while it waited.
  */
 #ifndef ND_ADMIN_API_H
 #define ND_ADMIN_API_H
@@ -32,15 +40,35 @@
 #include "nd_jobs.h"
 
 #define ND_ADMIN_SOCKET "admin.sock"
+#define ND_ADMIN_WORKERS 8
+#define ND_ADMIN_MAX_CONN 32
+#define ND_ADMIN_DEADLINE_MS 10000
+
+struct nd_admin;
+
+typedef struct nd_admin_worker {
+    struct nd_admin *a;
+    sqlite3 *db;             /* this worker's own connection */
+    pthread_t thread;
+    int started;
+} nd_admin_worker;
 
 typedef struct nd_admin {
     nd_ctx *ctx;
     nd_jobs *jobs;
     int lfd;
-    int stop_pipe[2];
-    pthread_t thread;
+    int stop_pipe[2];        /* written once at stop; never drained */
+    pthread_t thread;        /* the acceptor */
     int started;
-    sqlite3 *db;
+    /* the queue of accepted connections, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sync_init, stopping;
+    int q_fd[ND_ADMIN_MAX_CONN];
+    int64_t q_deadline[ND_ADMIN_MAX_CONN]; /* CLOCK_MONOTONIC ms */
+    int q_head, q_len;
+    int active;              /* queued or being served */
+    nd_admin_worker workers[ND_ADMIN_WORKERS];
     char path[ND_PATH_MAX];
     int64_t started_unix;
     int port;

@@ -4,9 +4,10 @@
  * the worker threads.  Owned by nd_daemon; the workers only borrow it.
  *
  * Threads: the network loop (peer protocol, on the main thread), the admin
- * API, the outbound worker (sealing and delivery), the inbound worker
- * (rebuild and evaluation of received bundles) and the job runner
- * (distillation).  Each opens its own database connection.
+ * API (an acceptor and a small pool of workers), the outbound worker
+ * (sealing and delivery), the inbound worker (rebuild and evaluation of
+ * received bundles), the job runner (distillation) and the witness sender
+ * (nd_witness_sync.h).  Each opens its own database connection.
  */
 #ifndef ND_CTX_H
 #define ND_CTX_H

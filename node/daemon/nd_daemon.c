@@ -21,8 +21,9 @@
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
-#include "nd_outbound.h"
+#include "nd_delivery.h"
 #include "nd_state.h"
+#include "nd_witness_sync.h"
 #include "sc_tls.h"
 #include "sc_util.h"
 #include "sn_peer.h"
@@ -274,25 +275,137 @@ int nd_daemon_check(const char *node_dir, sc_error *e)
     return rc;
 }
 
-int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
-{
-    nd_ctx c;
-    int lock_fd = -1, rc;
-    sqlite3 *db = NULL;
-    SSL_CTX *sctx = NULL;
-    sn_server *srv = NULL;
+/* Everything a running node holds, started in order by start_parts() and
+ * stopped in reverse by stop_parts(). */
+typedef struct daemon_parts {
+    sqlite3 *db;
+    SSL_CTX *sctx;
+    sn_server *srv;
     nd_inbound in;
-    nd_outbound out;
+    nd_delivery out;
     nd_jobs jobs;
     nd_admin admin;
     lookup_ctx lk;
     event_ctx evx;
     sn_peer_service svc;
-    int in_init = 0, out_started = 0, jobs_started = 0, admin_started = 0, import_started = 0;
-    memset(&in, 0, sizeof in);
-    memset(&out, 0, sizeof out);
-    memset(&jobs, 0, sizeof jobs);
-    memset(&admin, 0, sizeof admin);
+    nd_witness_sync wit;
+    int port;
+    int in_init, out_started, jobs_started, admin_started, import_started;
+} daemon_parts;
+
+/* The peer server: TLS context, listener, the peer protocol's callbacks. */
+static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
+{
+    int rc;
+    p->lk.c = c;
+    p->lk.db = p->db;
+    p->evx.c = c;
+    p->evx.db = p->db;
+    sc_tls_config tc = {c->cfg.tls_cert, c->cfg.tls_key, c->cfg.tls_ca, tls_lookup, &p->lk};
+    if ((rc = sc_tls_server_ctx_create(&p->sctx, &tc, e)))
+        return sc_error_wrap(e,
+                             "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
+    sn_server_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.address = c->cfg.listen_addr;
+    sc.port = (uint16_t)c->cfg.listen_port;
+    sc.ssl_ctx = p->sctx;
+    sc.max_body_bytes = c->cfg.base.max_bundle_bytes;
+    sc.max_connections = c->cfg.max_connections;
+    sc.on_event = on_event;
+    sc.event_arg = &p->evx;
+    if ((rc = sn_server_create(&p->srv, &sc, e)) || (rc = nd_inbound_init(&p->in, c, p->db, e)))
+        return rc;
+    p->in_init = 1;
+    if ((rc = nd_witness_sync_start(&p->wit, c, p->db, e)))
+        return rc;
+    memset(&p->svc, 0, sizeof p->svc);
+    p->svc.node_id = c->self_id;
+    p->svc.max_bundle_bytes = c->cfg.base.max_bundle_bytes;
+    p->svc.on_bundle = nd_inbound_on_bundle;
+    p->svc.arg = &p->in;
+    p->svc.on_audit_head = nd_witness_on_head;
+    p->svc.audit_head_arg = &p->wit;
+    if ((rc = sn_peer_register(p->srv, &p->svc, e)))
+        return rc;
+    p->port = sn_server_port(p->srv);
+    return write_info(c, p->port, e);
+}
+
+/* The worker threads: jobs, admin API, delivery, import. */
+static int start_workers(nd_ctx *c, daemon_parts *p, sc_error *e)
+{
+    int rc;
+    if ((rc = nd_jobs_start(&p->jobs, c, e)))
+        return rc;
+    p->jobs_started = 1;
+    if ((rc = nd_admin_start(&p->admin, c, &p->jobs, p->port, e)))
+        return rc;
+    p->admin_started = 1;
+    if ((rc = nd_delivery_start(&p->out, c, e)))
+        return rc;
+    p->out_started = 1;
+    if ((rc = nd_import_start(&p->in, e)))
+        return rc;
+    p->import_started = 1;
+    return 0;
+}
+
+static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
+{
+    nd_ctx_stop(c);
+    if (p->admin_started)
+        nd_admin_stop(&p->admin);
+    if (p->import_started)
+        nd_import_join(&p->in);
+    if (p->out_started)
+        nd_delivery_join(&p->out);
+    if (p->jobs_started)
+        nd_jobs_join(&p->jobs);
+    nd_witness_sync_stop(&p->wit); /* last: the final head covers everything */
+    if (p->in_init)
+        nd_inbound_destroy(&p->in);
+    sn_server_destroy(p->srv);
+    if (p->sctx)
+        SSL_CTX_free(p->sctx);
+    if (p->db) {
+        sc_error ae = {0, ""};
+        if (nd_audit_anchor(p->db, node_dir, &ae))
+            nd_log(c, "error", "audit anchor: %s", ae.msg);
+    }
+    nd_db_close(p->db);
+    char path[ND_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", node_dir, ND_SERVE_INFO);
+    unlink(path);
+}
+
+/* Serve until SIGTERM/SIGINT stops the event loop. */
+static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
+{
+    struct sigaction sa, old_term, old_int;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_server = p->srv;
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    signal(SIGPIPE, SIG_IGN);
+    nd_log(c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
+           c->self_id, c->cfg.listen_addr, p->port, p->admin.path);
+    int rc = sn_server_run(p->srv, e);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    g_server = NULL;
+    nd_log(c, "info", "stopping: finishing work in progress");
+    return rc;
+}
+
+int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
+{
+    nd_ctx c;
+    int lock_fd = -1, rc;
+    daemon_parts p;
+    memset(&p, 0, sizeof p);
     if ((rc = take_lock(node_dir, &lock_fd, e)))
         return rc;
     if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {
@@ -301,99 +414,14 @@ int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
         return rc;
     }
     nd_log(&c, "info", "starting node %s in %s (sldd %s)", c.self_id, node_dir, SLDD_VERSION);
-    if ((rc = nd_db_open(node_dir, 1, &db, e)) || (rc = startup_checks(&c, db, e)) ||
-        (rc = load_config_peers(&c, db, e)) || (rc = nd_jobs_recover(&c, db, e)) ||
-        (rc = nd_audit_anchor(db, node_dir, e)))
-        goto out;
-    lk.c = &c;
-    lk.db = db;
-    evx.c = &c;
-    evx.db = db;
-    sc_tls_config tc = {c.cfg.tls_cert, c.cfg.tls_key, c.cfg.tls_ca, tls_lookup, &lk};
-    if ((rc = sc_tls_server_ctx_create(&sctx, &tc, e))) {
-        sc_error_wrap(e, "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
-        goto out;
-    }
-    sn_server_config sc;
-    memset(&sc, 0, sizeof sc);
-    sc.address = c.cfg.listen_addr;
-    sc.port = (uint16_t)c.cfg.listen_port;
-    sc.ssl_ctx = sctx;
-    sc.max_body_bytes = c.cfg.base.max_bundle_bytes;
-    sc.max_connections = c.cfg.max_connections;
-    sc.on_event = on_event;
-    sc.event_arg = &evx;
-    if ((rc = sn_server_create(&srv, &sc, e)))
-        goto out;
-    if ((rc = nd_inbound_init(&in, &c, db, e)))
-        goto out;
-    in_init = 1;
-    memset(&svc, 0, sizeof svc);
-    svc.node_id = c.self_id;
-    svc.max_bundle_bytes = c.cfg.base.max_bundle_bytes;
-    svc.on_bundle = nd_inbound_on_bundle;
-    svc.arg = &in;
-    if ((rc = sn_peer_register(srv, &svc, e)))
-        goto out;
-    int port = sn_server_port(srv);
-    if ((rc = write_info(&c, port, e)))
-        goto out;
-    if ((rc = nd_jobs_start(&jobs, &c, e)))
-        goto out;
-    jobs_started = 1;
-    if ((rc = nd_admin_start(&admin, &c, &jobs, port, e)))
-        goto out;
-    admin_started = 1;
-    if ((rc = nd_outbound_start(&out, &c, e)))
-        goto out;
-    out_started = 1;
-    if ((rc = nd_import_start(&in, e)))
-        goto out;
-    import_started = 1;
-
-    struct sigaction sa, old_term, old_int;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_server = srv;
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
-    signal(SIGPIPE, SIG_IGN);
-    nd_log(&c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
-           c.self_id, c.cfg.listen_addr, port, admin.path);
-    rc = sn_server_run(srv, e);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    g_server = NULL;
-    nd_log(&c, "info", "stopping: finishing work in progress");
-out:
+    if (!(rc = nd_db_open(node_dir, 1, &p.db, e)) && !(rc = startup_checks(&c, p.db, e)) &&
+        !(rc = load_config_peers(&c, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
+        !(rc = nd_audit_anchor(p.db, node_dir, e)) && !(rc = start_server(&c, &p, e)) &&
+        !(rc = start_workers(&c, &p, e)))
+        rc = serve(&c, &p, e);
     if (rc)
         nd_log(&c, "error", "%s", e->msg);
-    nd_ctx_stop(&c);
-    if (admin_started)
-        nd_admin_stop(&admin);
-    if (import_started)
-        nd_import_join(&in);
-    if (out_started)
-        nd_outbound_join(&out);
-    if (jobs_started)
-        nd_jobs_join(&jobs);
-    if (in_init)
-        nd_inbound_destroy(&in);
-    sn_server_destroy(srv);
-    if (sctx)
-        SSL_CTX_free(sctx);
-    if (db) {
-        sc_error ae = {0, ""};
-        if (nd_audit_anchor(db, node_dir, &ae))
-            nd_log(&c, "error", "audit anchor: %s", ae.msg);
-    }
-    nd_db_close(db);
-    {
-        char path[ND_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/%s", node_dir, ND_SERVE_INFO);
-        unlink(path);
-    }
+    stop_parts(&c, &p, node_dir);
     if (!rc)
         nd_log(&c, "info", "node %s stopped", c.self_id);
     nd_ctx_destroy(&c);

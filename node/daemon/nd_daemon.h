@@ -7,9 +7,11 @@
  * files removed, audit chain verified), load peers' addresses from
  * node.conf, put jobs left running back in the queue, then serve: the peer
  * protocol over mutual TLS on the network thread, the admin API, the
- * outbound and import workers and the job runner.  SIGTERM or SIGINT stop
- * it cleanly: the server finishes open requests, a running distillation
- * writes a checkpoint, the workers finish their current step.
+ * outbound and import workers, the job runner and the witness sender
+ * (nd_witness_sync.h).  SIGTERM or SIGINT stop it cleanly: the server
+ * finishes open requests, a running distillation writes a checkpoint, the
+ * workers finish their current step, and the final audit head goes to the
+ * peers.
  */
 #ifndef ND_DAEMON_H
 #define ND_DAEMON_H

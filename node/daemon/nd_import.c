@@ -1,7 +1,10 @@
 /*
- * nd_import.c - the import worker: rebuild theta_opt from a stored bundle
- * (Algorithm 2), evaluate it on the local labelled data, make it
- * available for detection (see nd_inbound.h).
+ * nd_import.c - the import worker: parse a stored bundle's payload once,
+ * check its rebuild against the node's rebuild policy (nd_rebuild.h) before
+ * anything of its model is allocated, rebuild theta_opt from it (Algorithm
+ * 2), evaluate it on the local labelled data and store it as a weights
+ * object that detection loads (nd_detect.h), making the bundle available
+ * for detection (see nd_inbound.h).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -9,19 +12,18 @@
 #include <string.h>
 
 #include "nd_audit.h"
+#include "nd_detect.h"
 #include "nd_inbound.h"
-#include "nd_objects.h"
-#include "nd_payload.h"
+#include "nd_lifecycle.h"
 #include "nd_state.h"
-#include "sd_distill.h"
 
 /* Evaluate with the sender's normalisation: the model was trained on
  * inputs standardised with the sender's statistics, so the local patches
  * must be standardised the same way.  The local statistics are kept when
  * they round to the same float32 values (the bundle stores float32), which
  * makes an evaluation of the sender's own data reproduce its figures. */
-static int evaluate(nd_data *ds, const sd_distilled *d, const nd_payload_info *info,
-                    sd_backend *be, nd_eval *ev, char *note, size_t notelen, sd_error *err)
+static int evaluate(nd_data *ds, const nd_infer *inf, const nd_payload_info *info, nd_eval *ev,
+                    char *note, size_t notelen, sd_error *err)
 {
     int osize = info->patch_resize ? info->patch_resize : info->patch_size;
     if (!ds->gastric || ds->prep.psize != info->patch_size ||
@@ -33,33 +35,10 @@ static int evaluate(nd_data *ds, const sd_distilled *d, const nd_payload_info *i
                  ds->prep.osize);
         return 1;
     }
-    double mean = ds->prep.mean, std = ds->prep.std;
-    if ((float)mean != (float)info->norm_mean || (float)std != (float)info->norm_std) {
-        mean = info->norm_mean;
-        std = info->norm_std;
-    }
-    double saved[2] = {ds->prep.mean, ds->prep.std};
-    ds->prep.mean = mean;
-    ds->prep.std = std;
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        ds->src[s].mean = mean;
-        ds->src[s].std = std;
-    }
-    sd_model *m = NULL;
-    sd_real *theta = NULL;
-    int rc = sd_replay(d, be, &m, &theta, err);
-    if (!rc)
-        rc = nd_data_evaluate_theta(ds, m, theta, d->bn_stats, be, SD_SPLIT_VAL, ev, err);
-    if (theta)
-        be->free(be, theta);
-    sd_model_destroy(m);
-    ds->prep.mean = saved[0];
-    ds->prep.std = saved[1];
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        ds->src[s].mean = saved[0];
-        ds->src[s].std = saved[1];
-    }
-    return rc;
+    nd_norm norm = {ds->prep.mean, ds->prep.std};
+    if ((float)norm.mean != (float)info->norm_mean || (float)norm.std != (float)info->norm_std)
+        norm = (nd_norm){info->norm_mean, info->norm_std};
+    return nd_data_evaluate_weights(ds, inf->w, &norm, SD_SPLIT_VAL, ev, err);
 }
 
 static int import_one(nd_inbound *in, const char *bid)
@@ -67,14 +46,13 @@ static int import_one(nd_inbound *in, const char *bid)
     nd_ctx *c = in->ctx;
     sc_error e = {0, ""};
     sd_error se = {0};
-    char sender[65] = "", ph[65] = "", note[600] = "", detail[900], actor[80];
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    sd_distilled d = {0};
+    char sender[65] = "", ph[65] = "", note[600] = "", detail[900], actor[80], wname[65] = "";
     nd_payload_info info;
+    nd_infer inf;
     nd_eval ev;
-    int rc, evaluated = 0, failed = 0;
+    int rc, evaluated = 0, failed = 0, refused = 0;
     memset(&ev, 0, sizeof ev);
+    memset(&inf, 0, sizeof inf);
     if ((rc = nd_db_text(in->wdb, sender, sizeof sender, NULL, &e,
                          "SELECT sender FROM bundles WHERE id=?", "t", bid)) ||
         (rc = nd_db_text(in->wdb, ph, sizeof ph, NULL, &e,
@@ -83,20 +61,20 @@ static int import_one(nd_inbound *in, const char *bid)
         return rc;
     }
     nd_log(c, "info", "importing bundle %.12s from %s: rebuilding theta_opt", bid, sender);
-    char msg[512] = "";
-    if (nd_object_get(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &buf, &len, &e)) {
-        snprintf(note, sizeof note, "payload unreadable: %s", e.msg);
-        failed = 1;
-    } else if (nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
-        snprintf(note, sizeof note, "payload: %s", msg);
-        failed = 1;
-    }
-    free(buf);
-    if (!failed && !in->be && sd_backend_create(&in->be, c->cfg.device, &se)) {
+    if (!in->be && sd_backend_create(&in->be, c->cfg.device, &se)) {
         nd_log(c, "error", "import: backend %s: %s", c->cfg.device, se.msg);
-        sd_distilled_free(&d);
         return SC_EIO; /* retried later; the bundle stays stored */
     }
+    /* the payload is parsed once and replayed once; theta_opt is stored for
+     * detection (nd_detect.h) and evaluated here */
+    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &c->cfg.rebuild,
+                              in->be, &inf, &info, wname, note, sizeof note, &e);
+    if (rc < 0) {
+        nd_log(c, "error", "import %.12s: %s", bid, e.msg);
+        return rc; /* retried later; the bundle stays stored */
+    }
+    failed = rc > 0;
+    refused = rc == 2;
     if (!failed && in->data_state == 0) {
         if (!c->cfg.data[0]) {
             in->data_state = -1;
@@ -107,33 +85,22 @@ static int import_one(nd_inbound *in, const char *bid)
             in->data_state = 1;
         }
     }
-    if (!failed) {
-        if (in->data_state == 1) {
-            int r = evaluate(&in->data, &d, &info, in->be, &ev, note, sizeof note, &se);
-            if (r < 0) {
-                snprintf(note, sizeof note, "%s", se.msg);
-                failed = 1;
-            } else {
-                evaluated = r == 0;
-            }
+    if (!failed && in->data_state == 1) {
+        int r = evaluate(&in->data, &inf, &info, &ev, note, sizeof note, &se);
+        if (r < 0) {
+            snprintf(note, sizeof note, "%s", se.msg);
+            failed = 1;
         } else {
-            /* no local data: rebuilding still proves the bundle replays */
-            sd_model *m = NULL;
-            sd_real *theta = NULL;
-            if (sd_replay(&d, in->be, &m, &theta, &se)) {
-                snprintf(note, sizeof note, "%s", se.msg);
-                failed = 1;
-            } else {
-                snprintf(note, sizeof note, "not evaluated: no local data set configured");
-            }
-            if (theta)
-                in->be->free(in->be, theta);
-            sd_model_destroy(m);
+            evaluated = r == 0;
         }
+    } else if (!failed) {
+        snprintf(note, sizeof note, "not evaluated: no local data set configured");
     }
-    sd_distilled_free(&d);
+    nd_infer_free(&inf);
     nd_test_hold(c, "import");
-    if (failed)
+    if (refused)
+        snprintf(detail, sizeof detail, "%s", note);
+    else if (failed)
         snprintf(detail, sizeof detail, "rebuild failed: %s", note);
     else if (evaluated)
         snprintf(detail, sizeof detail,
@@ -143,7 +110,9 @@ static int import_one(nd_inbound *in, const char *bid)
     else
         snprintf(detail, sizeof detail, "rebuilt theta_opt; %s", note);
     snprintf(actor, sizeof actor, "node");
-    nd_audit_entry en = {actor, "import", bid, ph, sender, failed ? "failed" : "ok", detail};
+    nd_lifecycle_why why = {actor, "import", sender,
+                            refused ? "refused" : failed ? "failed" : "ok", detail,
+                            failed ? note : ""};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(in->wdb, &e)))
         goto dberr;
@@ -158,12 +127,12 @@ static int import_one(nd_inbound *in, const char *bid)
                         (int64_t)(evaluated ? ev.images : 0), (int64_t)(evaluated ? ev.samples : 0),
                         evaluated ? "" : note, now)))
         goto dberr;
-    if ((rc = nd_db_run(in->wdb, &e,
-                        "UPDATE bundles SET state=?, note=?, updated_unix=? WHERE id=? AND "
-                        "state='stored'",
-                        "ttit", failed ? "import-failed" : "available", failed ? note : "", now,
-                        bid)) ||
-        (rc = nd_audit_append(in->wdb, &en, NULL, &e)) || (rc = nd_db_commit(in->wdb, &e)))
+    if (!failed && (rc = nd_theta_opt_record(in->wdb, bid, wname, ph, in->be->name, &e)))
+        goto dberr;
+    if ((rc = nd_lifecycle_move(in->wdb, bid, ND_BUNDLE_STORED,
+                                failed ? ND_BUNDLE_IMPORT_FAILED : ND_BUNDLE_AVAILABLE, &why,
+                                &e)) ||
+        (rc = nd_db_commit(in->wdb, &e)))
         goto dberr;
     if (nd_audit_anchor(in->wdb, c->cfg.dir, &e))
         nd_log(c, "error", "audit anchor: %s", e.msg);

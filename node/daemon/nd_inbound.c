@@ -1,6 +1,8 @@
 /*
  * nd_inbound.c - receiving a bundle from a peer: idempotent delivery, the
- * receive order, storage and the signed receipt (see nd_inbound.h).
+ * receive order, storage and the signed receipt (see nd_inbound.h).  A
+ * repeated delivery is answered from the store only when its bytes are the
+ * ones received the first time (their SHA-256 is kept with the bundle).
  */
 #include "nd_inbound.h"
 
@@ -11,6 +13,7 @@
 
 #include "nd_audit.h"
 #include "nd_buf.h"
+#include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_receipt.h"
 #include "nd_state.h"
@@ -74,28 +77,42 @@ static void refuse(nd_inbound *in, const sn_bundle_in *b, int code, const char *
         nd_log(c, "error", "audit: %s", e.msg);
 }
 
-/* A bundle we already hold from this sender: the stored receipt, or NULL. */
-static uint8_t *known_receipt(nd_inbound *in, const char *sender, const char *bid, size_t *len)
+/* A bundle id we already hold from this sender.  KNOWN_SAME with the
+ * stored receipt (*out, *len) when body is the one received the first time
+ * (same SHA-256), KNOWN_OTHER with that first hash in first[] when it is
+ * not; UNKNOWN otherwise, also when no first hash is on record (the full
+ * receive order then decides, and refuses the id as a replay). */
+enum { UNKNOWN, KNOWN_SAME, KNOWN_OTHER };
+static int known_delivery(nd_inbound *in, const sn_bundle_in *b, const char *sender,
+                          const char *bid, uint8_t **out, size_t *len, char first[65])
 {
     sqlite3_stmt *st;
     sc_error e = {0, ""};
-    uint8_t *out = NULL;
+    char eh[65];
+    int kind = UNKNOWN;
+    *out = NULL;
+    first[0] = 0;
+    nd_hex(eh, b->body_sha256, 32);
     if (nd_db_prepare(in->db, &st, &e,
-                      "SELECT receipt FROM bundles WHERE id=? AND direction='in' AND sender=?",
+                      "SELECT COALESCE(envelope_sha256,''),receipt FROM bundles WHERE id=? AND "
+                      "direction='in' AND sender=?",
                       "tt", bid, sender)) {
         nd_log(in->ctx, "error", "%s", e.msg);
-        return NULL;
+        return UNKNOWN;
     }
-    if (nd_db_step(st, &e) == 1 && sqlite3_column_bytes(st, 0) > 0) {
-        int n = sqlite3_column_bytes(st, 0);
-        out = malloc((size_t)n);
-        if (out) {
-            memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
+    if (nd_db_step(st, &e) == 1 && strlen(nd_col_text(st, 0)) == 64) {
+        int n = sqlite3_column_bytes(st, 1);
+        snprintf(first, 65, "%s", nd_col_text(st, 0));
+        if (strcmp(first, eh))
+            kind = KNOWN_OTHER;
+        else if (n > 0 && (*out = malloc((size_t)n)) != NULL) {
+            memcpy(*out, sqlite3_column_blob(st, 1), (size_t)n);
             *len = (size_t)n;
+            kind = KNOWN_SAME;
         }
     }
     nd_db_finalize(st);
-    return out;
+    return kind;
 }
 
 static void peek_id(const sn_bundle_in *b, char sender[65], char bid[33])
@@ -116,30 +133,57 @@ static void peek_id(const sn_bundle_in *b, char sender[65], char bid[33])
         protobuf_c_message_free_unpacked(&env->base, sp_budget_allocator(&bud));
 }
 
+/* Step 1 of a delivery: the same receipt for exactly the bytes received
+ * the first time under this (sender, bundle id).  The header read here is
+ * not verified yet, so anything else under a known id is a conflict,
+ * refused with 409 and audited; the stored bundle stays as it is.  1 when
+ * resp holds the answer; bid gets the header's bundle id ("" if none). */
+static int answered_from_store(nd_inbound *in, const sn_bundle_in *b, sn_response *resp,
+                               char bid[33])
+{
+    char sender[65], first[65], eh[65], detail[300];
+    uint8_t *receipt = NULL;
+    size_t rlen = 0;
+    peek_id(b, sender, bid);
+    if (!bid[0] || strcmp(sender, b->sender_node_id))
+        return 0;
+    int kind = known_delivery(in, b, sender, bid, &receipt, &rlen, first);
+    if (kind == KNOWN_SAME) {
+        nd_log(in->ctx, "info",
+               "bundle %.12s from %s delivered again: answering with the same receipt", bid,
+               sender);
+        if (sn_response_set(resp, 200, SN_PEER_RECEIPT_TYPE, receipt, rlen))
+            resp->status = 500;
+        free(receipt);
+        return 1;
+    }
+    if (kind != KNOWN_OTHER)
+        return 0;
+    nd_hex(eh, b->body_sha256, 32);
+    snprintf(detail, sizeof detail,
+             "bundle id already received with other content (envelope sha256 %.16s..., first "
+             "received %.16s...)",
+             eh, first);
+    refuse(in, b, SC_EREFUSE_REPLAY_ID, detail, bid);
+    answer(resp, 409, "refused (%s): %s\n", sc_status_name(SC_EREFUSE_REPLAY_ID), detail);
+    return 1;
+}
+
 void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
 {
     nd_inbound *in = arg;
     nd_ctx *c = in->ctx;
     sc_error e = {0, ""};
     sc_received *rec = NULL;
-    char sender[65], bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], actor[80], detail[300];
-    uint8_t *receipt = NULL;
+    char bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], actor[80], detail[300];
     size_t rlen = 0;
     int rc;
 
-    /* 1. a retransmission (the sender did not see our answer): same receipt */
-    peek_id(b, sender, bid);
-    if (bid[0] && !strcmp(sender, b->sender_node_id) &&
-        (receipt = known_receipt(in, sender, bid, &rlen)) != NULL) {
-        nd_log(c, "info", "bundle %.12s from %s delivered again: answering with the same receipt",
-               bid, sender);
-        if (sn_response_set(resp, 200, SN_PEER_RECEIPT_TYPE, receipt, rlen))
-            resp->status = 500;
-        free(receipt);
+    /* 1. a retransmission (the sender did not see our answer) */
+    if (answered_from_store(in, b, resp, bid))
         return;
-    }
 
-    /* 2. the receive order of DESIGN §6 */
+    /* 2. the receive order (docs/bundle-format.md, "Receive order") */
     sc_receiver r;
     memset(&r, 0, sizeof r);
     r.self_id = c->self_id;
@@ -208,21 +252,23 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     snprintf(detail, sizeof detail,
              "sequence %" PRIu64 ", %zu-byte envelope, approved by %zu admin(s); receipt signed",
              rec->sequence, b->body_len, rec->sigs.n_admins);
-    nd_audit_entry en = {actor, "receive", bid, ph, rec->sender, "ok", detail};
+    nd_lifecycle_why why = {actor, "receive", rec->sender, "ok", detail, NULL};
     if ((rc = nd_db_begin(in->db, &e)) ||
         (rc = nd_db_run(in->db, &e,
                         "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
                         "payload_size,statement_obj,audience,created_unix,expires_unix,"
                         "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
-                        "receipt) VALUES(?,'in',?,?,'stored',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "ttititt" "iii" "ddddd" "ttb",
-                        bid, rec->sender, (int64_t)rec->sequence, ph, (int64_t)rec->payload_len,
+                        "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "tti" "tt" "itt" "iii" "ddddd" "ttb",
+                        bid, rec->sender, (int64_t)rec->sequence,
+                        nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
                         st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
                         r.now, m ? m->accuracy : NAN, m ? m->sensitivity : NAN,
                         m ? m->specificity : NAN, m ? m->harmonic_mean : NAN, m ? m->auc : NAN,
                         pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
                         (const void *)rtext, rlen)) ||
-        (rc = sc_receive_commit(&r, rec, &e)) || (rc = nd_audit_append(in->db, &en, NULL, &e)) ||
+        (rc = sc_receive_commit(&r, rec, &e)) ||
+        (rc = nd_lifecycle_enter(in->db, bid, ND_BUNDLE_STORED, &why, &e)) ||
         (rc = nd_db_commit(in->db, &e))) {
         nd_db_rollback(in->db);
         nd_log(c, "error", "recording bundle %.12s from %s: %s", bid, rec->sender, e.msg);

@@ -1,11 +1,13 @@
 /*
- * nd_inbound.h - the inbound lifecycle (DESIGN §7):
+ * nd_inbound.h - the inbound lifecycle (docs/design.md, "Lifecycle"):
  *   received -> verified -> stored -> rebuilt (theta_opt) -> evaluated on
  *   local labelled data -> available for detection; or refused.
  *
  * nd_inbound_on_bundle (nd_inbound.c) is the peer protocol's callback for
  * POST /v1/bundles, run on the network thread: it answers a retransmission
- * with the receipt it gave the first time, runs the full receive order
+ * (the same bytes as a bundle already stored from that sender) with the
+ * receipt it gave the first time, refuses other bytes under a known bundle
+ * id with 409 and an audit entry, runs the full receive order
  * (sc_receive), checks that the bundle's sender is the node the TLS layer
  * authenticated, stores the statement and payload as objects, records the
  * bundle, its replay entry, its receipt and an audit entry in one

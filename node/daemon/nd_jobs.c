@@ -14,6 +14,7 @@
 
 #include "nd_audit.h"
 #include "nd_distill.h"
+#include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_privacy.h"
 #include "nd_state.h"
@@ -79,8 +80,9 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
         return rc;
     if ((rc = nd_db_run(db, e,
                         "INSERT INTO jobs(kind,state,options,audience,created_unix) "
-                        "VALUES('distill','queued',?,?,?)",
-                        "tti", options ? options : "", aud, nd_now_unix())))
+                        "VALUES('distill',?,?,?,?)",
+                        "ttti", nd_job_state_name(ND_JOB_QUEUED), options ? options : "", aud,
+                        nd_now_unix())))
         return rc;
     *id = sqlite3_last_insert_rowid(db);
     nd_log(c, "info", "job %" PRId64 " queued: distil for %s with '%s'", *id, aud,
@@ -98,14 +100,10 @@ int nd_jobs_cancel(nd_jobs *j, sqlite3 *db, int64_t id, sc_error *e)
         return rc;
     if (!found)
         return sc_error_set(e, SC_ENOTFOUND, "no job %" PRId64, id);
-    if (!strcmp(state, "queued")) {
-        rc = nd_db_run(db, e,
-                       "UPDATE jobs SET state='canceled', finished_unix=? WHERE id=? AND "
-                       "state='queued'",
-                       "ii", nd_now_unix(), id);
-        if (!rc && sqlite3_changes(db) == 1)
-            return 0;
-        if (rc)
+    if (nd_job_state_parse(state) == ND_JOB_QUEUED) {
+        /* SC_EINVAL: the runner took it meanwhile */
+        rc = nd_job_move(db, id, ND_JOB_QUEUED, ND_JOB_CANCELED, NULL, e);
+        if (rc != SC_EINVAL)
             return rc;
     }
     if (atomic_load(&j->running_id) == id) {
@@ -135,10 +133,8 @@ int nd_jobs_recover(nd_ctx *c, sqlite3 *db, sc_error *e)
     nd_db_finalize(st);
     if (rc < 0)
         return rc;
-    return nd_db_run(db, e,
-                     "UPDATE jobs SET state='queued', note='interrupted; resumed after restart' "
-                     "WHERE state='running'",
-                     "");
+    return nd_job_move_every(db, ND_JOB_RUNNING, ND_JOB_QUEUED,
+                             "interrupted; resumed after restart", NULL, e);
 }
 
 /* ---------------------------------------------------------------- running */
@@ -199,13 +195,12 @@ static int on_progress(void *arg, const sd_progress *p)
     return 0;
 }
 
-static int job_fail(nd_jobs *j, int64_t id, const char *state, const char *msg)
+static int job_fail(nd_jobs *j, int64_t id, nd_jstate state, const char *msg)
 {
     sc_error e = {0, ""};
-    nd_log(j->ctx, strcmp(state, "failed") ? "info" : "error", "job %" PRId64 " %s: %s", id,
-           state, msg);
-    int rc = nd_db_run(j->db, &e, "UPDATE jobs SET state=?, error=?, finished_unix=? WHERE id=?",
-                       "ttii", state, msg, nd_now_unix(), id);
+    nd_log(j->ctx, state != ND_JOB_FAILED ? "info" : "error", "job %" PRId64 " %s: %s", id,
+           nd_job_state_name(state), msg);
+    int rc = nd_job_move(j->db, id, ND_JOB_RUNNING, state, msg, &e);
     if (rc)
         nd_log(j->ctx, "error", "job %" PRId64 ": %s", id, e.msg);
     return rc;
@@ -277,7 +272,7 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
              "distilled by job %" PRId64 ", %zu-byte payload for %s; privacy audit: %s; "
              "pending approval",
              id, pblen, audience, priv.verdict);
-    nd_audit_entry en = {"node", "created", bid, ph, "", "pending", detail};
+    nd_lifecycle_why why = {"node", "created", "", "pending", detail, NULL};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(j->db, &e)) ||
         (rc = nd_db_run(j->db, &e,
@@ -285,17 +280,19 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
                         "payload_size,statement_obj,audience,job_id,created_unix,expires_unix,"
                         "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,"
                         "privacy_path,note) "
-                        "VALUES(?,'out',?,?,'pending',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "ttititt" "iiii" "ddddd" "tttt",
-                        bid, c->self_id, (int64_t)h.sequence, ph, (int64_t)pblen, sobj, audience,
+                        "VALUES(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "tti" "tt" "itt" "iiii" "ddddd" "tttt",
+                        bid, c->self_id, (int64_t)h.sequence,
+                        nd_bundle_state_name(ND_BUNDLE_PENDING), ph, (int64_t)pblen, sobj,
+                        audience,
                         id, h.created_unix, h.expires_unix, now, ev->accuracy,
                         ds->gastric ? ev->sen : NAN, ds->gastric ? ev->spe : NAN,
                         ds->gastric ? ev->hm : NAN, ds->gastric ? ev->auc : NAN, priv.verdict,
                         grid, priv.picture, priv.summary)) ||
-        (rc = nd_db_run(j->db, &e,
-                        "UPDATE jobs SET state='done', bundle_id=?, finished_unix=? WHERE id=?",
-                        "tii", bid, now, id)) ||
-        (rc = nd_audit_append(j->db, &en, NULL, &e)) || (rc = nd_db_commit(j->db, &e))) {
+        (rc = nd_db_run(j->db, &e, "UPDATE jobs SET bundle_id=? WHERE id=?", "ti", bid, id)) ||
+        (rc = nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e)) ||
+        (rc = nd_lifecycle_enter(j->db, bid, ND_BUNDLE_PENDING, &why, &e)) ||
+        (rc = nd_db_commit(j->db, &e))) {
         nd_db_rollback(j->db);
         snprintf(msg, msglen, "%s", e.msg);
         rc = -1;
@@ -332,23 +329,20 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     memset(&r, 0, sizeof r);
     memset(&ds, 0, sizeof ds);
     atomic_store(&j->running_id, id);
-    if (nd_db_run(j->db, &e,
-                  "UPDATE jobs SET state='running', started_unix=COALESCE(started_unix,?) "
-                  "WHERE id=?",
-                  "ii", nd_now_unix(), id)) {
+    if (nd_job_move(j->db, id, ND_JOB_QUEUED, ND_JOB_RUNNING, NULL, &e)) {
         nd_log(c, "error", "job %" PRId64 ": %s", id, e.msg);
         goto done;
     }
     nd_distill_opts_defaults(&o);
     if (nd_distill_opts_parse(&o, c->cfg.distill, msg, sizeof msg) ||
         nd_distill_opts_parse(&o, options, msg, sizeof msg)) {
-        job_fail(j, id, "failed", msg);
+        job_fail(j, id, ND_JOB_FAILED, msg);
         goto done;
     }
     snprintf(dir, sizeof dir, "%s/jobs", c->cfg.dir);
     if (sc_mkdir(dir, 0700, &e) ||
         (snprintf(dir, sizeof dir, "%s/jobs/%" PRId64, c->cfg.dir, id), sc_mkdir(dir, 0700, &e))) {
-        job_fail(j, id, "failed", e.msg);
+        job_fail(j, id, ND_JOB_FAILED, e.msg);
         goto done;
     }
     snprintf(ck, sizeof ck, "%s/checkpoint", dir);
@@ -358,20 +352,20 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     if (nd_data_open(&ds, c->cfg.data, o.train_limit, &se) ||
         (ds_open = 1, nd_distill_opts_finish(&o, &ds, &se)) ||
         sd_backend_create(&be, c->cfg.device, &se)) {
-        job_fail(j, id, "failed", se.msg);
+        job_fail(j, id, ND_JOB_FAILED, se.msg);
         goto done;
     }
     int resume = access(ck, R_OK) == 0;
     if (sd_distiller_create(&d, &o.cfg, be, &ds.train, ds.val.count ? &ds.val : NULL,
                             resume ? ck : NULL, &se)) {
         if (!resume) {
-            job_fail(j, id, "failed", se.msg);
+            job_fail(j, id, ND_JOB_FAILED, se.msg);
             goto done;
         }
         nd_log(c, "warn", "job %" PRId64 ": checkpoint unusable (%s); starting again", id, se.msg);
         if (sd_distiller_create(&d, &o.cfg, be, &ds.train, ds.val.count ? &ds.val : NULL, NULL,
                                 &se)) {
-            job_fail(j, id, "failed", se.msg);
+            job_fail(j, id, ND_JOB_FAILED, se.msg);
             goto done;
         }
     } else if (resume) {
@@ -398,27 +392,25 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
             nd_log(c, "info", "job %" PRId64 " interrupted at iteration %" PRId64
                               "; checkpoint written, it resumes when the node starts again",
                    id, sd_distiller_iteration(d));
-            if (nd_db_run(j->db, &e,
-                          "UPDATE jobs SET state='queued', note='interrupted by shutdown' "
-                          "WHERE id=?",
-                          "i", id))
+            if (nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_QUEUED, "interrupted by shutdown",
+                            &e))
                 nd_log(c, "error", "job %" PRId64 ": %s", id, e.msg);
         } else {
-            job_fail(j, id, "canceled", "canceled by an admin");
+            job_fail(j, id, ND_JOB_CANCELED, "canceled by an admin");
         }
         goto done;
     }
     if (rc || sd_distiller_export(d, &res)) {
-        job_fail(j, id, "failed", sd_distiller_error(d)->msg);
+        job_fail(j, id, ND_JOB_FAILED, sd_distiller_error(d)->msg);
         goto done;
     }
     nd_eval ev;
     if (nd_data_evaluate(&ds, &res, be, &ev, &se)) {
-        job_fail(j, id, "failed", se.msg);
+        job_fail(j, id, ND_JOB_FAILED, se.msg);
         goto done;
     }
     if (make_bundle(j, id, &ds, &o, &res, &ev, audience, be, msg, sizeof msg))
-        job_fail(j, id, "failed", msg);
+        job_fail(j, id, ND_JOB_FAILED, msg);
 done:
     atomic_store(&j->running_id, 0);
     atomic_store(&j->cancel_id, 0);

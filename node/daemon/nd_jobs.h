@@ -10,7 +10,7 @@
  * the daemon stops; a job found running at start-up (crash, kill -9) is
  * resumed from its last checkpoint (or from the start when it had none),
  * and the log says so.  A finished job leaves a node-signed bundle pending
- * approval (nd_outbound.h) and the picture of its images.
+ * approval (nd_approval.h) and the picture of its images.
  */
 #ifndef ND_JOBS_H
 #define ND_JOBS_H

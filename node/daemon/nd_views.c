@@ -198,6 +198,105 @@ int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
     return rc < 0 ? rc : 0;
 }
 
+/* Soft labels as the approver reads them: softmax of the logits, or the
+ * raw values. */
+static void view_labels(const sd_distilled *d, nd_buf *b, int json)
+{
+    static const char *const gastric[] = {"I", "N", "P"};
+    size_t M = sd_distilled_image_count(d), K = (size_t)d->spec.classes;
+    for (size_t i = 0; i < M; i++) {
+        const float *y = d->labels + i * K;
+        double q[64], mx = -INFINITY, s = 0;
+        size_t kk = K < 64 ? K : 64;
+        for (size_t k = 0; k < kk; k++)
+            mx = fmax(mx, y[k]);
+        for (size_t k = 0; k < kk; k++) {
+            q[k] = d->label_param == SD_LABEL_SOFTMAX ? exp(y[k] - mx) : y[k];
+            s += q[k];
+        }
+        if (d->label_param == SD_LABEL_SOFTMAX)
+            for (size_t k = 0; k < kk; k++)
+                q[k] /= s;
+        if (json) {
+            nd_buf_str(b, i ? ",[" : "[");
+            for (size_t k = 0; k < kk; k++) {
+                nd_buf_str(b, k ? "," : "");
+                nd_buf_json_num(b, q[k]);
+            }
+            nd_buf_str(b, "]");
+        } else {
+            nd_buf_printf(b, "    image %2zu (step %zu):", i, i / (size_t)d->images_per_step);
+            for (size_t k = 0; k < kk; k++)
+                nd_buf_printf(b, "  %s %.3f", K == 3 ? gastric[k] : "c", q[k]);
+            nd_buf_str(b, "\n");
+        }
+    }
+}
+
+static void view_step_sizes(const sd_distilled *d, nd_buf *b, int json)
+{
+    size_t T = (size_t)d->steps * (size_t)d->epochs_inner;
+    if (json) {
+        int f = 0;
+        js_key(b, &f, "step_sizes");
+        nd_buf_str(b, "[");
+        for (size_t t = 0; t < T; t++) {
+            nd_buf_str(b, t ? "," : "");
+            nd_buf_json_num(b, d->step_sizes[t]);
+        }
+        nd_buf_str(b, "]");
+    } else {
+        nd_buf_str(b, "  step sizes     ");
+        for (size_t t = 0; t < T && t < 32; t++)
+            nd_buf_printf(b, " %.5f", d->step_sizes[t]);
+        nd_buf_str(b, T > 32 ? " ...\n" : "\n");
+    }
+}
+
+/* The privacy audit as the payload carries it.  The nearest-neighbour figure
+ * is worded the same in every view (docs/privacy.md, "One figure, one
+ * wording"): the share of held-out patches whose own nearest training patch
+ * is closer than this image's; near 0 % is the warning sign. */
+static void view_privacy(const Sldd__V1__PrivacyReport *pr, nd_buf *b, int json)
+{
+    if (json) {
+        int f = 0, g = 1;
+        js_key(b, &f, "privacy");
+        nd_buf_str(b, "{");
+        js_str(b, &g, "verdict", pr->verdict);
+        js_str(b, &g, "policy", pr->policy);
+        js_num(b, &g, "membership_auc", pr->membership_auc);
+        js_key(b, &g, "images");
+        nd_buf_str(b, "[");
+        for (size_t i = 0; i < pr->n_images; i++) {
+            int h = 1;
+            nd_buf_str(b, i ? ",{" : "{");
+            js_int(b, &h, "image", pr->images[i]->image_index);
+            js_num(b, &h, "nearest_pixel_distance", pr->images[i]->nearest_pixel_distance);
+            js_num(b, &h, "nearest_ssim", pr->images[i]->nearest_ssim);
+            js_num(b, &h, "heldout_percentile", pr->images[i]->heldout_percentile);
+            js_num(b, &h, "heldout_closer_percent", 100.0 * pr->images[i]->heldout_percentile);
+            nd_buf_str(b, "}");
+        }
+        nd_buf_str(b, "]}");
+        return;
+    }
+    nd_buf_printf(b, "  privacy report  verdict %s, membership AUC %.3f\n", pr->verdict,
+                  pr->membership_auc);
+    if (pr->policy && *pr->policy)
+        nd_buf_printf(b, "                  %s\n", pr->policy);
+    for (size_t k = 0; k < pr->n_quantile_levels; k++)
+        nd_buf_printf(b, "    held-out %4.0f%%: nearest-training distance %.4f, best SSIM %.3f\n",
+                      100.0 * pr->quantile_levels[k], pr->heldout_distance_quantiles[k],
+                      pr->heldout_ssim_quantiles[k]);
+    for (size_t i = 0; i < pr->n_images; i++)
+        nd_buf_printf(b,
+                      "    image %2u: nearest-training distance %.4f, held-out closer %.1f%% "
+                      "(near 0%% = closer than real patches get), SSIM %.3f\n",
+                      pr->images[i]->image_index, pr->images[i]->nearest_pixel_distance,
+                      100.0 * pr->images[i]->heldout_percentile, pr->images[i]->nearest_ssim);
+}
+
 /* The parts of the payload an approver looks at. */
 static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json)
 {
@@ -207,7 +306,6 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
     sd_distilled d = {0};
     nd_payload_info info;
     char msg[300];
-    static const char *const gastric[] = {"I", "N", "P"};
     if (nd_object_get(c->cfg.dir, payload_obj, c->cfg.base.max_bundle_bytes, &buf, &len, &e) ||
         nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
         if (json)
@@ -219,7 +317,6 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
     }
     Sldd__V1__Bundle *pb = sldd__v1__bundle__unpack(NULL, len, buf);
     free(buf);
-    size_t M = sd_distilled_image_count(&d), K = (size_t)d.spec.classes;
     size_t T = (size_t)d.steps * (size_t)d.epochs_inner;
     char label[64];
     sd_model_spec_label(&d.spec, label, sizeof label);
@@ -247,223 +344,148 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
                       d.label_param == SD_LABEL_SOFTMAX ? "softmax of the label logits"
                                                         : "raw label values");
     }
-    for (size_t i = 0; i < M; i++) {
-        const float *y = d.labels + i * K;
-        double q[64], mx = -INFINITY, s = 0;
-        size_t kk = K < 64 ? K : 64;
-        for (size_t k = 0; k < kk; k++)
-            mx = fmax(mx, y[k]);
-        for (size_t k = 0; k < kk; k++) {
-            q[k] = d.label_param == SD_LABEL_SOFTMAX ? exp(y[k] - mx) : y[k];
-            s += q[k];
-        }
-        if (d.label_param == SD_LABEL_SOFTMAX)
-            for (size_t k = 0; k < kk; k++)
-                q[k] /= s;
-        if (json) {
-            nd_buf_str(b, i ? ",[" : "[");
-            for (size_t k = 0; k < kk; k++) {
-                nd_buf_str(b, k ? "," : "");
-                nd_buf_json_num(b, q[k]);
-            }
-            nd_buf_str(b, "]");
-        } else {
-            nd_buf_printf(b, "    image %2zu (step %zu):", i, i / (size_t)d.images_per_step);
-            for (size_t k = 0; k < kk; k++)
-                nd_buf_printf(b, "  %s %.3f", K == 3 ? gastric[k] : "c", q[k]);
-            nd_buf_str(b, "\n");
-        }
-    }
-    if (json) {
-        int f = 0;
+    view_labels(&d, b, json);
+    if (json)
         nd_buf_str(b, "]");
-        js_key(b, &f, "step_sizes");
-        nd_buf_str(b, "[");
-        for (size_t t = 0; t < T; t++) {
-            nd_buf_str(b, t ? "," : "");
-            nd_buf_json_num(b, d.step_sizes[t]);
-        }
-        nd_buf_str(b, "]");
-    } else {
-        nd_buf_str(b, "  step sizes     ");
-        for (size_t t = 0; t < T && t < 32; t++)
-            nd_buf_printf(b, " %.5f", d.step_sizes[t]);
-        nd_buf_str(b, T > 32 ? " ...\n" : "\n");
-    }
-    /* the privacy audit as the payload carries it */
-    const Sldd__V1__PrivacyReport *pr = pb ? pb->privacy : NULL;
-    if (pr && json) {
-        int f = 0;
-        js_key(b, &f, "privacy");
-        nd_buf_str(b, "{");
-        int g = 1;
-        js_str(b, &g, "verdict", pr->verdict);
-        js_str(b, &g, "policy", pr->policy);
-        js_num(b, &g, "membership_auc", pr->membership_auc);
-        js_key(b, &g, "images");
-        nd_buf_str(b, "[");
-        for (size_t i = 0; i < pr->n_images; i++) {
-            int h = 1;
-            nd_buf_str(b, i ? ",{" : "{");
-            js_int(b, &h, "image", pr->images[i]->image_index);
-            js_num(b, &h, "nearest_pixel_distance", pr->images[i]->nearest_pixel_distance);
-            js_num(b, &h, "nearest_ssim", pr->images[i]->nearest_ssim);
-            js_num(b, &h, "heldout_percentile", pr->images[i]->heldout_percentile);
-            nd_buf_str(b, "}");
-        }
-        nd_buf_str(b, "]}");
-    } else if (pr) {
-        nd_buf_printf(b, "  privacy report  verdict %s, membership AUC %.3f\n", pr->verdict,
-                      pr->membership_auc);
-        if (pr->policy && *pr->policy)
-            nd_buf_printf(b, "                  %s\n", pr->policy);
-        for (size_t k = 0; k < pr->n_quantile_levels; k++)
-            nd_buf_printf(b,
-                          "    held-out %4.0f%%: nearest-training distance %.4f, best SSIM %.3f\n",
-                          100.0 * pr->quantile_levels[k], pr->heldout_distance_quantiles[k],
-                          pr->heldout_ssim_quantiles[k]);
-        for (size_t i = 0; i < pr->n_images; i++)
-            nd_buf_printf(b,
-                          "    image %2u: nearest-training distance %.4f (closer than %.0f%% of "
-                          "held-out patches' nearest), SSIM %.3f\n",
-                          pr->images[i]->image_index, pr->images[i]->nearest_pixel_distance,
-                          100.0 * (1.0 - pr->images[i]->heldout_percentile),
-                          pr->images[i]->nearest_ssim);
-    }
+    view_step_sizes(&d, b, json);
+    if (pb && pb->privacy)
+        view_privacy(pb->privacy, b, json);
     if (pb)
         sldd__v1__bundle__free_unpacked(pb, NULL);
     sd_distilled_free(&d);
 }
 
-int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
+/* One row of bundles, as the view needs it. */
+typedef struct bundle_row {
+    char dir[8], sender[65], state[32], ph[65], aud[1024], priv[64];
+    char grid[ND_PATH_MAX], note[1024], ppic[ND_PATH_MAX];
+    int64_t seq, size, created, expires, job;
+    double m[5]; /* sender metrics: accuracy, Sen, Spe, HM, AUC */
+} bundle_row;
+
+static int load_bundle_row(sqlite3 *db, const char *id, bundle_row *r, sc_error *e)
 {
     sqlite3_stmt *st;
     int rc;
     if ((rc = nd_db_prepare(db, &st, e,
                             "SELECT direction,sender,sequence,state,payload_sha256,payload_size,"
-                            "statement_obj,COALESCE(approved_obj,''),audience,created_unix,"
-                            "expires_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,note,"
-                            "COALESCE(job_id,0),privacy_path FROM bundles WHERE id=?",
+                            "audience,created_unix,expires_unix,accuracy,sen,spe,hm,auc,"
+                            "privacy_verdict,grid_path,note,COALESCE(job_id,0),privacy_path "
+                            "FROM bundles WHERE id=?",
                             "t", id)))
         return rc;
     if ((rc = nd_db_step(st, e)) != 1) {
         nd_db_finalize(st);
         return rc < 0 ? rc : sc_error_set(e, SC_ENOTFOUND, "no bundle %s", id);
     }
-    char dir[8], sender[65], state[32], ph[65], sobj[65], aobj[65], aud[1024], priv[64];
-    char grid[ND_PATH_MAX], note[1024], tc[40], tx[40], ppath[ND_PATH_MAX + 80];
-    snprintf(dir, sizeof dir, "%s", nd_col_text(st, 0));
-    snprintf(sender, sizeof sender, "%s", nd_col_text(st, 1));
-    int64_t seq = nd_col_int(st, 2), size = nd_col_int(st, 5);
-    snprintf(state, sizeof state, "%s", nd_col_text(st, 3));
-    snprintf(ph, sizeof ph, "%s", nd_col_text(st, 4));
-    snprintf(sobj, sizeof sobj, "%s", nd_col_text(st, 6));
-    snprintf(aobj, sizeof aobj, "%s", nd_col_text(st, 7));
-    snprintf(aud, sizeof aud, "%s", nd_col_text(st, 8));
-    int64_t created = nd_col_int(st, 9), expires = nd_col_int(st, 10);
-    double m[5];
+    snprintf(r->dir, sizeof r->dir, "%s", nd_col_text(st, 0));
+    snprintf(r->sender, sizeof r->sender, "%s", nd_col_text(st, 1));
+    r->seq = nd_col_int(st, 2);
+    snprintf(r->state, sizeof r->state, "%s", nd_col_text(st, 3));
+    snprintf(r->ph, sizeof r->ph, "%s", nd_col_text(st, 4));
+    r->size = nd_col_int(st, 5);
+    snprintf(r->aud, sizeof r->aud, "%s", nd_col_text(st, 6));
+    r->created = nd_col_int(st, 7);
+    r->expires = nd_col_int(st, 8);
     for (int i = 0; i < 5; i++)
-        m[i] = nd_col_double(st, 11 + i);
-    snprintf(priv, sizeof priv, "%s", nd_col_text(st, 16));
-    snprintf(grid, sizeof grid, "%s", nd_col_text(st, 17));
-    snprintf(note, sizeof note, "%s", nd_col_text(st, 18));
-    int64_t job = nd_col_int(st, 19);
-    char ppic[ND_PATH_MAX];
-    snprintf(ppic, sizeof ppic, "%s", nd_col_text(st, 20));
+        r->m[i] = nd_col_double(st, 9 + i);
+    snprintf(r->priv, sizeof r->priv, "%s", nd_col_text(st, 14));
+    snprintf(r->grid, sizeof r->grid, "%s", nd_col_text(st, 15));
+    snprintf(r->note, sizeof r->note, "%s", nd_col_text(st, 16));
+    r->job = nd_col_int(st, 17);
+    snprintf(r->ppic, sizeof r->ppic, "%s", nd_col_text(st, 18));
     nd_db_finalize(st);
-    int out = !strcmp(dir, "out");
-    fmt_time(created, tc, sizeof tc);
-    fmt_time(expires, tx, sizeof tx);
-    if (nd_object_path(c->cfg.dir, ph, ppath, sizeof ppath, e))
-        ppath[0] = 0;
+    return 0;
+}
+
+static void view_bundle_head(const bundle_row *r, const char *id, const char *ppath, nd_buf *b,
+                             int json)
+{
+    char tc[40], tx[40];
+    int out = !strcmp(r->dir, "out");
     if (json) {
-        int f = 1;
+        static const char *const mk[] = {"accuracy", "sensitivity", "specificity", "hm", "auc"};
+        int f = 1, g = 1;
         nd_buf_str(b, "{");
         js_str(b, &f, "id", id);
-        js_str(b, &f, "direction", dir);
-        js_str(b, &f, "sender", sender);
-        js_str(b, &f, "audience", aud);
-        js_int(b, &f, "sequence", seq);
-        js_str(b, &f, "state", state);
-        js_str(b, &f, "payload_sha256", ph);
-        js_int(b, &f, "payload_size", size);
+        js_str(b, &f, "direction", r->dir);
+        js_str(b, &f, "sender", r->sender);
+        js_str(b, &f, "audience", r->aud);
+        js_int(b, &f, "sequence", r->seq);
+        js_str(b, &f, "state", r->state);
+        js_str(b, &f, "payload_sha256", r->ph);
+        js_int(b, &f, "payload_size", r->size);
         js_str(b, &f, "payload_path", ppath);
-        js_int(b, &f, "created_unix", created);
-        js_int(b, &f, "expires_unix", expires);
-        js_int(b, &f, "job", job);
-        js_str(b, &f, "grid_path", grid);
-        js_str(b, &f, "privacy_verdict", priv);
-        js_str(b, &f, "privacy_picture", ppic);
-        js_str(b, &f, "note", note);
+        js_int(b, &f, "created_unix", r->created);
+        js_int(b, &f, "expires_unix", r->expires);
+        js_int(b, &f, "job", r->job);
+        js_str(b, &f, "grid_path", r->grid);
+        js_str(b, &f, "privacy_verdict", r->priv);
+        js_str(b, &f, "privacy_picture", r->ppic);
+        js_str(b, &f, "note", r->note);
         js_key(b, &f, "sender_metrics");
         nd_buf_str(b, "{");
-        int g = 1;
-        static const char *const mk[] = {"accuracy", "sensitivity", "specificity", "hm", "auc"};
         for (int i = 0; i < 5; i++)
-            js_num(b, &g, mk[i], m[i]);
+            js_num(b, &g, mk[i], r->m[i]);
         nd_buf_str(b, "}");
-    } else {
-        nd_buf_printf(b,
-                      "bundle %s\n"
-                      "  direction       %s\n"
-                      "  state           %s\n"
-                      "  sequence        %" PRId64 "\n"
-                      "  created         %s   expires %s\n"
-                      "  payload sha256  %s\n"
-                      "                  (an approval signs exactly this hash)\n"
-                      "  size            %" PRId64 " bytes (payload)\n"
-                      "  payload file    %s\n",
-                      id,
-                      out ? "outbound: made here" : "inbound: received",
-                      state, seq, tc, tx, ph, size, ppath);
-        if (out)
-            nd_buf_printf(b, "  recipients      %s\n", aud);
-        else
-            nd_buf_printf(b, "  sender          %s (audience %s)\n", sender, aud);
-        if (job)
-            nd_buf_printf(b, "  made by job     %" PRId64 "\n", job);
-        nd_buf_printf(b, "  image grid      %s\n", grid[0] ? grid : "(none at this node)");
+        return;
     }
-    view_payload(c, ph, b, json);
-    if (!json) {
-        char v[5][16];
-        for (int i = 0; i < 5; i++)
-            fmt_num(v[i], sizeof v[i], m[i], "%.4f");
+    fmt_time(r->created, tc, sizeof tc);
+    fmt_time(r->expires, tx, sizeof tx);
+    nd_buf_printf(b,
+                  "bundle %s\n"
+                  "  direction       %s\n"
+                  "  state           %s\n"
+                  "  sequence        %" PRId64 "\n"
+                  "  created         %s   expires %s\n"
+                  "  payload sha256  %s\n"
+                  "                  (an approval signs exactly this hash)\n"
+                  "  size            %" PRId64 " bytes (payload)\n"
+                  "  payload file    %s\n",
+                  id, out ? "outbound: made here" : "inbound: received", r->state, r->seq, tc, tx,
+                  r->ph, r->size, ppath);
+    if (out)
+        nd_buf_printf(b, "  recipients      %s\n", r->aud);
+    else
+        nd_buf_printf(b, "  sender          %s (audience %s)\n", r->sender, r->aud);
+    if (r->job)
+        nd_buf_printf(b, "  made by job     %" PRId64 "\n", r->job);
+    nd_buf_printf(b, "  image grid      %s\n", r->grid[0] ? r->grid : "(none at this node)");
+}
+
+static void view_sender_metrics(const bundle_row *r, nd_buf *b)
+{
+    char v[5][16];
+    for (int i = 0; i < 5; i++)
+        fmt_num(v[i], sizeof v[i], r->m[i], "%.4f");
+    nd_buf_printf(b,
+                  "  sender metrics  validation: patch accuracy %s; image level Sen %s "
+                  "Spe %s HM %s AUC %s\n"
+                  "  privacy audit   verdict: %s\n",
+                  v[0], v[1], v[2], v[3], v[4], r->priv[0] ? r->priv : "none");
+    if (!strcmp(r->dir, "out") && r->note[0])
+        nd_buf_printf(b, "                  %s\n", r->note);
+    if (r->ppic[0])
         nd_buf_printf(b,
-                      "  sender metrics  validation: patch accuracy %s; image level Sen %s "
-                      "Spe %s HM %s AUC %s\n"
-                      "  privacy audit   verdict: %s\n",
-                      v[0], v[1], v[2], v[3], v[4], priv[0] ? priv : "none");
-        if (out && note[0])
-            nd_buf_printf(b, "                  %s\n", note);
-        if (ppic[0])
-            nd_buf_printf(b, "  privacy picture %s\n"
-                             "                  (each image beside its nearest training patches)\n",
-                          ppic);
-    }
-    /* approvals */
-    int n = list_rows(db, e, b, json, "approvals",
-                      "SELECT admin,decision,time_unix FROM approvals WHERE bundle_id=? "
-                      "ORDER BY id",
-                      id, approval_row);
-    if (n < 0)
-        return n;
-    if (!json && out && n == 0)
-        nd_buf_str(b, "  decisions       none yet\n");
-    /* deliveries */
-    n = list_rows(db, e, b, json, "deliveries",
-                  "SELECT peer,state,attempts,envelope_size,last_error,delivered_unix,"
-                  "receipt IS NOT NULL FROM deliveries WHERE bundle_id=? ORDER BY peer",
-                  id, delivery_row);
-    if (n < 0)
-        return n;
-    /* evaluation here */
+                      "  privacy picture %s\n"
+                      "                  (each image beside its nearest training patches)\n",
+                      r->ppic);
+}
+
+/* The evaluation on this node's data; *found set when there is one. */
+static int view_evaluation(sqlite3 *db, const char *id, nd_buf *b, int json, int *found,
+                           sc_error *e)
+{
+    sqlite3_stmt *st;
+    int rc;
+    *found = 0;
     if ((rc = nd_db_prepare(db, &st, e,
                             "SELECT data_source,split,accuracy,sen,spe,hm,auc,images,patches,note "
                             "FROM evaluations WHERE bundle_id=?",
                             "t", id)))
         return rc;
     if ((rc = nd_db_step(st, e)) == 1) {
+        *found = 1;
         if (json) {
             int f = 0, g = 1;
             js_key(b, &f, "evaluation");
@@ -488,19 +510,52 @@ int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, 
             nd_buf_printf(b,
                           "  evaluation here %s split of %s: patch accuracy %s; %" PRId64
                           " images: Sen %s Spe %s HM %s AUC %s\n",
-                          nd_col_text(st, 1), nd_col_text(st, 0), v[0],
-                          nd_col_int(st, 7), v[1], v[2], v[3], v[4]);
+                          nd_col_text(st, 1), nd_col_text(st, 0), v[0], nd_col_int(st, 7), v[1],
+                          v[2], v[3], v[4]);
         }
         rc = 0;
-    } else if (!json && !out && rc == 0) {
-        nd_buf_str(b, "  evaluation here not yet (waiting for import)\n");
     }
     nd_db_finalize(st);
-    if (!json && !out && note[0] && strcmp(state, "available"))
-        nd_buf_printf(b, "  note            %s\n", note);
+    return rc < 0 ? rc : 0;
+}
+
+int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
+{
+    bundle_row r;
+    char ppath[ND_PATH_MAX + 80];
+    int rc, n, found;
+    if ((rc = load_bundle_row(db, id, &r, e)))
+        return rc;
+    int out = !strcmp(r.dir, "out");
+    if (nd_object_path(c->cfg.dir, r.ph, ppath, sizeof ppath, e))
+        ppath[0] = 0;
+    view_bundle_head(&r, id, ppath, b, json);
+    view_payload(c, r.ph, b, json);
+    if (!json)
+        view_sender_metrics(&r, b);
+    n = list_rows(db, e, b, json, "approvals",
+                  "SELECT admin,decision,time_unix FROM approvals WHERE bundle_id=? "
+                  "ORDER BY id",
+                  id, approval_row);
+    if (n < 0)
+        return n;
+    if (!json && out && n == 0)
+        nd_buf_str(b, "  decisions       none yet\n");
+    n = list_rows(db, e, b, json, "deliveries",
+                  "SELECT peer,state,attempts,envelope_size,last_error,delivered_unix,"
+                  "receipt IS NOT NULL FROM deliveries WHERE bundle_id=? ORDER BY peer",
+                  id, delivery_row);
+    if (n < 0)
+        return n;
+    if ((rc = view_evaluation(db, id, b, json, &found, e)))
+        return rc;
+    if (!json && !out && !found)
+        nd_buf_str(b, "  evaluation here not yet (waiting for import)\n");
+    if (!json && !out && r.note[0] && strcmp(r.state, "available"))
+        nd_buf_printf(b, "  note            %s\n", r.note);
     if (json)
         nd_buf_str(b, "}\n");
-    return rc < 0 ? rc : 0;
+    return 0;
 }
 
 static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)

@@ -163,7 +163,7 @@ def bench_model(key, arch, size, n, reps, dev):
 
 
 def bench_outer(key, arch, size, real_batch, iters, dev):
-    """One SLDD outer iteration as sd_distiller does it (DESIGN §3)."""
+    """One SLDD outer iteration as sd_distiller does it (docs/algorithm.md)."""
     torch.manual_seed(1)
     model = make(arch, size).to(dev)
     names = [k for k, _ in model.named_parameters()]

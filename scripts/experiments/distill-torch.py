@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The same soft-label distillation algorithm (DESIGN §3) in PyTorch, as an
+"""The same soft-label distillation algorithm (docs/algorithm.md) in PyTorch, as an
 independent reference for `sldd distill` on Fashion-MNIST with LeNet.
 
 It starts from the theta_0 and the initial images, labels and step parameters

@@ -2,7 +2,7 @@
  * test_keys.c - the node directory: key files (0600, O_EXCL, permission
  * check, secret matches public), admin keys under a passphrase, the file
  * peer store and peer records, the replay file across restarts, the
- * sequence counter and node.conf.
+ * sequence counter and node.conf (min-admin-approvals never below 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +189,42 @@ static void test_sequence(void)
     CHECK(s1 == 1 && s2 == 2 && s3 == 3);
 }
 
+/* approval cannot be configured away: 0 is refused, naming the key, and
+ * the values around it behave */
+static void test_min_approvals(void)
+{
+    static const struct {
+        const char *line;
+        int rc;
+        size_t want;
+    } cases[] = {{"min-admin-approvals: 2\n", 0, 2},
+                 {"min-admin-approvals: 1\n", 0, 1},
+                 {"min-admin-approvals: 0\n", SC_EFORMAT, 0},
+                 {"min-admin-approvals: -1\n", SC_EFORMAT, 0},
+                 {"min-admin-approvals: 33\n", SC_EFORMAT, 0}};
+    char path[512];
+    uint8_t *orig;
+    size_t olen;
+    sc_error e = {0, ""};
+    sc_node_config c;
+    snprintf(path, sizeof path, "%s/node.conf", dir);
+    CHECK(sc_file_read(path, 65536, 0, &orig, &olen, &e) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "a");
+        CHECK(f && fputs(cases[i].line, f) >= 0 && fclose(f) == 0);
+        int rc = sc_node_config_load(dir, &c, &e);
+        CHECKF(rc == cases[i].rc, "%s: %d (%s)", cases[i].line, rc, e.msg);
+        if (!rc)
+            CHECK(c.min_admin_approvals == cases[i].want);
+        else
+            CHECKF(strstr(e.msg, "min-admin-approvals") != NULL, "%s", e.msg);
+        if (strstr(cases[i].line, ": 0"))
+            CHECKF(strstr(e.msg, "must be at least 1") != NULL, "%s", e.msg);
+        CHECK(sc_file_write_atomic(path, orig, olen, 0600, &e) == 0);
+    }
+    free(orig);
+}
+
 int main(void)
 {
     char cmd[600];
@@ -203,6 +239,7 @@ int main(void)
     test_peers();
     test_replay_file();
     test_sequence();
+    test_min_approvals();
     dir[strlen(dir) - 5] = 0;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

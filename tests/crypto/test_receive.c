@@ -1,5 +1,5 @@
 /*
- * test_receive.c - the receive order of DESIGN §6, one refusal at a time:
+ * test_receive.c - the receive order (docs/bundle-format.md §5), one refusal at a time:
  * every check has a test that reaches it and sees its own code and a
  * reason; plus every single-byte flip and every truncation of a sealed
  * bundle, and the PAE encoding against the DSSE specification's example.
@@ -274,7 +274,8 @@ static void test_inner_checks(void)
         free(st);
         CHECK(fx_statement(pl, pn, "node-a", F.a, NULL, 0, &st, &sn) == 0);
         expect_statement(SC_EREFUSE_ADMIN_SIGS, st, sn, &p, 1, "no approval at all");
-        expect_statement(0, st, sn, &p, 0, "no approval, none required");
+        expect_statement(SC_EREFUSE_ADMIN_SIGS, st, sn, &p, 0,
+                         "no approval, none asked for: one is required anyway");
         free(st);
         CHECK(fx_statement(pl, pn, NULL, NULL, one, 1, &st, &sn) == 0);
         expect_statement(SC_EREFUSE_NODE_SIG, st, sn, &p, 1, "no node signature");

@@ -14,12 +14,14 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../sd_test.h"
 #include "data_testutil.h"
 #include "sd_backend.h"
 #include "sd_dataset.h"
+#include "sd_file.h"
 #include "sd_imageset.h"
 #include "sd_png.h"
 
@@ -716,6 +718,48 @@ static void test_png_folder(void)
     CHECK(sd_png_write(p, rgb, 6, 5, 3, &e) == 0);
     tu_write_text(csv, "file,label\nsub/rgb.png,0\n");
     CHECK(sd_imageset_load_png(&s, dir, csv, -1, -1, &e) == SD_EFORMAT && has(e.msg, "RGB colour"));
+    /* a FIFO or a directory named like an image is refused at once (the
+     * FIFO used to block the reader), a link out of the folder too */
+    snprintf(p, sizeof p, "%s/sub/fifo.png", dir);
+    CHECK(mkfifo(p, 0600) == 0);
+    tu_write_text(csv, "file,label\nsub/fifo.png,0\n");
+    CHECK(sd_imageset_load_png(&s, dir, csv, -1, -1, &e) == SD_EFORMAT &&
+          has(e.msg, "is a FIFO (named pipe), not a regular file"));
+    mk(dir, "sub/dir.png");
+    tu_write_text(csv, "file,label\nsub/dir.png,0\n");
+    CHECK(sd_imageset_load_png(&s, dir, csv, -1, -1, &e) == SD_EFORMAT &&
+          has(e.msg, "is a directory"));
+    char out[700];
+    snprintf(out, sizeof out, "%s/../outside.png", dir);
+    CHECK(sd_png_write(out, img, 6, 5, 1, &e) == 0);
+    snprintf(p, sizeof p, "%s/sub/link.png", dir);
+    CHECK(symlink(out, p) == 0);
+    tu_write_text(csv, "file,label\nsub/link.png,0\n");
+    CHECK(sd_imageset_load_png(&s, dir, csv, -1, -1, &e) == SD_EFORMAT &&
+          has(e.msg, "outside the data folder"));
+    snprintf(p, sizeof p, "%s/sub/inside.png", dir);
+    CHECK(symlink("0.png", p) == 0);
+    tu_write_text(csv, "file,label\nsub/inside.png,0\nsub/1.png,1\n");
+    CHECK(sd_imageset_load_png(&s, dir, csv, -1, -1, &e) == 0 && s.n == 2);
+    sd_imageset_free(&s);
+    /* sd_file_open itself: regular files only; the root bounds links */
+    FILE *f = NULL;
+    char *root = NULL;
+    CHECK(sd_file_root(dir, &root, &e) == 0);
+    snprintf(p, sizeof p, "%s/sub/fifo.png", dir);
+    CHECK(sd_file_open(p, NULL, &f, &e) == SD_EFORMAT && !f && has(e.msg, "FIFO"));
+    snprintf(p, sizeof p, "%s/sub/link.png", dir);
+    CHECK(sd_file_open(p, NULL, &f, &e) == 0 && f);
+    if (f)
+        fclose(f);
+    f = NULL;
+    CHECK(sd_file_open(p, root, &f, &e) == SD_EFORMAT && !f && has(e.msg, "outside.png"));
+    snprintf(p, sizeof p, "%s/sub/inside.png", dir);
+    CHECK(sd_file_open(p, root, &f, &e) == 0 && f);
+    if (f)
+        fclose(f);
+    CHECK(sd_file_open("/dev/null", NULL, &f, &e) == SD_EFORMAT && has(e.msg, "character device"));
+    free(root);
 }
 
 int main(void)

@@ -122,7 +122,7 @@ typedef struct harness {
     sd_layer l;
     int n, nin;
     size_t insz[SD_LAYER_MAX_IN], outsz, tlen;
-    sd_real *saved, *bn_stats;
+    sd_real *saved, *theta_bn;
     void *ws;
     sd_real *ytmp;
     sd_error err; /* the layer entry points' message */
@@ -138,7 +138,7 @@ static void h_io(harness *h, sd_layer_io *io, sd_real *const *x, const sd_real *
     for (int i = 0; i < h->nin; i++)
         io->x[i] = x[i];
     io->theta = theta;
-    io->bn_stats = h->bn_stats;
+    io->theta_bn = h->theta_bn;
     io->saved = h->saved;
     io->ws = h->ws;
     io->err = &h->err;
@@ -267,9 +267,9 @@ static lresult run_case(sd_backend *be, const lcase *c)
     h->ytmp = vec(h->outsz);
     if (h->l.kind == SD_LAYER_BN) {
         int ch = h->l.in[0].c;
-        h->bn_stats = vec(2 * (size_t)ch);
-        fill_uniform(h->bn_stats, (size_t)ch, -0.5, 0.5);
-        fill_uniform(h->bn_stats + ch, (size_t)ch, 0.3, 1.5);
+        h->theta_bn = vec(2 * (size_t)ch);
+        fill_uniform(h->theta_bn, (size_t)ch, -0.5, 0.5);
+        fill_uniform(h->theta_bn + ch, (size_t)ch, 0.3, 1.5);
     }
 
     sd_real *x[SD_LAYER_MAX_IN], *dx[SD_LAYER_MAX_IN], *gx[SD_LAYER_MAX_IN],
@@ -441,7 +441,7 @@ static lresult run_case(sd_backend *be, const lcase *c)
     free(theta), free(dtheta), free(gtheta), free(dgtheta), free(ts), free(zt), free(gtp);
     free(gtm), free(fdt);
     free(gy), free(dgy), free(y), free(yp), free(ym), free(dy), free(dyfd), free(zy);
-    free(h->saved), free(h->ws), free(h->ytmp), free(h->bn_stats);
+    free(h->saved), free(h->ws), free(h->ytmp), free(h->theta_bn);
     return res;
 }
 

@@ -300,6 +300,79 @@ static void test_large(sd_backend *be)
     set_free(&ho);
 }
 
+/* ---- the search's products go through the backend ---- */
+
+static int (*real_gemm)(sd_backend *, sd_error *, int, int, int, int, int, sd_real, const sd_real *, int,
+                        const sd_real *, int, sd_real, sd_real *, int);
+static int gemm_calls, gemm_fail;
+
+static int counting_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k, sd_real alpha,
+                         const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
+                         sd_real *c, int ldc)
+{
+    gemm_calls++;
+    if (gemm_fail)
+        return sd_error_set(err, SD_EBACKEND, "gemm refused by the test");
+    return real_gemm(be, err, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* The nearest-training search runs its GEMMs with the backend's gemm (so it
+ * runs where the backend runs) and reports a failing one; the figures are
+ * those of the plain backend, bit for bit, also when the backend's memory is
+ * treated as device memory (separate host arrays, uploads and downloads: the
+ * path a GPU takes). */
+static void test_search_backend(sd_backend *be)
+{
+    set tr, ho;
+    set_make(&tr, 300, SIDE, 41, 0);
+    set_make(&ho, 100, SIDE, 42, 0);
+    size_t D = SIDE * SIDE;
+    float *img = malloc(2 * D * sizeof *img);
+    memcpy(img, tr.x + 77 * D, D * sizeof *img);
+    make_noise(img + D, 1, D, 43);
+    sd_privacy_config cfg;
+    sd_privacy_config_defaults(&cfg);
+    cfg.chunk = 64;
+    sd_privacy_report r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    sd_error err = {0};
+    int rc = sd_privacy_nearest(&r1, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    real_gemm = be->gemm;
+    be->gemm = counting_gemm;
+    gemm_calls = 0;
+    rc = sd_privacy_nearest(&r2, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    CHECKF(gemm_calls > 0, "%d backend GEMMs", gemm_calls);
+    if (!rc && r1.images && r2.images) {
+        CHECK(!memcmp(r1.images, r2.images, 2 * sizeof *r1.images));
+        CHECK(!memcmp(r1.heldout_distance_q, r2.heldout_distance_q,
+                      sizeof r1.heldout_distance_q));
+        CHECK(!memcmp(r1.heldout_ssim_q, r2.heldout_ssim_q, sizeof r1.heldout_ssim_q));
+        CHECK(r2.images[0].pixel_index == 77 && r2.images[0].ssim_index == 77);
+    }
+    be->host_memory = 0;
+    rc = sd_privacy_nearest(&r4, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
+    be->host_memory = 1;
+    CHECKF(rc == 0, "%s", err.msg);
+    if (!rc && r1.images && r4.images) {
+        CHECK(!memcmp(r1.images, r4.images, 2 * sizeof *r1.images));
+        CHECK(!memcmp(r1.heldout_ssim_q, r4.heldout_ssim_q, sizeof r1.heldout_ssim_q));
+    }
+    gemm_fail = 1;
+    rc = sd_privacy_nearest(&r3, img, 2, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
+    CHECKF(rc == SD_EBACKEND && strstr(err.msg, "gemm refused by the test"), "rc %d: %s", rc,
+           err.msg);
+    gemm_fail = 0;
+    be->gemm = real_gemm;
+    sd_privacy_report_free(&r1);
+    sd_privacy_report_free(&r2);
+    sd_privacy_report_free(&r3);
+    sd_privacy_report_free(&r4);
+    free(img);
+    set_free(&tr);
+    set_free(&ho);
+}
+
 /* ---- membership ---- */
 
 static void test_auc_function(void)
@@ -421,9 +494,9 @@ static int make_distilled(sd_distilled *d, const float *images, int n, sd_error 
     d->images = malloc((size_t)n * D * sizeof(float));
     d->labels = calloc((size_t)n * 3, sizeof(float));
     d->step_sizes = malloc(2 * sizeof(float));
-    d->bn_stats = calloc(m->n_bn + 1, sizeof(float));
+    d->theta_bn = calloc(m->n_bn + 1, sizeof(float));
     sd_real *th = malloc(m->n_theta * sizeof *th);
-    int rc = !d->images || !d->labels || !d->step_sizes || !d->bn_stats || !th;
+    int rc = !d->images || !d->labels || !d->step_sizes || !d->theta_bn || !th;
     if (!rc)
         rc = sd_init_theta(m, d->seed, th, err) ||
              sd_theta_sha256(th, m->n_theta, d->theta0_sha256, err);
@@ -559,6 +632,7 @@ int main(int argc, char **argv)
     test_policy();
     test_search(be);
     test_large(be);
+    test_search_backend(be);
     test_membership(be);
     test_audit(be);
     sd_backend_destroy(be);

@@ -2,10 +2,13 @@
  * test_synth.c - the synthetic phantom generator: determinism, argument
  * checks, plausible masks, a texture statistic that differs between the
  * classes on average, and the dataset writer (labels, stratified splits,
- * README, thread-count independence, refusing to overwrite).
+ * README, thread-count independence, refusing to overwrite, the lowest
+ * failing image reported).
  */
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../sd_test.h"
 #include "data_testutil.h"
@@ -201,11 +204,46 @@ static void test_dataset_writer(void)
     CHECK(!strcmp(id, "synth012345"));
 }
 
+/* A failing image stops the writer with that image's error: the lowest
+ * failing one whatever the thread count, and no labels.csv is written. */
+static void test_dataset_writer_failure(void)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        char dir[512], path[700], sub[64];
+        snprintf(sub, sizeof sub, "fail%d", threads);
+        tu_path(dir, sizeof dir, sub);
+        /* directories where images 2 and 9 should go: those writes fail */
+        snprintf(path, sizeof path, "%s", dir);
+        CHECK(mkdir(path, 0755) == 0);
+        snprintf(path, sizeof path, "%s/images", dir);
+        CHECK(mkdir(path, 0755) == 0);
+        snprintf(path, sizeof path, "%s/images/synth0002.png", dir);
+        CHECK(mkdir(path, 0755) == 0);
+        snprintf(path, sizeof path, "%s/images/synth0009.png", dir);
+        CHECK(mkdir(path, 0755) == 0);
+        sd_error e = {0};
+        sd_synth_dataset_opts o = {0};
+        o.out_dir = dir;
+        o.count = 12;
+        o.size = 16;
+        o.seed = 3;
+        o.gastritis_fraction = 0.5;
+        o.split[0] = 1;
+        o.threads = threads;
+        int rc = sd_synth_dataset_write(&o, &e);
+        CHECKF(rc != 0 && strstr(e.msg, "synth0002") && !strstr(e.msg, "synth0009"),
+               "%d threads: rc %d, %s", threads, rc, e.msg);
+        snprintf(path, sizeof path, "%s/labels.csv", dir);
+        CHECK(access(path, F_OK) != 0);
+    }
+}
+
 int main(void)
 {
     tu_scratch("synth");
     test_determinism();
     test_classes();
     test_dataset_writer();
+    test_dataset_writer_failure();
     return sd_test_finish();
 }

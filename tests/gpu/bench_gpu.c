@@ -528,7 +528,7 @@ static void bench_detect(void)
     float *h = malloc(sizeof(float) * (m->n_theta + m->n_bn));
     if (!h || sd_init_theta(m, 1, h, &err))
         die("theta");
-    sd_init_bn_stats(m, h + m->n_theta);
+    sd_init_theta_bn(m, h + m->n_theta);
     float *th = dalloc(sizeof(float) * m->n_theta), *bn = dalloc(sizeof(float) * m->n_bn);
     TRY("upload", be->upload(be, &err, th, h, sizeof(float) * m->n_theta));
     TRY("upload", be->upload(be, &err, bn, h + m->n_theta, sizeof(float) * m->n_bn));
@@ -542,7 +542,7 @@ static void bench_detect(void)
     sd_exec_args a;
     memset(&a, 0, sizeof a);
     a.theta = th;
-    a.bn_stats = bn;
+    a.theta_bn = bn;
     a.bn_mode = SD_BN_FROZEN;
     a.x = x;
     int images = quick ? 1 : 3, total = 0;

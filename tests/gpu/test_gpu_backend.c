@@ -992,7 +992,7 @@ static void layer_case(const char *name, sd_layer l, int n, sd_bn_mode mode, int
             o->gtheta = P(gth);
             o->dgtheta = P(dgth);
         }
-        o->bn_stats = P(bns);
+        o->theta_bn = P(bns);
         o->saved = sv ? P(saved) : NULL;
         o->ws = side_ ? wkg : wkc;
     }
@@ -1127,7 +1127,7 @@ static void model_case(const char *arch, int size, int n, sd_bn_mode mode)
         dgx = bnew(xs), dgy = bnew(ys);
     if (m->n_bn) {
         h = xmalloc(sizeof(float) * m->n_bn);
-        sd_init_bn_stats(m, h);
+        sd_init_theta_bn(m, h);
         bset(&bns, h);
         free(h);
     }
@@ -1136,7 +1136,7 @@ static void model_case(const char *arch, int size, int n, sd_bn_mode mode)
         sd_exec_args a;
         memset(&a, 0, sizeof a);
         a.theta = P(th);
-        a.bn_stats = P(bns);
+        a.theta_bn = P(bns);
         a.bn_mode = mode;
         a.label_mode = SD_LABEL_SOFTMAX;
         a.x = P(x);

@@ -1,6 +1,6 @@
 /*
  * test_gpu_replay.c - a distillation run on one backend, replayed on the
- * other, must give the same patch predictions (DESIGN §3: agreement >= 99.9 %).
+ * other, must give the same patch predictions (>= 99.9 % agree; docs/design.md).
  *
  * On a small synthetic gastric data set (written to a temporary folder):
  *   1. distil on CUDA (ConvNet-BN, SLDD(3)), replay on CUDA and on the CPU,
@@ -82,7 +82,7 @@ static int predict_all(const sd_distilled *d, sd_backend *be, const sd_data_view
         fprintf(stderr, "replay on %s: %s\n", be->name, err.msg);
         return -1;
     }
-    int rc = sd_evaluate(m, be, theta, d->bn_stats, data, 0, acc, NULL, pred, &err);
+    int rc = sd_evaluate(m, be, theta, d->theta_bn, data, 0, acc, NULL, pred, &err);
     if (rc)
         fprintf(stderr, "evaluate on %s: %s\n", be->name, err.msg);
     be->free(be, theta);

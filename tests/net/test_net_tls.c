@@ -143,6 +143,15 @@ static void on_bundle(void *arg, const sn_bundle_in *in, sn_response *resp)
         resp->status = 500;
 }
 
+/* POST /v1/audit-head: says who sent how much. */
+static void on_audit_head(void *arg, const sn_audit_head_in *in, sn_response *resp)
+{
+    (void)arg;
+    if (sn_response_printf(resp, 200, NULL, "head of %zu bytes from %s", in->body_len,
+                           in->sender_node_id) != 0)
+        resp->status = 500;
+}
+
 /* POST /v1/sink: a large-body route (bodies above curl's 100-continue
  * threshold); answers with the body's length and first byte. */
 static void sink_handler(void *arg, const sn_request *req, sn_response *resp)
@@ -184,7 +193,8 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static sn_peer_service service = {"hospital-a", BUNDLE_CAP, on_bundle, NULL};
+static sn_peer_service service = {"hospital-a", BUNDLE_CAP, on_bundle, NULL, on_audit_head,
+                                  NULL};
 
 static int server_start(test_server *t, SSL_CTX *ctx, int max_conns, int head_timeout_ms)
 {
@@ -804,6 +814,31 @@ static void test_client_side(uint16_t port)
         snprintf(both, sizeof both, "%s;", curl_pin_c);
         rc = sn_client_request(c, "GET", url, both, NULL, NULL, 0, &resp, &e);
         CHECK(rc == SC_EFORMAT);
+    }
+
+    /* An audit head: the sender's id reaches the callback; the cap is the
+     * route's own, far below the bundles'; an empty head is refused. */
+    {
+        static char head[SN_PEER_AUDIT_HEAD_MAX + 1];
+        sn_delivery out;
+        char base[64];
+        memset(head, 'h', sizeof head);
+        snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)port);
+        rc = sn_peer_send_audit_head(c, base, curl_pin_a, head, SN_PEER_AUDIT_HEAD_MAX, &resp,
+                                     &out, &e);
+        CHECKF(rc == 0 && resp.status == 200 && out == SN_DELIVERED && resp.body &&
+                   strstr((char *)resp.body, "head of 1024 bytes from hospital-b"),
+               "rc %d status %ld %s", rc, resp.status, e.msg);
+        sn_client_response_free(&resp);
+        rc = sn_peer_send_audit_head(c, base, curl_pin_a, head, sizeof head, &resp, &out, &e);
+        CHECKF(rc == 0 && resp.status == 413 && out == SN_REFUSED, "rc %d status %ld", rc,
+               resp.status);
+        sn_client_response_free(&resp);
+        snprintf(url, sizeof url, "%s%s", base, SN_PEER_AUDIT_HEAD_PATH);
+        rc = sn_client_request(c, "POST", url, curl_pin_a,
+                               SN_PEER_AUDIT_HEAD_TYPE, NULL, 0, &resp, &e);
+        CHECKF(rc == 0 && resp.status == 400, "rc %d status %ld", rc, resp.status);
+        sn_client_response_free(&resp);
     }
 
     /* The server's certificate is not from the CA the client trusts. */

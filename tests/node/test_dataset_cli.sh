@@ -106,5 +106,64 @@ expect 1 "bad/images/$id.png: not a PNG file" -- "$SLDD" dataset prepare --data 
 
 expect 1 "no such dataset directory" -- "$SLDD" dataset prepare --data "$T/does-not-exist"
 
+# ---- files that are not what their names say: refused at once, never read ----
+# (every run under `timeout`: a FIFO used to block the reader for ever)
+fresh; id=$(first_train); rm "$T/bad/images/$id.png"; mkfifo "$T/bad/images/$id.png"
+expect 1 "bad/images/$id.png: is a FIFO (named pipe), not a regular file" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_train); rm "$T/bad/masks/$id.png"; mkfifo "$T/bad/masks/$id.png"
+expect 1 "bad/masks/$id.png: is a FIFO" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; rm "$T/bad/labels.csv"; mkfifo "$T/bad/labels.csv"
+expect 1 "bad/labels.csv: is a FIFO" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad"
+
+fresh; id=$(first_val); rm "$T/bad/images/$id.png"; mkdir "$T/bad/images/$id.png"
+expect 1 "bad/images/$id.png: is a directory, not a regular file" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad"
+
+# a symbolic link out of the data folder is refused; one inside it is followed
+fresh; id=$(first_train); mv "$T/bad/images/$id.png" "$T/outside.png"
+ln -s "$T/outside.png" "$T/bad/images/$id.png"
+expect 1 "outside the data folder" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad"
+fresh; id=$(first_train); mv "$T/bad/images/$id.png" "$T/bad/kept.png"
+ln -s ../kept.png "$T/bad/images/$id.png"
+expect 0 "wrote" -- timeout 60 "$SLDD" dataset prepare --data "$T/bad" --patch 24 --stride 8
+
+# ---- the pixel budget, from the PNG headers before any pixel is decoded ----
+# a valid 1 MB PNG of 32768x32768 zeros (2 GiB decoded as 16-bit)
+write_huge_png() {
+  "$PY" - "$1" <<'EOF'
+import struct, sys, zlib
+w = h = 32768
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+z = zlib.compressobj(9)
+row = b"\x00" * (w + 1)
+idat = b"".join([z.compress(row) for _ in range(h)] + [z.flush()])
+open(sys.argv[1], "wb").write(
+    b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+EOF
+}
+# peak_rss_kib CMD...: run CMD (its output to $T/out); print its exit status
+# and its peak RSS in KiB
+peak_rss_kib() {
+  "$PY" -c 'import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT).returncode
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$T/out" "$@"
+}
+# (a val image: it needs no mask, which would otherwise differ in size)
+fresh; id=$(first_val); write_huge_png "$T/bad/images/$id.png"; rm "$T/bad/masks/$id.png"
+check "the huge PNG is about 1 MB" test "$(stat -c %s "$T/bad/images/$id.png")" -lt 2000000
+read -r rc rss < <(peak_rss_kib timeout 120 "$SLDD" dataset prepare --data "$T/bad" --patch 24 --stride 8)
+echo "refusal of a 32768x32768 PNG: exit $rc, peak RSS $rss KiB"
+check "the huge PNG is refused (exit $rc)" test "$rc" -eq 1
+check "the refusal names the image and the limit" grep -q "images/$id.png: declares 32768x32768 = 1073741824 pixels.*--max-image-pixels" "$T/out"
+check "the refusal decodes nothing (peak RSS $rss KiB < 64 MiB)" test "$rss" -lt 65536
+expect 1 "more than the data set may hold (10000; --max-pixels)" -- "$SLDD" dataset prepare --data "$D" --patch 24 --stride 8 --max-pixels 10000
+expect 1 "more than one image may hold (9000; --max-image-pixels)" -- "$SLDD" dataset prepare --data "$D" --patch 24 --stride 8 --max-image-pixels 9000
+expect 0 "wrote" -- "$SLDD" dataset prepare --data "$D" --patch 24 --stride 8 --max-pixels 110592 --max-image-pixels 9216
+expect 2 "--max-pixels 0 is out of range" -- "$SLDD" dataset prepare --data "$D" --max-pixels 0
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -6,6 +6,9 @@
   - an approved bundle arrives exactly once at each recipient, is rebuilt
     and evaluated there, and its HM at a receiver that holds the sender's
     validation images equals the sender's own within 0.005;
+  - the receiver stores the theta_opt it rebuilt at import: `sldd detect
+    --bundle` loads it without replaying, and its decision, patch counts, r
+    and heat map are those of a fresh replay of the payload, byte for byte;
   - a peer that is down gets its bundles when it comes back;
   - a bundle released after a later one cannot be approved (receivers
     accept increasing sequence numbers only).
@@ -15,7 +18,10 @@ bundles on node-a's own validation images.
 
 usage: test_node_e2e.py /path/to/sldd
 """
+import glob
+import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +30,29 @@ import fed  # noqa: E402
 
 def arrived(node, bid):
     return [b for b in node.bundles() if b["id"] == bid]
+
+
+def check_detection(t, f, c, z):
+    """Detection with imported bundle z at c: theta_opt loaded, not replayed,
+    and the same result as replaying the payload."""
+    t.check(c.query("SELECT COUNT(*) FROM theta_opt WHERE bundle_id=?", z)[0][0] == 1,
+            "theta_opt of %s recorded at import" % z[:12])
+    img = sorted(glob.glob(os.path.join(f.root, "data-a", "images", "*.png")))[0]
+    ph = c.query("SELECT payload_sha256 FROM bundles WHERE id=?", z)[0][0]
+    heat = [os.path.join(f.root, "heat-%s.png" % k) for k in ("bundle", "model")]
+    got = json.loads(c.sldd("detect", img, "--bundle", z[:12], "--dir", c.dir, "--json",
+                            "--heatmap", heat[0]).stdout)
+    ref = json.loads(c.sldd("detect", img, "--model", os.path.join(c.dir, "objects", ph),
+                            "--json", "--heatmap", heat[1]).stdout)
+    t.check(got["replayed"] is False and ref["replayed"] is True,
+            "detect --bundle loads the stored theta_opt (replayed: %s; --model: %s)" %
+            (got["replayed"], ref["replayed"]))
+    keys = ("grid", "I", "N", "P", "r", "decision", "patch", "stride", "input")
+    t.check(all(got[k] == ref[k] for k in keys),
+            "stored theta_opt detects as a fresh replay: %s vs %s" %
+            ({k: got[k] for k in keys}, {k: ref[k] for k in keys}))
+    with open(heat[0], "rb") as h0, open(heat[1], "rb") as h1:
+        t.check(h0.read() == h1.read(), "heat maps identical byte for byte")
 
 
 def main(sldd, t):
@@ -42,6 +71,18 @@ def main(sldd, t):
                 "show has soft labels and step sizes")
         t.check(bx["privacy"]["verdict"] in ("pass", "warn", "block"),
                 "privacy audit in the payload: %s" % bx["privacy"])
+        # the nearest-neighbour figure reads the same in every view: bundle show
+        # (text and JSON) and bundle inspect of the payload file
+        shown = [float(v) for v in re.findall(r"held-out closer ([0-9.]+)%",
+                                                a.sldd("bundle", "show", x, "--dir",
+                                                       a.dir).stdout)]
+        inspected = [float(v) for v in re.findall(r"held-out closer ([0-9.]+)%",
+                                                  a.sldd("bundle", "inspect",
+                                                         bx["payload_path"]).stdout)]
+        js = [round(im["heldout_closer_percent"], 1) for im in bx["privacy"]["images"]]
+        t.check(len(shown) == len(js) > 0 and shown == inspected == js,
+                "held-out closer agrees in show, inspect and JSON: %s %s %s"
+                % (shown, inspected, js))
         # an admin of another node cannot approve it
         r = a.approve(x, check=False, admin="adm-b")
         t.check(r.returncode != 0, "foreign admin refused")
@@ -81,6 +122,7 @@ def main(sldd, t):
         t.check(abs(ev["accuracy"] - sender_acc) <= 1e-9,
                 "patch accuracy identical: %s vs %s" % (ev["accuracy"], sender_acc))
         t.check(b.bundle(z)["evaluation"]["images"] > 0, "node-b evaluated on its own data")
+        check_detection(t, f, c, z)
 
         # the unapproved and the rejected bundle never reached anyone
         for n in (b, c):

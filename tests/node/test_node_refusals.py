@@ -8,7 +8,8 @@ the federation's CA that is not pinned, one from another CA; then, with
 node-a's real certificate, a bundle addressed to node-c, a replayed sequence
 number, an oversized body and bytes that are not a bundle.  Each is refused
 with a clear reason in the log and an audit entry, and nothing is stored.  A
-retransmitted bundle gets the same receipt again.  Finally `sldd audit
+retransmitted bundle gets the same receipt again; other bytes under its
+bundle id get 409 and an audit entry, and the stored bundle stays as it was.  Finally `sldd audit
 verify` must find a changed, a removed, a reordered and a truncated entry
 in copies of node-b's log.
 
@@ -173,6 +174,30 @@ def main(sldd, t):
         t.check("HTTP 200" in r1 and r1 == r2 and "sldd-receipt: v1" in r1,
                 "same receipt twice: %r / %r" % (r1[-80:], r2[-80:]))
         t.check(len([e for e in b.bundles()]) == n_bundles + 1, "stored once")
+
+        # ---- other bytes under a known bundle id: a conflict, not a receipt.
+        # The header (sender, bundle id) is intact; the signature is not.
+        with open(good, "rb") as fg:
+            forged_bytes = bytearray(fg.read())
+        forged_bytes[-1] ^= 0x01
+        forged = os.path.join(f.root, "forged.env")
+        with open(forged, "wb") as ff:
+            ff.write(bytes(forged_bytes))
+        row = ("SELECT id,payload_sha256,envelope_sha256,receipt,statement_obj FROM bundles "
+               "WHERE direction='in' ORDER BY id")
+        held = b.query(row)
+        before = len(refusals(b))
+        rc3, r3, _ = curl(port, "/v1/bundles", ca, acert, akey, data=forged)
+        t.check("HTTP 409" in r3 and "replayed-bundle-id" in r3 and "sldd-receipt" not in r3,
+                "forged body under a known id: 409, no receipt: %r" % r3[-200:])
+        fed.wait_for("audit entry for the forged body", lambda: len(refusals(b)) > before)
+        last = refusals(b)[-1]
+        t.check("other content" in last["detail"] and last["peer"] == "node-a",
+                "the conflict is audited: %s" % last)
+        t.check(b.query(row) == held and len(b.bundles()) == n_bundles + 1,
+                "the stored bundle is untouched")
+        rc4, r4, _ = curl(port, "/v1/bundles", ca, acert, akey, data=good)
+        t.check(r4 == r1, "the first bytes still get their receipt: %r" % r4[-80:])
 
         f.stop()
         # ---- tampering with node-b's audit log

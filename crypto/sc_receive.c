@@ -1,5 +1,10 @@
 /*
- * sc_envelope.c - sealing and the receive order (see sc_envelope.h).
+ * sc_receive.c - the receive path, in the order a reader checks it (see
+ * sc_envelope.h): sc_receive runs the whole receive order on an envelope
+ * (size, parse, sender, outer signature, recipient, time, replay, unseal,
+ * AEAD), then the inner checks shared with sc_verify_statement (statement
+ * parse, node and admin signatures by sc_statement_verify, payload parse
+ * within the budget, unknown fields, header agreement, semantic checks).
  *
  * Nothing is decrypted before the outer signature has been checked, and
  * nothing is parsed before its authenticity is established: the envelope
@@ -7,6 +12,7 @@
  * signature check, and both parses are budgeted.
  */
 #include "sc_envelope.h"
+#include "sc_sign.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -19,110 +25,103 @@
 
 #define HEADER_MAX 4096
 
-static uint8_t *outer_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct, size_t ctlen,
-                           size_t *blen)
+/* ---------------------------------------------------------------- signatures */
+
+/* Check one admin signature; returns 1 approve, 2 reject, 0 not counted. */
+static int check_admin(const Sldd__V1__Signature *s, const sc_peer *sender,
+                       const uint8_t hash[32], size_t *which)
 {
-    uint8_t *b = malloc(hlen + 32);
-    if (!b)
-        return NULL;
-    memcpy(b, hdr, hlen);
-    sc_sha256(b + hlen, ct, ctlen);
-    *blen = hlen + 32;
-    return b;
+    uint8_t kid[32];
+    sp_budget b;
+    Sldd__V1__Approval *ap;
+    int verdict = 0;
+    if (s->key_id.len != 32 || s->sig.len != 64 || s->approval.len > SC_APPROVAL_MAX)
+        return 0;
+    for (size_t i = 0; i < sender->n_admins; i++) {
+        sc_key_id(kid, sender->admins[i].pk);
+        if (memcmp(kid, s->key_id.data, 32) || strcmp(sender->admins[i].name, s->signer_id))
+            continue;
+        if (sc_pae_verify(s->sig.data, SC_TYPE_APPROVAL, s->approval.data, s->approval.len,
+                          sender->admins[i].pk))
+            return 0;
+        sp_budget_init(&b, 65536);
+        ap = sldd__v1__approval__unpack(sp_budget_allocator(&b), s->approval.len, s->approval.data);
+        if (!ap)
+            return 0;
+        if (!sp_message_check_unknown(&ap->base, NULL, 0) && ap->payload_sha256.len == 32 &&
+            !memcmp(ap->payload_sha256.data, hash, 32) && !strcmp(ap->admin_id, s->signer_id) &&
+            !strcmp(ap->node_id, sender->id)) {
+            if (ap->decision == SLDD__V1__DECISION__DECISION_APPROVE)
+                verdict = 1;
+            else if (ap->decision == SLDD__V1__DECISION__DECISION_REJECT)
+                verdict = 2;
+        }
+        protobuf_c_message_free_unpacked(&ap->base, sp_budget_allocator(&b));
+        *which = i;
+        return verdict;
+    }
+    return 0;
 }
 
-int sc_envelope_seal(const uint8_t *statement, size_t len, const sc_envelope_fields *f,
-                     const sc_node_keys *keys, const uint8_t recipient_enc_pk[32], uint8_t **out,
-                     size_t *outlen, sc_error *e)
+int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, size_t min_admins,
+                        sc_verify_result *res, sc_error *e)
 {
-    Sldd__V1__EnvelopeHeader h = SLDD__V1__ENVELOPE_HEADER__INIT;
-    Sldd__V1__Envelope env = SLDD__V1__ENVELOPE__INIT;
-    uint8_t skid[32], rkid[32], sealed[SC_SEALED_KEY_LEN], nonce[SC_NONCE_LEN], sig[64];
-    uint8_t *ck = NULL, *hdr = NULL, *ct = NULL, *body = NULL;
-    size_t hlen, blen = 0;
-    unsigned long long ctlen = 0;
-    int rc = 0;
-
-    *out = NULL;
-    *outlen = 0;
-    if (sodium_init() < 0)
-        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
-    if (len > SIZE_MAX - crypto_aead_xchacha20poly1305_ietf_ABYTES)
-        return sc_error_set(e, SC_EINVAL, "statement too large");
-    ck = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-    if (!ck)
-        return sc_error_set(e, SC_ENOMEM, "out of guarded memory");
-    crypto_aead_xchacha20poly1305_ietf_keygen(ck);
-    randombytes_buf(nonce, sizeof nonce);
-    if (crypto_box_seal(sealed, ck, crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
-                        recipient_enc_pk)) {
-        rc = sc_error_set(e, SC_ECRYPTO, "sealing the content key failed");
-        goto out;
+    uint8_t kid[32];
+    int seen[SC_MAX_ADMINS_PER_NODE] = {0};
+    const char *rejected_by = NULL;
+    memset(res, 0, sizeof *res);
+    if (strcmp(st->payload_type, SC_TYPE_BUNDLE))
+        return sc_error_set(e, SC_EREFUSE_PAYLOAD_TYPE, "payload type '%.80s' is not %s",
+                            st->payload_type, SC_TYPE_BUNDLE);
+    sc_sha256(res->payload_sha256, st->payload.data, st->payload.len);
+    sc_key_id(kid, sender->sign_pk);
+    for (size_t i = 0; i < st->n_signatures; i++) {
+        const Sldd__V1__Signature *s = st->signatures[i];
+        size_t which = 0;
+        int v;
+        if (s->role == SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_NODE) {
+            if (!res->node_ok && s->key_id.len == 32 && !memcmp(s->key_id.data, kid, 32) &&
+                !strcmp(s->signer_id, sender->id) && s->sig.len == 64 &&
+                !sc_pae_verify(s->sig.data, SC_TYPE_BUNDLE, st->payload.data, st->payload.len,
+                               sender->sign_pk))
+                res->node_ok = 1;
+            else if (!res->node_ok)
+                res->n_ignored++;
+            continue;
+        }
+        if (s->role != SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_ADMIN) {
+            res->n_ignored++;
+            continue;
+        }
+        v = check_admin(s, sender, res->payload_sha256, &which);
+        if (v == 0) {
+            res->n_ignored++;
+        } else if (v == 2) {
+            rejected_by = sender->admins[which].name;
+        } else if (!seen[which]) {
+            seen[which] = 1;
+            memcpy(res->admins[res->n_admins++], sender->admins[which].name, 65);
+        }
     }
-    sc_key_id(skid, keys->sign_pk);
-    sc_key_id(rkid, recipient_enc_pk);
-    h.format_version = SP_FORMAT_VERSION;
-    h.sender = (char *)f->sender;
-    h.recipient = (char *)f->recipient;
-    h.bundle_id.data = (uint8_t *)f->bundle_id;
-    h.bundle_id.len = SP_BUNDLE_ID_LEN;
-    h.sequence = f->sequence;
-    h.created_unix = f->created_unix;
-    h.expires_unix = f->expires_unix;
-    h.sender_key_id.data = skid;
-    h.sender_key_id.len = 32;
-    h.recipient_key_id.data = rkid;
-    h.recipient_key_id.len = 32;
-    h.sealed_key.data = sealed;
-    h.sealed_key.len = sizeof sealed;
-    h.nonce.data = nonce;
-    h.nonce.len = sizeof nonce;
-    hlen = sldd__v1__envelope_header__get_packed_size(&h);
-    hdr = malloc(hlen);
-    ct = malloc(len + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    if (!hdr || !ct) {
-        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (sldd__v1__envelope_header__pack(&h, hdr) != hlen) {
-        rc = sc_error_set(e, SC_EFORMAT, "header packing failed");
-        goto out;
-    }
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ctlen, statement, len, hdr, hlen, NULL,
-                                                   nonce, ck)) {
-        rc = sc_error_set(e, SC_ECRYPTO, "encryption failed");
-        goto out;
-    }
-    if (!(body = outer_body(hdr, hlen, ct, (size_t)ctlen, &blen))) {
-        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = sc_pae_sign(sig, SC_TYPE_ENVELOPE, body, blen, keys->sign_sk, e)))
-        goto out;
-    env.header.data = hdr;
-    env.header.len = hlen;
-    env.ciphertext.data = ct;
-    env.ciphertext.len = (size_t)ctlen;
-    env.signature.data = sig;
-    env.signature.len = 64;
-    *outlen = sldd__v1__envelope__get_packed_size(&env);
-    *out = malloc(*outlen);
-    if (!*out) {
-        rc = sc_error_set(e, SC_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (sldd__v1__envelope__pack(&env, *out) != *outlen) {
-        free(*out);
-        *out = NULL;
-        rc = sc_error_set(e, SC_EFORMAT, "envelope packing failed");
-    }
-out:
-    sc_secret_free(ck, crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-    free(hdr);
-    free(ct);
-    free(body);
-    return rc;
+    if (!res->node_ok)
+        return sc_error_set(e, SC_EREFUSE_NODE_SIG,
+                            "no valid signature by node '%s' (key %02x%02x%02x%02x...)",
+                            sender->id, kid[0], kid[1], kid[2], kid[3]);
+    if (rejected_by)
+        return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS, "admin '%s' of %s rejected this payload",
+                            rejected_by, sender->id);
+    /* a caller that asks for no approval at all still gets one checked */
+    if (min_admins < 1)
+        min_admins = 1;
+    if (res->n_admins < min_admins)
+        return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS,
+                            "%zu valid admin approval(s) of %s, %zu required (%zu signature(s) "
+                            "ignored: unknown key, bad signature or other payload)",
+                            res->n_admins, sender->id, min_admins, res->n_ignored);
+    return 0;
 }
+
+/* ---------------------------------------------------------------- envelopes */
 
 void sc_received_destroy(sc_received *rec)
 {
@@ -288,7 +287,7 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
         goto out;
     }
     /* 5. outer signature over the exact header bytes and the ciphertext hash */
-    if (!(body = outer_body(env->header.data, env->header.len, env->ciphertext.data,
+    if (!(body = sc_envelope_signed_body(env->header.data, env->header.len, env->ciphertext.data,
                             env->ciphertext.len, &blen))) {
         rc = sc_error_set(e, SC_ENOMEM, "out of memory");
         goto out;
@@ -391,48 +390,4 @@ int sc_receive_commit(const sc_receiver *r, const sc_received *rec, sc_error *e)
     if (!r->replay)
         return 0;
     return r->replay->record(r->replay, rec->sender, rec->bundle_id, rec->sequence, e);
-}
-
-int sc_seal_statement(const uint8_t *statement, size_t len, const char *self_id,
-                      const sc_node_keys *keys, sc_trust_store *trust, const char *recipient,
-                      size_t min_admins, int64_t now, uint8_t **out, size_t *outlen, sc_error *e)
-{
-    sc_received *rec = NULL;
-    sc_peer to;
-    sc_envelope_fields f;
-    int rc, in_audience = 0;
-    uint8_t kid[32];
-    *out = NULL;
-    if ((rc = sc_verify_statement(statement, len, trust, min_admins, (size_t)256 << 20, &rec, e)))
-        return sc_error_wrap(e, "will not seal");
-    if (strcmp(rec->sender, self_id)) {
-        rc = sc_error_set(e, SC_EINVAL, "will not seal: the statement is from '%s', not this node",
-                          rec->sender);
-        goto out;
-    }
-    sc_key_id(kid, keys->sign_pk);
-    for (size_t i = 0; i < rec->bundle->n_audience; i++)
-        in_audience |= !strcmp(rec->bundle->audience[i], recipient);
-    if (!in_audience) {
-        rc = sc_error_set(e, SC_EINVAL, "will not seal: '%s' is not in the payload's audience",
-                          recipient);
-        goto out;
-    }
-    if (now >= rec->bundle->expires_unix) {
-        rc = sc_error_set(e, SC_EINVAL, "will not seal: the payload expired at %" PRId64,
-                          rec->bundle->expires_unix);
-        goto out;
-    }
-    if ((rc = trust->peer_get(trust, recipient, &to, e)))
-        goto out;
-    f.sender = self_id;
-    f.recipient = recipient;
-    f.bundle_id = rec->bundle_id;
-    f.sequence = rec->sequence;
-    f.created_unix = rec->bundle->created_unix;
-    f.expires_unix = rec->bundle->expires_unix;
-    rc = sc_envelope_seal(statement, len, &f, keys, to.enc_pk, out, outlen, e);
-out:
-    sc_received_destroy(rec);
-    return rc;
 }

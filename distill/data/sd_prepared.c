@@ -1,0 +1,148 @@
+/*
+ * sd_prepared.c - the prepared-index file DIR/prepared.json (see
+ * sd_dataset.h and docs/data.md): written by `sldd dataset prepare`, read
+ * by every later command.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sd_csv.h"
+#include "sd_dataset.h"
+#include "sb_json.h"
+
+#define PATH_MAX_LEN 4096
+
+/* ---- prepared.json ---- */
+
+int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
+{
+    char tmp[PATH_MAX_LEN + 8];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return sd_error_set(err, SD_EINVAL, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f,
+            "{\n"
+            "  \"format\": \"sldd-prepared\",\n"
+            "  \"version\": %d,\n"
+            "  \"synthetic\": %s,\n"
+            "  \"patch\": %d,\n"
+            "  \"stride\": %d,\n"
+            "  \"patch_resize\": %d,\n"
+            "  \"mean\": %.17g,\n"
+            "  \"std\": %.17g,\n"
+            "  \"labels_sha256\": \"%s\",\n"
+            "  \"images\": {\n",
+            p->version, p->synthetic ? "true" : "false", p->psize, p->stride, p->osize, p->mean,
+            p->std, p->labels_sha256);
+    for (int s = 0; s < SD_SPLIT_COUNT; s++)
+        fprintf(f, "    \"%s\": {\"non_gastritis\": %d, \"gastritis\": %d}%s\n", sd_split_name(s),
+                p->images[s][0], p->images[s][1], s + 1 < SD_SPLIT_COUNT ? "," : "");
+    fprintf(f, "  },\n  \"patches\": {\n");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++)
+        fprintf(f, "    \"%s\": {\"I\": %lld, \"N\": %lld, \"P\": %lld, \"discarded\": %lld}%s\n",
+                sd_split_name(s), (long long)p->patches[s][0], (long long)p->patches[s][1],
+                (long long)p->patches[s][2], (long long)p->discarded[s],
+                s + 1 < SD_SPLIT_COUNT ? "," : "");
+    fprintf(f, "  }\n}\n");
+    int rc = 0;
+    if (fflush(f) != 0 || ferror(f))
+        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && !rc)
+        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
+    if (rc)
+        remove(tmp);
+    return rc;
+}
+
+/* The file written above is read back with the base JSON reader. */
+static int get_num(const char *obj, const char *key, double *v)
+{
+    return sb_json_number(sb_json_member(obj, key), v) ? -1 : 0;
+}
+
+int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
+{
+    memset(p, 0, sizeof *p);
+    sd_csv raw; /* reuse the whole-file reader */
+    int rc = sd_csv_open(&raw, path, err);
+    if (rc)
+        return rc;
+    const char *root = raw.buf;
+    double v;
+    const char *fmt = sb_json_member(root, "format");
+    if (!sb_json_skip(root) || !fmt || strncmp(fmt, "\"sldd-prepared\"", 15)) {
+        sd_csv_close(&raw);
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: not a prepared-index file (run 'sldd dataset prepare')", path);
+    }
+    rc = SD_EFORMAT;
+    const char *what = "version";
+    if (get_num(root, "version", &v) || (p->version = (int)v) != 1)
+        goto bad;
+    what = "patch";
+    if (get_num(root, "patch", &v) || (p->psize = (int)v) < 1)
+        goto bad;
+    what = "stride";
+    if (get_num(root, "stride", &v) || (p->stride = (int)v) < 1)
+        goto bad;
+    what = "patch_resize";
+    if (get_num(root, "patch_resize", &v) || (p->osize = (int)v) < 1 || p->osize > p->psize)
+        goto bad;
+    what = "mean";
+    if (get_num(root, "mean", &p->mean) || !isfinite(p->mean))
+        goto bad;
+    what = "std";
+    if (get_num(root, "std", &p->std) || !(p->std > 0) || !isfinite(p->std))
+        goto bad;
+    what = "synthetic";
+    const char *syn = sb_json_member(root, "synthetic");
+    if (!syn)
+        goto bad;
+    p->synthetic = !strncmp(syn, "true", 4);
+    what = "labels_sha256";
+    const char *h = sb_json_member(root, "labels_sha256");
+    if (!h || *h != '"' || strlen(h) < 66 || h[65] != '"')
+        goto bad;
+    memcpy(p->labels_sha256, h + 1, 64);
+    p->labels_sha256[64] = '\0';
+    what = "images";
+    const char *imgs = sb_json_member(root, "images"), *pat = sb_json_member(root, "patches");
+    if (!imgs)
+        goto bad;
+    what = "patches";
+    if (!pat)
+        goto bad;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        const char *is = sb_json_member(imgs, sd_split_name(s)), *ps = sb_json_member(pat, sd_split_name(s));
+        what = "images";
+        if (!is || get_num(is, "non_gastritis", &v))
+            goto bad;
+        p->images[s][0] = (int)v;
+        if (get_num(is, "gastritis", &v))
+            goto bad;
+        p->images[s][1] = (int)v;
+        what = "patches";
+        if (!ps)
+            goto bad;
+        for (int c = 0; c < SD_NUM_CLASSES; c++) {
+            if (get_num(ps, sd_class_name(c), &v))
+                goto bad;
+            p->patches[s][c] = (int64_t)v;
+        }
+        if (get_num(ps, "discarded", &v))
+            goto bad;
+        p->discarded[s] = (int64_t)v;
+    }
+    sd_csv_close(&raw);
+    return 0;
+bad:
+    sd_csv_close(&raw);
+    return sd_error_set(err, rc, "%s: missing or invalid \"%s\"", path, what);
+}
