@@ -15,7 +15,7 @@
 
 #include <curl/curl.h>
 
-#include "sc_x509.h"
+#include "sn_x509.h"
 
 struct sn_client {
     char *cert_file, *key_file, *ca_file;
@@ -164,7 +164,7 @@ static int map_curl_error(CURLcode cc, const sink *k, const char *detail)
 
 #define SN_CLIENT_MAX_PINS 4
 
-/* Turn "pin[;pin...]" (each in any sc_x509_pin_parse form) into curl's
+/* Turn "pin[;pin...]" (each in any sn_x509_pin_parse form) into curl's
  * "sha256//b64;sha256//b64".  Several pins let a sender accept a peer's old
  * and new key while the peer rotates. */
 static int format_pins(const char *text, char *out, size_t out_size, sc_error *err)
@@ -185,14 +185,14 @@ static int format_pins(const char *text, char *out, size_t out_size, sc_error *e
                                 SN_CLIENT_MAX_PINS);
         memcpy(item, p, len);
         item[len] = '\0';
-        rc = sc_x509_pin_parse(item, raw, err);
+        rc = sn_x509_pin_parse(item, raw, err);
         if (rc)
             return rc;
         if (used + SC_PIN_CURL_SIZE + 1 > out_size)
             return sc_error_set(err, SC_EINVAL, "pin list too long");
         if (used)
             out[used++] = ';';
-        if (sc_x509_pin_to_curl(raw, out + used, out_size - used) != 0)
+        if (sn_x509_pin_to_curl(raw, out + used, out_size - used) != 0)
             return sc_error_set(err, SC_EINVAL, "cannot format a pin");
         used += SC_PIN_CURL_SIZE - 1;
         if (!semi)

@@ -42,7 +42,7 @@ void sn_client_destroy(sn_client *c);
 
 /*
  * Send method ("GET" or "POST") to url ("https://host:port/path") and read
- * the answer.  pin is the peer's public-key pin in any sc_x509_pin_parse
+ * the answer.  pin is the peer's public-key pin in any sn_x509_pin_parse
  * form, or up to four of them separated by ';' (any one must match: the
  * overlap while a peer changes its key).  For POST, body/body_len are sent
  * with content_type.

@@ -13,7 +13,7 @@
 static void health_handler(void *arg, const sn_request *req, sn_response *resp)
 {
     const sn_peer_service *svc = arg;
-    /* Node ids are [A-Za-z0-9._-] (sc_x509_node_id_valid): no JSON escaping. */
+    /* Node ids are [A-Za-z0-9._-] (sn_x509_node_id_valid): no JSON escaping. */
     if (sn_response_printf(resp, 200, "application/json",
                            "{\"status\":\"ok\",\"node\":\"%s\",\"peer\":\"%s\",\"version\":\"%s\"}\n",
                            svc->node_id, req->peer_node_id, SLDD_VERSION) != 0)
@@ -69,7 +69,7 @@ int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
     int rc;
     if (!s || !svc || !svc->on_bundle)
         return sc_error_set(err, SC_EINVAL, "peer service: server and bundle callback required");
-    if (!sc_x509_node_id_valid(svc->node_id))
+    if (!sn_x509_node_id_valid(svc->node_id))
         return sc_error_set(err, SC_EINVAL, "peer service: invalid node id '%s'",
                             svc->node_id ? svc->node_id : "(null)");
     if (svc->max_bundle_bytes == 0)

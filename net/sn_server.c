@@ -47,7 +47,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
-#include "sc_tls.h"
+#include "sn_tls.h"
 #include "sn_server_int.h"
 
 /* ---- events ---- */
@@ -233,7 +233,7 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
  * a TLS error of its own): that is not a refusal. */
 static int handshake_failure(sn_conn *c, short what, char *out, size_t out_size)
 {
-    const char *note = sc_tls_refusal(c->ssl);
+    const char *note = sn_tls_refusal(c->ssl);
     unsigned long e;
     size_t used = 0;
     int sock_err = EVUTIL_SOCKET_ERROR(), only_eof = 1;
@@ -275,7 +275,7 @@ static void on_connected(sn_conn *c)
 {
     sc_error e;
     sc_error_clear(&e);
-    if (sc_tls_peer_check(c->ssl, &c->peer, &e) != 0) {
+    if (sn_tls_peer_check(c->ssl, &c->peer, &e) != 0) {
         ERR_clear_error();
         STAT_ADD(c->srv, tls_refused, 1);
         sn_conn_emit(c, SN_EV_TLS_REFUSED, 0, "%s", e.msg);

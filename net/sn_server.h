@@ -3,7 +3,7 @@
  *
  * One event loop on one thread (sn_server_run).  Every connection must
  * complete a TLS 1.3 handshake with a client certificate whose pin maps to
- * a node id (sc_tls.h) before a byte of HTTP is read; handlers see that
+ * a node id (sn_tls.h) before a byte of HTTP is read; handlers see that
  * node id.  The server reads one request per connection and closes it after
  * the response ("Connection: close"): nodes exchange a few bundles, not a
  * stream of small requests, and it keeps every state bounded.
@@ -27,7 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "sc_error.h"
-#include "sc_x509.h"
+#include "sn_x509.h"
 #include "sn_http.h"
 #include "sn_net.h"
 
@@ -98,7 +98,7 @@ typedef void (*sn_event_fn)(void *arg, const sn_event *ev);
 typedef struct sn_server_config {
     const char *address;       /* numeric IPv4 or IPv6 address to listen on */
     uint16_t port;             /* 0: pick an ephemeral port (see sn_server_port) */
-    SSL_CTX *ssl_ctx;          /* from sc_tls_server_ctx_create; the server takes a reference */
+    SSL_CTX *ssl_ctx;          /* from sn_tls_server_ctx_create; the server takes a reference */
     size_t max_header_bytes;   /* request line + header fields: 8192 */
     size_t max_body_bytes;     /* ceiling for every route's cap: 64 MiB */
     int max_connections;       /* open connections at once: 64 */

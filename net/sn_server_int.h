@@ -16,7 +16,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "sc_tls.h"
+#include "sn_tls.h"
 #include "sn_server.h"
 
 #define SN_MAX_ROUTES 32
@@ -45,7 +45,7 @@ typedef struct sn_conn {
     size_t linger_bytes;
     char addr[64];
     int authenticated;
-    sc_tls_peer peer;
+    sn_tls_peer peer;
     char *head_buf;
     int head_ok;
     sn_http_head head;

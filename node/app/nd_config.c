@@ -12,7 +12,7 @@
 
 #include "nd_buf.h"
 #include "sc_util.h"
-#include "sc_x509.h"
+#include "sn_x509.h"
 #include "sp_check.h"
 
 static int resolve(char *out, const char *dir, const char *v, sc_error *e)
@@ -61,7 +61,7 @@ static int parse_peer(nd_config *c, char *v, sc_error *e)
     char tmp[ND_PINS_MAX];
     snprintf(tmp, sizeof tmp, "%s", pins);
     for (char *save = NULL, *p = strtok_r(tmp, ";", &save); p; p = strtok_r(NULL, ";", &save))
-        if (sc_x509_pin_parse(p, pin, e))
+        if (sn_x509_pin_parse(p, pin, e))
             return sc_error_wrap(e, "peer %s", id);
     if (c->n_peers == ND_MAX_PEERS)
         return sc_error_set(e, SC_EFORMAT, "more than %d peers", ND_MAX_PEERS);
@@ -110,7 +110,7 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
     if (strlen(node_dir) >= sizeof c->dir)
         return sc_error_set(e, SC_EINVAL, "node directory path too long");
     snprintf(c->dir, sizeof c->dir, "%s", node_dir);
-    if ((rc = sc_node_config_load(node_dir, &c->base, e)))
+    if ((rc = nd_node_config_load(node_dir, &c->base, e)))
         return rc;
     snprintf(c->listen_addr, sizeof c->listen_addr, "127.0.0.1");
     c->listen_port = 8443;
@@ -191,7 +191,7 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
         } else if (!strncmp(key, "rebuild-", 8)) {
             rc = parse_rebuild(&c->rebuild, key, val, e);
         }
-        /* other keys belong to the crypto library (sc_node_config_load) */
+        /* other keys belong to the crypto library (nd_node_config_load) */
     }
     if (!rc && r < 0)
         rc = sc_error_set(e, SC_EFORMAT, "malformed line");

@@ -15,7 +15,7 @@
 
 #include "nd_rebuild.h"
 #include "sc_error.h"
-#include "sc_node.h"
+#include "nd_node.h"
 
 #define ND_MAX_PEERS 64
 #define ND_PATH_MAX 4200
@@ -35,7 +35,7 @@ typedef struct nd_peer_addr {
 } nd_peer_addr;
 
 typedef struct nd_config {
-    sc_node_config base;
+    nd_node_config base;
     char dir[ND_PATH_MAX];
     char listen_addr[64];
     int listen_port;            /* 0: ephemeral (written to NODE/serve.json) */

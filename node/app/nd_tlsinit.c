@@ -30,13 +30,13 @@ int nd_tls_init_node(const char *node_dir, const char *id, const char *ca_dir,
         return rc;
     if (access(ca_pem, F_OK) != 0) {
         if ((rc = sc_mkdir(ca_dir, 0700, e)) ||
-            (rc = sc_x509_make_ca(ca_pem, ca_key, "SLDD federation CA", 3650, e)))
+            (rc = sn_x509_make_ca(ca_pem, ca_key, "SLDD federation CA", 3650, e)))
             return rc;
         *made_ca = 1;
     }
-    sc_x509_node_req req = {id, alt_names, n_alt, 825};
+    sn_x509_node_req req = {id, alt_names, n_alt, 825};
     if ((rc = sc_mkdir(tls, 0700, e)) ||
-        (rc = sc_x509_make_node_cert(ca_pem, ca_key, &req, cert, key, pin, e)) ||
+        (rc = sn_x509_make_node_cert(ca_pem, ca_key, &req, cert, key, pin, e)) ||
         (rc = sc_file_read(ca_pem, 1 << 20, 0, &buf, &len, e)))
         return rc;
     rc = sc_file_create_excl(ca_copy, buf, len, 0644, e);

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #include "sc_error.h"
-#include "sc_x509.h"
+#include "sn_x509.h"
 
 int nd_tls_init_node(const char *node_dir, const char *id, const char *ca_dir,
                      const char *const *alt_names, size_t n_alt, const char *listen,

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 #include "sp_check.h"
 
@@ -35,7 +35,7 @@ int cmd_admin(int argc, char **argv)
     const char *dir = NULL, *name = NULL, *passfile = NULL, *sub;
     sc_kdf_strength kdf = SC_KDF_MODERATE;
     sc_error e = {0, ""};
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     int c, rc = 1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         admin_usage(argc < 2 ? stderr : stdout);
@@ -69,7 +69,7 @@ int cmd_admin(int argc, char **argv)
         admin_usage(stderr);
         return 2;
     }
-    if (sc_node_open(dir, 0, &n, &e)) {
+    if (nd_node_open(dir, 0, &n, &e)) {
         fprintf(stderr, "sldd admin: %s\n", e.msg);
         return 1;
     }
@@ -80,7 +80,7 @@ int cmd_admin(int argc, char **argv)
         if (!sp_valid_id(name)) {
             fprintf(stderr, "sldd admin add: '%s' is not a valid name (1-64 of A-Z a-z 0-9 . _ -)\n",
                     name);
-            sc_node_close(n);
+            nd_node_close(n);
             return 2;
         }
         snprintf(prompt, sizeof prompt, "new passphrase for admin %s: ", name);
@@ -106,6 +106,6 @@ int cmd_admin(int argc, char **argv)
             rc = 0;
         }
     }
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }

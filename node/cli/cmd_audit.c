@@ -21,7 +21,7 @@
 #include "nd_state.h"
 #include "nd_witness.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 #include "sp_check.h"
 
@@ -50,12 +50,12 @@ static void audit_usage(FILE *f)
 static int check_witnesses(sqlite3 *db, const char *dir, const char *path,
                            nd_witness_report *rep, sc_error *e)
 {
-    sc_node_config cfg;
+    nd_node_config cfg;
     uint8_t pk[32], epk[32];
     struct stat sb;
     struct dirent **names = NULL;
     int n = 1, rc;
-    if ((rc = sc_node_config_load(dir, &cfg, e)) ||
+    if ((rc = nd_node_config_load(dir, &cfg, e)) ||
         (rc = sc_node_keys_load_public(dir, pk, epk, e)))
         return rc;
     if (stat(path, &sb))
@@ -146,11 +146,11 @@ static int witnesses_export(int argc, char **argv)
         audit_usage(stderr);
         return 2;
     }
-    sc_node_config cfg;
+    nd_node_config cfg;
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
     int64_t n = 0;
-    int rc = sc_node_config_load(dir, &cfg, &e);
+    int rc = nd_node_config_load(dir, &cfg, &e);
     if (!rc)
         rc = nd_db_open(dir, 0, &db, &e);
     if (!rc)

@@ -26,7 +26,7 @@
 #include "nd_cli_bundle.h"
 #include "sc_envelope.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sldd.pb-c.h"
@@ -280,9 +280,9 @@ static int inspect_envelope(const uint8_t *buf, size_t len, const char *dir)
            "total", len, "header", env->header.len, h->sealed_key.len, "ciphertext",
            env->ciphertext.len, "outer signature", env->signature.len);
     if (dir) {
-        sc_node *n = NULL;
+        nd_node *n = NULL;
         sc_peer p;
-        if (sc_node_open(dir, 0, &n, &e) == 0 && n->trust->peer_get(n->trust, h->sender, &p, &e) == 0) {
+        if (nd_node_open(dir, 0, &n, &e) == 0 && n->trust->peer_get(n->trust, h->sender, &p, &e) == 0) {
             uint8_t kid[32], *body = malloc(env->header.len + 32);
             sc_key_id(kid, p.sign_pk);
             if (body) {
@@ -299,7 +299,7 @@ static int inspect_envelope(const uint8_t *buf, size_t len, const char *dir)
         } else {
             printf("%-22s not checked: %s\n", "outer signature", e.msg);
         }
-        sc_node_close(n);
+        nd_node_close(n);
     }
 out:
     if (h)
@@ -352,7 +352,7 @@ static int do_make_test(const bopts *o)
     uint8_t *buf;
     size_t len;
     int na;
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     int64_t now = o->now ? o->now : (int64_t)time(NULL);
     if (!o->out) {
@@ -390,9 +390,9 @@ static int do_make_test(const bopts *o)
     randombytes_buf(p.bundle_id, sizeof p.bundle_id);
     p.created_unix = o->created ? o->created : now;
     if (o->dir) {
-        if (sc_node_open(o->dir, 0, &n, &e) || sc_node_sequence_next(o->dir, &p.sequence, &e)) {
+        if (nd_node_open(o->dir, 0, &n, &e) || nd_node_sequence_next(o->dir, &p.sequence, &e)) {
             fprintf(stderr, "sldd bundle make-test: %s\n", e.msg);
-            sc_node_close(n);
+            nd_node_close(n);
             return 1;
         }
         snprintf(sender, sizeof sender, "%s", n->cfg.id); /* n is closed below */
@@ -409,10 +409,10 @@ static int do_make_test(const bopts *o)
         p.expires_unix = o->expires;
     if (!sp_valid_id(p.sender) || sp_test_bundle_build(&p, &buf, &len)) {
         fprintf(stderr, "sldd bundle make-test: could not build the payload\n");
-        sc_node_close(n);
+        nd_node_close(n);
         return 1;
     }
-    sc_node_close(n);
+    nd_node_close(n);
     if (write_output(o->out, buf, len)) {
         free(buf);
         return 1;
@@ -456,7 +456,7 @@ static int load_statement(const char *path, uint8_t **st, size_t *sl)
 /* Parse and validate the payload of a statement, which must come from
  * node `self`; with summary, print what an approval of it covers.  Prints
  * the reason and returns -1 otherwise. */
-static int check_own_payload(const uint8_t *st, size_t sl, const sc_node_config *self,
+static int check_own_payload(const uint8_t *st, size_t sl, const nd_node_config *self,
                              int summary)
 {
     nd_signed_payload p;
@@ -471,7 +471,7 @@ static int check_own_payload(const uint8_t *st, size_t sl, const sc_node_config 
 
 static int do_sign(const bopts *o)
 {
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     uint8_t *st = NULL, *out = NULL;
     size_t sl, ol;
@@ -480,7 +480,7 @@ static int do_sign(const bopts *o)
         bundle_usage(stderr);
         return 2;
     }
-    if (sc_node_open(o->dir, SC_NODE_KEYS, &n, &e)) {
+    if (nd_node_open(o->dir, ND_NODE_KEYS, &n, &e)) {
         fprintf(stderr, "sldd bundle sign: %s\n", e.msg);
         return 1;
     }
@@ -494,7 +494,7 @@ static int do_sign(const bopts *o)
     }
     free(st);
     free(out);
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 
@@ -517,7 +517,7 @@ static int confirm_tty(const char *question)
 
 static int do_approve(const bopts *o)
 {
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     sc_admin_key *k = NULL;
     uint8_t *st = NULL, *out = NULL;
@@ -529,7 +529,7 @@ static int do_approve(const bopts *o)
         bundle_usage(stderr);
         return 2;
     }
-    if (sc_node_open(o->dir, 0, &n, &e)) {
+    if (nd_node_open(o->dir, 0, &n, &e)) {
         fprintf(stderr, "sldd bundle approve: %s\n", e.msg);
         return 1;
     }
@@ -575,13 +575,13 @@ out:
     sc_admin_key_destroy(k);
     free(st);
     free(out);
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 
 static int do_seal(const bopts *o)
 {
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     uint8_t *st = NULL, *out = NULL;
     size_t sl, ol;
@@ -590,7 +590,7 @@ static int do_seal(const bopts *o)
         bundle_usage(stderr);
         return 2;
     }
-    if (sc_node_open(o->dir, SC_NODE_KEYS, &n, &e)) {
+    if (nd_node_open(o->dir, ND_NODE_KEYS, &n, &e)) {
         fprintf(stderr, "sldd bundle seal: %s\n", e.msg);
         return 1;
     }
@@ -614,7 +614,7 @@ static int do_seal(const bopts *o)
 out:
     free(st);
     free(out);
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 
@@ -634,7 +634,7 @@ static void print_accepted(const sc_received *rec)
 
 static int do_open(const bopts *o)
 {
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     sc_received *rec = NULL;
     sc_receiver r;
@@ -645,7 +645,7 @@ static int do_open(const bopts *o)
         bundle_usage(stderr);
         return 2;
     }
-    if (sc_node_open(o->dir, SC_NODE_KEYS | SC_NODE_REPLAY, &n, &e)) {
+    if (nd_node_open(o->dir, ND_NODE_KEYS | ND_NODE_REPLAY, &n, &e)) {
         fprintf(stderr, "sldd bundle open: %s\n", e.msg);
         return 1;
     }
@@ -683,13 +683,13 @@ static int do_open(const bopts *o)
 out:
     sc_received_destroy(rec);
     free(buf);
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 
 static int do_verify(const bopts *o)
 {
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_error e = {0, ""};
     sc_received *rec = NULL;
     uint8_t *buf = NULL;
@@ -699,7 +699,7 @@ static int do_verify(const bopts *o)
         bundle_usage(stderr);
         return 2;
     }
-    if (sc_node_open(o->dir, 0, &n, &e)) {
+    if (nd_node_open(o->dir, 0, &n, &e)) {
         fprintf(stderr, "sldd bundle verify: %s\n", e.msg);
         return 1;
     }
@@ -717,7 +717,7 @@ static int do_verify(const bopts *o)
 out:
     sc_received_destroy(rec);
     free(buf);
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 

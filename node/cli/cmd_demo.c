@@ -31,7 +31,7 @@
 #include "nd_distill.h"
 #include "nd_json_get.h"
 #include "sc_util.h"
-#include "sc_x509.h"
+#include "sn_x509.h"
 #include "sb_parse.h"
 
 #define N_HOSP 3
@@ -186,8 +186,8 @@ static int setup(demo *d)
         unsigned char pin[SC_PIN_LEN];
         sc_error e = {0, ""};
         snprintf(cert, sizeof cert, "%s/tls/node.pem", h->dir);
-        if (sc_x509_spki_pin_file(cert, pin, &e) ||
-            sc_x509_pin_to_curl(pin, h->pin, sizeof h->pin)) {
+        if (sn_x509_spki_pin_file(cert, pin, &e) ||
+            sn_x509_pin_to_curl(pin, h->pin, sizeof h->pin)) {
             fprintf(stderr, "sldd demo: %s\n", e.msg);
             return -1;
         }

@@ -14,7 +14,7 @@
 #include "nd_config.h"
 #include "nd_tlsinit.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 
 static void init_usage(FILE *f)
 {
@@ -77,7 +77,7 @@ int cmd_init(int argc, char **argv)
         init_usage(stderr);
         return 2;
     }
-    if (sc_node_init(dir, id, &e) || sc_node_keys_load_public(dir, spk, epk, &e)) {
+    if (nd_node_init(dir, id, &e) || sc_node_keys_load_public(dir, spk, epk, &e)) {
         fprintf(stderr, "sldd init: %s\n", e.msg);
         return 1;
     }
@@ -100,7 +100,7 @@ int cmd_init(int argc, char **argv)
         char pc[SC_PIN_CURL_SIZE];
         int made_ca = 0;
         if (nd_tls_init_node(dir, id, ca_dir, alt, n_alt, listen, pin, &made_ca, &e) ||
-            sc_x509_pin_to_curl(pin, pc, sizeof pc)) {
+            sn_x509_pin_to_curl(pin, pc, sizeof pc)) {
             fprintf(stderr, "sldd init: TLS: %s\n", e.msg);
             return 1;
         }

@@ -10,7 +10,7 @@
 
 #include "commands.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 
 static void keys_usage(FILE *f)
@@ -41,7 +41,7 @@ int cmd_keys(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *out = NULL, *sub;
     sc_error e = {0, ""};
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_peer self;
     int c, rc = 1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -62,9 +62,9 @@ int cmd_keys(int argc, char **argv)
         keys_usage(stderr);
         return 2;
     }
-    if (sc_node_open(dir, 0, &n, &e) || n->trust->peer_get(n->trust, n->cfg.id, &self, &e)) {
+    if (nd_node_open(dir, 0, &n, &e) || n->trust->peer_get(n->trust, n->cfg.id, &self, &e)) {
         fprintf(stderr, "sldd keys: %s\n", e.msg);
-        sc_node_close(n);
+        nd_node_close(n);
         return 1;
     }
     if (!strcmp(sub, "show")) {
@@ -93,6 +93,6 @@ int cmd_keys(int argc, char **argv)
         if (rc)
             fprintf(stderr, "sldd keys export: %s\n", e.msg);
     }
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }

@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "nd_cli_peer.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 #include "sp_check.h"
 
@@ -120,7 +120,7 @@ static int peer_admins(const peer_args *a, sc_peer *p)
     return 0;
 }
 
-static int peer_add(sc_node *n, const peer_args *a)
+static int peer_add(nd_node *n, const peer_args *a)
 {
     sc_error e = {0, ""};
     sc_peer p;
@@ -138,7 +138,7 @@ static int peer_add(sc_node *n, const peer_args *a)
     return 0;
 }
 
-static int peer_list(sc_node *n)
+static int peer_list(nd_node *n)
 {
     sc_error e = {0, ""};
     sc_peer *list;
@@ -155,7 +155,7 @@ static int peer_list(sc_node *n)
     return 0;
 }
 
-static int peer_show(sc_node *n, const char *id)
+static int peer_show(nd_node *n, const char *id)
 {
     sc_error e = {0, ""};
     sc_peer p;
@@ -179,7 +179,7 @@ int cmd_peer(int argc, char **argv)
                                          {0, 0, 0, 0}};
     peer_args a;
     sc_error e = {0, ""};
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     int c, rc;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         peer_usage(argc < 2 ? stderr : stdout);
@@ -213,7 +213,7 @@ int cmd_peer(int argc, char **argv)
         peer_usage(stderr);
         return 2;
     }
-    if (sc_node_open(a.dir, 0, &n, &e)) {
+    if (nd_node_open(a.dir, 0, &n, &e)) {
         fprintf(stderr, "sldd peer: %s\n", e.msg);
         return 1;
     }
@@ -227,6 +227,6 @@ int cmd_peer(int argc, char **argv)
         peer_usage(stderr);
         rc = 2;
     }
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }

@@ -27,7 +27,7 @@
 #include "nd_views.h"
 #include "nd_state.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sldd.pb-c.h"
@@ -102,7 +102,7 @@ static int api_get(const char *dir, const char *path, const char *who, nd_api_re
  * summary rendered from its own payload; it must be this node's bundle
  * idp, the one the view shows (same id, same payload hash).  0 with the
  * statement in *st and the full id in id; -1 with the reason printed. */
-static int fetch_checked(const char *dir, const sc_node_config *cfg, const char *idp,
+static int fetch_checked(const char *dir, const nd_node_config *cfg, const char *idp,
                          const char *grid, const char *who, nd_api_response *st, char id[33])
 {
     char path[128], msg[400];
@@ -162,14 +162,14 @@ static int decide(const char *dir, const char *idp, const char *admin, const cha
     nd_api_response st, res;
     sc_error e = {0, ""};
     sc_admin_key *k = NULL;
-    sc_node_config cfg;
+    nd_node_config cfg;
     uint8_t *signed_st = NULL;
     size_t slen = 0, plen = 0;
     char *pass = NULL;
     int status = 1;
     memset(&st, 0, sizeof st);
     memset(&res, 0, sizeof res);
-    if (sc_node_config_load(dir, &cfg, &e)) {
+    if (nd_node_config_load(dir, &cfg, &e)) {
         fprintf(stderr, "%s: %s\n", who, e.msg);
         return 1;
     }

@@ -12,7 +12,7 @@
 #include "nd_admin_client.h"
 #include "nd_buf.h"
 #include "nd_state.h"
-#include "sc_node.h"
+#include "nd_node.h"
 
 static const char *find_dir(int argc, char **argv)
 {
@@ -102,11 +102,11 @@ int nd_cli_peer(int argc, char **argv)
         return rc;
     }
     /* no daemon: write the state database directly */
-    sc_node *n = NULL;
+    nd_node *n = NULL;
     sc_peer p;
     sqlite3 *db = NULL;
     int status = 1;
-    if (sc_node_open(dir, 0, &n, &e) || n->trust->peer_get(n->trust, id, &p, &e) ||
+    if (nd_node_open(dir, 0, &n, &e) || n->trust->peer_get(n->trust, id, &p, &e) ||
         !strcmp(id, n->cfg.id)) {
         fprintf(stderr, "sldd peer address: %s\n",
                 e.msg[0] ? e.msg : "that is this node, not a peer");
@@ -117,6 +117,6 @@ int nd_cli_peer(int argc, char **argv)
         status = 0;
     }
     nd_db_close(db);
-    sc_node_close(n);
+    nd_node_close(n);
     return status;
 }

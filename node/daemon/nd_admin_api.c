@@ -33,7 +33,7 @@
 #include "nd_state.h"
 #include "nd_views.h"
 #include "sc_util.h"
-#include "sc_x509.h"
+#include "sn_x509.h"
 #include "sn_http.h"
 #include "sp_check.h"
 #include "sb_parse.h"
@@ -127,7 +127,7 @@ int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
         return sc_error_set(e, SC_EINVAL, "peer needs one to four TLS pins");
     snprintf(tmp, sizeof tmp, "%s", pins);
     for (char *save = NULL, *p = strtok_r(tmp, ";", &save); p; p = strtok_r(NULL, ";", &save))
-        if (sc_x509_pin_parse(p, pin, e))
+        if (sn_x509_pin_parse(p, pin, e))
             return sc_error_wrap(e, "peer %s", id);
     return nd_db_run(db, e,
                      "INSERT INTO peers(id,url,pins,source,updated_unix) VALUES(?,?,?,?,?) "

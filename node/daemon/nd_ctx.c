@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sc_node.h"
+#include "nd_node.h"
 
 int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error *e)
 {

@@ -24,7 +24,7 @@
 #include "nd_delivery.h"
 #include "nd_state.h"
 #include "nd_witness_sync.h"
-#include "sc_tls.h"
+#include "sn_tls.h"
 #include "sc_util.h"
 #include "sn_peer.h"
 #include "sn_server.h"
@@ -164,7 +164,7 @@ static int tls_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node
             unsigned char pp[SC_PIN_LEN];
             sc_peer peer;
             const char *id = nd_col_text(st, 0);
-            if (sc_x509_pin_parse(p, pp, NULL) || memcmp(pp, pin, SC_PIN_LEN))
+            if (sn_x509_pin_parse(p, pp, NULL) || memcmp(pp, pin, SC_PIN_LEN))
                 continue;
             if (l->c->trust->peer_get(l->c->trust, id, &peer, NULL) || strlen(id) >= size)
                 break;
@@ -301,8 +301,8 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     p->lk.db = p->db;
     p->evx.c = c;
     p->evx.db = p->db;
-    sc_tls_config tc = {c->cfg.tls_cert, c->cfg.tls_key, c->cfg.tls_ca, tls_lookup, &p->lk};
-    if ((rc = sc_tls_server_ctx_create(&p->sctx, &tc, e)))
+    sn_tls_config tc = {c->cfg.tls_cert, c->cfg.tls_key, c->cfg.tls_ca, tls_lookup, &p->lk};
+    if ((rc = sn_tls_server_ctx_create(&p->sctx, &tc, e)))
         return sc_error_wrap(e,
                              "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
     sn_server_config sc;

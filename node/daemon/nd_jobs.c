@@ -18,7 +18,7 @@
 #include "nd_objects.h"
 #include "nd_privacy.h"
 #include "nd_state.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sp_check.h"
@@ -247,7 +247,7 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         return -1;
     }
     h.privacy = priv.done ? &priv.report : NULL;
-    if (sc_node_sequence_next(c->cfg.dir, &h.sequence, &e)) {
+    if (nd_node_sequence_next(c->cfg.dir, &h.sequence, &e)) {
         snprintf(msg, msglen, "%s", e.msg);
         goto out;
     }

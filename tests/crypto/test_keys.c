@@ -12,7 +12,7 @@
 
 #include "../sd_test.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_store.h"
 #include "sc_util.h"
 
@@ -30,20 +30,20 @@ static void test_node_dir(void)
 {
     sc_error e = {0, ""};
     sc_node_keys *k = NULL, *k2 = NULL;
-    sc_node_config c;
+    nd_node_config c;
     uint8_t spk[32], epk[32];
     char p[512];
-    CHECKF(sc_node_init(dir, "node-a", &e) == 0, "%s", e.msg);
+    CHECKF(nd_node_init(dir, "node-a", &e) == 0, "%s", e.msg);
     CHECK(mode_of("") == 0700);
     CHECK(mode_of("keys/sign.key") == 0600 && mode_of("keys/enc.key") == 0600);
     CHECK(mode_of("node.conf") == 0600);
-    CHECK(sc_node_init(dir, "node-a", &e) == SC_EEXIST);
-    CHECK(sc_node_init("/nonexistent-dir/x", "bad/id", &e) == SC_EINVAL);
+    CHECK(nd_node_init(dir, "node-a", &e) == SC_EEXIST);
+    CHECK(nd_node_init("/nonexistent-dir/x", "bad/id", &e) == SC_EINVAL);
     CHECKF(sc_node_keys_load(dir, &k, &e) == 0, "%s", e.msg);
     CHECK(sc_node_keys_load_public(dir, spk, epk, &e) == 0);
     CHECK(k && !memcmp(k->sign_pk, spk, 32) && !memcmp(k->enc_pk, epk, 32));
     CHECK(k && memcmp(k->sign_pk, k->enc_pk, 32) != 0);
-    CHECK(sc_node_config_load(dir, &c, &e) == 0);
+    CHECK(nd_node_config_load(dir, &c, &e) == 0);
     CHECK(!strcmp(c.id, "node-a") && c.max_bundle_bytes == (size_t)64 << 20 && c.min_admin_approvals == 1);
     /* keys are never overwritten */
     CHECK(sc_node_keys_save(k, dir, "node-a", &e) == SC_EEXIST);
@@ -183,9 +183,9 @@ static void test_sequence(void)
 {
     sc_error e = {0, ""};
     uint64_t s1 = 0, s2 = 0, s3 = 0;
-    CHECK(sc_node_sequence_next(dir, &s1, &e) == 0);
-    CHECK(sc_node_sequence_next(dir, &s2, &e) == 0);
-    CHECK(sc_node_sequence_next(dir, &s3, &e) == 0);
+    CHECK(nd_node_sequence_next(dir, &s1, &e) == 0);
+    CHECK(nd_node_sequence_next(dir, &s2, &e) == 0);
+    CHECK(nd_node_sequence_next(dir, &s3, &e) == 0);
     CHECK(s1 == 1 && s2 == 2 && s3 == 3);
 }
 
@@ -206,13 +206,13 @@ static void test_min_approvals(void)
     uint8_t *orig;
     size_t olen;
     sc_error e = {0, ""};
-    sc_node_config c;
+    nd_node_config c;
     snprintf(path, sizeof path, "%s/node.conf", dir);
     CHECK(sc_file_read(path, 65536, 0, &orig, &olen, &e) == 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         FILE *f = fopen(path, "a");
         CHECK(f && fputs(cases[i].line, f) >= 0 && fclose(f) == 0);
-        int rc = sc_node_config_load(dir, &c, &e);
+        int rc = nd_node_config_load(dir, &c, &e);
         CHECKF(rc == cases[i].rc, "%s: %d (%s)", cases[i].line, rc, e.msg);
         if (!rc)
             CHECK(c.min_admin_approvals == cases[i].want);

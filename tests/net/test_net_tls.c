@@ -28,8 +28,8 @@
 #include <openssl/ssl.h>
 
 #include "../sd_test.h"
-#include "sc_tls.h"
-#include "sc_x509.h"
+#include "sn_tls.h"
+#include "sn_x509.h"
 #include "sn_client.h"
 #include "sn_peer.h"
 #include "sn_server.h"
@@ -364,32 +364,32 @@ static void raw_request(SSL_CTX *ctx, uint16_t port, const char *req, size_t len
 static int make_fixture(void)
 {
     sc_error e;
-    sc_x509_node_req req = {NULL, NULL, 0, 30};
+    sn_x509_node_req req = {NULL, NULL, 0, 30};
     const char *ids[] = {"hospital-a", "hospital-b", "hospital-c"};
     const char *files[][2] = {{"a.pem", "a.key"}, {"b.pem", "b.key"}, {"c.pem", "c.key"}};
     unsigned char *pins[] = {pin_a, pin_b, pin_c};
 
-    if (sc_x509_make_ca(P("ca.pem"), P("ca.key"), "Test Federation CA", 30, &e) != 0 ||
-        sc_x509_make_ca(P("evil-ca.pem"), P("evil-ca.key"), "Foreign CA", 30, &e) != 0) {
+    if (sn_x509_make_ca(P("ca.pem"), P("ca.key"), "Test Federation CA", 30, &e) != 0 ||
+        sn_x509_make_ca(P("evil-ca.pem"), P("evil-ca.key"), "Foreign CA", 30, &e) != 0) {
         fprintf(stderr, "CA: %s\n", e.msg);
         return -1;
     }
     for (int i = 0; i < 3; i++) {
         req.node_id = ids[i];
-        if (sc_x509_make_node_cert(P("ca.pem"), P("ca.key"), &req, P(files[i][0]),
+        if (sn_x509_make_node_cert(P("ca.pem"), P("ca.key"), &req, P(files[i][0]),
                                    P(files[i][1]), pins[i], &e) != 0) {
             fprintf(stderr, "node cert: %s\n", e.msg);
             return -1;
         }
     }
     req.node_id = "hospital-b";
-    if (sc_x509_make_node_cert(P("evil-ca.pem"), P("evil-ca.key"), &req, P("evil-b.pem"),
+    if (sn_x509_make_node_cert(P("evil-ca.pem"), P("evil-ca.key"), &req, P("evil-b.pem"),
                                P("evil-b.key"), NULL, &e) != 0) {
         fprintf(stderr, "foreign cert: %s\n", e.msg);
         return -1;
     }
-    if (sc_x509_pin_to_curl(pin_a, curl_pin_a, sizeof curl_pin_a) != 0 ||
-        sc_x509_pin_to_curl(pin_c, curl_pin_c, sizeof curl_pin_c) != 0)
+    if (sn_x509_pin_to_curl(pin_a, curl_pin_a, sizeof curl_pin_a) != 0 ||
+        sn_x509_pin_to_curl(pin_c, curl_pin_c, sizeof curl_pin_c) != 0)
         return -1;
     return 0;
 }
@@ -806,7 +806,7 @@ static void test_client_side(uint16_t port)
     /* Several pins: any one matching will do (key rotation overlap). */
     {
         char both[SC_PIN_CURL_SIZE + SC_PIN_HEX_SIZE + 1], hex_a[SC_PIN_HEX_SIZE];
-        CHECK(sc_x509_pin_to_hex(pin_a, hex_a, sizeof hex_a) == 0);
+        CHECK(sn_x509_pin_to_hex(pin_a, hex_a, sizeof hex_a) == 0);
         snprintf(both, sizeof both, "%s;%s", curl_pin_c, hex_a);
         rc = sn_client_request(c, "GET", url, both, NULL, NULL, 0, &resp, &e);
         CHECKF(rc == 0 && resp.status == 200, "rc %d %s", rc, e.msg);
@@ -1009,7 +1009,7 @@ static void make_cli_cert(const char *name, const char *eku, char *out, size_t o
     run_capture(cmd, out, out_size);
 }
 
-static void test_external_certs(uint16_t port, sc_tls_peers *peers)
+static void test_external_certs(uint16_t port, sn_tls_peers *peers)
 {
     char out[8192], cmd[2048];
     unsigned char pin[SC_PIN_LEN];
@@ -1022,10 +1022,10 @@ static void test_external_certs(uint16_t port, sc_tls_peers *peers)
     }
     make_cli_cert("ext-good", "serverAuth,clientAuth", out, sizeof out);
     make_cli_cert("ext-server", "serverAuth", out, sizeof out);
-    CHECKF(sc_x509_spki_pin_file(P("ext-good.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
-    CHECK(sc_tls_peers_add(peers, "hospital-d", pin, &e) == 0);
-    CHECKF(sc_x509_spki_pin_file(P("ext-server.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
-    CHECK(sc_tls_peers_add(peers, "hospital-e", pin, &e) == 0);
+    CHECKF(sn_x509_spki_pin_file(P("ext-good.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
+    CHECK(sn_tls_peers_add(peers, "hospital-d", pin, &e) == 0);
+    CHECKF(sn_x509_spki_pin_file(P("ext-server.pem"), pin, &e) == 0, "%s / %s", e.msg, out);
+    CHECK(sn_tls_peers_add(peers, "hospital-e", pin, &e) == 0);
 
     snprintf(cmd, sizeof cmd,
              "printf 'GET /v1/health HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n' | "
@@ -1137,8 +1137,8 @@ static void test_signal_stop(test_server *t)
 int main(void)
 {
     SSL_CTX *server_ctx = NULL;
-    sc_tls_peers *peers = NULL;
-    sc_tls_config tcfg;
+    sn_tls_peers *peers = NULL;
+    sn_tls_config tcfg;
     test_server t;
     sc_error e;
     char cmd[128];
@@ -1155,15 +1155,15 @@ int main(void)
     CHECK(fixture_ok);
     if (!fixture_ok)
         goto out;
-    CHECK(sc_tls_peers_create(&peers, &e) == 0);
-    CHECK(sc_tls_peers_add(peers, "hospital-b", pin_b, &e) == 0);
+    CHECK(sn_tls_peers_create(&peers, &e) == 0);
+    CHECK(sn_tls_peers_add(peers, "hospital-b", pin_b, &e) == 0);
     memset(&tcfg, 0, sizeof tcfg);
     tcfg.cert_file = P("a.pem");
     tcfg.key_file = P("a.key");
     tcfg.ca_file = P("ca.pem");
-    tcfg.lookup = sc_tls_peers_lookup;
+    tcfg.lookup = sn_tls_peers_lookup;
     tcfg.lookup_arg = peers;
-    if (sc_tls_server_ctx_create(&server_ctx, &tcfg, &e) != 0) {
+    if (sn_tls_server_ctx_create(&server_ctx, &tcfg, &e) != 0) {
         fprintf(stderr, "server ctx: %s\n", e.msg);
         CHECK(0);
         goto out;
@@ -1188,7 +1188,7 @@ int main(void)
         char url[64];
         int rc, mark = event_mark();
         base_url(t.port, url, sizeof url);
-        CHECK(sc_tls_peers_remove_node(peers, "hospital-b") == 1);
+        CHECK(sn_tls_peers_remove_node(peers, "hospital-b") == 1);
         rc = c ? sn_peer_health(c, url, curl_pin_a, &resp, &e) : -1;
         CHECKF(rc == SN_ETLS, "removed peer: rc %d", rc);
         sn_client_response_free(&resp);
@@ -1200,7 +1200,7 @@ int main(void)
     sn_server_destroy(t.s);
 out:
     SSL_CTX_free(server_ctx);
-    sc_tls_peers_destroy(peers);
+    sn_tls_peers_destroy(peers);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);

@@ -15,7 +15,7 @@
 #include "nd_config.h"
 #include "nd_payload.h"
 #include "nd_rebuild.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sd_test.h"
 #include "sp_testbundle.h"
 
@@ -139,7 +139,7 @@ static void test_config_keys(void)
     nd_config c;
     sc_error e = {0, ""};
     snprintf(dir, sizeof dir, "%s/conf", root);
-    CHECK(sc_node_init(dir, "node-r", &e) == 0);
+    CHECK(nd_node_init(dir, "node-r", &e) == 0);
     CHECK(nd_config_load(dir, &c, &e) == 0);
     CHECK(c.rebuild.max_params == ND_REBUILD_MAX_PARAMS &&
           c.rebuild.max_inner_steps == ND_REBUILD_MAX_INNER_STEPS &&

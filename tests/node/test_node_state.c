@@ -20,7 +20,7 @@
 #include "nd_receipt.h"
 #include "nd_state.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 #include "sd_test.h"
 
@@ -273,13 +273,72 @@ static void test_replay(void)
     nd_db_close(db);
 }
 
+/* One replay store: what the file-based CLI accepts (nd_node_open with
+ * ND_NODE_REPLAY) lands in state.db, where the daemon looks; a node's old
+ * replay.log is migrated into it once, and a malformed one refuses. */
+static void test_replay_one_store(void)
+{
+    char dir[300], path[400];
+    sc_error e = {0, ""};
+    nd_node *n = NULL;
+    sqlite3 *db = NULL;
+    sc_replay_store *rs = NULL;
+    uint8_t idl[16] = {0xaa}, idn[16] = {0xbb};
+    snprintf(dir, sizeof dir, "%s/onestore", root);
+    CHECKF(nd_node_init(dir, "node-a", &e) == 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/replay.log", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "node-b 7 aa000000000000000000000000000000\nnode-b 8 torn");
+        fclose(f);
+    }
+    CHECKF(nd_node_open(dir, ND_NODE_REPLAY, &n, &e) == 0, "%s", e.msg);
+    if (n) {
+        CHECK(n->replay->check(n->replay, "node-b", idl, 9, &e) == SC_EREFUSE_REPLAY_ID);
+        CHECK(n->replay->check(n->replay, "node-b", idn, 7, &e) == SC_EREFUSE_REPLAY_SEQ);
+        CHECK(n->replay->record(n->replay, "node-b", idn, 9, &e) == 0);
+    }
+    nd_node_close(n);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/replay.log.migrated", dir);
+    CHECK(access(path, F_OK) == 0);
+    /* the daemon's view of the same node sees both */
+    CHECK(nd_db_open(dir, 0, &db, &e) == 0);
+    CHECK(nd_replay_store_db(db, &rs, &e) == 0);
+    if (rs) {
+        CHECK(rs->check(rs, "node-b", idl, 10, &e) == SC_EREFUSE_REPLAY_ID);
+        CHECK(rs->check(rs, "node-b", idn, 10, &e) == SC_EREFUSE_REPLAY_ID);
+    }
+    sc_replay_store_destroy(rs);
+    nd_db_close(db);
+    /* a malformed log is not half-migrated */
+    snprintf(path, sizeof path, "%s/replay.log", dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "node-c 1 cc000000000000000000000000000000\nnode-c x y\n");
+        fclose(f);
+    }
+    n = NULL;
+    CHECK(nd_node_open(dir, ND_NODE_REPLAY, &n, &e) == SC_EFORMAT);
+    CHECK(n == NULL);
+    CHECK(access(path, F_OK) == 0);
+    CHECK(nd_db_open(dir, 0, &db, &e) == 0);
+    int64_t cnt = -1;
+    CHECK(nd_db_int(db, &cnt, NULL, &e, "SELECT COUNT(*) FROM replay WHERE sender='node-c'", "") ==
+              0 &&
+          cnt == 0);
+    nd_db_close(db);
+}
+
 static void test_config(void)
 {
     char dir[300], id[] = "node-x";
     nd_config c;
     sc_error e = {0, ""};
     snprintf(dir, sizeof dir, "%s/conf", root);
-    CHECK(sc_node_init(dir, id, &e) == 0);
+    CHECK(nd_node_init(dir, id, &e) == 0);
     CHECK(nd_config_load(dir, &c, &e) == 0);
     CHECK(!strcmp(c.listen_addr, "127.0.0.1") && c.listen_port == 8443 &&
           c.privacy == ND_PRIVACY_BLOCK && c.n_peers == 0);
@@ -355,6 +414,7 @@ int main(void)
     test_receipt();
     test_objects();
     test_replay();
+    test_replay_one_store();
     test_config();
     test_backoff();
     test_json();

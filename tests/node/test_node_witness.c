@@ -20,7 +20,7 @@
 #include "nd_state.h"
 #include "nd_witness.h"
 #include "sc_keys.h"
-#include "sc_node.h"
+#include "nd_node.h"
 #include "sc_util.h"
 #include "sd_test.h"
 
@@ -298,7 +298,7 @@ static void test_config(void)
     nd_config c;
     sc_error e = {0, ""};
     snprintf(dir, sizeof dir, "%s/conf", root);
-    CHECK(sc_node_init(dir, "node-x", &e) == 0);
+    CHECK(nd_node_init(dir, "node-x", &e) == 0);
     CHECK(nd_config_load(dir, &c, &e) == 0);
     CHECK(c.witness_every_entries == 100 && c.witness_every_seconds == 600);
     CHECK(nd_config_append(dir, "witness-every-entries: 0\nwitness-every-seconds: 30\n", &e) ==

@@ -1,13 +1,13 @@
 /*
- * sc_tls.c - TLS 1.3 mutual-authentication contexts with public-key pinning
- * (see sc_tls.h).
+ * sn_tls.c - TLS 1.3 mutual-authentication contexts with public-key pinning
+ * (see sn_tls.h).
  *
  * The lookup callback and its argument ride on the SSL_CTX as ex_data; the
  * reason a handshake was refused rides on the SSL, so the server can log
  * and audit it after the failed handshake.  The peer table is a small
  * mutex-protected array: a federation has a handful of hospitals.
  */
-#include "sc_tls.h"
+#include "sn_tls.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -18,17 +18,17 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
-#define SC_TLS_VERIFY_DEPTH 4   /* CA -> (intermediates) -> node */
-#define SC_TLS_PEERS_MAX 4096
-#define SC_TLS_NOTE_SIZE 256
+#define SN_TLS_VERIFY_DEPTH 4   /* CA -> (intermediates) -> node */
+#define SN_TLS_PEERS_MAX 4096
+#define SN_TLS_NOTE_SIZE 256
 
 typedef struct tls_ctx_data {
-    sc_tls_lookup_fn lookup;
+    sn_tls_lookup_fn lookup;
     void *lookup_arg;
 } tls_ctx_data;
 
 typedef struct tls_conn_note {
-    char reason[SC_TLS_NOTE_SIZE];
+    char reason[SN_TLS_NOTE_SIZE];
 } tls_conn_note;
 
 static int ctx_idx = -1, conn_idx = -1;
@@ -82,7 +82,7 @@ static void set_note(SSL *ssl, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *sc_tls_refusal(const SSL *ssl)
+const char *sn_tls_refusal(const SSL *ssl)
 {
     tls_conn_note *note;
     if (!ssl || conn_idx < 0)
@@ -101,7 +101,7 @@ static int lookup_pin(SSL *ssl, const unsigned char pin[SC_PIN_LEN], char *node_
         return SC_EINVAL;
     node_id[0] = '\0';
     rc = d->lookup(d->lookup_arg, pin, node_id, node_id_size);
-    if (rc == 0 && !sc_x509_node_id_valid(node_id))
+    if (rc == 0 && !sn_x509_node_id_valid(node_id))
         return SC_EFORMAT; /* a lookup that returns garbage refuses the peer */
     return rc;
 }
@@ -131,7 +131,7 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xctx)
     if (depth != 0)
         return 1;
     cert = X509_STORE_CTX_get_current_cert(xctx);
-    if (!cert || sc_x509_spki_pin(cert, pin, NULL) != 0) {
+    if (!cert || sn_x509_spki_pin(cert, pin, NULL) != 0) {
         ERR_clear_error();
         set_note(ssl, "cannot compute the public-key pin of the peer certificate");
         X509_STORE_CTX_set_error(xctx, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -139,7 +139,7 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xctx)
     }
     rc = lookup_pin(ssl, pin, node_id, sizeof node_id);
     if (rc != 0) {
-        if (sc_x509_pin_to_curl(pin, pin_text, sizeof pin_text) != 0)
+        if (sn_x509_pin_to_curl(pin, pin_text, sizeof pin_text) != 0)
             snprintf(pin_text, sizeof pin_text, "(unprintable)");
         if (rc == SC_ENOTFOUND)
             set_note(ssl, "peer public key %s is not in the peer list", pin_text);
@@ -160,7 +160,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
-static int ctx_create(SSL_CTX **out, const sc_tls_config *cfg, int server, sc_error *err)
+static int ctx_create(SSL_CTX **out, const sn_tls_config *cfg, int server, sc_error *err)
 {
     SSL_CTX *ctx = NULL;
     tls_ctx_data *d = NULL;
@@ -239,7 +239,7 @@ static int ctx_create(SSL_CTX **out, const sc_tls_config *cfg, int server, sc_er
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
     }
-    SSL_CTX_set_verify_depth(ctx, SC_TLS_VERIFY_DEPTH);
+    SSL_CTX_set_verify_depth(ctx, SN_TLS_VERIFY_DEPTH);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     *out = ctx;
@@ -249,17 +249,17 @@ fail:
     return rc;
 }
 
-int sc_tls_server_ctx_create(SSL_CTX **out, const sc_tls_config *cfg, sc_error *err)
+int sn_tls_server_ctx_create(SSL_CTX **out, const sn_tls_config *cfg, sc_error *err)
 {
     return ctx_create(out, cfg, 1, err);
 }
 
-int sc_tls_client_ctx_create(SSL_CTX **out, const sc_tls_config *cfg, sc_error *err)
+int sn_tls_client_ctx_create(SSL_CTX **out, const sn_tls_config *cfg, sc_error *err)
 {
     return ctx_create(out, cfg, 0, err);
 }
 
-int sc_tls_peer_check(SSL *ssl, sc_tls_peer *peer, sc_error *err)
+int sn_tls_peer_check(SSL *ssl, sn_tls_peer *peer, sc_error *err)
 {
     X509 *cert;
     long vr;
@@ -270,7 +270,7 @@ int sc_tls_peer_check(SSL *ssl, sc_tls_peer *peer, sc_error *err)
         return sc_error_set(err, SC_EINVAL, "peer check: missing argument");
     memset(peer, 0, sizeof *peer);
     if (ctx_idx < 0 || !SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx))
-        return sc_error_set(err, SC_EINVAL, "peer check: connection not from an sc_tls context");
+        return sc_error_set(err, SC_EINVAL, "peer check: connection not from an sn_tls context");
     if (!SSL_is_init_finished(ssl))
         return sc_error_set(err, SC_EREFUSE_UNKNOWN_SENDER, "TLS handshake not finished");
     if (SSL_version(ssl) != TLS1_3_VERSION)
@@ -284,12 +284,12 @@ int sc_tls_peer_check(SSL *ssl, sc_tls_peer *peer, sc_error *err)
     if (vr != X509_V_OK)
         return sc_error_set(err, SC_EREFUSE_UNKNOWN_SENDER, "peer certificate not verified: %s",
                             X509_verify_cert_error_string(vr));
-    rc = sc_x509_spki_pin(cert, peer->pin, err);
+    rc = sn_x509_spki_pin(cert, peer->pin, err);
     if (rc)
         return rc;
     rc = lookup_pin(ssl, peer->pin, peer->node_id, sizeof peer->node_id);
     if (rc) {
-        if (sc_x509_pin_to_curl(peer->pin, pin_text, sizeof pin_text) != 0)
+        if (sn_x509_pin_to_curl(peer->pin, pin_text, sizeof pin_text) != 0)
             snprintf(pin_text, sizeof pin_text, "(unprintable)");
         memset(peer, 0, sizeof *peer);
         if (rc == SC_ENOTFOUND)
@@ -308,15 +308,15 @@ typedef struct peer_entry {
     unsigned char pin[SC_PIN_LEN];
 } peer_entry;
 
-struct sc_tls_peers {
+struct sn_tls_peers {
     pthread_mutex_t lock;
     peer_entry *v;
     size_t n, cap;
 };
 
-int sc_tls_peers_create(sc_tls_peers **out, sc_error *err)
+int sn_tls_peers_create(sn_tls_peers **out, sc_error *err)
 {
-    sc_tls_peers *p;
+    sn_tls_peers *p;
     if (!out)
         return sc_error_set(err, SC_EINVAL, "peers: missing argument");
     p = calloc(1, sizeof *p);
@@ -330,7 +330,7 @@ int sc_tls_peers_create(sc_tls_peers **out, sc_error *err)
     return 0;
 }
 
-void sc_tls_peers_destroy(sc_tls_peers *peers)
+void sn_tls_peers_destroy(sn_tls_peers *peers)
 {
     if (!peers)
         return;
@@ -339,13 +339,13 @@ void sc_tls_peers_destroy(sc_tls_peers *peers)
     free(peers);
 }
 
-int sc_tls_peers_add(sc_tls_peers *peers, const char *node_id,
+int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id,
                      const unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     int rc = 0;
     if (!peers || !pin)
         return sc_error_set(err, SC_EINVAL, "peers: missing argument");
-    if (!sc_x509_node_id_valid(node_id))
+    if (!sn_x509_node_id_valid(node_id))
         return sc_error_set(err, SC_EINVAL, "peers: invalid node id '%s'",
                             node_id ? node_id : "(null)");
     pthread_mutex_lock(&peers->lock);
@@ -360,8 +360,8 @@ int sc_tls_peers_add(sc_tls_peers *peers, const char *node_id,
     if (peers->n == peers->cap) {
         size_t cap = peers->cap ? 2 * peers->cap : 8;
         peer_entry *v;
-        if (cap > SC_TLS_PEERS_MAX) {
-            rc = sc_error_set(err, SC_EINVAL, "peers: more than %d pins", SC_TLS_PEERS_MAX);
+        if (cap > SN_TLS_PEERS_MAX) {
+            rc = sc_error_set(err, SC_EINVAL, "peers: more than %d pins", SN_TLS_PEERS_MAX);
             goto out;
         }
         v = realloc(peers->v, cap * sizeof *v);
@@ -381,7 +381,7 @@ out:
     return rc;
 }
 
-int sc_tls_peers_remove_pin(sc_tls_peers *peers, const unsigned char pin[SC_PIN_LEN])
+int sn_tls_peers_remove_pin(sn_tls_peers *peers, const unsigned char pin[SC_PIN_LEN])
 {
     int removed = 0;
     if (!peers || !pin)
@@ -398,7 +398,7 @@ int sc_tls_peers_remove_pin(sc_tls_peers *peers, const unsigned char pin[SC_PIN_
     return removed;
 }
 
-int sc_tls_peers_remove_node(sc_tls_peers *peers, const char *node_id)
+int sn_tls_peers_remove_node(sn_tls_peers *peers, const char *node_id)
 {
     int removed = 0;
     if (!peers || !node_id)
@@ -416,10 +416,10 @@ int sc_tls_peers_remove_node(sc_tls_peers *peers, const char *node_id)
     return removed;
 }
 
-int sc_tls_peers_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node_id,
+int sn_tls_peers_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node_id,
                         size_t node_id_size)
 {
-    sc_tls_peers *peers = arg;
+    sn_tls_peers *peers = arg;
     int rc = SC_ENOTFOUND;
     if (!peers || !pin || !node_id || node_id_size == 0)
         return SC_EINVAL;

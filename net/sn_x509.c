@@ -1,13 +1,13 @@
 /*
- * sc_x509.c - federation CA, node certificates and public-key pins (see
- * sc_x509.h).
+ * sn_x509.c - federation CA, node certificates and public-key pins (see
+ * sn_x509.h).
  *
  * Everything here goes through OpenSSL 3's EVP and X509 APIs; each call is
  * checked and its failure carries OpenSSL's own reason.  Files are created
  * exclusively and removed again when anything after their creation fails,
  * so a failed `sldd init --tls` leaves no half-made key behind.
  */
-#include "sc_x509.h"
+#include "sn_x509.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,8 +26,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#define SC_X509_MAX_DAYS 3650
-#define SC_X509_MAX_ALT_NAMES 32
+#define SN_X509_MAX_DAYS 3650
+#define SN_X509_MAX_ALT_NAMES 32
 #define SC_DNS_NAME_MAX 253
 
 int sc_openssl_error(sc_error *err, int code, const char *what)
@@ -60,7 +60,7 @@ int sc_openssl_error(sc_error *err, int code, const char *what)
     return sc_error_set(err, code, "%s: %s", what, used ? reasons : "no OpenSSL reason recorded");
 }
 
-int sc_x509_node_id_valid(const char *node_id)
+int sn_x509_node_id_valid(const char *node_id)
 {
     size_t n;
     if (!node_id)
@@ -298,13 +298,13 @@ fail:
 
 static int check_days(int days, sc_error *err)
 {
-    if (days < 1 || days > SC_X509_MAX_DAYS)
+    if (days < 1 || days > SN_X509_MAX_DAYS)
         return sc_error_set(err, SC_EINVAL, "validity of %d days is outside 1..%d", days,
-                            SC_X509_MAX_DAYS);
+                            SN_X509_MAX_DAYS);
     return 0;
 }
 
-int sc_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
+int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
                     int days, sc_error *err)
 {
     EVP_PKEY *key = NULL;
@@ -356,7 +356,7 @@ out:
     return rc;
 }
 
-int sc_x509_load_cert(const char *cert_path, X509 **out, sc_error *err)
+int sn_x509_load_cert(const char *cert_path, X509 **out, sc_error *err)
 {
     FILE *f;
     X509 *cert;
@@ -408,16 +408,16 @@ static int load_key(const char *key_path, EVP_PKEY **out, sc_error *err)
     return 0;
 }
 
-static int build_san(const sc_x509_node_req *req, char *out, size_t out_size, sc_error *err)
+static int build_san(const sn_x509_node_req *req, char *out, size_t out_size, sc_error *err)
 {
     size_t used;
     int n = snprintf(out, out_size, "DNS:localhost,IP:127.0.0.1");
     if (n < 0 || (size_t)n >= out_size)
         return sc_error_set(err, SC_EINVAL, "subjectAltName too long");
     used = (size_t)n;
-    if (req->n_alt_names > SC_X509_MAX_ALT_NAMES)
+    if (req->n_alt_names > SN_X509_MAX_ALT_NAMES)
         return sc_error_set(err, SC_EINVAL, "more than %d alternative names",
-                            SC_X509_MAX_ALT_NAMES);
+                            SN_X509_MAX_ALT_NAMES);
     for (size_t i = 0; i < req->n_alt_names; i++) {
         const char *name = req->alt_names[i];
         const char *kind;
@@ -441,24 +441,24 @@ static int build_san(const sc_x509_node_req *req, char *out, size_t out_size, sc
     return 0;
 }
 
-int sc_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
-                           const sc_x509_node_req *req, const char *cert_path,
+int sn_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
+                           const sn_x509_node_req *req, const char *cert_path,
                            const char *key_path, unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     X509 *ca = NULL, *cert = NULL;
     EVP_PKEY *ca_key = NULL, *key = NULL;
-    char san[SC_X509_MAX_ALT_NAMES * (SC_DNS_NAME_MAX + 6) + 64];
+    char san[SN_X509_MAX_ALT_NAMES * (SC_DNS_NAME_MAX + 6) + 64];
     int rc;
 
     if (!ca_cert_path || !ca_key_path || !req || !cert_path || !key_path)
         return sc_error_set(err, SC_EINVAL, "make node certificate: missing argument");
-    if (!sc_x509_node_id_valid(req->node_id))
+    if (!sn_x509_node_id_valid(req->node_id))
         return sc_error_set(err, SC_EINVAL,
                             "node id '%s' is not 1..%d characters of [A-Za-z0-9._-]",
                             req->node_id ? req->node_id : "(null)", SC_NODE_ID_MAX);
     if ((rc = check_days(req->days, err)) || (rc = build_san(req, san, sizeof san, err)))
         return rc;
-    if ((rc = sc_x509_load_cert(ca_cert_path, &ca, err)) ||
+    if ((rc = sn_x509_load_cert(ca_cert_path, &ca, err)) ||
         (rc = load_key(ca_key_path, &ca_key, err)))
         goto out;
     ERR_clear_error();
@@ -504,7 +504,7 @@ int sc_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
         rc = sc_openssl_error(err, SC_ECRYPTO, "X509_sign(node)");
         goto out;
     }
-    if (pin && (rc = sc_x509_spki_pin(cert, pin, err)))
+    if (pin && (rc = sn_x509_spki_pin(cert, pin, err)))
         goto out;
     rc = write_key_and_cert(key_path, key, cert_path, cert, err);
 out:
@@ -515,7 +515,7 @@ out:
     return rc;
 }
 
-int sc_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err)
+int sn_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     X509_PUBKEY *pub;
     unsigned char *der = NULL;
@@ -537,18 +537,18 @@ int sc_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err)
     return rc;
 }
 
-int sc_x509_spki_pin_file(const char *cert_path, unsigned char pin[SC_PIN_LEN], sc_error *err)
+int sn_x509_spki_pin_file(const char *cert_path, unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     X509 *cert = NULL;
-    int rc = sc_x509_load_cert(cert_path, &cert, err);
+    int rc = sn_x509_load_cert(cert_path, &cert, err);
     if (rc)
         return rc;
-    rc = sc_x509_spki_pin(cert, pin, err);
+    rc = sn_x509_spki_pin(cert, pin, err);
     X509_free(cert);
     return rc;
 }
 
-int sc_x509_common_name(X509 *cert, char *out, size_t out_size, sc_error *err)
+int sn_x509_common_name(X509 *cert, char *out, size_t out_size, sc_error *err)
 {
     X509_NAME *name;
     X509_NAME_ENTRY *entry;
@@ -577,7 +577,7 @@ int sc_x509_common_name(X509 *cert, char *out, size_t out_size, sc_error *err)
     return rc;
 }
 
-int sc_x509_pin_to_b64(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
+int sn_x509_pin_to_b64(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
 {
     if (!pin || !out || out_size < SC_PIN_B64_SIZE)
         return SC_EINVAL;
@@ -586,7 +586,7 @@ int sc_x509_pin_to_b64(const unsigned char pin[SC_PIN_LEN], char *out, size_t ou
     return 0;
 }
 
-int sc_x509_pin_to_hex(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
+int sn_x509_pin_to_hex(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
 {
     static const char digits[] = "0123456789abcdef";
     if (!pin || !out || out_size < SC_PIN_HEX_SIZE)
@@ -599,12 +599,12 @@ int sc_x509_pin_to_hex(const unsigned char pin[SC_PIN_LEN], char *out, size_t ou
     return 0;
 }
 
-int sc_x509_pin_to_curl(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
+int sn_x509_pin_to_curl(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size)
 {
     if (!out || out_size < SC_PIN_CURL_SIZE)
         return SC_EINVAL;
     memcpy(out, "sha256//", 8);
-    return sc_x509_pin_to_b64(pin, out + 8, out_size - 8);
+    return sn_x509_pin_to_b64(pin, out + 8, out_size - 8);
 }
 
 static int hexval(char c)
@@ -618,7 +618,7 @@ static int hexval(char c)
     return -1;
 }
 
-int sc_x509_pin_parse(const char *text, unsigned char pin[SC_PIN_LEN], sc_error *err)
+int sn_x509_pin_parse(const char *text, unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     size_t n;
     if (!text || !pin)
@@ -643,7 +643,7 @@ int sc_x509_pin_parse(const char *text, unsigned char pin[SC_PIN_LEN], sc_error 
             return sc_error_set(err, SC_EFORMAT, "pin: bad base64 '%s'", text);
         memcpy(pin, buf, SC_PIN_LEN);
         /* Only the canonical encoding is accepted, so a pin has one spelling. */
-        if (sc_x509_pin_to_b64(pin, again, sizeof again) != 0 || strcmp(again, text) != 0)
+        if (sn_x509_pin_to_b64(pin, again, sizeof again) != 0 || strcmp(again, text) != 0)
             return sc_error_set(err, SC_EFORMAT, "pin: non-canonical base64 '%s'", text);
         return 0;
     }

@@ -1,8 +1,8 @@
 /*
- * sc_node.c - node directory creation, node.conf and the sequence counter
- * (see sc_node.h).
+ * nd_node.c - node directory creation, node.conf and the sequence counter
+ * (see nd_node.h).
  */
-#include "sc_node.h"
+#include "nd_node.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include "sc_util.h"
 #include "sp_check.h"
 
-void sc_node_config_default(sc_node_config *c)
+void nd_node_config_default(nd_node_config *c)
 {
     memset(c, 0, sizeof *c);
     c->max_bundle_bytes = (size_t)64 << 20;
@@ -27,11 +27,11 @@ void sc_node_config_default(sc_node_config *c)
     c->bundle_ttl_seconds = 30 * 86400;
 }
 
-int sc_node_init(const char *node_dir, const char *id, sc_error *e)
+int nd_node_init(const char *node_dir, const char *id, sc_error *e)
 {
     char path[4200], conf[1024];
     sc_node_keys *k = NULL;
-    sc_node_config c;
+    nd_node_config c;
     int rc, n;
     if (!sp_valid_id(id))
         return sc_error_set(e, SC_EINVAL,
@@ -42,7 +42,7 @@ int sc_node_init(const char *node_dir, const char *id, sc_error *e)
         return rc;
     if (access(path, F_OK) == 0)
         return sc_error_set(e, SC_EEXIST, "%s already holds a node", node_dir);
-    sc_node_config_default(&c);
+    nd_node_config_default(&c);
     n = snprintf(conf, sizeof conf,
                  "# SLDD node configuration\n"
                  "id: %s\n"
@@ -74,13 +74,13 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
     return sb_parse_u64(v, max, out) ? -1 : 0;
 }
 
-int sc_node_config_load(const char *node_dir, sc_node_config *c, sc_error *e)
+int nd_node_config_load(const char *node_dir, nd_node_config *c, sc_error *e)
 {
     char path[4200], *cur, *key, *val;
     uint8_t *buf;
     size_t len;
     int r, rc;
-    sc_node_config_default(c);
+    nd_node_config_default(c);
     if ((rc = sc_path_join(path, sizeof path, node_dir, "node.conf", e)))
         return rc;
     if ((rc = sc_file_read(path, 65536, 0, &buf, &len, e)))
@@ -135,7 +135,7 @@ int sc_node_config_load(const char *node_dir, sc_node_config *c, sc_error *e)
     return rc;
 }
 
-int sc_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e)
+int nd_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e)
 {
     char path[4200], buf[32];
     uint64_t cur = 0;
@@ -171,9 +171,58 @@ int sc_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e)
     return rc;
 }
 
-int sc_node_open(const char *node_dir, unsigned flags, sc_node **out, sc_error *e)
+/* A node made before the replay store moved into state.db kept the bundles
+ * it accepted through `bundle open` in NODE/replay.log ("sender sequence
+ * id-hex" lines).  They are copied into the replay table in one transaction
+ * and the file renamed replay.log.migrated, so no accepted bundle can be
+ * accepted again.  A torn last line (a crash while appending) is skipped, as
+ * the file store did; any other malformed line refuses the migration and
+ * leaves both stores as they were. */
+static int migrate_replay_log(sqlite3 *db, const char *path, sc_error *e)
 {
-    sc_node *n;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char done[4300];
+    int rc = sc_file_read(path, (size_t)1 << 30, 0, &buf, &len, e);
+    if (rc == SC_ENOTFOUND) {
+        sc_error_clear(e);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if ((rc = nd_db_begin(db, e))) {
+        free(buf);
+        return rc;
+    }
+    for (char *line = (char *)buf, *nl; !rc && *line; line = nl + 1) {
+        char sender[65], hex[33];
+        unsigned long long seq;
+        if (!(nl = strchr(line, '\n')))
+            break;
+        *nl = 0;
+        if (sscanf(line, "%64s %llu %32s", sender, &seq, hex) != 3 ||
+            strspn(hex, "0123456789abcdef") != 32)
+            rc = sc_error_set(e, SC_EFORMAT, "%s: malformed line; nothing migrated", path);
+        else
+            rc = nd_db_run(db, e,
+                           "INSERT OR IGNORE INTO replay(bundle_id,sender,sequence,time_unix) "
+                           "VALUES(?,?,?,?)",
+                           "ttii", hex, sender, (int64_t)seq, nd_now_unix());
+    }
+    free(buf);
+    if (rc || (rc = nd_db_commit(db, e))) {
+        nd_db_rollback(db);
+        return rc;
+    }
+    snprintf(done, sizeof done, "%s.migrated", path);
+    if (rename(path, done))
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    return 0;
+}
+
+int nd_node_open(const char *node_dir, unsigned flags, nd_node **out, sc_error *e)
+{
+    nd_node *n;
     char path[4200];
     int rc;
     *out = NULL;
@@ -183,28 +232,32 @@ int sc_node_open(const char *node_dir, unsigned flags, sc_node **out, sc_error *
     if (!n)
         return sc_error_set(e, SC_ENOMEM, "out of memory");
     memcpy(n->dir, node_dir, strlen(node_dir) + 1);
-    if ((rc = sc_node_config_load(node_dir, &n->cfg, e)) ||
-        ((flags & SC_NODE_KEYS) && (rc = sc_node_keys_load(node_dir, &n->keys, e))) ||
+    if ((rc = nd_node_config_load(node_dir, &n->cfg, e)) ||
+        ((flags & ND_NODE_KEYS) && (rc = sc_node_keys_load(node_dir, &n->keys, e))) ||
         (rc = sc_trust_store_open_files(node_dir, n->cfg.id, &n->trust, e)))
         goto fail;
-    if (flags & SC_NODE_REPLAY) {
-        if ((rc = sc_path_join(path, sizeof path, node_dir, "replay.log", e)) ||
-            (rc = sc_replay_store_open_file(path, &n->replay, e)))
+    if (flags & ND_NODE_REPLAY) {
+        /* the one replay store, the daemon's: NODE/state.db */
+        if ((rc = nd_db_open(node_dir, 1, &n->db, e)) ||
+            (rc = sc_path_join(path, sizeof path, node_dir, "replay.log", e)) ||
+            (rc = migrate_replay_log(n->db, path, e)) ||
+            (rc = nd_replay_store_db(n->db, &n->replay, e)))
             goto fail;
     }
     *out = n;
     return 0;
 fail:
-    sc_node_close(n);
+    nd_node_close(n);
     return rc;
 }
 
-void sc_node_close(sc_node *n)
+void nd_node_close(nd_node *n)
 {
     if (!n)
         return;
     sc_node_keys_destroy(n->keys);
     sc_trust_store_destroy(n->trust);
     sc_replay_store_destroy(n->replay);
+    nd_db_close(n->db);
     free(n);
 }

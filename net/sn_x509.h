@@ -1,5 +1,5 @@
 /*
- * sc_x509.h - X.509 certificates for the federation's mutual TLS.
+ * sn_x509.h - X.509 certificates for the federation's mutual TLS.
  *
  * Makes a small federation CA and node certificates signed by it (used by
  * `sldd init --tls` for a test federation; a real deployment brings the
@@ -13,10 +13,10 @@
  * certificates 0644, and fsync'd before the call returns.
  *
  * sc_openssl_error() is the one helper that turns OpenSSL's thread-local
- * error queue into a message; sc_tls and net use it too.
+ * error queue into a message; sn_tls and the rest of net use it too.
  */
-#ifndef SC_X509_H
-#define SC_X509_H
+#ifndef SN_X509_H
+#define SN_X509_H
 
 #include <stddef.h>
 
@@ -33,12 +33,12 @@
 /* Subject alternative names beyond the two every node certificate has
  * (DNS:localhost, IP:127.0.0.1).  Each entry is a DNS name or an IPv4/IPv6
  * literal; which one is decided by whether it parses as an address. */
-typedef struct sc_x509_node_req {
-    const char *node_id;            /* becomes the CN; see sc_x509_node_id_valid */
+typedef struct sn_x509_node_req {
+    const char *node_id;            /* becomes the CN; see sn_x509_node_id_valid */
     const char *const *alt_names;   /* may be NULL when n_alt_names is 0 */
     size_t n_alt_names;
     int days;                       /* validity, 1 .. 3650 */
-} sc_x509_node_req;
+} sn_x509_node_req;
 
 /*
  * Create a self-signed CA: a fresh P-256 key, CN = common_name,
@@ -47,7 +47,7 @@ typedef struct sc_x509_node_req {
  * (clock skew between hospitals) for `days` days.  Writes cert_path and
  * key_path; on failure neither is left behind.
  */
-int sc_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
+int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
                     int days, sc_error *err) SC_WUR;
 
 /*
@@ -58,34 +58,34 @@ int sc_x509_make_ca(const char *cert_path, const char *key_path, const char *com
  * req->alt_names.  Writes cert_path and key_path (0600).  If pin is not NULL
  * the new certificate's pin is stored there.
  */
-int sc_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
-                           const sc_x509_node_req *req, const char *cert_path,
+int sn_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
+                           const sn_x509_node_req *req, const char *cert_path,
                            const char *key_path, unsigned char pin[SC_PIN_LEN],
                            sc_error *err) SC_WUR;
 
 /* A node id is 1..SC_NODE_ID_MAX characters of [A-Za-z0-9._-], starting with
  * a letter or digit: safe in a CN, a file name, a log line and a URL. */
-int sc_x509_node_id_valid(const char *node_id);
+int sn_x509_node_id_valid(const char *node_id);
 
 /* Pin of a certificate: SHA-256 over its DER SubjectPublicKeyInfo. */
-int sc_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
+int sn_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
 /* Pin of the first certificate in a PEM file. */
-int sc_x509_spki_pin_file(const char *cert_path, unsigned char pin[SC_PIN_LEN],
+int sn_x509_spki_pin_file(const char *cert_path, unsigned char pin[SC_PIN_LEN],
                           sc_error *err) SC_WUR;
 
 /* Load the first certificate of a PEM file; the caller X509_free()s it. */
-int sc_x509_load_cert(const char *cert_path, X509 **out, sc_error *err) SC_WUR;
+int sn_x509_load_cert(const char *cert_path, X509 **out, sc_error *err) SC_WUR;
 /* The subject CN of a certificate (the node id for node certificates). */
-int sc_x509_common_name(X509 *cert, char *out, size_t out_size, sc_error *err) SC_WUR;
+int sn_x509_common_name(X509 *cert, char *out, size_t out_size, sc_error *err) SC_WUR;
 
 /* Pin encodings: base64 (44 chars), lowercase hex (64 chars) and curl's
  * "sha256//<base64>".  The formatters always NUL-terminate and fail with
  * SC_EINVAL when out_size is too small. */
-int sc_x509_pin_to_b64(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
-int sc_x509_pin_to_hex(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
-int sc_x509_pin_to_curl(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
+int sn_x509_pin_to_b64(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
+int sn_x509_pin_to_hex(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
+int sn_x509_pin_to_curl(const unsigned char pin[SC_PIN_LEN], char *out, size_t out_size);
 /* Parse a pin written in any of the three encodings (as in a config file). */
-int sc_x509_pin_parse(const char *text, unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
+int sn_x509_pin_parse(const char *text, unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
 
 /*
  * Record `code` with "<what>: <OpenSSL reasons>" in err, draining this
