@@ -14,10 +14,12 @@
  * on the device the distillation used; the rest is host arithmetic.
  *
  * Also here: membership inference on the replayed model, and the audit that
- * runs both.  The policy and decision are sd_privacy_policy.c's, the picture
- * sd_privacy_plot.c's.
+ * runs both.  How two images are compared (geometry, preparation, the pair
+ * figures) is sd_privacy_compare.c's, the policy and decision
+ * sd_privacy_policy.c's, the picture sd_privacy_plot.c's.
  */
 #include "sd_privacy.h"
+#include "sd_privacy_compare.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,8 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#define SSIM_C1 (0.01 * 0.01)
-#define SSIM_C2 (0.03 * 0.03)
 #define SSIM_QBLOCK 256 /* query rows per SSIM block */
 #define SD_PRIVACY_FETCH_MAX ((size_t)8 << 20) /* values per block of fetched samples */
 
@@ -53,224 +53,6 @@ void sd_privacy_report_free(sd_privacy_report *r)
     free(r->pixel_nearest);
     free(r->ssim_nearest);
     memset(r, 0, sizeof *r);
-}
-
-/* ---------------------------------------------------------------- geometry */
-
-/* How images of one shape are compared: area-averaged by f, then cut into
- * windows (per channel, nwy x nwx of wh x ww). */
-typedef struct geom {
-    int c, h, w;
-    int f;
-    int ch, cw;
-    size_t d;      /* c*ch*cw compared values */
-    int nwy, nwx, wh, ww;
-    size_t nwin;   /* c*nwy*nwx */
-    size_t wa;     /* wh*ww */
-    size_t dw;     /* nwin*wa */
-} geom;
-
-static void geom_init(geom *g, int c, int h, int w, int reduce)
-{
-    g->c = c;
-    g->h = h;
-    g->w = w;
-    int side = h > w ? h : w;
-    g->f = reduce && side > SD_PRIVACY_MAX_SIDE
-               ? (side + SD_PRIVACY_MAX_SIDE - 1) / SD_PRIVACY_MAX_SIDE
-               : 1;
-    g->ch = h / g->f;
-    g->cw = w / g->f;
-    g->d = (size_t)c * (size_t)g->ch * (size_t)g->cw;
-    g->wh = g->ch < SD_SSIM_WINDOW ? g->ch : SD_SSIM_WINDOW;
-    g->ww = g->cw < SD_SSIM_WINDOW ? g->cw : SD_SSIM_WINDOW;
-    g->nwy = (g->ch + SD_SSIM_WINDOW - 1) / SD_SSIM_WINDOW;
-    g->nwx = (g->cw + SD_SSIM_WINDOW - 1) / SD_SSIM_WINDOW;
-    g->nwin = (size_t)c * (size_t)g->nwy * (size_t)g->nwx;
-    g->wa = (size_t)g->wh * (size_t)g->ww;
-    g->dw = g->nwin * g->wa;
-}
-
-/* First row/column of window i of k along an axis of len values. */
-static int win_start(int i, int k, int len, int win)
-{
-    return k > 1 ? (int)lround((double)i * (double)(len - win) / (double)(k - 1)) : 0;
-}
-
-/* Area-average one c x h x w image by g->f into dst (g->d doubles). */
-static void reduce_image(const geom *g, const float *src, double *dst)
-{
-    int f = g->f;
-    double inv = 1.0 / ((double)f * (double)f);
-    for (int c = 0; c < g->c; c++)
-        for (int y = 0; y < g->ch; y++)
-            for (int x = 0; x < g->cw; x++) {
-                double s = 0;
-                for (int dy = 0; dy < f; dy++) {
-                    const float *row = src + ((size_t)c * g->h + (size_t)(y * f + dy)) * g->w;
-                    for (int dx = 0; dx < f; dx++)
-                        s += row[x * f + dx];
-                }
-                dst[((size_t)c * g->ch + (size_t)y) * g->cw + (size_t)x] = s * inv;
-            }
-}
-
-/* mean and population standard deviation; sd is 0 for a (numerically)
- * constant image, which then standardises to all zeros */
-static void moments(const double *v, size_t n, double *mean, double *sd)
-{
-    double m = 0, s = 0;
-    for (size_t i = 0; i < n; i++)
-        m += v[i];
-    m /= (double)n;
-    for (size_t i = 0; i < n; i++)
-        s += (v[i] - m) * (v[i] - m);
-    s = sqrt(s / (double)n);
-    *mean = m;
-    *sd = s > 1e-7 * (1 + fabs(m)) ? s : 0;
-}
-
-/* [0,1] rescale by the image's own range (0.5 for a constant image) */
-static void range_of(const double *v, size_t n, double *lo, double *scale)
-{
-    double a = INFINITY, b = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        a = v[i] < a ? v[i] : a;
-        b = v[i] > b ? v[i] : b;
-    }
-    *lo = a;
-    *scale = b - a > 1e-12 * (1 + fabs(b)) ? 1.0 / (b - a) : 0;
-}
-
-static double rescaled(double v, double lo, double scale)
-{
-    return scale > 0 ? (v - lo) * scale : 0.5;
-}
-
-/* Everything the search needs of one image: z (d, standardised) and its
- * squared norm; s (dw, window-major, each window rescaled then centred) and
- * the windows' means and variances, at mu[b*stride], var[b*stride]. */
-static void prep_image(const geom *g, const double *v, sd_real *z, float *zn2, sd_real *s,
-                       float *mu, float *var, size_t stride)
-{
-    double mean, sd, lo, scale, n2 = 0;
-    moments(v, g->d, &mean, &sd);
-    for (size_t i = 0; i < g->d; i++) {
-        z[i] = sd > 0 ? (sd_real)((v[i] - mean) / sd) : 0;
-        n2 += (double)z[i] * (double)z[i];
-    }
-    *zn2 = (float)n2;
-    range_of(v, g->d, &lo, &scale);
-    size_t b = 0;
-    for (int c = 0; c < g->c; c++)
-        for (int iy = 0; iy < g->nwy; iy++)
-            for (int ix = 0; ix < g->nwx; ix++, b++) {
-                int y0 = win_start(iy, g->nwy, g->ch, g->wh),
-                    x0 = win_start(ix, g->nwx, g->cw, g->ww);
-                sd_real *o = s + b * g->wa;
-                double m = 0, q = 0;
-                size_t k = 0;
-                for (int y = 0; y < g->wh; y++)
-                    for (int x = 0; x < g->ww; x++) {
-                        double t = rescaled(v[((size_t)c * g->ch + (size_t)(y0 + y)) * g->cw +
-                                              (size_t)(x0 + x)],
-                                            lo, scale);
-                        o[k++] = (sd_real)t;
-                        m += t;
-                    }
-                m /= (double)g->wa;
-                for (k = 0; k < g->wa; k++) {
-                    double t = o[k] - m;
-                    o[k] = (sd_real)t;
-                    q += t * t;
-                }
-                mu[b * stride] = (float)m;
-                var[b * stride] = (float)(q / (double)g->wa);
-            }
-}
-
-/* Normalised RMS distance of two compared images (d doubles each). */
-static double dist_pair(const double *a, const double *b, size_t d)
-{
-    double ma, sa, mb, sb, s = 0;
-    moments(a, d, &ma, &sa);
-    moments(b, d, &mb, &sb);
-    for (size_t i = 0; i < d; i++) {
-        double za = sa > 0 ? (a[i] - ma) / sa : 0, zb = sb > 0 ? (b[i] - mb) / sb : 0;
-        s += (za - zb) * (za - zb);
-    }
-    return sqrt(s / (double)d);
-}
-
-/* SSIM of two compared images, in double (the reference for the search). */
-static double ssim_pair(const geom *g, const double *a, const double *b)
-{
-    double la, ka, lb, kb, total = 0, n = (double)g->wa;
-    range_of(a, g->d, &la, &ka);
-    range_of(b, g->d, &lb, &kb);
-    for (int c = 0; c < g->c; c++)
-        for (int iy = 0; iy < g->nwy; iy++)
-            for (int ix = 0; ix < g->nwx; ix++) {
-                int y0 = win_start(iy, g->nwy, g->ch, g->wh),
-                    x0 = win_start(ix, g->nwx, g->cw, g->ww);
-                size_t base = ((size_t)c * g->ch + (size_t)y0) * g->cw + (size_t)x0;
-                double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
-                for (int y = 0; y < g->wh; y++)
-                    for (int x = 0; x < g->ww; x++) {
-                        size_t i = base + (size_t)y * g->cw + (size_t)x;
-                        mx += rescaled(a[i], la, ka);
-                        my += rescaled(b[i], lb, kb);
-                    }
-                mx /= n;
-                my /= n;
-                for (int y = 0; y < g->wh; y++)
-                    for (int x = 0; x < g->ww; x++) {
-                        size_t i = base + (size_t)y * g->cw + (size_t)x;
-                        double u = rescaled(a[i], la, ka) - mx, v = rescaled(b[i], lb, kb) - my;
-                        sxx += u * u;
-                        syy += v * v;
-                        sxy += u * v;
-                    }
-                sxx /= n;
-                syy /= n;
-                sxy /= n;
-                total += ((2 * mx * my + SSIM_C1) * (2 * sxy + SSIM_C2)) /
-                         ((mx * mx + my * my + SSIM_C1) * (sxx + syy + SSIM_C2));
-            }
-    return total / (double)g->nwin;
-}
-
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    if (d)
-        for (size_t i = 0; i < n; i++)
-            d[i] = x[i];
-    return d;
-}
-
-double sd_privacy_distance(const float *a, const float *b, size_t n)
-{
-    double *da = to_double(a, n), *db = to_double(b, n), r = NAN;
-    if (da && db && n)
-        r = dist_pair(da, db, n);
-    free(da);
-    free(db);
-    return r;
-}
-
-double sd_ssim(const float *a, const float *b, int c, int h, int w)
-{
-    if (c < 1 || h < 1 || w < 1)
-        return NAN;
-    geom g;
-    geom_init(&g, c, h, w, 0);
-    double *da = to_double(a, g.d), *db = to_double(b, g.d), r = NAN;
-    if (da && db)
-        r = ssim_pair(&g, da, db);
-    free(da);
-    free(db);
-    return r;
 }
 
 /* ---------------------------------------------------------------- fetching */
@@ -384,7 +166,7 @@ static double share_below(const double *v, size_t n, double x)
  * the products, downloaded into gd, gp; see pair_alloc); everything else is
  * on the host. */
 typedef struct search {
-    geom g;
+    sd_privacy_geom g;
     sd_backend *be;
     size_t q;             /* queries */
     int cap;              /* training block */
@@ -446,7 +228,7 @@ static void search_free(search *s)
 
 static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *err)
 {
-    const geom *g = &s->g;
+    const sd_privacy_geom *g = &s->g;
     size_t c = (size_t)cap, qb = q < SSIM_QBLOCK ? q : SSIM_QBLOCK;
     const size_t R = sizeof(sd_real);
     s->be = be;
@@ -498,10 +280,10 @@ static int from_backend(sd_backend *be, sd_error *err, sd_real *host, const sd_r
 
 static void prep_query(search *s, size_t i, const float *x)
 {
-    const geom *g = &s->g;
-    reduce_image(g, x, s->tmp);
-    prep_image(g, s->tmp, s->zq + i * g->d, s->nq + i, s->sq + i * g->dw, s->muq + i * g->nwin,
-               s->vq + i * g->nwin, 1);
+    const sd_privacy_geom *g = &s->g;
+    sd_privacy_reduce(g, x, s->tmp);
+    sd_privacy_prep(g, s->tmp, s->zq + i * g->d, s->nq + i, s->sq + i * g->dw,
+                    s->muq + i * g->nwin, s->vq + i * g->nwin, 1);
 }
 
 static int search_fail(search *s, int rc, sd_error *err)
@@ -526,12 +308,12 @@ static int search_upload_queries(search *s, sd_error *err)
 static int search_block(search *s, const float *x, const int64_t *idx, int n, sd_error *err)
 {
     sd_backend *be = s->be;
-    const geom *g = &s->g;
+    const sd_privacy_geom *g = &s->g;
     size_t cap = (size_t)s->cap, D = (size_t)g->c * (size_t)g->h * (size_t)g->w;
     for (int t = 0; t < n; t++) {
-        reduce_image(g, x + (size_t)t * D, s->tmp);
-        prep_image(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t, s->st + (size_t)t * g->dw,
-                   s->mut + t, s->vt + t, cap);
+        sd_privacy_reduce(g, x + (size_t)t * D, s->tmp);
+        sd_privacy_prep(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t,
+                        s->st + (size_t)t * g->dw, s->mut + t, s->vt + t, cap);
     }
     int Q = (int)s->q, rc;
     const size_t R = sizeof(sd_real);
@@ -613,7 +395,7 @@ static double now_seconds(void)
 static int finish_images(sd_privacy_report *r, search *s, const float *images, fetcher *ft,
                          const double *hd, const double *hs, size_t H, sd_error *err)
 {
-    const geom *g = &s->g;
+    const sd_privacy_geom *g = &s->g;
     size_t n = r->n_images, D = ft->d;
     double *a = malloc(g->d * sizeof *a), *b = malloc(g->d * sizeof *b);
     int rc = SD_OK;
@@ -628,17 +410,17 @@ static int finish_images(sd_privacy_report *r, search *s, const float *images, f
             goto out;
         memcpy(r->pixel_nearest + i * D, ft->x, D * sizeof(float));
         memcpy(r->ssim_nearest + i * D, ft->x + D, D * sizeof(float));
-        reduce_image(g, images + i * D, a);
-        reduce_image(g, ft->x, b);
+        sd_privacy_reduce(g, images + i * D, a);
+        sd_privacy_reduce(g, ft->x, b);
         im->pixel_index = idx[0];
         im->pixel_label = ft->lab[0];
-        im->pixel_distance = dist_pair(a, b, g->d);
-        im->pixel_ssim = ssim_pair(g, a, b);
-        reduce_image(g, ft->x + D, b);
+        im->pixel_distance = sd_privacy_dist_pair(a, b, g->d);
+        im->pixel_ssim = sd_privacy_ssim_pair(g, a, b);
+        sd_privacy_reduce(g, ft->x + D, b);
         im->ssim_index = idx[1];
         im->ssim_label = ft->lab[1];
-        im->ssim = ssim_pair(g, a, b);
-        im->ssim_distance = dist_pair(a, b, g->d);
+        im->ssim = sd_privacy_ssim_pair(g, a, b);
+        im->ssim_distance = sd_privacy_dist_pair(a, b, g->d);
         /* the float search can order near-ties differently from double:
          * keep the two "nearest" consistent with the reported figures */
         if (im->pixel_ssim > im->ssim) {
@@ -696,7 +478,7 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
         cfg.chunk = D >= SD_PRIVACY_FETCH_MAX / 16 ? 16 : (int)(SD_PRIVACY_FETCH_MAX / D);
     search s;
     memset(&s, 0, sizeof s);
-    geom_init(&s.g, c, h, w, 1);
+    sd_privacy_geom_init(&s.g, c, h, w, 1);
     int64_t H = capped(cfg.max_heldout, heldout->count), N = capped(cfg.max_train, train->count);
     if (cfg.max_work > 0) {
         double per_sample = (double)(n + (size_t)H) * (double)s.g.d;

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sd_dp.h"
 #include "sd_init.h"
 
 enum { SD_STREAM_RANDINIT = 5 }; /* 4: theta_bn batches (sd_weights.c) */
@@ -67,6 +68,15 @@ struct sd_distiller {
     double *theta_bn_run, *theta_bn_batch;
     sd_real *theta_bn_dev;
     float *alpha_host;
+    /* differential privacy (sd_dp.h); ex_dp runs one real sample (and the
+     * synthetic batches for their statistics) with batch norm frozen */
+    int dp;
+    uint64_t dp_key;
+    double dp_q;
+    sd_exec *ex_dp;
+    sd_real *dp_g, *dp_tmp, *dp_bn_dev;
+    float *dp_host;
+    int64_t *dp_idx, dp_count;
     int64_t iter;
     sd_error err;
 };
@@ -93,6 +103,8 @@ void sd_distill_config_defaults(sd_distill_config *c)
     c->bn_momentum = 0.1;
     c->bn_export_batches = 20;
     c->step_cache_bytes = (size_t)2 << 30;
+    c->dp_clip = 1.0;
+    c->dp_delta = 1e-5;
 }
 
 static double softplus(double r) { return r > 30 ? r : log1p(exp(r)); }
@@ -148,7 +160,8 @@ void sd_distiller_destroy(sd_distiller *d)
         return;
     sd_backend *be = d->be;
     sd_real *bufs[] = {d->x, d->y, d->mx, d->vx, d->my, d->vy, d->gx, d->gy, d->tx, d->ty,
-                       d->v, d->hv, d->gt, d->xb, d->yb, d->theta_bn_dev};
+                       d->v, d->hv, d->gt, d->xb, d->yb, d->theta_bn_dev,
+                       d->dp_g, d->dp_tmp, d->dp_bn_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
     if (d->theta)
@@ -173,6 +186,9 @@ void sd_distiller_destroy(sd_distiller *d)
     free(d->theta_bn_run);
     free(d->theta_bn_batch);
     free(d->alpha_host);
+    free(d->dp_host);
+    free(d->dp_idx);
+    sd_exec_destroy(d->ex_dp);
     sd_exec_destroy(d->ex_syn);
     sd_exec_destroy(d->ex_real);
     sd_model_destroy(d->m);
@@ -352,6 +368,29 @@ static int ckpt_read(sd_distiller *d, const char *path)
     return rc ? sd_error_wrap(&d->err, "resuming") : SD_OK;
 }
 
+/* DP mode: the secret key, the per-sample executor and its buffers. */
+static int dp_setup(sd_distiller *d, sd_error *err)
+{
+    sd_backend *be = d->be;
+    int rc;
+    if (!(d->cfg.dp_clip > 0) || !(d->cfg.dp_delta > 0 && d->cfg.dp_delta < 1))
+        return sd_error_set(err, SD_EINVAL, "DP needs a clip norm > 0 and 0 < delta < 1");
+    d->dp = 1;
+    d->dp_q = (double)d->cfg.real_batch / (double)d->train.count;
+    d->cfg.eval_every = 0; /* validation would spend privacy: off */
+    if ((rc = sd_dp_secret_key(&d->dp_key, err)) ||
+        (rc = sd_exec_create(&d->ex_dp, d->m, be, d->n, 0, err)) ||
+        (rc = sd_dev_alloc(be, d->nt, &d->dp_g, err)) ||
+        (rc = sd_dev_alloc(be, d->nt, &d->dp_tmp, err)) ||
+        (rc = sd_dev_alloc(be, d->m->n_bn, &d->dp_bn_dev, err)))
+        return rc;
+    d->dp_host = malloc((d->nt + 1) * sizeof *d->dp_host);
+    d->dp_idx = malloc((size_t)d->train.count * sizeof *d->dp_idx);
+    if (!d->dp_host || !d->dp_idx)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    return SD_OK;
+}
+
 int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_backend *be,
                         const sd_data_view *train, const sd_data_view *val,
                         const char *resume_path, sd_error *err)
@@ -463,6 +502,8 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
         *err = d->err;
         goto fail;
     }
+    if (cfg->dp_noise > 0 && (rc = dp_setup(d, err)))
+        goto fail;
     *out = d;
     return SD_OK;
 fail:
@@ -556,27 +597,13 @@ static int fetch_batch(sd_distiller *d, int64_t iter)
     return upload_onehot(d->be, d->yb, d->lb, nb, d->K, &d->err);
 }
 
-/* The meta-gradient of this iteration's outer loss: d->gx, d->gy, d->grho. */
-static int meta_gradient(sd_distiller *d, double *loss_out)
+/* From d->v = d(outer loss)/d theta_T back through the T steps: d->gx,
+ * d->gy, d->grho (the exact meta-gradient, docs/algorithm.md). */
+static int walk_back(sd_distiller *d)
 {
     sd_backend *be = d->be;
     int rc;
     size_t tb = d->nt * sizeof(sd_real);
-    if ((rc = inner_forward(d)) || (rc = fetch_batch(d, d->iter)))
-        return rc;
-    sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
-                       d->cfg.real_batch};
-    BE(d, be->zero(be, &d->err, d->v, tb), "zero");
-    if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
-        return sd_error_wrap_code(&d->err, rc, "outer loss");
-    if (d->m->n_bn) { /* running theta_bn for monitoring */
-        memset(d->theta_bn_batch, 0, d->m->n_bn * sizeof *d->theta_bn_batch);
-        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch, &d->err)))
-            return sd_error_wrap_code(&d->err, rc, "bn stats");
-        double mom = d->cfg.bn_momentum;
-        for (size_t i = 0; i < d->m->n_bn; i++)
-            d->theta_bn_run[i] = (1 - mom) * d->theta_bn_run[i] + mom * d->theta_bn_batch[i];
-    }
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
     BE(d, be->zero(be, &d->err, d->gx, nx * sizeof(sd_real)), "zero");
@@ -605,6 +632,97 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
         BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
     }
     return SD_OK;
+}
+
+/* The synthetic images' batch statistics under theta, averaged over the S
+ * steps' batches (host, n_bn).  In DP mode they stand in for the real
+ * batches' everywhere: the per-sample losses, the running theta_bn and the
+ * exported theta_bn, so no statistic of real data is used or released
+ * outside the noisy gradient. */
+static int dp_synthetic_bn(sd_distiller *d, const sd_real *theta, double *stats)
+{
+    size_t nbn = d->m->n_bn;
+    memset(stats, 0, nbn * sizeof *stats);
+    for (int s = 0; s < d->cfg.steps; s++) {
+        sd_exec_args a = {theta, NULL, SD_BN_BATCH, d->cfg.label_param,
+                          d->x + (size_t)s * (size_t)d->n * d->img,
+                          d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
+        if (sd_exec_forward(d->ex_dp, &a, &d->err) ||
+            sd_exec_bn_batch_stats(d->ex_dp, stats, &d->err))
+            return sd_error_wrap_code(&d->err, SD_EBACKEND, "synthetic batch statistics");
+    }
+    for (size_t i = 0; i < nbn; i++)
+        stats[i] /= d->cfg.steps;
+    return SD_OK;
+}
+
+/* DP mode: d->v = (sum of clipped per-sample gradients at theta_T over a
+ * Poisson batch + N(0, sigma^2 C^2 I)) / K (sd_dp.h). */
+static int dp_outer_gradient(sd_distiller *d, double *loss_out)
+{
+    sd_backend *be = d->be;
+    const sd_distill_config *c = &d->cfg;
+    int rc, bn = d->m->n_bn > 0;
+    double loss_sum = 0;
+    if (bn) {
+        if ((rc = dp_synthetic_bn(d, d->theta[d->T], d->theta_bn_run)))
+            return rc;
+        float *h = d->dp_host;
+        for (size_t i = 0; i < d->m->n_bn; i++)
+            h[i] = (float)d->theta_bn_run[i];
+        if ((rc = sd_theta_bn_upload(be, d->dp_bn_dev, h, d->m->n_bn, &d->err)))
+            return rc;
+    }
+    sd_dp_poisson(d->dp_key, d->iter, d->train.count, d->dp_q, d->dp_idx, &d->dp_count);
+    BE(d, be->zero(be, &d->err, d->v, d->nt * sizeof(sd_real)), "zero");
+    for (int64_t j = 0; j < d->dp_count; j += c->real_batch) {
+        int nb = (int)(d->dp_count - j < c->real_batch ? d->dp_count - j : c->real_batch);
+        if ((rc = d->train.fetch(d->train.ctx, be, d->dp_idx + j, nb, d->xb, d->lb, &d->err)))
+            return sd_error_wrap(&d->err, "fetching real samples");
+        if ((rc = upload_onehot(be, d->yb, d->lb, nb, d->K, &d->err)))
+            return rc;
+        if ((rc = sd_dp_clipped_sum(d->ex_dp, be, d->nt, d->theta[d->T], bn ? d->dp_bn_dev : NULL,
+                                    d->xb, d->yb, nb, d->img, d->K, c->dp_clip, d->dp_g, d->v,
+                                    &loss_sum, &d->err)))
+            return rc;
+    }
+    if ((rc = sd_dp_add_noise(be, d->nt, d->v, c->dp_noise * c->dp_clip, d->dp_key, d->iter,
+                              d->dp_host, d->dp_tmp, &d->err)))
+        return rc;
+    BE(d, be->scal(be, &d->err, d->nt, (sd_real)(1.0 / c->real_batch), d->v), "scale");
+    *loss_out = d->dp_count ? loss_sum / (double)d->dp_count : NAN;
+    return SD_OK;
+}
+
+/* The meta-gradient of this iteration's outer loss: d->gx, d->gy, d->grho. */
+static int meta_gradient(sd_distiller *d, double *loss_out)
+{
+    sd_backend *be = d->be;
+    int rc;
+    size_t tb = d->nt * sizeof(sd_real);
+    if ((rc = inner_forward(d)))
+        return rc;
+    if (d->dp) {
+        if ((rc = dp_outer_gradient(d, loss_out)))
+            return rc;
+        return walk_back(d);
+    }
+    if ((rc = fetch_batch(d, d->iter)))
+        return rc;
+    sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
+                       d->cfg.real_batch};
+    BE(d, be->zero(be, &d->err, d->v, tb), "zero");
+    if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
+        return sd_error_wrap_code(&d->err, rc, "outer loss");
+    if (d->m->n_bn) { /* running theta_bn for monitoring */
+        memset(d->theta_bn_batch, 0, d->m->n_bn * sizeof *d->theta_bn_batch);
+        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch, &d->err)))
+            return sd_error_wrap_code(&d->err, rc, "bn stats");
+        double mom = d->cfg.bn_momentum;
+        for (size_t i = 0; i < d->m->n_bn; i++)
+            d->theta_bn_run[i] = (1 - mom) * d->theta_bn_run[i] + mom * d->theta_bn_batch[i];
+    }
+    return walk_back(d);
 }
 
 static int outer_step(sd_distiller *d, double *loss_out)
@@ -659,6 +777,7 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
             d->alpha_host[t] = (float)softplus(d->rho[t]);
         p.step_sizes = d->alpha_host;
         p.n_steps = d->T;
+        p.dp_batch = d->dp ? d->dp_count : 0;
         if (d->cfg.eval_every > 0 && d->val.count > 0 &&
             (d->iter % d->cfg.eval_every == 0 || d->iter == d->total)) {
             float *bn = NULL;
@@ -762,9 +881,16 @@ int sd_distiller_export(sd_distiller *d, sd_distilled *out)
     sd_model *m = NULL;
     if ((rc = sd_replay(out, d->be, &m, &theta, &d->err)))
         goto fail;
-    if (d->m->n_bn)
+    if (d->m->n_bn && d->dp) { /* from the synthetic images only (DP mode) */
+        double *st = malloc(d->m->n_bn * sizeof *st);
+        rc = st ? dp_synthetic_bn(d, theta, st) : sd_error_set(&d->err, SD_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < d->m->n_bn; i++)
+            out->theta_bn[i] = (float)st[i];
+        free(st);
+    } else if (d->m->n_bn) {
         rc = sd_bn_recompute(m, d->be, theta, &d->train, c->bn_export_batches, c->real_batch,
                              c->seed, out->theta_bn, &d->err);
+    }
     d->be->free(d->be, theta);
     sd_model_destroy(m);
     if (rc)

@@ -73,6 +73,12 @@ typedef struct sd_distill_config {
     int64_t eval_max;      /* validation samples used (0: all) */
     int checkpoint_every;  /* iterations between checkpoints (0: never) */
     const char *checkpoint_path;
+    /* differential privacy (sd_dp.h, docs/privacy.md): dp_noise > 0 turns it
+     * on - Poisson sampling at q = real_batch / N, per-sample clipping to
+     * dp_clip, Gaussian noise of std dp_noise * dp_clip on the sum;
+     * validation is off and theta_bn comes from the synthetic images.
+     * dp_delta is the delta of the epsilon the progress reports. */
+    double dp_noise, dp_clip, dp_delta;
 } sd_distill_config;
 
 void sd_distill_config_defaults(sd_distill_config *cfg);
@@ -107,6 +113,8 @@ typedef struct sd_progress {
     double val_acc;
     const float *step_sizes; /* current alpha (host), T of them */
     int n_steps;
+    int64_t dp_batch;     /* DP runs: this iteration's Poisson batch size (the
+                           * caller accounts epsilon with sd_rdp.h) */
 } sd_progress;
 typedef int (*sd_progress_fn)(void *ctx, const sd_progress *p); /* non-zero: cancel */
 

@@ -3,6 +3,7 @@
  * `sldd distill` and the daemon's jobs (see nd_distill.h).
  */
 #include "nd_distill.h"
+#include "sd_rdp.h"
 
 #include <errno.h>
 #include <math.h>
@@ -142,6 +143,17 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
                                           : 0;
         if (!o->encoding)
             return bad(msg, msglen, name, "f32, f16 or u8");
+    } else if (!strcmp(name, "dp-noise") || !strcmp(name, "dp-clip") ||
+               !strcmp(name, "dp-epsilon")) {
+        if (get_pos(v, &d))
+            return bad(msg, msglen, name, "a positive number");
+        *(!strcmp(name, "dp-noise") ? &c->dp_noise
+          : !strcmp(name, "dp-clip") ? &c->dp_clip
+                                     : &o->dp_epsilon) = d;
+    } else if (!strcmp(name, "dp-delta")) {
+        if (get_pos(v, &d) || d >= 1)
+            return bad(msg, msglen, name, "a number in (0, 1)");
+        c->dp_delta = d;
     } else if (!strcmp(name, "train-limit")) {
         if (nd_parse_int(v, 1, INT64_MAX, &x))
             return bad(msg, msglen, name, "a positive integer");
@@ -221,12 +233,33 @@ const char *nd_distill_opts_help(void)
            "  --eval-every N           validate every N iterations (100)\n"
            "  --eval-max N             validation samples used (all)\n"
            "  --checkpoint-every N     checkpoint interval in iterations (100)\n"
-           "  --encoding f32|f16|u8    image encoding in the payload (f32)\n";
+           "  --encoding f32|f16|u8    image encoding in the payload (f32)\n"
+           "differential privacy (docs/privacy.md):\n"
+           "  --dp-epsilon E           spend at most E: the noise is solved for with the\n"
+           "                           accountant from q = K/N, the iterations and delta\n"
+           "  --dp-noise S             or give the noise multiplier sigma directly\n"
+           "  --dp-clip C              per-sample gradient norm bound (1)\n"
+           "  --dp-delta D             delta of the (epsilon, delta) guarantee (1e-5)\n"
+           "                           DP runs sample batches by Poisson sampling with a\n"
+           "                           secret key, switch validation off and take\n"
+           "                           theta_bn from the synthetic images\n";
 }
 
 int nd_distill_opts_finish(nd_distill_opts *o, const nd_data *ds, sd_error *err)
 {
-    return sd_model_spec_parse_arch(&o->cfg.spec, o->arch[0] ? o->arch : ds->default_arch, err);
+    int rc = sd_model_spec_parse_arch(&o->cfg.spec, o->arch[0] ? o->arch : ds->default_arch, err);
+    if (rc || !(o->dp_epsilon > 0))
+        return rc;
+    if (o->cfg.dp_noise > 0)
+        return sd_error_set(err, SD_EINVAL, "give --dp-epsilon or --dp-noise, not both");
+    if (ds->train.count <= 0)
+        return sd_error_set(err, SD_EINVAL, "no training samples to account for");
+    double q = (double)o->cfg.real_batch / (double)ds->train.count;
+    if (q > 1)
+        return sd_error_set(err, SD_EINVAL, "real batch %d is larger than the %lld training "
+                            "samples", o->cfg.real_batch, (long long)ds->train.count);
+    return sd_rdp_solve_sigma(q, nd_distill_total(o, ds), o->cfg.dp_delta, o->dp_epsilon,
+                              &o->cfg.dp_noise, err);
 }
 
 int64_t nd_distill_total(const nd_distill_opts *o, const nd_data *ds)
@@ -254,9 +287,9 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
 {
     const sd_distill_config *c = &o->cfg;
     nd_payload_meta meta;
-    char label[64], vals[12][64];
-    const char *keys[12];
-    const char *values[12];
+    char label[64], vals[20][64];
+    const char *keys[20];
+    const char *values[20];
     size_t nh = 0;
     *out = NULL;
     *len = 0;
@@ -292,10 +325,35 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
     HP("label_param", "%s", c->label_param == SD_LABEL_RAW ? "raw" : "softmax");
     HP("bn_mode", "%s", c->bn_mode == SD_BN_FROZEN ? "frozen" : "batch");
     HP("hard_labels", "%d", c->hard_labels);
+    meta.privacy = h->privacy;
+    if (c->dp_noise > 0) {
+        /* a DP release states its accounting and carries no statistic of the
+         * training data outside the DP mechanism: no sender metrics, no
+         * per-class counts, no nearest-neighbour audit (docs/privacy.md) */
+        double q = (double)c->real_batch / (double)ds->train.count, eps = NAN;
+        sd_error e;
+        if (sd_rdp_epsilon(q, c->dp_noise, nd_distill_total(o, ds), c->dp_delta, &eps, NULL, &e))
+            return snprintf(msg, msglen, "accounting: %s", e.msg), 1;
+        HP("dp_accountant", "%s v%d", SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+        HP("dp_epsilon", "%.6g", eps);
+        HP("dp_delta", "%.6g", c->dp_delta);
+        HP("dp_noise_multiplier", "%.6g", c->dp_noise);
+        HP("dp_clip", "%.6g", c->dp_clip);
+        HP("dp_sampling_rate", "%.6g", q);
+        HP("dp_validation", "%s", "off");
+        HP("dp_theta_bn", "%s", "synthetic-images");
+        meta.accuracy = meta.sensitivity = meta.specificity = meta.harmonic_mean = meta.auc = 0;
+        meta.image_count = meta.patch_count = 0;
+        meta.metrics_split = "none";
+        meta.counts = NULL;
+        meta.n_counts = 0;
+        /* theta_bn: statistics of the S steps' synthetic batches */
+        meta.bn_count = res->n_bn ? (uint64_t)c->steps * (uint64_t)c->images_per_step : 0;
+        meta.privacy = NULL;
+    }
 #undef HP
     meta.hyper_keys = keys;
     meta.hyper_values = values;
     meta.n_hyper = nh;
-    meta.privacy = h->privacy;
     return nd_payload_build(res, &meta, out, len, msg, msglen);
 }

@@ -19,6 +19,7 @@ typedef struct nd_distill_opts {
     char arch[SD_ARCH_NAME_MAX + 8]; /* "" = the data set's default */
     int encoding;                    /* Sldd__V1__ImageEncoding, 1 = float32 */
     long long train_limit;
+    double dp_epsilon; /* > 0: solve cfg.dp_noise for this epsilon (nd_distill_opts_finish) */
 } nd_distill_opts;
 
 /* Defaults of `sldd distill` (eval and checkpoint every 100 iterations). */

@@ -18,6 +18,7 @@
 #include "nd_data.h"
 #include "nd_distill.h"
 #include "nd_payload.h"
+#include "sd_rdp.h"
 #include "sd_dataview.h"
 #include "sd_distill.h"
 #include "sd_init.h"
@@ -61,6 +62,7 @@ typedef struct progress_ctx {
     int64_t cap;
     double seconds;  /* of this run */
     int64_t iters;   /* done in this run */
+    double dp_q, dp_sigma, dp_delta; /* DP runs (dp_sigma > 0): the accountant's inputs */
 } progress_ctx;
 
 static void fmt_time(double s, char *buf, size_t len)
@@ -72,6 +74,16 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
     else
         snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* epsilon spent after iter iterations (sd_rdp.h); NaN if it cannot say */
+static double dp_epsilon(const progress_ctx *c, int64_t iter)
+{
+    double eps = NAN;
+    sd_error e;
+    if (sd_rdp_epsilon(c->dp_q, c->dp_sigma, iter, c->dp_delta, &eps, NULL, &e))
+        return NAN;
+    return eps;
 }
 
 static int on_progress(void *vctx, const sd_progress *p)
@@ -90,6 +102,9 @@ static int on_progress(void *vctx, const sd_progress *p)
                 p->seconds);
         if (p->evaluated)
             fprintf(c->log, ",\"val_acc\":%.6f", p->val_acc);
+        if (c->dp_sigma > 0)
+            fprintf(c->log, ",\"dp_batch\":%lld,\"epsilon\":%.6g", (long long)p->dp_batch,
+                    dp_epsilon(c, p->iter));
         fputs("}\n", c->log);
         fflush(c->log);
     }
@@ -111,6 +126,8 @@ static int on_progress(void *vctx, const sd_progress *p)
                 (long long)p->total, p->epoch, p->loss, p->lr, amin, amax, el, eta);
         if (p->evaluated)
             fprintf(stderr, "  | val acc %.4f", p->val_acc);
+        if (c->dp_sigma > 0)
+            fprintf(stderr, "  | epsilon %.3f (delta %.0e)", dp_epsilon(c, p->iter), c->dp_delta);
         fputc('\n', stderr);
     }
     return 0;
@@ -173,7 +190,7 @@ out:
 
 enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
        O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
-       O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT };
+       O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT, O_DP };
 
 static const struct option distill_options[] = {
     {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
@@ -197,6 +214,8 @@ static const struct option distill_options[] = {
     {"export-init", required_argument, 0, O_EXPORT},
     {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
     {"train-limit", required_argument, 0, O_LIMIT}, {"help", no_argument, 0, 'h'},
+    {"dp-epsilon", required_argument, 0, O_DP}, {"dp-noise", required_argument, 0, O_DP},
+    {"dp-clip", required_argument, 0, O_DP}, {"dp-delta", required_argument, 0, O_DP},
     {0, 0, 0, 0}};
 
 typedef struct distill_args {
@@ -389,18 +408,19 @@ int cmd_distill(int argc, char **argv)
     int rc = distill_parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
-    sd_distill_config cfg = a.dopts.cfg;
     sd_error err = {0};
     nd_data ds;
     if (nd_data_open(&ds, a.data, a.dopts.train_limit, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         return 1;
     }
-    if (sd_model_spec_parse_arch(&cfg.spec, a.arch ? a.arch : ds.default_arch, &err)) {
+    /* the architecture, and with --dp-epsilon the noise the accountant asks for */
+    if (nd_distill_opts_finish(&a.dopts, &ds, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         nd_data_close(&ds);
         return 2;
     }
+    sd_distill_config cfg = a.dopts.cfg;
     int status = 1;
     sd_backend *be = NULL;
     sd_distiller *d = NULL;
@@ -438,6 +458,18 @@ int cmd_distill(int argc, char **argv)
                                        : (int64_t)cfg.epochs * (ds.train.count / cfg.real_batch);
     if (progress_open(&pc, a.out, a.resume, a.quiet, total))
         goto done;
+    if (cfg.dp_noise > 0) {
+        pc.dp_q = (double)cfg.real_batch / (double)ds.train.count;
+        pc.dp_sigma = cfg.dp_noise;
+        pc.dp_delta = cfg.dp_delta;
+        if (!a.quiet)
+            fprintf(stderr,
+                    "differential privacy: Poisson rate q = %.6g, noise multiplier sigma = %.6g, "
+                    "clip C = %g, delta = %g; epsilon after %lld iterations: %.4f "
+                    "(accountant %s v%d); validation off\n",
+                    pc.dp_q, pc.dp_sigma, cfg.dp_clip, cfg.dp_delta, (long long)total,
+                    dp_epsilon(&pc, total), SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+    }
     char label[64];
     sd_model_spec_label(&sd_distiller_model(d)->spec, label, sizeof label);
     if (!a.quiet)

@@ -74,6 +74,10 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
         return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", msg);
     if (nd_distill_opts_parse(&o, options, msg, sizeof msg))
         return sc_error_set(e, SC_EINVAL, "%s", msg);
+    if (o.cfg.dp_noise > 0 || o.dp_epsilon > 0)
+        return sc_error_set(e, SC_EINVAL,
+                            "differentially private distillation runs with 'sldd distill' only: "
+                            "a node's bundle does not carry its accounting yet");
     if (!c->cfg.data[0])
         return sc_error_set(e, SC_EINVAL, "this node has no data set (node.conf 'data:')");
     if ((rc = check_audience(c, audience, aud, sizeof aud, e)))

@@ -118,5 +118,29 @@ rm -f "$T/bad/prepared.json"
 expect 1 "is not prepared (run 'sldd dataset prepare" -- "$SLDD" train --data "$T/bad" --arch convnet
 expect 1 "training diverged" -- "$SLDD" train --data "$D" --arch convnet --width 4 --lr 1e6 --momentum 0 --epochs 3 --batch 16
 
+# ---- differentially private distillation: the accounting is printed and
+# carried, and no statistic of the training data outside the mechanism is in
+# the payload (no sender metrics, no class counts, no nearest-neighbour audit)
+expect 0 "epsilon after 3 iterations" -- "$SLDD" distill --data "$D" --out "$T/dp" --arch convnet-bn \
+  --width 4 --images-per-step 3 --iterations 3 --real-batch 16 --checkpoint-every 0 \
+  --dp-epsilon 8 --dp-clip 1
+"$SLDD" bundle inspect "$T/dp/payload.pb" >"$T/dp.txt" 2>&1
+check "DP payload states its accountant" grep -q "param dp_accountant  rdp-sgm-mtz19-bkmt20 v1" "$T/dp.txt"
+check "DP payload states epsilon <= 8" awk '$2=="dp_epsilon"{exit !($3>0 && $3<=8)} END{}' "$T/dp.txt"
+check "DP payload states delta" grep -q "param dp_delta       1e-05" "$T/dp.txt"
+check "DP payload has no sender metrics" grep -q "metrics (none, 0 patches, 0 images)" "$T/dp.txt"
+check "DP payload has no nearest-neighbour audit" grep -q "verdict              not-audited" "$T/dp.txt"
+if command -v protoc >/dev/null; then
+  protoc --decode=sldd.v1.Bundle -I "$(dirname "$0")/../../proto" sldd.proto <"$T/dp/payload.pb" >"$T/dp.pb.txt"
+  check "DP payload has no class counts" bash -c "! grep -q 'counts {' '$T/dp.pb.txt'"
+  check "a plain payload has class counts (the check can fail)" bash -c \
+    "protoc --decode=sldd.v1.Bundle -I '$(dirname "$0")/../../proto' sldd.proto <'$P' | grep -q 'counts {'"
+fi
+check "DP payload's theta_bn is from the synthetic images" grep -q "dp_theta_bn    synthetic-images" "$T/dp.txt"
+expect 2 "give --dp-epsilon or --dp-noise, not both" -- "$SLDD" distill --data "$D" --out "$T/dp2" \
+  --arch convnet-bn --width 4 --iterations 3 --real-batch 16 --dp-epsilon 8 --dp-noise 1
+expect 2 "out of reach" -- "$SLDD" distill --data "$D" --out "$T/dp3" --arch convnet-bn --width 4 \
+  --iterations 3 --real-batch 16 --dp-epsilon 0.000001
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
