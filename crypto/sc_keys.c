@@ -462,10 +462,16 @@ int sc_admin_key_load(const char *node_dir, const char *name, const char *pass,
                 rc = sc_error_set(e, SC_EFORMAT, "unknown kdf %s", val);
             seen |= 16;
         } else if (!strcmp(key, "kdf-opslimit")) {
-            ops = strtoull(val, NULL, 10);
+            uint64_t x = 0;
+            if (sb_parse_u64(val, UINT64_MAX, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "bad %s", key);
+            ops = x;
             seen |= 32;
         } else if (!strcmp(key, "kdf-memlimit")) {
-            mem = (size_t)strtoull(val, NULL, 10);
+            uint64_t x = 0;
+            if (sb_parse_u64(val, SIZE_MAX, &x))
+                rc = sc_error_set(e, SC_EFORMAT, "bad %s", key);
+            mem = (size_t)x;
             seen |= 64;
         } else if (!strcmp(key, "salt")) {
             rc = sc_b64_decode_exact(salt, sizeof salt, val, vl, e);

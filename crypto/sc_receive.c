@@ -153,8 +153,8 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
         if (!who)
             return sc_error_set(e, SC_EREFUSE_NODE_SIG, "statement has no node signature");
         if ((rc = trust->peer_get(trust, who, &found, e)))
-            return sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s': %s", who,
-                                e ? e->msg : "unknown");
+            return sb_error_wrap_code(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s'",
+                                      who);
         sender = &found;
     }
     if ((rc = sc_statement_verify(rec->st_, sender, min_admins, &rec->sigs, e)))

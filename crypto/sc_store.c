@@ -256,8 +256,8 @@ int sc_trust_store_open_files(const char *node_dir, const char *self_id, sc_trus
         free(t);
         return sc_error_set(e, SC_ENOMEM, "out of memory");
     }
-    strcpy(t->dir, node_dir);
-    strcpy(t->self, self_id);
+    memcpy(t->dir, node_dir, strlen(node_dir) + 1);
+    memcpy(t->self, self_id, strlen(self_id) + 1);
     s->ctx = t;
     s->peer_get = ft_peer_get;
     s->peer_put = ft_peer_put;
@@ -459,7 +459,7 @@ int sc_replay_store_open_file(const char *path, sc_replay_store **out, sc_error 
         fr_destroy(s);
         return sc_error_set(e, SC_EINVAL, "path too long");
     }
-    strcpy(r->path, path);
+    memcpy(r->path, path, strlen(path) + 1);
     rc = sc_file_read(path, REPLAY_FILE_MAX, 0, &buf, &len, e);
     if (rc && rc != SC_ENOTFOUND) {
         fr_destroy(s);

@@ -101,7 +101,7 @@ static int fsync_dir_of(const char *path)
     const char *slash = strrchr(path, '/');
     int fd, rc;
     if (!slash) {
-        strcpy(dir, ".");
+        memcpy(dir, ".", 2);
     } else {
         size_t n = (size_t)(slash - path);
         if (n >= sizeof dir)
@@ -214,41 +214,6 @@ void sc_sha256(uint8_t out[32], const uint8_t *in, size_t n)
 void sc_key_id(uint8_t out[32], const uint8_t pk[32])
 {
     sc_sha256(out, pk, 32);
-}
-
-int sc_kv_next(char **cursor, char **key, char **value)
-{
-    char *p = *cursor, *nl, *colon, *end;
-    for (;;) {
-        if (!p || !*p)
-            return 0;
-        nl = strchr(p, '\n');
-        if (nl)
-            *nl = 0;
-        /* skip blank lines and comments */
-        while (*p == ' ' || *p == '\t' || *p == '\r')
-            p++;
-        if (*p && *p != '#')
-            break;
-        p = nl ? nl + 1 : NULL;
-    }
-    *cursor = nl ? nl + 1 : p + strlen(p);
-    colon = strchr(p, ':');
-    if (!colon)
-        return -1;
-    *colon = 0;
-    end = colon;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-        *--end = 0;
-    *key = p;
-    p = colon + 1;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    end = p + strlen(p);
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-        *--end = 0;
-    *value = p;
-    return 1;
 }
 
 int sc_path_join(char *out, size_t outlen, const char *dir, const char *name, sc_error *e)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "sc_error.h"
+#include "sb_parse.h"
 
 #define SC_KEY_LEN 32 /* Ed25519 / X25519 public keys, SHA-256 */
 
@@ -45,9 +46,10 @@ void sc_hex_encode(char *out, const uint8_t *in, size_t n); /* out: 2n+1 */
 void sc_key_id(uint8_t out[32], const uint8_t pk[32]);
 void sc_sha256(uint8_t out[32], const uint8_t *in, size_t n);
 
-/* "key: value" lines.  sc_kv_next walks text (modified in place):
- * returns 1 with key and value set, 0 at the end, -1 on a malformed line. */
-int sc_kv_next(char **cursor, char **key, char **value);
+/* "key: value" lines: the base reader (sb_parse.h), which walks text in
+ * place and returns 1 with key and value set, 0 at the end, -1 on a
+ * malformed line. */
+#define sc_kv_next sb_kv_next
 
 /* Join dir and name into out (SC_EINVAL if too long). */
 int sc_path_join(char *out, size_t outlen, const char *dir, const char *name,

@@ -19,25 +19,26 @@
 #include <string.h>
 
 extern "C" {
+#include "sb_parse.h"
 #include "sg_backend.h"
 }
 
 static const char sg_name[] = "cuda";
 
-int sg_fail(sd_backend *be, const char *file, int line, const char *call, const char *what)
+int sg_fail(sd_error *err, const char *file, int line, const char *call, const char *what)
 {
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
-    return sd_error_set(&be->err, SD_EBACKEND, "%s:%d: %s: %s", base, line, call,
+    return sd_error_set(err, SD_EBACKEND, "%s:%d: %s: %s", base, line, call,
                         what ? what : "unknown error");
 }
 
-int sg_fail_code(sd_backend *be, int code, const char *op, const char *what)
+int sg_fail_code(sd_error *err, int code, const char *op, const char *what)
 {
-    return sd_error_set(&be->err, code, "cuda %s: %s", op, what);
+    return sd_error_set(err, code, "cuda %s: %s", op, what);
 }
 
-int sg_fetch_small(sd_backend *be, const double *dev, int count, double *out)
+int sg_fetch_small(sd_backend *be, sd_error *err, const double *dev, int count, double *out)
 {
     sg_ctx *c = sg_ctx_of(be);
     SG_CK_CUDA(be, cudaMemcpyAsync(c->host, dev, sizeof(double) * (size_t)count,
@@ -49,7 +50,7 @@ int sg_fetch_small(sd_backend *be, const double *dev, int count, double *out)
 
 /* ---- memory ---- */
 
-static int sg_alloc(sd_backend *be, size_t bytes, void **out)
+static int sg_alloc(sd_backend *be, sd_error *err, size_t bytes, void **out)
 {
     *out = NULL;
     /* like the CPU backend, a zero-byte request still gets a unique pointer */
@@ -60,7 +61,7 @@ static int sg_alloc(sd_backend *be, size_t bytes, void **out)
     if (e != cudaSuccess) {
         *out = NULL;
         (void)cudaGetLastError(); /* an allocation failure is not sticky; clear it */
-        return sd_error_set(&be->err, SD_ENOMEM, "cudaMalloc(%zu bytes): %s", bytes,
+        return sd_error_set(err, SD_ENOMEM, "cudaMalloc(%zu bytes): %s", bytes,
                             cudaGetErrorString(e));
     }
     return 0;
@@ -75,13 +76,13 @@ static void sg_free(sd_backend *be, void *p)
     if (e == cudaSuccess)
         e = cudaFree(p);
     if (e != cudaSuccess)
-        sg_fail(be, __FILE__, __LINE__, "cudaFree", cudaGetErrorString(e));
+        sg_fail(NULL, __FILE__, __LINE__, "cudaFree", cudaGetErrorString(e)); /* free has no error to report into */
 }
 
 /* The host buffer may be reused as soon as upload returns, as on the CPU
  * backend, so the copy is waited for (pinned sources would otherwise be read
  * later). */
-static int sg_upload(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int sg_upload(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     if (bytes == 0)
         return 0;
@@ -92,7 +93,7 @@ static int sg_upload(sd_backend *be, void *dst, const void *src, size_t bytes)
     return 0;
 }
 
-static int sg_download(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int sg_download(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     if (bytes == 0)
         return 0;
@@ -103,7 +104,7 @@ static int sg_download(sd_backend *be, void *dst, const void *src, size_t bytes)
     return 0;
 }
 
-static int sg_copy(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int sg_copy(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     if (bytes == 0 || dst == src)
         return 0;
@@ -113,7 +114,7 @@ static int sg_copy(sd_backend *be, void *dst, const void *src, size_t bytes)
     return 0;
 }
 
-static int sg_zero(sd_backend *be, void *p, size_t bytes)
+static int sg_zero(sd_backend *be, sd_error *err, void *p, size_t bytes)
 {
     if (bytes == 0)
         return 0;
@@ -122,7 +123,7 @@ static int sg_zero(sd_backend *be, void *p, size_t bytes)
     return 0;
 }
 
-static int sg_sync(sd_backend *be)
+static int sg_sync(sd_backend *be, sd_error *err)
 {
     SG_ENTER(be);
     SG_CK_CUDA(be, cudaStreamSynchronize(sg_ctx_of(be)->stream));
@@ -134,14 +135,14 @@ static int sg_sync(sd_backend *be)
  * column-major order, so C = op(A) op(B) (row-major) is computed as
  * C^T = op(B)^T op(A)^T in cuBLAS's column-major terms: swap the operands and
  * the m/n sizes, keep the transpose flags and the leading dimensions. */
-static int sg_gemm(sd_backend *be, int trans_a, int trans_b, int m, int n, int k, sd_real alpha,
+static int sg_gemm(sd_backend *be, sd_error *err, int trans_a, int trans_b, int m, int n, int k, sd_real alpha,
                    const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta, sd_real *c,
                    int ldc)
 {
     int acols = trans_a ? m : k, bcols = trans_b ? k : n;
     if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) ||
         ldb < (bcols > 1 ? bcols : 1) || ldc < (n > 1 ? n : 1))
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)",
                             m, n, k, lda, ldb, ldc, trans_a, trans_b);
     if (m == 0 || n == 0)
@@ -193,16 +194,15 @@ static size_t sg_env_ws_limit(void)
     const char *s = getenv("SLDD_CUDA_WS_MAX_MB");
     long mb = 1024;
     if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v >= 0)
-            mb = v;
+        long long v;
+        if (sb_parse_i64(s, 0, LONG_MAX, &v) == 0)
+            mb = (long)v;
     }
     return (size_t)mb << 20;
 }
 
 /* Fill c: the steps that can fail, each checked; sg_destroy undoes any part. */
-static int sg_ctx_init(sd_backend *be, sg_ctx *c)
+static int sg_ctx_init(sd_backend *be, sd_error *err, sg_ctx *c)
 {
     cudaDeviceProp prop;
     SG_CK_CUDA(be, cudaSetDevice(c->device));
@@ -283,10 +283,9 @@ extern "C" int sg_backend_cuda_create(sd_backend **out, int device, int determin
     sg_install_sce(be);
     sg_install_patch(be);
 
-    int rc = sg_ctx_init(be, c);
+    int rc = sg_ctx_init(be, err, c);
     if (rc) {
-        sd_error_set(err, rc, "creating the CUDA backend on device %d: %s", device,
-                     be->err.msg);
+        sd_error_wrap_code(err, rc, "creating the CUDA backend on device %d", device);
         sg_destroy(be);
         return rc;
     }
@@ -342,9 +341,8 @@ static int sg_env_int(const char *name, int dflt)
     const char *s = getenv(name);
     if (!s || !*s)
         return dflt;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *end == '\0' ? (int)v : dflt;
+    int v;
+    return sb_parse_int(s, INT_MIN, INT_MAX, &v) == 0 ? v : dflt;
 }
 
 static int sg_factory(sd_backend **out, sd_error *err)

@@ -20,28 +20,28 @@
 
 #define SG_BN_NC 8 /* coefficients per channel in the scratch area */
 
-static int sg_bn_check(sd_backend *be, const sd_bn_desc *d, const char *op)
+static int sg_bn_check(sd_backend *be, sd_error *err, const sd_bn_desc *d, const char *op)
 {
     if (d->n < 1 || d->c < 1 || d->hw < 1 || !(d->eps > 0))
-        return sd_error_set(&be->err, SD_EINVAL, "cuda %s: bad geometry n=%d c=%d hw=%d eps=%g",
+        return sd_error_set(err, SD_EINVAL, "cuda %s: bad geometry n=%d c=%d hw=%d eps=%g",
                             op, d->n, d->c, d->hw, d->eps);
     return 0;
 }
 
 /* ---- batch-statistics mode ---- */
 
-static int sg_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_fwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                            const sd_real *gamma, const sd_real *beta, sd_real *y, sd_real *mean,
                            sd_real *invstd)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_fwd_train"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_fwd_train"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
     const double m = (double)d->n * d->hw, eps = d->eps;
     /* two passes, as on the CPU: the mean, then squared deviations from the
      * unrounded mean */
     SG_TRY(sg_chan_reduce<1>(
-        be, "bn_fwd_train", d->n, d->c, d->hw,
+        be, err, "bn_fwd_train", d->n, d->c, d->hw,
         [=] __device__(size_t i, unsigned ch, double *acc) { acc[0] += x[i]; },
         [=] __device__(unsigned ch, const double *tot) {
             double mu = tot[0] / m;
@@ -49,7 +49,7 @@ static int sg_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x
             mean[ch] = (float)mu;
         }));
     SG_TRY(sg_chan_reduce<1>(
-        be, "bn_fwd_train", d->n, d->c, d->hw,
+        be, err, "bn_fwd_train", d->n, d->c, d->hw,
         [=] __device__(size_t i, unsigned ch, double *acc) {
             double t = x[i] - coef[ch * SG_BN_NC];
             acc[0] += t * t;
@@ -57,22 +57,22 @@ static int sg_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x
         [=] __device__(unsigned ch, const double *tot) {
             invstd[ch] = (float)(1.0 / sqrt(tot[0] / m + eps));
         }));
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double mur = mean[ch], a = invstd[ch], g = gamma[ch], b = beta[ch];
         y[i] = (float)(g * ((x[i] - mur) * a) + b);
     });
 }
 
-static int sg_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_bwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                            const sd_real *gamma, const sd_real *mean, const sd_real *invstd,
                            const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_bwd_train"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_bwd_train"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
     const double m = (double)d->n * d->hw;
     SG_TRY(sg_chan_reduce<2>(
-        be, "bn_bwd_train", d->n, d->c, d->hw,
+        be, err, "bn_bwd_train", d->n, d->c, d->hw,
         [=] __device__(size_t i, unsigned ch, double *acc) {
             double mu = mean[ch], a = invstd[ch];
             acc[0] += gy[i];
@@ -88,7 +88,7 @@ static int sg_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x
         }));
     if (!gx)
         return 0;
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double mu = mean[ch], a = invstd[ch], g = gamma[ch];
         double A = coef[ch * SG_BN_NC + 0], B = coef[ch * SG_BN_NC + 1], ga = g * a;
         double xh = (x[i] - mu) * a;
@@ -96,18 +96,18 @@ static int sg_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x
     });
 }
 
-static int sg_bn_fwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                    const sd_real *dx, const sd_real *gamma,
                                    const sd_real *dgamma, const sd_real *dbeta,
                                    const sd_real *mean, const sd_real *invstd, sd_real *dy)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_fwd_tangent_train"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_fwd_tangent_train"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
     const double m = (double)d->n * d->hw;
     if (dx)
         SG_TRY(sg_chan_reduce<2>(
-            be, "bn_fwd_tangent_train", d->n, d->c, d->hw,
+            be, err, "bn_fwd_tangent_train", d->n, d->c, d->hw,
             [=] __device__(size_t i, unsigned ch, double *acc) {
                 double mu = mean[ch], a = invstd[ch];
                 acc[0] += dx[i];
@@ -117,7 +117,7 @@ static int sg_bn_fwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd
                 coef[ch * SG_BN_NC + 0] = tot[0] / m; /* D = <dx> */
                 coef[ch * SG_BN_NC + 1] = tot[1] / m; /* C = <xh dx> */
             }));
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double mu = mean[ch], a = invstd[ch], g = gamma[ch];
         double dg = dgamma ? dgamma[ch] : 0, db = dbeta ? dbeta[ch] : 0;
         double xh = (x[i] - mu) * a, dxh = 0;
@@ -127,19 +127,19 @@ static int sg_bn_fwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd
     });
 }
 
-static int sg_bn_bwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                    const sd_real *dx, const sd_real *gamma,
                                    const sd_real *dgamma, const sd_real *mean,
                                    const sd_real *invstd, const sd_real *gy, const sd_real *dgy,
                                    sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_bwd_tangent_train"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_bwd_tangent_train"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
     const double m = (double)d->n * d->hw;
     /* sums of gy, gy xh, dx, xh dx, gy dx, dgy, dgy xh */
     SG_TRY(sg_chan_reduce<7>(
-        be, "bn_bwd_tangent_train", d->n, d->c, d->hw,
+        be, err, "bn_bwd_tangent_train", d->n, d->c, d->hw,
         [=] __device__(size_t i, unsigned ch, double *acc) {
             double mu = mean[ch], a = invstd[ch];
             double xh = (x[i] - mu) * a, gv = gy[i];
@@ -179,7 +179,7 @@ static int sg_bn_bwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd
         }));
     if (!dgx)
         return 0;
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         const double *k = coef + (size_t)ch * SG_BN_NC;
         double mu = mean[ch], a = invstd[ch];
         double A = k[0], B = k[1], D = k[2], C = k[3], dA = k[4], dB = k[5], c1 = k[6],
@@ -201,42 +201,42 @@ __global__ void sg_bn_frozen_coef_kernel(int c, const float *rvar, double eps, d
         coef[(size_t)ch * SG_BN_NC] = 1.0 / sqrt((double)rvar[ch] + eps);
 }
 
-static int sg_bn_frozen_coef(sd_backend *be, const sd_bn_desc *d, const sd_real *rvar)
+static int sg_bn_frozen_coef(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *rvar)
 {
     sg_ctx *cx = sg_ctx_of(be);
     if ((size_t)d->c * SG_BN_NC > SG_SCRATCH_COEF)
-        return sg_fail_code(be, SD_EUNSUPPORTED, "bn", "too many channels for the scratch area");
+        return sg_fail_code(err, SD_EUNSUPPORTED, "bn", "too many channels for the scratch area");
     sg_bn_frozen_coef_kernel<<<(d->c + 127) / 128, 128, 0, cx->stream>>>(d->c, rvar, d->eps,
                                                                         sg_coef(cx));
     SG_CK_LAUNCH(be);
     return 0;
 }
 
-static int sg_bn_fwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_fwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                             const sd_real *gamma, const sd_real *beta, const sd_real *rmean,
                             const sd_real *rvar, sd_real *y)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_fwd_frozen"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_fwd_frozen"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
-    SG_TRY(sg_bn_frozen_coef(be, d, rvar));
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    SG_TRY(sg_bn_frozen_coef(be, err, d, rvar));
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double mu = rmean[ch], a = coef[ch * SG_BN_NC], g = gamma[ch], b = beta[ch];
         y[i] = (float)(g * ((x[i] - mu) * a) + b);
     });
 }
 
-static int sg_bn_bwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_bwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                             const sd_real *gamma, const sd_real *rmean, const sd_real *rvar,
                             const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_bwd_frozen"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_bwd_frozen"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
-    SG_TRY(sg_bn_frozen_coef(be, d, rvar));
+    SG_TRY(sg_bn_frozen_coef(be, err, d, rvar));
     if (ggamma || gbeta)
         SG_TRY(sg_chan_reduce<2>(
-            be, "bn_bwd_frozen", d->n, d->c, d->hw,
+            be, err, "bn_bwd_frozen", d->n, d->c, d->hw,
             [=] __device__(size_t i, unsigned ch, double *acc) {
                 double mu = rmean[ch], a = coef[ch * SG_BN_NC];
                 acc[0] += gy[i];
@@ -250,22 +250,22 @@ static int sg_bn_bwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *
             }));
     if (!gx)
         return 0;
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double a = coef[ch * SG_BN_NC], g = gamma[ch];
         gx[i] += (float)(g * a * gy[i]);
     });
 }
 
-static int sg_bn_fwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                     const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *dbeta,
                                     const sd_real *rmean, const sd_real *rvar, sd_real *dy)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_fwd_tangent_frozen"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_fwd_tangent_frozen"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
-    SG_TRY(sg_bn_frozen_coef(be, d, rvar));
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    SG_TRY(sg_bn_frozen_coef(be, err, d, rvar));
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double mu = rmean[ch], a = coef[ch * SG_BN_NC], g = gamma[ch];
         double dg = dgamma ? dgamma[ch] : 0, db = dbeta ? dbeta[ch] : 0;
         double xh = (x[i] - mu) * a;
@@ -273,19 +273,19 @@ static int sg_bn_fwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const s
     });
 }
 
-static int sg_bn_bwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int sg_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                     const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *rmean,
                                     const sd_real *rvar, const sd_real *gy, const sd_real *dgy,
                                     sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
 {
-    SG_TRY(sg_bn_check(be, d, "bn_bwd_tangent_frozen"));
+    SG_TRY(sg_bn_check(be, err, d, "bn_bwd_tangent_frozen"));
     SG_ENTER(be);
     double *coef = sg_coef(sg_ctx_of(be));
-    SG_TRY(sg_bn_frozen_coef(be, d, rvar));
+    SG_TRY(sg_bn_frozen_coef(be, err, d, rvar));
     if (dggamma || dgbeta)
         SG_TRY(sg_chan_reduce<2>(
-            be, "bn_bwd_tangent_frozen", d->n, d->c, d->hw,
+            be, err, "bn_bwd_tangent_frozen", d->n, d->c, d->hw,
             [=] __device__(size_t i, unsigned ch, double *acc) {
                 double mu = rmean[ch], a = coef[ch * SG_BN_NC];
                 double xh = (x[i] - mu) * a, dgv = dgy ? dgy[i] : 0;
@@ -300,7 +300,7 @@ static int sg_bn_bwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const s
             }));
     if (!dgx)
         return 0;
-    return sg_chan_apply(be, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
+    return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         double a = coef[ch * SG_BN_NC], g = gamma[ch], dg = dgamma ? dgamma[ch] : 0;
         double dgv = dgy ? dgy[i] : 0;
         dgx[i] += (float)(dg * a * gy[i] + g * a * dgv);

@@ -81,7 +81,7 @@ static int sg_tensor_core_math(cudnnMathType_t m)
 
 #define SG_MAX_ALGOS 16
 
-static int sg_pick_fwd(sd_backend *be, sg_conv_plan *p, size_t cap, int timed)
+static int sg_pick_fwd(sd_backend *be, sd_error *err, sg_conv_plan *p, size_t cap, int timed)
 {
     sg_ctx *c = sg_ctx_of(be);
     cudnnConvolutionFwdAlgoPerf_t res[SG_MAX_ALGOS];
@@ -108,13 +108,13 @@ static int sg_pick_fwd(sd_backend *be, sg_conv_plan *p, size_t cap, int timed)
         p->ws_fwd = ws;
         return 0;
     }
-    return sd_error_set(&be->err, SD_EUNSUPPORTED,
+    return sd_error_set(err, SD_EUNSUPPORTED,
                         "cuda conv: no usable cuDNN forward algorithm within %zu bytes of "
                         "workspace (%d candidates)",
                         cap, got);
 }
 
-static int sg_pick_bwd_data(sd_backend *be, sg_conv_plan *p, size_t cap, int timed)
+static int sg_pick_bwd_data(sd_backend *be, sd_error *err, sg_conv_plan *p, size_t cap, int timed)
 {
     sg_ctx *c = sg_ctx_of(be);
     cudnnConvolutionBwdDataAlgoPerf_t res[SG_MAX_ALGOS];
@@ -141,13 +141,13 @@ static int sg_pick_bwd_data(sd_backend *be, sg_conv_plan *p, size_t cap, int tim
         p->ws_data = ws;
         return 0;
     }
-    return sd_error_set(&be->err, SD_EUNSUPPORTED,
+    return sd_error_set(err, SD_EUNSUPPORTED,
                         "cuda conv: no usable cuDNN backward-data algorithm within %zu bytes of "
                         "workspace (%d candidates)",
                         cap, got);
 }
 
-static int sg_pick_bwd_filter(sd_backend *be, sg_conv_plan *p, size_t cap, int timed)
+static int sg_pick_bwd_filter(sd_backend *be, sd_error *err, sg_conv_plan *p, size_t cap, int timed)
 {
     sg_ctx *c = sg_ctx_of(be);
     cudnnConvolutionBwdFilterAlgoPerf_t res[SG_MAX_ALGOS];
@@ -174,13 +174,13 @@ static int sg_pick_bwd_filter(sd_backend *be, sg_conv_plan *p, size_t cap, int t
         p->ws_filter = ws;
         return 0;
     }
-    return sd_error_set(&be->err, SD_EUNSUPPORTED,
+    return sd_error_set(err, SD_EUNSUPPORTED,
                         "cuda conv: no usable cuDNN backward-filter algorithm within %zu bytes "
                         "of workspace (%d candidates)",
                         cap, got);
 }
 
-static int sg_plan_describe(sd_backend *be, sg_conv_plan *p)
+static int sg_plan_describe(sd_backend *be, sd_error *err, sg_conv_plan *p)
 {
     const sd_conv_desc *d = &p->d;
     int on, oc, ohh, oww;
@@ -202,40 +202,40 @@ static int sg_plan_describe(sd_backend *be, sg_conv_plan *p)
     SG_CK_CUDNN(be, cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->wd, &on, &oc, &ohh,
                                                           &oww));
     if (on != d->n || oc != d->k || ohh != d->oh || oww != d->ow)
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda conv: output size %dx%d in the descriptor, cuDNN computes "
                             "%dx%d",
                             d->oh, d->ow, ohh, oww);
     return 0;
 }
 
-static int sg_plan_make(sd_backend *be, const sd_conv_desc *d, size_t cap, int timed,
+static int sg_plan_make(sd_backend *be, sd_error *err, const sd_conv_desc *d, size_t cap, int timed,
                         sg_conv_plan *p)
 {
     memset(p, 0, sizeof *p);
     p->d = *d;
-    int rc = sg_plan_describe(be, p);
+    int rc = sg_plan_describe(be, err, p);
     /* A timed search whose results leave nothing usable (for instance every
      * deterministic candidate failed to get its workspace while timing) gets
      * a second chance from the heuristics. */
-    if (!rc && (rc = sg_pick_fwd(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
-        rc = sg_pick_fwd(be, p, cap, 0);
-    if (!rc && (rc = sg_pick_bwd_data(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
-        rc = sg_pick_bwd_data(be, p, cap, 0);
-    if (!rc && (rc = sg_pick_bwd_filter(be, p, cap, timed)) == SD_EUNSUPPORTED && timed)
-        rc = sg_pick_bwd_filter(be, p, cap, 0);
+    if (!rc && (rc = sg_pick_fwd(be, err, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_fwd(be, err, p, cap, 0);
+    if (!rc && (rc = sg_pick_bwd_data(be, err, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_bwd_data(be, err, p, cap, 0);
+    if (!rc && (rc = sg_pick_bwd_filter(be, err, p, cap, timed)) == SD_EUNSUPPORTED && timed)
+        rc = sg_pick_bwd_filter(be, err, p, cap, 0);
     if (rc)
         sg_plan_release(p);
     return rc;
 }
 
-static int sg_check_desc(sd_backend *be, const sd_conv_desc *d)
+static int sg_check_desc(sd_backend *be, sd_error *err, const sd_conv_desc *d)
 {
     if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->k <= 0 || d->r <= 0 ||
         d->s <= 0 || d->stride <= 0 || d->pad < 0 || d->h + 2 * d->pad < d->r ||
         d->w + 2 * d->pad < d->s || d->oh != (d->h + 2 * d->pad - d->r) / d->stride + 1 ||
         d->ow != (d->w + 2 * d->pad - d->s) / d->stride + 1)
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda conv: bad shape n=%d c=%d h=%d w=%d k=%d r=%d s=%d stride=%d "
                             "pad=%d oh=%d ow=%d",
                             d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
@@ -254,7 +254,7 @@ static size_t sg_plan_ws(const sg_conv_plan *p)
 }
 
 /* Grow the backend's own workspace to fit plan p (plan time only). */
-static int sg_own_ws_reserve(sd_backend *be, sg_conv_plan *p)
+static int sg_own_ws_reserve(sd_backend *be, sd_error *err, sg_conv_plan *p)
 {
     sg_ctx *c = sg_ctx_of(be);
     size_t need = sg_plan_ws(p);
@@ -270,7 +270,7 @@ static int sg_own_ws_reserve(sd_backend *be, sg_conv_plan *p)
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         c->own_ws = NULL;
-        return sd_error_set(&be->err, SD_ENOMEM, "cuda conv: cudaMalloc(%zu) for workspace: %s",
+        return sd_error_set(err, SD_ENOMEM, "cuda conv: cudaMalloc(%zu) for workspace: %s",
                             need, cudaGetErrorString(e));
     }
     c->own_ws_size = need;
@@ -279,7 +279,7 @@ static int sg_own_ws_reserve(sd_backend *be, sg_conv_plan *p)
 
 /* Find (or make) the plan for d and copy it to *out.  requested: the call
  * comes from conv_workspace, which tells the caller how much to provide. */
-static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int requested,
+static int sg_plan_get_locked(sd_backend *be, sd_error *err, const sd_conv_desc *d, int requested,
                               sg_conv_plan *out)
 {
     sg_ctx *c = sg_ctx_of(be);
@@ -312,25 +312,25 @@ static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int request
         int ncap = c->cap_plans ? 2 * c->cap_plans : 32;
         sg_conv_plan *np = (sg_conv_plan *)realloc(c->plans, sizeof *np * (size_t)ncap);
         if (!np)
-            return sd_error_set(&be->err, SD_ENOMEM, "cuda conv: out of memory for plans");
+            return sd_error_set(err, SD_ENOMEM, "cuda conv: out of memory for plans");
         c->plans = np;
         c->cap_plans = ncap;
     }
     sg_conv_plan p;
-    int rc = sg_plan_make(be, d, cap, timed, &p);
+    int rc = sg_plan_make(be, err, d, cap, timed, &p);
     int own = 0;
     if (rc == SD_EUNSUPPORTED && !requested && cap < c->ws_limit) {
-        rc = sg_plan_make(be, d, c->ws_limit, 0, &p);
+        rc = sg_plan_make(be, err, d, c->ws_limit, 0, &p);
         own = 1;
     }
     if (!rc && own) {
-        rc = sg_own_ws_reserve(be, &p);
+        rc = sg_own_ws_reserve(be, err, &p);
         if (rc)
             sg_plan_release(&p);
     }
     if (rc) {
         if (!requested)
-            sd_error_wrap(&be->err, "planning convolution n=%d c=%d %dx%d k=%d %dx%d", d->n,
+            sd_error_wrap(err, "planning convolution n=%d c=%d %dx%d k=%d %dx%d", d->n,
                           d->c, d->h, d->w, d->k, d->r, d->s);
         return rc;
     }
@@ -341,13 +341,13 @@ static int sg_plan_get_locked(sd_backend *be, const sd_conv_desc *d, int request
     return 0;
 }
 
-static int sg_plan_get(sd_backend *be, const sd_conv_desc *d, int requested, sg_conv_plan *out)
+static int sg_plan_get(sd_backend *be, sd_error *err, const sd_conv_desc *d, int requested, sg_conv_plan *out)
 {
-    SG_TRY(sg_check_desc(be, d));
+    SG_TRY(sg_check_desc(be, err, d));
     sg_ctx *c = sg_ctx_of(be);
     SG_ENTER(be);
     pthread_mutex_lock(&c->lock);
-    int rc = sg_plan_get_locked(be, d, requested, out);
+    int rc = sg_plan_get_locked(be, err, d, requested, out);
     pthread_mutex_unlock(&c->lock);
     return rc;
 }
@@ -355,39 +355,40 @@ static int sg_plan_get(sd_backend *be, const sd_conv_desc *d, int requested, sg_
 static size_t sg_conv_workspace(sd_backend *be, const sd_conv_desc *d)
 {
     sg_conv_plan p;
-    if (sg_plan_get(be, d, 1, &p))
-        return 0; /* the error stays in be->err; the convolution call reports it */
+    /* a failure here is planned again, and reported, by the convolution call */
+    if (sg_plan_get(be, NULL, d, 1, &p))
+        return 0;
     return p.own_ws ? 0 : sg_plan_ws(&p);
 }
 
-static int sg_ws_pick(sd_backend *be, const sg_conv_plan *p, size_t need, void **ws)
+static int sg_ws_pick(sd_backend *be, sd_error *err, const sg_conv_plan *p, size_t need, void **ws)
 {
     if (p->own_ws)
         *ws = sg_ctx_of(be)->own_ws;
     if (need > 0 && !*ws)
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda conv: needs %zu bytes of workspace but none was given", need);
     return 0;
 }
 
-static int sg_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x, const sd_real *w,
+static int sg_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x, const sd_real *w,
                        sd_real beta, sd_real *y, void *ws)
 {
     sg_conv_plan p;
-    SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_pick(be, &p, p.ws_fwd, &ws));
+    SG_TRY(sg_plan_get(be, err, d, 0, &p));
+    SG_TRY(sg_ws_pick(be, err, &p, p.ws_fwd, &ws));
     const float one = 1.0f, b = beta;
     SG_CK_CUDNN(be, cudnnConvolutionForward(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.wd, w, p.cd,
                                             p.fwd, ws, p.ws_fwd, &b, p.yd, y));
     return 0;
 }
 
-static int sg_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_real *gy,
+static int sg_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *gy,
                             const sd_real *w, sd_real *gx, void *ws)
 {
     sg_conv_plan p;
-    SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_pick(be, &p, p.ws_data, &ws));
+    SG_TRY(sg_plan_get(be, err, d, 0, &p));
+    SG_TRY(sg_ws_pick(be, err, &p, p.ws_data, &ws));
     const float one = 1.0f;
     SG_CK_CUDNN(be, cudnnConvolutionBackwardData(sg_ctx_of(be)->cudnn, &one, p.wd, w, p.yd, gy,
                                                  p.cd, p.bwd_data, ws, p.ws_data, &one, p.xd,
@@ -395,12 +396,12 @@ static int sg_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_real
     return 0;
 }
 
-static int sg_conv_bwd_filter(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
+static int sg_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                               const sd_real *gy, sd_real *gw, void *ws)
 {
     sg_conv_plan p;
-    SG_TRY(sg_plan_get(be, d, 0, &p));
-    SG_TRY(sg_ws_pick(be, &p, p.ws_filter, &ws));
+    SG_TRY(sg_plan_get(be, err, d, 0, &p));
+    SG_TRY(sg_ws_pick(be, err, &p, p.ws_filter, &ws));
     const float one = 1.0f;
     SG_CK_CUDNN(be, cudnnConvolutionBackwardFilter(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.yd, gy,
                                                    p.cd, p.bwd_filter, ws, p.ws_filter, &one,

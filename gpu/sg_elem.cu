@@ -67,7 +67,7 @@ __global__ void sg_adam_kernel(size_t n, float *p, const float *g, float *m, flo
     }
 }
 
-static int sg_axpy(sd_backend *be, size_t n, sd_real alpha, const sd_real *x, sd_real *y)
+static int sg_axpy(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x, sd_real *y)
 {
     if (n == 0)
         return 0;
@@ -77,7 +77,7 @@ static int sg_axpy(sd_backend *be, size_t n, sd_real alpha, const sd_real *x, sd
     return 0;
 }
 
-static int sg_scal(sd_backend *be, size_t n, sd_real alpha, sd_real *x)
+static int sg_scal(sd_backend *be, sd_error *err, size_t n, sd_real alpha, sd_real *x)
 {
     if (n == 0)
         return 0;
@@ -87,7 +87,7 @@ static int sg_scal(sd_backend *be, size_t n, sd_real alpha, sd_real *x)
     return 0;
 }
 
-static int sg_fill(sd_backend *be, size_t n, sd_real value, sd_real *x)
+static int sg_fill(sd_backend *be, sd_error *err, size_t n, sd_real value, sd_real *x)
 {
     if (n == 0)
         return 0;
@@ -97,24 +97,23 @@ static int sg_fill(sd_backend *be, size_t n, sd_real value, sd_real *x)
     return 0;
 }
 
-static int sg_dot(sd_backend *be, size_t n, const sd_real *x, const sd_real *y, double *out)
+static int sg_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y, double *out)
 {
     *out = 0;
     if (n == 0)
         return 0;
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
-    SG_TRY(sg_flat_sum(
-        be, n, [=] __device__(size_t i) -> double { return (double)x[i] * (double)y[i]; }, 1.0,
+    SG_TRY(sg_flat_sum(be, err, n, [=] __device__(size_t i) -> double { return (double)x[i] * (double)y[i]; }, 1.0,
         sg_small(c)));
-    return sg_fetch_small(be, sg_small(c), 1, out);
+    return sg_fetch_small(be, err, sg_small(c), 1, out);
 }
 
-static int sg_adam(sd_backend *be, size_t n, sd_real *p, const sd_real *g, sd_real *m, sd_real *v,
+static int sg_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g, sd_real *m, sd_real *v,
                    double lr, double beta1, double beta2, double eps, int t)
 {
     if (t < 1 || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps >= 0))
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda adam: bad hyper-parameters (t=%d b1=%g b2=%g eps=%g)", t, beta1,
                             beta2, eps);
     if (n == 0)
@@ -128,7 +127,7 @@ static int sg_adam(sd_backend *be, size_t n, sd_real *p, const sd_real *g, sd_re
     return 0;
 }
 
-static int sg_relu_fwd(sd_backend *be, size_t n, const sd_real *x, sd_real *y)
+static int sg_relu_fwd(sd_backend *be, sd_error *err, size_t n, const sd_real *x, sd_real *y)
 {
     if (n == 0)
         return 0;
@@ -138,7 +137,7 @@ static int sg_relu_fwd(sd_backend *be, size_t n, const sd_real *x, sd_real *y)
     return 0;
 }
 
-static int sg_relu_mask(sd_backend *be, size_t n, const sd_real *x, const sd_real *d,
+static int sg_relu_mask(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *d,
                         sd_real *out)
 {
     if (n == 0)
@@ -149,21 +148,21 @@ static int sg_relu_mask(sd_backend *be, size_t n, const sd_real *x, const sd_rea
     return 0;
 }
 
-static int sg_bias_fwd(sd_backend *be, int n, int c, int hw, const sd_real *b, sd_real *y)
+static int sg_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b, sd_real *y)
 {
     if (n < 0 || c < 0 || hw < 0)
-        return sg_fail_code(be, SD_EINVAL, "bias_fwd", "bad shape");
+        return sg_fail_code(err, SD_EINVAL, "bias_fwd", "bad shape");
     SG_ENTER(be);
-    return sg_chan_apply(be, n, c, hw, [=] __device__(size_t i, unsigned ch) { y[i] += b[ch]; });
+    return sg_chan_apply(be, err, n, c, hw, [=] __device__(size_t i, unsigned ch) { y[i] += b[ch]; });
 }
 
-static int sg_bias_bwd(sd_backend *be, int n, int c, int hw, const sd_real *gy, sd_real *gb)
+static int sg_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy, sd_real *gb)
 {
     if (c == 0)
         return 0;
     SG_ENTER(be);
     return sg_chan_reduce<1>(
-        be, "bias_bwd", n, c, hw,
+        be, err, "bias_bwd", n, c, hw,
         [=] __device__(size_t i, unsigned ch, double *acc) { acc[0] += gy[i]; },
         [=] __device__(unsigned ch, const double *tot) { gb[ch] += (float)tot[0]; });
 }

@@ -8,7 +8,8 @@
  * deterministic reductions (kernels never allocate).
  *
  * Error handling: every CUDA, cuDNN and cuBLAS call goes through one of the
- * SG_CK_* macros, which record "file:line: call: library message" in be->err
+ * SG_CK_* macros, which record "file:line: call: library message" in the
+ * calling operation's sd_error (named err in every operation and helper)
  * and return SD_EBACKEND from the calling operation.
  */
 #ifndef SG_INTERNAL_H
@@ -71,30 +72,30 @@ static inline double *sg_part(sg_ctx *c) { return c->scratch; }
 static inline double *sg_coef(sg_ctx *c) { return c->scratch + SG_SCRATCH_PART; }
 static inline double *sg_small(sg_ctx *c) { return c->scratch + SG_SCRATCH_PART + SG_SCRATCH_COEF; }
 
-/* Record an error of a library call in be->err; returns SD_EBACKEND. */
-int sg_fail(sd_backend *be, const char *file, int line, const char *call, const char *what);
+/* Record an error of a library call in err (may be NULL); returns SD_EBACKEND. */
+int sg_fail(sd_error *err, const char *file, int line, const char *call, const char *what);
 /* Record an argument error; returns SD_EINVAL (or the code given). */
-int sg_fail_code(sd_backend *be, int code, const char *op, const char *what);
+int sg_fail_code(sd_error *err, int code, const char *op, const char *what);
 
 #define SG_CK_CUDA(be, call)                                                       \
     do {                                                                           \
         cudaError_t sg_e_ = (call);                                                \
         if (sg_e_ != cudaSuccess)                                                  \
-            return sg_fail((be), __FILE__, __LINE__, #call, cudaGetErrorString(sg_e_)); \
+            return sg_fail(err, __FILE__, __LINE__, #call, cudaGetErrorString(sg_e_)); \
     } while (0)
 
 #define SG_CK_CUDNN(be, call)                                                      \
     do {                                                                           \
         cudnnStatus_t sg_s_ = (call);                                              \
         if (sg_s_ != CUDNN_STATUS_SUCCESS)                                         \
-            return sg_fail((be), __FILE__, __LINE__, #call, cudnnGetErrorString(sg_s_)); \
+            return sg_fail(err, __FILE__, __LINE__, #call, cudnnGetErrorString(sg_s_)); \
     } while (0)
 
 #define SG_CK_CUBLAS(be, call)                                                     \
     do {                                                                           \
         cublasStatus_t sg_b_ = (call);                                             \
         if (sg_b_ != CUBLAS_STATUS_SUCCESS)                                        \
-            return sg_fail((be), __FILE__, __LINE__, #call, cublasGetStatusString(sg_b_)); \
+            return sg_fail(err, __FILE__, __LINE__, #call, cublasGetStatusString(sg_b_)); \
     } while (0)
 
 /* After every kernel launch: catches bad launch configurations at once
@@ -132,7 +133,7 @@ static inline unsigned sg_blocks(size_t n)
 }
 
 /* Copy `count` doubles of device scratch to the pinned host buffer and wait. */
-int sg_fetch_small(sd_backend *be, const double *dev, int count, double *out);
+int sg_fetch_small(sd_backend *be, sd_error *err, const double *dev, int count, double *out);
 
 /* Per-file installers: each sets the table entries it implements. */
 void sg_install_conv(sd_backend *be);

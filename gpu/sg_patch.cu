@@ -56,12 +56,12 @@ __global__ void sg_patch_kernel(const uint16_t *pix, const int64_t *img_off, con
     }
 }
 
-static int sg_patch_gather(sd_backend *be, const uint16_t *pix, const int64_t *img_off,
+static int sg_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, const int64_t *img_off,
                            const int32_t *img_w, const int32_t *idx, int n, int psize, int osize,
                            double mean, double std, sd_real *out)
 {
     if (n < 0 || psize < 1 || osize < 1 || osize > psize || !(std > 0))
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda patch_gather: bad arguments n=%d psize=%d osize=%d", n, psize,
                             osize);
     if (n == 0)
@@ -81,7 +81,7 @@ static int sg_patch_gather(sd_backend *be, const uint16_t *pix, const int64_t *i
     int first;
     memcpy(&first, c->host, sizeof first);
     if (first < n)
-        return sd_error_set(&be->err, SD_EINVAL,
+        return sd_error_set(err, SD_EINVAL,
                             "cuda patch_gather: patch %d lies outside its image", first);
     return 0;
 }

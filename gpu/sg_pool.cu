@@ -290,22 +290,22 @@ __global__ void sg_avgpool_bwd_gather_kernel(const sd_pool_desc d, const float *
     }
 }
 
-static int sg_pool_check(sd_backend *be, const sd_pool_desc *d, const char *op)
+static int sg_pool_check(sd_backend *be, sd_error *err, const sd_pool_desc *d, const char *op)
 {
     if (d->n < 0 || d->c < 1 || d->h < 1 || d->w < 1 || d->oh < 1 || d->ow < 1 ||
         (!d->adaptive && (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 ||
                           d->pw < 0)))
-        return sg_fail_code(be, SD_EINVAL, op, "bad pooling geometry");
+        return sg_fail_code(err, SD_EINVAL, op, "bad pooling geometry");
     return 0;
 }
 
 /* The argmax is recomputed from x in every call: arg (see sd_backend.h) is
  * left unused on the GPU. */
-static int sg_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y,
+static int sg_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y,
                           int32_t *arg)
 {
     (void)arg;
-    SG_TRY(sg_pool_check(be, d, "maxpool_fwd"));
+    SG_TRY(sg_pool_check(be, err, d, "maxpool_fwd"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
     if (!total)
         return 0;
@@ -316,11 +316,11 @@ static int sg_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *
     return 0;
 }
 
-static int sg_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
+static int sg_maxpool_gather(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                              const int32_t *arg, const sd_real *dx, sd_real *dy)
 {
     (void)arg;
-    SG_TRY(sg_pool_check(be, d, "maxpool_gather"));
+    SG_TRY(sg_pool_check(be, err, d, "maxpool_gather"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
     if (!total)
         return 0;
@@ -331,11 +331,11 @@ static int sg_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_rea
     return 0;
 }
 
-static int sg_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
+static int sg_maxpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                           const int32_t *arg, const sd_real *gy, sd_real *gx)
 {
     (void)arg;
-    SG_TRY(sg_pool_check(be, d, "maxpool_bwd"));
+    SG_TRY(sg_pool_check(be, err, d, "maxpool_bwd"));
     SG_ENTER(be);
     cudaStream_t st = sg_ctx_of(be)->stream;
     if (d->sh >= d->kh && d->sw >= d->kw) {
@@ -368,9 +368,9 @@ static int sg_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *
     return 0;
 }
 
-static int sg_avgpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+static int sg_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y)
 {
-    SG_TRY(sg_pool_check(be, d, "avgpool_fwd"));
+    SG_TRY(sg_pool_check(be, err, d, "avgpool_fwd"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
     if (!total)
         return 0;
@@ -381,9 +381,9 @@ static int sg_avgpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *
     return 0;
 }
 
-static int sg_avgpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
+static int sg_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
 {
-    SG_TRY(sg_pool_check(be, d, "avgpool_bwd"));
+    SG_TRY(sg_pool_check(be, err, d, "avgpool_bwd"));
     size_t total = (size_t)d->n * d->c * d->h * d->w;
     if (!total)
         return 0;

@@ -120,21 +120,21 @@ static inline void sg_chan_chunks(unsigned c, unsigned m, int ns, unsigned *chun
 /* Run a per-channel reduction: f adds NS terms per element, g consumes the
  * per-channel totals.  n*hw must fit in 32 bits (checked). */
 template <int NS, class F, class G>
-static int sg_chan_reduce(sd_backend *be, const char *op, int n, int c, int hw, F f, G g)
+static int sg_chan_reduce(sd_backend *be, sd_error *err, const char *op, int n, int c, int hw, F f, G g)
 {
     sg_ctx *cx = sg_ctx_of(be);
     const unsigned long long m64 = (unsigned long long)n * (unsigned long long)hw;
     if (n < 0 || c <= 0 || hw < 0)
-        return sg_fail_code(be, SD_EINVAL, op, "bad shape");
+        return sg_fail_code(err, SD_EINVAL, op, "bad shape");
     if (m64 >= (1ull << 31))
-        return sg_fail_code(be, SD_EUNSUPPORTED, op, "more than 2^31 values per channel");
+        return sg_fail_code(err, SD_EUNSUPPORTED, op, "more than 2^31 values per channel");
     if ((size_t)c * NS > SG_SCRATCH_PART || (size_t)c * 8 > SG_SCRATCH_COEF)
-        return sg_fail_code(be, SD_EUNSUPPORTED, op, "too many channels for the scratch area");
+        return sg_fail_code(err, SD_EUNSUPPORTED, op, "too many channels for the scratch area");
     unsigned chunk, P;
     const unsigned m = (unsigned)m64;
     sg_chan_chunks((unsigned)c, m, NS, &chunk, &P);
     if (P > 65535u)
-        return sg_fail_code(be, SD_EUNSUPPORTED, op, "too many chunks");
+        return sg_fail_code(err, SD_EUNSUPPORTED, op, "too many chunks");
     if (m > 0) {
         sg_chan_partial_kernel<NS, F><<<dim3((unsigned)c, P), SG_RED_THREADS, 0, cx->stream>>>(
             f, (unsigned)c, (unsigned)hw, m, chunk, P, sg_part(cx));
@@ -177,7 +177,7 @@ __global__ void sg_chan_apply_kernel(F f, I total, unsigned c, unsigned hw)
 }
 
 template <class F>
-static int sg_chan_apply(sd_backend *be, int n, int c, int hw, F f)
+static int sg_chan_apply(sd_backend *be, sd_error *err, int n, int c, int hw, F f)
 {
     sg_ctx *cx = sg_ctx_of(be);
     const size_t total = (size_t)n * (size_t)c * (size_t)hw;
@@ -227,7 +227,7 @@ sg_flat_final_kernel(const double *part, unsigned nb, double div, double *dst)
 #define SG_FLAT_MAX_BLOCKS 1024u
 
 template <class F>
-static int sg_flat_sum(sd_backend *be, size_t count, F f, double div, double *dst)
+static int sg_flat_sum(sd_backend *be, sd_error *err, size_t count, F f, double div, double *dst)
 {
     sg_ctx *cx = sg_ctx_of(be);
     size_t nb = (count + 8 * SG_RED_THREADS - 1) / (8 * SG_RED_THREADS);

@@ -183,42 +183,41 @@ __global__ void sg_softmax_bwd_tangent_kernel(int n, int k, const float *q, cons
     }
 }
 
-static int sg_rows_check(sd_backend *be, int n, int k, const char *op)
+static int sg_rows_check(sd_backend *be, sd_error *err, int n, int k, const char *op)
 {
     if (n < 1 || k < 1)
-        return sd_error_set(&be->err, SD_EINVAL, "cuda %s: bad shape n=%d k=%d", op, n, k);
+        return sd_error_set(err, SD_EINVAL, "cuda %s: bad shape n=%d k=%d", op, n, k);
     if ((size_t)n > SG_SCRATCH_COEF)
-        return sg_fail_code(be, SD_EUNSUPPORTED, op, "too many rows for the scratch area");
+        return sg_fail_code(err, SD_EUNSUPPORTED, op, "too many rows for the scratch area");
     return 0;
 }
 
 /* Sum the per-row values in the coefficient area, divide by n, fetch. */
-static int sg_rows_total(sd_backend *be, int n, double *out)
+static int sg_rows_total(sd_backend *be, sd_error *err, int n, double *out)
 {
     sg_ctx *c = sg_ctx_of(be);
     const double *rowv = sg_coef(c);
-    SG_TRY(sg_flat_sum(
-        be, (size_t)n, [=] __device__(size_t i) -> double { return rowv[i]; }, (double)n,
+    SG_TRY(sg_flat_sum(be, err, (size_t)n, [=] __device__(size_t i) -> double { return rowv[i]; }, (double)n,
         sg_small(c)));
-    return sg_fetch_small(be, sg_small(c), 1, out);
+    return sg_fetch_small(be, err, sg_small(c), 1, out);
 }
 
-static int sg_sce_fwd(sd_backend *be, int n, int k, const sd_real *z, const sd_real *q,
+static int sg_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
                       sd_real *p, double *loss)
 {
-    SG_TRY(sg_rows_check(be, n, k, "sce_fwd"));
+    SG_TRY(sg_rows_check(be, err, n, k, "sce_fwd"));
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
     sg_sce_fwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, c->stream>>>(n, k, z, q, p,
                                                                          sg_coef(c));
     SG_CK_LAUNCH(be);
-    return sg_rows_total(be, n, loss);
+    return sg_rows_total(be, err, n, loss);
 }
 
-static int sg_sce_bwd(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q, double g,
+static int sg_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
                       sd_real *gz, sd_real *gq)
 {
-    SG_TRY(sg_rows_check(be, n, k, "sce_bwd"));
+    SG_TRY(sg_rows_check(be, err, n, k, "sce_bwd"));
     if (!gz && !gq)
         return 0;
     SG_ENTER(be);
@@ -228,23 +227,23 @@ static int sg_sce_bwd(sd_backend *be, int n, int k, const sd_real *p, const sd_r
     return 0;
 }
 
-static int sg_sce_fwd_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+static int sg_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                               const sd_real *dz, const sd_real *dq, double *dloss)
 {
-    SG_TRY(sg_rows_check(be, n, k, "sce_fwd_tangent"));
+    SG_TRY(sg_rows_check(be, err, n, k, "sce_fwd_tangent"));
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
     sg_sce_fwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, c->stream>>>(
         n, k, p, q, dz, dq, sg_coef(c));
     SG_CK_LAUNCH(be);
-    return sg_rows_total(be, n, dloss);
+    return sg_rows_total(be, err, n, dloss);
 }
 
-static int sg_sce_bwd_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+static int sg_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                               const sd_real *dz, const sd_real *dq, double g, double dg,
                               sd_real *dgz, sd_real *dgq)
 {
-    SG_TRY(sg_rows_check(be, n, k, "sce_bwd_tangent"));
+    SG_TRY(sg_rows_check(be, err, n, k, "sce_bwd_tangent"));
     if (!dgz && !dgq)
         return 0;
     SG_ENTER(be);
@@ -254,9 +253,9 @@ static int sg_sce_bwd_tangent(sd_backend *be, int n, int k, const sd_real *p, co
     return 0;
 }
 
-static int sg_softmax_fwd(sd_backend *be, int n, int k, const sd_real *y, sd_real *q)
+static int sg_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q)
 {
-    SG_TRY(sg_rows_check(be, n, k, "softmax_fwd"));
+    SG_TRY(sg_rows_check(be, err, n, k, "softmax_fwd"));
     SG_ENTER(be);
     sg_softmax_fwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(n, k,
                                                                                          y, q);
@@ -264,10 +263,10 @@ static int sg_softmax_fwd(sd_backend *be, int n, int k, const sd_real *y, sd_rea
     return 0;
 }
 
-static int sg_softmax_bwd(sd_backend *be, int n, int k, const sd_real *q, const sd_real *gq,
+static int sg_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
                           sd_real *gy)
 {
-    SG_TRY(sg_rows_check(be, n, k, "softmax_bwd"));
+    SG_TRY(sg_rows_check(be, err, n, k, "softmax_bwd"));
     SG_ENTER(be);
     sg_softmax_bwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(
         n, k, q, gq, gy);
@@ -275,11 +274,11 @@ static int sg_softmax_bwd(sd_backend *be, int n, int k, const sd_real *q, const 
     return 0;
 }
 
-static int sg_softmax_bwd_tangent(sd_backend *be, int n, int k, const sd_real *q,
+static int sg_softmax_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                   const sd_real *dy, const sd_real *gq, const sd_real *dgq,
                                   sd_real *dgy)
 {
-    SG_TRY(sg_rows_check(be, n, k, "softmax_bwd_tangent"));
+    SG_TRY(sg_rows_check(be, err, n, k, "softmax_bwd_tangent"));
     SG_ENTER(be);
     sg_softmax_bwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0,
                                     sg_ctx_of(be)->stream>>>(n, k, q, dy, gq, dgq, dgy);

@@ -60,9 +60,10 @@ static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static char *dup_str(const char *s)
 {
-    char *d = malloc(strlen(s) + 1);
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
     if (d)
-        strcpy(d, s);
+        memcpy(d, s, n);
     return d;
 }
 

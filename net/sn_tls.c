@@ -140,7 +140,7 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *xctx)
     rc = lookup_pin(ssl, pin, node_id, sizeof node_id);
     if (rc != 0) {
         if (sn_x509_pin_to_curl(pin, pin_text, sizeof pin_text) != 0)
-            strcpy(pin_text, "(unprintable)");
+            snprintf(pin_text, sizeof pin_text, "(unprintable)");
         if (rc == SC_ENOTFOUND)
             set_note(ssl, "peer public key %s is not in the peer list", pin_text);
         else
@@ -290,7 +290,7 @@ int sn_tls_peer_check(SSL *ssl, sn_tls_peer *peer, sc_error *err)
     rc = lookup_pin(ssl, peer->pin, peer->node_id, sizeof peer->node_id);
     if (rc) {
         if (sn_x509_pin_to_curl(peer->pin, pin_text, sizeof pin_text) != 0)
-            strcpy(pin_text, "(unprintable)");
+            snprintf(pin_text, sizeof pin_text, "(unprintable)");
         memset(peer, 0, sizeof *peer);
         if (rc == SC_ENOTFOUND)
             return sc_error_set(err, SC_EREFUSE_UNKNOWN_SENDER,
@@ -373,7 +373,7 @@ int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id,
         peers->cap = cap;
     }
     memset(&peers->v[peers->n], 0, sizeof peers->v[peers->n]);
-    strcpy(peers->v[peers->n].node_id, node_id);
+    memcpy(peers->v[peers->n].node_id, node_id, strlen(node_id) + 1);
     memcpy(peers->v[peers->n].pin, pin, SC_PIN_LEN);
     peers->n++;
 out:
@@ -429,7 +429,7 @@ int sn_tls_peers_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *no
             if (strlen(peers->v[i].node_id) >= node_id_size) {
                 rc = SC_EINVAL;
             } else {
-                strcpy(node_id, peers->v[i].node_id);
+                memcpy(node_id, peers->v[i].node_id, strlen(peers->v[i].node_id) + 1);
                 rc = 0;
             }
             break;

@@ -234,7 +234,7 @@ static int sync_parent_dir(const char *path, sc_error *err)
     int fd, rc = 0;
     if (strlen(path) >= sizeof copy)
         return sc_error_set(err, SC_EINVAL, "path too long: %s", path);
-    strcpy(copy, path);
+    memcpy(copy, path, strlen(path) + 1);
     fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return sc_error_set(err, SC_EIO, "opening directory of %s: %s", path, strerror(errno));

@@ -81,8 +81,8 @@ static int fetcher_init(fetcher *ft, const sd_data_view *v, sd_backend *be, int 
     ft->lab = malloc((size_t)cap * sizeof *ft->lab);
     if (!ft->host || !ft->x || !ft->lab)
         return sd_error_set(err, SD_ENOMEM, "privacy audit: out of memory");
-    int rc = be->alloc(be, n * sizeof(sd_real), (void **)&ft->dev);
-    return rc ? sd_error_set(err, rc, "privacy audit: %s", be->err.msg) : SD_OK;
+    int rc = be->alloc(be, err, n * sizeof(sd_real), (void **)&ft->dev);
+    return rc ? sd_error_wrap_code(err, rc, "privacy audit") : SD_OK;
 }
 
 static void fetcher_free(fetcher *ft)
@@ -100,8 +100,8 @@ static int fetch_rows(fetcher *ft, const int64_t *idx, int n, sd_error *err)
     int rc = ft->v->fetch(ft->v->ctx, ft->be, idx, n, ft->dev, ft->lab, err);
     if (rc)
         return rc;
-    if ((rc = ft->be->download(ft->be, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
-        return sd_error_set(err, rc, "privacy audit: %s", ft->be->err.msg);
+    if ((rc = ft->be->download(ft->be, err, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
+        return sd_error_wrap_code(err, rc, "privacy audit");
     for (size_t i = 0; i < (size_t)n * ft->d; i++)
         ft->x[i] = (float)ft->host[i];
     return SD_OK;
@@ -186,13 +186,13 @@ typedef struct search {
  * prepares or reads.  On a host-memory backend (the CPU) they are the same
  * memory and nothing is copied, so the CPU does exactly the work of a direct
  * CBLAS call. */
-static int pair_alloc(sd_backend *be, size_t bytes, sd_real **dev, sd_real **host)
+static int pair_alloc(sd_backend *be, sd_error *err, size_t bytes, sd_real **dev, sd_real **host)
 {
-    int rc = be->alloc(be, bytes, (void **)dev);
+    int rc = be->alloc(be, err, bytes, (void **)dev);
     if (rc)
         return rc;
     *host = be->host_memory ? *dev : malloc(bytes);
-    return *host ? SD_OK : sd_error_set(&be->err, SD_ENOMEM, "cannot allocate %zu bytes", bytes);
+    return *host ? SD_OK : sd_error_set(err, SD_ENOMEM, "cannot allocate %zu bytes", bytes);
 }
 
 static void pair_free(sd_backend *be, sd_real *dev, sd_real *host)
@@ -235,13 +235,13 @@ static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *
     s->q = q;
     s->cap = cap;
     int rc;
-    if ((rc = pair_alloc(be, q * g->d * R, &s->dzq, &s->zq)) ||
-        (rc = pair_alloc(be, q * g->dw * R, &s->dsq, &s->sq)) ||
-        (rc = pair_alloc(be, c * g->d * R, &s->dzt, &s->zt)) ||
-        (rc = pair_alloc(be, c * g->dw * R, &s->dst, &s->st)) ||
-        (rc = pair_alloc(be, q * c * R, &s->dgd, &s->gd)) ||
-        (rc = pair_alloc(be, qb * c * R, &s->dgp, &s->gp)))
-        return sd_error_set(err, rc, "privacy audit: %s", be->err.msg);
+    if ((rc = pair_alloc(be, err, q * g->d * R, &s->dzq, &s->zq)) ||
+        (rc = pair_alloc(be, err, q * g->dw * R, &s->dsq, &s->sq)) ||
+        (rc = pair_alloc(be, err, c * g->d * R, &s->dzt, &s->zt)) ||
+        (rc = pair_alloc(be, err, c * g->dw * R, &s->dst, &s->st)) ||
+        (rc = pair_alloc(be, err, q * c * R, &s->dgd, &s->gd)) ||
+        (rc = pair_alloc(be, err, qb * c * R, &s->dgp, &s->gp)))
+        return sd_error_wrap_code(err, rc, "privacy audit");
     s->nq = malloc(q * sizeof(float));
     s->muq = malloc(q * g->nwin * sizeof(float));
     s->vq = malloc(q * g->nwin * sizeof(float));
@@ -268,14 +268,14 @@ static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *
 }
 
 /* host -> backend and back; nothing to do where they are the same memory */
-static int to_backend(sd_backend *be, sd_real *dev, const sd_real *host, size_t bytes)
+static int to_backend(sd_backend *be, sd_error *err, sd_real *dev, const sd_real *host, size_t bytes)
 {
-    return dev == host ? SD_OK : be->upload(be, dev, host, bytes);
+    return dev == host ? SD_OK : be->upload(be, err, dev, host, bytes);
 }
 
-static int from_backend(sd_backend *be, sd_real *host, const sd_real *dev, size_t bytes)
+static int from_backend(sd_backend *be, sd_error *err, sd_real *host, const sd_real *dev, size_t bytes)
 {
-    return dev == host ? SD_OK : be->download(be, host, dev, bytes);
+    return dev == host ? SD_OK : be->download(be, err, host, dev, bytes);
 }
 
 static void prep_query(search *s, size_t i, const float *x)
@@ -288,16 +288,16 @@ static void prep_query(search *s, size_t i, const float *x)
 
 static int search_fail(search *s, int rc, sd_error *err)
 {
-    return sd_error_set(err, rc, "privacy audit: %s", s->be->err.msg);
+    return sd_error_wrap_code(err, rc, "privacy audit");
 }
 
 /* The prepared queries to backend memory, once all are prepared. */
 static int search_upload_queries(search *s, sd_error *err)
 {
     sd_backend *be = s->be;
-    int rc = to_backend(be, s->dzq, s->zq, s->q * s->g.d * sizeof(sd_real));
+    int rc = to_backend(be, err, s->dzq, s->zq, s->q * s->g.d * sizeof(sd_real));
     if (!rc)
-        rc = to_backend(be, s->dsq, s->sq, s->q * s->g.dw * sizeof(sd_real));
+        rc = to_backend(be, err, s->dsq, s->sq, s->q * s->g.dw * sizeof(sd_real));
     return rc ? search_fail(s, rc, err) : SD_OK;
 }
 
@@ -317,13 +317,13 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
     }
     int Q = (int)s->q, rc;
     const size_t R = sizeof(sd_real);
-    if ((rc = to_backend(be, s->dzt, s->zt, (size_t)n * g->d * R)) ||
-        (rc = to_backend(be, s->dst, s->st, (size_t)n * g->dw * R)))
+    if ((rc = to_backend(be, err, s->dzt, s->zt, (size_t)n * g->d * R)) ||
+        (rc = to_backend(be, err, s->dst, s->st, (size_t)n * g->dw * R)))
         return search_fail(s, rc, err);
     /* distances: d2 = |a|^2 + |b|^2 - 2 a.b */
-    if ((rc = be->gemm(be, 0, 1, Q, n, (int)g->d, 1, s->dzq, (int)g->d, s->dzt, (int)g->d, 0,
+    if ((rc = be->gemm(be, err, 0, 1, Q, n, (int)g->d, 1, s->dzq, (int)g->d, s->dzt, (int)g->d, 0,
                        s->dgd, n)) ||
-        (rc = from_backend(be, s->gd, s->dgd, (size_t)Q * (size_t)n * R)))
+        (rc = from_backend(be, err, s->gd, s->dgd, (size_t)Q * (size_t)n * R)))
         return search_fail(s, rc, err);
     for (int q = 0; q < Q; q++) {
         const sd_real *row = s->gd + (size_t)q * (size_t)n;
@@ -348,10 +348,10 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
         int qn = Q - q0 < SSIM_QBLOCK ? Q - q0 : SSIM_QBLOCK;
         memset(s->acc, 0, (size_t)qn * (size_t)n * sizeof(float));
         for (size_t b = 0; b < g->nwin; b++) {
-            if ((rc = be->gemm(be, 0, 1, qn, n, (int)g->wa, 2.0f * inv_wa,
+            if ((rc = be->gemm(be, err, 0, 1, qn, n, (int)g->wa, 2.0f * inv_wa,
                                s->dsq + (size_t)q0 * g->dw + b * g->wa, (int)g->dw,
                                s->dst + b * g->wa, (int)g->dw, 0, s->dgp, n)) ||
-                (rc = from_backend(be, s->gp, s->dgp, (size_t)qn * (size_t)n * R)))
+                (rc = from_backend(be, err, s->gp, s->dgp, (size_t)qn * (size_t)n * R)))
                 return search_fail(s, rc, err);
             const float *mt = s->mut + b * cap, *vt = s->vt + b * cap;
             for (int q = 0; q < qn; q++) {
@@ -649,9 +649,9 @@ static int sample_losses(const sd_model *m, sd_backend *be, sd_exec *ex, const s
         if ((rc = v->fetch(v->ctx, be, idx, n, xb, label + s, err)))
             goto out;
         sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
-        if ((rc = sd_exec_forward(ex, &a)) ||
-            (rc = be->download(be, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
-            sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+        if ((rc = sd_exec_forward(ex, &a, err)) ||
+            (rc = be->download(be, err, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
+            sd_error_wrap_code(err, rc, "membership audit");
             goto out;
         }
         for (int i = 0; i < n; i++) {
@@ -704,9 +704,9 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     }
     if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)))
         goto out;
-    if ((rc = be->alloc(be, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
-        (rc = be->alloc(be, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
-        sd_error_set(err, rc, "membership audit: %s", be->err.msg);
+    if ((rc = be->alloc(be, err, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
+        (rc = be->alloc(be, err, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
+        sd_error_wrap_code(err, rc, "membership audit");
         goto out;
     }
     if ((rc = sd_theta_bn_upload(be, bn, bn_stats, m->n_bn, err))) {

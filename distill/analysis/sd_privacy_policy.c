@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sb_parse.h"
+
 void sd_privacy_policy_defaults(sd_privacy_policy *p)
 {
     p->block_distance_pct = 0.01;
@@ -65,10 +67,8 @@ int sd_privacy_policy_parse(sd_privacy_policy *p, const char *text, sd_error *er
                                 (int)(eq - s), s);
         memcpy(num, eq + 1, nl);
         num[nl] = '\0';
-        char *e;
-        errno = 0;
-        double v = strtod(num, &e);
-        if (errno || *e || !(v >= 0 && v <= 1))
+        double v;
+        if (sb_parse_double(num, 0, 1, &v))
             return sd_error_set(err, SD_EINVAL,
                                 "privacy policy: '%.*s' needs a number in [0, 1], got '%s'",
                                 (int)(eq - s), s, num);

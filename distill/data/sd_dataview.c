@@ -25,8 +25,8 @@ static int array_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_
         if (labels)
             labels[i] = a->labels[idx[i]];
     }
-    int rc = be->upload(be, x, dst, need);
-    return rc ? sd_error_set(err, rc, "uploading a batch: %s", be->err.msg) : SD_OK;
+    int rc = be->upload(be, err, x, dst, need);
+    return rc ? sd_error_wrap_code(err, rc, "uploading a batch") : SD_OK;
 }
 
 void sd_data_view_array(sd_data_view *view, sd_array_data *arr)

@@ -21,6 +21,7 @@
 #include "sd_dataset.h"
 #include "sd_file.h"
 #include "sd_png.h"
+#include "sb_parse.h"
 
 #define IDX_MAX_BYTES ((size_t)1 << 30)
 
@@ -282,10 +283,8 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
                               csv_path, line, nf, need);
             goto fail;
         }
-        char *end;
-        errno = 0;
-        long lab = strtol(f[col_label], &end, 10);
-        if (!*f[col_label] || *end || errno || lab < 0 || lab > 999) {
+        int lab;
+        if (sb_parse_int(f[col_label], 0, 999, &lab)) {
             rc = sd_error_set(err, SD_EFORMAT, "%s line %d: label '%.40s' is not an integer"
                               " 0..999", csv_path, line, f[col_label]);
             goto fail;

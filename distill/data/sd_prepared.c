@@ -11,6 +11,7 @@
 
 #include "sd_csv.h"
 #include "sd_dataset.h"
+#include "sb_json.h"
 
 #define PATH_MAX_LEN 4096
 
@@ -60,109 +61,10 @@ int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
     return rc;
 }
 
-/* A minimal JSON walker, enough for the file written above: skip_value
- * steps over any value, member() finds a key among an object's own
- * members. */
-static const char *ws(const char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    return s;
-}
-
-static const char *skip_string(const char *s)
-{
-    if (*s != '"')
-        return NULL;
-    for (s++; *s; s++) {
-        if (*s == '\\') {
-            if (!*++s)
-                return NULL;
-        } else if (*s == '"') {
-            return s + 1;
-        }
-    }
-    return NULL;
-}
-
-static const char *skip_value(const char *s, int depth)
-{
-    s = ws(s);
-    if (depth > 32)
-        return NULL;
-    if (*s == '"')
-        return skip_string(s);
-    if (*s == '{' || *s == '[') {
-        char close = *s == '{' ? '}' : ']';
-        s = ws(s + 1);
-        if (*s == close)
-            return s + 1;
-        for (;;) {
-            if (close == '}') {
-                s = skip_string(ws(s));
-                if (!s)
-                    return NULL;
-                s = ws(s);
-                if (*s != ':')
-                    return NULL;
-                s++;
-            }
-            s = skip_value(s, depth + 1);
-            if (!s)
-                return NULL;
-            s = ws(s);
-            if (*s == ',') {
-                s++;
-                continue;
-            }
-            return *s == close ? s + 1 : NULL;
-        }
-    }
-    const char *start = s;
-    while (*s && !strchr(",}] \t\r\n", *s))
-        s++;
-    return s > start ? s : NULL;
-}
-
-/* Value of key in the object starting at obj ('{'), or NULL. */
-static const char *member(const char *obj, const char *key)
-{
-    const char *s = ws(obj);
-    if (*s != '{')
-        return NULL;
-    s = ws(s + 1);
-    size_t klen = strlen(key);
-    while (*s == '"') {
-        const char *kend = skip_string(s);
-        if (!kend)
-            return NULL;
-        int match = (size_t)(kend - s - 2) == klen && !strncmp(s + 1, key, klen);
-        s = ws(kend);
-        if (*s != ':')
-            return NULL;
-        s = ws(s + 1);
-        if (match)
-            return s;
-        s = skip_value(s, 0);
-        if (!s)
-            return NULL;
-        s = ws(s);
-        if (*s != ',')
-            return NULL;
-        s = ws(s + 1);
-    }
-    return NULL;
-}
-
+/* The file written above is read back with the base JSON reader. */
 static int get_num(const char *obj, const char *key, double *v)
 {
-    const char *s = member(obj, key);
-    if (!s)
-        return -1;
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    return end == s || errno ? -1 : 0;
+    return sb_json_number(sb_json_member(obj, key), v) ? -1 : 0;
 }
 
 int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
@@ -174,8 +76,8 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
         return rc;
     const char *root = raw.buf;
     double v;
-    const char *fmt = member(root, "format");
-    if (!skip_value(root, 0) || !fmt || strncmp(fmt, "\"sldd-prepared\"", 15)) {
+    const char *fmt = sb_json_member(root, "format");
+    if (!sb_json_skip(root) || !fmt || strncmp(fmt, "\"sldd-prepared\"", 15)) {
         sd_csv_close(&raw);
         return sd_error_set(err, SD_EFORMAT,
                             "%s: not a prepared-index file (run 'sldd dataset prepare')", path);
@@ -200,25 +102,25 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
     if (get_num(root, "std", &p->std) || !(p->std > 0) || !isfinite(p->std))
         goto bad;
     what = "synthetic";
-    const char *syn = member(root, "synthetic");
+    const char *syn = sb_json_member(root, "synthetic");
     if (!syn)
         goto bad;
     p->synthetic = !strncmp(syn, "true", 4);
     what = "labels_sha256";
-    const char *h = member(root, "labels_sha256");
+    const char *h = sb_json_member(root, "labels_sha256");
     if (!h || *h != '"' || strlen(h) < 66 || h[65] != '"')
         goto bad;
     memcpy(p->labels_sha256, h + 1, 64);
     p->labels_sha256[64] = '\0';
     what = "images";
-    const char *imgs = member(root, "images"), *pat = member(root, "patches");
+    const char *imgs = sb_json_member(root, "images"), *pat = sb_json_member(root, "patches");
     if (!imgs)
         goto bad;
     what = "patches";
     if (!pat)
         goto bad;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        const char *is = member(imgs, sd_split_name(s)), *ps = member(pat, sd_split_name(s));
+        const char *is = sb_json_member(imgs, sd_split_name(s)), *ps = sb_json_member(pat, sd_split_name(s));
         what = "images";
         if (!is || get_num(is, "non_gastritis", &v))
             goto bad;

@@ -574,7 +574,7 @@ static int make_dirs(const char *path, sd_error *err)
     char buf[4096];
     if (strlen(path) >= sizeof buf)
         return sd_error_set(err, SD_EINVAL, "path too long: %s", path);
-    strcpy(buf, path);
+    memcpy(buf, path, strlen(path) + 1);
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';

@@ -122,7 +122,7 @@ static double now_seconds(void)
     do {                                                                                   \
         int rc_ = (call);                                                                  \
         if (rc_)                                                                           \
-            return sd_error_set(&(d)->err, rc_, "%s: %s", what, (d)->be->err.msg);         \
+            return sd_error_wrap_code(&(d)->err, rc_, "%s", what);                        \
     } while (0)
 
 /* one-hot targets for hard labels */
@@ -134,9 +134,9 @@ static int upload_onehot(sd_backend *be, sd_real *dst, const int *labels, int n,
         return sd_error_set(err, SD_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
         h[(size_t)i * (size_t)K + (size_t)labels[i]] = 1;
-    int rc = be->upload(be, dst, h, (size_t)n * (size_t)K * sizeof *h);
+    int rc = be->upload(be, err, dst, h, (size_t)n * (size_t)K * sizeof *h);
     free(h);
-    return rc ? sd_error_set(err, rc, "upload labels: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "upload labels") : SD_OK;
 }
 
 static void shuffle(int64_t *perm, int64_t count, uint64_t seed, int epoch)
@@ -551,7 +551,7 @@ static int inner_forward(sd_distiller *d)
         if (rc)
             return rc;
     } else {
-        BE(d, be->copy(be, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
+        BE(d, be->copy(be, &d->err, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
     }
     return inner_steps(d);
 }
@@ -569,13 +569,13 @@ static int inner_steps(sd_distiller *d)
     for (int t = 0; t < d->T; t++) {
         sd_exec_args a = syn_args(d, t);
         sd_real *g = d->gts ? d->gts[t] : d->gt;
-        BE(d, be->zero(be, g, bytes), "zero");
-        if ((d->gts && sd_exec_use_slot(d->ex_syn, t)) ||
-            sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL))
-            return sd_error_set(&d->err, be->err.code ? be->err.code : SD_EBACKEND,
-                                "inner step %d: %s", t, be->err.msg);
-        BE(d, be->copy(be, d->theta[t + 1], d->theta[t], bytes), "copy");
-        BE(d, be->axpy(be, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
+        BE(d, be->zero(be, &d->err, g, bytes), "zero");
+        int rc = 0;
+        if ((d->gts && (rc = sd_exec_use_slot(d->ex_syn, t, &d->err))) ||
+            (rc = sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL, &d->err)))
+            return sd_error_wrap_code(&d->err, rc, "inner step %d", t);
+        BE(d, be->copy(be, &d->err, d->theta[t + 1], d->theta[t], bytes), "copy");
+        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
     }
     return SD_OK;
 }
@@ -602,35 +602,34 @@ static int fetch_batch(sd_distiller *d, int64_t iter)
 static int walk_back(sd_distiller *d)
 {
     sd_backend *be = d->be;
+    int rc;
     size_t tb = d->nt * sizeof(sd_real);
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
     size_t sx = (size_t)d->n * d->img, sy = (size_t)d->n * (size_t)d->K;
-    BE(d, be->zero(be, d->gx, nx * sizeof(sd_real)), "zero");
-    BE(d, be->zero(be, d->gy, ny * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, &d->err, d->gx, nx * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, &d->err, d->gy, ny * sizeof(sd_real)), "zero");
     for (int t = d->T - 1; t >= 0; t--) {
         sd_exec_args a = syn_args(d, t);
         int s = t % d->cfg.steps;
         double alpha = softplus(d->rho[t]), gdotv = 0;
         sd_real *ty = d->cfg.hard_labels ? NULL : d->ty, *g = d->gts ? d->gts[t] : d->gt;
-        BE(d, be->zero(be, d->hv, tb), "zero");
-        BE(d, be->zero(be, d->tx, sx * sizeof(sd_real)), "zero");
-        BE(d, be->zero(be, d->ty, sy * sizeof(sd_real)), "zero");
+        BE(d, be->zero(be, &d->err, d->hv, tb), "zero");
+        BE(d, be->zero(be, &d->err, d->tx, sx * sizeof(sd_real)), "zero");
+        BE(d, be->zero(be, &d->err, d->ty, sy * sizeof(sd_real)), "zero");
         if (d->gts) { /* step t's forward and backward are kept in slot t */
-            if (sd_exec_use_slot(d->ex_syn, t) ||
-                sd_exec_hvp_cached(d->ex_syn, &a, d->v, d->hv, d->tx, ty))
-                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
-                                    be->err.msg);
+            if ((rc = sd_exec_use_slot(d->ex_syn, t, &d->err)) ||
+                (rc = sd_exec_hvp_cached(d->ex_syn, &a, d->v, d->hv, d->tx, ty, &d->err)))
+                return sd_error_wrap_code(&d->err, rc, "meta-gradient at step %d", t);
         } else {
-            BE(d, be->zero(be, d->gt, tb), "zero");
-            if (sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx, ty))
-                return sd_error_set(&d->err, SD_EBACKEND, "meta-gradient at step %d: %s", t,
-                                    be->err.msg);
+            BE(d, be->zero(be, &d->err, d->gt, tb), "zero");
+            if ((rc = sd_exec_hvp(d->ex_syn, &a, d->v, NULL, d->gt, d->hv, d->tx, ty, &d->err)))
+                return sd_error_wrap_code(&d->err, rc, "meta-gradient at step %d", t);
         }
-        BE(d, be->dot(be, d->nt, d->v, g, &gdotv), "dot");
+        BE(d, be->dot(be, &d->err, d->nt, d->v, g, &gdotv), "dot");
         d->grho[t] = -gdotv * sigmoid(d->rho[t]);
-        BE(d, be->axpy(be, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
-        BE(d, be->axpy(be, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
-        BE(d, be->axpy(be, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
+        BE(d, be->axpy(be, &d->err, sx, (sd_real)-alpha, d->tx, d->gx + (size_t)s * sx), "axpy");
+        BE(d, be->axpy(be, &d->err, sy, (sd_real)-alpha, d->ty, d->gy + (size_t)s * sy), "axpy");
+        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-alpha, d->hv, d->v), "axpy");
     }
     return SD_OK;
 }
@@ -648,9 +647,9 @@ static int dp_synthetic_bn(sd_distiller *d, const sd_real *theta, double *stats)
         sd_exec_args a = {theta, NULL, SD_BN_BATCH, d->cfg.label_param,
                           d->x + (size_t)s * (size_t)d->n * d->img,
                           d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
-        if (sd_exec_forward(d->ex_dp, &a) || sd_exec_bn_batch_stats(d->ex_dp, stats))
-            return sd_error_set(&d->err, SD_EBACKEND, "synthetic batch statistics: %s",
-                                d->be->err.msg);
+        if (sd_exec_forward(d->ex_dp, &a, &d->err) ||
+            sd_exec_bn_batch_stats(d->ex_dp, stats, &d->err))
+            return sd_error_wrap_code(&d->err, SD_EBACKEND, "synthetic batch statistics");
     }
     for (size_t i = 0; i < nbn; i++)
         stats[i] /= d->cfg.steps;
@@ -675,7 +674,7 @@ static int dp_outer_gradient(sd_distiller *d, double *loss_out)
             return rc;
     }
     sd_dp_poisson(d->dp_key, d->iter, d->train.count, d->dp_q, d->dp_idx, &d->dp_count);
-    BE(d, be->zero(be, d->v, d->nt * sizeof(sd_real)), "zero");
+    BE(d, be->zero(be, &d->err, d->v, d->nt * sizeof(sd_real)), "zero");
     for (int64_t j = 0; j < d->dp_count; j += c->real_batch) {
         int nb = (int)(d->dp_count - j < c->real_batch ? d->dp_count - j : c->real_batch);
         if ((rc = d->train.fetch(d->train.ctx, be, d->dp_idx + j, nb, d->xb, d->lb, &d->err)))
@@ -690,7 +689,7 @@ static int dp_outer_gradient(sd_distiller *d, double *loss_out)
     if ((rc = sd_dp_add_noise(be, d->nt, d->v, c->dp_noise * c->dp_clip, d->dp_key, d->iter,
                               d->dp_host, d->dp_tmp, &d->err)))
         return rc;
-    BE(d, be->scal(be, d->nt, (sd_real)(1.0 / c->real_batch), d->v), "scale");
+    BE(d, be->scal(be, &d->err, d->nt, (sd_real)(1.0 / c->real_batch), d->v), "scale");
     *loss_out = d->dp_count ? loss_sum / (double)d->dp_count : NAN;
     return SD_OK;
 }
@@ -712,13 +711,13 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
         return rc;
     sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
                        d->cfg.real_batch};
-    BE(d, be->zero(be, d->v, tb), "zero");
-    if (sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL))
-        return sd_error_set(&d->err, SD_EBACKEND, "outer loss: %s", be->err.msg);
+    BE(d, be->zero(be, &d->err, d->v, tb), "zero");
+    if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
+        return sd_error_wrap_code(&d->err, rc, "outer loss");
     if (d->m->n_bn) { /* running theta_bn for monitoring */
         memset(d->theta_bn_batch, 0, d->m->n_bn * sizeof *d->theta_bn_batch);
-        if (sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch))
-            return sd_error_set(&d->err, SD_EBACKEND, "bn stats: %s", be->err.msg);
+        if ((rc = sd_exec_bn_batch_stats(d->ex_real, d->theta_bn_batch, &d->err)))
+            return sd_error_wrap_code(&d->err, rc, "bn stats");
         double mom = d->cfg.bn_momentum;
         for (size_t i = 0; i < d->m->n_bn; i++)
             d->theta_bn_run[i] = (1 - mom) * d->theta_bn_run[i] + mom * d->theta_bn_batch[i];
@@ -739,10 +738,10 @@ static int outer_step(sd_distiller *d, double *loss_out)
                                 d->cfg.decay_epochs > 0 ? epoch / d->cfg.decay_epochs : 0);
     const sd_distill_config *c = &d->cfg;
     d->adam_t++;
-    BE(d, be->adam(be, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
+    BE(d, be->adam(be, &d->err, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
        "adam");
     if (!c->hard_labels)
-        BE(d, be->adam(be, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
+        BE(d, be->adam(be, &d->err, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
                        d->adam_t),
            "adam");
     double b1t = 1 - pow(c->beta1, d->adam_t), b2t = 1 - pow(c->beta2, d->adam_t);
@@ -794,8 +793,8 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
              * iteration recomputes its own steps, so this changes nothing) */
             rc = d->cfg.random_init
                      ? sd_theta0_upload(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
-                     : d->be->copy(d->be, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
-                           ? sd_error_set(&d->err, SD_EBACKEND, "theta_0: %s", d->be->err.msg)
+                     : d->be->copy(d->be, &d->err, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
+                           ? sd_error_wrap_code(&d->err, SD_EBACKEND, "theta_0")
                            : SD_OK;
             if (!rc)
                 rc = inner_steps(d);

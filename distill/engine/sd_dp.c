@@ -52,15 +52,15 @@ int sd_dp_clip_add(sd_backend *be, size_t n, const sd_real *g, double clip, sd_r
                    double *norm, sd_error *e)
 {
     double sq = 0;
-    if (be->dot(be, n, g, g, &sq))
-        return sd_error_set(e, SD_EBACKEND, "per-sample gradient norm: %s", be->err.msg);
+    if (be->dot(be, e, n, g, g, &sq))
+        return sd_error_wrap_code(e, SD_EBACKEND, "per-sample gradient norm");
     double nrm = sqrt(sq), scale = nrm > clip ? clip / nrm : 1.0;
     if (norm)
         *norm = nrm;
     if (!isfinite(nrm))
         return sd_error_set(e, SD_EINVAL, "per-sample gradient is not finite");
-    if (be->axpy(be, n, (sd_real)scale, g, sum))
-        return sd_error_set(e, SD_EBACKEND, "clipped sum: %s", be->err.msg);
+    if (be->axpy(be, e, n, (sd_real)scale, g, sum))
+        return sd_error_wrap_code(e, SD_EBACKEND, "clipped sum");
     return SD_OK;
 }
 
@@ -79,8 +79,8 @@ int sd_dp_add_noise(sd_backend *be, size_t n, sd_real *sum, double std, uint64_t
     int rc = sd_upload_floats(be, tmp, host, n, e);
     if (rc)
         return rc;
-    if (be->axpy(be, n, (sd_real)1, tmp, sum))
-        return sd_error_set(e, SD_EBACKEND, "noise: %s", be->err.msg);
+    if (be->axpy(be, e, n, (sd_real)1, tmp, sum))
+        return sd_error_wrap_code(e, SD_EBACKEND, "noise");
     return SD_OK;
 }
 
@@ -93,10 +93,10 @@ int sd_dp_clipped_sum(sd_exec *ex, sd_backend *be, size_t nt, const sd_real *the
         sd_exec_args a = {theta, theta_bn, theta_bn ? SD_BN_FROZEN : SD_BN_BATCH, SD_LABEL_RAW,
                           x + (size_t)i * img, y + (size_t)i * (size_t)classes, 1};
         double l = 0;
-        if (be->zero(be, g, nt * sizeof(sd_real)))
-            return sd_error_set(e, SD_EBACKEND, "zero: %s", be->err.msg);
-        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL))
-            return sd_error_set(e, SD_EBACKEND, "per-sample gradient: %s", be->err.msg);
+        if (be->zero(be, e, g, nt * sizeof(sd_real)))
+            return sd_error_wrap_code(e, SD_EBACKEND, "zero");
+        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL, e))
+            return sd_error_wrap_code(e, SD_EBACKEND, "per-sample gradient");
         *loss_sum += l;
         int rc = sd_dp_clip_add(be, nt, g, clip, sum, NULL, e);
         if (rc)

@@ -1,46 +1,27 @@
 /*
  * sd_error.h - status codes and error messages for the engine.
  *
- * Every fallible function returns an int status (0 on success, a negative
+ * The engine's names for the one status type of the tree (sb_error.h):
+ * every fallible function returns an int status (0 on success, a negative
  * SD_E* code on failure) and, where it has one, writes a human-readable
- * message into an sd_error supplied by the caller.  Library code never
- * calls exit().
+ * message into an sd_error supplied by the caller.  sd_error IS sb_error
+ * (and sc_error), so a message passes between the engine, crypto and the
+ * node without copying.  Library code never calls exit().
  */
 #ifndef SD_ERROR_H
 #define SD_ERROR_H
 
-#include <stddef.h>
+#include "sb_error.h"
 
-enum {
-    SD_OK = 0,
-    SD_EINVAL = -1,       /* bad argument or shape */
-    SD_ENOMEM = -2,       /* allocation failed */
-    SD_EIO = -3,          /* file or device I/O failed */
-    SD_EBACKEND = -4,     /* backend (BLAS, CUDA, cuDNN, cuBLAS) failed */
-    SD_EFORMAT = -5,      /* malformed input data */
-    SD_EUNSUPPORTED = -6, /* valid request this build cannot do */
-    SD_ECANCELED = -7,    /* stopped on request */
-    SD_EHASH = -8         /* integrity check (e.g. theta_0 hash) failed */
-};
+typedef sb_error sd_error;
 
-typedef struct sd_error {
-    int code;
-    char msg[512];
-} sd_error;
+#define SD_PRINTF SB_PRINTF
+#define SD_WUR SB_WUR
 
-#if defined(__GNUC__)
-#define SD_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define SD_WUR __attribute__((warn_unused_result))
-#else
-#define SD_PRINTF(a, b)
-#define SD_WUR
-#endif
-
-/* Record code and message in e (e may be NULL); returns code. */
-int sd_error_set(sd_error *e, int code, const char *fmt, ...) SD_PRINTF(3, 4);
-/* Prefix an existing message with context ("loading x: <old msg>"). */
-int sd_error_wrap(sd_error *e, const char *fmt, ...) SD_PRINTF(2, 3);
-void sd_error_clear(sd_error *e);
-const char *sd_status_name(int code);
+#define sd_error_set sb_error_set
+#define sd_error_wrap sb_error_wrap
+#define sd_error_wrap_code sb_error_wrap_code
+#define sd_error_clear sb_error_clear
+#define sd_status_name sb_status_name
 
 #endif

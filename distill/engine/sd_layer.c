@@ -33,9 +33,9 @@ const char *sd_layer_kind_name(sd_layer_kind k)
     return sd_layer_names[k];
 }
 
-int sd_layer_missing(sd_backend *be, const sd_layer *l, const char *entry, const char *what)
+int sd_layer_missing(sd_error *err, const sd_layer *l, const char *entry, const char *what)
 {
-    return sd_error_set(&be->err, SD_EINVAL, "%s %s: %s is NULL", sd_layer_kind_name(l->kind),
+    return sd_error_set(err, SD_EINVAL, "%s %s: %s is NULL", sd_layer_kind_name(l->kind),
                         entry, what);
 }
 
@@ -293,18 +293,18 @@ static int dispatch(sd_backend *be, const sd_layer *l, sd_layer_io *io, int entr
         return SD_EINVAL;
     const sd_layer_ops *ops = ops_of(l->kind);
     if (!ops)
-        return sd_error_set(&be->err, SD_EINVAL, "layer: unknown kind %d", (int)l->kind);
+        return sd_error_set(io->err, SD_EINVAL, "layer: unknown kind %d", (int)l->kind);
     if (io->n < 1)
-        return sd_error_set(&be->err, SD_EINVAL, "%s %s: batch size %d",
+        return sd_error_set(io->err, SD_EINVAL, "%s %s: batch size %d",
                             sd_layer_kind_name(l->kind), names[entry], io->n);
     sd_layer_fn fn = entry == ENTRY_FWD     ? ops->fwd
                      : entry == ENTRY_BWD   ? ops->bwd
                      : entry == ENTRY_FWD_T ? ops->fwd_t
                                             : ops->bwd_t;
     int rc = fn(be, l, io);
-    if (rc && be->err.msg[0] && strncmp(be->err.msg, sd_layer_kind_name(l->kind),
-                                        strlen(sd_layer_kind_name(l->kind))) != 0)
-        sd_error_wrap(&be->err, "%s %s", sd_layer_kind_name(l->kind), names[entry]);
+    if (rc && io->err && io->err->msg[0] &&
+        strncmp(io->err->msg, sd_layer_kind_name(l->kind), strlen(sd_layer_kind_name(l->kind))) != 0)
+        sd_error_wrap(io->err, "%s %s", sd_layer_kind_name(l->kind), names[entry]);
     return rc;
 }
 
@@ -330,55 +330,55 @@ int sd_layer_backward_tangent(sd_backend *be, const sd_layer *l, sd_layer_io *io
 
 /* ---- soft-target cross-entropy and row softmax ---- */
 
-int sd_sce_forward(sd_backend *be, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
+int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
                    double *loss)
 {
-    return be->sce_fwd(be, n, k, z, q, p, loss);
+    return be->sce_fwd(be, err, n, k, z, q, p, loss);
 }
 
-int sd_sce_backward(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q, double g,
+int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
                     sd_real *gz, sd_real *gq)
 {
-    return be->sce_bwd(be, n, k, p, q, g, gz, gq);
+    return be->sce_bwd(be, err, n, k, p, q, g, gz, gq);
 }
 
-int sd_sce_forward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                            const sd_real *dz, const sd_real *dq, double *dloss)
 {
-    return be->sce_fwd_tangent(be, n, k, p, q, dz, dq, dloss);
+    return be->sce_fwd_tangent(be, err, n, k, p, q, dz, dq, dloss);
 }
 
-int sd_sce_backward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                             const sd_real *dz, const sd_real *dq, double g, double dg,
                             sd_real *dgz, sd_real *dgq)
 {
-    return be->sce_bwd_tangent(be, n, k, p, q, dz, dq, g, dg, dgz, dgq);
+    return be->sce_bwd_tangent(be, err, n, k, p, q, dz, dq, g, dg, dgz, dgq);
 }
 
-int sd_softmax_forward(sd_backend *be, int n, int k, const sd_real *y, sd_real *q)
+int sd_softmax_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q)
 {
-    return be->softmax_fwd(be, n, k, y, q);
+    return be->softmax_fwd(be, err, n, k, y, q);
 }
 
-int sd_softmax_backward(sd_backend *be, int n, int k, const sd_real *q, const sd_real *gq,
+int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
                         sd_real *gy)
 {
-    return be->softmax_bwd(be, n, k, q, gq, gy);
+    return be->softmax_bwd(be, err, n, k, q, gq, gy);
 }
 
-int sd_softmax_forward_tangent(sd_backend *be, int n, int k, const sd_real *q, const sd_real *dy,
+int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *dy,
                                sd_real *dq)
 {
     /* the softmax Jacobian diag(q) - q q' is symmetric: J dy = J' dy */
-    SD_TRY(be->zero(be, dq, (size_t)n * k * sizeof(sd_real)));
+    SD_TRY(be->zero(be, err, dq, (size_t)n * k * sizeof(sd_real)));
     if (!dy)
         return SD_OK;
-    return be->softmax_bwd(be, n, k, q, dy, dq);
+    return be->softmax_bwd(be, err, n, k, q, dy, dq);
 }
 
-int sd_softmax_backward_tangent(sd_backend *be, int n, int k, const sd_real *q,
+int sd_softmax_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                 const sd_real *dy, const sd_real *gq, const sd_real *dgq,
                                 sd_real *dgy)
 {
-    return be->softmax_bwd_tangent(be, n, k, q, dy, gq, dgq, dgy);
+    return be->softmax_bwd_tangent(be, err, n, k, q, dy, gq, dgq, dgy);
 }

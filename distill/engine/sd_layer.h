@@ -100,6 +100,7 @@ typedef struct sd_layer_io {
 
     sd_real *saved; /* state forward keeps for the other entry points */
     void *ws;       /* scratch of sd_layer_ws_size() bytes */
+    sd_error *err;  /* where a failing entry point writes its message (may be NULL) */
 } sd_layer_io;
 
 /* Set out shape, theta_len and the remaining derived fields from kind, inputs
@@ -119,25 +120,25 @@ int sd_layer_backward_tangent(sd_backend *be, const sd_layer *l, sd_layer_io *io
 
 /* Soft-target cross-entropy (the loss is not a graph layer).  Thin wrappers
  * over the backend's sce_* ops; see sd_backend.h for the formulas. */
-int sd_sce_forward(sd_backend *be, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
+int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
                    double *loss) SD_WUR;
-int sd_sce_backward(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q, double g,
+int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
                     sd_real *gz, sd_real *gq) SD_WUR;
-int sd_sce_forward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                            const sd_real *dz, const sd_real *dq, double *dloss) SD_WUR;
-int sd_sce_backward_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                             const sd_real *dz, const sd_real *dq, double g, double dg,
                             sd_real *dgz, sd_real *dgq) SD_WUR;
 
 /* Row softmax q = softmax(y) (label parameterisation), four entry points:
  * q =; gy += J'gq; dq = J dy (J is symmetric, dy NULL = 0);
  * dgy += tangent of the backward along (dy, dgq). */
-int sd_softmax_forward(sd_backend *be, int n, int k, const sd_real *y, sd_real *q) SD_WUR;
-int sd_softmax_backward(sd_backend *be, int n, int k, const sd_real *q, const sd_real *gq,
+int sd_softmax_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q) SD_WUR;
+int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
                         sd_real *gy) SD_WUR;
-int sd_softmax_forward_tangent(sd_backend *be, int n, int k, const sd_real *q, const sd_real *dy,
+int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *dy,
                                sd_real *dq) SD_WUR;
-int sd_softmax_backward_tangent(sd_backend *be, int n, int k, const sd_real *q,
+int sd_softmax_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                 const sd_real *dy, const sd_real *gq, const sd_real *dgq,
                                 sd_real *dgy) SD_WUR;
 

@@ -24,13 +24,13 @@ static sd_bn_desc bn_desc(const sd_layer *l, int n)
 static int bn_need(sd_backend *be, const sd_layer *l, const sd_layer_io *io, const char *entry)
 {
     if (!io->x[0] || !io->theta)
-        return sd_layer_missing(be, l, entry, "x or theta");
+        return sd_layer_missing(io->err, l, entry, "x or theta");
     if (io->bn_mode == SD_BN_FROZEN && !io->theta_bn)
-        return sd_layer_missing(be, l, entry, "theta_bn (frozen mode)");
+        return sd_layer_missing(io->err, l, entry, "theta_bn (frozen mode)");
     if (io->bn_mode == SD_BN_BATCH && !io->saved)
-        return sd_layer_missing(be, l, entry, "saved (batch mode)");
+        return sd_layer_missing(io->err, l, entry, "saved (batch mode)");
     if (io->bn_mode != SD_BN_BATCH && io->bn_mode != SD_BN_FROZEN)
-        return sd_error_set(&be->err, SD_EINVAL, "batchnorm %s: bad bn_mode %d", entry,
+        return sd_error_set(io->err, SD_EINVAL, "batchnorm %s: bad bn_mode %d", entry,
                             (int)io->bn_mode);
     return SD_OK;
 }
@@ -39,13 +39,13 @@ static int bn_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     SD_TRY(bn_need(be, l, io, "forward"));
     if (!io->y)
-        return sd_layer_missing(be, l, "forward", "y");
+        return sd_layer_missing(io->err, l, "forward", "y");
     sd_bn_desc d = bn_desc(l, io->n);
     const sd_real *gamma = io->theta, *beta = io->theta + d.c;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_fwd_train(be, &d, io->x[0], gamma, beta, io->y, io->saved,
+        return be->bn_fwd_train(be, io->err, &d, io->x[0], gamma, beta, io->y, io->saved,
                                 io->saved + d.c);
-    return be->bn_fwd_frozen(be, &d, io->x[0], gamma, beta, io->theta_bn, io->theta_bn + d.c,
+    return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->theta_bn, io->theta_bn + d.c,
                              io->y);
 }
 
@@ -53,15 +53,15 @@ static int bn_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     SD_TRY(bn_need(be, l, io, "backward"));
     if (!io->gy)
-        return sd_layer_missing(be, l, "backward", "gy");
+        return sd_layer_missing(io->err, l, "backward", "gy");
     if (!io->gx[0] && !io->gtheta)
         return SD_OK;
     sd_bn_desc d = bn_desc(l, io->n);
     sd_real *gg = io->gtheta, *gb = io->gtheta ? io->gtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_bwd_train(be, &d, io->x[0], io->theta, io->saved, io->saved + d.c, io->gy,
+        return be->bn_bwd_train(be, io->err, &d, io->x[0], io->theta, io->saved, io->saved + d.c, io->gy,
                                 io->gx[0], gg, gb);
-    return be->bn_bwd_frozen(be, &d, io->x[0], io->theta, io->theta_bn, io->theta_bn + d.c,
+    return be->bn_bwd_frozen(be, io->err, &d, io->x[0], io->theta, io->theta_bn, io->theta_bn + d.c,
                              io->gy, io->gx[0], gg, gb);
 }
 
@@ -69,15 +69,15 @@ static int bn_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     SD_TRY(bn_need(be, l, io, "forward_tangent"));
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
     sd_bn_desc d = bn_desc(l, io->n);
     if (!io->dx[0] && !io->dtheta)
-        return be->zero(be, io->dy, (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real));
+        return be->zero(be, io->err, io->dy, (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real));
     const sd_real *dg = io->dtheta, *db = io->dtheta ? io->dtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_fwd_tangent_train(be, &d, io->x[0], io->dx[0], io->theta, dg, db,
+        return be->bn_fwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
                                         io->saved, io->saved + d.c, io->dy);
-    return be->bn_fwd_tangent_frozen(be, &d, io->x[0], io->dx[0], io->theta, dg, db,
+    return be->bn_fwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
                                      io->theta_bn, io->theta_bn + d.c, io->dy);
 }
 
@@ -85,7 +85,7 @@ static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     SD_TRY(bn_need(be, l, io, "backward_tangent"));
     if (!io->gy)
-        return sd_layer_missing(be, l, "backward_tangent", "gy");
+        return sd_layer_missing(io->err, l, "backward_tangent", "gy");
     if (!io->dgx[0] && !io->dgtheta)
         return SD_OK;
     if (!io->dx[0] && !io->dtheta && !io->dgy)
@@ -94,9 +94,9 @@ static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     const sd_real *dg = io->dtheta;
     sd_real *dgg = io->dgtheta, *dgb = io->dgtheta ? io->dgtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_bwd_tangent_train(be, &d, io->x[0], io->dx[0], io->theta, dg, io->saved,
+        return be->bn_bwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->saved,
                                         io->saved + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
-    return be->bn_bwd_tangent_frozen(be, &d, io->x[0], io->dx[0], io->theta, dg, io->theta_bn,
+    return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->theta_bn,
                                      io->theta_bn + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
 }
 

@@ -33,8 +33,8 @@ extern const sd_layer_ops sd_layer_ops_conv, sd_layer_ops_linear, sd_layer_ops_b
             return sd_rc_;        \
     } while (0)
 
-/* Missing buffer the entry point needs: SD_EINVAL with a message in be->err. */
-int sd_layer_missing(sd_backend *be, const sd_layer *l, const char *entry, const char *what);
+/* Missing buffer the entry point needs: SD_EINVAL with a message in err. */
+int sd_layer_missing(sd_error *err, const sd_layer *l, const char *entry, const char *what);
 
 static inline size_t sd_shape_size(sd_shape s)
 {

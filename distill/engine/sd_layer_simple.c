@@ -23,9 +23,9 @@ static size_t in_elems(const sd_layer *l, int n, int i)
     return (size_t)n * sd_shape_size(l->in[i]);
 }
 
-static int zero_out(sd_backend *be, const sd_layer *l, int n, sd_real *p)
+static int zero_out(sd_backend *be, sd_error *err, const sd_layer *l, int n, sd_real *p)
 {
-    return be->zero(be, p, out_elems(l, n) * sizeof(sd_real));
+    return be->zero(be, err, p, out_elems(l, n) * sizeof(sd_real));
 }
 
 /* ---- input: a placeholder, nothing to compute ---- */
@@ -45,8 +45,8 @@ const sd_layer_ops sd_layer_ops_input = {nop, nop, nop, nop};
 static int relu_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->x[0] || !io->y)
-        return sd_layer_missing(be, l, "forward", "x or y");
-    return be->relu_fwd(be, out_elems(l, io->n), io->x[0], io->y);
+        return sd_layer_missing(io->err, l, "forward", "x or y");
+    return be->relu_fwd(be, io->err, out_elems(l, io->n), io->x[0], io->y);
 }
 
 static int relu_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -54,18 +54,18 @@ static int relu_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->gx[0])
         return SD_OK;
     if (!io->x[0] || !io->gy)
-        return sd_layer_missing(be, l, "backward", "x or gy");
-    return be->relu_mask(be, out_elems(l, io->n), io->x[0], io->gy, io->gx[0]);
+        return sd_layer_missing(io->err, l, "backward", "x or gy");
+    return be->relu_mask(be, io->err, out_elems(l, io->n), io->x[0], io->gy, io->gx[0]);
 }
 
 static int relu_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy || (io->dx[0] && !io->x[0]))
-        return sd_layer_missing(be, l, "forward_tangent", "dy or x");
-    SD_TRY(zero_out(be, l, io->n, io->dy));
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy or x");
+    SD_TRY(zero_out(be, io->err, l, io->n, io->dy));
     if (!io->dx[0])
         return SD_OK;
-    return be->relu_mask(be, out_elems(l, io->n), io->x[0], io->dx[0], io->dy);
+    return be->relu_mask(be, io->err, out_elems(l, io->n), io->x[0], io->dx[0], io->dy);
 }
 
 static int relu_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -73,8 +73,8 @@ static int relu_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->dgx[0] || !io->dgy)
         return SD_OK;
     if (!io->x[0])
-        return sd_layer_missing(be, l, "backward_tangent", "x");
-    return be->relu_mask(be, out_elems(l, io->n), io->x[0], io->dgy, io->dgx[0]);
+        return sd_layer_missing(io->err, l, "backward_tangent", "x");
+    return be->relu_mask(be, io->err, out_elems(l, io->n), io->x[0], io->dgy, io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_relu = {relu_fwd, relu_bwd, relu_fwd_t, relu_bwd_t};
@@ -84,9 +84,9 @@ const sd_layer_ops sd_layer_ops_relu = {relu_fwd, relu_bwd, relu_fwd_t, relu_bwd
 static int maxp_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->x[0] || !io->y)
-        return sd_layer_missing(be, l, "forward", "x or y");
+        return sd_layer_missing(io->err, l, "forward", "x or y");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_fwd(be, &d, io->x[0], io->y, (int32_t *)io->saved);
+    return be->maxpool_fwd(be, io->err, &d, io->x[0], io->y, (int32_t *)io->saved);
 }
 
 static int maxp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -94,19 +94,19 @@ static int maxp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->gx[0])
         return SD_OK;
     if (!io->x[0] || !io->gy)
-        return sd_layer_missing(be, l, "backward", "x or gy");
+        return sd_layer_missing(io->err, l, "backward", "x or gy");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, &d, io->x[0], (const int32_t *)io->saved, io->gy, io->gx[0]);
+    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->gy, io->gx[0]);
 }
 
 static int maxp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy || (io->dx[0] && !io->x[0]))
-        return sd_layer_missing(be, l, "forward_tangent", "dy or x");
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy or x");
     if (!io->dx[0])
-        return zero_out(be, l, io->n, io->dy);
+        return zero_out(be, io->err, l, io->n, io->dy);
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_gather(be, &d, io->x[0], (const int32_t *)io->saved, io->dx[0], io->dy);
+    return be->maxpool_gather(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dx[0], io->dy);
 }
 
 static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -114,9 +114,9 @@ static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->dgx[0] || !io->dgy)
         return SD_OK;
     if (!io->x[0])
-        return sd_layer_missing(be, l, "backward_tangent", "x");
+        return sd_layer_missing(io->err, l, "backward_tangent", "x");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, &d, io->x[0], (const int32_t *)io->saved, io->dgy, io->dgx[0]);
+    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dgy, io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_maxpool = {maxp_fwd, maxp_bwd, maxp_fwd_t, maxp_bwd_t};
@@ -126,9 +126,9 @@ const sd_layer_ops sd_layer_ops_maxpool = {maxp_fwd, maxp_bwd, maxp_fwd_t, maxp_
 static int avgp_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->x[0] || !io->y)
-        return sd_layer_missing(be, l, "forward", "x or y");
+        return sd_layer_missing(io->err, l, "forward", "x or y");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->avgpool_fwd(be, &d, io->x[0], io->y);
+    return be->avgpool_fwd(be, io->err, &d, io->x[0], io->y);
 }
 
 static int avgp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -136,19 +136,19 @@ static int avgp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->gx[0])
         return SD_OK;
     if (!io->gy)
-        return sd_layer_missing(be, l, "backward", "gy");
+        return sd_layer_missing(io->err, l, "backward", "gy");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->avgpool_bwd(be, &d, io->gy, io->gx[0]);
+    return be->avgpool_bwd(be, io->err, &d, io->gy, io->gx[0]);
 }
 
 static int avgp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
     if (!io->dx[0])
-        return zero_out(be, l, io->n, io->dy);
+        return zero_out(be, io->err, l, io->n, io->dy);
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->avgpool_fwd(be, &d, io->dx[0], io->dy);
+    return be->avgpool_fwd(be, io->err, &d, io->dx[0], io->dy);
 }
 
 static int avgp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -156,7 +156,7 @@ static int avgp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->dgx[0] || !io->dgy)
         return SD_OK;
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->avgpool_bwd(be, &d, io->dgy, io->dgx[0]);
+    return be->avgpool_bwd(be, io->err, &d, io->dgy, io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_avgpool = {avgp_fwd, avgp_bwd, avgp_fwd_t, avgp_bwd_t};
@@ -168,46 +168,46 @@ static int add_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     const size_t ne = out_elems(l, io->n);
     for (int i = 0; i < l->n_in; i++)
         if (!io->x[i])
-            return sd_layer_missing(be, l, "forward", "an input x");
+            return sd_layer_missing(io->err, l, "forward", "an input x");
     if (!io->y)
-        return sd_layer_missing(be, l, "forward", "y");
-    SD_TRY(be->copy(be, io->y, io->x[0], ne * sizeof(sd_real)));
+        return sd_layer_missing(io->err, l, "forward", "y");
+    SD_TRY(be->copy(be, io->err, io->y, io->x[0], ne * sizeof(sd_real)));
     for (int i = 1; i < l->n_in; i++)
-        SD_TRY(be->axpy(be, ne, 1, io->x[i], io->y));
+        SD_TRY(be->axpy(be, io->err, ne, 1, io->x[i], io->y));
     return SD_OK;
 }
 
 /* gx_i += g for every wanted input (backward, and backward tangent on dgy) */
-static int add_spread(sd_backend *be, const sd_layer *l, int n, const sd_real *g,
+static int add_spread(sd_backend *be, sd_error *err, const sd_layer *l, int n, const sd_real *g,
                       sd_real *const *gx)
 {
     if (!g)
         return SD_OK;
     for (int i = 0; i < l->n_in; i++)
         if (gx[i])
-            SD_TRY(be->axpy(be, out_elems(l, n), 1, g, gx[i]));
+            SD_TRY(be->axpy(be, err, out_elems(l, n), 1, g, gx[i]));
     return SD_OK;
 }
 
 static int add_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
-    return add_spread(be, l, io->n, io->gy, io->gx);
+    return add_spread(be, io->err, l, io->n, io->gy, io->gx);
 }
 
 static int add_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
-    SD_TRY(zero_out(be, l, io->n, io->dy));
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
+    SD_TRY(zero_out(be, io->err, l, io->n, io->dy));
     for (int i = 0; i < l->n_in; i++)
         if (io->dx[i])
-            SD_TRY(be->axpy(be, out_elems(l, io->n), 1, io->dx[i], io->dy));
+            SD_TRY(be->axpy(be, io->err, out_elems(l, io->n), 1, io->dx[i], io->dy));
     return SD_OK;
 }
 
 static int add_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
-    return add_spread(be, l, io->n, io->dgy, io->dgx);
+    return add_spread(be, io->err, l, io->n, io->dgy, io->dgx);
 }
 
 const sd_layer_ops sd_layer_ops_add = {add_fwd, add_bwd, add_fwd_t, add_bwd_t};
@@ -215,7 +215,7 @@ const sd_layer_ops sd_layer_ops_add = {add_fwd, add_bwd, add_fwd_t, add_bwd_t};
 /* ---- concat along channels: per sample, input i's block follows input i-1's ---- */
 
 /* y blocks = x_i (x_i NULL: zeros), the forward and the forward tangent */
-static int concat_gather(sd_backend *be, const sd_layer *l, int n, const sd_real *const *x,
+static int concat_gather(sd_backend *be, sd_error *err, const sd_layer *l, int n, const sd_real *const *x,
                          sd_real *y)
 {
     const size_t os = sd_shape_size(l->out);
@@ -224,9 +224,9 @@ static int concat_gather(sd_backend *be, const sd_layer *l, int n, const sd_real
         for (int i = 0; i < l->n_in; i++) {
             const size_t is = sd_shape_size(l->in[i]);
             if (x[i])
-                SD_TRY(be->copy(be, y + off, x[i] + (size_t)b * is, is * sizeof(sd_real)));
+                SD_TRY(be->copy(be, err, y + off, x[i] + (size_t)b * is, is * sizeof(sd_real)));
             else
-                SD_TRY(be->zero(be, y + off, is * sizeof(sd_real)));
+                SD_TRY(be->zero(be, err, y + off, is * sizeof(sd_real)));
             off += is;
         }
     }
@@ -234,7 +234,7 @@ static int concat_gather(sd_backend *be, const sd_layer *l, int n, const sd_real
 }
 
 /* gx_i += block i of g, the backward and the backward tangent */
-static int concat_split(sd_backend *be, const sd_layer *l, int n, const sd_real *g,
+static int concat_split(sd_backend *be, sd_error *err, const sd_layer *l, int n, const sd_real *g,
                         sd_real *const *gx)
 {
     if (!g)
@@ -245,7 +245,7 @@ static int concat_split(sd_backend *be, const sd_layer *l, int n, const sd_real 
         for (int i = 0; i < l->n_in; i++) {
             const size_t is = sd_shape_size(l->in[i]);
             if (gx[i])
-                SD_TRY(be->axpy(be, is, 1, g + off, gx[i] + (size_t)b * is));
+                SD_TRY(be->axpy(be, err, is, 1, g + off, gx[i] + (size_t)b * is));
             off += is;
         }
     }
@@ -256,27 +256,27 @@ static int concat_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     for (int i = 0; i < l->n_in; i++)
         if (!io->x[i])
-            return sd_layer_missing(be, l, "forward", "an input x");
+            return sd_layer_missing(io->err, l, "forward", "an input x");
     if (!io->y)
-        return sd_layer_missing(be, l, "forward", "y");
-    return concat_gather(be, l, io->n, io->x, io->y);
+        return sd_layer_missing(io->err, l, "forward", "y");
+    return concat_gather(be, io->err, l, io->n, io->x, io->y);
 }
 
 static int concat_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
-    return concat_split(be, l, io->n, io->gy, io->gx);
+    return concat_split(be, io->err, l, io->n, io->gy, io->gx);
 }
 
 static int concat_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
-    return concat_gather(be, l, io->n, io->dx, io->dy);
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
+    return concat_gather(be, io->err, l, io->n, io->dx, io->dy);
 }
 
 static int concat_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
-    return concat_split(be, l, io->n, io->dgy, io->dgx);
+    return concat_split(be, io->err, l, io->n, io->dgy, io->dgx);
 }
 
 const sd_layer_ops sd_layer_ops_concat = {concat_fwd, concat_bwd, concat_fwd_t, concat_bwd_t};
@@ -286,31 +286,31 @@ const sd_layer_ops sd_layer_ops_concat = {concat_fwd, concat_bwd, concat_fwd_t, 
 static int flat_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->x[0] || !io->y)
-        return sd_layer_missing(be, l, "forward", "x or y");
-    return be->copy(be, io->y, io->x[0], in_elems(l, io->n, 0) * sizeof(sd_real));
+        return sd_layer_missing(io->err, l, "forward", "x or y");
+    return be->copy(be, io->err, io->y, io->x[0], in_elems(l, io->n, 0) * sizeof(sd_real));
 }
 
 static int flat_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->gx[0] || !io->gy)
         return SD_OK;
-    return be->axpy(be, in_elems(l, io->n, 0), 1, io->gy, io->gx[0]);
+    return be->axpy(be, io->err, in_elems(l, io->n, 0), 1, io->gy, io->gx[0]);
 }
 
 static int flat_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
     if (!io->dx[0])
-        return zero_out(be, l, io->n, io->dy);
-    return be->copy(be, io->dy, io->dx[0], in_elems(l, io->n, 0) * sizeof(sd_real));
+        return zero_out(be, io->err, l, io->n, io->dy);
+    return be->copy(be, io->err, io->dy, io->dx[0], in_elems(l, io->n, 0) * sizeof(sd_real));
 }
 
 static int flat_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dgx[0] || !io->dgy)
         return SD_OK;
-    return be->axpy(be, in_elems(l, io->n, 0), 1, io->dgy, io->dgx[0]);
+    return be->axpy(be, io->err, in_elems(l, io->n, 0), 1, io->dgy, io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_flatten = {flat_fwd, flat_bwd, flat_fwd_t, flat_bwd_t};
@@ -344,31 +344,31 @@ static int drop_apply(sd_backend *be, const sd_layer *l, sd_layer_io *io, const 
     const sd_real scale = (sd_real)(1.0 / (1.0 - l->p_drop));
     if (!drop_active(l, io)) {
         if (accumulate)
-            return be->axpy(be, ne, 1, v, out);
-        return be->copy(be, out, v, ne * sizeof(sd_real));
+            return be->axpy(be, io->err, ne, 1, v, out);
+        return be->copy(be, io->err, out, v, ne * sizeof(sd_real));
     }
     if (!io->saved)
-        return sd_layer_missing(be, l, "an entry point", "saved (mask)");
+        return sd_layer_missing(io->err, l, "an entry point", "saved (mask)");
     if (accumulate) {
         if (!io->ws)
-            return sd_layer_missing(be, l, "an entry point", "ws");
+            return sd_layer_missing(io->err, l, "an entry point", "ws");
         sd_real *tmp = io->ws;
-        SD_TRY(be->zero(be, tmp, ne * sizeof(sd_real)));
-        SD_TRY(be->relu_mask(be, ne, io->saved, v, tmp));
-        return be->axpy(be, ne, scale, tmp, out);
+        SD_TRY(be->zero(be, io->err, tmp, ne * sizeof(sd_real)));
+        SD_TRY(be->relu_mask(be, io->err, ne, io->saved, v, tmp));
+        return be->axpy(be, io->err, ne, scale, tmp, out);
     }
-    SD_TRY(be->zero(be, out, ne * sizeof(sd_real)));
-    SD_TRY(be->relu_mask(be, ne, io->saved, v, out));
-    return be->scal(be, ne, scale, out);
+    SD_TRY(be->zero(be, io->err, out, ne * sizeof(sd_real)));
+    SD_TRY(be->relu_mask(be, io->err, ne, io->saved, v, out));
+    return be->scal(be, io->err, ne, scale, out);
 }
 
 static int drop_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->x[0] || !io->y)
-        return sd_layer_missing(be, l, "forward", "x or y");
+        return sd_layer_missing(io->err, l, "forward", "x or y");
     if (drop_active(l, io)) {
         if (!io->saved)
-            return sd_layer_missing(be, l, "forward", "saved (mask)");
+            return sd_layer_missing(io->err, l, "forward", "saved (mask)");
         /* draw the mask on the host in chunks and upload it: no allocation */
         enum { CHUNK = 1024 };
         sd_real buf[CHUNK];
@@ -380,7 +380,7 @@ static int drop_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
                            (1.0 / 9007199254740992.0);
                 buf[j] = u >= l->p_drop ? 1 : 0;
             }
-            SD_TRY(be->upload(be, io->saved + off, buf, m * sizeof(sd_real)));
+            SD_TRY(be->upload(be, io->err, io->saved + off, buf, m * sizeof(sd_real)));
         }
     }
     return drop_apply(be, l, io, io->x[0], io->y, 0);
@@ -396,9 +396,9 @@ static int drop_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 static int drop_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy)
-        return sd_layer_missing(be, l, "forward_tangent", "dy");
+        return sd_layer_missing(io->err, l, "forward_tangent", "dy");
     if (!io->dx[0])
-        return zero_out(be, l, io->n, io->dy);
+        return zero_out(be, io->err, l, io->n, io->dy);
     return drop_apply(be, l, io, io->dx[0], io->dy, 0);
 }
 

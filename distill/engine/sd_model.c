@@ -198,10 +198,9 @@ static int exec_alloc(sd_exec *ex, size_t elems, sd_real **out, sd_error *err)
     *out = NULL;
     if (elems == 0)
         return SD_OK;
-    int rc = ex->be->alloc(ex->be, elems * sizeof(sd_real), (void **)out);
+    int rc = ex->be->alloc(ex->be, err, elems * sizeof(sd_real), (void **)out);
     if (rc)
-        return sd_error_set(err, rc, "allocating %zu values on %s: %s", elems, ex->be->name,
-                            ex->be->err.msg);
+        return sd_error_wrap_code(err, rc, "allocating %zu values on %s", elems, ex->be->name);
     return SD_OK;
 }
 
@@ -284,15 +283,15 @@ static int create_plain(sd_exec **out, const sd_model *m, sd_backend *be, int nm
         }
     }
     if (ws) {
-        rc = be->alloc(be, ws, &ex->ws);
+        rc = be->alloc(be, err, ws, &ex->ws);
         if (rc) {
-            rc = sd_error_set(err, rc, "allocating %zu bytes of workspace: %s", ws, be->err.msg);
+            rc = sd_error_wrap_code(err, rc, "allocating %zu bytes of workspace", ws);
             goto fail;
         }
     }
     if ((rc = exec_alloc(ex, qk, &ex->gq, err)) || (rc = exec_alloc(ex, qk, &ex->dgq, err)))
         goto fail;
-    rc = sd_exec_use_slot(ex, 0);
+    rc = sd_exec_use_slot(ex, 0, err);
     if (rc)
         goto fail;
     *out = ex;
@@ -355,14 +354,14 @@ int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, u
     return sd_exec_create_slots(out, m, be, nmax, flags, 1, err);
 }
 
-int sd_exec_use_slot(sd_exec *ex, int k)
+int sd_exec_use_slot(sd_exec *ex, int k, sd_error *err)
 {
     if (k < 0 || k >= ex->nslots)
-        return sd_error_set(&ex->be->err, SD_EINVAL, "exec slot %d of %d", k, ex->nslots);
+        return sd_error_set(err, SD_EINVAL, "exec slot %d of %d", k, ex->nslots);
     if (ex->nshards) {
         ex->cur = k;
         for (int j = 0; j < ex->nshards; j++)
-            if (sd_exec_use_slot(ex->shard[j], k))
+            if (sd_exec_use_slot(ex->shard[j], k, err))
                 return SD_EINVAL;
         return SD_OK;
     }
@@ -381,11 +380,13 @@ int sd_exec_slots(const sd_exec *ex)
     return ex->nslots;
 }
 
+/* A failing call's message (written into err by the backend or layer) is
+ * wrapped with what the executor was doing; never formatted into itself. */
 #define BE_CALL(ex, call, err, what)                                                   \
     do {                                                                               \
         int rc_ = (call);                                                              \
         if (rc_)                                                                       \
-            return sd_error_set(err, rc_, "%s: %s", what, (ex)->be->err.msg);          \
+            return sd_error_wrap_code(err, rc_, "%s", what);                           \
     } while (0)
 
 static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
@@ -439,14 +440,15 @@ static int run_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 {
     const sd_model *m = ex->m;
     ex->slots[ex->cur].has_backward = 0;
-    BE_CALL(ex, ex->be->copy(ex->be, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
+    BE_CALL(ex, ex->be->copy(ex->be, err, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
             err, "copying input");
     for (int i = 1; i < m->n_layers; i++) {
         sd_layer_io io;
         wire_io(ex, a, i, &io, NULL, NULL, NULL);
+        io.err = err;
         int rc = sd_layer_forward(ex->be, &m->layers[i], &io);
         if (rc)
-            return sd_error_set(err, rc, "forward of layer %s: %s", m->names[i], ex->be->err.msg);
+            return sd_error_wrap_code(err, rc, "forward of layer %s", m->names[i]);
     }
     return SD_OK;
 }
@@ -456,16 +458,16 @@ static int make_targets(sd_exec *ex, const sd_exec_args *a, sd_error *err)
     int K = ex->m->spec.classes;
     size_t bytes = (size_t)a->n * (size_t)K * sizeof(sd_real);
     if (a->label_mode == SD_LABEL_SOFTMAX)
-        BE_CALL(ex, ex->be->softmax_fwd(ex->be, a->n, K, a->y, ex->q), err, "label softmax");
+        BE_CALL(ex, ex->be->softmax_fwd(ex->be, err, a->n, K, a->y, ex->q), err, "label softmax");
     else
-        BE_CALL(ex, ex->be->copy(ex->be, ex->q, a->y, bytes), err, "copying labels");
+        BE_CALL(ex, ex->be->copy(ex->be, err, ex->q, a->y, bytes), err, "copying labels");
     return SD_OK;
 }
 
 static int zero_grads(sd_exec *ex, sd_real **bufs, int n, sd_error *err)
 {
     for (int i = 0; i < ex->m->n_layers; i++)
-        BE_CALL(ex, ex->be->zero(ex->be, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),
+        BE_CALL(ex, ex->be->zero(ex->be, err, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),
                 err, "zeroing gradients");
     return SD_OK;
 }
@@ -476,9 +478,10 @@ static int run_backward(sd_exec *ex, const sd_exec_args *a, sd_real *gtheta, sd_
     for (int i = m->n_layers - 1; i >= 1; i--) {
         sd_layer_io io;
         wire_io(ex, a, i, &io, NULL, gtheta, NULL);
+        io.err = err;
         int rc = sd_layer_backward(ex->be, &m->layers[i], &io);
         if (rc)
-            return sd_error_set(err, rc, "backward of layer %s: %s", m->names[i], ex->be->err.msg);
+            return sd_error_wrap_code(err, rc, "backward of layer %s", m->names[i]);
     }
     return SD_OK;
 }
@@ -489,22 +492,23 @@ static int labels_backward(sd_exec *ex, const sd_exec_args *a, const sd_real *gq
 {
     int K = ex->m->spec.classes;
     if (a->label_mode == SD_LABEL_SOFTMAX)
-        BE_CALL(ex, ex->be->softmax_bwd(ex->be, a->n, K, ex->q, gq, gy), err, "label softmax backward");
+        BE_CALL(ex, ex->be->softmax_bwd(ex->be, err, a->n, K, ex->q, gq, gy), err, "label softmax backward");
     else
-        BE_CALL(ex, ex->be->axpy(ex->be, (size_t)a->n * (size_t)K, 1, gq, gy), err, "label gradient");
+        BE_CALL(ex, ex->be->axpy(ex->be, err, (size_t)a->n * (size_t)K, 1, gq, gy), err, "label gradient");
     return SD_OK;
 }
 
 static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
-                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy);
+                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy,
+                       sd_error *err);
 
 enum { JOB_FORWARD, JOB_LOSS_GRAD, JOB_HVP, JOB_HVP_CACHED };
 
-int sd_exec_forward(sd_exec *ex, const sd_exec_args *a)
+int sd_exec_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 {
+    sd_error_clear(err);
     if (ex->nshards)
-        return run_sharded(ex, JOB_FORWARD, a, NULL, NULL, NULL, NULL, NULL, NULL);
-    sd_error *err = &ex->be->err;
+        return run_sharded(ex, JOB_FORWARD, a, NULL, NULL, NULL, NULL, NULL, NULL, err);
     int rc = check_args(ex, a, err);
     return rc ? rc : run_forward(ex, a, err);
 }
@@ -527,7 +531,7 @@ static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd
         (rc = run_forward(ex, a, err)))
         return rc;
     double l = 0;
-    BE_CALL(ex, ex->be->sce_fwd(ex->be, a->n, K, ex->y[last], ex->q, ex->p, &l), err, "loss");
+    BE_CALL(ex, ex->be->sce_fwd(ex->be, err, a->n, K, ex->y[last], ex->q, ex->p, &l), err, "loss");
     if (loss)
         *loss = l;
     if (!gtheta && !want_gx && !want_gy && !force_bwd)
@@ -536,8 +540,8 @@ static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd
     if ((rc = zero_grads(ex, ex->g, a->n, err)))
         return rc;
     if (want_gy)
-        BE_CALL(ex, ex->be->zero(ex->be, ex->gq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd(ex->be, a->n, K, ex->p, ex->q, ex->loss_scale, ex->g[last],
+        BE_CALL(ex, ex->be->zero(ex->be, err, ex->gq, nk * sizeof(sd_real)), err, "zeroing");
+    BE_CALL(ex, ex->be->sce_bwd(ex->be, err, a->n, K, ex->p, ex->q, ex->loss_scale, ex->g[last],
                                 want_gy ? ex->gq : NULL),
             err, "loss backward");
     if ((rc = run_backward(ex, a, gtheta, err)))
@@ -553,24 +557,21 @@ static int loss_grad_one(sd_exec *ex, const sd_exec_args *a, double *loss, sd_re
 {
     int rc = forward_backward(ex, a, loss, gtheta, gx != NULL, gy != NULL, 0, err);
     if (!rc && gx)
-        rc = ex->be->axpy(ex->be, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx)
-                 ? sd_error_set(err, SD_EBACKEND, "input gradient: %s", ex->be->err.msg)
-                 : SD_OK;
+        rc = ex->be->axpy(ex->be, err, layer_out_elems(ex->m, 0, a->n), 1, ex->g[0], gx);
+    if (rc)
+        return sd_error_wrap_code(err, rc, "input gradient");
     if (!rc && gy)
         rc = labels_backward(ex, a, ex->gq, gy, err);
     return rc;
 }
 
 int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
-                      sd_real *gx, sd_real *gy)
+                      sd_real *gx, sd_real *gy, sd_error *err)
 {
+    sd_error_clear(err);
     if (ex->nshards)
-        return run_sharded(ex, JOB_LOSS_GRAD, a, NULL, loss, gtheta, NULL, gx, gy);
-    sd_error e = {0};
-    int rc = loss_grad_one(ex, a, loss, gtheta, gx, gy, &e);
-    if (rc)
-        ex->be->err = e;
-    return rc;
+        return run_sharded(ex, JOB_LOSS_GRAD, a, NULL, loss, gtheta, NULL, gx, gy, err);
+    return loss_grad_one(ex, a, loss, gtheta, gx, gy, err);
 }
 
 /* The tangent passes along v, on the forward and backward the current slot
@@ -587,25 +588,26 @@ static int tangent_passes(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
     for (int i = 1; i < m->n_layers; i++) {
         sd_layer_io io;
         wire_io(ex, a, i, &io, v, NULL, NULL);
+        io.err = err;
         if ((rc = sd_layer_forward_tangent(ex->be, &m->layers[i], &io)))
-            return sd_error_set(err, rc, "tangent of layer %s: %s", m->names[i], ex->be->err.msg);
+            return sd_error_wrap_code(err, rc, "tangent of layer %s", m->names[i]);
     }
     ex->want_g0 = dgx != NULL;
     if ((rc = zero_grads(ex, ex->dg, a->n, err)))
         return rc;
-    BE_CALL(ex, ex->be->zero(ex->be, ex->dgq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, a->n, K, ex->p, ex->q, ex->dy[last], NULL,
+    BE_CALL(ex, ex->be->zero(ex->be, err, ex->dgq, nk * sizeof(sd_real)), err, "zeroing");
+    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, err, a->n, K, ex->p, ex->q, ex->dy[last], NULL,
                                         ex->loss_scale, 0.0, ex->dg[last], dgy ? ex->dgq : NULL),
             err, "loss backward tangent");
     for (int i = last; i >= 1; i--) {
         sd_layer_io io;
         wire_io(ex, a, i, &io, v, NULL, hv);
+        io.err = err;
         if ((rc = sd_layer_backward_tangent(ex->be, &m->layers[i], &io)))
-            return sd_error_set(err, rc, "tangent backward of layer %s: %s", m->names[i],
-                                ex->be->err.msg);
+            return sd_error_wrap_code(err, rc, "tangent backward of layer %s", m->names[i]);
     }
     if (dgx)
-        BE_CALL(ex, ex->be->axpy(ex->be, layer_out_elems(m, 0, a->n), 1, ex->dg[0], dgx), err,
+        BE_CALL(ex, ex->be->axpy(ex->be, err, layer_out_elems(m, 0, a->n), 1, ex->dg[0], dgx), err,
                 "input tangent");
     /* labels have no tangent along v, so the tangent of the label gradient is
      * the softmax backward of the tangent of the target gradient */
@@ -624,15 +626,12 @@ static int hvp_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double 
 }
 
 int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
-                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy)
+                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err)
 {
+    sd_error_clear(err);
     if (ex->nshards)
-        return run_sharded(ex, JOB_HVP, a, v, loss, gtheta, hv, dgx, dgy);
-    sd_error e = {0};
-    int rc = hvp_one(ex, a, v, loss, gtheta, hv, dgx, dgy, &e);
-    if (rc)
-        ex->be->err = e;
-    return rc;
+        return run_sharded(ex, JOB_HVP, a, v, loss, gtheta, hv, dgx, dgy, err);
+    return hvp_one(ex, a, v, loss, gtheta, hv, dgx, dgy, err);
 }
 
 static int same_args(const sd_exec_args *x, const sd_exec_args *y)
@@ -655,15 +654,12 @@ static int hvp_cached_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
 }
 
 int sd_exec_hvp_cached(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
-                       sd_real *dgx, sd_real *dgy)
+                       sd_real *dgx, sd_real *dgy, sd_error *err)
 {
+    sd_error_clear(err);
     if (ex->nshards)
-        return run_sharded(ex, JOB_HVP_CACHED, a, v, NULL, NULL, hv, dgx, dgy);
-    sd_error e = {0};
-    int rc = hvp_cached_one(ex, a, v, hv, dgx, dgy, &e);
-    if (rc)
-        ex->be->err = e;
-    return rc;
+        return run_sharded(ex, JOB_HVP_CACHED, a, v, NULL, NULL, hv, dgx, dgy, err);
+    return hvp_cached_one(ex, a, v, hv, dgx, dgy, err);
 }
 
 /* ---- shards ---- */
@@ -709,15 +705,15 @@ static int shard_task(void *arg, int s)
     sd_real *gx = j->gx ? j->gx + (size_t)lo * img : NULL;
     sd_real *gy = j->gy ? j->gy + (size_t)lo * (size_t)K : NULL;
     if (s > 0 && gt)
-        BE_CALL(ex, be->zero(be, gt, m->n_theta * sizeof(sd_real)), err, "zeroing");
+        BE_CALL(ex, be->zero(be, err, gt, m->n_theta * sizeof(sd_real)), err, "zeroing");
     if (s > 0 && hv)
-        BE_CALL(ex, be->zero(be, hv, m->n_theta * sizeof(sd_real)), err, "zeroing");
+        BE_CALL(ex, be->zero(be, err, hv, m->n_theta * sizeof(sd_real)), err, "zeroing");
     int rc;
     switch (j->kind) {
     case JOB_FORWARD:
         if ((rc = check_args(sub, &as, err)) || (rc = run_forward(sub, &as, err)))
             return rc;
-        BE_CALL(ex, be->copy(be, ex->logits + (size_t)lo * (size_t)K, sd_exec_logits(sub),
+        BE_CALL(ex, be->copy(be, err, ex->logits + (size_t)lo * (size_t)K, sd_exec_logits(sub),
                              (size_t)as.n * (size_t)K * sizeof(sd_real)),
                 err, "gathering logits");
         return SD_OK;
@@ -733,10 +729,10 @@ static int shard_task(void *arg, int s)
 /* Run one call on the shards, then fold their parameter gradients (and
  * HVPs) into the caller's in shard order and weight their losses. */
 static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
-                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy)
+                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy,
+                       sd_error *err)
 {
     sd_backend *be = ex->be;
-    sd_error *err = &be->err;
     if (a->n <= 0 || a->n > ex->nmax)
         return sd_error_set(err, SD_EINVAL, "batch of %d samples, exec holds 1..%d", a->n,
                             ex->nmax);
@@ -762,23 +758,23 @@ static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_re
         if (hi <= lo)
             continue;
         l += (double)(hi - lo) / (double)a->n * j->loss[s];
-        if (s > 0 && gtheta && (rc = be->axpy(be, ex->m->n_theta, 1, ex->sg[s], gtheta)))
+        if (s > 0 && gtheta && (rc = be->axpy(be, err, ex->m->n_theta, 1, ex->sg[s], gtheta)))
             break;
-        if (s > 0 && hv && (rc = be->axpy(be, ex->m->n_theta, 1, ex->shv[s], hv)))
+        if (s > 0 && hv && (rc = be->axpy(be, err, ex->m->n_theta, 1, ex->shv[s], hv)))
             break;
     }
     free(j);
     if (rc)
-        return sd_error_set(err, rc, "adding shard gradients: %s", be->err.msg);
+        return sd_error_wrap_code(err, rc, "adding shard gradients");
     if (loss)
         *loss = l;
     return SD_OK;
 }
 
-int sd_exec_bn_batch_stats(sd_exec *ex, double *sum)
+int sd_exec_bn_batch_stats(sd_exec *ex, double *sum, sd_error *err)
 {
     const sd_model *m = ex->m;
-    sd_error *err = &ex->be->err;
+    sd_error_clear(err);
     for (int i = 1; i < m->n_layers; i++) {
         const sd_layer *l = &m->layers[i];
         if (l->kind != SD_LAYER_BN)
@@ -787,7 +783,7 @@ int sd_exec_bn_batch_stats(sd_exec *ex, double *sum)
         sd_real buf[2 * 1024];
         if (c > 1024)
             return sd_error_set(err, SD_EUNSUPPORTED, "batch norm with %d channels", c);
-        BE_CALL(ex, ex->be->download(ex->be, buf, ex->saved[i], 2 * (size_t)c * sizeof(sd_real)),
+        BE_CALL(ex, ex->be->download(ex->be, err, buf, ex->saved[i], 2 * (size_t)c * sizeof(sd_real)),
                 err, "reading batch statistics");
         for (int j = 0; j < c; j++) {
             double is = buf[c + j];
@@ -798,20 +794,21 @@ int sd_exec_bn_batch_stats(sd_exec *ex, double *sum)
     return SD_OK;
 }
 
-int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs)
+int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs,
+                    sd_error *err)
 {
-    int rc = sd_exec_forward(ex, a);
+    int rc = sd_exec_forward(ex, a, err);
     if (rc)
         return rc;
     int K = ex->m->spec.classes;
     size_t nk = (size_t)a->n * (size_t)K;
     sd_real *z = malloc(nk * sizeof *z);
     if (!z)
-        return sd_error_set(&ex->be->err, SD_ENOMEM, "out of memory");
-    rc = ex->be->download(ex->be, z, sd_exec_logits(ex), nk * sizeof *z);
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
+    rc = ex->be->download(ex->be, err, z, sd_exec_logits(ex), nk * sizeof *z);
     if (rc) {
         free(z);
-        return rc;
+        return sd_error_wrap_code(err, rc, "reading logits");
     }
     for (int i = 0; i < a->n; i++) {
         const sd_real *zi = z + (size_t)i * (size_t)K;

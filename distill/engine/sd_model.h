@@ -84,6 +84,12 @@ typedef enum sd_label_mode {
 
 typedef struct sd_exec sd_exec;
 
+/* Every sd_exec_* call takes the caller's sd_error (which may be NULL): it is
+ * cleared on entry and, on failure, holds what the executor was doing, the
+ * layer and the backend's reason ("forward of layer conv1: conv forward:
+ * ...").  Batch shards each report into their own and the first failing
+ * shard's message is returned. */
+
 int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
                    sd_error *err) SD_WUR;
 void sd_exec_destroy(sd_exec *ex); /* accepts NULL */
@@ -97,7 +103,7 @@ void sd_exec_destroy(sd_exec *ex); /* accepts NULL */
 int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
                          unsigned flags, int nslots, sd_error *err) SD_WUR;
 /* Make slot k current: later calls read and write its state. */
-int sd_exec_use_slot(sd_exec *ex, int k) SD_WUR;
+int sd_exec_use_slot(sd_exec *ex, int k, sd_error *err) SD_WUR;
 int sd_exec_slots(const sd_exec *ex);
 /* Bytes of backend memory one slot takes for batches of nmax. */
 size_t sd_exec_slot_bytes(const sd_model *m, int nmax);
@@ -115,14 +121,14 @@ typedef struct sd_exec_args {
 } sd_exec_args;
 
 /* Forward pass only; the logits stay in the exec (sd_exec_logits). */
-int sd_exec_forward(sd_exec *ex, const sd_exec_args *a) SD_WUR;
+int sd_exec_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err) SD_WUR;
 /* Backend pointer to the last forward's logits (n, classes). */
 const sd_real *sd_exec_logits(const sd_exec *ex);
 
 /* l = -(1/n) sum_i sum_c q_ic log softmax(f(x_i; theta))_c with q from y.
  * *loss = l; gtheta += dl/dtheta; gx += dl/dx; gy += dl/dy  (each may be NULL). */
 int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real *gtheta,
-                      sd_real *gx, sd_real *gy) SD_WUR;
+                      sd_real *gx, sd_real *gy, sd_error *err) SD_WUR;
 
 /* Forward-over-reverse second order along theta-tangent v (exec needs
  * SD_EXEC_TANGENT):
@@ -133,7 +139,7 @@ int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real 
  * all from one forward, one tangent-forward, one backward and one
  * tangent-backward pass. */
 int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
-                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy) SD_WUR;
+                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err) SD_WUR;
 
 /* The same hv, dgx, dgy as sd_exec_hvp, but on the forward and backward the
  * current slot already holds from sd_exec_loss_grad with the same args
@@ -141,15 +147,16 @@ int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *lo
  * tangent-forward and tangent-backward passes run.  SD_EINVAL when the slot
  * holds no such backward. */
 int sd_exec_hvp_cached(sd_exec *ex, const sd_exec_args *a, const sd_real *v, sd_real *hv,
-                       sd_real *dgx, sd_real *dgy) SD_WUR;
+                       sd_real *dgx, sd_real *dgy, sd_error *err) SD_WUR;
 
 /* After a forward in SD_BN_BATCH mode: add each BN layer's batch mean and
  * biased variance to sum (n_bn, HOST memory, double) so callers can average
  * over many batches. */
-int sd_exec_bn_batch_stats(sd_exec *ex, double *sum) SD_WUR;
+int sd_exec_bn_batch_stats(sd_exec *ex, double *sum, sd_error *err) SD_WUR;
 
 /* Predict classes (host array of n) with the given mode (SD_BN_FROZEN for
  * inference); probs (n*classes, host) may be NULL. */
-int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs) SD_WUR;
+int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs,
+                    sd_error *err) SD_WUR;
 
 #endif

@@ -150,11 +150,11 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
     }
     size_t sz_x = (size_t)bsz * img * sizeof(sd_real), sz_y = (size_t)bsz * (size_t)K * sizeof(sd_real),
            sz_t = (nt ? nt : 1) * sizeof(sd_real);
-    if ((rc = be->alloc(be, sz_x, (void **)&x)) || (rc = be->alloc(be, sz_y, (void **)&y)) ||
-        (rc = be->alloc(be, sz_t, (void **)&g)) || (rc = be->alloc(be, sz_t, (void **)&m1)) ||
-        (cfg->optimizer == SD_OPT_ADAM && (rc = be->alloc(be, sz_t, (void **)&m2))) ||
-        (rc = be->zero(be, m1, sz_t)) || (m2 && (rc = be->zero(be, m2, sz_t)))) {
-        sd_error_set(err, rc, "training buffers: %s", be->err.msg);
+    if ((rc = be->alloc(be, err, sz_x, (void **)&x)) || (rc = be->alloc(be, err, sz_y, (void **)&y)) ||
+        (rc = be->alloc(be, err, sz_t, (void **)&g)) || (rc = be->alloc(be, err, sz_t, (void **)&m1)) ||
+        (cfg->optimizer == SD_OPT_ADAM && (rc = be->alloc(be, err, sz_t, (void **)&m2))) ||
+        (rc = be->zero(be, err, m1, sz_t)) || (m2 && (rc = be->zero(be, err, m2, sz_t)))) {
+        sd_error_wrap_code(err, rc, "training buffers");
         goto out;
     }
     if ((rc = sd_exec_create(&ex, m, be, bsz, 0, err)))
@@ -183,29 +183,29 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
             }
             double loss = 0;
             sd_exec_args a = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, x, y, bsz};
-            if ((rc = be->upload(be, y, yh, sz_y)) || (rc = be->zero(be, g, sz_t)) ||
-                (rc = sd_exec_loss_grad(ex, &a, &loss, g, NULL, NULL)) ||
+            if ((rc = be->upload(be, err, y, yh, sz_y)) || (rc = be->zero(be, err, g, sz_t)) ||
+                (rc = sd_exec_loss_grad(ex, &a, &loss, g, NULL, NULL, err)) ||
                 (cfg->weight_decay > 0 &&
-                 (rc = be->axpy(be, nt, (sd_real)cfg->weight_decay, theta, g)))) {
-                sd_error_set(err, rc, "training step %lld: %s", (long long)step, be->err.msg);
+                 (rc = be->axpy(be, err, nt, (sd_real)cfg->weight_decay, theta, g)))) {
+                sd_error_wrap_code(err, rc, "training step %lld", (long long)step);
                 goto out;
             }
             if (cfg->optimizer == SD_OPT_ADAM) {
-                rc = be->adam(be, nt, theta, g, m1, m2, lr, cfg->beta1, cfg->beta2, cfg->adam_eps,
+                rc = be->adam(be, err, nt, theta, g, m1, m2, lr, cfg->beta1, cfg->beta2, cfg->adam_eps,
                               (int)(step + 1));
             } else if (cfg->momentum > 0) {
                 /* buf = momentum*buf + g; theta -= lr*buf (buf starts at 0, so
                  * the first step is buf = g, as in PyTorch) */
-                rc = be->scal(be, nt, (sd_real)cfg->momentum, m1);
+                rc = be->scal(be, err, nt, (sd_real)cfg->momentum, m1);
                 if (!rc)
-                    rc = be->axpy(be, nt, 1, g, m1);
+                    rc = be->axpy(be, err, nt, 1, g, m1);
                 if (!rc)
-                    rc = be->axpy(be, nt, (sd_real)-lr, m1, theta);
+                    rc = be->axpy(be, err, nt, (sd_real)-lr, m1, theta);
             } else {
-                rc = be->axpy(be, nt, (sd_real)-lr, g, theta);
+                rc = be->axpy(be, err, nt, (sd_real)-lr, g, theta);
             }
             if (rc) {
-                sd_error_set(err, rc, "training step %lld: %s", (long long)step, be->err.msg);
+                sd_error_wrap_code(err, rc, "training step %lld", (long long)step);
                 goto out;
             }
             if (!(loss == loss) || loss > 1e30) {
@@ -231,8 +231,8 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
     }
     /* a last step can blow up without any loss having shown it */
     double norm2 = 0;
-    if ((rc = be->dot(be, nt, theta, theta, &norm2))) {
-        sd_error_set(err, rc, "training: %s", be->err.msg);
+    if ((rc = be->dot(be, err, nt, theta, theta, &norm2))) {
+        sd_error_wrap_code(err, rc, "training");
         goto out;
     }
     if (!(norm2 <= 1e30)) {

@@ -28,45 +28,45 @@ uint64_t sd_debug_replay_count(void)
 int sd_dev_alloc(sd_backend *be, size_t elems, sd_real **out, sd_error *err)
 {
     *out = NULL;
-    int rc = be->alloc(be, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
+    int rc = be->alloc(be, err, (elems ? elems : 1) * sizeof(sd_real), (void **)out);
     if (rc)
-        return sd_error_set(err, rc, "allocating %zu values: %s", elems, be->err.msg);
-    rc = be->zero(be, *out, (elems ? elems : 1) * sizeof(sd_real));
-    return rc ? sd_error_set(err, rc, "zeroing %zu values: %s", elems, be->err.msg) : SD_OK;
+        return sd_error_wrap_code(err, rc, "allocating %zu values", elems);
+    rc = be->zero(be, err, *out, (elems ? elems : 1) * sizeof(sd_real));
+    return rc ? sd_error_wrap_code(err, rc, "zeroing %zu values", elems) : SD_OK;
 }
 
 int sd_upload_floats(sd_backend *be, sd_real *dst, const float *src, size_t n, sd_error *err)
 {
     int rc;
     if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->upload(be, dst, src, n * sizeof(float));
+        rc = be->upload(be, err, dst, src, n * sizeof(float));
     } else {
         sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++)
             tmp[i] = (sd_real)src[i];
-        rc = be->upload(be, dst, tmp, n * sizeof *tmp);
+        rc = be->upload(be, err, dst, tmp, n * sizeof *tmp);
         free(tmp);
     }
-    return rc ? sd_error_set(err, rc, "upload: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "upload") : SD_OK;
 }
 
 int sd_download_floats(sd_backend *be, float *dst, const sd_real *src, size_t n, sd_error *err)
 {
     int rc;
     if (sizeof(sd_real) == sizeof(float)) {
-        rc = be->download(be, dst, src, n * sizeof(float));
+        rc = be->download(be, err, dst, src, n * sizeof(float));
     } else {
         sd_real *tmp = malloc((n ? n : 1) * sizeof *tmp);
         if (!tmp)
             return sd_error_set(err, SD_ENOMEM, "out of memory");
-        rc = be->download(be, tmp, src, n * sizeof *tmp);
+        rc = be->download(be, err, tmp, src, n * sizeof *tmp);
         for (size_t i = 0; !rc && i < n; i++)
             dst[i] = (float)tmp[i];
         free(tmp);
     }
-    return rc ? sd_error_set(err, rc, "download: %s", be->err.msg) : SD_OK;
+    return rc ? sd_error_wrap_code(err, rc, "download") : SD_OK;
 }
 
 int sd_theta0_upload(const sd_model *m, sd_backend *be, uint64_t seed, sd_real *dst,
@@ -78,8 +78,8 @@ int sd_theta0_upload(const sd_model *m, sd_backend *be, uint64_t seed, sd_real *
     int rc = sd_init_theta(m, seed, h, err);
     if (!rc && sha)
         rc = sd_theta_sha256(h, m->n_theta, sha, err);
-    if (!rc && (rc = be->upload(be, dst, h, m->n_theta * sizeof *h)))
-        sd_error_set(err, rc, "upload theta_0: %s", be->err.msg);
+    if (!rc && (rc = be->upload(be, err, dst, h, m->n_theta * sizeof *h)))
+        sd_error_wrap_code(err, rc, "upload theta_0");
     free(h);
     return rc;
 }
@@ -160,8 +160,8 @@ int sd_weights_from_backend(sd_weights **out, const sd_model_spec *spec, sd_back
     int rc = sd_weights_create(out, spec, be, err);
     if (rc)
         return rc;
-    if ((rc = be->copy(be, (*out)->theta, theta, (*out)->m->n_theta * sizeof(sd_real))))
-        sd_error_set(err, rc, "copying weights: %s", be->err.msg);
+    if ((rc = be->copy(be, err, (*out)->theta, theta, (*out)->m->n_theta * sizeof(sd_real))))
+        sd_error_wrap_code(err, rc, "copying weights");
     else
         rc = sd_weights_set_theta_bn(*out, theta_bn, err);
     if (rc) {
@@ -222,10 +222,10 @@ int sd_replay(const sd_distilled *dd, sd_backend *be, sd_model **model_out, sd_r
         int s = t % S;
         sd_exec_args a = {theta, bn, dd->bn_mode, dd->label_param, x + (size_t)s * (size_t)n * img,
                           y + (size_t)s * (size_t)n * (size_t)K, n};
-        if ((rc = be->zero(be, g, m->n_theta * sizeof(sd_real))) ||
-            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL)) ||
-            (rc = be->axpy(be, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
-            sd_error_set(err, rc, "replay step %d: %s", t, be->err.msg);
+        if ((rc = be->zero(be, err, g, m->n_theta * sizeof(sd_real))) ||
+            (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL, err)) ||
+            (rc = be->axpy(be, err, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {
+            sd_error_wrap_code(err, rc, "replay step %d", t);
             goto out;
         }
     }
@@ -296,8 +296,8 @@ int sd_bn_recompute(const sd_model *m, sd_backend *be, const sd_real *theta,
         if ((rc = data->fetch(data->ctx, be, idx, bsz, xb, lb, err)))
             goto out;
         sd_exec_args a = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, xb, NULL, bsz};
-        if ((rc = sd_exec_forward(ex, &a)) || (rc = sd_exec_bn_batch_stats(ex, sum))) {
-            sd_error_set(err, rc, "theta_bn: %s", be->err.msg);
+        if ((rc = sd_exec_forward(ex, &a, err)) || (rc = sd_exec_bn_batch_stats(ex, sum, err))) {
+            sd_error_wrap_code(err, rc, "theta_bn");
             goto out;
         }
     }
@@ -344,8 +344,8 @@ static int evaluate_on(const sd_model *m, sd_backend *be, const sd_real *theta,
         if ((rc = data->fetch(data->ctx, be, idx, n, xb, lb, err)))
             goto out;
         sd_exec_args a = {theta, bn_dev, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
-        if ((rc = sd_exec_predict(ex, &a, pred, NULL))) {
-            sd_error_set(err, rc, "evaluation: %s", be->err.msg);
+        if ((rc = sd_exec_predict(ex, &a, pred, NULL, err))) {
+            sd_error_wrap_code(err, rc, "evaluation");
             goto out;
         }
         for (int i = 0; i < n; i++) {

@@ -10,6 +10,7 @@
 
 #include "nd_state.h"
 #include "sc_util.h"
+#include "sb_parse.h"
 
 static const char zero_hash[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -115,9 +116,8 @@ static int read_anchor(const char *node_dir, int64_t *seq, char hash[65], sc_err
     int have = 0, r;
     while ((r = sc_kv_next(&cur, &k, &v)) == 1) {
         if (!strcmp(k, "seq")) {
-            char *end;
-            long long x = strtoll(v, &end, 10);
-            if (*end || x < 0)
+            long long x;
+            if (sb_parse_i64(v, 0, LLONG_MAX, &x))
                 break;
             *seq = x;
             have |= 1;

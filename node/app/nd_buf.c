@@ -2,6 +2,7 @@
  * nd_buf.c - bounded growing buffers and JSON text helpers (see nd_buf.h).
  */
 #include "nd_buf.h"
+#include "sb_parse.h"
 
 #include <errno.h>
 #include <math.h>
@@ -172,13 +173,5 @@ int nd_unhex(uint8_t *out, size_t n, const char *hex)
 
 int nd_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
-    char *end;
-    if (!s)
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
+    return sb_parse_i64(s, lo, hi, out) ? -1 : 0;
 }

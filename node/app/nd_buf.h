@@ -40,8 +40,9 @@ void nd_hex(char *out, const uint8_t *p, size_t n);
 /* Parse exactly 2n hex digits; 0 or -1. */
 int nd_unhex(uint8_t *out, size_t n, const char *hex);
 
-/* A whole decimal integer in [lo, hi] (no sign of trailing text, no
- * overflow); 0 or -1 (also for NULL). */
+/* A whole decimal integer in [lo, hi]: the base parser sb_parse_i64 (no
+ * trailing text, no '+', no overflow, a '-' only where lo < 0); 0 or -1
+ * (also for NULL). */
 int nd_parse_int(const char *s, long long lo, long long hi, long long *out);
 
 #endif

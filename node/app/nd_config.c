@@ -27,7 +27,7 @@ static int parse_listen(nd_config *c, const char *v, sc_error *e)
 {
     const char *colon = strrchr(v, ':');
     const char *host = v, *hend = colon;
-    char *end;
+    int port;
     if (!colon)
         return sc_error_set(e, SC_EFORMAT, "listen: want ADDRESS:PORT, got '%s'", v);
     if (*v == '[') { /* [::1]:8443 */
@@ -40,11 +40,9 @@ static int parse_listen(nd_config *c, const char *v, sc_error *e)
         return sc_error_set(e, SC_EFORMAT, "listen: bad address in '%s'", v);
     memcpy(c->listen_addr, host, (size_t)(hend - host));
     c->listen_addr[hend - host] = 0;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+    if (sb_parse_int(colon + 1, 0, 65535, &port))
         return sc_error_set(e, SC_EFORMAT, "listen: bad port in '%s'", v);
-    c->listen_port = (int)p;
+    c->listen_port = port;
     return 0;
 }
 

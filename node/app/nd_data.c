@@ -49,8 +49,8 @@ static int patch_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_
                           s->std, s->host, err);
     if (rc)
         return rc;
-    rc = be->upload(be, x, s->host, (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof(sd_real));
-    return rc ? sd_error_set(err, rc, "uploading patches: %s", be->err.msg) : SD_OK;
+    rc = be->upload(be, err, x, s->host, (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof(sd_real));
+    return rc ? sd_error_wrap_code(err, rc, "uploading patches") : SD_OK;
 }
 
 static int patch_view(nd_data *d, int split, sd_data_view *v, sd_error *err)
@@ -175,6 +175,7 @@ typedef struct classify_ctx {
     sd_real *x;
     sd_exec *ex;
     int cap;
+    sd_error *err; /* the evaluation's: sd_detect_image keeps a reason found there */
 } classify_ctx;
 
 static int classify_patches(void *vctx, const sd_real *patches, int n, int *classes)
@@ -185,11 +186,11 @@ static int classify_patches(void *vctx, const sd_real *patches, int n, int *clas
     size_t d = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
     for (int s = 0; s < n; s += c->cap) {
         int k = n - s < c->cap ? n - s : c->cap;
-        int rc = be->upload(be, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
+        int rc = be->upload(be, c->err, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
         sd_exec_args a = {c->w->theta, c->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, c->x, NULL, k};
-        if ((rc = sd_exec_predict(c->ex, &a, classes + s, NULL)))
+        if ((rc = sd_exec_predict(c->ex, &a, classes + s, NULL, c->err)))
             return rc;
     }
     return SD_OK;
@@ -200,7 +201,7 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
 {
     const sd_model *m = w->m;
     sd_backend *be = w->be;
-    classify_ctx c = {w, NULL, NULL, 256};
+    classify_ctx c = {w, NULL, NULL, 256, err};
     int rc = SD_OK, n = 0;
     double *r = malloc((size_t)ds->ds->n * sizeof *r);
     int *lab = malloc((size_t)ds->ds->n * sizeof *lab);
@@ -209,9 +210,9 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = be->alloc(be, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
+    if ((rc = be->alloc(be, err, (size_t)c.cap * d * sizeof(sd_real), (void **)&c.x)) ||
         (rc = sd_exec_create(&c.ex, m, be, c.cap, SD_EXEC_INFERENCE, err))) {
-        sd_error_set(err, rc, "evaluation buffers: %s", be->err.msg);
+        sd_error_wrap_code(err, rc, "evaluation buffers");
         goto out;
     }
     sd_detect_params p = {ds->prep.psize, ds->prep.stride, ds->prep.osize, norm->mean,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nd_buf.h"
+#include "sb_parse.h"
 
 void nd_distill_opts_defaults(nd_distill_opts *o)
 {
@@ -31,12 +32,8 @@ static int bad(char *msg, size_t len, const char *name, const char *want)
 
 static int get_pos(const char *v, double *out)
 {
-    char *end;
-    if (!v)
-        return -1;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || end == v || !isfinite(x) || x <= 0)
+    double x;
+    if (!v || sb_parse_double(v, 0, INFINITY, &x) || x <= 0)
         return -1;
     *out = x;
     return 0;

@@ -44,8 +44,8 @@ static int adopt(nd_infer *inf, sd_weights *w, char *msg, size_t msglen)
     /* batches of about 1M input values: 256 patches of 64x64, 11 of 299x299 */
     size_t cap = ((size_t)1 << 20) / d;
     inf->cap = cap < 8 ? 8 : cap > 256 ? 256 : (int)cap;
-    if (be->alloc(be, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf)) {
-        failf(msg, msglen, "allocating prediction buffers", be->err.msg);
+    if (be->alloc(be, &err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf)) {
+        failf(msg, msglen, "allocating prediction buffers", err.msg);
         goto fail;
     }
     if (sd_exec_create(&inf->ex, w->m, be, inf->cap, SD_EXEC_INFERENCE, &err)) {
@@ -252,13 +252,13 @@ int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes)
     size_t d = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
     for (int at = 0; at < n; at += inf->cap) {
         int k = n - at < inf->cap ? n - at : inf->cap;
-        int rc = inf->be->upload(inf->be, inf->xbuf, patches + (size_t)at * d,
+        int rc = inf->be->upload(inf->be, &inf->err, inf->xbuf, patches + (size_t)at * d,
                                  (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
         sd_exec_args a = {inf->w->theta, inf->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf,
                           NULL, k};
-        if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL)))
+        if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL, &inf->err)))
             return rc;
     }
     return SD_OK;
@@ -269,11 +269,11 @@ int nd_infer_detect(nd_infer *inf, const uint16_t *pix, int w, int h, double del
 {
     sd_detect_params p;
     nd_infer_params(inf, delta, &p);
-    /* so that a backend message found afterwards belongs to this detection */
-    sd_error_clear(&inf->be->err);
+    /* so that a classifier message found afterwards belongs to this detection */
+    sd_error_clear(&inf->err);
     int rc = sd_detect_image(pix, w, h, &p, nd_infer_classify, inf, res, err);
-    if (rc && inf->be->err.msg[0] && !strstr(err->msg, inf->be->err.msg))
-        sd_error_wrap(err, "%s", inf->be->err.msg);
+    if (rc && inf->err.msg[0] && !strstr(err->msg, inf->err.msg))
+        sd_error_wrap(err, "%s", inf->err.msg);
     return rc;
 }
 

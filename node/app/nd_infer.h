@@ -41,6 +41,7 @@ typedef struct nd_infer {
     int synthetic;            /* made from synthetic data (weights files say so) */
     char kind[16];            /* "payload" or "weights" */
     char label[384];          /* one line for people: model and origin */
+    sd_error err;             /* why the last nd_infer_classify call failed */
 } nd_infer;
 
 /* From a parsed payload: replay d (Algorithm 2) on be; the geometry and the

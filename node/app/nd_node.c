@@ -71,16 +71,7 @@ int nd_node_init(const char *node_dir, const char *id, sc_error *e)
 
 static int parse_u64(const char *v, uint64_t max, uint64_t *out)
 {
-    char *end;
-    unsigned long long x;
-    errno = 0;
-    if (!*v || *v == '-')
-        return -1;
-    x = strtoull(v, &end, 10);
-    if (errno || *end || x > max)
-        return -1;
-    *out = (uint64_t)x;
-    return 0;
+    return sb_parse_u64(v, max, out) ? -1 : 0;
 }
 
 int nd_node_config_load(const char *node_dir, nd_node_config *c, sc_error *e)
@@ -240,7 +231,7 @@ int nd_node_open(const char *node_dir, unsigned flags, nd_node **out, sc_error *
     n = calloc(1, sizeof *n);
     if (!n)
         return sc_error_set(e, SC_ENOMEM, "out of memory");
-    strcpy(n->dir, node_dir);
+    memcpy(n->dir, node_dir, strlen(node_dir) + 1);
     if ((rc = nd_node_config_load(node_dir, &n->cfg, e)) ||
         ((flags & ND_NODE_KEYS) && (rc = sc_node_keys_load(node_dir, &n->keys, e))) ||
         (rc = sc_trust_store_open_files(node_dir, n->cfg.id, &n->trust, e)))

@@ -13,6 +13,7 @@
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sp_check.h"
+#include "sb_parse.h"
 
 int nd_receipt_make(const nd_receipt *r, const sc_node_keys *keys, char **out, size_t *len,
                     sc_error *e)
@@ -47,15 +48,7 @@ int nd_receipt_make(const nd_receipt *r, const sc_node_keys *keys, char **out, s
 
 static int parse_u64(const char *v, uint64_t *out)
 {
-    char *end;
-    if (!*v || *v == '-')
-        return -1;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = x;
-    return 0;
+    return sb_parse_u64(v, UINT64_MAX, out) ? -1 : 0;
 }
 
 int nd_receipt_verify(const char *text, size_t len, const uint8_t pk[32], nd_receipt *out,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nd_payload.h"
+#include "sb_parse.h"
 
 #define HEADER_MAX 65536
 
@@ -139,10 +140,8 @@ void nd_weights_free(nd_weights *w)
 
 static int parse_dbl(const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
+    double v;
+    if (sb_parse_double(s, -INFINITY, INFINITY, &v))
         return -1;
     *out = v;
     return 0;

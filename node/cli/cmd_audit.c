@@ -201,7 +201,7 @@ int cmd_audit(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'n':
             if (nd_parse_int(optarg, 0, INT64_MAX, &limit)) {
-                fprintf(stderr, "sldd audit: --limit takes a whole number\n");
+                fprintf(stderr, "sldd audit: --limit '%s' is not a non-negative integer\n", optarg);
                 return 2;
             }
             break;

@@ -35,6 +35,7 @@
 #include "sp_encoding.h"
 #include "sp_print.h"
 #include "sp_testbundle.h"
+#include "sb_parse.h"
 
 #define INSPECT_MAX ((size_t)1 << 30)
 
@@ -70,9 +71,8 @@ static void bundle_usage(FILE *f)
 
 static int parse_i64(const char *s, int64_t *out)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end)
+    long long v;
+    if (sb_parse_i64(s, INT64_MIN, INT64_MAX, &v))
         return -1;
     *out = (int64_t)v;
     return 0;

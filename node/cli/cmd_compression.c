@@ -19,6 +19,7 @@
 #include "sd_model.h"
 #include "sldd.pb-c.h"
 #include "sp_encoding.h"
+#include "sb_parse.h"
 
 static void usage(FILE *f)
 {
@@ -200,6 +201,15 @@ out:
     return status;
 }
 
+/* A numeric option: a whole positive decimal integer, or a message. */
+static int opt_int(const char *opt, const char *s, int *out)
+{
+    if (sb_parse_int(s, 1, INT_MAX, out) == 0)
+        return 0;
+    fprintf(stderr, "sldd compression: %s '%s' is not a positive integer\n", opt, s);
+    return -1;
+}
+
 int cmd_compression(int argc, char **argv)
 {
     int M = 3, C = 1, S = 299, K = 3;
@@ -213,10 +223,10 @@ int cmd_compression(int argc, char **argv)
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'm': M = atoi(optarg); break;
-        case 's': S = atoi(optarg); break;
-        case 'c': C = atoi(optarg); break;
-        case 'k': K = atoi(optarg); break;
+        case 'm': if (opt_int("--images", optarg, &M)) return 2; break;
+        case 's': if (opt_int("--size", optarg, &S)) return 2; break;
+        case 'c': if (opt_int("--channels", optarg, &C)) return 2; break;
+        case 'k': if (opt_int("--classes", optarg, &K)) return 2; break;
         case 'p': payload = optarg; break;
         case 'd': data = optarg; break;
         case 'D': device = optarg; break;

@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "sd_dataset.h"
 #include "sd_synth.h"
+#include "sb_parse.h"
 
 static void usage_main(FILE *f)
 {
@@ -83,15 +84,13 @@ static void usage_prepare(FILE *f)
 /* Strict number parsing: the whole argument, in range, or a message. */
 static int parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno) {
+    long long v;
+    if (sb_parse_i64(s, LONG_MIN, LONG_MAX, &v)) {
         fprintf(stderr, "sldd dataset %s: %s '%s' is not an integer\n", cmd, opt, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        fprintf(stderr, "sldd dataset %s: %s %ld is out of range %ld..%ld\n", cmd, opt, v, lo, hi);
+        fprintf(stderr, "sldd dataset %s: %s %lld is out of range %ld..%ld\n", cmd, opt, v, lo, hi);
         return -1;
     }
     *out = v;
@@ -101,10 +100,8 @@ static int parse_long(const char *cmd, const char *opt, const char *s, long lo, 
 static int parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                         double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v)) {
+    double v;
+    if (sb_parse_double(s, -INFINITY, INFINITY, &v)) {
         fprintf(stderr, "sldd dataset %s: %s '%s' is not a number\n", cmd, opt, s);
         return -1;
     }
@@ -128,14 +125,10 @@ static void progress(void *ctx, int done, int total)
 /* --seed: the whole argument, 0..2^64-1. */
 static int parse_seed(const char *arg, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long s = strtoull(arg, &end, 10);
-    if (!*arg || *end || errno || arg[0] == '-') {
+    if (sb_parse_u64(arg, UINT64_MAX, out)) {
         fprintf(stderr, "sldd dataset synth: --seed '%s' is not an integer 0..2^64-1\n", arg);
         return -1;
     }
-    *out = s;
     return 0;
 }
 

@@ -32,6 +32,7 @@
 #include "nd_json_get.h"
 #include "sc_util.h"
 #include "sn_x509.h"
+#include "sb_parse.h"
 
 #define N_HOSP 3
 #define WAIT_SECONDS 1800
@@ -247,7 +248,9 @@ static int start_nodes(demo *d)
             }
             if (sc_file_read(info, 65536, 0, &buf, &len, &e) == 0) {
                 char v[32];
-                long pid = nd_json_get((char *)buf, "pid", v, sizeof v) ? atol(v) : 0;
+                long long pid = 0;
+                if (!nd_json_get((char *)buf, "pid", v, sizeof v) || sb_parse_i64(v, 1, LLONG_MAX, &pid))
+                    pid = 0;
                 if (pid == h->pid)
                     h->port = (int)nd_json_num((char *)buf, "port", 0);
                 free(buf);
@@ -313,7 +316,11 @@ static int distil(demo *d)
             nd_api_response_free(&r);
             return -1;
         }
-        h->job = atoll((char *)r.body);
+        if (sb_parse_i64((char *)r.body, 1, LLONG_MAX, &h->job)) {
+            fprintf(stderr, "sldd demo: %s: job id '%.40s' is not a number\n", h->id, (char *)r.body);
+            nd_api_response_free(&r);
+            return -1;
+        }
         nd_api_response_free(&r);
         printf("job %lld queued at %s\n", h->job, h->id);
     }

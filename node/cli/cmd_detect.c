@@ -22,6 +22,7 @@
 #include "nd_detect.h"
 #include "nd_infer.h"
 #include "sd_png.h"
+#include "sb_parse.h"
 
 typedef struct detect_opts {
     const char *image;
@@ -108,10 +109,8 @@ static int png_says_synthetic(const char *path)
 
 static int parse_delta(const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0 && v <= 1))
+    double v;
+    if (sb_parse_double(s, 0, 1, &v))
         return -1;
     *out = v;
     return 0;

@@ -623,8 +623,8 @@ static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data
         fprintf(stderr, "sldd baseline: out of memory\n");
         goto out;
     }
-    if (be->alloc(be, D * sizeof(sd_real), (void **)&one)) {
-        fprintf(stderr, "sldd baseline: %s\n", be->err.msg);
+    if (be->alloc(be, err, D * sizeof(sd_real), (void **)&one)) {
+        fprintf(stderr, "sldd baseline: %s\n", err->msg);
         goto out;
     }
     for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
@@ -633,8 +633,8 @@ static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data
                               (uint64_t)cnt);
         int lab;
         if (ds->train.fetch(ds->train.ctx, be, &j, 1, one, &lab, err) ||
-            be->download(be, xb + got * D, one, D * sizeof(sd_real))) {
-            fprintf(stderr, "sldd baseline: %s\n", err->msg[0] ? err->msg : be->err.msg);
+            be->download(be, err, xb + got * D, one, D * sizeof(sd_real))) {
+            fprintf(stderr, "sldd baseline: %s\n", err->msg);
             goto out;
         }
         if (a->n % K == 0 && lab != (int)(want % K))

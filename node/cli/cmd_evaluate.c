@@ -21,6 +21,7 @@
 #include "nd_infer.h"
 #include "nd_report.h"
 #include "sd_distill.h"
+#include "sb_parse.h"
 
 static void evaluate_usage(FILE *f, const char *cmd)
 {
@@ -166,10 +167,7 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
             }
             break;
         case O_DELTA: {
-            char *end;
-            errno = 0;
-            a->delta = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(a->delta >= 0 && a->delta <= 1)) {
+            if (sb_parse_double(optarg, 0, 1, &a->delta)) {
                 fprintf(stderr, "sldd %s: --delta '%s' is not a number in [0,1]\n", cmd, optarg);
                 return 2;
             }

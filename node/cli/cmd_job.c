@@ -16,6 +16,7 @@
 #include "nd_json_get.h"
 #include "nd_state.h"
 #include "nd_views.h"
+#include "sb_parse.h"
 
 static void job_usage(FILE *f)
 {

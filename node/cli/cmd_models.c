@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "sd_model.h"
+#include "sb_parse.h"
 
 static void usage(FILE *f)
 {
@@ -32,6 +33,15 @@ static void commas(size_t v, char *buf, size_t len)
     buf[o] = '\0';
 }
 
+/* A numeric option: a whole non-negative decimal integer, or a message. */
+static int opt_int(const char *opt, const char *s, int *out)
+{
+    if (sb_parse_int(s, 0, INT_MAX, out) == 0)
+        return 0;
+    fprintf(stderr, "sldd models: %s '%s' is not a non-negative integer\n", opt, s);
+    return -1;
+}
+
 int cmd_models(int argc, char **argv)
 {
     sd_model_spec base = {.in_c = 1, .in_h = 299, .in_w = 299, .classes = 3};
@@ -46,11 +56,11 @@ int cmd_models(int argc, char **argv)
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': base.in_c = atoi(optarg); break;
-        case 's': base.in_h = base.in_w = atoi(optarg); break;
-        case 'k': base.classes = atoi(optarg); break;
-        case 'd': base.depth = atoi(optarg); break;
-        case 'w': base.width = atoi(optarg); break;
+        case 'c': if (opt_int("--in-channels", optarg, &base.in_c)) return 2; break;
+        case 's': if (opt_int("--size", optarg, &base.in_h)) return 2; base.in_w = base.in_h; break;
+        case 'k': if (opt_int("--classes", optarg, &base.classes)) return 2; break;
+        case 'd': if (opt_int("--depth", optarg, &base.depth)) return 2; break;
+        case 'w': if (opt_int("--width", optarg, &base.width)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -23,6 +23,7 @@
 #include "sd_init.h"
 #include "sd_plot.h"
 #include "sd_train.h"
+#include "sb_parse.h"
 
 static void train_usage(FILE *f)
 {
@@ -83,10 +84,8 @@ static int on_train_progress(void *vctx, const sd_train_progress *p)
 
 static int parse_pos(const char *s, double *out, int allow_zero)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < 0 || (!allow_zero && v == 0))
+    double v;
+    if (sb_parse_double(s, 0, INFINITY, &v) || (!allow_zero && v == 0))
         return -1;
     *out = v;
     return 0;
@@ -321,14 +320,13 @@ static int train_setup(train_run *r, const train_opts *o, sd_model_spec *spec, s
     r->th0 = malloc(m->n_theta * sizeof *r->th0);
     r->bn = calloc(m->n_bn + 1, sizeof *r->bn);
     if (!r->theta_host || !r->th0 || !r->bn ||
-        r->be->alloc(r->be, m->n_theta * sizeof(sd_real), (void **)&r->theta)) {
+        r->be->alloc(r->be, err, m->n_theta * sizeof(sd_real), (void **)&r->theta)) {
         fprintf(stderr, "sldd train: out of memory\n");
         return -1;
     }
     if (sd_init_theta(m, o->cfg.seed, r->th0, err) ||
-        r->be->upload(r->be, r->theta, r->th0, m->n_theta * sizeof *r->th0)) {
-        fprintf(stderr, "sldd train: initial weights: %s\n",
-                err->msg[0] ? err->msg : r->be->err.msg);
+        r->be->upload(r->be, err, r->theta, r->th0, m->n_theta * sizeof *r->th0)) {
+        fprintf(stderr, "sldd train: initial weights: %s\n", err->msg);
         return -1;
     }
     sd_model_spec_label(&m->spec, r->label, sizeof r->label);
@@ -387,8 +385,9 @@ static int train_write_weights(train_run *r, const train_opts *o, const char *ho
 {
     char path[4096], msg[1024];
     sd_model *m = r->m;
-    if (r->be->download(r->be, r->th0, r->theta, m->n_theta * sizeof *r->th0)) {
-        fprintf(stderr, "sldd train: %s\n", r->be->err.msg);
+    sd_error err = {0};
+    if (r->be->download(r->be, &err, r->th0, r->theta, m->n_theta * sizeof *r->th0)) {
+        fprintf(stderr, "sldd train: %s\n", err.msg);
         return -1;
     }
     for (size_t i = 0; i < m->n_theta; i++)

@@ -36,6 +36,7 @@
 #include "sn_x509.h"
 #include "sn_http.h"
 #include "sp_check.h"
+#include "sb_parse.h"
 
 #define HEAD_MAX 8192
 
@@ -277,9 +278,14 @@ static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *
         reply(r, 201, "%" PRId64, id);
         return;
     }
-    char *end;
-    long long id = strtoll(rest + 1, &end, 10);
-    if (*rest != '/' || end == rest + 1 || id <= 0) {
+    /* /ID[/action]: the digits of ID, then the rest */
+    char idtxt[24] = "";
+    size_t nd = *rest == '/' ? strspn(rest + 1, "0123456789") : 0;
+    const char *end = rest + 1 + nd;
+    long long id = 0;
+    if (nd < sizeof idtxt)
+        memcpy(idtxt, rest + 1, nd);
+    if (sb_parse_i64(idtxt, 1, LLONG_MAX, &id)) {
         reply(r, 404, "no such route");
         return;
     }
@@ -370,8 +376,14 @@ static void r_audit(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char 
     }
     char lim[32], bundle[40];
     int64_t limit = 0;
-    if (query_get(q->query, "limit", lim, sizeof lim))
-        limit = strtoll(lim, NULL, 10);
+    long long lv = 0;
+    if (query_get(q->query, "limit", lim, sizeof lim)) {
+        if (sb_parse_i64(lim, 0, LLONG_MAX, &lv)) {
+            reply(r, 400, "limit '%s' is not a non-negative integer", lim);
+            return;
+        }
+        limit = lv;
+    }
     r->status = 200;
     r->type = q->json ? "application/json" : "text/plain";
     if (nd_audit_render(db, &r->body, q->json, limit,

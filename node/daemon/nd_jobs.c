@@ -41,8 +41,8 @@ static int check_audience(nd_ctx *c, const char *audience, char *out, size_t out
                 return sc_error_set(e, SC_ENOTFOUND, "'%s' is not a known peer (sldd peer add)", p);
             if (++n > MAX_AUDIENCE || strlen(out) + strlen(p) + 2 >= outlen)
                 return sc_error_set(e, SC_EINVAL, "too many recipients");
-            strcat(out, n > 1 ? "," : "");
-            strcat(out, p);
+            size_t at = strlen(out);
+            snprintf(out + at, outlen - at, "%s%s", n > 1 ? "," : "", p);
         }
         return 0;
     }
@@ -54,9 +54,8 @@ static int check_audience(nd_ctx *c, const char *audience, char *out, size_t out
     for (size_t i = 0; i < n && i < MAX_AUDIENCE; i++) {
         if (strlen(out) + strlen(list[i].id) + 2 >= outlen)
             break;
-        if (out[0])
-            strcat(out, ",");
-        strcat(out, list[i].id);
+        size_t at = strlen(out);
+        snprintf(out + at, outlen - at, "%s%s", at ? "," : "", list[i].id);
     }
     free(list);
     if (!out[0])

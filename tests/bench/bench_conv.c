@@ -23,6 +23,7 @@
 
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
+#include "sb_parse.h"
 
 #ifdef SD_REAL_DOUBLE
 #error "bench_conv measures the float32 engine (sldd_distill)"
@@ -53,15 +54,16 @@ typedef struct job {
     float *x, *w, *y, *gx, *gw, *a, *b, *c;
     void *ws;
     int op; /* 0 fwd, 1 bwd data, 2 bwd filter, 3 sgemm */
+    sd_error err;
 } job;
 
 static int run_job(void *arg)
 {
     job *j = arg;
     switch (j->op) {
-    case 0: return j->be->conv_fwd(j->be, &j->d, j->x, j->w, 0, j->y, j->ws);
-    case 1: return j->be->conv_bwd_data(j->be, &j->d, j->y, j->w, j->gx, j->ws);
-    case 2: return j->be->conv_bwd_filter(j->be, &j->d, j->x, j->y, j->gw, j->ws);
+    case 0: return j->be->conv_fwd(j->be, &j->err, &j->d, j->x, j->w, 0, j->y, j->ws);
+    case 1: return j->be->conv_bwd_data(j->be, &j->err, &j->d, j->y, j->w, j->gx, j->ws);
+    case 2: return j->be->conv_bwd_filter(j->be, &j->err, &j->d, j->x, j->y, j->gw, j->ws);
     default: {
         int m = j->d.k, n = j->d.n * j->d.oh * j->d.ow, k = j->d.c * j->d.r * j->d.s;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, j->a, k, j->b, n, 0,
@@ -137,7 +139,7 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
                 j.op = op;
                 t = time_once(run_job, &j);
                 if (t < 0) {
-                    fprintf(stderr, "%s: %s\n", label, be->err.msg);
+                    fprintf(stderr, "%s: %s\n", label, j.err.msg);
                     exit(1);
                 }
                 int it = 1 + 3 * (p - 1) + op;
@@ -166,9 +168,12 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        rounds = atoi(argv[1]) > 0 ? atoi(argv[1]) : rounds;
-    int threads = argc > 2 ? atoi(argv[2]) : 0;
+    int threads = 0;
+    if ((argc > 1 && sb_parse_int(argv[1], 1, INT_MAX, &rounds)) ||
+        (argc > 2 && sb_parse_int(argv[2], 0, 4096, &threads))) {
+        fprintf(stderr, "usage: bench_conv [ROUNDS [THREADS]]\n");
+        return 2;
+    }
     sd_backend *be = NULL;
     sd_error err = {0};
     if (sd_backend_cpu_create(&be, threads, &err)) {

@@ -16,6 +16,7 @@
 
 #include "sd_init.h"
 #include "sd_model.h"
+#include "sb_parse.h"
 
 static double now(void)
 {
@@ -51,10 +52,10 @@ static int bench(sd_backend *be, const char *arch, int width, int size, int batc
     double l, t_fb = 1e30, t_hvp = 1e30;
     for (int r = 0; r < rounds + 1; r++) { /* first round warms up */
         double t0 = now();
-        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL))
+        if (sd_exec_loss_grad(ex, &a, &l, g, NULL, NULL, &err))
             return 1;
         double t1 = now();
-        if (sd_exec_hvp(ex, &a, v, &l, g, hv, NULL, y))
+        if (sd_exec_hvp(ex, &a, v, &l, g, hv, NULL, y, &err))
             return 1;
         double t2 = now();
         if (r) {
@@ -79,8 +80,12 @@ static int bench(sd_backend *be, const char *arch, int width, int size, int batc
 
 int main(int argc, char **argv)
 {
-    int rounds = argc > 1 && atoi(argv[1]) > 0 ? atoi(argv[1]) : 3;
-    int threads = argc > 2 ? atoi(argv[2]) : 0;
+    int rounds = 3, threads = 0;
+    if ((argc > 1 && sb_parse_int(argv[1], 1, INT_MAX, &rounds)) ||
+        (argc > 2 && sb_parse_int(argv[2], 0, 4096, &threads))) {
+        fprintf(stderr, "usage: bench_model [ROUNDS [THREADS]]\n");
+        return 2;
+    }
     sd_error err = {0};
     sd_backend *be = NULL;
     if (sd_backend_cpu_create(&be, threads, &err)) {

@@ -41,7 +41,7 @@ static inline sc_peer fx_peer(const char *id, const sc_node_keys *k)
 {
     sc_peer p;
     memset(&p, 0, sizeof p);
-    strcpy(p.id, id);
+    snprintf(p.id, sizeof p.id, "%s", id);
     memcpy(p.sign_pk, k->sign_pk, 32);
     memcpy(p.enc_pk, k->enc_pk, 32);
     return p;
@@ -77,9 +77,9 @@ static inline int fx_init(fixture *f)
         return -1;
     pa = fx_peer("node-a", f->a);
     pa.n_admins = 2;
-    strcpy(pa.admins[0].name, "alice");
+    snprintf(pa.admins[0].name, sizeof pa.admins[0].name, "alice");
     memcpy(pa.admins[0].pk, f->alice->pk, 32);
-    strcpy(pa.admins[1].name, "bob");
+    snprintf(pa.admins[1].name, sizeof pa.admins[1].name, "bob");
     memcpy(pa.admins[1].pk, f->bob->pk, 32);
     pb = fx_peer("node-b", f->b);
     pc = fx_peer("node-c", f->c);

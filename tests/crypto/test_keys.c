@@ -128,11 +128,11 @@ static void test_peers(void)
     size_t n = 0;
     char *text;
     memset(&p, 0, sizeof p);
-    strcpy(p.id, "node-b");
+    snprintf(p.id, sizeof p.id, "node-b");
     memset(p.sign_pk, 7, 32);
     memset(p.enc_pk, 9, 32);
     p.n_admins = 1;
-    strcpy(p.admins[0].name, "carol");
+    snprintf(p.admins[0].name, sizeof p.admins[0].name, "carol");
     memset(p.admins[0].pk, 3, 32);
     CHECK(sc_trust_store_open_files(dir, "node-a", &t, &e) == 0);
     CHECK(t->peer_get(t, "node-b", &q, &e) == SC_ENOTFOUND);
@@ -142,13 +142,13 @@ static void test_peers(void)
     CHECK(t->peer_get(t, "../node-b", &q, &e) == SC_ENOTFOUND);
     CHECK(t->peer_get(t, "node-a", &self, &e) == 0);
     CHECK(self.n_admins == 1 && !strcmp(self.admins[0].name, "alice"));
-    strcpy(p.id, "node-a");
+    snprintf(p.id, sizeof p.id, "node-a");
     CHECK(t->peer_put(t, &p, &e) == SC_EINVAL); /* never overwrite ourselves */
     CHECK(t->peer_list(t, &list, &n, &e) == 0 && n == 1 && !strcmp(list[0].id, "node-b"));
     free(list);
     sc_trust_store_destroy(t);
     /* text round trip */
-    strcpy(p.id, "node-b");
+    snprintf(p.id, sizeof p.id, "node-b");
     CHECK(sc_peer_format(&p, &text, &e) == 0);
     CHECK(sc_peer_parse(text, &q, &e) == 0 && !memcmp(&p, &q, sizeof p));
     free(text);
@@ -232,7 +232,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/sldd-test-keys-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
         return 1;
-    strcat(dir, "/node");
+    size_t dl = strlen(dir);
+    snprintf(dir + dl, sizeof dir - dl, "/node");
     test_node_dir();
     test_admin();
     test_peers();

@@ -436,6 +436,28 @@ static void test_flips_and_truncations(void)
     free(env);
 }
 
+/* A statement signed by a node not in the trust store: the refusal wraps the
+ * store's reason whole (it was once formatted into the buffer it read). */
+static void test_statement_unknown_signer(void)
+{
+    sp_test_params p;
+    uint8_t *pl, *st;
+    size_t pn, sn;
+    sc_admin_key *one[1] = {F.alice};
+    sc_received *rec = NULL;
+    sc_error e = {0, ""};
+    fx_params(&p, 200, 20);
+    CHECK(sp_test_bundle_build(&p, &pl, &pn) == 0);
+    CHECK(fx_statement(pl, pn, "node-d", F.d, one, 1, &st, &sn) == 0);
+    int rc = sc_verify_statement(st, sn, F.trust, 1, 1 << 24, &rec, &e);
+    CHECKF(rc == SC_EREFUSE_UNKNOWN_SENDER, "rc %d: %s", rc, e.msg);
+    CHECKF(!strcmp(e.msg, "signed by node 'node-d': node 'node-d' is not a known peer"), "%s",
+           e.msg);
+    sc_received_destroy(rec);
+    free(st);
+    free(pl);
+}
+
 int main(void)
 {
     if (fx_init(&F)) {
@@ -447,6 +469,7 @@ int main(void)
     test_header_checks();
     test_inner_checks();
     test_flips_and_truncations();
+    test_statement_unknown_signer();
     fx_free(&F);
     return sd_test_finish();
 }

@@ -117,6 +117,7 @@ static void naive_conv_bwd(const sd_conv_desc *d, const sd_real *x, const sd_rea
 
 static void conv_paths(sd_backend *be, sd_conv_desc d)
 {
+    sd_error err = {0};
     d.oh = (d.h + 2 * d.pad - d.r) / d.stride + 1;
     d.ow = (d.w + 2 * d.pad - d.s) / d.stride + 1;
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
@@ -145,7 +146,7 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
         /* forward, beta = 0 over garbage, then beta = 1 over y0 */
         for (size_t i = 0; i < ny; i++)
             y[i] = (sd_real)NAN;
-        CHECK(be->conv_fwd(be, &d, x, w, 0, y, ws) == 0);
+        CHECK(be->conv_fwd(be, &err, &d, x, w, 0, y, ws) == 0);
         double e1 = relerr(y, yr, ny);
         if (!have_first) {
             memcpy(first_y, y, ny * sizeof *y);
@@ -158,17 +159,17 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
                    sd_cpu_conv_path_name((sd_cpu_conv_path)p), e);
         }
         memcpy(y, y0, ny * sizeof *y);
-        CHECK(be->conv_fwd(be, &d, x, w, 1, y, ws) == 0);
+        CHECK(be->conv_fwd(be, &err, &d, x, w, 1, y, ws) == 0);
         for (size_t i = 0; i < ny; i++)
             ref[i] = yr[i] + y0[i];
         double e2 = relerr(y, ref, ny);
         memcpy(gx, gx0, nx * sizeof *gx);
-        CHECK(be->conv_bwd_data(be, &d, gy, w, gx, ws) == 0);
+        CHECK(be->conv_bwd_data(be, &err, &d, gy, w, gx, ws) == 0);
         for (size_t i = 0; i < nx; i++)
             ref[i] = gxr[i] + gx0[i];
         double e3 = relerr(gx, ref, nx);
         memcpy(gw, gw0, nw * sizeof *gw);
-        CHECK(be->conv_bwd_filter(be, &d, x, gy, gw, ws) == 0);
+        CHECK(be->conv_bwd_filter(be, &err, &d, x, gy, gw, ws) == 0);
         for (size_t i = 0; i < nw; i++)
             ref[i] = gwr[i] + gw0[i];
         double e4 = relerr(gw, ref, nw);
@@ -191,6 +192,7 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
 
 static void test_conv(sd_backend *be)
 {
+    sd_error err = {0};
     conv_paths(be, (sd_conv_desc){.n = 3, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3,
                                   .stride = 1, .pad = 1});
     conv_paths(be, (sd_conv_desc){.n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3,
@@ -225,14 +227,15 @@ static void test_conv(sd_backend *be)
     sd_conv_desc bad = {.n = 1, .c = 1, .h = 4, .w = 4, .k = 1, .r = 3, .s = 3, .stride = 1,
                         .pad = 0, .oh = 3, .ow = 2};
     sd_real buf[64] = {0};
-    CHECK(be->conv_fwd(be, &bad, buf, buf, 0, buf, buf) == SD_EINVAL);
-    CHECK(strstr(be->err.msg, "geometry") != NULL);
+    CHECK(be->conv_fwd(be, &err, &bad, buf, buf, 0, buf, buf) == SD_EINVAL);
+    CHECK(strstr(err.msg, "geometry") != NULL);
 }
 
 /* ---------------------------------------------------------------- patch gather */
 
 static void test_patch_gather(sd_backend *be)
 {
+    sd_error err = {0};
     /* two images: 5 wide x 4 high with v(y,x) = 1000*(5y + x), and 4x4 */
     uint16_t pix[20 + 16];
     for (int y = 0; y < 4; y++)
@@ -253,7 +256,7 @@ static void test_patch_gather(sd_backend *be)
      *  (1,1) = (.25*12000 + .5*13000 + .5*17000 + 18000)/2.25 = 16000 */
     int32_t idx[3] = {0, 1, 1};
     sd_real out[4];
-    CHECK(be->patch_gather(be, pix, off, wid, idx, 1, 3, 2, mean, sd, out) == 0);
+    CHECK(be->patch_gather(be, &err, pix, off, wid, idx, 1, 3, 2, mean, sd, out) == 0);
     double want[4] = {8000, 21000 / 2.25, 33000 / 2.25, 16000};
     for (int i = 0; i < 4; i++)
         CHECKF(fabs(out[i] - NORM(want[i])) <= 1e-6 * fabs(NORM(want[i])) + 1e-6,
@@ -261,7 +264,7 @@ static void test_patch_gather(sd_backend *be)
 
     /* 4x4 image 2 down to 2x2: plain 2x2 block means */
     int32_t idx2[3] = {1, 0, 0};
-    CHECK(be->patch_gather(be, pix, off, wid, idx2, 1, 4, 2, mean, sd, out) == 0);
+    CHECK(be->patch_gather(be, &err, pix, off, wid, idx2, 1, 4, 2, mean, sd, out) == 0);
     double blk[4] = {(0 + 1 + 4 + 5) * 4096 / 4.0, (2 + 3 + 6 + 7) * 4096 / 4.0,
                      (8 + 9 + 12 + 13) * 4096 / 4.0, (10 + 11 + 14 + 15) * 4096 / 4.0};
     for (int i = 0; i < 4; i++)
@@ -271,7 +274,7 @@ static void test_patch_gather(sd_backend *be)
     /* osize == psize: a plain normalised copy; two patches in one call */
     int32_t idx3[6] = {0, 2, 3, 1, 1, 2};
     sd_real o2[8];
-    CHECK(be->patch_gather(be, pix, off, wid, idx3, 2, 2, 2, mean, sd, o2) == 0);
+    CHECK(be->patch_gather(be, &err, pix, off, wid, idx3, 2, 2, 2, mean, sd, o2) == 0);
     double cp[8] = {13000, 14000, 18000, 19000, 6 * 4096, 7 * 4096, 10 * 4096, 11 * 4096};
     for (int i = 0; i < 8; i++)
         CHECKF(fabs(o2[i] - NORM(cp[i])) <= 1e-6 * fabs(NORM(cp[i])) + 1e-6,
@@ -279,7 +282,7 @@ static void test_patch_gather(sd_backend *be)
 
     /* a window sticking out of its image is refused */
     int32_t bad[3] = {0, 0, 3};
-    CHECK(be->patch_gather(be, pix, off, wid, bad, 1, 3, 2, mean, sd, out) == SD_EINVAL);
+    CHECK(be->patch_gather(be, &err, pix, off, wid, bad, 1, 3, 2, mean, sd, out) == SD_EINVAL);
 #undef NORM
 }
 
@@ -287,9 +290,10 @@ static void test_patch_gather(sd_backend *be)
 
 static void test_adam(sd_backend *be)
 {
+    sd_error err = {0};
     sd_real p[2] = {1, -2}, g[2] = {0.5f, 2}, m[2] = {0, 0}, v[2] = {0, 0};
     const double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    CHECK(be->adam(be, 2, p, g, m, v, lr, b1, b2, eps, 1) == 0);
+    CHECK(be->adam(be, &err, 2, p, g, m, v, lr, b1, b2, eps, 1) == 0);
     /* t = 1: m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25,
      * p = 1 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.900000002 (to 1e-9) */
     const double ptol = sizeof(sd_real) == sizeof(double) ? 1e-12 : 1e-7;
@@ -302,10 +306,10 @@ static void test_adam(sd_backend *be)
     double pe = p[0], me = 0.9 * 0.05 + 0.1 * -0.25, ve = 0.999 * 0.00025 + 0.001 * 0.0625;
     double mh = me / (1 - 0.81), vh = ve / (1 - 0.999 * 0.999);
     pe -= lr * mh / (sqrt(vh) + eps);
-    CHECK(be->adam(be, 2, p, g2, m, v, lr, b1, b2, eps, 2) == 0);
+    CHECK(be->adam(be, &err, 2, p, g2, m, v, lr, b1, b2, eps, 2) == 0);
     CHECKF(fabs(p[0] - pe) < 1e-6, "adam t=2: %.9f want %.9f", (double)p[0], pe);
     CHECK(fabs(m[0] - 0.02) < 1e-8);
-    CHECK(be->adam(be, 2, p, g2, m, v, lr, b1, b2, eps, 0) == SD_EINVAL);
+    CHECK(be->adam(be, &err, 2, p, g2, m, v, lr, b1, b2, eps, 0) == SD_EINVAL);
 }
 
 /* ---------------------------------------------------------------- pooling */
@@ -331,6 +335,7 @@ static sd_pool_desc pool(int h, int w, int k, int s, int p, int oh, int ow)
  * padding (overlapping windows), ties and a NaN included. */
 static void test_pooling_kept_argmax(sd_backend *be)
 {
+    sd_error err = {0};
     const int shapes[2][7] = {{8, 8, 2, 2, 0, 4, 4}, {7, 7, 3, 2, 1, 4, 4}};
     for (int sh = 0; sh < 2; sh++) {
         const int *g = shapes[sh];
@@ -348,12 +353,12 @@ static void test_pooling_kept_argmax(sd_backend *be)
         x[9] = NAN;
         for (int i = 0; i < OUT; i++)
             gy[i] = (sd_real)sd_normal(6, 0, (uint64_t)i);
-        CHECK(be->maxpool_fwd(be, &d, x, y0, NULL) == 0);
-        CHECK(be->maxpool_fwd(be, &d, x, y1, arg) == 0);
-        CHECK(be->maxpool_bwd(be, &d, x, NULL, gy, gx0) == 0);
-        CHECK(be->maxpool_bwd(be, &d, x, arg, gy, gx1) == 0);
-        CHECK(be->maxpool_gather(be, &d, x, NULL, dx, dy0) == 0);
-        CHECK(be->maxpool_gather(be, &d, x, arg, dx, dy1) == 0);
+        CHECK(be->maxpool_fwd(be, &err, &d, x, y0, NULL) == 0);
+        CHECK(be->maxpool_fwd(be, &err, &d, x, y1, arg) == 0);
+        CHECK(be->maxpool_bwd(be, &err, &d, x, NULL, gy, gx0) == 0);
+        CHECK(be->maxpool_bwd(be, &err, &d, x, arg, gy, gx1) == 0);
+        CHECK(be->maxpool_gather(be, &err, &d, x, NULL, dx, dy0) == 0);
+        CHECK(be->maxpool_gather(be, &err, &d, x, arg, dx, dy1) == 0);
         CHECK(memcmp(y0, y1, sizeof y0) == 0);
         CHECK(memcmp(gx0, gx1, sizeof gx0) == 0);
         CHECK(memcmp(dy0, dy1, sizeof dy0) == 0);
@@ -365,6 +370,7 @@ static void test_pooling_kept_argmax(sd_backend *be)
  * the general one, whose first 4x4 windows are the same. */
 static void test_avgpool_2x2(sd_backend *be)
 {
+    sd_error err = {0};
     sd_pool_desc f = pool(9, 9, 2, 2, 0, 4, 4), g = pool(9, 9, 2, 2, 0, 5, 5);
     f.n = g.n = 2;
     f.c = g.c = 3;
@@ -379,8 +385,8 @@ static void test_avgpool_2x2(sd_backend *be)
             gyf[p * 16 + o] = (sd_real)sd_normal(8, 0, (uint64_t)(p * 16 + o));
             gyg[p * 25 + (o / 4) * 5 + o % 4] = gyf[p * 16 + o];
         }
-    CHECK(be->avgpool_fwd(be, &f, x, yf) == 0 && be->avgpool_fwd(be, &g, x, yg) == 0);
-    CHECK(be->avgpool_bwd(be, &f, gyf, gxf) == 0 && be->avgpool_bwd(be, &g, gyg, gxg) == 0);
+    CHECK(be->avgpool_fwd(be, &err, &f, x, yf) == 0 && be->avgpool_fwd(be, &err, &g, x, yg) == 0);
+    CHECK(be->avgpool_bwd(be, &err, &f, gyf, gxf) == 0 && be->avgpool_bwd(be, &err, &g, gyg, gxg) == 0);
     int same = 1;
     for (int p = 0; p < 6; p++)
         for (int o = 0; o < 16; o++)
@@ -391,22 +397,23 @@ static void test_avgpool_2x2(sd_backend *be)
 
 static void test_pooling(sd_backend *be)
 {
+    sd_error err = {0};
     /* all equal: the first cell in row-major order takes the gradient */
     sd_pool_desc d = pool(2, 2, 2, 2, 0, 1, 1);
     sd_real x[4] = {5, 5, 5, 5}, y[1], gy[1] = {1}, gx[4] = {0};
-    CHECK(be->maxpool_fwd(be, &d, x, y, NULL) == 0 && y[0] == 5);
-    CHECK(be->maxpool_bwd(be, &d, x, NULL, gy, gx) == 0);
+    CHECK(be->maxpool_fwd(be, &err, &d, x, y, NULL) == 0 && y[0] == 5);
+    CHECK(be->maxpool_bwd(be, &err, &d, x, NULL, gy, gx) == 0);
     CHECK(gx[0] == 1 && gx[1] == 0 && gx[2] == 0 && gx[3] == 0);
     /* tie between (0,1) and (1,0): (0,1) comes first */
     sd_real x2[4] = {1, 3, 3, 2}, gx2[4] = {0}, dx2[4] = {10, 20, 30, 40}, dy2[1];
-    CHECK(be->maxpool_bwd(be, &d, x2, NULL, gy, gx2) == 0);
+    CHECK(be->maxpool_bwd(be, &err, &d, x2, NULL, gy, gx2) == 0);
     CHECK(gx2[1] == 1 && gx2[2] == 0);
-    CHECK(be->maxpool_gather(be, &d, x2, NULL, dx2, dy2) == 0 && dy2[0] == 20);
+    CHECK(be->maxpool_gather(be, &err, &d, x2, NULL, dx2, dy2) == 0 && dy2[0] == 20);
 
     /* padding never wins: an all-negative input with pad 1 */
     sd_pool_desc dp = pool(2, 2, 3, 1, 1, 2, 2);
     sd_real xn[4] = {-4, -1, -3, -2}, yn[4];
-    CHECK(be->maxpool_fwd(be, &dp, xn, yn, NULL) == 0);
+    CHECK(be->maxpool_fwd(be, &err, &dp, xn, yn, NULL) == 0);
     CHECK(yn[0] == -1 && yn[1] == -1 && yn[2] == -1 && yn[3] == -1);
 
     /* ceil_mode via the layer: 5x5, k2 s2 -> 3x3, last windows clipped */
@@ -418,13 +425,12 @@ static void test_pooling(sd_backend *be)
     l.kh = 2;
     l.sh = 2;
     l.ceil_mode = 1;
-    sd_error err = {0};
     CHECK(sd_layer_finish(&l, &err) == 0 && l.out.h == 3 && l.out.w == 3 && l.kw == 2 && l.sw == 2);
     sd_real x5[25], y5[9];
     for (int i = 0; i < 25; i++)
         x5[i] = (sd_real)(i % 7);
     sd_pool_desc d5 = pool(5, 5, 2, 2, 0, 3, 3);
-    CHECK(be->maxpool_fwd(be, &d5, x5, y5, NULL) == 0);
+    CHECK(be->maxpool_fwd(be, &err, &d5, x5, y5, NULL) == 0);
     CHECK(y5[8] == x5[24] && y5[2] == fmax(x5[4], x5[9]));
     /* PyTorch's rule: the last window must start inside the input or the left
      * padding.  6 wide, k3 s2 p1 ceil: 4 windows would start at 5 (inside)... */
@@ -446,15 +452,15 @@ static void test_pooling(sd_backend *be)
     sd_real a[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, ya[4];
     sd_pool_desc da = pool(3, 3, 3, 2, 1, 2, 2);
     da.count_include_pad = 1;
-    CHECK(be->avgpool_fwd(be, &da, a, ya) == 0);
+    CHECK(be->avgpool_fwd(be, &err, &da, a, ya) == 0);
     CHECK(fabs(ya[0] - 12.0 / 9) < 1e-6 && fabs(ya[3] - 28.0 / 9) < 1e-6);
     da.count_include_pad = 0;
-    CHECK(be->avgpool_fwd(be, &da, a, ya) == 0);
+    CHECK(be->avgpool_fwd(be, &err, &da, a, ya) == 0);
     CHECK(fabs(ya[0] - 3) < 1e-6 && fabs(ya[1] - 4) < 1e-6 && fabs(ya[3] - 7) < 1e-6);
     /* ceil_mode overhang past the padding is not counted: 3x3, k2 s2 ceil */
     sd_pool_desc dc = pool(3, 3, 2, 2, 0, 2, 2);
     dc.count_include_pad = 1;
-    CHECK(be->avgpool_fwd(be, &dc, a, ya) == 0);
+    CHECK(be->avgpool_fwd(be, &err, &dc, a, ya) == 0);
     CHECK(fabs(ya[0] - 3) < 1e-6 && fabs(ya[1] - 4.5) < 1e-6 && fabs(ya[2] - 7.5) < 1e-6 &&
           fabs(ya[3] - 9) < 1e-6);
     /* adaptive 5 -> 3: windows [0,2) [1,4) [3,5) */
@@ -468,9 +474,9 @@ static void test_pooling(sd_backend *be)
     dd.ow = 1;
     dd.adaptive = 1;
     sd_real v5[5] = {1, 2, 3, 4, 5}, y3[3], g3[3] = {1, 1, 1}, gv[5] = {0};
-    CHECK(be->avgpool_fwd(be, &dd, v5, y3) == 0);
+    CHECK(be->avgpool_fwd(be, &err, &dd, v5, y3) == 0);
     CHECK(fabs(y3[0] - 1.5) < 1e-6 && fabs(y3[1] - 3) < 1e-6 && fabs(y3[2] - 4.5) < 1e-6);
-    CHECK(be->avgpool_bwd(be, &dd, g3, gv) == 0);
+    CHECK(be->avgpool_bwd(be, &err, &dd, g3, gv) == 0);
     CHECK(fabs(gv[0] - 0.5) < 1e-6 && fabs(gv[1] - (0.5 + 1.0 / 3)) < 1e-6 &&
           fabs(gv[3] - (1.0 / 3 + 0.5)) < 1e-6 && fabs(gv[4] - 0.5) < 1e-6);
 }
@@ -479,22 +485,23 @@ static void test_pooling(sd_backend *be)
 
 static void test_bn(sd_backend *be)
 {
+    sd_error err = {0};
     /* n=2, c=1, hw=2: x = 1,2,3,4 -> mean 2.5, biased var 1.25 */
     sd_bn_desc d = {2, 1, 2, 1e-5};
     sd_real x[4] = {1, 2, 3, 4}, g[1] = {2}, b[1] = {0.5f}, y[4], mean[1], inv[1];
-    CHECK(be->bn_fwd_train(be, &d, x, g, b, y, mean, inv) == 0);
+    CHECK(be->bn_fwd_train(be, &err, &d, x, g, b, y, mean, inv) == 0);
     double is = 1 / sqrt(1.25 + 1e-5);
     CHECK(fabs(mean[0] - 2.5) < 1e-6);
     CHECKF(fabs(inv[0] - is) < 1e-6 * is, "invstd %.9g want %.9g", (double)inv[0], is);
     CHECK(fabs(y[0] - (2 * (1 - 2.5) * is + 0.5)) < 1e-5);
     /* frozen mode with rvar = 1.25 gives the same y */
     sd_real rm[1] = {2.5f}, rv[1] = {1.25f}, y2[4];
-    CHECK(be->bn_fwd_frozen(be, &d, x, g, b, rm, rv, y2) == 0);
+    CHECK(be->bn_fwd_frozen(be, &err, &d, x, g, b, rm, rv, y2) == 0);
     for (int i = 0; i < 4; i++)
         CHECK(fabs(y2[i] - y[i]) < 1e-5);
     /* NULL outputs are "not wanted" */
     sd_real gy[4] = {1, -1, 0.5f, 2}, gx[4] = {0};
-    CHECK(be->bn_bwd_train(be, &d, x, g, mean, inv, gy, gx, NULL, NULL) == 0);
+    CHECK(be->bn_bwd_train(be, &err, &d, x, g, mean, inv, gy, gx, NULL, NULL) == 0);
     double s = gx[0] + gx[1] + gx[2] + gx[3]; /* the gradient sums to zero */
     CHECK(fabs(s) < 1e-5);
 }
@@ -503,28 +510,30 @@ static void test_bn(sd_backend *be)
 
 static void test_sce_extreme(sd_backend *be)
 {
+    sd_error err = {0};
     sd_real z[3] = {1000, 0, -1000}, q[3] = {0, 1, 0}, p[3], gz[3] = {0}, gq[3] = {0};
     double loss;
-    CHECK(be->sce_fwd(be, 1, 3, z, q, p, &loss) == 0);
+    CHECK(be->sce_fwd(be, &err, 1, 3, z, q, p, &loss) == 0);
     CHECKF(fabs(loss - 1000) < 1e-9 * 1000, "loss %.17g", loss);
     CHECK(p[0] == 1 && p[1] == 0 && p[2] == 0);
-    CHECK(be->sce_bwd(be, 1, 3, p, q, 1, gz, gq) == 0);
+    CHECK(be->sce_bwd(be, &err, 1, 3, p, q, 1, gz, gq) == 0);
     CHECK(gz[0] == 1 && gz[1] == -1 && gz[2] == 0);
     CHECK(isfinite(gq[1]) && isfinite(gq[2])); /* log of an underflowed p is clamped */
     sd_real y[3] = {800, 799, -5}, qq[3];
-    CHECK(be->softmax_fwd(be, 1, 3, y, qq) == 0);
+    CHECK(be->softmax_fwd(be, &err, 1, 3, y, qq) == 0);
     CHECK(fabs(qq[0] - 1 / (1 + exp(-1.0))) < 1e-6 && isfinite(qq[2]));
 }
 
 static void test_gemm(sd_backend *be)
 {
+    sd_error err = {0};
     /* C (2x2) = A (2x3) * B' with B (2x3) */
     sd_real a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 1, 0, 1, 0}, c[4] = {9, 9, 9, 9};
-    CHECK(be->gemm(be, 0, 1, 2, 2, 3, 1, a, 3, b, 3, 0, c, 2) == 0);
+    CHECK(be->gemm(be, &err, 0, 1, 2, 2, 3, 1, a, 3, b, 3, 0, c, 2) == 0);
     CHECK(c[0] == 4 && c[1] == 2 && c[2] == 10 && c[3] == 5);
-    CHECK(be->gemm(be, 0, 1, 2, 2, 3, 1, a, 2, b, 3, 0, c, 2) == SD_EINVAL);
+    CHECK(be->gemm(be, &err, 0, 1, 2, 2, 3, 1, a, 2, b, 3, 0, c, 2) == SD_EINVAL);
     double dd;
-    CHECK(be->dot(be, 6, a, a, &dd) == 0 && dd == 91);
+    CHECK(be->dot(be, &err, 6, a, a, &dd) == 0 && dd == 91);
 }
 
 static int stub_calls;

@@ -306,7 +306,7 @@ static void test_cut(void)
         CHECK(!memcmp(out, out2, (size_t)os * os * sizeof *out));
         /* and the CPU backend's patch_gather agrees bit for bit */
         if (have_be) {
-            CHECK(be->patch_gather(be, pix, off, wid, idx, 1, ps, os, mean, sd, out2) == 0);
+            CHECK(be->patch_gather(be, NULL, pix, off, wid, idx, 1, ps, os, mean, sd, out2) == 0);
             CHECKF(!memcmp(out, out2, (size_t)os * os * sizeof *out),
                    "case %zu differs from patch_gather", c);
         }

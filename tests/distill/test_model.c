@@ -135,7 +135,7 @@ static void test_reference(const char *path, const char *arch, int c, int size, 
             *mx = calloc(x->n, sizeof *mx), *my = calloc(y->n, sizeof *my);
     sd_exec_args a = {th->data, NULL, SD_BN_BATCH, SD_LABEL_SOFTMAX, x->data, y->data, n};
     double l = 0;
-    CHECKF(sd_exec_hvp(ex, &a, v->data, &l, gt, h, mx, my) == 0, "%s", be->err.msg);
+    CHECKF(sd_exec_hvp(ex, &a, v->data, &l, gt, h, mx, my, &err) == 0, "%s", err.msg);
     double el = fabs(l - loss->data[0]) / fabs(loss->data[0]);
     double eg = relerr_vec(gt, g->data, g->n), eh = relerr_vec(h, hv->data, hv->n),
            ex_ = relerr_vec(mx, dgx->data, dgx->n), ey = relerr_vec(my, dgy->data, dgy->n);
@@ -195,15 +195,15 @@ static void run_calls(const char *arch, int size, int threads, int n, calls *o)
     sd_exec_args b = a;
     b.x = x2;
     /* slot 0 keeps (a), slot 1 (b); then the tangents of slot 0 from its kept state */
-    CHECK(sd_exec_use_slot(ex, 0) == 0);
-    CHECK(sd_exec_loss_grad(ex, &a, &o->l1, o->g, o->gx, o->gy) == 0);
-    CHECK(sd_exec_use_slot(ex, 1) == 0);
-    CHECK(sd_exec_loss_grad(ex, &b, NULL, o->g2, NULL, NULL) == 0);
-    CHECK(sd_exec_use_slot(ex, 0) == 0);
-    CHECK(sd_exec_hvp_cached(ex, &a, v, o->hvc, o->dgxc, o->dgyc) == 0);
-    CHECK(sd_exec_hvp_cached(ex, &b, v, o->hvc, NULL, NULL) != 0); /* slot 0 holds (a) */
-    CHECK(sd_exec_hvp(ex, &a, v, &o->l2, NULL, o->hv, o->dgx, o->dgy) == 0);
-    CHECK(sd_exec_forward(ex, &a) == 0);
+    CHECK(sd_exec_use_slot(ex, 0, &err) == 0);
+    CHECK(sd_exec_loss_grad(ex, &a, &o->l1, o->g, o->gx, o->gy, &err) == 0);
+    CHECK(sd_exec_use_slot(ex, 1, &err) == 0);
+    CHECK(sd_exec_loss_grad(ex, &b, NULL, o->g2, NULL, NULL, &err) == 0);
+    CHECK(sd_exec_use_slot(ex, 0, &err) == 0);
+    CHECK(sd_exec_hvp_cached(ex, &a, v, o->hvc, o->dgxc, o->dgyc, &err) == 0);
+    CHECK(sd_exec_hvp_cached(ex, &b, v, o->hvc, NULL, NULL, &err) != 0); /* slot 0 holds (a) */
+    CHECK(sd_exec_hvp(ex, &a, v, &o->l2, NULL, o->hv, o->dgx, o->dgy, &err) == 0);
+    CHECK(sd_exec_forward(ex, &a, &err) == 0);
     memcpy(o->logits, sd_exec_logits(ex), ny * sizeof(sd_real));
     free(th);
     free(v);
@@ -287,12 +287,12 @@ static void test_inference_shards(void)
         CHECK(sd_exec_create(&ex, m, be, N, k < 3 ? SD_EXEC_INFERENCE : 0, &err) == 0);
         if (!be || !ex)
             return;
-        CHECK(sd_exec_forward(ex, &a) == 0);
+        CHECK(sd_exec_forward(ex, &a, &err) == 0);
         memcpy(z[k], sd_exec_logits(ex), sizeof z[k]);
         if (k < 3) {
             sd_exec_args b = a;
             b.bn_mode = SD_BN_BATCH;
-            CHECK(sd_exec_forward(ex, &b) == SD_EINVAL);
+            CHECK(sd_exec_forward(ex, &b, &err) == SD_EINVAL);
         }
         sd_exec_destroy(ex);
         sd_backend_destroy(be);

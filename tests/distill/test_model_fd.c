@@ -37,8 +37,9 @@ typedef struct ctx {
 static double loss_at(ctx *c)
 {
     double l = 0;
-    if (sd_exec_loss_grad(c->ex, &c->a, &l, NULL, NULL, NULL))
-        fprintf(stderr, "loss: %s\n", c->be->err.msg);
+    sd_error err = {0};
+    if (sd_exec_loss_grad(c->ex, &c->a, &l, NULL, NULL, NULL, &err))
+        fprintf(stderr, "loss: %s\n", err.msg);
     return l;
 }
 
@@ -47,8 +48,9 @@ static double vgrad_at(ctx *c, const sd_real *v)
 {
     sd_real *g = calloc(c->nt, sizeof *g);
     double l;
-    if (sd_exec_loss_grad(c->ex, &c->a, &l, g, NULL, NULL))
-        fprintf(stderr, "grad: %s\n", c->be->err.msg);
+    sd_error err = {0};
+    if (sd_exec_loss_grad(c->ex, &c->a, &l, g, NULL, NULL, &err))
+        fprintf(stderr, "grad: %s\n", err.msg);
     double r = dot_vec(g, v, c->nt);
     free(g);
     return r;
@@ -108,13 +110,13 @@ static void check_model(const char *arch, int in_c, int size, int classes, int d
     sd_real *g = calloc(c.nt, sizeof *g), *gx = calloc(c.nx, sizeof *gx),
             *gy = calloc(c.ny, sizeof *gy);
     double l0;
-    CHECK(sd_exec_loss_grad(c.ex, &c.a, &l0, g, gx, gy) == 0);
+    CHECK(sd_exec_loss_grad(c.ex, &c.a, &l0, g, gx, gy, &err) == 0);
     sd_real *hv = calloc(c.nt, sizeof *hv), *hu = calloc(c.nt, sizeof *hu),
             *dgx = calloc(c.nx, sizeof *dgx), *dgy = calloc(c.ny, sizeof *dgy),
             *g2 = calloc(c.nt, sizeof *g2);
     double l1;
-    CHECKF(sd_exec_hvp(c.ex, &c.a, v, &l1, g2, hv, dgx, dgy) == 0, "%s", c.be->err.msg);
-    CHECK(sd_exec_hvp(c.ex, &c.a, u, NULL, NULL, hu, NULL, NULL) == 0);
+    CHECKF(sd_exec_hvp(c.ex, &c.a, v, &l1, g2, hv, dgx, dgy, &err) == 0, "%s", err.msg);
+    CHECK(sd_exec_hvp(c.ex, &c.a, u, NULL, NULL, hu, NULL, NULL, &err) == 0);
     CHECK(l1 == l0);
 
     /* small steps: the models are piecewise smooth (ReLU, max-pool), and a
@@ -149,9 +151,9 @@ static void check_model(const char *arch, int in_c, int size, int classes, int d
     /* Hv, full vector, by FD of the gradient along v */
     sd_real *gp = calloc(c.nt, sizeof *gp), *gm = calloc(c.nt, sizeof *gm);
     axpy(theta, v, h, c.nt);
-    CHECK(sd_exec_loss_grad(c.ex, &c.a, NULL, gp, NULL, NULL) == 0);
+    CHECK(sd_exec_loss_grad(c.ex, &c.a, NULL, gp, NULL, NULL, &err) == 0);
     axpy(theta, v, -2 * h, c.nt);
-    CHECK(sd_exec_loss_grad(c.ex, &c.a, NULL, gm, NULL, NULL) == 0);
+    CHECK(sd_exec_loss_grad(c.ex, &c.a, NULL, gm, NULL, NULL, &err) == 0);
     axpy(theta, v, h, c.nt);
     double num = 0, den = 0;
     for (size_t i = 0; i < c.nt; i++) {

@@ -302,18 +302,18 @@ static void test_large(sd_backend *be)
 
 /* ---- the search's products go through the backend ---- */
 
-static int (*real_gemm)(sd_backend *, int, int, int, int, int, sd_real, const sd_real *, int,
+static int (*real_gemm)(sd_backend *, sd_error *, int, int, int, int, int, sd_real, const sd_real *, int,
                         const sd_real *, int, sd_real, sd_real *, int);
 static int gemm_calls, gemm_fail;
 
-static int counting_gemm(sd_backend *be, int ta, int tb, int m, int n, int k, sd_real alpha,
+static int counting_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k, sd_real alpha,
                          const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
                          sd_real *c, int ldc)
 {
     gemm_calls++;
     if (gemm_fail)
-        return sd_error_set(&be->err, SD_EBACKEND, "gemm refused by the test");
-    return real_gemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return sd_error_set(err, SD_EBACKEND, "gemm refused by the test");
+    return real_gemm(be, err, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* The nearest-training search runs its GEMMs with the backend's gemm (so it
@@ -445,7 +445,7 @@ static void test_membership(sd_backend *be)
     for (int it = 0; it < 200 && !rc; it++) {
         memset(g, 0, m->n_theta * sizeof *g);
         sd_exec_args ar = {theta, NULL, SD_BN_BATCH, SD_LABEL_RAW, mem.x, yr, mem.n};
-        rc = sd_exec_loss_grad(ex, &ar, &loss, g, NULL, NULL);
+        rc = sd_exec_loss_grad(ex, &ar, &loss, g, NULL, NULL, &err);
         for (size_t k = 0; k < m->n_theta; k++)
             theta[k] -= (sd_real)0.5 * g[k];
     }

@@ -50,6 +50,9 @@
 #define TOL_MODEL 2e-3
 #define TOL_SCALAR 1e-10
 
+/* messages of backend calls made outside any test's own sd_error */
+static sd_error be_err;
+
 static sd_backend *CPU, *GPU;
 static int quick;
 
@@ -68,7 +71,7 @@ static double urand(void) /* [0,1), SplitMix64 */
 
 static void fatal(const char *what, sd_backend *be)
 {
-    fprintf(stderr, "fatal: %s: %s\n", what, be ? be->err.msg : "");
+    fprintf(stderr, "fatal: %s: %s\n", what, be ? be_err.msg : "");
     exit(1);
 }
 
@@ -89,9 +92,9 @@ typedef struct buf {
 static void *dalloc(sd_backend *be, size_t bytes)
 {
     void *p = NULL;
-    if (be->alloc(be, bytes ? bytes : 4, &p) || !p)
+    if (be->alloc(be, &be_err, bytes ? bytes : 4, &p) || !p)
         fatal("alloc", be);
-    if (be->zero(be, p, bytes ? bytes : 4))
+    if (be->zero(be, &be_err, p, bytes ? bytes : 4))
         fatal("zero", be);
     return p;
 }
@@ -113,16 +116,16 @@ static void bfree(buf *b)
 
 static void bset(buf *b, const float *h)
 {
-    if (CPU->upload(CPU, b->c, h, b->n * sizeof(float)))
+    if (CPU->upload(CPU, &be_err, b->c, h, b->n * sizeof(float)))
         fatal("upload", CPU);
-    if (GPU->upload(GPU, b->g, h, b->n * sizeof(float)))
+    if (GPU->upload(GPU, &be_err, b->g, h, b->n * sizeof(float)))
         fatal("upload", GPU);
 }
 
 static float *bget(sd_backend *be, const float *p, size_t n)
 {
     float *h = xmalloc(n * sizeof(float));
-    if (be->download(be, h, p, n * sizeof(float)))
+    if (be->download(be, &be_err, h, p, n * sizeof(float)))
         fatal("download", be);
     return h;
 }
@@ -147,7 +150,7 @@ static buf brandn(size_t n, double lo, double hi)
 static void bsync(buf *b)
 {
     float *h = bget(CPU, b->c, b->n);
-    if (GPU->upload(GPU, b->g, h, b->n * sizeof(float)))
+    if (GPU->upload(GPU, &be_err, b->g, h, b->n * sizeof(float)))
         fatal("upload", GPU);
     free(h);
 }
@@ -227,7 +230,7 @@ static void expect_scalar(const char *cat, const char *what, double c, double g,
         for (int side_ = 0; side_ < 2; side_++) {                                           \
             sd_backend *B = side_ ? GPU : CPU;                                              \
             int rc_ = (EXPR);                                                               \
-            CHECKF(rc_ == 0, "%s on %s: %s", (label), B->name, B->err.msg);                 \
+            CHECKF(rc_ == 0, "%s on %s: %s", (label), B->name, be_err.msg);                 \
         }                                                                                   \
     } while (0)
 #define P(b) (side_ ? (b).g : (b).c)
@@ -239,21 +242,21 @@ static void test_memory(void)
 {
     const size_t n = 1000;
     buf a = brandn(n, -1, 1), b = bnew(n);
-    ON_BOTH("copy", B->copy(B, P(b), P(a), n * sizeof(float)));
+    ON_BOTH("copy", B->copy(B, &be_err, P(b), P(a), n * sizeof(float)));
     float *hc = bget(CPU, b.c, n), *hg = bget(GPU, b.g, n);
     CHECK(memcmp(hc, hg, n * sizeof(float)) == 0);
     free(hc);
     free(hg);
-    ON_BOTH("zero", B->zero(B, P(b), 10 * sizeof(float)));
+    ON_BOTH("zero", B->zero(B, &be_err, P(b), 10 * sizeof(float)));
     hg = bget(GPU, b.g, n);
     CHECK(hg[0] == 0 && hg[9] == 0 && hg[10] != 0);
     free(hg);
     void *z = NULL;
-    CHECK(GPU->alloc(GPU, 0, &z) == 0 && z != NULL);
+    CHECK(GPU->alloc(GPU, &be_err, 0, &z) == 0 && z != NULL);
     GPU->free(GPU, z);
     GPU->free(GPU, NULL);
-    CHECK(GPU->gemm(GPU, 0, 0, 4, 4, 4, 1, a.g, 3, a.g, 4, 0, b.g, 4) == SD_EINVAL);
-    CHECK(GPU->sync(GPU) == 0);
+    CHECK(GPU->gemm(GPU, &be_err, 0, 0, 4, 4, 4, 1, a.g, 3, a.g, 4, 0, b.g, 4) == SD_EINVAL);
+    CHECK(GPU->sync(GPU, &be_err) == 0);
     bfree(&a);
     bfree(&b);
 }
@@ -264,32 +267,32 @@ static void test_vector(void)
     for (int si = 0; si < 3; si++) {
         size_t n = sizes[si];
         buf x = brandn(n, -1, 1), y = brandn(n, -1, 1);
-        ON_BOTH("axpy", B->axpy(B, n, 0.37f, P(x), P(y)));
+        ON_BOTH("axpy", B->axpy(B, &be_err, n, 0.37f, P(x), P(y)));
         expect("axpy", "", &y, TOL_ELEM);
-        ON_BOTH("scal", B->scal(B, n, -1.7f, P(y)));
+        ON_BOTH("scal", B->scal(B, &be_err, n, -1.7f, P(y)));
         expect("scal", "", &y, TOL_ELEM);
         double dc = 0, dg = 0, mag = 0;
-        CHECK(CPU->dot(CPU, n, x.c, y.c, &dc) == 0);
-        CHECK(GPU->dot(GPU, n, x.g, y.g, &dg) == 0);
+        CHECK(CPU->dot(CPU, &be_err, n, x.c, y.c, &dc) == 0);
+        CHECK(GPU->dot(GPU, &be_err, n, x.g, y.g, &dg) == 0);
         float *hx = bget(CPU, x.c, n), *hy = bget(CPU, y.c, n);
         for (size_t i = 0; i < n; i++)
             mag += fabs((double)hx[i] * hy[i]);
         free(hx);
         free(hy);
         expect_scalar("dot", "", dc, dg, mag, TOL_SCALAR);
-        ON_BOTH("fill", B->fill(B, n, 2.5f, P(y)));
+        ON_BOTH("fill", B->fill(B, &be_err, n, 2.5f, P(y)));
         expect("fill", "", &y, 0);
 
         /* Adam at t = 1 and t = 7 with the design's hyper-parameters */
         buf p = brandn(n, -1, 1), g = brandn(n, -1, 1), m = brandn(n, -0.1, 0.1),
             v = brandn(n, 0, 0.1);
         for (int t = 1; t <= 7; t += 6) {
-            ON_BOTH("adam", B->adam(B, n, P(p), P(g), P(m), P(v), 0.01, 0.5, 0.999, 1e-8, t));
+            ON_BOTH("adam", B->adam(B, &be_err, n, P(p), P(g), P(m), P(v), 0.01, 0.5, 0.999, 1e-8, t));
             expect("adam", "p", &p, TOL_ELEM);
             expect("adam", "m", &m, TOL_ELEM);
             expect("adam", "v", &v, TOL_ELEM);
         }
-        CHECK(GPU->adam(GPU, n, p.g, g.g, m.g, v.g, 0.01, 1.5, 0.999, 1e-8, 1) == SD_EINVAL);
+        CHECK(GPU->adam(GPU, &be_err, n, p.g, g.g, m.g, v.g, 0.01, 1.5, 0.999, 1e-8, 1) == SD_EINVAL);
         bfree(&p);
         bfree(&g);
         bfree(&m);
@@ -315,10 +318,10 @@ static void test_gemm(void)
                     c = brandn((size_t)m * ldc, -1, 1);
                 char what[64];
                 snprintf(what, sizeof what, "m%d n%d k%d ta%d tb%d", m, n, k, ta, tb);
-                ON_BOTH("gemm", B->gemm(B, ta, tb, m, n, k, 0.75f, P(a), lda, P(b), ldb, 0.5f,
+                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 0.75f, P(a), lda, P(b), ldb, 0.5f,
                                         P(c), ldc));
                 expect("gemm", what, &c, TOL_DENSE);
-                ON_BOTH("gemm", B->gemm(B, ta, tb, m, n, k, 1.0f, P(a), lda, P(b), ldb, 0.0f,
+                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 1.0f, P(a), lda, P(b), ldb, 0.0f,
                                         P(c), ldc));
                 expect("gemm", what, &c, TOL_DENSE);
                 bfree(&a);
@@ -343,7 +346,7 @@ static void test_tf32_probe(void)
         h[i] = 1.0f;
     bset(&b, h);
     free(h);
-    CHECK(GPU->gemm(GPU, 0, 0, m, n, k, 1, a.g, k, b.g, n, 0, c.g, n) == 0);
+    CHECK(GPU->gemm(GPU, &be_err, 0, 0, m, n, k, 1, a.g, k, b.g, n, 0, c.g, n) == 0);
     float *r = bget(GPU, c.g, (size_t)m * n);
     CHECKF(r[0] == 256.0625f && r[m * n - 1] == 256.0625f, "gemm TF32 probe: %.7g (want 256.0625)",
            r[0]);
@@ -366,7 +369,7 @@ static void test_tf32_probe(void)
     free(h);
     size_t wsz = GPU->conv_workspace(GPU, &d);
     void *wk = wsz ? dalloc(GPU, wsz) : NULL;
-    CHECKF(GPU->conv_fwd(GPU, &d, x.g, w.g, 0, y.g, wk) == 0, "%s", GPU->err.msg);
+    CHECKF(GPU->conv_fwd(GPU, &be_err, &d, x.g, w.g, 0, y.g, wk) == 0, "%s", be_err.msg);
     r = bget(GPU, y.g, ys);
     CHECKF(r[0] == 64.015625f && r[ys - 1] == 64.015625f, "conv TF32 probe: %.7g (want 64.015625)",
            r[0]);
@@ -396,20 +399,19 @@ static void conv_case(sd_backend *gpu, const char *cat, const sd_conv_desc *d, i
              d->r, d->s, d->stride, d->pad);
     size_t xs = (size_t)d->n * d->c * d->h * d->w, wsz = (size_t)d->k * d->c * d->r * d->s,
            ys = (size_t)d->n * d->k * d->oh * d->ow;
-    sd_error_clear(&GPU->err);
+    /* conv_workspace reports nothing; a failed plan fails the calls below */
     size_t wsc = CPU->conv_workspace(CPU, d), wsg = GPU->conv_workspace(GPU, d);
-    CHECKF(GPU->err.code == 0, "conv_workspace %s: %s", what, GPU->err.msg);
     void *wkc = wsc ? dalloc(CPU, wsc) : NULL, *wkg = wsg ? dalloc(GPU, wsg) : NULL;
     buf x = brandn(xs, -1, 1), w = brandn(wsz, -0.5, 0.5), y = brandn(ys, -1, 1),
         gy = brandn(ys, -1, 1), gx = brandn(xs, -1, 1), gw = brandn(wsz, -1, 1);
 #define WK (side_ ? wkg : wkc)
-    ON_BOTH("conv_fwd", B->conv_fwd(B, d, P(x), P(w), 0, P(y), WK));
+    ON_BOTH("conv_fwd", B->conv_fwd(B, &be_err, d, P(x), P(w), 0, P(y), WK));
     expect(cat, what, &y, TOL_DENSE);
-    ON_BOTH("conv_fwd beta=1", B->conv_fwd(B, d, P(x), P(w), 1, P(y), WK));
+    ON_BOTH("conv_fwd beta=1", B->conv_fwd(B, &be_err, d, P(x), P(w), 1, P(y), WK));
     expect(cat, what, &y, TOL_DENSE);
-    ON_BOTH("conv_bwd_data", B->conv_bwd_data(B, d, P(gy), P(w), P(gx), WK));
+    ON_BOTH("conv_bwd_data", B->conv_bwd_data(B, &be_err, d, P(gy), P(w), P(gx), WK));
     expect(cat, what, &gx, TOL_DENSE);
-    ON_BOTH("conv_bwd_filter", B->conv_bwd_filter(B, d, P(x), P(gy), P(gw), WK));
+    ON_BOTH("conv_bwd_filter", B->conv_bwd_filter(B, &be_err, d, P(x), P(gy), P(gw), WK));
     expect(cat, what, &gw, TOL_DENSE);
     if (sub_n > 0 && sub_n < d->n) {
         /* a smaller batch than planned: must fit in the planned workspace */
@@ -417,12 +419,12 @@ static void conv_case(sd_backend *gpu, const char *cat, const sd_conv_desc *d, i
         e.n = sub_n;
         bsync(&gx);
         bsync(&gw);
-        ON_BOTH("conv_fwd (smaller batch)", B->conv_fwd(B, &e, P(x), P(w), 0, P(y), WK));
+        ON_BOTH("conv_fwd (smaller batch)", B->conv_fwd(B, &be_err, &e, P(x), P(w), 0, P(y), WK));
         expect(cat, "smaller batch", &y, TOL_DENSE);
-        ON_BOTH("conv_bwd_data (smaller batch)", B->conv_bwd_data(B, &e, P(gy), P(w), P(gx), WK));
+        ON_BOTH("conv_bwd_data (smaller batch)", B->conv_bwd_data(B, &be_err, &e, P(gy), P(w), P(gx), WK));
         expect(cat, "smaller batch", &gx, TOL_DENSE);
         ON_BOTH("conv_bwd_filter (smaller batch)",
-                B->conv_bwd_filter(B, &e, P(x), P(gy), P(gw), WK));
+                B->conv_bwd_filter(B, &be_err, &e, P(x), P(gy), P(gw), WK));
         expect(cat, "smaller batch", &gw, TOL_DENSE);
     }
 #undef WK
@@ -452,10 +454,10 @@ static void test_conv(sd_backend *gpu, const char *cat)
     /* shapes that cannot be planned: argument errors, not crashes */
     sd_conv_desc bad = conv_desc(2, 3, 9, 9, 4, 3, 3, 1, 1);
     bad.oh = 5;
-    CHECK(gpu->conv_fwd(gpu, &bad, NULL, NULL, 0, NULL, NULL) == SD_EINVAL);
+    CHECK(gpu->conv_fwd(gpu, &be_err, &bad, NULL, NULL, 0, NULL, NULL) == SD_EINVAL);
     bad.oh = 9;
     bad.k = 0;
-    CHECK(gpu->conv_fwd(gpu, &bad, NULL, NULL, 0, NULL, NULL) == SD_EINVAL);
+    CHECK(gpu->conv_fwd(gpu, &be_err, &bad, NULL, NULL, 0, NULL, NULL) == SD_EINVAL);
 }
 
 /* --------------------------------------------------------- bias and ReLU */
@@ -468,9 +470,9 @@ static void test_bias_relu(void)
         int n = shapes[si][0], c = shapes[si][1], hw = shapes[si][2];
         size_t sz = (size_t)n * c * hw;
         buf y = brandn(sz, -1, 1), b = brandn((size_t)c, -1, 1), gb = brandn((size_t)c, -1, 1);
-        ON_BOTH("bias_fwd", B->bias_fwd(B, n, c, hw, P(b), P(y)));
+        ON_BOTH("bias_fwd", B->bias_fwd(B, &be_err, n, c, hw, P(b), P(y)));
         expect("bias", "fwd", &y, TOL_ELEM);
-        ON_BOTH("bias_bwd", B->bias_bwd(B, n, c, hw, P(y), P(gb)));
+        ON_BOTH("bias_bwd", B->bias_bwd(B, &be_err, n, c, hw, P(y), P(gb)));
         expect("bias", "bwd", &gb, TOL_ELEM);
         bfree(&y);
         bfree(&b);
@@ -483,9 +485,9 @@ static void test_bias_relu(void)
         h[i] = i % 7 == 0 ? 0.0f : i % 5 == 0 ? -0.0f : (float)(urand() * 2 - 1);
     bset(&x, h);
     free(h);
-    ON_BOTH("relu_fwd", B->relu_fwd(B, n, P(x), P(y)));
+    ON_BOTH("relu_fwd", B->relu_fwd(B, &be_err, n, P(x), P(y)));
     expect("relu", "fwd", &y, 0);
-    ON_BOTH("relu_mask", B->relu_mask(B, n, P(x), P(d), P(o)));
+    ON_BOTH("relu_mask", B->relu_mask(B, &be_err, n, P(x), P(d), P(o)));
     expect("relu", "mask", &o, 0);
     bfree(&x);
     bfree(&y);
@@ -551,16 +553,16 @@ static void pool_case(int max, int adaptive, int n, int c, int h, int w, int kh,
         dx = brandn(xs, -1, 1), dy = brandn(ys, -1, 1);
     fill_vals(&x, vals);
     if (max) {
-        ON_BOTH("maxpool_fwd", B->maxpool_fwd(B, &d, P(x), P(y), NULL));
+        ON_BOTH("maxpool_fwd", B->maxpool_fwd(B, &be_err, &d, P(x), P(y), NULL));
         expect("maxpool", what, &y, 0);
-        ON_BOTH("maxpool_bwd", B->maxpool_bwd(B, &d, P(x), NULL, P(gy), P(gx)));
+        ON_BOTH("maxpool_bwd", B->maxpool_bwd(B, &be_err, &d, P(x), NULL, P(gy), P(gx)));
         expect("maxpool", what, &gx, 0);
-        ON_BOTH("maxpool_gather", B->maxpool_gather(B, &d, P(x), NULL, P(dx), P(dy)));
+        ON_BOTH("maxpool_gather", B->maxpool_gather(B, &be_err, &d, P(x), NULL, P(dx), P(dy)));
         expect("maxpool", what, &dy, 0);
     } else {
-        ON_BOTH("avgpool_fwd", B->avgpool_fwd(B, &d, P(x), P(y)));
+        ON_BOTH("avgpool_fwd", B->avgpool_fwd(B, &be_err, &d, P(x), P(y)));
         expect("avgpool", what, &y, TOL_ELEM);
-        ON_BOTH("avgpool_bwd", B->avgpool_bwd(B, &d, P(gy), P(gx)));
+        ON_BOTH("avgpool_bwd", B->avgpool_bwd(B, &be_err, &d, P(gy), P(gx)));
         expect("avgpool", what, &gx, TOL_ELEM);
     }
     bfree(&x);
@@ -622,24 +624,24 @@ static void bn_case(int n, int c, int hw)
 
     /* batch statistics */
     ON_BOTH("bn_fwd_train",
-            B->bn_fwd_train(B, &d, P(x), P(gamma), P(beta), P(y), P(mean), P(invstd)));
+            B->bn_fwd_train(B, &be_err, &d, P(x), P(gamma), P(beta), P(y), P(mean), P(invstd)));
     expect("bn_fwd_train", what, &y, TOL_ELEM);
     expect("bn_fwd_train", "mean", &mean, TOL_ELEM);
     expect("bn_fwd_train", "invstd", &invstd, TOL_ELEM);
     bsync(&mean);
     bsync(&invstd);
-    ON_BOTH("bn_bwd_train", B->bn_bwd_train(B, &d, P(x), P(gamma), P(mean), P(invstd), P(gy),
+    ON_BOTH("bn_bwd_train", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean), P(invstd), P(gy),
                                             P(gx), P(gg), P(gb)));
     expect("bn_bwd_train", what, &gx, TOL_ELEM);
     expect("bn_bwd_train", "ggamma", &gg, TOL_ELEM);
     expect("bn_bwd_train", "gbeta", &gb, TOL_ELEM);
-    ON_BOTH("bn_bwd_train (no gx)", B->bn_bwd_train(B, &d, P(x), P(gamma), P(mean), P(invstd),
+    ON_BOTH("bn_bwd_train (no gx)", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean), P(invstd),
                                                     P(gy), NULL, P(gg), P(gb)));
     expect("bn_bwd_train", "ggamma (no gx)", &gg, TOL_ELEM);
     for (int v = 0; v < 2; v++) {
         const buf *pdx = v ? NULL : &dx, *pdg = v ? NULL : &dgamma, *pdb = v ? NULL : &dbeta;
         ON_BOTH("bn_fwd_tangent_train",
-                B->bn_fwd_tangent_train(B, &d, P(x), PN(pdx), P(gamma), PN(pdg), PN(pdb),
+                B->bn_fwd_tangent_train(B, &be_err, &d, P(x), PN(pdx), P(gamma), PN(pdg), PN(pdb),
                                         P(mean), P(invstd), P(y)));
         expect("bn_fwd_tangent_train", v ? "NULL tangents" : what, &y, TOL_ELEM);
     }
@@ -648,7 +650,7 @@ static void bn_case(int n, int c, int hw)
         const buf *pdx = v == 2 ? NULL : &dx, *pdg = v == 2 ? NULL : &dgamma,
                   *pdgy = v == 1 ? NULL : &dgy;
         ON_BOTH("bn_bwd_tangent_train",
-                B->bn_bwd_tangent_train(B, &d, P(x), PN(pdx), P(gamma), PN(pdg), P(mean),
+                B->bn_bwd_tangent_train(B, &be_err, &d, P(x), PN(pdx), P(gamma), PN(pdg), P(mean),
                                         P(invstd), P(gy), PN(pdgy), P(gx), P(gg), P(gb)));
         expect("bn_bwd_tangent_train", what, &gx, TOL_ELEM);
         expect("bn_bwd_tangent_train", "dggamma", &gg, TOL_ELEM);
@@ -657,9 +659,9 @@ static void bn_case(int n, int c, int hw)
 
     /* frozen statistics */
     ON_BOTH("bn_fwd_frozen",
-            B->bn_fwd_frozen(B, &d, P(x), P(gamma), P(beta), P(rmean), P(rvar), P(y)));
+            B->bn_fwd_frozen(B, &be_err, &d, P(x), P(gamma), P(beta), P(rmean), P(rvar), P(y)));
     expect("bn_fwd_frozen", what, &y, TOL_ELEM);
-    ON_BOTH("bn_bwd_frozen", B->bn_bwd_frozen(B, &d, P(x), P(gamma), P(rmean), P(rvar), P(gy),
+    ON_BOTH("bn_bwd_frozen", B->bn_bwd_frozen(B, &be_err, &d, P(x), P(gamma), P(rmean), P(rvar), P(gy),
                                               P(gx), P(gg), P(gb)));
     expect("bn_bwd_frozen", what, &gx, TOL_ELEM);
     expect("bn_bwd_frozen", "ggamma", &gg, TOL_ELEM);
@@ -667,7 +669,7 @@ static void bn_case(int n, int c, int hw)
     for (int v = 0; v < 2; v++) {
         const buf *pdx = v ? NULL : &dx, *pdg = v ? NULL : &dgamma, *pdb = v ? NULL : &dbeta;
         ON_BOTH("bn_fwd_tangent_frozen",
-                B->bn_fwd_tangent_frozen(B, &d, P(x), PN(pdx), P(gamma), PN(pdg), PN(pdb),
+                B->bn_fwd_tangent_frozen(B, &be_err, &d, P(x), PN(pdx), P(gamma), PN(pdg), PN(pdb),
                                          P(rmean), P(rvar), P(y)));
         expect("bn_fwd_tangent_frozen", what, &y, TOL_ELEM);
     }
@@ -675,7 +677,7 @@ static void bn_case(int n, int c, int hw)
         const buf *pdx = v == 2 ? NULL : &dx, *pdg = v == 2 ? NULL : &dgamma,
                   *pdgy = v == 1 ? NULL : &dgy;
         ON_BOTH("bn_bwd_tangent_frozen",
-                B->bn_bwd_tangent_frozen(B, &d, P(x), PN(pdx), P(gamma), PN(pdg), P(rmean),
+                B->bn_bwd_tangent_frozen(B, &be_err, &d, P(x), PN(pdx), P(gamma), PN(pdg), P(rmean),
                                          P(rvar), P(gy), PN(pdgy), P(gx), P(gg), P(gb)));
         expect("bn_bwd_tangent_frozen", what, &gx, TOL_ELEM);
         expect("bn_bwd_tangent_frozen", "dggamma", &gg, TOL_ELEM);
@@ -717,42 +719,42 @@ static void sce_case(int n, int k, int underflow)
         free(h);
     }
     double lc = 0, lg = 0;
-    CHECK(CPU->sce_fwd(CPU, n, k, z.c, q.c, p.c, &lc) == 0);
-    CHECKF(GPU->sce_fwd(GPU, n, k, z.g, q.g, p.g, &lg) == 0, "%s", GPU->err.msg);
+    CHECK(CPU->sce_fwd(CPU, &be_err, n, k, z.c, q.c, p.c, &lc) == 0);
+    CHECKF(GPU->sce_fwd(GPU, &be_err, n, k, z.g, q.g, p.g, &lg) == 0, "%s", be_err.msg);
     expect_scalar("sce_fwd", what, lc, lg, fabs(lc) > 1 ? fabs(lc) : 1, TOL_SCALAR);
     expect("sce_fwd", what, &p, TOL_ELEM);
     bsync(&p);
-    ON_BOTH("sce_bwd", B->sce_bwd(B, n, k, P(p), P(q), 1.3, P(gz), P(gq)));
+    ON_BOTH("sce_bwd", B->sce_bwd(B, &be_err, n, k, P(p), P(q), 1.3, P(gz), P(gq)));
     expect("sce_bwd", "gz", &gz, TOL_ELEM);
     expect("sce_bwd", "gq", &gq, TOL_ELEM);
-    ON_BOTH("sce_bwd (gz only)", B->sce_bwd(B, n, k, P(p), P(q), -0.7, P(gz), NULL));
+    ON_BOTH("sce_bwd (gz only)", B->sce_bwd(B, &be_err, n, k, P(p), P(q), -0.7, P(gz), NULL));
     expect("sce_bwd", "gz only", &gz, TOL_ELEM);
     for (int v = 0; v < 2; v++) {
         const buf *pdq = v ? NULL : &dq;
         double dc = 0, dg = 0;
-        CHECK(CPU->sce_fwd_tangent(CPU, n, k, p.c, q.c, dz.c, pdq ? dq.c : NULL, &dc) == 0);
-        CHECKF(GPU->sce_fwd_tangent(GPU, n, k, p.g, q.g, dz.g, pdq ? dq.g : NULL, &dg) == 0, "%s",
-               GPU->err.msg);
+        CHECK(CPU->sce_fwd_tangent(CPU, &be_err, n, k, p.c, q.c, dz.c, pdq ? dq.c : NULL, &dc) == 0);
+        CHECKF(GPU->sce_fwd_tangent(GPU, &be_err, n, k, p.g, q.g, dz.g, pdq ? dq.g : NULL, &dg) == 0, "%s",
+               be_err.msg);
         expect_scalar("sce_fwd_tangent", what, dc, dg, fabs(dc) > 1 ? fabs(dc) : 1, TOL_SCALAR);
     }
     for (int v = 0; v < 3; v++) {
         const buf *pdq = v == 1 ? NULL : &dq, *pdz = v == 2 ? NULL : &dz;
-        ON_BOTH("sce_bwd_tangent", B->sce_bwd_tangent(B, n, k, P(p), P(q), PN(pdz), PN(pdq), 1.3,
+        ON_BOTH("sce_bwd_tangent", B->sce_bwd_tangent(B, &be_err, n, k, P(p), P(q), PN(pdz), PN(pdq), 1.3,
                                                       -0.4, P(gz), P(gq)));
         expect("sce_bwd_tangent", "dgz", &gz, TOL_ELEM);
         expect("sce_bwd_tangent", "dgq", &gq, TOL_ELEM);
     }
 
     /* row softmax of the label parameterisation */
-    ON_BOTH("softmax_fwd", B->softmax_fwd(B, n, k, P(z), P(q)));
+    ON_BOTH("softmax_fwd", B->softmax_fwd(B, &be_err, n, k, P(z), P(q)));
     expect("softmax", "fwd", &q, TOL_ELEM);
     bsync(&q);
-    ON_BOTH("softmax_bwd", B->softmax_bwd(B, n, k, P(q), P(gq), P(gz)));
+    ON_BOTH("softmax_bwd", B->softmax_bwd(B, &be_err, n, k, P(q), P(gq), P(gz)));
     expect("softmax", "bwd", &gz, TOL_ELEM);
     for (int v = 0; v < 3; v++) {
         const buf *pdy = v == 1 ? NULL : &dz, *pdg = v == 2 ? NULL : &dq;
         ON_BOTH("softmax_bwd_tangent",
-                B->softmax_bwd_tangent(B, n, k, P(q), PN(pdy), P(gq), PN(pdg), P(gz)));
+                B->softmax_bwd_tangent(B, &be_err, n, k, P(q), PN(pdy), P(gq), PN(pdg), P(gz)));
         expect("softmax", "bwd_tangent", &gz, TOL_ELEM);
     }
     buf *all[] = {&z, &q, &p, &gz, &gq, &dz, &dq};
@@ -766,7 +768,7 @@ static void test_sce(void)
     sce_case(37, 10, 0);
     sce_case(256, 3, 0);
     sce_case(9, 3, 1);
-    CHECK(GPU->sce_bwd(GPU, 0, 3, NULL, NULL, 1, NULL, NULL) == SD_EINVAL);
+    CHECK(GPU->sce_bwd(GPU, &be_err, 0, 3, NULL, NULL, 1, NULL, NULL) == SD_EINVAL);
 }
 
 /* ------------------------------------------------------------ patch cuts */
@@ -787,10 +789,10 @@ static void test_patch(void)
          *pg = dalloc(GPU, sizeof(uint16_t) * (size_t)total);
     void *oc = dalloc(CPU, sizeof off), *og = dalloc(GPU, sizeof off);
     void *wc = dalloc(CPU, sizeof W), *wg = dalloc(GPU, sizeof W);
-    CHECK(CPU->upload(CPU, pc, pix, sizeof(uint16_t) * (size_t)total) == 0);
-    CHECK(GPU->upload(GPU, pg, pix, sizeof(uint16_t) * (size_t)total) == 0);
-    CHECK(CPU->upload(CPU, oc, off, sizeof off) == 0 && GPU->upload(GPU, og, off, sizeof off) == 0);
-    CHECK(CPU->upload(CPU, wc, W, sizeof W) == 0 && GPU->upload(GPU, wg, W, sizeof W) == 0);
+    CHECK(CPU->upload(CPU, &be_err, pc, pix, sizeof(uint16_t) * (size_t)total) == 0);
+    CHECK(GPU->upload(GPU, &be_err, pg, pix, sizeof(uint16_t) * (size_t)total) == 0);
+    CHECK(CPU->upload(CPU, &be_err, oc, off, sizeof off) == 0 && GPU->upload(GPU, &be_err, og, off, sizeof off) == 0);
+    CHECK(CPU->upload(CPU, &be_err, wc, W, sizeof W) == 0 && GPU->upload(GPU, &be_err, wg, W, sizeof W) == 0);
     free(pix);
 
     const int sizes[][2] = {{13, 5}, {8, 8}, {16, 4}, {29, 7}, {1, 1}, {30, 29}};
@@ -805,10 +807,10 @@ static void test_patch(void)
             idx[3 * i + 1] = (int)(urand() * (H[im] - ps + 1));
             idx[3 * i + 2] = (int)(urand() * (W[im] - ps + 1));
         }
-        CHECK(CPU->upload(CPU, ic, idx, sizeof idx) == 0 &&
-              GPU->upload(GPU, ig, idx, sizeof idx) == 0);
+        CHECK(CPU->upload(CPU, &be_err, ic, idx, sizeof idx) == 0 &&
+              GPU->upload(GPU, &be_err, ig, idx, sizeof idx) == 0);
         buf out = bnew((size_t)n * os * os);
-        ON_BOTH("patch_gather", B->patch_gather(B, side_ ? pg : pc, side_ ? og : oc,
+        ON_BOTH("patch_gather", B->patch_gather(B, &be_err, side_ ? pg : pc, side_ ? og : oc,
                                                 side_ ? wg : wc, side_ ? ig : ic, n, ps, os,
                                                 0.45, 0.21, P(out)));
         char what[32];
@@ -819,11 +821,11 @@ static void test_patch(void)
     /* a window past the right edge is refused on both */
     idx[3 * 4 + 0] = 2;
     idx[3 * 4 + 2] = W[2] - 3;
-    CHECK(CPU->upload(CPU, ic, idx, sizeof idx) == 0 && GPU->upload(GPU, ig, idx, sizeof idx) == 0);
+    CHECK(CPU->upload(CPU, &be_err, ic, idx, sizeof idx) == 0 && GPU->upload(GPU, &be_err, ig, idx, sizeof idx) == 0);
     buf out = bnew((size_t)n * 25);
-    CHECK(CPU->patch_gather(CPU, pc, oc, wc, ic, n, 5, 5, 0, 1, out.c) == SD_EINVAL);
-    CHECK(GPU->patch_gather(GPU, pg, og, wg, ig, n, 5, 5, 0, 1, out.g) == SD_EINVAL);
-    CHECK(strstr(GPU->err.msg, "patch 4") != NULL);
+    CHECK(CPU->patch_gather(CPU, &be_err, pc, oc, wc, ic, n, 5, 5, 0, 1, out.c) == SD_EINVAL);
+    CHECK(GPU->patch_gather(GPU, &be_err, pg, og, wg, ig, n, 5, 5, 0, 1, out.g) == SD_EINVAL);
+    CHECK(strstr(be_err.msg, "patch 4") != NULL);
     bfree(&out);
     CPU->free(CPU, pc);
     GPU->free(GPU, pg);
@@ -840,10 +842,10 @@ static void test_patch(void)
 static int gpu_same_twice(float *a, size_t n, int (*run)(void *), void *ctx)
 {
     float *h1, *h2;
-    if (GPU->zero(GPU, a, n * sizeof(float)) || run(ctx))
+    if (GPU->zero(GPU, &be_err, a, n * sizeof(float)) || run(ctx))
         return 0;
     h1 = bget(GPU, a, n);
-    if (GPU->zero(GPU, a, n * sizeof(float)) || run(ctx)) {
+    if (GPU->zero(GPU, &be_err, a, n * sizeof(float)) || run(ctx)) {
         free(h1);
         return 0;
     }
@@ -863,7 +865,7 @@ typedef struct det_conv {
 static int det_conv_run(void *p)
 {
     det_conv *c = p;
-    return GPU->conv_bwd_filter(GPU, &c->d, c->x.g, c->gy.g, c->gw.g, c->ws);
+    return GPU->conv_bwd_filter(GPU, &be_err, &c->d, c->x.g, c->gy.g, c->gw.g, c->ws);
 }
 
 typedef struct det_bn {
@@ -874,8 +876,8 @@ typedef struct det_bn {
 static int det_bn_run(void *p)
 {
     det_bn *b = p;
-    return GPU->zero(GPU, b->dgg.g, b->dgg.n * 4) ||
-           GPU->bn_bwd_tangent_train(GPU, &b->d, b->x.g, b->dx.g, b->gamma.g, b->dgamma.g,
+    return GPU->zero(GPU, &be_err, b->dgg.g, b->dgg.n * 4) ||
+           GPU->bn_bwd_tangent_train(GPU, &be_err, &b->d, b->x.g, b->dx.g, b->gamma.g, b->dgamma.g,
                                      b->mean.g, b->invstd.g, b->gy.g, b->dgy.g, b->dgx.g,
                                      b->dgg.g, b->dgb.g);
 }
@@ -918,7 +920,7 @@ static void test_determinism(void)
 
     buf x = brandn(quick ? 10000 : 3000000, -1, 1);
     double d1 = 0, d2 = 0;
-    CHECK(GPU->dot(GPU, x.n, x.g, x.g, &d1) == 0 && GPU->dot(GPU, x.n, x.g, x.g, &d2) == 0);
+    CHECK(GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d1) == 0 && GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d2) == 0);
     CHECK(d1 == d2);
     bfree(&x);
 }
@@ -1141,9 +1143,9 @@ static void model_case(const char *arch, int size, int n, sd_bn_mode mode)
         a.y = P(y);
         a.n = n;
         sd_exec *ex = side_ ? eg : ec;
-        int rc = sd_exec_hvp(ex, &a, P(v), &loss[side_], P(gth), P(hv), P(dgx), P(dgy));
+        int rc = sd_exec_hvp(ex, &a, P(v), &loss[side_], P(gth), P(hv), P(dgx), P(dgy), &err);
         CHECKF(rc == 0, "%s hvp on %s: %s", arch, side_ ? "cuda" : "cpu",
-               (side_ ? GPU : CPU)->err.msg);
+               err.msg);
     }
     char cat[64], lcat[72];
     snprintf(cat, sizeof cat, "model %s%s", arch, mode == SD_BN_FROZEN ? " frozen" : "");

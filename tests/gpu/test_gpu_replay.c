@@ -56,8 +56,8 @@ static int fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_real *
                           p->std, p->host, err);
     if (rc)
         return rc;
-    rc = be->upload(be, x, p->host, (size_t)n * (size_t)p->osize * (size_t)p->osize * sizeof(sd_real));
-    return rc ? sd_error_set(err, rc, "upload: %s", be->err.msg) : SD_OK;
+    rc = be->upload(be, err, x, p->host, (size_t)n * (size_t)p->osize * (size_t)p->osize * sizeof(sd_real));
+    return rc ? sd_error_wrap_code(err, rc, "upload") : SD_OK;
 }
 
 static void view_of(sd_data_view *v, patches *p)

@@ -126,7 +126,7 @@ static int wait_event(int from, sn_event_kind kind, const char *needle)
 static void to_hex(const unsigned char *b, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 static void on_bundle(void *arg, const sn_bundle_in *in, sn_response *resp)
@@ -604,10 +604,10 @@ static void test_limits(test_server *t)
         char *req = malloc(12000);
         CHECK(req != NULL);
         if (req) {
-            n += (size_t)sprintf(req, "GET /v1/health HTTP/1.1\r\nHost: a\r\nX-Pad: ");
+            n += (size_t)snprintf(req, 12000, "GET /v1/health HTTP/1.1\r\nHost: a\r\nX-Pad: ");
             memset(req + n, 'p', 9000);
             n += 9000;
-            n += (size_t)sprintf(req + n, "\r\n\r\n");
+            n += (size_t)snprintf(req + n, 12000 - n, "\r\n\r\n");
             raw_request(good, t->port, req, n, out, sizeof out);
             CHECKF(!strncmp(out, "HTTP/1.1 431 ", 13), "got: %.80s", out);
             free(req);

@@ -254,13 +254,13 @@ static void test_pins(void)
      * the canonical spelling and is refused. */
     {
         char alt[SC_PIN_B64_SIZE];
-        strcpy(alt, b64);
+        snprintf(alt, sizeof alt, "%s", b64);
         alt[42] = alt[42] == 'A' ? 'B' : (char)(alt[42] ^ 1);
         if (sn_x509_pin_parse(alt, back, &e) == 0)
             CHECK(memcmp(back, pin, SC_PIN_LEN) != 0);
         else
             CHECK(1);
-        strcpy(alt, b64);
+        snprintf(alt, sizeof alt, "%s", b64);
         alt[43] = 'A'; /* '=' replaced: 45 bytes of data would be needed */
         CHECK(sn_x509_pin_parse(alt, back, &e) != 0);
     }

@@ -385,7 +385,8 @@ static void test_json(void)
     nd_buf_str(&b, "}");
     CHECK(!b.failed &&
           !strcmp(b.data, "{\"a\":\"x\\\"y\\\\z\\u000a\\u0001\",\"n\":0.25,\"m\":null}"));
-    CHECK(nd_json_get(b.data, "a", v, sizeof v) && !strcmp(v, "x\"y\\z\\u000a\\u0001"));
+    /* the reader undoes the writer's escapes: a round trip */
+    CHECK(nd_json_get(b.data, "a", v, sizeof v) && !strcmp(v, "x\"y\\z\n\x01"));
     CHECK(nd_json_num(b.data, "n", -1) == 0.25 && nd_json_num(b.data, "m", -1) == -1 &&
           nd_json_num(b.data, "zz", -2) == -2);
     nd_buf_free(&b);

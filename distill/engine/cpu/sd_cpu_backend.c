@@ -95,7 +95,7 @@ void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
 /* memory                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int cpu_alloc(sd_backend *be, size_t bytes, void **out)
+static int cpu_alloc(sd_backend *be, sd_error *err, size_t bytes, void **out)
 {
     void *p = NULL;
     /* round up so that vectorised loops may touch whole cache lines, and so
@@ -103,7 +103,7 @@ static int cpu_alloc(sd_backend *be, size_t bytes, void **out)
     size_t sz = bytes ? (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN : CPU_ALIGN;
     if (sz < bytes || posix_memalign(&p, CPU_ALIGN, sz) != 0) {
         *out = NULL;
-        return CPU_FAIL(be, SD_ENOMEM, "cpu: cannot allocate %zu bytes", bytes);
+        return CPU_FAIL(err, SD_ENOMEM, "cpu: cannot allocate %zu bytes", bytes);
     }
     *out = p;
     return SD_OK;
@@ -115,7 +115,7 @@ static void cpu_free(sd_backend *be, void *p)
     free(p);
 }
 
-static int cpu_upload(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int cpu_upload(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     (void)be;
     if (bytes)
@@ -123,7 +123,7 @@ static int cpu_upload(sd_backend *be, void *dst, const void *src, size_t bytes)
     return SD_OK;
 }
 
-static int cpu_download(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int cpu_download(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     (void)be;
     if (bytes)
@@ -131,7 +131,7 @@ static int cpu_download(sd_backend *be, void *dst, const void *src, size_t bytes
     return SD_OK;
 }
 
-static int cpu_copy(sd_backend *be, void *dst, const void *src, size_t bytes)
+static int cpu_copy(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes)
 {
     (void)be;
     if (bytes && dst != src)
@@ -139,7 +139,7 @@ static int cpu_copy(sd_backend *be, void *dst, const void *src, size_t bytes)
     return SD_OK;
 }
 
-static int cpu_zero(sd_backend *be, void *p, size_t bytes)
+static int cpu_zero(sd_backend *be, sd_error *err, void *p, size_t bytes)
 {
     (void)be;
     if (bytes)
@@ -147,7 +147,7 @@ static int cpu_zero(sd_backend *be, void *p, size_t bytes)
     return SD_OK;
 }
 
-static int cpu_sync(sd_backend *be)
+static int cpu_sync(sd_backend *be, sd_error *err)
 {
     (void)be;
     return SD_OK;
@@ -157,14 +157,14 @@ static int cpu_sync(sd_backend *be)
 /* GEMM (blas_gemm: sd_cpu_internal.h)                                      */
 /* ------------------------------------------------------------------------ */
 
-static int cpu_gemm(sd_backend *be, int ta, int tb, int m, int n, int k, sd_real alpha,
+static int cpu_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k, sd_real alpha,
                     const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
                     sd_real *c, int ldc)
 {
     int acols = ta ? m : k, bcols = tb ? k : n;
     if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) ||
         ldb < (bcols > 1 ? bcols : 1) || ldc < (n > 1 ? n : 1))
-        return CPU_FAIL(be, SD_EINVAL,
+        return CPU_FAIL(err, SD_EINVAL,
                         "cpu gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)",
                         m, n, k, lda, ldb, ldc, ta, tb);
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -38,10 +38,10 @@
  * A NULL tangent input means zero and a NULL output means "not wanted".
  */
 
-static int bn_check(sd_backend *be, const sd_bn_desc *d, const char *op)
+static int bn_check(sd_backend *be, sd_error *err, const sd_bn_desc *d, const char *op)
 {
     if (d->n < 1 || d->c < 1 || d->hw < 1 || !(d->eps > 0))
-        return CPU_FAIL(be, SD_EINVAL, "cpu %s: bad geometry n=%d c=%d hw=%d eps=%g", op, d->n,
+        return CPU_FAIL(err, SD_EINVAL, "cpu %s: bad geometry n=%d c=%d hw=%d eps=%g", op, d->n,
                         d->c, d->hw, d->eps);
     return SD_OK;
 }
@@ -90,11 +90,11 @@ static void bn_fwd_train_ch(void *arg, int t, int lo, int hi)
 
 /* Batch norm over channels: each channel's sums are sequential, so the
  * channels may run on different threads (sd_cpu_for) with the same bits. */
-static int cpu_bn_fwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_fwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                             const sd_real *gamma, const sd_real *beta, sd_real *y,
                             sd_real *mean, sd_real *invstd)
 {
-    int rc = bn_check(be, d, "bn_fwd_train");
+    int rc = bn_check(be, err, d, "bn_fwd_train");
     if (rc)
         return rc;
     bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .y = y, .mean_out = mean,
@@ -137,11 +137,11 @@ static void bn_bwd_train_ch(void *arg, int t, int lo, int hi)
     }
 }
 
-static int cpu_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_bwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                             const sd_real *gamma, const sd_real *mean, const sd_real *invstd,
                             const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta)
 {
-    int rc = bn_check(be, d, "bn_bwd_train");
+    int rc = bn_check(be, err, d, "bn_bwd_train");
     if (rc)
         return rc;
     bn_job j = {.d = d, .x = x, .gamma = gamma, .mean = mean, .invstd = invstd, .gy = gy,
@@ -150,12 +150,12 @@ static int cpu_bn_bwd_train(sd_backend *be, const sd_bn_desc *d, const sd_real *
     return SD_OK;
 }
 
-static int cpu_bn_fwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                     const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *dbeta,
                                     const sd_real *mean, const sd_real *invstd, sd_real *dy)
 {
-    int rc = bn_check(be, d, "bn_fwd_tangent_train");
+    int rc = bn_check(be, err, d, "bn_fwd_tangent_train");
     if (rc)
         return rc;
     const double m = (double)d->n * d->hw;
@@ -186,14 +186,14 @@ static int cpu_bn_fwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const s
     return SD_OK;
 }
 
-static int cpu_bn_bwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                     const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *mean,
                                     const sd_real *invstd, const sd_real *gy,
                                     const sd_real *dgy, sd_real *dgx, sd_real *dggamma,
                                     sd_real *dgbeta)
 {
-    int rc = bn_check(be, d, "bn_bwd_tangent_train");
+    int rc = bn_check(be, err, d, "bn_bwd_tangent_train");
     if (rc)
         return rc;
     const double m = (double)d->n * d->hw;
@@ -249,11 +249,11 @@ static int cpu_bn_bwd_tangent_train(sd_backend *be, const sd_bn_desc *d, const s
     return SD_OK;
 }
 
-static int cpu_bn_fwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_fwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                              const sd_real *gamma, const sd_real *beta, const sd_real *rmean,
                              const sd_real *rvar, sd_real *y)
 {
-    int rc = bn_check(be, d, "bn_fwd_frozen");
+    int rc = bn_check(be, err, d, "bn_fwd_frozen");
     if (rc)
         return rc;
     for (int ch = 0; ch < d->c; ch++) {
@@ -269,11 +269,11 @@ static int cpu_bn_fwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real 
     return SD_OK;
 }
 
-static int cpu_bn_bwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_bwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                              const sd_real *gamma, const sd_real *rmean, const sd_real *rvar,
                              const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta)
 {
-    int rc = bn_check(be, d, "bn_bwd_frozen");
+    int rc = bn_check(be, err, d, "bn_bwd_frozen");
     if (rc)
         return rc;
     for (int ch = 0; ch < d->c; ch++) {
@@ -297,12 +297,12 @@ static int cpu_bn_bwd_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real 
     return SD_OK;
 }
 
-static int cpu_bn_fwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                      const sd_real *dx, const sd_real *gamma,
                                      const sd_real *dgamma, const sd_real *dbeta,
                                      const sd_real *rmean, const sd_real *rvar, sd_real *dy)
 {
-    int rc = bn_check(be, d, "bn_fwd_tangent_frozen");
+    int rc = bn_check(be, err, d, "bn_fwd_tangent_frozen");
     if (rc)
         return rc;
     for (int ch = 0; ch < d->c; ch++) {
@@ -321,13 +321,13 @@ static int cpu_bn_fwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const 
     return SD_OK;
 }
 
-static int cpu_bn_bwd_tangent_frozen(sd_backend *be, const sd_bn_desc *d, const sd_real *x,
+static int cpu_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                                      const sd_real *dx, const sd_real *gamma,
                                      const sd_real *dgamma, const sd_real *rmean,
                                      const sd_real *rvar, const sd_real *gy, const sd_real *dgy,
                                      sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
 {
-    int rc = bn_check(be, d, "bn_bwd_tangent_frozen");
+    int rc = bn_check(be, err, d, "bn_bwd_tangent_frozen");
     if (rc)
         return rc;
     for (int ch = 0; ch < d->c; ch++) {

@@ -589,23 +589,23 @@ static void conv_bwd_filter_shift(const sd_conv_desc *d, const sd_real *x, const
                 gw[((size_t)k * d->c + c) * rs + t] += gacc[t * kc + (size_t)k * d->c + c];
 }
 
-static int conv_check(sd_backend *be, const sd_conv_desc *d, const void *ws, const char *op)
+static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, const void *ws, const char *op)
 {
     if (!conv_desc_ok(d))
-        return CPU_FAIL(be, SD_EINVAL,
+        return CPU_FAIL(err, SD_EINVAL,
                         "cpu %s: inconsistent geometry n=%d c=%d h=%d w=%d k=%d r=%d s=%d "
                         "stride=%d pad=%d oh=%d ow=%d",
                         op, d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
                         d->ow);
     if (!ws && conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
-        return CPU_FAIL(be, SD_EINVAL, "cpu %s: workspace missing", op);
+        return CPU_FAIL(err, SD_EINVAL, "cpu %s: workspace missing", op);
     return SD_OK;
 }
 
-static int cpu_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
+static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                         const sd_real *w, sd_real beta, sd_real *y, void *ws)
 {
-    int rc = conv_check(be, d, ws, "conv_fwd");
+    int rc = conv_check(be, err, d, ws, "conv_fwd");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
@@ -618,10 +618,10 @@ static int cpu_conv_fwd(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
     return SD_OK;
 }
 
-static int cpu_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_real *gy,
+static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *gy,
                              const sd_real *w, sd_real *gx, void *ws)
 {
-    int rc = conv_check(be, d, ws, "conv_bwd_data");
+    int rc = conv_check(be, err, d, ws, "conv_bwd_data");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
@@ -634,10 +634,10 @@ static int cpu_conv_bwd_data(sd_backend *be, const sd_conv_desc *d, const sd_rea
     return SD_OK;
 }
 
-static int cpu_conv_bwd_filter(sd_backend *be, const sd_conv_desc *d, const sd_real *x,
+static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                                const sd_real *gy, sd_real *gw, void *ws)
 {
-    int rc = conv_check(be, d, ws, "conv_bwd_filter");
+    int rc = conv_check(be, err, d, ws, "conv_bwd_filter");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;

@@ -40,7 +40,7 @@ typedef struct cpu_ctx {
     sd_pool *pool;              /* threads-1 workers; NULL with one thread */
 } cpu_ctx;
 
-#define CPU_FAIL(be, code, ...) sd_error_set(&(be)->err, (code), __VA_ARGS__)
+#define CPU_FAIL(err, code, ...) sd_error_set((err), (code), __VA_ARGS__)
 
 /* Unchecked GEMM for internal use (shapes are known to be valid). */
 static inline void blas_gemm(int ta, int tb, int m, int n, int k, sd_real alpha,

@@ -11,18 +11,18 @@
  * [i*osize, (i+1)*osize), so every overlap is an exact integer and the mean is
  *   sum_{iy,ix} ovl_y(iy) ovl_x(ix) v(iy,ix) / psize^2,
  * computed exactly in double (all terms are integers below 2^53). */
-static int cpu_patch_gather(sd_backend *be, const uint16_t *pix, const int64_t *img_off,
+static int cpu_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, const int64_t *img_off,
                             const int32_t *img_w, const int32_t *idx, int n, int psize,
                             int osize, double mean, double std, sd_real *out)
 {
     if (n < 0 || psize < 1 || osize < 1 || osize > psize || !(std > 0))
-        return CPU_FAIL(be, SD_EINVAL, "cpu patch_gather: bad arguments n=%d psize=%d osize=%d",
+        return CPU_FAIL(err, SD_EINVAL, "cpu patch_gather: bad arguments n=%d psize=%d osize=%d",
                         n, psize, osize);
     const double norm = 1.0 / ((double)psize * psize * 65535.0);
     for (int i = 0; i < n; i++) {
         int im = idx[3 * i], py = idx[3 * i + 1], px = idx[3 * i + 2];
         if (im < 0 || py < 0 || px < 0 || (int64_t)px + psize > img_w[im])
-            return CPU_FAIL(be, SD_EINVAL,
+            return CPU_FAIL(err, SD_EINVAL,
                             "cpu patch_gather: patch %d (image %d, y %d, x %d) outside its image",
                             i, im, py, px);
         const uint16_t *base = pix + img_off[im] + (int64_t)py * img_w[im] + px;

@@ -15,12 +15,12 @@
 #include <math.h>
 #include <string.h>
 
-static int pool_check(sd_backend *be, const sd_pool_desc *d, const char *op)
+static int pool_check(sd_backend *be, sd_error *err, const sd_pool_desc *d, const char *op)
 {
     if (d->n < 0 || d->c < 1 || d->h < 1 || d->w < 1 || d->oh < 1 || d->ow < 1 ||
         (!d->adaptive && (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 ||
                           d->pw < 0)))
-        return CPU_FAIL(be, SD_EINVAL, "cpu %s: bad pooling geometry", op);
+        return CPU_FAIL(err, SD_EINVAL, "cpu %s: bad pooling geometry", op);
     return SD_OK;
 }
 
@@ -85,10 +85,10 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
     return best;
 }
 
-static int cpu_maxpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y,
+static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y,
                            int32_t *arg)
 {
-    int rc = pool_check(be, d, "maxpool_fwd");
+    int rc = pool_check(be, err, d, "maxpool_fwd");
     if (rc)
         return rc;
     if (arg && (size_t)d->h * d->w > 0x7fffffff)
@@ -138,10 +138,10 @@ static int use_arg(const sd_pool_desc *d, const int32_t *arg)
     return arg && (size_t)d->h * d->w <= 0x7fffffff;
 }
 
-static int cpu_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
+static int cpu_maxpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                            const int32_t *arg, const sd_real *gy, sd_real *gx)
 {
-    int rc = pool_check(be, d, "maxpool_bwd");
+    int rc = pool_check(be, err, d, "maxpool_bwd");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
@@ -170,10 +170,10 @@ static int cpu_maxpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real 
     return SD_OK;
 }
 
-static int cpu_maxpool_gather(sd_backend *be, const sd_pool_desc *d, const sd_real *x,
+static int cpu_maxpool_gather(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                               const int32_t *arg, const sd_real *dx, sd_real *dy)
 {
-    int rc = pool_check(be, d, "maxpool_gather");
+    int rc = pool_check(be, err, d, "maxpool_gather");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
@@ -241,9 +241,9 @@ static int avg_2x2(const sd_pool_desc *d)
            d->pw == 0 && 2 * d->oh <= d->h && 2 * d->ow <= d->w;
 }
 
-static int cpu_avgpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+static int cpu_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y)
 {
-    int rc = pool_check(be, d, "avgpool_fwd");
+    int rc = pool_check(be, err, d, "avgpool_fwd");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;
@@ -285,9 +285,9 @@ static int cpu_avgpool_fwd(sd_backend *be, const sd_pool_desc *d, const sd_real 
     return SD_OK;
 }
 
-static int cpu_avgpool_bwd(sd_backend *be, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
+static int cpu_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
 {
-    int rc = pool_check(be, d, "avgpool_bwd");
+    int rc = pool_check(be, err, d, "avgpool_bwd");
     if (rc)
         return rc;
     const size_t hw = (size_t)d->h * d->w, ohw = (size_t)d->oh * d->ow;

@@ -33,11 +33,11 @@ static double safe_log(sd_real p)
     return log(p > CPU_REAL_TINY ? (double)p : (double)CPU_REAL_TINY);
 }
 
-static int cpu_sce_fwd(sd_backend *be, int n, int k, const sd_real *z, const sd_real *q,
+static int cpu_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
                        sd_real *p, double *loss)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu sce_fwd: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu sce_fwd: bad shape n=%d k=%d", n, k);
     double total = 0;
     for (int i = 0; i < n; i++) {
         const sd_real *zi = z + (size_t)i * k, *qi = q + (size_t)i * k;
@@ -60,11 +60,11 @@ static int cpu_sce_fwd(sd_backend *be, int n, int k, const sd_real *z, const sd_
     return SD_OK;
 }
 
-static int cpu_sce_bwd(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+static int cpu_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                        double g, sd_real *gz, sd_real *gq)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu sce_bwd: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu sce_bwd: bad shape n=%d k=%d", n, k);
     const double gn = g / n;
     for (int i = 0; i < n; i++) {
         const sd_real *pi = p + (size_t)i * k, *qi = q + (size_t)i * k;
@@ -81,11 +81,11 @@ static int cpu_sce_bwd(sd_backend *be, int n, int k, const sd_real *p, const sd_
     return SD_OK;
 }
 
-static int cpu_sce_fwd_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+static int cpu_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                                const sd_real *dz, const sd_real *dq, double *dloss)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu sce_fwd_tangent: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu sce_fwd_tangent: bad shape n=%d k=%d", n, k);
     double total = 0;
     for (int i = 0; i < n; i++) {
         const sd_real *pi = p + (size_t)i * k, *qi = q + (size_t)i * k;
@@ -103,12 +103,12 @@ static int cpu_sce_fwd_tangent(sd_backend *be, int n, int k, const sd_real *p, c
     return SD_OK;
 }
 
-static int cpu_sce_bwd_tangent(sd_backend *be, int n, int k, const sd_real *p, const sd_real *q,
+static int cpu_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
                                const sd_real *dz, const sd_real *dq, double g, double dg,
                                sd_real *dgz, sd_real *dgq)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu sce_bwd_tangent: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu sce_bwd_tangent: bad shape n=%d k=%d", n, k);
     const double gn = g / n, dgn = dg / n;
     for (int i = 0; i < n; i++) {
         const sd_real *pi = p + (size_t)i * k, *qi = q + (size_t)i * k;
@@ -135,10 +135,10 @@ static int cpu_sce_bwd_tangent(sd_backend *be, int n, int k, const sd_real *p, c
     return SD_OK;
 }
 
-static int cpu_softmax_fwd(sd_backend *be, int n, int k, const sd_real *y, sd_real *q)
+static int cpu_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu softmax_fwd: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu softmax_fwd: bad shape n=%d k=%d", n, k);
     for (int i = 0; i < n; i++) {
         const sd_real *yi = y + (size_t)i * k;
         sd_real *qi = q + (size_t)i * k;
@@ -155,11 +155,11 @@ static int cpu_softmax_fwd(sd_backend *be, int n, int k, const sd_real *y, sd_re
     return SD_OK;
 }
 
-static int cpu_softmax_bwd(sd_backend *be, int n, int k, const sd_real *q, const sd_real *gq,
+static int cpu_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
                            sd_real *gy)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu softmax_bwd: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu softmax_bwd: bad shape n=%d k=%d", n, k);
     for (int i = 0; i < n; i++) {
         const sd_real *qi = q + (size_t)i * k, *gi = gq + (size_t)i * k;
         double s = 0;
@@ -171,12 +171,12 @@ static int cpu_softmax_bwd(sd_backend *be, int n, int k, const sd_real *q, const
     return SD_OK;
 }
 
-static int cpu_softmax_bwd_tangent(sd_backend *be, int n, int k, const sd_real *q,
+static int cpu_softmax_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                    const sd_real *dy, const sd_real *gq, const sd_real *dgq,
                                    sd_real *dgy)
 {
     if (n < 1 || k < 1)
-        return CPU_FAIL(be, SD_EINVAL, "cpu softmax_bwd_tangent: bad shape n=%d k=%d", n, k);
+        return CPU_FAIL(err, SD_EINVAL, "cpu softmax_bwd_tangent: bad shape n=%d k=%d", n, k);
     for (int i = 0; i < n; i++) {
         const sd_real *qi = q + (size_t)i * k, *gi = gq + (size_t)i * k;
         const sd_real *dyi = dy ? dy + (size_t)i * k : NULL;
