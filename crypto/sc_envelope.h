@@ -34,23 +34,23 @@
 #include "sp_budget.h"
 
 #define SC_SEALED_KEY_LEN 80 /* crypto_box_SEALBYTES + 32 */
-#define SC_NONCE_LEN 24
+#define SC_NONCE_LEN      24
 
 typedef struct sc_receive_config {
-    size_t max_bytes;      /* size cap of an envelope */
-    size_t parse_budget;   /* memory for parsing the payload */
-    size_t min_admins;     /* distinct admin approvals required */
-    int64_t clock_skew;    /* seconds a sender's clock may run ahead */
+    size_t max_bytes;    /* size cap of an envelope */
+    size_t parse_budget; /* memory for parsing the payload */
+    size_t min_admins;   /* distinct admin approvals required */
+    int64_t clock_skew;  /* seconds a sender's clock may run ahead */
 } sc_receive_config;
 
 /* What a node needs to receive. */
 typedef struct sc_receiver {
     const char *self_id;
-    const sc_node_keys *keys;   /* enc_sk unseals; sign keys unused */
+    const sc_node_keys *keys; /* enc_sk unseals; sign keys unused */
     sc_trust_store *trust;
-    sc_replay_store *replay;    /* NULL: skip the replay check */
+    sc_replay_store *replay; /* NULL: skip the replay check */
     sc_receive_config cfg;
-    int64_t now;                /* unix seconds */
+    int64_t now; /* unix seconds */
 } sc_receiver;
 
 /* An accepted bundle. */
@@ -58,12 +58,12 @@ typedef struct sc_received {
     char sender[65];
     uint8_t bundle_id[16];
     uint64_t sequence;
-    uint8_t *statement;          /* decrypted statement bytes, as signed */
+    uint8_t *statement; /* decrypted statement bytes, as signed */
     size_t statement_len;
-    const uint8_t *payload;      /* payload bytes inside the statement */
+    const uint8_t *payload; /* payload bytes inside the statement */
     size_t payload_len;
-    sc_verify_result sigs;       /* payload hash, admins that approved */
-    Sldd__V1__Bundle *bundle;    /* parsed and validated */
+    sc_verify_result sigs;    /* payload hash, admins that approved */
+    Sldd__V1__Bundle *bundle; /* parsed and validated */
     /* private */
     Sldd__V1__Statement *st_;
     sp_budget st_budget_, budget_;
@@ -81,8 +81,8 @@ typedef struct sc_envelope_fields {
 
 /* The bytes the sender's outer signature covers: header || SHA-256(ct).
  * Malloc'd (*blen bytes); NULL when out of memory. */
-uint8_t *sc_envelope_signed_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct,
-                                 size_t ctlen, size_t *blen);
+uint8_t *sc_envelope_signed_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct, size_t ctlen,
+                                 size_t *blen);
 
 int sc_envelope_seal(const uint8_t *statement, size_t len, const sc_envelope_fields *f,
                      const sc_node_keys *sender_keys, const uint8_t recipient_enc_pk[32],
@@ -109,9 +109,8 @@ void sc_received_destroy(sc_received *rec);
  * (which must be known to trust), payload parse, unknown fields, semantic
  * validation.  Same result type; sender/bundle id/sequence come from the
  * payload. */
-int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust,
-                        size_t min_admins, size_t parse_budget, sc_received **out,
-                        sc_error *e) SC_WUR;
+int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust, size_t min_admins,
+                        size_t parse_budget, sc_received **out, sc_error *e) SC_WUR;
 
 /* Parse an envelope and its header without verifying anything (inspect). */
 int sc_envelope_peek(const uint8_t *buf, size_t len, sp_budget *b, Sldd__V1__Envelope **env,

@@ -18,10 +18,10 @@
 typedef sb_error sc_error;
 
 #define SC_PRINTF SB_PRINTF
-#define SC_WUR SB_WUR
+#define SC_WUR    SB_WUR
 
-#define sc_error_set sb_error_set
-#define sc_error_wrap sb_error_wrap
+#define sc_error_set   sb_error_set
+#define sc_error_wrap  sb_error_wrap
 #define sc_error_clear sb_error_clear
 #define sc_status_name sb_status_name
 

@@ -18,8 +18,8 @@
 
 #include "sc_util.h"
 
-#define KEY_FILE_MAX 4096
-#define SALT_LEN crypto_pwhash_SALTBYTES
+#define KEY_FILE_MAX       4096
+#define SALT_LEN           crypto_pwhash_SALTBYTES
 #define ADMIN_MEMLIMIT_MAX ((size_t)1 << 30) /* refuse files asking for more */
 
 void sc_fingerprint_text(char out[64], const uint8_t pk[32])
@@ -87,9 +87,8 @@ void sc_node_keys_destroy(sc_node_keys *k)
 }
 
 /* Write a secret key file built in guarded memory. */
-static int write_secret_file(const char *path, const char *kind, const char *id_key,
-                             const char *id, const uint8_t *pk, const uint8_t *sk,
-                             size_t sklen, sc_error *e)
+static int write_secret_file(const char *path, const char *kind, const char *id_key, const char *id,
+                             const uint8_t *pk, const uint8_t *sk, size_t sklen, sc_error *e)
 {
     size_t cap = 512 + sc_b64_len(sklen);
     char *buf = sodium_malloc(cap), *skb = sodium_malloc(sc_b64_len(sklen));
@@ -113,8 +112,8 @@ static int write_secret_file(const char *path, const char *kind, const char *id_
     return rc;
 }
 
-static int write_public_file(const char *path, const char *kind, const char *id_key,
-                             const char *id, const uint8_t *pk, sc_error *e)
+static int write_public_file(const char *path, const char *kind, const char *id_key, const char *id,
+                             const uint8_t *pk, sc_error *e)
 {
     char buf[512], pkb[64], fp[64];
     int n;
@@ -128,16 +127,15 @@ static int write_public_file(const char *path, const char *kind, const char *id_
     return sc_file_write_atomic(path, buf, (size_t)n, 0644, e);
 }
 
-int sc_node_keys_save(const sc_node_keys *k, const char *node_dir, const char *node_id,
-                      sc_error *e)
+int sc_node_keys_save(const sc_node_keys *k, const char *node_dir, const char *node_id, sc_error *e)
 {
     char dir[4096], path[4200];
     int rc;
     if ((rc = sc_path_join(dir, sizeof dir, node_dir, "keys", e)) || (rc = sc_mkdir(dir, 0700, e)))
         return rc;
     if ((rc = sc_path_join(path, sizeof path, dir, "sign.key", e)) ||
-        (rc = write_secret_file(path, "node-sign-ed25519", "node", node_id, k->sign_pk,
-                                k->sign_sk, crypto_sign_SECRETKEYBYTES, e)))
+        (rc = write_secret_file(path, "node-sign-ed25519", "node", node_id, k->sign_pk, k->sign_sk,
+                                crypto_sign_SECRETKEYBYTES, e)))
         return rc;
     if ((rc = sc_path_join(path, sizeof path, dir, "enc.key", e)) ||
         (rc = write_secret_file(path, "node-enc-x25519", "node", node_id, k->enc_pk, k->enc_sk,
@@ -292,8 +290,8 @@ static int admin_path(char *out, size_t outlen, const char *node_dir, const char
 }
 
 int sc_admin_key_create(const char *node_dir, const char *node_id, const char *name,
-                        const char *pass, size_t passlen, sc_kdf_strength strength,
-                        uint8_t pk[32], sc_error *e)
+                        const char *pass, size_t passlen, sc_kdf_strength strength, uint8_t pk[32],
+                        sc_error *e)
 {
     unsigned long long ops;
     size_t mem, cap = 2048;
@@ -309,7 +307,8 @@ int sc_admin_key_create(const char *node_dir, const char *node_id, const char *n
         return sc_error_set(e, SC_EINVAL, "unknown KDF strength");
     if ((size_t)snprintf(dir, sizeof dir, "%s/admins", node_dir) >= sizeof dir)
         return sc_error_set(e, SC_EINVAL, "path too long");
-    if ((rc = sc_mkdir(dir, 0700, e)) || (rc = admin_path(path, sizeof path, node_dir, name, "key", e)))
+    if ((rc = sc_mkdir(dir, 0700, e)) ||
+        (rc = admin_path(path, sizeof path, node_dir, name, "key", e)))
         return rc;
     if (access(path, F_OK) == 0)
         return sc_error_set(e, SC_EEXIST, "%s exists; an admin key is never overwritten", path);
@@ -413,8 +412,8 @@ int sc_admin_key_from_seed(const char *name, const char *node, const uint8_t see
     return 0;
 }
 
-int sc_admin_key_load(const char *node_dir, const char *name, const char *pass,
-                      size_t passlen, sc_admin_key **out, sc_error *e)
+int sc_admin_key_load(const char *node_dir, const char *name, const char *pass, size_t passlen,
+                      sc_admin_key **out, sc_error *e)
 {
     char path[4200], *cur, *key, *val;
     uint8_t *buf = NULL, *dkey = NULL;
@@ -610,8 +609,8 @@ int sc_passphrase_get(const char *passfile, const char *prompt, int confirm, cha
             memcpy(buf, env, n + 1);
     } else {
         if (tty_prompt(prompt, buf, cap, &n))
-            rc = sc_error_set(e, SC_EIO,
-                              "no passphrase: use --passphrase-file, SLDD_PASSPHRASE or a terminal");
+            rc = sc_error_set(
+                e, SC_EIO, "no passphrase: use --passphrase-file, SLDD_PASSPHRASE or a terminal");
         else if (confirm) {
             again = sodium_malloc(cap);
             if (!again)

@@ -18,7 +18,7 @@
 #include "sc_error.h"
 
 #define SC_SIGN_SK_LEN 64
-#define SC_SIG_LEN 64
+#define SC_SIG_LEN     64
 
 typedef struct sc_node_keys {
     uint8_t sign_pk[32];
@@ -29,9 +29,9 @@ typedef struct sc_node_keys {
 
 typedef struct sc_admin_key {
     char name[65];
-    char node[65];  /* the node this admin approves for */
+    char node[65]; /* the node this admin approves for */
     uint8_t pk[32];
-    uint8_t *sk;    /* 64 bytes, guarded */
+    uint8_t *sk; /* 64 bytes, guarded */
 } sc_admin_key;
 
 /* Argon2id cost of an admin key file. */
@@ -60,14 +60,13 @@ void sc_node_keys_destroy(sc_node_keys *k);
 /* Make admin `name` for node `node_id`: admins/NAME.key (encrypted, 0600,
  * O_EXCL) and admins/NAME.pub.  The public key is returned in pk. */
 int sc_admin_key_create(const char *node_dir, const char *node_id, const char *name,
-                        const char *pass, size_t passlen, sc_kdf_strength strength,
-                        uint8_t pk[32], sc_error *e) SC_WUR;
+                        const char *pass, size_t passlen, sc_kdf_strength strength, uint8_t pk[32],
+                        sc_error *e) SC_WUR;
 /* Decrypt admin `name`'s key; SC_EPASS for a wrong passphrase. */
-int sc_admin_key_load(const char *node_dir, const char *name, const char *pass,
-                      size_t passlen, sc_admin_key **out, sc_error *e) SC_WUR;
+int sc_admin_key_load(const char *node_dir, const char *name, const char *pass, size_t passlen,
+                      sc_admin_key **out, sc_error *e) SC_WUR;
 /* Public key of admin `name` (admins/NAME.pub). */
-int sc_admin_pub_load(const char *node_dir, const char *name, uint8_t pk[32],
-                      sc_error *e) SC_WUR;
+int sc_admin_pub_load(const char *node_dir, const char *name, uint8_t pk[32], sc_error *e) SC_WUR;
 /* An admin key in memory from a seed (tests, fuzzing). */
 int sc_admin_key_from_seed(const char *name, const char *node, const uint8_t seed[32],
                            sc_admin_key **out, sc_error *e) SC_WUR;

@@ -28,8 +28,8 @@
 /* ---------------------------------------------------------------- signatures */
 
 /* Check one admin signature; returns 1 approve, 2 reject, 0 not counted. */
-static int check_admin(const Sldd__V1__Signature *s, const sc_peer *sender,
-                       const uint8_t hash[32], size_t *which)
+static int check_admin(const Sldd__V1__Signature *s, const sc_peer *sender, const uint8_t hash[32],
+                       size_t *which)
 {
     uint8_t kid[32];
     sp_budget b;
@@ -105,8 +105,8 @@ int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, si
     }
     if (!res->node_ok)
         return sc_error_set(e, SC_EREFUSE_NODE_SIG,
-                            "no valid signature by node '%s' (key %02x%02x%02x%02x...)",
-                            sender->id, kid[0], kid[1], kid[2], kid[3]);
+                            "no valid signature by node '%s' (key %02x%02x%02x%02x...)", sender->id,
+                            kid[0], kid[1], kid[2], kid[3]);
     if (rejected_by)
         return sc_error_set(e, SC_EREFUSE_ADMIN_SIGS, "admin '%s' of %s rejected this payload",
                             rejected_by, sender->id);
@@ -146,15 +146,15 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
     char why[300];
     int rc;
     sp_budget_init(&rec->st_budget_, rec->statement_len + 65536);
-    if ((rc = sc_statement_parse(rec->statement, rec->statement_len, &rec->st_budget_, &rec->st_, e)))
+    if ((rc = sc_statement_parse(rec->statement, rec->statement_len, &rec->st_budget_, &rec->st_,
+                                 e)))
         return rc;
     if (!sender) {
         const char *who = sc_statement_node_signer(rec->st_);
         if (!who)
             return sc_error_set(e, SC_EREFUSE_NODE_SIG, "statement has no node signature");
         if ((rc = trust->peer_get(trust, who, &found, e)))
-            return sb_error_wrap_code(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s'",
-                                      who);
+            return sb_error_wrap_code(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s'", who);
         sender = &found;
     }
     if ((rc = sc_statement_verify(rec->st_, sender, min_admins, &rec->sigs, e)))
@@ -185,8 +185,8 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
     return 0;
 }
 
-int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust,
-                        size_t min_admins, size_t parse_budget, sc_received **out, sc_error *e)
+int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust, size_t min_admins,
+                        size_t parse_budget, sc_received **out, sc_error *e)
 {
     sc_received *rec;
     int rc;
@@ -250,8 +250,7 @@ int sc_envelope_peek(const uint8_t *buf, size_t len, sp_budget *b, Sldd__V1__Env
     return 0;
 }
 
-int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received **out,
-               sc_error *e)
+int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received **out, sc_error *e)
 {
     sp_budget ob;
     Sldd__V1__Envelope *env = NULL;
@@ -288,7 +287,7 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
     }
     /* 5. outer signature over the exact header bytes and the ciphertext hash */
     if (!(body = sc_envelope_signed_body(env->header.data, env->header.len, env->ciphertext.data,
-                            env->ciphertext.len, &blen))) {
+                                         env->ciphertext.len, &blen))) {
         rc = sc_error_set(e, SC_ENOMEM, "out of memory");
         goto out;
     }
@@ -306,7 +305,8 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
     }
     if (memcmp(kid, h->recipient_key_id.data, 32)) {
         rc = sc_error_set(e, SC_EREFUSE_RECIPIENT,
-                          "sealed to an encryption key of '%s' that is not this node's", h->recipient);
+                          "sealed to an encryption key of '%s' that is not this node's",
+                          h->recipient);
         goto out;
     }
     /* 7. time */
@@ -343,10 +343,9 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
         rc = sc_error_set(e, SC_ENOMEM, "out of memory");
         goto out;
     }
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(rec->statement, &ptlen, NULL,
-                                                   env->ciphertext.data, env->ciphertext.len,
-                                                   env->header.data, env->header.len,
-                                                   h->nonce.data, ck)) {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            rec->statement, &ptlen, NULL, env->ciphertext.data, env->ciphertext.len,
+            env->header.data, env->header.len, h->nonce.data, ck)) {
         rc = sc_error_set(e, SC_EREFUSE_AEAD, "the body does not authenticate");
         goto out;
     }

@@ -15,8 +15,8 @@
 #include "sc_util.h"
 #include "sp_check.h"
 
-uint8_t *sc_envelope_signed_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct,
-                                 size_t ctlen, size_t *blen)
+uint8_t *sc_envelope_signed_body(const uint8_t *hdr, size_t hlen, const uint8_t *ct, size_t ctlen,
+                                 size_t *blen)
 {
     uint8_t *b = malloc(hlen + 32);
     if (!b)

@@ -61,8 +61,7 @@ int sc_pae_verify(const uint8_t sig[64], const char *type, const uint8_t *body, 
     return ok ? 0 : -1;
 }
 
-static int pack_statement(const Sldd__V1__Statement *st, uint8_t **out, size_t *outlen,
-                          sc_error *e)
+static int pack_statement(const Sldd__V1__Statement *st, uint8_t **out, size_t *outlen, sc_error *e)
 {
     size_t n = sldd__v1__statement__get_packed_size(st);
     *out = malloc(n ? n : 1);
@@ -87,8 +86,8 @@ int sc_statement_wrap(const uint8_t *payload, size_t len, uint8_t **out, size_t 
     return pack_statement(&st, out, outlen, e);
 }
 
-int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget,
-                       Sldd__V1__Statement **out, sc_error *e)
+int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget, Sldd__V1__Statement **out,
+                       sc_error *e)
 {
     char why[300];
     Sldd__V1__Statement *st = sldd__v1__statement__unpack(sp_budget_allocator(budget), len, buf);
@@ -148,8 +147,8 @@ static int add_signature(const uint8_t *in, size_t len, Sldd__V1__Signature *sig
 }
 
 /* Payload bytes of statement `in` (parsed into *st with budget b). */
-static int statement_payload(const uint8_t *in, size_t len, sp_budget *b,
-                             Sldd__V1__Statement **st, sc_error *e)
+static int statement_payload(const uint8_t *in, size_t len, sp_budget *b, Sldd__V1__Statement **st,
+                             sc_error *e)
 {
     int rc = sc_statement_parse(in, len, b, st, e);
     if (rc)
@@ -173,8 +172,7 @@ int sc_statement_sign_node(const uint8_t *in, size_t len, const char *node_id,
     sp_budget_init(&b, len * 2 + 65536);
     if ((rc = statement_payload(in, len, &b, &st, e)))
         return rc;
-    rc = sc_pae_sign(sigbytes, SC_TYPE_BUNDLE, st->payload.data, st->payload.len, keys->sign_sk,
-                     e);
+    rc = sc_pae_sign(sigbytes, SC_TYPE_BUNDLE, st->payload.data, st->payload.len, keys->sign_sk, e);
     protobuf_c_message_free_unpacked(&st->base, sp_budget_allocator(&b));
     if (rc)
         return rc;

@@ -22,9 +22,9 @@
 #include "sldd.pb-c.h"
 #include "sp_budget.h"
 
-#define SC_TYPE_BUNDLE "application/vnd.sldd.bundle+protobuf; v=1"
-#define SC_TYPE_APPROVAL "application/vnd.sldd.approval+protobuf; v=1"
-#define SC_TYPE_ENVELOPE "application/vnd.sldd.envelope+protobuf; v=1"
+#define SC_TYPE_BUNDLE    "application/vnd.sldd.bundle+protobuf; v=1"
+#define SC_TYPE_APPROVAL  "application/vnd.sldd.approval+protobuf; v=1"
+#define SC_TYPE_ENVELOPE  "application/vnd.sldd.envelope+protobuf; v=1"
 #define SC_MAX_SIGNATURES 64
 
 /* PAE(type, body) into a malloc'ed buffer. */
@@ -42,8 +42,8 @@ int sc_statement_wrap(const uint8_t *payload, size_t len, uint8_t **out, size_t 
                       sc_error *e) SC_WUR;
 /* Parse statement bytes (budgeted, no unknown fields): SC_EREFUSE_STATEMENT
  * on failure.  Free with protobuf_c_message_free_unpacked(.., alloc). */
-int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget,
-                       Sldd__V1__Statement **out, sc_error *e) SC_WUR;
+int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget, Sldd__V1__Statement **out,
+                       sc_error *e) SC_WUR;
 /* Add the node signature; the result is a new serialized statement. */
 int sc_statement_sign_node(const uint8_t *st, size_t len, const char *node_id,
                            const sc_node_keys *keys, uint8_t **out, size_t *outlen,

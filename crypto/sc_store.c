@@ -21,7 +21,7 @@
 #include "sc_util.h"
 #include "sp_check.h"
 
-#define PEER_FILE_MAX 65536
+#define PEER_FILE_MAX   65536
 #define REPLAY_FILE_MAX ((size_t)64 << 20)
 
 /* ------------------------------------------------------------ peer text */

@@ -12,8 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int sc_file_read(const char *path, size_t max, int secret, uint8_t **buf, size_t *len,
-                 sc_error *e)
+int sc_file_read(const char *path, size_t max, int secret, uint8_t **buf, size_t *len, sc_error *e)
 {
     struct stat st;
     uint8_t *p;
@@ -30,8 +29,8 @@ int sc_file_read(const char *path, size_t max, int secret, uint8_t **buf, size_t
     }
     if ((uint64_t)st.st_size > max) {
         close(fd);
-        return sc_error_set(e, SC_EREFUSE_SIZE, "%s: %lld bytes, larger than the cap of %zu",
-                            path, (long long)st.st_size, max);
+        return sc_error_set(e, SC_EREFUSE_SIZE, "%s: %lld bytes, larger than the cap of %zu", path,
+                            (long long)st.st_size, max);
     }
     /* st_size is a hint only; read up to max + 1 to notice growth. */
     cap = (size_t)st.st_size + 1;
@@ -117,8 +116,7 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
-int sc_file_create_excl(const char *path, const void *data, size_t len, unsigned mode,
-                        sc_error *e)
+int sc_file_create_excl(const char *path, const void *data, size_t len, unsigned mode, sc_error *e)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
@@ -140,8 +138,7 @@ int sc_file_create_excl(const char *path, const void *data, size_t len, unsigned
     return 0;
 }
 
-int sc_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                         sc_error *e)
+int sc_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, sc_error *e)
 {
     char tmp[4200];
     uint8_t rnd[6];
@@ -193,8 +190,7 @@ int sc_b64_decode_exact(uint8_t *out, size_t want, const char *in, size_t inlen,
 {
     size_t got = 0;
     const char *end = NULL;
-    if (sodium_base642bin(out, want, in, inlen, NULL, &got, &end,
-                          sodium_base64_VARIANT_ORIGINAL) ||
+    if (sodium_base642bin(out, want, in, inlen, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) ||
         got != want || end != in + inlen)
         return sc_error_set(e, SC_EFORMAT, "bad base64 (want %zu bytes)", want);
     return 0;

@@ -52,8 +52,7 @@ void sc_sha256(uint8_t out[32], const uint8_t *in, size_t n);
 #define sc_kv_next sb_kv_next
 
 /* Join dir and name into out (SC_EINVAL if too long). */
-int sc_path_join(char *out, size_t outlen, const char *dir, const char *name,
-                 sc_error *e) SC_WUR;
+int sc_path_join(char *out, size_t outlen, const char *dir, const char *name, sc_error *e) SC_WUR;
 /* mkdir with mode; an existing directory is fine. */
 int sc_mkdir(const char *path, unsigned mode, sc_error *e) SC_WUR;
 

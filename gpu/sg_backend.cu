@@ -76,7 +76,8 @@ static void sg_free(sd_backend *be, void *p)
     if (e == cudaSuccess)
         e = cudaFree(p);
     if (e != cudaSuccess)
-        sg_fail(NULL, __FILE__, __LINE__, "cudaFree", cudaGetErrorString(e)); /* free has no error to report into */
+        sg_fail(NULL, __FILE__, __LINE__, "cudaFree",
+                cudaGetErrorString(e)); /* free has no error to report into */
 }
 
 /* The host buffer may be reused as soon as upload returns, as on the CPU
@@ -109,8 +110,8 @@ static int sg_copy(sd_backend *be, sd_error *err, void *dst, const void *src, si
     if (bytes == 0 || dst == src)
         return 0;
     SG_ENTER(be);
-    SG_CK_CUDA(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
-                                   sg_ctx_of(be)->stream));
+    SG_CK_CUDA(be,
+               cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, sg_ctx_of(be)->stream));
     return 0;
 }
 
@@ -135,24 +136,25 @@ static int sg_sync(sd_backend *be, sd_error *err)
  * column-major order, so C = op(A) op(B) (row-major) is computed as
  * C^T = op(B)^T op(A)^T in cuBLAS's column-major terms: swap the operands and
  * the m/n sizes, keep the transpose flags and the leading dimensions. */
-static int sg_gemm(sd_backend *be, sd_error *err, int trans_a, int trans_b, int m, int n, int k, sd_real alpha,
-                   const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta, sd_real *c,
-                   int ldc)
+static int sg_gemm(sd_backend *be, sd_error *err, int trans_a, int trans_b, int m, int n, int k,
+                   sd_real alpha, const sd_real *a, int lda, const sd_real *b, int ldb,
+                   sd_real beta, sd_real *c, int ldc)
 {
     int acols = trans_a ? m : k, bcols = trans_b ? k : n;
-    if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) ||
-        ldb < (bcols > 1 ? bcols : 1) || ldc < (n > 1 ? n : 1))
-        return sd_error_set(err, SD_EINVAL,
-                            "cuda gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)",
-                            m, n, k, lda, ldb, ldc, trans_a, trans_b);
+    if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) || ldb < (bcols > 1 ? bcols : 1) ||
+        ldc < (n > 1 ? n : 1))
+        return sd_error_set(
+            err, SD_EINVAL,
+            "cuda gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)", m, n, k, lda,
+            ldb, ldc, trans_a, trans_b);
     if (m == 0 || n == 0)
         return 0;
     SG_ENTER(be);
     sg_ctx *cx = sg_ctx_of(be);
     const float al = alpha, bt = beta;
     SG_CK_CUBLAS(be, cublasSgemm(cx->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &al, b, ldb, a,
-                                 lda, &bt, c, ldc));
+                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &al, b, ldb, a, lda,
+                                 &bt, c, ldc));
     return 0;
 }
 
@@ -321,7 +323,7 @@ extern "C" void sg_backend_describe(sd_backend *be, char *buf, size_t len)
              "cuBLAS %d, %s",
              c->device_name, c->cc_major, c->cc_minor, c->sm_count, rt / 1000, (rt % 1000) / 10,
              drv / 1000, (drv % 1000) / 10, dn / 10000, (dn % 10000) / 100, dn % 100, cublas_ver,
-             !c->deterministic   ? "fastest algorithms"
+             !c->deterministic ? "fastest algorithms"
              : c->timed_search ? "deterministic (timed choice)"
                                : "deterministic (heuristic choice)");
 }
@@ -329,7 +331,7 @@ extern "C" void sg_backend_describe(sd_backend *be, char *buf, size_t len)
 extern "C" const char *sg_build_info(void)
 {
 #define SG_STR2(x) #x
-#define SG_STR(x) SG_STR2(x)
+#define SG_STR(x)  SG_STR2(x)
     return "CUDA " SG_STR(__CUDACC_VER_MAJOR__) "." SG_STR(__CUDACC_VER_MINOR__) ", cuDNN " SG_STR(
         CUDNN_MAJOR) "." SG_STR(CUDNN_MINOR) "." SG_STR(CUDNN_PATCHLEVEL);
 }

@@ -23,8 +23,8 @@
 static int sg_bn_check(sd_backend *be, sd_error *err, const sd_bn_desc *d, const char *op)
 {
     if (d->n < 1 || d->c < 1 || d->hw < 1 || !(d->eps > 0))
-        return sd_error_set(err, SD_EINVAL, "cuda %s: bad geometry n=%d c=%d hw=%d eps=%g",
-                            op, d->n, d->c, d->hw, d->eps);
+        return sd_error_set(err, SD_EINVAL, "cuda %s: bad geometry n=%d c=%d hw=%d eps=%g", op,
+                            d->n, d->c, d->hw, d->eps);
     return 0;
 }
 
@@ -96,10 +96,10 @@ static int sg_bn_bwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, c
     });
 }
 
-static int sg_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                   const sd_real *dx, const sd_real *gamma,
-                                   const sd_real *dgamma, const sd_real *dbeta,
-                                   const sd_real *mean, const sd_real *invstd, sd_real *dy)
+static int sg_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                   const sd_real *x, const sd_real *dx, const sd_real *gamma,
+                                   const sd_real *dgamma, const sd_real *dbeta, const sd_real *mean,
+                                   const sd_real *invstd, sd_real *dy)
 {
     SG_TRY(sg_bn_check(be, err, d, "bn_fwd_tangent_train"));
     SG_ENTER(be);
@@ -127,8 +127,8 @@ static int sg_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_de
     });
 }
 
-static int sg_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                   const sd_real *dx, const sd_real *gamma,
+static int sg_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                   const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                    const sd_real *dgamma, const sd_real *mean,
                                    const sd_real *invstd, const sd_real *gy, const sd_real *dgy,
                                    sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
@@ -182,8 +182,7 @@ static int sg_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_de
     return sg_chan_apply(be, err, d->n, d->c, d->hw, [=] __device__(size_t i, unsigned ch) {
         const double *k = coef + (size_t)ch * SG_BN_NC;
         double mu = mean[ch], a = invstd[ch];
-        double A = k[0], B = k[1], D = k[2], C = k[3], dA = k[4], dB = k[5], c1 = k[6],
-               ga = k[7];
+        double A = k[0], B = k[1], D = k[2], C = k[3], dA = k[4], dB = k[5], c1 = k[6], ga = k[7];
         double xh = (x[i] - mu) * a;
         double dxh = dx ? a * (dx[i] - D - xh * C) : 0;
         double dgv = dgy ? dgy[i] : 0;
@@ -201,13 +200,14 @@ __global__ void sg_bn_frozen_coef_kernel(int c, const float *rvar, double eps, d
         coef[(size_t)ch * SG_BN_NC] = 1.0 / sqrt((double)rvar[ch] + eps);
 }
 
-static int sg_bn_frozen_coef(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *rvar)
+static int sg_bn_frozen_coef(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                             const sd_real *rvar)
 {
     sg_ctx *cx = sg_ctx_of(be);
     if ((size_t)d->c * SG_BN_NC > SG_SCRATCH_COEF)
         return sg_fail_code(err, SD_EUNSUPPORTED, "bn", "too many channels for the scratch area");
     sg_bn_frozen_coef_kernel<<<(d->c + 127) / 128, 128, 0, cx->stream>>>(d->c, rvar, d->eps,
-                                                                        sg_coef(cx));
+                                                                         sg_coef(cx));
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -256,8 +256,8 @@ static int sg_bn_bwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, 
     });
 }
 
-static int sg_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                    const sd_real *dx, const sd_real *gamma,
+static int sg_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                    const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *dbeta,
                                     const sd_real *rmean, const sd_real *rvar, sd_real *dy)
 {
@@ -273,8 +273,8 @@ static int sg_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_d
     });
 }
 
-static int sg_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                    const sd_real *dx, const sd_real *gamma,
+static int sg_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                    const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *rmean,
                                     const sd_real *rvar, const sd_real *gy, const sd_real *dgy,
                                     sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)

@@ -87,12 +87,12 @@ static int sg_pick_fwd(sd_backend *be, sd_error *err, sg_conv_plan *p, size_t ca
     cudnnConvolutionFwdAlgoPerf_t res[SG_MAX_ALGOS];
     int got = 0;
     /* timing needs memory for every candidate; heuristics when it fails */
-    if (!timed || cudnnFindConvolutionForwardAlgorithm(c->cudnn, p->xd, p->wd, p->cd, p->yd,
-                                                       SG_MAX_ALGOS, &got,
-                                                       res) != CUDNN_STATUS_SUCCESS) {
+    if (!timed ||
+        cudnnFindConvolutionForwardAlgorithm(c->cudnn, p->xd, p->wd, p->cd, p->yd, SG_MAX_ALGOS,
+                                             &got, res) != CUDNN_STATUS_SUCCESS) {
         (void)cudaGetLastError(); /* a failed allocation inside Find is not ours to report */
-        SG_CK_CUDNN(be, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, p->xd, p->wd, p->cd,
-                                                               p->yd, SG_MAX_ALGOS, &got, res));
+        SG_CK_CUDNN(be, cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, p->xd, p->wd, p->cd, p->yd,
+                                                               SG_MAX_ALGOS, &got, res));
     }
     for (int i = 0; i < got; i++) {
         size_t ws = 0;
@@ -132,9 +132,8 @@ static int sg_pick_bwd_data(sd_backend *be, sd_error *err, sg_conv_plan *p, size
             continue;
         if (c->deterministic && res[i].determinism != CUDNN_DETERMINISTIC)
             continue;
-        if (cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, p->wd, p->yd, p->cd, p->xd,
-                                                         res[i].algo,
-                                                         &ws) != CUDNN_STATUS_SUCCESS ||
+        if (cudnnGetConvolutionBackwardDataWorkspaceSize(
+                c->cudnn, p->wd, p->yd, p->cd, p->xd, res[i].algo, &ws) != CUDNN_STATUS_SUCCESS ||
             ws > cap)
             continue;
         p->bwd_data = res[i].algo;
@@ -152,8 +151,8 @@ static int sg_pick_bwd_filter(sd_backend *be, sd_error *err, sg_conv_plan *p, si
     sg_ctx *c = sg_ctx_of(be);
     cudnnConvolutionBwdFilterAlgoPerf_t res[SG_MAX_ALGOS];
     int got = 0;
-    if (!timed || cudnnFindConvolutionBackwardFilterAlgorithm(c->cudnn, p->xd, p->yd, p->cd,
-                                                              p->wd, SG_MAX_ALGOS, &got,
+    if (!timed || cudnnFindConvolutionBackwardFilterAlgorithm(c->cudnn, p->xd, p->yd, p->cd, p->wd,
+                                                              SG_MAX_ALGOS, &got,
                                                               res) != CUDNN_STATUS_SUCCESS) {
         (void)cudaGetLastError(); /* a failed allocation inside Find is not ours to report */
         SG_CK_CUDNN(be, cudnnGetConvolutionBackwardFilterAlgorithm_v7(
@@ -165,9 +164,8 @@ static int sg_pick_bwd_filter(sd_backend *be, sd_error *err, sg_conv_plan *p, si
             continue;
         if (c->deterministic && res[i].determinism != CUDNN_DETERMINISTIC)
             continue;
-        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(c->cudnn, p->xd, p->yd, p->cd, p->wd,
-                                                           res[i].algo,
-                                                           &ws) != CUDNN_STATUS_SUCCESS ||
+        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                c->cudnn, p->xd, p->yd, p->cd, p->wd, res[i].algo, &ws) != CUDNN_STATUS_SUCCESS ||
             ws > cap)
             continue;
         p->bwd_filter = res[i].algo;
@@ -194,13 +192,12 @@ static int sg_plan_describe(sd_backend *be, sd_error *err, sg_conv_plan *p)
                                                d->k, d->oh, d->ow));
     SG_CK_CUDNN(be, cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d->k,
                                                d->c, d->r, d->s));
-    SG_CK_CUDNN(be, cudnnSetConvolution2dDescriptor(p->cd, d->pad, d->pad, d->stride, d->stride,
-                                                    1, 1, CUDNN_CROSS_CORRELATION,
-                                                    CUDNN_DATA_FLOAT));
+    SG_CK_CUDNN(be, cudnnSetConvolution2dDescriptor(p->cd, d->pad, d->pad, d->stride, d->stride, 1,
+                                                    1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     /* FMA only: keeps TF32 tensor cores out of FP32 convolutions. */
     SG_CK_CUDNN(be, cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH));
-    SG_CK_CUDNN(be, cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->wd, &on, &oc, &ohh,
-                                                          &oww));
+    SG_CK_CUDNN(be,
+                cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->wd, &on, &oc, &ohh, &oww));
     if (on != d->n || oc != d->k || ohh != d->oh || oww != d->ow)
         return sd_error_set(err, SD_EINVAL,
                             "cuda conv: output size %dx%d in the descriptor, cuDNN computes "
@@ -231,9 +228,9 @@ static int sg_plan_make(sd_backend *be, sd_error *err, const sd_conv_desc *d, si
 
 static int sg_check_desc(sd_backend *be, sd_error *err, const sd_conv_desc *d)
 {
-    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->k <= 0 || d->r <= 0 ||
-        d->s <= 0 || d->stride <= 0 || d->pad < 0 || d->h + 2 * d->pad < d->r ||
-        d->w + 2 * d->pad < d->s || d->oh != (d->h + 2 * d->pad - d->r) / d->stride + 1 ||
+    if (d->n <= 0 || d->c <= 0 || d->h <= 0 || d->w <= 0 || d->k <= 0 || d->r <= 0 || d->s <= 0 ||
+        d->stride <= 0 || d->pad < 0 || d->h + 2 * d->pad < d->r || d->w + 2 * d->pad < d->s ||
+        d->oh != (d->h + 2 * d->pad - d->r) / d->stride + 1 ||
         d->ow != (d->w + 2 * d->pad - d->s) / d->stride + 1)
         return sd_error_set(err, SD_EINVAL,
                             "cuda conv: bad shape n=%d c=%d h=%d w=%d k=%d r=%d s=%d stride=%d "
@@ -270,8 +267,8 @@ static int sg_own_ws_reserve(sd_backend *be, sd_error *err, sg_conv_plan *p)
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         c->own_ws = NULL;
-        return sd_error_set(err, SD_ENOMEM, "cuda conv: cudaMalloc(%zu) for workspace: %s",
-                            need, cudaGetErrorString(e));
+        return sd_error_set(err, SD_ENOMEM, "cuda conv: cudaMalloc(%zu) for workspace: %s", need,
+                            cudaGetErrorString(e));
     }
     c->own_ws_size = need;
     return 0;
@@ -330,8 +327,8 @@ static int sg_plan_get_locked(sd_backend *be, sd_error *err, const sd_conv_desc 
     }
     if (rc) {
         if (!requested)
-            sd_error_wrap(err, "planning convolution n=%d c=%d %dx%d k=%d %dx%d", d->n,
-                          d->c, d->h, d->w, d->k, d->r, d->s);
+            sd_error_wrap(err, "planning convolution n=%d c=%d %dx%d k=%d %dx%d", d->n, d->c, d->h,
+                          d->w, d->k, d->r, d->s);
         return rc;
     }
     p.requested = requested;
@@ -341,7 +338,8 @@ static int sg_plan_get_locked(sd_backend *be, sd_error *err, const sd_conv_desc 
     return 0;
 }
 
-static int sg_plan_get(sd_backend *be, sd_error *err, const sd_conv_desc *d, int requested, sg_conv_plan *out)
+static int sg_plan_get(sd_backend *be, sd_error *err, const sd_conv_desc *d, int requested,
+                       sg_conv_plan *out)
 {
     SG_TRY(sg_check_desc(be, err, d));
     sg_ctx *c = sg_ctx_of(be);
@@ -371,8 +369,8 @@ static int sg_ws_pick(sd_backend *be, sd_error *err, const sg_conv_plan *p, size
     return 0;
 }
 
-static int sg_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x, const sd_real *w,
-                       sd_real beta, sd_real *y, void *ws)
+static int sg_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
+                       const sd_real *w, sd_real beta, sd_real *y, void *ws)
 {
     sg_conv_plan p;
     SG_TRY(sg_plan_get(be, err, d, 0, &p));
@@ -391,21 +389,20 @@ static int sg_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d
     SG_TRY(sg_ws_pick(be, err, &p, p.ws_data, &ws));
     const float one = 1.0f;
     SG_CK_CUDNN(be, cudnnConvolutionBackwardData(sg_ctx_of(be)->cudnn, &one, p.wd, w, p.yd, gy,
-                                                 p.cd, p.bwd_data, ws, p.ws_data, &one, p.xd,
-                                                 gx));
+                                                 p.cd, p.bwd_data, ws, p.ws_data, &one, p.xd, gx));
     return 0;
 }
 
-static int sg_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
-                              const sd_real *gy, sd_real *gw, void *ws)
+static int sg_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d,
+                              const sd_real *x, const sd_real *gy, sd_real *gw, void *ws)
 {
     sg_conv_plan p;
     SG_TRY(sg_plan_get(be, err, d, 0, &p));
     SG_TRY(sg_ws_pick(be, err, &p, p.ws_filter, &ws));
     const float one = 1.0f;
-    SG_CK_CUDNN(be, cudnnConvolutionBackwardFilter(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.yd, gy,
-                                                   p.cd, p.bwd_filter, ws, p.ws_filter, &one,
-                                                   p.wd, gw));
+    SG_CK_CUDNN(be,
+                cudnnConvolutionBackwardFilter(sg_ctx_of(be)->cudnn, &one, p.xd, x, p.yd, gy, p.cd,
+                                               p.bwd_filter, ws, p.ws_filter, &one, p.wd, gw));
     return 0;
 }
 

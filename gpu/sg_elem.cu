@@ -13,8 +13,8 @@
 #include <math.h>
 
 /* Grid-stride loop over n elements. */
-#define SG_FOR(i, n)                                                                   \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);             \
+#define SG_FOR(i, n)                                                        \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
 __global__ void sg_axpy_kernel(size_t n, float alpha, const float *x, float *y)
@@ -53,8 +53,8 @@ __global__ void sg_relu_mask_kernel(size_t n, const float *x, const float *d, fl
     }
 }
 
-__global__ void sg_adam_kernel(size_t n, float *p, const float *g, float *m, float *v,
-                               double beta1, double beta2, double eps, double step, double sbc2)
+__global__ void sg_adam_kernel(size_t n, float *p, const float *g, float *m, float *v, double beta1,
+                               double beta2, double eps, double step, double sbc2)
 {
     SG_FOR(i, n)
     {
@@ -67,7 +67,8 @@ __global__ void sg_adam_kernel(size_t n, float *p, const float *g, float *m, flo
     }
 }
 
-static int sg_axpy(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x, sd_real *y)
+static int sg_axpy(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x,
+                   sd_real *y)
 {
     if (n == 0)
         return 0;
@@ -97,20 +98,22 @@ static int sg_fill(sd_backend *be, sd_error *err, size_t n, sd_real value, sd_re
     return 0;
 }
 
-static int sg_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y, double *out)
+static int sg_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y,
+                  double *out)
 {
     *out = 0;
     if (n == 0)
         return 0;
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
-    SG_TRY(sg_flat_sum(be, err, n, [=] __device__(size_t i) -> double { return (double)x[i] * (double)y[i]; }, 1.0,
+    SG_TRY(sg_flat_sum(
+        be, err, n, [=] __device__(size_t i) -> double { return (double)x[i] * (double)y[i]; }, 1.0,
         sg_small(c)));
     return sg_fetch_small(be, err, sg_small(c), 1, out);
 }
 
-static int sg_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g, sd_real *m, sd_real *v,
-                   double lr, double beta1, double beta2, double eps, int t)
+static int sg_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g,
+                   sd_real *m, sd_real *v, double lr, double beta1, double beta2, double eps, int t)
 {
     if (t < 1 || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps >= 0))
         return sd_error_set(err, SD_EINVAL,
@@ -148,15 +151,18 @@ static int sg_relu_mask(sd_backend *be, sd_error *err, size_t n, const sd_real *
     return 0;
 }
 
-static int sg_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b, sd_real *y)
+static int sg_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b,
+                       sd_real *y)
 {
     if (n < 0 || c < 0 || hw < 0)
         return sg_fail_code(err, SD_EINVAL, "bias_fwd", "bad shape");
     SG_ENTER(be);
-    return sg_chan_apply(be, err, n, c, hw, [=] __device__(size_t i, unsigned ch) { y[i] += b[ch]; });
+    return sg_chan_apply(be, err, n, c, hw,
+                         [=] __device__(size_t i, unsigned ch) { y[i] += b[ch]; });
 }
 
-static int sg_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy, sd_real *gb)
+static int sg_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy,
+                       sd_real *gb)
 {
     if (c == 0)
         return 0;

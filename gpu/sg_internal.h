@@ -43,58 +43,70 @@ typedef struct sg_conv_plan {
 } sg_conv_plan;
 
 /* Scratch layout (doubles): partial sums, per-channel coefficients, scalars. */
-#define SG_SCRATCH_PART (3u << 20)  /* 3 Mi doubles of partial sums */
-#define SG_SCRATCH_COEF (1u << 20)  /* per-channel coefficients */
-#define SG_SCRATCH_SMALL 1024u      /* final scalars */
+#define SG_SCRATCH_PART    (3u << 20) /* 3 Mi doubles of partial sums */
+#define SG_SCRATCH_COEF    (1u << 20) /* per-channel coefficients */
+#define SG_SCRATCH_SMALL   1024u      /* final scalars */
 #define SG_SCRATCH_DOUBLES (SG_SCRATCH_PART + SG_SCRATCH_COEF + SG_SCRATCH_SMALL)
 
 typedef struct sg_ctx {
     int device;
     int deterministic;
-    int timed_search;     /* choose convolution algorithms by timing (cudnnFind*) */
+    int timed_search; /* choose convolution algorithms by timing (cudnnFind*) */
     cudaStream_t stream;
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
     pthread_mutex_t lock; /* guards the plan cache */
     sg_conv_plan *plans;
     int n_plans, cap_plans;
-    size_t ws_limit;      /* largest convolution workspace a plan may ask for */
-    void *own_ws;         /* fallback workspace for unplanned batch sizes */
+    size_t ws_limit; /* largest convolution workspace a plan may ask for */
+    void *own_ws;    /* fallback workspace for unplanned batch sizes */
     size_t own_ws_size;
-    double *scratch;      /* device, SG_SCRATCH_DOUBLES */
-    double *host;         /* pinned host, SG_SCRATCH_SMALL doubles */
+    double *scratch; /* device, SG_SCRATCH_DOUBLES */
+    double *host;    /* pinned host, SG_SCRATCH_SMALL doubles */
     char device_name[256];
     int cc_major, cc_minor, sm_count;
 } sg_ctx;
 
-static inline sg_ctx *sg_ctx_of(sd_backend *be) { return (sg_ctx *)be->ctx; }
-static inline double *sg_part(sg_ctx *c) { return c->scratch; }
-static inline double *sg_coef(sg_ctx *c) { return c->scratch + SG_SCRATCH_PART; }
-static inline double *sg_small(sg_ctx *c) { return c->scratch + SG_SCRATCH_PART + SG_SCRATCH_COEF; }
+static inline sg_ctx *sg_ctx_of(sd_backend *be)
+{
+    return (sg_ctx *)be->ctx;
+}
+static inline double *sg_part(sg_ctx *c)
+{
+    return c->scratch;
+}
+static inline double *sg_coef(sg_ctx *c)
+{
+    return c->scratch + SG_SCRATCH_PART;
+}
+static inline double *sg_small(sg_ctx *c)
+{
+    return c->scratch + SG_SCRATCH_PART + SG_SCRATCH_COEF;
+}
 
 /* Record an error of a library call in err (may be NULL); returns SD_EBACKEND. */
 int sg_fail(sd_error *err, const char *file, int line, const char *call, const char *what);
 /* Record an argument error; returns SD_EINVAL (or the code given). */
 int sg_fail_code(sd_error *err, int code, const char *op, const char *what);
 
-#define SG_CK_CUDA(be, call)                                                       \
-    do {                                                                           \
-        cudaError_t sg_e_ = (call);                                                \
-        if (sg_e_ != cudaSuccess)                                                  \
+#define SG_CK_CUDA(be, call)                                                           \
+    do {                                                                               \
+        cudaError_t sg_e_ = (call);                                                    \
+        if (sg_e_ != cudaSuccess)                                                      \
             return sg_fail(err, __FILE__, __LINE__, #call, cudaGetErrorString(sg_e_)); \
     } while (0)
 
-#define SG_CK_CUDNN(be, call)                                                      \
-    do {                                                                           \
-        cudnnStatus_t sg_s_ = (call);                                              \
-        if (sg_s_ != CUDNN_STATUS_SUCCESS)                                         \
+#define SG_CK_CUDNN(be, call)                                                           \
+    do {                                                                                \
+        cudnnStatus_t sg_s_ = (call);                                                   \
+        if (sg_s_ != CUDNN_STATUS_SUCCESS)                                              \
             return sg_fail(err, __FILE__, __LINE__, #call, cudnnGetErrorString(sg_s_)); \
     } while (0)
 
-#define SG_CK_CUBLAS(be, call)                                                     \
-    do {                                                                           \
-        cublasStatus_t sg_b_ = (call);                                             \
-        if (sg_b_ != CUBLAS_STATUS_SUCCESS)                                        \
+#define SG_CK_CUBLAS(be, call)                                                            \
+    do {                                                                                  \
+        cublasStatus_t sg_b_ = (call);                                                    \
+        if (sg_b_ != CUBLAS_STATUS_SUCCESS)                                               \
             return sg_fail(err, __FILE__, __LINE__, #call, cublasGetStatusString(sg_b_)); \
     } while (0)
 
@@ -103,11 +115,11 @@ int sg_fail_code(sd_error *err, int code, const char *op, const char *what);
 #define SG_CK_LAUNCH(be) SG_CK_CUDA(be, cudaGetLastError())
 
 /* Pass on a non-zero status from a helper. */
-#define SG_TRY(call)            \
-    do {                        \
-        int sg_rc_ = (call);    \
-        if (sg_rc_)             \
-            return sg_rc_;      \
+#define SG_TRY(call)         \
+    do {                     \
+        int sg_rc_ = (call); \
+        if (sg_rc_)          \
+            return sg_rc_;   \
     } while (0)
 
 /* On entry to every operation: make the backend's device current for the
@@ -115,13 +127,13 @@ int sg_fail_code(sd_error *err, int code, const char *op, const char *what);
  * that created it), and drop a non-sticky error that a library call may
  * have left behind, so that SG_CK_LAUNCH reports only our own launches.
  * (Sticky errors, such as a fault in an earlier kernel, stay and surface.) */
-#define SG_ENTER(be)                                                    \
-    do {                                                                \
-        SG_CK_CUDA(be, cudaSetDevice(sg_ctx_of(be)->device));           \
-        (void)cudaGetLastError();                                       \
+#define SG_ENTER(be)                                          \
+    do {                                                      \
+        SG_CK_CUDA(be, cudaSetDevice(sg_ctx_of(be)->device)); \
+        (void)cudaGetLastError();                             \
     } while (0)
 
-#define SG_THREADS 256
+#define SG_THREADS    256
 #define SG_MAX_BLOCKS 8192u
 
 static inline unsigned sg_blocks(size_t n)

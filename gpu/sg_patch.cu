@@ -56,9 +56,9 @@ __global__ void sg_patch_kernel(const uint16_t *pix, const int64_t *img_off, con
     }
 }
 
-static int sg_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, const int64_t *img_off,
-                           const int32_t *img_w, const int32_t *idx, int n, int psize, int osize,
-                           double mean, double std, sd_real *out)
+static int sg_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix,
+                           const int64_t *img_off, const int32_t *img_w, const int32_t *idx, int n,
+                           int psize, int osize, double mean, double std, sd_real *out)
 {
     if (n < 0 || psize < 1 || osize < 1 || osize > psize || !(std > 0))
         return sd_error_set(err, SD_EINVAL,
@@ -81,8 +81,8 @@ static int sg_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, c
     int first;
     memcpy(&first, c->host, sizeof first);
     if (first < n)
-        return sd_error_set(err, SD_EINVAL,
-                            "cuda patch_gather: patch %d lies outside its image", first);
+        return sd_error_set(err, SD_EINVAL, "cuda patch_gather: patch %d lies outside its image",
+                            first);
     return 0;
 }
 

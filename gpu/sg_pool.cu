@@ -111,8 +111,8 @@ __device__ static void sg_adaptive_range(int i, int n, int on, int *lo, int *hi)
     *hi = h;
 }
 
-#define SG_POOL_FOR(i, n)                                                               \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);              \
+#define SG_POOL_FOR(i, n)                                                   \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (size_t)gridDim.x * blockDim.x)
 
 __global__ void sg_maxpool_fwd_kernel(const sd_pool_desc d, const float *x, float *y,
@@ -131,8 +131,8 @@ __global__ void sg_maxpool_fwd_kernel(const sd_pool_desc d, const float *x, floa
 }
 
 /* Non-overlapping windows: each output owns its argmax cell. */
-__global__ void sg_maxpool_bwd_scatter_kernel(const sd_pool_desc d, const float *x,
-                                              const float *gy, float *gx, size_t total)
+__global__ void sg_maxpool_bwd_scatter_kernel(const sd_pool_desc d, const float *x, const float *gy,
+                                              float *gx, size_t total)
 {
     const size_t hw = (size_t)d.h * d.w, ohw = (size_t)d.oh * d.ow;
     SG_POOL_FOR(o, total)
@@ -146,8 +146,8 @@ __global__ void sg_maxpool_bwd_scatter_kernel(const sd_pool_desc d, const float 
 }
 
 /* Overlapping windows: each input cell gathers, in (oy, ox) order. */
-__global__ void sg_maxpool_bwd_gather_kernel(const sd_pool_desc d, const float *x,
-                                             const float *gy, float *gx, size_t total)
+__global__ void sg_maxpool_bwd_gather_kernel(const sd_pool_desc d, const float *x, const float *gy,
+                                             float *gx, size_t total)
 {
     const size_t hw = (size_t)d.h * d.w, ohw = (size_t)d.oh * d.ow;
     SG_POOL_FOR(i, total)
@@ -172,15 +172,14 @@ __global__ void sg_maxpool_bwd_gather_kernel(const sd_pool_desc d, const float *
 }
 
 /* Shared-memory budget of one tile's argmaxes (ints), and its block size. */
-#define SG_POOL_TILE_INTS 8192
+#define SG_POOL_TILE_INTS    8192
 #define SG_POOL_TILE_THREADS 256
 
 /* Overlapping windows, tiled: block b handles input rows
  * [t*th, min((t+1)*th, h)) of plane b / tiles (t = b % tiles); the host
  * chose th so that the windows of those rows fit SG_POOL_TILE_INTS. */
-__global__ void sg_maxpool_bwd_tiled_kernel(const sd_pool_desc d, const float *x,
-                                            const float *gy, float *gx, int th, int tiles,
-                                            size_t nblocks)
+__global__ void sg_maxpool_bwd_tiled_kernel(const sd_pool_desc d, const float *x, const float *gy,
+                                            float *gx, int th, int tiles, size_t nblocks)
 {
     extern __shared__ int sg_tile_arg[];
     const size_t hw = (size_t)d.h * d.w, ohw = (size_t)d.oh * d.ow;
@@ -237,8 +236,7 @@ static int sg_maxpool_tile_rows(const sd_pool_desc *d)
     return th >= d->h ? d->h : (int)th;
 }
 
-__global__ void sg_avgpool_fwd_kernel(const sd_pool_desc d, const float *x, float *y,
-                                      size_t total)
+__global__ void sg_avgpool_fwd_kernel(const sd_pool_desc d, const float *x, float *y, size_t total)
 {
     const size_t hw = (size_t)d.h * d.w, ohw = (size_t)d.oh * d.ow;
     SG_POOL_FOR(o, total)
@@ -293,16 +291,16 @@ __global__ void sg_avgpool_bwd_gather_kernel(const sd_pool_desc d, const float *
 static int sg_pool_check(sd_backend *be, sd_error *err, const sd_pool_desc *d, const char *op)
 {
     if (d->n < 0 || d->c < 1 || d->h < 1 || d->w < 1 || d->oh < 1 || d->ow < 1 ||
-        (!d->adaptive && (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 ||
-                          d->pw < 0)))
+        (!d->adaptive &&
+         (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 || d->pw < 0)))
         return sg_fail_code(err, SD_EINVAL, op, "bad pooling geometry");
     return 0;
 }
 
 /* The argmax is recomputed from x in every call: arg (see sd_backend.h) is
  * left unused on the GPU. */
-static int sg_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y,
-                          int32_t *arg)
+static int sg_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                          sd_real *y, int32_t *arg)
 {
     (void)arg;
     SG_TRY(sg_pool_check(be, err, d, "maxpool_fwd"));
@@ -310,8 +308,8 @@ static int sg_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, 
     if (!total)
         return 0;
     SG_ENTER(be);
-    sg_maxpool_fwd_kernel<<<sg_blocks(total), SG_THREADS, 0, sg_ctx_of(be)->stream>>>(
-        *d, x, y, NULL, total);
+    sg_maxpool_fwd_kernel<<<sg_blocks(total), SG_THREADS, 0, sg_ctx_of(be)->stream>>>(*d, x, y,
+                                                                                      NULL, total);
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -325,8 +323,8 @@ static int sg_maxpool_gather(sd_backend *be, sd_error *err, const sd_pool_desc *
     if (!total)
         return 0;
     SG_ENTER(be);
-    sg_maxpool_fwd_kernel<<<sg_blocks(total), SG_THREADS, 0, sg_ctx_of(be)->stream>>>(
-        *d, x, dy, dx, total);
+    sg_maxpool_fwd_kernel<<<sg_blocks(total), SG_THREADS, 0, sg_ctx_of(be)->stream>>>(*d, x, dy, dx,
+                                                                                      total);
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -356,19 +354,19 @@ static int sg_maxpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, 
         size_t smem = sizeof(int) * (size_t)rows * (size_t)d->ow;
         unsigned grid = nblocks > 0x7fffffffu ? 0x7fffffffu : (unsigned)nblocks;
         sg_maxpool_bwd_tiled_kernel<<<grid, SG_POOL_TILE_THREADS, smem, st>>>(*d, x, gy, gx, th,
-                                                                             tiles, nblocks);
+                                                                              tiles, nblocks);
     } else {
         size_t total = (size_t)d->n * d->c * d->h * d->w;
         if (!total)
             return 0;
-        sg_maxpool_bwd_gather_kernel<<<sg_blocks(total), SG_THREADS, 0, st>>>(*d, x, gy, gx,
-                                                                              total);
+        sg_maxpool_bwd_gather_kernel<<<sg_blocks(total), SG_THREADS, 0, st>>>(*d, x, gy, gx, total);
     }
     SG_CK_LAUNCH(be);
     return 0;
 }
 
-static int sg_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+static int sg_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                          sd_real *y)
 {
     SG_TRY(sg_pool_check(be, err, d, "avgpool_fwd"));
     size_t total = (size_t)d->n * d->c * d->oh * d->ow;
@@ -376,12 +374,13 @@ static int sg_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, 
         return 0;
     SG_ENTER(be);
     sg_avgpool_fwd_kernel<<<sg_blocks(total), SG_THREADS, 0, sg_ctx_of(be)->stream>>>(*d, x, y,
-                                                                                     total);
+                                                                                      total);
     SG_CK_LAUNCH(be);
     return 0;
 }
 
-static int sg_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
+static int sg_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy,
+                          sd_real *gx)
 {
     SG_TRY(sg_pool_check(be, err, d, "avgpool_bwd"));
     size_t total = (size_t)d->n * d->c * d->h * d->w;

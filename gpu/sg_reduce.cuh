@@ -18,8 +18,8 @@
 
 #include "sg_internal.h"
 
-#define SG_RED_THREADS 256
-#define SG_RED_CHUNK_MIN 4096u /* elements per block at least */
+#define SG_RED_THREADS    256
+#define SG_RED_CHUNK_MIN  4096u /* elements per block at least */
 #define SG_RED_MAX_CHUNKS 256u
 
 /* Fixed-order block reduction of NS doubles per thread; result in sh[k][0]. */
@@ -44,8 +44,8 @@ __device__ inline void sg_block_sum(double (*sh)[SG_RED_THREADS], const double *
 /* Stage one: block (ch, p) sums chunk p of channel ch. */
 template <int NS, class F>
 __global__ void __launch_bounds__(SG_RED_THREADS)
-sg_chan_partial_kernel(F f, unsigned c, unsigned hw, unsigned m, unsigned chunk, unsigned P,
-                       double *part)
+    sg_chan_partial_kernel(F f, unsigned c, unsigned hw, unsigned m, unsigned chunk, unsigned P,
+                           double *part)
 {
     __shared__ double sh[NS][SG_RED_THREADS];
     const unsigned ch = blockIdx.x, p = blockIdx.y;
@@ -120,7 +120,8 @@ static inline void sg_chan_chunks(unsigned c, unsigned m, int ns, unsigned *chun
 /* Run a per-channel reduction: f adds NS terms per element, g consumes the
  * per-channel totals.  n*hw must fit in 32 bits (checked). */
 template <int NS, class F, class G>
-static int sg_chan_reduce(sd_backend *be, sd_error *err, const char *op, int n, int c, int hw, F f, G g)
+static int sg_chan_reduce(sd_backend *be, sd_error *err, const char *op, int n, int c, int hw, F f,
+                          G g)
 {
     sg_ctx *cx = sg_ctx_of(be);
     const unsigned long long m64 = (unsigned long long)n * (unsigned long long)hw;
@@ -140,11 +141,11 @@ static int sg_chan_reduce(sd_backend *be, sd_error *err, const char *op, int n, 
             f, (unsigned)c, (unsigned)hw, m, chunk, P, sg_part(cx));
         SG_CK_LAUNCH(be);
     } else {
-        SG_CK_CUDA(be, cudaMemsetAsync(sg_part(cx), 0, sizeof(double) * (size_t)c * P * NS,
-                                       cx->stream));
+        SG_CK_CUDA(
+            be, cudaMemsetAsync(sg_part(cx), 0, sizeof(double) * (size_t)c * P * NS, cx->stream));
     }
-    sg_chan_final_kernel<NS, G><<<(unsigned)((c + 127) / 128), 128, 0, cx->stream>>>(
-        g, (unsigned)c, P, sg_part(cx));
+    sg_chan_final_kernel<NS, G>
+        <<<(unsigned)((c + 127) / 128), 128, 0, cx->stream>>>(g, (unsigned)c, P, sg_part(cx));
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -189,7 +190,7 @@ static int sg_chan_apply(sd_backend *be, sd_error *err, int n, int c, int hw, F 
     else
         sg_chan_apply_kernel<unsigned long long, F>
             <<<sg_blocks(total), SG_THREADS, 0, cx->stream>>>(f, (unsigned long long)total,
-                                                             (unsigned)c, (unsigned)hw);
+                                                              (unsigned)c, (unsigned)hw);
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -199,7 +200,7 @@ static int sg_chan_apply(sd_backend *be, sd_error *err, int n, int c, int hw, F 
  * count only. */
 template <class F>
 __global__ void __launch_bounds__(SG_RED_THREADS)
-sg_flat_partial_kernel(F f, size_t count, double *part)
+    sg_flat_partial_kernel(F f, size_t count, double *part)
 {
     __shared__ double sh[1][SG_RED_THREADS];
     double acc[1] = {0.0};
@@ -213,7 +214,7 @@ sg_flat_partial_kernel(F f, size_t count, double *part)
 
 /* One block: thread t adds partials t, t+256, ... in order, then a fixed tree. */
 static __global__ void __launch_bounds__(SG_RED_THREADS)
-sg_flat_final_kernel(const double *part, unsigned nb, double div, double *dst)
+    sg_flat_final_kernel(const double *part, unsigned nb, double div, double *dst)
 {
     __shared__ double sh[1][SG_RED_THREADS];
     double acc[1] = {0.0};
@@ -235,11 +236,10 @@ static int sg_flat_sum(sd_backend *be, sd_error *err, size_t count, F f, double 
         nb = SG_FLAT_MAX_BLOCKS;
     if (nb < 1)
         nb = 1;
-    sg_flat_partial_kernel<F><<<(unsigned)nb, SG_RED_THREADS, 0, cx->stream>>>(f, count,
-                                                                             sg_part(cx));
+    sg_flat_partial_kernel<F>
+        <<<(unsigned)nb, SG_RED_THREADS, 0, cx->stream>>>(f, count, sg_part(cx));
     SG_CK_LAUNCH(be);
-    sg_flat_final_kernel<<<1, SG_RED_THREADS, 0, cx->stream>>>(sg_part(cx), (unsigned)nb, div,
-                                                              dst);
+    sg_flat_final_kernel<<<1, SG_RED_THREADS, 0, cx->stream>>>(sg_part(cx), (unsigned)nb, div, dst);
     SG_CK_LAUNCH(be);
     return 0;
 }

@@ -98,8 +98,8 @@ __global__ void sg_sce_fwd_tangent_kernel(int n, int k, const float *p, const fl
 }
 
 __global__ void sg_sce_bwd_tangent_kernel(int n, int k, const float *p, const float *q,
-                                          const float *dz, const float *dq, double gn,
-                                          double dgn, float *dgz, float *dgq)
+                                          const float *dz, const float *dq, double gn, double dgn,
+                                          float *dgz, float *dgq)
 {
     SG_ROW_FOR(i, n)
     {
@@ -197,25 +197,26 @@ static int sg_rows_total(sd_backend *be, sd_error *err, int n, double *out)
 {
     sg_ctx *c = sg_ctx_of(be);
     const double *rowv = sg_coef(c);
-    SG_TRY(sg_flat_sum(be, err, (size_t)n, [=] __device__(size_t i) -> double { return rowv[i]; }, (double)n,
+    SG_TRY(sg_flat_sum(
+        be, err, (size_t)n, [=] __device__(size_t i) -> double { return rowv[i]; }, (double)n,
         sg_small(c)));
     return sg_fetch_small(be, err, sg_small(c), 1, out);
 }
 
-static int sg_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
-                      sd_real *p, double *loss)
+static int sg_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z,
+                      const sd_real *q, sd_real *p, double *loss)
 {
     SG_TRY(sg_rows_check(be, err, n, k, "sce_fwd"));
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
     sg_sce_fwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, c->stream>>>(n, k, z, q, p,
-                                                                         sg_coef(c));
+                                                                          sg_coef(c));
     SG_CK_LAUNCH(be);
     return sg_rows_total(be, err, n, loss);
 }
 
-static int sg_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
-                      sd_real *gz, sd_real *gq)
+static int sg_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                      const sd_real *q, double g, sd_real *gz, sd_real *gq)
 {
     SG_TRY(sg_rows_check(be, err, n, k, "sce_bwd"));
     if (!gz && !gq)
@@ -227,21 +228,21 @@ static int sg_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real
     return 0;
 }
 
-static int sg_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                              const sd_real *dz, const sd_real *dq, double *dloss)
+static int sg_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                              const sd_real *q, const sd_real *dz, const sd_real *dq, double *dloss)
 {
     SG_TRY(sg_rows_check(be, err, n, k, "sce_fwd_tangent"));
     SG_ENTER(be);
     sg_ctx *c = sg_ctx_of(be);
-    sg_sce_fwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, c->stream>>>(
-        n, k, p, q, dz, dq, sg_coef(c));
+    sg_sce_fwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, c->stream>>>(n, k, p, q, dz,
+                                                                                  dq, sg_coef(c));
     SG_CK_LAUNCH(be);
     return sg_rows_total(be, err, n, dloss);
 }
 
-static int sg_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                              const sd_real *dz, const sd_real *dq, double g, double dg,
-                              sd_real *dgz, sd_real *dgq)
+static int sg_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                              const sd_real *q, const sd_real *dz, const sd_real *dq, double g,
+                              double dg, sd_real *dgz, sd_real *dgq)
 {
     SG_TRY(sg_rows_check(be, err, n, k, "sce_bwd_tangent"));
     if (!dgz && !dgq)
@@ -257,19 +258,19 @@ static int sg_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_
 {
     SG_TRY(sg_rows_check(be, err, n, k, "softmax_fwd"));
     SG_ENTER(be);
-    sg_softmax_fwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(n, k,
-                                                                                         y, q);
+    sg_softmax_fwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(n, k, y,
+                                                                                          q);
     SG_CK_LAUNCH(be);
     return 0;
 }
 
-static int sg_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
-                          sd_real *gy)
+static int sg_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                          const sd_real *gq, sd_real *gy)
 {
     SG_TRY(sg_rows_check(be, err, n, k, "softmax_bwd"));
     SG_ENTER(be);
-    sg_softmax_bwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(
-        n, k, q, gq, gy);
+    sg_softmax_bwd_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(n, k, q,
+                                                                                          gq, gy);
     SG_CK_LAUNCH(be);
     return 0;
 }
@@ -280,8 +281,8 @@ static int sg_softmax_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, c
 {
     SG_TRY(sg_rows_check(be, err, n, k, "softmax_bwd_tangent"));
     SG_ENTER(be);
-    sg_softmax_bwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0,
-                                    sg_ctx_of(be)->stream>>>(n, k, q, dy, gq, dgq, dgy);
+    sg_softmax_bwd_tangent_kernel<<<sg_row_blocks(n), SG_ROW_THREADS, 0, sg_ctx_of(be)->stream>>>(
+        n, k, q, dy, gq, dgq, dgy);
     SG_CK_LAUNCH(be);
     return 0;
 }

@@ -129,36 +129,28 @@ void sn_client_response_free(sn_client_response *resp)
 static int map_curl_error(CURLcode cc, const sink *k, const char *detail)
 {
     switch (cc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return SN_ETIMEOUT;
+    case CURLE_OPERATION_TIMEDOUT: return SN_ETIMEOUT;
     case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return SN_ECONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST: return SN_ECONNECT;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-        return SN_ETLS;
-    case CURLE_FILESIZE_EXCEEDED:
-        return SN_ETOOBIG;
-    case CURLE_WRITE_ERROR:
-        return k->too_big ? SN_ETOOBIG : k->oom ? SC_ENOMEM : SC_EIO;
+    case CURLE_SSL_ISSUER_ERROR: return SN_ETLS;
+    case CURLE_FILESIZE_EXCEEDED: return SN_ETOOBIG;
+    case CURLE_WRITE_ERROR: return k->too_big ? SN_ETOOBIG : k->oom ? SC_ENOMEM : SC_EIO;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        return SC_EINVAL;
-    case CURLE_WEIRD_SERVER_REPLY:
-        return SN_EPROTO;
+    case CURLE_UNSUPPORTED_PROTOCOL: return SC_EINVAL;
+    case CURLE_WEIRD_SERVER_REPLY: return SN_EPROTO;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
         /* In TLS 1.3 the server checks the client certificate after the
          * client has finished its side of the handshake, so a refusal shows
          * up as an alert on the first read. */
         return detail && strstr(detail, "alert") ? SN_ETLS : SC_EIO;
-    default:
-        return SC_EIO;
+    default: return SC_EIO;
     }
 }
 
@@ -181,8 +173,7 @@ static int format_pins(const char *text, char *out, size_t out_size, sc_error *e
         if (len == 0 || len >= sizeof item)
             return sc_error_set(err, SC_EFORMAT, "pin list: empty or overlong entry");
         if (++n_pins > SN_CLIENT_MAX_PINS)
-            return sc_error_set(err, SC_EINVAL, "pin list: more than %d pins",
-                                SN_CLIENT_MAX_PINS);
+            return sc_error_set(err, SC_EINVAL, "pin list: more than %d pins", SN_CLIENT_MAX_PINS);
         memcpy(item, p, len);
         item[len] = '\0';
         rc = sn_x509_pin_parse(item, raw, err);
@@ -201,22 +192,21 @@ static int format_pins(const char *text, char *out, size_t out_size, sc_error *e
     }
 }
 
-#define SETOPT(h, opt, val)                                                               \
-    do {                                                                                  \
-        CURLcode cc_ = curl_easy_setopt(h, opt, val);                                     \
-        if (cc_ != CURLE_OK) {                                                            \
-            rc = sc_error_set(err, SN_EUNSUPPORTED, "curl_easy_setopt(%s): %s", #opt,     \
-                              curl_easy_strerror(cc_));                                   \
-            goto out;                                                                     \
-        }                                                                                 \
+#define SETOPT(h, opt, val)                                                           \
+    do {                                                                              \
+        CURLcode cc_ = curl_easy_setopt(h, opt, val);                                 \
+        if (cc_ != CURLE_OK) {                                                        \
+            rc = sc_error_set(err, SN_EUNSUPPORTED, "curl_easy_setopt(%s): %s", #opt, \
+                              curl_easy_strerror(cc_));                               \
+            goto out;                                                                 \
+        }                                                                             \
     } while (0)
 
 int sn_client_request(sn_client *c, const char *method, const char *url, const char *pin,
                       const char *content_type, const void *body, size_t body_len,
                       sn_client_response *resp, sc_error *err)
 {
-    char pin_curl[SN_CLIENT_MAX_PINS * SC_PIN_CURL_SIZE], errbuf[CURL_ERROR_SIZE],
-        ct_header[160];
+    char pin_curl[SN_CLIENT_MAX_PINS * SC_PIN_CURL_SIZE], errbuf[CURL_ERROR_SIZE], ct_header[160];
     struct curl_slist *headers = NULL, *tmp;
     sn_sigpipe_guard guard;
     sink k;

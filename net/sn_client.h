@@ -21,19 +21,19 @@ typedef struct sn_client sn_client;
 
 /* Zero means the default shown. */
 typedef struct sn_client_config {
-    const char *cert_file;      /* this node's certificate (PEM) */
-    const char *key_file;       /* its private key (PEM) */
-    const char *ca_file;        /* the federation CA (PEM) */
-    long connect_timeout_ms;    /* TCP + TLS handshake: 10000 */
-    long total_timeout_ms;      /* whole request: 120000 */
-    size_t max_response_bytes;  /* response body cap: 1 MiB */
+    const char *cert_file;     /* this node's certificate (PEM) */
+    const char *key_file;      /* its private key (PEM) */
+    const char *ca_file;       /* the federation CA (PEM) */
+    long connect_timeout_ms;   /* TCP + TLS handshake: 10000 */
+    long total_timeout_ms;     /* whole request: 120000 */
+    size_t max_response_bytes; /* response body cap: 1 MiB */
 } sn_client_config;
 
 typedef struct sn_client_response {
-    long status;              /* HTTP status, 0 if none was received */
-    unsigned char *body;      /* malloc'd, NUL-terminated for convenience */
-    size_t body_len;          /* without the NUL */
-    char content_type[128];   /* "" when absent */
+    long status;            /* HTTP status, 0 if none was received */
+    unsigned char *body;    /* malloc'd, NUL-terminated for convenience */
+    size_t body_len;        /* without the NUL */
+    char content_type[128]; /* "" when absent */
 } sn_client_response;
 
 /* Check that libcurl uses OpenSSL with TLS 1.3 and copy the config. */

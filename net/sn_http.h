@@ -14,8 +14,8 @@
 #include <stddef.h>
 
 #define SN_HTTP_MAX_HEADERS 32
-#define SN_HTTP_METHOD_MAX 15
-#define SN_HTTP_TARGET_MAX 1024
+#define SN_HTTP_METHOD_MAX  15
+#define SN_HTTP_TARGET_MAX  1024
 
 typedef struct sn_http_header {
     const char *name;  /* NUL-terminated, as received (compare case-insensitively) */
@@ -23,10 +23,10 @@ typedef struct sn_http_header {
 } sn_http_header;
 
 typedef struct sn_http_head {
-    const char *method; /* "GET", "POST", ... */
-    const char *path;   /* "/v1/bundles" (without the query) */
-    const char *query;  /* after '?', or "" */
-    int minor_version;  /* HTTP/1.x */
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* "/v1/bundles" (without the query) */
+    const char *query;        /* after '?', or "" */
+    int minor_version;        /* HTTP/1.x */
     long long content_length; /* -1 when absent */
     int expect_continue;      /* "Expect: 100-continue" was sent */
     sn_http_header headers[SN_HTTP_MAX_HEADERS];

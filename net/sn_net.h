@@ -15,12 +15,12 @@
 #include "sc_error.h"
 
 enum {
-    SN_ETIMEOUT = -200,     /* connect or transfer took longer than allowed */
-    SN_ECONNECT = -201,     /* could not connect to the peer */
-    SN_ETLS = -202,         /* TLS handshake or peer verification failed */
-    SN_ETOOBIG = -203,      /* response larger than the configured cap */
-    SN_EPROTO = -204,       /* malformed or unexpected HTTP */
-    SN_EUNSUPPORTED = -205  /* the linked library lacks something needed */
+    SN_ETIMEOUT = -200,    /* connect or transfer took longer than allowed */
+    SN_ECONNECT = -201,    /* could not connect to the peer */
+    SN_ETLS = -202,        /* TLS handshake or peer verification failed */
+    SN_ETOOBIG = -203,     /* response larger than the configured cap */
+    SN_EPROTO = -204,      /* malformed or unexpected HTTP */
+    SN_EUNSUPPORTED = -205 /* the linked library lacks something needed */
 };
 
 /* Stable short name of an SN_E* or SC_E* code, never NULL. */

@@ -14,9 +14,10 @@ static void health_handler(void *arg, const sn_request *req, sn_response *resp)
 {
     const sn_peer_service *svc = arg;
     /* Node ids are [A-Za-z0-9._-] (sn_x509_node_id_valid): no JSON escaping. */
-    if (sn_response_printf(resp, 200, "application/json",
-                           "{\"status\":\"ok\",\"node\":\"%s\",\"peer\":\"%s\",\"version\":\"%s\"}\n",
-                           svc->node_id, req->peer_node_id, SLDD_VERSION) != 0)
+    if (sn_response_printf(
+            resp, 200, "application/json",
+            "{\"status\":\"ok\",\"node\":\"%s\",\"peer\":\"%s\",\"version\":\"%s\"}\n",
+            svc->node_id, req->peer_node_id, SLDD_VERSION) != 0)
         resp->status = 500;
 }
 
@@ -76,8 +77,8 @@ int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
         return sc_error_set(err, SC_EINVAL, "peer service: max_bundle_bytes is 0");
     rc = sn_server_route(s, "GET", SN_PEER_HEALTH_PATH, 0, health_handler, (void *)svc, err);
     if (!rc)
-        rc = sn_server_route(s, "POST", SN_PEER_BUNDLES_PATH, svc->max_bundle_bytes,
-                             bundle_handler, (void *)svc, err);
+        rc = sn_server_route(s, "POST", SN_PEER_BUNDLES_PATH, svc->max_bundle_bytes, bundle_handler,
+                             (void *)svc, err);
     if (!rc && svc->on_audit_head)
         rc = sn_server_route(s, "POST", SN_PEER_AUDIT_HEAD_PATH, SN_PEER_AUDIT_HEAD_MAX,
                              audit_head_handler, (void *)svc, err);
@@ -95,8 +96,7 @@ sn_delivery sn_peer_classify(int rc, long status)
     return SN_REFUSED;
 }
 
-static int make_url(const char *base, const char *path, char *out, size_t out_size,
-                    sc_error *err)
+static int make_url(const char *base, const char *path, char *out, size_t out_size, sc_error *err)
 {
     size_t n;
     if (!base)
@@ -138,16 +138,16 @@ int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const v
                 resp, outcome, err);
 }
 
-int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin,
-                            const void *head, size_t head_len, sn_client_response *resp,
-                            sn_delivery *outcome, sc_error *err)
+int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin, const void *head,
+                            size_t head_len, sn_client_response *resp, sn_delivery *outcome,
+                            sc_error *err)
 {
-    return post(c, base_url, SN_PEER_AUDIT_HEAD_PATH, pin, SN_PEER_AUDIT_HEAD_TYPE, head,
-                head_len, resp, outcome, err);
+    return post(c, base_url, SN_PEER_AUDIT_HEAD_PATH, pin, SN_PEER_AUDIT_HEAD_TYPE, head, head_len,
+                resp, outcome, err);
 }
 
-int sn_peer_health(sn_client *c, const char *base_url, const char *pin,
-                   sn_client_response *resp, sc_error *err)
+int sn_peer_health(sn_client *c, const char *base_url, const char *pin, sn_client_response *resp,
+                   sc_error *err)
 {
     char url[1024];
     int rc = make_url(base_url, SN_PEER_HEALTH_PATH, url, sizeof url, err);

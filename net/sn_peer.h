@@ -24,23 +24,23 @@
 #include "sn_client.h"
 #include "sn_server.h"
 
-#define SN_PEER_HEALTH_PATH "/v1/health"
-#define SN_PEER_BUNDLES_PATH "/v1/bundles"
-#define SN_PEER_BUNDLE_TYPE "application/vnd.sldd.bundle"
-#define SN_PEER_RECEIPT_TYPE "application/vnd.sldd.receipt"
+#define SN_PEER_HEALTH_PATH     "/v1/health"
+#define SN_PEER_BUNDLES_PATH    "/v1/bundles"
+#define SN_PEER_BUNDLE_TYPE     "application/vnd.sldd.bundle"
+#define SN_PEER_RECEIPT_TYPE    "application/vnd.sldd.receipt"
 #define SN_PEER_AUDIT_HEAD_PATH "/v1/audit-head"
 #define SN_PEER_AUDIT_HEAD_TYPE "application/vnd.sldd.audit-head"
-#define SN_PEER_AUDIT_HEAD_MAX 1024
+#define SN_PEER_AUDIT_HEAD_MAX  1024
 
 /* An inbound bundle as the daemon's callback sees it. */
 typedef struct sn_bundle_in {
-    const char *sender_node_id;        /* from the TLS client certificate pin */
-    const unsigned char *sender_pin;   /* SC_PIN_LEN bytes */
+    const char *sender_node_id;      /* from the TLS client certificate pin */
+    const unsigned char *sender_pin; /* SC_PIN_LEN bytes */
     const char *peer_addr;
-    const unsigned char *body;         /* the sealed bundle, valid during the call */
+    const unsigned char *body; /* the sealed bundle, valid during the call */
     size_t body_len;
-    unsigned char body_sha256[32];     /* for deduplicating retransmissions */
-    const char *content_type;          /* as sent, or NULL */
+    unsigned char body_sha256[32]; /* for deduplicating retransmissions */
+    const char *content_type;      /* as sent, or NULL */
 } sn_bundle_in;
 
 /*
@@ -65,8 +65,8 @@ typedef struct sn_audit_head_in {
 typedef void (*sn_audit_head_fn)(void *arg, const sn_audit_head_in *in, sn_response *resp);
 
 typedef struct sn_peer_service {
-    const char *node_id;        /* this node, reported by /v1/health */
-    size_t max_bundle_bytes;    /* body cap for POST /v1/bundles */
+    const char *node_id;     /* this node, reported by /v1/health */
+    size_t max_bundle_bytes; /* body cap for POST /v1/bundles */
     sn_bundle_fn on_bundle;
     void *arg;
     sn_audit_head_fn on_audit_head; /* NULL: POST /v1/audit-head is not offered */
@@ -98,12 +98,12 @@ int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const v
                     sc_error *err);
 
 /* POST this node's signed audit head to a peer; like sn_peer_deliver. */
-int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin,
-                            const void *head, size_t head_len, sn_client_response *resp,
-                            sn_delivery *outcome, sc_error *err);
+int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin, const void *head,
+                            size_t head_len, sn_client_response *resp, sn_delivery *outcome,
+                            sc_error *err);
 
 /* GET /v1/health of a peer; 0 and resp->status 200 when it is up. */
-int sn_peer_health(sn_client *c, const char *base_url, const char *pin,
-                   sn_client_response *resp, sc_error *err);
+int sn_peer_health(sn_client *c, const char *base_url, const char *pin, sn_client_response *resp,
+                   sc_error *err);
 
 #endif

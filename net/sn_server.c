@@ -111,8 +111,8 @@ static void ms_to_tv(int ms, struct timeval *tv)
 }
 
 /* Queue a response and stop reading; write_cb closes once it is sent. */
-void sn_conn_send(sn_conn *c, int status, const char *content_type,
-                          const unsigned char *body, size_t body_len, const char *extra)
+void sn_conn_send(sn_conn *c, int status, const char *content_type, const unsigned char *body,
+                  size_t body_len, const char *extra)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int ok;
@@ -142,7 +142,6 @@ void sn_conn_send(sn_conn *c, int status, const char *content_type,
         sn_conn_free(c);
     }
 }
-
 
 static void linger_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -209,10 +208,10 @@ static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
     STAT_ADD(c->srv, timeouts, 1);
     if (c->state == ST_HANDSHAKE)
         sn_conn_emit(c, SN_EV_TIMEOUT, 0, "TLS handshake not finished within %d ms",
-             c->srv->cfg.head_timeout_ms);
+                     c->srv->cfg.head_timeout_ms);
     else
         sn_conn_emit(c, SN_EV_TIMEOUT, 0, "request head not received within %d ms",
-             c->srv->cfg.head_timeout_ms);
+                     c->srv->cfg.head_timeout_ms);
     sn_conn_free(c);
 }
 
@@ -223,7 +222,7 @@ static void req_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     STAT_ADD(c->srv, timeouts, 1);
     sn_conn_emit(c, SN_EV_TIMEOUT, 0, "request not completed within %d ms",
-         c->srv->cfg.request_timeout_ms);
+                 c->srv->cfg.request_timeout_ms);
     sn_conn_free(c);
 }
 
@@ -246,7 +245,8 @@ static int handshake_failure(sn_conn *c, short what, char *out, size_t out_size)
          * error-queue codes (library 0); they add nothing readable. */
         if (ERR_GET_LIB(e) == 0)
             continue;
-        if (!(ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+        if (!(ERR_GET_LIB(e) == ERR_LIB_SSL &&
+              ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
             only_eof = 0;
         if (note || used + 3 >= out_size)
             continue; /* drain */
@@ -299,7 +299,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         STAT_ADD(c->srv, timeouts, 1);
         sn_conn_emit(c, SN_EV_TIMEOUT, 0, "no %s progress for %d ms",
-             (what & BEV_EVENT_WRITING) ? "write" : "read", c->srv->cfg.io_timeout_ms);
+                     (what & BEV_EVENT_WRITING) ? "write" : "read", c->srv->cfg.io_timeout_ms);
         sn_conn_free(c);
         return;
     }
@@ -317,7 +317,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
     } else if (c->state == ST_HEAD || c->state == ST_BODY) {
-        sn_conn_emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the request was complete");
+        sn_conn_emit(c, SN_EV_CLOSED, 0,
+                     "peer closed the connection before the request was complete");
     } else if (c->state == ST_RESPOND) {
         sn_conn_emit(c, SN_EV_CLOSED, 0, "peer closed the connection before the response was sent");
     }
@@ -336,7 +337,6 @@ static void read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     sn_conn_process_input(arg);
 }
-
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t out_size)
 {
@@ -635,7 +635,6 @@ fail:
     sn_server_destroy(s);
     return rc;
 }
-
 
 uint16_t sn_server_port(const sn_server *s)
 {

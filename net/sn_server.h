@@ -43,10 +43,10 @@ typedef struct sn_request {
     const char *query;
     const unsigned char *body; /* NULL when body_len is 0 */
     size_t body_len;
-    const char *peer_node_id;  /* authenticated by the TLS layer, never empty */
+    const char *peer_node_id;      /* authenticated by the TLS layer, never empty */
     const unsigned char *peer_pin; /* SC_PIN_LEN bytes */
-    const char *peer_addr;     /* "127.0.0.1:53412" */
-    const sn_http_head *head;  /* for sn_http_header_get */
+    const char *peer_addr;         /* "127.0.0.1:53412" */
+    const sn_http_head *head;      /* for sn_http_header_get */
 } sn_request;
 
 /* What a handler fills in.  Status 0 after the handler means 500. */
@@ -63,8 +63,8 @@ typedef struct sn_response {
 int sn_response_set(sn_response *r, int status, const char *content_type, const void *body,
                     size_t body_len);
 /* Set status and a text/plain (or the given type) body from a format. */
-int sn_response_printf(sn_response *r, int status, const char *content_type, const char *fmt,
-                       ...) SC_PRINTF(4, 5);
+int sn_response_printf(sn_response *r, int status, const char *content_type, const char *fmt, ...)
+    SC_PRINTF(4, 5);
 /* Add a header ("Retry-After", "30").  Names must be tokens and values
  * printable without CR/LF; the total is bounded.  Returns 0 or SC_EINVAL. */
 int sn_response_add_header(sn_response *r, const char *name, const char *value);
@@ -73,13 +73,13 @@ typedef void (*sn_handler_fn)(void *arg, const sn_request *req, sn_response *res
 
 /* Events for the daemon's log and audit trail. */
 typedef enum sn_event_kind {
-    SN_EV_REQUEST,     /* a request was answered (status, method, path) */
-    SN_EV_TLS_REFUSED, /* handshake failed or the peer is not a known node */
-    SN_EV_HTTP_REFUSED,/* the server itself answered 4xx/5xx (size, syntax, route) */
-    SN_EV_TIMEOUT,     /* a connection ran out of time and was closed */
-    SN_EV_BUSY,        /* a connection was dropped at max_connections */
-    SN_EV_CLOSED,      /* the peer went away mid-request */
-    SN_EV_ERROR        /* an internal failure (allocation, libevent) */
+    SN_EV_REQUEST,      /* a request was answered (status, method, path) */
+    SN_EV_TLS_REFUSED,  /* handshake failed or the peer is not a known node */
+    SN_EV_HTTP_REFUSED, /* the server itself answered 4xx/5xx (size, syntax, route) */
+    SN_EV_TIMEOUT,      /* a connection ran out of time and was closed */
+    SN_EV_BUSY,         /* a connection was dropped at max_connections */
+    SN_EV_CLOSED,       /* the peer went away mid-request */
+    SN_EV_ERROR         /* an internal failure (allocation, libevent) */
 } sn_event_kind;
 
 typedef struct sn_event {
@@ -88,26 +88,26 @@ typedef struct sn_event {
     const char *peer_node_id; /* NULL before authentication */
     const char *method;       /* NULL before the head was parsed */
     const char *path;
-    int status;               /* HTTP status sent, 0 if none */
-    const char *reason;       /* human-readable, never NULL */
+    int status;         /* HTTP status sent, 0 if none */
+    const char *reason; /* human-readable, never NULL */
 } sn_event;
 
 typedef void (*sn_event_fn)(void *arg, const sn_event *ev);
 
 /* Zero means the default shown. */
 typedef struct sn_server_config {
-    const char *address;       /* numeric IPv4 or IPv6 address to listen on */
-    uint16_t port;             /* 0: pick an ephemeral port (see sn_server_port) */
-    SSL_CTX *ssl_ctx;          /* from sn_tls_server_ctx_create; the server takes a reference */
-    size_t max_header_bytes;   /* request line + header fields: 8192 */
-    size_t max_body_bytes;     /* ceiling for every route's cap: 64 MiB */
-    int max_connections;       /* open connections at once: 64 */
-    int head_timeout_ms;       /* accept -> TLS done and head received: 10000 */
-    int request_timeout_ms;    /* accept -> response written: 120000 */
-    int io_timeout_ms;         /* no progress on a read or write: 30000 */
-    int linger_ms;             /* draining unread input after an error reply: 2000 */
-    int shutdown_timeout_ms;   /* letting open connections finish on stop: 5000 */
-    sn_event_fn on_event;      /* may be NULL */
+    const char *address;     /* numeric IPv4 or IPv6 address to listen on */
+    uint16_t port;           /* 0: pick an ephemeral port (see sn_server_port) */
+    SSL_CTX *ssl_ctx;        /* from sn_tls_server_ctx_create; the server takes a reference */
+    size_t max_header_bytes; /* request line + header fields: 8192 */
+    size_t max_body_bytes;   /* ceiling for every route's cap: 64 MiB */
+    int max_connections;     /* open connections at once: 64 */
+    int head_timeout_ms;     /* accept -> TLS done and head received: 10000 */
+    int request_timeout_ms;  /* accept -> response written: 120000 */
+    int io_timeout_ms;       /* no progress on a read or write: 30000 */
+    int linger_ms;           /* draining unread input after an error reply: 2000 */
+    int shutdown_timeout_ms; /* letting open connections finish on stop: 5000 */
+    sn_event_fn on_event;    /* may be NULL */
     void *event_arg;
 } sn_server_config;
 

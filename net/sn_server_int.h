@@ -19,7 +19,7 @@
 #include "sn_tls.h"
 #include "sn_server.h"
 
-#define SN_MAX_ROUTES 32
+#define SN_MAX_ROUTES     32
 #define SN_ROUTE_PATH_MAX 128
 #define SN_LISTEN_BACKLOG 64
 
@@ -40,7 +40,7 @@ typedef struct sn_conn {
     SSL *ssl;
     struct event *head_timer, *req_timer;
     conn_state state;
-    int linger_fd;           /* in LINGER: a dup of the socket, TLS gone */
+    int linger_fd; /* in LINGER: a dup of the socket, TLS gone */
     struct event *linger_ev;
     size_t linger_bytes;
     char addr[64];
@@ -71,16 +71,15 @@ struct sn_server {
     sn_server_stats stats;
 };
 
-#define STAT_ADD(s, field, n)                  \
-    do {                                       \
-        pthread_mutex_lock(&(s)->stats_lock);  \
-        (s)->stats.field += (n);               \
-        pthread_mutex_unlock(&(s)->stats_lock);\
+#define STAT_ADD(s, field, n)                   \
+    do {                                        \
+        pthread_mutex_lock(&(s)->stats_lock);   \
+        (s)->stats.field += (n);                \
+        pthread_mutex_unlock(&(s)->stats_lock); \
     } while (0)
 
 /* An event for the daemon's log (sn_server.h); reason from fmt. */
-void sn_conn_emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ...)
-    SC_PRINTF(4, 5);
+void sn_conn_emit(sn_conn *c, sn_event_kind kind, int status, const char *fmt, ...) SC_PRINTF(4, 5);
 /* Unlink and free a connection, whatever its state. */
 void sn_conn_free(sn_conn *c);
 /* Queue a response and stop reading; the connection closes (lingering)

@@ -24,8 +24,8 @@ int sn_response_set(sn_response *r, int status, const char *content_type, const 
     unsigned char *copy = NULL;
     if (!r)
         return SC_EINVAL;
-    if (content_type && (strlen(content_type) >= sizeof r->content_type ||
-                         strpbrk(content_type, "\r\n")))
+    if (content_type &&
+        (strlen(content_type) >= sizeof r->content_type || strpbrk(content_type, "\r\n")))
         return SC_EINVAL;
     if (body_len) {
         if (!body)
@@ -43,8 +43,7 @@ int sn_response_set(sn_response *r, int status, const char *content_type, const 
     return 0;
 }
 
-int sn_response_printf(sn_response *r, int status, const char *content_type, const char *fmt,
-                       ...)
+int sn_response_printf(sn_response *r, int status, const char *content_type, const char *fmt, ...)
 {
     char buf[2048];
     va_list ap;
@@ -66,8 +65,8 @@ int sn_response_add_header(sn_response *r, const char *name, const char *value)
     if (!r || !name || !value || !*name)
         return SC_EINVAL;
     for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-              (*c >= '0' && *c <= '9') || *c == '-'))
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-'))
             return SC_EINVAL;
     for (const char *c = value; *c; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
@@ -104,8 +103,8 @@ static void send_error(sn_conn *c, int status, const char *extra, const char *fm
     if ((size_t)n >= sizeof body)
         n = (int)sizeof body - 1;
     sn_conn_emit(c, SN_EV_HTTP_REFUSED, status, "%s", reason);
-    sn_conn_send(c, status, "text/plain; charset=utf-8", (const unsigned char *)body,
-                  (size_t)n, extra);
+    sn_conn_send(c, status, "text/plain; charset=utf-8", (const unsigned char *)body, (size_t)n,
+                 extra);
 }
 
 /* ---- request processing ---- */
@@ -200,7 +199,8 @@ static int take_head(sn_conn *c, struct evbuffer *in)
         send_error(c, 411, NULL, "%s needs a Content-Length", c->head.method);
         return -1;
     }
-    if (c->head.content_length > 0 && (unsigned long long)c->head.content_length > c->route->max_body) {
+    if (c->head.content_length > 0 &&
+        (unsigned long long)c->head.content_length > c->route->max_body) {
         send_error(c, 413, NULL, "body of %lld bytes exceeds the limit of %zu bytes for %s %s",
                    c->head.content_length, c->route->max_body, c->head.method, c->head.path);
         return -1;
@@ -240,15 +240,16 @@ static void dispatch(sn_conn *c, struct evbuffer *in)
     evbuffer_drain(in, c->body_len);
     if (resp.status < 100 || resp.status > 599) {
         response_release(&resp);
-        sn_conn_emit(c, SN_EV_ERROR, 500, "handler for %s %s set no valid status", r->method, r->path);
+        sn_conn_emit(c, SN_EV_ERROR, 500, "handler for %s %s set no valid status", r->method,
+                     r->path);
         sn_conn_send(c, 500, "text/plain; charset=utf-8",
-                      (const unsigned char *)"500 Internal Server Error\n", 26, NULL);
+                     (const unsigned char *)"500 Internal Server Error\n", 26, NULL);
         return;
     }
-    sn_conn_emit(c, SN_EV_REQUEST, resp.status, "%s %s from %s: %d (%zu-byte request, %zu-byte reply)",
-         r->method, r->path, c->peer.node_id, resp.status, c->body_len, resp.body_len);
-    sn_conn_send(c, resp.status, resp.content_type, resp.body, resp.body_len,
-                  resp.extra_headers);
+    sn_conn_emit(c, SN_EV_REQUEST, resp.status,
+                 "%s %s from %s: %d (%zu-byte request, %zu-byte reply)", r->method, r->path,
+                 c->peer.node_id, resp.status, c->body_len, resp.body_len);
+    sn_conn_send(c, resp.status, resp.content_type, resp.body, resp.body_len, resp.extra_headers);
     response_release(&resp);
 }
 
@@ -259,8 +260,7 @@ void sn_conn_process_input(sn_conn *c)
     switch (c->state) {
     case ST_HANDSHAKE:
     case ST_RESPOND:
-    case ST_LINGER:
-        return; /* not yet / no longer reading */
+    case ST_LINGER: return; /* not yet / no longer reading */
     case ST_HEAD: {
         int rc = take_head(c, in);
         if (rc != 0)
@@ -294,13 +294,14 @@ int sn_server_route(sn_server *s, const char *method, const char *path, size_t m
     if (!s || !method || !path || !fn)
         return sc_error_set(err, SC_EINVAL, "route: missing argument");
     mlen = strlen(method);
-    if (mlen == 0 || mlen > SN_HTTP_METHOD_MAX || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != mlen)
+    if (mlen == 0 || mlen > SN_HTTP_METHOD_MAX ||
+        strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != mlen)
         return sc_error_set(err, SC_EINVAL, "route: bad method '%s'", method);
     if (path[0] != '/' || strlen(path) >= SN_ROUTE_PATH_MAX || strpbrk(path, "? \t\r\n"))
         return sc_error_set(err, SC_EINVAL, "route: bad path '%s'", path);
     if (max_body > s->cfg.max_body_bytes)
-        return sc_error_set(err, SC_EINVAL, "route: body cap %zu above the server's %zu",
-                            max_body, s->cfg.max_body_bytes);
+        return sc_error_set(err, SC_EINVAL, "route: body cap %zu above the server's %zu", max_body,
+                            s->cfg.max_body_bytes);
     if (s->ran)
         return sc_error_set(err, SC_EINVAL, "route: server already running");
     for (size_t i = 0; i < s->n_routes; i++)

@@ -18,9 +18,9 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
-#define SN_TLS_VERIFY_DEPTH 4   /* CA -> (intermediates) -> node */
-#define SN_TLS_PEERS_MAX 4096
-#define SN_TLS_NOTE_SIZE 256
+#define SN_TLS_VERIFY_DEPTH 4 /* CA -> (intermediates) -> node */
+#define SN_TLS_PEERS_MAX    4096
+#define SN_TLS_NOTE_SIZE    256
 
 typedef struct tls_ctx_data {
     sn_tls_lookup_fn lookup;
@@ -208,8 +208,7 @@ static int ctx_create(SSL_CTX **out, const sn_tls_config *cfg, int server, sc_er
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         rc = sc_openssl_error(err, SC_EINVAL, "SSL_CTX_check_private_key");
-        sc_error_wrap(err, "key %s does not match certificate %s", cfg->key_file,
-                      cfg->cert_file);
+        sc_error_wrap(err, "key %s does not match certificate %s", cfg->key_file, cfg->cert_file);
         goto fail;
     }
     /* Only the federation's CA: never the system trust store. */
@@ -339,8 +338,8 @@ void sn_tls_peers_destroy(sn_tls_peers *peers)
     free(peers);
 }
 
-int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id,
-                     const unsigned char pin[SC_PIN_LEN], sc_error *err)
+int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id, const unsigned char pin[SC_PIN_LEN],
+                     sc_error *err)
 {
     int rc = 0;
     if (!peers || !pin)

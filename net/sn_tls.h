@@ -39,7 +39,7 @@ typedef struct sn_tls_config {
     const char *key_file;  /* PEM: its private key (unencrypted, 0600) */
     const char *ca_file;   /* PEM: the CA(s) that sign peer certificates */
     sn_tls_lookup_fn lookup;
-    void *lookup_arg;      /* must outlive the context */
+    void *lookup_arg; /* must outlive the context */
 } sn_tls_config;
 
 /* The authenticated peer of a finished handshake. */
@@ -78,8 +78,8 @@ int sn_tls_peers_create(sn_tls_peers **out, sc_error *err) SC_WUR;
 void sn_tls_peers_destroy(sn_tls_peers *peers);
 /* Add pin -> node_id.  Adding the same pair again is a no-op; the pin
  * already mapped to another node is SC_EEXIST. */
-int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id,
-                     const unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
+int sn_tls_peers_add(sn_tls_peers *peers, const char *node_id, const unsigned char pin[SC_PIN_LEN],
+                     sc_error *err) SC_WUR;
 /* Remove one pin; returns 1 if it was present, 0 if not. */
 int sn_tls_peers_remove_pin(sn_tls_peers *peers, const unsigned char pin[SC_PIN_LEN]);
 /* Remove every pin of node_id; returns how many were removed. */

@@ -26,9 +26,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#define SN_X509_MAX_DAYS 3650
+#define SN_X509_MAX_DAYS      3650
 #define SN_X509_MAX_ALT_NAMES 32
-#define SC_DNS_NAME_MAX 253
+#define SC_DNS_NAME_MAX       253
 
 int sc_openssl_error(sc_error *err, int code, const char *what)
 {
@@ -163,8 +163,8 @@ static int set_subject_cn(X509 *cert, const char *cn, sc_error *err)
     X509_NAME *name = X509_get_subject_name(cert);
     if (!name)
         return sc_openssl_error(err, SC_ECRYPTO, "X509_get_subject_name");
-    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-                                    -1, 0))
+    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                    0))
         return sc_openssl_error(err, SC_ECRYPTO, "X509_NAME_add_entry_by_txt(CN)");
     return 0;
 }
@@ -304,8 +304,8 @@ static int check_days(int days, sc_error *err)
     return 0;
 }
 
-int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
-                    int days, sc_error *err)
+int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name, int days,
+                    sc_error *err)
 {
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
@@ -401,8 +401,7 @@ static int load_key(const char *key_path, EVP_PKEY **out, sc_error *err)
     fclose(f);
     if (!key) {
         sc_openssl_error(err, SC_EFORMAT, "PEM_read_PrivateKey");
-        return sc_error_wrap(err, "reading key %s (encrypted keys are not supported)",
-                             key_path);
+        return sc_error_wrap(err, "reading key %s (encrypted keys are not supported)", key_path);
     }
     *out = key;
     return 0;
@@ -442,8 +441,8 @@ static int build_san(const sn_x509_node_req *req, char *out, size_t out_size, sc
 }
 
 int sn_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
-                           const sn_x509_node_req *req, const char *cert_path,
-                           const char *key_path, unsigned char pin[SC_PIN_LEN], sc_error *err)
+                           const sn_x509_node_req *req, const char *cert_path, const char *key_path,
+                           unsigned char pin[SC_PIN_LEN], sc_error *err)
 {
     X509 *ca = NULL, *cert = NULL;
     EVP_PKEY *ca_key = NULL, *key = NULL;
@@ -530,8 +529,7 @@ int sn_x509_spki_pin(X509 *cert, unsigned char pin[SC_PIN_LEN], sc_error *err)
     len = i2d_X509_PUBKEY(pub, &der); /* allocates der */
     if (len <= 0 || !der)
         return sc_openssl_error(err, SC_ECRYPTO, "i2d_X509_PUBKEY");
-    if (EVP_Digest(der, (size_t)len, pin, &md_len, EVP_sha256(), NULL) != 1 ||
-        md_len != SC_PIN_LEN)
+    if (EVP_Digest(der, (size_t)len, pin, &md_len, EVP_sha256(), NULL) != 1 || md_len != SC_PIN_LEN)
         rc = sc_openssl_error(err, SC_ECRYPTO, "EVP_Digest(SHA-256)");
     OPENSSL_free(der);
     return rc;

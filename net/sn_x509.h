@@ -24,20 +24,20 @@
 
 #include "sc_error.h"
 
-#define SC_PIN_LEN 32           /* SHA-256 */
-#define SC_PIN_B64_SIZE 45      /* 44 base64 characters + NUL */
-#define SC_PIN_HEX_SIZE 65      /* 64 hex digits + NUL */
-#define SC_PIN_CURL_SIZE 53     /* "sha256//" + base64 + NUL */
-#define SC_NODE_ID_MAX 64       /* longest node id, without the NUL */
+#define SC_PIN_LEN       32 /* SHA-256 */
+#define SC_PIN_B64_SIZE  45 /* 44 base64 characters + NUL */
+#define SC_PIN_HEX_SIZE  65 /* 64 hex digits + NUL */
+#define SC_PIN_CURL_SIZE 53 /* "sha256//" + base64 + NUL */
+#define SC_NODE_ID_MAX   64 /* longest node id, without the NUL */
 
 /* Subject alternative names beyond the two every node certificate has
  * (DNS:localhost, IP:127.0.0.1).  Each entry is a DNS name or an IPv4/IPv6
  * literal; which one is decided by whether it parses as an address. */
 typedef struct sn_x509_node_req {
-    const char *node_id;            /* becomes the CN; see sn_x509_node_id_valid */
-    const char *const *alt_names;   /* may be NULL when n_alt_names is 0 */
+    const char *node_id;          /* becomes the CN; see sn_x509_node_id_valid */
+    const char *const *alt_names; /* may be NULL when n_alt_names is 0 */
     size_t n_alt_names;
-    int days;                       /* validity, 1 .. 3650 */
+    int days; /* validity, 1 .. 3650 */
 } sn_x509_node_req;
 
 /*
@@ -47,8 +47,8 @@ typedef struct sn_x509_node_req {
  * (clock skew between hospitals) for `days` days.  Writes cert_path and
  * key_path; on failure neither is left behind.
  */
-int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name,
-                    int days, sc_error *err) SC_WUR;
+int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *common_name, int days,
+                    sc_error *err) SC_WUR;
 
 /*
  * Create a node certificate signed by the CA in ca_cert_path/ca_key_path:
@@ -59,9 +59,8 @@ int sn_x509_make_ca(const char *cert_path, const char *key_path, const char *com
  * the new certificate's pin is stored there.
  */
 int sn_x509_make_node_cert(const char *ca_cert_path, const char *ca_key_path,
-                           const sn_x509_node_req *req, const char *cert_path,
-                           const char *key_path, unsigned char pin[SC_PIN_LEN],
-                           sc_error *err) SC_WUR;
+                           const sn_x509_node_req *req, const char *cert_path, const char *key_path,
+                           unsigned char pin[SC_PIN_LEN], sc_error *err) SC_WUR;
 
 /* A node id is 1..SC_NODE_ID_MAX characters of [A-Za-z0-9._-], starting with
  * a letter or digit: safe in a CN, a file name, a log line and a URL. */

@@ -15,10 +15,10 @@
 #include <protobuf-c/protobuf-c.h>
 
 typedef struct sp_budget {
-    size_t limit;    /* most bytes live at once */
-    size_t used;     /* bytes live now */
-    size_t peak;     /* most bytes live so far */
-    int exceeded;    /* an allocation was refused for the budget */
+    size_t limit; /* most bytes live at once */
+    size_t used;  /* bytes live now */
+    size_t peak;  /* most bytes live so far */
+    int exceeded; /* an allocation was refused for the budget */
     ProtobufCAllocator allocator;
 } sp_budget;
 

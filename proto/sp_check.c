@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *msg, size_t msglen, const char *fmt, ...)
 {
@@ -140,8 +141,7 @@ static size_t first_nonfinite(const float *x, size_t n)
     return n;
 }
 
-int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg,
-                       size_t msglen)
+int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg, size_t msglen)
 {
     const Sldd__V1__ModelSpec *ms = b->model;
     const Sldd__V1__DistilledSet *ds = b->distilled;
@@ -171,8 +171,7 @@ static int check_model(const Sldd__V1__ModelSpec *ms, char *msg, size_t msglen)
     if (ms->classes < 2 || ms->classes > 1000)
         return fail(msg, msglen, "model.classes %u out of range 2..1000", ms->classes);
     if (ms->depth > 1000 || ms->width > 100000)
-        return fail(msg, msglen, "model depth %u or width %u out of range", ms->depth,
-                    ms->width);
+        return fail(msg, msglen, "model depth %u or width %u out of range", ms->depth, ms->width);
     if (!sp_valid_text(ms->init_scheme, SP_TEXT_MAX) || !ms->init_scheme[0])
         return fail(msg, msglen, "model.init_scheme missing or not valid text");
     if (ms->theta0_sha256.len != 32)
@@ -199,7 +198,8 @@ static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm
     if (!mul_ok(dm->images, dm->image_values, &values) || !mul_ok(values, vs, &want))
         return fail(msg, msglen, "image tensor size overflows");
     if (t->data.len != want)
-        return fail(msg, msglen, "images.data has %zu bytes, want %zu (%zu images x %zu values x %zu)",
+        return fail(msg, msglen,
+                    "images.data has %zu bytes, want %zu (%zu images x %zu values x %zu)",
                     t->data.len, want, dm->images, dm->image_values, vs);
     if (t->encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_UINT8_SCALED) {
         if (t->n_scale != dm->images || t->n_offset != dm->images)
@@ -212,8 +212,9 @@ static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm
     } else {
         if (t->n_scale || t->n_offset)
             return fail(msg, msglen, "scale/offset present for %s images",
-                        t->encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32 ? "float32"
-                                                                                        : "float16");
+                        t->encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32
+                            ? "float32"
+                            : "float16");
         for (size_t i = 0; i < values; i++) {
             const uint8_t *p = t->data.data + i * vs;
             int bad;
@@ -232,8 +233,8 @@ static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm
     return 0;
 }
 
-static int check_distilled(const Sldd__V1__DistilledSet *ds, const sp_bundle_dims *dm,
-                           char *msg, size_t msglen)
+static int check_distilled(const Sldd__V1__DistilledSet *ds, const sp_bundle_dims *dm, char *msg,
+                           size_t msglen)
 {
     size_t k;
     if (ds->steps < 1 || ds->images_per_step < 1 || ds->epochs < 1)
@@ -276,8 +277,8 @@ static int check_bn(const Sldd__V1__BnStats *bs, int model_bn, char *msg, size_t
         total += bs->layer_channels[i]; /* < 1e5 * 2^32: no overflow in 64 bits */
     }
     if (bs->n_mean != total || bs->n_var != total)
-        return fail(msg, msglen, "bn_stats has %zu means and %zu variances, want %zu",
-                    bs->n_mean, bs->n_var, total);
+        return fail(msg, msglen, "bn_stats has %zu means and %zu variances, want %zu", bs->n_mean,
+                    bs->n_var, total);
     if ((k = first_nonfinite(bs->mean, bs->n_mean)) < bs->n_mean)
         return fail(msg, msglen, "bn_stats.mean[%zu] is not finite", k);
     for (size_t i = 0; i < bs->n_var; i++)
@@ -289,14 +290,13 @@ static int check_bn(const Sldd__V1__BnStats *bs, int model_bn, char *msg, size_t
     return 0;
 }
 
-static int check_norm(const Sldd__V1__Normalisation *n, uint32_t channels, char *msg,
-                      size_t msglen)
+static int check_norm(const Sldd__V1__Normalisation *n, uint32_t channels, char *msg, size_t msglen)
 {
     if (!n)
         return fail(msg, msglen, "normalisation missing");
     if (n->n_mean != channels || n->n_std != channels)
-        return fail(msg, msglen, "normalisation has %zu means and %zu stds, want %u",
-                    n->n_mean, n->n_std, channels);
+        return fail(msg, msglen, "normalisation has %zu means and %zu stds, want %u", n->n_mean,
+                    n->n_std, channels);
     for (size_t i = 0; i < channels; i++)
         if (!isfinite(n->mean[i]) || !isfinite(n->std[i]) || !(n->std[i] > 0))
             return fail(msg, msglen, "normalisation channel %zu: mean/std not finite or std <= 0",
@@ -347,14 +347,13 @@ static int check_metrics(const Sldd__V1__Metrics *m, char *msg, size_t msglen)
     return 0;
 }
 
-static int check_privacy(const Sldd__V1__PrivacyReport *p, size_t images, char *msg,
-                         size_t msglen)
+static int check_privacy(const Sldd__V1__PrivacyReport *p, size_t images, char *msg, size_t msglen)
 {
     if (!p)
         return fail(msg, msglen, "privacy report missing");
     if (p->n_images > images)
-        return fail(msg, msglen, "privacy report audits %zu images, the set has %zu",
-                    p->n_images, images);
+        return fail(msg, msglen, "privacy report audits %zu images, the set has %zu", p->n_images,
+                    images);
     for (size_t i = 0; i < p->n_images; i++) {
         const Sldd__V1__ImageAudit *a = p->images[i];
         if (a->image_index >= images)

@@ -19,11 +19,11 @@
 #include "sldd.pb-c.h"
 
 #define SP_FORMAT_VERSION 1
-#define SP_BUNDLE_ID_LEN 16
-#define SP_ID_MAX 64          /* node ids and admin names */
-#define SP_TEXT_MAX 256       /* short strings */
-#define SP_LONG_TEXT_MAX 4096 /* hyper-parameter values, policy */
-#define SP_LIST_MAX 1024      /* audience, counts, hyper-parameters, ... */
+#define SP_BUNDLE_ID_LEN  16
+#define SP_ID_MAX         64   /* node ids and admin names */
+#define SP_TEXT_MAX       256  /* short strings */
+#define SP_LONG_TEXT_MAX  4096 /* hyper-parameter values, policy */
+#define SP_LIST_MAX       1024 /* audience, counts, hyper-parameters, ... */
 
 /* 0 when no message in the tree rooted at m has unknown fields; otherwise
  * -1 with the path of the first one ("Bundle.model: unknown field 99"). */
@@ -47,7 +47,6 @@ typedef struct sp_bundle_dims {
 } sp_bundle_dims;
 /* Fill dims from b; -1 (and a reason) if the model or set is missing or a
  * product overflows. */
-int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg,
-                       size_t msglen);
+int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg, size_t msglen);
 
 #endif

@@ -113,8 +113,8 @@ static uint32_t get_le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int sp_images_encode(int encoding, const float *x, size_t m, size_t d, uint8_t *out,
-                     float *scale, float *offset)
+int sp_images_encode(int encoding, const float *x, size_t m, size_t d, uint8_t *out, float *scale,
+                     float *offset)
 {
     for (size_t i = 0; i < m * d; i++)
         if (!isfinite(x[i]))
@@ -160,13 +160,12 @@ int sp_images_encode(int encoding, const float *x, size_t m, size_t d, uint8_t *
             }
         }
         return 0;
-    default:
-        return -1;
+    default: return -1;
     }
 }
 
-int sp_images_decode(int encoding, const uint8_t *in, size_t m, size_t d,
-                     const float *scale, const float *offset, float *x)
+int sp_images_decode(int encoding, const uint8_t *in, size_t m, size_t d, const float *scale,
+                     const float *offset, float *x)
 {
     switch (encoding) {
     case SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32:
@@ -186,13 +185,11 @@ int sp_images_decode(int encoding, const uint8_t *in, size_t m, size_t d,
             for (size_t i = 0; i < d; i++)
                 x[j * d + i] = offset[j] + scale[j] * (float)in[j * d + i];
         return 0;
-    default:
-        return -1;
+    default: return -1;
     }
 }
 
-int sp_image_tensor_set(Sldd__V1__ImageTensor *t, int encoding, const float *x, size_t m,
-                        size_t d)
+int sp_image_tensor_set(Sldd__V1__ImageTensor *t, int encoding, const float *x, size_t m, size_t d)
 {
     size_t vs = sp_encoding_value_size(encoding);
     int u8 = encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_UINT8_SCALED;

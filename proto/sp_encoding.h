@@ -30,19 +30,18 @@ int sp_encoding_parse(const char *s);
  * UINT8_SCALED, scale[m] and offset[m] receive each image's parameters
  * (value = offset + scale*q); they may be NULL for the other encodings.
  * Returns 0, or -1 for an unknown encoding or a non-finite value. */
-int sp_images_encode(int encoding, const float *x, size_t m, size_t d, uint8_t *out,
-                     float *scale, float *offset);
+int sp_images_encode(int encoding, const float *x, size_t m, size_t d, uint8_t *out, float *scale,
+                     float *offset);
 
 /* Decode in (m*d values) into x[m*d].  Returns 0, or -1 for an unknown
  * encoding or a missing scale/offset. */
-int sp_images_decode(int encoding, const uint8_t *in, size_t m, size_t d,
-                     const float *scale, const float *offset, float *x);
+int sp_images_decode(int encoding, const uint8_t *in, size_t m, size_t d, const float *scale,
+                     const float *offset, float *x);
 
 /* Fill t (already initialised) with m images of d values in `encoding`,
  * allocating t->data.data, t->scale, t->offset with malloc.  Free them
  * with sp_image_tensor_clear().  Returns 0 or -1. */
-int sp_image_tensor_set(Sldd__V1__ImageTensor *t, int encoding, const float *x, size_t m,
-                        size_t d);
+int sp_image_tensor_set(Sldd__V1__ImageTensor *t, int encoding, const float *x, size_t m, size_t d);
 void sp_image_tensor_clear(Sldd__V1__ImageTensor *t);
 /* Decode a received (validated) tensor into x[m*d].  Returns 0 or -1 when
  * the sizes do not match. */

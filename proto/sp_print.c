@@ -112,8 +112,7 @@ static void print_distilled(FILE *f, const Sldd__V1__DistilledSet *ds, uint32_t 
     fprintf(f, "  %-20s S=%u n=%u E=%u (M=%zu images, T=%zu steps)\n", "shape", ds->steps,
             ds->images_per_step, ds->epochs, m, (size_t)ds->steps * ds->epochs);
     if (t) {
-        fprintf(f, "  %-20s %s, %zu bytes", "images", sp_encoding_name(t->encoding),
-                t->data.len);
+        fprintf(f, "  %-20s %s, %zu bytes", "images", sp_encoding_name(t->encoding), t->data.len);
         if (t->n_scale)
             fprintf(f, ", %zu scales, %zu offsets", t->n_scale, t->n_offset);
         fputc('\n', f);
@@ -161,8 +160,8 @@ static void print_rest(FILE *f, const Sldd__V1__Bundle *b)
     }
     if (b->provenance) {
         const Sldd__V1__Provenance *p = b->provenance;
-        fprintf(f, "provenance:\n  %-20s %s\n  %-20s %s\n  %-20s %s\n", "engine",
-                p->engine_version, "backend", p->backend, "data source", p->data_source);
+        fprintf(f, "provenance:\n  %-20s %s\n  %-20s %s\n  %-20s %s\n", "engine", p->engine_version,
+                "backend", p->backend, "data source", p->data_source);
         for (size_t i = 0; i < p->n_counts && i < SP_PRINT_ROWS; i++)
             fprintf(f, "  count %-14s %-6s images %" PRIu64 " patches %" PRIu64 "\n",
                     p->counts[i]->split, p->counts[i]->class_name, p->counts[i]->images,
@@ -185,7 +184,8 @@ static void print_rest(FILE *f, const Sldd__V1__Bundle *b)
             fprintf(f, "  %-20s %s\n", "policy", p->policy);
         for (size_t i = 0; i < p->n_quantile_levels; i++)
             fprintf(f, "  held-out q%-11.3f dist %.5g ssim %.4f\n", (double)p->quantile_levels[i],
-                    i < p->n_heldout_distance_quantiles ? (double)p->heldout_distance_quantiles[i] : NAN,
+                    i < p->n_heldout_distance_quantiles ? (double)p->heldout_distance_quantiles[i]
+                                                        : NAN,
                     i < p->n_heldout_ssim_quantiles ? (double)p->heldout_ssim_quantiles[i] : NAN);
         for (size_t i = 0; i < p->n_images && i < SP_PRINT_ROWS; i++)
             fprintf(f, "  image %3u nearest dist %.5g ssim %.4f held-out closer %.1f%%\n",
@@ -227,8 +227,7 @@ void sp_bundle_print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t wire_siz
     print_head(f, b);
     if (b->model)
         fprintf(f, "%-22s %s, %u x %u x %u, %u classes\n", "model", b->model->arch,
-                b->model->in_channels, b->model->in_height, b->model->in_width,
-                b->model->classes);
+                b->model->in_channels, b->model->in_height, b->model->in_width, b->model->classes);
     if (b->distilled)
         fprintf(f, "%-22s S=%u n=%u E=%u, images %s\n", "distilled set", b->distilled->steps,
                 b->distilled->images_per_step, b->distilled->epochs,

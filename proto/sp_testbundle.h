@@ -16,14 +16,14 @@ typedef struct sp_test_params {
     int64_t created_unix, expires_unix;
     uint64_t sequence;
     uint8_t bundle_id[16];
-    int encoding;           /* Sldd__V1__ImageEncoding */
-    const char *arch;       /* "convnet" */
-    int bn;                 /* model with batch norm */
-    uint32_t depth, width;  /* ConvNet depth and width */
+    int encoding;          /* Sldd__V1__ImageEncoding */
+    const char *arch;      /* "convnet" */
+    int bn;                /* model with batch norm */
+    uint32_t depth, width; /* ConvNet depth and width */
     uint32_t channels, height, width_px, classes;
     uint32_t steps, per_step, epochs; /* S, n, E */
-    uint64_t seed;          /* contents (and init seed) */
-    const char *verdict;    /* privacy verdict */
+    uint64_t seed;                    /* contents (and init seed) */
+    const char *verdict;              /* privacy verdict */
 } sp_test_params;
 
 /* Sensible defaults: sender "node-a", audience {"node-b"}, created now-ish

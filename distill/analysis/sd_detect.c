@@ -33,16 +33,15 @@ static int check_params(const sd_detect_params *p, sd_error *err)
         return sd_error_set(err, SD_EINVAL,
                             "detect: need patch >= 1, stride >= 1, 1 <= input size <= patch");
     if (!(p->std > 0) || !isfinite(p->mean))
-        return sd_error_set(err, SD_EINVAL, "detect: bad normalisation (mean %g, std %g)",
-                            p->mean, p->std);
+        return sd_error_set(err, SD_EINVAL, "detect: bad normalisation (mean %g, std %g)", p->mean,
+                            p->std);
     if (!(p->delta >= 0 && p->delta <= 1))
         return sd_error_set(err, SD_EINVAL, "detect: delta %g not in [0,1]", p->delta);
     return 0;
 }
 
 int sd_detect_image(const uint16_t *pix, int w, int h, const sd_detect_params *p,
-                    sd_patch_classify_fn classify, void *ctx, sd_detect_result *res,
-                    sd_error *err)
+                    sd_patch_classify_fn classify, void *ctx, sd_detect_result *res, sd_error *err)
 {
     memset(res, 0, sizeof *res);
     res->r = NAN;
@@ -52,7 +51,8 @@ int sd_detect_image(const uint16_t *pix, int w, int h, const sd_detect_params *p
         return rc;
     if (!pix || !classify)
         return sd_error_set(err, SD_EINVAL, "detect: no image or no classifier");
-    int gh = sd_patch_grid_dim(h, p->psize, p->stride), gw = sd_patch_grid_dim(w, p->psize, p->stride);
+    int gh = sd_patch_grid_dim(h, p->psize, p->stride),
+        gw = sd_patch_grid_dim(w, p->psize, p->stride);
     if (gh == 0 || gw == 0)
         return sd_error_set(err, SD_EINVAL, "detect: a %dx%d image is smaller than one %dx%d patch",
                             w, h, p->psize, p->psize);
@@ -75,8 +75,8 @@ int sd_detect_image(const uint16_t *pix, int w, int h, const sd_detect_params *p
             ys[k] = (first + k) / gw * p->stride;
             xs[k] = (first + k) % gw * p->stride;
         }
-        rc = sd_patch_cut_image(pix, w, h, ys, xs, n, p->psize, p->osize, p->mean, p->std, buf,
-                                err);
+        rc =
+            sd_patch_cut_image(pix, w, h, ys, xs, n, p->psize, p->osize, p->mean, p->std, buf, err);
         if (rc)
             goto out;
         int *cls = res->classes + first;
@@ -113,15 +113,15 @@ out:
 
 /* ---- heat map ---- */
 
-#define COLOR_N 0x20C040u
-#define COLOR_P 0xF03030u
-#define COLOR_TEXT 0xFFFFFFu
-#define COLOR_PANEL 0x202020u
+#define COLOR_N      0x20C040u
+#define COLOR_P      0xF03030u
+#define COLOR_TEXT   0xFFFFFFu
+#define COLOR_PANEL  0x202020u
 #define COLOR_BANNER 0xFFC000u
 
 int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
-                          const sd_detect_params *p, const sd_detect_result *res,
-                          const char *title, int synthetic, int max_side, sd_error *err)
+                          const sd_detect_params *p, const sd_detect_result *res, const char *title,
+                          int synthetic, int max_side, sd_error *err)
 {
     if (!pix || !p || !res || !res->classes || w < 1 || h < 1)
         return sd_error_set(err, SD_EINVAL, "heat map: missing image or result");
@@ -180,7 +180,8 @@ int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                 continue;
             int y0 = gy * p->stride + half, x0 = gx * p->stride + half;
             int a = ix + (int)floor(x0 * sx), b = iy + (int)floor(y0 * sy);
-            int a1 = ix + (int)floor((x0 + p->stride) * sx), b1 = iy + (int)floor((y0 + p->stride) * sy);
+            int a1 = ix + (int)floor((x0 + p->stride) * sx),
+                b1 = iy + (int)floor((y0 + p->stride) * sy);
             sd_draw_rect_blend(&c, a, b, a1 - a, b1 - b, cls == 2 ? COLOR_P : COLOR_N, 0.38);
         }
     if (synthetic)
@@ -216,9 +217,9 @@ int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
         snprintf(buf, sizeof buf, "r = P/(N+P) = %.3f   delta = %.2f   -> %s", res->r, p->delta,
                  dec);
     sd_draw_text(&c, pad, ty + line / 2, buf,
-                 res->decision == SD_DETECT_POSITIVE ? 0xFF8080u
+                 res->decision == SD_DETECT_POSITIVE   ? 0xFF8080u
                  : res->decision == SD_DETECT_NEGATIVE ? 0x80FF80u
-                                                        : 0xFFFF80u,
+                                                       : 0xFFFF80u,
                  scale);
     rc = sd_canvas_write_png(&c, path, err);
     sd_canvas_free(&c);

@@ -19,11 +19,7 @@
 
 #define SD_DETECT_DELTA 0.4 /* the paper's threshold */
 
-enum {
-    SD_DETECT_NEGATIVE = 0,
-    SD_DETECT_POSITIVE = 1,
-    SD_DETECT_UNDETERMINED = -1
-};
+enum { SD_DETECT_NEGATIVE = 0, SD_DETECT_POSITIVE = 1, SD_DETECT_UNDETERMINED = -1 };
 
 /* Classify n patches (n,1,osize,osize), normalised as in training; write a
  * class 0..2 (SD_CLASS_I/N/P) per patch.  Returns 0 or a negative status
@@ -39,11 +35,11 @@ typedef struct sd_detect_params {
 } sd_detect_params;
 
 typedef struct sd_detect_result {
-    int gh, gw;        /* grid rows and columns */
-    int *classes;      /* gh*gw, row-major; malloc'ed, free with sd_detect_result_free */
-    int num[3];        /* patches per class: I, N, P */
-    double r;          /* Num(P)/(Num(N)+Num(P)); NaN when undetermined */
-    int decision;      /* SD_DETECT_NEGATIVE / _POSITIVE / _UNDETERMINED */
+    int gh, gw;   /* grid rows and columns */
+    int *classes; /* gh*gw, row-major; malloc'ed, free with sd_detect_result_free */
+    int num[3];   /* patches per class: I, N, P */
+    double r;     /* Num(P)/(Num(N)+Num(P)); NaN when undetermined */
+    int decision; /* SD_DETECT_NEGATIVE / _POSITIVE / _UNDETERMINED */
 } sd_detect_result;
 
 /* r and the decision from class counts (Eq. 9). */
@@ -61,8 +57,7 @@ void sd_detect_result_free(sd_detect_result *res);
  * legend, counts, r, delta and the decision, a title line (may be NULL) and
  * a "SYNTHETIC" banner when synthetic is non-zero. */
 int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
-                          const sd_detect_params *p, const sd_detect_result *res,
-                          const char *title, int synthetic, int max_side,
-                          sd_error *err) SD_WUR;
+                          const sd_detect_params *p, const sd_detect_result *res, const char *title,
+                          int synthetic, int max_side, sd_error *err) SD_WUR;
 
 #endif

@@ -286,8 +286,7 @@ int sd_draw_text(sd_canvas *c, int x, int y, const char *text, uint32_t color, i
     return widest;
 }
 
-void sd_draw_text_vertical(sd_canvas *c, int x, int y, const char *text, uint32_t color,
-                           int scale)
+void sd_draw_text_vertical(sd_canvas *c, int x, int y, const char *text, uint32_t color, int scale)
 {
     if (scale < 1)
         scale = 1;

@@ -15,10 +15,10 @@
 
 #include "sd_error.h"
 
-#define SD_FONT_W 5       /* glyph width in pixels at scale 1 */
-#define SD_FONT_H 8       /* glyph height including descenders */
-#define SD_FONT_ADVANCE 6 /* horizontal advance per character */
-#define SD_FONT_LINE 10   /* vertical advance per line of text */
+#define SD_FONT_W       5  /* glyph width in pixels at scale 1 */
+#define SD_FONT_H       8  /* glyph height including descenders */
+#define SD_FONT_ADVANCE 6  /* horizontal advance per character */
+#define SD_FONT_LINE    10 /* vertical advance per line of text */
 
 typedef struct sd_canvas {
     int w, h;
@@ -36,21 +36,18 @@ void sd_draw_pixel_blend(sd_canvas *c, int x, int y, uint32_t color, double alph
 /* Line from (x0,y0) to (x1,y1) inclusive, thickness >= 1 pixels (square pen). */
 void sd_draw_line(sd_canvas *c, int x0, int y0, int x1, int y1, uint32_t color, int thickness);
 /* Same with dashes of `dash` pixels on and off. */
-void sd_draw_line_dashed(sd_canvas *c, int x0, int y0, int x1, int y1, uint32_t color,
-                         int dash);
+void sd_draw_line_dashed(sd_canvas *c, int x0, int y0, int x1, int y1, uint32_t color, int dash);
 /* Rectangle outline of the given thickness (inside the box) or, with fill,
  * a solid box; the box spans [x, x+w) x [y, y+h). */
 void sd_draw_rect(sd_canvas *c, int x, int y, int w, int h, uint32_t color, int fill);
-void sd_draw_rect_blend(sd_canvas *c, int x, int y, int w, int h, uint32_t color,
-                        double alpha);
+void sd_draw_rect_blend(sd_canvas *c, int x, int y, int w, int h, uint32_t color, double alpha);
 
 /* Draw text with its top-left corner at (x,y); '\n' starts a new line.
  * Returns the width in pixels of the widest line drawn. */
 int sd_draw_text(sd_canvas *c, int x, int y, const char *text, uint32_t color, int scale);
 /* Text drawn vertically, reading bottom to top (y axis labels); (x,y) is the
  * bottom-left corner of the rotated text. */
-void sd_draw_text_vertical(sd_canvas *c, int x, int y, const char *text, uint32_t color,
-                           int scale);
+void sd_draw_text_vertical(sd_canvas *c, int x, int y, const char *text, uint32_t color, int scale);
 /* Size of text in pixels at the given scale (widest line, number of lines). */
 int sd_text_width(const char *text, int scale);
 int sd_text_height(const char *text, int scale);

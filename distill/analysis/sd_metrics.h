@@ -21,7 +21,7 @@
 #include "sd_error.h"
 
 typedef struct sd_confusion {
-    int tp, fn, tn, fp;  /* undetermined images included as fn / fp */
+    int tp, fn, tn, fp;   /* undetermined images included as fn / fp */
     int und_pos, und_neg; /* undetermined gastritis / non-gastritis images */
 } sd_confusion;
 
@@ -40,9 +40,9 @@ typedef struct sd_roc_point {
 } sd_roc_point;
 
 typedef struct sd_roc {
-    int n;               /* points, from (0,0) to (1,1) in order of decreasing delta */
-    sd_roc_point *pt;    /* malloc'ed; free with sd_roc_free */
-    double auc;          /* trapezoid rule over the points */
+    int n;            /* points, from (0,0) to (1,1) in order of decreasing delta */
+    sd_roc_point *pt; /* malloc'ed; free with sd_roc_free */
+    double auc;       /* trapezoid rule over the points */
     int positives, negatives;
 } sd_roc;
 

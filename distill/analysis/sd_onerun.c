@@ -187,7 +187,7 @@ out:
 int sd_onerun_audit(const int *member, const double *score, int m, double delta, double beta,
                     int boot, uint64_t seed, sd_onerun_result *out, sd_error *e)
 {
-    static const double frac[] = { 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5 };
+    static const double frac[] = {0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5};
     const int nf = (int)(sizeof frac / sizeof frac[0]);
     int np = 0;
     memset(out, 0, sizeof *out);

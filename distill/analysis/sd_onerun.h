@@ -35,11 +35,11 @@ double sd_onerun_pvalue(int m, int r, int v, double eps, double delta);
 double sd_onerun_eps_lower(int m, int r, int v, double delta, double beta);
 
 typedef struct sd_onerun_result {
-    double eps_lower;  /* empirical epsilon lower bound at confidence 1 - beta */
-    int k_pos, k_neg;  /* the guess that gave it */
-    int correct;       /* its correct guesses */
-    double auc, auc_lo, auc_hi;         /* AUC and its 95 % bootstrap interval */
-    double tpr1, tpr1_lo, tpr1_hi;      /* TPR at FPR <= 1 % and its interval */
+    double eps_lower;              /* empirical epsilon lower bound at confidence 1 - beta */
+    int k_pos, k_neg;              /* the guess that gave it */
+    int correct;                   /* its correct guesses */
+    double auc, auc_lo, auc_hi;    /* AUC and its 95 % bootstrap interval */
+    double tpr1, tpr1_lo, tpr1_hi; /* TPR at FPR <= 1 % and its interval */
 } sd_onerun_result;
 
 /* The audit of m canaries: member[i] in {0,1} (was canary i trained on),

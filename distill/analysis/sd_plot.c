@@ -8,7 +8,7 @@
 
 #include "sd_draw.h"
 
-#define C_BG 0xFFFFFFu
+#define C_BG   0xFFFFFFu
 #define C_AXIS 0x000000u
 #define C_GRID 0xE4E4E4u
 #define C_TEXT 0x000000u
@@ -77,8 +77,8 @@ static void draw_axes(sd_canvas *c, const axes *a, double xstep, double ystep, c
     }
     sd_draw_rect(c, a->left, a->top, a->right - a->left + 1, a->bottom - a->top + 1, C_AXIS, 0);
     if (xlabel)
-        sd_draw_text(c, (a->left + a->right - sd_text_width(xlabel, 1)) / 2, a->bottom + 24,
-                     xlabel, C_TEXT, 1);
+        sd_draw_text(c, (a->left + a->right - sd_text_width(xlabel, 1)) / 2, a->bottom + 24, xlabel,
+                     C_TEXT, 1);
     if (ylabel)
         sd_draw_text_vertical(c, 8, (a->top + a->bottom + sd_text_width(ylabel, 1)) / 2, ylabel,
                               C_TEXT, 1);
@@ -121,8 +121,8 @@ int sd_plot_roc_png(const char *path, const sd_roc *roc, double mark_delta, cons
         if (at >= 0) {
             int x = px_x(&a, roc->pt[at].fpr), y = px_y(&a, roc->pt[at].tpr);
             sd_draw_rect(&c, x - 4, y - 4, 9, 9, palette[3], 1);
-            snprintf(buf, sizeof buf, "delta %.2f: Sen %.3f Spe %.3f", mark_delta,
-                     roc->pt[at].tpr, 1 - roc->pt[at].fpr);
+            snprintf(buf, sizeof buf, "delta %.2f: Sen %.3f Spe %.3f", mark_delta, roc->pt[at].tpr,
+                     1 - roc->pt[at].fpr);
             int tx = x + 10;
             if (tx + sd_text_width(buf, 1) > a.right - 4)
                 tx = a.right - 4 - sd_text_width(buf, 1);
@@ -137,9 +137,9 @@ int sd_plot_roc_png(const char *path, const sd_roc *roc, double mark_delta, cons
     return rc;
 }
 
-int sd_plot_lines_png(const char *path, const char *title, const char *xlabel,
-                      const char *ylabel, const double *x, int n, const double *const *ys,
-                      const char *const *names, int nseries, int log_y, sd_error *err)
+int sd_plot_lines_png(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                      const double *x, int n, const double *const *ys, const char *const *names,
+                      int nseries, int log_y, sd_error *err)
 {
     if (!x || n < 1 || !ys || nseries < 1)
         return sd_error_set(err, SD_EINVAL, "line plot: no data");
@@ -223,9 +223,8 @@ int sd_plot_lines_png(const char *path, const char *title, const char *xlabel,
     return rc;
 }
 
-int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h, int w,
-                           int cols, int zoom, const char *const *captions, const char *title,
-                           sd_error *err)
+int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h, int w, int cols,
+                           int zoom, const char *const *captions, const char *title, sd_error *err)
 {
     if (!tiles || n < 1 || h < 1 || w < 1)
         return sd_error_set(err, SD_EINVAL, "image grid: no tiles");

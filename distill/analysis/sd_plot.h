@@ -23,17 +23,17 @@ int sd_plot_roc_png(const char *path, const sd_roc *roc, double mark_delta, cons
  * ys[s][i] is series s at x[i]; NaN values are skipped (gaps).  Axes are
  * scaled to the data with round tick steps; a legend lists names[s] (may be
  * NULL).  log_y plots log10 of positive values (for losses). */
-int sd_plot_lines_png(const char *path, const char *title, const char *xlabel,
-                      const char *ylabel, const double *x, int n, const double *const *ys,
-                      const char *const *names, int nseries, int log_y, sd_error *err) SD_WUR;
+int sd_plot_lines_png(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                      const double *x, int n, const double *const *ys, const char *const *names,
+                      int nseries, int log_y, sd_error *err) SD_WUR;
 
 /* Grid of n grayscale tiles (each h x w values, row-major, consecutive in
  * tiles), cols per row, each tile stretched from its own min..max to 0..255
  * and enlarged by an integer zoom (<= 0: chosen so a tile is about 128
  * pixels wide), with captions[i] (may be NULL, may hold '\n') under tile i
  * and an optional title.  E.g. captions "I .12 N .80 P .08\nlr 0.0213". */
-int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h, int w,
-                           int cols, int zoom, const char *const *captions, const char *title,
+int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h, int w, int cols,
+                           int zoom, const char *const *captions, const char *title,
                            sd_error *err) SD_WUR;
 
 #endif

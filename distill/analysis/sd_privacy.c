@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SSIM_QBLOCK 256 /* query rows per SSIM block */
+#define SSIM_QBLOCK          256               /* query rows per SSIM block */
 #define SD_PRIVACY_FETCH_MAX ((size_t)8 << 20) /* values per block of fetched samples */
 
 static const double q_levels[SD_PRIVACY_NQ] = {0.01, 0.05, 0.25, 0.50};
@@ -61,10 +61,10 @@ void sd_privacy_report_free(sd_privacy_report *r)
 typedef struct fetcher {
     const sd_data_view *v;
     sd_backend *be;
-    size_t d;       /* values per sample */
+    size_t d; /* values per sample */
     int cap;
     sd_real *dev, *host;
-    float *x;       /* cap*d */
+    float *x; /* cap*d */
     int *lab;
 } fetcher;
 
@@ -100,7 +100,8 @@ static int fetch_rows(fetcher *ft, const int64_t *idx, int n, sd_error *err)
     int rc = ft->v->fetch(ft->v->ctx, ft->be, idx, n, ft->dev, ft->lab, err);
     if (rc)
         return rc;
-    if ((rc = ft->be->download(ft->be, err, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
+    if ((rc =
+             ft->be->download(ft->be, err, ft->host, ft->dev, (size_t)n * ft->d * sizeof(sd_real))))
         return sd_error_wrap_code(err, rc, "privacy audit");
     for (size_t i = 0; i < (size_t)n * ft->d; i++)
         ft->x[i] = (float)ft->host[i];
@@ -168,16 +169,16 @@ static double share_below(const double *v, size_t n, double x)
 typedef struct search {
     sd_privacy_geom g;
     sd_backend *be;
-    size_t q;             /* queries */
-    int cap;              /* training block */
-    sd_real *zq, *sq;                   /* queries: q*d, q*dw */
-    float *nq, *muq, *vq;               /* queries: q, q*nwin, q*nwin */
-    sd_real *zt, *st;                   /* block: cap*d, cap*dw */
-    float *nt, *mut, *vt;               /* block: cap, nwin*cap, nwin*cap */
-    sd_real *gd, *gp;                   /* q*cap, qb*cap */
-    float *acc;                         /* qb*cap */
+    size_t q;                                   /* queries */
+    int cap;                                    /* training block */
+    sd_real *zq, *sq;                           /* queries: q*d, q*dw */
+    float *nq, *muq, *vq;                       /* queries: q, q*nwin, q*nwin */
+    sd_real *zt, *st;                           /* block: cap*d, cap*dw */
+    float *nt, *mut, *vt;                       /* block: cap, nwin*cap, nwin*cap */
+    sd_real *gd, *gp;                           /* q*cap, qb*cap */
+    float *acc;                                 /* qb*cap */
     sd_real *dzq, *dsq, *dzt, *dst, *dgd, *dgp; /* backend copies of the above */
-    double *tmp;                        /* one reduced image */
+    double *tmp;                                /* one reduced image */
     double *best_d2, *best_s;
     int64_t *best_di, *best_si;
 } search;
@@ -257,8 +258,7 @@ static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *
     if (!s->nq || !s->muq || !s->vq || !s->nt || !s->mut || !s->vt || !s->acc || !s->tmp ||
         !s->best_d2 || !s->best_s || !s->best_di || !s->best_si)
         return sd_error_set(err, SD_ENOMEM,
-                            "privacy audit: out of memory for %zu queries of %zu values", q,
-                            g->dw);
+                            "privacy audit: out of memory for %zu queries of %zu values", q, g->dw);
     for (size_t i = 0; i < q; i++) {
         s->best_d2[i] = INFINITY;
         s->best_s[i] = -INFINITY;
@@ -268,12 +268,14 @@ static int search_alloc(search *s, sd_backend *be, size_t q, int cap, sd_error *
 }
 
 /* host -> backend and back; nothing to do where they are the same memory */
-static int to_backend(sd_backend *be, sd_error *err, sd_real *dev, const sd_real *host, size_t bytes)
+static int to_backend(sd_backend *be, sd_error *err, sd_real *dev, const sd_real *host,
+                      size_t bytes)
 {
     return dev == host ? SD_OK : be->upload(be, err, dev, host, bytes);
 }
 
-static int from_backend(sd_backend *be, sd_error *err, sd_real *host, const sd_real *dev, size_t bytes)
+static int from_backend(sd_backend *be, sd_error *err, sd_real *host, const sd_real *dev,
+                        size_t bytes)
 {
     return dev == host ? SD_OK : be->download(be, err, host, dev, bytes);
 }
@@ -282,8 +284,8 @@ static void prep_query(search *s, size_t i, const float *x)
 {
     const sd_privacy_geom *g = &s->g;
     sd_privacy_reduce(g, x, s->tmp);
-    sd_privacy_prep(g, s->tmp, s->zq + i * g->d, s->nq + i, s->sq + i * g->dw,
-                    s->muq + i * g->nwin, s->vq + i * g->nwin, 1);
+    sd_privacy_prep(g, s->tmp, s->zq + i * g->d, s->nq + i, s->sq + i * g->dw, s->muq + i * g->nwin,
+                    s->vq + i * g->nwin, 1);
 }
 
 static int search_fail(search *s, int rc, sd_error *err)
@@ -312,8 +314,8 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
     size_t cap = (size_t)s->cap, D = (size_t)g->c * (size_t)g->h * (size_t)g->w;
     for (int t = 0; t < n; t++) {
         sd_privacy_reduce(g, x + (size_t)t * D, s->tmp);
-        sd_privacy_prep(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t,
-                        s->st + (size_t)t * g->dw, s->mut + t, s->vt + t, cap);
+        sd_privacy_prep(g, s->tmp, s->zt + (size_t)t * g->d, s->nt + t, s->st + (size_t)t * g->dw,
+                        s->mut + t, s->vt + t, cap);
     }
     int Q = (int)s->q, rc;
     const size_t R = sizeof(sd_real);
@@ -361,8 +363,8 @@ static int search_block(search *s, const float *x, const int64_t *idx, int n, sd
                 const sd_real *p = s->gp + (size_t)q * (size_t)n;
                 float *acc = s->acc + (size_t)q * (size_t)n;
                 for (int t = 0; t < n; t++)
-                    acc[t] += ((a1 * mt[t] + c1) * (p[t] + c2)) /
-                              ((a2 + mt[t] * mt[t]) * (a3 + vt[t]));
+                    acc[t] +=
+                        ((a1 * mt[t] + c1) * (p[t] + c2)) / ((a2 + mt[t] * mt[t]) * (a3 + vt[t]));
             }
         }
         for (int q = 0; q < qn; q++) {
@@ -650,7 +652,8 @@ static int sample_losses(const sd_model *m, sd_backend *be, sd_exec *ex, const s
             goto out;
         sd_exec_args a = {theta, bn, SD_BN_FROZEN, SD_LABEL_RAW, xb, NULL, n};
         if ((rc = sd_exec_forward(ex, &a, err)) ||
-            (rc = be->download(be, err, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
+            (rc =
+                 be->download(be, err, z, sd_exec_logits(ex), (size_t)n * (size_t)K * sizeof *z))) {
             sd_error_wrap_code(err, rc, "membership audit");
             goto out;
         }
@@ -676,9 +679,8 @@ out:
 }
 
 int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *be,
-                          const sd_real *theta, const float *bn_stats,
-                          const sd_data_view *members, const sd_data_view *nonmembers,
-                          int64_t max, sd_error *err)
+                          const sd_real *theta, const float *bn_stats, const sd_data_view *members,
+                          const sd_data_view *nonmembers, int64_t max, sd_error *err)
 {
     double t0 = now_seconds();
     r->membership_done = 0;

@@ -50,9 +50,9 @@
 
 #include "sd_distill.h"
 
-#define SD_PRIVACY_NQ 4         /* quantile levels 0.01, 0.05, 0.25, 0.50 */
-#define SD_SSIM_WINDOW 8        /* SSIM window side */
-#define SD_PRIVACY_MAX_SIDE 64  /* larger images are area-averaged below this */
+#define SD_PRIVACY_NQ       4  /* quantile levels 0.01, 0.05, 0.25, 0.50 */
+#define SD_SSIM_WINDOW      8  /* SSIM window side */
+#define SD_PRIVACY_MAX_SIDE 64 /* larger images are area-averaged below this */
 
 typedef enum sd_privacy_verdict {
     SD_PRIVACY_PASS = 0,
@@ -85,7 +85,7 @@ typedef struct sd_privacy_config {
      * fit (1e11: all of Fashion-MNIST, about 24,000 64x64 patches; about
      * 10 s on two cores).  <= 0: no bound. */
     double max_work;
-    int chunk;           /* training samples per search block (1024, fewer for large images) */
+    int chunk; /* training samples per search block (1024, fewer for large images) */
 } sd_privacy_config;
 
 void sd_privacy_policy_defaults(sd_privacy_policy *p);
@@ -100,22 +100,22 @@ int sd_privacy_policy_parse(sd_privacy_policy *p, const char *text, sd_error *er
 void sd_privacy_policy_describe(const sd_privacy_policy *p, char *buf, size_t len);
 
 typedef struct sd_privacy_image {
-    int64_t pixel_index;   /* nearest training sample by distance (index in the train view) */
+    int64_t pixel_index; /* nearest training sample by distance (index in the train view) */
     int pixel_label;
     double pixel_distance; /* its normalised RMS distance */
     double pixel_ssim;     /* SSIM with it */
     double pixel_pct;      /* share of held-out samples closer to training (0..1) */
     int64_t ssim_index;    /* training sample with the highest SSIM */
     int ssim_label;
-    double ssim;           /* that SSIM */
-    double ssim_distance;  /* distance to it */
-    double ssim_pct;       /* share of held-out samples with a higher best SSIM */
+    double ssim;             /* that SSIM */
+    double ssim_distance;    /* distance to it */
+    double ssim_pct;         /* share of held-out samples with a higher best SSIM */
     sd_privacy_verdict flag; /* this image under the policy */
 } sd_privacy_image;
 
 typedef struct sd_privacy_report {
-    int c, h, w;                 /* image shape as given */
-    int cmp_h, cmp_w;            /* compared at (after area averaging) */
+    int c, h, w;      /* image shape as given */
+    int cmp_h, cmp_w; /* compared at (after area averaging) */
     size_t n_images;
     sd_privacy_image *images;
     /* the nearest training samples themselves (n_images*c*h*w each, the
@@ -128,13 +128,13 @@ typedef struct sd_privacy_report {
     double heldout_ssim_q[SD_PRIVACY_NQ];
     /* membership inference */
     int membership_done;
-    double membership_auc;       /* NaN when not measured */
+    double membership_auc; /* NaN when not measured */
     int64_t members, nonmembers;
     double member_loss, nonmember_loss; /* mean cross-entropy of each side */
     /* decision */
     sd_privacy_policy policy;
     sd_privacy_verdict verdict;
-    char reason[384];            /* the first finding that set the verdict */
+    char reason[384]; /* the first finding that set the verdict */
     double seconds;
 } sd_privacy_report;
 
@@ -175,9 +175,8 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
  * each class and averaged with weights n_member(c) * n_nonmember(c).
  * 0.5 = no leakage.  Fills r's membership fields. */
 int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *be,
-                          const sd_real *theta, const float *bn_stats,
-                          const sd_data_view *members, const sd_data_view *nonmembers,
-                          int64_t max, sd_error *err) SD_WUR;
+                          const sd_real *theta, const float *bn_stats, const sd_data_view *members,
+                          const sd_data_view *nonmembers, int64_t max, sd_error *err) SD_WUR;
 
 /* The stratified Mann-Whitney AUC used above: P(member loss < nonmember
  * loss) + P(tie)/2 over same-class pairs.  NaN when no class has both. */

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-
 void sd_privacy_geom_init(sd_privacy_geom *g, int c, int h, int w, int reduce)
 {
     g->c = c;
@@ -92,8 +91,8 @@ static double rescaled(double v, double lo, double scale)
 /* Everything the search needs of one image: z (d, standardised) and its
  * squared norm; s (dw, window-major, each window rescaled then centred) and
  * the windows' means and variances, at mu[b*stride], var[b*stride]. */
-void sd_privacy_prep(const sd_privacy_geom *g, const double *v, sd_real *z, float *zn2,
-                     sd_real *s, float *mu, float *var, size_t stride)
+void sd_privacy_prep(const sd_privacy_geom *g, const double *v, sd_real *z, float *zn2, sd_real *s,
+                     float *mu, float *var, size_t stride)
 {
     double mean, sd, lo, scale, n2 = 0;
     moments(v, g->d, &mean, &sd);
@@ -114,9 +113,9 @@ void sd_privacy_prep(const sd_privacy_geom *g, const double *v, sd_real *z, floa
                 size_t k = 0;
                 for (int y = 0; y < g->wh; y++)
                     for (int x = 0; x < g->ww; x++) {
-                        double t = rescaled(v[((size_t)c * g->ch + (size_t)(y0 + y)) * g->cw +
-                                              (size_t)(x0 + x)],
-                                            lo, scale);
+                        double t = rescaled(
+                            v[((size_t)c * g->ch + (size_t)(y0 + y)) * g->cw + (size_t)(x0 + x)],
+                            lo, scale);
                         o[k++] = (sd_real)t;
                         m += t;
                     }

@@ -17,11 +17,11 @@ typedef struct sd_privacy_geom {
     int c, h, w;
     int f;
     int ch, cw;
-    size_t d;      /* c*ch*cw compared values */
+    size_t d; /* c*ch*cw compared values */
     int nwy, nwx, wh, ww;
-    size_t nwin;   /* c*nwy*nwx */
-    size_t wa;     /* wh*ww */
-    size_t dw;     /* nwin*wa */
+    size_t nwin; /* c*nwy*nwx */
+    size_t wa;   /* wh*ww */
+    size_t dw;   /* nwin*wa */
 } sd_privacy_geom;
 
 /* Geometry of c x h x w images; reduce: area-average down to at most
@@ -32,8 +32,8 @@ void sd_privacy_geom_init(sd_privacy_geom *g, int c, int h, int w, int reduce);
 void sd_privacy_reduce(const sd_privacy_geom *g, const float *src, double *dst);
 
 /* The prepared form of one reduced image v (sd_privacy_compare.c). */
-void sd_privacy_prep(const sd_privacy_geom *g, const double *v, sd_real *z, float *zn2,
-                     sd_real *s, float *mu, float *var, size_t stride);
+void sd_privacy_prep(const sd_privacy_geom *g, const double *v, sd_real *z, float *zn2, sd_real *s,
+                     float *mu, float *var, size_t stride);
 
 /* Normalised RMS distance and SSIM of two reduced images (g->d doubles). */
 double sd_privacy_dist_pair(const double *a, const double *b, size_t d);

@@ -16,7 +16,7 @@
 
 /* ---------------------------------------------------------------- picture */
 
-#define P_BG 0xFFFFFFu
+#define P_BG   0xFFFFFFu
 #define P_TEXT 0x000000u
 #define P_GREY 0x606060u
 
@@ -91,8 +91,8 @@ int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const f
     int tile_w = w * zoom, tile_h = h * zoom, pad = 8;
     int col_w = tile_w > 23 * SD_FONT_ADVANCE ? tile_w : 23 * SD_FONT_ADVANCE;
     int cap_lines = 5;
-    int group_w = 3 * col_w + 4 * pad, group_h = SD_FONT_LINE + 4 + tile_h + 6 +
-                                                  cap_lines * SD_FONT_LINE + 2 * pad;
+    int group_w = 3 * col_w + 4 * pad,
+        group_h = SD_FONT_LINE + 4 + tile_h + 6 + cap_lines * SD_FONT_LINE + 2 * pad;
     int groups_per_row = 3;
     if ((size_t)groups_per_row > shown)
         groups_per_row = (int)shown;
@@ -100,15 +100,15 @@ int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const f
 
     char title[200], info[3][400];
     snprintf(title, sizeof title, "%sPRIVACY AUDIT: %s", synthetic ? "SYNTHETIC DATA - " : "",
-             r->verdict == SD_PRIVACY_BLOCK ? "BLOCK"
+             r->verdict == SD_PRIVACY_BLOCK  ? "BLOCK"
              : r->verdict == SD_PRIVACY_WARN ? "WARN"
                                              : "PASS");
     if (r->membership_done)
         snprintf(info[0], sizeof info[0],
                  "membership inference (loss threshold, %lld members v %lld held-out): AUC "
                  "%.3f (0.5 = no leakage); mean loss: members %.3f, held-out %.3f",
-                 (long long)r->members, (long long)r->nonmembers, r->membership_auc,
-                 r->member_loss, r->nonmember_loss);
+                 (long long)r->members, (long long)r->nonmembers, r->membership_auc, r->member_loss,
+                 r->nonmember_loss);
     else
         snprintf(info[0], sizeof info[0], "membership inference: not measured");
     snprintf(info[1], sizeof info[1],
@@ -121,8 +121,7 @@ int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const f
              "searched %lld of %lld training samples, %lld held-out; \"held-out closer/higher\" "
              "= share of unseen samples as similar to training (0%% = red flag); frames: red "
              "block, orange warn",
-             (long long)r->train_searched, (long long)r->train_count,
-             (long long)r->heldout_used);
+             (long long)r->train_searched, (long long)r->train_count, (long long)r->heldout_used);
     char shown_note[120] = "";
     if (shown < n)
         snprintf(shown_note, sizeof shown_note,
@@ -169,8 +168,7 @@ int sd_privacy_picture_png(const char *path, const sd_privacy_report *r, const f
                  : im->flag == SD_PRIVACY_WARN ? "  WARN"
                                                : "");
         sd_draw_text(&cv, gx + pad, gy + 4, head, im->flag == SD_PRIVACY_PASS ? P_TEXT : fc, 1);
-        const float *tiles[3] = {images + i * D, r->pixel_nearest + i * D,
-                                 r->ssim_nearest + i * D};
+        const float *tiles[3] = {images + i * D, r->pixel_nearest + i * D, r->ssim_nearest + i * D};
         char cap[3][200];
         snprintf(cap[0], sizeof cap[0], "synthetic #%zu", i);
         snprintf(cap[1], sizeof cap[1],

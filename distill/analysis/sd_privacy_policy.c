@@ -132,9 +132,8 @@ void sd_privacy_decide(sd_privacy_report *r, const sd_privacy_policy *p)
                          "image %zu is a near copy of training sample %lld: distance %.4f "
                          "(%.1f%% of held-out samples are as close, block below %.1f%%) and "
                          "SSIM %.3f > %.2f",
-                         i, (long long)im->pixel_index, im->pixel_distance,
-                         100.0 * im->pixel_pct, 100.0 * p->block_distance_pct, im->ssim,
-                         p->block_ssim);
+                         i, (long long)im->pixel_index, im->pixel_distance, 100.0 * im->pixel_pct,
+                         100.0 * p->block_distance_pct, im->ssim, p->block_ssim);
             r->verdict = SD_PRIVACY_BLOCK;
         } else if (im->pixel_pct < p->warn_distance_pct || im->ssim_pct < p->warn_ssim_pct) {
             im->flag = SD_PRIVACY_WARN;
@@ -159,9 +158,8 @@ void sd_privacy_decide(sd_privacy_report *r, const sd_privacy_policy *p)
             r->verdict = SD_PRIVACY_BLOCK;
         } else if (r->membership_auc > p->warn_auc) {
             if (!warn_reason[0])
-                snprintf(warn_reason, sizeof warn_reason,
-                         "membership inference AUC %.3f > %.2f", r->membership_auc,
-                         p->warn_auc);
+                snprintf(warn_reason, sizeof warn_reason, "membership inference AUC %.3f > %.2f",
+                         r->membership_auc, p->warn_auc);
             if (r->verdict < SD_PRIVACY_WARN)
                 r->verdict = SD_PRIVACY_WARN;
         }

@@ -14,11 +14,11 @@
 #include <math.h>
 
 const double sd_rdp_orders[SD_RDP_NORDERS] = {
-    1.1,  1.2, 1.3,  1.4, 1.5,  1.6, 1.7,  1.8, 1.9, 2,   2.25, 2.5, 2.75, 3,   3.25, 3.5,
-    3.75, 4,   4.25, 4.5, 4.75, 5,   5.25, 5.5, 5.75, 6, 6.5,  7,   7.5,  8,   8.5,  9,
-    9.5,  10,  10.5, 11,  11.5, 12,  13,   14,  15,  16,  17,   18,  19,   20,  21,   22,
-    23,   24,  25,   26,  27,   28,  29,   30,  31,  32,  36,   40,  44,   48,  52,   56,
-    60,   64,  72,   80,  96,   112, 128,  160, 192, 256, 320,  384, 512,  768, 1024};
+    1.1,  1.2, 1.3,  1.4, 1.5,  1.6, 1.7,  1.8, 1.9,  2,   2.25, 2.5, 2.75, 3,   3.25, 3.5,
+    3.75, 4,   4.25, 4.5, 4.75, 5,   5.25, 5.5, 5.75, 6,   6.5,  7,   7.5,  8,   8.5,  9,
+    9.5,  10,  10.5, 11,  11.5, 12,  13,   14,  15,   16,  17,   18,  19,   20,  21,   22,
+    23,   24,  25,   26,  27,   28,  29,   30,  31,   32,  36,   40,  44,   48,  52,   56,
+    60,   64,  72,   80,  96,   112, 128,  160, 192,  256, 320,  384, 512,  768, 1024};
 
 /* log(exp(a) + exp(b)) with -inf as the log of zero. */
 static double log_add(double a, double b)
@@ -36,8 +36,8 @@ static double log_erfc(double x)
     if (x < 20.0)
         return log(erfc(x));
     double r = 1.0 / (x * x);
-    double s = 1.0 - r / 2.0 + 3.0 * r * r / 4.0 - 15.0 * r * r * r / 8.0 +
-               105.0 * r * r * r * r / 16.0;
+    double s =
+        1.0 - r / 2.0 + 3.0 * r * r / 4.0 - 15.0 * r * r * r / 8.0 + 105.0 * r * r * r * r / 16.0;
     return -x * x - log(x) - 0.5 * log(M_PI) + log(s);
 }
 
@@ -189,8 +189,8 @@ int sd_rdp_epsilon(double q, double sigma, int64_t steps, double delta, double *
     return 0;
 }
 
-int sd_rdp_solve_sigma(double q, int64_t steps, double delta, double target_epsilon,
-                       double *sigma, sd_error *e)
+int sd_rdp_solve_sigma(double q, int64_t steps, double delta, double target_epsilon, double *sigma,
+                       sd_error *e)
 {
     double lo = 0.05, hi = 1e4, eps;
     int rc;

@@ -67,7 +67,7 @@ int sd_rdp_epsilon(double q, double sigma, int64_t steps, double delta, double *
 /* The smallest noise multiplier sigma (to relative 1e-6) whose epsilon after
  * `steps` iterations at rate q is at most target_epsilon for delta.
  * SD_EINVAL when no sigma up to 1e4 reaches it. */
-int sd_rdp_solve_sigma(double q, int64_t steps, double delta, double target_epsilon,
-                       double *sigma, sd_error *e) SD_WUR;
+int sd_rdp_solve_sigma(double q, int64_t steps, double delta, double target_epsilon, double *sigma,
+                       sd_error *e) SD_WUR;
 
 #endif

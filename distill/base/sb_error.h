@@ -35,7 +35,7 @@ enum {
     SD_EINVAL = SB_EINVAL,
     SD_ENOMEM = SB_ENOMEM,
     SD_EIO = SB_EIO,
-    SD_EBACKEND = -4,     /* backend (BLAS, CUDA, cuDNN, cuBLAS) failed */
+    SD_EBACKEND = -4, /* backend (BLAS, CUDA, cuDNN, cuBLAS) failed */
     SD_EFORMAT = SB_EFORMAT,
     SD_EUNSUPPORTED = -6, /* valid request this build cannot do */
     SD_ECANCELED = -7,    /* stopped on request */
@@ -84,7 +84,7 @@ typedef struct sb_error {
 
 #if defined(__GNUC__)
 #define SB_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define SB_WUR __attribute__((warn_unused_result))
+#define SB_WUR          __attribute__((warn_unused_result))
 #else
 #define SB_PRINTF(a, b)
 #define SB_WUR

@@ -220,7 +220,9 @@ int sb_json_string(const char *v, char *out, size_t outlen)
         } else {
             s++;
             switch (*s) {
-            case '"': case '\\': case '/': b[0] = *s; break;
+            case '"':
+            case '\\':
+            case '/': b[0] = *s; break;
             case 'b': b[0] = '\b'; break;
             case 'f': b[0] = '\f'; break;
             case 'n': b[0] = '\n'; break;

@@ -117,9 +117,8 @@ int sd_csv_next(sd_csv *c, char **fields, int *nfields, int *line, sd_error *err
             p++;
             for (;;) {
                 if (p >= c->len)
-                    return sd_error_set(err, SD_EFORMAT,
-                                        "%s line %d: unterminated quoted field", c->path,
-                                        *line);
+                    return sd_error_set(err, SD_EFORMAT, "%s line %d: unterminated quoted field",
+                                        c->path, *line);
                 if (b[p] == '"') {
                     if (p + 1 < c->len && b[p + 1] == '"') {
                         *w++ = '"';
@@ -137,8 +136,8 @@ int sd_csv_next(sd_csv *c, char **fields, int *nfields, int *line, sd_error *err
                 p++;
             if (p < c->len && b[p] != ',' && b[p] != '\n' && b[p] != '\r')
                 return sd_error_set(err, SD_EFORMAT,
-                                    "%s line %d: unexpected text after a closing quote",
-                                    c->path, c->line);
+                                    "%s line %d: unexpected text after a closing quote", c->path,
+                                    c->line);
         } else {
             while (p < c->len && b[p] != ',' && b[p] != '\n' && b[p] != '\r')
                 *w++ = b[p++];
@@ -148,8 +147,8 @@ int sd_csv_next(sd_csv *c, char **fields, int *nfields, int *line, sd_error *err
         char sep = p < c->len ? b[p] : '\0';
         *w = '\0'; /* w <= b + p, so this never overwrites unread input but sep */
         if (n >= SD_CSV_MAX_FIELDS)
-            return sd_error_set(err, SD_EFORMAT, "%s line %d: more than %d fields", c->path,
-                                *line, SD_CSV_MAX_FIELDS);
+            return sd_error_set(err, SD_EFORMAT, "%s line %d: more than %d fields", c->path, *line,
+                                SD_CSV_MAX_FIELDS);
         fields[n++] = start;
         if (sep == ',') {
             p++;

@@ -13,15 +13,15 @@
 
 #include "sd_error.h"
 
-#define SD_CSV_MAX_BYTES ((size_t)256 << 20)
+#define SD_CSV_MAX_BYTES  ((size_t)256 << 20)
 #define SD_CSV_MAX_FIELDS 256
 
 typedef struct sd_csv {
-    char *path;  /* for messages */
-    char *buf;   /* file contents, NUL-terminated, rewritten in place */
+    char *path; /* for messages */
+    char *buf;  /* file contents, NUL-terminated, rewritten in place */
     size_t len;
     size_t pos;
-    int line;    /* current physical line (1-based) */
+    int line; /* current physical line (1-based) */
 } sd_csv;
 
 /* Read path into memory.  Fails with SD_EIO (missing/unreadable) or

@@ -70,8 +70,7 @@ static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
     if (rc)
         return rc;
     unsigned int mdlen = 0;
-    if (!EVP_Digest(c.buf, c.len, ds->labels_sha256, &mdlen, EVP_sha256(), NULL) ||
-        mdlen != 32) {
+    if (!EVP_Digest(c.buf, c.len, ds->labels_sha256, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
         sd_csv_close(&c);
         return sd_error_set(err, SD_EBACKEND, "%s: SHA-256 failed (OpenSSL)", csv_path);
     }
@@ -96,9 +95,11 @@ static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
     }
     if (col_id < 0 || col_label < 0 || col_split < 0) {
         rc = sd_error_set(err, SD_EFORMAT,
-                          "%s line %d: header has no '%s' column (need id,label,split)",
-                          csv_path, line,
-                          col_id < 0 ? "id" : col_label < 0 ? "label" : "split");
+                          "%s line %d: header has no '%s' column (need id,label,split)", csv_path,
+                          line,
+                          col_id < 0      ? "id"
+                          : col_label < 0 ? "label"
+                                          : "split");
         goto out;
     }
     int need = col_id > col_label ? col_id : col_label;
@@ -120,9 +121,8 @@ static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
             goto out;
         }
         if (strcmp(lab, "0") && strcmp(lab, "1")) {
-            rc = sd_error_set(err, SD_EFORMAT,
-                              "%s line %d: label '%.40s' for '%s' is not 0 or 1", csv_path,
-                              line, lab, id);
+            rc = sd_error_set(err, SD_EFORMAT, "%s line %d: label '%.40s' for '%s' is not 0 or 1",
+                              csv_path, line, lab, id);
             goto out;
         }
         int split = -1;
@@ -540,8 +540,8 @@ int sd_patch_label(int64_t inside, int64_t area, int image_label)
 typedef struct idx_acc {
     sd_patch_index *ix;
     size_t cap;
-    uint64_t s1;            /* sum of v over kept patches (exact) */
-    uint64_t s2_hi, s2_lo;  /* sum of v^2 split at 2^32, so it cannot overflow */
+    uint64_t s1;           /* sum of v over kept patches (exact) */
+    uint64_t s2_hi, s2_lo; /* sum of v^2 split at 2^32, so it cannot overflow */
     uint64_t npix;
 } idx_acc;
 
@@ -653,15 +653,17 @@ out:
     return rc;
 }
 
-int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, int psize,
-                         int stride, sd_error *err)
+int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, int psize, int stride,
+                         sd_error *err)
 {
     memset(ix, 0, sizeof *ix);
     if (!ds || split < 0 || split >= SD_SPLIT_COUNT)
         return sd_error_set(err, SD_EINVAL, "patch index: bad dataset or split");
     if (psize < 1 || stride < 1)
-        return sd_error_set(err, SD_EINVAL, "patch index: patch size %d and stride %d must be"
-                            " positive", psize, stride);
+        return sd_error_set(err, SD_EINVAL,
+                            "patch index: patch size %d and stride %d must be"
+                            " positive",
+                            psize, stride);
     if (!(ds->loaded_splits >> split & 1u))
         return sd_error_set(err, SD_EINVAL, "patch index: the %s split was not loaded",
                             sd_split_name(split));

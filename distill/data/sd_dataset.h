@@ -36,44 +36,44 @@
 
 enum { SD_SPLIT_TRAIN = 0, SD_SPLIT_VAL = 1, SD_SPLIT_TEST = 2, SD_SPLIT_COUNT = 3 };
 #define SD_LOAD_TRAIN (1u << SD_SPLIT_TRAIN)
-#define SD_LOAD_VAL (1u << SD_SPLIT_VAL)
-#define SD_LOAD_TEST (1u << SD_SPLIT_TEST)
-#define SD_LOAD_ALL (SD_LOAD_TRAIN | SD_LOAD_VAL | SD_LOAD_TEST)
+#define SD_LOAD_VAL   (1u << SD_SPLIT_VAL)
+#define SD_LOAD_TEST  (1u << SD_SPLIT_TEST)
+#define SD_LOAD_ALL   (SD_LOAD_TRAIN | SD_LOAD_VAL | SD_LOAD_TEST)
 
 /* Patch classes (paper §3.1). */
 enum { SD_CLASS_I = 0, SD_CLASS_N = 1, SD_CLASS_P = 2, SD_NUM_CLASSES = 3 };
 
-const char *sd_split_name(int split);     /* "train", "val", "test" */
-const char *sd_class_name(int cls);       /* "I", "N", "P" */
+const char *sd_split_name(int split); /* "train", "val", "test" */
+const char *sd_class_name(int cls);   /* "I", "N", "P" */
 
 #define SD_ID_MAX 64 /* ids: 1..63 characters of [A-Za-z0-9._-], not starting with '.' */
 
 typedef struct sd_dataset_image {
     char id[SD_ID_MAX];
-    int label;        /* 0 or 1 */
-    int split;        /* SD_SPLIT_* */
-    int csv_line;     /* line in labels.csv, for messages */
+    int label;    /* 0 or 1 */
+    int split;    /* SD_SPLIT_* */
+    int csv_line; /* line in labels.csv, for messages */
     int w, h;
-    int bit_depth;    /* stored bit depth of the image PNG */
-    int has_mask;     /* a mask file exists (validated) */
-    int loaded;       /* pixels (and mask) are in memory */
-    int64_t off;      /* offset of the first pixel in pix / mask (loaded only) */
+    int bit_depth; /* stored bit depth of the image PNG */
+    int has_mask;  /* a mask file exists (validated) */
+    int loaded;    /* pixels (and mask) are in memory */
+    int64_t off;   /* offset of the first pixel in pix / mask (loaded only) */
 } sd_dataset_image;
 
 typedef struct sd_dataset {
     char *dir;
-    char *root;              /* dir's real path: every file read must lie inside */
-    int n;                   /* images listed in labels.csv */
+    char *root; /* dir's real path: every file read must lie inside */
+    int n;      /* images listed in labels.csv */
     sd_dataset_image *img;
-    int synthetic;           /* README.txt starts with "SYNTHETIC" */
-    unsigned loaded_splits;  /* SD_LOAD_* bits passed to open */
+    int synthetic;          /* README.txt starts with "SYNTHETIC" */
+    unsigned loaded_splits; /* SD_LOAD_* bits passed to open */
     /* Pixels of every loaded image, concatenated; img[i].off indexes both.
      * mask[p] is 1 inside the stomach, 0 outside (0 for images without a
      * mask file). */
     uint16_t *pix;
     uint8_t *mask;
     int64_t total_pixels;
-    int count[SD_SPLIT_COUNT][2]; /* images per split and label */
+    int count[SD_SPLIT_COUNT][2];    /* images per split and label */
     unsigned char labels_sha256[32]; /* of labels.csv as read */
 } sd_dataset;
 
@@ -85,8 +85,7 @@ typedef struct sd_dataset {
  * id, an empty split, a missing image, a missing mask for a train image, a
  * colour or palette PNG, an image/mask size mismatch, a corrupt or truncated
  * PNG. */
-int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits,
-                    sd_error *err) SD_WUR;
+int sd_dataset_open(sd_dataset **out, const char *dir, unsigned load_splits, sd_error *err) SD_WUR;
 
 /* What the PNG headers of a data set may declare, checked before anything is
  * decoded: a 1 MB PNG can declare 32768x32768 pixels (2 GiB decoded). */
@@ -98,7 +97,7 @@ typedef struct sd_dataset_limits {
 /* 2^32 pixels in all (1,024 images of 2048x2048; 12 GiB with their masks
  * when every split is loaded) and 2^28 per image (16384x16384, the largest
  * `sldd dataset synth` writes). */
-#define SD_DATASET_MAX_PIXELS ((int64_t)1 << 32)
+#define SD_DATASET_MAX_PIXELS       ((int64_t)1 << 32)
 #define SD_DATASET_MAX_IMAGE_PIXELS ((int64_t)1 << 28)
 
 void sd_dataset_limits_default(sd_dataset_limits *lim);
@@ -142,11 +141,11 @@ typedef struct sd_patch {
 
 typedef struct sd_patch_index {
     int psize, stride;
-    size_t n;                  /* patches kept */
+    size_t n; /* patches kept */
     sd_patch *p;
     int64_t count[SD_NUM_CLASSES];
     int64_t discarded;
-    int64_t grid_total;        /* all grid positions examined */
+    int64_t grid_total; /* all grid positions examined */
     /* Pixel statistics of the kept patches on the [0,1] scale, counting a
      * pixel once per patch that contains it (overlaps included), computed
      * exactly from integral images of v and v^2. */
@@ -156,8 +155,8 @@ typedef struct sd_patch_index {
 /* Build the index of the loaded images of one split that have masks
  * (every train image has one).  Patches are ordered by image, then row,
  * then column. */
-int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, int psize,
-                         int stride, sd_error *err) SD_WUR;
+int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, int psize, int stride,
+                         sd_error *err) SD_WUR;
 void sd_patch_index_free(sd_patch_index *ix);
 
 /* ---- cutting patches on the host ---- */
@@ -189,7 +188,7 @@ int sd_patch_cut_image(const uint16_t *pix, int w, int h, const int32_t *ys, con
 /* ---- the prepared-index file (DIR/prepared.json, docs/data.md) ---- */
 
 typedef struct sd_prepared {
-    int version;           /* 1 */
+    int version; /* 1 */
     int psize, stride, osize;
     double mean, std;
     int synthetic;

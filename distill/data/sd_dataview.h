@@ -14,11 +14,11 @@
 #include "sd_distill.h"
 
 typedef struct sd_array_data {
-    const sd_real *x;       /* count * c*h*w */
-    const int32_t *labels;  /* count */
+    const sd_real *x;      /* count * c*h*w */
+    const int32_t *labels; /* count */
     int64_t count;
     int c, h, w, classes;
-    sd_real *staging;   /* internal: one batch gathered */
+    sd_real *staging; /* internal: one batch gathered */
     size_t staging_cap;
 } sd_array_data;
 
@@ -29,7 +29,7 @@ typedef struct sd_subset_data {
     const sd_data_view *base;
     const int64_t *index; /* count entries into base */
     int64_t count;
-    int64_t *scratch;     /* internal */
+    int64_t *scratch; /* internal */
     int scratch_cap;
 } sd_subset_data;
 

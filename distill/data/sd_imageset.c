@@ -66,14 +66,16 @@ int sd_idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], sd_err
         goto out;
     }
     if (hdr[2] != 0x08) {
-        rc = sd_error_set(err, SD_EFORMAT, "%s: IDX element type 0x%02x; only unsigned bytes"
-                          " (0x08) are supported", path, hdr[2]);
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "%s: IDX element type 0x%02x; only unsigned bytes"
+                          " (0x08) are supported",
+                          path, hdr[2]);
         goto out;
     }
     int nd = hdr[3];
     if (nd < 1 || nd > 4) {
-        rc = sd_error_set(err, SD_EFORMAT, "%s: IDX file with %d dimensions (1..4 supported)",
-                          path, nd);
+        rc = sd_error_set(err, SD_EFORMAT, "%s: IDX file with %d dimensions (1..4 supported)", path,
+                          nd);
         goto out;
     }
     size_t total = 1;
@@ -104,8 +106,7 @@ int sd_idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], sd_err
         rc = sd_error_set(err, SD_EFORMAT, "%s: corrupt compressed data: %s", path,
                           m ? m : "zlib error");
     } else if ((size_t)r != total) {
-        rc = sd_error_set(err, SD_EFORMAT, "%s: truncated: %lld of %zu data bytes", path, r,
-                          total);
+        rc = sd_error_set(err, SD_EFORMAT, "%s: truncated: %lld of %zu data bytes", path, r, total);
     }
 out:
     if (gzclose(g) != Z_OK && !rc)
@@ -139,9 +140,8 @@ int sd_fmnist_load(sd_imageset *out, const char *dir, int part, int limit, sd_er
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", stem);
     fmnist_path(lpath, sizeof lpath, dir, name);
     if (access(ipath, R_OK) != 0)
-        return sd_error_set(err, SD_EIO,
-                            "%s: not found; install the Debian package dataset-fashion-mnist",
-                            ipath);
+        return sd_error_set(
+            err, SD_EIO, "%s: not found; install the Debian package dataset-fashion-mnist", ipath);
     uint8_t *img = NULL, *lab = NULL;
     int nd = 0, dims[4] = {0}, lnd = 0, ldims[4] = {0};
     int rc = sd_idx_read(ipath, &img, &nd, dims, err);
@@ -216,8 +216,8 @@ static int safe_relpath(const char *p)
 
 /* Open path inside root, check what its header declares against the
  * per-image and total pixel limits, then decode it. */
-static int read_bounded(const char *root, const char *path, int64_t *total, uint16_t **pix,
-                        int *w, int *h, sd_error *err)
+static int read_bounded(const char *root, const char *path, int64_t *total, uint16_t **pix, int *w,
+                        int *h, sd_error *err)
 {
     FILE *fp = NULL;
     sd_png_info pi;
@@ -227,13 +227,15 @@ static int read_bounded(const char *root, const char *path, int64_t *total, uint
     rc = sd_png_read_info_file(fp, path, &pi, err);
     int64_t n = rc ? 0 : (int64_t)pi.width * pi.height;
     if (!rc && n > SD_DATASET_MAX_IMAGE_PIXELS)
-        rc = sd_error_set(err, SD_EFORMAT, "%s: declares %dx%d pixels, more than one image may "
-                          "hold (%lld)", path, pi.width, pi.height,
-                          (long long)SD_DATASET_MAX_IMAGE_PIXELS);
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "%s: declares %dx%d pixels, more than one image may "
+                          "hold (%lld)",
+                          path, pi.width, pi.height, (long long)SD_DATASET_MAX_IMAGE_PIXELS);
     else if (!rc && (*total += n) > SD_DATASET_MAX_PIXELS)
-        rc = sd_error_set(err, SD_EFORMAT, "%s: the images so far declare %lld pixels, more "
-                          "than an image set may hold (%lld)", path, (long long)*total,
-                          (long long)SD_DATASET_MAX_PIXELS);
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "%s: the images so far declare %lld pixels, more "
+                          "than an image set may hold (%lld)",
+                          path, (long long)*total, (long long)SD_DATASET_MAX_PIXELS);
     if (!rc && fseek(fp, 0, SEEK_SET))
         rc = sd_error_set(err, SD_EIO, "%s: cannot seek: %s", path, strerror(errno));
     if (!rc)
@@ -261,8 +263,8 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
         goto fail;
     rc = sd_csv_next(&c, f, &nf, &line, err);
     if (rc == 0)
-        rc = sd_error_set(err, SD_EFORMAT, "%s: empty file; expected a header file,label",
-                          csv_path);
+        rc =
+            sd_error_set(err, SD_EFORMAT, "%s: empty file; expected a header file,label", csv_path);
     if (rc < 0)
         goto fail;
     for (int i = 0; i < nf; i++) {
@@ -272,8 +274,10 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
             col_label = i;
     }
     if (col_file < 0 || col_label < 0) {
-        rc = sd_error_set(err, SD_EFORMAT, "%s line %d: header has no '%s' column (need"
-                          " file,label)", csv_path, line, col_file < 0 ? "file" : "label");
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "%s line %d: header has no '%s' column (need"
+                          " file,label)",
+                          csv_path, line, col_file < 0 ? "file" : "label");
         goto fail;
     }
     need = (col_file > col_label ? col_file : col_label) + 1;
@@ -285,13 +289,17 @@ int sd_imageset_load_png(sd_imageset *out, const char *dir, const char *csv_path
         }
         int lab;
         if (sb_parse_int(f[col_label], 0, 999, &lab)) {
-            rc = sd_error_set(err, SD_EFORMAT, "%s line %d: label '%.40s' is not an integer"
-                              " 0..999", csv_path, line, f[col_label]);
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: label '%.40s' is not an integer"
+                              " 0..999",
+                              csv_path, line, f[col_label]);
             goto fail;
         }
         if (!safe_relpath(f[col_file])) {
-            rc = sd_error_set(err, SD_EFORMAT, "%s line %d: file '%.200s' must be a relative"
-                              " path inside %s", csv_path, line, f[col_file], dir);
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: file '%.200s' must be a relative"
+                              " path inside %s",
+                              csv_path, line, f[col_file], dir);
             goto fail;
         }
         char path[4096];

@@ -13,19 +13,19 @@
 #include "sd_real.h"
 
 typedef struct sd_imageset {
-    int n, c, h, w;     /* x is (n, c, h, w) */
-    int classes;        /* labels are 0..classes-1 */
+    int n, c, h, w; /* x is (n, c, h, w) */
+    int classes;    /* labels are 0..classes-1 */
     sd_real *x;
     int32_t *y;
-    double mean, std;   /* x = (v - mean)/std with v the pixel on the [0,1] scale */
+    double mean, std; /* x = (v - mean)/std with v the pixel on the [0,1] scale */
 } sd_imageset;
 
 void sd_imageset_free(sd_imageset *s); /* accepts NULL or a zeroed set */
 
 enum { SD_FMNIST_TRAIN = 0, SD_FMNIST_VAL = 1, SD_FMNIST_TEST = 2 };
-#define SD_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define SD_FMNIST_DIR  "/usr/share/datasets/fashion-mnist"
 #define SD_FMNIST_MEAN 0.2860 /* over the 60,000 training images, [0,1] scale */
-#define SD_FMNIST_STD 0.3530
+#define SD_FMNIST_STD  0.3530
 
 /* Fashion-MNIST from the Debian package dataset-fashion-mnist (dir NULL =
  * SD_FMNIST_DIR; the .gz files or uncompressed IDX files).  part:
@@ -33,13 +33,11 @@ enum { SD_FMNIST_TRAIN = 0, SD_FMNIST_VAL = 1, SD_FMNIST_TEST = 2 };
  * SD_FMNIST_VAL = its last 5,000, SD_FMNIST_TEST = the 10,000 test images.
  * Normalised with SD_FMNIST_MEAN / SD_FMNIST_STD.  limit > 0 keeps only the
  * first limit images of the part. */
-int sd_fmnist_load(sd_imageset *out, const char *dir, int part, int limit,
-                   sd_error *err) SD_WUR;
+int sd_fmnist_load(sd_imageset *out, const char *dir, int part, int limit, sd_error *err) SD_WUR;
 
 /* Read one IDX file (optionally gzip-compressed): ubyte data only, 1 to 4
  * dimensions.  *data is malloc'ed (caller frees); dims[0..ndim). */
-int sd_idx_read(const char *path, uint8_t **data, int *ndim, int dims[4],
-                sd_error *err) SD_WUR;
+int sd_idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], sd_error *err) SD_WUR;
 
 /* A folder of grayscale PNGs with a CSV "file,label" (header required; file
  * relative to dir; extra columns ignored).  All images must have the same

@@ -78,8 +78,7 @@ int sd_png_read_info_file(FILE *f, const char *path, sd_png_info *info, sd_error
     if (rc)
         return rc;
     png_err_ctx ectx = {{0}};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn,
-                                             png_warn_fn);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn, png_warn_fn);
     png_infop pi = png ? png_create_info_struct(png) : NULL;
     if (!png || !pi) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
@@ -124,8 +123,7 @@ static int read_gray16(FILE *f, const char *path, uint16_t **pix, int *w_out, in
     if (rc)
         return rc;
     png_err_ctx ectx = {{0}};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn,
-                                             png_warn_fn);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn, png_warn_fn);
     png_infop pi = png ? png_create_info_struct(png) : NULL;
     if (!png || !pi) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
@@ -152,8 +150,8 @@ static int read_gray16(FILE *f, const char *path, uint16_t **pix, int *w_out, in
     if (ct != PNG_COLOR_TYPE_GRAY) {
         png_destroy_read_struct(&png, &pi, NULL);
         return sd_error_set(err, SD_EFORMAT,
-                            "%s: %s image; only grayscale (8- or 16-bit) PNGs are accepted",
-                            path, color_type_name(ct));
+                            "%s: %s image; only grayscale (8- or 16-bit) PNGs are accepted", path,
+                            color_type_name(ct));
     }
     if (*pix && (w != expect_w || h != expect_h)) {
         png_destroy_read_struct(&png, &pi, NULL);
@@ -293,8 +291,8 @@ static int write_png(FILE *f, mem_sink *sink, const char *what, const void *pix,
                      int channels, int depth, const char *comment, sd_error *err)
 {
     png_err_ctx ectx = {{0}};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn,
-                                              png_warn_fn);
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, &ectx, png_err_fn, png_warn_fn);
     png_infop pi = png ? png_create_info_struct(png) : NULL;
     if (!png || !pi) {
         png_destroy_write_struct(png ? &png : NULL, NULL);
@@ -357,8 +355,8 @@ static int write_file(const char *path, const void *pix, int w, int h, int chann
         return sd_error_set(err, SD_EINVAL, "%s: bad image for PNG write (%dx%d)",
                             path ? path : "(null)", w, h);
     if (channels != 1 && channels != 3 && channels != 4)
-        return sd_error_set(err, SD_EINVAL, "%s: %d channels; PNG writer takes 1, 3 or 4",
-                            path, channels);
+        return sd_error_set(err, SD_EINVAL, "%s: %d channels; PNG writer takes 1, 3 or 4", path,
+                            channels);
     size_t n = strlen(path);
     char *tmp = malloc(n + 5);
     if (!tmp)
@@ -377,16 +375,14 @@ static int write_file(const char *path, const void *pix, int w, int h, int chann
     if (fclose(f) != 0 && !rc)
         rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
-        rc = sd_error_set(err, SD_EIO, "%s: cannot rename from %s: %s", path, tmp,
-                          strerror(errno));
+        rc = sd_error_set(err, SD_EIO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
     if (rc)
         remove(tmp);
     free(tmp);
     return rc;
 }
 
-int sd_png_write(const char *path, const uint8_t *pix, int w, int h, int channels,
-                 sd_error *err)
+int sd_png_write(const char *path, const uint8_t *pix, int w, int h, int channels, sd_error *err)
 {
     return write_file(path, pix, w, h, channels, 8, NULL, err);
 }
@@ -402,8 +398,8 @@ int sd_png_write_gray16(const char *path, const uint16_t *pix, int w, int h, sd_
     return write_file(path, pix, w, h, 1, 16, NULL, err);
 }
 
-int sd_png_encode(const uint8_t *pix, int w, int h, int channels, uint8_t **out,
-                  size_t *out_len, sd_error *err)
+int sd_png_encode(const uint8_t *pix, int w, int h, int channels, uint8_t **out, size_t *out_len,
+                  sd_error *err)
 {
     *out = NULL;
     *out_len = 0;

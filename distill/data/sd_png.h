@@ -22,9 +22,9 @@
 /* What a PNG header says, before decoding any pixel. */
 typedef struct sd_png_info {
     int width, height;
-    int bit_depth;   /* bits per sample as stored: 1, 2, 4, 8 or 16 */
-    int channels;    /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (palette: 3) */
-    int palette;     /* 1 when the image is palette-coded */
+    int bit_depth; /* bits per sample as stored: 1, 2, 4, 8 or 16 */
+    int channels;  /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (palette: 3) */
+    int palette;   /* 1 when the image is palette-coded */
 } sd_png_info;
 
 /* Largest width or height accepted when reading (guards against a header that
@@ -68,12 +68,11 @@ int sd_png_write_comment(const char *path, const uint8_t *pix, int w, int h, int
                          const char *comment, sd_error *err) SD_WUR;
 
 /* Write a 16-bit grayscale PNG. */
-int sd_png_write_gray16(const char *path, const uint16_t *pix, int w, int h,
-                        sd_error *err) SD_WUR;
+int sd_png_write_gray16(const char *path, const uint16_t *pix, int w, int h, sd_error *err) SD_WUR;
 
 /* Encode an 8-bit image (channels 1, 3 or 4) into a malloc'ed PNG byte
  * string (for serving over HTTP without a file).  The caller frees *out. */
-int sd_png_encode(const uint8_t *pix, int w, int h, int channels, uint8_t **out,
-                  size_t *out_len, sd_error *err) SD_WUR;
+int sd_png_encode(const uint8_t *pix, int w, int h, int channels, uint8_t **out, size_t *out_len,
+                  sd_error *err) SD_WUR;
 
 #endif

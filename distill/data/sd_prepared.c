@@ -120,7 +120,8 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
     if (!pat)
         goto bad;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        const char *is = sb_json_member(imgs, sd_split_name(s)), *ps = sb_json_member(pat, sd_split_name(s));
+        const char *is = sb_json_member(imgs, sd_split_name(s)),
+                   *ps = sb_json_member(pat, sd_split_name(s));
         what = "images";
         if (!is || get_num(is, "non_gastritis", &v))
             goto bad;

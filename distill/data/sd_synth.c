@@ -113,8 +113,8 @@ static void worley(uint64_t seed, double x, double y, double jitter, double *f1,
         for (int dx = -1; dx <= 1; dx++) {
             uint64_t h = hash2(seed, ix + dx, iy + dy);
             double px = (double)(ix + dx) + 0.5 + jitter * (h01(h) - 0.5);
-            double py = (double)(iy + dy) + 0.5 +
-                        jitter * ((double)((h >> 3) & 0xffff) / 65535.0 - 0.5);
+            double py =
+                (double)(iy + dy) + 0.5 + jitter * ((double)((h >> 3) & 0xffff) / 65535.0 - 0.5);
             double d = (px - x) * (px - x) + (py - y) * (py - y);
             if (d < d1) {
                 d2 = d1;
@@ -131,10 +131,10 @@ static void worley(uint64_t seed, double x, double y, double jitter, double *f1,
 
 /* ---- the patient ---- */
 
-#define CTRL 7     /* stomach centre-line control points */
-#define NSEG 72    /* centre-line segments after spline sampling */
+#define CTRL     7  /* stomach centre-line control points */
+#define NSEG     72 /* centre-line segments after spline sampling */
 #define MAX_RIBS 8
-#define MAX_GAS 4
+#define MAX_GAS  4
 
 typedef struct patient {
     int label;
@@ -154,12 +154,12 @@ typedef struct patient {
     double rim_amp, rim_w; /* barium line along the wall */
     double folds;          /* number of folds across the stomach */
     double fold_amp;
-    double sigma_n, sigma_g;  /* fold half-width (phase units) */
-    double tort_n, tort_g;    /* fold tortuosity amplitude (phase units) */
+    double sigma_n, sigma_g; /* fold half-width (phase units) */
+    double tort_n, tort_g;   /* fold tortuosity amplitude (phase units) */
     double tort_freq;
-    double cell_n, cell_g;    /* mucosal cell size, normalised units */
+    double cell_n, cell_g; /* mucosal cell size, normalised units */
     double tex_amp;
-    double sev0, sev_amp;     /* severity field: sev0 + sev_amp * noise */
+    double sev0, sev_amp; /* severity field: sev0 + sev_amp * noise */
     int pool;
     double pool_x, pool_y, pool_r;
     /* film */
@@ -278,15 +278,14 @@ enum { F_BG, F_U, F_D, F_S, F_R, F_SEV, F_TORT, F_BEAD, F_POOL, F_COAT, NFIELDS 
 
 typedef struct grid {
     int nx, ny;
-    double q;       /* pixels per grid step */
-    float *f;       /* NFIELDS planes of nx*ny */
+    double q; /* pixels per grid step */
+    float *f; /* NFIELDS planes of nx*ny */
 } grid;
 
 /* Normalised signed distance to the stomach centre line: u = ±d/r, with d
  * the distance to the nearest segment and r the radius there; also the
  * position along the stomach s in [0,1] and the local radius. */
-static void stomach_field(const patient *P, double x, double y, double *u, double *sp,
-                          double *rad)
+static void stomach_field(const patient *P, double x, double y, double *u, double *sp, double *rad)
 {
     double best = 1e9, bs = 0, br = P->cr[0], side = 1;
     for (int j = 0; j < NSEG; j++) {
@@ -536,8 +535,8 @@ int sd_synth_generate(const sd_synth_opts *o, uint8_t *img, uint8_t *mask, sd_er
     grid g = {0};
     if (grid_build(&g, P, o->width, o->height)) {
         free(P);
-        return sd_error_set(err, SD_ENOMEM, "synth: out of memory for a %dx%d phantom",
-                            o->width, o->height);
+        return sd_error_set(err, SD_ENOMEM, "synth: out of memory for a %dx%d phantom", o->width,
+                            o->height);
     }
     render(P, &g, o->width, o->height, img, mask);
     free(g.f);
@@ -656,8 +655,7 @@ int sd_synth_dataset_write(const sd_synth_dataset_opts *o, sd_error *err)
     if (!o || !o->out_dir || !*o->out_dir)
         return sd_error_set(err, SD_EINVAL, "synth: no output directory");
     if (o->count < 1 || o->count > 1000000)
-        return sd_error_set(err, SD_EINVAL, "synth: --count %d out of range 1..1000000",
-                            o->count);
+        return sd_error_set(err, SD_EINVAL, "synth: --count %d out of range 1..1000000", o->count);
     if (o->size < 16 || o->size > 16384)
         return sd_error_set(err, SD_EINVAL, "synth: --size %d out of range 16..16384", o->size);
     if (!(o->gastritis_fraction >= 0 && o->gastritis_fraction <= 1))
@@ -677,8 +675,7 @@ int sd_synth_dataset_write(const sd_synth_dataset_opts *o, sd_error *err)
     snprintf(path, sizeof path, "%s/labels.csv", o->out_dir);
     if (!o->force && access(path, F_OK) == 0)
         return sd_error_set(err, SD_EINVAL,
-                            "%s already exists; choose an empty directory or pass --force",
-                            path);
+                            "%s already exists; choose an empty directory or pass --force", path);
     snprintf(path, sizeof path, "%s/images", o->out_dir);
     if ((rc = make_dir(path, err)))
         return rc;

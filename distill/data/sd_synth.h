@@ -45,8 +45,7 @@ typedef struct sd_synth_opts {
 
 /* Generate one phantom.  img: width*height 8-bit gray; mask: width*height,
  * 255 inside the stomach and 0 outside (may be NULL). */
-int sd_synth_generate(const sd_synth_opts *o, uint8_t *img, uint8_t *mask,
-                      sd_error *err) SD_WUR;
+int sd_synth_generate(const sd_synth_opts *o, uint8_t *img, uint8_t *mask, sd_error *err) SD_WUR;
 
 /* A whole dataset on disk in the format sd_dataset reads:
  *   out_dir/images/ID.png, out_dir/masks/ID.png, out_dir/labels.csv
@@ -56,8 +55,8 @@ int sd_synth_generate(const sd_synth_opts *o, uint8_t *img, uint8_t *mask,
  * the proportions split[0..2] (train, val, test) by largest remainders. */
 typedef struct sd_synth_dataset_opts {
     const char *out_dir;
-    int count;                 /* number of images, >= 1 */
-    int size;                  /* width = height in pixels */
+    int count; /* number of images, >= 1 */
+    int size;  /* width = height in pixels */
     uint64_t seed;
     double gastritis_fraction; /* in [0,1] */
     double split[3];           /* train, val, test fractions, >= 0, sum > 0 */

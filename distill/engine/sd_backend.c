@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define SD_BACKEND_MAX_REGISTERED 8
-#define SD_BACKEND_NAME_MAX 32
+#define SD_BACKEND_NAME_MAX       32
 
 typedef struct sd_backend_entry {
     char name[SD_BACKEND_NAME_MAX];
@@ -52,8 +52,7 @@ int sd_backend_create(sd_backend **out, const char *name, sd_error *err)
     for (int i = 0; i < sd_backend_count; i++)
         if (strcmp(sd_backend_table[i].name, name) == 0)
             return sd_backend_table[i].factory(out, err);
-    return sd_error_set(err, SD_EUNSUPPORTED, "backend '%s' is not available in this build",
-                        name);
+    return sd_error_set(err, SD_EUNSUPPORTED, "backend '%s' is not available in this build", name);
 }
 
 void sd_backend_destroy(sd_backend *be)

@@ -37,12 +37,12 @@
 
 /* 2-D convolution geometry (square stride/padding in each axis, no groups). */
 typedef struct sd_conv_desc {
-    int n;          /* batch */
-    int c, h, w;    /* input channels and size */
-    int k;          /* output channels */
-    int r, s;       /* kernel height, width */
+    int n;       /* batch */
+    int c, h, w; /* input channels and size */
+    int k;       /* output channels */
+    int r, s;    /* kernel height, width */
     int stride, pad;
-    int oh, ow;     /* output size: (h + 2*pad - r)/stride + 1, etc. */
+    int oh, ow; /* output size: (h + 2*pad - r)/stride + 1, etc. */
 } sd_conv_desc;
 
 /* Pooling geometry.  For adaptive pooling only n,c,h,w,oh,ow are used and the
@@ -75,7 +75,7 @@ struct sd_backend {
 
     /* ---- memory ---- */
     int (*alloc)(sd_backend *be, sd_error *err, size_t bytes, void **out);
-    void (*free)(sd_backend *be, void *p);               /* accepts NULL */
+    void (*free)(sd_backend *be, void *p); /* accepts NULL */
     int (*upload)(sd_backend *be, sd_error *err, void *dst, const void *host_src, size_t bytes);
     int (*download)(sd_backend *be, sd_error *err, void *host_dst, const void *src, size_t bytes);
     int (*copy)(sd_backend *be, sd_error *err, void *dst, const void *src, size_t bytes);
@@ -85,22 +85,25 @@ struct sd_backend {
     /* ---- dense linear algebra and vector ops ---- */
     /* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m×k, op(B) k×n. */
     int (*gemm)(sd_backend *be, sd_error *err, int trans_a, int trans_b, int m, int n, int k,
-                sd_real alpha, const sd_real *a, int lda, const sd_real *b, int ldb,
-                sd_real beta, sd_real *c, int ldc);
-    int (*axpy)(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x, sd_real *y); /* y += alpha x */
-    int (*scal)(sd_backend *be, sd_error *err, size_t n, sd_real alpha, sd_real *x);                    /* x *= alpha */
+                sd_real alpha, const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
+                sd_real *c, int ldc);
+    int (*axpy)(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x,
+                sd_real *y); /* y += alpha x */
+    int (*scal)(sd_backend *be, sd_error *err, size_t n, sd_real alpha,
+                sd_real *x); /* x *= alpha */
     int (*fill)(sd_backend *be, sd_error *err, size_t n, sd_real value, sd_real *x);
     /* *out = sum x_i*y_i, accumulated in double, result on the host. */
-    int (*dot)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y, double *out);
+    int (*dot)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y,
+               double *out);
     /* Adam step on p with gradient g and moments m, v (bias-corrected, step t>=1). */
-    int (*adam)(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g, sd_real *m, sd_real *v,
-                double lr, double beta1, double beta2, double eps, int t);
+    int (*adam)(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g, sd_real *m,
+                sd_real *v, double lr, double beta1, double beta2, double eps, int t);
 
     /* ---- convolution (cross-correlation, as in PyTorch) ---- */
     size_t (*conv_workspace)(sd_backend *be, const sd_conv_desc *d);
     /* y = conv(x, w) + beta*y   (beta is 0 or 1)      x (n,c,h,w) w (k,c,r,s) y (n,k,oh,ow) */
-    int (*conv_fwd)(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x, const sd_real *w,
-                    sd_real beta, sd_real *y, void *ws);
+    int (*conv_fwd)(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
+                    const sd_real *w, sd_real beta, sd_real *y, void *ws);
     /* gx += conv_transpose(gy, w) */
     int (*conv_bwd_data)(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *gy,
                          const sd_real *w, sd_real *gx, void *ws);
@@ -108,14 +111,18 @@ struct sd_backend {
     int (*conv_bwd_filter)(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                            const sd_real *gy, sd_real *gw, void *ws);
     /* y (n,c,hw) += b (c) */
-    int (*bias_fwd)(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b, sd_real *y);
+    int (*bias_fwd)(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b,
+                    sd_real *y);
     /* gb (c) += sum over n,hw of gy */
-    int (*bias_bwd)(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy, sd_real *gb);
+    int (*bias_bwd)(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy,
+                    sd_real *gb);
 
     /* ---- activations ---- */
-    int (*relu_fwd)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, sd_real *y); /* y = max(x,0) */
+    int (*relu_fwd)(sd_backend *be, sd_error *err, size_t n, const sd_real *x,
+                    sd_real *y); /* y = max(x,0) */
     /* out += (x > 0) * d : backward (d = gy) and both tangents (d = dx or dgy) */
-    int (*relu_mask)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *d, sd_real *out);
+    int (*relu_mask)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *d,
+                     sd_real *out);
 
     /* ---- pooling ---- */
     /* arg: NULL, or n*c*oh*ow int32 of backend memory in which a backend may
@@ -123,8 +130,8 @@ struct sd_backend {
      * for later maxpool_bwd / maxpool_gather calls on the SAME x; a backend
      * that recomputes the argmax from x ignores it.  Callers pass the same
      * arg buffer (or NULL) to all three calls of one forward. */
-    int (*maxpool_fwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y,
-                       int32_t *arg);
+    int (*maxpool_fwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                       sd_real *y, int32_t *arg);
     /* gx += gy scattered to the argmax of each window of x */
     int (*maxpool_bwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                        const int32_t *arg, const sd_real *gy, sd_real *gx);
@@ -133,8 +140,10 @@ struct sd_backend {
                           const int32_t *arg, const sd_real *dx, sd_real *dy);
     /* average (or adaptive average) pooling: y = avg(x); it is linear, so the
      * tangent is the same call on the tangent. */
-    int (*avgpool_fwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y);
-    int (*avgpool_bwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy, sd_real *gx); /* gx += */
+    int (*avgpool_fwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                       sd_real *y);
+    int (*avgpool_bwd)(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy,
+                       sd_real *gx); /* gx += */
 
     /* ---- batch normalisation, batch-statistics mode ----
      * xhat = (x - mean_c) * invstd_c,  y = gamma_c * xhat + beta_c
@@ -143,24 +152,24 @@ struct sd_backend {
      * dgbeta) means "not wanted".                                              */
     /* computes mean, invstd (c) from x and writes y */
     int (*bn_fwd_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                        const sd_real *gamma, const sd_real *beta, sd_real *y,
-                        sd_real *mean, sd_real *invstd);
+                        const sd_real *gamma, const sd_real *beta, sd_real *y, sd_real *mean,
+                        sd_real *invstd);
     /* gx += dL/dx, ggamma += sum gy*xhat, gbeta += sum gy (statistics differentiated) */
     int (*bn_bwd_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                         const sd_real *gamma, const sd_real *mean, const sd_real *invstd,
                         const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta);
     /* dy = d/de y(x+e dx, gamma+e dgamma, beta+e dbeta) (overwrites dy) */
-    int (*bn_fwd_tangent_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                const sd_real *dx, const sd_real *gamma, const sd_real *dgamma,
-                                const sd_real *dbeta, const sd_real *mean, const sd_real *invstd,
-                                sd_real *dy);
+    int (*bn_fwd_tangent_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                const sd_real *x, const sd_real *dx, const sd_real *gamma,
+                                const sd_real *dgamma, const sd_real *dbeta, const sd_real *mean,
+                                const sd_real *invstd, sd_real *dy);
     /* tangent of bn_bwd_train along (dx, dgamma, dgy):
      * dgx += d(gx), dggamma += d(ggamma), dgbeta += d(gbeta) */
-    int (*bn_bwd_tangent_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                const sd_real *dx, const sd_real *gamma, const sd_real *dgamma,
-                                const sd_real *mean, const sd_real *invstd, const sd_real *gy,
-                                const sd_real *dgy, sd_real *dgx, sd_real *dggamma,
-                                sd_real *dgbeta);
+    int (*bn_bwd_tangent_train)(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                const sd_real *x, const sd_real *dx, const sd_real *gamma,
+                                const sd_real *dgamma, const sd_real *mean, const sd_real *invstd,
+                                const sd_real *gy, const sd_real *dgy, sd_real *dgx,
+                                sd_real *dggamma, sd_real *dgbeta);
 
     /* ---- batch normalisation, frozen-statistics mode (rmean, rvar constants) ----
      * xhat = (x - rmean_c)/sqrt(rvar_c + eps),  y = gamma_c*xhat + beta_c       */
@@ -170,15 +179,15 @@ struct sd_backend {
     int (*bn_bwd_frozen)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
                          const sd_real *gamma, const sd_real *rmean, const sd_real *rvar,
                          const sd_real *gy, sd_real *gx, sd_real *ggamma, sd_real *gbeta);
-    int (*bn_fwd_tangent_frozen)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                 const sd_real *dx, const sd_real *gamma,
-                                 const sd_real *dgamma, const sd_real *dbeta,
-                                 const sd_real *rmean, const sd_real *rvar, sd_real *dy);
-    int (*bn_bwd_tangent_frozen)(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                 const sd_real *dx, const sd_real *gamma,
-                                 const sd_real *dgamma, const sd_real *rmean,
-                                 const sd_real *rvar, const sd_real *gy, const sd_real *dgy,
-                                 sd_real *dgx, sd_real *dggamma, sd_real *dgbeta);
+    int (*bn_fwd_tangent_frozen)(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                 const sd_real *x, const sd_real *dx, const sd_real *gamma,
+                                 const sd_real *dgamma, const sd_real *dbeta, const sd_real *rmean,
+                                 const sd_real *rvar, sd_real *dy);
+    int (*bn_bwd_tangent_frozen)(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                 const sd_real *x, const sd_real *dx, const sd_real *gamma,
+                                 const sd_real *dgamma, const sd_real *rmean, const sd_real *rvar,
+                                 const sd_real *gy, const sd_real *dgy, sd_real *dgx,
+                                 sd_real *dggamma, sd_real *dgbeta);
 
     /* ---- soft-target cross-entropy over rows of n×k logits z, targets q ----
      * p = softmax(z);  L = -(1/n) sum_i sum_c q_ic log p_ic
@@ -187,22 +196,23 @@ struct sd_backend {
     int (*sce_fwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
                    sd_real *p, double *loss);
     /* gz += g*(1/n)*(p*sum_c q - q);  gq += g*(-1/n)*log p   (gz or gq may be NULL) */
-    int (*sce_bwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
-                   sd_real *gz, sd_real *gq);
+    int (*sce_bwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
+                   double g, sd_real *gz, sd_real *gq);
     /* *dloss = dL along (dz, dq)  (dq may be NULL = 0) */
-    int (*sce_fwd_tangent)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                           const sd_real *dz, const sd_real *dq, double *dloss);
+    int (*sce_fwd_tangent)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                           const sd_real *q, const sd_real *dz, const sd_real *dq, double *dloss);
     /* tangent of sce_bwd along (dz, dq, dg): dgz += d(gz), dgq += d(gq)
      * (dq may be NULL = 0; dgz or dgq may be NULL = not wanted) */
-    int (*sce_bwd_tangent)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                           const sd_real *dz, const sd_real *dq, double g, double dg,
-                           sd_real *dgz, sd_real *dgq);
+    int (*sce_bwd_tangent)(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                           const sd_real *q, const sd_real *dz, const sd_real *dq, double g,
+                           double dg, sd_real *dgz, sd_real *dgq);
 
     /* ---- row softmax (label parameterisation q = softmax(y)) ---- */
-    int (*softmax_fwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q); /* = */
+    int (*softmax_fwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *y,
+                       sd_real *q); /* = */
     /* gy += q*(gq - <q,gq>) */
-    int (*softmax_bwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
-                       sd_real *gy);
+    int (*softmax_bwd)(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                       const sd_real *gq, sd_real *gy);
     /* tangent of softmax_bwd along (dy, dgq): dgy += d(gy)  (dy may be NULL = 0) */
     int (*softmax_bwd_tangent)(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                const sd_real *dy, const sd_real *gq, const sd_real *dgq,
@@ -216,8 +226,8 @@ struct sd_backend {
      * width of image i (backend memory); idx: n×3 int32 (image, y, x) of the
      * window's top-left corner (backend memory); out (n,1,osize,osize). */
     int (*patch_gather)(sd_backend *be, sd_error *err, const uint16_t *pix, const int64_t *img_off,
-                        const int32_t *img_w, const int32_t *idx, int n, int psize,
-                        int osize, double mean, double std, sd_real *out);
+                        const int32_t *img_w, const int32_t *idx, int n, int psize, int osize,
+                        double mean, double std, sd_real *out);
 
     /* ---- optional: concurrency ----
      * Run fn(arg, t) for t = 0..count-1, possibly several at once on the

@@ -56,7 +56,7 @@ struct sd_distiller {
     /* gradients and temporaries */
     sd_real *gx, *gy, *tx, *ty;
     double *grho;
-    sd_real **theta; /* T+1 */
+    sd_real **theta;  /* T+1 */
     sd_real **theta0; /* nets fixed initial weights */
     sd_real *v, *hv;
     sd_real *gt;   /* the inner steps' gradient, one at a time (when they are not kept) */
@@ -107,9 +107,18 @@ void sd_distill_config_defaults(sd_distill_config *c)
     c->dp_delta = 1e-5;
 }
 
-static double softplus(double r) { return r > 30 ? r : log1p(exp(r)); }
-static double sigmoid(double r) { return 1.0 / (1.0 + exp(-r)); }
-static double softplus_inv(double a) { return a > 30 ? a : log(expm1(a)); }
+static double softplus(double r)
+{
+    return r > 30 ? r : log1p(exp(r));
+}
+static double sigmoid(double r)
+{
+    return 1.0 / (1.0 + exp(-r));
+}
+static double softplus_inv(double a)
+{
+    return a > 30 ? a : log(expm1(a));
+}
 
 static double now_seconds(void)
 {
@@ -118,11 +127,11 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#define BE(d, call, what)                                                                  \
-    do {                                                                                   \
-        int rc_ = (call);                                                                  \
-        if (rc_)                                                                           \
-            return sd_error_wrap_code(&(d)->err, rc_, "%s", what);                        \
+#define BE(d, call, what)                                          \
+    do {                                                           \
+        int rc_ = (call);                                          \
+        if (rc_)                                                   \
+            return sd_error_wrap_code(&(d)->err, rc_, "%s", what); \
     } while (0)
 
 /* one-hot targets for hard labels */
@@ -159,8 +168,8 @@ void sd_distiller_destroy(sd_distiller *d)
     if (!d)
         return;
     sd_backend *be = d->be;
-    sd_real *bufs[] = {d->x, d->y, d->mx, d->vx, d->my, d->vy, d->gx, d->gy, d->tx, d->ty,
-                       d->v, d->hv, d->gt, d->xb, d->yb, d->theta_bn_dev,
+    sd_real *bufs[] = {d->x,    d->y,      d->mx,       d->vx, d->my, d->vy, d->gx, d->gy,
+                       d->tx,   d->ty,     d->v,        d->hv, d->gt, d->xb, d->yb, d->theta_bn_dev,
                        d->dp_g, d->dp_tmp, d->dp_bn_dev};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(be, bufs[i]);
@@ -195,7 +204,10 @@ void sd_distiller_destroy(sd_distiller *d)
     free(d);
 }
 
-sd_error *sd_distiller_error(sd_distiller *d) { return &d->err; }
+sd_error *sd_distiller_error(sd_distiller *d)
+{
+    return &d->err;
+}
 
 int sd_distiller_get(sd_distiller *d, float *x, float *y, double *rho)
 {
@@ -236,8 +248,7 @@ int sd_distiller_set_theta0(sd_distiller *d, const float *theta0)
 
 static int meta_gradient(sd_distiller *d, double *loss_out);
 
-int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *gy,
-                               double *grho)
+int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *gy, double *grho)
 {
     int rc = meta_gradient(d, loss);
     size_t nx = (size_t)d->M * d->img, ny = (size_t)d->M * (size_t)d->K;
@@ -248,8 +259,14 @@ int sd_distiller_meta_gradient(sd_distiller *d, double *loss, float *gx, float *
         memcpy(grho, d->grho, (size_t)d->T * sizeof *grho);
     return SD_OK;
 }
-const sd_model *sd_distiller_model(const sd_distiller *d) { return d->m; }
-int64_t sd_distiller_iteration(const sd_distiller *d) { return d->iter; }
+const sd_model *sd_distiller_model(const sd_distiller *d)
+{
+    return d->m;
+}
+int64_t sd_distiller_iteration(const sd_distiller *d)
+{
+    return d->iter;
+}
 
 /* Initial images N(0,1) and labels per docs/algorithm.md ("Soft labels"). */
 static int init_data(sd_distiller *d)
@@ -392,8 +409,8 @@ static int dp_setup(sd_distiller *d, sd_error *err)
 }
 
 int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_backend *be,
-                        const sd_data_view *train, const sd_data_view *val,
-                        const char *resume_path, sd_error *err)
+                        const sd_data_view *train, const sd_data_view *val, const char *resume_path,
+                        sd_error *err)
 {
     *out = NULL;
     if (cfg->steps <= 0 || cfg->images_per_step <= 0 || cfg->epochs_inner <= 0 ||
@@ -421,7 +438,8 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     if ((rc = sd_model_create(&d->m, &spec, err)))
         goto fail;
     d->K = spec.classes;
-    if (cfg->label_init == SD_LABEL_INIT_CLASS && (cfg->label_class < 0 || cfg->label_class >= d->K)) {
+    if (cfg->label_init == SD_LABEL_INIT_CLASS &&
+        (cfg->label_class < 0 || cfg->label_class >= d->K)) {
         rc = sd_error_set(err, SD_EINVAL, "label class %d out of range", cfg->label_class);
         goto fail;
     }
@@ -465,8 +483,8 @@ int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_bac
     d->perm = calloc((size_t)train->count, sizeof *d->perm);
     d->theta_bn_run = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_run);
     d->theta_bn_batch = calloc(d->m->n_bn + 1, sizeof *d->theta_bn_batch);
-    if (!d->theta || !d->theta0 || !d->rho || !d->mr || !d->vr || !d->grho || !d->lb ||
-        !d->idx || !d->perm || !d->theta_bn_run || !d->theta_bn_batch || !d->alpha_host) {
+    if (!d->theta || !d->theta0 || !d->rho || !d->mr || !d->vr || !d->grho || !d->lb || !d->idx ||
+        !d->perm || !d->theta_bn_run || !d->theta_bn_batch || !d->alpha_host) {
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto fail;
     }
@@ -530,9 +548,13 @@ static int upload_bn(sd_distiller *d, const double *src)
 static sd_exec_args syn_args(sd_distiller *d, int t)
 {
     int s = t % d->cfg.steps;
-    sd_exec_args a = {d->theta[t], d->theta_bn_dev, d->cfg.bn_mode, d->cfg.label_param,
+    sd_exec_args a = {d->theta[t],
+                      d->theta_bn_dev,
+                      d->cfg.bn_mode,
+                      d->cfg.label_param,
                       d->x + (size_t)s * (size_t)d->n * d->img,
-                      d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
+                      d->y + (size_t)s * (size_t)d->n * (size_t)d->K,
+                      d->n};
     return a;
 }
 
@@ -544,14 +566,16 @@ static int inner_forward(sd_distiller *d)
     sd_backend *be = d->be;
     size_t bytes = d->nt * sizeof(sd_real);
     if (d->cfg.random_init) {
-        uint64_t s = d->cfg.seed ^ ((uint64_t)sd_uniform_u32(d->cfg.seed, SD_STREAM_RANDINIT,
-                                                             (uint64_t)d->iter) << 20) ^
-                     (uint64_t)d->iter;
+        uint64_t s =
+            d->cfg.seed ^
+            ((uint64_t)sd_uniform_u32(d->cfg.seed, SD_STREAM_RANDINIT, (uint64_t)d->iter) << 20) ^
+            (uint64_t)d->iter;
         int rc = sd_theta0_upload(d->m, be, s, d->theta[0], NULL, &d->err);
         if (rc)
             return rc;
     } else {
-        BE(d, be->copy(be, &d->err, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes), "theta_0");
+        BE(d, be->copy(be, &d->err, d->theta[0], d->theta0[d->iter % d->cfg.nets], bytes),
+           "theta_0");
     }
     return inner_steps(d);
 }
@@ -575,7 +599,8 @@ static int inner_steps(sd_distiller *d)
             (rc = sd_exec_loss_grad(d->ex_syn, &a, NULL, g, NULL, NULL, &d->err)))
             return sd_error_wrap_code(&d->err, rc, "inner step %d", t);
         BE(d, be->copy(be, &d->err, d->theta[t + 1], d->theta[t], bytes), "copy");
-        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]), "step");
+        BE(d, be->axpy(be, &d->err, d->nt, (sd_real)-softplus(d->rho[t]), g, d->theta[t + 1]),
+           "step");
     }
     return SD_OK;
 }
@@ -644,9 +669,13 @@ static int dp_synthetic_bn(sd_distiller *d, const sd_real *theta, double *stats)
     size_t nbn = d->m->n_bn;
     memset(stats, 0, nbn * sizeof *stats);
     for (int s = 0; s < d->cfg.steps; s++) {
-        sd_exec_args a = {theta, NULL, SD_BN_BATCH, d->cfg.label_param,
+        sd_exec_args a = {theta,
+                          NULL,
+                          SD_BN_BATCH,
+                          d->cfg.label_param,
                           d->x + (size_t)s * (size_t)d->n * d->img,
-                          d->y + (size_t)s * (size_t)d->n * (size_t)d->K, d->n};
+                          d->y + (size_t)s * (size_t)d->n * (size_t)d->K,
+                          d->n};
         if (sd_exec_forward(d->ex_dp, &a, &d->err) ||
             sd_exec_bn_batch_stats(d->ex_dp, stats, &d->err))
             return sd_error_wrap_code(&d->err, SD_EBACKEND, "synthetic batch statistics");
@@ -709,8 +738,8 @@ static int meta_gradient(sd_distiller *d, double *loss_out)
     }
     if ((rc = fetch_batch(d, d->iter)))
         return rc;
-    sd_exec_args ar = {d->theta[d->T], NULL, SD_BN_BATCH, SD_LABEL_RAW, d->xb, d->yb,
-                       d->cfg.real_batch};
+    sd_exec_args ar = {d->theta[d->T], NULL,  SD_BN_BATCH,      SD_LABEL_RAW,
+                       d->xb,          d->yb, d->cfg.real_batch};
     BE(d, be->zero(be, &d->err, d->v, tb), "zero");
     if ((rc = sd_exec_loss_grad(d->ex_real, &ar, loss_out, d->v, NULL, NULL, &d->err)))
         return sd_error_wrap_code(&d->err, rc, "outer loss");
@@ -734,15 +763,18 @@ static int outer_step(sd_distiller *d, double *loss_out)
         return rc;
     /* Adam on images, labels and step parameters */
     int epoch = (int)(d->iter / d->iters_per_epoch);
-    double lr = d->cfg.lr * pow(d->cfg.decay_factor,
-                                d->cfg.decay_epochs > 0 ? epoch / d->cfg.decay_epochs : 0);
+    double lr = d->cfg.lr *
+                pow(d->cfg.decay_factor, d->cfg.decay_epochs > 0 ? epoch / d->cfg.decay_epochs : 0);
     const sd_distill_config *c = &d->cfg;
     d->adam_t++;
-    BE(d, be->adam(be, &d->err, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps, d->adam_t),
+    BE(d,
+       be->adam(be, &d->err, nx, d->x, d->gx, d->mx, d->vx, lr, c->beta1, c->beta2, c->adam_eps,
+                d->adam_t),
        "adam");
     if (!c->hard_labels)
-        BE(d, be->adam(be, &d->err, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
-                       d->adam_t),
+        BE(d,
+           be->adam(be, &d->err, ny, d->y, d->gy, d->my, d->vy, lr, c->beta1, c->beta2, c->adam_eps,
+                    d->adam_t),
            "adam");
     double b1t = 1 - pow(c->beta1, d->adam_t), b2t = 1 - pow(c->beta2, d->adam_t);
     for (int t = 0; t < d->T; t++) {
@@ -793,9 +825,9 @@ int sd_distiller_run(sd_distiller *d, sd_progress_fn progress, void *pctx)
              * iteration recomputes its own steps, so this changes nothing) */
             rc = d->cfg.random_init
                      ? sd_theta0_upload(d->m, d->be, d->cfg.seed, d->theta[0], NULL, &d->err)
-                     : d->be->copy(d->be, &d->err, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
-                           ? sd_error_wrap_code(&d->err, SD_EBACKEND, "theta_0")
-                           : SD_OK;
+                 : d->be->copy(d->be, &d->err, d->theta[0], d->theta0[0], d->nt * sizeof(sd_real))
+                     ? sd_error_wrap_code(&d->err, SD_EBACKEND, "theta_0")
+                     : SD_OK;
             if (!rc)
                 rc = inner_steps(d);
             if (!rc)

@@ -24,8 +24,8 @@
 
 /* A labelled set of samples the distiller can draw batches from. */
 typedef struct sd_data_view {
-    int64_t count;      /* samples */
-    int c, h, w;        /* sample shape */
+    int64_t count; /* samples */
+    int c, h, w;   /* sample shape */
     int classes;
     const char *const *class_names; /* may be NULL */
     /* Write samples idx[0..n) into x (BACKEND memory, n*c*h*w values) and
@@ -42,36 +42,36 @@ typedef enum sd_label_init {
 
 typedef struct sd_distill_config {
     sd_model_spec spec;
-    int steps;             /* S */
-    int images_per_step;   /* n */
-    int epochs_inner;      /* E */
-    int real_batch;        /* K_b, the paper's K */
+    int steps;                 /* S */
+    int images_per_step;       /* n */
+    int epochs_inner;          /* E */
+    int real_batch;            /* K_b, the paper's K */
     sd_label_mode label_param; /* SOFTMAX (default) or RAW targets */
     sd_label_init label_init;
     int label_class;
-    int hard_labels;       /* DD baseline: labels fixed, not learned */
-    double distill_lr;     /* initial step size alpha_0 (0.01) */
-    double lr;             /* outer Adam learning rate (0.01) */
+    int hard_labels;               /* DD baseline: labels fixed, not learned */
+    double distill_lr;             /* initial step size alpha_0 (0.01) */
+    double lr;                     /* outer Adam learning rate (0.01) */
     double beta1, beta2, adam_eps; /* 0.5, 0.999, 1e-8 */
-    int decay_epochs;      /* halve lr every this many epochs (40) */
-    double decay_factor;   /* 0.5 */
-    int epochs;            /* outer epochs over the real set (400) */
-    int64_t iterations;    /* > 0: this many outer iterations instead of epochs */
-    uint64_t seed;         /* theta_0 seed (and base of every other stream) */
-    int nets;              /* number of fixed initial weights (1) */
-    int random_init;       /* draw a fresh theta_0 every iteration */
-    sd_bn_mode bn_mode;    /* inner-step batch norm: BATCH (default) or FROZEN */
-    double bn_momentum;    /* running theta_bn average for monitoring (0.1) */
-    int bn_export_batches; /* batches averaged for theta_bn at export (20) */
+    int decay_epochs;              /* halve lr every this many epochs (40) */
+    double decay_factor;           /* 0.5 */
+    int epochs;                    /* outer epochs over the real set (400) */
+    int64_t iterations;            /* > 0: this many outer iterations instead of epochs */
+    uint64_t seed;                 /* theta_0 seed (and base of every other stream) */
+    int nets;                      /* number of fixed initial weights (1) */
+    int random_init;               /* draw a fresh theta_0 every iteration */
+    sd_bn_mode bn_mode;            /* inner-step batch norm: BATCH (default) or FROZEN */
+    double bn_momentum;            /* running theta_bn average for monitoring (0.1) */
+    int bn_export_batches;         /* batches averaged for theta_bn at export (20) */
     /* backend memory for keeping the T inner steps' forward and backward state
      * (and gradients) so the walk back runs only the tangent passes; when the
      * T steps need more, they are recomputed there.  0: always recompute.
      * Results are the same either way. (2 GiB) */
     size_t step_cache_bytes;
     /* monitoring */
-    int eval_every;        /* validate every this many iterations (0: never) */
-    int64_t eval_max;      /* validation samples used (0: all) */
-    int checkpoint_every;  /* iterations between checkpoints (0: never) */
+    int eval_every;       /* validate every this many iterations (0: never) */
+    int64_t eval_max;     /* validation samples used (0: all) */
+    int checkpoint_every; /* iterations between checkpoints (0: never) */
     const char *checkpoint_path;
     /* differential privacy (sd_dp.h, docs/privacy.md): dp_noise > 0 turns it
      * on - Poisson sampling at q = real_batch / N, per-sample clipping to
@@ -91,10 +91,10 @@ typedef struct sd_distilled {
     int steps, images_per_step, epochs_inner;
     sd_bn_mode bn_mode;
     sd_label_mode label_param;
-    float *images;      /* S*n*c*h*w, normalised input space */
-    float *labels;      /* S*n*K label values (logits for SOFTMAX) */
-    float *step_sizes;  /* T = S*E learned alpha_t (> 0) */
-    float *theta_bn;    /* model n_bn: per BN layer mean (c) then biased var (c) */
+    float *images;     /* S*n*c*h*w, normalised input space */
+    float *labels;     /* S*n*K label values (logits for SOFTMAX) */
+    float *step_sizes; /* T = S*E learned alpha_t (> 0) */
+    float *theta_bn;   /* model n_bn: per BN layer mean (c) then biased var (c) */
     size_t n_bn;
 } sd_distilled;
 
@@ -105,15 +105,15 @@ size_t sd_distilled_image_count(const sd_distilled *d); /* S*n */
 typedef struct sd_progress {
     int64_t iter, total;
     int epoch;
-    double loss;          /* outer loss of this iteration */
+    double loss; /* outer loss of this iteration */
     double lr;
-    double seconds;       /* since start (this run) */
+    double seconds; /* since start (this run) */
     double eta_seconds;
-    int evaluated;        /* val_acc valid */
+    int evaluated; /* val_acc valid */
     double val_acc;
     const float *step_sizes; /* current alpha (host), T of them */
     int n_steps;
-    int64_t dp_batch;     /* DP runs: this iteration's Poisson batch size (the
+    int64_t dp_batch; /* DP runs: this iteration's Poisson batch size (the
                            * caller accounts epsilon with sd_rdp.h) */
 } sd_progress;
 typedef int (*sd_progress_fn)(void *ctx, const sd_progress *p); /* non-zero: cancel */
@@ -123,8 +123,8 @@ typedef struct sd_distiller sd_distiller;
 /* Create a distiller; resume_path (may be NULL) continues from a checkpoint
  * written by an earlier run with the same configuration and data. */
 int sd_distiller_create(sd_distiller **out, const sd_distill_config *cfg, sd_backend *be,
-                        const sd_data_view *train, const sd_data_view *val,
-                        const char *resume_path, sd_error *err) SD_WUR;
+                        const sd_data_view *train, const sd_data_view *val, const char *resume_path,
+                        sd_error *err) SD_WUR;
 void sd_distiller_destroy(sd_distiller *d);
 /* Run to the configured end (or until progress returns non-zero: SD_ECANCELED,
  * after writing a checkpoint when one is configured). */

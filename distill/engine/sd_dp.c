@@ -34,7 +34,8 @@ int sd_dp_secret_key(uint64_t *key, sd_error *e)
  * stream, keyed by key. */
 static double uniform53(uint64_t key, uint32_t stream, uint64_t index)
 {
-    uint64_t hi = sd_uniform_u32(key, stream, 2 * index), lo = sd_uniform_u32(key, stream, 2 * index + 1);
+    uint64_t hi = sd_uniform_u32(key, stream, 2 * index),
+             lo = sd_uniform_u32(key, stream, 2 * index + 1);
     return (double)(((hi << 21) ^ (lo >> 11)) & ((1ull << 53) - 1)) / 9007199254740992.0;
 }
 
@@ -43,7 +44,8 @@ void sd_dp_poisson(uint64_t key, int64_t iter, int64_t n, double q, int64_t *idx
     int64_t c = 0;
     /* one counter per (iteration, sample): 2^32 samples per iteration */
     for (int64_t i = 0; i < n; i++)
-        if (uniform53(key ^ (uint64_t)iter * 0x9E3779B97F4A7C15ull, DP_STREAM_SAMPLE, (uint64_t)i) < q)
+        if (uniform53(key ^ (uint64_t)iter * 0x9E3779B97F4A7C15ull, DP_STREAM_SAMPLE, (uint64_t)i) <
+            q)
             idx[c++] = i;
     *count = c;
 }
@@ -85,13 +87,18 @@ int sd_dp_add_noise(sd_backend *be, size_t n, sd_real *sum, double std, uint64_t
 }
 
 int sd_dp_clipped_sum(sd_exec *ex, sd_backend *be, size_t nt, const sd_real *theta,
-                      const sd_real *theta_bn,
-                      const sd_real *x, const sd_real *y, int nb, size_t img, int classes,
-                      double clip, sd_real *g, sd_real *sum, double *loss_sum, sd_error *e)
+                      const sd_real *theta_bn, const sd_real *x, const sd_real *y, int nb,
+                      size_t img, int classes, double clip, sd_real *g, sd_real *sum,
+                      double *loss_sum, sd_error *e)
 {
     for (int i = 0; i < nb; i++) {
-        sd_exec_args a = {theta, theta_bn, theta_bn ? SD_BN_FROZEN : SD_BN_BATCH, SD_LABEL_RAW,
-                          x + (size_t)i * img, y + (size_t)i * (size_t)classes, 1};
+        sd_exec_args a = {theta,
+                          theta_bn,
+                          theta_bn ? SD_BN_FROZEN : SD_BN_BATCH,
+                          SD_LABEL_RAW,
+                          x + (size_t)i * img,
+                          y + (size_t)i * (size_t)classes,
+                          1};
         double l = 0;
         if (be->zero(be, e, g, nt * sizeof(sd_real)))
             return sd_error_wrap_code(e, SD_EBACKEND, "zero");

@@ -50,9 +50,9 @@ void sd_dp_poisson(uint64_t key, int64_t iter, int64_t n, double q, int64_t *idx
  * of n_theta.  This is the code path of every DP iteration, so changing one
  * sample changes sum by at most clip in L2 norm. */
 int sd_dp_clipped_sum(sd_exec *ex, sd_backend *be, size_t nt, const sd_real *theta,
-                      const sd_real *theta_bn,
-                      const sd_real *x, const sd_real *y, int nb, size_t img, int classes,
-                      double clip, sd_real *g, sd_real *sum, double *loss_sum, sd_error *e) SD_WUR;
+                      const sd_real *theta_bn, const sd_real *x, const sd_real *y, int nb,
+                      size_t img, int classes, double clip, sd_real *g, sd_real *sum,
+                      double *loss_sum, sd_error *e) SD_WUR;
 
 /* sum += g * min(1, clip / ||g||); *norm gets ||g|| (before clipping). */
 int sd_dp_clip_add(sd_backend *be, size_t n, const sd_real *g, double clip, sd_real *sum,

@@ -16,12 +16,12 @@
 typedef sb_error sd_error;
 
 #define SD_PRINTF SB_PRINTF
-#define SD_WUR SB_WUR
+#define SD_WUR    SB_WUR
 
-#define sd_error_set sb_error_set
-#define sd_error_wrap sb_error_wrap
+#define sd_error_set       sb_error_set
+#define sd_error_wrap      sb_error_wrap
 #define sd_error_wrap_code sb_error_wrap_code
-#define sd_error_clear sb_error_clear
-#define sd_status_name sb_status_name
+#define sd_error_clear     sb_error_clear
+#define sd_status_name     sb_status_name
 
 #endif

@@ -82,8 +82,7 @@ int sd_init_theta(const sd_model *m, uint64_t seed, sd_real *theta, sd_error *er
                 p[l->out.c + c] = 0;
             }
             continue;
-        default:
-            continue;
+        default: continue;
         }
         if (nw + nb != l->theta_len)
             return sd_error_set(err, SD_EINVAL, "layer %s: %zu parameters, expected %zu",

@@ -12,18 +12,12 @@
 #include <string.h>
 
 static const char *const sd_layer_names[SD_LAYER_KIND_COUNT] = {
-    [SD_LAYER_INPUT] = "input",
-    [SD_LAYER_CONV] = "conv",
-    [SD_LAYER_LINEAR] = "linear",
-    [SD_LAYER_BN] = "batchnorm",
-    [SD_LAYER_RELU] = "relu",
-    [SD_LAYER_MAXPOOL] = "maxpool",
-    [SD_LAYER_AVGPOOL] = "avgpool",
-    [SD_LAYER_ADAPTIVE_AVGPOOL] = "adaptive_avgpool",
-    [SD_LAYER_ADD] = "add",
-    [SD_LAYER_CONCAT] = "concat",
-    [SD_LAYER_FLATTEN] = "flatten",
-    [SD_LAYER_DROPOUT] = "dropout",
+    [SD_LAYER_INPUT] = "input",     [SD_LAYER_CONV] = "conv",
+    [SD_LAYER_LINEAR] = "linear",   [SD_LAYER_BN] = "batchnorm",
+    [SD_LAYER_RELU] = "relu",       [SD_LAYER_MAXPOOL] = "maxpool",
+    [SD_LAYER_AVGPOOL] = "avgpool", [SD_LAYER_ADAPTIVE_AVGPOOL] = "adaptive_avgpool",
+    [SD_LAYER_ADD] = "add",         [SD_LAYER_CONCAT] = "concat",
+    [SD_LAYER_FLATTEN] = "flatten", [SD_LAYER_DROPOUT] = "dropout",
 };
 
 const char *sd_layer_kind_name(sd_layer_kind k)
@@ -35,8 +29,8 @@ const char *sd_layer_kind_name(sd_layer_kind k)
 
 int sd_layer_missing(sd_error *err, const sd_layer *l, const char *entry, const char *what)
 {
-    return sd_error_set(err, SD_EINVAL, "%s %s: %s is NULL", sd_layer_kind_name(l->kind),
-                        entry, what);
+    return sd_error_set(err, SD_EINVAL, "%s %s: %s is NULL", sd_layer_kind_name(l->kind), entry,
+                        what);
 }
 
 sd_conv_desc sd_layer_conv_desc(const sd_layer *l, int n)
@@ -117,24 +111,22 @@ int sd_layer_finish(sd_layer *l, sd_error *err)
         return FINISH_FAIL("%s: %d inputs (allowed 1..%d)", kn, l->n_in, max_in);
     for (int i = 0; i < l->n_in; i++)
         if (!shape_ok(l->in[i]))
-            return FINISH_FAIL("%s: input %d has shape (%d,%d,%d)", kn, i, l->in[i].c,
-                               l->in[i].h, l->in[i].w);
+            return FINISH_FAIL("%s: input %d has shape (%d,%d,%d)", kn, i, l->in[i].c, l->in[i].h,
+                               l->in[i].w);
     const sd_shape in = l->in[0];
     l->theta_len = 0;
 
     switch (l->kind) {
     case SD_LAYER_INPUT:
-    case SD_LAYER_RELU:
-        l->out = in;
-        break;
+    case SD_LAYER_RELU: l->out = in; break;
     case SD_LAYER_CONV:
         if (l->s == 0)
             l->s = l->r;
         if (l->stride == 0)
             l->stride = 1;
         if (l->k < 1 || l->r < 1 || l->s < 1 || l->stride < 1 || l->pad < 0)
-            return FINISH_FAIL("conv: bad settings k=%d kernel=%dx%d stride=%d pad=%d", l->k,
-                               l->r, l->s, l->stride, l->pad);
+            return FINISH_FAIL("conv: bad settings k=%d kernel=%dx%d stride=%d pad=%d", l->k, l->r,
+                               l->s, l->stride, l->pad);
         if (in.h + 2 * l->pad < l->r || in.w + 2 * l->pad < l->s)
             return FINISH_FAIL("conv: kernel %dx%d larger than padded input %dx%d", l->r, l->s,
                                in.h + 2 * l->pad, in.w + 2 * l->pad);
@@ -148,8 +140,8 @@ int sd_layer_finish(sd_layer *l, sd_error *err)
             return FINISH_FAIL("linear: out_features %d", l->out_features);
         l->out.c = l->out_features;
         l->out.h = l->out.w = 1;
-        l->theta_len = (size_t)l->out_features * sd_shape_size(in) +
-                       (l->bias ? (size_t)l->out_features : 0);
+        l->theta_len =
+            (size_t)l->out_features * sd_shape_size(in) + (l->bias ? (size_t)l->out_features : 0);
         break;
     case SD_LAYER_BN:
         if (l->eps == 0)
@@ -171,14 +163,14 @@ int sd_layer_finish(sd_layer *l, sd_error *err)
             return FINISH_FAIL("%s: bad settings kernel=%dx%d stride=%dx%d pad=%dx%d", kn, l->kh,
                                l->kw, l->sh, l->sw, l->ph, l->pw);
         if (2 * l->ph > l->kh || 2 * l->pw > l->kw)
-            return FINISH_FAIL("%s: padding %dx%d exceeds half the kernel %dx%d", kn, l->ph,
-                               l->pw, l->kh, l->kw);
+            return FINISH_FAIL("%s: padding %dx%d exceeds half the kernel %dx%d", kn, l->ph, l->pw,
+                               l->kh, l->kw);
         l->out.c = in.c;
         l->out.h = pool_out(in.h, l->kh, l->sh, l->ph, l->ceil_mode);
         l->out.w = pool_out(in.w, l->kw, l->sw, l->pw, l->ceil_mode);
         if (l->out.h < 1 || l->out.w < 1)
-            return FINISH_FAIL("%s: input %dx%d too small for kernel %dx%d", kn, in.h, in.w,
-                               l->kh, l->kw);
+            return FINISH_FAIL("%s: input %dx%d too small for kernel %dx%d", kn, in.h, in.w, l->kh,
+                               l->kw);
         break;
     case SD_LAYER_ADAPTIVE_AVGPOOL: {
         /* the caller presets the output size in out.h/out.w (or kh, kw) */
@@ -217,8 +209,7 @@ int sd_layer_finish(sd_layer *l, sd_error *err)
             return FINISH_FAIL("dropout: p %g not in [0,1)", l->p_drop);
         l->out = in;
         break;
-    default:
-        return FINISH_FAIL("layer: unknown kind %d", (int)l->kind);
+    default: return FINISH_FAIL("layer: unknown kind %d", (int)l->kind);
     }
     return SD_OK;
 }
@@ -226,15 +217,12 @@ int sd_layer_finish(sd_layer *l, sd_error *err)
 size_t sd_layer_saved_size(const sd_layer *l, int n)
 {
     switch (l->kind) {
-    case SD_LAYER_BN:
-        return 2 * (size_t)l->in[0].c; /* batch mode: mean, invstd */
-    case SD_LAYER_DROPOUT:
-        return (size_t)n * sd_shape_size(l->in[0]); /* the mask, when training */
+    case SD_LAYER_BN: return 2 * (size_t)l->in[0].c; /* batch mode: mean, invstd */
+    case SD_LAYER_DROPOUT: return (size_t)n * sd_shape_size(l->in[0]); /* the mask, when training */
     case SD_LAYER_MAXPOOL: /* the argmax of each window, int32, for the backend */
         return ((size_t)n * sd_shape_size(l->out) * sizeof(int32_t) + sizeof(sd_real) - 1) /
                sizeof(sd_real);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -245,10 +233,8 @@ size_t sd_layer_ws_size(const sd_layer *l, int n, sd_backend *be)
         sd_conv_desc d = sd_layer_conv_desc(l, n);
         return be->conv_workspace(be, &d);
     }
-    case SD_LAYER_DROPOUT:
-        return (size_t)n * sd_shape_size(l->in[0]) * sizeof(sd_real);
-    default:
-        return 0;
+    case SD_LAYER_DROPOUT: return (size_t)n * sd_shape_size(l->in[0]) * sizeof(sd_real);
+    default: return 0;
     }
 }
 
@@ -295,15 +281,16 @@ static int dispatch(sd_backend *be, const sd_layer *l, sd_layer_io *io, int entr
     if (!ops)
         return sd_error_set(io->err, SD_EINVAL, "layer: unknown kind %d", (int)l->kind);
     if (io->n < 1)
-        return sd_error_set(io->err, SD_EINVAL, "%s %s: batch size %d",
-                            sd_layer_kind_name(l->kind), names[entry], io->n);
+        return sd_error_set(io->err, SD_EINVAL, "%s %s: batch size %d", sd_layer_kind_name(l->kind),
+                            names[entry], io->n);
     sd_layer_fn fn = entry == ENTRY_FWD     ? ops->fwd
                      : entry == ENTRY_BWD   ? ops->bwd
                      : entry == ENTRY_FWD_T ? ops->fwd_t
                                             : ops->bwd_t;
     int rc = fn(be, l, io);
     if (rc && io->err && io->err->msg[0] &&
-        strncmp(io->err->msg, sd_layer_kind_name(l->kind), strlen(sd_layer_kind_name(l->kind))) != 0)
+        strncmp(io->err->msg, sd_layer_kind_name(l->kind), strlen(sd_layer_kind_name(l->kind))) !=
+            0)
         sd_error_wrap(io->err, "%s %s", sd_layer_kind_name(l->kind), names[entry]);
     return rc;
 }
@@ -330,27 +317,27 @@ int sd_layer_backward_tangent(sd_backend *be, const sd_layer *l, sd_layer_io *io
 
 /* ---- soft-target cross-entropy and row softmax ---- */
 
-int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
-                   double *loss)
+int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
+                   sd_real *p, double *loss)
 {
     return be->sce_fwd(be, err, n, k, z, q, p, loss);
 }
 
-int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
-                    sd_real *gz, sd_real *gq)
+int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
+                    double g, sd_real *gz, sd_real *gq)
 {
     return be->sce_bwd(be, err, n, k, p, q, g, gz, gq);
 }
 
-int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                           const sd_real *dz, const sd_real *dq, double *dloss)
+int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                           const sd_real *q, const sd_real *dz, const sd_real *dq, double *dloss)
 {
     return be->sce_fwd_tangent(be, err, n, k, p, q, dz, dq, dloss);
 }
 
-int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                            const sd_real *dz, const sd_real *dq, double g, double dg,
-                            sd_real *dgz, sd_real *dgq)
+int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                            const sd_real *q, const sd_real *dz, const sd_real *dq, double g,
+                            double dg, sd_real *dgz, sd_real *dgq)
 {
     return be->sce_bwd_tangent(be, err, n, k, p, q, dz, dq, g, dg, dgz, dgq);
 }
@@ -360,14 +347,14 @@ int sd_softmax_forward(sd_backend *be, sd_error *err, int n, int k, const sd_rea
     return be->softmax_fwd(be, err, n, k, y, q);
 }
 
-int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
-                        sd_real *gy)
+int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                        const sd_real *gq, sd_real *gy)
 {
     return be->softmax_bwd(be, err, n, k, q, gq, gy);
 }
 
-int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *dy,
-                               sd_real *dq)
+int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                               const sd_real *dy, sd_real *dq)
 {
     /* the softmax Jacobian diag(q) - q q' is symmetric: J dy = J' dy */
     SD_TRY(be->zero(be, err, dq, (size_t)n * k * sizeof(sd_real)));

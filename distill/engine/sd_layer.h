@@ -32,18 +32,18 @@
 #define SD_LAYER_MAX_IN 4
 
 typedef enum sd_layer_kind {
-    SD_LAYER_INPUT = 0,  /* graph input placeholder: no computation */
-    SD_LAYER_CONV,       /* 2-D convolution, optional bias */
-    SD_LAYER_LINEAR,     /* fully connected on the flattened input, optional bias */
-    SD_LAYER_BN,         /* batch normalisation (affine) */
+    SD_LAYER_INPUT = 0, /* graph input placeholder: no computation */
+    SD_LAYER_CONV,      /* 2-D convolution, optional bias */
+    SD_LAYER_LINEAR,    /* fully connected on the flattened input, optional bias */
+    SD_LAYER_BN,        /* batch normalisation (affine) */
     SD_LAYER_RELU,
     SD_LAYER_MAXPOOL,
     SD_LAYER_AVGPOOL,
     SD_LAYER_ADAPTIVE_AVGPOOL,
-    SD_LAYER_ADD,        /* elementwise sum of inputs (residual) */
-    SD_LAYER_CONCAT,     /* concatenation along channels */
-    SD_LAYER_FLATTEN,    /* (c,h,w) -> (c*h*w,1,1); memory is unchanged */
-    SD_LAYER_DROPOUT,    /* identity unless io->dropout_train */
+    SD_LAYER_ADD,     /* elementwise sum of inputs (residual) */
+    SD_LAYER_CONCAT,  /* concatenation along channels */
+    SD_LAYER_FLATTEN, /* (c,h,w) -> (c*h*w,1,1); memory is unchanged */
+    SD_LAYER_DROPOUT, /* identity unless io->dropout_train */
     SD_LAYER_KIND_COUNT
 } sd_layer_kind;
 
@@ -68,8 +68,8 @@ typedef struct sd_layer {
     int kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad; /* pooling */
     /* (pooling: sh/sw 0 = the kernel size, as in PyTorch; adaptive average
      *  pooling may give its output size as kh, kw instead of out.h, out.w) */
-    double eps;               /* bn */
-    double p_drop;            /* dropout */
+    double eps;    /* bn */
+    double p_drop; /* dropout */
     /* SD_LAYER_INPUT: the caller sets out.c/h/w.  SD_LAYER_ADAPTIVE_AVGPOOL:
      * the caller sets the target out.h/out.w; sd_layer_finish keeps them. */
     /* placement in the model's flat vectors */
@@ -83,7 +83,7 @@ typedef struct sd_layer {
 typedef struct sd_layer_io {
     int n; /* batch size */
     sd_bn_mode bn_mode;
-    int dropout_train;     /* dropout active (ordinary training only); the mask
+    int dropout_train; /* dropout active (ordinary training only); the mask
                             * comes from (dropout_seed, element index) and is kept
                             * in saved, so pass the same value to every entry point */
     unsigned long long dropout_seed;
@@ -107,10 +107,10 @@ typedef struct sd_layer_io {
  * and settings; SD_EINVAL with a message for inconsistent settings. */
 int sd_layer_finish(sd_layer *l, sd_error *err) SD_WUR;
 
-size_t sd_layer_saved_size(const sd_layer *l, int n); /* in sd_real elements */
+size_t sd_layer_saved_size(const sd_layer *l, int n);              /* in sd_real elements */
 size_t sd_layer_ws_size(const sd_layer *l, int n, sd_backend *be); /* in bytes */
-size_t sd_layer_out_size(const sd_layer *l); /* elements per sample */
-size_t sd_layer_in_size(const sd_layer *l, int i); /* elements per sample */
+size_t sd_layer_out_size(const sd_layer *l);                       /* elements per sample */
+size_t sd_layer_in_size(const sd_layer *l, int i);                 /* elements per sample */
 const char *sd_layer_kind_name(sd_layer_kind k);
 
 int sd_layer_forward(sd_backend *be, const sd_layer *l, sd_layer_io *io) SD_WUR;
@@ -120,24 +120,26 @@ int sd_layer_backward_tangent(sd_backend *be, const sd_layer *l, sd_layer_io *io
 
 /* Soft-target cross-entropy (the loss is not a graph layer).  Thin wrappers
  * over the backend's sce_* ops; see sd_backend.h for the formulas. */
-int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q, sd_real *p,
-                   double *loss) SD_WUR;
-int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q, double g,
-                    sd_real *gz, sd_real *gq) SD_WUR;
-int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                           const sd_real *dz, const sd_real *dq, double *dloss) SD_WUR;
-int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                            const sd_real *dz, const sd_real *dq, double g, double dg,
-                            sd_real *dgz, sd_real *dgq) SD_WUR;
+int sd_sce_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
+                   sd_real *p, double *loss) SD_WUR;
+int sd_sce_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
+                    double g, sd_real *gz, sd_real *gq) SD_WUR;
+int sd_sce_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                           const sd_real *q, const sd_real *dz, const sd_real *dq,
+                           double *dloss) SD_WUR;
+int sd_sce_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                            const sd_real *q, const sd_real *dz, const sd_real *dq, double g,
+                            double dg, sd_real *dgz, sd_real *dgq) SD_WUR;
 
 /* Row softmax q = softmax(y) (label parameterisation), four entry points:
  * q =; gy += J'gq; dq = J dy (J is symmetric, dy NULL = 0);
  * dgy += tangent of the backward along (dy, dgq). */
-int sd_softmax_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q) SD_WUR;
-int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
-                        sd_real *gy) SD_WUR;
-int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *dy,
-                               sd_real *dq) SD_WUR;
+int sd_softmax_forward(sd_backend *be, sd_error *err, int n, int k, const sd_real *y,
+                       sd_real *q) SD_WUR;
+int sd_softmax_backward(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                        const sd_real *gq, sd_real *gy) SD_WUR;
+int sd_softmax_forward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                               const sd_real *dy, sd_real *dq) SD_WUR;
 int sd_softmax_backward_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
                                 const sd_real *dy, const sd_real *gq, const sd_real *dgq,
                                 sd_real *dgy) SD_WUR;

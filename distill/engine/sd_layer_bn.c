@@ -45,8 +45,8 @@ static int bn_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (io->bn_mode == SD_BN_BATCH)
         return be->bn_fwd_train(be, io->err, &d, io->x[0], gamma, beta, io->y, io->saved,
                                 io->saved + d.c);
-    return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->theta_bn, io->theta_bn + d.c,
-                             io->y);
+    return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->theta_bn,
+                             io->theta_bn + d.c, io->y);
 }
 
 static int bn_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -59,8 +59,8 @@ static int bn_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     sd_bn_desc d = bn_desc(l, io->n);
     sd_real *gg = io->gtheta, *gb = io->gtheta ? io->gtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_bwd_train(be, io->err, &d, io->x[0], io->theta, io->saved, io->saved + d.c, io->gy,
-                                io->gx[0], gg, gb);
+        return be->bn_bwd_train(be, io->err, &d, io->x[0], io->theta, io->saved, io->saved + d.c,
+                                io->gy, io->gx[0], gg, gb);
     return be->bn_bwd_frozen(be, io->err, &d, io->x[0], io->theta, io->theta_bn, io->theta_bn + d.c,
                              io->gy, io->gx[0], gg, gb);
 }
@@ -72,7 +72,8 @@ static int bn_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return sd_layer_missing(io->err, l, "forward_tangent", "dy");
     sd_bn_desc d = bn_desc(l, io->n);
     if (!io->dx[0] && !io->dtheta)
-        return be->zero(be, io->err, io->dy, (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real));
+        return be->zero(be, io->err, io->dy,
+                        (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real));
     const sd_real *dg = io->dtheta, *db = io->dtheta ? io->dtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
         return be->bn_fwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
@@ -94,10 +95,12 @@ static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     const sd_real *dg = io->dtheta;
     sd_real *dgg = io->dgtheta, *dgb = io->dgtheta ? io->dgtheta + d.c : NULL;
     if (io->bn_mode == SD_BN_BATCH)
-        return be->bn_bwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->saved,
-                                        io->saved + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
-    return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, io->theta_bn,
-                                     io->theta_bn + d.c, io->gy, io->dgy, io->dgx[0], dgg, dgb);
+        return be->bn_bwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg,
+                                        io->saved, io->saved + d.c, io->gy, io->dgy, io->dgx[0],
+                                        dgg, dgb);
+    return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg,
+                                     io->theta_bn, io->theta_bn + d.c, io->gy, io->dgy, io->dgx[0],
+                                     dgg, dgb);
 }
 
 const sd_layer_ops sd_layer_ops_bn = {bn_fwd, bn_bwd, bn_fwd_t, bn_bwd_t};

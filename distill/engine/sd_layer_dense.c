@@ -32,7 +32,8 @@ static int conv_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     sd_conv_desc d = sd_layer_conv_desc(l, io->n);
     SD_TRY(be->conv_fwd(be, io->err, &d, io->x[0], io->theta, 0, io->y, io->ws));
     if (l->bias)
-        SD_TRY(be->bias_fwd(be, io->err, io->n, l->k, l->out.h * l->out.w, conv_bias(l, io->theta), io->y));
+        SD_TRY(be->bias_fwd(be, io->err, io->n, l->k, l->out.h * l->out.w, conv_bias(l, io->theta),
+                            io->y));
     return SD_OK;
 }
 
@@ -66,11 +67,12 @@ static int conv_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         SD_TRY(be->conv_fwd(be, io->err, &d, io->x[0], io->dtheta, beta, io->dy, io->ws));
         beta = 1;
         if (l->bias)
-            SD_TRY(be->bias_fwd(be, io->err, io->n, l->k, l->out.h * l->out.w, conv_bias(l, io->dtheta),
-                                io->dy));
+            SD_TRY(be->bias_fwd(be, io->err, io->n, l->k, l->out.h * l->out.w,
+                                conv_bias(l, io->dtheta), io->dy));
     }
     if (beta == 0)
-        SD_TRY(be->zero(be, io->err, io->dy, (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real)));
+        SD_TRY(
+            be->zero(be, io->err, io->dy, (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real)));
     return SD_OK;
 }
 
@@ -107,7 +109,8 @@ static int lin_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0] || !io->y || !io->theta)
         return sd_layer_missing(io->err, l, "forward", "x, y or theta");
     const int ni = (int)sd_shape_size(l->in[0]), no = l->out_features;
-    SD_TRY(be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->x[0], ni, io->theta, ni, 0, io->y, no));
+    SD_TRY(
+        be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->x[0], ni, io->theta, ni, 0, io->y, no));
     if (l->bias)
         SD_TRY(be->bias_fwd(be, io->err, io->n, no, 1, io->theta + (size_t)no * ni, io->y));
     return SD_OK;
@@ -119,9 +122,11 @@ static int lin_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return sd_layer_missing(io->err, l, "backward", "gy, theta or x");
     const int ni = (int)sd_shape_size(l->in[0]), no = l->out_features;
     if (io->gx[0]) /* gx (n,i) += gy (n,o) W (o,i) */
-        SD_TRY(be->gemm(be, io->err, 0, 0, io->n, ni, no, 1, io->gy, no, io->theta, ni, 1, io->gx[0], ni));
+        SD_TRY(be->gemm(be, io->err, 0, 0, io->n, ni, no, 1, io->gy, no, io->theta, ni, 1,
+                        io->gx[0], ni));
     if (io->gtheta) { /* gW (o,i) += gy' (o,n) x (n,i) */
-        SD_TRY(be->gemm(be, io->err, 1, 0, no, ni, io->n, 1, io->gy, no, io->x[0], ni, 1, io->gtheta, ni));
+        SD_TRY(be->gemm(be, io->err, 1, 0, no, ni, io->n, 1, io->gy, no, io->x[0], ni, 1,
+                        io->gtheta, ni));
         if (l->bias)
             SD_TRY(be->bias_bwd(be, io->err, io->n, no, 1, io->gy, io->gtheta + (size_t)no * ni));
     }
@@ -135,12 +140,13 @@ static int lin_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     const int ni = (int)sd_shape_size(l->in[0]), no = l->out_features;
     sd_real beta = 0;
     if (io->dx[0]) {
-        SD_TRY(be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->dx[0], ni, io->theta, ni, 0, io->dy, no));
+        SD_TRY(be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->dx[0], ni, io->theta, ni, 0,
+                        io->dy, no));
         beta = 1;
     }
     if (io->dtheta) {
-        SD_TRY(be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->x[0], ni, io->dtheta, ni, beta, io->dy,
-                        no));
+        SD_TRY(be->gemm(be, io->err, 0, 1, io->n, no, ni, 1, io->x[0], ni, io->dtheta, ni, beta,
+                        io->dy, no));
         beta = 1;
         if (l->bias)
             SD_TRY(be->bias_fwd(be, io->err, io->n, no, 1, io->dtheta + (size_t)no * ni, io->dy));
@@ -171,7 +177,8 @@ static int lin_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
             SD_TRY(be->gemm(be, io->err, 1, 0, no, ni, io->n, 1, io->dgy, no, io->x[0], ni, 1,
                             io->dgtheta, ni));
             if (l->bias)
-                SD_TRY(be->bias_bwd(be, io->err, io->n, no, 1, io->dgy, io->dgtheta + (size_t)no * ni));
+                SD_TRY(be->bias_bwd(be, io->err, io->n, no, 1, io->dgy,
+                                    io->dgtheta + (size_t)no * ni));
         }
     }
     return SD_OK;

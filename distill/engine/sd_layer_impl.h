@@ -26,11 +26,11 @@ extern const sd_layer_ops sd_layer_ops_conv, sd_layer_ops_linear, sd_layer_ops_b
     sd_layer_ops_concat, sd_layer_ops_flatten, sd_layer_ops_dropout, sd_layer_ops_input;
 
 /* Return on a non-zero status. */
-#define SD_TRY(expr)              \
-    do {                          \
-        int sd_rc_ = (expr);      \
-        if (sd_rc_)               \
-            return sd_rc_;        \
+#define SD_TRY(expr)         \
+    do {                     \
+        int sd_rc_ = (expr); \
+        if (sd_rc_)          \
+            return sd_rc_;   \
     } while (0)
 
 /* Missing buffer the entry point needs: SD_EINVAL with a message in err. */

@@ -96,7 +96,8 @@ static int maxp_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0] || !io->gy)
         return sd_layer_missing(io->err, l, "backward", "x or gy");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->gy, io->gx[0]);
+    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->gy,
+                           io->gx[0]);
 }
 
 static int maxp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -106,7 +107,8 @@ static int maxp_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->dx[0])
         return zero_out(be, io->err, l, io->n, io->dy);
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_gather(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dx[0], io->dy);
+    return be->maxpool_gather(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dx[0],
+                              io->dy);
 }
 
 static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
@@ -116,7 +118,8 @@ static int maxp_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     if (!io->x[0])
         return sd_layer_missing(io->err, l, "backward_tangent", "x");
     sd_pool_desc d = sd_layer_pool_desc(l, io->n);
-    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dgy, io->dgx[0]);
+    return be->maxpool_bwd(be, io->err, &d, io->x[0], (const int32_t *)io->saved, io->dgy,
+                           io->dgx[0]);
 }
 
 const sd_layer_ops sd_layer_ops_maxpool = {maxp_fwd, maxp_bwd, maxp_fwd_t, maxp_bwd_t};
@@ -215,8 +218,8 @@ const sd_layer_ops sd_layer_ops_add = {add_fwd, add_bwd, add_fwd_t, add_bwd_t};
 /* ---- concat along channels: per sample, input i's block follows input i-1's ---- */
 
 /* y blocks = x_i (x_i NULL: zeros), the forward and the forward tangent */
-static int concat_gather(sd_backend *be, sd_error *err, const sd_layer *l, int n, const sd_real *const *x,
-                         sd_real *y)
+static int concat_gather(sd_backend *be, sd_error *err, const sd_layer *l, int n,
+                         const sd_real *const *x, sd_real *y)
 {
     const size_t os = sd_shape_size(l->out);
     for (int b = 0; b < n; b++) {

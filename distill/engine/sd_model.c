@@ -30,8 +30,8 @@
 
 typedef struct exec_slot {
     sd_real **y, **g, **saved;
-    sd_real *q; /* (nmax, classes) targets */
-    sd_real *p; /* (nmax, classes) softmax of logits */
+    sd_real *q;        /* (nmax, classes) targets */
+    sd_real *p;        /* (nmax, classes) softmax of logits */
     sd_exec_args args; /* of the backward this slot holds, when has_backward */
     int has_backward;
 } exec_slot;
@@ -49,9 +49,9 @@ struct sd_exec {
     /* shared by all slots: tangents, workspace, label gradients */
     sd_real **dy, **dg;
     void *ws;
-    sd_real *gq;    /* (nmax, classes) gradient w.r.t. targets */
-    sd_real *dgq;   /* (nmax, classes) its tangent */
-    int want_g0; /* this call needs the gradient w.r.t. the input */
+    sd_real *gq;       /* (nmax, classes) gradient w.r.t. targets */
+    sd_real *dgq;      /* (nmax, classes) its tangent */
+    int want_g0;       /* this call needs the gradient w.r.t. the input */
     double loss_scale; /* weight of this exec's mean loss in the caller's (shards) */
     /* Batch shards (see shard_count): the samples of a call are split into
      * nshards contiguous parts, each run by its own sub-exec as one task of
@@ -113,8 +113,7 @@ int sd_model_add(sd_model *m, const sd_layer *l, const int *inputs, int n_in, co
         m->inputs[idx][i] = -1;
     for (int i = 0; i < n_in; i++) {
         if (inputs[i] < 0 || inputs[i] >= idx)
-            return sd_error_set(err, SD_EINVAL, "layer %s: input %d out of range", name,
-                                inputs[i]);
+            return sd_error_set(err, SD_EINVAL, "layer %s: input %d out of range", name, inputs[i]);
         m->inputs[idx][i] = inputs[i];
         L.in[i] = m->layers[inputs[i]].out;
     }
@@ -247,8 +246,8 @@ static sd_exec *exec_new(const sd_model *m, sd_backend *be, int nmax, unsigned f
 }
 
 /* One exec holding every buffer itself (no shards). */
-static int create_plain(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
-                        unsigned flags, int nslots, sd_error *err)
+static int create_plain(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
+                        int nslots, sd_error *err)
 {
     *out = NULL;
     sd_exec *ex = exec_new(m, be, nmax, flags);
@@ -314,8 +313,8 @@ static int shard_count(const sd_model *m, const sd_backend *be, int nmax, unsign
     return p < 1 ? 1 : p > SD_EXEC_MAX_SHARDS ? SD_EXEC_MAX_SHARDS : p;
 }
 
-int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
-                         unsigned flags, int nslots, sd_error *err)
+int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
+                         int nslots, sd_error *err)
 {
     *out = NULL;
     if (nmax <= 0)
@@ -334,9 +333,9 @@ int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int n
         ex->nshards = k + 1;
         if ((rc = create_plain(&ex->shard[k], m, be, (nmax + P - 1) / P, flags, nslots, err)))
             goto fail;
-        if (k > 0 && ((rc = exec_alloc(ex, m->n_theta, &ex->sg[k], err)) ||
-                      ((flags & SD_EXEC_TANGENT) &&
-                       (rc = exec_alloc(ex, m->n_theta, &ex->shv[k], err)))))
+        if (k > 0 &&
+            ((rc = exec_alloc(ex, m->n_theta, &ex->sg[k], err)) ||
+             ((flags & SD_EXEC_TANGENT) && (rc = exec_alloc(ex, m->n_theta, &ex->shv[k], err)))))
             goto fail;
     }
     if ((rc = exec_alloc(ex, (size_t)nmax * (size_t)m->spec.classes, &ex->logits, err)))
@@ -382,11 +381,11 @@ int sd_exec_slots(const sd_exec *ex)
 
 /* A failing call's message (written into err by the backend or layer) is
  * wrapped with what the executor was doing; never formatted into itself. */
-#define BE_CALL(ex, call, err, what)                                                   \
-    do {                                                                               \
-        int rc_ = (call);                                                              \
-        if (rc_)                                                                       \
-            return sd_error_wrap_code(err, rc_, "%s", what);                           \
+#define BE_CALL(ex, call, err, what)                         \
+    do {                                                     \
+        int rc_ = (call);                                    \
+        if (rc_)                                             \
+            return sd_error_wrap_code(err, rc_, "%s", what); \
     } while (0)
 
 static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
@@ -403,8 +402,8 @@ static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 }
 
 /* Fill the per-layer io for layer i; pass selects which buffers are wired. */
-static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io,
-                    const sd_real *v, sd_real *gtheta, sd_real *hv)
+static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io, const sd_real *v,
+                    sd_real *gtheta, sd_real *hv)
 {
     const sd_model *m = ex->m;
     const sd_layer *l = &m->layers[i];
@@ -440,8 +439,10 @@ static int run_forward(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 {
     const sd_model *m = ex->m;
     ex->slots[ex->cur].has_backward = 0;
-    BE_CALL(ex, ex->be->copy(ex->be, err, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
-            err, "copying input");
+    BE_CALL(
+        ex,
+        ex->be->copy(ex->be, err, ex->y[0], a->x, layer_out_elems(m, 0, a->n) * sizeof(sd_real)),
+        err, "copying input");
     for (int i = 1; i < m->n_layers; i++) {
         sd_layer_io io;
         wire_io(ex, a, i, &io, NULL, NULL, NULL);
@@ -467,7 +468,8 @@ static int make_targets(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 static int zero_grads(sd_exec *ex, sd_real **bufs, int n, sd_error *err)
 {
     for (int i = 0; i < ex->m->n_layers; i++)
-        BE_CALL(ex, ex->be->zero(ex->be, err, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),
+        BE_CALL(ex,
+                ex->be->zero(ex->be, err, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),
                 err, "zeroing gradients");
     return SD_OK;
 }
@@ -492,15 +494,16 @@ static int labels_backward(sd_exec *ex, const sd_exec_args *a, const sd_real *gq
 {
     int K = ex->m->spec.classes;
     if (a->label_mode == SD_LABEL_SOFTMAX)
-        BE_CALL(ex, ex->be->softmax_bwd(ex->be, err, a->n, K, ex->q, gq, gy), err, "label softmax backward");
+        BE_CALL(ex, ex->be->softmax_bwd(ex->be, err, a->n, K, ex->q, gq, gy), err,
+                "label softmax backward");
     else
-        BE_CALL(ex, ex->be->axpy(ex->be, err, (size_t)a->n * (size_t)K, 1, gq, gy), err, "label gradient");
+        BE_CALL(ex, ex->be->axpy(ex->be, err, (size_t)a->n * (size_t)K, 1, gq, gy), err,
+                "label gradient");
     return SD_OK;
 }
 
-static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
-                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy,
-                       sd_error *err);
+static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v, double *loss,
+                       sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy, sd_error *err);
 
 enum { JOB_FORWARD, JOB_LOSS_GRAD, JOB_HVP, JOB_HVP_CACHED };
 
@@ -541,8 +544,9 @@ static int forward_backward(sd_exec *ex, const sd_exec_args *a, double *loss, sd
         return rc;
     if (want_gy)
         BE_CALL(ex, ex->be->zero(ex->be, err, ex->gq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd(ex->be, err, a->n, K, ex->p, ex->q, ex->loss_scale, ex->g[last],
-                                want_gy ? ex->gq : NULL),
+    BE_CALL(ex,
+            ex->be->sce_bwd(ex->be, err, a->n, K, ex->p, ex->q, ex->loss_scale, ex->g[last],
+                            want_gy ? ex->gq : NULL),
             err, "loss backward");
     if ((rc = run_backward(ex, a, gtheta, err)))
         return rc;
@@ -596,8 +600,9 @@ static int tangent_passes(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
     if ((rc = zero_grads(ex, ex->dg, a->n, err)))
         return rc;
     BE_CALL(ex, ex->be->zero(ex->be, err, ex->dgq, nk * sizeof(sd_real)), err, "zeroing");
-    BE_CALL(ex, ex->be->sce_bwd_tangent(ex->be, err, a->n, K, ex->p, ex->q, ex->dy[last], NULL,
-                                        ex->loss_scale, 0.0, ex->dg[last], dgy ? ex->dgq : NULL),
+    BE_CALL(ex,
+            ex->be->sce_bwd_tangent(ex->be, err, a->n, K, ex->p, ex->q, ex->dy[last], NULL,
+                                    ex->loss_scale, 0.0, ex->dg[last], dgy ? ex->dgq : NULL),
             err, "loss backward tangent");
     for (int i = last; i >= 1; i--) {
         sd_layer_io io;
@@ -625,8 +630,8 @@ static int hvp_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double 
     return rc ? rc : tangent_passes(ex, a, v, hv, dgx, dgy, err);
 }
 
-int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
-                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err)
+int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss, sd_real *gtheta,
+                sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err)
 {
     sd_error_clear(err);
     if (ex->nshards)
@@ -649,7 +654,8 @@ static int hvp_cached_one(sd_exec *ex, const sd_exec_args *a, const sd_real *v, 
     if (!s->has_backward || !same_args(&s->args, a))
         return sd_error_set(err, SD_EINVAL,
                             "exec slot %d holds no backward of these arguments (call "
-                            "sd_exec_loss_grad on it first)", ex->cur);
+                            "sd_exec_loss_grad on it first)",
+                            ex->cur);
     return tangent_passes(ex, a, v, hv, dgx, dgy, err);
 }
 
@@ -713,24 +719,21 @@ static int shard_task(void *arg, int s)
     case JOB_FORWARD:
         if ((rc = check_args(sub, &as, err)) || (rc = run_forward(sub, &as, err)))
             return rc;
-        BE_CALL(ex, be->copy(be, err, ex->logits + (size_t)lo * (size_t)K, sd_exec_logits(sub),
-                             (size_t)as.n * (size_t)K * sizeof(sd_real)),
+        BE_CALL(ex,
+                be->copy(be, err, ex->logits + (size_t)lo * (size_t)K, sd_exec_logits(sub),
+                         (size_t)as.n * (size_t)K * sizeof(sd_real)),
                 err, "gathering logits");
         return SD_OK;
-    case JOB_LOSS_GRAD:
-        return loss_grad_one(sub, &as, &j->loss[s], gt, gx, gy, err);
-    case JOB_HVP:
-        return hvp_one(sub, &as, j->v, &j->loss[s], gt, hv, gx, gy, err);
-    default:
-        return hvp_cached_one(sub, &as, j->v, hv, gx, gy, err);
+    case JOB_LOSS_GRAD: return loss_grad_one(sub, &as, &j->loss[s], gt, gx, gy, err);
+    case JOB_HVP: return hvp_one(sub, &as, j->v, &j->loss[s], gt, hv, gx, gy, err);
+    default: return hvp_cached_one(sub, &as, j->v, hv, gx, gy, err);
     }
 }
 
 /* Run one call on the shards, then fold their parameter gradients (and
  * HVPs) into the caller's in shard order and weight their losses. */
-static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v,
-                       double *loss, sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy,
-                       sd_error *err)
+static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_real *v, double *loss,
+                       sd_real *gtheta, sd_real *hv, sd_real *gx, sd_real *gy, sd_error *err)
 {
     sd_backend *be = ex->be;
     if (a->n <= 0 || a->n > ex->nmax)
@@ -739,8 +742,8 @@ static int run_sharded(sd_exec *ex, int kind, const sd_exec_args *a, const sd_re
     shard_job *j = calloc(1, sizeof *j);
     if (!j)
         return sd_error_set(err, SD_ENOMEM, "out of memory");
-    *j = (shard_job){.ex = ex, .kind = kind, .a = a, .v = v, .gtheta = gtheta, .hv = hv,
-                     .gx = gx, .gy = gy};
+    *j = (shard_job){
+        .ex = ex, .kind = kind, .a = a, .v = v, .gtheta = gtheta, .hv = hv, .gx = gx, .gy = gy};
     int P = ex->nshards, rc = be->parallel(be, P, shard_task, j);
     if (rc) {
         for (int s = 0; s < P; s++)
@@ -783,7 +786,8 @@ int sd_exec_bn_batch_stats(sd_exec *ex, double *sum, sd_error *err)
         sd_real buf[2 * 1024];
         if (c > 1024)
             return sd_error_set(err, SD_EUNSUPPORTED, "batch norm with %d channels", c);
-        BE_CALL(ex, ex->be->download(ex->be, err, buf, ex->saved[i], 2 * (size_t)c * sizeof(sd_real)),
+        BE_CALL(ex,
+                ex->be->download(ex->be, err, buf, ex->saved[i], 2 * (size_t)c * sizeof(sd_real)),
                 err, "reading batch statistics");
         for (int j = 0; j < c; j++) {
             double is = buf[c + j];
@@ -794,8 +798,7 @@ int sd_exec_bn_batch_stats(sd_exec *ex, double *sum, sd_error *err)
     return SD_OK;
 }
 
-int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs,
-                    sd_error *err)
+int sd_exec_predict(sd_exec *ex, const sd_exec_args *a, int *classes, float *probs, sd_error *err)
 {
     int rc = sd_exec_forward(ex, a, err);
     if (rc)

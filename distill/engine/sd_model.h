@@ -29,10 +29,11 @@
 
 /* What a receiving node needs to rebuild the same network (docs/design.md). */
 typedef struct sd_model_spec {
-    char arch[SD_ARCH_NAME_MAX]; /* lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34, googlenet */
-    int bn;                      /* batch-norm variant */
-    int depth, width;            /* convnet: depth, width (3, 128); resnet: base width (64) */
-    int in_c, in_h, in_w;        /* input shape */
+    char arch
+        [SD_ARCH_NAME_MAX]; /* lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34, googlenet */
+    int bn;                 /* batch-norm variant */
+    int depth, width;       /* convnet: depth, width (3, 128); resnet: base width (64) */
+    int in_c, in_h, in_w;   /* input shape */
     int classes;
 } sd_model_spec;
 
@@ -100,8 +101,8 @@ void sd_exec_destroy(sd_exec *ex); /* accepts NULL */
  * later with sd_exec_hvp_cached (the unrolled steps of distillation).
  * Tangent buffers and the workspace are shared.  sd_exec_create is
  * nslots = 1. */
-int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax,
-                         unsigned flags, int nslots, sd_error *err) SD_WUR;
+int sd_exec_create_slots(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, unsigned flags,
+                         int nslots, sd_error *err) SD_WUR;
 /* Make slot k current: later calls read and write its state. */
 int sd_exec_use_slot(sd_exec *ex, int k, sd_error *err) SD_WUR;
 int sd_exec_slots(const sd_exec *ex);
@@ -115,8 +116,8 @@ typedef struct sd_exec_args {
     const sd_real *theta_bn; /* n_bn: needed in SD_BN_FROZEN mode */
     sd_bn_mode bn_mode;
     sd_label_mode label_mode;
-    const sd_real *x;        /* (n, in_c, in_h, in_w) */
-    const sd_real *y;        /* (n, classes): label values (see label_mode) */
+    const sd_real *x; /* (n, in_c, in_h, in_w) */
+    const sd_real *y; /* (n, classes): label values (see label_mode) */
     int n;
 } sd_exec_args;
 
@@ -138,8 +139,8 @@ int sd_exec_loss_grad(sd_exec *ex, const sd_exec_args *a, double *loss, sd_real 
  *   dgy    += d/dy <v, dl/dtheta>       (may be NULL)
  * all from one forward, one tangent-forward, one backward and one
  * tangent-backward pass. */
-int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss,
-                sd_real *gtheta, sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err) SD_WUR;
+int sd_exec_hvp(sd_exec *ex, const sd_exec_args *a, const sd_real *v, double *loss, sd_real *gtheta,
+                sd_real *hv, sd_real *dgx, sd_real *dgy, sd_error *err) SD_WUR;
 
 /* The same hv, dgx, dgy as sd_exec_hvp, but on the forward and backward the
  * current slot already holds from sd_exec_loss_grad with the same args

@@ -43,8 +43,8 @@ static int add(builder *b, sd_layer *l, const int *in, int n_in, const char *fmt
 
 static int conv(builder *b, int x, int k, int r, int stride, int pad, int bias, const char *name)
 {
-    sd_layer l = {.kind = SD_LAYER_CONV, .k = k, .r = r, .s = r, .stride = stride, .pad = pad,
-                  .bias = bias};
+    sd_layer l = {
+        .kind = SD_LAYER_CONV, .k = k, .r = r, .s = r, .stride = stride, .pad = pad, .bias = bias};
     return add(b, &l, &x, 1, "%s", name);
 }
 
@@ -54,13 +54,26 @@ static int simple(builder *b, sd_layer_kind kind, int x, const char *name)
     return add(b, &l, &x, 1, "%s", name);
 }
 
-static int bn(builder *b, int x, const char *name) { return simple(b, SD_LAYER_BN, x, name); }
-static int relu(builder *b, int x) { return simple(b, SD_LAYER_RELU, x, "relu"); }
+static int bn(builder *b, int x, const char *name)
+{
+    return simple(b, SD_LAYER_BN, x, name);
+}
+static int relu(builder *b, int x)
+{
+    return simple(b, SD_LAYER_RELU, x, "relu");
+}
 
 static int pool(builder *b, sd_layer_kind kind, int x, int k, int s, int p, int ceil_mode)
 {
-    sd_layer l = {.kind = kind, .kh = k, .kw = k, .sh = s, .sw = s, .ph = p, .pw = p,
-                  .ceil_mode = ceil_mode, .count_include_pad = 1};
+    sd_layer l = {.kind = kind,
+                  .kh = k,
+                  .kw = k,
+                  .sh = s,
+                  .sw = s,
+                  .ph = p,
+                  .pw = p,
+                  .ceil_mode = ceil_mode,
+                  .count_include_pad = 1};
     return add(b, &l, &x, 1, "%s", kind == SD_LAYER_MAXPOOL ? "maxpool" : "avgpool");
 }
 
@@ -85,8 +98,8 @@ static int dropout(builder *b, int x, double p)
 }
 
 /* conv (+ bn) + relu, with torchvision-style names prefix.conv / prefix.bn */
-static int conv_bn_relu(builder *b, int x, int k, int r, int stride, int pad, int use_bn,
-                        int bias, const char *prefix)
+static int conv_bn_relu(builder *b, int x, int k, int r, int stride, int pad, int use_bn, int bias,
+                        const char *prefix)
 {
     char n1[48], n2[48];
     snprintf(n1, sizeof n1, "%s.conv", prefix);
@@ -164,10 +177,10 @@ static void build_alexnet(builder *b)
 static void build_vgg(builder *b, int layers)
 {
     const sd_model_spec *s = &b->m->spec;
-    static const int cfg16[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0,
-                                512, 512, 512, 0, 512, 512, 512, 0, -1};
-    static const int cfg19[] = {64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512,
-                                512, 512, 0, 512, 512, 512, 512, 0, -1};
+    static const int cfg16[] = {64,  64,  0,   128, 128, 0,   256, 256, 256, 0,
+                                512, 512, 512, 0,   512, 512, 512, 0,   -1};
+    static const int cfg19[] = {64,  64,  0,   128, 128, 0,   256, 256, 256, 256, 0,
+                                512, 512, 512, 512, 0,   512, 512, 512, 512, 0,   -1};
     const int *cfg = layers == 19 ? cfg19 : cfg16;
     int x = 0, i = 0;
     char name[48];
@@ -300,10 +313,13 @@ static void build_googlenet(builder *b)
 
 /* ---------------------------------------------------------------- specs */
 
-static const char *const arch_names[] = {"lenet", "convnet", "alexnet", "vgg16", "vgg19",
+static const char *const arch_names[] = {"lenet",    "convnet",  "alexnet",   "vgg16", "vgg19",
                                          "resnet18", "resnet34", "googlenet", NULL};
 
-const char *const *sd_model_arch_names(void) { return arch_names; }
+const char *const *sd_model_arch_names(void)
+{
+    return arch_names;
+}
 
 int sd_model_spec_parse_arch(sd_model_spec *spec, const char *name, sd_error *err)
 {
@@ -356,8 +372,7 @@ int sd_model_spec_normalize(sd_model_spec *spec, sd_error *err)
 void sd_model_spec_label(const sd_model_spec *spec, char *buf, size_t len)
 {
     if (!strcmp(spec->arch, "convnet"))
-        snprintf(buf, len, "convnet%s(d%d,w%d)", spec->bn ? "-bn" : "", spec->depth,
-                 spec->width);
+        snprintf(buf, len, "convnet%s(d%d,w%d)", spec->bn ? "-bn" : "", spec->depth, spec->width);
     else if (!strncmp(spec->arch, "resnet", 6) && spec->width != 64)
         snprintf(buf, len, "%s%s(w%d)", spec->arch, spec->bn ? "-bn" : "", spec->width);
     else

@@ -58,15 +58,16 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int sd_train_balanced_subset(const int32_t *labels, int64_t count, int classes,
-                             int64_t per_class, uint64_t seed, int64_t **idx_out,
-                             int64_t *n_out, int64_t *counts_out, sd_error *err)
+int sd_train_balanced_subset(const int32_t *labels, int64_t count, int classes, int64_t per_class,
+                             uint64_t seed, int64_t **idx_out, int64_t *n_out, int64_t *counts_out,
+                             sd_error *err)
 {
     *idx_out = NULL;
     *n_out = 0;
     if (count <= 0 || classes <= 0 || per_class <= 0)
-        return sd_error_set(err, SD_EINVAL, "balanced subset: need samples, classes and a "
-                                            "positive budget per class");
+        return sd_error_set(err, SD_EINVAL,
+                            "balanced subset: need samples, classes and a "
+                            "positive budget per class");
     int64_t *order = malloc((size_t)count * sizeof *order);
     int64_t *taken = calloc((size_t)classes, sizeof *taken);
     int64_t *out = malloc((size_t)count * sizeof *out);
@@ -127,8 +128,8 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
         return sd_error_set(err, SD_EINVAL,
                             "training: samples are %dx%dx%d with %d classes, the model takes "
                             "%dx%dx%d with %d",
-                            data->c, data->h, data->w, data->classes, m->spec.in_c,
-                            m->spec.in_h, m->spec.in_w, m->spec.classes);
+                            data->c, data->h, data->w, data->classes, m->spec.in_c, m->spec.in_h,
+                            m->spec.in_w, m->spec.classes);
     if (m->n_bn && !bn_out)
         return sd_error_set(err, SD_EINVAL, "training: the model has batch norm; bn_out needed");
     int K = m->spec.classes;
@@ -148,10 +149,12 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
         rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
-    size_t sz_x = (size_t)bsz * img * sizeof(sd_real), sz_y = (size_t)bsz * (size_t)K * sizeof(sd_real),
-           sz_t = (nt ? nt : 1) * sizeof(sd_real);
-    if ((rc = be->alloc(be, err, sz_x, (void **)&x)) || (rc = be->alloc(be, err, sz_y, (void **)&y)) ||
-        (rc = be->alloc(be, err, sz_t, (void **)&g)) || (rc = be->alloc(be, err, sz_t, (void **)&m1)) ||
+    size_t sz_x = (size_t)bsz * img * sizeof(sd_real),
+           sz_y = (size_t)bsz * (size_t)K * sizeof(sd_real), sz_t = (nt ? nt : 1) * sizeof(sd_real);
+    if ((rc = be->alloc(be, err, sz_x, (void **)&x)) ||
+        (rc = be->alloc(be, err, sz_y, (void **)&y)) ||
+        (rc = be->alloc(be, err, sz_t, (void **)&g)) ||
+        (rc = be->alloc(be, err, sz_t, (void **)&m1)) ||
         (cfg->optimizer == SD_OPT_ADAM && (rc = be->alloc(be, err, sz_t, (void **)&m2))) ||
         (rc = be->zero(be, err, m1, sz_t)) || (m2 && (rc = be->zero(be, err, m2, sz_t)))) {
         sd_error_wrap_code(err, rc, "training buffers");
@@ -191,8 +194,8 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
                 goto out;
             }
             if (cfg->optimizer == SD_OPT_ADAM) {
-                rc = be->adam(be, err, nt, theta, g, m1, m2, lr, cfg->beta1, cfg->beta2, cfg->adam_eps,
-                              (int)(step + 1));
+                rc = be->adam(be, err, nt, theta, g, m1, m2, lr, cfg->beta1, cfg->beta2,
+                              cfg->adam_eps, (int)(step + 1));
             } else if (cfg->momentum > 0) {
                 /* buf = momentum*buf + g; theta -= lr*buf (buf starts at 0, so
                  * the first step is buf = g, as in PyTorch) */
@@ -218,9 +221,15 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
             in_epoch++;
             epoch_sum += loss;
             if (progress) {
-                sd_train_progress p = {step, steps, e + 1, cfg->epochs,
-                                       b + 1 == per_epoch || step == steps, loss,
-                                       epoch_sum / (double)in_epoch, lr, now_seconds() - t0};
+                sd_train_progress p = {step,
+                                       steps,
+                                       e + 1,
+                                       cfg->epochs,
+                                       b + 1 == per_epoch || step == steps,
+                                       loss,
+                                       epoch_sum / (double)in_epoch,
+                                       lr,
+                                       now_seconds() - t0};
                 if (progress(progress_ctx, &p)) {
                     rc = sd_error_set(err, SD_ECANCELED, "training canceled at step %lld",
                                       (long long)step);
@@ -238,7 +247,8 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
     if (!(norm2 <= 1e30)) {
         rc = sd_error_set(err, SD_EINVAL,
                           "training diverged: the weights are not finite after %lld steps; "
-                          "lower --lr", (long long)step);
+                          "lower --lr",
+                          (long long)step);
         goto out;
     }
     if (m->n_bn)

@@ -31,31 +31,31 @@ typedef enum sd_optimizer {
 
 typedef struct sd_train_config {
     sd_optimizer optimizer;
-    double lr;            /* learning rate (sd_train_config_defaults: 0.01) */
-    double momentum;      /* SGD: buf = momentum*buf + g; theta -= lr*buf (0.9) */
-    double weight_decay;  /* L2: g += weight_decay*theta before the step (0) */
+    double lr;                     /* learning rate (sd_train_config_defaults: 0.01) */
+    double momentum;               /* SGD: buf = momentum*buf + g; theta -= lr*buf (0.9) */
+    double weight_decay;           /* L2: g += weight_decay*theta before the step (0) */
     double beta1, beta2, adam_eps; /* Adam (0.9, 0.999, 1e-8) */
-    int epochs;           /* passes over the training samples (10) */
-    int batch;            /* samples per step (64); the last partial batch of an
+    int epochs;                    /* passes over the training samples (10) */
+    int batch;                     /* samples per step (64); the last partial batch of an
                              epoch is dropped unless it is the only one */
-    int decay_epochs;     /* multiply lr by decay_factor every this many epochs (0: never) */
-    double decay_factor;  /* 0.1 */
-    int64_t max_steps;    /* > 0: stop after this many steps (0: no limit) */
-    uint64_t seed;        /* shuffle order, theta_bn batches */
-    int bn_batches;       /* theta_bn: real batches averaged after training (20) */
-    int bn_batch;         /* their size (256) */
+    int decay_epochs;    /* multiply lr by decay_factor every this many epochs (0: never) */
+    double decay_factor; /* 0.1 */
+    int64_t max_steps;   /* > 0: stop after this many steps (0: no limit) */
+    uint64_t seed;       /* shuffle order, theta_bn batches */
+    int bn_batches;      /* theta_bn: real batches averaged after training (20) */
+    int bn_batch;        /* their size (256) */
 } sd_train_config;
 
 void sd_train_config_defaults(sd_train_config *cfg);
 
 typedef struct sd_train_progress {
-    int64_t step, steps;  /* steps done / planned */
-    int epoch, epochs;    /* current epoch (1-based) */
-    int epoch_done;       /* this step ended an epoch */
-    double loss;          /* loss of this step's batch */
-    double epoch_loss;    /* mean batch loss of the epoch so far */
+    int64_t step, steps; /* steps done / planned */
+    int epoch, epochs;   /* current epoch (1-based) */
+    int epoch_done;      /* this step ended an epoch */
+    double loss;         /* loss of this step's batch */
+    double epoch_loss;   /* mean batch loss of the epoch so far */
     double lr;
-    double seconds;       /* since the start */
+    double seconds; /* since the start */
 } sd_train_progress;
 typedef int (*sd_train_progress_fn)(void *ctx, const sd_train_progress *p); /* non-zero: cancel */
 
@@ -73,8 +73,8 @@ int sd_train(const sd_model *m, sd_backend *be, const sd_data_view *data,
  * sample indices) gets *n_out entries; counts_out (classes entries, may be
  * NULL) gets how many of each class were taken.  Labels outside
  * 0..classes-1 are refused. */
-int sd_train_balanced_subset(const int32_t *labels, int64_t count, int classes,
-                             int64_t per_class, uint64_t seed, int64_t **idx_out,
-                             int64_t *n_out, int64_t *counts_out, sd_error *err) SD_WUR;
+int sd_train_balanced_subset(const int32_t *labels, int64_t count, int classes, int64_t per_class,
+                             uint64_t seed, int64_t **idx_out, int64_t *n_out, int64_t *counts_out,
+                             sd_error *err) SD_WUR;
 
 #endif

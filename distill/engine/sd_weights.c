@@ -84,8 +84,7 @@ int sd_theta0_upload(const sd_model *m, sd_backend *be, uint64_t seed, sd_real *
     return rc;
 }
 
-int sd_theta_bn_upload(sd_backend *be, sd_real *dst, const float *theta_bn, size_t n,
-                       sd_error *err)
+int sd_theta_bn_upload(sd_backend *be, sd_real *dst, const float *theta_bn, size_t n, sd_error *err)
 {
     if (!n)
         return SD_OK;
@@ -110,8 +109,7 @@ void sd_weights_destroy(sd_weights *w)
     free(w);
 }
 
-int sd_weights_create(sd_weights **out, const sd_model_spec *spec, sd_backend *be,
-                      sd_error *err)
+int sd_weights_create(sd_weights **out, const sd_model_spec *spec, sd_backend *be, sd_error *err)
 {
     *out = NULL;
     sd_weights *w = calloc(1, sizeof *w);
@@ -220,8 +218,13 @@ int sd_replay(const sd_distilled *dd, sd_backend *be, sd_model **model_out, sd_r
         goto out;
     for (int t = 0; t < T; t++) {
         int s = t % S;
-        sd_exec_args a = {theta, bn, dd->bn_mode, dd->label_param, x + (size_t)s * (size_t)n * img,
-                          y + (size_t)s * (size_t)n * (size_t)K, n};
+        sd_exec_args a = {theta,
+                          bn,
+                          dd->bn_mode,
+                          dd->label_param,
+                          x + (size_t)s * (size_t)n * img,
+                          y + (size_t)s * (size_t)n * (size_t)K,
+                          n};
         if ((rc = be->zero(be, err, g, m->n_theta * sizeof(sd_real))) ||
             (rc = sd_exec_loss_grad(ex, &a, NULL, g, NULL, NULL, err)) ||
             (rc = be->axpy(be, err, m->n_theta, (sd_real)-dd->step_sizes[t], g, theta))) {

@@ -21,11 +21,11 @@
 #include "sd_model.h"
 
 typedef struct sd_weights {
-    sd_backend *be;        /* borrowed: outlives the weights */
-    sd_model *m;           /* owned */
-    sd_real *theta;        /* backend memory, m->n_theta */
-    sd_real *theta_bn;     /* backend memory, m->n_bn (one zero value without BN) */
-    float *theta_bn_host;  /* host copy of theta_bn, m->n_bn (NULL without BN) */
+    sd_backend *be;       /* borrowed: outlives the weights */
+    sd_model *m;          /* owned */
+    sd_real *theta;       /* backend memory, m->n_theta */
+    sd_real *theta_bn;    /* backend memory, m->n_bn (one zero value without BN) */
+    float *theta_bn_host; /* host copy of theta_bn, m->n_bn (NULL without BN) */
 } sd_weights;
 
 /* ---- the engine's host <-> backend transfers ---- */

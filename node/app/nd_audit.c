@@ -138,13 +138,13 @@ int nd_audit_anchor(sqlite3 *db, const char *node_dir, sc_error *e)
     char hash[65], ahash[65], path[4200], text[200];
     int found, rc;
     sc_error ignore = {0, ""};
-    if ((rc = nd_db_int(db, &seq, &found, e, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1",
-                        "")))
+    if ((rc =
+             nd_db_int(db, &seq, &found, e, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1", "")))
         return rc;
     if (!found)
         return 0;
-    if ((rc = nd_db_text(db, hash, sizeof hash, NULL, e, "SELECT hash FROM audit WHERE seq=?",
-                         "i", seq)))
+    if ((rc = nd_db_text(db, hash, sizeof hash, NULL, e, "SELECT hash FROM audit WHERE seq=?", "i",
+                         seq)))
         return rc;
     if (read_anchor(node_dir, &aseq, ahash, &ignore) == 0 && aseq >= seq)
         return 0;
@@ -157,8 +157,7 @@ int nd_audit_anchor(sqlite3 *db, const char *node_dir, sc_error *e)
     return sc_file_write_atomic(path, text, (size_t)n, 0600, e);
 }
 
-int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FILE *out,
-                    sc_error *e)
+int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FILE *out, sc_error *e)
 {
     sqlite3_stmt *st;
     char prev[65], h[65];
@@ -179,8 +178,8 @@ int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FIL
             rep->problems++;
             if (out) {
                 if (seq > expect)
-                    fprintf(out, "entries %" PRId64 "..%" PRId64 " are missing (removed)\n",
-                            expect, seq - 1);
+                    fprintf(out, "entries %" PRId64 "..%" PRId64 " are missing (removed)\n", expect,
+                            seq - 1);
                 else
                     fprintf(out, "entry %" PRId64 ": sequence out of order\n", seq);
             }
@@ -193,10 +192,9 @@ int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FIL
                         "(removed or reordered entries)\n",
                         seq);
         }
-        if ((rc = entry_hash(h, seq, nd_col_int(st, 1), nd_col_text(st, 2),
-                             nd_col_text(st, 3), nd_col_text(st, 4), nd_col_text(st, 5),
-                             nd_col_text(st, 6), nd_col_text(st, 7), nd_col_text(st, 8),
-                             stored_prev, e)))
+        if ((rc = entry_hash(h, seq, nd_col_int(st, 1), nd_col_text(st, 2), nd_col_text(st, 3),
+                             nd_col_text(st, 4), nd_col_text(st, 5), nd_col_text(st, 6),
+                             nd_col_text(st, 7), nd_col_text(st, 8), stored_prev, e)))
             break;
         if (strcmp(h, stored)) {
             rep->problems++;
@@ -223,8 +221,8 @@ int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FIL
                 rep->problems++;
                 if (out)
                     fprintf(out,
-                            "the anchor (%s) records entry %" PRId64
-                            " but the log ends at %" PRId64 " (entries removed from the end)\n",
+                            "the anchor (%s) records entry %" PRId64 " but the log ends at %" PRId64
+                            " (entries removed from the end)\n",
                             ND_AUDIT_HEAD_FILE, aseq, rep->last_seq);
             } else {
                 char hh[65];
@@ -245,8 +243,9 @@ int nd_audit_verify(sqlite3 *db, const char *node_dir, nd_audit_report *rep, FIL
                 fprintf(out, "%s\n", ae.msg);
         } else if (rep->entries) {
             if (out)
-                fprintf(out, "note: no anchor file (%s); truncation at the end cannot be "
-                             "detected\n",
+                fprintf(out,
+                        "note: no anchor file (%s); truncation at the end cannot be "
+                        "detected\n",
                         ND_AUDIT_HEAD_FILE);
         }
     }

@@ -29,20 +29,19 @@
 #define ND_AUDIT_HEAD_FILE "audit.head"
 
 typedef struct nd_audit_entry {
-    const char *actor;     /* "node", "admin:alice", "peer:hospital-b", "cli" */
+    const char *actor; /* "node", "admin:alice", "peer:hospital-b", "cli" */
     const char *action;
-    const char *bundle_id; /* hex, or "" */
+    const char *bundle_id;      /* hex, or "" */
     const char *payload_sha256; /* hex, or "" */
-    const char *peer;      /* or "" */
-    const char *outcome;   /* "ok", "refused", "failed", ... */
-    const char *detail;    /* free text, or "" */
+    const char *peer;           /* or "" */
+    const char *outcome;        /* "ok", "refused", "failed", ... */
+    const char *detail;         /* free text, or "" */
 } nd_audit_entry;
 
 /* Append one entry.  Inside the caller's transaction when one is open
  * (so the entry commits with the change it records), else in its own.
  * *seq_out (may be NULL) gets the new entry's number. */
-int nd_audit_append(sqlite3 *db, const nd_audit_entry *en, int64_t *seq_out,
-                    sc_error *e) SC_WUR;
+int nd_audit_append(sqlite3 *db, const nd_audit_entry *en, int64_t *seq_out, sc_error *e) SC_WUR;
 
 /* Rewrite NODE/audit.head with the last entry (seq and hash) unless the
  * file already names a later one. */
@@ -55,13 +54,13 @@ void nd_audit_canonical(nd_buf *b, int64_t seq, int64_t time_unix, const char *a
                         const char *prev_hash_hex);
 
 typedef struct nd_audit_report {
-    int64_t entries;        /* rows read */
+    int64_t entries; /* rows read */
     int64_t last_seq;
     char last_hash[65];
-    int ok;                 /* chain intact and consistent with the anchor */
+    int ok; /* chain intact and consistent with the anchor */
     int anchor_present;
     int64_t anchor_seq;
-    int problems;           /* number of problems found */
+    int problems; /* number of problems found */
 } nd_audit_report;
 
 /* Walk the whole chain; every problem is described on `out` (may be NULL)

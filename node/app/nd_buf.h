@@ -16,7 +16,7 @@
 #define ND_BUF_DEFAULT_MAX ((size_t)16 << 20)
 
 typedef struct nd_buf {
-    char *data;   /* NUL-terminated while not failed */
+    char *data; /* NUL-terminated while not failed */
     size_t len, cap, max;
     int failed;
 } nd_buf;

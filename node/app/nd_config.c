@@ -17,8 +17,8 @@
 
 static int resolve(char *out, const char *dir, const char *v, sc_error *e)
 {
-    if ((size_t)snprintf(out, ND_PATH_MAX, "%s%s%s", v[0] == '/' ? "" : dir,
-                         v[0] == '/' ? "" : "/", v) >= ND_PATH_MAX)
+    if ((size_t)snprintf(out, ND_PATH_MAX, "%s%s%s", v[0] == '/' ? "" : dir, v[0] == '/' ? "" : "/",
+                         v) >= ND_PATH_MAX)
         return sc_error_set(e, SC_EINVAL, "path too long: %s", v);
     return 0;
 }
@@ -93,9 +93,11 @@ static int parse_rebuild(nd_rebuild_limits *r, const char *key, const char *val,
             return sc_error_set(e, SC_EFORMAT, "rebuild-max-memory-mib: 1..2^30");
         r->max_memory = (uint64_t)x << 20;
     } else {
-        return sc_error_set(e, SC_EFORMAT, "unknown key '%s' (rebuild-max-params, "
+        return sc_error_set(e, SC_EFORMAT,
+                            "unknown key '%s' (rebuild-max-params, "
                             "rebuild-max-inner-steps, rebuild-max-tflop, "
-                            "rebuild-max-memory-mib)", key);
+                            "rebuild-max-memory-mib)",
+                            key);
     }
     return 0;
 }

@@ -18,13 +18,13 @@
 #include "nd_node.h"
 
 #define ND_MAX_PEERS 64
-#define ND_PATH_MAX 4200
-#define ND_URL_MAX 512
-#define ND_PINS_MAX 256
+#define ND_PATH_MAX  4200
+#define ND_URL_MAX   512
+#define ND_PINS_MAX  256
 
 typedef enum nd_privacy_policy {
-    ND_PRIVACY_OFF = 0,   /* the audit is shown, never blocks */
-    ND_PRIVACY_BLOCK = 1, /* a "block" verdict cannot be approved (default) */
+    ND_PRIVACY_OFF = 0,    /* the audit is shown, never blocks */
+    ND_PRIVACY_BLOCK = 1,  /* a "block" verdict cannot be approved (default) */
     ND_PRIVACY_REQUIRE = 2 /* only "pass" or "warn" can be approved */
 } nd_privacy_policy;
 
@@ -38,18 +38,18 @@ typedef struct nd_config {
     nd_node_config base;
     char dir[ND_PATH_MAX];
     char listen_addr[64];
-    int listen_port;            /* 0: ephemeral (written to NODE/serve.json) */
+    int listen_port; /* 0: ephemeral (written to NODE/serve.json) */
     char tls_cert[ND_PATH_MAX], tls_key[ND_PATH_MAX], tls_ca[ND_PATH_MAX];
-    char data[ND_PATH_MAX];     /* prepared gastric data set, "" for none */
+    char data[ND_PATH_MAX]; /* prepared gastric data set, "" for none */
     nd_privacy_policy privacy;
     char privacy_thresholds[256]; /* sd_privacy_policy_parse text, "" = defaults */
-    char distill[2048];         /* default options of distillation jobs */
-    char device[16];            /* compute backend: cpu, cuda */
+    char distill[2048];           /* default options of distillation jobs */
+    char device[16];              /* compute backend: cpu, cuda */
     int64_t retry_base_ms, retry_max_ms;
     int max_connections;
     int64_t witness_every_entries; /* sign and send the audit head after N entries (0: no) */
     int64_t witness_every_seconds; /* ... or after S seconds with new entries (0: no) */
-    nd_rebuild_limits rebuild;  /* what a received model may cost to rebuild */
+    nd_rebuild_limits rebuild;     /* what a received model may cost to rebuild */
     size_t n_peers;
     nd_peer_addr peers[ND_MAX_PEERS];
 } nd_config;

@@ -49,7 +49,8 @@ static int patch_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_
                           s->std, s->host, err);
     if (rc)
         return rc;
-    rc = be->upload(be, err, x, s->host, (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof(sd_real));
+    rc = be->upload(be, err, x, s->host,
+                    (size_t)n * (size_t)s->osize * (size_t)s->osize * sizeof(sd_real));
     return rc ? sd_error_wrap_code(err, rc, "uploading patches") : SD_OK;
 }
 
@@ -83,8 +84,8 @@ static int open_gastric(nd_data *d, const char *dir, sd_error *err)
     snprintf(path, sizeof path, "%s/prepared.json", dir);
     int rc = sd_prepared_read(path, &d->prep, err);
     if (rc)
-        return sd_error_wrap(err, "%s is not prepared (run 'sldd dataset prepare --data %s')",
-                             dir, dir);
+        return sd_error_wrap(err, "%s is not prepared (run 'sldd dataset prepare --data %s')", dir,
+                             dir);
     if ((rc = sd_dataset_open(&d->ds, dir, SD_LOAD_ALL, err)))
         return rc;
     d->gastric = 1;
@@ -115,8 +116,12 @@ static int open_fmnist(nd_data *d, sd_error *err)
         int rc = sd_fmnist_load(&d->fm[i], NULL, parts[i], 0, err);
         if (rc)
             return rc;
-        d->arr[i] = (sd_array_data){.x = d->fm[i].x, .labels = d->fm[i].y, .count = d->fm[i].n,
-                                    .c = d->fm[i].c, .h = d->fm[i].h, .w = d->fm[i].w,
+        d->arr[i] = (sd_array_data){.x = d->fm[i].x,
+                                    .labels = d->fm[i].y,
+                                    .count = d->fm[i].n,
+                                    .c = d->fm[i].c,
+                                    .h = d->fm[i].h,
+                                    .w = d->fm[i].w,
                                     .classes = d->fm[i].classes};
         sd_data_view_array(views[i], &d->arr[i]);
         views[i]->class_names = fmnist_names;
@@ -145,7 +150,8 @@ int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error
         for (long long i = 0; i < train_limit; i++)
             d->sub_index[i] = (int64_t)((double)i * (double)d->train.count / (double)train_limit);
         d->train_full = d->train;
-        d->sub = (sd_subset_data){.base = &d->train_full, .index = d->sub_index, .count = train_limit};
+        d->sub =
+            (sd_subset_data){.base = &d->train_full, .index = d->sub_index, .count = train_limit};
         sd_data_view_subset(&d->train, &d->sub);
     }
     return SD_OK;
@@ -186,7 +192,8 @@ static int classify_patches(void *vctx, const sd_real *patches, int n, int *clas
     size_t d = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
     for (int s = 0; s < n; s += c->cap) {
         int k = n - s < c->cap ? n - s : c->cap;
-        int rc = be->upload(be, c->err, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
+        int rc =
+            be->upload(be, c->err, c->x, patches + (size_t)s * d, (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
         sd_exec_args a = {c->w->theta, c->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, c->x, NULL, k};
@@ -215,15 +222,20 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
         sd_error_wrap_code(err, rc, "evaluation buffers");
         goto out;
     }
-    sd_detect_params p = {ds->prep.psize, ds->prep.stride, ds->prep.osize, norm->mean,
-                          norm->std, SD_DETECT_DELTA, 256};
+    sd_detect_params p = {ds->prep.psize,
+                          ds->prep.stride,
+                          ds->prep.osize,
+                          norm->mean,
+                          norm->std,
+                          SD_DETECT_DELTA,
+                          256};
     for (int i = 0; i < ds->ds->n; i++) {
         const sd_dataset_image *im = &ds->ds->img[i];
         if (im->split != split || !im->loaded)
             continue;
         sd_detect_result res = {0};
-        if ((rc = sd_detect_image(sd_dataset_pixels(ds->ds, i), im->w, im->h, &p,
-                                  classify_patches, &c, &res, err)))
+        if ((rc = sd_detect_image(sd_dataset_pixels(ds->ds, i), im->w, im->h, &p, classify_patches,
+                                  &c, &res, err)))
             goto out;
         r[n] = res.r;
         lab[n] = im->label;
@@ -252,11 +264,11 @@ out:
     return rc;
 }
 
-int nd_data_evaluate_weights(nd_data *ds, const sd_weights *w, const nd_norm *norm_in,
-                             int split, nd_eval *ev, sd_error *err)
+int nd_data_evaluate_weights(nd_data *ds, const sd_weights *w, const nd_norm *norm_in, int split,
+                             nd_eval *ev, sd_error *err)
 {
     memset(ev, 0, sizeof *ev);
-    const sd_data_view *v = split == SD_SPLIT_TEST ? &ds->test
+    const sd_data_view *v = split == SD_SPLIT_TEST  ? &ds->test
                             : split == SD_SPLIT_VAL ? &ds->val
                                                     : &ds->train;
     ev->split = sd_split_name(split);
@@ -303,14 +315,13 @@ int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
     return rc;
 }
 
-int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev,
-                     sd_error *err)
+int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval *ev, sd_error *err)
 {
     sd_weights *w = NULL;
     int rc = sd_weights_replay(&w, d, be, err);
     if (!rc)
-        rc = nd_data_evaluate_weights(ds, w, NULL, ds->gastric ? SD_SPLIT_VAL : SD_SPLIT_TEST,
-                                      ev, err);
+        rc = nd_data_evaluate_weights(ds, w, NULL, ds->gastric ? SD_SPLIT_VAL : SD_SPLIT_TEST, ev,
+                                      err);
     sd_weights_destroy(w);
     return rc;
 }
@@ -332,12 +343,14 @@ void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
                 fprintf(f, " %8lld", (long long)ev->confusion[i * K + j]);
                 row += ev->confusion[i * K + j];
             }
-            fprintf(f, "   recall %.3f\n", row ? (double)ev->confusion[i * K + i] / (double)row : 0.0);
+            fprintf(f, "   recall %.3f\n",
+                    row ? (double)ev->confusion[i * K + i] / (double)row : 0.0);
         }
     }
     if (ds->gastric)
-        fprintf(f, "image level (%d images, delta %.2f): Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f"
-                   "  undetermined %d\n",
+        fprintf(f,
+                "image level (%d images, delta %.2f): Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f"
+                "  undetermined %d\n",
                 ev->images, ev->delta, ev->sen, ev->spe, ev->hm, ev->auc, ev->undetermined);
 }
 
@@ -349,8 +362,8 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
     meta->sender = "local";
     meta->audience = aud;
     meta->n_audience = 1;
-    meta->data_source = ds->gastric ? (ds->synthetic ? "synthetic-phantom" : "hospital")
-                                    : "fashion-mnist";
+    meta->data_source =
+        ds->gastric ? (ds->synthetic ? "synthetic-phantom" : "hospital") : "fashion-mnist";
     meta->metrics_split = ev->split;
     meta->accuracy = ev->accuracy;
     meta->patch_count = (uint64_t)ev->samples;
@@ -453,8 +466,8 @@ int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *
     int cols = d->images_per_step < 10 ? d->images_per_step : 10;
     if (cols < 3 && M >= 3)
         cols = (int)(M < 10 ? M : 10);
-    rc = sd_plot_image_grid_png(path, tiles, (int)M, h, w, cols, 0, (const char *const *)cap,
-                                title, err);
+    rc = sd_plot_image_grid_png(path, tiles, (int)M, h, w, cols, 0, (const char *const *)cap, title,
+                                err);
 out:
     if (cap)
         for (size_t i = 0; i < M; i++)
@@ -464,11 +477,11 @@ out:
     return rc;
 }
 
-int nd_picture_curves(const char *path, const double *iter, const double *loss,
-                      const double *acc, int n, sd_error *err)
+int nd_picture_curves(const char *path, const double *iter, const double *loss, const double *acc,
+                      int n, sd_error *err)
 {
     const double *ys[2] = {loss, acc};
     const char *names[2] = {"outer loss", "validation accuracy"};
-    return sd_plot_lines_png(path, "distillation", "outer iteration", "", iter, n, ys, names, 2,
-                             0, err);
+    return sd_plot_lines_png(path, "distillation", "outer iteration", "", iter, n, ys, names, 2, 0,
+                             err);
 }

@@ -22,10 +22,10 @@ typedef struct nd_patch_source {
     const sd_patch_index *ix;
     int osize;
     double mean, std;
-    sd_real *host;   /* one batch */
-    int32_t *tri;    /* n x (img, y, x) */
-    int64_t *off;    /* per image: first pixel in ds->pix */
-    int32_t *w;      /* per image: width */
+    sd_real *host; /* one batch */
+    int32_t *tri;  /* n x (img, y, x) */
+    int64_t *off;  /* per image: first pixel in ds->pix */
+    int32_t *w;    /* per image: width */
     int cap;
 } nd_patch_source;
 
@@ -34,7 +34,7 @@ typedef struct nd_data {
     int synthetic;
     const char *default_arch;
     const char *const *class_names;
-    const char *source;               /* "fashion-mnist" or the directory */
+    const char *source; /* "fashion-mnist" or the directory */
     sd_data_view train, val, test;
     sd_data_view train_full; /* before --train-limit */
     /* Fashion-MNIST */
@@ -55,8 +55,8 @@ int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error
 void nd_data_close(nd_data *d);
 
 typedef struct nd_eval {
-    double accuracy;         /* sample (patch) accuracy on the evaluation split */
-    int64_t confusion[100];  /* K x K, row = truth (K <= 10) */
+    double accuracy;        /* sample (patch) accuracy on the evaluation split */
+    int64_t confusion[100]; /* K x K, row = truth (K <= 10) */
     int64_t samples;
     const char *split;
     /* gastric image level */
@@ -94,7 +94,7 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta);
  * sizes, and the loss / validation-accuracy curves. */
 int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *class_names,
                     int synthetic, sd_error *err);
-int nd_picture_curves(const char *path, const double *iter, const double *loss,
-                      const double *acc, int n, sd_error *err);
+int nd_picture_curves(const char *path, const double *iter, const double *loss, const double *acc,
+                      int n, sd_error *err);
 
 #endif

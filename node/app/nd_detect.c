@@ -16,20 +16,20 @@
 #include "nd_weights.h"
 #include "sd_png.h"
 
-int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path,
-                           size_t pathlen, char id_out[33], char *msg, size_t msglen)
+int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path, size_t pathlen,
+                           char id_out[33], char *msg, size_t msglen)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
     char dir[8] = "", state[32] = "", ph[65] = "";
     int rc = -1, found = 0;
     if (nd_db_open(node_dir, 0, &db, &e) || nd_bundle_resolve(db, id_prefix, id_out, &e) ||
-        nd_db_text(db, dir, sizeof dir, &found, &e, "SELECT direction FROM bundles WHERE id=?",
-                   "t", id_out) ||
-        nd_db_text(db, state, sizeof state, &found, &e, "SELECT state FROM bundles WHERE id=?",
-                   "t", id_out) ||
-        nd_db_text(db, ph, sizeof ph, &found, &e,
-                   "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id_out)) {
+        nd_db_text(db, dir, sizeof dir, &found, &e, "SELECT direction FROM bundles WHERE id=?", "t",
+                   id_out) ||
+        nd_db_text(db, state, sizeof state, &found, &e, "SELECT state FROM bundles WHERE id=?", "t",
+                   id_out) ||
+        nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
+                   "t", id_out)) {
         snprintf(msg, msglen, "%s", e.msg);
     } else if (!strcmp(dir, "in") && strcmp(state, "available")) {
         snprintf(msg, msglen, "bundle %.12s is %s, not available for detection%s", id_out, state,
@@ -44,8 +44,7 @@ int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *pa
     return rc;
 }
 
-int nd_theta_opt_write(const char *node_dir, const nd_infer *inf, char name_out[65],
-                       sc_error *e)
+int nd_theta_opt_write(const char *node_dir, const nd_infer *inf, char name_out[65], sc_error *e)
 {
     nd_weights wf;
     uint8_t *buf = NULL;
@@ -142,9 +141,8 @@ static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_bac
     return rc ? -1 : 1;
 }
 
-int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be,
-                         nd_infer *inf, char id_out[33], int *replayed, char *msg,
-                         size_t msglen)
+int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be, nd_infer *inf,
+                         char id_out[33], int *replayed, char *msg, size_t msglen)
 {
     char path[4300], ph[65] = "", name[65];
     sqlite3 *db = NULL;
@@ -172,10 +170,12 @@ int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend
     if (replayed)
         *replayed = 1;
     if (stored < 0)
-        snprintf(msg, msglen, "bundle %.12s: the stored theta_opt was unusable (%.300s); "
-                 "replayed the payload and stored it again", id_out, why);
-    if (nd_db_text(db, ph, sizeof ph, &found, &e,
-                   "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id_out) ||
+        snprintf(msg, msglen,
+                 "bundle %.12s: the stored theta_opt was unusable (%.300s); "
+                 "replayed the payload and stored it again",
+                 id_out, why);
+    if (nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
+                   "t", id_out) ||
         nd_theta_opt_write(node_dir, inf, name, &e) ||
         nd_theta_opt_record(db, id_out, name, ph, be->name, &e)) {
         snprintf(msg, msglen, "bundle %.12s: storing theta_opt: %s", id_out, e.msg);
@@ -188,9 +188,8 @@ out:
     return rc;
 }
 
-int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image,
-                       int decision, double r, const int num[3], const char *actor, char *msg,
-                       size_t msglen)
+int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
+                       double r, const int num[3], const char *actor, char *msg, size_t msglen)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
@@ -206,8 +205,8 @@ int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *
     if (nd_db_open(node_dir, 0, &db, &e) ||
         nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
                    "t", bundle_id) ||
-        nd_db_text(db, peer, sizeof peer, &found, &e, "SELECT sender FROM bundles WHERE id=?",
-                   "t", bundle_id)) {
+        nd_db_text(db, peer, sizeof peer, &found, &e, "SELECT sender FROM bundles WHERE id=?", "t",
+                   bundle_id)) {
         snprintf(msg, msglen, "%s", e.msg);
         nd_db_close(db);
         return -1;
@@ -259,10 +258,10 @@ int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const cha
         char title[512];
         const char *base = strrchr(image, '/');
         nd_infer_params(&inf, SD_DETECT_DELTA, &p);
-        snprintf(title, sizeof title, "%.100s - bundle %.12s - %.360s", base ? base + 1 : image,
-                 id, inf.label);
-        if (sd_detect_heatmap_png(heatmap, pix, w, h, &p, res, title, synthetic || inf.synthetic,
-                                  0, &err)) {
+        snprintf(title, sizeof title, "%.100s - bundle %.12s - %.360s", base ? base + 1 : image, id,
+                 inf.label);
+        if (sd_detect_heatmap_png(heatmap, pix, w, h, &p, res, title, synthetic || inf.synthetic, 0,
+                                  &err)) {
             snprintf(msg, msglen, "heat map: %s", err.msg);
             goto out;
         }

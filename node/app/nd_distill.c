@@ -56,7 +56,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         size_t off;
         int size; /* 4 int, 8 int64 */
     } ints[] = {
-#define F(n, lo, hi, fld)                                                                       \
+#define F(n, lo, hi, fld) \
     {n, lo, hi, offsetof(sd_distill_config, fld), (int)sizeof(((sd_distill_config *)0)->fld)}
         F("depth", 1, 16, spec.depth),
         F("width", 1, 4096, spec.width),
@@ -136,7 +136,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
             return bad(msg, msglen, name, "an integer in 0..1073741824 (MiB)");
         c->step_cache_bytes = (size_t)x << 20;
     } else if (!strcmp(name, "encoding")) {
-        o->encoding = !v                   ? 0
+        o->encoding = !v                  ? 0
                       : !strcmp(v, "f32") ? 1
                       : !strcmp(v, "f16") ? 2
                       : !strcmp(v, "u8")  ? 3
@@ -147,7 +147,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
                !strcmp(name, "dp-epsilon")) {
         if (get_pos(v, &d))
             return bad(msg, msglen, name, "a positive number");
-        *(!strcmp(name, "dp-noise") ? &c->dp_noise
+        *(!strcmp(name, "dp-noise")  ? &c->dp_noise
           : !strcmp(name, "dp-clip") ? &c->dp_clip
                                      : &o->dp_epsilon) = d;
     } else if (!strcmp(name, "dp-delta")) {
@@ -256,8 +256,10 @@ int nd_distill_opts_finish(nd_distill_opts *o, const nd_data *ds, sd_error *err)
         return sd_error_set(err, SD_EINVAL, "no training samples to account for");
     double q = (double)o->cfg.real_batch / (double)ds->train.count;
     if (q > 1)
-        return sd_error_set(err, SD_EINVAL, "real batch %d is larger than the %lld training "
-                            "samples", o->cfg.real_batch, (long long)ds->train.count);
+        return sd_error_set(err, SD_EINVAL,
+                            "real batch %d is larger than the %lld training "
+                            "samples",
+                            o->cfg.real_batch, (long long)ds->train.count);
     return sd_rdp_solve_sigma(q, nd_distill_total(o, ds), o->cfg.dp_delta, o->dp_epsilon,
                               &o->cfg.dp_noise, err);
 }
@@ -307,12 +309,12 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
     int64_t bsz = c->real_batch < ds->train.count ? c->real_batch : ds->train.count;
     meta.bn_count = res->n_bn ? (uint64_t)c->bn_export_batches * (uint64_t)bsz : 0;
     sd_model_spec_label(&res->spec, label, sizeof label);
-#define HP(k, ...)                                                   \
-    do {                                                             \
-        keys[nh] = k;                                                \
-        snprintf(vals[nh], sizeof vals[nh], __VA_ARGS__);            \
-        values[nh] = vals[nh];                                       \
-        nh++;                                                        \
+#define HP(k, ...)                                        \
+    do {                                                  \
+        keys[nh] = k;                                     \
+        snprintf(vals[nh], sizeof vals[nh], __VA_ARGS__); \
+        values[nh] = vals[nh];                            \
+        nh++;                                             \
     } while (0)
     HP("arch", "%s", label);
     HP("steps", "%d", c->steps);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define PAYLOAD_MAX_BYTES ((size_t)512 << 20)
 
 static int failf(char *msg, size_t len, const char *what, const char *detail)
@@ -76,14 +75,16 @@ int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_paylo
     snprintf(inf->kind, sizeof inf->kind, "payload");
     char spec[64];
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    snprintf(inf->label, sizeof inf->label, "payload: %s replayed from %zu distilled image(s), "
-             "%d step(s), sender %s", spec, sd_distilled_image_count(d),
-             d->steps * d->epochs_inner, info->sender[0] ? info->sender : "?");
+    snprintf(inf->label, sizeof inf->label,
+             "payload: %s replayed from %zu distilled image(s), "
+             "%d step(s), sender %s",
+             spec, sd_distilled_image_count(d), d->steps * d->epochs_inner,
+             info->sender[0] ? info->sender : "?");
     return 0;
 }
 
-int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
-                          char *msg, size_t msglen)
+int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be, char *msg,
+                          size_t msglen)
 {
     memset(inf, 0, sizeof *inf);
     sd_distilled d = {0};
@@ -156,8 +157,8 @@ int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, 
 }
 
 int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
-                        const float *bn, int psize, int stride, int osize, double mean,
-                        double std, sd_backend *be, char *msg, size_t msglen)
+                        const float *bn, int psize, int stride, int osize, double mean, double std,
+                        sd_backend *be, char *msg, size_t msglen)
 {
     sd_weights *w = NULL;
     sd_error err = {0};
@@ -221,8 +222,9 @@ int nd_infer_check_gastric(const nd_infer *inf, char *msg, size_t msglen)
         return -1;
     }
     if (inf->psize <= 0 || inf->stride <= 0 || inf->osize <= 0) {
-        snprintf(msg, msglen, "the %s carries no patch grid (made from data that is not gastric "
-                              "patches?); detection needs patch size and stride",
+        snprintf(msg, msglen,
+                 "the %s carries no patch grid (made from data that is not gastric "
+                 "patches?); detection needs patch size and stride",
                  inf->kind);
         return -1;
     }
@@ -256,8 +258,8 @@ int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes)
                                  (size_t)k * d * sizeof(sd_real));
         if (rc)
             return rc;
-        sd_exec_args a = {inf->w->theta, inf->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf,
-                          NULL, k};
+        sd_exec_args a = {
+            inf->w->theta, inf->w->theta_bn, SD_BN_FROZEN, SD_LABEL_RAW, inf->xbuf, NULL, k};
         if ((rc = sd_exec_predict(inf->ex, &a, classes + at, NULL, &inf->err)))
             return rc;
     }
@@ -299,8 +301,7 @@ int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split
             masks += ds->img[i].has_mask;
         }
     if (!n)
-        return sd_error_set(err, SD_EINVAL, "no loaded images in split '%s'",
-                            sd_split_name(split));
+        return sd_error_set(err, SD_EINVAL, "no loaded images in split '%s'", sd_split_name(split));
     ev->r = malloc((size_t)n * sizeof *ev->r);
     ev->label = malloc((size_t)n * sizeof *ev->label);
     ev->index = malloc((size_t)n * sizeof *ev->index);
@@ -329,8 +330,8 @@ int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split
             !sd_patch_grid_dim(im->h, inf->psize, inf->stride))
             continue; /* smaller than a patch: undetermined */
         sd_detect_result res;
-        if ((rc = nd_infer_detect(inf, sd_dataset_pixels(ds, i), im->w, im->h,
-                                  SD_DETECT_DELTA, &res, err))) {
+        if ((rc = nd_infer_detect(inf, sd_dataset_pixels(ds, i), im->w, im->h, SD_DETECT_DELTA,
+                                  &res, err))) {
             sd_error_wrap(err, "image '%s'", im->id);
             goto out;
         }

@@ -29,11 +29,11 @@
 #include "sd_weights.h"
 
 typedef struct nd_infer {
-    sd_weights *w;         /* model, theta and theta_bn on the backend (owned) */
-    sd_backend *be;        /* borrowed: w->be */
-    const sd_model *m;     /* borrowed: w->m */
-    sd_exec *ex;           /* prediction exec for batches of up to cap */
-    sd_real *xbuf;         /* backend batch buffer */
+    sd_weights *w;     /* model, theta and theta_bn on the backend (owned) */
+    sd_backend *be;    /* borrowed: w->be */
+    const sd_model *m; /* borrowed: w->m */
+    sd_exec *ex;       /* prediction exec for batches of up to cap */
+    sd_real *xbuf;     /* backend batch buffer */
     int cap;
     /* the input the model was made for */
     int psize, stride, osize; /* patch grid and network input size (0: not patch data) */
@@ -49,8 +49,8 @@ typedef struct nd_infer {
 int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_payload_info *info,
                             sd_backend *be, char *msg, size_t msglen);
 /* From payload bytes (nd_payload_parse, then the replay above).  -1 with msg. */
-int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
-                          char *msg, size_t msglen);
+int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be, char *msg,
+                          size_t msglen);
 int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
                                size_t msglen);
 /* From a weights file written by `sldd train` (or a stored theta_opt,
@@ -63,8 +63,8 @@ int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, c
 /* From weights already in backend memory (theta is copied; bn host, may be
  * NULL without BN) and the geometry given (training). */
 int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
-                        const float *bn, int psize, int stride, int osize, double mean,
-                        double std, sd_backend *be, char *msg, size_t msglen);
+                        const float *bn, int psize, int stride, int osize, double mean, double std,
+                        sd_backend *be, char *msg, size_t msglen);
 void nd_infer_free(nd_infer *inf); /* accepts a zeroed struct */
 
 /* The classifier as a weights file (theta downloaded from the backend):
@@ -93,13 +93,13 @@ typedef struct nd_split_eval {
     /* patch level: images of the split with masks, on this classifier's grid */
     int64_t patches;
     double accuracy;
-    int64_t confusion[9];  /* 3x3, row = truth I/N/P, column = prediction */
+    int64_t confusion[9]; /* 3x3, row = truth I/N/P, column = prediction */
     /* image level */
     int images;
-    double *r;             /* per image (NaN: undetermined); malloc'ed */
-    int *label;            /* per image */
-    int *index;            /* dataset image index per entry */
-    int num[3];            /* predicted patches of each class over all images */
+    double *r;  /* per image (NaN: undetermined); malloc'ed */
+    int *label; /* per image */
+    int *index; /* dataset image index per entry */
+    int num[3]; /* predicted patches of each class over all images */
 } nd_split_eval;
 
 /* Classify every loaded image of split (and, where masks exist, its labelled

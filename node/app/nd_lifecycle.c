@@ -24,12 +24,8 @@ static const char *const bundle_names[ND_BUNDLE_STATE_COUNT] = {
 };
 
 static const char *const job_names[ND_JOB_STATE_COUNT] = {
-    [ND_JOB_NONE] = "",
-    [ND_JOB_QUEUED] = "queued",
-    [ND_JOB_RUNNING] = "running",
-    [ND_JOB_DONE] = "done",
-    [ND_JOB_FAILED] = "failed",
-    [ND_JOB_CANCELED] = "canceled",
+    [ND_JOB_NONE] = "",     [ND_JOB_QUEUED] = "queued", [ND_JOB_RUNNING] = "running",
+    [ND_JOB_DONE] = "done", [ND_JOB_FAILED] = "failed", [ND_JOB_CANCELED] = "canceled",
 };
 
 static const char *const delivery_names[ND_DELIVERY_STATE_COUNT] = {
@@ -51,14 +47,10 @@ static const char *const delivery_names[ND_DELIVERY_STATE_COUNT] = {
  *   stored -> available      rebuilt (and evaluated) by the import worker (nd_import.c)
  *   stored -> import-failed  the rebuild failed; bundles.note says why (nd_import.c) */
 static const nd_transition bundle_table[] = {
-    {ND_BUNDLE_NONE, ND_BUNDLE_PENDING},
-    {ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED},
-    {ND_BUNDLE_PENDING, ND_BUNDLE_REJECTED},
-    {ND_BUNDLE_APPROVED, ND_BUNDLE_QUEUED},
-    {ND_BUNDLE_QUEUED, ND_BUNDLE_DELIVERED},
-    {ND_BUNDLE_QUEUED, ND_BUNDLE_FAILED},
-    {ND_BUNDLE_NONE, ND_BUNDLE_STORED},
-    {ND_BUNDLE_STORED, ND_BUNDLE_AVAILABLE},
+    {ND_BUNDLE_NONE, ND_BUNDLE_PENDING},         {ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED},
+    {ND_BUNDLE_PENDING, ND_BUNDLE_REJECTED},     {ND_BUNDLE_APPROVED, ND_BUNDLE_QUEUED},
+    {ND_BUNDLE_QUEUED, ND_BUNDLE_DELIVERED},     {ND_BUNDLE_QUEUED, ND_BUNDLE_FAILED},
+    {ND_BUNDLE_NONE, ND_BUNDLE_STORED},          {ND_BUNDLE_STORED, ND_BUNDLE_AVAILABLE},
     {ND_BUNDLE_STORED, ND_BUNDLE_IMPORT_FAILED},
 };
 
@@ -68,9 +60,8 @@ static const nd_transition job_table[] = {
     {ND_JOB_QUEUED, ND_JOB_RUNNING},  /* picked up by the runner */
     {ND_JOB_QUEUED, ND_JOB_CANCELED}, /* canceled before it ran */
     {ND_JOB_RUNNING, ND_JOB_DONE},    /* its bundle is pending approval */
-    {ND_JOB_RUNNING, ND_JOB_FAILED},
-    {ND_JOB_RUNNING, ND_JOB_CANCELED},
-    {ND_JOB_RUNNING, ND_JOB_QUEUED},  /* interrupted: resumes from its checkpoint */
+    {ND_JOB_RUNNING, ND_JOB_FAILED},  {ND_JOB_RUNNING, ND_JOB_CANCELED},
+    {ND_JOB_RUNNING, ND_JOB_QUEUED}, /* interrupted: resumes from its checkpoint */
 };
 
 /* THE delivery lifecycle. */
@@ -234,8 +225,9 @@ static int bundle_audit(sqlite3 *db, const char *bid, nd_bstate from, nd_bstate 
 
 static int refuse_bundle_move(const char *bid, nd_bstate from, nd_bstate to, sc_error *e)
 {
-    return sc_error_set(e, SC_EINVAL, "bundle %.12s: %s -> %s is not a move of the bundle "
-                                      "lifecycle",
+    return sc_error_set(e, SC_EINVAL,
+                        "bundle %.12s: %s -> %s is not a move of the bundle "
+                        "lifecycle",
                         bid, from ? nd_bundle_state_name(from) : "(new)",
                         to ? nd_bundle_state_name(to) : "(none)");
 }
@@ -251,8 +243,10 @@ int nd_lifecycle_move(sqlite3 *db, const char *bid, nd_bstate from, nd_bstate to
     rc = nd_db_run(db, e,
                    "UPDATE bundles SET state=?, updated_unix=?, note=COALESCE(?,note) "
                    "WHERE id=? AND state=?",
-                   "titt" "t", nd_bundle_state_name(to), nd_now_unix(), why ? why->note : NULL,
-                   bid, nd_bundle_state_name(from));
+                   "titt"
+                   "t",
+                   nd_bundle_state_name(to), nd_now_unix(), why ? why->note : NULL, bid,
+                   nd_bundle_state_name(from));
     if (!rc && sqlite3_changes(db) != 1)
         rc = not_in(db, "bundle", "bundles", bid, nd_bundle_state_name(from), e);
     if (!rc)
@@ -292,16 +286,19 @@ static int job_update(sqlite3 *db, int64_t id, nd_jstate from, nd_jstate to, con
 {
     int terminal = to == ND_JOB_DONE || to == ND_JOB_FAILED || to == ND_JOB_CANCELED;
     int64_t now = nd_now_unix();
-    return nd_db_run(db, e,
-                     "UPDATE jobs SET state=?,"
-                     " started_unix=CASE WHEN ? THEN COALESCE(started_unix,?) ELSE started_unix END,"
-                     " finished_unix=CASE WHEN ? THEN ? ELSE finished_unix END,"
-                     " error=COALESCE(?,error), note=COALESCE(?,note)"
-                     " WHERE (?=0 OR id=?) AND state=?",
-                     "tiiii" "tt" "iit", nd_job_state_name(to), (int64_t)(to == ND_JOB_RUNNING),
-                     now, (int64_t)terminal, now,
-                     to == ND_JOB_FAILED || to == ND_JOB_CANCELED ? text : NULL,
-                     to == ND_JOB_QUEUED ? text : NULL, id, id, nd_job_state_name(from));
+    return nd_db_run(
+        db, e,
+        "UPDATE jobs SET state=?,"
+        " started_unix=CASE WHEN ? THEN COALESCE(started_unix,?) ELSE started_unix END,"
+        " finished_unix=CASE WHEN ? THEN ? ELSE finished_unix END,"
+        " error=COALESCE(?,error), note=COALESCE(?,note)"
+        " WHERE (?=0 OR id=?) AND state=?",
+        "tiiii"
+        "tt"
+        "iit",
+        nd_job_state_name(to), (int64_t)(to == ND_JOB_RUNNING), now, (int64_t)terminal, now,
+        to == ND_JOB_FAILED || to == ND_JOB_CANCELED ? text : NULL,
+        to == ND_JOB_QUEUED ? text : NULL, id, id, nd_job_state_name(from));
 }
 
 int nd_job_move(sqlite3 *db, int64_t id, nd_jstate from, nd_jstate to, const char *text,

@@ -34,8 +34,8 @@ int nd_node_init(const char *node_dir, const char *id, sc_error *e)
     nd_node_config c;
     int rc, n;
     if (!sp_valid_id(id))
-        return sc_error_set(e, SC_EINVAL,
-                            "'%s' is not a valid node id (1-64 of A-Z a-z 0-9 . _ -)", id);
+        return sc_error_set(e, SC_EINVAL, "'%s' is not a valid node id (1-64 of A-Z a-z 0-9 . _ -)",
+                            id);
     if ((rc = sc_mkdir(node_dir, 0700, e)))
         return rc;
     if ((rc = sc_path_join(path, sizeof path, node_dir, "node.conf", e)))

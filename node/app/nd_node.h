@@ -18,11 +18,11 @@
 
 typedef struct nd_node_config {
     char id[65];
-    size_t max_bundle_bytes;     /* size cap before parsing (64 MiB) */
-    size_t parse_budget_bytes;   /* memory for parsing one payload (256 MiB) */
-    int64_t clock_skew_seconds;  /* allowance for "from the future" (300) */
-    size_t min_admin_approvals;  /* distinct admins a bundle needs (1; never 0) */
-    int64_t bundle_ttl_seconds;  /* default lifetime of a new bundle (30 days) */
+    size_t max_bundle_bytes;    /* size cap before parsing (64 MiB) */
+    size_t parse_budget_bytes;  /* memory for parsing one payload (256 MiB) */
+    int64_t clock_skew_seconds; /* allowance for "from the future" (300) */
+    size_t min_admin_approvals; /* distinct admins a bundle needs (1; never 0) */
+    int64_t bundle_ttl_seconds; /* default lifetime of a new bundle (30 days) */
 } nd_node_config;
 
 void nd_node_config_default(nd_node_config *c);
@@ -38,10 +38,10 @@ int nd_node_sequence_next(const char *node_dir, uint64_t *seq, sc_error *e) SC_W
 typedef struct nd_node {
     char dir[4096];
     nd_node_config cfg;
-    sc_node_keys *keys;       /* with ND_NODE_KEYS, else NULL */
-    sc_trust_store *trust;    /* always */
-    sc_replay_store *replay;  /* with ND_NODE_REPLAY, else NULL: over db */
-    sqlite3 *db;              /* NODE/state.db, with ND_NODE_REPLAY */
+    sc_node_keys *keys;      /* with ND_NODE_KEYS, else NULL */
+    sc_trust_store *trust;   /* always */
+    sc_replay_store *replay; /* with ND_NODE_REPLAY, else NULL: over db */
+    sqlite3 *db;             /* NODE/state.db, with ND_NODE_REPLAY */
 } nd_node;
 
 enum { ND_NODE_KEYS = 1, ND_NODE_REPLAY = 2 };

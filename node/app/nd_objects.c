@@ -18,8 +18,7 @@ static int valid_name(const char *name)
     return name && nd_unhex(tmp, 32, name) == 0;
 }
 
-int nd_object_path(const char *node_dir, const char *name, char *out, size_t outlen,
-                   sc_error *e)
+int nd_object_path(const char *node_dir, const char *name, char *out, size_t outlen, sc_error *e)
 {
     if (!valid_name(name))
         return sc_error_set(e, SC_EINVAL, "'%s' is not an object name", name ? name : "");
@@ -48,8 +47,8 @@ int nd_object_put(const char *node_dir, const uint8_t *data, size_t len, char na
     return sc_file_write_atomic(path, data, len, 0600, e);
 }
 
-int nd_object_get(const char *node_dir, const char *name, size_t max, uint8_t **out,
-                  size_t *len, sc_error *e)
+int nd_object_get(const char *node_dir, const char *name, size_t max, uint8_t **out, size_t *len,
+                  sc_error *e)
 {
     char path[4300];
     uint8_t h[32], want[32];

@@ -23,8 +23,8 @@ int nd_object_put(const char *node_dir, const uint8_t *data, size_t len, char na
                   sc_error *e) SC_WUR;
 /* Read object `name` (at most max bytes) and check its hash; SC_EFORMAT
  * when the content no longer matches its name. */
-int nd_object_get(const char *node_dir, const char *name, size_t max, uint8_t **out,
-                  size_t *len, sc_error *e) SC_WUR;
+int nd_object_get(const char *node_dir, const char *name, size_t max, uint8_t **out, size_t *len,
+                  sc_error *e) SC_WUR;
 /* Path of object `name`. */
 int nd_object_path(const char *node_dir, const char *name, char *out, size_t outlen,
                    sc_error *e) SC_WUR;

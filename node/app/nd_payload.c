@@ -159,8 +159,8 @@ static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
     mt->image_count = meta->image_count;
 }
 
-int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out,
-                     size_t *len, char *msg, size_t msglen)
+int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out, size_t *len,
+                     char *msg, size_t msglen)
 {
     *out = NULL;
     *len = 0;
@@ -313,8 +313,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     d->seed = ms->init_seed;
     memcpy(d->theta0_sha256, ms->theta0_sha256.data, 32);
     d->bn_mode = ms->bn_mode == SLDD__V1__BN_MODE__BN_MODE_FROZEN ? SD_BN_FROZEN : SD_BN_BATCH;
-    d->label_param = ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW
-                                                                              : SD_LABEL_SOFTMAX;
+    d->label_param =
+        ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW : SD_LABEL_SOFTMAX;
     if (strcmp(ms->init_scheme, SD_INIT_SCHEME)) {
         snprintf(msg, msglen, "initial-weight scheme '%s' is not supported (this node: %s)",
                  ms->init_scheme, SD_INIT_SCHEME);
@@ -399,8 +399,7 @@ out:
     return rc;
 }
 
-int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg,
-                 size_t msglen)
+int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg, size_t msglen)
 {
     *out = NULL;
     *len = 0;
@@ -429,8 +428,7 @@ int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char 
     return 0;
 }
 
-int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg,
-                         size_t msglen)
+int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg, size_t msglen)
 {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)

@@ -20,13 +20,13 @@ typedef struct nd_class_count {
 } nd_class_count;
 
 typedef struct nd_payload_meta {
-    const char *sender;             /* node id */
+    const char *sender; /* node id */
     const char *const *audience;
     size_t n_audience;
     int64_t created_unix, expires_unix;
     uint64_t sequence;
     uint8_t bundle_id[16];
-    int encoding;                   /* Sldd__V1__ImageEncoding; 0 = float32 */
+    int encoding; /* Sldd__V1__ImageEncoding; 0 = float32 */
     /* normalisation of the inputs */
     double norm_mean, norm_std;
     int patch_size, patch_stride, patch_resize;
@@ -36,7 +36,7 @@ typedef struct nd_payload_meta {
     size_t n_counts;
     const char *const *hyper_keys, *const *hyper_values;
     size_t n_hyper;
-    uint64_t bn_count;              /* real samples theta_bn was computed on */
+    uint64_t bn_count; /* real samples theta_bn was computed on */
     /* the sender's own validation metrics */
     const char *metrics_split;
     double accuracy, sensitivity, specificity, harmonic_mean, auc;
@@ -47,8 +47,8 @@ typedef struct nd_payload_meta {
 
 /* Serialise d with meta into a malloc'ed payload (*out, *len).  The result
  * passes sp_bundle_validate().  msg gets a reason on failure (-1). */
-int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out,
-                     size_t *len, char *msg, size_t msglen);
+int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out, size_t *len,
+                     char *msg, size_t msglen);
 
 /* What replay needs from a payload, plus the figures shown to people. */
 typedef struct nd_payload_info {

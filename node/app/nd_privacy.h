@@ -18,10 +18,10 @@
 
 typedef struct nd_privacy {
     sd_privacy_report report;
-    int done;                       /* report is valid */
-    char verdict[32];               /* pass, warn, block, not-audited */
-    char summary[768];              /* for the approver */
-    char picture[4200];             /* "" when none */
+    int done;           /* report is valid */
+    char verdict[32];   /* pass, warn, block, not-audited */
+    char summary[768];  /* for the approver */
+    char picture[4200]; /* "" when none */
 } nd_privacy;
 
 /* Audit d against ds (training set vs held-out validation set) with the

@@ -28,9 +28,7 @@ static double forward_flop(const sd_model *m)
         const sd_layer *l = &m->layers[i];
         double out = (double)sd_layer_out_size(l);
         switch (l->kind) {
-        case SD_LAYER_CONV:
-            f += out * (2.0 * l->in[0].c * l->r * l->s + (l->bias ? 1 : 0));
-            break;
+        case SD_LAYER_CONV: f += out * (2.0 * l->in[0].c * l->r * l->s + (l->bias ? 1 : 0)); break;
         case SD_LAYER_LINEAR:
             f += out * (2.0 * (double)sd_layer_in_size(l, 0) + (l->bias ? 1 : 0));
             break;
@@ -38,11 +36,8 @@ static double forward_flop(const sd_model *m)
         case SD_LAYER_AVGPOOL:
             f += out * (double)(l->kh > 0 ? l->kh : 1) * (l->kw > 0 ? l->kw : 1);
             break;
-        case SD_LAYER_BN:
-            f += 4.0 * out;
-            break;
-        default:
-            f += out;
+        case SD_LAYER_BN: f += 4.0 * out; break;
+        default: f += out;
         }
     }
     return f;

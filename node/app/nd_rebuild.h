@@ -34,20 +34,20 @@ struct sd_distilled;
 typedef struct nd_rebuild_limits {
     uint64_t max_params;
     uint64_t max_inner_steps;
-    double max_flop;          /* floating-point operations of the whole replay */
-    uint64_t max_memory;      /* bytes */
+    double max_flop;     /* floating-point operations of the whole replay */
+    uint64_t max_memory; /* bytes */
 } nd_rebuild_limits;
 
 typedef struct nd_rebuild_cost {
     uint64_t params, inner_steps;
-    double flop;              /* T x n x 3 forward passes + the T parameter updates */
-    uint64_t memory;          /* bytes, estimated */
+    double flop;     /* T x n x 3 forward passes + the T parameter updates */
+    uint64_t memory; /* bytes, estimated */
 } nd_rebuild_cost;
 
-#define ND_REBUILD_MAX_PARAMS 150000000ull
+#define ND_REBUILD_MAX_PARAMS      150000000ull
 #define ND_REBUILD_MAX_INNER_STEPS 10000ull
-#define ND_REBUILD_MAX_TFLOP 1000.0
-#define ND_REBUILD_MAX_MEMORY_MIB 16384ull
+#define ND_REBUILD_MAX_TFLOP       1000.0
+#define ND_REBUILD_MAX_MEMORY_MIB  16384ull
 
 void nd_rebuild_limits_default(nd_rebuild_limits *l);
 

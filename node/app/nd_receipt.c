@@ -35,8 +35,8 @@ int nd_receipt_make(const nd_receipt *r, const sc_node_keys *keys, char **out, s
         nd_buf_free(&b);
         return sc_error_set(e, SC_ENOMEM, "receipt too large");
     }
-    if ((rc = sc_pae_sign(sig, ND_TYPE_RECEIPT, (const uint8_t *)b.data, b.len, keys->sign_sk,
-                          e))) {
+    if ((rc =
+             sc_pae_sign(sig, ND_TYPE_RECEIPT, (const uint8_t *)b.data, b.len, keys->sign_sk, e))) {
         nd_buf_free(&b);
         return rc;
     }

@@ -27,7 +27,7 @@
 #include "sc_keys.h"
 
 #define ND_TYPE_RECEIPT "application/vnd.sldd.receipt; v=1"
-#define ND_RECEIPT_MAX 2048
+#define ND_RECEIPT_MAX  2048
 
 typedef struct nd_receipt {
     char receiver[65], sender[65];

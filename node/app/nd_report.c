@@ -35,8 +35,8 @@ static int both_labels(const nd_split_eval *ev)
     return pos && neg;
 }
 
-int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int split,
-                   double delta, sd_error *err)
+int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int split, double delta,
+                   sd_error *err)
 {
     memset(rep, 0, sizeof *rep);
     rep->delta = delta;
@@ -54,7 +54,8 @@ int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int spli
     at_delta(&rep->ev, delta, &rep->cf, &rep->sen, &rep->spe, &rep->hm);
     if (both_labels(&rep->ev)) {
         sd_error e2 = {0};
-        rep->has_roc = sd_roc_compute(rep->ev.r, rep->ev.label, rep->ev.images, &rep->roc, &e2) == 0;
+        rep->has_roc =
+            sd_roc_compute(rep->ev.r, rep->ev.label, rep->ev.images, &rep->roc, &e2) == 0;
     }
     /* the threshold is chosen on validation images, never on the ones reported */
     nd_split_eval val = {0};
@@ -71,8 +72,8 @@ int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int spli
     }
     if (both_labels(vp)) {
         sd_error e2 = {0};
-        if (sd_best_delta(vp->r, vp->label, vp->images, &rep->best_delta, &rep->best_val_hm,
-                          &e2) == 0) {
+        if (sd_best_delta(vp->r, vp->label, vp->images, &rep->best_delta, &rep->best_val_hm, &e2) ==
+            0) {
             rep->has_best = 1;
             at_delta(&rep->ev, rep->best_delta, &rep->cf_best, &rep->sen_best, &rep->spe_best,
                      &rep->hm_best);
@@ -100,8 +101,8 @@ void nd_report_print(const nd_report *rep, FILE *f)
     fprintf(f, "data:    %s%s, split %s: %d images\n", rep->data,
             rep->synthetic ? " (SYNTHETIC)" : "", sd_split_name(ev->split), ev->images);
     if (ev->patches) {
-        fprintf(f, "\npatch level (%lld labelled patches): accuracy %.4f\n",
-                (long long)ev->patches, ev->accuracy);
+        fprintf(f, "\npatch level (%lld labelled patches): accuracy %.4f\n", (long long)ev->patches,
+                ev->accuracy);
         fprintf(f, "confusion (rows: truth, columns: prediction)\n         I        N        P"
                    "    recall  precision\n");
         for (int i = 0; i < 3; i++) {
@@ -124,8 +125,9 @@ void nd_report_print(const nd_report *rep, FILE *f)
     const sd_confusion *c = &rep->cf;
     fprintf(f, "\nimage level at delta %.3f: Sen %.3f  Spe %.3f  HM %.3f\n", rep->delta, rep->sen,
             rep->spe, rep->hm);
-    fprintf(f, "  TP %d  FN %d  TN %d  FP %d  (undetermined: %d gastritis, %d non-gastritis,"
-               " counted as errors)\n",
+    fprintf(f,
+            "  TP %d  FN %d  TN %d  FP %d  (undetermined: %d gastritis, %d non-gastritis,"
+            " counted as errors)\n",
             c->tp, c->fn, c->tn, c->fp, c->und_pos, c->und_neg);
     if (rep->has_roc)
         fprintf(f, "ROC over delta: AUC %.3f (%d gastritis, %d non-gastritis images)\n",
@@ -133,8 +135,9 @@ void nd_report_print(const nd_report *rep, FILE *f)
     else
         fprintf(f, "ROC: needs images of both labels\n");
     if (rep->has_best)
-        fprintf(f, "best delta on the val split: %.4f (val HM %.3f); on this split: Sen %.3f  "
-                   "Spe %.3f  HM %.3f\n",
+        fprintf(f,
+                "best delta on the val split: %.4f (val HM %.3f); on this split: Sen %.3f  "
+                "Spe %.3f  HM %.3f\n",
                 rep->best_delta, rep->best_val_hm, rep->sen_best, rep->spe_best, rep->hm_best);
     else
         fprintf(f, "best delta: not available (the val split needs both labels and a "

@@ -14,29 +14,29 @@
 #include "nd_infer.h"
 
 typedef struct nd_report {
-    const char *model;      /* label (not owned) */
-    char short_model[96];   /* "convnet-bn(d3,w16)", for picture titles */
-    const char *data;       /* data set directory (not owned) */
+    const char *model;    /* label (not owned) */
+    char short_model[96]; /* "convnet-bn(d3,w16)", for picture titles */
+    const char *data;     /* data set directory (not owned) */
     int synthetic;
-    nd_split_eval ev;       /* the evaluated split */
+    nd_split_eval ev; /* the evaluated split */
     double delta;
-    sd_confusion cf;        /* at delta */
+    sd_confusion cf; /* at delta */
     double sen, spe, hm;
-    int has_roc;            /* both labels present */
+    int has_roc; /* both labels present */
     sd_roc roc;
     /* delta chosen on the validation split (has_best: val had both labels
      * and at least one determined image) */
     int has_best;
     double best_delta, best_val_hm;
-    sd_confusion cf_best;   /* the evaluated split at best_delta */
+    sd_confusion cf_best; /* the evaluated split at best_delta */
     double sen_best, spe_best, hm_best;
-    double seconds;         /* classification time of the evaluated split */
+    double seconds; /* classification time of the evaluated split */
 } nd_report;
 
 /* Evaluate inf on split of ds (and on the validation split for the best
  * delta, unless split is val itself: then the same images are used). */
-int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int split,
-                   double delta, sd_error *err);
+int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int split, double delta,
+                   sd_error *err);
 void nd_report_free(nd_report *rep);
 
 /* Human-readable report. */

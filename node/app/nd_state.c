@@ -22,30 +22,30 @@
  * under a temporary one (SQLite cannot add a CHECK to a table).  The state
  * names are those of nd_lifecycle.h; test_lifecycle holds the two
  * together. */
-#define BUNDLES_DDL(name)                                                              \
-    "CREATE TABLE IF NOT EXISTS " name "("                                             \
-    " id TEXT PRIMARY KEY,"                       /* hex of the 16-byte bundle id */   \
-    " direction TEXT NOT NULL CHECK(direction IN ('out','in')),"                       \
-    " sender TEXT NOT NULL,"                                                           \
-    " sequence INTEGER NOT NULL,"                                                      \
-    " state TEXT NOT NULL CHECK((direction='out' AND state IN ('pending','approved',"  \
-    "'rejected','queued','delivered','failed')) OR (direction='in' AND state IN "      \
-    "('stored','available','import-failed'))),"                                        \
-    " payload_sha256 TEXT NOT NULL,"                                                   \
-    " payload_size INTEGER NOT NULL,"                                                  \
-    " statement_obj TEXT NOT NULL,"    /* node-signed (out) / as received (in) */      \
-    " approved_obj TEXT,"              /* out: with the admin approvals */             \
-    " audience TEXT NOT NULL DEFAULT '',"                                              \
-    " job_id INTEGER,"                                                                 \
-    " created_unix INTEGER NOT NULL,"                                                  \
-    " expires_unix INTEGER NOT NULL,"                                                  \
-    " updated_unix INTEGER NOT NULL,"                                                  \
+#define BUNDLES_DDL(name)                                                               \
+    "CREATE TABLE IF NOT EXISTS " name "("                                              \
+    " id TEXT PRIMARY KEY," /* hex of the 16-byte bundle id */                          \
+    " direction TEXT NOT NULL CHECK(direction IN ('out','in')),"                        \
+    " sender TEXT NOT NULL,"                                                            \
+    " sequence INTEGER NOT NULL,"                                                       \
+    " state TEXT NOT NULL CHECK((direction='out' AND state IN ('pending','approved',"   \
+    "'rejected','queued','delivered','failed')) OR (direction='in' AND state IN "       \
+    "('stored','available','import-failed'))),"                                         \
+    " payload_sha256 TEXT NOT NULL,"                                                    \
+    " payload_size INTEGER NOT NULL,"                                                   \
+    " statement_obj TEXT NOT NULL," /* node-signed (out) / as received (in) */          \
+    " approved_obj TEXT,"           /* out: with the admin approvals */                 \
+    " audience TEXT NOT NULL DEFAULT '',"                                               \
+    " job_id INTEGER,"                                                                  \
+    " created_unix INTEGER NOT NULL,"                                                   \
+    " expires_unix INTEGER NOT NULL,"                                                   \
+    " updated_unix INTEGER NOT NULL,"                                                   \
     " accuracy REAL, sen REAL, spe REAL, hm REAL, auc REAL," /* sender's own metrics */ \
-    " privacy_verdict TEXT NOT NULL DEFAULT '',"                                       \
-    " grid_path TEXT NOT NULL DEFAULT '',"                                             \
-    " privacy_path TEXT NOT NULL DEFAULT '',"                                          \
-    " envelope_sha256 TEXT,"           /* in: envelope as received */                  \
-    " receipt BLOB,"                   /* in: the receipt we issued */                 \
+    " privacy_verdict TEXT NOT NULL DEFAULT '',"                                        \
+    " grid_path TEXT NOT NULL DEFAULT '',"                                              \
+    " privacy_path TEXT NOT NULL DEFAULT '',"                                           \
+    " envelope_sha256 TEXT," /* in: envelope as received */                             \
+    " receipt BLOB,"         /* in: the receipt we issued */                            \
     " note TEXT NOT NULL DEFAULT '');"
 
 #define DELIVERIES_DDL(name)                                                           \
@@ -53,7 +53,7 @@
     " bundle_id TEXT NOT NULL REFERENCES bundles(id),"                                 \
     " peer TEXT NOT NULL,"                                                             \
     " sequence INTEGER NOT NULL,"                                                      \
-    " state TEXT NOT NULL CHECK(state IN ('queued','delivered','refused','expired')),"  \
+    " state TEXT NOT NULL CHECK(state IN ('queued','delivered','refused','expired'))," \
     " envelope_obj TEXT NOT NULL,"                                                     \
     " envelope_size INTEGER NOT NULL,"                                                 \
     " attempts INTEGER NOT NULL DEFAULT 0,"                                            \
@@ -63,92 +63,89 @@
     " delivered_unix INTEGER,"                                                         \
     " PRIMARY KEY(bundle_id, peer));"
 
-#define JOBS_DDL(name)                                                                 \
-    "CREATE TABLE IF NOT EXISTS " name "("                                             \
-    " id INTEGER PRIMARY KEY,"                                                         \
-    " kind TEXT NOT NULL,"                                                             \
-    " state TEXT NOT NULL CHECK(state IN ('queued','running','done','failed',"         \
-    "'canceled')),"                                                                    \
-    " options TEXT NOT NULL DEFAULT '',"                                               \
-    " audience TEXT NOT NULL DEFAULT '',"                                              \
-    " created_unix INTEGER NOT NULL,"                                                  \
-    " started_unix INTEGER, finished_unix INTEGER,"                                    \
-    " iter INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,"              \
-    " loss REAL, val_acc REAL, val_hm REAL, eta REAL, seconds REAL,"                   \
-    " bundle_id TEXT,"                                                                 \
-    " error TEXT NOT NULL DEFAULT '',"                                                 \
+#define JOBS_DDL(name)                                                         \
+    "CREATE TABLE IF NOT EXISTS " name "("                                     \
+    " id INTEGER PRIMARY KEY,"                                                 \
+    " kind TEXT NOT NULL,"                                                     \
+    " state TEXT NOT NULL CHECK(state IN ('queued','running','done','failed'," \
+    "'canceled')),"                                                            \
+    " options TEXT NOT NULL DEFAULT '',"                                       \
+    " audience TEXT NOT NULL DEFAULT '',"                                      \
+    " created_unix INTEGER NOT NULL,"                                          \
+    " started_unix INTEGER, finished_unix INTEGER,"                            \
+    " iter INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,"      \
+    " loss REAL, val_acc REAL, val_hm REAL, eta REAL, seconds REAL,"           \
+    " bundle_id TEXT,"                                                         \
+    " error TEXT NOT NULL DEFAULT '',"                                         \
     " note TEXT NOT NULL DEFAULT '');"
 
-static const char *const schema_sql =
-    BUNDLES_DDL("bundles")
-    "CREATE INDEX IF NOT EXISTS bundles_state ON bundles(direction, state);"
-    DELIVERIES_DDL("deliveries")
-    "CREATE TABLE IF NOT EXISTS approvals("
-    " id INTEGER PRIMARY KEY,"
-    " bundle_id TEXT NOT NULL REFERENCES bundles(id),"
-    " admin TEXT NOT NULL,"
-    " decision TEXT NOT NULL,"
-    " payload_sha256 TEXT NOT NULL,"
-    " time_unix INTEGER NOT NULL,"
-    " UNIQUE(bundle_id, admin));"
-    "CREATE TABLE IF NOT EXISTS evaluations("
-    " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
-    " data_source TEXT NOT NULL,"
-    " split TEXT NOT NULL,"
-    " accuracy REAL, sen REAL, spe REAL, hm REAL, auc REAL,"
-    " images INTEGER, patches INTEGER,"
-    " note TEXT NOT NULL DEFAULT '',"
-    " time_unix INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS theta_opt("        /* since version 2 */
-    " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
-    " weights_sha256 TEXT NOT NULL,"              /* weights file in objects/ */
-    " payload_sha256 TEXT NOT NULL,"              /* the payload it was replayed from */
-    " device TEXT NOT NULL,"                      /* backend that replayed it */
-    " time_unix INTEGER NOT NULL);"
-    JOBS_DDL("jobs")
-    "CREATE TABLE IF NOT EXISTS peers("
-    " id TEXT PRIMARY KEY,"
-    " url TEXT NOT NULL,"
-    " pins TEXT NOT NULL,"                        /* curl form, ';'-separated */
-    " source TEXT NOT NULL,"
-    " updated_unix INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS replay("
-    " bundle_id TEXT PRIMARY KEY,"
-    " sender TEXT NOT NULL,"
-    " sequence INTEGER NOT NULL,"
-    " time_unix INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS replay_sender ON replay(sender, sequence);"
-    "CREATE TABLE IF NOT EXISTS audit("
-    " seq INTEGER PRIMARY KEY,"
-    " time_unix INTEGER NOT NULL,"
-    " actor TEXT NOT NULL,"
-    " action TEXT NOT NULL,"
-    " bundle_id TEXT NOT NULL,"
-    " payload_sha256 TEXT NOT NULL,"
-    " peer TEXT NOT NULL,"
-    " outcome TEXT NOT NULL,"
-    " detail TEXT NOT NULL,"
-    " prev_hash TEXT NOT NULL,"
-    " hash TEXT NOT NULL);";
+static const char *const schema_sql = BUNDLES_DDL(
+    "bundles") "CREATE INDEX IF NOT EXISTS bundles_state ON bundles(direction, "
+               "state);" DELIVERIES_DDL(
+                   "deliveries") "CREATE TABLE IF NOT EXISTS approvals("
+                                 " id INTEGER PRIMARY KEY,"
+                                 " bundle_id TEXT NOT NULL REFERENCES bundles(id),"
+                                 " admin TEXT NOT NULL,"
+                                 " decision TEXT NOT NULL,"
+                                 " payload_sha256 TEXT NOT NULL,"
+                                 " time_unix INTEGER NOT NULL,"
+                                 " UNIQUE(bundle_id, admin));"
+                                 "CREATE TABLE IF NOT EXISTS evaluations("
+                                 " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
+                                 " data_source TEXT NOT NULL,"
+                                 " split TEXT NOT NULL,"
+                                 " accuracy REAL, sen REAL, spe REAL, hm REAL, auc "
+                                 "REAL,"
+                                 " images INTEGER, patches INTEGER,"
+                                 " note TEXT NOT NULL DEFAULT '',"
+                                 " time_unix INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS theta_opt(" /* since version 2 */
+                                 " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
+                                 " weights_sha256 TEXT NOT NULL," /* weights file in objects/ */
+                                 " payload_sha256 TEXT NOT NULL," /* the payload it was replayed from */
+                                 " device TEXT NOT NULL,"         /* backend that replayed it */
+                                 " time_unix INTEGER NOT NULL);" JOBS_DDL(
+                                     "jobs") "CREATE TABLE IF NOT EXISTS peers("
+                                             " id TEXT PRIMARY KEY,"
+                                             " url TEXT NOT NULL,"
+                                             " pins TEXT NOT NULL," /* curl form, ';'-separated */
+                                             " source TEXT NOT NULL,"
+                                             " updated_unix INTEGER NOT NULL);"
+                                             "CREATE TABLE IF NOT EXISTS replay("
+                                             " bundle_id TEXT PRIMARY KEY,"
+                                             " sender TEXT NOT NULL,"
+                                             " sequence INTEGER NOT NULL,"
+                                             " time_unix INTEGER NOT NULL);"
+                                             "CREATE INDEX IF NOT EXISTS replay_sender "
+                                             "ON replay(sender, sequence);"
+                                             "CREATE TABLE IF NOT EXISTS audit("
+                                             " seq INTEGER PRIMARY KEY,"
+                                             " time_unix INTEGER NOT NULL,"
+                                             " actor TEXT NOT NULL,"
+                                             " action TEXT NOT NULL,"
+                                             " bundle_id TEXT NOT NULL,"
+                                             " payload_sha256 TEXT NOT NULL,"
+                                             " peer TEXT NOT NULL,"
+                                             " outcome TEXT NOT NULL,"
+                                             " detail TEXT NOT NULL,"
+                                             " prev_hash TEXT NOT NULL,"
+                                             " hash TEXT NOT NULL);";
 
 /* Version 1 -> 2: the state CHECKs.  Each table is rebuilt under a
  * temporary name, its rows copied (a row whose state is not a lifecycle
  * state fails the copy and the whole migration), the old table dropped and
  * the new one renamed; schema_sql then recreates the dropped index.  The
  * column lists are those of version 1, in the same order. */
-static const char *const migrate_v2_sql =
-    BUNDLES_DDL("bundles_v2")
-    "INSERT INTO bundles_v2 SELECT * FROM bundles;"
-    "DROP TABLE bundles;"
-    "ALTER TABLE bundles_v2 RENAME TO bundles;"
-    DELIVERIES_DDL("deliveries_v2")
-    "INSERT INTO deliveries_v2 SELECT * FROM deliveries;"
-    "DROP TABLE deliveries;"
-    "ALTER TABLE deliveries_v2 RENAME TO deliveries;"
-    JOBS_DDL("jobs_v2")
-    "INSERT INTO jobs_v2 SELECT * FROM jobs;"
-    "DROP TABLE jobs;"
-    "ALTER TABLE jobs_v2 RENAME TO jobs;";
+static const char *const migrate_v2_sql = BUNDLES_DDL(
+    "bundles_v2") "INSERT INTO bundles_v2 SELECT * FROM bundles;"
+                  "DROP TABLE bundles;"
+                  "ALTER TABLE bundles_v2 RENAME TO bundles;" DELIVERIES_DDL(
+                      "deliveries_v2") "INSERT INTO deliveries_v2 SELECT * FROM deliveries;"
+                                       "DROP TABLE deliveries;"
+                                       "ALTER TABLE deliveries_v2 RENAME TO deliveries;" JOBS_DDL(
+                                           "jobs_v2") "INSERT INTO jobs_v2 SELECT * FROM jobs;"
+                                                      "DROP TABLE jobs;"
+                                                      "ALTER TABLE jobs_v2 RENAME TO jobs;";
 
 static int db_fail(sqlite3 *db, sc_error *e, const char *what)
 {
@@ -228,13 +225,13 @@ static int bind_all(sqlite3 *db, sqlite3_stmt *st, const char *types, va_list ap
     return 0;
 }
 
-static int vprepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql,
-                    const char *types, va_list ap)
+static int vprepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql, const char *types,
+                    va_list ap)
 {
     *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-        int rc = sc_error_set(e, SC_EIO, "database: prepare: %s (%.60s...)", sqlite3_errmsg(db),
-                              sql);
+        int rc =
+            sc_error_set(e, SC_EIO, "database: prepare: %s (%.60s...)", sqlite3_errmsg(db), sql);
         sqlite3_finalize(*st);
         *st = NULL;
         return rc;
@@ -247,8 +244,8 @@ static int vprepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql
     return rc;
 }
 
-int nd_db_prepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql,
-                  const char *types, ...)
+int nd_db_prepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql, const char *types,
+                  ...)
 {
     va_list ap;
     va_start(ap, types);
@@ -422,12 +419,10 @@ static int schema_upgrade(sqlite3 *db, sc_error *e)
     snprintf(set, sizeof set, "PRAGMA user_version=%d", ND_SCHEMA_VERSION);
     if ((rc = nd_db_exec(db, "PRAGMA foreign_keys=OFF", e)))
         return rc;
-    if ((rc = nd_db_begin(db, e)) ||
-        (rc = nd_db_int(db, &ver, NULL, e, "PRAGMA user_version", "")))
+    if ((rc = nd_db_begin(db, e)) || (rc = nd_db_int(db, &ver, NULL, e, "PRAGMA user_version", "")))
         goto out;
     if (ver == 1 && ((rc = v1_states_known(db, e)) || (rc = nd_db_exec(db, migrate_v2_sql, e)))) {
-        sc_error_wrap(e, "migrating the state database from version 1 to %d",
-                      ND_SCHEMA_VERSION);
+        sc_error_wrap(e, "migrating the state database from version 1 to %d", ND_SCHEMA_VERSION);
         goto out;
     }
     if (ver < ND_SCHEMA_VERSION &&
@@ -453,8 +448,8 @@ int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e)
     *out = NULL;
     if ((rc = sc_path_join(path, sizeof path, node_dir, ND_DB_FILE, e)))
         return rc;
-    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
-                SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX |
+                SQLITE_OPEN_PRIVATECACHE;
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
         rc = sc_error_set(e, db ? SC_EIO : SC_ENOMEM, "database %s: %s", path,
                           db ? sqlite3_errmsg(db) : "out of memory");
@@ -564,8 +559,9 @@ static int rp_record(sc_replay_store *s, const char *sender, const uint8_t id[16
     nd_hex(hex, id, 16);
     if (seq > (uint64_t)INT64_MAX)
         return sc_error_set(e, SC_EINVAL, "sequence out of range");
-    return nd_db_run(s->ctx, e, "INSERT INTO replay(bundle_id,sender,sequence,time_unix) "
-                                "VALUES(?,?,?,?)",
+    return nd_db_run(s->ctx, e,
+                     "INSERT INTO replay(bundle_id,sender,sequence,time_unix) "
+                     "VALUES(?,?,?,?)",
                      "ttii", hex, sender, (int64_t)seq, nd_now_unix());
 }
 

@@ -46,8 +46,8 @@ void nd_db_rollback(sqlite3 *db);
  *   'd' double (non-finite binds NULL)     'b' const void *, size_t (blob)
  *   'n' nothing (binds NULL, no argument)
  */
-int nd_db_prepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql,
-                  const char *types, ...) SC_WUR;
+int nd_db_prepare(sqlite3 *db, sqlite3_stmt **st, sc_error *e, const char *sql, const char *types,
+                  ...) SC_WUR;
 /* 1 for a row, 0 when done, negative on error. */
 int nd_db_step(sqlite3_stmt *st, sc_error *e) SC_WUR;
 void nd_db_finalize(sqlite3_stmt *st);

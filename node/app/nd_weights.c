@@ -64,8 +64,7 @@ static void clean(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
-int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char *msg,
-                      size_t msglen)
+int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char *msg, size_t msglen)
 {
     *out = NULL;
     *len_out = 0;
@@ -85,9 +84,8 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char 
                       "source=%s\ndata=%s\ntrained=%s\n",
                       w->spec.arch, w->spec.bn, w->spec.depth, w->spec.width, w->spec.in_c,
                       w->spec.in_h, w->spec.in_w, w->spec.classes, w->n_theta, w->n_bn,
-                      w->norm_mean, w->norm_std, w->patch_size, w->patch_stride,
-                      w->patch_resize, w->synthetic ? 1 : 0, (unsigned long long)w->seed, source,
-                      data, trained);
+                      w->norm_mean, w->norm_std, w->patch_size, w->patch_stride, w->patch_resize,
+                      w->synthetic ? 1 : 0, (unsigned long long)w->seed, source, data, trained);
     if (hl < 0 || (size_t)hl >= sizeof header) {
         snprintf(msg, msglen, "weights header too long");
         return -1;
@@ -147,8 +145,18 @@ static int parse_dbl(const char *s, double *out)
     return 0;
 }
 
-enum { K_ARCH = 1 << 0, K_BN = 1 << 1, K_DEPTH = 1 << 2, K_WIDTH = 1 << 3, K_INC = 1 << 4,
-       K_INH = 1 << 5, K_INW = 1 << 6, K_CLASSES = 1 << 7, K_NTHETA = 1 << 8, K_NBN = 1 << 9 };
+enum {
+    K_ARCH = 1 << 0,
+    K_BN = 1 << 1,
+    K_DEPTH = 1 << 2,
+    K_WIDTH = 1 << 3,
+    K_INC = 1 << 4,
+    K_INH = 1 << 5,
+    K_INW = 1 << 6,
+    K_CLASSES = 1 << 7,
+    K_NTHETA = 1 << 8,
+    K_NBN = 1 << 9
+};
 #define K_REQUIRED 0x3ff
 
 /* One "key=value" line into w; *seen collects the required keys. */
@@ -167,14 +175,19 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
         const char *key;
         unsigned bit;
         long long lo, hi;
-    } ints[] = {{"bn", K_BN, 0, 1},           {"depth", K_DEPTH, 0, 64},
-                {"width", K_WIDTH, 0, 65536}, {"in_c", K_INC, 1, 64},
-                {"in_h", K_INH, 1, 8192},     {"in_w", K_INW, 1, 8192},
+    } ints[] = {{"bn", K_BN, 0, 1},
+                {"depth", K_DEPTH, 0, 64},
+                {"width", K_WIDTH, 0, 65536},
+                {"in_c", K_INC, 1, 64},
+                {"in_h", K_INH, 1, 8192},
+                {"in_w", K_INW, 1, 8192},
                 {"classes", K_CLASSES, 2, 100000},
                 {"n_theta", K_NTHETA, 1, (long long)1 << 40},
                 {"n_bn", K_NBN, 0, (long long)1 << 40},
-                {"patch", 0, 0, 1 << 20},     {"stride", 0, 0, 1 << 20},
-                {"patch_resize", 0, 0, 1 << 20}, {"synthetic", 0, 0, 1}};
+                {"patch", 0, 0, 1 << 20},
+                {"stride", 0, 0, 1 << 20},
+                {"patch_resize", 0, 0, 1 << 20},
+                {"synthetic", 0, 0, 1}};
     if (!strcmp(k, "arch")) {
         if (strlen(v) == 0 || strlen(v) >= sizeof w->spec.arch) {
             snprintf(msg, msglen, "bad arch '%.40s'", v);
@@ -257,8 +270,8 @@ int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
     return rc;
 }
 
-int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weights *w,
-                      char *msg, size_t msglen)
+int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weights *w, char *msg,
+                      size_t msglen)
 {
     memset(w, 0, sizeof *w);
     w->norm_std = 1;
@@ -268,8 +281,7 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
     char *header = NULL;
     sd_model *m = NULL;
     if (len < 12 + 32 || memcmp(buf, ND_WEIGHTS_MAGIC, 8)) {
-        snprintf(msg, msglen, "%s: not an sldd weights file (no %s magic)", path,
-                 ND_WEIGHTS_MAGIC);
+        snprintf(msg, msglen, "%s: not an sldd weights file (no %s magic)", path, ND_WEIGHTS_MAGIC);
         goto out;
     }
     uint8_t md[32];
@@ -306,8 +318,10 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
         }
     }
     if ((seen & K_REQUIRED) != K_REQUIRED) {
-        snprintf(msg, msglen, "%s: header lacks required keys (arch, bn, depth, width, in_c, "
-                              "in_h, in_w, classes, n_theta, n_bn)", path);
+        snprintf(msg, msglen,
+                 "%s: header lacks required keys (arch, bn, depth, width, in_c, "
+                 "in_h, in_w, classes, n_theta, n_bn)",
+                 path);
         goto out;
     }
     size_t body = len - 12 - hl - 32;

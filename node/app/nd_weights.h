@@ -34,31 +34,30 @@
 
 #include "sd_model.h"
 
-#define ND_WEIGHTS_MAGIC "SLDDWTS1"
+#define ND_WEIGHTS_MAGIC     "SLDDWTS1"
 #define ND_WEIGHTS_MAX_BYTES ((size_t)2 << 30) /* 2 GiB: VGG19 needs 560 MB */
 
 typedef struct nd_weights {
     sd_model_spec spec;
-    float *theta;          /* n_theta */
+    float *theta; /* n_theta */
     size_t n_theta;
-    float *theta_bn;       /* n_bn (may be NULL when 0) */
+    float *theta_bn; /* n_bn (may be NULL when 0) */
     size_t n_bn;
-    double norm_mean, norm_std;                  /* input normalisation ([0,1] scale) */
-    int patch_size, patch_stride, patch_resize;  /* 0: not patch data (Fashion-MNIST) */
-    int synthetic;                               /* trained on synthetic data */
-    uint64_t seed;                               /* seed of theta_0 it started from */
-    char source[16];                             /* "training" or "payload" */
-    char data[256];                              /* what it was trained on */
-    char trained[256];                           /* how (optimizer, lr, epochs, ...) */
+    double norm_mean, norm_std;                 /* input normalisation ([0,1] scale) */
+    int patch_size, patch_stride, patch_resize; /* 0: not patch data (Fashion-MNIST) */
+    int synthetic;                              /* trained on synthetic data */
+    uint64_t seed;                              /* seed of theta_0 it started from */
+    char source[16];                            /* "training" or "payload" */
+    char data[256];                             /* what it was trained on */
+    char trained[256];                          /* how (optimizer, lr, epochs, ...) */
 } nd_weights;
 
 /* w as file bytes (*out malloc'ed, *len).  0 or -1 with msg. */
-int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len, char *msg,
-                      size_t msglen);
+int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len, char *msg, size_t msglen);
 /* Check and read file bytes (what nd_weights_read does after reading the
  * file); name prefixes the messages.  0 or -1 with msg. */
-int nd_weights_decode(const uint8_t *buf, size_t len, const char *name, nd_weights *w,
-                      char *msg, size_t msglen);
+int nd_weights_decode(const uint8_t *buf, size_t len, const char *name, nd_weights *w, char *msg,
+                      size_t msglen);
 
 /* Write w to path (temp file + fsync + rename).  0 or -1 with msg. */
 int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen);

@@ -20,12 +20,12 @@
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS witness_heads("
-    " node TEXT NOT NULL,"           /* whose audit log */
+    " node TEXT NOT NULL," /* whose audit log */
     " seq INTEGER NOT NULL,"
     " hash TEXT NOT NULL,"
-    " time_unix INTEGER NOT NULL,"   /* signed at, by that node's clock */
+    " time_unix INTEGER NOT NULL,"     /* signed at, by that node's clock */
     " received_unix INTEGER NOT NULL," /* kept at, by this node's clock */
-    " head TEXT NOT NULL,"           /* the signed head exactly as received */
+    " head TEXT NOT NULL,"             /* the signed head exactly as received */
     " PRIMARY KEY(node, seq));";
 
 int nd_witness_schema(sqlite3 *db, sc_error *e)
@@ -42,8 +42,7 @@ static void fmt_time(char out[32], int64_t t)
         strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int nd_audit_head_current(sqlite3 *db, const char *node, int64_t now, nd_audit_head *h,
-                          sc_error *e)
+int nd_audit_head_current(sqlite3 *db, const char *node, int64_t now, nd_audit_head *h, sc_error *e)
 {
     int found = 0, rc;
     memset(h, 0, sizeof *h);
@@ -61,10 +60,9 @@ int nd_audit_head_current(sqlite3 *db, const char *node, int64_t now, nd_audit_h
 
 static void head_render(nd_buf *b, const nd_audit_head *h)
 {
-    nd_buf_printf(b,
-                  "sldd-audit-head: v1\nnode: %s\nseq: %" PRId64 "\nhash: %s\ntime-unix: %" PRId64
-                  "\n",
-                  h->node, h->seq, h->hash, h->time_unix);
+    nd_buf_printf(
+        b, "sldd-audit-head: v1\nnode: %s\nseq: %" PRId64 "\nhash: %s\ntime-unix: %" PRId64 "\n",
+        h->node, h->seq, h->hash, h->time_unix);
 }
 
 static int hash_valid(const char *v)
@@ -72,8 +70,8 @@ static int hash_valid(const char *v)
     return strlen(v) == 64 && strspn(v, "0123456789abcdef") == 64;
 }
 
-int nd_audit_head_sign(const nd_audit_head *h, const uint8_t sign_sk[64], char **out,
-                       size_t *len, sc_error *e)
+int nd_audit_head_sign(const nd_audit_head *h, const uint8_t sign_sk[64], char **out, size_t *len,
+                       sc_error *e)
 {
     uint8_t sig[64];
     char sig64[100];
@@ -157,8 +155,7 @@ int nd_audit_head_verify(const char *text, size_t len, const uint8_t pk[32], nd_
         return sc_error_set(e, SC_EFORMAT, "audit head: not in canonical form");
     if (sc_pae_verify(sig, ND_TYPE_AUDIT_HEAD, (const uint8_t *)text, signed_len, pk))
         return sc_error_set(e, SC_EREFUSE_NODE_SIG,
-                            "audit head: signature does not verify with the key of %s",
-                            out->node);
+                            "audit head: signature does not verify with the key of %s", out->node);
     return 0;
 }
 
@@ -192,13 +189,13 @@ static int judge(sqlite3 *db, const nd_audit_head *h, nd_witness_result *res, sc
                  h->seq, h->node, when, kept, h->hash);
         return 0;
     }
-    if ((rc = nd_db_int(db, &top, &found, e,
-                        "SELECT MAX(seq) FROM witness_heads WHERE node=?", "t", h->node)))
+    if ((rc = nd_db_int(db, &top, &found, e, "SELECT MAX(seq) FROM witness_heads WHERE node=?", "t",
+                        h->node)))
         return rc;
     if (found && top > h->seq) {
         if ((rc = nd_db_int(db, &top_recv, NULL, e,
-                            "SELECT received_unix FROM witness_heads WHERE node=? AND seq=?",
-                            "ti", h->node, top)))
+                            "SELECT received_unix FROM witness_heads WHERE node=? AND seq=?", "ti",
+                            h->node, top)))
             return rc;
         fmt_time(when, top_recv);
         res->verdict = ND_WITNESS_BACKWARDS;
@@ -208,8 +205,8 @@ static int judge(sqlite3 *db, const nd_audit_head *h, nd_witness_result *res, sc
                  h->seq, top, h->node, when);
         return 0;
     }
-    if ((rc = nd_db_int(db, &count, NULL, e, "SELECT COUNT(*) FROM witness_heads WHERE node=?",
-                        "t", h->node)))
+    if ((rc = nd_db_int(db, &count, NULL, e, "SELECT COUNT(*) FROM witness_heads WHERE node=?", "t",
+                        h->node)))
         return rc;
     if (count >= ND_WITNESS_MAX_PER_NODE) {
         res->verdict = ND_WITNESS_FULL;
@@ -222,9 +219,8 @@ static int judge(sqlite3 *db, const nd_audit_head *h, nd_witness_result *res, sc
     return 0;
 }
 
-int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32],
-                     const char *text, size_t len, int64_t now, int64_t skew,
-                     nd_witness_result *res, sc_error *e)
+int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32], const char *text,
+                     size_t len, int64_t now, int64_t skew, nd_witness_result *res, sc_error *e)
 {
     int rc;
     memset(res, 0, sizeof *res);
@@ -251,8 +247,8 @@ int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32
         rc = nd_db_run(db, e,
                        "INSERT INTO witness_heads(node,seq,hash,time_unix,received_unix,head) "
                        "VALUES(?,?,?,?,?,?)",
-                       "titiit", res->head.node, res->head.seq, res->head.hash,
-                       res->head.time_unix, now, copy);
+                       "titiit", res->head.node, res->head.seq, res->head.hash, res->head.time_unix,
+                       now, copy);
     if (rc) {
         nd_db_rollback(db);
         return rc;
@@ -352,14 +348,14 @@ static int check_record(check_ctx *x, int idx, const char *p, size_t n, sc_error
     }
     if (strcmp(h.node, x->self_id)) {
         x->rep->unchecked++;
-        say(x, "%s record %d: cannot be checked: a head of %s, not of this node (%s)", x->name,
-            idx, h.node, x->self_id);
+        say(x, "%s record %d: cannot be checked: a head of %s, not of this node (%s)", x->name, idx,
+            h.node, x->self_id);
         return 0;
     }
     fmt_time(recv_s, recv);
     fmt_time(sign_s, h.time_unix);
-    if ((rc = nd_db_text(x->db, found, sizeof found, &have, e,
-                         "SELECT hash FROM audit WHERE seq=?", "i", h.seq)))
+    if ((rc = nd_db_text(x->db, found, sizeof found, &have, e, "SELECT hash FROM audit WHERE seq=?",
+                         "i", h.seq)))
         return rc;
     if (have && !strcmp(found, h.hash)) {
         x->rep->agree++;
@@ -414,8 +410,7 @@ static int check_header(check_ctx *x, const char *p, size_t n)
 }
 
 int nd_witness_check(sqlite3 *db, const char *self_id, const uint8_t pk[32], const char *name,
-                     const char *text, size_t len, nd_witness_report *rep, FILE *out,
-                     sc_error *e)
+                     const char *text, size_t len, nd_witness_report *rep, FILE *out, sc_error *e)
 {
     check_ctx x = {db, self_id, name, pk, "", 0, rep, out};
     const char *p = text, *end = text + len;
@@ -441,8 +436,9 @@ int nd_witness_check(sqlite3 *db, const char *self_id, const uint8_t pk[32], con
         size_t n = (size_t)(q - p) + (q < end ? 1 : 0);
         if (idx == 0 && check_header(&x, p, n)) {
             rep->unchecked++;
-            say(&x, "%s: not a witness export (no 'sldd-witnesses: v1' header with witness "
-                    "and node)",
+            say(&x,
+                "%s: not a witness export (no 'sldd-witnesses: v1' header with witness "
+                "and node)",
                 name);
             return 0;
         }

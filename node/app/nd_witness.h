@@ -33,10 +33,10 @@
 
 #include "sc_error.h"
 
-#define ND_TYPE_AUDIT_HEAD "application/vnd.sldd.audit-head; v=1"
-#define ND_AUDIT_HEAD_MAX 512           /* a signed head is about 250 bytes */
-#define ND_WITNESS_MAX_PER_NODE 100000  /* heads a peer keeps of one node */
-#define ND_WITNESS_FILE_MAX ((size_t)64 << 20)
+#define ND_TYPE_AUDIT_HEAD      "application/vnd.sldd.audit-head; v=1"
+#define ND_AUDIT_HEAD_MAX       512    /* a signed head is about 250 bytes */
+#define ND_WITNESS_MAX_PER_NODE 100000 /* heads a peer keeps of one node */
+#define ND_WITNESS_FILE_MAX     ((size_t)64 << 20)
 
 typedef struct nd_audit_head {
     char node[65];
@@ -54,8 +54,8 @@ int nd_audit_head_current(sqlite3 *db, const char *node, int64_t now, nd_audit_h
                           sc_error *e) SC_WUR;
 
 /* The signed text of h (malloc'ed, *len bytes, NUL-terminated). */
-int nd_audit_head_sign(const nd_audit_head *h, const uint8_t sign_sk[64], char **out,
-                       size_t *len, sc_error *e) SC_WUR;
+int nd_audit_head_sign(const nd_audit_head *h, const uint8_t sign_sk[64], char **out, size_t *len,
+                       sc_error *e) SC_WUR;
 
 /* Parse a signed head and check its signature with pk: SC_EFORMAT when it
  * is not a canonical head, SC_EREFUSE_NODE_SIG when the signature fails. */
@@ -72,8 +72,8 @@ typedef enum nd_witness_verdict {
 
 typedef struct nd_witness_result {
     nd_witness_verdict verdict;
-    nd_audit_head head;  /* the head sent (when it parsed) */
-    char reason[400];    /* for a refusal: what is kept that it contradicts */
+    nd_audit_head head; /* the head sent (when it parsed) */
+    char reason[400];   /* for a refusal: what is kept that it contradicts */
 } nd_witness_result;
 
 /*
@@ -86,17 +86,17 @@ typedef struct nd_witness_result {
  * above, or STORED.  Nothing already kept is ever replaced or removed.
  * Returns 0 with res->verdict, a refusal code above, or SC_EIO.
  */
-int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32],
-                     const char *text, size_t len, int64_t now, int64_t skew,
-                     nd_witness_result *res, sc_error *e) SC_WUR;
+int nd_witness_store(sqlite3 *db, const char *sender, const uint8_t sender_pk[32], const char *text,
+                     size_t len, int64_t now, int64_t skew, nd_witness_result *res,
+                     sc_error *e) SC_WUR;
 
 /*
  * The heads kept of `node`, oldest first, as an export file of witness
  * self_id (format in docs/node.md) appended to out.  *count (may be NULL)
  * gets the number of heads.
  */
-int nd_witness_export(sqlite3 *db, const char *self_id, const char *node, int64_t now,
-                      FILE *out, int64_t *count, sc_error *e) SC_WUR;
+int nd_witness_export(sqlite3 *db, const char *self_id, const char *node, int64_t now, FILE *out,
+                      int64_t *count, sc_error *e) SC_WUR;
 
 typedef struct nd_witness_report {
     int64_t heads;          /* records read */

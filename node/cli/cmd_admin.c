@@ -14,14 +14,13 @@
 
 static void admin_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd admin add --dir NODE --name ADMIN [--passphrase-file FILE]\n"
-            "                      [--kdf interactive|moderate|sensitive]\n"
-            "       sldd admin list --dir NODE\n"
-            "\n"
-            "The passphrase comes from --passphrase-file (first line), else the\n"
-            "environment variable SLDD_PASSPHRASE, else a prompt on the terminal.\n"
-            "--kdf sets the Argon2id cost (moderate: 256 MiB, the default).\n");
+    fprintf(f, "usage: sldd admin add --dir NODE --name ADMIN [--passphrase-file FILE]\n"
+               "                      [--kdf interactive|moderate|sensitive]\n"
+               "       sldd admin list --dir NODE\n"
+               "\n"
+               "The passphrase comes from --passphrase-file (first line), else the\n"
+               "environment variable SLDD_PASSPHRASE, else a prompt on the terminal.\n"
+               "--kdf sets the Argon2id cost (moderate: 256 MiB, the default).\n");
 }
 
 int cmd_admin(int argc, char **argv)
@@ -78,8 +77,8 @@ int cmd_admin(int argc, char **argv)
         size_t plen = 0;
         uint8_t pk[32];
         if (!sp_valid_id(name)) {
-            fprintf(stderr, "sldd admin add: '%s' is not a valid name (1-64 of A-Z a-z 0-9 . _ -)\n",
-                    name);
+            fprintf(stderr,
+                    "sldd admin add: '%s' is not a valid name (1-64 of A-Z a-z 0-9 . _ -)\n", name);
             nd_node_close(n);
             return 2;
         }

@@ -27,28 +27,27 @@
 
 static void audit_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd audit show --dir NODE [--limit N] [--bundle ID] [--json]\n"
-            "       sldd audit verify --dir NODE [--witnesses FILE-or-DIR]\n"
-            "       sldd audit witnesses export --dir NODE --node ID [--out FILE]\n"
-            "\n"
-            "show    the entries, oldest first (the last N with --limit)\n"
-            "verify  recompute the hash chain: reports every changed, removed or\n"
-            "        reordered entry, and entries removed from the end (against\n"
-            "        NODE/audit.head); with --witnesses, also against the heads of\n"
-            "        this log that peers witnessed (files from 'witnesses export' on\n"
-            "        the peers, or a directory of them): names every entry that a\n"
-            "        witnessed head contradicts (rewritten or truncated); exits 1\n"
-            "        when anything is wrong or cannot be checked\n"
-            "witnesses export\n"
-            "        on a peer: the audit heads of node ID that this node keeps, as\n"
-            "        a file for 'audit verify --witnesses' on ID\n");
+    fprintf(f, "usage: sldd audit show --dir NODE [--limit N] [--bundle ID] [--json]\n"
+               "       sldd audit verify --dir NODE [--witnesses FILE-or-DIR]\n"
+               "       sldd audit witnesses export --dir NODE --node ID [--out FILE]\n"
+               "\n"
+               "show    the entries, oldest first (the last N with --limit)\n"
+               "verify  recompute the hash chain: reports every changed, removed or\n"
+               "        reordered entry, and entries removed from the end (against\n"
+               "        NODE/audit.head); with --witnesses, also against the heads of\n"
+               "        this log that peers witnessed (files from 'witnesses export' on\n"
+               "        the peers, or a directory of them): names every entry that a\n"
+               "        witnessed head contradicts (rewritten or truncated); exits 1\n"
+               "        when anything is wrong or cannot be checked\n"
+               "witnesses export\n"
+               "        on a peer: the audit heads of node ID that this node keeps, as\n"
+               "        a file for 'audit verify --witnesses' on ID\n");
 }
 
 /* A witness file or every regular file of a directory (by name), each
  * checked against the log. */
-static int check_witnesses(sqlite3 *db, const char *dir, const char *path,
-                           nd_witness_report *rep, sc_error *e)
+static int check_witnesses(sqlite3 *db, const char *dir, const char *path, nd_witness_report *rep,
+                           sc_error *e)
 {
     nd_node_config cfg;
     uint8_t pk[32], epk[32];

@@ -52,21 +52,20 @@ typedef struct bopts {
 
 static void bundle_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
-            "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
-            "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
-            "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
-            "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
-            "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
-            "                 [--reject] [--yes] [--passphrase-file FILE]\n"
-            "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
-            "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
-            "                 [--payload-out FILE] [--no-record]\n"
-            "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
-            "\n"
-            "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
-            "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
+    fprintf(f, "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
+               "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
+               "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
+               "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
+               "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
+               "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
+               "                 [--reject] [--yes] [--passphrase-file FILE]\n"
+               "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
+               "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
+               "                 [--payload-out FILE] [--no-record]\n"
+               "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
+               "\n"
+               "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
+               "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -217,14 +216,14 @@ static int inspect_statement(const uint8_t *buf, size_t len)
         sp_print_hex(stdout, s->key_id.data, s->key_id.len < 8 ? s->key_id.len : 8);
         printf("... sig %zu bytes\n", s->sig.len);
         if (s->approval.len) {
-            Sldd__V1__Approval *ap = sldd__v1__approval__unpack(NULL, s->approval.len,
-                                                                s->approval.data);
+            Sldd__V1__Approval *ap =
+                sldd__v1__approval__unpack(NULL, s->approval.len, s->approval.data);
             if (!ap) {
                 printf("      approval does not parse\n");
                 continue;
             }
             printf("      %s by %s for node %s at %" PRId64 ", payload hash %s\n",
-                   ap->decision == SLDD__V1__DECISION__DECISION_APPROVE   ? "APPROVED"
+                   ap->decision == SLDD__V1__DECISION__DECISION_APPROVE  ? "APPROVED"
                    : ap->decision == SLDD__V1__DECISION__DECISION_REJECT ? "REJECTED"
                                                                          : "no decision",
                    ap->admin_id, ap->node_id, ap->time_unix,
@@ -282,7 +281,8 @@ static int inspect_envelope(const uint8_t *buf, size_t len, const char *dir)
     if (dir) {
         nd_node *n = NULL;
         sc_peer p;
-        if (nd_node_open(dir, 0, &n, &e) == 0 && n->trust->peer_get(n->trust, h->sender, &p, &e) == 0) {
+        if (nd_node_open(dir, 0, &n, &e) == 0 &&
+            n->trust->peer_get(n->trust, h->sender, &p, &e) == 0) {
             uint8_t kid[32], *body = malloc(env->header.len + 32);
             sc_key_id(kid, p.sign_pk);
             if (body) {
@@ -324,7 +324,10 @@ static int do_inspect(const bopts *o)
     switch (kind) {
     case K_ENVELOPE: rc = inspect_envelope(buf, len, o->dir); break;
     case K_STATEMENT: rc = inspect_statement(buf, len); break;
-    case K_PAYLOAD: printf("payload, %zu bytes\n", len); rc = inspect_payload(buf, len); break;
+    case K_PAYLOAD:
+        printf("payload, %zu bytes\n", len);
+        rc = inspect_payload(buf, len);
+        break;
     default:
         fprintf(stderr, "sldd bundle inspect: %s is not a payload, statement or envelope\n", o->in);
         rc = 1;
@@ -456,13 +459,12 @@ static int load_statement(const char *path, uint8_t **st, size_t *sl)
 /* Parse and validate the payload of a statement, which must come from
  * node `self`; with summary, print what an approval of it covers.  Prints
  * the reason and returns -1 otherwise. */
-static int check_own_payload(const uint8_t *st, size_t sl, const nd_node_config *self,
-                             int summary)
+static int check_own_payload(const uint8_t *st, size_t sl, const nd_node_config *self, int summary)
 {
     nd_signed_payload p;
     char msg[400];
-    if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes,
-                               summary ? stdout : NULL, NULL, &p, msg, sizeof msg)) {
+    if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes, summary ? stdout : NULL,
+                               NULL, &p, msg, sizeof msg)) {
         fprintf(stderr, "sldd bundle: %s\n", msg);
         return -1;
     }
@@ -561,8 +563,8 @@ static int do_approve(const bopts *o)
                 k->node, n->cfg.id);
         goto out;
     }
-    if (sc_statement_approve(st, sl, k, decision, o->now ? o->now : (int64_t)time(NULL), &out,
-                             &ol, &e)) {
+    if (sc_statement_approve(st, sl, k, decision, o->now ? o->now : (int64_t)time(NULL), &out, &ol,
+                             &e)) {
         fprintf(stderr, "sldd bundle approve: %s\n", e.msg);
         goto out;
     }
@@ -596,15 +598,14 @@ static int do_seal(const bopts *o)
     }
     if (read_input(o->in, n->cfg.max_bundle_bytes, &st, &sl))
         goto out;
-    if (sc_seal_statement(st, sl, n->cfg.id, n->keys, n->trust, o->to,
-                          n->cfg.min_admin_approvals, o->now ? o->now : (int64_t)time(NULL), &out,
-                          &ol, &e)) {
+    if (sc_seal_statement(st, sl, n->cfg.id, n->keys, n->trust, o->to, n->cfg.min_admin_approvals,
+                          o->now ? o->now : (int64_t)time(NULL), &out, &ol, &e)) {
         fprintf(stderr, "sldd bundle seal: %s\n", e.msg);
         goto out;
     }
     if (ol > n->cfg.max_bundle_bytes) {
-        fprintf(stderr, "sldd bundle seal: envelope of %zu bytes exceeds max-bundle-bytes %zu\n", ol,
-                n->cfg.max_bundle_bytes);
+        fprintf(stderr, "sldd bundle seal: envelope of %zu bytes exceeds max-bundle-bytes %zu\n",
+                ol, n->cfg.max_bundle_bytes);
         goto out;
     }
     if (write_output(o->out, out, ol) == 0) {
@@ -770,7 +771,8 @@ int cmd_bundle(int argc, char **argv)
         case 'S': o.small = 1; break;
         case 'N': o.no_record = 1; break;
         case 'h': bundle_usage(stdout); return 0;
-        case 'D': case 'W':
+        case 'D':
+        case 'W':
             if (parse_i64(optarg, &v) || v < 1 || v > 100000) {
                 fprintf(stderr, "sldd bundle: --%s wants 1..100000, not '%s'\n",
                         c == 'D' ? "depth" : "width", optarg);
@@ -778,7 +780,12 @@ int cmd_bundle(int argc, char **argv)
             }
             *(c == 'D' ? &o.depth : &o.width) = v;
             break;
-        case 'n': case 'c': case 'x': case 'k': case 'q': case 'm':
+        case 'n':
+        case 'c':
+        case 'x':
+        case 'k':
+        case 'q':
+        case 'm':
             if (parse_i64(optarg, &v) || v < 0) {
                 fprintf(stderr, "sldd bundle: bad number '%s'\n", optarg);
                 return 2;

@@ -23,16 +23,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd compression [--images M] [--size S] [--channels C] [--classes K]\n"
-            "                        [--payload FILE --data DIR] [--device cpu|cuda]\n"
-            "\n"
-            "Prints two markdown tables.  1: for every architecture, the full model's\n"
-            "float32 size against a bundle payload with M distilled images of CxSxS\n"
-            "(default 3 images of 1x299x299, K = 3: the paper's SLDD(3) setting) in each\n"
-            "image encoding (float32, float16, uint8 with per-image scale and offset).\n"
-            "2: with --payload and --data, the replayed accuracy and HM of that payload\n"
-            "re-encoded in each encoding, evaluated on the data set's validation split.\n");
+    fprintf(f, "usage: sldd compression [--images M] [--size S] [--channels C] [--classes K]\n"
+               "                        [--payload FILE --data DIR] [--device cpu|cuda]\n"
+               "\n"
+               "Prints two markdown tables.  1: for every architecture, the full model's\n"
+               "float32 size against a bundle payload with M distilled images of CxSxS\n"
+               "(default 3 images of 1x299x299, K = 3: the paper's SLDD(3) setting) in each\n"
+               "image encoding (float32, float16, uint8 with per-image scale and offset).\n"
+               "2: with --payload and --data, the replayed accuracy and HM of that payload\n"
+               "re-encoded in each encoding, evaluated on the data set's validation split.\n");
 }
 
 static const int encodings[3] = {SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32,
@@ -103,7 +102,7 @@ static int size_table(int M, int C, int S, int K)
 {
     printf("| model | parameters | full model (float32) | payload float32 | float16 | uint8 | "
            "compression (float32) |\n|---|---|---|---|---|---|---|\n");
-    static const char *const archs[] = {"convnet-bn", "alexnet-bn", "vgg16-bn", "vgg19-bn",
+    static const char *const archs[] = {"convnet-bn",  "alexnet-bn",  "vgg16-bn",     "vgg19-bn",
                                         "resnet18-bn", "resnet34-bn", "googlenet-bn", NULL};
     for (int a = 0; archs[a]; a++) {
         sd_error err = {0};
@@ -187,8 +186,8 @@ static int encoding_table(const char *payload, const char *data, const char *dev
         printf("| %s | %zu | %.4f | %.4f | %+.4f |\n", sp_encoding_name(encodings[e]),
                M * D * sp_encoding_value_size(encodings[e]), ev.accuracy, ev.hm, ev.hm - hm0);
     }
-    printf("(payload %s: %s, %zu images; evaluated on the %s split of %s)\n", payload,
-           d.spec.arch, M, ds.gastric ? "validation" : "test", data);
+    printf("(payload %s: %s, %zu images; evaluated on the %s split of %s)\n", payload, d.spec.arch,
+           M, ds.gastric ? "validation" : "test", data);
     status = 0;
 out:
     free(orig);
@@ -214,19 +213,35 @@ int cmd_compression(int argc, char **argv)
 {
     int M = 3, C = 1, S = 299, K = 3;
     const char *payload = NULL, *data = NULL, *device = "cpu";
-    static const struct option opts[] = {
-        {"images", required_argument, 0, 'm'}, {"size", required_argument, 0, 's'},
-        {"channels", required_argument, 0, 'c'}, {"classes", required_argument, 0, 'k'},
-        {"payload", required_argument, 0, 'p'}, {"data", required_argument, 0, 'd'},
-        {"device", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"images", required_argument, 0, 'm'},
+                                         {"size", required_argument, 0, 's'},
+                                         {"channels", required_argument, 0, 'c'},
+                                         {"classes", required_argument, 0, 'k'},
+                                         {"payload", required_argument, 0, 'p'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'm': if (opt_int("--images", optarg, &M)) return 2; break;
-        case 's': if (opt_int("--size", optarg, &S)) return 2; break;
-        case 'c': if (opt_int("--channels", optarg, &C)) return 2; break;
-        case 'k': if (opt_int("--classes", optarg, &K)) return 2; break;
+        case 'm':
+            if (opt_int("--images", optarg, &M))
+                return 2;
+            break;
+        case 's':
+            if (opt_int("--size", optarg, &S))
+                return 2;
+            break;
+        case 'c':
+            if (opt_int("--channels", optarg, &C))
+                return 2;
+            break;
+        case 'k':
+            if (opt_int("--classes", optarg, &K))
+                return 2;
+            break;
         case 'p': payload = optarg; break;
         case 'd': data = optarg; break;
         case 'D': device = optarg; break;

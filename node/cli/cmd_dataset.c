@@ -34,51 +34,49 @@ static void usage_main(FILE *f)
 
 static void usage_synth(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd dataset synth --out DIR [--count N] [--size PX] [--seed S]\n"
-            "                          [--gastritis-fraction F]\n"
-            "                          [--split-fractions TRAIN,VAL,TEST] [--threads T]\n"
-            "                          [--force]\n"
-            "\n"
-            "Write N synthetic double-contrast barium stomach phantoms (not patient data)\n"
-            "in the data-set layout 'sldd dataset prepare' reads: DIR/images/ID.png,\n"
-            "DIR/masks/ID.png, DIR/labels.csv (id,label,split) and DIR/README.txt.\n"
-            "\n"
-            "  --out DIR                  output directory (created if needed)\n"
-            "  --count N                  number of images (default 40)\n"
-            "  --size PX                  width = height in pixels, 16..16384 (default 512;\n"
-            "                             the paper's images are 2048)\n"
-            "  --seed S                   generator seed, 0..2^64-1 (default 1)\n"
-            "  --gastritis-fraction F     share of gastritis images, 0..1 (default 0.5)\n"
-            "  --split-fractions A,B,C    train,val,test shares (default 0.6,0.2,0.2),\n"
-            "                             applied to each label separately\n"
-            "  --threads T                worker threads (default: one per CPU)\n"
-            "  --force                    overwrite an existing data set in DIR\n");
+    fprintf(f, "usage: sldd dataset synth --out DIR [--count N] [--size PX] [--seed S]\n"
+               "                          [--gastritis-fraction F]\n"
+               "                          [--split-fractions TRAIN,VAL,TEST] [--threads T]\n"
+               "                          [--force]\n"
+               "\n"
+               "Write N synthetic double-contrast barium stomach phantoms (not patient data)\n"
+               "in the data-set layout 'sldd dataset prepare' reads: DIR/images/ID.png,\n"
+               "DIR/masks/ID.png, DIR/labels.csv (id,label,split) and DIR/README.txt.\n"
+               "\n"
+               "  --out DIR                  output directory (created if needed)\n"
+               "  --count N                  number of images (default 40)\n"
+               "  --size PX                  width = height in pixels, 16..16384 (default 512;\n"
+               "                             the paper's images are 2048)\n"
+               "  --seed S                   generator seed, 0..2^64-1 (default 1)\n"
+               "  --gastritis-fraction F     share of gastritis images, 0..1 (default 0.5)\n"
+               "  --split-fractions A,B,C    train,val,test shares (default 0.6,0.2,0.2),\n"
+               "                             applied to each label separately\n"
+               "  --threads T                worker threads (default: one per CPU)\n"
+               "  --force                    overwrite an existing data set in DIR\n");
 }
 
 static void usage_prepare(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
-            "                            [--patch-resize R] [--max-pixels N]\n"
-            "                            [--max-image-pixels N]\n"
-            "\n"
-            "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
-            "into the PxP patch grid with stride S, label the patches of images with\n"
-            "masks (stomach < 1%% -> I, > 85%% -> N or P by the image label, otherwise\n"
-            "discarded), print the counts, compute the normalisation statistics of the\n"
-            "training patches and write DIR/prepared.json for later commands.\n"
-            "\n"
-            "  --data DIR          the data set\n"
-            "  --patch P           patch size in pixels (default 299, as in the paper)\n"
-            "  --stride S          grid stride in pixels (default 50)\n"
-            "  --patch-resize R    network input size: patches are area-averaged from\n"
-            "                      PxP down to RxR (default: P, no resizing)\n"
-            "  --max-pixels N      refuse a data set whose PNG headers declare more than N\n"
-            "                      pixels in all (default 4294967296 = 2^32), before\n"
-            "                      decoding anything\n"
-            "  --max-image-pixels N  the same for one image (default 268435456 =\n"
-            "                      16384x16384)\n");
+    fprintf(f, "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
+               "                            [--patch-resize R] [--max-pixels N]\n"
+               "                            [--max-image-pixels N]\n"
+               "\n"
+               "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
+               "into the PxP patch grid with stride S, label the patches of images with\n"
+               "masks (stomach < 1%% -> I, > 85%% -> N or P by the image label, otherwise\n"
+               "discarded), print the counts, compute the normalisation statistics of the\n"
+               "training patches and write DIR/prepared.json for later commands.\n"
+               "\n"
+               "  --data DIR          the data set\n"
+               "  --patch P           patch size in pixels (default 299, as in the paper)\n"
+               "  --stride S          grid stride in pixels (default 50)\n"
+               "  --patch-resize R    network input size: patches are area-averaged from\n"
+               "                      PxP down to RxR (default: P, no resizing)\n"
+               "  --max-pixels N      refuse a data set whose PNG headers declare more than N\n"
+               "                      pixels in all (default 4294967296 = 2^32), before\n"
+               "                      decoding anything\n"
+               "  --max-image-pixels N  the same for one image (default 268435456 =\n"
+               "                      16384x16384)\n");
 }
 
 /* Strict number parsing: the whole argument, in range, or a message. */
@@ -266,7 +264,7 @@ static int run_synth(int argc, char **argv)
 }
 
 typedef struct split_stats {
-    int indexed;          /* images with masks */
+    int indexed; /* images with masks */
     int64_t count[SD_NUM_CLASSES], discarded;
 } split_stats;
 
@@ -317,8 +315,8 @@ static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_
         minh = im->h < minh ? im->h : minh;
         maxh = im->h > maxh ? im->h : maxh;
     }
-    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n,
-           minw, minh);
+    printf("data set %s%s: %d images, %dx%d", dir, ds->synthetic ? " (SYNTHETIC)" : "", ds->n, minw,
+           minh);
     if (minw != maxw || minh != maxh)
         printf(" to %dx%d", maxw, maxh);
     printf(" pixels\n");
@@ -431,8 +429,10 @@ static int run_prepare(int argc, char **argv)
     if (osize == 0)
         osize = psize;
     if (osize > psize) {
-        fprintf(stderr, "sldd dataset prepare: --patch-resize %ld is larger than --patch %ld;"
-                        " patches can only be scaled down\n", osize, psize);
+        fprintf(stderr,
+                "sldd dataset prepare: --patch-resize %ld is larger than --patch %ld;"
+                " patches can only be scaled down\n",
+                osize, psize);
         return 2;
     }
 
@@ -444,8 +444,8 @@ static int run_prepare(int argc, char **argv)
     sd_dataset *ds = NULL;
     sd_patch_index ix;
     split_stats st[SD_SPLIT_COUNT];
-    int rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds,
-                         &err);
+    int rc =
+        index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds, &err);
     for (int s = 1; !rc && s < SD_SPLIT_COUNT; s++)
         rc = index_split(dir, s, (int)psize, (int)stride, &lim, &st[s], NULL, NULL, &err);
     if (rc) {
@@ -466,7 +466,8 @@ static int run_prepare(int argc, char **argv)
     }
     for (int k = 0; k < SD_NUM_CLASSES; k++)
         if (ix.count[k] == 0)
-            fprintf(stderr, "warning: no training patches of class %s; distillation needs all three\n",
+            fprintf(stderr,
+                    "warning: no training patches of class %s; distillation needs all three\n",
                     sd_class_name(k));
 
     char path[4200];

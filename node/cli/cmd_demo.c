@@ -34,7 +34,7 @@
 #include "sn_x509.h"
 #include "sb_parse.h"
 
-#define N_HOSP 3
+#define N_HOSP       3
 #define WAIT_SECONDS 1800
 
 typedef struct hosp {
@@ -107,14 +107,13 @@ static int run(demo *d, int quiet, const char *const *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define RUN(d, quiet, ...)                                                         \
-    do {                                                                          \
-        const char *a_[] = {__VA_ARGS__, NULL};                                   \
-        if (run(d, quiet, a_) != 0) {                                             \
-            fprintf(stderr, "sldd demo: '%s %s' failed (see %s)\n", a_[0], a_[1], \
-                    (d)->log);                                                    \
-            return -1;                                                            \
-        }                                                                         \
+#define RUN(d, quiet, ...)                                                                   \
+    do {                                                                                     \
+        const char *a_[] = {__VA_ARGS__, NULL};                                              \
+        if (run(d, quiet, a_) != 0) {                                                        \
+            fprintf(stderr, "sldd demo: '%s %s' failed (see %s)\n", a_[0], a_[1], (d)->log); \
+            return -1;                                                                       \
+        }                                                                                    \
     } while (0)
 
 static void sleep_ms(long ms)
@@ -163,8 +162,8 @@ static int setup(demo *d)
     for (int i = 0; i < N_HOSP; i++) {
         hosp *h = &d->h[i];
         snprintf(seed, sizeof seed, "%d", 101 + i);
-        RUN(d, 1, "dataset", "synth", "--out", h->data, "--count", count, "--size", size,
-            "--seed", seed);
+        RUN(d, 1, "dataset", "synth", "--out", h->data, "--count", count, "--size", size, "--seed",
+            seed);
         RUN(d, 1, "dataset", "prepare", "--data", h->data, "--patch", patch, "--stride", stride,
             "--patch-resize", resize);
         printf("%s: %s images of %spx (seed %s) in %s, %spx patches every %spx -> %spx input\n",
@@ -226,8 +225,13 @@ static int start_nodes(demo *d)
         if (h->pid < 0)
             return -1;
         if (h->pid == 0) {
-            char *argv2[] = {(char *)"sldd", (char *)"serve", (char *)"--dir", h->dir,
-                             (char *)"--log", log, NULL};
+            char *argv2[] = {(char *)"sldd",
+                             (char *)"serve",
+                             (char *)"--dir",
+                             h->dir,
+                             (char *)"--log",
+                             log,
+                             NULL};
             int fd = open("/dev/null", O_RDWR);
             if (fd >= 0) {
                 dup2(fd, 0);
@@ -249,7 +253,8 @@ static int start_nodes(demo *d)
             if (sc_file_read(info, 65536, 0, &buf, &len, &e) == 0) {
                 char v[32];
                 long long pid = 0;
-                if (!nd_json_get((char *)buf, "pid", v, sizeof v) || sb_parse_i64(v, 1, LLONG_MAX, &pid))
+                if (!nd_json_get((char *)buf, "pid", v, sizeof v) ||
+                    sb_parse_i64(v, 1, LLONG_MAX, &pid))
                     pid = 0;
                 if (pid == h->pid)
                     h->port = (int)nd_json_num((char *)buf, "port", 0);
@@ -317,7 +322,8 @@ static int distil(demo *d)
             return -1;
         }
         if (sb_parse_i64((char *)r.body, 1, LLONG_MAX, &h->job)) {
-            fprintf(stderr, "sldd demo: %s: job id '%.40s' is not a number\n", h->id, (char *)r.body);
+            fprintf(stderr, "sldd demo: %s: job id '%.40s' is not a number\n", h->id,
+                    (char *)r.body);
             nd_api_response_free(&r);
             return -1;
         }
@@ -557,18 +563,17 @@ static int table(demo *d)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd demo [--dir DIR] [--quick]\n"
-            "\n"
-            "Three hospitals on loopback, each with its own SYNTHETIC gastric X-ray data,\n"
-            "keys and TLS certificate: two distil their data, an admin approves each\n"
-            "bundle after seeing it, the nodes exchange them over mutual TLS, every\n"
-            "node rebuilds and evaluates what it received and runs detection on sample\n"
-            "images (heat maps).  Ends with a table of who sent what, sizes and HM at the\n"
-            "sender and at each receiver.  The node directories stay in DIR (default\n"
-            "./sldd-demo, which must not exist yet); a log of every step is DIR/demo.log.\n"
-            "\n"
-            "  --quick   smaller images and fewer iterations (well under a minute)\n");
+    fprintf(f, "usage: sldd demo [--dir DIR] [--quick]\n"
+               "\n"
+               "Three hospitals on loopback, each with its own SYNTHETIC gastric X-ray data,\n"
+               "keys and TLS certificate: two distil their data, an admin approves each\n"
+               "bundle after seeing it, the nodes exchange them over mutual TLS, every\n"
+               "node rebuilds and evaluates what it received and runs detection on sample\n"
+               "images (heat maps).  Ends with a table of who sent what, sizes and HM at the\n"
+               "sender and at each receiver.  The node directories stay in DIR (default\n"
+               "./sldd-demo, which must not exist yet); a log of every step is DIR/demo.log.\n"
+               "\n"
+               "  --quick   smaller images and fewer iterations (well under a minute)\n");
 }
 
 int cmd_demo(int argc, char **argv)
@@ -587,8 +592,14 @@ int cmd_demo(int argc, char **argv)
         switch (o) {
         case 'd': dir = optarg; break;
         case 'q': d->quick = 1; break;
-        case 'h': usage(stdout); free(d); return 0;
-        default: usage(stderr); free(d); return 2;
+        case 'h':
+            usage(stdout);
+            free(d);
+            return 0;
+        default:
+            usage(stderr);
+            free(d);
+            return 2;
         }
     }
     if (optind != argc || strlen(dir) > 200) {
@@ -673,8 +684,9 @@ int cmd_demo(int argc, char **argv)
                "  %s/hospital-a/bundles/*/grid.png and privacy.png, %s/*/detections/*.png\n",
                (long)(time(NULL) - t0), dir, dir, dir, dir, dir);
     } else {
-        fprintf(stderr, "sldd demo: stopped after an error; the node directories and logs are "
-                        "in %s\n",
+        fprintf(stderr,
+                "sldd demo: stopped after an error; the node directories and logs are "
+                "in %s\n",
                 dir);
     }
     free(d);

@@ -26,47 +26,46 @@
 
 typedef struct detect_opts {
     const char *image;
-    const char *model;    /* --model payload.pb */
-    const char *bundle;   /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
+    const char *model;  /* --model payload.pb */
+    const char *bundle; /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
     const char *node_dir;
-    const char *weights;  /* --weights FILE (sldd train) */
-    const char *heatmap;  /* --heatmap OUT.png */
+    const char *weights; /* --weights FILE (sldd train) */
+    const char *heatmap; /* --heatmap OUT.png */
     const char *device;
     double delta;
     int json;
-    int repeat;           /* --repeat N: run detection N times (timing) */
+    int repeat; /* --repeat N: run detection N times (timing) */
 } detect_opts;
 
 static void detect_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
-            "                   --bundle ID --dir NODE) [--delta D]\n"
-            "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
-            "\n"
-            "Gastritis detection on a whole gastric X-ray image (paper Eq. 9).  The image\n"
-            "is cut into the patch grid the model was made for (patch size, stride, resize\n"
-            "and normalisation come from the model), every patch is classified as I\n"
-            "(outside the stomach), N or P, and\n"
-            "    r = Num(P) / (Num(N) + Num(P)),  gastritis iff r >= delta.\n"
-            "With no N or P patch the result is 'undetermined'.\n"
-            "\n"
-            "  --model PAYLOAD    a distilled payload (sldd distill DIR/payload.pb), replayed\n"
-            "                     from the shared initial weights (Algorithm 2)\n"
-            "  --weights FILE     trained weights (sldd train DIR/weights.sldw)\n"
-            "  --bundle ID        a bundle held by node NODE (--dir): one it imported (state\n"
-            "                     available) or its own; the detection is audited there.\n"
-            "                     Its theta_opt, stored at import, is loaded on --device\n"
-            "                     without replaying (a bundle without one is replayed once\n"
-            "                     and its theta_opt stored)\n"
-            "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
-            "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
-            "  --device D         compute backend: cpu (default) or cuda\n"
-            "  --json             print one JSON object instead of text\n"
-            "  --repeat N         classify the image N times and report the best time\n"
-            "\n"
-            "Exit status: 0 when detection ran (whatever the decision), 1 on bad input,\n"
-            "2 on a usage error.\n");
+    fprintf(f, "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
+               "                   --bundle ID --dir NODE) [--delta D]\n"
+               "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
+               "\n"
+               "Gastritis detection on a whole gastric X-ray image (paper Eq. 9).  The image\n"
+               "is cut into the patch grid the model was made for (patch size, stride, resize\n"
+               "and normalisation come from the model), every patch is classified as I\n"
+               "(outside the stomach), N or P, and\n"
+               "    r = Num(P) / (Num(N) + Num(P)),  gastritis iff r >= delta.\n"
+               "With no N or P patch the result is 'undetermined'.\n"
+               "\n"
+               "  --model PAYLOAD    a distilled payload (sldd distill DIR/payload.pb), replayed\n"
+               "                     from the shared initial weights (Algorithm 2)\n"
+               "  --weights FILE     trained weights (sldd train DIR/weights.sldw)\n"
+               "  --bundle ID        a bundle held by node NODE (--dir): one it imported (state\n"
+               "                     available) or its own; the detection is audited there.\n"
+               "                     Its theta_opt, stored at import, is loaded on --device\n"
+               "                     without replaying (a bundle without one is replayed once\n"
+               "                     and its theta_opt stored)\n"
+               "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
+               "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
+               "  --device D         compute backend: cpu (default) or cuda\n"
+               "  --json             print one JSON object instead of text\n"
+               "  --repeat N         classify the image N times and report the best time\n"
+               "\n"
+               "Exit status: 0 when detection ran (whatever the decision), 1 on bad input,\n"
+               "2 on a usage error.\n");
 }
 
 /* Does the PNG carry a text chunk saying it is synthetic (what `sldd dataset
@@ -140,7 +139,10 @@ static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf
     char why[400];
     if (nd_infer_check_gastric(inf, why, sizeof why)) {
         snprintf(msg, msglen, "%.300s: %s",
-                 o->bundle ? o->bundle : o->model ? o->model : o->weights, why);
+                 o->bundle  ? o->bundle
+                 : o->model ? o->model
+                            : o->weights,
+                 why);
         nd_infer_free(inf);
         return 1;
     }
@@ -156,7 +158,7 @@ static double now_seconds(void)
 
 static const char *decision_text(int d)
 {
-    return d == SD_DETECT_POSITIVE ? "gastritis"
+    return d == SD_DETECT_POSITIVE   ? "gastritis"
            : d == SD_DETECT_NEGATIVE ? "non-gastritis"
                                      : "undetermined";
 }
@@ -164,14 +166,28 @@ static const char *decision_text(int d)
 /* -1 to go on, else the exit status (0 after --help). */
 static int detect_parse(int argc, char **argv, detect_opts *o)
 {
-    enum { O_MODEL = 256, O_WEIGHTS, O_DELTA, O_HEATMAP, O_DEVICE, O_JSON, O_REPEAT, O_BUNDLE, O_DIR };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
-        {"delta", required_argument, 0, O_DELTA},   {"heatmap", required_argument, 0, O_HEATMAP},
-        {"device", required_argument, 0, O_DEVICE}, {"json", no_argument, 0, O_JSON},
-        {"repeat", required_argument, 0, O_REPEAT}, {"help", no_argument, 0, 'h'},
-        {"bundle", required_argument, 0, O_BUNDLE}, {"dir", required_argument, 0, O_DIR},
-        {0, 0, 0, 0}};
+    enum {
+        O_MODEL = 256,
+        O_WEIGHTS,
+        O_DELTA,
+        O_HEATMAP,
+        O_DEVICE,
+        O_JSON,
+        O_REPEAT,
+        O_BUNDLE,
+        O_DIR
+    };
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"weights", required_argument, 0, O_WEIGHTS},
+                                         {"delta", required_argument, 0, O_DELTA},
+                                         {"heatmap", required_argument, 0, O_HEATMAP},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"repeat", required_argument, 0, O_REPEAT},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"bundle", required_argument, 0, O_BUNDLE},
+                                         {"dir", required_argument, 0, O_DIR},
+                                         {0, 0, 0, 0}};
     int c;
     long long v;
     optind = 1;
@@ -201,8 +217,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
             break;
         case 'h': detect_usage(stdout); return 0;
         default:
-            fprintf(stderr, "sldd detect: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "sldd detect: unknown or incomplete option '%s'\n", argv[optind - 1]);
             detect_usage(stderr);
             return 2;
         }
@@ -274,8 +289,8 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
     printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
            f->synthetic ? "  SYNTHETIC" : "");
     printf("model:     %s\n", inf->label);
-    printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n",
-           res->gh, res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
+    printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n", res->gh,
+           res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
     printf("patches:   I %d  N %d  P %d\n", res->num[0], res->num[1], res->num[2]);
     if (isfinite(res->r))
         printf("r:         %.4f  (Num(P) / (Num(N) + Num(P)))\n", res->r);
@@ -361,8 +376,8 @@ int cmd_detect(int argc, char **argv)
     }
     detect_print(&o, &inf, &res, &fig);
     status = 0;
-    if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r,
-                                       res.num, "cli", msg, sizeof msg)) {
+    if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r, res.num,
+                                       "cli", msg, sizeof msg)) {
         fprintf(stderr, "sldd detect: %s\n", msg);
         status = 1;
     }

@@ -43,14 +43,13 @@ static void distill_usage(FILE *f)
             "                           (55,000 train / 5,000 val / 10,000 test)\n"
             "  --data DIR               a gastric data set prepared by 'sldd dataset prepare'\n");
     fputs(nd_distill_opts_help(), f);
-    fprintf(f,
-            "  --resume                 continue from DIR/checkpoint\n"
-            "  --export-init FILE       write theta_0 and the initial set for a reference\n"
-            "                           implementation, then stop\n"
-            "  --device cpu|cuda        compute backend (cpu)\n"
-            "  --quiet                  no progress lines\n"
-            "CPU threads: OPENBLAS_NUM_THREADS (default: one per core); the result is the\n"
-            "same with any number of threads.\n");
+    fprintf(f, "  --resume                 continue from DIR/checkpoint\n"
+               "  --export-init FILE       write theta_0 and the initial set for a reference\n"
+               "                           implementation, then stop\n"
+               "  --device cpu|cuda        compute backend (cpu)\n"
+               "  --quiet                  no progress lines\n"
+               "CPU threads: OPENBLAS_NUM_THREADS (default: one per core); the result is the\n"
+               "same with any number of threads.\n");
 }
 
 typedef struct progress_ctx {
@@ -60,8 +59,8 @@ typedef struct progress_ctx {
     int n_hist;
     double *hist_iter, *hist_loss, *hist_acc;
     int64_t cap;
-    double seconds;  /* of this run */
-    int64_t iters;   /* done in this run */
+    double seconds;                  /* of this run */
+    int64_t iters;                   /* done in this run */
     double dp_q, dp_sigma, dp_delta; /* DP runs (dp_sigma > 0): the accountant's inputs */
 } progress_ctx;
 
@@ -120,10 +119,11 @@ static int on_progress(void *vctx, const sd_progress *p)
         char eta[32], el[32];
         fmt_time(p->eta_seconds, eta, sizeof eta);
         fmt_time(p->seconds, el, sizeof el);
-        fprintf(stderr, "[%5.1f%%] iter %lld/%lld epoch %d  loss %.4f  lr %.4g  alpha %.4g..%.4g"
-                        "  elapsed %s  ETA %s",
-                100.0 * (double)p->iter / (double)p->total, (long long)p->iter,
-                (long long)p->total, p->epoch, p->loss, p->lr, amin, amax, el, eta);
+        fprintf(stderr,
+                "[%5.1f%%] iter %lld/%lld epoch %d  loss %.4f  lr %.4g  alpha %.4g..%.4g"
+                "  elapsed %s  ETA %s",
+                100.0 * (double)p->iter / (double)p->total, (long long)p->iter, (long long)p->total,
+                p->epoch, p->loss, p->lr, amin, amax, el, eta);
         if (p->evaluated)
             fprintf(stderr, "  | val acc %.4f", p->val_acc);
         if (c->dp_sigma > 0)
@@ -188,35 +188,74 @@ out:
     return rc;
 }
 
-enum { O_DEPTH = 256, O_WIDTH, O_SEED, O_NETS, O_RANDOM, O_IPS, O_STEPS, O_EIN, O_LPARAM,
-       O_LINIT, O_HARD, O_BNMODE, O_RB, O_DLR, O_LR, O_DECAY, O_EPOCHS, O_ITERS, O_EVAL,
-       O_EVALMAX, O_CKPT, O_RESUME, O_ENC, O_EXPORT, O_DEVICE, O_QUIET, O_LIMIT, O_DP };
+enum {
+    O_DEPTH = 256,
+    O_WIDTH,
+    O_SEED,
+    O_NETS,
+    O_RANDOM,
+    O_IPS,
+    O_STEPS,
+    O_EIN,
+    O_LPARAM,
+    O_LINIT,
+    O_HARD,
+    O_BNMODE,
+    O_RB,
+    O_DLR,
+    O_LR,
+    O_DECAY,
+    O_EPOCHS,
+    O_ITERS,
+    O_EVAL,
+    O_EVALMAX,
+    O_CKPT,
+    O_RESUME,
+    O_ENC,
+    O_EXPORT,
+    O_DEVICE,
+    O_QUIET,
+    O_LIMIT,
+    O_DP
+};
 
-static const struct option distill_options[] = {
-    {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
-    {"arch", required_argument, 0, 'a'}, {"depth", required_argument, 0, O_DEPTH},
-    {"width", required_argument, 0, O_WIDTH}, {"seed", required_argument, 0, O_SEED},
-    {"nets", required_argument, 0, O_NETS}, {"random-init", no_argument, 0, O_RANDOM},
-    {"images-per-step", required_argument, 0, O_IPS}, {"steps", required_argument, 0, O_STEPS},
-    {"epochs-inner", required_argument, 0, O_EIN},
-    {"label-param", required_argument, 0, O_LPARAM},
-    {"label-init", required_argument, 0, O_LINIT}, {"hard-labels", no_argument, 0, O_HARD},
-    {"bn-mode", required_argument, 0, O_BNMODE}, {"real-batch", required_argument, 0, O_RB},
-    {"distill-lr", required_argument, 0, O_DLR}, {"lr", required_argument, 0, O_LR},
-    {"decay-epochs", required_argument, 0, O_DECAY},
-    {"step-cache-mib", required_argument, 0, O_DECAY},
-    {"epochs", required_argument, 0, O_EPOCHS},
-    {"iterations", required_argument, 0, O_ITERS},
-    {"eval-every", required_argument, 0, O_EVAL},
-    {"eval-max", required_argument, 0, O_EVALMAX},
-    {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
-    {"encoding", required_argument, 0, O_ENC},
-    {"export-init", required_argument, 0, O_EXPORT},
-    {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
-    {"train-limit", required_argument, 0, O_LIMIT}, {"help", no_argument, 0, 'h'},
-    {"dp-epsilon", required_argument, 0, O_DP}, {"dp-noise", required_argument, 0, O_DP},
-    {"dp-clip", required_argument, 0, O_DP}, {"dp-delta", required_argument, 0, O_DP},
-    {0, 0, 0, 0}};
+static const struct option distill_options[] = {{"data", required_argument, 0, 'd'},
+                                                {"out", required_argument, 0, 'o'},
+                                                {"arch", required_argument, 0, 'a'},
+                                                {"depth", required_argument, 0, O_DEPTH},
+                                                {"width", required_argument, 0, O_WIDTH},
+                                                {"seed", required_argument, 0, O_SEED},
+                                                {"nets", required_argument, 0, O_NETS},
+                                                {"random-init", no_argument, 0, O_RANDOM},
+                                                {"images-per-step", required_argument, 0, O_IPS},
+                                                {"steps", required_argument, 0, O_STEPS},
+                                                {"epochs-inner", required_argument, 0, O_EIN},
+                                                {"label-param", required_argument, 0, O_LPARAM},
+                                                {"label-init", required_argument, 0, O_LINIT},
+                                                {"hard-labels", no_argument, 0, O_HARD},
+                                                {"bn-mode", required_argument, 0, O_BNMODE},
+                                                {"real-batch", required_argument, 0, O_RB},
+                                                {"distill-lr", required_argument, 0, O_DLR},
+                                                {"lr", required_argument, 0, O_LR},
+                                                {"decay-epochs", required_argument, 0, O_DECAY},
+                                                {"step-cache-mib", required_argument, 0, O_DECAY},
+                                                {"epochs", required_argument, 0, O_EPOCHS},
+                                                {"iterations", required_argument, 0, O_ITERS},
+                                                {"eval-every", required_argument, 0, O_EVAL},
+                                                {"eval-max", required_argument, 0, O_EVALMAX},
+                                                {"checkpoint-every", required_argument, 0, O_CKPT},
+                                                {"resume", no_argument, 0, O_RESUME},
+                                                {"encoding", required_argument, 0, O_ENC},
+                                                {"export-init", required_argument, 0, O_EXPORT},
+                                                {"device", required_argument, 0, O_DEVICE},
+                                                {"quiet", no_argument, 0, O_QUIET},
+                                                {"train-limit", required_argument, 0, O_LIMIT},
+                                                {"help", no_argument, 0, 'h'},
+                                                {"dp-epsilon", required_argument, 0, O_DP},
+                                                {"dp-noise", required_argument, 0, O_DP},
+                                                {"dp-clip", required_argument, 0, O_DP},
+                                                {"dp-delta", required_argument, 0, O_DP},
+                                                {0, 0, 0, 0}};
 
 typedef struct distill_args {
     /* the model, distilled-set and optimisation options are shared with
@@ -288,8 +327,8 @@ static void distill_result_json(const char *out, const distill_args *a, const ch
 
 /* The privacy audit (docs/privacy.md): carried in the payload
  * (head->privacy) and drawn for the approver.  1 when it could not run. */
-static int distill_privacy(const char *out, nd_data *ds, const sd_distilled *res,
-                           sd_backend *be, sd_privacy_report *prv, nd_bundle_head *head)
+static int distill_privacy(const char *out, nd_data *ds, const sd_distilled *res, sd_backend *be,
+                           sd_privacy_report *prv, nd_bundle_head *head)
 {
     char path[4096];
     sd_error err = {0};
@@ -369,13 +408,12 @@ static void local_head(nd_bundle_head *head, uint64_t seed, const char *backend)
     head->expires_unix = head->created_unix + 30 * 86400;
     head->backend = backend;
     for (int i = 0; i < 16; i++)
-        head->bundle_id[i] = (uint8_t)sd_uniform_u32(seed ^ (uint64_t)head->created_unix, 9,
-                                                     (uint64_t)i);
+        head->bundle_id[i] =
+            (uint8_t)sd_uniform_u32(seed ^ (uint64_t)head->created_unix, 9, (uint64_t)i);
 }
 
 /* The progress log and history for a run of `total` iterations. */
-static int progress_open(progress_ctx *pc, const char *out, int resume, int quiet,
-                         int64_t total)
+static int progress_open(progress_ctx *pc, const char *out, int resume, int quiet, int64_t total)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/log.jsonl", out);
@@ -477,8 +515,8 @@ int cmd_distill(int argc, char **argv)
                 "distilling %s on %s: %lld training samples, S=%d n=%d E=%d (T=%d), %lld "
                 "iterations of batch %d on %s\n",
                 label, a.data, (long long)ds.train.count, cfg.steps, cfg.images_per_step,
-                cfg.epochs_inner, cfg.steps * cfg.epochs_inner, (long long)total,
-                cfg.real_batch, be->name);
+                cfg.epochs_inner, cfg.steps * cfg.epochs_inner, (long long)total, cfg.real_batch,
+                be->name);
     if (sd_distiller_run(d, on_progress, &pc) || sd_distiller_export(d, &res)) {
         fprintf(stderr, "sldd distill: %s\n", sd_distiller_error(d)->msg);
         goto done;
@@ -512,15 +550,14 @@ done:
 
 static void baseline_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd baseline --data SOURCE [--arch NAME] [--images-per-step n]\n"
-            "                     [--steps S] [--epochs-inner E] [--seed S] [--device D]\n"
-            "\n"
-            "The reference point for a distilled set: the same fixed theta_0 trained with\n"
-            "the same T = S x E SGD steps on S x n RANDOM real training samples with their\n"
-            "hard labels (balanced over the classes when n is a multiple of the class\n"
-            "count).  The constant step size is chosen from 0.001 .. 0.3 by validation\n"
-            "accuracy.  Prints validation and test figures.\n");
+    fprintf(f, "usage: sldd baseline --data SOURCE [--arch NAME] [--images-per-step n]\n"
+               "                     [--steps S] [--epochs-inner E] [--seed S] [--device D]\n"
+               "\n"
+               "The reference point for a distilled set: the same fixed theta_0 trained with\n"
+               "the same T = S x E SGD steps on S x n RANDOM real training samples with their\n"
+               "hard labels (balanced over the classes when n is a multiple of the class\n"
+               "count).  The constant step size is chosen from 0.001 .. 0.3 by validation\n"
+               "accuracy.  Prints validation and test figures.\n");
 }
 
 typedef struct baseline_args {
@@ -531,11 +568,15 @@ typedef struct baseline_args {
 /* -1 to go on, else the exit status (0 after --help). */
 static int baseline_parse(int argc, char **argv, baseline_args *a)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'}, {"arch", required_argument, 0, 'a'},
-        {"images-per-step", required_argument, 0, 'n'}, {"steps", required_argument, 0, 's'},
-        {"epochs-inner", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'r'},
-        {"device", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"arch", required_argument, 0, 'a'},
+                                         {"images-per-step", required_argument, 0, 'n'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"epochs-inner", required_argument, 0, 'e'},
+                                         {"seed", required_argument, 0, 'r'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     long long v;
     int o;
     *a = (baseline_args){.device = "cpu", .n = 10, .S = 10, .E = 3};
@@ -571,8 +612,7 @@ static int baseline_parse(int argc, char **argv, baseline_args *a)
 
 /* dd as a distilled set of S x n images with hard labels and theta_0's
  * hash, its arrays allocated (images and labels still empty). */
-static int baseline_set(sd_distilled *dd, const baseline_args *a, const nd_data *ds,
-                        sd_error *err)
+static int baseline_set(sd_distilled *dd, const baseline_args *a, const nd_data *ds, sd_error *err)
 {
     sd_model *m = NULL;
     if (sd_model_spec_parse_arch(&dd->spec, a->arch ? a->arch : ds->default_arch, err))
@@ -584,8 +624,8 @@ static int baseline_set(sd_distilled *dd, const baseline_args *a, const nd_data 
     if (sd_model_create(&m, &dd->spec, err))
         return -1;
     dd->spec = m->spec;
-    size_t M = (size_t)(a->S * a->n), D = (size_t)ds->train.c * (size_t)ds->train.h *
-                                           (size_t)ds->train.w;
+    size_t M = (size_t)(a->S * a->n),
+           D = (size_t)ds->train.c * (size_t)ds->train.h * (size_t)ds->train.w;
     dd->seed = (uint64_t)a->seed;
     dd->steps = (int)a->S;
     dd->images_per_step = (int)a->n;
@@ -613,8 +653,8 @@ static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data
                          sd_backend *be, sd_error *err)
 {
     int K = dd->spec.classes;
-    size_t M = (size_t)(a->S * a->n), D = (size_t)ds->train.c * (size_t)ds->train.h *
-                                           (size_t)ds->train.w;
+    size_t M = (size_t)(a->S * a->n),
+           D = (size_t)ds->train.c * (size_t)ds->train.h * (size_t)ds->train.w;
     int64_t cnt = ds->train.count, want = 0;
     size_t got = 0;
     sd_real *one = NULL, *xb = malloc(M * D * sizeof *xb);
@@ -643,8 +683,8 @@ static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data
         want++;
     }
     if (got < M) {
-        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n",
-                got, M);
+        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n", got,
+                M);
         goto out;
     }
     for (size_t i = 0; i < M * D; i++)

@@ -84,8 +84,8 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
         free(conf);
         goto out;
     }
-    printf("model:   %s\ndata:    %s, split %s: %lld samples\naccuracy %.4f\n", inf->label,
-           source, sd_split_name(split), (long long)v->count, acc);
+    printf("model:   %s\ndata:    %s, split %s: %lld samples\naccuracy %.4f\n", inf->label, source,
+           sd_split_name(split), (long long)v->count, acc);
     printf("confusion (rows: truth, columns: prediction)\n%10s", "");
     for (int j = 0; j < K; j++)
         printf(" %7.7s", ds.class_names ? ds.class_names[j] : "?");
@@ -106,8 +106,9 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
             free(conf);
             goto out;
         }
-        fprintf(f, "{\"data\":\"%s\",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,"
-                   "\"confusion\":[",
+        fprintf(f,
+                "{\"data\":\"%s\",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,"
+                "\"confusion\":[",
                 source, sd_split_name(split), (long long)v->count, acc);
         for (int i = 0; i < K * K; i++)
             fprintf(f, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
@@ -134,12 +135,16 @@ typedef struct evaluate_args {
 static int evaluate_parse(int argc, char **argv, evaluate_args *a)
 {
     enum { O_MODEL = 256, O_WEIGHTS, O_DATA, O_SPLIT, O_DELTA, O_ROC, O_JSON, O_DEVICE };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, O_MODEL},   {"weights", required_argument, 0, O_WEIGHTS},
-        {"data", required_argument, 0, O_DATA},     {"split", required_argument, 0, O_SPLIT},
-        {"delta", required_argument, 0, O_DELTA},   {"roc", required_argument, 0, O_ROC},
-        {"json", required_argument, 0, O_JSON},     {"device", required_argument, 0, O_DEVICE},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
+                                         {"weights", required_argument, 0, O_WEIGHTS},
+                                         {"data", required_argument, 0, O_DATA},
+                                         {"split", required_argument, 0, O_SPLIT},
+                                         {"delta", required_argument, 0, O_DELTA},
+                                         {"roc", required_argument, 0, O_ROC},
+                                         {"json", required_argument, 0, O_JSON},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *cmd = a->cmd;
     int c;
     optind = 1;

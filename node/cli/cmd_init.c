@@ -38,12 +38,15 @@ static void init_usage(FILE *f)
 
 int cmd_init(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'},  {"id", required_argument, 0, 'i'},
-        {"data", required_argument, 0, 'D'}, {"tls", no_argument, 0, 't'},
-        {"ca-dir", required_argument, 0, 'c'}, {"listen", required_argument, 0, 'l'},
-        {"alt-name", required_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"data", required_argument, 0, 'D'},
+                                         {"tls", no_argument, 0, 't'},
+                                         {"ca-dir", required_argument, 0, 'c'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"alt-name", required_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *dir = NULL, *id = NULL, *data = NULL, *ca_dir = NULL, *listen = "127.0.0.1:8443";
     const char *alt[8];
     size_t n_alt = 0;

@@ -56,11 +56,27 @@ int cmd_models(int argc, char **argv)
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': if (opt_int("--in-channels", optarg, &base.in_c)) return 2; break;
-        case 's': if (opt_int("--size", optarg, &base.in_h)) return 2; base.in_w = base.in_h; break;
-        case 'k': if (opt_int("--classes", optarg, &base.classes)) return 2; break;
-        case 'd': if (opt_int("--depth", optarg, &base.depth)) return 2; break;
-        case 'w': if (opt_int("--width", optarg, &base.width)) return 2; break;
+        case 'c':
+            if (opt_int("--in-channels", optarg, &base.in_c))
+                return 2;
+            break;
+        case 's':
+            if (opt_int("--size", optarg, &base.in_h))
+                return 2;
+            base.in_w = base.in_h;
+            break;
+        case 'k':
+            if (opt_int("--classes", optarg, &base.classes))
+                return 2;
+            break;
+        case 'd':
+            if (opt_int("--depth", optarg, &base.depth))
+                return 2;
+            break;
+        case 'w':
+            if (opt_int("--width", optarg, &base.width))
+                return 2;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

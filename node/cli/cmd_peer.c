@@ -17,19 +17,18 @@
 
 static void peer_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd peer add --dir NODE --file PEERFILE [--id PEER]\n"
-            "       sldd peer add --dir NODE --id PEER --sign-key B64 --enc-key B64\n"
-            "                     [--admin NAME=B64]...\n"
-            "       sldd peer list --dir NODE\n"
-            "       sldd peer show --dir NODE --id PEER\n"
-            "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
-            "                         --tls-pin PIN[;PIN...]\n"
-            "\n"
-            "PEERFILE is what the peer's 'sldd keys export' wrote.  Adding a peer\n"
-            "that exists replaces its record.  'peer address' says where the peer's\n"
-            "node listens and pins its TLS key; with a running node 'peer list' also\n"
-            "shows addresses and deliveries.\n");
+    fprintf(f, "usage: sldd peer add --dir NODE --file PEERFILE [--id PEER]\n"
+               "       sldd peer add --dir NODE --id PEER --sign-key B64 --enc-key B64\n"
+               "                     [--admin NAME=B64]...\n"
+               "       sldd peer list --dir NODE\n"
+               "       sldd peer show --dir NODE --id PEER\n"
+               "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
+               "                         --tls-pin PIN[;PIN...]\n"
+               "\n"
+               "PEERFILE is what the peer's 'sldd keys export' wrote.  Adding a peer\n"
+               "that exists replaces its record.  'peer address' says where the peer's\n"
+               "node listens and pins its TLS key; with a running node 'peer list' also\n"
+               "shows addresses and deliveries.\n");
 }
 
 static void print_peer(const sc_peer *p)
@@ -110,8 +109,7 @@ static int peer_admins(const peer_args *a, sc_peer *p)
         ad = &p->admins[p->n_admins];
         memcpy(ad->name, a->admins[i], nl);
         ad->name[nl] = 0;
-        if (!sp_valid_id(ad->name) ||
-            sc_b64_decode_exact(ad->pk, 32, eq + 1, strlen(eq + 1), &e)) {
+        if (!sp_valid_id(ad->name) || sc_b64_decode_exact(ad->pk, 32, eq + 1, strlen(eq + 1), &e)) {
             fprintf(stderr, "sldd peer add: bad --admin %s\n", a->admins[i]);
             return -1;
         }
@@ -169,14 +167,11 @@ static int peer_show(nd_node *n, const char *id)
 
 int cmd_peer(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
-                                         {"id", required_argument, 0, 'i'},
-                                         {"file", required_argument, 0, 'f'},
-                                         {"sign-key", required_argument, 0, 's'},
-                                         {"enc-key", required_argument, 0, 'x'},
-                                         {"admin", required_argument, 0, 'a'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'},     {"id", required_argument, 0, 'i'},
+        {"file", required_argument, 0, 'f'},    {"sign-key", required_argument, 0, 's'},
+        {"enc-key", required_argument, 0, 'x'}, {"admin", required_argument, 0, 'a'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     peer_args a;
     sc_error e = {0, ""};
     nd_node *n = NULL;

@@ -9,19 +9,18 @@
 
 static void serve_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
-            "\n"
-            "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
-            "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
-            "and import, and distillation jobs.  SIGTERM or SIGINT stop it cleanly (a\n"
-            "running distillation writes a checkpoint and resumes at the next start).\n"
-            "\n"
-            "  --log FILE   append the log to FILE instead of stderr\n"
-            "  --check      run the start-up checks (database, stored objects, audit\n"
-            "               chain) and exit\n"
-            "\n"
-            "See docs/node.md (operator's guide) for node.conf and running as a service.\n");
+    fprintf(f, "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
+               "\n"
+               "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
+               "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
+               "and import, and distillation jobs.  SIGTERM or SIGINT stop it cleanly (a\n"
+               "running distillation writes a checkpoint and resumes at the next start).\n"
+               "\n"
+               "  --log FILE   append the log to FILE instead of stderr\n"
+               "  --check      run the start-up checks (database, stored objects, audit\n"
+               "               chain) and exit\n"
+               "\n"
+               "See docs/node.md (operator's guide) for node.conf and running as a service.\n");
 }
 
 int cmd_serve(int argc, char **argv)

@@ -27,36 +27,35 @@
 
 static void train_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd train --data SOURCE --arch NAME [options]\n"
-            "\n"
-            "Ordinary training on real samples with hard labels, starting from the same\n"
-            "initial weights theta_0 (same --arch, --width, --seed) that 'sldd distill'\n"
-            "starts from.  Batch norm uses batch statistics while training; theta_bn is\n"
-            "then recomputed over real batches, as for a distilled set.  Prints the\n"
-            "evaluation of 'sldd evaluate' and writes DIR/weights.sldw (for 'sldd detect\n"
-            "--weights'), DIR/result.json and DIR/curves.png.\n"
-            "\n"
-            "  --data SOURCE        a gastric data set prepared by 'sldd dataset prepare',\n"
-            "                       or 'fashion-mnist'\n"
-            "  --arch NAME          lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34,\n"
-            "                       googlenet; '-bn' suffix for batch norm\n"
-            "  --depth D --width W  ConvNet depth and width (3, 128); ResNet base width\n"
-            "  --seed S             seed of theta_0, of the sample draw and the shuffle (0)\n"
-            "  --per-class N        train on N random samples of each class (all)\n"
-            "  --optimizer O        sgd (momentum 0.9) or adam (sgd)\n"
-            "  --lr L               learning rate (0.01 sgd, 0.001 adam)\n"
-            "  --momentum M         SGD momentum (0.9)\n"
-            "  --weight-decay W     L2 weight decay (0)\n"
-            "  --epochs N           passes over the training samples (10)\n"
-            "  --batch B            samples per step (64)\n"
-            "  --decay-epochs N     multiply lr by 0.1 every N epochs (never)\n"
-            "  --max-steps N        stop after N steps\n"
-            "  --split S            evaluate on val or test (test)\n"
-            "  --delta D            image-level threshold (0.4)\n"
-            "  --out DIR            output directory (nothing written without it)\n"
-            "  --device D           cpu (default) or cuda\n"
-            "  --quiet              no progress lines\n");
+    fprintf(f, "usage: sldd train --data SOURCE --arch NAME [options]\n"
+               "\n"
+               "Ordinary training on real samples with hard labels, starting from the same\n"
+               "initial weights theta_0 (same --arch, --width, --seed) that 'sldd distill'\n"
+               "starts from.  Batch norm uses batch statistics while training; theta_bn is\n"
+               "then recomputed over real batches, as for a distilled set.  Prints the\n"
+               "evaluation of 'sldd evaluate' and writes DIR/weights.sldw (for 'sldd detect\n"
+               "--weights'), DIR/result.json and DIR/curves.png.\n"
+               "\n"
+               "  --data SOURCE        a gastric data set prepared by 'sldd dataset prepare',\n"
+               "                       or 'fashion-mnist'\n"
+               "  --arch NAME          lenet, convnet, alexnet, vgg16, vgg19, resnet18, resnet34,\n"
+               "                       googlenet; '-bn' suffix for batch norm\n"
+               "  --depth D --width W  ConvNet depth and width (3, 128); ResNet base width\n"
+               "  --seed S             seed of theta_0, of the sample draw and the shuffle (0)\n"
+               "  --per-class N        train on N random samples of each class (all)\n"
+               "  --optimizer O        sgd (momentum 0.9) or adam (sgd)\n"
+               "  --lr L               learning rate (0.01 sgd, 0.001 adam)\n"
+               "  --momentum M         SGD momentum (0.9)\n"
+               "  --weight-decay W     L2 weight decay (0)\n"
+               "  --epochs N           passes over the training samples (10)\n"
+               "  --batch B            samples per step (64)\n"
+               "  --decay-epochs N     multiply lr by 0.1 every N epochs (never)\n"
+               "  --max-steps N        stop after N steps\n"
+               "  --split S            evaluate on val or test (test)\n"
+               "  --delta D            image-level threshold (0.4)\n"
+               "  --out DIR            output directory (nothing written without it)\n"
+               "  --device D           cpu (default) or cuda\n"
+               "  --quiet              no progress lines\n");
 }
 
 typedef struct train_progress {
@@ -99,24 +98,49 @@ typedef struct train_opts {
     double delta;
 } train_opts;
 
-enum { O_DATA = 256, O_ARCH, O_DEPTH, O_WIDTH, O_SEED, O_PERCLASS, O_OPT, O_LR, O_MOM, O_WD,
-       O_EPOCHS, O_BATCH, O_DECAY, O_MAXSTEPS, O_SPLIT, O_DELTA, O_OUT, O_DEVICE, O_QUIET };
+enum {
+    O_DATA = 256,
+    O_ARCH,
+    O_DEPTH,
+    O_WIDTH,
+    O_SEED,
+    O_PERCLASS,
+    O_OPT,
+    O_LR,
+    O_MOM,
+    O_WD,
+    O_EPOCHS,
+    O_BATCH,
+    O_DECAY,
+    O_MAXSTEPS,
+    O_SPLIT,
+    O_DELTA,
+    O_OUT,
+    O_DEVICE,
+    O_QUIET
+};
 
-static const struct option train_options[] = {
-    {"data", required_argument, 0, O_DATA},         {"arch", required_argument, 0, O_ARCH},
-    {"depth", required_argument, 0, O_DEPTH},       {"width", required_argument, 0, O_WIDTH},
-    {"seed", required_argument, 0, O_SEED},
-    {"per-class", required_argument, 0, O_PERCLASS},
-    {"optimizer", required_argument, 0, O_OPT},     {"lr", required_argument, 0, O_LR},
-    {"momentum", required_argument, 0, O_MOM},
-    {"weight-decay", required_argument, 0, O_WD},
-    {"epochs", required_argument, 0, O_EPOCHS},     {"batch", required_argument, 0, O_BATCH},
-    {"decay-epochs", required_argument, 0, O_DECAY},
-    {"max-steps", required_argument, 0, O_MAXSTEPS},
-    {"split", required_argument, 0, O_SPLIT},       {"delta", required_argument, 0, O_DELTA},
-    {"out", required_argument, 0, O_OUT},           {"device", required_argument, 0, O_DEVICE},
-    {"quiet", no_argument, 0, O_QUIET},             {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+static const struct option train_options[] = {{"data", required_argument, 0, O_DATA},
+                                              {"arch", required_argument, 0, O_ARCH},
+                                              {"depth", required_argument, 0, O_DEPTH},
+                                              {"width", required_argument, 0, O_WIDTH},
+                                              {"seed", required_argument, 0, O_SEED},
+                                              {"per-class", required_argument, 0, O_PERCLASS},
+                                              {"optimizer", required_argument, 0, O_OPT},
+                                              {"lr", required_argument, 0, O_LR},
+                                              {"momentum", required_argument, 0, O_MOM},
+                                              {"weight-decay", required_argument, 0, O_WD},
+                                              {"epochs", required_argument, 0, O_EPOCHS},
+                                              {"batch", required_argument, 0, O_BATCH},
+                                              {"decay-epochs", required_argument, 0, O_DECAY},
+                                              {"max-steps", required_argument, 0, O_MAXSTEPS},
+                                              {"split", required_argument, 0, O_SPLIT},
+                                              {"delta", required_argument, 0, O_DELTA},
+                                              {"out", required_argument, 0, O_OUT},
+                                              {"device", required_argument, 0, O_DEVICE},
+                                              {"quiet", no_argument, 0, O_QUIET},
+                                              {"help", no_argument, 0, 'h'},
+                                              {0, 0, 0, 0}};
 
 /* One option c (long name `name`, argument optarg) into o; 0, or the
  * exit status 2 after a message. */
@@ -132,13 +156,13 @@ static int train_option(train_opts *o, int c, const char *name)
         }                                                                                    \
         dst = v;                                                                             \
     } while (0)
-#define DBLOPT(dst, zero_ok)                                                                 \
-    do {                                                                                     \
-        if (parse_pos(optarg, &dst, zero_ok)) {                                              \
-            fprintf(stderr, "sldd train: --%s '%s' is not a %s number\n", name, optarg,      \
-                    zero_ok ? "non-negative" : "positive");                                  \
-            return 2;                                                                        \
-        }                                                                                    \
+#define DBLOPT(dst, zero_ok)                                                            \
+    do {                                                                                \
+        if (parse_pos(optarg, &dst, zero_ok)) {                                         \
+            fprintf(stderr, "sldd train: --%s '%s' is not a %s number\n", name, optarg, \
+                    zero_ok ? "non-negative" : "positive");                             \
+            return 2;                                                                   \
+        }                                                                               \
     } while (0)
     switch (c) {
     case O_DATA: o->data = optarg; break;
@@ -157,7 +181,10 @@ static int train_option(train_opts *o, int c, const char *name)
             return 2;
         }
         break;
-    case O_LR: DBLOPT(o->cfg.lr, 0); o->lr_set = 1; break;
+    case O_LR:
+        DBLOPT(o->cfg.lr, 0);
+        o->lr_set = 1;
+        break;
     case O_MOM:
         DBLOPT(o->cfg.momentum, 1);
         if (o->cfg.momentum >= 1) {
@@ -356,8 +383,8 @@ static int train_evaluate(train_run *r, const train_opts *o, sd_error *err)
     nd_data *ds = &r->ds;
     if (ds->gastric) {
         if (nd_infer_from_theta(&r->inf, &r->m->spec, r->theta, r->bn, ds->prep.psize,
-                                ds->prep.stride, ds->prep.osize, ds->prep.mean, ds->prep.std,
-                                r->be, msg, sizeof msg)) {
+                                ds->prep.stride, ds->prep.osize, ds->prep.mean, ds->prep.std, r->be,
+                                msg, sizeof msg)) {
             fprintf(stderr, "sldd train: %s\n", msg);
             return -1;
         }
@@ -392,8 +419,12 @@ static int train_write_weights(train_run *r, const train_opts *o, const char *ho
     }
     for (size_t i = 0; i < m->n_theta; i++)
         r->theta_host[i] = (float)r->th0[i];
-    nd_weights w = {.spec = m->spec, .theta = r->theta_host, .n_theta = m->n_theta,
-                    .theta_bn = r->bn, .n_bn = m->n_bn, .seed = o->cfg.seed,
+    nd_weights w = {.spec = m->spec,
+                    .theta = r->theta_host,
+                    .n_theta = m->n_theta,
+                    .theta_bn = r->bn,
+                    .n_bn = m->n_bn,
+                    .seed = o->cfg.seed,
                     .synthetic = r->ds.synthetic};
     if (r->ds.gastric) {
         w.norm_mean = r->ds.prep.mean;
@@ -428,9 +459,10 @@ static int train_write_result(train_run *r, const train_opts *o)
         fprintf(stderr, "sldd train: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "{\"kind\":\"train\",\"arch\":\"%s\",\"samples\":%lld,\"per_class\":%lld,"
-               "\"optimizer\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"seed\":%lld,"
-               "\"final_loss\":%.6g,\"report\":",
+    fprintf(f,
+            "{\"kind\":\"train\",\"arch\":\"%s\",\"samples\":%lld,\"per_class\":%lld,"
+            "\"optimizer\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"seed\":%lld,"
+            "\"final_loss\":%.6g,\"report\":",
             r->label, (long long)r->train_view.count, o->per_class,
             o->cfg.optimizer == SD_OPT_ADAM ? "adam" : "sgd", o->cfg.lr, o->cfg.epochs,
             o->cfg.batch, o->seed, tp->n ? tp->loss[tp->n - 1] : 0.0);
@@ -446,8 +478,8 @@ static int train_write_result(train_run *r, const train_opts *o)
     snprintf(path, sizeof path, "%s/curves.png", o->out);
     const double *ys[1] = {tp->loss};
     const char *names[1] = {"training loss (epoch mean)"};
-    if (tp->n >= 2 && sd_plot_lines_png(path, "training", "epoch", "", tp->epoch, tp->n, ys,
-                                        names, 1, 0, &err))
+    if (tp->n >= 2 &&
+        sd_plot_lines_png(path, "training", "epoch", "", tp->epoch, tp->n, ys, names, 1, 0, &err))
         fprintf(stderr, "sldd train: %s\n", err.msg);
     return 0;
 }
@@ -488,16 +520,14 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "sldd train: out of memory\n");
         goto done;
     }
-    if (sd_train(r.m, r.be, &r.train_view, &o.cfg, r.theta, r.bn, on_train_progress, &r.tp,
-                 &err)) {
+    if (sd_train(r.m, r.be, &r.train_view, &o.cfg, r.theta, r.bn, on_train_progress, &r.tp, &err)) {
         fprintf(stderr, "sldd train: %s\n", err.msg);
         goto done;
     }
     char how[256];
     snprintf(how, sizeof how, "trained with %s lr %g, %d epochs of batch %d on %lld samples%s",
-             o.cfg.optimizer == SD_OPT_ADAM ? "adam" : "sgd", o.cfg.lr, o.cfg.epochs,
-             o.cfg.batch, (long long)r.train_view.count,
-             o.per_class > 0 ? " (per-class budget)" : "");
+             o.cfg.optimizer == SD_OPT_ADAM ? "adam" : "sgd", o.cfg.lr, o.cfg.epochs, o.cfg.batch,
+             (long long)r.train_view.count, o.per_class > 0 ? " (per-class budget)" : "");
     if (train_evaluate(&r, &o, &err))
         goto done;
     if (o.out && (train_write_weights(&r, &o, how) || train_write_result(&r, &o)))

@@ -56,13 +56,12 @@ static void blas_autotune(char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd [--version] [--help] <command> [<args>]\n"
-            "\n"
-            "SLDD node: soft-label dataset distillation of gastric X-ray patches,\n"
-            "signed and encrypted bundle exchange between hospitals.\n"
-            "\n"
-            "commands:\n");
+    fprintf(f, "usage: sldd [--version] [--help] <command> [<args>]\n"
+               "\n"
+               "SLDD node: soft-label dataset distillation of gastric X-ray patches,\n"
+               "signed and encrypted bundle exchange between hospitals.\n"
+               "\n"
+               "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nRun 'sldd <command> --help' for the options of a command.\n");

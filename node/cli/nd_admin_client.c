@@ -34,8 +34,9 @@ static int connect_admin(const char *node_dir, int *fd_out, sc_error *e)
         int err = errno;
         close(fd);
         if (err == ENOENT || err == ECONNREFUSED)
-            return sc_error_set(e, SC_ENOTFOUND, "no node daemon runs in %s (start 'sldd serve "
-                                                 "--dir %s')",
+            return sc_error_set(e, SC_ENOTFOUND,
+                                "no node daemon runs in %s (start 'sldd serve "
+                                "--dir %s')",
                                 node_dir, node_dir);
         return sc_error_set(e, SC_EIO, "%s: %s", sa.sun_path, strerror(err));
     }

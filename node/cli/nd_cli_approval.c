@@ -99,8 +99,9 @@ static void print_privacy(FILE *f, const Sldd__V1__PrivacyReport *p)
         ssim = fmax(ssim, (double)p->images[i]->nearest_ssim);
     }
     if (p->n_images)
-        fprintf(f, "%-22s %zu images; lowest held-out closer %.1f%% (near 0%% = closer than "
-                   "real patches get); highest SSIM %.4f\n",
+        fprintf(f,
+                "%-22s %zu images; lowest held-out closer %.1f%% (near 0%% = closer than "
+                "real patches get); highest SSIM %.4f\n",
                 "privacy audit", p->n_images, 100.0 * closest, ssim);
 }
 
@@ -149,8 +150,8 @@ static int draw_grid(const Sldd__V1__Bundle *b, const char *path, char *msg, siz
     d.steps = (int)ds->steps;
     d.images_per_step = (int)ds->images_per_step;
     d.epochs_inner = (int)ds->epochs;
-    d.label_param = ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW
-                                                                             : SD_LABEL_SOFTMAX;
+    d.label_param =
+        ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW : SD_LABEL_SOFTMAX;
     d.labels = ds->label_logits;
     d.step_sizes = ds->step_sizes;
     if (!(d.images = malloc(m * dv * sizeof *d.images + 1)) ||
@@ -230,8 +231,8 @@ int nd_cli_view_identity(const char *view, nd_signed_payload *p)
     static const char sha_label[] = "\n  payload sha256  ";
     const char *h;
     memset(p, 0, sizeof *p);
-    if (strncmp(view, "bundle ", 7) || hex_field(view + 7, 32, p->bundle_id) ||
-        view[39] != '\n' || !(h = strstr(view, sha_label)) ||
+    if (strncmp(view, "bundle ", 7) || hex_field(view + 7, 32, p->bundle_id) || view[39] != '\n' ||
+        !(h = strstr(view, sha_label)) ||
         hex_field(h + sizeof sha_label - 1, 64, p->payload_sha256) ||
         h[sizeof sha_label - 1 + 64] != '\n')
         return -1;

@@ -34,16 +34,15 @@
 
 void nd_cli_bundle_usage(void *file)
 {
-    fprintf(file,
-            "       sldd bundle list --dir NODE [--json]\n"
-            "       sldd bundle show ID --dir NODE [--json]\n"
-            "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE] [--grid PNG]\n"
-            "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
-            "                 [--passphrase-file FILE] [--grid PNG]\n"
-            "  (ID may be a unique prefix; approve and reject need the running node,\n"
-            "  list and show read the node's state directly when it is not running;\n"
-            "  --grid draws the images of the statement to be signed into PNG first)\n");
+    fprintf(file, "       sldd bundle list --dir NODE [--json]\n"
+                  "       sldd bundle show ID --dir NODE [--json]\n"
+                  "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
+                  "                 [--passphrase-file FILE] [--grid PNG]\n"
+                  "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
+                  "                 [--passphrase-file FILE] [--grid PNG]\n"
+                  "  (ID may be a unique prefix; approve and reject need the running node,\n"
+                  "  list and show read the node's state directly when it is not running;\n"
+                  "  --grid draws the images of the statement to be signed into PNG first)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -115,8 +114,10 @@ static int fetch_checked(const char *dir, const nd_node_config *cfg, const char 
         goto out;
     put_untrusted(stdout, view.body, view.len);
     if (nd_cli_view_identity((const char *)view.body, &shown)) {
-        fprintf(stderr, "%s: the node's view names no bundle id and payload hash; nothing "
-                        "was signed\n", who);
+        fprintf(stderr,
+                "%s: the node's view names no bundle id and payload hash; nothing "
+                "was signed\n",
+                who);
         goto out;
     }
     snprintf(path, sizeof path, "/v1/bundles/%s/statement", shown.bundle_id);
@@ -124,8 +125,8 @@ static int fetch_checked(const char *dir, const nd_node_config *cfg, const char 
         goto out;
     if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL, NULL,
                                &signed_, msg, sizeof msg)) {
-        fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n",
-                who, shown.bundle_id, msg);
+        fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n", who,
+                shown.bundle_id, msg);
         goto out;
     }
     if (strncmp(signed_.bundle_id, idp, strlen(idp)) ||
@@ -141,8 +142,8 @@ static int fetch_checked(const char *dir, const nd_node_config *cfg, const char 
     }
     /* the same checks once more, now printing what the signature covers */
     printf("\n");
-    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout,
-                               grid, &signed_, msg, sizeof msg) == 0) {
+    if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout, grid,
+                               &signed_, msg, sizeof msg) == 0) {
         memcpy(id, signed_.bundle_id, 33);
         rc = 0;
     } else {

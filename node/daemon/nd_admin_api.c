@@ -70,9 +70,11 @@ static void reply(resp *r, int status, const char *fmt, ...)
 
 static int error_status(int code)
 {
-    return code == SC_ENOTFOUND ? 404 : code == SC_EEXIST ? 409 : code == SC_EPERM ? 403
+    return code == SC_ENOTFOUND                                                    ? 404
+           : code == SC_EEXIST                                                     ? 409
+           : code == SC_EPERM                                                      ? 403
            : code == SC_EINVAL || code == SC_EFORMAT || sc_status_is_refusal(code) ? 400
-                                                                                      : 500;
+                                                                                   : 500;
 }
 
 static const char *query_get(const char *q, const char *key, char *out, size_t outlen)
@@ -114,8 +116,8 @@ static int body_field(const req *q, const char *key, char *out, size_t outlen)
     return r < 0 ? -1 : found;
 }
 
-int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
-                const char *source, sc_error *e)
+int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins, const char *source,
+                sc_error *e)
 {
     unsigned char pin[SC_PIN_LEN];
     char tmp[ND_PINS_MAX];
@@ -158,15 +160,14 @@ static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
     r->status = 200;
     if (q->json) {
         r->type = "application/json";
-        nd_buf_printf(&r->body,
-                      "{\"node\":\"%s\",\"pid\":%ld,\"port\":%d,\"started_unix\":%" PRId64
-                      ",\"pending_approval\":%" PRId64 ",\"outbound\":%" PRId64
-                      ",\"inbound\":%" PRId64 ",\"queued_deliveries\":%" PRId64
-                      ",\"active_jobs\":%" PRId64 ",\"audit_entries\":%" PRId64
-                      ",\"privacy_policy\":\"%s\",\"data\":",
-                      c->self_id, (long)getpid(), a->port, a->started_unix, counts[0], counts[1],
-                      counts[2], counts[3], counts[4], counts[5],
-                      nd_privacy_policy_name(c->cfg.privacy));
+        nd_buf_printf(
+            &r->body,
+            "{\"node\":\"%s\",\"pid\":%ld,\"port\":%d,\"started_unix\":%" PRId64
+            ",\"pending_approval\":%" PRId64 ",\"outbound\":%" PRId64 ",\"inbound\":%" PRId64
+            ",\"queued_deliveries\":%" PRId64 ",\"active_jobs\":%" PRId64
+            ",\"audit_entries\":%" PRId64 ",\"privacy_policy\":\"%s\",\"data\":",
+            c->self_id, (long)getpid(), a->port, a->started_unix, counts[0], counts[1], counts[2],
+            counts[3], counts[4], counts[5], nd_privacy_policy_name(c->cfg.privacy));
         nd_buf_json_str(&r->body, c->cfg.data);
         nd_buf_str(&r->body, "}\n");
     } else {
@@ -195,7 +196,8 @@ static void r_bundles(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         reply(r, 500, "%s", e.msg);
 }
 
-static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *idp, const char *rest)
+static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *idp,
+                     const char *rest)
 {
     sc_error e = {0, ""};
     char id[33];
@@ -638,8 +640,7 @@ static void admit(nd_admin *a, int fd)
     }
     pthread_mutex_unlock(&a->mu);
     if (full) {
-        nd_log(c, "warn", "admin API: %d connections open; one more refused",
-               ND_ADMIN_MAX_CONN);
+        nd_log(c, "warn", "admin API: %d connections open; one more refused", ND_ADMIN_MAX_CONN);
         answer_at_once(fd, 503, "the admin API is busy; try again");
         close(fd);
     }

@@ -39,16 +39,16 @@
 #include "nd_ctx.h"
 #include "nd_jobs.h"
 
-#define ND_ADMIN_SOCKET "admin.sock"
-#define ND_ADMIN_WORKERS 8
-#define ND_ADMIN_MAX_CONN 32
+#define ND_ADMIN_SOCKET      "admin.sock"
+#define ND_ADMIN_WORKERS     8
+#define ND_ADMIN_MAX_CONN    32
 #define ND_ADMIN_DEADLINE_MS 10000
 
 struct nd_admin;
 
 typedef struct nd_admin_worker {
     struct nd_admin *a;
-    sqlite3 *db;             /* this worker's own connection */
+    sqlite3 *db; /* this worker's own connection */
     pthread_t thread;
     int started;
 } nd_admin_worker;
@@ -57,8 +57,8 @@ typedef struct nd_admin {
     nd_ctx *ctx;
     nd_jobs *jobs;
     int lfd;
-    int stop_pipe[2];        /* written once at stop; never drained */
-    pthread_t thread;        /* the acceptor */
+    int stop_pipe[2]; /* written once at stop; never drained */
+    pthread_t thread; /* the acceptor */
     int started;
     /* the queue of accepted connections, under mu */
     pthread_mutex_t mu;
@@ -67,7 +67,7 @@ typedef struct nd_admin {
     int q_fd[ND_ADMIN_MAX_CONN];
     int64_t q_deadline[ND_ADMIN_MAX_CONN]; /* CLOCK_MONOTONIC ms */
     int q_head, q_len;
-    int active;              /* queued or being served */
+    int active; /* queued or being served */
     nd_admin_worker workers[ND_ADMIN_WORKERS];
     char path[ND_PATH_MAX];
     int64_t started_unix;
@@ -80,7 +80,7 @@ int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e)
 void nd_admin_stop(nd_admin *a);
 
 /* Write a peer's address and pins into the peers table (API and CLI). */
-int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins,
-                const char *source, sc_error *e) SC_WUR;
+int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins, const char *source,
+                sc_error *e) SC_WUR;
 
 #endif

@@ -186,19 +186,21 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
         else
             snprintf(detail, sizeof detail, "approval %zu of %zu needed, signed at %" PRId64,
                      res->n_admins, res->need, dec[i].time);
-        nd_audit_entry en = {actor, rej ? "rejection" : "approval", bid, row->payload_sha256, "",
-                             rej ? "rejected" : (res->approved ? "approved" : "partial"), detail};
+        nd_audit_entry en = {actor, rej ? "rejection" : "approval",
+                             bid,   row->payload_sha256,
+                             "",    rej ? "rejected" : (res->approved ? "approved" : "partial"),
+                             detail};
         rc = nd_db_run(db, e,
                        "INSERT OR REPLACE INTO approvals(bundle_id,admin,decision,payload_sha256,"
                        "time_unix) VALUES(?,?,?,?,?)",
-                       "tttti", bid, dec[i].admin,
-                       rej ? "reject" : "approve", row->payload_sha256, now);
+                       "tttti", bid, dec[i].admin, rej ? "reject" : "approve", row->payload_sha256,
+                       now);
         if (!rc)
             rc = nd_audit_append(db, &en, NULL, e);
     }
     if (!rc && obj[0])
-        rc = nd_db_run(db, e, "UPDATE bundles SET approved_obj=?, updated_unix=? WHERE id=?",
-                       "tit", obj, now, bid);
+        rc = nd_db_run(db, e, "UPDATE bundles SET approved_obj=?, updated_unix=? WHERE id=?", "tit",
+                       obj, now, bid);
     if (!rc && (res->rejected || res->approved)) {
         char actor[300];
         snprintf(actor, sizeof actor, "admin:%s", res->admins);
@@ -225,8 +227,10 @@ int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
     if ((rc = load_row(db, bid, &row, e)))
         return rc;
     if (strcmp(row.direction, "out"))
-        return sc_error_set(e, SC_EINVAL, "bundle %.12s was received from a peer; only this "
-                                          "node's own bundles are approved here", bid);
+        return sc_error_set(e, SC_EINVAL,
+                            "bundle %.12s was received from a peer; only this "
+                            "node's own bundles are approved here",
+                            bid);
     if (nd_bundle_state_parse(row.state) != ND_BUNDLE_PENDING)
         return sc_error_set(e, SC_EINVAL, "bundle %.12s is %s, not pending approval", bid,
                             row.state);
@@ -236,8 +240,9 @@ int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
     sc_sha256(hash, st->payload.data, st->payload.len);
     nd_hex(hex, hash, 32);
     if (strcmp(hex, row.payload_sha256)) {
-        rc = sc_error_set(e, SC_EINVAL, "the decision is for payload %.16s..., bundle %.12s is "
-                                        "payload %.16s...",
+        rc = sc_error_set(e, SC_EINVAL,
+                          "the decision is for payload %.16s..., bundle %.12s is "
+                          "payload %.16s...",
                           hex, bid, row.payload_sha256);
         goto out;
     }
@@ -268,7 +273,9 @@ int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
         (rc = record_decisions(c, db, bid, &row, dec, nd, res, obj, e)))
         goto out;
     nd_log(c, "info", "bundle %.12s %s by %s", bid,
-           res->rejected ? "REJECTED" : res->approved ? "APPROVED" : "partly approved",
+           res->rejected   ? "REJECTED"
+           : res->approved ? "APPROVED"
+                           : "partly approved",
            res->admins);
     if (res->approved)
         nd_wake(c, &c->wake_out, &c->pending_out);
@@ -298,8 +305,8 @@ int nd_approval_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
         !row.approved_obj[0])
         return sc_error_set(e, SC_EPERM, "bundle %.12s is not approved (%s): nothing is sealed",
                             bid, row.state);
-    if ((rc = nd_object_get(c->cfg.dir, row.approved_obj, c->cfg.base.max_bundle_bytes, &stb,
-                            &len, e)))
+    if ((rc = nd_object_get(c->cfg.dir, row.approved_obj, c->cfg.base.max_bundle_bytes, &stb, &len,
+                            e)))
         return rc;
     sp_budget_init(&bud, len + 65536);
     if ((rc = sc_statement_parse(stb, len, &bud, &st, e)))
@@ -334,17 +341,18 @@ int nd_approval_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
     if ((rc = nd_db_begin(db, e)))
         goto out;
     for (size_t i = 0; i < n && !rc; i++) {
-        rc = nd_db_run(db, e,
-                       "INSERT OR IGNORE INTO deliveries(bundle_id,peer,sequence,state,"
-                       "envelope_obj,envelope_size,last_error) VALUES(?,?,?,?,?,?,?)",
-                       "ttittit", bid, recips[i], row.sequence,
-                       nd_delivery_state_name(errs[i][0] ? ND_DELIVERY_REFUSED : ND_DELIVERY_QUEUED),
-                       objs[i], (int64_t)sizes[i], errs[i]);
+        rc =
+            nd_db_run(db, e,
+                      "INSERT OR IGNORE INTO deliveries(bundle_id,peer,sequence,state,"
+                      "envelope_obj,envelope_size,last_error) VALUES(?,?,?,?,?,?,?)",
+                      "ttittit", bid, recips[i], row.sequence,
+                      nd_delivery_state_name(errs[i][0] ? ND_DELIVERY_REFUSED : ND_DELIVERY_QUEUED),
+                      objs[i], (int64_t)sizes[i], errs[i]);
         if (!rc && errs[i][0]) {
             char detail[300];
             snprintf(detail, sizeof detail, "not sealed for %s: %.250s", recips[i], errs[i]);
-            nd_audit_entry en = {"node", "send", bid, row.payload_sha256, recips[i], "refused",
-                                 detail};
+            nd_audit_entry en = {"node",    "send",    bid,   row.payload_sha256,
+                                 recips[i], "refused", detail};
             rc = nd_audit_append(db, &en, NULL, e);
         }
     }
@@ -370,4 +378,3 @@ out:
     free(stb);
     return rc;
 }
-

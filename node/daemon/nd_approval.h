@@ -24,17 +24,17 @@
 #include "nd_ctx.h"
 
 typedef struct nd_decision_result {
-    int rejected;       /* a valid rejection was recorded */
-    int approved;       /* the bundle is now approved (enough admins) */
-    size_t n_admins;    /* distinct valid approvals */
-    size_t need;        /* approvals required */
-    char admins[256];   /* names, comma-separated */
+    int rejected;     /* a valid rejection was recorded */
+    int approved;     /* the bundle is now approved (enough admins) */
+    size_t n_admins;  /* distinct valid approvals */
+    size_t need;      /* approvals required */
+    char admins[256]; /* names, comma-separated */
 } nd_decision_result;
 
 /* Record the decision carried by statement st (from the admin API).
  * SC_EINVAL / SC_EPERM / SC_ENOTFOUND with a reason when it is refused. */
-int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bundle_id, const uint8_t *st,
-                       size_t len, nd_decision_result *res, sc_error *e) SC_WUR;
+int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bundle_id, const uint8_t *st, size_t len,
+                       nd_decision_result *res, sc_error *e) SC_WUR;
 
 /* The release gate: seal an approved bundle for each recipient and queue
  * the deliveries. */

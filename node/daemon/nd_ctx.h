@@ -26,7 +26,7 @@ typedef struct nd_ctx {
     char self_id[65];
     sc_node_keys *keys;
     sc_trust_store *trust;
-    FILE *log;               /* stderr or the --log file */
+    FILE *log; /* stderr or the --log file */
     int log_owned;
     pthread_mutex_t log_mu;
     atomic_int stopping;

@@ -133,8 +133,8 @@ static int startup_checks(nd_ctx *c, sqlite3 *db, sc_error *e)
                             "startup check: %d stored object(s) missing or damaged (see the log); "
                             "restore the node directory from a backup",
                             problems);
-    nd_log(c, "info", "startup check: database intact, objects intact, audit log %s (%" PRId64
-                      " entries)",
+    nd_log(c, "info",
+           "startup check: database intact, objects intact, audit log %s (%" PRId64 " entries)",
            rep.ok ? "intact" : "DAMAGED", rep.entries);
     return 0;
 }
@@ -147,8 +147,7 @@ typedef struct lookup_ctx {
 } lookup_ctx;
 
 /* pin -> node id: the pin must be listed for a peer whose keys we know */
-static int tls_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node_id,
-                      size_t size)
+static int tls_lookup(void *arg, const unsigned char pin[SC_PIN_LEN], char *node_id, size_t size)
 {
     lookup_ctx *l = arg;
     sqlite3_stmt *st;
@@ -188,9 +187,7 @@ static void on_event(void *arg, const sn_event *ev)
     nd_ctx *c = x->c;
     sc_error e = {0, ""};
     switch (ev->kind) {
-    case SN_EV_REQUEST:
-        nd_log(c, "info", "%s", ev->reason);
-        return;
+    case SN_EV_REQUEST: nd_log(c, "info", "%s", ev->reason); return;
     case SN_EV_TLS_REFUSED:
     case SN_EV_HTTP_REFUSED: {
         char detail[700], actor[96];
@@ -198,12 +195,11 @@ static void on_event(void *arg, const sn_event *ev)
             snprintf(detail, sizeof detail, "HTTP %s %s from %s: %s", ev->method,
                      ev->path ? ev->path : "", ev->peer_addr, ev->reason);
         else
-            snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr,
-                     ev->reason);
+            snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr, ev->reason);
         snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
                  ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
         nd_log(c, "warn", "refused %s", detail);
-        nd_audit_entry en = {actor, "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
+        nd_audit_entry en = {actor,     "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
                              "refused", detail};
         if (nd_audit_append(x->db, &en, NULL, &e) || nd_audit_anchor(x->db, c->cfg.dir, &e))
             nd_log(c, "error", "audit: %s", e.msg);
@@ -303,8 +299,8 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     p->evx.db = p->db;
     sn_tls_config tc = {c->cfg.tls_cert, c->cfg.tls_key, c->cfg.tls_ca, tls_lookup, &p->lk};
     if ((rc = sn_tls_server_ctx_create(&p->sctx, &tc, e)))
-        return sc_error_wrap(e,
-                             "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
+        return sc_error_wrap(
+            e, "TLS (node.conf tls-cert, tls-key, tls-ca; 'sldd init --tls' makes them)");
     sn_server_config sc;
     memset(&sc, 0, sizeof sc);
     sc.address = c->cfg.listen_addr;

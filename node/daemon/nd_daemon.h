@@ -19,7 +19,7 @@
 #include "sc_error.h"
 
 #define ND_SERVE_INFO "serve.json"
-#define ND_LOCK_FILE "serve.lock"
+#define ND_LOCK_FILE  "serve.lock"
 
 /* Run until stopped by a signal.  log_path NULL logs to stderr. */
 int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e) SC_WUR;

@@ -35,15 +35,18 @@ int nd_delivery_settle(sqlite3 *db, const char *bid, sc_error *e)
     if (rc || queued)
         return rc;
     /* already settled: nothing moves */
-    if ((rc = nd_db_text(db, state, sizeof state, &found, e,
-                         "SELECT state FROM bundles WHERE id=?", "t", bid)) ||
+    if ((rc = nd_db_text(db, state, sizeof state, &found, e, "SELECT state FROM bundles WHERE id=?",
+                         "t", bid)) ||
         !found || nd_bundle_state_parse(state) != ND_BUNDLE_QUEUED)
         return rc;
     if ((rc = nd_db_int(db, &v, &failed, e,
                         "SELECT 1 FROM deliveries WHERE bundle_id=? AND state<>'delivered' LIMIT 1",
                         "t", bid)))
         return rc;
-    nd_lifecycle_why why = {NULL, NULL, NULL, NULL,
+    nd_lifecycle_why why = {NULL,
+                            NULL,
+                            NULL,
+                            NULL,
                             failed ? "not delivered to every recipient"
                                    : "delivered to every recipient",
                             NULL};
@@ -58,9 +61,14 @@ static int finish(nd_delivery *o, const due *d, nd_dstate to, const char *error,
     sc_error e = {0, ""};
     const char *state = nd_delivery_state_name(to);
     int delivered = to == ND_DELIVERY_DELIVERED;
-    nd_audit_entry send = {"node", "send", d->bid, d->payload_sha256, d->peer,
-                           delivered ? "ok" : state, detail};
-    nd_audit_entry rec = {"node", "receipt", d->bid, d->payload_sha256, d->peer, "ok",
+    nd_audit_entry send = {
+        "node", "send", d->bid, d->payload_sha256, d->peer, delivered ? "ok" : state, detail};
+    nd_audit_entry rec = {"node",
+                          "receipt",
+                          d->bid,
+                          d->payload_sha256,
+                          d->peer,
+                          "ok",
                           "signed receipt verified and stored"};
     int rc = nd_delivery_move_allowed(ND_DELIVERY_QUEUED, to) ? 0 : SC_EINVAL;
     if (rc)
@@ -69,9 +77,11 @@ static int finish(nd_delivery *o, const due *d, nd_dstate to, const char *error,
         (rc = nd_db_run(o->db, &e,
                         "UPDATE deliveries SET state=?, attempts=attempts+1, last_error=?, "
                         "receipt=?, delivered_unix=? WHERE bundle_id=? AND peer=? AND state=?",
-                        "ttbitt" "t", state, error ? error : "",
-                        (const void *)receipt, rlen, delivered ? nd_now_unix() : (int64_t)0,
-                        d->bid, d->peer, nd_delivery_state_name(ND_DELIVERY_QUEUED))) ||
+                        "ttbitt"
+                        "t",
+                        state, error ? error : "", (const void *)receipt, rlen,
+                        delivered ? nd_now_unix() : (int64_t)0, d->bid, d->peer,
+                        nd_delivery_state_name(ND_DELIVERY_QUEUED))) ||
         (sqlite3_changes(o->db) != 1 &&
          (rc = sc_error_set(&e, SC_EINVAL, "the delivery is no longer queued"))) ||
         (rc = nd_audit_append(o->db, &send, NULL, &e)) ||
@@ -92,12 +102,14 @@ static int retry_later(nd_delivery *o, const due *d, const char *why)
     sc_error e = {0, ""};
     double u = (double)randombytes_random() / 4294967296.0;
     int64_t wait = nd_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms, d->attempts, u);
-    nd_log(c, "info", "delivery of %.12s to %s failed (attempt %d): %s; next try in %.1f s",
-           d->bid, d->peer, d->attempts + 1, why, (double)wait / 1000.0);
+    nd_log(c, "info", "delivery of %.12s to %s failed (attempt %d): %s; next try in %.1f s", d->bid,
+           d->peer, d->attempts + 1, why, (double)wait / 1000.0);
     int rc = nd_db_run(o->db, &e,
                        "UPDATE deliveries SET attempts=attempts+1, next_ms=?, last_error=? "
                        "WHERE bundle_id=? AND peer=? AND state='queued'",
-                       "itt" "t", nd_now_ms() + wait, why, d->bid, d->peer);
+                       "itt"
+                       "t",
+                       nd_now_ms() + wait, why, d->bid, d->peer);
     if (rc)
         nd_log(c, "error", "recording a retry: %s", e.msg);
     return rc;
@@ -112,8 +124,8 @@ static void deliver(nd_delivery *o, const due *d)
     size_t elen = 0;
     int found = 0;
     if (nd_now_unix() > d->expires) {
-        finish(o, d, ND_DELIVERY_EXPIRED, "the bundle expired before it could be delivered", NULL, 0,
-               "expired before delivery");
+        finish(o, d, ND_DELIVERY_EXPIRED, "the bundle expired before it could be delivered", NULL,
+               0, "expired before delivery");
         return;
     }
     if (nd_db_text(o->db, url, sizeof url, &found, &e, "SELECT url FROM peers WHERE id=?", "t",
@@ -154,8 +166,8 @@ static void deliver(nd_delivery *o, const due *d)
                 nd_test_hold(c, "deliver-after-receipt");
                 snprintf(detail, sizeof detail, "delivered %zu-byte envelope to %s (attempt %d)",
                          elen, url, d->attempts + 1);
-                if (finish(o, d, ND_DELIVERY_DELIVERED, NULL, (const char *)resp.body, resp.body_len,
-                           detail) == 0)
+                if (finish(o, d, ND_DELIVERY_DELIVERED, NULL, (const char *)resp.body,
+                           resp.body_len, detail) == 0)
                     nd_log(c, "info", "bundle %.12s delivered to %s; receipt verified", d->bid,
                            d->peer);
             }

@@ -67,8 +67,8 @@ static int import_one(nd_inbound *in, const char *bid)
     }
     /* the payload is parsed once and replayed once; theta_opt is stored for
      * detection (nd_detect.h) and evaluated here */
-    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &c->cfg.rebuild,
-                              in->be, &inf, &info, wname, note, sizeof note, &e);
+    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &c->cfg.rebuild, in->be,
+                              &inf, &info, wname, note, sizeof note, &e);
     if (rc < 0) {
         nd_log(c, "error", "import %.12s: %s", bid, e.msg);
         return rc; /* retried later; the bundle stays stored */
@@ -110,9 +110,9 @@ static int import_one(nd_inbound *in, const char *bid)
     else
         snprintf(detail, sizeof detail, "rebuilt theta_opt; %s", note);
     snprintf(actor, sizeof actor, "node");
-    nd_lifecycle_why why = {actor, "import", sender,
-                            refused ? "refused" : failed ? "failed" : "ok", detail,
-                            failed ? note : ""};
+    nd_lifecycle_why why = {actor,  "import",
+                            sender, refused ? "refused" : failed ? "failed" : "ok",
+                            detail, failed ? note : ""};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(in->wdb, &e)))
         goto dberr;
@@ -122,16 +122,16 @@ static int import_one(nd_inbound *in, const char *bid)
                         "auc,images,patches,note,time_unix) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                         "tttdddddiiti", bid, c->cfg.data[0] ? c->cfg.data : "(none)",
                         evaluated ? ev.split : "", evaluated ? ev.accuracy : NAN,
-                        evaluated ? ev.sen : NAN, evaluated ? ev.spe : NAN,
-                        evaluated ? ev.hm : NAN, evaluated && isfinite(ev.auc) ? ev.auc : NAN,
+                        evaluated ? ev.sen : NAN, evaluated ? ev.spe : NAN, evaluated ? ev.hm : NAN,
+                        evaluated && isfinite(ev.auc) ? ev.auc : NAN,
                         (int64_t)(evaluated ? ev.images : 0), (int64_t)(evaluated ? ev.samples : 0),
                         evaluated ? "" : note, now)))
         goto dberr;
     if (!failed && (rc = nd_theta_opt_record(in->wdb, bid, wname, ph, in->be->name, &e)))
         goto dberr;
-    if ((rc = nd_lifecycle_move(in->wdb, bid, ND_BUNDLE_STORED,
-                                failed ? ND_BUNDLE_IMPORT_FAILED : ND_BUNDLE_AVAILABLE, &why,
-                                &e)) ||
+    if ((rc =
+             nd_lifecycle_move(in->wdb, bid, ND_BUNDLE_STORED,
+                               failed ? ND_BUNDLE_IMPORT_FAILED : ND_BUNDLE_AVAILABLE, &why, &e)) ||
         (rc = nd_db_commit(in->wdb, &e)))
         goto dberr;
     if (nd_audit_anchor(in->wdb, c->cfg.dir, &e))

@@ -71,7 +71,7 @@ static void refuse(nd_inbound *in, const sn_bundle_in *b, int code, const char *
              b->peer_addr ? b->peer_addr : "?", b->body_len);
     snprintf(actor, sizeof actor, "peer:%s", b->sender_node_id);
     nd_log(c, "warn", "refused a bundle from %s: %s", b->sender_node_id, detail);
-    nd_audit_entry en = {actor, "refusal", bundle_hex ? bundle_hex : "", "", b->sender_node_id,
+    nd_audit_entry en = {actor,     "refusal", bundle_hex ? bundle_hex : "", "", b->sender_node_id,
                          "refused", detail};
     if (nd_audit_append(in->db, &en, NULL, &e) || nd_audit_anchor(in->db, c->cfg.dir, &e))
         nd_log(c, "error", "audit: %s", e.msg);
@@ -259,7 +259,12 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
                         "payload_size,statement_obj,audience,created_unix,expires_unix,"
                         "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
                         "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "tti" "tt" "itt" "iii" "ddddd" "ttb",
+                        "tti"
+                        "tt"
+                        "itt"
+                        "iii"
+                        "ddddd"
+                        "ttb",
                         bid, rec->sender, (int64_t)rec->sequence,
                         nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
                         st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
@@ -280,8 +285,9 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     }
     if (nd_audit_anchor(in->db, c->cfg.dir, &e))
         nd_log(c, "error", "audit anchor: %s", e.msg);
-    nd_log(c, "info", "received bundle %.12s from %s (sequence %" PRIu64 ", payload %zu bytes); "
-                      "queued for import",
+    nd_log(c, "info",
+           "received bundle %.12s from %s (sequence %" PRIu64 ", payload %zu bytes); "
+           "queued for import",
            bid, rec->sender, rec->sequence, rec->payload_len);
     if (sn_response_set(resp, 200, SN_PEER_RECEIPT_TYPE, rtext, rlen))
         resp->status = 500;

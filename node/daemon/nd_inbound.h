@@ -32,15 +32,15 @@
 
 typedef struct nd_inbound {
     nd_ctx *ctx;
-    sqlite3 *db;               /* network thread's connection */
-    sc_replay_store *replay;   /* over db */
+    sqlite3 *db;             /* network thread's connection */
+    sc_replay_store *replay; /* over db */
     /* import worker */
     pthread_t thread;
     int started;
     sqlite3 *wdb;
     sd_backend *be;
     nd_data data;
-    int data_state;            /* 0 not tried, 1 open, -1 unavailable */
+    int data_state; /* 0 not tried, 1 open, -1 unavailable */
 } nd_inbound;
 
 /* db is the network thread's connection (owned by the caller). */

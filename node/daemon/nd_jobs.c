@@ -25,8 +25,7 @@
 
 #define MAX_AUDIENCE 64
 
-static int check_audience(nd_ctx *c, const char *audience, char *out, size_t outlen,
-                          sc_error *e)
+static int check_audience(nd_ctx *c, const char *audience, char *out, size_t outlen, sc_error *e)
 {
     out[0] = 0;
     if (audience && *audience) {
@@ -63,8 +62,8 @@ static int check_audience(nd_ctx *c, const char *audience, char *out, size_t out
     return 0;
 }
 
-int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audience,
-                   int64_t *id, sc_error *e)
+int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audience, int64_t *id,
+                   sc_error *e)
 {
     nd_distill_opts o;
     char msg[300], aud[1100];
@@ -128,11 +127,15 @@ int nd_jobs_recover(nd_ctx *c, sqlite3 *db, sc_error *e)
         char ck[ND_PATH_MAX + 64];
         snprintf(ck, sizeof ck, "%s/jobs/%" PRId64 "/checkpoint", c->cfg.dir, id);
         if (access(ck, R_OK) == 0)
-            nd_log(c, "warn", "job %" PRId64 " was running when the node stopped; it resumes "
-                              "from its last checkpoint", id);
+            nd_log(c, "warn",
+                   "job %" PRId64 " was running when the node stopped; it resumes "
+                   "from its last checkpoint",
+                   id);
         else
-            nd_log(c, "warn", "job %" PRId64 " was running when the node stopped and has no "
-                              "checkpoint; it starts again from the beginning", id);
+            nd_log(c, "warn",
+                   "job %" PRId64 " was running when the node stopped and has no "
+                   "checkpoint; it starts again from the beginning",
+                   id);
     }
     nd_db_finalize(st);
     if (rc < 0)
@@ -188,13 +191,16 @@ static int on_progress(void *arg, const sd_progress *p)
         if (nd_db_run(r->j->db, &e,
                       "UPDATE jobs SET iter=?, total=?, loss=?, val_acc=?, val_hm=?, eta=?, "
                       "seconds=? WHERE id=?",
-                      "iiddddd" "i", p->iter, p->total, p->loss, r->val_acc, r->val_hm,
-                      p->eta_seconds, p->seconds, r->id))
+                      "iiddddd"
+                      "i",
+                      p->iter, p->total, p->loss, r->val_acc, r->val_hm, p->eta_seconds, p->seconds,
+                      r->id))
             nd_log(c, "error", "job %" PRId64 " progress: %s", r->id, e.msg);
     }
     if (p->evaluated)
-        nd_log(c, "info", "job %" PRId64 ": iteration %" PRId64 "/%" PRId64 " loss %.4f val acc "
-                          "%.4f val HM %.4f",
+        nd_log(c, "info",
+               "job %" PRId64 ": iteration %" PRId64 "/%" PRId64 " loss %.4f val acc "
+               "%.4f val HM %.4f",
                r->id, p->iter, p->total, p->loss, r->val_acc, r->val_hm);
     return 0;
 }
@@ -279,20 +285,23 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
     nd_lifecycle_why why = {"node", "created", "", "pending", detail, NULL};
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(j->db, &e)) ||
-        (rc = nd_db_run(j->db, &e,
-                        "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
-                        "payload_size,statement_obj,audience,job_id,created_unix,expires_unix,"
-                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,"
-                        "privacy_path,note) "
-                        "VALUES(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "tti" "tt" "itt" "iiii" "ddddd" "tttt",
-                        bid, c->self_id, (int64_t)h.sequence,
-                        nd_bundle_state_name(ND_BUNDLE_PENDING), ph, (int64_t)pblen, sobj,
-                        audience,
-                        id, h.created_unix, h.expires_unix, now, ev->accuracy,
-                        ds->gastric ? ev->sen : NAN, ds->gastric ? ev->spe : NAN,
-                        ds->gastric ? ev->hm : NAN, ds->gastric ? ev->auc : NAN, priv.verdict,
-                        grid, priv.picture, priv.summary)) ||
+        (rc = nd_db_run(
+             j->db, &e,
+             "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
+             "payload_size,statement_obj,audience,job_id,created_unix,expires_unix,"
+             "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,grid_path,"
+             "privacy_path,note) "
+             "VALUES(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             "tti"
+             "tt"
+             "itt"
+             "iiii"
+             "ddddd"
+             "tttt",
+             bid, c->self_id, (int64_t)h.sequence, nd_bundle_state_name(ND_BUNDLE_PENDING), ph,
+             (int64_t)pblen, sobj, audience, id, h.created_unix, h.expires_unix, now, ev->accuracy,
+             ds->gastric ? ev->sen : NAN, ds->gastric ? ev->spe : NAN, ds->gastric ? ev->hm : NAN,
+             ds->gastric ? ev->auc : NAN, priv.verdict, grid, priv.picture, priv.summary)) ||
         (rc = nd_db_run(j->db, &e, "UPDATE jobs SET bundle_id=? WHERE id=?", "ti", bid, id)) ||
         (rc = nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e)) ||
         (rc = nd_lifecycle_enter(j->db, bid, ND_BUNDLE_PENDING, &why, &e)) ||
@@ -393,8 +402,9 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     int rc = sd_distiller_run(d, on_progress, &r);
     if (rc == SD_ECANCELED) {
         if (r.interrupted) {
-            nd_log(c, "info", "job %" PRId64 " interrupted at iteration %" PRId64
-                              "; checkpoint written, it resumes when the node starts again",
+            nd_log(c, "info",
+                   "job %" PRId64 " interrupted at iteration %" PRId64
+                   "; checkpoint written, it resumes when the node starts again",
                    id, sd_distiller_iteration(d));
             if (nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_QUEUED, "interrupted by shutdown",
                             &e))

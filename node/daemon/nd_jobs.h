@@ -26,7 +26,7 @@ typedef struct nd_jobs {
     pthread_t thread;
     int started;
     sqlite3 *db;
-    atomic_llong cancel_id;   /* running job to cancel, 0 none */
+    atomic_llong cancel_id; /* running job to cancel, 0 none */
     atomic_llong running_id;
 } nd_jobs;
 
@@ -37,8 +37,8 @@ void nd_jobs_join(nd_jobs *j);
 
 /* Queue a distillation job; options are checked now.  audience is a comma
  * list of peer ids ("" = every known peer). */
-int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audience,
-                   int64_t *id, sc_error *e) SC_WUR;
+int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audience, int64_t *id,
+                   sc_error *e) SC_WUR;
 /* Cancel a queued or running job. */
 int nd_jobs_cancel(nd_jobs *j, sqlite3 *db, int64_t id, sc_error *e) SC_WUR;
 

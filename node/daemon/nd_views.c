@@ -180,8 +180,7 @@ int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
                      out ? nd_col_text(st, 3) : nd_col_text(st, 2));
             if (out && nd_col_int(st, 11) > 0)
                 snprintf(state, sizeof state, "%s %lld/%lld", nd_col_text(st, 4),
-                         (long long)nd_col_int(st, 10),
-                         (long long)nd_col_int(st, 11));
+                         (long long)nd_col_int(st, 10), (long long)nd_col_int(st, 11));
             else
                 snprintf(state, sizeof state, "%s", nd_col_text(st, 4));
             nd_buf_printf(b, "%-12.12s %-3s %-24.24s %-16s %4" PRId64 " %8" PRId64 " %8s %8s  %s\n",
@@ -336,10 +335,9 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
                       "images %s\n"
                       "  normalisation   mean %.6f std %.6f; patches %dpx stride %d -> %dpx\n"
                       "  soft labels     (%s)\n",
-                      label, d.spec.in_c, d.spec.in_h, d.spec.in_w, d.spec.classes, d.seed,
-                      d.steps, d.images_per_step, d.epochs_inner, T,
-                      sp_encoding_name(info.encoding), info.norm_mean, info.norm_std,
-                      info.patch_size, info.patch_stride,
+                      label, d.spec.in_c, d.spec.in_h, d.spec.in_w, d.spec.classes, d.seed, d.steps,
+                      d.images_per_step, d.epochs_inner, T, sp_encoding_name(info.encoding),
+                      info.norm_mean, info.norm_std, info.patch_size, info.patch_stride,
                       info.patch_resize ? info.patch_resize : info.patch_size,
                       d.label_param == SD_LABEL_SOFTMAX ? "softmax of the label logits"
                                                         : "raw label values");
@@ -592,18 +590,17 @@ static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)
         long s = (long)(nd_col_double(st, 9) + 0.5);
         snprintf(eta, sizeof eta, "%ldm%02lds", s / 60, s % 60);
     }
-    nd_buf_printf(b,
-                  "%-5" PRId64 " %-8s %-9s %5.1f%% %6" PRId64 "/%-6" PRId64
-                  " %8s %8s %8s %8s  %.12s",
-                  nd_col_int(st, 0), nd_col_text(st, 1), nd_col_text(st, 2), pct, iter,
-                  total, loss, acc, hm, eta, nd_col_text(st, 11));
+    nd_buf_printf(
+        b, "%-5" PRId64 " %-8s %-9s %5.1f%% %6" PRId64 "/%-6" PRId64 " %8s %8s %8s %8s  %.12s",
+        nd_col_int(st, 0), nd_col_text(st, 1), nd_col_text(st, 2), pct, iter, total, loss, acc, hm,
+        eta, nd_col_text(st, 11));
     if (*nd_col_text(st, 12))
         nd_buf_printf(b, "  error: %s", nd_col_text(st, 12));
     nd_buf_str(b, "\n");
 }
 
-#define JOB_COLS                                                                            \
-    "SELECT id,kind,state,options,iter,total,loss,val_acc,val_hm,eta,seconds,"             \
+#define JOB_COLS                                                               \
+    "SELECT id,kind,state,options,iter,total,loss,val_acc,val_hm,eta,seconds," \
     "COALESCE(bundle_id,''),error,note,audience FROM jobs "
 
 int nd_view_jobs(sqlite3 *db, nd_buf *b, int json, sc_error *e)
@@ -678,8 +675,8 @@ int nd_view_peers(nd_ctx *c, sqlite3 *db, nd_buf *b, int json, sc_error *e)
         int found;
         if ((rc = nd_db_text(db, url, sizeof url, &found, e, "SELECT url FROM peers WHERE id=?",
                              "t", list[i].id)) ||
-            (rc = nd_db_text(db, pins, sizeof pins, &found, e,
-                             "SELECT pins FROM peers WHERE id=?", "t", list[i].id)) ||
+            (rc = nd_db_text(db, pins, sizeof pins, &found, e, "SELECT pins FROM peers WHERE id=?",
+                             "t", list[i].id)) ||
             (rc = nd_db_int(db, &sent, &found, e,
                             "SELECT COUNT(*) FROM deliveries WHERE peer=? AND state='delivered'",
                             "t", list[i].id)) ||

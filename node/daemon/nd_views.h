@@ -13,8 +13,7 @@
 #include "nd_ctx.h"
 
 int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e) SC_WUR;
-int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json,
-                   sc_error *e) SC_WUR;
+int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e) SC_WUR;
 int nd_view_jobs(sqlite3 *db, nd_buf *b, int json, sc_error *e) SC_WUR;
 int nd_view_job(sqlite3 *db, int64_t id, nd_buf *b, int json, sc_error *e) SC_WUR;
 int nd_view_peers(nd_ctx *c, sqlite3 *db, nd_buf *b, int json, sc_error *e) SC_WUR;

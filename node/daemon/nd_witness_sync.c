@@ -13,7 +13,7 @@
 #include "nd_state.h"
 #include "nd_witness.h"
 
-#define TICK_MS 1000
+#define TICK_MS         1000
 #define FINAL_BUDGET_MS 15000 /* the final head: one try per peer within this */
 
 static int sending_on(const nd_ctx *c)
@@ -23,8 +23,8 @@ static int sending_on(const nd_ctx *c)
 
 /* ---------------------------------------------------------------- keeping */
 
-static void refuse(nd_witness_sync *w, const sn_audit_head_in *in, sn_response *resp,
-                   int status, const char *why)
+static void refuse(nd_witness_sync *w, const sn_audit_head_in *in, sn_response *resp, int status,
+                   const char *why)
 {
     nd_ctx *c = w->ctx;
     sc_error e = {0, ""};
@@ -52,9 +52,9 @@ void nd_witness_on_head(void *arg, const sn_audit_head_in *in, sn_response *resp
         refuse(w, in, resp, 403, "the sender's signing key is not known");
         return;
     }
-    int rc = nd_witness_store(w->loop_db, in->sender_node_id, p.sign_pk,
-                              (const char *)in->body, in->body_len, nd_now_unix(),
-                              c->cfg.base.clock_skew_seconds, &res, &e);
+    int rc =
+        nd_witness_store(w->loop_db, in->sender_node_id, p.sign_pk, (const char *)in->body,
+                         in->body_len, nd_now_unix(), c->cfg.base.clock_skew_seconds, &res, &e);
     switch (rc) {
     case 0: break;
     case SC_EFORMAT: refuse(w, in, resp, 400, e.msg); return;
@@ -115,13 +115,13 @@ static void send_one(nd_witness_sync *w, nd_witness_peer *p, const char *url, co
         nd_log(c, "info", "audit head at entry %" PRId64 " witnessed by %s", w->head_seq, p->id);
     } else if (out == SN_REFUSED) {
         p->refused_seq = w->head_seq;
-        nd_log(c, "warn", "%s refused to witness the audit head at entry %" PRId64 ": HTTP %ld %.*s",
-               p->id, w->head_seq, resp.status, blen, body);
+        nd_log(c, "warn",
+               "%s refused to witness the audit head at entry %" PRId64 ": HTTP %ld %.*s", p->id,
+               w->head_seq, resp.status, blen, body);
     } else {
         p->attempts++;
         p->next_ms = nd_now_ms() + nd_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms,
-                                                 p->attempts,
-                                                 randombytes_uniform(1000000) / 1e6);
+                                                 p->attempts, randombytes_uniform(1000000) / 1e6);
         if (p->attempts == 1)
             nd_log(c, "info", "audit head not sent to %s yet: %s", p->id,
                    rc ? e.msg : "the peer answered 5xx or 429");

@@ -52,7 +52,7 @@ typedef struct nd_witness_sync {
     int started;
     pthread_cond_t wake;
     int pending;
-    char *head;       /* the current signed head, or NULL */
+    char *head; /* the current signed head, or NULL */
     size_t head_len;
     int64_t head_seq, head_ms;
     nd_witness_peer peers[ND_WITNESS_PEERS];

@@ -86,17 +86,16 @@ int main(int argc, char **argv)
         free(w16);
     }
     snprintf(path, sizeof path, "%s/synth-examples.png", dir);
-    if (sd_plot_image_grid_png(path, tiles, 4, T, T, 4, 1, caps,
-                               "SYNTHETIC phantoms (512 x 512)", &e))
+    if (sd_plot_image_grid_png(path, tiles, 4, T, T, 4, 1, caps, "SYNTHETIC phantoms (512 x 512)",
+                               &e))
         return fail(&e);
 
     /* 2. close-ups: 160x160 pixels of 2048x2048 phantoms, shown 2x */
     enum { B = 2048, C = 128 };
     uint8_t *big = malloc((size_t)B * B), *bm = malloc((size_t)B * B);
     static sd_real crops[4 * C * C];
-    const char *ccaps[4] = {"non-gastritis: straight folds,\nfine uniform mucosa",
-                            "non-gastritis", "gastritis: tortuous thick folds,\ncoarse nodules",
-                            "gastritis"};
+    const char *ccaps[4] = {"non-gastritis: straight folds,\nfine uniform mucosa", "non-gastritis",
+                            "gastritis: tortuous thick folds,\ncoarse nodules", "gastritis"};
     const int cy[4] = {1150, 900, 1150, 900}, cx[4] = {1300, 1200, 1300, 1200};
     for (int k = 0; k < 4; k++) {
         sd_synth_opts o = {B, B, k >= 2, k % 2 ? 14 : 11};
@@ -125,8 +124,7 @@ int main(int argc, char **argv)
         return fail(&e);
     snprintf(path, sizeof path, "%s/heatmap-example.png", dir);
     if (sd_detect_heatmap_png(path, pix, B, B, &p, &res,
-                              "seed 12, gastritis: ORACLE classes (illustration)", 1,
-                              512, &e))
+                              "seed 12, gastritis: ORACLE classes (illustration)", 1, 512, &e))
         return fail(&e);
     sd_detect_result_free(&res);
     free(pix);

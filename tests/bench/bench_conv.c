@@ -184,25 +184,36 @@ int main(int argc, char **argv)
     printf("OpenBLAS kernels: %s%s%s; backend threads: %d (0: default; OpenBLAS itself runs "
            "single-threaded); GFLOP/s as forward / backward-data / backward-filter; bold = "
            "automatic choice\n\n",
-           sd_backend_cpu_blas_core(), sug ? ", OPENBLAS_CORETYPE suggested: " : "",
-           sug ? sug : "", threads);
+           sd_backend_cpu_blas_core(), sug ? ", OPENBLAS_CORETYPE suggested: " : "", sug ? sug : "",
+           threads);
     printf("| layer | shape (n c hxw k rxs/stride pad) | reference SGEMM MxNxK | SGEMM |");
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
         printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
     printf("\n|---|---|---|---|---|---|---|---|\n");
     const int n = 8;
-    bench_shape(be, "ConvNet conv1 (1->128) 64x64", (sd_conv_desc){n, 1, 64, 64, 128, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ConvNet 3x3 128->128 at 64x64", (sd_conv_desc){n, 128, 64, 64, 128, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ConvNet 3x3 128->128 at 32x32", (sd_conv_desc){n, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ConvNet 3x3 128->128 at 16x16", (sd_conv_desc){n, 128, 16, 16, 128, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ConvNet 3x3 128->128 at 8x8", (sd_conv_desc){n, 128, 8, 8, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet conv1 (1->128) 64x64",
+                (sd_conv_desc){n, 1, 64, 64, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 64x64",
+                (sd_conv_desc){n, 128, 64, 64, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 32x32",
+                (sd_conv_desc){n, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 16x16",
+                (sd_conv_desc){n, 128, 16, 16, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 8x8",
+                (sd_conv_desc){n, 128, 8, 8, 128, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "VGG 3x3 512->512 at 4x4", (sd_conv_desc){n, 512, 4, 4, 512, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ConvNet 3x3 128->128 at 32x32, n=1", (sd_conv_desc){1, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ResNet18 conv1 7x7/2 (1->64) at 64x64", (sd_conv_desc){n, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
-    bench_shape(be, "ResNet18 layer1 3x3 64->64 at 16x16", (sd_conv_desc){n, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
-    bench_shape(be, "ResNet18 layer2.0 3x3/2 64->128 16->8", (sd_conv_desc){n, 64, 16, 16, 128, 3, 3, 2, 1, 0, 0});
-    bench_shape(be, "ResNet18 layer2 downsample 1x1/2 64->128", (sd_conv_desc){n, 64, 16, 16, 128, 1, 1, 2, 0, 0, 0});
-    bench_shape(be, "GoogLeNet-style 1x1 192->64 at 16x16", (sd_conv_desc){n, 192, 16, 16, 64, 1, 1, 1, 0, 0, 0});
+    bench_shape(be, "ConvNet 3x3 128->128 at 32x32, n=1",
+                (sd_conv_desc){1, 128, 32, 32, 128, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ResNet18 conv1 7x7/2 (1->64) at 64x64",
+                (sd_conv_desc){n, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
+    bench_shape(be, "ResNet18 layer1 3x3 64->64 at 16x16",
+                (sd_conv_desc){n, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
+    bench_shape(be, "ResNet18 layer2.0 3x3/2 64->128 16->8",
+                (sd_conv_desc){n, 64, 16, 16, 128, 3, 3, 2, 1, 0, 0});
+    bench_shape(be, "ResNet18 layer2 downsample 1x1/2 64->128",
+                (sd_conv_desc){n, 64, 16, 16, 128, 1, 1, 2, 0, 0, 0});
+    bench_shape(be, "GoogLeNet-style 1x1 192->64 at 16x16",
+                (sd_conv_desc){n, 192, 16, 16, 64, 1, 1, 1, 0, 0, 0});
     sd_backend_destroy(be);
     return 0;
 }

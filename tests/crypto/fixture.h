@@ -20,7 +20,7 @@
 #include "sp_testbundle.h"
 
 #define FX_CREATED 1767225600 /* 2026-01-01T00:00:00Z */
-#define FX_NOW (FX_CREATED + 60)
+#define FX_NOW     (FX_CREATED + 60)
 
 typedef struct fixture {
     sc_node_keys *a, *b, *c, *d;
@@ -134,8 +134,8 @@ static inline void fx_params(sp_test_params *p, uint64_t seq, int id_byte)
 /* Statement around payload, signed by `signer` as node_id (NULL: no node
  * signature), approved by admins[0..n) (decision APPROVE). */
 static inline int fx_statement(const uint8_t *payload, size_t len, const char *node_id,
-                        const sc_node_keys *signer, sc_admin_key *const *admins, size_t n,
-                        uint8_t **out, size_t *outlen)
+                               const sc_node_keys *signer, sc_admin_key *const *admins, size_t n,
+                               uint8_t **out, size_t *outlen)
 {
     uint8_t *st, *next;
     size_t sl, nl;
@@ -168,8 +168,8 @@ static inline int fx_statement(const uint8_t *payload, size_t len, const char *n
 /* Envelope of statement from node-a (keys a) to `to` with enc key enc_pk,
  * header fields from p. */
 static inline int fx_seal(const fixture *f, const uint8_t *st, size_t sl, const sp_test_params *p,
-                   const char *sender, const sc_node_keys *sender_keys, const char *to,
-                   const uint8_t *enc_pk, uint8_t **out, size_t *outlen)
+                          const char *sender, const sc_node_keys *sender_keys, const char *to,
+                          const uint8_t *enc_pk, uint8_t **out, size_t *outlen)
 {
     sc_envelope_fields fl;
     (void)f;

@@ -44,7 +44,8 @@ static void test_node_dir(void)
     CHECK(k && !memcmp(k->sign_pk, spk, 32) && !memcmp(k->enc_pk, epk, 32));
     CHECK(k && memcmp(k->sign_pk, k->enc_pk, 32) != 0);
     CHECK(nd_node_config_load(dir, &c, &e) == 0);
-    CHECK(!strcmp(c.id, "node-a") && c.max_bundle_bytes == (size_t)64 << 20 && c.min_admin_approvals == 1);
+    CHECK(!strcmp(c.id, "node-a") && c.max_bundle_bytes == (size_t)64 << 20 &&
+          c.min_admin_approvals == 1);
     /* keys are never overwritten */
     CHECK(sc_node_keys_save(k, dir, "node-a", &e) == SC_EEXIST);
     /* a secret file readable by others is refused */
@@ -86,8 +87,8 @@ static void test_admin(void)
     uint8_t pk[32], pk2[32];
     sc_admin_key *a = NULL;
     const char *pass = "correct horse battery";
-    CHECKF(sc_admin_key_create(dir, "node-a", "alice", pass, strlen(pass), SC_KDF_INTERACTIVE,
-                               pk, &e) == 0,
+    CHECKF(sc_admin_key_create(dir, "node-a", "alice", pass, strlen(pass), SC_KDF_INTERACTIVE, pk,
+                               &e) == 0,
            "%s", e.msg);
     CHECK(mode_of("admins/alice.key") == 0600);
     CHECK(sc_admin_key_create(dir, "node-a", "alice", pass, strlen(pass), SC_KDF_INTERACTIVE, pk2,

@@ -33,11 +33,11 @@ static int recv_code(const uint8_t *buf, size_t len, const sc_receiver *r)
     return rc;
 }
 
-#define EXPECT(code, buf, len, r, what)                                                    \
-    do {                                                                                  \
-        int got_ = recv_code(buf, len, r);                                                \
-        CHECKF(got_ == (code), "%s: got %d (%s), want %d (%s)", what, got_,               \
-               sc_status_name(got_), code, sc_status_name(code));                         \
+#define EXPECT(code, buf, len, r, what)                                                           \
+    do {                                                                                          \
+        int got_ = recv_code(buf, len, r);                                                        \
+        CHECKF(got_ == (code), "%s: got %d (%s), want %d (%s)", what, got_, sc_status_name(got_), \
+               code, sc_status_name(code));                                                       \
     } while (0)
 
 /* Re-sign a (possibly modified) envelope with `keys` as its outer signer. */
@@ -87,7 +87,8 @@ static void test_good_and_replay(void)
     CHECKF(sc_receive(&F.rb, env, len, &rec, &e) == 0, "good bundle refused: %s", e.msg);
     if (rec) {
         CHECK(!strcmp(rec->sender, "node-a") && rec->sequence == 5);
-        CHECK(rec->sigs.node_ok && rec->sigs.n_admins == 1 && !strcmp(rec->sigs.admins[0], "alice"));
+        CHECK(rec->sigs.node_ok && rec->sigs.n_admins == 1 &&
+              !strcmp(rec->sigs.admins[0], "alice"));
         CHECK(rec->bundle && rec->bundle->distilled->steps == 2);
         CHECK(sc_receive_commit(&F.rb, rec, &e) == 0);
         sc_received_destroy(rec);

@@ -126,9 +126,8 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
     sd_real *y0 = rvec(ny, -1, 1); /* prior contents for beta = 1 / accumulation */
     sd_real *gx0 = rvec(nx, -1, 1), *gw0 = rvec(nw, -1, 1);
     double *yr = malloc(ny * sizeof *yr), *gxr = malloc(nx * sizeof *gxr),
-           *gwr = malloc(nw * sizeof *gwr), *ref = malloc((nx > ny ? (nx > nw ? nx : nw)
-                                                                    : (ny > nw ? ny : nw)) *
-                                                          sizeof *ref);
+           *gwr = malloc(nw * sizeof *gwr),
+           *ref = malloc((nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw)) * sizeof *ref);
     naive_conv(&d, x, w, yr);
     naive_conv_bwd(&d, x, w, gy, gxr, gwr);
     sd_real *y = malloc(ny * sizeof *y), *gx = malloc(nx * sizeof *gx),
@@ -193,39 +192,58 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
 static void test_conv(sd_backend *be)
 {
     sd_error err = {0};
-    conv_paths(be, (sd_conv_desc){.n = 3, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3,
-                                  .stride = 1, .pad = 1});
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3,
-                                  .stride = 2, .pad = 1});
-    conv_paths(be, (sd_conv_desc){.n = 4, .c = 6, .h = 5, .w = 6, .k = 3, .r = 1, .s = 1,
-                                  .stride = 1, .pad = 0});
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 4, .h = 7, .w = 7, .k = 3, .r = 1, .s = 1,
-                                  .stride = 2, .pad = 0});
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 1, .h = 16, .w = 13, .k = 4, .r = 7, .s = 7,
-                                  .stride = 2, .pad = 3});
-    conv_paths(be, (sd_conv_desc){.n = 3, .c = 2, .h = 6, .w = 9, .k = 2, .r = 2, .s = 3,
-                                  .stride = 1, .pad = 2});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 3, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3, .stride = 1, .pad = 1});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3, .stride = 2, .pad = 1});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 4, .c = 6, .h = 5, .w = 6, .k = 3, .r = 1, .s = 1, .stride = 1, .pad = 0});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 2, .c = 4, .h = 7, .w = 7, .k = 3, .r = 1, .s = 1, .stride = 2, .pad = 0});
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 2, .c = 1, .h = 16, .w = 13, .k = 4, .r = 7, .s = 7, .stride = 2, .pad = 3});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 3, .c = 2, .h = 6, .w = 9, .k = 2, .r = 2, .s = 3, .stride = 1, .pad = 2});
     /* large maps: the batched path splits n = 5 into chunks (4 + 1) */
-    conv_paths(be, (sd_conv_desc){.n = 5, .c = 2, .h = 24, .w = 24, .k = 3, .r = 3, .s = 3,
-                                  .stride = 1, .pad = 1});
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 5, .c = 2, .h = 24, .w = 24, .k = 3, .r = 3, .s = 3, .stride = 1, .pad = 1});
     /* 32x32 with 16 channels: every path at a realistic size */
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 16, .h = 32, .w = 32, .k = 16, .r = 3, .s = 3,
-                                  .stride = 1, .pad = 1});
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 2, .c = 16, .h = 32, .w = 32, .k = 16, .r = 3, .s = 3, .stride = 1, .pad = 1});
 
     /* a tiny im2col bound: per-sample im2col runs in blocks of output rows
      * (one row per block here) and the batched path degenerates to single
      * samples; the answers must not change */
     CHECK(sd_backend_cpu_set_col_cap(be, 64) == 0);
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3,
-                                  .stride = 1, .pad = 1});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 2, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3, .stride = 1, .pad = 1});
     CHECK(sd_backend_cpu_set_col_cap(be, 300) == 0); /* blocks of 4 rows: 6 = 4 + 2 */
-    conv_paths(be, (sd_conv_desc){.n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3,
-                                  .stride = 2, .pad = 1});
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3, .stride = 2, .pad = 1});
     CHECK(sd_backend_cpu_set_col_cap(be, 0) == 0);
 
     /* a bad geometry is refused with a message */
-    sd_conv_desc bad = {.n = 1, .c = 1, .h = 4, .w = 4, .k = 1, .r = 3, .s = 3, .stride = 1,
-                        .pad = 0, .oh = 3, .ow = 2};
+    sd_conv_desc bad = {.n = 1,
+                        .c = 1,
+                        .h = 4,
+                        .w = 4,
+                        .k = 1,
+                        .r = 3,
+                        .s = 3,
+                        .stride = 1,
+                        .pad = 0,
+                        .oh = 3,
+                        .ow = 2};
     sd_real buf[64] = {0};
     CHECK(be->conv_fwd(be, &err, &bad, buf, buf, 0, buf, buf) == SD_EINVAL);
     CHECK(strstr(err.msg, "geometry") != NULL);
@@ -386,7 +404,8 @@ static void test_avgpool_2x2(sd_backend *be)
             gyg[p * 25 + (o / 4) * 5 + o % 4] = gyf[p * 16 + o];
         }
     CHECK(be->avgpool_fwd(be, &err, &f, x, yf) == 0 && be->avgpool_fwd(be, &err, &g, x, yg) == 0);
-    CHECK(be->avgpool_bwd(be, &err, &f, gyf, gxf) == 0 && be->avgpool_bwd(be, &err, &g, gyg, gxg) == 0);
+    CHECK(be->avgpool_bwd(be, &err, &f, gyf, gxf) == 0 &&
+          be->avgpool_bwd(be, &err, &g, gyg, gxg) == 0);
     int same = 1;
     for (int p = 0; p < 6; p++)
         for (int o = 0; o < 16; o++)

@@ -17,8 +17,8 @@
 #include "sd_model.h"
 
 static int conv_calls, conv_fail_at;
-static int (*cpu_conv_fwd)(sd_backend *be, sd_error *err, const sd_conv_desc *d,
-                           const sd_real *x, const sd_real *w, sd_real beta, sd_real *y, void *ws);
+static int (*cpu_conv_fwd)(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
+                           const sd_real *w, sd_real beta, sd_real *y, void *ws);
 
 static int failing_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                             const sd_real *w, sd_real beta, sd_real *y, void *ws)
@@ -79,7 +79,8 @@ int main(void)
     const char *msg = run(&wrap, m, 1, 0, &rc);
     printf("forward: [%s]\n", msg);
     CHECK(rc == SD_EBACKEND);
-    CHECKF(!strcmp(msg, "forward of layer conv1: conv forward: injected failure 1"), "got [%s]", msg);
+    CHECKF(!strcmp(msg, "forward of layer conv1: conv forward: injected failure 1"), "got [%s]",
+           msg);
 
     /* count the forward's conv calls, then fail the first tangent one */
     msg = run(&wrap, m, 1000, 0, &rc);

@@ -108,8 +108,9 @@ static void test_kv(void)
 
 static void test_json(void)
 {
-    const char *doc = "{\"a\": 1, \"note\": \"x \\\"b\\\": 9\", \"o\": {\"b\": [1, {\"c\": -2.5e1}],"
-                      " \"s\": \"q\\u00e9\\ud83d\\ude00\\n\"}, \"b\": 3, \"n\": null}";
+    const char *doc =
+        "{\"a\": 1, \"note\": \"x \\\"b\\\": 9\", \"o\": {\"b\": [1, {\"c\": -2.5e1}],"
+        " \"s\": \"q\\u00e9\\ud83d\\ude00\\n\"}, \"b\": 3, \"n\": null}";
     char out[64];
     double d = 0;
     CHECK(sb_json_skip(doc) && *sb_json_skip(doc) == '\0');
@@ -175,10 +176,10 @@ static void test_json(void)
 static void test_errors(void)
 {
     /* one code space: the engine's and crypto's own codes differ */
-    static const int codes[] = {SB_EINVAL, SB_ENOMEM, SB_EIO, SB_EFORMAT, SD_EBACKEND,
-                                SD_EUNSUPPORTED, SD_ECANCELED, SD_EHASH, SC_ECRYPTO, SC_EEXIST,
-                                SC_ENOTFOUND, SC_EPASS, SC_EPERM, SC_EREFUSE_SIZE,
-                                SC_EREFUSE_SEMANTIC};
+    static const int codes[] = {
+        SB_EINVAL,       SB_ENOMEM,    SB_EIO,   SB_EFORMAT,      SD_EBACKEND,
+        SD_EUNSUPPORTED, SD_ECANCELED, SD_EHASH, SC_ECRYPTO,      SC_EEXIST,
+        SC_ENOTFOUND,    SC_EPASS,     SC_EPERM, SC_EREFUSE_SIZE, SC_EREFUSE_SEMANTIC};
     size_t nc = sizeof codes / sizeof codes[0];
     int distinct = 1;
     for (size_t i = 0; i < nc; i++)
@@ -194,7 +195,8 @@ static void test_errors(void)
     sd_error e;
     sb_error *same = &e;
     CHECK(sb_error_set(same, SD_EIO, "reading %s", "x.png") == SD_EIO && e.code == SD_EIO);
-    CHECK(sb_error_wrap(&e, "dataset %d", 3) == SD_EIO && !strcmp(e.msg, "dataset 3: reading x.png"));
+    CHECK(sb_error_wrap(&e, "dataset %d", 3) == SD_EIO &&
+          !strcmp(e.msg, "dataset 3: reading x.png"));
 
     /* a wrap argument pointing into the message itself */
     sb_error_set(&e, SB_EINVAL, "inner");

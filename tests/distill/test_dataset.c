@@ -238,8 +238,8 @@ static void test_label_rules(void)
         }
     CHECK(ok && j == ix.n);
     double mean = s1 / npx, sd = sqrt(s2 / npx - mean * mean);
-    CHECKF(fabs(ix.mean - mean) < 1e-12 && fabs(ix.std - sd) < 1e-9, "mean %.15g/%.15g std %.15g/%.15g",
-           ix.mean, mean, ix.std, sd);
+    CHECKF(fabs(ix.mean - mean) < 1e-12 && fabs(ix.std - sd) < 1e-9,
+           "mean %.15g/%.15g std %.15g/%.15g", ix.mean, mean, ix.std, sd);
     sd_patch_index_free(&ix);
     sd_dataset_destroy(ds);
 }
@@ -276,10 +276,11 @@ static void test_cut(void)
     const int64_t off[2] = {0, W * H};
     const int32_t wid[2] = {W, 64};
     const double mean = 0.41, sd = 0.27;
-    struct { int psize, osize, img, y, x; } cases[] = {
-        {299, 64, 0, 3, 17}, {299, 64, 0, 11, 32}, {20, 7, 1, 40, 5},
-        {10, 10, 1, 0, 0},   {9, 4, 0, 100, 200},  {64, 64, 1, 0, 0},
-        {17, 1, 1, 30, 30},
+    struct {
+        int psize, osize, img, y, x;
+    } cases[] = {
+        {299, 64, 0, 3, 17}, {299, 64, 0, 11, 32}, {20, 7, 1, 40, 5},  {10, 10, 1, 0, 0},
+        {9, 4, 0, 100, 200}, {64, 64, 1, 0, 0},    {17, 1, 1, 30, 30},
     };
     sd_error e = {0};
     sd_backend *be = NULL;
@@ -410,19 +411,46 @@ static void br_no_csv(const char *d)
     snprintf(p, sizeof p, "%s/labels.csv", d);
     remove(p);
 }
-static void br_no_split_col(const char *d) { put_csv(d, "id,label\na,1\n"); }
-static void br_label(const char *d) { put_csv(d, "id,label,split\na,1,train\nb,2,train\nc,0,val\nd,1,test\n"); }
-static void br_label_text(const char *d) { put_csv(d, "id,label,split\na,yes,train\n"); }
-static void br_split(const char *d) { put_csv(d, "id,label,split\na,1,training\n"); }
+static void br_no_split_col(const char *d)
+{
+    put_csv(d, "id,label\na,1\n");
+}
+static void br_label(const char *d)
+{
+    put_csv(d, "id,label,split\na,1,train\nb,2,train\nc,0,val\nd,1,test\n");
+}
+static void br_label_text(const char *d)
+{
+    put_csv(d, "id,label,split\na,yes,train\n");
+}
+static void br_split(const char *d)
+{
+    put_csv(d, "id,label,split\na,1,training\n");
+}
 static void br_dup(const char *d)
 {
     put_csv(d, "id,label,split\na,1,train\nb,0,train\nc,0,val\nd,1,test\na,0,test\n");
 }
-static void br_empty_split(const char *d) { put_csv(d, "id,label,split\na,1,train\nb,0,train\nc,0,val\n"); }
-static void br_empty_csv(const char *d) { put_csv(d, ""); }
-static void br_few_fields(const char *d) { put_csv(d, "id,label,split\na,1\n"); }
-static void br_bad_id(const char *d) { put_csv(d, "id,label,split\n../a,1,train\n"); }
-static void br_quote(const char *d) { put_csv(d, "id,label,split\n\"a,1,train\n"); }
+static void br_empty_split(const char *d)
+{
+    put_csv(d, "id,label,split\na,1,train\nb,0,train\nc,0,val\n");
+}
+static void br_empty_csv(const char *d)
+{
+    put_csv(d, "");
+}
+static void br_few_fields(const char *d)
+{
+    put_csv(d, "id,label,split\na,1\n");
+}
+static void br_bad_id(const char *d)
+{
+    put_csv(d, "id,label,split\n../a,1,train\n");
+}
+static void br_quote(const char *d)
+{
+    put_csv(d, "id,label,split\n\"a,1,train\n");
+}
 static void br_missing_img(const char *d)
 {
     char p[600];
@@ -480,12 +508,13 @@ static void test_refused(void)
     expect_open_fails("e1", br_no_csv, SD_LOAD_ALL, "labels.csv: cannot open", NULL);
     expect_open_fails("e2", br_no_split_col, SD_LOAD_ALL, "line 1: header has no 'split' column",
                       NULL);
-    expect_open_fails("e3", br_label, SD_LOAD_ALL, "labels.csv line 3: label '2' for 'b' is not 0 or 1",
-                      NULL);
+    expect_open_fails("e3", br_label, SD_LOAD_ALL,
+                      "labels.csv line 3: label '2' for 'b' is not 0 or 1", NULL);
     expect_open_fails("e4", br_label_text, SD_LOAD_ALL, "label 'yes'", NULL);
-    expect_open_fails("e5", br_split, SD_LOAD_ALL, "split 'training' for 'a' is not train, val or test",
+    expect_open_fails("e5", br_split, SD_LOAD_ALL,
+                      "split 'training' for 'a' is not train, val or test", NULL);
+    expect_open_fails("e6", br_dup, SD_LOAD_ALL, "line 6: duplicate id 'a' (first on line 2)",
                       NULL);
-    expect_open_fails("e6", br_dup, SD_LOAD_ALL, "line 6: duplicate id 'a' (first on line 2)", NULL);
     expect_open_fails("e7", br_empty_split, SD_LOAD_ALL, "no images in split 'test'", NULL);
     expect_open_fails("e8", br_empty_csv, SD_LOAD_ALL, "empty file", NULL);
     expect_open_fails("e9", br_few_fields, SD_LOAD_ALL, "line 2: 2 fields, expected at least 3",
@@ -514,7 +543,8 @@ static void test_refused(void)
      * any order, a mask for a test image, a trailing slash on the dir */
     tu_path(dir, sizeof dir, "ok");
     make_small(dir);
-    put_csv(dir, "\xEF\xBB\xBF" "patient_name,split,ID,label\r\n"
+    put_csv(dir, "\xEF\xBB\xBF"
+                 "patient_name,split,ID,label\r\n"
                  "\"Doe, Jane\",train, a ,\"1\"\r\n\r\n"
                  "x,train,b,0\r\nsecret,val,c,0\r\n  ,test,d,1");
     char dir2[520];
@@ -650,7 +680,8 @@ static void test_idx(void)
         CHECK(dims[0] == 60000);
         ok = 1;
         for (int p = 0; p < 784; p++)
-            ok &= fabs(va.x[p] - (data[55000 * 784 + p] / 255.0 - SD_FMNIST_MEAN) / SD_FMNIST_STD) < 1e-5;
+            ok &= fabs(va.x[p] - (data[55000 * 784 + p] / 255.0 - SD_FMNIST_MEAN) / SD_FMNIST_STD) <
+                  1e-5;
         CHECK(ok);
         /* the documented constants are the training file's statistics */
         double a = 0, b = 0;
@@ -660,7 +691,8 @@ static void test_idx(void)
             b += v * v;
         }
         double m = a / (60000.0 * 784), sd = sqrt(b / (60000.0 * 784) - m * m);
-        CHECKF(fabs(m - SD_FMNIST_MEAN) < 1e-4 && fabs(sd - SD_FMNIST_STD) < 1e-4, "%.5f %.5f", m, sd);
+        CHECKF(fabs(m - SD_FMNIST_MEAN) < 1e-4 && fabs(sd - SD_FMNIST_STD) < 1e-4, "%.5f %.5f", m,
+               sd);
         free(data);
     }
     sd_imageset_free(&va);

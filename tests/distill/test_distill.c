@@ -53,8 +53,13 @@ static int setup(fixture *f, const char *dir, const char *ckpt, const char *resu
         f->labels[i] = (int32_t)lr->data[i];
     for (size_t i = 0; i < xr->n; i++)
         f->xr[i] = xr->data[i];
-    f->arr = (sd_array_data){.x = f->xr, .labels = f->labels, .count = (int64_t)lr->n,
-                             .c = 1, .h = 8, .w = 8, .classes = 3};
+    f->arr = (sd_array_data){.x = f->xr,
+                             .labels = f->labels,
+                             .count = (int64_t)lr->n,
+                             .c = 1,
+                             .h = 8,
+                             .w = 8,
+                             .classes = 3};
     sd_data_view_array(&f->view, &f->arr);
     sd_distill_config_defaults(&f->cfg);
     snprintf(f->cfg.spec.arch, sizeof f->cfg.spec.arch, "convnet");

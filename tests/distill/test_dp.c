@@ -129,8 +129,8 @@ static void check_poisson(void)
     double q = 0.01;
     sd_dp_poisson(42, 7, N, q, idx, &c1);
     double sd = sqrt(N * q * (1 - q));
-    CHECKF(fabs((double)c1 - N * q) < 5 * sd, "batch %lld, expected %g +- %g", (long long)c1,
-           N * q, sd);
+    CHECKF(fabs((double)c1 - N * q) < 5 * sd, "batch %lld, expected %g +- %g", (long long)c1, N * q,
+           sd);
     sd_dp_poisson(42, 7, N, q, idx2, &c2);
     CHECK(c1 == c2 && !memcmp(idx, idx2, (size_t)c1 * sizeof *idx));
     sd_dp_poisson(42, 8, N, q, idx2, &c3);

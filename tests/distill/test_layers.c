@@ -29,7 +29,7 @@
 #include "sd_layer.h"
 #include "../sd_test.h"
 
-#define FD_H 1e-6
+#define FD_H   1e-6
 #define FD_TOL 1e-6
 
 /* ---------------------------------------------------------------- utils */
@@ -272,9 +272,9 @@ static lresult run_case(sd_backend *be, const lcase *c)
         fill_uniform(h->theta_bn + ch, (size_t)ch, 0.3, 1.5);
     }
 
-    sd_real *x[SD_LAYER_MAX_IN], *dx[SD_LAYER_MAX_IN], *gx[SD_LAYER_MAX_IN],
-        *dgx[SD_LAYER_MAX_IN], *xs[SD_LAYER_MAX_IN], *zx[SD_LAYER_MAX_IN],
-        *gxp[SD_LAYER_MAX_IN], *gxm[SD_LAYER_MAX_IN], *fd[SD_LAYER_MAX_IN];
+    sd_real *x[SD_LAYER_MAX_IN], *dx[SD_LAYER_MAX_IN], *gx[SD_LAYER_MAX_IN], *dgx[SD_LAYER_MAX_IN],
+        *xs[SD_LAYER_MAX_IN], *zx[SD_LAYER_MAX_IN], *gxp[SD_LAYER_MAX_IN], *gxm[SD_LAYER_MAX_IN],
+        *fd[SD_LAYER_MAX_IN];
     double xscale = c->xscale > 0 ? c->xscale : 1.0;
     for (int i = 0; i < h->nin; i++) {
         x[i] = vec(h->insz[i]);
@@ -290,16 +290,15 @@ static lresult run_case(sd_backend *be, const lcase *c)
         fill_uniform(dx[i], h->insz[i], -1, 1);
     }
     sd_real *theta = vec(h->tlen), *dtheta = vec(h->tlen), *gtheta = vec(h->tlen),
-            *dgtheta = vec(h->tlen), *ts = vec(h->tlen), *zt = vec(h->tlen),
-            *gtp = vec(h->tlen), *gtm = vec(h->tlen), *fdt = vec(h->tlen);
+            *dgtheta = vec(h->tlen), *ts = vec(h->tlen), *zt = vec(h->tlen), *gtp = vec(h->tlen),
+            *gtm = vec(h->tlen), *fdt = vec(h->tlen);
     fill_uniform(theta, h->tlen, -0.5, 0.5);
     if (h->l.kind == SD_LAYER_BN) /* gamma away from zero */
         for (int j = 0; j < h->l.in[0].c; j++)
             theta[j] = (sd_real)(0.5 + urand());
     fill_uniform(dtheta, h->tlen, -1, 1);
     sd_real *gy = vec(h->outsz), *dgy = vec(h->outsz), *y = vec(h->outsz), *yp = vec(h->outsz),
-            *ym = vec(h->outsz), *dy = vec(h->outsz), *dyfd = vec(h->outsz),
-            *zy = vec(h->outsz);
+            *ym = vec(h->outsz), *dy = vec(h->outsz), *dyfd = vec(h->outsz), *zy = vec(h->outsz);
     fill_uniform(gy, h->outsz, -1, 1);
     fill_uniform(dgy, h->outsz, -1, 1);
 
@@ -538,10 +537,8 @@ static void layer_cases(sd_backend *be)
     ADD("maxpool 3x3 s2 p1 ceil (1,6,9)", mk_pool(SD_LAYER_MAXPOOL, 1, 6, 9, 3, 2, 1, 1, 0), 2);
     ADD("maxpool 2x2 s1 (2,4,5)", mk_pool(SD_LAYER_MAXPOOL, 2, 4, 5, 2, 1, 0, 0, 0), 2);
     ADD("avgpool 2x2 s2 (2,6,5)", mk_pool(SD_LAYER_AVGPOOL, 2, 6, 5, 2, 2, 0, 0, 1), 2);
-    ADD("avgpool 3x3 s2 p1 incl-pad (2,7,6)", mk_pool(SD_LAYER_AVGPOOL, 2, 7, 6, 3, 2, 1, 0, 1),
-        2);
-    ADD("avgpool 3x3 s2 p1 excl-pad (2,7,6)", mk_pool(SD_LAYER_AVGPOOL, 2, 7, 6, 3, 2, 1, 0, 0),
-        2);
+    ADD("avgpool 3x3 s2 p1 incl-pad (2,7,6)", mk_pool(SD_LAYER_AVGPOOL, 2, 7, 6, 3, 2, 1, 0, 1), 2);
+    ADD("avgpool 3x3 s2 p1 excl-pad (2,7,6)", mk_pool(SD_LAYER_AVGPOOL, 2, 7, 6, 3, 2, 1, 0, 0), 2);
     ADD("avgpool 3x3 s2 p1 ceil incl-pad (1,6,8)",
         mk_pool(SD_LAYER_AVGPOOL, 1, 6, 8, 3, 2, 1, 1, 1), 2);
     {
@@ -596,8 +593,8 @@ static void layer_cases(sd_backend *be)
             sd_error err = {0};
             if (sd_layer_finish(&l, &err) != 0)
                 continue;
-            sd_conv_desc d = {cs[i].n, l.in[0].c, l.in[0].h, l.in[0].w, l.k, l.r, l.s,
-                              l.stride, l.pad, l.out.h, l.out.w};
+            sd_conv_desc d = {cs[i].n, l.in[0].c, l.in[0].h, l.in[0].w, l.k,    l.r,
+                              l.s,     l.stride,  l.pad,     l.out.h,   l.out.w};
             if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
                 continue;
             char name[128];
@@ -795,8 +792,8 @@ int main(void)
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;
     }
-    printf("finite-difference checks, %s, h = %g, limit %g (max |a-fd| / max |fd|)\n",
-           SD_REAL_NAME, FD_H, FD_TOL);
+    printf("finite-difference checks, %s, h = %g, limit %g (max |a-fd| / max |fd|)\n", SD_REAL_NAME,
+           FD_H, FD_TOL);
     layer_cases(be);
 
     printf("\n| loss / softmax case | backward | forward tangent | backward tangent |\n");

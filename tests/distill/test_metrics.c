@@ -80,8 +80,8 @@ static void test_roc(void)
     const int lu[4] = {1, 1, 0, 0};
     CHECK(sd_roc_compute(ru, lu, 4, &roc, &e) == 0);
     CHECK(EQ(roc.auc, 0.25));
-    CHECK(roc.n == 5 && EQ(roc.pt[1].fpr, 0.5) && EQ(roc.pt[1].tpr, 0) &&
-          isinf(roc.pt[1].delta) && roc.pt[1].delta > 0);
+    CHECK(roc.n == 5 && EQ(roc.pt[1].fpr, 0.5) && EQ(roc.pt[1].tpr, 0) && isinf(roc.pt[1].delta) &&
+          roc.pt[1].delta > 0);
     CHECK(EQ(roc.pt[4].fpr, 1) && EQ(roc.pt[4].tpr, 1));
     sd_roc_free(&roc);
 

@@ -22,7 +22,7 @@
 
 /* Pinned once and never to change: a different value means receivers can no
  * longer rebuild the weights of bundles made by earlier versions. */
-#define LENET_SEED0_SHA256 "dd37d4aeeb5dcf49721fe09e64a74ec7c865c20e831821239b0b72bb2643697f"
+#define LENET_SEED0_SHA256       "dd37d4aeeb5dcf49721fe09e64a74ec7c865c20e831821239b0b72bb2643697f"
 #define CONVNET_SEED12345_SHA256 "3f4c0cb3912592d699eb92cf3493b9e980c496a6218f402df661ae11e8d501f3"
 
 static size_t count(const char *arch, int c, int size, int k)
@@ -111,8 +111,8 @@ static void test_reference(const char *path, const char *arch, int c, int size, 
         return;
     }
     sd_error err = {0};
-    sd_model_spec spec = {.in_c = c, .in_h = size, .in_w = size, .classes = k, .depth = depth,
-                          .width = width};
+    sd_model_spec spec = {
+        .in_c = c, .in_h = size, .in_w = size, .classes = k, .depth = depth, .width = width};
     sd_model *m = NULL;
     sd_backend *be = NULL;
     sd_exec *ex = NULL;
@@ -166,8 +166,8 @@ typedef struct calls {
 static void run_calls(const char *arch, int size, int threads, int n, calls *o)
 {
     sd_error err = {0};
-    sd_model_spec spec = {.in_c = 1, .in_h = size, .in_w = size, .classes = 10, .depth = 2,
-                          .width = 16};
+    sd_model_spec spec = {
+        .in_c = 1, .in_h = size, .in_w = size, .classes = 10, .depth = 2, .width = 16};
     sd_model *m = NULL;
     sd_backend *be = NULL;
     sd_exec *ex = NULL;
@@ -186,8 +186,8 @@ static void run_calls(const char *arch, int size, int threads, int n, calls *o)
     fill_rand(x, nx, 5, 1.0);
     fill_rand(x2, nx, 7, 1.0);
     fill_rand(y, ny, 6, 1.0);
-    sd_real **bufs[] = {&o->g, &o->gx, &o->gy, &o->g2, &o->hv, &o->dgx, &o->dgy, &o->hvc, &o->dgxc,
-                        &o->dgyc, &o->logits};
+    sd_real **bufs[] = {&o->g,   &o->gx,  &o->gy,   &o->g2,   &o->hv,    &o->dgx,
+                        &o->dgy, &o->hvc, &o->dgxc, &o->dgyc, &o->logits};
     size_t sizes[] = {nt, nx, ny, nt, nt, nx, ny, nt, nx, ny, ny};
     for (int i = 0; i < 11; i++)
         *bufs[i] = calloc(sizes[i], sizeof(sd_real));
@@ -217,8 +217,8 @@ static void run_calls(const char *arch, int size, int threads, int n, calls *o)
 
 static void free_calls(calls *o)
 {
-    sd_real *bufs[] = {o->g, o->gx, o->gy, o->g2, o->hv, o->dgx, o->dgy, o->hvc, o->dgxc, o->dgyc,
-                       o->logits};
+    sd_real *bufs[] = {o->g,   o->gx,  o->gy,   o->g2,   o->hv,    o->dgx,
+                       o->dgy, o->hvc, o->dgxc, o->dgyc, o->logits};
     for (int i = 0; i < 11; i++)
         free(bufs[i]);
 }
@@ -265,8 +265,7 @@ static void test_inference_shards(void)
 {
     enum { N = 37 };
     sd_error err = {0};
-    sd_model_spec spec = {.in_c = 1, .in_h = 16, .in_w = 16, .classes = 3, .depth = 2,
-                          .width = 8};
+    sd_model_spec spec = {.in_c = 1, .in_h = 16, .in_w = 16, .classes = 3, .depth = 2, .width = 8};
     sd_model *m = NULL;
     CHECK(sd_model_spec_parse_arch(&spec, "convnet-bn", &err) == 0);
     CHECK(sd_model_create(&m, &spec, &err) == 0);

@@ -62,15 +62,22 @@ static void axpy(sd_real *y, const sd_real *x, double a, size_t n)
         y[i] += (sd_real)(a * x[i]);
 }
 
-static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-10); }
+static double rel(double a, double b)
+{
+    return fabs(a - b) / fmax(fabs(b), 1e-10);
+}
 
 static void check_model(const char *arch, int in_c, int size, int classes, int depth, int width,
                         int n, sd_bn_mode mode)
 {
     sd_error err = {0};
     ctx c = {0};
-    sd_model_spec spec = {.in_c = in_c, .in_h = size, .in_w = size, .classes = classes,
-                          .depth = depth, .width = width};
+    sd_model_spec spec = {.in_c = in_c,
+                          .in_h = size,
+                          .in_w = size,
+                          .classes = classes,
+                          .depth = depth,
+                          .width = width};
     CHECK(sd_model_spec_parse_arch(&spec, arch, &err) == 0);
     CHECK(sd_backend_cpu_create(&c.be, 1, &err) == 0);
     if (sd_model_create(&c.m, &spec, &err) || !c.be) {

@@ -147,8 +147,8 @@ static void check_validity_power(void)
     CHECK(r.auc_lo <= r.auc && r.auc <= r.auc_hi && r.auc_hi - r.auc_lo < 0.1);
     CHECK(r.tpr1_lo <= r.tpr1 && r.tpr1 <= r.tpr1_hi);
     /* refusals */
-    int none[4] = { 0, 0, 0, 0 };
-    double sc[4] = { 1, 2, 3, 4 };
+    int none[4] = {0, 0, 0, 0};
+    double sc[4] = {1, 2, 3, 4};
     CHECK(sd_onerun_audit(none, sc, 4, 0, 0.05, 0, 0, &r, &e) == SD_EINVAL);
 }
 

@@ -81,8 +81,8 @@ static void set_make(set *s, int n, int side, uint64_t seed, int noise)
     } else {
         make_stripes(s->x, s->y, n, side, seed);
     }
-    s->arr = (sd_array_data){.x = s->x, .labels = s->y, .count = n, .c = 1, .h = side,
-                             .w = side, .classes = 3};
+    s->arr = (sd_array_data){
+        .x = s->x, .labels = s->y, .count = n, .c = 1, .h = side, .w = side, .classes = 3};
     sd_data_view_array(&s->view, &s->arr);
 }
 
@@ -162,20 +162,20 @@ static void test_search(sd_backend *be)
     size_t D = SIDE * SIDE;
     int n = 5;
     float *img = malloc((size_t)n * D * sizeof *img);
-    memcpy(img, tr.x + 123 * D, D * sizeof *img);                  /* a copy */
-    make_noise(img + D, 1, D, 9);                                     /* noise */
-    for (size_t p = 0; p < D; p++)                                    /* affine copy */
+    memcpy(img, tr.x + 123 * D, D * sizeof *img); /* a copy */
+    make_noise(img + D, 1, D, 9);                 /* noise */
+    for (size_t p = 0; p < D; p++)                /* affine copy */
         img[2 * D + p] = 0.5f * tr.x[7 * D + p] - 0.2f;
-    make_stripes(img + 3 * D, &(int32_t){0}, 1, SIDE, 99);           /* unseen, like held-out */
-    for (size_t p = 0; p < D; p++)                                    /* half a copy */
+    make_stripes(img + 3 * D, &(int32_t){0}, 1, SIDE, 99); /* unseen, like held-out */
+    for (size_t p = 0; p < D; p++)                         /* half a copy */
         img[4 * D + p] = 0.5f * (tr.x[300 * D + p] + img[D + p]);
     sd_privacy_config cfg;
     sd_privacy_config_defaults(&cfg);
     cfg.chunk = 128; /* several blocks, the last one partial */
     sd_privacy_report r = {0};
     sd_error err = {0};
-    int rc = sd_privacy_nearest(&r, img, (size_t)n, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg,
-                                &err);
+    int rc =
+        sd_privacy_nearest(&r, img, (size_t)n, 1, SIDE, SIDE, &tr.view, &ho.view, be, &cfg, &err);
     CHECKF(rc == 0, "%s", err.msg);
     if (rc)
         goto out;
@@ -190,8 +190,7 @@ static void test_search(sd_backend *be)
     CHECK(!memcmp(r.pixel_nearest, tr.x + 123 * D, D * sizeof(float)));
     CHECK(im[2].pixel_index == 7 && im[2].pixel_distance < 1e-5 && im[2].ssim > 0.9999);
     CHECKF(im[1].pixel_pct > 0.99 && im[1].ssim_pct > 0.99 && im[1].ssim < 0.3,
-           "noise: pct %.3f ssim %.3f ssim pct %.3f", im[1].pixel_pct, im[1].ssim,
-           im[1].ssim_pct);
+           "noise: pct %.3f ssim %.3f ssim pct %.3f", im[1].pixel_pct, im[1].ssim, im[1].ssim_pct);
     CHECKF(im[3].pixel_pct > 0.02 && im[3].ssim_pct > 0.02, "unseen stripe: pct %.3f %.3f",
            im[3].pixel_pct, im[3].ssim_pct);
     /* quantiles ordered on the similar side */
@@ -220,8 +219,8 @@ static void test_search(sd_backend *be)
                "image %d: search %lld %.6f / %lld %.6f, brute force %lld %.6f / %lld %.6f", i,
                (long long)im[i].pixel_index, im[i].pixel_distance, (long long)im[i].ssim_index,
                im[i].ssim, (long long)bdi, bd, (long long)bsi, bs);
-        CHECK(fabs(im[i].pixel_ssim - sd_ssim(img + (size_t)i * D, tr.x + im[i].pixel_index * D,
-                                               1, SIDE, SIDE)) < 1e-12);
+        CHECK(fabs(im[i].pixel_ssim - sd_ssim(img + (size_t)i * D, tr.x + im[i].pixel_index * D, 1,
+                                              SIDE, SIDE)) < 1e-12);
     }
     /* held-out percentiles: the search's own held-out figures, by brute force
      * for a few of them, give the same quantile ordering */
@@ -302,13 +301,13 @@ static void test_large(sd_backend *be)
 
 /* ---- the search's products go through the backend ---- */
 
-static int (*real_gemm)(sd_backend *, sd_error *, int, int, int, int, int, sd_real, const sd_real *, int,
-                        const sd_real *, int, sd_real, sd_real *, int);
+static int (*real_gemm)(sd_backend *, sd_error *, int, int, int, int, int, sd_real, const sd_real *,
+                        int, const sd_real *, int, sd_real, sd_real *, int);
 static int gemm_calls, gemm_fail;
 
-static int counting_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k, sd_real alpha,
-                         const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
-                         sd_real *c, int ldc)
+static int counting_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k,
+                         sd_real alpha, const sd_real *a, int lda, const sd_real *b, int ldb,
+                         sd_real beta, sd_real *c, int ldc)
 {
     gemm_calls++;
     if (gemm_fail)
@@ -345,8 +344,7 @@ static void test_search_backend(sd_backend *be)
     CHECKF(gemm_calls > 0, "%d backend GEMMs", gemm_calls);
     if (!rc && r1.images && r2.images) {
         CHECK(!memcmp(r1.images, r2.images, 2 * sizeof *r1.images));
-        CHECK(!memcmp(r1.heldout_distance_q, r2.heldout_distance_q,
-                      sizeof r1.heldout_distance_q));
+        CHECK(!memcmp(r1.heldout_distance_q, r2.heldout_distance_q, sizeof r1.heldout_distance_q));
         CHECK(!memcmp(r1.heldout_ssim_q, r2.heldout_ssim_q, sizeof r1.heldout_ssim_q));
         CHECK(r2.images[0].pixel_index == 77 && r2.images[0].ssim_index == 77);
     }
@@ -535,12 +533,10 @@ static void test_audit(sd_backend *be)
             CHECK(r.images[i].flag == SD_PRIVACY_PASS);
         char path[512];
         out_path(path, sizeof path, "privacy-pass.png");
-        CHECKF(sd_privacy_picture_png(path, &r, d.images, NULL, 1, 0, &err) == 0, "%s",
-               err.msg);
+        CHECKF(sd_privacy_picture_png(path, &r, d.images, NULL, 1, 0, &err) == 0, "%s", err.msg);
         /* beyond max_shown the most similar images are kept */
         out_path(path, sizeof path, "privacy-few.png");
-        CHECKF(sd_privacy_picture_png(path, &r, d.images, NULL, 1, 2, &err) == 0, "%s",
-               err.msg);
+        CHECKF(sd_privacy_picture_png(path, &r, d.images, NULL, 1, 2, &err) == 0, "%s", err.msg);
     }
     sd_privacy_report_free(&r);
     /* one copied training sample blocks the release */
@@ -606,7 +602,8 @@ static void test_policy(void)
     r.membership_auc = 0.5;
     im[1].ssim_pct = 0.005; /* structurally closer than 99.5 % of held-out */
     sd_privacy_decide(&r, &p);
-    CHECK(r.verdict == SD_PRIVACY_WARN && im[1].flag == SD_PRIVACY_WARN && strstr(r.reason, "image 1"));
+    CHECK(r.verdict == SD_PRIVACY_WARN && im[1].flag == SD_PRIVACY_WARN &&
+          strstr(r.reason, "image 1"));
     im[0].pixel_pct = 0.0;
     im[0].ssim = 0.85; /* close in pixels but SSIM below the block level: warn */
     sd_privacy_decide(&r, &p);

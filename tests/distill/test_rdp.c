@@ -70,7 +70,7 @@ static void check_published(void)
      * held to 0.2 % instead. */
     static const struct {
         double sigma, epochs, eps, tol;
-    } pub[] = { { 1.12, 60, 2.92, 0.005 }, { 0.6, 30, 9.74, 0.002 * 9.74 }, { 1.2, 10, 1.20, 0.005 } };
+    } pub[] = {{1.12, 60, 2.92, 0.005}, {0.6, 30, 9.74, 0.002 * 9.74}, {1.2, 10, 1.20, 0.005}};
     double orders[160], rdp[160];
     int n = tf_orders(orders);
     for (size_t k = 0; k < sizeof pub / sizeof pub[0]; k++) {

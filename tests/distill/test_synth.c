@@ -53,11 +53,14 @@ static double band_energy(const uint8_t *img, const uint8_t *mask, int n)
 #define AT(t, y, x) t[(size_t)(y) * (n + 1) + (x)]
     for (int y = 0; y < n; y++)
         for (int x = 0; x < n; x++) {
-            AT(ii, y + 1, x + 1) = img[y * n + x] + AT(ii, y, x + 1) + AT(ii, y + 1, x) - AT(ii, y, x);
+            AT(ii, y + 1, x + 1) =
+                img[y * n + x] + AT(ii, y, x + 1) + AT(ii, y + 1, x) - AT(ii, y, x);
             AT(mi, y + 1, x + 1) =
                 (mask[y * n + x] != 0) + AT(mi, y, x + 1) + AT(mi, y + 1, x) - AT(mi, y, x);
         }
-#define BOX(t, y, x, k) ((AT(t, (y) + (k), (x) + (k)) - AT(t, y, (x) + (k)) - AT(t, (y) + (k), x) + AT(t, y, x)) / ((k) * (k)))
+#define BOX(t, y, x, k)                                                                        \
+    ((AT(t, (y) + (k), (x) + (k)) - AT(t, y, (x) + (k)) - AT(t, (y) + (k), x) + AT(t, y, x)) / \
+     ((k) * (k)))
     double s1 = 0, s2 = 0, m1 = 0, m2 = 0;
     long cnt = 0, mc = 0;
     for (int y = 0; y < n; y++)

@@ -14,7 +14,7 @@
 #include "sd_train.h"
 
 #define HW 8
-#define K 3
+#define K  3
 
 /* Class c: a bright 4x4 block in corner c of an 8x8 image, plus noise. */
 static void make_set(sd_real *x, int32_t *y, int n, uint64_t seed)
@@ -115,10 +115,20 @@ static int fixture_make(fixture *f, int bn, int n_train)
         return -1;
     make_set(f->train_x, f->train_y, n_train, 1);
     make_set(f->test_x, f->test_y, n_test, 2);
-    f->tr = (sd_array_data){.x = f->train_x, .labels = f->train_y, .count = n_train, .c = 1,
-                            .h = HW, .w = HW, .classes = K};
-    f->te = (sd_array_data){.x = f->test_x, .labels = f->test_y, .count = n_test, .c = 1,
-                            .h = HW, .w = HW, .classes = K};
+    f->tr = (sd_array_data){.x = f->train_x,
+                            .labels = f->train_y,
+                            .count = n_train,
+                            .c = 1,
+                            .h = HW,
+                            .w = HW,
+                            .classes = K};
+    f->te = (sd_array_data){.x = f->test_x,
+                            .labels = f->test_y,
+                            .count = n_test,
+                            .c = 1,
+                            .h = HW,
+                            .w = HW,
+                            .classes = K};
     sd_data_view_array(&f->train, &f->tr);
     sd_data_view_array(&f->test, &f->te);
     return 0;
@@ -146,8 +156,7 @@ static double train_once(fixture *f, const sd_train_config *cfg, sd_real *out, i
     double acc = -1;
     int rc = !theta || !bn ? SD_ENOMEM : sd_init_theta(f->m, 3, theta, &err);
     if (!rc)
-        rc = sd_train(f->m, f->be, &f->train, cfg, theta, f->m->n_bn ? bn : NULL, NULL, NULL,
-                      &err);
+        rc = sd_train(f->m, f->be, &f->train, cfg, theta, f->m->n_bn ? bn : NULL, NULL, NULL, &err);
     if (!rc)
         rc = sd_evaluate(f->m, f->be, theta, bn, &f->test, 0, &acc, NULL, NULL, &err);
     if (rc)
@@ -223,8 +232,7 @@ static void test_limits(void)
     for (size_t i = 0; i < f.m->n_bn; i++)
         pos &= isfinite(bn[i]);
     CHECK(pos);
-    CHECK(sd_train(f.m, f.be, &f.train, &cfg, theta, bn, cancel_at_3, NULL, &err) ==
-          SD_ECANCELED);
+    CHECK(sd_train(f.m, f.be, &f.train, &cfg, theta, bn, cancel_at_3, NULL, &err) == SD_ECANCELED);
     /* refused arguments */
     CHECK(sd_train(f.m, f.be, &f.train, &cfg, theta, NULL, NULL, NULL, &err) == SD_EINVAL);
     CHECK(strstr(err.msg, "bn_out") != NULL);

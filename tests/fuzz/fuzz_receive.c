@@ -90,9 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     switch (data[0] % 3) {
-    case 0:
-        receive(data + 1, size - 1);
-        break;
+    case 0: receive(data + 1, size - 1); break;
     case 1: {
         sp_budget b;
         Sldd__V1__Statement *st = NULL;

@@ -58,10 +58,10 @@ static void die(const char *what)
     exit(1);
 }
 
-#define TRY(what, call)         \
-    do {                        \
-        if ((call) != 0)        \
-            die(what);          \
+#define TRY(what, call)  \
+    do {                 \
+        if ((call) != 0) \
+            die(what);   \
     } while (0)
 
 static void *dalloc(size_t bytes)
@@ -170,16 +170,18 @@ static int bn_run(void *p)
 {
     bn_ctx *b = p;
     switch (b->pass) {
-    case 0: return be->bn_fwd_train(be, &be_err, &b->d, b->x, b->gamma, b->beta, b->y, b->mean, b->invstd);
+    case 0:
+        return be->bn_fwd_train(be, &be_err, &b->d, b->x, b->gamma, b->beta, b->y, b->mean,
+                                b->invstd);
     case 1:
-        return be->bn_bwd_train(be, &be_err, &b->d, b->x, b->gamma, b->mean, b->invstd, b->gy, b->gx,
-                                b->gg, b->gb);
+        return be->bn_bwd_train(be, &be_err, &b->d, b->x, b->gamma, b->mean, b->invstd, b->gy,
+                                b->gx, b->gg, b->gb);
     case 2:
-        return be->bn_fwd_tangent_train(be, &be_err, &b->d, b->x, b->dx, b->gamma, b->dgamma, b->beta,
-                                        b->mean, b->invstd, b->y);
+        return be->bn_fwd_tangent_train(be, &be_err, &b->d, b->x, b->dx, b->gamma, b->dgamma,
+                                        b->beta, b->mean, b->invstd, b->y);
     default:
-        return be->bn_bwd_tangent_train(be, &be_err, &b->d, b->x, b->dx, b->gamma, b->dgamma, b->mean,
-                                        b->invstd, b->gy, b->dgy, b->gx, b->gg, b->gb);
+        return be->bn_bwd_tangent_train(be, &be_err, &b->d, b->x, b->dx, b->gamma, b->dgamma,
+                                        b->mean, b->invstd, b->gy, b->dgy, b->gx, b->gg, b->gb);
     }
 }
 
@@ -211,8 +213,8 @@ static void bench_bn(int n, int c, int hw, int reps)
         snprintf(key, sizeof key, "prim.bn.%s_gbs", pass[b.pass]);
         result(key, touched[b.pass] * sz * 4.0 / s * 1e-9, "GB/s");
     }
-    float *all[] = {b.x, b.dx, b.y, b.gy, b.dgy, b.gx, b.gamma, b.beta, b.dgamma, b.mean,
-                    b.invstd, b.gg, b.gb};
+    float *all[] = {b.x,    b.dx,     b.y,    b.gy,     b.dgy, b.gx, b.gamma,
+                    b.beta, b.dgamma, b.mean, b.invstd, b.gg,  b.gb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         be->free(be, all[i]);
 }
@@ -255,7 +257,8 @@ typedef struct patch_ctx {
 static int patch_run(void *p)
 {
     patch_ctx *c = p;
-    return be->patch_gather(be, &be_err, c->pix, c->off, c->w, c->idx, c->n, 299, 299, 0.5, 0.25, c->out);
+    return be->patch_gather(be, &be_err, c->pix, c->off, c->w, c->idx, c->n, 299, 299, 0.5, 0.25,
+                            c->out);
 }
 
 /* A 2048x2048 16-bit image in backend memory and the index of its 35x35
@@ -428,8 +431,8 @@ typedef struct pool_view {
     size_t per;
 } pool_view;
 
-static int pool_fetch(void *ctx, sd_backend *b, const int64_t *idx, int n, sd_real *x,
-                      int *labels, sd_error *err)
+static int pool_fetch(void *ctx, sd_backend *b, const int64_t *idx, int n, sd_real *x, int *labels,
+                      sd_error *err)
 {
     pool_view *pv = ctx;
     for (int i = 0; i < n; i++) {
@@ -554,8 +557,8 @@ static void bench_detect(void)
         }
         for (int s = 0; s < p.n; s += bsz) {
             int nb = p.n - s < bsz ? p.n - s : bsz;
-            TRY("patch_gather", be->patch_gather(be, &err, p.pix, p.off, p.w, p.idx + 3 * s, nb, 299,
-                                                 299, 0.5, 0.25, x));
+            TRY("patch_gather", be->patch_gather(be, &err, p.pix, p.off, p.w, p.idx + 3 * s, nb,
+                                                 299, 299, 0.5, 0.25, x));
             a.n = nb;
             TRY("predict", sd_exec_predict(ex, &a, cls, NULL, &err));
             if (it >= 0)

@@ -44,10 +44,10 @@
 #include "sg_backend.h"
 #include "../sd_test.h"
 
-#define TOL_DENSE 1e-4
-#define TOL_ELEM 1e-5
-#define TOL_LAYER 1e-4
-#define TOL_MODEL 2e-3
+#define TOL_DENSE  1e-4
+#define TOL_ELEM   1e-5
+#define TOL_LAYER  1e-4
+#define TOL_MODEL  2e-3
 #define TOL_SCALAR 1e-10
 
 /* messages of backend calls made outside any test's own sd_error */
@@ -219,21 +219,20 @@ static void expect_scalar(const char *cat, const char *what, double c, double g,
 {
     double e = fabs(c - g) / (scale > 0 ? scale : 1);
     note(cat, e, tol);
-    CHECKF(e <= tol, "%s %s: cpu %.17g gpu %.17g (relative %.3g > %.3g)", cat, what, c, g, e,
-           tol);
+    CHECKF(e <= tol, "%s %s: cpu %.17g gpu %.17g (relative %.3g > %.3g)", cat, what, c, g, e, tol);
 }
 
 /* Run EXPR once per backend; inside it, B is the backend and P(b) the
  * matching pointer of buf b (PN for an optional buf *). */
-#define ON_BOTH(label, EXPR)                                                                \
-    do {                                                                                    \
-        for (int side_ = 0; side_ < 2; side_++) {                                           \
-            sd_backend *B = side_ ? GPU : CPU;                                              \
-            int rc_ = (EXPR);                                                               \
-            CHECKF(rc_ == 0, "%s on %s: %s", (label), B->name, be_err.msg);                 \
-        }                                                                                   \
+#define ON_BOTH(label, EXPR)                                                \
+    do {                                                                    \
+        for (int side_ = 0; side_ < 2; side_++) {                           \
+            sd_backend *B = side_ ? GPU : CPU;                              \
+            int rc_ = (EXPR);                                               \
+            CHECKF(rc_ == 0, "%s on %s: %s", (label), B->name, be_err.msg); \
+        }                                                                   \
     } while (0)
-#define P(b) (side_ ? (b).g : (b).c)
+#define P(b)   (side_ ? (b).g : (b).c)
 #define PN(bp) ((bp) ? (side_ ? (bp)->g : (bp)->c) : NULL)
 
 /* ------------------------------------------------------- memory, vectors */
@@ -287,12 +286,14 @@ static void test_vector(void)
         buf p = brandn(n, -1, 1), g = brandn(n, -1, 1), m = brandn(n, -0.1, 0.1),
             v = brandn(n, 0, 0.1);
         for (int t = 1; t <= 7; t += 6) {
-            ON_BOTH("adam", B->adam(B, &be_err, n, P(p), P(g), P(m), P(v), 0.01, 0.5, 0.999, 1e-8, t));
+            ON_BOTH("adam",
+                    B->adam(B, &be_err, n, P(p), P(g), P(m), P(v), 0.01, 0.5, 0.999, 1e-8, t));
             expect("adam", "p", &p, TOL_ELEM);
             expect("adam", "m", &m, TOL_ELEM);
             expect("adam", "v", &v, TOL_ELEM);
         }
-        CHECK(GPU->adam(GPU, &be_err, n, p.g, g.g, m.g, v.g, 0.01, 1.5, 0.999, 1e-8, 1) == SD_EINVAL);
+        CHECK(GPU->adam(GPU, &be_err, n, p.g, g.g, m.g, v.g, 0.01, 1.5, 0.999, 1e-8, 1) ==
+              SD_EINVAL);
         bfree(&p);
         bfree(&g);
         bfree(&m);
@@ -318,11 +319,11 @@ static void test_gemm(void)
                     c = brandn((size_t)m * ldc, -1, 1);
                 char what[64];
                 snprintf(what, sizeof what, "m%d n%d k%d ta%d tb%d", m, n, k, ta, tb);
-                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 0.75f, P(a), lda, P(b), ldb, 0.5f,
-                                        P(c), ldc));
+                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 0.75f, P(a), lda, P(b), ldb,
+                                        0.5f, P(c), ldc));
                 expect("gemm", what, &c, TOL_DENSE);
-                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 1.0f, P(a), lda, P(b), ldb, 0.0f,
-                                        P(c), ldc));
+                ON_BOTH("gemm", B->gemm(B, &be_err, ta, tb, m, n, k, 1.0f, P(a), lda, P(b), ldb,
+                                        0.0f, P(c), ldc));
                 expect("gemm", what, &c, TOL_DENSE);
                 bfree(&a);
                 bfree(&b);
@@ -382,10 +383,18 @@ static void test_tf32_probe(void)
 
 /* ----------------------------------------------------------- convolution */
 
-static sd_conv_desc conv_desc(int n, int c, int h, int w, int k, int r, int s, int stride,
-                              int pad)
+static sd_conv_desc conv_desc(int n, int c, int h, int w, int k, int r, int s, int stride, int pad)
 {
-    sd_conv_desc d = {n, c, h, w, k, r, s, stride, pad, (h + 2 * pad - r) / stride + 1,
+    sd_conv_desc d = {n,
+                      c,
+                      h,
+                      w,
+                      k,
+                      r,
+                      s,
+                      stride,
+                      pad,
+                      (h + 2 * pad - r) / stride + 1,
                       (w + 2 * pad - s) / stride + 1};
     return d;
 }
@@ -421,7 +430,8 @@ static void conv_case(sd_backend *gpu, const char *cat, const sd_conv_desc *d, i
         bsync(&gw);
         ON_BOTH("conv_fwd (smaller batch)", B->conv_fwd(B, &be_err, &e, P(x), P(w), 0, P(y), WK));
         expect(cat, "smaller batch", &y, TOL_DENSE);
-        ON_BOTH("conv_bwd_data (smaller batch)", B->conv_bwd_data(B, &be_err, &e, P(gy), P(w), P(gx), WK));
+        ON_BOTH("conv_bwd_data (smaller batch)",
+                B->conv_bwd_data(B, &be_err, &e, P(gy), P(w), P(gx), WK));
         expect(cat, "smaller batch", &gx, TOL_DENSE);
         ON_BOTH("conv_bwd_filter (smaller batch)",
                 B->conv_bwd_filter(B, &be_err, &e, P(x), P(gy), P(gw), WK));
@@ -513,8 +523,9 @@ static void fill_vals(buf *b, int mode)
     float *h = xmalloc(b->n * sizeof(float));
     for (size_t i = 0; i < b->n; i++) {
         double u = urand();
-        h[i] = mode == VAL_TIES ? (float)floor(u * 3) : mode == VAL_NEGATIVE ? (float)(-1 - u)
-                                                                           : (float)(2 * u - 1);
+        h[i] = mode == VAL_TIES       ? (float)floor(u * 3)
+               : mode == VAL_NEGATIVE ? (float)(-1 - u)
+                                      : (float)(2 * u - 1);
     }
     bset(b, h);
     free(h);
@@ -546,8 +557,10 @@ static void pool_case(int max, int adaptive, int n, int c, int h, int w, int kh,
     }
     char what[128];
     snprintf(what, sizeof what, "%s n%d c%d %dx%d k%dx%d s%dx%d p%dx%d ceil%d cip%d -> %dx%d v%d",
-             adaptive ? "adaptive" : max ? "max" : "avg", n, c, h, w, kh, kw, sh, sw, ph, pw,
-             ceil_mode, cip, d.oh, d.ow, vals);
+             adaptive ? "adaptive"
+             : max    ? "max"
+                      : "avg",
+             n, c, h, w, kh, kw, sh, sw, ph, pw, ceil_mode, cip, d.oh, d.ow, vals);
     size_t xs = (size_t)n * c * h * w, ys = (size_t)n * c * d.oh * d.ow;
     buf x = bnew(xs), y = brandn(ys, -1, 1), gy = brandn(ys, -1, 1), gx = brandn(xs, -1, 1),
         dx = brandn(xs, -1, 1), dy = brandn(ys, -1, 1);
@@ -618,9 +631,8 @@ static void bn_case(int n, int c, int hw)
     buf x = brandn(sz, -1.5, 2.5), dx = brandn(sz, -1, 1), gy = brandn(sz, -1, 1),
         dgy = brandn(sz, -1, 1), y = brandn(sz, -1, 1), gx = brandn(sz, -1, 1);
     buf gamma = brandn(cs, 0.5, 1.5), beta = brandn(cs, -1, 1), dgamma = brandn(cs, -1, 1),
-        dbeta = brandn(cs, -1, 1), mean = bnew(cs), invstd = bnew(cs),
-        gg = brandn(cs, -1, 1), gb = brandn(cs, -1, 1), rmean = brandn(cs, -0.5, 0.5),
-        rvar = brandn(cs, 0.2, 2);
+        dbeta = brandn(cs, -1, 1), mean = bnew(cs), invstd = bnew(cs), gg = brandn(cs, -1, 1),
+        gb = brandn(cs, -1, 1), rmean = brandn(cs, -0.5, 0.5), rvar = brandn(cs, 0.2, 2);
 
     /* batch statistics */
     ON_BOTH("bn_fwd_train",
@@ -630,13 +642,13 @@ static void bn_case(int n, int c, int hw)
     expect("bn_fwd_train", "invstd", &invstd, TOL_ELEM);
     bsync(&mean);
     bsync(&invstd);
-    ON_BOTH("bn_bwd_train", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean), P(invstd), P(gy),
-                                            P(gx), P(gg), P(gb)));
+    ON_BOTH("bn_bwd_train", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean), P(invstd),
+                                            P(gy), P(gx), P(gg), P(gb)));
     expect("bn_bwd_train", what, &gx, TOL_ELEM);
     expect("bn_bwd_train", "ggamma", &gg, TOL_ELEM);
     expect("bn_bwd_train", "gbeta", &gb, TOL_ELEM);
-    ON_BOTH("bn_bwd_train (no gx)", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean), P(invstd),
-                                                    P(gy), NULL, P(gg), P(gb)));
+    ON_BOTH("bn_bwd_train (no gx)", B->bn_bwd_train(B, &be_err, &d, P(x), P(gamma), P(mean),
+                                                    P(invstd), P(gy), NULL, P(gg), P(gb)));
     expect("bn_bwd_train", "ggamma (no gx)", &gg, TOL_ELEM);
     for (int v = 0; v < 2; v++) {
         const buf *pdx = v ? NULL : &dx, *pdg = v ? NULL : &dgamma, *pdb = v ? NULL : &dbeta;
@@ -661,8 +673,8 @@ static void bn_case(int n, int c, int hw)
     ON_BOTH("bn_fwd_frozen",
             B->bn_fwd_frozen(B, &be_err, &d, P(x), P(gamma), P(beta), P(rmean), P(rvar), P(y)));
     expect("bn_fwd_frozen", what, &y, TOL_ELEM);
-    ON_BOTH("bn_bwd_frozen", B->bn_bwd_frozen(B, &be_err, &d, P(x), P(gamma), P(rmean), P(rvar), P(gy),
-                                              P(gx), P(gg), P(gb)));
+    ON_BOTH("bn_bwd_frozen", B->bn_bwd_frozen(B, &be_err, &d, P(x), P(gamma), P(rmean), P(rvar),
+                                              P(gy), P(gx), P(gg), P(gb)));
     expect("bn_bwd_frozen", what, &gx, TOL_ELEM);
     expect("bn_bwd_frozen", "ggamma", &gg, TOL_ELEM);
     expect("bn_bwd_frozen", "gbeta", &gb, TOL_ELEM);
@@ -683,8 +695,8 @@ static void bn_case(int n, int c, int hw)
         expect("bn_bwd_tangent_frozen", "dggamma", &gg, TOL_ELEM);
         expect("bn_bwd_tangent_frozen", "dgbeta", &gb, TOL_ELEM);
     }
-    buf *all[] = {&x, &dx, &gy, &dgy, &y, &gx, &gamma, &beta, &dgamma, &dbeta, &mean, &invstd,
-                  &gg, &gb, &rmean, &rvar};
+    buf *all[] = {&x,      &dx,    &gy,   &dgy,    &y,  &gx, &gamma, &beta,
+                  &dgamma, &dbeta, &mean, &invstd, &gg, &gb, &rmean, &rvar};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         bfree(all[i]);
 }
@@ -732,15 +744,17 @@ static void sce_case(int n, int k, int underflow)
     for (int v = 0; v < 2; v++) {
         const buf *pdq = v ? NULL : &dq;
         double dc = 0, dg = 0;
-        CHECK(CPU->sce_fwd_tangent(CPU, &be_err, n, k, p.c, q.c, dz.c, pdq ? dq.c : NULL, &dc) == 0);
-        CHECKF(GPU->sce_fwd_tangent(GPU, &be_err, n, k, p.g, q.g, dz.g, pdq ? dq.g : NULL, &dg) == 0, "%s",
-               be_err.msg);
+        CHECK(CPU->sce_fwd_tangent(CPU, &be_err, n, k, p.c, q.c, dz.c, pdq ? dq.c : NULL, &dc) ==
+              0);
+        CHECKF(GPU->sce_fwd_tangent(GPU, &be_err, n, k, p.g, q.g, dz.g, pdq ? dq.g : NULL, &dg) ==
+                   0,
+               "%s", be_err.msg);
         expect_scalar("sce_fwd_tangent", what, dc, dg, fabs(dc) > 1 ? fabs(dc) : 1, TOL_SCALAR);
     }
     for (int v = 0; v < 3; v++) {
         const buf *pdq = v == 1 ? NULL : &dq, *pdz = v == 2 ? NULL : &dz;
-        ON_BOTH("sce_bwd_tangent", B->sce_bwd_tangent(B, &be_err, n, k, P(p), P(q), PN(pdz), PN(pdq), 1.3,
-                                                      -0.4, P(gz), P(gq)));
+        ON_BOTH("sce_bwd_tangent", B->sce_bwd_tangent(B, &be_err, n, k, P(p), P(q), PN(pdz),
+                                                      PN(pdq), 1.3, -0.4, P(gz), P(gq)));
         expect("sce_bwd_tangent", "dgz", &gz, TOL_ELEM);
         expect("sce_bwd_tangent", "dgq", &gq, TOL_ELEM);
     }
@@ -791,8 +805,10 @@ static void test_patch(void)
     void *wc = dalloc(CPU, sizeof W), *wg = dalloc(GPU, sizeof W);
     CHECK(CPU->upload(CPU, &be_err, pc, pix, sizeof(uint16_t) * (size_t)total) == 0);
     CHECK(GPU->upload(GPU, &be_err, pg, pix, sizeof(uint16_t) * (size_t)total) == 0);
-    CHECK(CPU->upload(CPU, &be_err, oc, off, sizeof off) == 0 && GPU->upload(GPU, &be_err, og, off, sizeof off) == 0);
-    CHECK(CPU->upload(CPU, &be_err, wc, W, sizeof W) == 0 && GPU->upload(GPU, &be_err, wg, W, sizeof W) == 0);
+    CHECK(CPU->upload(CPU, &be_err, oc, off, sizeof off) == 0 &&
+          GPU->upload(GPU, &be_err, og, off, sizeof off) == 0);
+    CHECK(CPU->upload(CPU, &be_err, wc, W, sizeof W) == 0 &&
+          GPU->upload(GPU, &be_err, wg, W, sizeof W) == 0);
     free(pix);
 
     const int sizes[][2] = {{13, 5}, {8, 8}, {16, 4}, {29, 7}, {1, 1}, {30, 29}};
@@ -810,9 +826,9 @@ static void test_patch(void)
         CHECK(CPU->upload(CPU, &be_err, ic, idx, sizeof idx) == 0 &&
               GPU->upload(GPU, &be_err, ig, idx, sizeof idx) == 0);
         buf out = bnew((size_t)n * os * os);
-        ON_BOTH("patch_gather", B->patch_gather(B, &be_err, side_ ? pg : pc, side_ ? og : oc,
-                                                side_ ? wg : wc, side_ ? ig : ic, n, ps, os,
-                                                0.45, 0.21, P(out)));
+        ON_BOTH("patch_gather",
+                B->patch_gather(B, &be_err, side_ ? pg : pc, side_ ? og : oc, side_ ? wg : wc,
+                                side_ ? ig : ic, n, ps, os, 0.45, 0.21, P(out)));
         char what[32];
         snprintf(what, sizeof what, "%d->%d", ps, os);
         expect("patch_gather", what, &out, 1e-6);
@@ -821,7 +837,8 @@ static void test_patch(void)
     /* a window past the right edge is refused on both */
     idx[3 * 4 + 0] = 2;
     idx[3 * 4 + 2] = W[2] - 3;
-    CHECK(CPU->upload(CPU, &be_err, ic, idx, sizeof idx) == 0 && GPU->upload(GPU, &be_err, ig, idx, sizeof idx) == 0);
+    CHECK(CPU->upload(CPU, &be_err, ic, idx, sizeof idx) == 0 &&
+          GPU->upload(GPU, &be_err, ig, idx, sizeof idx) == 0);
     buf out = bnew((size_t)n * 25);
     CHECK(CPU->patch_gather(CPU, &be_err, pc, oc, wc, ic, n, 5, 5, 0, 1, out.c) == SD_EINVAL);
     CHECK(GPU->patch_gather(GPU, &be_err, pg, og, wg, ig, n, 5, 5, 0, 1, out.g) == SD_EINVAL);
@@ -878,8 +895,8 @@ static int det_bn_run(void *p)
     det_bn *b = p;
     return GPU->zero(GPU, &be_err, b->dgg.g, b->dgg.n * 4) ||
            GPU->bn_bwd_tangent_train(GPU, &be_err, &b->d, b->x.g, b->dx.g, b->gamma.g, b->dgamma.g,
-                                     b->mean.g, b->invstd.g, b->gy.g, b->dgy.g, b->dgx.g,
-                                     b->dgg.g, b->dgb.g);
+                                     b->mean.g, b->invstd.g, b->gy.g, b->dgy.g, b->dgx.g, b->dgg.g,
+                                     b->dgb.g);
 }
 
 static void test_determinism(void)
@@ -913,22 +930,22 @@ static void test_determinism(void)
     b.dgg = bnew(16);
     b.dgb = bnew(16);
     CHECKF(gpu_same_twice(b.dgx.g, sz, det_bn_run, &b), "bn_bwd_tangent_train not reproducible");
-    buf *all[] = {&b.x, &b.dx, &b.gy, &b.dgy, &b.dgx, &b.gamma, &b.dgamma, &b.mean, &b.invstd,
-                  &b.dgg, &b.dgb};
+    buf *all[] = {&b.x,      &b.dx,   &b.gy,     &b.dgy, &b.dgx, &b.gamma,
+                  &b.dgamma, &b.mean, &b.invstd, &b.dgg, &b.dgb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         bfree(all[i]);
 
     buf x = brandn(quick ? 10000 : 3000000, -1, 1);
     double d1 = 0, d2 = 0;
-    CHECK(GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d1) == 0 && GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d2) == 0);
+    CHECK(GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d1) == 0 &&
+          GPU->dot(GPU, &be_err, x.n, x.g, x.g, &d2) == 0);
     CHECK(d1 == d2);
     bfree(&x);
 }
 
 /* ---------------------------------------------------------------- layers */
 
-static void layer_case(const char *name, sd_layer l, int n, sd_bn_mode mode, int dtrain,
-                       double tol)
+static void layer_case(const char *name, sd_layer l, int n, sd_bn_mode mode, int dtrain, double tol)
 {
     sd_error err = {0};
     if (sd_layer_finish(&l, &err)) {
@@ -1144,8 +1161,7 @@ static void model_case(const char *arch, int size, int n, sd_bn_mode mode)
         a.n = n;
         sd_exec *ex = side_ ? eg : ec;
         int rc = sd_exec_hvp(ex, &a, P(v), &loss[side_], P(gth), P(hv), P(dgx), P(dgy), &err);
-        CHECKF(rc == 0, "%s hvp on %s: %s", arch, side_ ? "cuda" : "cpu",
-               err.msg);
+        CHECKF(rc == 0, "%s hvp on %s: %s", arch, side_ ? "cuda" : "cpu", err.msg);
     }
     char cat[64], lcat[72];
     snprintf(cat, sizeof cat, "model %s%s", arch, mode == SD_BN_FROZEN ? " frozen" : "");
@@ -1188,7 +1204,8 @@ int main(void)
     }
     const char *sc = getenv("SLDD_GPU_TEST_SELFCHECK");
     int selfcheck = sc && !strcmp(sc, "1");
-    int rc = selfcheck ? sd_backend_cpu_create(&GPU, 0, &err) : sg_backend_cuda_create(&GPU, 0, SG_MODE_DETERMINISTIC, &err);
+    int rc = selfcheck ? sd_backend_cpu_create(&GPU, 0, &err)
+                       : sg_backend_cuda_create(&GPU, 0, SG_MODE_DETERMINISTIC, &err);
     if (rc) {
         sd_backend_destroy(CPU);
         if (rc == SD_EUNSUPPORTED && !(req && !strcmp(req, "1"))) {

@@ -56,7 +56,8 @@ static int fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd_real *
                           p->std, p->host, err);
     if (rc)
         return rc;
-    rc = be->upload(be, err, x, p->host, (size_t)n * (size_t)p->osize * (size_t)p->osize * sizeof(sd_real));
+    rc = be->upload(be, err, x, p->host,
+                    (size_t)n * (size_t)p->osize * (size_t)p->osize * sizeof(sd_real));
     return rc ? sd_error_wrap_code(err, rc, "upload") : SD_OK;
 }
 
@@ -72,8 +73,8 @@ static void view_of(sd_data_view *v, patches *p)
 }
 
 /* predictions of a replayed payload on every patch of `data` */
-static int predict_all(const sd_distilled *d, sd_backend *be, const sd_data_view *data,
-                       int *pred, double *acc)
+static int predict_all(const sd_distilled *d, sd_backend *be, const sd_data_view *data, int *pred,
+                       double *acc)
 {
     sd_error err = {0};
     sd_model *m = NULL;
@@ -149,8 +150,12 @@ int main(void)
     CHECK(sd_backend_cpu_create(&cpu, 0, &err) == 0);
     char dir[] = "/tmp/sldd-gpu-replay-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    sd_synth_dataset_opts so = {.out_dir = dir, .count = 24, .size = 256, .seed = 5,
-                                .gastritis_fraction = 0.5, .split = {0.6, 0.2, 0.2},
+    sd_synth_dataset_opts so = {.out_dir = dir,
+                                .count = 24,
+                                .size = 256,
+                                .seed = 5,
+                                .gastritis_fraction = 0.5,
+                                .split = {0.6, 0.2, 0.2},
                                 .force = 1};
     sd_dataset *ds = NULL;
     sd_patch_index ix_train = {0}, ix_val = {0};

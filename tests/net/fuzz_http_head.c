@@ -98,8 +98,8 @@ int main(void)
         memcpy(buf, seed, n);
         for (size_t k = 0; k < edits; k++) {
             size_t at = n ? rnd() % n : 0;
-            uint8_t c = (rnd() & 1) ? (uint8_t)specials[rnd() % (sizeof specials - 1)]
-                                    : (uint8_t)rnd();
+            uint8_t c =
+                (rnd() & 1) ? (uint8_t)specials[rnd() % (sizeof specials - 1)] : (uint8_t)rnd();
             switch (rnd() % 4) {
             case 0: /* replace */
                 if (n)

@@ -41,17 +41,16 @@ static const head_case cases[] = {
     {"GET /v1/health HTTP/1.0\r\n\r\n", 0},
     {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", 0},
     {"POST /v1/bundles?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0},
-    {"GET /v1/health HTTP/1.1\r\n\r\n", 400},                          /* no Host */
-    {"GET /v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},     /* two Hosts */
+    {"GET /v1/health HTTP/1.1\r\n\r\n", 400},                       /* no Host */
+    {"GET /v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400}, /* two Hosts */
     {"GET /v1/health HTTP/2.0\r\nHost: a\r\n\r\n", 505},
     {"GET /v1/health HTTQ/1.1\r\nHost: a\r\n\r\n", 400},
-    {"GET /v1/health\r\nHost: a\r\n\r\n", 400},                         /* HTTP/0.9 */
+    {"GET /v1/health\r\nHost: a\r\n\r\n", 400}, /* HTTP/0.9 */
     {"get /v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-    {"GET  /v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400},               /* double SP */
-    {"GET http://x/v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400},        /* absolute form */
+    {"GET  /v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400},        /* double SP */
+    {"GET http://x/v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400}, /* absolute form */
     {"GET /v1/he\x01lth HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-    {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-     400},
+    {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400},
     {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", 400},
     {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\n", 400},
     {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n",
@@ -61,12 +60,12 @@ static const head_case cases[] = {
      0},
     {"POST /v1/bundles HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417},
     {"GET /v1/health HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400},
-    {"GET /v1/health HTTP/1.1\r\nHost : a\r\n\r\n", 400},               /* space before : */
-    {"GET /v1/health HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400},             /* stray CR */
+    {"GET /v1/health HTTP/1.1\r\nHost : a\r\n\r\n", 400},   /* space before : */
+    {"GET /v1/health HTTP/1.1\r\nHost: a\rb\r\n\r\n", 400}, /* stray CR */
     {"GET /v1/health HTTP/1.1\r\nHost: a\r\nX-A: \x7f\r\n\r\n", 400},
     {"GET /v1/health HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400},
     {"GET /v1/health HTTP/1.1\r\nHost: a\r\n: empty-name\r\n\r\n", 400},
-    {"GET /v1/health HTTP/1.1\r\nHost: a\r\n", 400},                     /* no empty line */
+    {"GET /v1/health HTTP/1.1\r\nHost: a\r\n", 400}, /* no empty line */
     {"GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\nextra", 400},
     {"\r\nGET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 };

@@ -35,7 +35,7 @@
 #include "sn_server.h"
 
 #define BUNDLE_CAP 4096
-#define SINK_CAP (4u << 20)
+#define SINK_CAP   (4u << 20)
 
 static char dir[64];
 static unsigned char pin_a[SC_PIN_LEN], pin_b[SC_PIN_LEN], pin_c[SC_PIN_LEN];
@@ -86,8 +86,7 @@ static void on_event(void *arg, const sn_event *ev)
     pthread_mutex_unlock(&rec_lock);
     if (getenv("SN_TEST_VERBOSE"))
         fprintf(stderr, "  [server] kind=%d peer=%s node=%s status=%d: %s\n", (int)ev->kind,
-                ev->peer_addr, ev->peer_node_id ? ev->peer_node_id : "-", ev->status,
-                ev->reason);
+                ev->peer_addr, ev->peer_node_id ? ev->peer_node_id : "-", ev->status, ev->reason);
 }
 
 static int event_mark(void)
@@ -113,12 +112,11 @@ static int wait_event(int from, sn_event_kind kind, const char *needle)
             return 1;
         sleep_ms(10);
     }
-    fprintf(stderr, "no event kind %d with '%s' since %d; events were:\n", (int)kind, needle,
-            from);
+    fprintf(stderr, "no event kind %d with '%s' since %d; events were:\n", (int)kind, needle, from);
     pthread_mutex_lock(&rec_lock);
     for (int i = from; i < n_events; i++)
-        fprintf(stderr, "  kind=%d status=%d node=%s: %s\n", (int)events[i].kind,
-                events[i].status, events[i].node, events[i].reason);
+        fprintf(stderr, "  kind=%d status=%d node=%s: %s\n", (int)events[i].kind, events[i].status,
+                events[i].node, events[i].reason);
     pthread_mutex_unlock(&rec_lock);
     return 0;
 }
@@ -193,8 +191,7 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static sn_peer_service service = {"hospital-a", BUNDLE_CAP, on_bundle, NULL, on_audit_head,
-                                  NULL};
+static sn_peer_service service = {"hospital-a", BUNDLE_CAP, on_bundle, NULL, on_audit_head, NULL};
 
 static int server_start(test_server *t, SSL_CTX *ctx, int max_conns, int head_timeout_ms)
 {
@@ -376,8 +373,8 @@ static int make_fixture(void)
     }
     for (int i = 0; i < 3; i++) {
         req.node_id = ids[i];
-        if (sn_x509_make_node_cert(P("ca.pem"), P("ca.key"), &req, P(files[i][0]),
-                                   P(files[i][1]), pins[i], &e) != 0) {
+        if (sn_x509_make_node_cert(P("ca.pem"), P("ca.key"), &req, P(files[i][0]), P(files[i][1]),
+                                   pins[i], &e) != 0) {
             fprintf(stderr, "node cert: %s\n", e.msg);
             return -1;
         }
@@ -394,8 +391,8 @@ static int make_fixture(void)
     return 0;
 }
 
-static sn_client *make_client(const char *cert, const char *key, const char *ca,
-                              long total_ms, size_t max_resp)
+static sn_client *make_client(const char *cert, const char *key, const char *ca, long total_ms,
+                              size_t max_resp)
 {
     sn_client_config cfg;
     sn_client *c = NULL;
@@ -468,8 +465,8 @@ static void test_good_peer(uint16_t port)
         if (body) {
             memset(body, 42, big);
             snprintf(path, sizeof path, "%s/v1/sink", url);
-            rc = sn_client_request(c, "POST", path, curl_pin_a, "application/octet-stream",
-                                   body, big, &resp, &e);
+            rc = sn_client_request(c, "POST", path, curl_pin_a, "application/octet-stream", body,
+                                   big, &resp, &e);
             CHECKF(rc == 0 && resp.status == 200 && resp.body &&
                        strstr((char *)resp.body, "got 2097152 bytes from hospital-b, first 42"),
                    "sink: %d %ld %s", rc, resp.status, rc ? e.msg : (char *)resp.body);
@@ -824,8 +821,8 @@ static void test_client_side(uint16_t port)
         char base[64];
         memset(head, 'h', sizeof head);
         snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)port);
-        rc = sn_peer_send_audit_head(c, base, curl_pin_a, head, SN_PEER_AUDIT_HEAD_MAX, &resp,
-                                     &out, &e);
+        rc = sn_peer_send_audit_head(c, base, curl_pin_a, head, SN_PEER_AUDIT_HEAD_MAX, &resp, &out,
+                                     &e);
         CHECKF(rc == 0 && resp.status == 200 && out == SN_DELIVERED && resp.body &&
                    strstr((char *)resp.body, "head of 1024 bytes from hospital-b"),
                "rc %d status %ld %s", rc, resp.status, e.msg);
@@ -835,8 +832,8 @@ static void test_client_side(uint16_t port)
                resp.status);
         sn_client_response_free(&resp);
         snprintf(url, sizeof url, "%s%s", base, SN_PEER_AUDIT_HEAD_PATH);
-        rc = sn_client_request(c, "POST", url, curl_pin_a,
-                               SN_PEER_AUDIT_HEAD_TYPE, NULL, 0, &resp, &e);
+        rc = sn_client_request(c, "POST", url, curl_pin_a, SN_PEER_AUDIT_HEAD_TYPE, NULL, 0, &resp,
+                               &e);
         CHECKF(rc == 0 && resp.status == 400, "rc %d status %ld", rc, resp.status);
         sn_client_response_free(&resp);
     }
@@ -1031,8 +1028,7 @@ static void test_external_certs(uint16_t port, sn_tls_peers *peers)
              "printf 'GET /v1/health HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n' | "
              "timeout 20 '%s' s_client -connect 127.0.0.1:%u -CAfile '%s' -cert '%s' "
              "-key '%s' -tls1_3 -brief -ign_eof 2>&1",
-             SN_TEST_OPENSSL, (unsigned)port, P("ca.pem"), P("ext-good.pem"),
-             P("ext-good.key"));
+             SN_TEST_OPENSSL, (unsigned)port, P("ca.pem"), P("ext-good.pem"), P("ext-good.key"));
     run_capture(cmd, out, sizeof out);
     CHECKF(strstr(out, "HTTP/1.1 200 OK") && strstr(out, "\"peer\":\"hospital-d\""),
            "externally made certificate:\n%s", out);
@@ -1144,7 +1140,7 @@ int main(void)
     char cmd[128];
     int fixture_ok;
 
-    test_sigpipe_guard(); /* first, while SIGPIPE still kills the process */
+    test_sigpipe_guard();     /* first, while SIGPIPE still kills the process */
     signal(SIGPIPE, SIG_IGN); /* the raw test clients write to closed sockets */
     snprintf(dir, sizeof dir, "/tmp/sn_tls_XXXXXX");
     if (!mkdtemp(dir)) {

@@ -123,8 +123,7 @@ static void test_ca_and_node(void)
         CHECK(X509_check_ip_asc(node, "::1", 0) == 1);
         CHECK(X509_check_ip_asc(node, "10.1.2.4", 0) == 0);
         CHECK(sn_x509_common_name(node, cn, sizeof cn, &e) == 0 && !strcmp(cn, "hospital-b"));
-        CHECK(sn_x509_common_name(ca, cn, sizeof cn, &e) == 0 &&
-              !strcmp(cn, "Test Federation CA"));
+        CHECK(sn_x509_common_name(ca, cn, sizeof cn, &e) == 0 && !strcmp(cn, "Test Federation CA"));
         CHECK(sn_x509_common_name(node, cn, 5, &e) == SC_EFORMAT);
     }
     X509_free(ca);
@@ -142,8 +141,7 @@ static void test_ca_and_node(void)
     snprintf(cmd, sizeof cmd,
              "'%s' x509 -in '%s' -pubkey -noout | '%s' pkey -pubin -outform der | "
              "'%s' dgst -sha256 -binary | '%s' base64",
-             SN_TEST_OPENSSL, path_in("b.pem"), SN_TEST_OPENSSL, SN_TEST_OPENSSL,
-             SN_TEST_OPENSSL);
+             SN_TEST_OPENSSL, path_in("b.pem"), SN_TEST_OPENSSL, SN_TEST_OPENSSL, SN_TEST_OPENSSL);
     rc = run_capture(cmd, out, sizeof out);
     CHECK(sn_x509_pin_to_b64(pin, b64, sizeof b64) == 0);
     CHECKF(rc == 0 && !strncmp(out, b64, strlen(b64)), "openssl pin %s vs ours %s", out, b64);
@@ -153,8 +151,7 @@ static void test_ca_and_node(void)
     rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "CA:TRUE") && strstr(out, "Certificate Sign") &&
           strstr(out, "prime256v1"));
-    snprintf(cmd, sizeof cmd, "'%s' x509 -in '%s' -noout -text", SN_TEST_OPENSSL,
-             path_in("b.pem"));
+    snprintf(cmd, sizeof cmd, "'%s' x509 -in '%s' -noout -text", SN_TEST_OPENSSL, path_in("b.pem"));
     rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "CA:FALSE") &&
           strstr(out, "TLS Web Server Authentication, TLS Web Client Authentication") &&
@@ -214,8 +211,7 @@ static void test_refusals(void)
     {
         FILE *f = fopen(path_in("garbage.pem"), "w");
         if (f) {
-            fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
-                  f);
+            fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
             fclose(f);
         }
         rc = sn_x509_spki_pin_file(path_in("garbage.pem"), pin, &e);

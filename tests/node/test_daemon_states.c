@@ -94,8 +94,7 @@ static void make_pending(nd_ctx *c, fixture *f, sqlite3 *db, const char *audienc
     p.expires_unix = nd_now_unix() + 86400;
     memset(m, 0, sizeof *m);
     CHECK(sp_test_bundle_build(&p, &m->payload, &m->plen) == 0);
-    CHECK(fx_statement(m->payload, m->plen, "node-a", f->a, NULL, 0, &m->signed_st, &m->slen) ==
-          0);
+    CHECK(fx_statement(m->payload, m->plen, "node-a", f->a, NULL, 0, &m->signed_st, &m->slen) == 0);
     CHECK(nd_object_put(c->cfg.dir, m->payload, m->plen, pobj, &e) == 0);
     CHECK(nd_object_put(c->cfg.dir, m->signed_st, m->slen, sobj, &e) == 0);
     sc_sha256(hash, m->payload, m->plen);
@@ -105,7 +104,10 @@ static void make_pending(nd_ctx *c, fixture *f, sqlite3 *db, const char *audienc
                     "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
                     "payload_size,statement_obj,audience,created_unix,expires_unix,updated_unix,"
                     "privacy_verdict) VALUES(?,'out','node-a',?,?,?,?,?,?,?,?,?,'pass')",
-                    "tit" "tit" "t" "iii",
+                    "tit"
+                    "tit"
+                    "t"
+                    "iii",
                     m->id, (int64_t)p.sequence, nd_bundle_state_name(ND_BUNDLE_PENDING), m->ph,
                     (int64_t)m->plen, sobj, audience, (int64_t)p.created_unix,
                     (int64_t)p.expires_unix, nd_now_unix()) == 0);
@@ -125,8 +127,8 @@ static void state_is(sqlite3 *db, const char *bid, const char *want)
 {
     char state[32] = "";
     sc_error e = {0, ""};
-    CHECK(nd_db_text(db, state, sizeof state, NULL, &e, "SELECT state FROM bundles WHERE id=?",
-                     "t", bid) == 0);
+    CHECK(nd_db_text(db, state, sizeof state, NULL, &e, "SELECT state FROM bundles WHERE id=?", "t",
+                     bid) == 0);
     CHECKF(!strcmp(state, want), "%.12s is %s, want %s", bid, state, want);
 }
 
@@ -157,16 +159,16 @@ static void test_gate(fixture *f)
     CHECK(count(db, DELIVERIES, m.id) == 0);
     /* one of two approvals: still pending, still not released */
     size_t l1, l2, lo;
-    uint8_t *s1 = decide_by(m.signed_st, m.slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE,
-                            &l1);
+    uint8_t *s1 =
+        decide_by(m.signed_st, m.slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE, &l1);
     CHECKF(nd_approval_decide(&c, db, m.id, s1, l1, &res, &e) == 0, "%s", e.msg);
     CHECK(!res.approved && !res.rejected && res.n_admins == 1 && res.need == 2);
     state_is(db, m.id, "pending");
     CHECK(nd_approval_release(&c, db, m.id, &e) == SC_EPERM);
     CHECK(count(db, DELIVERIES, m.id) == 0);
     /* approvals of another payload do not count for this one */
-    uint8_t *so = decide_by(other.signed_st, other.slen, f->alice,
-                            SLDD__V1__DECISION__DECISION_APPROVE, &lo);
+    uint8_t *so =
+        decide_by(other.signed_st, other.slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE, &lo);
     uint8_t *so2 = decide_by(so, lo, f->bob, SLDD__V1__DECISION__DECISION_APPROVE, &lo);
     CHECK(nd_approval_decide(&c, db, m.id, so2, lo, &res, &e) == SC_EINVAL);
     CHECKF(strstr(e.msg, "decision is for payload") != NULL, "%s", e.msg);
@@ -176,8 +178,9 @@ static void test_gate(fixture *f)
     CHECKF(nd_approval_decide(&c, db, m.id, s2, l2, &res, &e) == 0, "%s", e.msg);
     CHECK(res.approved && res.n_admins == 2);
     state_is(db, m.id, "approved");
-    CHECK(count(db, "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='state' AND "
-                    "outcome='approved' AND actor='admin:alice,bob'",
+    CHECK(count(db,
+                "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='state' AND "
+                "outcome='approved' AND actor='admin:alice,bob'",
                 m.id) == 1);
     CHECKF(nd_approval_release(&c, db, m.id, &e) == 0, "%s", e.msg);
     state_is(db, m.id, "queued");
@@ -261,8 +264,9 @@ static void test_reject_and_settle(fixture *f)
     CHECKF(nd_approval_release(&c, db, x.id, &e) == 0, "%s", e.msg);
     CHECK(count(db, DELIVERIES " AND state='refused'", x.id) == 1);
     state_is(db, x.id, "failed");
-    CHECK(count(db, "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='state' AND "
-                    "outcome IN ('queued','failed')",
+    CHECK(count(db,
+                "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='state' AND "
+                "outcome IN ('queued','failed')",
                 x.id) == 2);
     /* settling twice moves nothing */
     CHECK(nd_delivery_settle(db, x.id, &e) == 0);
@@ -289,8 +293,7 @@ static void add_stored(sqlite3 *db, char id[33], const char *ph)
 static void note_of(sqlite3 *db, const char *bid, char *out, size_t len)
 {
     sc_error e = {0, ""};
-    CHECK(nd_db_text(db, out, len, NULL, &e, "SELECT note FROM bundles WHERE id=?", "t", bid) ==
-          0);
+    CHECK(nd_db_text(db, out, len, NULL, &e, "SELECT note FROM bundles WHERE id=?", "t", bid) == 0);
 }
 
 /* c: the import worker's moves. */
@@ -329,8 +332,9 @@ static void test_import(fixture *f)
     state_is(db, garbage, "import-failed");
     note_of(db, garbage, note, sizeof note);
     CHECKF(!strncmp(note, "payload: ", 9), "%s", note);
-    CHECK(count(db, "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='import' AND "
-                    "outcome='failed'",
+    CHECK(count(db,
+                "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='import' AND "
+                "outcome='failed'",
                 garbage) == 1);
     /* well-formed, but its theta_0 hash is not what (model, seed) gives
      * here (test payloads carry a made-up hash): it cannot be rebuilt, and
@@ -338,8 +342,9 @@ static void test_import(fixture *f)
     state_is(db, good, "import-failed");
     note_of(db, good, note, sizeof note);
     CHECKF(strstr(note, "refusing to replay on different weights") != NULL, "%s", note);
-    CHECK(count(db, "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='import' AND "
-                    "outcome='failed' AND detail LIKE 'rebuild failed: %'",
+    CHECK(count(db,
+                "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='import' AND "
+                "outcome='failed' AND detail LIKE 'rebuild failed: %'",
                 good) == 1);
     CHECK(count(db, "SELECT COUNT(*) FROM evaluations WHERE bundle_id=?", garbage) == 0);
     CHECK(count(db, "SELECT COUNT(*) FROM evaluations WHERE bundle_id=?", good) == 0);

@@ -26,7 +26,8 @@ static int64_t one_int(sqlite3 *db, const char *sql, const char *arg)
 {
     int64_t v = -1;
     sc_error e = {0, ""};
-    int rc = arg ? nd_db_int(db, &v, NULL, &e, sql, "t", arg) : nd_db_int(db, &v, NULL, &e, sql, "");
+    int rc =
+        arg ? nd_db_int(db, &v, NULL, &e, sql, "t", arg) : nd_db_int(db, &v, NULL, &e, sql, "");
     CHECKF(rc == 0, "%s: %s", sql, e.msg);
     return v;
 }
@@ -122,8 +123,8 @@ static void test_bundle_table(void)
                                  detail);
             } else {
                 refused++;
-                CHECKF(rc == SC_EINVAL && strstr(e.msg, "not a move"), "%d -> %d: %d %s", from,
-                       to, rc, e.msg);
+                CHECKF(rc == SC_EINVAL && strstr(e.msg, "not a move"), "%d -> %d: %d %s", from, to,
+                       rc, e.msg);
                 check_bundle(db, bid, (nd_bstate)(from ? from : to ? to : ND_BUNDLE_PENDING), 0);
                 CHECK(audit_rows(db) == before);
             }
@@ -149,8 +150,7 @@ static void test_bundle_moves(void)
     /* the row is not where the caller thinks: refused, state named */
     int64_t before = audit_rows(db);
     add_bundle(db, bid, ND_BUNDLE_APPROVED);
-    CHECK(nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED, NULL, &e) ==
-          SC_EINVAL);
+    CHECK(nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED, NULL, &e) == SC_EINVAL);
     CHECKF(strstr(e.msg, "is approved, not pending") != NULL, "%s", e.msg);
     check_bundle(db, bid, ND_BUNDLE_APPROVED, 0);
     CHECK(audit_rows(db) == before);
@@ -168,8 +168,7 @@ static void test_bundle_moves(void)
     CHECK(audit_rows(db) == before);
     /* a refused move inside the caller's transaction leaves it to the caller */
     CHECK(nd_db_begin(db, &e) == 0);
-    CHECK(nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED, NULL, &e) ==
-          SC_EINVAL);
+    CHECK(nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED, NULL, &e) == SC_EINVAL);
     CHECK(!sqlite3_get_autocommit(db));
     nd_db_rollback(db);
     /* names */
@@ -195,8 +194,8 @@ static void test_import_states(void)
     CHECK(nd_lifecycle_move(db, ok_id, ND_BUNDLE_STORED, ND_BUNDLE_AVAILABLE, &ok, &e) == 0);
     check_bundle(db, ok_id, ND_BUNDLE_AVAILABLE, 1);
     check_last_audit(db, ok_id, "node", "import", "ok", "rebuilt theta_opt");
-    nd_lifecycle_why bad = {"node", "import", "node-x", "failed", "rebuild failed: payload: bad",
-                            "payload: bad"};
+    nd_lifecycle_why bad = {
+        "node", "import", "node-x", "failed", "rebuild failed: payload: bad", "payload: bad"};
     CHECK(nd_lifecycle_move(db, bad_id, ND_BUNDLE_STORED, ND_BUNDLE_IMPORT_FAILED, &bad, &e) == 0);
     check_bundle(db, bad_id, ND_BUNDLE_IMPORT_FAILED, 1);
     one_text(db, note, sizeof note, "SELECT note FROM bundles WHERE id=?", bad_id);
@@ -430,8 +429,9 @@ static void test_migration(void)
     CHECK(one_int(db, "PRAGMA user_version", NULL) == ND_SCHEMA_VERSION);
     /* every row and value kept */
     CHECK(one_int(db, "SELECT COUNT(*) FROM bundles", NULL) == 2);
-    CHECK(one_int(db, "SELECT job_id+created_unix+expires_unix+updated_unix FROM bundles "
-                      "WHERE id='aa01'",
+    CHECK(one_int(db,
+                  "SELECT job_id+created_unix+expires_unix+updated_unix FROM bundles "
+                  "WHERE id='aa01'",
                   NULL) == 7 + 100 + 200 + 150);
     one_text(db, text, sizeof text,
              "SELECT state||approved_obj||audience||privacy_verdict||note FROM bundles WHERE id=?",
@@ -464,7 +464,7 @@ static void test_migration(void)
     static const char *const bad[3][2] = {
         {"UPDATE jobs SET state='paused';", "jobs row 3 has state 'paused'"},
         {"UPDATE bundles SET state='pending' WHERE id='bb02';", "bundles row bb02 has state "
-                                                                 "'pending'"},
+                                                                "'pending'"},
         {"UPDATE deliveries SET state='lost';", "deliveries row aa01 to node-b has state 'lost'"},
     };
     for (int k = 0; k < 3; k++) {
@@ -483,8 +483,7 @@ static void test_migration(void)
         CHECK(one_int(raw, "PRAGMA user_version", NULL) == 1);
         states_of(raw, text, sizeof text);
         CHECKF(!strcmp(text, dump), "%s / %s", text, dump);
-        CHECK(one_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v2'", NULL) ==
-              0);
+        CHECK(one_int(raw, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v2'", NULL) == 0);
         sqlite3_close(raw);
     }
 }

@@ -34,8 +34,8 @@ static void make_dir(char *out, size_t len, const char *name)
 
 static int append(sqlite3 *db, const char *action, const char *detail)
 {
-    nd_audit_entry en = {"node", action, "00112233445566778899aabbccddeeff", "", "peer-x", "ok",
-                         detail};
+    nd_audit_entry en = {"node", action, "00112233445566778899aabbccddeeff", "", "peer-x",
+                         "ok",   detail};
     sc_error e = {0, ""};
     return nd_audit_append(db, &en, NULL, &e);
 }
@@ -223,8 +223,9 @@ static void test_objects(void)
         fclose(f);
     }
     CHECK(nd_object_check(dir, name, &e) == SC_EFORMAT);
-    CHECK(nd_object_check(dir, "00000000000000000000000000000000000000000000000000000000000000"
-                               "00",
+    CHECK(nd_object_check(dir,
+                          "00000000000000000000000000000000000000000000000000000000000000"
+                          "00",
                           &e) == SC_ENOTFOUND);
     CHECK(nd_object_check(dir, "../etc/passwd", &e) == SC_EINVAL);
     struct stat sb;

@@ -173,8 +173,8 @@ static void check_same(nd_infer *a, nd_infer *b, const uint16_t *img, int w, int
 static int same_eval(const nd_eval *a, const nd_eval *b)
 {
     return a->accuracy == b->accuracy && !memcmp(a->confusion, b->confusion, sizeof a->confusion) &&
-           a->samples == b->samples && a->images == b->images && a->undetermined == b->undetermined &&
-           !memcmp(&a->sen, &b->sen, 5 * sizeof(double));
+           a->samples == b->samples && a->images == b->images &&
+           a->undetermined == b->undetermined && !memcmp(&a->sen, &b->sen, 5 * sizeof(double));
 }
 
 /* A small prepared gastric data set (24px patches, stride 12, input 12) and
@@ -199,7 +199,8 @@ static void test_evaluation(const sd_weights *w, const sd_weights *w2)
     CHECKF(nd_data_evaluate_weights(&ds, w, &sender, SD_SPLIT_VAL, &ev, &err) == 0, "%s", err.msg);
     CHECK(ds.prep.mean == pr.mean && ds.prep.std == pr.std);
     CHECK(ds.src[SD_SPLIT_VAL].mean == pr.mean && ds.src[SD_SPLIT_VAL].std == pr.std);
-    CHECKF(ev.images == 2 && ev.samples > 0, "%d images, %lld patches", ev.images, (long long)ev.samples);
+    CHECKF(ev.images == 2 && ev.samples > 0, "%d images, %lld patches", ev.images,
+           (long long)ev.samples);
     /* what the import did before: the sender's statistics swapped into the
      * data set for the evaluation */
     ds.prep.mean = ds.src[SD_SPLIT_VAL].mean = sender.mean;
@@ -329,8 +330,8 @@ int main(void)
     CHECK(nd_object_path(root, wname, wpath, sizeof wpath, &e) == 0 && truncate(wpath, 100) == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(replays == 1 && replayed == 1);
-        CHECKF(strstr(warning, "stored theta_opt was unusable") && strstr(warning, "damaged"),
-               "%s", warning);
+        CHECKF(strstr(warning, "stored theta_opt was unusable") && strstr(warning, "damaged"), "%s",
+               warning);
         check_same(&fresh, &got, img, W, H);
     }
     nd_infer_free(&got);

@@ -71,8 +71,8 @@ static void test_head_signature(void)
     /* any changed byte of the signed part or the signature */
     char *m = malloc(len);
     CHECK(m != NULL);
-    const char *edits[] = {"seq: 42", "seq: 43", "hash: 1", "hash: 3", "node-a", "node-b",
-                           "time-unix: 17", "time-unix: 18"};
+    const char *edits[] = {"seq: 42", "seq: 43", "hash: 1",       "hash: 3",
+                           "node-a",  "node-b",  "time-unix: 17", "time-unix: 18"};
     for (size_t i = 0; i < 8; i += 2) {
         memcpy(m, t, len);
         char *at = strstr(m, edits[i]);
@@ -115,9 +115,8 @@ static void test_head_signature(void)
     free(t);
 }
 
-static int store(sqlite3 *db, const char *sender, const sc_node_keys *signer,
-                 const uint8_t *pk, const char *node, int64_t seq, const char *hash, int64_t t,
-                 nd_witness_result *res)
+static int store(sqlite3 *db, const char *sender, const sc_node_keys *signer, const uint8_t *pk,
+                 const char *node, int64_t seq, const char *hash, int64_t t, nd_witness_result *res)
 {
     size_t len = 0;
     sc_error e = {0, ""};
@@ -153,7 +152,8 @@ static void test_store_rules(void)
     CHECK(store(db, "node-a", ka, pa, "node-a", 5, H2, 1700000060, &r) == 0 &&
           r.verdict == ND_WITNESS_CONFLICT);
     CHECK(strstr(r.reason, "entry 5") && strstr(r.reason, H1) && strstr(r.reason, H2));
-    CHECK(kept(db, "seq=5 AND hash='" "1111111111111111111111111111111111111111111111111111111111111111'") == 1);
+    CHECK(kept(db, "seq=5 AND hash='"
+                   "1111111111111111111111111111111111111111111111111111111111111111'") == 1);
     /* forward is fine, backwards is not */
     CHECK(store(db, "node-a", ka, pa, "node-a", 9, H2, 1700000070, &r) == 0 &&
           r.verdict == ND_WITNESS_STORED);
@@ -255,10 +255,12 @@ static void test_check(void)
     CHECK(rep.heads == 2 && rep.agree == 0 && rep.contradictions == 2 && rep.unchecked == 0);
     char want[400];
     snprintf(want, sizeof want,
-             "witness node-b contradicts the log at entry 4 (rewritten): expected hash %s", h4.hash);
+             "witness node-b contradicts the log at entry 4 (rewritten): expected hash %s",
+             h4.hash);
     CHECKF(out && strstr(out, want) && strstr(out, now4.hash), "%s", out);
     snprintf(want, sizeof want,
-             "witness node-b contradicts the log at entry 6 (truncated): expected hash %s", h6.hash);
+             "witness node-b contradicts the log at entry 6 (truncated): expected hash %s",
+             h6.hash);
     CHECKF(out && strstr(out, want) && strstr(out, "the log ends at entry 4"), "%s", out);
     CHECK(out && strstr(out, "witnessed at 2023-11-14T22:15:00Z"));
     free(out);
@@ -301,8 +303,7 @@ static void test_config(void)
     CHECK(nd_node_init(dir, "node-x", &e) == 0);
     CHECK(nd_config_load(dir, &c, &e) == 0);
     CHECK(c.witness_every_entries == 100 && c.witness_every_seconds == 600);
-    CHECK(nd_config_append(dir, "witness-every-entries: 0\nwitness-every-seconds: 30\n", &e) ==
-          0);
+    CHECK(nd_config_append(dir, "witness-every-entries: 0\nwitness-every-seconds: 30\n", &e) == 0);
     CHECK(nd_config_load(dir, &c, &e) == 0);
     CHECK(c.witness_every_entries == 0 && c.witness_every_seconds == 30);
     CHECK(nd_config_append(dir, "witness-every-seconds: -1\n", &e) == 0);

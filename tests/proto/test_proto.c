@@ -267,47 +267,170 @@ static float nanf_(void)
     return NAN;
 }
 
-static void m_version(Sldd__V1__Bundle *b) { b->format_version = 2; }
-static void m_id_len(Sldd__V1__Bundle *b) { b->bundle_id.len = 15; }
-static void m_sender(Sldd__V1__Bundle *b) { b->sender[0] = '/'; }
-static void m_audience(Sldd__V1__Bundle *b) { b->n_audience = 0; }
-static void m_times(Sldd__V1__Bundle *b) { b->expires_unix = b->created_unix; }
-static void m_seq(Sldd__V1__Bundle *b) { b->sequence = 0; }
-static void m_classes(Sldd__V1__Bundle *b) { b->model->classes = 1; }
-static void m_theta(Sldd__V1__Bundle *b) { b->model->theta0_sha256.len = 31; }
-static void m_bnmode(Sldd__V1__Bundle *b) { b->model->bn_mode = (Sldd__V1__BnMode)7; }
-static void m_labelp(Sldd__V1__Bundle *b) { b->model->label_param = (Sldd__V1__LabelParam)0; }
-static void m_arch(Sldd__V1__Bundle *b) { b->model->arch[0] = '\n'; }
-static void m_enc(Sldd__V1__Bundle *b) { b->distilled->images->encoding = (Sldd__V1__ImageEncoding)9; }
-static void m_datalen(Sldd__V1__Bundle *b) { b->distilled->images->data.len--; }
-static void m_nanimg(Sldd__V1__Bundle *b) { memcpy(b->distilled->images->data.data + 8, "\x00\x00\xc0\x7f", 4); }
-static void m_infimg(Sldd__V1__Bundle *b) { memcpy(b->distilled->images->data.data + 4, "\x00\x00\x80\xff", 4); }
-static void m_nlabels(Sldd__V1__Bundle *b) { b->distilled->n_label_logits--; }
-static void m_nanlabel(Sldd__V1__Bundle *b) { b->distilled->label_logits[3] = nanf_(); }
-static void m_alpha0(Sldd__V1__Bundle *b) { b->distilled->step_sizes[2] = 0; }
-static void m_alphaneg(Sldd__V1__Bundle *b) { b->distilled->step_sizes[0] = -0.01f; }
-static void m_alphanan(Sldd__V1__Bundle *b) { b->distilled->step_sizes[1] = nanf_(); }
-static void m_nalpha(Sldd__V1__Bundle *b) { b->distilled->n_step_sizes++; }
-static void m_steps0(Sldd__V1__Bundle *b) { b->distilled->epochs = 0; }
-static void m_overflow(Sldd__V1__Bundle *b) { b->distilled->steps = b->distilled->images_per_step = 0xffffffffu; }
-static void m_noimages(Sldd__V1__Bundle *b) { b->distilled->images = NULL; }
-static void m_var0(Sldd__V1__Bundle *b) { b->bn_stats->var[5] = 0; }
-static void m_varnan(Sldd__V1__Bundle *b) { b->bn_stats->var[0] = nanf_(); }
-static void m_meaninf(Sldd__V1__Bundle *b) { b->bn_stats->mean[0] = INFINITY; }
-static void m_bncount(Sldd__V1__Bundle *b) { b->bn_stats->n_var--; }
-static void m_bnlayers(Sldd__V1__Bundle *b) { b->bn_stats->layer_channels[0]++; }
-static void m_nobn(Sldd__V1__Bundle *b) { b->bn_stats = NULL; }
-static void m_std0(Sldd__V1__Bundle *b) { b->normalisation->std[0] = 0; }
-static void m_nonorm(Sldd__V1__Bundle *b) { b->normalisation = NULL; }
-static void m_metric(Sldd__V1__Bundle *b) { b->metrics->harmonic_mean = 1.5; }
-static void m_metricnan(Sldd__V1__Bundle *b) { b->metrics->auc = NAN; }
-static void m_audit(Sldd__V1__Bundle *b) { b->privacy->images[0]->image_index = 1000000; }
-static void m_verdict(Sldd__V1__Bundle *b) { b->privacy->verdict[0] = 0; }
-static void m_quant(Sldd__V1__Bundle *b) { b->privacy->n_heldout_ssim_quantiles--; }
-static void m_mia(Sldd__V1__Bundle *b) { b->privacy->membership_auc = -0.1; }
-static void m_noprivacy(Sldd__V1__Bundle *b) { b->privacy = NULL; }
-static void m_hyper(Sldd__V1__Bundle *b) { b->provenance->hyper_params[0]->key[0] = 0; }
-static void m_utf8(Sldd__V1__Bundle *b) { b->provenance->backend[0] = (char)0xc0; }
+static void m_version(Sldd__V1__Bundle *b)
+{
+    b->format_version = 2;
+}
+static void m_id_len(Sldd__V1__Bundle *b)
+{
+    b->bundle_id.len = 15;
+}
+static void m_sender(Sldd__V1__Bundle *b)
+{
+    b->sender[0] = '/';
+}
+static void m_audience(Sldd__V1__Bundle *b)
+{
+    b->n_audience = 0;
+}
+static void m_times(Sldd__V1__Bundle *b)
+{
+    b->expires_unix = b->created_unix;
+}
+static void m_seq(Sldd__V1__Bundle *b)
+{
+    b->sequence = 0;
+}
+static void m_classes(Sldd__V1__Bundle *b)
+{
+    b->model->classes = 1;
+}
+static void m_theta(Sldd__V1__Bundle *b)
+{
+    b->model->theta0_sha256.len = 31;
+}
+static void m_bnmode(Sldd__V1__Bundle *b)
+{
+    b->model->bn_mode = (Sldd__V1__BnMode)7;
+}
+static void m_labelp(Sldd__V1__Bundle *b)
+{
+    b->model->label_param = (Sldd__V1__LabelParam)0;
+}
+static void m_arch(Sldd__V1__Bundle *b)
+{
+    b->model->arch[0] = '\n';
+}
+static void m_enc(Sldd__V1__Bundle *b)
+{
+    b->distilled->images->encoding = (Sldd__V1__ImageEncoding)9;
+}
+static void m_datalen(Sldd__V1__Bundle *b)
+{
+    b->distilled->images->data.len--;
+}
+static void m_nanimg(Sldd__V1__Bundle *b)
+{
+    memcpy(b->distilled->images->data.data + 8, "\x00\x00\xc0\x7f", 4);
+}
+static void m_infimg(Sldd__V1__Bundle *b)
+{
+    memcpy(b->distilled->images->data.data + 4, "\x00\x00\x80\xff", 4);
+}
+static void m_nlabels(Sldd__V1__Bundle *b)
+{
+    b->distilled->n_label_logits--;
+}
+static void m_nanlabel(Sldd__V1__Bundle *b)
+{
+    b->distilled->label_logits[3] = nanf_();
+}
+static void m_alpha0(Sldd__V1__Bundle *b)
+{
+    b->distilled->step_sizes[2] = 0;
+}
+static void m_alphaneg(Sldd__V1__Bundle *b)
+{
+    b->distilled->step_sizes[0] = -0.01f;
+}
+static void m_alphanan(Sldd__V1__Bundle *b)
+{
+    b->distilled->step_sizes[1] = nanf_();
+}
+static void m_nalpha(Sldd__V1__Bundle *b)
+{
+    b->distilled->n_step_sizes++;
+}
+static void m_steps0(Sldd__V1__Bundle *b)
+{
+    b->distilled->epochs = 0;
+}
+static void m_overflow(Sldd__V1__Bundle *b)
+{
+    b->distilled->steps = b->distilled->images_per_step = 0xffffffffu;
+}
+static void m_noimages(Sldd__V1__Bundle *b)
+{
+    b->distilled->images = NULL;
+}
+static void m_var0(Sldd__V1__Bundle *b)
+{
+    b->bn_stats->var[5] = 0;
+}
+static void m_varnan(Sldd__V1__Bundle *b)
+{
+    b->bn_stats->var[0] = nanf_();
+}
+static void m_meaninf(Sldd__V1__Bundle *b)
+{
+    b->bn_stats->mean[0] = INFINITY;
+}
+static void m_bncount(Sldd__V1__Bundle *b)
+{
+    b->bn_stats->n_var--;
+}
+static void m_bnlayers(Sldd__V1__Bundle *b)
+{
+    b->bn_stats->layer_channels[0]++;
+}
+static void m_nobn(Sldd__V1__Bundle *b)
+{
+    b->bn_stats = NULL;
+}
+static void m_std0(Sldd__V1__Bundle *b)
+{
+    b->normalisation->std[0] = 0;
+}
+static void m_nonorm(Sldd__V1__Bundle *b)
+{
+    b->normalisation = NULL;
+}
+static void m_metric(Sldd__V1__Bundle *b)
+{
+    b->metrics->harmonic_mean = 1.5;
+}
+static void m_metricnan(Sldd__V1__Bundle *b)
+{
+    b->metrics->auc = NAN;
+}
+static void m_audit(Sldd__V1__Bundle *b)
+{
+    b->privacy->images[0]->image_index = 1000000;
+}
+static void m_verdict(Sldd__V1__Bundle *b)
+{
+    b->privacy->verdict[0] = 0;
+}
+static void m_quant(Sldd__V1__Bundle *b)
+{
+    b->privacy->n_heldout_ssim_quantiles--;
+}
+static void m_mia(Sldd__V1__Bundle *b)
+{
+    b->privacy->membership_auc = -0.1;
+}
+static void m_noprivacy(Sldd__V1__Bundle *b)
+{
+    b->privacy = NULL;
+}
+static void m_hyper(Sldd__V1__Bundle *b)
+{
+    b->provenance->hyper_params[0]->key[0] = 0;
+}
+static void m_utf8(Sldd__V1__Bundle *b)
+{
+    b->provenance->backend[0] = (char)0xc0;
+}
 
 static void test_validate(void)
 {
@@ -439,12 +562,13 @@ static void test_text(void)
     CHECK(!sp_valid_id(".."));
     CHECK(!sp_valid_id("a/b"));
     CHECK(!sp_valid_id("a b"));
-    CHECK(!sp_valid_id("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 65 */
+    CHECK(
+        !sp_valid_id("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 65 */
     CHECK(sp_valid_text("Chūbu — 胃", 100));
     CHECK(!sp_valid_text("a\x1b[31m", 100));
-    CHECK(!sp_valid_text("\xc0\xaf", 100));       /* overlong */
-    CHECK(!sp_valid_text("\xed\xa0\x80", 100));   /* surrogate */
-    CHECK(!sp_valid_text("\xe2\x82", 100));       /* truncated */
+    CHECK(!sp_valid_text("\xc0\xaf", 100));     /* overlong */
+    CHECK(!sp_valid_text("\xed\xa0\x80", 100)); /* surrogate */
+    CHECK(!sp_valid_text("\xe2\x82", 100));     /* truncated */
     CHECK(!sp_valid_text("abcdef", 5));
 }
 

@@ -157,16 +157,16 @@ static int cpu_sync(sd_backend *be, sd_error *err)
 /* GEMM (blas_gemm: sd_cpu_internal.h)                                      */
 /* ------------------------------------------------------------------------ */
 
-static int cpu_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k, sd_real alpha,
-                    const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
-                    sd_real *c, int ldc)
+static int cpu_gemm(sd_backend *be, sd_error *err, int ta, int tb, int m, int n, int k,
+                    sd_real alpha, const sd_real *a, int lda, const sd_real *b, int ldb,
+                    sd_real beta, sd_real *c, int ldc)
 {
     int acols = ta ? m : k, bcols = tb ? k : n;
-    if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) ||
-        ldb < (bcols > 1 ? bcols : 1) || ldc < (n > 1 ? n : 1))
+    if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) || ldb < (bcols > 1 ? bcols : 1) ||
+        ldc < (n > 1 ? n : 1))
         return CPU_FAIL(err, SD_EINVAL,
-                        "cpu gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)",
-                        m, n, k, lda, ldb, ldc, ta, tb);
+                        "cpu gemm: bad shape m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (ta=%d tb=%d)", m,
+                        n, k, lda, ldb, ldc, ta, tb);
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return SD_OK;
 }
@@ -185,9 +185,9 @@ const char *sd_backend_cpu_blas_suggest(void)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     /* kernel sets older than Haswell: what OpenBLAS picks for an unknown CPU */
-    static const char *const generic[] = {"Prescott", "Katmai", "Coppermine", "Northwood",
-                                          "Banias", "Core2", "Penryn", "Dunnington",
-                                          "Nehalem", "Sandybridge", "Atom"};
+    static const char *const generic[] = {"Prescott", "Katmai",      "Coppermine", "Northwood",
+                                          "Banias",   "Core2",       "Penryn",     "Dunnington",
+                                          "Nehalem",  "Sandybridge", "Atom"};
     const char *core = sd_backend_cpu_blas_core();
     int is_generic = 0;
     for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)

@@ -91,13 +91,18 @@ static void bn_fwd_train_ch(void *arg, int t, int lo, int hi)
 /* Batch norm over channels: each channel's sums are sequential, so the
  * channels may run on different threads (sd_cpu_for) with the same bits. */
 static int cpu_bn_fwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                            const sd_real *gamma, const sd_real *beta, sd_real *y,
-                            sd_real *mean, sd_real *invstd)
+                            const sd_real *gamma, const sd_real *beta, sd_real *y, sd_real *mean,
+                            sd_real *invstd)
 {
     int rc = bn_check(be, err, d, "bn_fwd_train");
     if (rc)
         return rc;
-    bn_job j = {.d = d, .x = x, .gamma = gamma, .beta = beta, .y = y, .mean_out = mean,
+    bn_job j = {.d = d,
+                .x = x,
+                .gamma = gamma,
+                .beta = beta,
+                .y = y,
+                .mean_out = mean,
                 .invstd_out = invstd};
     sd_cpu_for(be, d->c, (size_t)d->n * d->c * d->hw, d->c, bn_fwd_train_ch, &j);
     return SD_OK;
@@ -144,14 +149,21 @@ static int cpu_bn_bwd_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, 
     int rc = bn_check(be, err, d, "bn_bwd_train");
     if (rc)
         return rc;
-    bn_job j = {.d = d, .x = x, .gamma = gamma, .mean = mean, .invstd = invstd, .gy = gy,
-                .gx = gx, .ggamma = ggamma, .gbeta = gbeta};
+    bn_job j = {.d = d,
+                .x = x,
+                .gamma = gamma,
+                .mean = mean,
+                .invstd = invstd,
+                .gy = gy,
+                .gx = gx,
+                .ggamma = ggamma,
+                .gbeta = gbeta};
     sd_cpu_for(be, d->c, (size_t)d->n * d->c * d->hw, d->c, bn_bwd_train_ch, &j);
     return SD_OK;
 }
 
-static int cpu_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                    const sd_real *dx, const sd_real *gamma,
+static int cpu_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                    const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *dbeta,
                                     const sd_real *mean, const sd_real *invstd, sd_real *dy)
 {
@@ -186,12 +198,11 @@ static int cpu_bn_fwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_d
     return SD_OK;
 }
 
-static int cpu_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                    const sd_real *dx, const sd_real *gamma,
+static int cpu_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                    const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                     const sd_real *dgamma, const sd_real *mean,
-                                    const sd_real *invstd, const sd_real *gy,
-                                    const sd_real *dgy, sd_real *dgx, sd_real *dggamma,
-                                    sd_real *dgbeta)
+                                    const sd_real *invstd, const sd_real *gy, const sd_real *dgy,
+                                    sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
 {
     int rc = bn_check(be, err, d, "bn_bwd_tangent_train");
     if (rc)
@@ -241,8 +252,7 @@ static int cpu_bn_bwd_tangent_train(sd_backend *be, sd_error *err, const sd_bn_d
                 double xh = (xc[p] - mu) * a;
                 double dxh = dxc ? a * (dxc[p] - D - xh * C) : 0;
                 double dgv = dgyc ? dgyc[p] : 0;
-                o[p] += (sd_real)(c1 * (gyc[p] - A - xh * B) +
-                                  ga * (dgv - dA - dxh * B - xh * dB));
+                o[p] += (sd_real)(c1 * (gyc[p] - A - xh * B) + ga * (dgv - dA - dxh * B - xh * dB));
             }
         }
     }
@@ -297,8 +307,8 @@ static int cpu_bn_bwd_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d,
     return SD_OK;
 }
 
-static int cpu_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                     const sd_real *dx, const sd_real *gamma,
+static int cpu_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                     const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                      const sd_real *dgamma, const sd_real *dbeta,
                                      const sd_real *rmean, const sd_real *rvar, sd_real *dy)
 {
@@ -321,8 +331,8 @@ static int cpu_bn_fwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_
     return SD_OK;
 }
 
-static int cpu_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d, const sd_real *x,
-                                     const sd_real *dx, const sd_real *gamma,
+static int cpu_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_desc *d,
+                                     const sd_real *x, const sd_real *dx, const sd_real *gamma,
                                      const sd_real *dgamma, const sd_real *rmean,
                                      const sd_real *rvar, const sd_real *gy, const sd_real *dgy,
                                      sd_real *dgx, sd_real *dggamma, sd_real *dgbeta)
@@ -353,7 +363,6 @@ static int cpu_bn_bwd_tangent_frozen(sd_backend *be, sd_error *err, const sd_bn_
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_bn(sd_backend *be)
 {

@@ -29,14 +29,10 @@ int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d)
 {
     switch (path) {
     case SD_CPU_CONV_IM2COL:
-    case SD_CPU_CONV_IM2COL_BATCH:
-        return 1;
-    case SD_CPU_CONV_GEMM1X1:
-        return d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
-    case SD_CPU_CONV_SHIFT:
-        return d->stride == 1;
-    default:
-        return 0;
+    case SD_CPU_CONV_IM2COL_BATCH: return 1;
+    case SD_CPU_CONV_GEMM1X1: return d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
+    case SD_CPU_CONV_SHIFT: return d->stride == 1;
+    default: return 0;
     }
 }
 
@@ -138,8 +134,7 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t ca
 {
     size_t crs = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
     switch (p) {
-    case SD_CPU_CONV_GEMM1X1:
-        return 0;
+    case SD_CPU_CONV_GEMM1X1: return 0;
     case SD_CPU_CONV_IM2COL_BATCH: {
         size_t nb = (size_t)conv_batch_samples(d, cap);
         /* columns of nb samples, and the wide GEMM result / gathered gy */
@@ -148,12 +143,10 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t ca
     case SD_CPU_CONV_SHIFT: {
         size_t hp = (size_t)d->h + 2 * (size_t)d->pad, wp = (size_t)d->w + 2 * (size_t)d->pad;
         size_t cs = hp * wp + (size_t)d->s;
-        return (size_t)d->c * cs + (size_t)d->k * d->oh * wp +
-               (size_t)d->r * d->s * d->k * d->c;
+        return (size_t)d->c * cs + (size_t)d->k * d->oh * wp + (size_t)d->r * d->s * d->k * d->c;
     }
     case SD_CPU_CONV_IM2COL:
-    default:
-        return crs * (size_t)conv_row_block(d, cap) * (size_t)d->ow;
+    default: return crs * (size_t)conv_row_block(d, cap) * (size_t)d->ow;
     }
 }
 
@@ -188,8 +181,8 @@ typedef struct conv_job {
     int bwd_data;
 } conv_job;
 
-static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x,
-                            const sd_real *w, sd_real beta, sd_real *y, sd_real *col);
+static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x, const sd_real *w,
+                            sd_real beta, sd_real *y, sd_real *col);
 static void conv_bwd_data_im2col(const sd_conv_desc *d, size_t cap, const sd_real *gy,
                                  const sd_real *w, sd_real *gx, sd_real *col);
 
@@ -201,20 +194,19 @@ static void conv_chunk(void *arg, int t, int lo, int hi)
     size_t chw = (size_t)s.c * s.h * s.w, kohw = (size_t)s.k * s.oh * s.ow;
     sd_real *col = j->ws + (size_t)t * j->one;
     if (j->bwd_data)
-        conv_bwd_data_im2col(&s, j->cap, j->in + (size_t)lo * kohw, j->w,
-                             j->out + (size_t)lo * chw, col);
+        conv_bwd_data_im2col(&s, j->cap, j->in + (size_t)lo * kohw, j->w, j->out + (size_t)lo * chw,
+                             col);
     else
         conv_fwd_im2col(&s, j->cap, j->in + (size_t)lo * chw, j->w, j->beta,
                         j->out + (size_t)lo * kohw, col);
 }
 
-static void conv_im2col_par(sd_backend *be, const sd_conv_desc *d, int bwd_data,
-                            const sd_real *in, const sd_real *w, sd_real beta, sd_real *out,
-                            void *ws)
+static void conv_im2col_par(sd_backend *be, const sd_conv_desc *d, int bwd_data, const sd_real *in,
+                            const sd_real *w, sd_real beta, sd_real *out, void *ws)
 {
     size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    conv_job j = {d, cap, conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap), in, w, beta, out, ws,
-                  bwd_data};
+    conv_job j = {d,  cap,     conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap), in, w, beta, out,
+                  ws, bwd_data};
     size_t work = (size_t)d->n * d->k * d->c * d->r * d->s * d->oh * d->ow;
     sd_cpu_for(be, d->n, work, conv_chunks(be, d), conv_chunk, &j);
 }
@@ -282,8 +274,8 @@ static void im2col(const sd_conv_desc *d, const sd_real *x, int oy0, int oy1, sd
 }
 
 /* gx (c,h,w) += col2im(col) for output rows [oy0, oy1): the adjoint of im2col. */
-static void col2im_add(const sd_conv_desc *d, const sd_real *col, int oy0, int oy1,
-                       size_t ldcol, sd_real *gx)
+static void col2im_add(const sd_conv_desc *d, const sd_real *col, int oy0, int oy1, size_t ldcol,
+                       sd_real *gx)
 {
     const int ow = d->ow, st = d->stride;
     for (int c = 0; c < d->c; c++) {
@@ -312,8 +304,8 @@ static void col2im_add(const sd_conv_desc *d, const sd_real *col, int oy0, int o
 
 /* ---- im2col, one sample at a time, in blocks of output rows ---- */
 
-static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x,
-                            const sd_real *w, sd_real beta, sd_real *y, sd_real *col)
+static void conv_fwd_im2col(const sd_conv_desc *d, size_t cap, const sd_real *x, const sd_real *w,
+                            sd_real beta, sd_real *y, sd_real *col)
 {
     const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, rb = conv_row_block(d, cap);
     const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
@@ -334,8 +326,8 @@ static void conv_bwd_data_im2col(const sd_conv_desc *d, size_t cap, const sd_rea
     for (int n = 0; n < d->n; n++)
         for (int oy0 = 0; oy0 < d->oh; oy0 += rb) {
             int oy1 = oy0 + rb < d->oh ? oy0 + rb : d->oh, cols = (oy1 - oy0) * d->ow;
-            blas_gemm(1, 0, crs, cols, d->k, 1, w, crs,
-                      gy + (size_t)n * kohw + (size_t)oy0 * d->ow, ohw, 0, col, cols);
+            blas_gemm(1, 0, crs, cols, d->k, 1, w, crs, gy + (size_t)n * kohw + (size_t)oy0 * d->ow,
+                      ohw, 0, col, cols);
             col2im_add(d, col, oy0, oy1, (size_t)cols, gx + (size_t)n * chw);
         }
 }
@@ -364,12 +356,12 @@ static void gather_gy(const sd_conv_desc *d, const sd_real *gy, int n0, int b, s
     const size_t ohw = (size_t)d->oh * d->ow, ld = (size_t)b * ohw;
     for (int j = 0; j < b; j++)
         for (int k = 0; k < d->k; k++)
-            memcpy(tmp + (size_t)k * ld + (size_t)j * ohw,
-                   gy + ((size_t)(n0 + j) * d->k + k) * ohw, sizeof(sd_real) * ohw);
+            memcpy(tmp + (size_t)k * ld + (size_t)j * ohw, gy + ((size_t)(n0 + j) * d->k + k) * ohw,
+                   sizeof(sd_real) * ohw);
 }
 
-static void conv_fwd_batch(const sd_conv_desc *d, size_t cap, const sd_real *x,
-                           const sd_real *w, sd_real beta, sd_real *y, sd_real *ws)
+static void conv_fwd_batch(const sd_conv_desc *d, size_t cap, const sd_real *x, const sd_real *w,
+                           sd_real beta, sd_real *y, sd_real *ws)
 {
     const int crs = d->c * d->r * d->s, ohw = d->oh * d->ow, nb = conv_batch_samples(d, cap);
     const size_t chw = (size_t)d->c * d->h * d->w, kohw = (size_t)d->k * ohw;
@@ -511,8 +503,8 @@ static void shift_widen(const sd_conv_desc *d, const shift_geom *g, const sd_rea
         }
 }
 
-static void conv_fwd_shift(const sd_conv_desc *d, const sd_real *x, const sd_real *w,
-                           sd_real beta, sd_real *y, sd_real *ws)
+static void conv_fwd_shift(const sd_conv_desc *d, const sd_real *x, const sd_real *w, sd_real beta,
+                           sd_real *y, sd_real *ws)
 {
     shift_geom g = shift_geometry(d);
     const size_t kc = (size_t)d->k * d->c, ohw = (size_t)d->oh * d->ow;
@@ -524,8 +516,7 @@ static void conv_fwd_shift(const sd_conv_desc *d, const sd_real *x, const sd_rea
             for (int j = 0; j < d->s; j++) {
                 size_t t = (size_t)i * d->s + j;
                 blas_gemm(0, 0, d->k, (int)g.wide, d->c, 1, wperm + t * kc, d->c,
-                          xp + (size_t)i * g.wp + j, (int)g.cs, t == 0 ? 0 : 1, wide,
-                          (int)g.wide);
+                          xp + (size_t)i * g.wp + j, (int)g.cs, t == 0 ? 0 : 1, wide, (int)g.wide);
             }
         sd_real *yn = y + (size_t)n * d->k * ohw;
         for (int k = 0; k < d->k; k++)
@@ -551,8 +542,8 @@ static void conv_bwd_data_shift(const sd_conv_desc *d, const sd_real *gy, const 
         for (int i = 0; i < d->r; i++)
             for (int j = 0; j < d->s; j++) {
                 size_t t = (size_t)i * d->s + j;
-                blas_gemm(1, 0, d->c, (int)g.wide, d->k, 1, wperm + t * kc, d->c, wide,
-                          (int)g.wide, 1, gxp + (size_t)i * g.wp + j, (int)g.cs);
+                blas_gemm(1, 0, d->c, (int)g.wide, d->k, 1, wperm + t * kc, d->c, wide, (int)g.wide,
+                          1, gxp + (size_t)i * g.wp + j, (int)g.cs);
             }
         sd_real *gxn = gx + (size_t)n * d->c * d->h * d->w;
         for (int c = 0; c < d->c; c++)
@@ -589,7 +580,8 @@ static void conv_bwd_filter_shift(const sd_conv_desc *d, const sd_real *x, const
                 gw[((size_t)k * d->c + c) * rs + t] += gacc[t * kc + (size_t)k * d->c + c];
 }
 
-static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, const void *ws, const char *op)
+static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, const void *ws,
+                      const char *op)
 {
     if (!conv_desc_ok(d))
         return CPU_FAIL(err, SD_EINVAL,
@@ -618,8 +610,8 @@ static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, co
     return SD_OK;
 }
 
-static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *gy,
-                             const sd_real *w, sd_real *gx, void *ws)
+static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d,
+                             const sd_real *gy, const sd_real *w, sd_real *gx, void *ws)
 {
     int rc = conv_check(be, err, d, ws, "conv_bwd_data");
     if (rc)
@@ -634,8 +626,8 @@ static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *
     return SD_OK;
 }
 
-static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
-                               const sd_real *gy, sd_real *gw, void *ws)
+static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d,
+                               const sd_real *x, const sd_real *gy, sd_real *gw, void *ws)
 {
     int rc = conv_check(be, err, d, ws, "conv_bwd_filter");
     if (rc)
@@ -649,7 +641,6 @@ static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_conv(sd_backend *be)
 {

@@ -11,7 +11,8 @@
 
 #include <math.h>
 
-static int cpu_axpy(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x, sd_real *y)
+static int cpu_axpy(sd_backend *be, sd_error *err, size_t n, sd_real alpha, const sd_real *x,
+                    sd_real *y)
 {
     (void)be;
     for (size_t i = 0; i < n; i++)
@@ -35,7 +36,8 @@ static int cpu_fill(sd_backend *be, sd_error *err, size_t n, sd_real value, sd_r
     return SD_OK;
 }
 
-static int cpu_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y, double *out)
+static int cpu_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *y,
+                   double *out)
 {
     (void)be;
     double s = 0;
@@ -49,8 +51,9 @@ static int cpu_dot(sd_backend *be, sd_error *err, size_t n, const sd_real *x, co
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
  * which is lr * mhat / (sqrt(vhat) + eps) with the bias-corrected moments. */
-static int cpu_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g, sd_real *m,
-                    sd_real *v, double lr, double beta1, double beta2, double eps, int t)
+static int cpu_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const sd_real *g,
+                    sd_real *m, sd_real *v, double lr, double beta1, double beta2, double eps,
+                    int t)
 {
     if (t < 1 || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps >= 0))
         return CPU_FAIL(err, SD_EINVAL, "cpu adam: bad hyper-parameters (t=%d b1=%g b2=%g eps=%g)",
@@ -68,7 +71,8 @@ static int cpu_adam(sd_backend *be, sd_error *err, size_t n, sd_real *p, const s
     return SD_OK;
 }
 
-static int cpu_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b, sd_real *y)
+static int cpu_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *b,
+                        sd_real *y)
 {
     (void)be;
     for (int i = 0; i < n; i++)
@@ -80,7 +84,8 @@ static int cpu_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, con
     return SD_OK;
 }
 
-static int cpu_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy, sd_real *gb)
+static int cpu_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy,
+                        sd_real *gb)
 {
     (void)be;
     for (int ch = 0; ch < c; ch++) {
@@ -109,8 +114,8 @@ static int cpu_relu_fwd(sd_backend *be, sd_error *err, size_t n, const sd_real *
     return SD_OK;
 }
 
-static int cpu_relu_mask(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *d,
-                         sd_real *out)
+static int cpu_relu_mask(sd_backend *be, sd_error *err, size_t n, const sd_real *x,
+                         const sd_real *d, sd_real *out)
 {
     (void)be;
     for (size_t i = 0; i < n; i++) {
@@ -119,7 +124,6 @@ static int cpu_relu_mask(sd_backend *be, sd_error *err, size_t n, const sd_real 
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_elem(sd_backend *be)
 {

@@ -24,10 +24,10 @@
 #include <float.h>
 
 #ifdef SD_REAL_DOUBLE
-#define CPU_GEMM cblas_dgemm
+#define CPU_GEMM      cblas_dgemm
 #define CPU_REAL_TINY DBL_MIN
 #else
-#define CPU_GEMM cblas_sgemm
+#define CPU_GEMM      cblas_sgemm
 #define CPU_REAL_TINY FLT_MIN
 #endif
 
@@ -43,9 +43,8 @@ typedef struct cpu_ctx {
 #define CPU_FAIL(err, code, ...) sd_error_set((err), (code), __VA_ARGS__)
 
 /* Unchecked GEMM for internal use (shapes are known to be valid). */
-static inline void blas_gemm(int ta, int tb, int m, int n, int k, sd_real alpha,
-                             const sd_real *a, int lda, const sd_real *b, int ldb, sd_real beta,
-                             sd_real *c, int ldc)
+static inline void blas_gemm(int ta, int tb, int m, int n, int k, sd_real alpha, const sd_real *a,
+                             int lda, const sd_real *b, int ldb, sd_real beta, sd_real *c, int ldc)
 {
     if (m <= 0 || n <= 0)
         return;
@@ -56,8 +55,8 @@ static inline void blas_gemm(int ta, int tb, int m, int n, int k, sd_real alpha,
                 c[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * c[(size_t)i * ldc + j];
         return;
     }
-    CPU_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-             n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    CPU_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+             alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Whether be is a CPU backend (its ctx is a cpu_ctx). */

@@ -11,13 +11,13 @@
  * [i*osize, (i+1)*osize), so every overlap is an exact integer and the mean is
  *   sum_{iy,ix} ovl_y(iy) ovl_x(ix) v(iy,ix) / psize^2,
  * computed exactly in double (all terms are integers below 2^53). */
-static int cpu_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, const int64_t *img_off,
-                            const int32_t *img_w, const int32_t *idx, int n, int psize,
-                            int osize, double mean, double std, sd_real *out)
+static int cpu_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix,
+                            const int64_t *img_off, const int32_t *img_w, const int32_t *idx, int n,
+                            int psize, int osize, double mean, double std, sd_real *out)
 {
     if (n < 0 || psize < 1 || osize < 1 || osize > psize || !(std > 0))
-        return CPU_FAIL(err, SD_EINVAL, "cpu patch_gather: bad arguments n=%d psize=%d osize=%d",
-                        n, psize, osize);
+        return CPU_FAIL(err, SD_EINVAL, "cpu patch_gather: bad arguments n=%d psize=%d osize=%d", n,
+                        psize, osize);
     const double norm = 1.0 / ((double)psize * psize * 65535.0);
     for (int i = 0; i < n; i++) {
         int im = idx[3 * i], py = idx[3 * i + 1], px = idx[3 * i + 2];
@@ -51,7 +51,6 @@ static int cpu_patch_gather(sd_backend *be, sd_error *err, const uint16_t *pix, 
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_patch(sd_backend *be)
 {

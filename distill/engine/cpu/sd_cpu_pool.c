@@ -18,8 +18,8 @@
 static int pool_check(sd_backend *be, sd_error *err, const sd_pool_desc *d, const char *op)
 {
     if (d->n < 0 || d->c < 1 || d->h < 1 || d->w < 1 || d->oh < 1 || d->ow < 1 ||
-        (!d->adaptive && (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 ||
-                          d->pw < 0)))
+        (!d->adaptive &&
+         (d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 || d->ph < 0 || d->pw < 0)))
         return CPU_FAIL(err, SD_EINVAL, "cpu %s: bad pooling geometry", op);
     return SD_OK;
 }
@@ -51,7 +51,8 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline long maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
+static inline long
+maxpool_arg(const sd_pool_desc *d, const sd_real *xc, int oy, int ox)
 {
     if (d->kh == 2 && d->kw == 2 && d->ph == 0 && d->pw == 0) {
         int ya = oy * d->sh, xa = ox * d->sw;
@@ -68,10 +69,14 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
 {
     int y0 = oy * d->sh - d->ph, x0 = ox * d->sw - d->pw;
     int y1 = y0 + d->kh, x1 = x0 + d->kw;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    if (y1 > d->h) y1 = d->h;
-    if (x1 > d->w) x1 = d->w;
+    if (y0 < 0)
+        y0 = 0;
+    if (x0 < 0)
+        x0 = 0;
+    if (y1 > d->h)
+        y1 = d->h;
+    if (x1 > d->w)
+        x1 = d->w;
     long best = -1;
     sd_real bv = 0;
     for (int y = y0; y < y1; y++)
@@ -85,8 +90,8 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
     return best;
 }
 
-static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y,
-                           int32_t *arg)
+static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                           sd_real *y, int32_t *arg)
 {
     int rc = pool_check(be, err, d, "maxpool_fwd");
     if (rc)
@@ -170,8 +175,8 @@ static int cpu_maxpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d,
     return SD_OK;
 }
 
-static int cpu_maxpool_gather(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
-                              const int32_t *arg, const sd_real *dx, sd_real *dy)
+static int cpu_maxpool_gather(sd_backend *be, sd_error *err, const sd_pool_desc *d,
+                              const sd_real *x, const int32_t *arg, const sd_real *dx, sd_real *dy)
 {
     int rc = pool_check(be, err, d, "maxpool_gather");
     if (rc)
@@ -224,8 +229,7 @@ static inline void avg_axis(const sd_pool_desc *d, int o, int in, int on, int k,
     *hi = a1 > in ? in : a1;
 }
 
-static inline double avg_div(const sd_pool_desc *d, int yl, int yh, int yf, int xl, int xh,
-                             int xf)
+static inline double avg_div(const sd_pool_desc *d, int yl, int yh, int yf, int xl, int xh, int xf)
 {
     if (!d->adaptive && d->count_include_pad)
         return (double)yf * xf;
@@ -241,7 +245,8 @@ static int avg_2x2(const sd_pool_desc *d)
            d->pw == 0 && 2 * d->oh <= d->h && 2 * d->ow <= d->w;
 }
 
-static int cpu_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x, sd_real *y)
+static int cpu_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
+                           sd_real *y)
 {
     int rc = pool_check(be, err, d, "avgpool_fwd");
     if (rc)
@@ -285,7 +290,8 @@ static int cpu_avgpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d,
     return SD_OK;
 }
 
-static int cpu_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy, sd_real *gx)
+static int cpu_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *gy,
+                           sd_real *gx)
 {
     int rc = pool_check(be, err, d, "avgpool_bwd");
     if (rc)
@@ -329,7 +335,6 @@ static int cpu_avgpool_bwd(sd_backend *be, sd_error *err, const sd_pool_desc *d,
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_pool(sd_backend *be)
 {

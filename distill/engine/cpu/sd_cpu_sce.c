@@ -33,8 +33,8 @@ static double safe_log(sd_real p)
     return log(p > CPU_REAL_TINY ? (double)p : (double)CPU_REAL_TINY);
 }
 
-static int cpu_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z, const sd_real *q,
-                       sd_real *p, double *loss)
+static int cpu_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *z,
+                       const sd_real *q, sd_real *p, double *loss)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu sce_fwd: bad shape n=%d k=%d", n, k);
@@ -60,8 +60,8 @@ static int cpu_sce_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_rea
     return SD_OK;
 }
 
-static int cpu_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                       double g, sd_real *gz, sd_real *gq)
+static int cpu_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                       const sd_real *q, double g, sd_real *gz, sd_real *gq)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu sce_bwd: bad shape n=%d k=%d", n, k);
@@ -81,8 +81,9 @@ static int cpu_sce_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_rea
     return SD_OK;
 }
 
-static int cpu_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                               const sd_real *dz, const sd_real *dq, double *dloss)
+static int cpu_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                               const sd_real *q, const sd_real *dz, const sd_real *dq,
+                               double *dloss)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu sce_fwd_tangent: bad shape n=%d k=%d", n, k);
@@ -103,9 +104,9 @@ static int cpu_sce_fwd_tangent(sd_backend *be, sd_error *err, int n, int k, cons
     return SD_OK;
 }
 
-static int cpu_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p, const sd_real *q,
-                               const sd_real *dz, const sd_real *dq, double g, double dg,
-                               sd_real *dgz, sd_real *dgq)
+static int cpu_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, const sd_real *p,
+                               const sd_real *q, const sd_real *dz, const sd_real *dq, double g,
+                               double dg, sd_real *dgz, sd_real *dgq)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu sce_bwd_tangent: bad shape n=%d k=%d", n, k);
@@ -135,7 +136,8 @@ static int cpu_sce_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, cons
     return SD_OK;
 }
 
-static int cpu_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *y, sd_real *q)
+static int cpu_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *y,
+                           sd_real *q)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu softmax_fwd: bad shape n=%d k=%d", n, k);
@@ -155,8 +157,8 @@ static int cpu_softmax_fwd(sd_backend *be, sd_error *err, int n, int k, const sd
     return SD_OK;
 }
 
-static int cpu_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q, const sd_real *gq,
-                           sd_real *gy)
+static int cpu_softmax_bwd(sd_backend *be, sd_error *err, int n, int k, const sd_real *q,
+                           const sd_real *gq, sd_real *gy)
 {
     if (n < 1 || k < 1)
         return CPU_FAIL(err, SD_EINVAL, "cpu softmax_bwd: bad shape n=%d k=%d", n, k);
@@ -199,7 +201,6 @@ static int cpu_softmax_bwd_tangent(sd_backend *be, sd_error *err, int n, int k, 
     }
     return SD_OK;
 }
-
 
 void sd_cpu_install_sce(sd_backend *be)
 {
