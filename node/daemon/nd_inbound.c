@@ -169,13 +169,74 @@ static int answered_from_store(nd_inbound *in, const sn_bundle_in *b, sn_respons
     return 1;
 }
 
+/* The signed receipt of an accepted bundle (its text into *out). */
+static int make_receipt(nd_ctx *c, const sc_received *rec, const sn_bundle_in *b, int64_t now,
+                        char **out, size_t *len, sc_error *e)
+{
+    nd_receipt rc_;
+    memset(&rc_, 0, sizeof rc_);
+    snprintf(rc_.receiver, sizeof rc_.receiver, "%s", c->self_id);
+    snprintf(rc_.sender, sizeof rc_.sender, "%s", rec->sender);
+    memcpy(rc_.bundle_id, rec->bundle_id, 16);
+    rc_.sequence = rec->sequence;
+    memcpy(rc_.payload_sha256, rec->sigs.payload_sha256, 32);
+    memcpy(rc_.envelope_sha256, b->body_sha256, 32);
+    rc_.received_unix = now;
+    return nd_receipt_make(&rc_, c->keys, out, len, e);
+}
+
+/* The bundle row, the replay entry and the audit entry in one transaction
+ * (rolled back on failure). */
+static int record_bundle(nd_inbound *in, const sn_bundle_in *b, const sc_receiver *r,
+                         sc_received *rec, const char *bid, const char *ph, const char *eh,
+                         const char *st_obj, const char *rtext, size_t rlen, sc_error *e)
+{
+    char actor[80], detail[300];
+    const Sldd__V1__Bundle *pb = rec->bundle;
+    const Sldd__V1__Metrics *m = pb->metrics;
+    char audience[1024] = "";
+    for (size_t i = 0, o = 0; i < pb->n_audience && o < sizeof audience - 70; i++)
+        o += (size_t)snprintf(audience + o, sizeof audience - o, "%s%s", i ? "," : "",
+                              pb->audience[i]);
+    snprintf(actor, sizeof actor, "peer:%s", rec->sender);
+    snprintf(detail, sizeof detail,
+             "sequence %" PRIu64 ", %zu-byte envelope, approved by %zu admin(s); receipt signed",
+             rec->sequence, b->body_len, rec->sigs.n_admins);
+    nd_lifecycle_why why = {actor, "receive", rec->sender, "ok", detail, NULL};
+    int rc;
+    if ((rc = nd_db_begin(in->db, e)) ||
+        (rc = nd_db_run(in->db, e,
+                        "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
+                        "payload_size,statement_obj,audience,created_unix,expires_unix,"
+                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
+                        "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "tti"
+                        "tt"
+                        "itt"
+                        "iii"
+                        "ddddd"
+                        "ttb",
+                        bid, rec->sender, (int64_t)rec->sequence,
+                        nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
+                        st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
+                        r->now, m ? m->accuracy : NAN, m ? m->sensitivity : NAN,
+                        m ? m->specificity : NAN, m ? m->harmonic_mean : NAN, m ? m->auc : NAN,
+                        pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
+                        (const void *)rtext, rlen)) ||
+        (rc = sc_receive_commit(r, rec, e)) ||
+        (rc = nd_lifecycle_enter(in->db, bid, ND_BUNDLE_STORED, &why, e)) ||
+        (rc = nd_db_commit(in->db, e)))
+        nd_db_rollback(in->db);
+    return rc;
+}
+
 void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
 {
     nd_inbound *in = arg;
     nd_ctx *c = in->ctx;
     sc_error e = {0, ""};
     sc_received *rec = NULL;
-    char bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], actor[80], detail[300];
+    char bid[33], ph[65], eh[65], st_obj[65], pl_obj[65], detail[300];
     size_t rlen = 0;
     int rc;
 
@@ -223,17 +284,8 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
         sc_received_destroy(rec);
         return;
     }
-    nd_receipt rc_;
-    memset(&rc_, 0, sizeof rc_);
-    snprintf(rc_.receiver, sizeof rc_.receiver, "%s", c->self_id);
-    snprintf(rc_.sender, sizeof rc_.sender, "%s", rec->sender);
-    memcpy(rc_.bundle_id, rec->bundle_id, 16);
-    rc_.sequence = rec->sequence;
-    memcpy(rc_.payload_sha256, rec->sigs.payload_sha256, 32);
-    memcpy(rc_.envelope_sha256, b->body_sha256, 32);
-    rc_.received_unix = r.now;
     char *rtext = NULL;
-    if (nd_receipt_make(&rc_, c->keys, &rtext, &rlen, &e)) {
+    if (make_receipt(c, rec, b, r.now, &rtext, &rlen, &e)) {
         nd_log(c, "error", "receipt: %s", e.msg);
         answer(resp, 503, "cannot sign a receipt now%s%s\n", "", "");
         sc_received_destroy(rec);
@@ -242,40 +294,7 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     nd_test_hold(c, "receive-stored");
 
     /* 5. one transaction: bundle row, replay entry, audit entry */
-    const Sldd__V1__Bundle *pb = rec->bundle;
-    const Sldd__V1__Metrics *m = pb->metrics;
-    char audience[1024] = "";
-    for (size_t i = 0, o = 0; i < pb->n_audience && o < sizeof audience - 70; i++)
-        o += (size_t)snprintf(audience + o, sizeof audience - o, "%s%s", i ? "," : "",
-                              pb->audience[i]);
-    snprintf(actor, sizeof actor, "peer:%s", rec->sender);
-    snprintf(detail, sizeof detail,
-             "sequence %" PRIu64 ", %zu-byte envelope, approved by %zu admin(s); receipt signed",
-             rec->sequence, b->body_len, rec->sigs.n_admins);
-    nd_lifecycle_why why = {actor, "receive", rec->sender, "ok", detail, NULL};
-    if ((rc = nd_db_begin(in->db, &e)) ||
-        (rc = nd_db_run(in->db, &e,
-                        "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
-                        "payload_size,statement_obj,audience,created_unix,expires_unix,"
-                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
-                        "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "tti"
-                        "tt"
-                        "itt"
-                        "iii"
-                        "ddddd"
-                        "ttb",
-                        bid, rec->sender, (int64_t)rec->sequence,
-                        nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
-                        st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
-                        r.now, m ? m->accuracy : NAN, m ? m->sensitivity : NAN,
-                        m ? m->specificity : NAN, m ? m->harmonic_mean : NAN, m ? m->auc : NAN,
-                        pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
-                        (const void *)rtext, rlen)) ||
-        (rc = sc_receive_commit(&r, rec, &e)) ||
-        (rc = nd_lifecycle_enter(in->db, bid, ND_BUNDLE_STORED, &why, &e)) ||
-        (rc = nd_db_commit(in->db, &e))) {
-        nd_db_rollback(in->db);
+    if (record_bundle(in, b, &r, rec, bid, ph, eh, st_obj, rtext, rlen, &e)) {
         nd_log(c, "error", "recording bundle %.12s from %s: %s", bid, rec->sender, e.msg);
         answer(resp, 503, "cannot record the bundle now%s%s\n", "", "");
         sn_response_add_header(resp, "Retry-After", "30");
