@@ -48,7 +48,7 @@ static int check_admin(const Sldd__V1__Signature *s, const sc_peer *sender, cons
         ap = sldd__v1__approval__unpack(sp_budget_allocator(&b), s->approval.len, s->approval.data);
         if (!ap)
             return 0;
-        if (!sp_message_check_unknown(&ap->base, NULL, 0) && ap->payload_sha256.len == 32 &&
+        if (!sp_message_check_unknown(&ap->base, NULL) && ap->payload_sha256.len == 32 &&
             !memcmp(ap->payload_sha256.data, hash, 32) && !strcmp(ap->admin_id, s->signer_id) &&
             !strcmp(ap->node_id, sender->id)) {
             if (ap->decision == SLDD__V1__DECISION__DECISION_APPROVE)
@@ -143,7 +143,7 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
                         size_t min_admins, size_t parse_budget, sc_error *e)
 {
     sc_peer found;
-    char why[300];
+    sc_error why;
     int rc;
     sp_budget_init(&rec->st_budget_, rec->statement_len + 65536);
     if ((rc = sc_statement_parse(rec->statement, rec->statement_len, &rec->st_budget_, &rec->st_,
@@ -172,13 +172,13 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
         return sc_error_set(e, SC_EREFUSE_PARSE, "payload (%zu bytes) does not parse",
                             rec->payload_len);
     }
-    if (sp_message_check_unknown(&rec->bundle->base, why, sizeof why))
-        return sc_error_set(e, SC_EREFUSE_UNKNOWN_FIELDS, "%s", why);
+    if (sp_message_check_unknown(&rec->bundle->base, &why))
+        return sc_error_set(e, SC_EREFUSE_UNKNOWN_FIELDS, "%s", why.msg);
     if (strcmp(rec->bundle->sender, sender->id))
         return sc_error_set(e, SC_EREFUSE_MISMATCH, "payload sender '%.64s' is not the signer '%s'",
                             rec->bundle->sender, sender->id);
-    if (sp_bundle_validate(rec->bundle, why, sizeof why))
-        return sc_error_set(e, SC_EREFUSE_SEMANTIC, "%s", why);
+    if (sp_bundle_validate(rec->bundle, &why))
+        return sc_error_set(e, SC_EREFUSE_SEMANTIC, "%s", why.msg);
     memcpy(rec->sender, sender->id, sizeof rec->sender);
     memcpy(rec->bundle_id, rec->bundle->bundle_id.data, 16);
     rec->sequence = rec->bundle->sequence;
@@ -211,15 +211,15 @@ int sc_verify_statement(const uint8_t *buf, size_t len, sc_trust_store *trust, s
 int sc_envelope_peek(const uint8_t *buf, size_t len, sp_budget *b, Sldd__V1__Envelope **env,
                      Sldd__V1__EnvelopeHeader **hdr, sc_error *e)
 {
-    char why[300];
+    sc_error why;
     *env = NULL;
     *hdr = NULL;
     *env = sldd__v1__envelope__unpack(sp_budget_allocator(b), len, buf);
     if (!*env)
         return sc_error_set(e, b->exceeded ? SC_EREFUSE_BUDGET : SC_EREFUSE_ENVELOPE,
                             "envelope does not parse (%zu bytes)", len);
-    if (sp_message_check_unknown(&(*env)->base, why, sizeof why))
-        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "%s", why);
+    if (sp_message_check_unknown(&(*env)->base, &why))
+        return sc_error_set(e, SC_EREFUSE_ENVELOPE, "%s", why.msg);
     if ((*env)->header.len == 0 || (*env)->header.len > HEADER_MAX)
         return sc_error_set(e, SC_EREFUSE_ENVELOPE, "envelope header has %zu bytes (1..%d)",
                             (*env)->header.len, HEADER_MAX);
@@ -233,8 +233,8 @@ int sc_envelope_peek(const uint8_t *buf, size_t len, sp_budget *b, Sldd__V1__Env
                                              (*env)->header.data);
     if (!*hdr)
         return sc_error_set(e, SC_EREFUSE_HEADER, "envelope header does not parse");
-    if (sp_message_check_unknown(&(*hdr)->base, why, sizeof why))
-        return sc_error_set(e, SC_EREFUSE_HEADER, "%s", why);
+    if (sp_message_check_unknown(&(*hdr)->base, &why))
+        return sc_error_set(e, SC_EREFUSE_HEADER, "%s", why.msg);
     if ((*hdr)->format_version != SP_FORMAT_VERSION)
         return sc_error_set(e, SC_EREFUSE_HEADER, "envelope format version %u, this node reads %d",
                             (*hdr)->format_version, SP_FORMAT_VERSION);

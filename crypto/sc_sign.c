@@ -89,7 +89,7 @@ int sc_statement_wrap(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget, Sldd__V1__Statement **out,
                        sc_error *e)
 {
-    char why[300];
+    sc_error why;
     Sldd__V1__Statement *st = sldd__v1__statement__unpack(sp_budget_allocator(budget), len, buf);
     *out = NULL;
     if (!st)
@@ -97,9 +97,9 @@ int sc_statement_parse(const uint8_t *buf, size_t len, sp_budget *budget, Sldd__
                             budget->exceeded ? "statement exceeds the parse budget of %zu bytes"
                                              : "signed statement does not parse (%zu bytes)",
                             budget->exceeded ? budget->limit : len);
-    if (sp_message_check_unknown(&st->base, why, sizeof why)) {
+    if (sp_message_check_unknown(&st->base, &why)) {
         protobuf_c_message_free_unpacked(&st->base, sp_budget_allocator(budget));
-        return sc_error_set(e, SC_EREFUSE_STATEMENT, "signed statement: %s", why);
+        return sc_error_set(e, SC_EREFUSE_STATEMENT, "signed statement: %s", why.msg);
     }
     if (st->n_signatures > SC_MAX_SIGNATURES) {
         protobuf_c_message_free_unpacked(&st->base, sp_budget_allocator(budget));

@@ -11,30 +11,30 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Every check's refusal: a malformed payload (SB_EFORMAT) with the reason. */
+static int fail(sb_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
+static int fail(sb_error *e, const char *fmt, ...)
 {
-    if (msg && msglen) {
+    if (e) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, msglen, fmt, ap);
+        e->code = SB_EFORMAT;
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
     }
-    return -1;
+    return SB_EFORMAT;
 }
 
-static int walk_unknown(const ProtobufCMessage *m, const char *path, char *msg, size_t msglen,
-                        int depth)
+static int walk_unknown(const ProtobufCMessage *m, const char *path, sb_error *e, int depth)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     char sub[256];
     if (depth > 16) /* the schema is not recursive; guard anyway */
-        return fail(msg, msglen, "%s: nested too deeply", path);
+        return fail(e, "%s: nested too deeply", path);
     if (m->n_unknown_fields)
-        return fail(msg, msglen, "%s: unknown field %u (%u unknown in all)", path,
-                    m->unknown_fields[0].tag, m->n_unknown_fields);
+        return fail(e, "%s: unknown field %u (%u unknown in all)", path, m->unknown_fields[0].tag,
+                    m->n_unknown_fields);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const char *base = (const char *)m;
@@ -47,23 +47,23 @@ static int walk_unknown(const ProtobufCMessage *m, const char *path, char *msg, 
             memcpy(&arr, base + f->offset, sizeof arr);
             for (size_t j = 0; j < n; j++) {
                 snprintf(sub, sizeof sub, "%s.%s[%zu]", path, f->name, j);
-                if (arr[j] && walk_unknown(arr[j], sub, msg, msglen, depth + 1))
-                    return -1;
+                if (arr[j] && walk_unknown(arr[j], sub, e, depth + 1))
+                    return SB_EFORMAT;
             }
         } else {
             const ProtobufCMessage *s;
             memcpy(&s, base + f->offset, sizeof s);
             snprintf(sub, sizeof sub, "%s.%s", path, f->name);
-            if (s && walk_unknown(s, sub, msg, msglen, depth + 1))
-                return -1;
+            if (s && walk_unknown(s, sub, e, depth + 1))
+                return SB_EFORMAT;
         }
     }
     return 0;
 }
 
-int sp_message_check_unknown(const ProtobufCMessage *m, char *msg, size_t msglen)
+int sp_message_check_unknown(const ProtobufCMessage *m, sb_error *e)
 {
-    return walk_unknown(m, m->descriptor->short_name, msg, msglen, 0);
+    return walk_unknown(m, m->descriptor->short_name, e, 0);
 }
 
 int sp_valid_id(const char *s)
@@ -141,77 +141,72 @@ static size_t first_nonfinite(const float *x, size_t n)
     return n;
 }
 
-int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg, size_t msglen)
+int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, sb_error *e)
 {
     const Sldd__V1__ModelSpec *ms = b->model;
     const Sldd__V1__DistilledSet *ds = b->distilled;
     size_t chw;
     if (!ms)
-        return fail(msg, msglen, "model spec missing");
+        return fail(e, "model spec missing");
     if (!ds)
-        return fail(msg, msglen, "distilled set missing");
+        return fail(e, "distilled set missing");
     if (!mul_ok(ms->in_channels, ms->in_height, &chw) ||
         !mul_ok(chw, ms->in_width, &dims->image_values) ||
         !mul_ok(ds->steps, ds->images_per_step, &dims->images) ||
         !mul_ok(dims->images, ms->classes, &dims->labels) ||
         !mul_ok(ds->steps, ds->epochs, &dims->steps))
-        return fail(msg, msglen, "shape products overflow");
+        return fail(e, "shape products overflow");
     return 0;
 }
 
-static int check_model(const Sldd__V1__ModelSpec *ms, char *msg, size_t msglen)
+static int check_model(const Sldd__V1__ModelSpec *ms, sb_error *e)
 {
     if (!sp_valid_text(ms->arch, SP_TEXT_MAX) || !ms->arch[0])
-        return fail(msg, msglen, "model.arch missing or not valid text");
+        return fail(e, "model.arch missing or not valid text");
     if (ms->in_channels < 1 || ms->in_channels > 64)
-        return fail(msg, msglen, "model.in_channels %u out of range 1..64", ms->in_channels);
+        return fail(e, "model.in_channels %u out of range 1..64", ms->in_channels);
     if (ms->in_height < 1 || ms->in_height > 4096 || ms->in_width < 1 || ms->in_width > 4096)
-        return fail(msg, msglen, "model input %ux%u out of range 1..4096", ms->in_height,
-                    ms->in_width);
+        return fail(e, "model input %ux%u out of range 1..4096", ms->in_height, ms->in_width);
     if (ms->classes < 2 || ms->classes > 1000)
-        return fail(msg, msglen, "model.classes %u out of range 2..1000", ms->classes);
+        return fail(e, "model.classes %u out of range 2..1000", ms->classes);
     if (ms->depth > 1000 || ms->width > 100000)
-        return fail(msg, msglen, "model depth %u or width %u out of range", ms->depth, ms->width);
+        return fail(e, "model depth %u or width %u out of range", ms->depth, ms->width);
     if (!sp_valid_text(ms->init_scheme, SP_TEXT_MAX) || !ms->init_scheme[0])
-        return fail(msg, msglen, "model.init_scheme missing or not valid text");
+        return fail(e, "model.init_scheme missing or not valid text");
     if (ms->theta0_sha256.len != 32)
-        return fail(msg, msglen, "model.theta0_sha256 has %zu bytes, want 32",
-                    ms->theta0_sha256.len);
+        return fail(e, "model.theta0_sha256 has %zu bytes, want 32", ms->theta0_sha256.len);
     if (ms->bn_mode != SLDD__V1__BN_MODE__BN_MODE_BATCH &&
         ms->bn_mode != SLDD__V1__BN_MODE__BN_MODE_FROZEN)
-        return fail(msg, msglen, "model.bn_mode %d is not BATCH or FROZEN", (int)ms->bn_mode);
+        return fail(e, "model.bn_mode %d is not BATCH or FROZEN", (int)ms->bn_mode);
     if (ms->label_param != SLDD__V1__LABEL_PARAM__LABEL_PARAM_SOFTMAX &&
         ms->label_param != SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW)
-        return fail(msg, msglen, "model.label_param %d is not SOFTMAX or RAW",
-                    (int)ms->label_param);
+        return fail(e, "model.label_param %d is not SOFTMAX or RAW", (int)ms->label_param);
     if (ms->param_count < 1)
-        return fail(msg, msglen, "model.param_count is 0");
+        return fail(e, "model.param_count is 0");
     return 0;
 }
 
-static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm, char *msg,
-                        size_t msglen)
+static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm, sb_error *e)
 {
     size_t vs = sp_encoding_value_size(t->encoding), values, want;
     if (!vs)
-        return fail(msg, msglen, "images.encoding %d is not a known encoding", (int)t->encoding);
+        return fail(e, "images.encoding %d is not a known encoding", (int)t->encoding);
     if (!mul_ok(dm->images, dm->image_values, &values) || !mul_ok(values, vs, &want))
-        return fail(msg, msglen, "image tensor size overflows");
+        return fail(e, "image tensor size overflows");
     if (t->data.len != want)
-        return fail(msg, msglen,
-                    "images.data has %zu bytes, want %zu (%zu images x %zu values x %zu)",
+        return fail(e, "images.data has %zu bytes, want %zu (%zu images x %zu values x %zu)",
                     t->data.len, want, dm->images, dm->image_values, vs);
     if (t->encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_UINT8_SCALED) {
         if (t->n_scale != dm->images || t->n_offset != dm->images)
-            return fail(msg, msglen, "uint8 images need %zu scales and offsets, have %zu and %zu",
-                        dm->images, t->n_scale, t->n_offset);
+            return fail(e, "uint8 images need %zu scales and offsets, have %zu and %zu", dm->images,
+                        t->n_scale, t->n_offset);
         for (size_t i = 0; i < dm->images; i++)
             if (!isfinite(t->scale[i]) || t->scale[i] < 0 || !isfinite(t->offset[i]) ||
                 !isfinite(t->offset[i] + 255.0f * t->scale[i]))
-                return fail(msg, msglen, "image %zu: scale/offset not finite or scale < 0", i);
+                return fail(e, "image %zu: scale/offset not finite or scale < 0", i);
     } else {
         if (t->n_scale || t->n_offset)
-            return fail(msg, msglen, "scale/offset present for %s images",
+            return fail(e, "scale/offset present for %s images",
                         t->encoding == SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32
                             ? "float32"
                             : "float16");
@@ -226,107 +221,104 @@ static int check_images(const Sldd__V1__ImageTensor *t, const sp_bundle_dims *dm
                 bad = (p[1] & 0x7c) == 0x7c;
             }
             if (bad)
-                return fail(msg, msglen, "image value %zu (image %zu) is not finite", i,
+                return fail(e, "image value %zu (image %zu) is not finite", i,
                             i / (dm->image_values ? dm->image_values : 1));
         }
     }
     return 0;
 }
 
-static int check_distilled(const Sldd__V1__DistilledSet *ds, const sp_bundle_dims *dm, char *msg,
-                           size_t msglen)
+static int check_distilled(const Sldd__V1__DistilledSet *ds, const sp_bundle_dims *dm, sb_error *e)
 {
     size_t k;
     if (ds->steps < 1 || ds->images_per_step < 1 || ds->epochs < 1)
-        return fail(msg, msglen, "distilled S=%u n=%u E=%u must all be >= 1", ds->steps,
-                    ds->images_per_step, ds->epochs);
+        return fail(e, "distilled S=%u n=%u E=%u must all be >= 1", ds->steps, ds->images_per_step,
+                    ds->epochs);
     if (!ds->images)
-        return fail(msg, msglen, "distilled.images missing");
-    if (check_images(ds->images, dm, msg, msglen))
-        return -1;
+        return fail(e, "distilled.images missing");
+    if (check_images(ds->images, dm, e))
+        return SB_EFORMAT;
     if (ds->n_label_logits != dm->labels)
-        return fail(msg, msglen, "label_logits has %zu values, want S*n*K = %zu",
-                    ds->n_label_logits, dm->labels);
+        return fail(e, "label_logits has %zu values, want S*n*K = %zu", ds->n_label_logits,
+                    dm->labels);
     if ((k = first_nonfinite(ds->label_logits, ds->n_label_logits)) < ds->n_label_logits)
-        return fail(msg, msglen, "label_logits[%zu] is not finite", k);
+        return fail(e, "label_logits[%zu] is not finite", k);
     if (ds->n_step_sizes != dm->steps)
-        return fail(msg, msglen, "step_sizes has %zu values, want S*E = %zu", ds->n_step_sizes,
-                    dm->steps);
+        return fail(e, "step_sizes has %zu values, want S*E = %zu", ds->n_step_sizes, dm->steps);
     for (size_t i = 0; i < ds->n_step_sizes; i++)
         if (!isfinite(ds->step_sizes[i]) || !(ds->step_sizes[i] > 0))
-            return fail(msg, msglen, "step_sizes[%zu] = %g is not a finite value > 0", i,
+            return fail(e, "step_sizes[%zu] = %g is not a finite value > 0", i,
                         (double)ds->step_sizes[i]);
     return 0;
 }
 
-static int check_bn(const Sldd__V1__BnStats *bs, int model_bn, char *msg, size_t msglen)
+static int check_bn(const Sldd__V1__BnStats *bs, int model_bn, sb_error *e)
 {
     size_t total = 0, k;
     if (!model_bn) {
         if (bs && (bs->n_layer_channels || bs->n_mean || bs->n_var))
-            return fail(msg, msglen, "bn_stats present for a model without batch norm");
+            return fail(e, "bn_stats present for a model without batch norm");
         return 0;
     }
     if (!bs || !bs->n_layer_channels)
-        return fail(msg, msglen, "bn_stats missing for a model with batch norm");
+        return fail(e, "bn_stats missing for a model with batch norm");
     if (bs->n_layer_channels > 100000)
-        return fail(msg, msglen, "bn_stats has too many layers (%zu)", bs->n_layer_channels);
+        return fail(e, "bn_stats has too many layers (%zu)", bs->n_layer_channels);
     for (size_t i = 0; i < bs->n_layer_channels; i++) {
         if (bs->layer_channels[i] < 1)
-            return fail(msg, msglen, "bn_stats layer %zu has 0 channels", i);
+            return fail(e, "bn_stats layer %zu has 0 channels", i);
         total += bs->layer_channels[i]; /* < 1e5 * 2^32: no overflow in 64 bits */
     }
     if (bs->n_mean != total || bs->n_var != total)
-        return fail(msg, msglen, "bn_stats has %zu means and %zu variances, want %zu", bs->n_mean,
-                    bs->n_var, total);
+        return fail(e, "bn_stats has %zu means and %zu variances, want %zu", bs->n_mean, bs->n_var,
+                    total);
     if ((k = first_nonfinite(bs->mean, bs->n_mean)) < bs->n_mean)
-        return fail(msg, msglen, "bn_stats.mean[%zu] is not finite", k);
+        return fail(e, "bn_stats.mean[%zu] is not finite", k);
     for (size_t i = 0; i < bs->n_var; i++)
         if (!isfinite(bs->var[i]) || !(bs->var[i] > 0))
-            return fail(msg, msglen, "bn_stats.var[%zu] = %g is not a finite value > 0", i,
+            return fail(e, "bn_stats.var[%zu] = %g is not a finite value > 0", i,
                         (double)bs->var[i]);
     if (bs->count < 1)
-        return fail(msg, msglen, "bn_stats.count is 0");
+        return fail(e, "bn_stats.count is 0");
     return 0;
 }
 
-static int check_norm(const Sldd__V1__Normalisation *n, uint32_t channels, char *msg, size_t msglen)
+static int check_norm(const Sldd__V1__Normalisation *n, uint32_t channels, sb_error *e)
 {
     if (!n)
-        return fail(msg, msglen, "normalisation missing");
+        return fail(e, "normalisation missing");
     if (n->n_mean != channels || n->n_std != channels)
-        return fail(msg, msglen, "normalisation has %zu means and %zu stds, want %u", n->n_mean,
-                    n->n_std, channels);
+        return fail(e, "normalisation has %zu means and %zu stds, want %u", n->n_mean, n->n_std,
+                    channels);
     for (size_t i = 0; i < channels; i++)
         if (!isfinite(n->mean[i]) || !isfinite(n->std[i]) || !(n->std[i] > 0))
-            return fail(msg, msglen, "normalisation channel %zu: mean/std not finite or std <= 0",
-                        i);
+            return fail(e, "normalisation channel %zu: mean/std not finite or std <= 0", i);
     if (n->patch_size < 1 || n->patch_stride < 1)
-        return fail(msg, msglen, "normalisation patch size %u / stride %u must be >= 1",
-                    n->patch_size, n->patch_stride);
+        return fail(e, "normalisation patch size %u / stride %u must be >= 1", n->patch_size,
+                    n->patch_stride);
     return 0;
 }
 
-static int check_provenance(const Sldd__V1__Provenance *p, char *msg, size_t msglen)
+static int check_provenance(const Sldd__V1__Provenance *p, sb_error *e)
 {
     if (!p)
-        return fail(msg, msglen, "provenance missing");
+        return fail(e, "provenance missing");
     if (p->n_counts > SP_LIST_MAX || p->n_hyper_params > SP_LIST_MAX)
-        return fail(msg, msglen, "provenance lists too long");
+        return fail(e, "provenance lists too long");
     for (size_t i = 0; i < p->n_counts; i++) {
         const Sldd__V1__ClassCount *c = p->counts[i];
         if (!sp_valid_text(c->split, SP_TEXT_MAX) || !sp_valid_text(c->class_name, SP_TEXT_MAX))
-            return fail(msg, msglen, "provenance.counts[%zu]: split or class not valid text", i);
+            return fail(e, "provenance.counts[%zu]: split or class not valid text", i);
     }
     for (size_t i = 0; i < p->n_hyper_params; i++) {
         const Sldd__V1__HyperParam *h = p->hyper_params[i];
         if (!sp_valid_text(h->key, SP_TEXT_MAX) || !h->key[0] ||
             !sp_valid_text(h->value, SP_LONG_TEXT_MAX))
-            return fail(msg, msglen, "provenance.hyper_params[%zu] not valid text", i);
+            return fail(e, "provenance.hyper_params[%zu] not valid text", i);
     }
     if (!sp_valid_text(p->engine_version, SP_TEXT_MAX) || !sp_valid_text(p->backend, SP_TEXT_MAX) ||
         !sp_valid_text(p->data_source, SP_TEXT_MAX))
-        return fail(msg, msglen, "provenance engine/backend/source not valid text");
+        return fail(e, "provenance engine/backend/source not valid text");
     return 0;
 }
 
@@ -335,86 +327,81 @@ static int unit(double x)
     return isfinite(x) && x >= 0 && x <= 1;
 }
 
-static int check_metrics(const Sldd__V1__Metrics *m, char *msg, size_t msglen)
+static int check_metrics(const Sldd__V1__Metrics *m, sb_error *e)
 {
     if (!m)
-        return fail(msg, msglen, "metrics missing");
+        return fail(e, "metrics missing");
     if (!sp_valid_text(m->split, SP_TEXT_MAX))
-        return fail(msg, msglen, "metrics.split not valid text");
+        return fail(e, "metrics.split not valid text");
     if (!unit(m->accuracy) || !unit(m->sensitivity) || !unit(m->specificity) ||
         !unit(m->harmonic_mean) || !unit(m->auc))
-        return fail(msg, msglen, "metrics must be finite values in [0, 1]");
+        return fail(e, "metrics must be finite values in [0, 1]");
     return 0;
 }
 
-static int check_privacy(const Sldd__V1__PrivacyReport *p, size_t images, char *msg, size_t msglen)
+static int check_privacy(const Sldd__V1__PrivacyReport *p, size_t images, sb_error *e)
 {
     if (!p)
-        return fail(msg, msglen, "privacy report missing");
+        return fail(e, "privacy report missing");
     if (p->n_images > images)
-        return fail(msg, msglen, "privacy report audits %zu images, the set has %zu", p->n_images,
-                    images);
+        return fail(e, "privacy report audits %zu images, the set has %zu", p->n_images, images);
     for (size_t i = 0; i < p->n_images; i++) {
         const Sldd__V1__ImageAudit *a = p->images[i];
         if (a->image_index >= images)
-            return fail(msg, msglen, "privacy.images[%zu].image_index %u out of range", i,
-                        a->image_index);
+            return fail(e, "privacy.images[%zu].image_index %u out of range", i, a->image_index);
         if (!isfinite(a->nearest_pixel_distance) || a->nearest_pixel_distance < 0 ||
             !isfinite(a->nearest_ssim) || a->nearest_ssim < -1 || a->nearest_ssim > 1 ||
             !unit(a->heldout_percentile))
-            return fail(msg, msglen, "privacy.images[%zu] has values out of range", i);
+            return fail(e, "privacy.images[%zu] has values out of range", i);
     }
     if (p->n_quantile_levels > SP_LIST_MAX ||
         p->n_heldout_distance_quantiles != p->n_quantile_levels ||
         p->n_heldout_ssim_quantiles != p->n_quantile_levels)
-        return fail(msg, msglen, "privacy quantile lists differ in length (%zu, %zu, %zu)",
+        return fail(e, "privacy quantile lists differ in length (%zu, %zu, %zu)",
                     p->n_quantile_levels, p->n_heldout_distance_quantiles,
                     p->n_heldout_ssim_quantiles);
     for (size_t i = 0; i < p->n_quantile_levels; i++)
         if (!unit(p->quantile_levels[i]) || !isfinite(p->heldout_distance_quantiles[i]) ||
             p->heldout_distance_quantiles[i] < 0 || !isfinite(p->heldout_ssim_quantiles[i]))
-            return fail(msg, msglen, "privacy quantile %zu out of range", i);
+            return fail(e, "privacy quantile %zu out of range", i);
     if (!unit(p->membership_auc))
-        return fail(msg, msglen, "privacy.membership_auc must be in [0, 1]");
+        return fail(e, "privacy.membership_auc must be in [0, 1]");
     if (!sp_valid_text(p->verdict, SP_TEXT_MAX) || !p->verdict[0] ||
         !sp_valid_text(p->policy, SP_LONG_TEXT_MAX))
-        return fail(msg, msglen, "privacy verdict missing or not valid text");
+        return fail(e, "privacy verdict missing or not valid text");
     return 0;
 }
 
-int sp_bundle_validate(const Sldd__V1__Bundle *b, char *msg, size_t msglen)
+int sp_bundle_validate(const Sldd__V1__Bundle *b, sb_error *e)
 {
     sp_bundle_dims dm;
     if (b->format_version != SP_FORMAT_VERSION)
-        return fail(msg, msglen, "format_version %u, this node reads %d", b->format_version,
+        return fail(e, "format_version %u, this node reads %d", b->format_version,
                     SP_FORMAT_VERSION);
     if (b->bundle_id.len != SP_BUNDLE_ID_LEN)
-        return fail(msg, msglen, "bundle_id has %zu bytes, want %d", b->bundle_id.len,
-                    SP_BUNDLE_ID_LEN);
+        return fail(e, "bundle_id has %zu bytes, want %d", b->bundle_id.len, SP_BUNDLE_ID_LEN);
     if (!sp_valid_id(b->sender))
-        return fail(msg, msglen, "sender is not a valid node id");
+        return fail(e, "sender is not a valid node id");
     if (b->n_audience < 1 || b->n_audience > SP_LIST_MAX)
-        return fail(msg, msglen, "audience has %zu entries, want 1..%d", b->n_audience,
-                    SP_LIST_MAX);
+        return fail(e, "audience has %zu entries, want 1..%d", b->n_audience, SP_LIST_MAX);
     for (size_t i = 0; i < b->n_audience; i++)
         if (!sp_valid_id(b->audience[i]))
-            return fail(msg, msglen, "audience[%zu] is not a valid node id", i);
+            return fail(e, "audience[%zu] is not a valid node id", i);
     if (b->created_unix <= 0 || b->expires_unix <= b->created_unix)
-        return fail(msg, msglen, "created %lld / expires %lld: want 0 < created < expires",
+        return fail(e, "created %lld / expires %lld: want 0 < created < expires",
                     (long long)b->created_unix, (long long)b->expires_unix);
     if (b->sequence < 1)
-        return fail(msg, msglen, "sequence must be >= 1");
+        return fail(e, "sequence must be >= 1");
     if (!b->model)
-        return fail(msg, msglen, "model spec missing");
-    if (check_model(b->model, msg, msglen))
-        return -1;
-    if (sp_bundle_dims_get(b, &dm, msg, msglen))
-        return -1;
-    if (check_distilled(b->distilled, &dm, msg, msglen) ||
-        check_bn(b->bn_stats, b->model->bn, msg, msglen) ||
-        check_norm(b->normalisation, b->model->in_channels, msg, msglen) ||
-        check_provenance(b->provenance, msg, msglen) || check_metrics(b->metrics, msg, msglen) ||
-        check_privacy(b->privacy, dm.images, msg, msglen))
-        return -1;
+        return fail(e, "model spec missing");
+    if (check_model(b->model, e))
+        return SB_EFORMAT;
+    if (sp_bundle_dims_get(b, &dm, e))
+        return SB_EFORMAT;
+    if (check_distilled(b->distilled, &dm, e) || check_bn(b->bn_stats, b->model->bn, e) ||
+        check_norm(b->normalisation, b->model->in_channels, e) ||
+        check_provenance(b->provenance, e) || check_metrics(b->metrics, e) ||
+        check_privacy(b->privacy, dm.images, e))
+        return SB_EFORMAT;
     return 0;
 }

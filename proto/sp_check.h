@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_error.h"
 #include "sldd.pb-c.h"
 
 #define SP_FORMAT_VERSION 1
@@ -26,8 +27,8 @@
 #define SP_LIST_MAX       1024 /* audience, counts, hyper-parameters, ... */
 
 /* 0 when no message in the tree rooted at m has unknown fields; otherwise
- * -1 with the path of the first one ("Bundle.model: unknown field 99"). */
-int sp_message_check_unknown(const ProtobufCMessage *m, char *msg, size_t msglen);
+ * SB_EFORMAT with the path of the first one in e ("Bundle.model: unknown field 99"). */
+int sp_message_check_unknown(const ProtobufCMessage *m, sb_error *e);
 
 /* 1 if s is a valid node id or admin name: 1..SP_ID_MAX characters from
  * [A-Za-z0-9._-], not starting with '.' or '-'. */
@@ -35,8 +36,9 @@ int sp_valid_id(const char *s);
 /* 1 if s is at most max bytes of valid UTF-8 without control characters. */
 int sp_valid_text(const char *s, size_t max);
 
-/* Semantic validation of a parsed payload.  0, or -1 with a reason. */
-int sp_bundle_validate(const Sldd__V1__Bundle *b, char *msg, size_t msglen);
+/* Semantic validation of a parsed payload.  0, or SB_EFORMAT with a
+ * reason in e. */
+int sp_bundle_validate(const Sldd__V1__Bundle *b, sb_error *e);
 
 /* Counts derived from a payload that passed sp_bundle_validate(). */
 typedef struct sp_bundle_dims {
@@ -45,8 +47,8 @@ typedef struct sp_bundle_dims {
     size_t labels;       /* S*n*K */
     size_t steps;        /* T = S*E */
 } sp_bundle_dims;
-/* Fill dims from b; -1 (and a reason) if the model or set is missing or a
+/* Fill dims from b; SB_EFORMAT (and a reason in e) if the model or set is missing or a
  * product overflows. */
-int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, char *msg, size_t msglen);
+int sp_bundle_dims_get(const Sldd__V1__Bundle *b, sp_bundle_dims *dims, sb_error *e);
 
 #endif

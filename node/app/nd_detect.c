@@ -17,7 +17,7 @@
 #include "sd_png.h"
 
 int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path, size_t pathlen,
-                           char id_out[33], char *msg, size_t msglen)
+                           char id_out[33], sd_error *err)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
@@ -30,13 +30,13 @@ int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *pa
                    id_out) ||
         nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
                    "t", id_out)) {
-        snprintf(msg, msglen, "%s", e.msg);
+        sd_error_set(err, e.code, "%s", e.msg);
     } else if (!strcmp(dir, "in") && strcmp(state, "available")) {
-        snprintf(msg, msglen, "bundle %.12s is %s, not available for detection%s", id_out, state,
-                 strcmp(state, "stored") ? "" : " yet (the import runs in the node)");
+        sd_error_set(err, SD_EINVAL, "bundle %.12s is %s, not available for detection%s", id_out,
+                     state, strcmp(state, "stored") ? "" : " yet (the import runs in the node)");
     } else if (nd_object_check(node_dir, ph, &e) ||
                nd_object_path(node_dir, ph, path, pathlen, &e)) {
-        snprintf(msg, msglen, "bundle %.12s: %s", id_out, e.msg);
+        sd_error_set(err, e.code, "bundle %.12s: %s", id_out, e.msg);
     } else {
         rc = 0;
     }
@@ -49,13 +49,12 @@ int nd_theta_opt_write(const char *node_dir, const nd_infer *inf, char name_out[
     nd_weights wf;
     uint8_t *buf = NULL;
     size_t len = 0;
-    char msg[400];
-    if (nd_infer_to_weights(inf, &wf, msg, sizeof msg))
-        return sc_error_set(e, SC_EIO, "theta_opt: %s", msg);
-    int rc = nd_weights_encode(&wf, &buf, &len, msg, sizeof msg);
+    if (nd_infer_to_weights(inf, &wf, e))
+        return sb_error_wrap_code(e, SC_EIO, "theta_opt");
+    int rc = nd_weights_encode(&wf, &buf, &len, e);
     nd_weights_free(&wf);
     if (rc)
-        return sc_error_set(e, SC_EIO, "theta_opt: %s", msg);
+        return sb_error_wrap_code(e, SC_EIO, "theta_opt");
     rc = nd_object_put(node_dir, buf, len, name_out, e);
     free(buf);
     return rc;
@@ -84,10 +83,11 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
         snprintf(note, notelen, "payload unreadable: %s", e->msg);
         return 1;
     }
-    int parsed = !nd_payload_parse(buf, len, &d, info, msg, sizeof msg);
+    sd_error perr = {0, ""};
+    int parsed = !nd_payload_parse(buf, len, &d, info, &perr);
     free(buf);
     if (!parsed) {
-        snprintf(note, notelen, "payload: %s", msg);
+        snprintf(note, notelen, "payload: %s", perr.msg);
         return 1;
     }
     /* the rebuild policy, before anything of the model is allocated */
@@ -96,10 +96,10 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
         sd_distilled_free(&d);
         return 2;
     }
-    int rc = nd_infer_from_distilled(inf, &d, info, be, msg, sizeof msg);
+    int rc = nd_infer_from_distilled(inf, &d, info, be, &perr);
     sd_distilled_free(&d);
     if (rc) {
-        snprintf(note, notelen, "%s", msg);
+        snprintf(note, notelen, "%s", perr.msg);
         return 1;
     }
     if ((rc = nd_theta_opt_write(node_dir, inf, name_out, e)))
@@ -111,7 +111,7 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
  * none, -1 (why says so) when it no longer reads back; the caller replays
  * for 0 and -1. */
 static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_backend *be,
-                       nd_infer *inf, char *why, size_t whylen)
+                       nd_infer *inf, sd_error *why)
 {
     sc_error e = {0, ""};
     char name[65] = "";
@@ -120,7 +120,7 @@ static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_bac
                    "SELECT t.weights_sha256 FROM theta_opt t JOIN bundles b ON b.id=t.bundle_id "
                    "WHERE t.bundle_id=? AND t.payload_sha256=b.payload_sha256",
                    "t", id)) {
-        snprintf(why, whylen, "%s", e.msg);
+        sd_error_set(why, e.code, "%s", e.msg);
         return -1;
     }
     if (!found)
@@ -129,56 +129,57 @@ static int load_stored(sqlite3 *db, const char *node_dir, const char *id, sd_bac
     size_t len = 0;
     nd_weights wf;
     if (nd_object_get(node_dir, name, ND_WEIGHTS_MAX_BYTES, &buf, &len, &e)) {
-        snprintf(why, whylen, "%s", e.msg);
+        sd_error_set(why, e.code, "%s", e.msg);
         return -1;
     }
-    int rc = nd_weights_decode(buf, len, name, &wf, why, whylen);
+    int rc = nd_weights_decode(buf, len, name, &wf, why);
     free(buf);
     if (!rc) {
-        rc = nd_infer_from_weights(inf, &wf, be, why, whylen);
+        rc = nd_infer_from_weights(inf, &wf, be, why);
         nd_weights_free(&wf);
     }
     return rc ? -1 : 1;
 }
 
 int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be, nd_infer *inf,
-                         char id_out[33], int *replayed, char *msg, size_t msglen)
+                         char id_out[33], int *replayed, sd_error *err)
 {
     char path[4300], ph[65] = "", name[65];
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
     int found = 0;
     memset(inf, 0, sizeof *inf);
+    sd_error_clear(err);
     if (replayed)
         *replayed = 0;
-    if (nd_bundle_payload_path(node_dir, id_prefix, path, sizeof path, id_out, msg, msglen))
+    if (nd_bundle_payload_path(node_dir, id_prefix, path, sizeof path, id_out, err))
         return -1;
     if (nd_db_open(node_dir, 0, &db, &e)) {
-        snprintf(msg, msglen, "%s", e.msg);
+        sd_error_set(err, e.code, "%s", e.msg);
         return -1;
     }
-    char why[400] = "";
-    int stored = load_stored(db, node_dir, id_out, be, inf, why, sizeof why);
+    sd_error why = {0, ""};
+    int stored = load_stored(db, node_dir, id_out, be, inf, &why);
     if (stored > 0) {
         nd_db_close(db);
         return 0;
     }
     /* no usable theta_opt: replay once and keep it */
     int rc = -1;
-    if (nd_infer_from_payload_file(inf, path, be, msg, msglen))
+    if (nd_infer_from_payload_file(inf, path, be, err))
         goto out;
     if (replayed)
         *replayed = 1;
-    if (stored < 0)
-        snprintf(msg, msglen,
-                 "bundle %.12s: the stored theta_opt was unusable (%.300s); "
-                 "replayed the payload and stored it again",
-                 id_out, why);
+    if (stored < 0) /* a warning: the code stays 0 */
+        sd_error_set(err, SD_OK,
+                     "bundle %.12s: the stored theta_opt was unusable (%.300s); "
+                     "replayed the payload and stored it again",
+                     id_out, why.msg);
     if (nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
                    "t", id_out) ||
         nd_theta_opt_write(node_dir, inf, name, &e) ||
         nd_theta_opt_record(db, id_out, name, ph, be->name, &e)) {
-        snprintf(msg, msglen, "bundle %.12s: storing theta_opt: %s", id_out, e.msg);
+        sd_error_set(err, e.code, "bundle %.12s: storing theta_opt: %s", id_out, e.msg);
         nd_infer_free(inf);
         goto out;
     }
@@ -189,7 +190,7 @@ out:
 }
 
 int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
-                       double r, const int num[3], const char *actor, char *msg, size_t msglen)
+                       double r, const int num[3], const char *actor, sd_error *err)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
@@ -207,50 +208,50 @@ int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *
                    "t", bundle_id) ||
         nd_db_text(db, peer, sizeof peer, &found, &e, "SELECT sender FROM bundles WHERE id=?", "t",
                    bundle_id)) {
-        snprintf(msg, msglen, "%s", e.msg);
+        sd_error_set(err, e.code, "%s", e.msg);
         nd_db_close(db);
         return -1;
     }
     nd_audit_entry en = {actor, "detection", bundle_id, ph, peer, "ok", detail};
     int rc = nd_audit_append(db, &en, NULL, &e) || nd_audit_anchor(db, node_dir, &e);
     if (rc)
-        snprintf(msg, msglen, "audit: %s", e.msg);
+        sd_error_set(err, e.code, "audit: %s", e.msg);
     nd_db_close(db);
     return rc ? -1 : 0;
 }
 
 int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const char *image,
                           const char *heatmap, int synthetic, const char *actor,
-                          sd_detect_result *res, char *msg, size_t msglen)
+                          sd_detect_result *res, sd_error *err)
 {
     char id[33];
     uint16_t *pix = NULL;
     int w = 0, h = 0, rc = -1;
     sd_backend *be = NULL;
     nd_infer inf;
-    sd_error err = {0};
+    sd_error se = {0};
     sc_error e = {0, ""};
     memset(&inf, 0, sizeof inf);
     memset(res, 0, sizeof *res);
     nd_config *cfg = malloc(sizeof *cfg);
     if (!cfg) {
-        snprintf(msg, msglen, "out of memory");
+        sd_error_set(err, SD_ENOMEM, "out of memory");
         return -1;
     }
     if (nd_config_load(node_dir, cfg, &e)) {
-        snprintf(msg, msglen, "%s", e.msg);
+        sd_error_set(err, e.code, "%s", e.msg);
         goto out;
     }
-    if (sd_png_read_gray16(image, &pix, &w, &h, NULL, &err) ||
-        sd_backend_create(&be, cfg->device, &err)) {
-        snprintf(msg, msglen, "%s", err.msg);
+    if (sd_png_read_gray16(image, &pix, &w, &h, NULL, &se) ||
+        sd_backend_create(&be, cfg->device, &se)) {
+        sd_error_set(err, se.code, "%s", se.msg);
         goto out;
     }
-    if (nd_bundle_classifier(node_dir, id_prefix, be, &inf, id, NULL, msg, msglen) ||
-        nd_infer_check_gastric(&inf, msg, msglen))
+    if (nd_bundle_classifier(node_dir, id_prefix, be, &inf, id, NULL, err) ||
+        nd_infer_check_gastric(&inf, err))
         goto out;
-    if (nd_infer_detect(&inf, pix, w, h, SD_DETECT_DELTA, res, &err)) {
-        snprintf(msg, msglen, "%s: %s", image, err.msg);
+    if (nd_infer_detect(&inf, pix, w, h, SD_DETECT_DELTA, res, &se)) {
+        sd_error_set(err, se.code, "%s: %s", image, se.msg);
         goto out;
     }
     if (heatmap) {
@@ -261,13 +262,12 @@ int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const cha
         snprintf(title, sizeof title, "%.100s - bundle %.12s - %.360s", base ? base + 1 : image, id,
                  inf.label);
         if (sd_detect_heatmap_png(heatmap, pix, w, h, &p, res, title, synthetic || inf.synthetic, 0,
-                                  &err)) {
-            snprintf(msg, msglen, "heat map: %s", err.msg);
+                                  &se)) {
+            sd_error_set(err, se.code, "heat map: %s", se.msg);
             goto out;
         }
     }
-    rc = nd_detection_audit(node_dir, id, image, res->decision, res->r, res->num, actor, msg,
-                            msglen);
+    rc = nd_detection_audit(node_dir, id, image, res->decision, res->r, res->num, actor, err);
 out:
     if (rc)
         sd_detect_result_free(res);

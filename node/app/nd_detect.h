@@ -24,9 +24,9 @@
 
 /* Resolve bundle id (or unique prefix) in NODE and give the path of its
  * payload object.  An inbound bundle must have been imported (state
- * available).  0, or -1 with msg. */
+ * available).  0, or -1 with err. */
 int nd_bundle_payload_path(const char *node_dir, const char *id_prefix, char *path, size_t pathlen,
-                           char id_out[33], char *msg, size_t msglen);
+                           char id_out[33], sd_error *err);
 
 /* Write the classifier inf as a weights file into NODE's object store;
  * name_out gets its hash.  0, or an SC_E code with e. */
@@ -53,21 +53,21 @@ int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
 /* The classifier of bundle id_prefix in NODE on be: its stored theta_opt,
  * or the payload replayed (and its theta_opt stored) when there is none or
  * it no longer reads back.  id_out gets the full id; *replayed (may be
- * NULL) is 1 when this call replayed.  0, or -1 with msg.  On success msg
- * is "" or a warning for people (a stored theta_opt that was unusable). */
+ * NULL) is 1 when this call replayed.  0, or -1 with err.  On success
+ * err->msg is "" or a warning for people (a stored theta_opt that was unusable). */
 int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be, nd_infer *inf,
-                         char id_out[33], int *replayed, char *msg, size_t msglen);
+                         char id_out[33], int *replayed, sd_error *err);
 
 /* Record one detection in NODE's audit log (action "detection"). */
 int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
-                       double r, const int num[3], const char *actor, char *msg, size_t msglen);
+                       double r, const int num[3], const char *actor, sd_error *err);
 
 /* Detect on image with bundle id_prefix of NODE on the node's configured
  * device (node.conf), write the heat map (may be
  * NULL; `synthetic` puts the SYNTHETIC banner on it) and the audit entry.  res is filled (free with
- * sd_detect_result_free).  0, or -1 with msg. */
+ * sd_detect_result_free).  0, or -1 with err. */
 int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const char *image,
                           const char *heatmap, int synthetic, const char *actor,
-                          sd_detect_result *res, char *msg, size_t msglen);
+                          sd_detect_result *res, sd_error *err);
 
 #endif

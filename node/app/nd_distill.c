@@ -24,10 +24,9 @@ void nd_distill_opts_defaults(nd_distill_opts *o)
     o->encoding = 1;
 }
 
-static int bad(char *msg, size_t len, const char *name, const char *want)
+static int bad(sd_error *err, const char *name, const char *want)
 {
-    snprintf(msg, len, "--%s needs %s", name, want);
-    return -1;
+    return sd_error_set(err, SD_EINVAL, "--%s needs %s", name, want);
 }
 
 static int get_pos(const char *v, double *out)
@@ -44,8 +43,7 @@ int nd_distill_opt_is_flag(const char *name)
     return !strcmp(name, "random-init") || !strcmp(name, "hard-labels");
 }
 
-int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, char *msg,
-                         size_t msglen)
+int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, sd_error *err)
 {
     sd_distill_config *c = &o->cfg;
     long long x;
@@ -80,7 +78,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         if (nd_parse_int(v, ints[i].lo, ints[i].hi, &x)) {
             char want[96];
             snprintf(want, sizeof want, "an integer in %lld..%lld", ints[i].lo, ints[i].hi);
-            return bad(msg, msglen, name, want);
+            return bad(err, name, want);
         }
         char *p = (char *)c + ints[i].off;
         if (ints[i].size == 8) {
@@ -94,7 +92,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
     }
     if (!strcmp(name, "arch")) {
         if (!v || !*v || strlen(v) >= sizeof o->arch)
-            return bad(msg, msglen, name, "an architecture name");
+            return bad(err, name, "an architecture name");
         snprintf(o->arch, sizeof o->arch, "%s", v);
     } else if (!strcmp(name, "random-init")) {
         c->random_init = 1;
@@ -106,7 +104,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         else if (v && !strcmp(v, "raw"))
             c->label_param = SD_LABEL_RAW;
         else
-            return bad(msg, msglen, name, "softmax or raw");
+            return bad(err, name, "softmax or raw");
     } else if (!strcmp(name, "label-init")) {
         if (v && !strcmp(v, "onehot")) {
             c->label_init = SD_LABEL_INIT_ONEHOT;
@@ -114,7 +112,7 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
             c->label_init = SD_LABEL_INIT_CLASS;
             c->label_class = (int)x;
         } else {
-            return bad(msg, msglen, name, "onehot or class:C");
+            return bad(err, name, "onehot or class:C");
         }
     } else if (!strcmp(name, "bn-mode")) {
         if (v && !strcmp(v, "batch"))
@@ -122,18 +120,18 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
         else if (v && !strcmp(v, "frozen"))
             c->bn_mode = SD_BN_FROZEN;
         else
-            return bad(msg, msglen, name, "batch or frozen");
+            return bad(err, name, "batch or frozen");
     } else if (!strcmp(name, "distill-lr")) {
         if (get_pos(v, &d))
-            return bad(msg, msglen, name, "a positive number");
+            return bad(err, name, "a positive number");
         c->distill_lr = d;
     } else if (!strcmp(name, "lr")) {
         if (get_pos(v, &d))
-            return bad(msg, msglen, name, "a positive number");
+            return bad(err, name, "a positive number");
         c->lr = d;
     } else if (!strcmp(name, "step-cache-mib")) {
         if (nd_parse_int(v, 0, (long long)1 << 30, &x))
-            return bad(msg, msglen, name, "an integer in 0..1073741824 (MiB)");
+            return bad(err, name, "an integer in 0..1073741824 (MiB)");
         c->step_cache_bytes = (size_t)x << 20;
     } else if (!strcmp(name, "encoding")) {
         o->encoding = !v                  ? 0
@@ -142,21 +140,21 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
                       : !strcmp(v, "u8")  ? 3
                                           : 0;
         if (!o->encoding)
-            return bad(msg, msglen, name, "f32, f16 or u8");
+            return bad(err, name, "f32, f16 or u8");
     } else if (!strcmp(name, "dp-noise") || !strcmp(name, "dp-clip") ||
                !strcmp(name, "dp-epsilon")) {
         if (get_pos(v, &d))
-            return bad(msg, msglen, name, "a positive number");
+            return bad(err, name, "a positive number");
         *(!strcmp(name, "dp-noise")  ? &c->dp_noise
           : !strcmp(name, "dp-clip") ? &c->dp_clip
                                      : &o->dp_epsilon) = d;
     } else if (!strcmp(name, "dp-delta")) {
         if (get_pos(v, &d) || d >= 1)
-            return bad(msg, msglen, name, "a number in (0, 1)");
+            return bad(err, name, "a number in (0, 1)");
         c->dp_delta = d;
     } else if (!strcmp(name, "train-limit")) {
         if (nd_parse_int(v, 1, INT64_MAX, &x))
-            return bad(msg, msglen, name, "a positive integer");
+            return bad(err, name, "a positive integer");
         o->train_limit = x;
     } else {
         return 1;
@@ -164,20 +162,17 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, ch
     return 0;
 }
 
-int nd_distill_opts_parse(nd_distill_opts *o, const char *text, char *msg, size_t msglen)
+int nd_distill_opts_parse(nd_distill_opts *o, const char *text, sd_error *err)
 {
     char *copy = strdup(text ? text : ""), *save = NULL;
     int rc = 0;
-    if (!copy) {
-        snprintf(msg, msglen, "out of memory");
-        return -1;
-    }
+    if (!copy)
+        return sd_error_set(err, SD_ENOMEM, "out of memory");
     for (char *tok = strtok_r(copy, " \t\n", &save); tok && !rc;
          tok = strtok_r(NULL, " \t\n", &save)) {
         char *name = tok, *val = NULL, *eq;
         if (strncmp(name, "--", 2)) {
-            snprintf(msg, msglen, "'%s' is not an option (options start with --)", tok);
-            rc = -1;
+            rc = sd_error_set(err, SD_EINVAL, "'%s' is not an option (options start with --)", tok);
             break;
         }
         name += 2;
@@ -187,13 +182,11 @@ int nd_distill_opts_parse(nd_distill_opts *o, const char *text, char *msg, size_
         } else if (!nd_distill_opt_is_flag(name)) {
             val = strtok_r(NULL, " \t\n", &save);
         }
-        int r = nd_distill_opt_apply(o, name, val, msg, msglen);
-        if (r == 1) {
-            snprintf(msg, msglen, "--%s is not a distillation option", name);
-            rc = -1;
-        } else if (r) {
-            rc = -1;
-        }
+        int r = nd_distill_opt_apply(o, name, val, err);
+        if (r == 1)
+            rc = sd_error_set(err, SD_EINVAL, "--%s is not a distillation option", name);
+        else if (r)
+            rc = r;
     }
     free(copy);
     return rc;
@@ -285,7 +278,7 @@ void nd_fmt_duration(double s, char *buf, size_t len)
 
 int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_distilled *res,
                        const nd_eval *ev, const nd_bundle_head *h, uint8_t **out, size_t *len,
-                       char *msg, size_t msglen)
+                       sd_error *err)
 {
     const sd_distill_config *c = &o->cfg;
     nd_payload_meta meta;
@@ -333,9 +326,8 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
          * training data outside the DP mechanism: no sender metrics, no
          * per-class counts, no nearest-neighbour audit (docs/privacy.md) */
         double q = (double)c->real_batch / (double)ds->train.count, eps = NAN;
-        sd_error e;
-        if (sd_rdp_epsilon(q, c->dp_noise, nd_distill_total(o, ds), c->dp_delta, &eps, NULL, &e))
-            return snprintf(msg, msglen, "accounting: %s", e.msg), 1;
+        if (sd_rdp_epsilon(q, c->dp_noise, nd_distill_total(o, ds), c->dp_delta, &eps, NULL, err))
+            return sd_error_wrap(err, "accounting"), 1;
         HP("dp_accountant", "%s v%d", SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
         HP("dp_epsilon", "%.6g", eps);
         HP("dp_delta", "%.6g", c->dp_delta);
@@ -357,5 +349,5 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
     meta.hyper_keys = keys;
     meta.hyper_values = values;
     meta.n_hyper = nh;
-    return nd_payload_build(res, &meta, out, len, msg, msglen);
+    return nd_payload_build(res, &meta, out, len, err);
 }

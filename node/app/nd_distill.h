@@ -27,15 +27,14 @@ void nd_distill_opts_defaults(nd_distill_opts *o);
 /*
  * Apply one option by its long name without the dashes ("width", "16").
  * Flags ("random-init", "hard-labels") take value NULL.  Returns 0, 1 when
- * name is not a distillation option, or -1 with a reason in msg.
+ * name is not a distillation option, or SD_EINVAL with a reason in err.
  */
-int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *value, char *msg,
-                         size_t msglen);
+int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *value, sd_error *err);
 /* 1 if the option takes no value. */
 int nd_distill_opt_is_flag(const char *name);
 /* Apply a whole option string ("--arch convnet-bn --width 16 --iterations
- * 200"); unknown options are errors.  0 or -1 with msg. */
-int nd_distill_opts_parse(nd_distill_opts *o, const char *text, char *msg, size_t msglen);
+ * 200"); unknown options are errors.  0, or a status code with err. */
+int nd_distill_opts_parse(nd_distill_opts *o, const char *text, sd_error *err);
 /* The options' help text (the part of `sldd distill --help` they cover). */
 const char *nd_distill_opts_help(void);
 /* Resolve the architecture against the data set: fills o->cfg.spec. */
@@ -60,9 +59,10 @@ typedef struct nd_bundle_head {
 } nd_bundle_head;
 
 /* Build the payload of a finished run: metadata of ds and the evaluation
- * ev, hyper-parameters from o, and h.  0 or -1 with msg. */
+ * ev, hyper-parameters from o, and h.  0, or a status code with err (1 when
+ * the privacy accounting fails). */
 int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_distilled *res,
                        const nd_eval *ev, const nd_bundle_head *h, uint8_t **out, size_t *len,
-                       char *msg, size_t msglen);
+                       sd_error *err);
 
 #endif

@@ -10,9 +10,10 @@
 
 #define PAYLOAD_MAX_BYTES ((size_t)512 << 20)
 
-static int failf(char *msg, size_t len, const char *what, const char *detail)
+/* A step that failed with its reason in err: prefix what was being done. */
+static int failf(sd_error *err, const char *what)
 {
-    snprintf(msg, len, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+    sd_error_wrap(err, "%s", what);
     return -1;
 }
 
@@ -29,7 +30,7 @@ void nd_infer_free(nd_infer *inf)
 
 /* Take w (destroyed on failure too) and build the prediction exec and its
  * batch buffer.  The geometry is the caller's to fill. */
-static int adopt(nd_infer *inf, sd_weights *w, char *msg, size_t msglen)
+static int adopt(nd_infer *inf, sd_weights *w, sd_error *err)
 {
     memset(inf, 0, sizeof *inf);
     if (!w)
@@ -38,17 +39,16 @@ static int adopt(nd_infer *inf, sd_weights *w, char *msg, size_t msglen)
     inf->be = w->be;
     inf->m = w->m;
     sd_backend *be = inf->be;
-    sd_error err = {0};
     size_t d = (size_t)w->m->spec.in_c * (size_t)w->m->spec.in_h * (size_t)w->m->spec.in_w;
     /* batches of about 1M input values: 256 patches of 64x64, 11 of 299x299 */
     size_t cap = ((size_t)1 << 20) / d;
     inf->cap = cap < 8 ? 8 : cap > 256 ? 256 : (int)cap;
-    if (be->alloc(be, &err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf)) {
-        failf(msg, msglen, "allocating prediction buffers", err.msg);
+    if (be->alloc(be, err, (size_t)inf->cap * d * sizeof(sd_real), (void **)&inf->xbuf)) {
+        failf(err, "allocating prediction buffers");
         goto fail;
     }
-    if (sd_exec_create(&inf->ex, w->m, be, inf->cap, SD_EXEC_INFERENCE, &err)) {
-        failf(msg, msglen, "prediction buffers", err.msg);
+    if (sd_exec_create(&inf->ex, w->m, be, inf->cap, SD_EXEC_INFERENCE, err)) {
+        failf(err, "prediction buffers");
         goto fail;
     }
     return 0;
@@ -58,14 +58,13 @@ fail:
 }
 
 int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_payload_info *info,
-                            sd_backend *be, char *msg, size_t msglen)
+                            sd_backend *be, sd_error *err)
 {
     sd_weights *w = NULL;
-    sd_error err = {0};
     memset(inf, 0, sizeof *inf);
-    if (sd_weights_replay(&w, d, be, &err))
-        return failf(msg, msglen, "replaying the distilled set (Algorithm 2)", err.msg);
-    if (adopt(inf, w, msg, msglen))
+    if (sd_weights_replay(&w, d, be, err))
+        return failf(err, "replaying the distilled set (Algorithm 2)");
+    if (adopt(inf, w, err))
         return -1;
     inf->psize = info->patch_size;
     inf->stride = info->patch_stride;
@@ -83,33 +82,33 @@ int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_paylo
     return 0;
 }
 
-int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be, char *msg,
-                          size_t msglen)
+int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
+                          sd_error *err)
 {
     memset(inf, 0, sizeof *inf);
     sd_distilled d = {0};
     nd_payload_info info;
-    char why[512];
-    if (nd_payload_parse(buf, len, &d, &info, why, sizeof why))
-        return failf(msg, msglen, "not a usable payload", why);
-    int rc = nd_infer_from_distilled(inf, &d, &info, be, msg, msglen);
+    if (nd_payload_parse(buf, len, &d, &info, err))
+        return failf(err, "not a usable payload");
+    int rc = nd_infer_from_distilled(inf, &d, &info, be, err);
     sd_distilled_free(&d);
     return rc;
 }
 
-int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
-                               size_t msglen)
+int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, sd_error *err)
 {
     memset(inf, 0, sizeof *inf);
     uint8_t *buf = NULL;
     size_t len = 0;
     char why[512];
-    if (nd_file_read(path, PAYLOAD_MAX_BYTES, &buf, &len, why, sizeof why))
-        return failf(msg, msglen, why, NULL);
-    int rc = nd_infer_from_payload(inf, buf, len, be, why, sizeof why);
+    if (nd_file_read(path, PAYLOAD_MAX_BYTES, &buf, &len, why, sizeof why)) {
+        sd_error_set(err, SD_EIO, "%s", why);
+        return -1;
+    }
+    int rc = nd_infer_from_payload(inf, buf, len, be, err);
     free(buf);
     if (rc)
-        snprintf(msg, msglen, "%s: %s", path, why);
+        sd_error_wrap(err, "%s", path);
     return rc;
 }
 
@@ -117,15 +116,13 @@ int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, 
  * stored theta_opt's `trained` text, so both read the same. */
 #define REPLAYED_FROM "replayed from "
 
-int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, char *msg,
-                          size_t msglen)
+int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, sd_error *err)
 {
     sd_weights *w = NULL;
-    sd_error err = {0};
     memset(inf, 0, sizeof *inf);
-    if (sd_weights_from_host(&w, &wf->spec, be, wf->theta, wf->n_bn ? wf->theta_bn : NULL, &err))
-        return failf(msg, msglen, "loading weights", err.msg);
-    if (adopt(inf, w, msg, msglen))
+    if (sd_weights_from_host(&w, &wf->spec, be, wf->theta, wf->n_bn ? wf->theta_bn : NULL, err))
+        return failf(err, "loading weights");
+    if (adopt(inf, w, err))
         return -1;
     inf->psize = wf->patch_size;
     inf->stride = wf->patch_stride;
@@ -144,28 +141,26 @@ int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, c
     return 0;
 }
 
-int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
-                               size_t msglen)
+int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, sd_error *err)
 {
     memset(inf, 0, sizeof *inf);
     nd_weights wf;
-    if (nd_weights_read(path, &wf, msg, msglen))
+    if (nd_weights_read(path, &wf, err))
         return -1;
-    int rc = nd_infer_from_weights(inf, &wf, be, msg, msglen);
+    int rc = nd_infer_from_weights(inf, &wf, be, err);
     nd_weights_free(&wf);
     return rc;
 }
 
 int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
                         const float *bn, int psize, int stride, int osize, double mean, double std,
-                        sd_backend *be, char *msg, size_t msglen)
+                        sd_backend *be, sd_error *err)
 {
     sd_weights *w = NULL;
-    sd_error err = {0};
     memset(inf, 0, sizeof *inf);
-    if (sd_weights_from_backend(&w, spec, be, theta, bn, &err))
-        return failf(msg, msglen, "copying weights", err.msg);
-    if (adopt(inf, w, msg, msglen))
+    if (sd_weights_from_backend(&w, spec, be, theta, bn, err))
+        return failf(err, "copying weights");
+    if (adopt(inf, w, err))
         return -1;
     inf->psize = psize;
     inf->stride = stride;
@@ -177,7 +172,7 @@ int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real 
     return 0;
 }
 
-int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t msglen)
+int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, sd_error *err)
 {
     const sd_model *m = inf->m;
     memset(wf, 0, sizeof *wf);
@@ -188,12 +183,12 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t m
     wf->theta_bn = malloc((m->n_bn ? m->n_bn : 1) * sizeof *wf->theta_bn);
     if (!wf->theta || !wf->theta_bn) {
         nd_weights_free(wf);
-        return failf(msg, msglen, "out of memory", NULL);
+        sd_error_set(err, SD_ENOMEM, "out of memory");
+        return -1;
     }
-    sd_error err = {0};
-    if (sd_weights_download(inf->w, wf->theta, &err)) {
+    if (sd_weights_download(inf->w, wf->theta, err)) {
         nd_weights_free(wf);
-        return failf(msg, msglen, "downloading weights", err.msg);
+        return failf(err, "downloading weights");
     }
     if (m->n_bn)
         memcpy(wf->theta_bn, inf->w->theta_bn_host, m->n_bn * sizeof *wf->theta_bn);
@@ -211,26 +206,26 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t m
     return 0;
 }
 
-int nd_infer_check_gastric(const nd_infer *inf, char *msg, size_t msglen)
+int nd_infer_check_gastric(const nd_infer *inf, sd_error *err)
 {
     const sd_model_spec *s = &inf->m->spec;
     if (s->in_c != 1 || s->classes != SD_NUM_CLASSES) {
-        snprintf(msg, msglen,
-                 "the %s's model takes %d channel(s) and has %d classes; gastritis detection "
-                 "needs a gastric model (1 channel, classes I/N/P)",
-                 inf->kind, s->in_c, s->classes);
+        sd_error_set(err, SD_EINVAL,
+                     "the %s's model takes %d channel(s) and has %d classes; gastritis detection "
+                     "needs a gastric model (1 channel, classes I/N/P)",
+                     inf->kind, s->in_c, s->classes);
         return -1;
     }
     if (inf->psize <= 0 || inf->stride <= 0 || inf->osize <= 0) {
-        snprintf(msg, msglen,
-                 "the %s carries no patch grid (made from data that is not gastric "
-                 "patches?); detection needs patch size and stride",
-                 inf->kind);
+        sd_error_set(err, SD_EINVAL,
+                     "the %s carries no patch grid (made from data that is not gastric "
+                     "patches?); detection needs patch size and stride",
+                     inf->kind);
         return -1;
     }
     if (inf->osize != s->in_h || inf->osize != s->in_w || inf->osize > inf->psize) {
-        snprintf(msg, msglen, "the %s's patch input %d does not match its model input %dx%d",
-                 inf->kind, inf->osize, s->in_h, s->in_w);
+        sd_error_set(err, SD_EINVAL, "the %s's patch input %d does not match its model input %dx%d",
+                     inf->kind, inf->osize, s->in_h, s->in_w);
         return -1;
     }
     return 0;

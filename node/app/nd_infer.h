@@ -45,36 +45,33 @@ typedef struct nd_infer {
 } nd_infer;
 
 /* From a parsed payload: replay d (Algorithm 2) on be; the geometry and the
- * sender come from info.  -1 with msg. */
+ * sender come from info.  -1 with err. */
 int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_payload_info *info,
-                            sd_backend *be, char *msg, size_t msglen);
-/* From payload bytes (nd_payload_parse, then the replay above).  -1 with msg. */
-int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be, char *msg,
-                          size_t msglen);
-int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
-                               size_t msglen);
+                            sd_backend *be, sd_error *err);
+/* From payload bytes (nd_payload_parse, then the replay above).  -1 with err. */
+int nd_infer_from_payload(nd_infer *inf, const uint8_t *buf, size_t len, sd_backend *be,
+                          sd_error *err);
+int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, sd_error *err);
 /* From a weights file written by `sldd train` (or a stored theta_opt,
- * nd_detect.h).  -1 with msg. */
-int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, char *msg,
-                               size_t msglen);
+ * nd_detect.h).  -1 with err. */
+int nd_infer_from_weights_file(nd_infer *inf, const char *path, sd_backend *be, sd_error *err);
 /* From weights-file bytes already read and checked (nd_weights_decode). */
-int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, char *msg,
-                          size_t msglen);
+int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, sd_error *err);
 /* From weights already in backend memory (theta is copied; bn host, may be
  * NULL without BN) and the geometry given (training). */
 int nd_infer_from_theta(nd_infer *inf, const sd_model_spec *spec, const sd_real *theta,
                         const float *bn, int psize, int stride, int osize, double mean, double std,
-                        sd_backend *be, char *msg, size_t msglen);
+                        sd_backend *be, sd_error *err);
 void nd_infer_free(nd_infer *inf); /* accepts a zeroed struct */
 
 /* The classifier as a weights file (theta downloaded from the backend):
  * what a node stores as a bundle's theta_opt.  wf owns its arrays (free
- * with nd_weights_free).  -1 with msg. */
-int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, char *msg, size_t msglen);
+ * with nd_weights_free).  -1 with err. */
+int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, sd_error *err);
 
 /* Refuse (with a message) a classifier that cannot run gastric detection:
  * not 1 input channel, not 3 classes (I, N, P), no patch geometry. */
-int nd_infer_check_gastric(const nd_infer *inf, char *msg, size_t msglen);
+int nd_infer_check_gastric(const nd_infer *inf, sd_error *err);
 
 /* Detection parameters of this classifier at threshold delta. */
 void nd_infer_params(const nd_infer *inf, double delta, sd_detect_params *p);

@@ -160,15 +160,15 @@ static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
 }
 
 int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out, size_t *len,
-                     char *msg, size_t msglen)
+                     sd_error *err)
 {
     *out = NULL;
     *len = 0;
-    sd_error err = {0};
     sd_model *m = NULL;
-    if (sd_model_create(&m, &d->spec, &err))
-        return fail(msg, msglen, err.msg);
-    int rc = -1;
+    int rc = sd_model_create(&m, &d->spec, err);
+    if (rc)
+        return rc;
+    rc = -1;
     size_t M = sd_distilled_image_count(d), T = (size_t)d->steps * (size_t)d->epochs_inner;
     size_t D = (size_t)d->spec.in_c * (size_t)d->spec.in_h * (size_t)d->spec.in_w;
     size_t K = (size_t)d->spec.classes;
@@ -186,14 +186,15 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     Sldd__V1__ImageAudit **iap = calloc(n_audit + 1, sizeof *iap);
     char *policy = calloc(1, 4096);
     if (!lch || !mean || !var || !cc || !ccp || !hp || !hpp || !ia || !iap || !policy) {
-        fail(msg, msglen, "out of memory");
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     bn_layers(m, lch);
     theta_bn_to_wire(d->theta_bn, lch, nl, mean, var);
     int enc = meta->encoding ? meta->encoding : SLDD__V1__IMAGE_ENCODING__IMAGE_ENCODING_FLOAT32;
     if (sp_image_tensor_set(&it, enc, d->images, M, D)) {
-        fail(msg, msglen, "cannot encode the images (non-finite value or unknown encoding)");
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "cannot encode the images (non-finite value or unknown encoding)");
         goto out;
     }
     Sldd__V1__Bundle b = SLDD__V1__BUNDLE__INIT;
@@ -247,18 +248,18 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     b.provenance = &pv;
     b.metrics = &mt;
     b.privacy = &pr;
-    if (sp_bundle_validate(&b, msg, msglen))
+    if ((rc = sp_bundle_validate(&b, err)))
         goto out;
     *len = sldd__v1__bundle__get_packed_size(&b);
     *out = malloc(*len ? *len : 1);
     if (!*out) {
-        fail(msg, msglen, "out of memory");
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     if (sldd__v1__bundle__pack(&b, *out) != *len) {
         free(*out);
         *out = NULL;
-        fail(msg, msglen, "protobuf packing failed");
+        rc = sd_error_set(err, SD_EFORMAT, "protobuf packing failed");
         goto out;
     }
     rc = 0;
@@ -286,7 +287,7 @@ uint64_t nd_debug_parse_count(void)
 }
 
 int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
-                     char *msg, size_t msglen)
+                     sd_error *err)
 {
     memset(d, 0, sizeof *d);
     atomic_fetch_add(&parses, 1);
@@ -294,12 +295,12 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     sp_budget_init(&budget, len * 8 + (1u << 20));
     Sldd__V1__Bundle *b = sldd__v1__bundle__unpack(sp_budget_allocator(&budget), len, buf);
     if (!b)
-        return fail(msg, msglen, "not a bundle payload (protobuf parse failed)");
+        return sd_error_set(err, SD_EFORMAT, "not a bundle payload (protobuf parse failed)");
     int rc = -1;
     sp_bundle_dims dims;
     sd_model *m = NULL;
-    if (sp_message_check_unknown(&b->base, msg, msglen) || sp_bundle_validate(b, msg, msglen) ||
-        sp_bundle_dims_get(b, &dims, msg, msglen))
+    if ((rc = sp_message_check_unknown(&b->base, err)) || (rc = sp_bundle_validate(b, err)) ||
+        (rc = sp_bundle_dims_get(b, &dims, err)))
         goto out;
     const Sldd__V1__ModelSpec *ms = b->model;
     snprintf(d->spec.arch, sizeof d->spec.arch, "%s", ms->arch);
@@ -316,18 +317,18 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     d->label_param =
         ms->label_param == SLDD__V1__LABEL_PARAM__LABEL_PARAM_RAW ? SD_LABEL_RAW : SD_LABEL_SOFTMAX;
     if (strcmp(ms->init_scheme, SD_INIT_SCHEME)) {
-        snprintf(msg, msglen, "initial-weight scheme '%s' is not supported (this node: %s)",
-                 ms->init_scheme, SD_INIT_SCHEME);
+        rc = sd_error_set(err, SD_EFORMAT,
+                          "initial-weight scheme '%s' is not supported (this node: %s)",
+                          ms->init_scheme, SD_INIT_SCHEME);
         goto out;
     }
-    sd_error err = {0};
-    if (sd_model_create(&m, &d->spec, &err)) {
-        snprintf(msg, msglen, "model: %s", err.msg);
+    if ((rc = sd_model_create(&m, &d->spec, err))) {
+        sd_error_wrap(err, "model");
         goto out;
     }
     if (ms->param_count != m->n_theta) {
-        snprintf(msg, msglen, "model has %zu parameters here, the bundle says %llu", m->n_theta,
-                 (unsigned long long)ms->param_count);
+        rc = sd_error_set(err, SD_EFORMAT, "model has %zu parameters here, the bundle says %llu",
+                          m->n_theta, (unsigned long long)ms->param_count);
         goto out;
     }
     const Sldd__V1__DistilledSet *ds = b->distilled;
@@ -340,11 +341,11 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     d->step_sizes = malloc(dims.steps * sizeof(float) + 1);
     d->theta_bn = calloc(m->n_bn + 1, sizeof(float));
     if (!d->images || !d->labels || !d->step_sizes || !d->theta_bn) {
-        fail(msg, msglen, "out of memory");
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     if (sp_image_tensor_decode(ds->images, dims.images, dims.image_values, d->images)) {
-        fail(msg, msglen, "image tensor does not match the model");
+        rc = sd_error_set(err, SD_EFORMAT, "image tensor does not match the model");
         goto out;
     }
     memcpy(d->labels, ds->label_logits, dims.labels * sizeof(float));
@@ -354,15 +355,17 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
     size_t nl = bn_layers(m, NULL);
     const Sldd__V1__BnStats *bs = b->bn_stats;
     if (nl > 4096 || (bs ? bs->n_layer_channels : 0) != nl) {
-        snprintf(msg, msglen, "batch-norm statistics for %zu layers, the model has %zu",
-                 bs ? bs->n_layer_channels : 0, nl);
+        rc =
+            sd_error_set(err, SD_EFORMAT, "batch-norm statistics for %zu layers, the model has %zu",
+                         bs ? bs->n_layer_channels : 0, nl);
         goto out;
     }
     bn_layers(m, lch);
     for (size_t l = 0, at = 0, o = 0; l < nl; l++) {
         if (bs->layer_channels[l] != lch[l] || o + lch[l] > bs->n_mean || o + lch[l] > bs->n_var) {
-            snprintf(msg, msglen, "batch-norm layer %zu: %u channels, the model has %u", l,
-                     bs->layer_channels[l], lch[l]);
+            rc =
+                sd_error_set(err, SD_EFORMAT, "batch-norm layer %zu: %u channels, the model has %u",
+                             l, bs->layer_channels[l], lch[l]);
             goto out;
         }
         for (uint32_t c = 0; c < lch[l]; c++) {

@@ -46,9 +46,9 @@ typedef struct nd_payload_meta {
 } nd_payload_meta;
 
 /* Serialise d with meta into a malloc'ed payload (*out, *len).  The result
- * passes sp_bundle_validate().  msg gets a reason on failure (-1). */
+ * passes sp_bundle_validate().  0, or a status code with the reason in err. */
 int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t **out, size_t *len,
-                     char *msg, size_t msglen);
+                     sd_error *err);
 
 /* What replay needs from a payload, plus the figures shown to people. */
 typedef struct nd_payload_info {
@@ -64,7 +64,7 @@ typedef struct nd_payload_info {
 /* Parse (with a memory budget, refusing unknown fields), validate and
  * convert a payload.  d is filled (free with sd_distilled_free). */
 int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload_info *info,
-                     char *msg, size_t msglen);
+                     sd_error *err);
 
 /* Payloads parsed by this process so far (tests check that detection with a
  * stored theta_opt parses none). */

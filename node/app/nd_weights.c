@@ -64,7 +64,7 @@ static void clean(char *dst, size_t len, const char *src)
     dst[i] = '\0';
 }
 
-int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char *msg, size_t msglen)
+int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, sd_error *err)
 {
     *out = NULL;
     *len_out = 0;
@@ -87,13 +87,13 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char 
                       w->norm_mean, w->norm_std, w->patch_size, w->patch_stride, w->patch_resize,
                       w->synthetic ? 1 : 0, (unsigned long long)w->seed, source, data, trained);
     if (hl < 0 || (size_t)hl >= sizeof header) {
-        snprintf(msg, msglen, "weights header too long");
+        sd_error_set(err, SD_EINVAL, "weights header too long");
         return -1;
     }
     size_t len = 8 + 4 + (size_t)hl + 4 * (w->n_theta + w->n_bn) + 32;
     uint8_t *buf = malloc(len);
     if (!buf) {
-        snprintf(msg, msglen, "out of memory");
+        sd_error_set(err, SD_ENOMEM, "out of memory");
         return -1;
     }
     uint8_t *p = buf;
@@ -107,7 +107,7 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char 
         put_floats(p, w->theta_bn, w->n_bn);
     p += 4 * w->n_bn;
     if (sha256(buf, (size_t)(p - buf), p)) {
-        snprintf(msg, msglen, "SHA-256 failed");
+        sd_error_set(err, SD_EINVAL, "SHA-256 failed");
         free(buf);
         return -1;
     }
@@ -116,13 +116,16 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, char 
     return 0;
 }
 
-int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen)
+int nd_weights_write(const char *path, const nd_weights *w, sd_error *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (nd_weights_encode(w, &buf, &len, msg, msglen))
+    char why[400];
+    if (nd_weights_encode(w, &buf, &len, err))
         return -1;
-    int rc = nd_file_write_atomic(path, buf, len, msg, msglen);
+    int rc = nd_file_write_atomic(path, buf, len, why, sizeof why);
+    if (rc)
+        sd_error_set(err, SD_EIO, "%s", why);
     free(buf);
     return rc;
 }
@@ -160,11 +163,11 @@ enum {
 #define K_REQUIRED 0x3ff
 
 /* One "key=value" line into w; *seen collects the required keys. */
-static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, size_t msglen)
+static int header_line(nd_weights *w, char *line, unsigned *seen, sd_error *err)
 {
     char *eq = strchr(line, '=');
     if (!eq) {
-        snprintf(msg, msglen, "header line '%.40s' has no '='", line);
+        sd_error_set(err, SD_EFORMAT, "header line '%.40s' has no '='", line);
         return -1;
     }
     *eq = '\0';
@@ -190,7 +193,7 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
                 {"synthetic", 0, 0, 1}};
     if (!strcmp(k, "arch")) {
         if (strlen(v) == 0 || strlen(v) >= sizeof w->spec.arch) {
-            snprintf(msg, msglen, "bad arch '%.40s'", v);
+            sd_error_set(err, SD_EFORMAT, "bad arch '%.40s'", v);
             return -1;
         }
         snprintf(w->spec.arch, sizeof w->spec.arch, "%s", v);
@@ -201,7 +204,7 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
         if (strcmp(k, ints[i].key))
             continue;
         if (nd_parse_int(v, ints[i].lo, ints[i].hi, &n)) {
-            snprintf(msg, msglen, "bad value '%.40s' for %s", v, k);
+            sd_error_set(err, SD_EFORMAT, "bad value '%.40s' for %s", v, k);
             return -1;
         }
         switch (i) {
@@ -224,7 +227,7 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
     }
     if (!strcmp(k, "norm_mean") || !strcmp(k, "norm_std")) {
         if (parse_dbl(v, &d) || (!strcmp(k, "norm_std") && !(d > 0))) {
-            snprintf(msg, msglen, "bad value '%.40s' for %s", v, k);
+            sd_error_set(err, SD_EFORMAT, "bad value '%.40s' for %s", v, k);
             return -1;
         }
         *(k[5] == 'm' ? &w->norm_mean : &w->norm_std) = d;
@@ -232,19 +235,19 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
     }
     if (!strcmp(k, "seed")) {
         if (nd_parse_int(v, 0, INT64_MAX, &n)) {
-            snprintf(msg, msglen, "bad seed '%.40s'", v);
+            sd_error_set(err, SD_EFORMAT, "bad seed '%.40s'", v);
             return -1;
         }
         w->seed = (uint64_t)n;
         return 0;
     }
     if (!strcmp(k, "format") && strcmp(v, "sldd-weights")) {
-        snprintf(msg, msglen, "format '%.40s' is not sldd-weights", v);
+        sd_error_set(err, SD_EFORMAT, "format '%.40s' is not sldd-weights", v);
         return -1;
     }
     if (!strcmp(k, "source")) {
         if (strcmp(v, "training") && strcmp(v, "payload")) {
-            snprintf(msg, msglen, "source '%.40s' is neither training nor payload", v);
+            sd_error_set(err, SD_EFORMAT, "source '%.40s' is neither training nor payload", v);
             return -1;
         }
         snprintf(w->source, sizeof w->source, "%s", v);
@@ -255,54 +258,54 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, char *msg, siz
     return 0; /* other keys: ignored */
 }
 
-int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen)
+int nd_weights_read(const char *path, nd_weights *w, sd_error *err)
 {
     memset(w, 0, sizeof *w);
     uint8_t *buf = NULL;
     size_t len = 0;
     char why[400];
     if (nd_file_read(path, ND_WEIGHTS_MAX_BYTES, &buf, &len, why, sizeof why)) {
-        snprintf(msg, msglen, "%s", why);
+        sd_error_set(err, SD_EIO, "%s", why);
         return -1;
     }
-    int rc = nd_weights_decode(buf, len, path, w, msg, msglen);
+    int rc = nd_weights_decode(buf, len, path, w, err);
     free(buf);
     return rc;
 }
 
-int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weights *w, char *msg,
-                      size_t msglen)
+int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weights *w,
+                      sd_error *err)
 {
     memset(w, 0, sizeof *w);
     w->norm_std = 1;
     snprintf(w->source, sizeof w->source, "training");
-    char why[400];
     int rc = -1;
     char *header = NULL;
     sd_model *m = NULL;
     if (len < 12 + 32 || memcmp(buf, ND_WEIGHTS_MAGIC, 8)) {
-        snprintf(msg, msglen, "%s: not an sldd weights file (no %s magic)", path, ND_WEIGHTS_MAGIC);
+        sd_error_set(err, SD_EFORMAT, "%s: not an sldd weights file (no %s magic)", path,
+                     ND_WEIGHTS_MAGIC);
         goto out;
     }
     uint8_t md[32];
     if (sha256(buf, len - 32, md) || memcmp(md, buf + len - 32, 32)) {
-        snprintf(msg, msglen, "%s: checksum mismatch (file damaged or truncated)", path);
+        sd_error_set(err, SD_EFORMAT, "%s: checksum mismatch (file damaged or truncated)", path);
         goto out;
     }
     size_t hl = get_u32(buf + 8);
     if (hl > HEADER_MAX || 12 + hl + 32 > len) {
-        snprintf(msg, msglen, "%s: bad header length %zu", path, hl);
+        sd_error_set(err, SD_EFORMAT, "%s: bad header length %zu", path, hl);
         goto out;
     }
     header = malloc(hl + 1);
     if (!header) {
-        snprintf(msg, msglen, "out of memory");
+        sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     memcpy(header, buf + 12, hl);
     header[hl] = '\0';
     if (strlen(header) != hl) {
-        snprintf(msg, msglen, "%s: header contains a NUL byte", path);
+        sd_error_set(err, SD_EFORMAT, "%s: header contains a NUL byte", path);
         goto out;
     }
     unsigned seen = 0;
@@ -312,47 +315,47 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
             *next++ = '\0';
         if (!*line)
             continue;
-        if (header_line(w, line, &seen, why, sizeof why)) {
-            snprintf(msg, msglen, "%s: %s", path, why);
+        if (header_line(w, line, &seen, err)) {
+            sd_error_wrap(err, "%s", path);
             goto out;
         }
     }
     if ((seen & K_REQUIRED) != K_REQUIRED) {
-        snprintf(msg, msglen,
-                 "%s: header lacks required keys (arch, bn, depth, width, in_c, "
-                 "in_h, in_w, classes, n_theta, n_bn)",
-                 path);
+        sd_error_set(err, SD_EFORMAT,
+                     "%s: header lacks required keys (arch, bn, depth, width, in_c, "
+                     "in_h, in_w, classes, n_theta, n_bn)",
+                     path);
         goto out;
     }
     size_t body = len - 12 - hl - 32;
     if (w->n_theta > body / 4 || w->n_bn > body / 4 - w->n_theta ||
         4 * (w->n_theta + w->n_bn) != body) {
-        snprintf(msg, msglen, "%s: %zu bytes of values, the header says %zu + %zu floats", path,
-                 body, w->n_theta, w->n_bn);
+        sd_error_set(err, SD_EFORMAT, "%s: %zu bytes of values, the header says %zu + %zu floats",
+                     path, body, w->n_theta, w->n_bn);
         goto out;
     }
-    sd_error err = {0};
-    if (sd_model_create(&m, &w->spec, &err)) {
-        snprintf(msg, msglen, "%s: model: %s", path, err.msg);
+    if (sd_model_create(&m, &w->spec, err)) {
+        sd_error_wrap(err, "%s: model", path);
         goto out;
     }
     if (m->n_theta != w->n_theta || m->n_bn != w->n_bn) {
-        snprintf(msg, msglen, "%s: %s has %zu parameters and %zu BN values, the file %zu and %zu",
-                 path, w->spec.arch, m->n_theta, m->n_bn, w->n_theta, w->n_bn);
+        sd_error_set(err, SD_EFORMAT,
+                     "%s: %s has %zu parameters and %zu BN values, the file %zu and %zu", path,
+                     w->spec.arch, m->n_theta, m->n_bn, w->n_theta, w->n_bn);
         goto out;
     }
     w->spec = m->spec;
     w->theta = malloc(w->n_theta * sizeof *w->theta);
     w->theta_bn = malloc((w->n_bn ? w->n_bn : 1) * sizeof *w->theta_bn);
     if (!w->theta || !w->theta_bn) {
-        snprintf(msg, msglen, "out of memory");
+        sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     get_floats(w->theta, buf + 12 + hl, w->n_theta);
     get_floats(w->theta_bn, buf + 12 + hl + 4 * w->n_theta, w->n_bn);
     for (size_t i = 0; i < w->n_theta; i++)
         if (!isfinite(w->theta[i])) {
-            snprintf(msg, msglen, "%s: parameter %zu is not finite", path, i);
+            sd_error_set(err, SD_EFORMAT, "%s: parameter %zu is not finite", path, i);
             goto out;
         }
     /* per BN layer: mean (c values) then variance (c values) */
@@ -364,8 +367,8 @@ int nd_weights_decode(const uint8_t *buf, size_t len, const char *path, nd_weigh
         for (int j = 0; j < 2 * c; j++) {
             float v = w->theta_bn[ly->bn_off + (size_t)j];
             if (!isfinite(v) || (j >= c && !(v > 0))) {
-                snprintf(msg, msglen, "%s: batch-norm statistic %zu is %s", path,
-                         ly->bn_off + (size_t)j, isfinite(v) ? "not positive" : "not finite");
+                sd_error_set(err, SD_EFORMAT, "%s: batch-norm statistic %zu is %s", path,
+                             ly->bn_off + (size_t)j, isfinite(v) ? "not positive" : "not finite");
                 goto out;
             }
         }

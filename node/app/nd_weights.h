@@ -52,20 +52,20 @@ typedef struct nd_weights {
     char trained[256];                          /* how (optimizer, lr, epochs, ...) */
 } nd_weights;
 
-/* w as file bytes (*out malloc'ed, *len).  0 or -1 with msg. */
-int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len, char *msg, size_t msglen);
+/* w as file bytes (*out malloc'ed, *len).  0 or -1 with err. */
+int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len, sd_error *err);
 /* Check and read file bytes (what nd_weights_read does after reading the
- * file); name prefixes the messages.  0 or -1 with msg. */
-int nd_weights_decode(const uint8_t *buf, size_t len, const char *name, nd_weights *w, char *msg,
-                      size_t msglen);
+ * file); name prefixes the messages.  0 or -1 with err. */
+int nd_weights_decode(const uint8_t *buf, size_t len, const char *name, nd_weights *w,
+                      sd_error *err);
 
-/* Write w to path (temp file + fsync + rename).  0 or -1 with msg. */
-int nd_weights_write(const char *path, const nd_weights *w, char *msg, size_t msglen);
+/* Write w to path (temp file + fsync + rename).  0 or -1 with err. */
+int nd_weights_write(const char *path, const nd_weights *w, sd_error *err);
 
 /* Read and check path: magic, header, sizes, SHA-256, that the spec builds
  * a model with exactly n_theta / n_bn values, finite values and positive
- * variances.  w is filled (free with nd_weights_free).  0 or -1 with msg. */
-int nd_weights_read(const char *path, nd_weights *w, char *msg, size_t msglen);
+ * variances.  w is filled (free with nd_weights_free).  0 or -1 with err. */
+int nd_weights_read(const char *path, nd_weights *w, sd_error *err);
 
 void nd_weights_free(nd_weights *w);
 

@@ -166,7 +166,7 @@ static int inspect_payload(const uint8_t *buf, size_t len)
 {
     sp_budget b;
     Sldd__V1__Bundle *bd;
-    char why[300];
+    sb_error why;
     uint8_t h[32];
     sp_budget_init(&b, len * 8 + 65536);
     bd = sldd__v1__bundle__unpack(sp_budget_allocator(&b), len, buf);
@@ -177,10 +177,10 @@ static int inspect_payload(const uint8_t *buf, size_t len)
     sc_sha256(h, buf, len);
     print_hex_line("payload sha256", h, 32);
     sp_bundle_print(stdout, bd, len);
-    if (sp_message_check_unknown(&bd->base, why, sizeof why))
-        printf("unknown fields: %s\n", why);
-    else if (sp_bundle_validate(bd, why, sizeof why))
-        printf("validation: INVALID: %s\n", why);
+    if (sp_message_check_unknown(&bd->base, &why))
+        printf("unknown fields: %s\n", why.msg);
+    else if (sp_bundle_validate(bd, &why))
+        printf("validation: INVALID: %s\n", why.msg);
     else
         printf("validation: ok\n");
     protobuf_c_message_free_unpacked(&bd->base, sp_budget_allocator(&b));

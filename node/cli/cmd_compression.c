@@ -47,7 +47,7 @@ static void human(double bytes, char *buf, size_t len)
 }
 
 /* A payload of the right shape with deterministic pseudo-random contents. */
-static int sized_payload(const sd_model *m, int M, int enc, size_t *len, char *msg, size_t msglen)
+static int sized_payload(const sd_model *m, int M, int enc, size_t *len, sd_error *err)
 {
     sd_distilled d = {0};
     d.spec = m->spec;
@@ -66,7 +66,7 @@ static int sized_payload(const sd_model *m, int M, int enc, size_t *len, char *m
     d.theta_bn = malloc((m->n_bn + 1) * sizeof(float));
     int rc = -1;
     if (!d.images || !d.labels || !d.step_sizes || !d.theta_bn) {
-        snprintf(msg, msglen, "out of memory");
+        rc = sd_error_set(err, SD_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < (size_t)M * D; i++)
@@ -91,7 +91,7 @@ static int sized_payload(const sd_model *m, int M, int enc, size_t *len, char *m
     meta.bn_count = 5120;
     meta.metrics_split = "val";
     uint8_t *buf = NULL;
-    rc = nd_payload_build(&d, &meta, &buf, len, msg, msglen);
+    rc = nd_payload_build(&d, &meta, &buf, len, err);
     free(buf);
 out:
     sd_distilled_free(&d);
@@ -114,10 +114,10 @@ static int size_table(int M, int C, int S, int K)
         }
         double full = 4.0 * (double)m->n_theta;
         size_t len[3];
-        char msg[256];
+        sd_error perr = {0, ""};
         for (int e = 0; e < 3; e++)
-            if (sized_payload(m, M, encodings[e], &len[e], msg, sizeof msg)) {
-                fprintf(stderr, "sldd compression: %s: %s\n", archs[a], msg);
+            if (sized_payload(m, M, encodings[e], &len[e], &perr)) {
+                fprintf(stderr, "sldd compression: %s: %s\n", archs[a], perr.msg);
                 sd_model_destroy(m);
                 return 1;
             }
@@ -143,9 +143,10 @@ static int encoding_table(const char *payload, const char *data, const char *dev
     size_t len = 0;
     sd_distilled d = {0};
     nd_payload_info info;
+    sd_error perr = {0, ""};
     if (nd_file_read(payload, (size_t)1 << 30, &buf, &len, msg, sizeof msg) ||
-        nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
-        fprintf(stderr, "sldd compression: %s\n", msg);
+        nd_payload_parse(buf, len, &d, &info, &perr)) {
+        fprintf(stderr, "sldd compression: %s\n", perr.msg[0] ? perr.msg : msg);
         free(buf);
         return 1;
     }

@@ -487,14 +487,15 @@ static int detect(demo *d)
             if (s == i || !d->h[s].bundle[0])
                 continue;
             for (int k = 0; k < n; k++) {
-                char heat[2600], msg[600];
+                char heat[2600];
+                sd_error derr = {0, ""};
                 const char *base = strrchr(imgs[k], '/');
                 sd_detect_result res;
                 snprintf(heat, sizeof heat, "%s/%.12s-%.200s", dir, d->h[s].bundle,
                          base ? base + 1 : imgs[k]);
                 if (nd_detect_with_bundle(h->dir, d->h[s].bundle, imgs[k], heat, 1, "demo", &res,
-                                          msg, sizeof msg)) {
-                    fprintf(stderr, "sldd demo: %s: %s\n", h->id, msg);
+                                          &derr)) {
+                    fprintf(stderr, "sldd demo: %s: %s\n", h->id, derr.msg);
                     return -1;
                 }
                 printf("%s, bundle from %s, image %s: %s (r %.3f; I %d N %d P %d)\n  heat map %s\n",

@@ -117,32 +117,26 @@ static int parse_delta(const char *s, double *out)
 
 /* Build the classifier the options name: a bundle's stored theta_opt (or
  * its payload replayed once and stored, nd_detect.h), a payload replayed
- * here, or a weights file.  Returns 0, or 1 with msg set. */
+ * here, or a weights file.  Returns 0, or 1 with err set. */
 static int detect_load_model(const detect_opts *o, sd_backend *be, nd_infer *inf,
-                             char bundle_id[33], int *replayed, char *msg, size_t msglen)
+                             char bundle_id[33], int *replayed, sd_error *err)
 {
     int rc;
     uint64_t before = sd_debug_replay_count();
     if (o->bundle) {
-        msg[0] = '\0';
-        rc = nd_bundle_classifier(o->node_dir, o->bundle, be, inf, bundle_id, NULL, msg, msglen);
-        if (!rc && msg[0])
-            fprintf(stderr, "sldd detect: warning: %s\n", msg);
+        rc = nd_bundle_classifier(o->node_dir, o->bundle, be, inf, bundle_id, NULL, err);
+        if (!rc && err->msg[0])
+            fprintf(stderr, "sldd detect: warning: %s\n", err->msg);
     } else if (o->model) {
-        rc = nd_infer_from_payload_file(inf, o->model, be, msg, msglen);
+        rc = nd_infer_from_payload_file(inf, o->model, be, err);
     } else {
-        rc = nd_infer_from_weights_file(inf, o->weights, be, msg, msglen);
+        rc = nd_infer_from_weights_file(inf, o->weights, be, err);
     }
     *replayed = sd_debug_replay_count() != before;
     if (rc)
         return 1;
-    char why[400];
-    if (nd_infer_check_gastric(inf, why, sizeof why)) {
-        snprintf(msg, msglen, "%.300s: %s",
-                 o->bundle  ? o->bundle
-                 : o->model ? o->model
-                            : o->weights,
-                 why);
+    if (nd_infer_check_gastric(inf, err)) {
+        sd_error_wrap(err, "%.300s", o->bundle ? o->bundle : o->model ? o->model : o->weights);
         nd_infer_free(inf);
         return 1;
     }
@@ -337,7 +331,7 @@ int cmd_detect(int argc, char **argv)
     sd_backend *be = NULL;
     nd_infer inf = {0};
     sd_detect_result res = {0};
-    char msg[1024], bundle_id[33] = "";
+    char bundle_id[33] = "";
     if (sd_png_read_gray16(o.image, &pix, &fig.w, &fig.h, &fig.depth, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
@@ -349,8 +343,8 @@ int cmd_detect(int argc, char **argv)
     }
     fig.backend = be->name;
     double t0 = now_seconds();
-    if (detect_load_model(&o, be, &inf, bundle_id, &fig.replayed, msg, sizeof msg)) {
-        fprintf(stderr, "sldd detect: %s\n", msg);
+    if (detect_load_model(&o, be, &inf, bundle_id, &fig.replayed, &err)) {
+        fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
     }
     fig.t_load = now_seconds() - t0;
@@ -377,8 +371,8 @@ int cmd_detect(int argc, char **argv)
     detect_print(&o, &inf, &res, &fig);
     status = 0;
     if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r, res.num,
-                                       "cli", msg, sizeof msg)) {
-        fprintf(stderr, "sldd detect: %s\n", msg);
+                                       "cli", &err)) {
+        fprintf(stderr, "sldd detect: %s\n", err.msg);
         status = 1;
     }
 out:

@@ -284,10 +284,10 @@ static int distill_parse(int argc, char **argv, distill_args *a)
         case 'h': distill_usage(stdout); return 0;
         case '?': distill_usage(stderr); return 2;
         default: {
-            char msg[200];
+            sd_error err = {0, ""};
             if (nd_distill_opt_apply(&a->dopts, o == 'a' ? "arch" : distill_options[idx].name,
-                                     optarg, msg, sizeof msg)) {
-                fprintf(stderr, "sldd distill: %s\n", msg);
+                                     optarg, &err)) {
+                fprintf(stderr, "sldd distill: %s\n", err.msg);
                 return 2;
             }
         }
@@ -373,9 +373,9 @@ static int distill_write(const char *out, nd_data *ds, nd_distill_opts *dopts,
     uint8_t *pb = NULL;
     size_t pblen = 0;
     snprintf(path, sizeof path, "%s/payload.pb", out);
-    if (nd_distill_payload(ds, dopts, res, ev, head, &pb, &pblen, msg, sizeof msg) ||
+    if (nd_distill_payload(ds, dopts, res, ev, head, &pb, &pblen, &err) ||
         nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
-        fprintf(stderr, "sldd distill: payload: %s\n", msg);
+        fprintf(stderr, "sldd distill: payload: %s\n", err.msg[0] ? err.msg : msg);
         free(pb);
         return -1;
     }

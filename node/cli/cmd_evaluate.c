@@ -254,7 +254,6 @@ int cmd_evaluate(int argc, char **argv)
     nd_infer inf = {0};
     sd_dataset *ds = NULL;
     nd_report rep = {0};
-    char msg[1024];
     int status = 1;
     if (sd_backend_create(&be, a.device, &err)) {
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
@@ -265,17 +264,17 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
-    if ((a.model ? nd_infer_from_payload_file(&inf, a.model, be, msg, sizeof msg)
-                 : nd_infer_from_weights_file(&inf, a.weights, be, msg, sizeof msg))) {
-        fprintf(stderr, "sldd %s: %s\n", cmd, msg);
+    if ((a.model ? nd_infer_from_payload_file(&inf, a.model, be, &err)
+                 : nd_infer_from_weights_file(&inf, a.weights, be, &err))) {
+        fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
     if (a.fmnist) {
         status = evaluate_plain(&inf, a.data, a.split, a.json, cmd);
         goto out;
     }
-    if (nd_infer_check_gastric(&inf, msg, sizeof msg)) {
-        fprintf(stderr, "sldd %s: %s: %s\n", cmd, a.model ? a.model : a.weights, msg);
+    if (nd_infer_check_gastric(&inf, &err)) {
+        fprintf(stderr, "sldd %s: %s: %s\n", cmd, a.model ? a.model : a.weights, err.msg);
         goto out;
     }
     if (nd_report_make(&rep, &inf, ds, a.split, a.delta, &err)) {

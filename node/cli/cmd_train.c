@@ -379,13 +379,12 @@ static void train_announce(const train_run *r, const train_opts *o)
 /* The evaluation, as 'sldd evaluate' does it, printed. */
 static int train_evaluate(train_run *r, const train_opts *o, sd_error *err)
 {
-    char msg[1024];
     nd_data *ds = &r->ds;
     if (ds->gastric) {
         if (nd_infer_from_theta(&r->inf, &r->m->spec, r->theta, r->bn, ds->prep.psize,
                                 ds->prep.stride, ds->prep.osize, ds->prep.mean, ds->prep.std, r->be,
-                                msg, sizeof msg)) {
-            fprintf(stderr, "sldd train: %s\n", msg);
+                                err)) {
+            fprintf(stderr, "sldd train: %s\n", err->msg);
             return -1;
         }
         snprintf(r->inf.label, sizeof r->inf.label, "trained %s (%lld samples)", r->label,
@@ -410,7 +409,7 @@ static int train_evaluate(train_run *r, const train_opts *o, sd_error *err)
 /* OUT/weights.sldw with the provenance line `how`. */
 static int train_write_weights(train_run *r, const train_opts *o, const char *how)
 {
-    char path[4096], msg[1024];
+    char path[4096];
     sd_model *m = r->m;
     sd_error err = {0};
     if (r->be->download(r->be, &err, r->th0, r->theta, m->n_theta * sizeof *r->th0)) {
@@ -439,8 +438,8 @@ static int train_write_weights(train_run *r, const train_opts *o, const char *ho
     snprintf(w.data, sizeof w.data, "%s", o->data);
     snprintf(w.trained, sizeof w.trained, "%s", how);
     snprintf(path, sizeof path, "%s/weights.sldw", o->out);
-    if (nd_weights_write(path, &w, msg, sizeof msg)) {
-        fprintf(stderr, "sldd train: %s\n", msg);
+    if (nd_weights_write(path, &w, &err)) {
+        fprintf(stderr, "sldd train: %s\n", err.msg);
         return -1;
     }
     printf("weights: %s\n", path);

@@ -180,7 +180,7 @@ int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_
     Sldd__V1__Statement *s = NULL;
     Sldd__V1__Bundle *b = NULL;
     sc_error e = {0, ""};
-    char why[300];
+    sb_error why;
     uint8_t h[32];
     int rc = -1;
     memset(p, 0, sizeof *p);
@@ -196,9 +196,8 @@ int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_
     else if (!(b = sldd__v1__bundle__unpack(sp_budget_allocator(&pb), s->payload.len,
                                             s->payload.data)))
         snprintf(msg, msglen, "the payload does not parse");
-    else if (sp_message_check_unknown(&b->base, why, sizeof why) ||
-             sp_bundle_validate(b, why, sizeof why))
-        snprintf(msg, msglen, "invalid payload: %s", why);
+    else if (sp_message_check_unknown(&b->base, &why) || sp_bundle_validate(b, &why))
+        snprintf(msg, msglen, "invalid payload: %s", why.msg);
     else if (strcmp(b->sender, self))
         snprintf(msg, msglen, "the payload is from '%s', this node is '%s'", b->sender, self);
     else if (!grid || draw_grid(b, grid, msg, msglen) == 0) {

@@ -66,13 +66,14 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
                    sc_error *e)
 {
     nd_distill_opts o;
-    char msg[300], aud[1100];
+    char aud[1100];
+    sd_error perr = {0, ""};
     int rc;
     nd_distill_opts_defaults(&o);
-    if (nd_distill_opts_parse(&o, c->cfg.distill, msg, sizeof msg))
-        return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", msg);
-    if (nd_distill_opts_parse(&o, options, msg, sizeof msg))
-        return sc_error_set(e, SC_EINVAL, "%s", msg);
+    if (nd_distill_opts_parse(&o, c->cfg.distill, &perr))
+        return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", perr.msg);
+    if (nd_distill_opts_parse(&o, options, &perr))
+        return sc_error_set(e, SC_EINVAL, "%s", perr.msg);
     if (o.cfg.dp_noise > 0 || o.dp_epsilon > 0)
         return sc_error_set(e, SC_EINVAL,
                             "differentially private distillation runs with 'sldd distill' only: "
@@ -261,8 +262,10 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         snprintf(msg, msglen, "%s", e.msg);
         goto out;
     }
-    if (nd_distill_payload(ds, o, res, ev, &h, &pb, &pblen, msg, msglen))
+    if (nd_distill_payload(ds, o, res, ev, &h, &pb, &pblen, &se)) {
+        snprintf(msg, msglen, "%s", se.msg);
         goto out;
+    }
     snprintf(grid, sizeof grid, "%s/grid.png", dir);
     if (nd_picture_grid(grid, res, ds->class_names, ds->synthetic, &se)) {
         nd_log(c, "warn", "job %" PRId64 ": picture: %s", id, se.msg);
@@ -347,9 +350,8 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
         goto done;
     }
     nd_distill_opts_defaults(&o);
-    if (nd_distill_opts_parse(&o, c->cfg.distill, msg, sizeof msg) ||
-        nd_distill_opts_parse(&o, options, msg, sizeof msg)) {
-        job_fail(j, id, ND_JOB_FAILED, msg);
+    if (nd_distill_opts_parse(&o, c->cfg.distill, &se) || nd_distill_opts_parse(&o, options, &se)) {
+        job_fail(j, id, ND_JOB_FAILED, se.msg);
         goto done;
     }
     snprintf(dir, sizeof dir, "%s/jobs", c->cfg.dir);

@@ -304,13 +304,12 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
     sc_error e = {0, ""};
     sd_distilled d = {0};
     nd_payload_info info;
-    char msg[300];
     if (nd_object_get(c->cfg.dir, payload_obj, c->cfg.base.max_bundle_bytes, &buf, &len, &e) ||
-        nd_payload_parse(buf, len, &d, &info, msg, sizeof msg)) {
+        nd_payload_parse(buf, len, &d, &info, &e)) {
         if (json)
             nd_buf_str(b, ",\"payload_error\":\"unreadable\"");
         else
-            nd_buf_printf(b, "  payload         UNREADABLE: %s\n", e.msg[0] ? e.msg : msg);
+            nd_buf_printf(b, "  payload         UNREADABLE: %s\n", e.msg);
         free(buf);
         return;
     }

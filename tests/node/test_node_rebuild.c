@@ -49,9 +49,9 @@ static void parsed(uint32_t depth, uint32_t width, uint32_t epochs, sd_distilled
     uint8_t *buf = NULL;
     size_t len = 0;
     nd_payload_info info;
-    char msg[512] = "";
+    sd_error err = {0, ""};
     CHECK(payload(depth, width, epochs, &buf, &len) == 0);
-    CHECKF(nd_payload_parse(buf, len, d, &info, msg, sizeof msg) == 0, "%s", msg);
+    CHECKF(nd_payload_parse(buf, len, d, &info, &err) == 0, "%s", err.msg);
     free(buf);
 }
 

@@ -40,7 +40,6 @@ static int make_payload(uint8_t **buf, size_t *len)
     sd_distilled d = {0};
     sd_model *m = NULL;
     sd_error err = {0};
-    char msg[400];
     snprintf(d.spec.arch, sizeof d.spec.arch, "convnet");
     d.spec.bn = 1;
     d.spec.depth = 2;
@@ -94,8 +93,8 @@ static int make_payload(uint8_t **buf, size_t *len)
         meta.patch_resize = 12;
         meta.bn_count = 100;
         meta.metrics_split = "val";
-        rc = nd_payload_build(&d, &meta, buf, len, msg, sizeof msg);
-        CHECKF(rc == 0, "%s", msg);
+        rc = nd_payload_build(&d, &meta, buf, len, &err);
+        CHECKF(rc == 0, "%s", err.msg);
     }
     free(th0);
     sd_model_destroy(m);
@@ -221,17 +220,16 @@ static void test_evaluation(const sd_weights *w, const sd_weights *w2)
 }
 
 /* nd_bundle_classifier, counting what it parsed and replayed */
-static char warning[600];
+static sd_error warning;
 
 static int classifier(const char *dir, sd_backend *be, nd_infer *inf, uint64_t *parses,
                       uint64_t *replays, int *replayed)
 {
-    char id[33], *msg = warning;
-    size_t msglen = sizeof warning;
-    msg[0] = '\0';
+    char id[33];
+    sd_error_clear(&warning);
     uint64_t p0 = nd_debug_parse_count(), r0 = sd_debug_replay_count();
-    int rc = nd_bundle_classifier(dir, BID, be, inf, id, replayed, msg, msglen);
-    CHECKF(rc == 0, "%s", msg);
+    int rc = nd_bundle_classifier(dir, BID, be, inf, id, replayed, &warning);
+    CHECKF(rc == 0, "%s", warning.msg);
     CHECK(rc || !strcmp(id, BID));
     *parses = nd_debug_parse_count() - p0;
     *replays = sd_debug_replay_count() - r0;
@@ -281,14 +279,14 @@ int main(void)
 
     /* detection with the bundle: no parse, no replay, the same as a fresh replay */
     CHECK(nd_object_path(root, ph, ppath, sizeof ppath, &e) == 0);
-    CHECK(nd_infer_from_payload_file(&fresh, ppath, be, note, sizeof note) == 0);
+    CHECK(nd_infer_from_payload_file(&fresh, ppath, be, &err) == 0);
     uint64_t parses = 9, replays = 9;
     int replayed = 9;
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECKF(parses == 0 && replays == 0 && replayed == 0,
                "detection with an imported bundle parsed %llu and replayed %llu time(s)",
                (unsigned long long)parses, (unsigned long long)replays);
-        CHECKF(!warning[0], "%s", warning);
+        CHECKF(!warning.msg[0], "%s", warning.msg);
         check_same(&fresh, &got, img, W, H);
         check_same(&imp, &got, img, W, H);
         test_evaluation(fresh.w, got.w);
@@ -300,7 +298,7 @@ int main(void)
     CHECK(nd_db_run(db, &e, "DELETE FROM theta_opt", "") == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(parses == 1 && replays == 1 && replayed == 1);
-        CHECKF(!warning[0], "%s", warning);
+        CHECKF(!warning.msg[0], "%s", warning.msg);
         check_same(&fresh, &got, img, W, H);
     }
     nd_infer_free(&got);
@@ -330,8 +328,9 @@ int main(void)
     CHECK(nd_object_path(root, wname, wpath, sizeof wpath, &e) == 0 && truncate(wpath, 100) == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(replays == 1 && replayed == 1);
-        CHECKF(strstr(warning, "stored theta_opt was unusable") && strstr(warning, "damaged"), "%s",
-               warning);
+        CHECKF(strstr(warning.msg, "stored theta_opt was unusable") &&
+                   strstr(warning.msg, "damaged"),
+               "%s", warning.msg);
         check_same(&fresh, &got, img, W, H);
     }
     nd_infer_free(&got);
@@ -339,9 +338,10 @@ int main(void)
 
     /* an inbound bundle that is not available yet is refused */
     CHECK(nd_db_run(db, &e, "UPDATE bundles SET state='stored' WHERE id=?", "t", BID) == 0);
-    char id[33], msg[600];
-    CHECK(nd_bundle_classifier(root, BID, be, &got, id, NULL, msg, sizeof msg) != 0 &&
-          strstr(msg, "not available"));
+    char id[33];
+    sd_error cerr = {0, ""};
+    CHECK(nd_bundle_classifier(root, BID, be, &got, id, NULL, &cerr) != 0 &&
+          strstr(cerr.msg, "not available"));
 
     nd_infer_free(&imp);
     nd_infer_free(&fresh);

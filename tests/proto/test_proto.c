@@ -204,7 +204,7 @@ static void test_budget_and_unknown(void)
     uint8_t *buf;
     sp_budget b;
     Sldd__V1__Bundle *m;
-    char why[256];
+    sb_error why;
     sp_test_params_default(&p);
     buf = make(&p, &len);
     CHECK(buf != NULL);
@@ -218,8 +218,8 @@ static void test_budget_and_unknown(void)
     m = sldd__v1__bundle__unpack(sp_budget_allocator(&b), len, buf);
     CHECK(m != NULL && !b.exceeded && b.peak >= len / 2);
     if (m) {
-        CHECK(sp_message_check_unknown(&m->base, why, sizeof why) == 0);
-        CHECKF(sp_bundle_validate(m, why, sizeof why) == 0, "%s", why);
+        CHECK(sp_message_check_unknown(&m->base, &why) == 0);
+        CHECKF(sp_bundle_validate(m, &why) == 0, "%s", why.msg);
         protobuf_c_message_free_unpacked(&m->base, sp_budget_allocator(&b));
     }
     CHECK(b.used == 0);
@@ -234,8 +234,8 @@ static void test_budget_and_unknown(void)
         m = parse(u, len + 3);
         CHECK(m != NULL);
         if (m) {
-            CHECK(sp_message_check_unknown(&m->base, why, sizeof why) == -1);
-            CHECKF(strstr(why, "unknown field 99") != NULL, "%s", why);
+            CHECK(sp_message_check_unknown(&m->base, &why) == SB_EFORMAT);
+            CHECKF(strstr(why.msg, "unknown field 99") != NULL, "%s", why.msg);
             sldd__v1__bundle__free_unpacked(m, NULL);
         }
         free(u);
@@ -251,8 +251,8 @@ static void test_budget_and_unknown(void)
         m = parse(u, len + 5);
         CHECK(m != NULL);
         if (m) {
-            CHECK(sp_message_check_unknown(&m->base, why, sizeof why) == -1);
-            CHECKF(strstr(why, "Bundle.model: unknown field 50") != NULL, "%s", why);
+            CHECK(sp_message_check_unknown(&m->base, &why) == SB_EFORMAT);
+            CHECKF(strstr(why.msg, "Bundle.model: unknown field 50") != NULL, "%s", why.msg);
             sldd__v1__bundle__free_unpacked(m, NULL);
         }
         free(u);
@@ -484,7 +484,7 @@ static void test_validate(void)
     sp_test_params p;
     size_t len;
     uint8_t *buf;
-    char why[300];
+    sb_error why;
     sp_test_params_default(&p);
     p.steps = 4;
     p.epochs = 2;
@@ -505,11 +505,11 @@ static void test_validate(void)
         CHECK(b != NULL);
         if (!b)
             continue;
-        why[0] = 0;
+        why.msg[0] = 0;
         cases[i].fn(b);
-        CHECKF(sp_bundle_validate(b, why, sizeof why) == -1, "%s: accepted", cases[i].name);
-        CHECKF(strstr(why, cases[i].needle) != NULL, "%s: reason '%s' lacks '%s'", cases[i].name,
-               why, cases[i].needle);
+        CHECKF(sp_bundle_validate(b, &why) == SB_EFORMAT, "%s: accepted", cases[i].name);
+        CHECKF(strstr(why.msg, cases[i].needle) != NULL, "%s: reason '%s' lacks '%s'",
+               cases[i].name, why.msg, cases[i].needle);
         b->distilled->images = img;
         b->bn_stats = bs;
         b->normalisation = nm;
@@ -539,8 +539,7 @@ static void test_validate(void)
             b = parse(buf, len);
             CHECK(b != NULL);
             if (b) {
-                CHECKF(sp_bundle_validate(b, why, sizeof why) == 0, "enc %d bn %d: %s", enc, bn,
-                       why);
+                CHECKF(sp_bundle_validate(b, &why) == 0, "enc %d bn %d: %s", enc, bn, why.msg);
                 m = (size_t)p.steps * p.per_step;
                 d = (size_t)p.channels * p.height * p.width_px;
                 x = malloc(m * d * sizeof *x);
