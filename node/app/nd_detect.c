@@ -77,7 +77,6 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
     uint8_t *buf = NULL;
     size_t len = 0;
     sd_distilled d = {0};
-    char msg[512];
     memset(inf, 0, sizeof *inf);
     if (nd_object_get(node_dir, payload_sha256, max, &buf, &len, e)) {
         snprintf(note, notelen, "payload unreadable: %s", e->msg);
@@ -91,8 +90,8 @@ int nd_theta_opt_rebuild(const char *node_dir, const char *payload_sha256, size_
         return 1;
     }
     /* the rebuild policy, before anything of the model is allocated */
-    if (limits && nd_rebuild_admit(limits, &d, msg, sizeof msg)) {
-        snprintf(note, notelen, "rebuild %s", msg);
+    if (limits && nd_rebuild_admit(limits, &d, &perr)) {
+        snprintf(note, notelen, "rebuild %s", perr.msg);
         sd_distilled_free(&d);
         return 2;
     }

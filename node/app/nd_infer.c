@@ -100,11 +100,8 @@ int nd_infer_from_payload_file(nd_infer *inf, const char *path, sd_backend *be, 
     memset(inf, 0, sizeof *inf);
     uint8_t *buf = NULL;
     size_t len = 0;
-    char why[512];
-    if (nd_file_read(path, PAYLOAD_MAX_BYTES, &buf, &len, why, sizeof why)) {
-        sd_error_set(err, SD_EIO, "%s", why);
+    if (nd_file_read(path, PAYLOAD_MAX_BYTES, &buf, &len, err))
         return -1;
-    }
     int rc = nd_infer_from_payload(inf, buf, len, be, err);
     free(buf);
     if (rc)

@@ -24,12 +24,6 @@
 #include "sp_check.h"
 #include "sp_encoding.h"
 
-static int fail(char *msg, size_t len, const char *what)
-{
-    snprintf(msg, len, "%s", what);
-    return -1;
-}
-
 /* per-BN-layer channel counts of a model, in layer order */
 static size_t bn_layers(const sd_model *m, uint32_t *ch)
 {
@@ -402,28 +396,24 @@ out:
     return rc;
 }
 
-int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg, size_t msglen)
+int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, sd_error *err)
 {
     *out = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(msg, msglen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
+    if (!f)
+        return sd_error_set(err, SD_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) || st.st_size < 0 || (size_t)st.st_size > max) {
-        snprintf(msg, msglen, "%s: larger than the %zu-byte limit", path, max);
         fclose(f);
-        return -1;
+        return sd_error_set(err, SD_EIO, "%s: larger than the %zu-byte limit", path, max);
     }
     size_t n = (size_t)st.st_size;
     uint8_t *buf = malloc(n + 1);
     if (!buf || fread(buf, 1, n, f) != n) {
-        snprintf(msg, msglen, "cannot read %s", path);
         free(buf);
         fclose(f);
-        return -1;
+        return sd_error_set(err, SD_EIO, "cannot read %s", path);
     }
     fclose(f);
     *out = buf;
@@ -431,38 +421,36 @@ int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char 
     return 0;
 }
 
-int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg, size_t msglen)
+int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, sd_error *err)
 {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return fail(msg, msglen, "path too long");
+        return sd_error_set(err, SD_EINVAL, "path too long");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        snprintf(msg, msglen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    if (fd < 0)
+        return sd_error_set(err, SD_EIO, "cannot create %s: %s", tmp, strerror(errno));
     size_t off = 0;
     while (off < len) {
         ssize_t w = write(fd, buf + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            snprintf(msg, msglen, "writing %s: %s", tmp, strerror(errno));
+            int rc = sd_error_set(err, SD_EIO, "writing %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
-            return -1;
+            return rc;
         }
         off += (size_t)w;
     }
     if (fsync(fd) || close(fd)) {
-        snprintf(msg, msglen, "flushing %s: %s", tmp, strerror(errno));
+        int rc = sd_error_set(err, SD_EIO, "flushing %s: %s", tmp, strerror(errno));
         unlink(tmp);
-        return -1;
+        return rc;
     }
     if (rename(tmp, path)) {
-        snprintf(msg, msglen, "renaming %s: %s", tmp, strerror(errno));
+        int rc = sd_error_set(err, SD_EIO, "renaming %s: %s", tmp, strerror(errno));
         unlink(tmp);
-        return -1;
+        return rc;
     }
     return 0;
 }

@@ -70,10 +70,9 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
  * stored theta_opt parses none). */
 uint64_t nd_debug_parse_count(void);
 
-int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, char *msg,
-                 size_t msglen);
-/* temp file + fsync + rename */
-int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, char *msg,
-                         size_t msglen);
+/* A whole file of at most max bytes (SD_EIO with err otherwise). */
+int nd_file_read(const char *path, size_t max, uint8_t **out, size_t *len, sd_error *err);
+/* temp file + fsync + rename; SD_EIO with err */
+int nd_file_write_atomic(const char *path, const uint8_t *buf, size_t len, sd_error *err);
 
 #endif

@@ -43,19 +43,14 @@ static double forward_flop(const sd_model *m)
     return f;
 }
 
-int nd_rebuild_cost_of(const sd_distilled *d, nd_rebuild_cost *out, char *msg, size_t msglen)
+int nd_rebuild_cost_of(const sd_distilled *d, nd_rebuild_cost *out, sd_error *err)
 {
     sd_model *m = NULL;
-    sd_error err = {0};
-    if (d->steps < 1 || d->epochs_inner < 1 || d->images_per_step < 1) {
-        snprintf(msg, msglen, "distilled set S=%d n=%d E=%d", d->steps, d->images_per_step,
-                 d->epochs_inner);
-        return -1;
-    }
-    if (sd_model_create(&m, &d->spec, &err)) {
-        snprintf(msg, msglen, "model: %s", err.msg);
-        return -1;
-    }
+    if (d->steps < 1 || d->epochs_inner < 1 || d->images_per_step < 1)
+        return sd_error_set(err, SD_EINVAL, "distilled set S=%d n=%d E=%d", d->steps,
+                            d->images_per_step, d->epochs_inner);
+    if (sd_model_create(&m, &d->spec, err))
+        return sd_error_wrap(err, "model");
     double n = d->images_per_step, T = (double)d->steps * d->epochs_inner;
     double img = (double)m->spec.in_c * m->spec.in_h * m->spec.in_w;
     double set = (double)d->steps * n * (img + m->spec.classes);
@@ -85,46 +80,40 @@ static void commas(uint64_t v, char *buf, size_t len)
     buf[o] = '\0';
 }
 
-static const char *over(char *msg, size_t msglen, const char *what, uint64_t have, uint64_t max,
+static const char *over(sd_error *err, const char *what, uint64_t have, uint64_t max,
                         const char *key)
 {
     char a[32], b[32];
     commas(have, a, sizeof a);
     commas(max, b, sizeof b);
-    snprintf(msg, msglen, "%s %s > %s (%s)", what, a, b, key);
+    sd_error_set(err, SD_EINVAL, "%s %s > %s (%s)", what, a, b, key);
     return key;
 }
 
-const char *nd_rebuild_check(const nd_rebuild_limits *l, const nd_rebuild_cost *c, char *msg,
-                             size_t msglen)
+const char *nd_rebuild_check(const nd_rebuild_limits *l, const nd_rebuild_cost *c, sd_error *err)
 {
     if (c->params > l->max_params)
-        return over(msg, msglen, "parameters", c->params, l->max_params, "rebuild-max-params");
+        return over(err, "parameters", c->params, l->max_params, "rebuild-max-params");
     if (c->inner_steps > l->max_inner_steps)
-        return over(msg, msglen, "inner steps", c->inner_steps, l->max_inner_steps,
+        return over(err, "inner steps", c->inner_steps, l->max_inner_steps,
                     "rebuild-max-inner-steps");
     if (c->flop > l->max_flop) {
-        snprintf(msg, msglen, "replay %.3g TFLOP > %.3g TFLOP (rebuild-max-tflop)", c->flop / 1e12,
-                 l->max_flop / 1e12);
+        sd_error_set(err, SD_EINVAL, "replay %.3g TFLOP > %.3g TFLOP (rebuild-max-tflop)",
+                     c->flop / 1e12, l->max_flop / 1e12);
         return "rebuild-max-tflop";
     }
     if (c->memory > l->max_memory)
-        return over(msg, msglen, "memory (MiB)", (c->memory + (1u << 20) - 1) >> 20,
-                    l->max_memory >> 20, "rebuild-max-memory-mib");
+        return over(err, "memory (MiB)", (c->memory + (1u << 20) - 1) >> 20, l->max_memory >> 20,
+                    "rebuild-max-memory-mib");
     return NULL;
 }
 
-int nd_rebuild_admit(const nd_rebuild_limits *l, const sd_distilled *d, char *msg, size_t msglen)
+int nd_rebuild_admit(const nd_rebuild_limits *l, const sd_distilled *d, sd_error *err)
 {
     nd_rebuild_cost c;
-    char why[256];
-    if (nd_rebuild_cost_of(d, &c, why, sizeof why)) {
-        snprintf(msg, msglen, "refused: cannot estimate its cost: %s", why);
-        return -1;
-    }
-    if (nd_rebuild_check(l, &c, why, sizeof why)) {
-        snprintf(msg, msglen, "refused by the rebuild policy: %s", why);
-        return -1;
-    }
+    if (nd_rebuild_cost_of(d, &c, err))
+        return sd_error_wrap(err, "refused: cannot estimate its cost");
+    if (nd_rebuild_check(l, &c, err))
+        return sd_error_wrap(err, "refused by the rebuild policy");
     return 0;
 }

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sd_error.h"
+
 struct sd_distilled;
 
 typedef struct nd_rebuild_limits {
@@ -52,20 +54,18 @@ typedef struct nd_rebuild_cost {
 void nd_rebuild_limits_default(nd_rebuild_limits *l);
 
 /* The cost of replaying d.  Builds the model's layer graph (a few KiB of
- * descriptors, no parameters).  -1 with msg when the model cannot be
- * built. */
-int nd_rebuild_cost_of(const struct sd_distilled *d, nd_rebuild_cost *out, char *msg,
-                       size_t msglen);
+ * descriptors, no parameters).  An SD_E code with err when the model cannot
+ * be built. */
+int nd_rebuild_cost_of(const struct sd_distilled *d, nd_rebuild_cost *out, sd_error *err);
 
 /* NULL when cost is within l; otherwise the node.conf key of the first
- * limit exceeded, with msg saying "parameters 162,011,003 > 150,000,000
+ * limit exceeded, with err saying "parameters 162,011,003 > 150,000,000
  * (rebuild-max-params)". */
-const char *nd_rebuild_check(const nd_rebuild_limits *l, const nd_rebuild_cost *cost, char *msg,
-                             size_t msglen);
+const char *nd_rebuild_check(const nd_rebuild_limits *l, const nd_rebuild_cost *cost,
+                             sd_error *err);
 
-/* Both: 0 when d may be rebuilt; -1 with msg naming the limit (or why the
- * cost could not be computed). */
-int nd_rebuild_admit(const nd_rebuild_limits *l, const struct sd_distilled *d, char *msg,
-                     size_t msglen);
+/* Both: 0 when d may be rebuilt; an SD_E code with err naming the limit
+ * (or why the cost could not be computed). */
+int nd_rebuild_admit(const nd_rebuild_limits *l, const struct sd_distilled *d, sd_error *err);
 
 #endif

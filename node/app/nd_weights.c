@@ -120,12 +120,9 @@ int nd_weights_write(const char *path, const nd_weights *w, sd_error *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    char why[400];
     if (nd_weights_encode(w, &buf, &len, err))
         return -1;
-    int rc = nd_file_write_atomic(path, buf, len, why, sizeof why);
-    if (rc)
-        sd_error_set(err, SD_EIO, "%s", why);
+    int rc = nd_file_write_atomic(path, buf, len, err) ? -1 : 0;
     free(buf);
     return rc;
 }
@@ -263,11 +260,8 @@ int nd_weights_read(const char *path, nd_weights *w, sd_error *err)
     memset(w, 0, sizeof *w);
     uint8_t *buf = NULL;
     size_t len = 0;
-    char why[400];
-    if (nd_file_read(path, ND_WEIGHTS_MAX_BYTES, &buf, &len, why, sizeof why)) {
-        sd_error_set(err, SD_EIO, "%s", why);
+    if (nd_file_read(path, ND_WEIGHTS_MAX_BYTES, &buf, &len, err))
         return -1;
-    }
     int rc = nd_weights_decode(buf, len, path, w, err);
     free(buf);
     return rc;

@@ -462,10 +462,10 @@ static int load_statement(const char *path, uint8_t **st, size_t *sl)
 static int check_own_payload(const uint8_t *st, size_t sl, const nd_node_config *self, int summary)
 {
     nd_signed_payload p;
-    char msg[400];
+    sc_error e = {0, ""};
     if (nd_cli_statement_check(st, sl, self->id, self->parse_budget_bytes, summary ? stdout : NULL,
-                               NULL, &p, msg, sizeof msg)) {
-        fprintf(stderr, "sldd bundle: %s\n", msg);
+                               NULL, &p, &e)) {
+        fprintf(stderr, "sldd bundle: %s\n", e.msg);
         return -1;
     }
     return 0;

@@ -138,15 +138,14 @@ static int size_table(int M, int C, int S, int K)
 
 static int encoding_table(const char *payload, const char *data, const char *device)
 {
-    char msg[512];
     uint8_t *buf = NULL;
     size_t len = 0;
     sd_distilled d = {0};
     nd_payload_info info;
     sd_error perr = {0, ""};
-    if (nd_file_read(payload, (size_t)1 << 30, &buf, &len, msg, sizeof msg) ||
+    if (nd_file_read(payload, (size_t)1 << 30, &buf, &len, &perr) ||
         nd_payload_parse(buf, len, &d, &info, &perr)) {
-        fprintf(stderr, "sldd compression: %s\n", perr.msg[0] ? perr.msg : msg);
+        fprintf(stderr, "sldd compression: %s\n", perr.msg);
         free(buf);
         return 1;
     }

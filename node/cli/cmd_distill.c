@@ -368,14 +368,14 @@ static int distill_write(const char *out, nd_data *ds, nd_distill_opts *dopts,
                          const sd_distilled *res, const nd_eval *ev, const nd_bundle_head *head,
                          const progress_ctx *pc)
 {
-    char path[4096], msg[512];
+    char path[4096];
     sd_error err = {0};
     uint8_t *pb = NULL;
     size_t pblen = 0;
     snprintf(path, sizeof path, "%s/payload.pb", out);
     if (nd_distill_payload(ds, dopts, res, ev, head, &pb, &pblen, &err) ||
-        nd_file_write_atomic(path, pb, pblen, msg, sizeof msg)) {
-        fprintf(stderr, "sldd distill: payload: %s\n", err.msg[0] ? err.msg : msg);
+        nd_file_write_atomic(path, pb, pblen, &err)) {
+        fprintf(stderr, "sldd distill: payload: %s\n", err.msg);
         free(pb);
         return -1;
     }

@@ -128,7 +128,7 @@ static void print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t len,
 /* The image grid of a validated payload b into the PNG file path: its
  * images, soft labels and step sizes as they are in b, whatever model
  * this node could rebuild from it. */
-static int draw_grid(const Sldd__V1__Bundle *b, const char *path, char *msg, size_t msglen)
+static int draw_grid(const Sldd__V1__Bundle *b, const char *path, sc_error *e)
 {
     const Sldd__V1__ModelSpec *ms = b->model;
     const Sldd__V1__DistilledSet *ds = b->distilled;
@@ -157,7 +157,7 @@ static int draw_grid(const Sldd__V1__Bundle *b, const char *path, char *msg, siz
     if (!(d.images = malloc(m * dv * sizeof *d.images + 1)) ||
         sp_image_tensor_decode(ds->images, m, dv, d.images)) {
         free(d.images);
-        snprintf(msg, msglen, "image grid: the images do not decode");
+        sc_error_set(e, SC_EFORMAT, "image grid: the images do not decode");
         return -1;
     }
     if (ms->classes <= LABEL_CLASSES_SHOWN) {
@@ -167,40 +167,36 @@ static int draw_grid(const Sldd__V1__Bundle *b, const char *path, char *msg, siz
     int synthetic = b->provenance && strstr(b->provenance->data_source, "synthetic") != NULL;
     int rc = nd_picture_grid(path, &d, use, synthetic, &err);
     if (rc)
-        snprintf(msg, msglen, "image grid: %s", err.msg);
+        sc_error_set(e, err.code ? err.code : SC_EIO, "image grid: %s", err.msg);
     free(d.images);
     return rc ? -1 : 0;
 }
 
 int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_t parse_budget,
-                           FILE *out, const char *grid, nd_signed_payload *p, char *msg,
-                           size_t msglen)
+                           FILE *out, const char *grid, nd_signed_payload *p, sc_error *e)
 {
     sp_budget sb, pb;
     Sldd__V1__Statement *s = NULL;
     Sldd__V1__Bundle *b = NULL;
-    sc_error e = {0, ""};
     sb_error why;
     uint8_t h[32];
     int rc = -1;
     memset(p, 0, sizeof *p);
     sp_budget_init(&sb, sl + 65536);
-    if (sc_statement_parse(st, sl, &sb, &s, &e)) {
-        snprintf(msg, msglen, "%s", e.msg);
+    if (sc_statement_parse(st, sl, &sb, &s, e))
         return -1;
-    }
     sp_budget_init(&pb, parse_budget);
     if (strcmp(s->payload_type, SC_TYPE_BUNDLE))
-        snprintf(msg, msglen, "the statement's payload type '%.80s' is not a bundle",
-                 s->payload_type);
+        sc_error_set(e, SC_EFORMAT, "the statement's payload type '%.80s' is not a bundle",
+                     s->payload_type);
     else if (!(b = sldd__v1__bundle__unpack(sp_budget_allocator(&pb), s->payload.len,
                                             s->payload.data)))
-        snprintf(msg, msglen, "the payload does not parse");
+        sc_error_set(e, SC_EFORMAT, "the payload does not parse");
     else if (sp_message_check_unknown(&b->base, &why) || sp_bundle_validate(b, &why))
-        snprintf(msg, msglen, "invalid payload: %s", why.msg);
+        sc_error_set(e, SC_EFORMAT, "invalid payload: %s", why.msg);
     else if (strcmp(b->sender, self))
-        snprintf(msg, msglen, "the payload is from '%s', this node is '%s'", b->sender, self);
-    else if (!grid || draw_grid(b, grid, msg, msglen) == 0) {
+        sc_error_set(e, SC_EINVAL, "the payload is from '%s', this node is '%s'", b->sender, self);
+    else if (!grid || draw_grid(b, grid, e) == 0) {
         sc_sha256(h, s->payload.data, s->payload.len);
         nd_hex(p->payload_sha256, h, 32);
         nd_hex(p->bundle_id, b->bundle_id.data, 16);

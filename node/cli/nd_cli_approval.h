@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sc_error.h"
+
 /* The identity of the payload inside a statement. */
 typedef struct nd_signed_payload {
     char bundle_id[33];      /* hex of Bundle.bundle_id */
@@ -26,11 +28,10 @@ typedef struct nd_signed_payload {
  * parse_budget bytes for the payload, fill *p and, when out is not NULL,
  * print the summary of what an approval covers to out; when grid is not
  * NULL, also draw the payload's images with their soft labels and step
- * sizes into the PNG file grid.  0, or -1 with the reason in msg (nothing
+ * sizes into the PNG file grid.  0, or -1 with the reason in e (nothing
  * printed to out then). */
 int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_t parse_budget,
-                           FILE *out, const char *grid, nd_signed_payload *p, char *msg,
-                           size_t msglen);
+                           FILE *out, const char *grid, nd_signed_payload *p, sc_error *e);
 
 /* The bundle id and payload hash that a text bundle view (nd_view_bundle)
  * names: its "bundle ID" first line and its "payload sha256" line.  0, or

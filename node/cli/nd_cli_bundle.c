@@ -104,7 +104,8 @@ static int api_get(const char *dir, const char *path, const char *who, nd_api_re
 static int fetch_checked(const char *dir, const nd_node_config *cfg, const char *idp,
                          const char *grid, const char *who, nd_api_response *st, char id[33])
 {
-    char path[128], msg[400];
+    char path[128];
+    sc_error ce = {0, ""};
     nd_api_response view;
     nd_signed_payload shown, signed_;
     int rc = -1;
@@ -124,9 +125,9 @@ static int fetch_checked(const char *dir, const nd_node_config *cfg, const char 
     if (api_get(dir, path, who, st))
         goto out;
     if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, NULL, NULL,
-                               &signed_, msg, sizeof msg)) {
+                               &signed_, &ce)) {
         fprintf(stderr, "%s: the statement the node serves for %s: %s; nothing was signed\n", who,
-                shown.bundle_id, msg);
+                shown.bundle_id, ce.msg);
         goto out;
     }
     if (strncmp(signed_.bundle_id, idp, strlen(idp)) ||
@@ -143,11 +144,11 @@ static int fetch_checked(const char *dir, const nd_node_config *cfg, const char 
     /* the same checks once more, now printing what the signature covers */
     printf("\n");
     if (nd_cli_statement_check(st->body, st->len, cfg->id, cfg->parse_budget_bytes, stdout, grid,
-                               &signed_, msg, sizeof msg) == 0) {
+                               &signed_, &ce) == 0) {
         memcpy(id, signed_.bundle_id, 33);
         rc = 0;
     } else {
-        fprintf(stderr, "%s: %s; nothing was signed\n", who, msg);
+        fprintf(stderr, "%s: %s; nothing was signed\n", who, ce.msg);
     }
     fflush(stdout);
 out:

@@ -60,18 +60,18 @@ static void test_wide_convnet_refused(void)
     sd_distilled d;
     nd_rebuild_limits l;
     nd_rebuild_cost cost;
-    char msg[512] = "";
+    sd_error err = {0, ""};
     nd_rebuild_limits_default(&l);
     long before = peak_rss_kib();
     parsed(3, 3000, 2, &d);
-    CHECK(nd_rebuild_cost_of(&d, &cost, msg, sizeof msg) == 0);
+    CHECK(nd_rebuild_cost_of(&d, &cost, &err) == 0);
     CHECKF(cost.params > 162000000 && cost.params < 163000000, "%llu",
            (unsigned long long)cost.params);
-    const char *key = nd_rebuild_check(&l, &cost, msg, sizeof msg);
-    CHECKF(key && !strcmp(key, "rebuild-max-params"), "%s", msg);
-    CHECKF(strstr(msg, "parameters 162,") && strstr(msg, "150,000,000"), "%s", msg);
-    CHECK(nd_rebuild_admit(&l, &d, msg, sizeof msg) == -1 &&
-          strstr(msg, "refused by the rebuild policy") && strstr(msg, "rebuild-max-params"));
+    const char *key = nd_rebuild_check(&l, &cost, &err);
+    CHECKF(key && !strcmp(key, "rebuild-max-params"), "%s", err.msg);
+    CHECKF(strstr(err.msg, "parameters 162,") && strstr(err.msg, "150,000,000"), "%s", err.msg);
+    CHECK(nd_rebuild_admit(&l, &d, &err) != 0 && strstr(err.msg, "refused by the rebuild policy") &&
+          strstr(err.msg, "rebuild-max-params"));
     long after = peak_rss_kib();
     /* the replay would allocate 2 x 162 M floats (1.3 GB) before it could
      * check theta_0's hash; the refusal costs the graph's descriptors */
@@ -87,10 +87,10 @@ static void test_normal_payloads_pass(void)
 {
     sd_distilled d;
     nd_rebuild_limits l;
-    char msg[512] = "";
+    sd_error err = {0, ""};
     nd_rebuild_limits_default(&l);
     parsed(3, 32, 3, &d);
-    CHECKF(nd_rebuild_admit(&l, &d, msg, sizeof msg) == 0, "%s", msg);
+    CHECKF(nd_rebuild_admit(&l, &d, &err) == 0, "%s", err.msg);
     sd_distilled_free(&d);
 
     /* the paper's largest model at the paper's patch size, 10 images per
@@ -106,31 +106,32 @@ static void test_normal_payloads_pass(void)
     v.steps = 10;
     v.images_per_step = 10;
     v.epochs_inner = 3;
-    CHECK(nd_rebuild_cost_of(&v, &cost, msg, sizeof msg) == 0);
+    CHECK(nd_rebuild_cost_of(&v, &cost, &err) == 0);
     printf("vgg19-bn 1x299x299, S=10 n=10 E=3: %llu parameters, %.1f TFLOP, %.0f MiB\n",
            (unsigned long long)cost.params, cost.flop / 1e12, (double)cost.memory / 1048576.0);
     CHECK(cost.params == 139592387);
-    CHECKF(!nd_rebuild_check(&l, &cost, msg, sizeof msg), "%s", msg);
+    CHECKF(!nd_rebuild_check(&l, &cost, &err), "%s", err.msg);
     CHECK(cost.flop * 4 < l.max_flop && cost.memory * 2 < l.max_memory);
 
     /* each limit is named by its key */
     v.epochs_inner = 1001; /* T = 10,010 */
-    CHECK(nd_rebuild_cost_of(&v, &cost, msg, sizeof msg) == 0 && cost.inner_steps == 10010);
-    const char *key = nd_rebuild_check(&l, &cost, msg, sizeof msg);
-    CHECKF(key && !strcmp(key, "rebuild-max-inner-steps"), "%s", msg);
+    CHECK(nd_rebuild_cost_of(&v, &cost, &err) == 0 && cost.inner_steps == 10010);
+    const char *key = nd_rebuild_check(&l, &cost, &err);
+    CHECKF(key && !strcmp(key, "rebuild-max-inner-steps"), "%s", err.msg);
     v.epochs_inner = 3;
     v.images_per_step = 500;
-    CHECK(nd_rebuild_cost_of(&v, &cost, msg, sizeof msg) == 0);
-    key = nd_rebuild_check(&l, &cost, msg, sizeof msg);
-    CHECKF(key && !strcmp(key, "rebuild-max-tflop") && strstr(msg, "TFLOP"), "%s", msg);
+    CHECK(nd_rebuild_cost_of(&v, &cost, &err) == 0);
+    key = nd_rebuild_check(&l, &cost, &err);
+    CHECKF(key && !strcmp(key, "rebuild-max-tflop") && strstr(err.msg, "TFLOP"), "%s", err.msg);
     v.images_per_step = 10;
     l.max_memory = 1024ull << 20;
-    CHECK(nd_rebuild_cost_of(&v, &cost, msg, sizeof msg) == 0);
-    key = nd_rebuild_check(&l, &cost, msg, sizeof msg);
-    CHECKF(key && !strcmp(key, "rebuild-max-memory-mib") && strstr(msg, "> 1,024"), "%s", msg);
+    CHECK(nd_rebuild_cost_of(&v, &cost, &err) == 0);
+    key = nd_rebuild_check(&l, &cost, &err);
+    CHECKF(key && !strcmp(key, "rebuild-max-memory-mib") && strstr(err.msg, "> 1,024"), "%s",
+           err.msg);
     /* a model that cannot be built is not admitted */
     snprintf(v.spec.arch, sizeof v.spec.arch, "nonesuch");
-    CHECK(nd_rebuild_admit(&l, &v, msg, sizeof msg) == -1 && strstr(msg, "cannot estimate"));
+    CHECK(nd_rebuild_admit(&l, &v, &err) != 0 && strstr(err.msg, "cannot estimate"));
 }
 
 static void test_config_keys(void)
