@@ -530,7 +530,8 @@ fail:
 }
 
 /* the running theta_bn (double) as the float32 a payload would carry */
-static int upload_bn(sd_distiller *d, const double *src)
+/* theta_bn statistics kept in double on the host (src) to backend dst */
+static int upload_bn(sd_distiller *d, const double *src, sd_real *dst)
 {
     size_t n = d->m->n_bn;
     if (!n)
@@ -540,7 +541,7 @@ static int upload_bn(sd_distiller *d, const double *src)
         return sd_error_set(&d->err, SD_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         h[i] = (float)src[i];
-    int rc = sd_theta_bn_upload(d->be, d->theta_bn_dev, h, n, &d->err);
+    int rc = sd_theta_bn_upload(d->be, dst, h, n, &d->err);
     free(h);
     return rc;
 }
@@ -586,7 +587,7 @@ static int inner_steps(sd_distiller *d)
     sd_backend *be = d->be;
     size_t bytes = d->nt * sizeof(sd_real);
     if (d->cfg.bn_mode == SD_BN_FROZEN) {
-        int rc = upload_bn(d, d->theta_bn_run);
+        int rc = upload_bn(d, d->theta_bn_run, d->theta_bn_dev);
         if (rc)
             return rc;
     }
@@ -693,15 +694,9 @@ static int dp_outer_gradient(sd_distiller *d, double *loss_out)
     const sd_distill_config *c = &d->cfg;
     int rc, bn = d->m->n_bn > 0;
     double loss_sum = 0;
-    if (bn) {
-        if ((rc = dp_synthetic_bn(d, d->theta[d->T], d->theta_bn_run)))
-            return rc;
-        float *h = d->dp_host;
-        for (size_t i = 0; i < d->m->n_bn; i++)
-            h[i] = (float)d->theta_bn_run[i];
-        if ((rc = sd_theta_bn_upload(be, d->dp_bn_dev, h, d->m->n_bn, &d->err)))
-            return rc;
-    }
+    if (bn && ((rc = dp_synthetic_bn(d, d->theta[d->T], d->theta_bn_run)) ||
+               (rc = upload_bn(d, d->theta_bn_run, d->dp_bn_dev))))
+        return rc;
     sd_dp_poisson(d->dp_key, d->iter, d->train.count, d->dp_q, d->dp_idx, &d->dp_count);
     BE(d, be->zero(be, &d->err, d->v, d->nt * sizeof(sd_real)), "zero");
     for (int64_t j = 0; j < d->dp_count; j += c->real_batch) {

@@ -70,14 +70,10 @@ int sd_dp_add_noise(sd_backend *be, size_t n, sd_real *sum, double std, uint64_t
                     float *host, sd_real *tmp, sd_error *e)
 {
     uint64_t k = key ^ (uint64_t)iter * 0xD1B54A32D192ED03ull;
-    for (size_t i = 0; i < n; i += 2) {
-        /* Box-Muller in double: two normals from two uniforms */
-        double u1 = uniform53(k, DP_STREAM_NOISE, i), u2 = uniform53(k, DP_STREAM_NOISE, i + 1);
-        double r = sqrt(-2.0 * log(1.0 - u1)), t = 2.0 * M_PI * u2;
-        host[i] = (float)(std * r * cos(t));
-        if (i + 1 < n)
-            host[i + 1] = (float)(std * r * sin(t));
-    }
+    /* the engine's normal numbers (Philox, Box-Muller in double), keyed by
+     * the secret key and the iteration */
+    for (size_t i = 0; i < n; i++)
+        host[i] = (float)(std * sd_normal(k, DP_STREAM_NOISE, i));
     int rc = sd_upload_floats(be, tmp, host, n, e);
     if (rc)
         return rc;

@@ -62,6 +62,7 @@ typedef struct progress_ctx {
     double seconds;                  /* of this run */
     int64_t iters;                   /* done in this run */
     double dp_q, dp_sigma, dp_delta; /* DP runs (dp_sigma > 0): the accountant's inputs */
+    double dp_rdp[SD_RDP_NORDERS];   /* RDP of one iteration at (q, sigma), computed once */
 } progress_ctx;
 
 static void fmt_time(double s, char *buf, size_t len)
@@ -75,14 +76,14 @@ static void fmt_time(double s, char *buf, size_t len)
         snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* epsilon spent after iter iterations (sd_rdp.h); NaN if it cannot say */
+/* epsilon spent after iter iterations (sd_rdp.h); +inf if no order bounds it */
 static double dp_epsilon(const progress_ctx *c, int64_t iter)
 {
-    double eps = NAN;
-    sd_error e;
-    if (sd_rdp_epsilon(c->dp_q, c->dp_sigma, iter, c->dp_delta, &eps, NULL, &e))
-        return NAN;
-    return eps;
+    /* RDP composes by addition: iter times one iteration's curve */
+    double rdp[SD_RDP_NORDERS];
+    for (int k = 0; k < SD_RDP_NORDERS; k++)
+        rdp[k] = c->dp_rdp[k] * (double)iter;
+    return sd_rdp_to_epsilon(sd_rdp_orders, rdp, SD_RDP_NORDERS, c->dp_delta, NULL);
 }
 
 static int on_progress(void *vctx, const sd_progress *p)
@@ -500,6 +501,10 @@ int cmd_distill(int argc, char **argv)
         pc.dp_q = (double)cfg.real_batch / (double)ds.train.count;
         pc.dp_sigma = cfg.dp_noise;
         pc.dp_delta = cfg.dp_delta;
+        if (sd_rdp_curve(pc.dp_q, pc.dp_sigma, 1, pc.dp_rdp, &err)) {
+            fprintf(stderr, "sldd distill: accounting: %s\n", err.msg);
+            goto done;
+        }
         if (!a.quiet)
             fprintf(stderr,
                     "differential privacy: Poisson rate q = %.6g, noise multiplier sigma = %.6g, "
