@@ -321,6 +321,8 @@ static int distil(demo *d)
             nd_api_response_free(&r);
             return -1;
         }
+        /* the answer is the job id on a line of its own, as for `sldd job distill` */
+        ((char *)r.body)[strcspn((char *)r.body, "\n")] = '\0';
         if (sb_parse_i64((char *)r.body, 1, LLONG_MAX, &h->job)) {
             fprintf(stderr, "sldd demo: %s: job id '%.40s' is not a number\n", h->id,
                     (char *)r.body);
