@@ -417,6 +417,8 @@ static int wait_imports(demo *d)
                     continue;
                 const char *p = strstr((char *)r.body, d->h[s].bundle);
                 char state[32] = "";
+                while (p && p > (char *)r.body && *p != '{')
+                    p--; /* the bundle's own object in the list */
                 if (p)
                     nd_json_get(p, "state", state, sizeof state);
                 if (!strcmp(state, "import-failed")) {
