@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "nd_buf.h"
+#include "sb_parse.h"
 #include "sc_util.h"
 #include "sn_x509.h"
 #include "sp_check.h"
@@ -117,6 +118,7 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
     snprintf(c->listen_addr, sizeof c->listen_addr, "127.0.0.1");
     c->listen_port = 8443;
     c->privacy = ND_PRIVACY_BLOCK;
+    c->epsilon_delta = 1e-5;
     snprintf(c->device, sizeof c->device, "cpu");
     c->retry_base_ms = 2000;
     c->retry_max_ms = 600000;
@@ -160,6 +162,12 @@ int nd_config_load(const char *node_dir, nd_config *c, sc_error *e)
                 rc = sc_error_set(e, SC_EFORMAT, "privacy-thresholds: too long");
             else
                 snprintf(c->privacy_thresholds, sizeof c->privacy_thresholds, "%s", val);
+        } else if (!strcmp(key, "max-epsilon")) {
+            if (sb_parse_double(val, 1e-3, 1e3, &c->max_epsilon))
+                rc = sc_error_set(e, SC_EFORMAT, "max-epsilon: a number in [0.001, 1000]");
+        } else if (!strcmp(key, "epsilon-delta")) {
+            if (sb_parse_double(val, 1e-15, 0.1, &c->epsilon_delta))
+                rc = sc_error_set(e, SC_EFORMAT, "epsilon-delta: a number in [1e-15, 0.1]");
         } else if (!strcmp(key, "distill")) {
             if (strlen(val) >= sizeof c->distill)
                 rc = sc_error_set(e, SC_EFORMAT, "distill: options too long");

@@ -104,7 +104,25 @@ static const char *const schema_sql = BUNDLES_DDL(
                                  " weights_sha256 TEXT NOT NULL," /* weights file in objects/ */
                                  " payload_sha256 TEXT NOT NULL," /* the payload it was replayed from */
                                  " device TEXT NOT NULL,"         /* backend that replayed it */
-                                 " time_unix INTEGER NOT NULL);" JOBS_DDL(
+                                 " time_unix INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS ledger(" /* since version 3 */
+                                 " bundle_id TEXT PRIMARY KEY REFERENCES bundles(id),"
+                                 " state TEXT NOT NULL CHECK(state IN ('pending','spent','void')),"
+                                 " dp INTEGER NOT NULL CHECK(dp IN (0,1)),"
+                                 " epsilon REAL, delta REAL, sigma REAL, q REAL,"
+                                 " iterations INTEGER NOT NULL,"
+                                 " rdp BLOB," /* SD_RDP_NORDERS doubles; NULL without DP */
+                                 " records INTEGER NOT NULL,"
+                                 " unit TEXT NOT NULL,"
+                                 " data_source TEXT NOT NULL,"
+                                 " accountant TEXT NOT NULL,"
+                                 " time_unix INTEGER NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS ledger_records("
+                                 " record BLOB NOT NULL,"
+                                 " bundle_id TEXT NOT NULL REFERENCES ledger(bundle_id),"
+                                 " PRIMARY KEY(record, bundle_id)) WITHOUT ROWID;"
+                                 "CREATE INDEX IF NOT EXISTS ledger_records_bundle "
+                                 "ON ledger_records(bundle_id);" JOBS_DDL(
                                      "jobs") "CREATE TABLE IF NOT EXISTS peers("
                                              " id TEXT PRIMARY KEY,"
                                              " url TEXT NOT NULL,"

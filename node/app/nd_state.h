@@ -25,8 +25,9 @@
 /* 2: CHECK constraints on the states of bundles, deliveries and jobs
  * (nd_lifecycle.h), a version-1 database migrated when opened; the theta_opt
  * table (every table is created IF NOT EXISTS, so opening an older database
- * adds what it lacks and keeps the rest). */
-#define ND_SCHEMA_VERSION 2
+ * adds what it lacks and keeps the rest).
+ * 3: the privacy ledger (nd_ledger.h: tables ledger and ledger_records). */
+#define ND_SCHEMA_VERSION 3
 
 /* Open (and with create, make) NODE/state.db: pragmas, schema. */
 int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e) SC_WUR;

@@ -9,6 +9,7 @@
 
 #include "nd_audit.h"
 #include "nd_delivery.h"
+#include "nd_ledger.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_state.h"
@@ -132,9 +133,42 @@ static size_t valid_decisions(const Sldd__V1__Statement *st, const sc_peer *self
     return n;
 }
 
-/* Approval is the last step before release: node.conf's privacy policy
- * and the receivers' sequence order must allow it. */
-static int may_release(nd_ctx *c, sqlite3 *db, const out_row *row, sc_error *e)
+/* The privacy budget (nd_ledger.h) must hold this release; a refusal is
+ * recorded in the audit log when `audit` (outside a transaction, so the
+ * entry stays although the decision fails). */
+static int within_budget(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, int audit,
+                         sc_error *e)
+{
+    nd_ledger_budget b = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    nd_ledger_view v;
+    char detail[600];
+    int rc = nd_ledger_view_of(db, bid, &b, &v, e);
+    if (rc)
+        return rc;
+    if (!v.found && c->cfg.max_epsilon > 0)
+        snprintf(detail, sizeof detail,
+                 "no ledger entry: made before the ledger existed, its cost is unknown");
+    else if (v.over)
+        nd_ledger_describe(&v, detail, sizeof detail);
+    else
+        return 0;
+    if (audit) {
+        sc_error ae = {0, ""};
+        nd_audit_entry en = {"node", "budget", bid, row->payload_sha256, "", "refused", detail};
+        if (nd_audit_append(db, &en, NULL, &ae))
+            nd_log(c, "error", "audit: %s", ae.msg);
+        nd_log(c, "error", "bundle %.12s cannot be approved: over the privacy budget: %s", bid,
+               detail);
+    }
+    return sc_error_set(e, SC_EPERM,
+                        "privacy budget: bundle %.12s cannot be approved: %s. Nothing was "
+                        "released.",
+                        bid, detail);
+}
+
+/* Approval is the last step before release: node.conf's privacy policy and
+ * budget and the receivers' sequence order must allow it. */
+static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, sc_error *e)
 {
     if ((c->cfg.privacy == ND_PRIVACY_BLOCK && !strcmp(row->privacy, "block")) ||
         (c->cfg.privacy == ND_PRIVACY_REQUIRE && strcmp(row->privacy, "pass") &&
@@ -144,10 +178,13 @@ static int may_release(nd_ctx *c, sqlite3 *db, const out_row *row, sc_error *e)
                             "verdict is '%s'",
                             nd_privacy_policy_name(c->cfg.privacy),
                             row->privacy[0] ? row->privacy : "none");
+    int rc = within_budget(c, db, bid, row, 1, e);
+    if (rc)
+        return rc;
     /* receivers accept sequence numbers in increasing order only */
     int64_t later;
     int found;
-    int rc = nd_db_int(db, &later, &found, e,
+    rc = nd_db_int(db, &later, &found, e,
                        "SELECT sequence FROM bundles WHERE direction='out' AND sequence>? "
                        "AND state IN ('approved','queued','delivered','failed') LIMIT 1",
                        "i", row->sequence);
@@ -201,6 +238,12 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
     if (!rc && obj[0])
         rc = nd_db_run(db, e, "UPDATE bundles SET approved_obj=?, updated_unix=? WHERE id=?", "tit",
                        obj, now, bid);
+    /* the budget again, under the write lock: another release may have
+     * been spent since may_release looked */
+    if (!rc && res->approved && !(rc = within_budget(c, db, bid, row, 0, e)))
+        rc = nd_ledger_spend(db, bid, e);
+    if (!rc && res->rejected)
+        rc = nd_ledger_void(db, bid, e);
     if (!rc && (res->rejected || res->approved)) {
         char actor[300];
         snprintf(actor, sizeof actor, "admin:%s", res->admins);
@@ -264,7 +307,7 @@ int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
     }
     if (!res->rejected && res->n_admins >= res->need) {
         sc_verify_result vr;
-        if ((rc = may_release(c, db, &row, e)) ||
+        if ((rc = may_release(c, db, bid, &row, e)) ||
             (rc = sc_statement_verify(st, &self, res->need, &vr, e)))
             goto out;
         res->approved = 1;

@@ -14,6 +14,7 @@
 
 #include "nd_audit.h"
 #include "nd_distill.h"
+#include "nd_ledger.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_privacy.h"
@@ -74,10 +75,17 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
         return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", perr.msg);
     if (nd_distill_opts_parse(&o, options, &perr))
         return sc_error_set(e, SC_EINVAL, "%s", perr.msg);
-    if (o.cfg.dp_noise > 0 || o.dp_epsilon > 0)
-        return sc_error_set(e, SC_EINVAL,
-                            "differentially private distillation runs with 'sldd distill' only: "
-                            "a node's bundle does not carry its accounting yet");
+    if (c->cfg.max_epsilon > 0 && !(o.cfg.dp_noise > 0 || o.dp_epsilon > 0))
+        return sc_error_set(e, SC_EPERM,
+                            "this node has a privacy budget (node.conf max-epsilon %g): its "
+                            "releases must be differentially private; give --dp-epsilon E "
+                            "(or --dp-noise)",
+                            c->cfg.max_epsilon);
+    if (c->cfg.max_epsilon > 0 && o.dp_epsilon > c->cfg.max_epsilon)
+        return sc_error_set(e, SC_EPERM,
+                            "--dp-epsilon %g is more than this node's whole privacy budget "
+                            "(node.conf max-epsilon %g)",
+                            o.dp_epsilon, c->cfg.max_epsilon);
     if (!c->cfg.data[0])
         return sc_error_set(e, SC_EINVAL, "this node has no data set (node.conf 'data:')");
     if ((rc = check_audience(c, audience, aud, sizeof aud, e)))
@@ -217,6 +225,38 @@ static int job_fail(nd_jobs *j, int64_t id, nd_jstate state, const char *msg)
     return rc;
 }
 
+/* Enter bundle bid's release into the privacy ledger (inside the caller's
+ * transaction) with an audit entry that states its cost against the
+ * budget; a release that would pass the budget is recorded as refused, and
+ * nd_approval.c will not approve it. */
+static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_data *ds,
+                        const nd_distill_opts *o, sc_error *e)
+{
+    nd_ctx *c = j->ctx;
+    nd_records rec;
+    nd_ledger_cost cost;
+    nd_ledger_view v;
+    nd_ledger_budget b = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    char detail[600];
+    int rc;
+    if ((rc = nd_ledger_records(ds, &rec, e)))
+        return rc;
+    if (!(rc = nd_ledger_cost_of(o, ds, &cost, e)) &&
+        !(rc = nd_ledger_add(j->db, bid, c->cfg.data, &rec, &cost, e)))
+        rc = nd_ledger_view_of(j->db, bid, &b, &v, e);
+    nd_records_free(&rec);
+    if (rc)
+        return rc;
+    nd_ledger_describe(&v, detail, sizeof detail);
+    nd_audit_entry en = {"node", v.over ? "budget" : "ledger", bid, ph, "",
+                         v.over ? "refused" : "ok", detail};
+    if ((rc = nd_audit_append(j->db, &en, NULL, e)))
+        return rc;
+    nd_log(c, v.over ? "error" : "info", "bundle %.12s: %s%s", bid, detail,
+           v.over ? "; it cannot be approved" : "");
+    return 0;
+}
+
 /* The result of a finished run becomes a bundle pending approval. */
 static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opts *o,
                        const sd_distilled *res, const nd_eval *ev, const char *audience,
@@ -308,7 +348,7 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         (rc = nd_db_run(j->db, &e, "UPDATE jobs SET bundle_id=? WHERE id=?", "ti", bid, id)) ||
         (rc = nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e)) ||
         (rc = nd_lifecycle_enter(j->db, bid, ND_BUNDLE_PENDING, &why, &e)) ||
-        (rc = nd_db_commit(j->db, &e))) {
+        (rc = ledger_enter(j, bid, ph, ds, o, &e)) || (rc = nd_db_commit(j->db, &e))) {
         nd_db_rollback(j->db);
         snprintf(msg, msglen, "%s", e.msg);
         rc = -1;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "nd_ledger.h"
 #include "nd_objects.h"
 #include "nd_payload.h"
 #include "nd_state.h"
@@ -516,6 +517,57 @@ static int view_evaluation(sqlite3 *db, const char *id, nd_buf *b, int json, int
     return rc < 0 ? rc : 0;
 }
 
+/* The release's differential privacy and the ledger (nd_ledger.h): what it
+ * costs, what was spent before on the same training records, what is left. */
+static int view_ledger(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
+{
+    nd_ledger_budget bud = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    nd_ledger_view v;
+    int rc = nd_ledger_view_of(db, id, &bud, &v, e);
+    if (rc || !v.found)
+        return rc;
+    if (json) {
+        int f = 0, g = 1;
+        js_key(b, &f, "ledger");
+        nd_buf_str(b, "{");
+        js_str(b, &g, "state", v.state);
+        js_int(b, &g, "dp", v.cost.dp);
+        js_num(b, &g, "epsilon", v.cost.epsilon);
+        js_num(b, &g, "epsilon_delta", v.cost.delta);
+        js_num(b, &g, "noise_multiplier", v.cost.sigma);
+        js_num(b, &g, "sampling_rate", v.cost.q);
+        js_int(b, &g, "iterations", v.cost.iterations);
+        js_int(b, &g, "records", v.records);
+        js_str(b, &g, "record_unit", v.unit);
+        js_int(b, &g, "prior_releases", v.prior);
+        js_int(b, &g, "prior_without_dp", v.prior_nodp);
+        js_num(b, &g, "delta", v.delta);
+        js_num(b, &g, "spent_epsilon", v.spent_epsilon);
+        js_num(b, &g, "total_epsilon", v.total_epsilon);
+        js_num(b, &g, "budget_epsilon", v.budget_epsilon > 0 ? v.budget_epsilon : NAN);
+        js_num(b, &g, "left_epsilon", v.budget_epsilon > 0 ? v.left_epsilon : NAN);
+        js_int(b, &g, "over_budget", v.over);
+        js_int(b, &g, "unbounded", isinf(v.total_epsilon));
+        nd_buf_str(b, "}");
+        return 0;
+    }
+    char line[600];
+    if (v.cost.dp)
+        nd_buf_printf(b,
+                      "  diff. privacy   epsilon %.3f at delta %.0e for this release (sigma %.4g, "
+                      "Poisson rate %.4g, %" PRId64 " iterations, accountant %s v%d)\n",
+                      v.cost.epsilon, v.cost.delta, v.cost.sigma, v.cost.q, v.cost.iterations,
+                      SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+    else
+        nd_buf_str(b, "  diff. privacy   none: made without differential privacy, no epsilon "
+                      "can be stated\n");
+    nd_ledger_describe(&v, line, sizeof line);
+    nd_buf_printf(b, "  privacy ledger  %s (%s)\n", line, v.state);
+    if (v.over)
+        nd_buf_str(b, "                  OVER BUDGET: this bundle cannot be approved\n");
+    return 0;
+}
+
 int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
 {
     bundle_row r;
@@ -530,6 +582,8 @@ int nd_view_bundle(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, 
     view_payload(c, r.ph, b, json);
     if (!json)
         view_sender_metrics(&r, b);
+    if (out && (rc = view_ledger(c, db, id, b, json, e)))
+        return rc;
     n = list_rows(db, e, b, json, "approvals",
                   "SELECT admin,decision,time_unix FROM approvals WHERE bundle_id=? "
                   "ORDER BY id",

@@ -6,8 +6,11 @@
  * recipient can take (nd_delivery_settle); and the import worker
  * (nd_inbound.h) moves a stored bundle it cannot rebuild to import-failed
  * with the reason (the way to available needs a real distilled payload:
- * tests/node/test_node_e2e.py drives it).  Node-a's keys and admins come from the crypto fixture.
+ * tests/node/test_node_e2e.py drives it); and the privacy ledger (nd_ledger.h):
+ * releases compose over shared training records only, a release that would
+ * pass the budget cannot be approved and the refusal is in the audit log.  Node-a's keys and admins come from the crypto fixture.
  */
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "nd_buf.h"
 #include "nd_delivery.h"
 #include "nd_inbound.h"
+#include "nd_ledger.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_state.h"
@@ -353,6 +357,122 @@ static void test_import(fixture *f)
     ctx_free(&c);
 }
 
+/* n records numbered from first */
+static void records_make(nd_records *r, int first, int n)
+{
+    r->h = calloc((size_t)n, sizeof *r->h);
+    CHECK(r->h != NULL);
+    r->n = (size_t)n;
+    r->unit = "sample";
+    for (int i = 0; i < n; i++)
+        memcpy(r->h[i], &(int32_t){first + i}, sizeof(int32_t));
+}
+
+static void ledger_add(sqlite3 *db, const made *m, int first, int n, const nd_ledger_cost *cost)
+{
+    nd_records r;
+    sc_error e = {0, ""};
+    records_make(&r, first, n);
+    CHECKF(nd_ledger_add(db, m->id, "test-data", &r, cost, &e) == 0, "%s", e.msg);
+    nd_records_free(&r);
+}
+
+static int approve_one(nd_ctx *c, fixture *f, sqlite3 *db, const made *m, sc_error *e)
+{
+    nd_decision_result res;
+    size_t l;
+    uint8_t *s = decide_by(m->signed_st, m->slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE, &l);
+    int rc = nd_approval_decide(c, db, m->id, s, l, &res, e);
+    free(s);
+    return rc;
+}
+
+static double eps_of_steps(double q, double sigma, int64_t steps, double delta)
+{
+    double eps = 0;
+    sd_error se = {0, ""};
+    CHECKF(sd_rdp_epsilon(q, sigma, steps, delta, &eps, NULL, &se) == 0, "%s", se.msg);
+    return eps;
+}
+
+/* The ledger: composition over shared records, the budget at approval. */
+static void test_budget(fixture *f)
+{
+    char dir[300];
+    nd_ctx c;
+    sc_error e = {0, ""};
+    nd_ledger_view v;
+    sqlite3 *db = nt_open_node(root, "budget", dir, sizeof dir);
+    ctx_make(&c, f, dir, 1);
+    const double q = 0.01, sigma = 1.0, delta = 1e-5;
+    const int64_t T = 500;
+    nd_ledger_cost cost = {1, q, sigma, delta, T, eps_of_steps(q, sigma, T, delta)};
+    double two = eps_of_steps(q, sigma, 2 * T, delta), three = eps_of_steps(q, sigma, 3 * T, delta);
+    CHECKF(cost.epsilon < two && two < three, "%g %g %g", cost.epsilon, two, three);
+    c.cfg.max_epsilon = (two + three) / 2; /* two releases fit, three do not */
+    c.cfg.epsilon_delta = delta;
+    nd_ledger_budget b = {c.cfg.max_epsilon, delta};
+    made m1, m2, m3, m4;
+    make_pending(&c, f, db, "node-b", &m1);
+    make_pending(&c, f, db, "node-b", &m2);
+    make_pending(&c, f, db, "node-b", &m3);
+    make_pending(&c, f, db, "node-b", &m4);
+    ledger_add(db, &m1, 0, 100, &cost);   /* records 0..99 */
+    ledger_add(db, &m2, 100, 100, &cost); /* 100..199: disjoint from m1 */
+    ledger_add(db, &m3, 50, 100, &cost);  /* 50..149: shares records with both */
+    nd_ledger_cost none = {0, 0, 0, 0, T, INFINITY};
+    ledger_add(db, &m4, 1000, 10, &none); /* without DP */
+
+    CHECKF(nd_ledger_view_of(db, m1.id, &b, &v, &e) == 0, "%s", e.msg);
+    CHECK(v.found && v.prior == 0 && !v.over && !strcmp(v.state, "pending"));
+    CHECKF(fabs(v.total_epsilon - cost.epsilon) < 1e-9, "%g %g", v.total_epsilon, cost.epsilon);
+    CHECKF(approve_one(&c, f, db, &m1, &e) == 0, "%s", e.msg);
+    state_is(db, m1.id, "approved");
+    CHECK(nd_ledger_view_of(db, m1.id, &b, &v, &e) == 0 && !strcmp(v.state, "spent"));
+    /* disjoint records: m1's spend does not touch m2 */
+    CHECK(nd_ledger_view_of(db, m2.id, &b, &v, &e) == 0);
+    CHECK(v.prior == 0 && fabs(v.total_epsilon - cost.epsilon) < 1e-9);
+    CHECKF(approve_one(&c, f, db, &m2, &e) == 0, "%s", e.msg);
+    /* m3 shares records with both spent releases: three compose, RDP adds
+     * up, so that is the epsilon of 3T iterations; over the budget */
+    CHECK(nd_ledger_view_of(db, m3.id, &b, &v, &e) == 0);
+    CHECKF(v.prior == 2 && fabs(v.spent_epsilon - two) < 1e-9 && fabs(v.total_epsilon - three) < 1e-9,
+           "prior %d spent %g total %g", v.prior, v.spent_epsilon, v.total_epsilon);
+    CHECK(v.over && fabs(v.left_epsilon - (b.max_epsilon - three)) < 1e-12);
+    CHECK(approve_one(&c, f, db, &m3, &e) == SC_EPERM);
+    CHECKF(strstr(e.msg, "privacy budget") && strstr(e.msg, "OVER BUDGET"), "%s", e.msg);
+    state_is(db, m3.id, "pending");
+    CHECK(nd_approval_release(&c, db, m3.id, &e) == SC_EPERM);
+    CHECK(count(db, DELIVERIES, m3.id) == 0);
+    CHECK(count(db,
+                "SELECT COUNT(*) FROM audit WHERE bundle_id=? AND action='budget' AND "
+                "outcome='refused' AND detail LIKE '%OVER BUDGET%'",
+                m3.id) == 1);
+    CHECK(count(db, "SELECT COUNT(*) FROM ledger WHERE bundle_id=? AND state='pending'", m3.id) ==
+          1);
+    /* without DP there is no finite epsilon: refused under a budget */
+    CHECK(nd_ledger_view_of(db, m4.id, &b, &v, &e) == 0 && v.over && isinf(v.total_epsilon));
+    CHECK(approve_one(&c, f, db, &m4, &e) == SC_EPERM);
+    /* a rejected release is void and costs nothing later */
+    size_t l;
+    nd_decision_result res;
+    uint8_t *s = decide_by(m3.signed_st, m3.slen, f->alice, SLDD__V1__DECISION__DECISION_REJECT, &l);
+    CHECKF(nd_approval_decide(&c, db, m3.id, s, l, &res, &e) == 0, "%s", e.msg);
+    free(s);
+    CHECK(count(db, "SELECT COUNT(*) FROM ledger WHERE bundle_id=? AND state='void'", m3.id) == 1);
+    /* without a budget the same view states the spend and allows it */
+    c.cfg.max_epsilon = 0;
+    nd_ledger_budget nob = {0, delta};
+    CHECK(nd_ledger_view_of(db, m4.id, &nob, &v, &e) == 0 && !v.over && isinf(v.total_epsilon));
+    CHECKF(approve_one(&c, f, db, &m4, &e) == 0, "%s", e.msg);
+    made_free(&m1);
+    made_free(&m2);
+    made_free(&m3);
+    made_free(&m4);
+    nd_db_close(db);
+    ctx_free(&c);
+}
+
 int main(void)
 {
     fixture f;
@@ -366,6 +486,7 @@ int main(void)
     test_gate(&f);
     test_reject_and_settle(&f);
     test_import(&f);
+    test_budget(&f);
     fx_free(&f);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
