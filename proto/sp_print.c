@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "sp_check.h"
@@ -222,6 +223,17 @@ void sp_bundle_print(FILE *f, const Sldd__V1__Bundle *b, size_t wire_size)
     print_parts(f, b, wire_size);
 }
 
+static const char *hyper(const Sldd__V1__Bundle *b, const char *key)
+{
+    if (!b->provenance)
+        return NULL;
+    for (size_t i = 0; i < b->provenance->n_hyper_params; i++)
+        if (b->provenance->hyper_params[i] && b->provenance->hyper_params[i]->key &&
+            !strcmp(b->provenance->hyper_params[i]->key, key))
+            return b->provenance->hyper_params[i]->value;
+    return NULL;
+}
+
 void sp_bundle_print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t wire_size)
 {
     print_head(f, b);
@@ -232,10 +244,22 @@ void sp_bundle_print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t wire_siz
         fprintf(f, "%-22s S=%u n=%u E=%u, images %s\n", "distilled set", b->distilled->steps,
                 b->distilled->images_per_step, b->distilled->epochs,
                 b->distilled->images ? sp_encoding_name(b->distilled->images->encoding) : "none");
-    if (b->metrics)
+    const char *eps = hyper(b, "dp_epsilon");
+    if (eps) {
+        const char *delta = hyper(b, "dp_delta"), *acc = hyper(b, "dp_accountant");
+        fprintf(f, "%-22s epsilon %s at delta %s (%s)\n", "differential privacy", eps,
+                delta ? delta : "?", acc ? acc : "accountant not named");
+    } else {
+        fprintf(f, "%-22s none: no epsilon can be stated\n", "differential privacy");
+    }
+    if (b->metrics && b->metrics->split && !strcmp(b->metrics->split, "none"))
+        fprintf(f, "%-22s none in the payload\n", "sender metrics");
+    else if (b->metrics)
         fprintf(f, "%-22s hm %.4f sen %.4f spe %.4f\n", "sender metrics", b->metrics->harmonic_mean,
                 b->metrics->sensitivity, b->metrics->specificity);
-    if (b->privacy)
+    if (b->privacy && b->privacy->verdict && !strcmp(b->privacy->verdict, "not-audited"))
+        fprintf(f, "%-22s not in the payload\n", "privacy audit");
+    else if (b->privacy)
         fprintf(f, "%-22s %s (membership auc %.3f)\n", "privacy verdict", b->privacy->verdict,
                 b->privacy->membership_auc);
     fprintf(f, "%-22s %zu bytes\n", "size", wire_size);

@@ -678,6 +678,39 @@ out:
     return rc;
 }
 
+int sd_privacy_losses(const sd_model *m, sd_backend *be, const sd_real *theta,
+                      const float *bn_stats, const sd_data_view *v, int64_t n, double *loss,
+                      int *label, sd_error *err)
+{
+    if (v->c != m->spec.in_c || v->h != m->spec.in_h || v->w != m->spec.in_w)
+        return sd_error_set(err, SD_EINVAL, "membership audit: samples do not fit the model");
+    if (n < 1 || n > v->count)
+        return sd_error_set(err, SD_EINVAL, "membership audit: %lld of %lld samples", (long long)n,
+                            (long long)v->count);
+    int bsz = 256;
+    size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
+    sd_exec *ex = NULL;
+    sd_real *xb = NULL, *bn = NULL;
+    int rc;
+    if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)))
+        return rc;
+    if ((rc = be->alloc(be, err, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
+        (rc = be->alloc(be, err, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
+        sd_error_wrap_code(err, rc, "membership audit");
+        goto out;
+    }
+    if ((rc = sd_theta_bn_upload(be, bn, bn_stats, m->n_bn, err))) {
+        sd_error_wrap(err, "membership audit");
+        goto out;
+    }
+    rc = sample_losses(m, be, ex, theta, bn, xb, bsz, v, n, loss, label, err);
+out:
+    sd_exec_destroy(ex);
+    be->free(be, xb);
+    be->free(be, bn);
+    return rc;
+}
+
 int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *be,
                           const sd_real *theta, const float *bn_stats, const sd_data_view *members,
                           const sd_data_view *nonmembers, int64_t max, sd_error *err)
@@ -688,15 +721,6 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     int64_t n1 = capped(max, members->count), n0 = capped(max, nonmembers->count);
     if (n1 < 1 || n0 < 1)
         return sd_error_set(err, SD_EINVAL, "membership audit: needs members and non-members");
-    const sd_data_view *views[2] = {members, nonmembers};
-    for (int i = 0; i < 2; i++)
-        if (views[i]->c != m->spec.in_c || views[i]->h != m->spec.in_h ||
-            views[i]->w != m->spec.in_w)
-            return sd_error_set(err, SD_EINVAL, "membership audit: samples do not fit the model");
-    int bsz = 256;
-    size_t D = (size_t)m->spec.in_c * (size_t)m->spec.in_h * (size_t)m->spec.in_w;
-    sd_exec *ex = NULL;
-    sd_real *xb = NULL, *bn = NULL;
     double *l1 = malloc((size_t)n1 * sizeof *l1), *l0 = malloc((size_t)n0 * sizeof *l0);
     int *y1 = malloc((size_t)n1 * sizeof *y1), *y0 = malloc((size_t)n0 * sizeof *y0);
     int rc;
@@ -704,19 +728,8 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
         rc = sd_error_set(err, SD_ENOMEM, "membership audit: out of memory");
         goto out;
     }
-    if ((rc = sd_exec_create(&ex, m, be, bsz, SD_EXEC_INFERENCE, err)))
-        goto out;
-    if ((rc = be->alloc(be, err, (size_t)bsz * D * sizeof(sd_real), (void **)&xb)) ||
-        (rc = be->alloc(be, err, (m->n_bn + 1) * sizeof(sd_real), (void **)&bn))) {
-        sd_error_wrap_code(err, rc, "membership audit");
-        goto out;
-    }
-    if ((rc = sd_theta_bn_upload(be, bn, bn_stats, m->n_bn, err))) {
-        sd_error_wrap(err, "membership audit");
-        goto out;
-    }
-    if ((rc = sample_losses(m, be, ex, theta, bn, xb, bsz, members, n1, l1, y1, err)) ||
-        (rc = sample_losses(m, be, ex, theta, bn, xb, bsz, nonmembers, n0, l0, y0, err)))
+    if ((rc = sd_privacy_losses(m, be, theta, bn_stats, members, n1, l1, y1, err)) ||
+        (rc = sd_privacy_losses(m, be, theta, bn_stats, nonmembers, n0, l0, y0, err)))
         goto out;
     double s1 = 0, s0 = 0;
     for (int64_t i = 0; i < n1; i++)
@@ -730,9 +743,6 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
     r->membership_auc = sd_privacy_loss_auc(l1, y1, (size_t)n1, l0, y0, (size_t)n0);
     r->membership_done = isfinite(r->membership_auc);
 out:
-    sd_exec_destroy(ex);
-    be->free(be, xb);
-    be->free(be, bn);
     free(l1);
     free(l0);
     free(y1);

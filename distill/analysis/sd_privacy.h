@@ -178,6 +178,13 @@ int sd_privacy_membership(sd_privacy_report *r, const sd_model *m, sd_backend *b
                           const sd_real *theta, const float *bn_stats, const sd_data_view *members,
                           const sd_data_view *nonmembers, int64_t max, sd_error *err) SD_WUR;
 
+/* Per-sample cross-entropy of the model in inference mode on n samples of
+ * v spread evenly over it (all of them when n = v->count, in order):
+ * loss[n], label[n]. */
+int sd_privacy_losses(const sd_model *m, sd_backend *be, const sd_real *theta,
+                      const float *bn_stats, const sd_data_view *v, int64_t n, double *loss,
+                      int *label, sd_error *err) SD_WUR;
+
 /* The stratified Mann-Whitney AUC used above: P(member loss < nonmember
  * loss) + P(tie)/2 over same-class pairs.  NaN when no class has both. */
 double sd_privacy_loss_auc(const double *loss_in, const int *label_in, size_t n_in,

@@ -43,8 +43,8 @@ typedef struct nd_config {
     char data[ND_PATH_MAX]; /* prepared gastric data set, "" for none */
     nd_privacy_policy privacy;
     char privacy_thresholds[256]; /* sd_privacy_policy_parse text, "" = defaults */
-    double max_epsilon;   /* privacy budget per training record (nd_ledger.h); 0 = none */
-    double epsilon_delta; /* the delta it is stated at (default 1e-5) */
+    double max_epsilon;           /* privacy budget per training record (nd_ledger.h); 0 = none */
+    double epsilon_delta;         /* the delta it is stated at (default 1e-5) */
     char distill[2048];           /* default options of distillation jobs */
     char device[16];              /* compute backend: cpu, cuda */
     int64_t retry_base_ms, retry_max_ms;

@@ -257,10 +257,10 @@ int nd_ledger_view_of(sqlite3 *db, const char *bid, const nd_ledger_budget *b, n
         return rc;
     v->budget_epsilon = b->max_epsilon;
     v->delta = b->max_epsilon > 0 ? b->delta : (v->cost.dp ? v->cost.delta : b->delta);
-    v->spent_epsilon = !v->prior        ? 0
-                       : v->prior_nodp ? INFINITY
-                                       : sd_rdp_to_epsilon(sd_rdp_orders, sum, SD_RDP_NORDERS,
-                                                           v->delta, NULL);
+    v->spent_epsilon = !v->prior ? 0
+                       : v->prior_nodp
+                           ? INFINITY
+                           : sd_rdp_to_epsilon(sd_rdp_orders, sum, SD_RDP_NORDERS, v->delta, NULL);
     if (!v->cost.dp || v->prior_nodp) {
         v->total_epsilon = INFINITY;
     } else {
@@ -307,6 +307,6 @@ void nd_ledger_describe(const nd_ledger_view *v, char *buf, size_t len)
              "epsilon of this release %s%s; %d released bundle(s) share its %lld training "
              "%s(s)%s, epsilon spent %s, with this one %s (delta %.0e); %s",
              self, v->cost.dp ? "" : " (made without differential privacy)", v->prior,
-             (long long)v->records, v->unit, v->prior_nodp ? ", some without DP" : "", spent,
-             total, v->delta, rest);
+             (long long)v->records, v->unit, v->prior_nodp ? ", some without DP" : "", spent, total,
+             v->delta, rest);
 }

@@ -83,18 +83,18 @@ int nd_ledger_void(sqlite3 *db, const char *bid, sc_error *e) SC_WUR;
 
 /* A release against the budget, as the approver sees it. */
 typedef struct nd_ledger_view {
-    int found;              /* the bundle has a ledger row */
-    char state[16];         /* pending, spent, void */
-    nd_ledger_cost cost;    /* this release */
-    int64_t records;        /* training records it could use */
-    char unit[16];          /* "sample" or "image" */
-    int prior, prior_nodp;  /* spent releases sharing records (without DP) */
-    double delta;           /* the delta of the figures below */
-    double spent_epsilon;   /* those releases composed (0 when none) */
-    double total_epsilon;   /* with this one */
-    double budget_epsilon;  /* 0: no budget */
-    double left_epsilon;    /* budget - total (budget set only) */
-    int over;               /* this release would pass the budget */
+    int found;             /* the bundle has a ledger row */
+    char state[16];        /* pending, spent, void */
+    nd_ledger_cost cost;   /* this release */
+    int64_t records;       /* training records it could use */
+    char unit[16];         /* "sample" or "image" */
+    int prior, prior_nodp; /* spent releases sharing records (without DP) */
+    double delta;          /* the delta of the figures below */
+    double spent_epsilon;  /* those releases composed (0 when none) */
+    double total_epsilon;  /* with this one */
+    double budget_epsilon; /* 0: no budget */
+    double left_epsilon;   /* budget - total (budget set only) */
+    int over;              /* this release would pass the budget */
 } nd_ledger_view;
 
 int nd_ledger_view_of(sqlite3 *db, const char *bid, const nd_ledger_budget *b, nd_ledger_view *v,

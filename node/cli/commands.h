@@ -32,5 +32,6 @@ int cmd_job(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_compression(int argc, char **argv);
+int cmd_privacy(int argc, char **argv);
 
 #endif

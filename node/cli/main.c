@@ -26,6 +26,7 @@ static const sldd_command commands[] = {
     {"train", cmd_train, "ordinary training on real samples (SGD/Adam, per-class budget)"},
     {"replay", cmd_evaluate, "replay a payload (Algorithm 2) and evaluate it on data"},
     {"evaluate", cmd_evaluate, "Sen/Spe/HM, ROC and AUC, best delta of a payload or weights"},
+    {"privacy", cmd_privacy, "one-run membership audit of a distillation (canaries)"},
     {"detect", cmd_detect, "gastritis detection on a whole X-ray image, with a heat map"},
     {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
     {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},

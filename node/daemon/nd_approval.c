@@ -185,9 +185,9 @@ static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *r
     int64_t later;
     int found;
     rc = nd_db_int(db, &later, &found, e,
-                       "SELECT sequence FROM bundles WHERE direction='out' AND sequence>? "
-                       "AND state IN ('approved','queued','delivered','failed') LIMIT 1",
-                       "i", row->sequence);
+                   "SELECT sequence FROM bundles WHERE direction='out' AND sequence>? "
+                   "AND state IN ('approved','queued','delivered','failed') LIMIT 1",
+                   "i", row->sequence);
     if (!rc && found)
         rc = sc_error_set(e, SC_EINVAL,
                           "a later bundle (sequence %" PRId64 ") was already released; "

@@ -248,8 +248,8 @@ static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_da
     if (rc)
         return rc;
     nd_ledger_describe(&v, detail, sizeof detail);
-    nd_audit_entry en = {"node", v.over ? "budget" : "ledger", bid, ph, "",
-                         v.over ? "refused" : "ok", detail};
+    nd_audit_entry en = {"node", v.over ? "budget" : "ledger", bid,   ph,
+                         "",     v.over ? "refused" : "ok",    detail};
     if ((rc = nd_audit_append(j->db, &en, NULL, e)))
         return rc;
     nd_log(c, v.over ? "error" : "info", "bundle %.12s: %s%s", bid, detail,

@@ -381,7 +381,8 @@ static int approve_one(nd_ctx *c, fixture *f, sqlite3 *db, const made *m, sc_err
 {
     nd_decision_result res;
     size_t l;
-    uint8_t *s = decide_by(m->signed_st, m->slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE, &l);
+    uint8_t *s =
+        decide_by(m->signed_st, m->slen, f->alice, SLDD__V1__DECISION__DECISION_APPROVE, &l);
     int rc = nd_approval_decide(c, db, m->id, s, l, &res, e);
     free(s);
     return rc;
@@ -436,7 +437,8 @@ static void test_budget(fixture *f)
     /* m3 shares records with both spent releases: three compose, RDP adds
      * up, so that is the epsilon of 3T iterations; over the budget */
     CHECK(nd_ledger_view_of(db, m3.id, &b, &v, &e) == 0);
-    CHECKF(v.prior == 2 && fabs(v.spent_epsilon - two) < 1e-9 && fabs(v.total_epsilon - three) < 1e-9,
+    CHECKF(v.prior == 2 && fabs(v.spent_epsilon - two) < 1e-9 &&
+               fabs(v.total_epsilon - three) < 1e-9,
            "prior %d spent %g total %g", v.prior, v.spent_epsilon, v.total_epsilon);
     CHECK(v.over && fabs(v.left_epsilon - (b.max_epsilon - three)) < 1e-12);
     CHECK(approve_one(&c, f, db, &m3, &e) == SC_EPERM);
@@ -456,7 +458,8 @@ static void test_budget(fixture *f)
     /* a rejected release is void and costs nothing later */
     size_t l;
     nd_decision_result res;
-    uint8_t *s = decide_by(m3.signed_st, m3.slen, f->alice, SLDD__V1__DECISION__DECISION_REJECT, &l);
+    uint8_t *s =
+        decide_by(m3.signed_st, m3.slen, f->alice, SLDD__V1__DECISION__DECISION_REJECT, &l);
     CHECKF(nd_approval_decide(&c, db, m3.id, s, l, &res, &e) == 0, "%s", e.msg);
     free(s);
     CHECK(count(db, "SELECT COUNT(*) FROM ledger WHERE bundle_id=? AND state='void'", m3.id) == 1);

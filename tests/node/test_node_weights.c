@@ -313,7 +313,8 @@ int main(void)
     db = NULL;
     CHECKF(nd_db_open(root, 0, &db, &e) == 0, "%s", e.msg);
     int64_t ver = 0, n = -1;
-    CHECK(nd_db_int(db, &ver, NULL, &e, "PRAGMA user_version", "") == 0 && ver == ND_SCHEMA_VERSION);
+    CHECK(nd_db_int(db, &ver, NULL, &e, "PRAGMA user_version", "") == 0 &&
+          ver == ND_SCHEMA_VERSION);
     CHECK(nd_db_int(db, &n, NULL, &e, "SELECT count(*) FROM theta_opt", "") == 0 && n == 0);
     if (!classifier(root, be, &got, &parses, &replays, &replayed)) {
         CHECK(parses == 1 && replays == 1 && replayed == 1);
