@@ -247,8 +247,10 @@ void sp_bundle_print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t wire_siz
     const char *eps = hyper(b, "dp_epsilon");
     if (eps) {
         const char *delta = hyper(b, "dp_delta"), *acc = hyper(b, "dp_accountant");
-        fprintf(f, "%-22s epsilon %s at delta %s (%s)\n", "differential privacy", eps,
-                delta ? delta : "?", acc ? acc : "accountant not named");
+        const char *unit = hyper(b, "dp_unit");
+        fprintf(f, "%-22s epsilon %s at delta %s per training %s (%s)\n", "differential privacy",
+                eps, delta ? delta : "?", unit ? unit : "sample",
+                acc ? acc : "accountant not named");
     } else {
         fprintf(f, "%-22s none: no epsilon can be stated\n", "differential privacy");
     }

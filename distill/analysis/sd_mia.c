@@ -37,9 +37,9 @@ static int64_t compact(const double *l, const int *y, const uint8_t *keep, int64
     return k;
 }
 
-int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1,
-               const double *l0, const int *y0, const uint8_t *keep0, int64_t n0, int boot,
-               uint64_t seed, sd_mia_figure *out, sd_error *err)
+int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1, const double *l0,
+               const int *y0, const uint8_t *keep0, int64_t n0, int boot, uint64_t seed,
+               sd_mia_figure *out, sd_error *err)
 {
     out->auc = out->lo = out->hi = NAN;
     size_t cap = (size_t)(n1 > n0 ? n1 : n0) + 1;

@@ -31,9 +31,9 @@ typedef struct sd_mia_figure {
 /* The AUC of losses l1 (members, labels y1) against l0 (non-members), with
  * `boot` bootstrap resamples drawn from seed (0: no interval).  Only samples
  * whose keep[] is non-zero count (keep may be NULL: all). */
-int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1,
-               const double *l0, const int *y0, const uint8_t *keep0, int64_t n0, int boot,
-               uint64_t seed, sd_mia_figure *out, sd_error *err) SD_WUR;
+int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1, const double *l0,
+               const int *y0, const uint8_t *keep0, int64_t n0, int boot, uint64_t seed,
+               sd_mia_figure *out, sd_error *err) SD_WUR;
 
 /* out[i] = distance of sample i (x: n rows of dim floats, label y[i] in
  * 0..K-1) to the mean of its class over all n samples. */

@@ -49,8 +49,8 @@ static int concat_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd
             j++;
         }
         const sd_data_view *v = extra ? &c->included : c->base;
-        int rc = v->fetch(v->ctx, be, c->tmp, j - i, x + (size_t)i * D, labels ? labels + i : NULL,
-                          err);
+        int rc =
+            v->fetch(v->ctx, be, c->tmp, j - i, x + (size_t)i * D, labels ? labels + i : NULL, err);
         if (rc)
             return rc;
         i = j;
@@ -58,8 +58,8 @@ static int concat_fetch(void *ctx, sd_backend *be, const int64_t *idx, int n, sd
     return 0;
 }
 
-static void array_of(sd_array_data *a, sd_data_view *v, const float *x, const int32_t *y,
-                     int64_t n, const sd_data_view *shape)
+static void array_of(sd_array_data *a, sd_data_view *v, const float *x, const int32_t *y, int64_t n,
+                     const sd_data_view *shape)
 {
     memset(a, 0, sizeof *a);
     a->x = x;
@@ -78,8 +78,8 @@ int nd_canaries_make(nd_canaries *c, const sd_data_view *src, const sd_data_view
 {
     memset(c, 0, sizeof *c);
     if (m < 2 || m > src->count)
-        return sd_error_set(err, SD_EINVAL, "%d canaries: need 2 to %lld (the validation split)",
-                            m, (long long)src->count);
+        return sd_error_set(err, SD_EINVAL, "%d canaries: need 2 to %lld (the validation split)", m,
+                            (long long)src->count);
     if (src->classes < 2 || src->c != base->c || src->h != base->h || src->w != base->w)
         return sd_error_set(err, SD_EINVAL, "canaries: the splits do not match");
     size_t D = (size_t)src->c * (size_t)src->h * (size_t)src->w;
@@ -111,8 +111,8 @@ int nd_canaries_make(nd_canaries *c, const sd_data_view *src, const sd_data_view
         c->true_label[i] = lab[i];
         /* a wrong label, uniform over the K - 1 others; membership a fair coin */
         uint32_t r = sd_uniform_u32(seed, 31, (uint64_t)i);
-        c->label[i] = (int32_t)((lab[i] + 1 + (int)(r % (uint32_t)(src->classes - 1))) %
-                                src->classes);
+        c->label[i] =
+            (int32_t)((lab[i] + 1 + (int)(r % (uint32_t)(src->classes - 1))) % src->classes);
         c->member[i] = (int)(sd_uniform_u32(seed, 32, (uint64_t)i) & 1u);
         if (c->member[i]) {
             memcpy(c->in_x + (size_t)nin * D, c->x + (size_t)i * D, D * sizeof *c->x);

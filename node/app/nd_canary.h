@@ -23,15 +23,15 @@
 
 typedef struct nd_canaries {
     int m;
-    int *member;          /* 1: trained on */
-    int32_t *label;       /* the wrong label each canary carries */
-    int32_t *true_label;  /* its label in the data set */
-    int64_t *source;      /* its index in the validation split */
-    float *x;             /* m samples, host */
-    int32_t *in_label;    /* labels of the included ones */
-    float *in_x;          /* the included ones, host */
+    int *member;         /* 1: trained on */
+    int32_t *label;      /* the wrong label each canary carries */
+    int32_t *true_label; /* its label in the data set */
+    int64_t *source;     /* its index in the validation split */
+    float *x;            /* m samples, host */
+    int32_t *in_label;   /* labels of the included ones */
+    float *in_x;         /* the included ones, host */
     sd_array_data all_arr, in_arr;
-    sd_data_view all;     /* every canary with its wrong label (for scoring) */
+    sd_data_view all; /* every canary with its wrong label (for scoring) */
     sd_data_view included;
     /* the training view with the included canaries appended */
     const sd_data_view *base;

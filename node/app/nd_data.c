@@ -485,3 +485,15 @@ int nd_picture_curves(const char *path, const double *iter, const double *loss, 
     return sd_plot_lines_png(path, "distillation", "outer iteration", "", iter, n, ys, names, 2, 0,
                              err);
 }
+
+void nd_data_public_norm(nd_data *d)
+{
+    if (!d->gastric)
+        return;
+    d->prep.mean = ND_PUBLIC_NORM_MEAN;
+    d->prep.std = ND_PUBLIC_NORM_STD;
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        d->src[s].mean = ND_PUBLIC_NORM_MEAN;
+        d->src[s].std = ND_PUBLIC_NORM_STD;
+    }
+}

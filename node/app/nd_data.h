@@ -49,6 +49,15 @@ typedef struct nd_data {
     int64_t *sub_index;
 } nd_data;
 
+/* The normalisation of a differentially private run on gastric data:
+ * public constants, not computed from any data (the prepared set's mean and
+ * standard deviation are statistics of the training patches, which a DP
+ * release may not carry unaccounted).  Fashion-MNIST uses fixed constants
+ * anyway. */
+#define ND_PUBLIC_NORM_MEAN 0.5
+#define ND_PUBLIC_NORM_STD  0.25
+void nd_data_public_norm(nd_data *d);
+
 /* Open "fashion-mnist" or a prepared gastric directory.  train_limit > 0
  * keeps only that many training samples (spread over the set). */
 int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error *err);

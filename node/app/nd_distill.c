@@ -238,9 +238,11 @@ const char *nd_distill_opts_help(void)
            "                           theta_bn from the synthetic images\n";
 }
 
-int nd_distill_opts_finish(nd_distill_opts *o, const nd_data *ds, sd_error *err)
+int nd_distill_opts_finish(nd_distill_opts *o, nd_data *ds, sd_error *err)
 {
     int rc = sd_model_spec_parse_arch(&o->cfg.spec, o->arch[0] ? o->arch : ds->default_arch, err);
+    if (!rc && (o->cfg.dp_noise > 0 || o->dp_epsilon > 0))
+        nd_data_public_norm(ds);
     if (rc || !(o->dp_epsilon > 0))
         return rc;
     if (o->cfg.dp_noise > 0)
@@ -282,9 +284,9 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
 {
     const sd_distill_config *c = &o->cfg;
     nd_payload_meta meta;
-    char label[64], vals[20][64];
-    const char *keys[20];
-    const char *values[20];
+    char label[64], vals[24][64];
+    const char *keys[24];
+    const char *values[24];
     size_t nh = 0;
     *out = NULL;
     *len = 0;
@@ -334,6 +336,8 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
         HP("dp_noise_multiplier", "%.6g", c->dp_noise);
         HP("dp_clip", "%.6g", c->dp_clip);
         HP("dp_sampling_rate", "%.6g", q);
+        HP("dp_unit", "%s", ds->gastric ? "patch" : "sample"); /* what one guarantee protects */
+        HP("dp_normalisation", "%s", "public-constants");
         HP("dp_validation", "%s", "off");
         HP("dp_theta_bn", "%s", "synthetic-images");
         meta.accuracy = meta.sensitivity = meta.specificity = meta.harmonic_mean = meta.auc = 0;

@@ -38,7 +38,7 @@ int nd_distill_opts_parse(nd_distill_opts *o, const char *text, sd_error *err);
 /* The options' help text (the part of `sldd distill --help` they cover). */
 const char *nd_distill_opts_help(void);
 /* Resolve the architecture against the data set: fills o->cfg.spec. */
-int nd_distill_opts_finish(nd_distill_opts *o, const nd_data *ds, sd_error *err);
+int nd_distill_opts_finish(nd_distill_opts *o, nd_data *ds, sd_error *err);
 
 /* Iterations a run will make on ds. */
 int64_t nd_distill_total(const nd_distill_opts *o, const nd_data *ds);

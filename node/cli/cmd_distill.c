@@ -508,10 +508,11 @@ int cmd_distill(int argc, char **argv)
         if (!a.quiet)
             fprintf(stderr,
                     "differential privacy: Poisson rate q = %.6g, noise multiplier sigma = %.6g, "
-                    "clip C = %g, delta = %g; epsilon after %lld iterations: %.4f "
-                    "(accountant %s v%d); validation off\n",
+                    "clip C = %g, delta = %g; epsilon after %lld iterations: %.4f per "
+                    "training %s (accountant %s v%d); validation off\n",
                     pc.dp_q, pc.dp_sigma, cfg.dp_clip, cfg.dp_delta, (long long)total,
-                    dp_epsilon(&pc, total), SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+                    dp_epsilon(&pc, total), ds.gastric ? "patch" : "sample", SD_RDP_ACCOUNTANT,
+                    SD_RDP_VERSION);
     }
     char label[64];
     sd_model_spec_label(&sd_distiller_model(d)->spec, label, sizeof label);

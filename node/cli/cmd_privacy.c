@@ -35,21 +35,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sldd privacy audit --data SOURCE --out DIR [--canaries M] [--audit-seed S]\n"
-            "                          [--attack-samples N] [--device cpu|cuda] [--quiet]\n"
-            "                          [distillation options, as for sldd distill]\n"
-            "\n"
-            "One-run membership audit (Steinke, Nasr, Jagielski 2023): M canaries (default\n"
-            "200; mislabelled samples of the validation split) each join the training data\n"
-            "with probability 1/2, the data set is distilled ONCE with the options given\n"
-            "(--dp-epsilon etc. for a differentially private run), theta_opt is rebuilt as a\n"
-            "receiver would and every canary is scored by its loss.  Prints the empirical\n"
-            "epsilon lower bound at 95 %% confidence, the AUC and the TPR at FPR 1 %% with\n"
-            "bootstrap intervals, and the loss-threshold attack on the real training data\n"
-            "against the test split: overall, per class and on the most outlying 10 %%.\n"
-            "Writes DIR/audit.json.  Exit 1 when a DP run's lower bound is above the\n"
-            "accountant's epsilon (that would be a bug).\n");
+    fprintf(f, "usage: sldd privacy audit --data SOURCE --out DIR [--canaries M] [--audit-seed S]\n"
+               "                          [--attack-samples N] [--device cpu|cuda] [--quiet]\n"
+               "                          [distillation options, as for sldd distill]\n"
+               "\n"
+               "One-run membership audit (Steinke, Nasr, Jagielski 2023): M canaries (default\n"
+               "200; mislabelled samples of the validation split) each join the training data\n"
+               "with probability 1/2, the data set is distilled ONCE with the options given\n"
+               "(--dp-epsilon etc. for a differentially private run), theta_opt is rebuilt as a\n"
+               "receiver would and every canary is scored by its loss.  Prints the empirical\n"
+               "epsilon lower bound at 95 %% confidence, the AUC and the TPR at FPR 1 %% with\n"
+               "bootstrap intervals, and the loss-threshold attack on the real training data\n"
+               "against the test split: overall, per class and on the most outlying 10 %%.\n"
+               "Writes DIR/audit.json.  Exit 1 when a DP run's lower bound is above the\n"
+               "accountant's epsilon (that would be a bug).\n");
 }
 
 typedef struct audit_args {
@@ -156,8 +155,8 @@ static int score_canaries(const sd_distilled *res, sd_backend *be, const nd_cana
     sd_model *m = NULL;
     sd_real *theta = NULL;
     int *lab = malloc((size_t)can->m * sizeof *lab);
-    int rc = lab ? sd_replay(res, be, &m, &theta, err)
-                 : sd_error_set(err, SD_ENOMEM, "out of memory");
+    int rc =
+        lab ? sd_replay(res, be, &m, &theta, err) : sd_error_set(err, SD_ENOMEM, "out of memory");
     if (!rc)
         rc = sd_privacy_losses(m, be, theta, m->n_bn ? res->theta_bn : NULL, &can->all, can->m,
                                score, lab, err);
@@ -244,7 +243,8 @@ static void print_fig(FILE *f, const char *name, const sd_mia_figure *g)
 
 static void json_fig(FILE *f, const char *name, const sd_mia_figure *g, int last)
 {
-    fprintf(f, "\"%s\":{\"auc\":%.6f,\"lo\":%.6f,\"hi\":%.6f,\"members\":%lld,\"nonmembers\":%lld}%s",
+    fprintf(f,
+            "\"%s\":{\"auc\":%.6f,\"lo\":%.6f,\"hi\":%.6f,\"members\":%lld,\"nonmembers\":%lld}%s",
             name, isfinite(g->auc) ? g->auc : -1, isfinite(g->lo) ? g->lo : -1,
             isfinite(g->hi) ? g->hi : -1, (long long)g->members, (long long)g->nonmembers,
             last ? "" : ",");
@@ -278,8 +278,8 @@ static int write_json(const char *out, const audit_args *a, const nd_canaries *c
     }
     fprintf(f, "}},\"canary\":[");
     for (int i = 0; i < can->m; i++)
-        fprintf(f, "%s{\"member\":%d,\"score\":%.6f,\"label\":%d,\"true_label\":%d}",
-                i ? "," : "", can->member[i], score[i], can->label[i], can->true_label[i]);
+        fprintf(f, "%s{\"member\":%d,\"score\":%.6f,\"label\":%d,\"true_label\":%d}", i ? "," : "",
+                can->member[i], score[i], can->label[i], can->true_label[i]);
     fprintf(f, "]}\n");
     return fclose(f) ? -1 : 0;
 }
@@ -293,6 +293,8 @@ static int run(audit_args *a, nd_data *ds, sd_backend *be)
     sd_distilled res = {0};
     double *score = NULL, eps_acc = INFINITY;
     int status = 1;
+    if (a->dopts.cfg.dp_noise > 0 || a->dopts.dp_epsilon > 0)
+        nd_data_public_norm(ds); /* before the canaries are cut */
     if (nd_canaries_make(&can, &ds->val, &base, a->canaries, a->seed, be, &err)) {
         fprintf(stderr, "sldd privacy audit: %s\n", err.msg);
         return 1;
@@ -315,9 +317,10 @@ static int run(audit_args *a, nd_data *ds, sd_backend *be)
            can.m, (long long)can.included.count, (long long)ds->train.count,
            dp ? "differentially private run" : "run without differential privacy");
     if (dp)
-        printf("accountant: epsilon %.4f at delta %g (sigma %.4g, q %.4g, %lld iterations, %s v%d)\n",
-               eps_acc, a->dopts.cfg.dp_delta, a->dopts.cfg.dp_noise, q, (long long)total,
-               SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+        printf(
+            "accountant: epsilon %.4f at delta %g (sigma %.4g, q %.4g, %lld iterations, %s v%d)\n",
+            eps_acc, a->dopts.cfg.dp_delta, a->dopts.cfg.dp_noise, q, (long long)total,
+            SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
     fflush(stdout);
     if (sd_distiller_create(&d, &a->dopts.cfg, be, &ds->train, NULL, NULL, &err))
         goto fail;

@@ -554,10 +554,11 @@ static int view_ledger(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int js
     char line[600];
     if (v.cost.dp)
         nd_buf_printf(b,
-                      "  diff. privacy   epsilon %.3f at delta %.0e for this release (sigma %.4g, "
-                      "Poisson rate %.4g, %" PRId64 " iterations, accountant %s v%d)\n",
-                      v.cost.epsilon, v.cost.delta, v.cost.sigma, v.cost.q, v.cost.iterations,
-                      SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
+                      "  diff. privacy   epsilon %.3f at delta %.0e per training %s for this "
+                      "release (sigma %.4g, Poisson rate %.4g, %" PRId64
+                      " iterations, accountant %s v%d)\n",
+                      v.cost.epsilon, v.cost.delta, strcmp(v.unit, "image") ? "sample" : "patch",
+                      v.cost.sigma, v.cost.q, v.cost.iterations, SD_RDP_ACCOUNTANT, SD_RDP_VERSION);
     else
         nd_buf_str(b, "  diff. privacy   none: made without differential privacy, no epsilon "
                       "can be stated\n");

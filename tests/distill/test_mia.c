@@ -94,8 +94,8 @@ static void test_coverage(void)
         width_small += f.hi - f.lo;
     }
     /* 95 % nominal: with 60 runs, fewer than 51 covered would be very unlikely */
-    CHECKF(covered >= 51, "the interval covered the true AUC %.4f in %d of %d runs", truth,
-           covered, RUNS);
+    CHECKF(covered >= 51, "the interval covered the true AUC %.4f in %d of %d runs", truth, covered,
+           RUNS);
     CHECKF(width_small > 1.6 * width_large, "widths %.4f (n/4) and %.4f (n)", width_small / RUNS,
            width_large / RUNS);
 }

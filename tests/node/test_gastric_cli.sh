@@ -137,6 +137,11 @@ if command -v protoc >/dev/null; then
     "protoc --decode=sldd.v1.Bundle -I '$(dirname "$0")/../../proto' sldd.proto <'$P' | grep -q 'counts {'"
 fi
 check "DP payload's theta_bn is from the synthetic images" grep -q "dp_theta_bn    synthetic-images" "$T/dp.txt"
+# the normalisation of a DP run is the public constants, not the training patches' statistics
+check "DP payload's normalisation is public (mean 0.5, std 0.25)" bash -c \
+  "grep -A4 '^normalisation:' '$T/dp.txt' | grep -q 'mean .* min 0.5 max 0.5' && grep -A4 '^normalisation:' '$T/dp.txt' | grep -q 'std .* min 0.25 max 0.25'"
+check "DP payload says its normalisation is public" grep -q "dp_normalisation public-constants" "$T/dp.txt"
+check "DP payload states its privacy unit" grep -q "dp_unit        patch" "$T/dp.txt"
 expect 2 "give --dp-epsilon or --dp-noise, not both" -- "$SLDD" distill --data "$D" --out "$T/dp2" \
   --arch convnet-bn --width 4 --iterations 3 --real-batch 16 --dp-epsilon 8 --dp-noise 1
 expect 2 "out of reach" -- "$SLDD" distill --data "$D" --out "$T/dp3" --arch convnet-bn --width 4 \

@@ -46,15 +46,15 @@ def main(sldd, checks):
                      and led["prior_releases"] == 0 and not led["over_budget"]
                      and abs(led["left_epsilon"] - (2.2 - led["total_epsilon"])) < 1e-9,
                      "first release: epsilon 2, nothing spent before: %s" % led)
-        checks.check("epsilon 2.000 at delta 1e-05" in view and "rdp-sgm" in view
+        checks.check("epsilon 2.000 at delta 1e-05 per training patch" in view and "rdp-sgm" in view
                      and "budget 2.200" in view and "left" in view,
                      "bundle show states epsilon, accountant and what is left:\n" + view)
         shown = a.sldd("bundle", "inspect", a.bundle(first)["payload_path"], "--type",
                        "payload").stdout
-        checks.check("dp_accountant" in shown and "rdp-sgm" in shown and "dp_epsilon" in shown,
+        checks.check("dp_accountant" in shown and "dp_unit" in shown and "rdp-sgm" in shown and "dp_epsilon" in shown,
                      "the payload states its accounting:\n" + shown[-1500:])
         r = a.approve(first)
-        checks.check("epsilon 2 at delta 1e-05 (rdp-sgm" in r.stdout
+        checks.check("epsilon 2 at delta 1e-05 per training patch (rdp-sgm" in r.stdout
                      and "sender metrics         none in the payload" in r.stdout,
                      "what the signature covers states epsilon, no sender metrics:\n"
                      + r.stdout[-1200:])
