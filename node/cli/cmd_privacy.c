@@ -362,6 +362,10 @@ static int run(audit_args *a, nd_data *ds, sd_backend *be)
             snprintf(nm, sizeof nm, "class %d", k);
         print_fig(stdout, nm, &at.cls[k]);
     }
+    nd_eval ev;
+    if (nd_data_evaluate(ds, &res, be, &ev, &err))
+        goto fail;
+    nd_eval_print(ds, &ev, stdout);
     if (write_json(a->out, a, &can, score, &r, eps_acc, &at))
         fprintf(stderr, "sldd privacy audit: cannot write %s/audit.json\n", a->out);
     else
