@@ -21,6 +21,7 @@
 #include "nd_state.h"
 #include "nd_node.h"
 #include "sc_sign.h"
+#include "sd_rdp.h"
 #include "sc_util.h"
 #include "sp_check.h"
 
@@ -165,7 +166,24 @@ typedef struct run_ctx {
     double val_acc, val_hm;
     int interrupted; /* stopped by the daemon, not canceled */
     int ckpt_every;
+    int dp;                         /* a DP run: epsilon so far goes into the job's note */
+    double dp_rdp1[SD_RDP_NORDERS]; /* RDP of one iteration (RDP adds up) */
+    double dp_delta;
 } run_ctx;
+
+/* "epsilon E (delta D) after N iterations" of a DP run, "" otherwise */
+static void dp_note(const run_ctx *r, int64_t iter, char *buf, size_t len)
+{
+    double rdp[SD_RDP_NORDERS];
+    buf[0] = 0;
+    if (!r->dp)
+        return;
+    for (int k = 0; k < SD_RDP_NORDERS; k++)
+        rdp[k] = r->dp_rdp1[k] * (double)iter;
+    snprintf(buf, len, "epsilon %.3f (delta %.0e) after %" PRId64 " iterations",
+             sd_rdp_to_epsilon(sd_rdp_orders, rdp, SD_RDP_NORDERS, r->dp_delta, NULL), r->dp_delta,
+             iter);
+}
 
 static int on_progress(void *arg, const sd_progress *p)
 {
@@ -196,14 +214,16 @@ static int on_progress(void *arg, const sd_progress *p)
     }
     int64_t now = nd_now_ms();
     if (p->evaluated || p->iter == p->total || now - r->last_write_ms >= 500) {
+        char note[96];
         r->last_write_ms = now;
+        dp_note(r, p->iter, note, sizeof note);
         if (nd_db_run(r->j->db, &e,
                       "UPDATE jobs SET iter=?, total=?, loss=?, val_acc=?, val_hm=?, eta=?, "
-                      "seconds=? WHERE id=?",
+                      "seconds=?, note=? WHERE id=?",
                       "iiddddd"
-                      "i",
+                      "ti",
                       p->iter, p->total, p->loss, r->val_acc, r->val_hm, p->eta_seconds, p->seconds,
-                      r->id))
+                      note, r->id))
             nd_log(c, "error", "job %" PRId64 " progress: %s", r->id, e.msg);
     }
     if (p->evaluated)
@@ -441,6 +461,11 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     r.d = d;
     r.val_acc = r.val_hm = NAN;
     r.ckpt_every = o.cfg.checkpoint_every;
+    if (o.cfg.dp_noise > 0 && sd_rdp_curve((double)o.cfg.real_batch / (double)ds.train.count,
+                                           o.cfg.dp_noise, 1, r.dp_rdp1, &se) == 0) {
+        r.dp = 1;
+        r.dp_delta = o.cfg.dp_delta;
+    }
     int rc = sd_distiller_run(d, on_progress, &r);
     if (rc == SD_ECANCELED) {
         if (r.interrupted) {

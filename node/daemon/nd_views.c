@@ -650,6 +650,8 @@ static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)
         eta, nd_col_text(st, 11));
     if (*nd_col_text(st, 12))
         nd_buf_printf(b, "  error: %s", nd_col_text(st, 12));
+    else if (!strncmp(nd_col_text(st, 13), "epsilon ", 8))
+        nd_buf_printf(b, "  %s", nd_col_text(st, 13)); /* a DP job's epsilon so far */
     nd_buf_str(b, "\n");
 }
 

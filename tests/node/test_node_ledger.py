@@ -40,6 +40,9 @@ def main(sldd, checks):
                      "a job asking for more than the budget is refused: " + r.stderr.strip())
 
         first = a.distill(["node-b"], DP)
+        job = [j for j in a.api_json("job", "list") if j["bundle"] == first]
+        checks.check(job and job[0]["note"].startswith("epsilon 2.000 (delta 1e-05) after 12 "),
+                     "the job states its epsilon as it runs: %s" % job)
         view = a.sldd("bundle", "show", first, "--dir", a.dir).stdout
         led = a.bundle(first)["ledger"]
         checks.check(led["dp"] == 1 and abs(led["epsilon"] - 2) < 1e-3
