@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_cli_peer.h"
 #include "sc_keys.h"
 #include "nd_node.h"
@@ -204,7 +205,8 @@ int cmd_peer(int argc, char **argv)
         default: peer_usage(stderr); return 2;
         }
     }
-    if (!a.dir || optind != argc) {
+    a.dir = nd_cli_node_dir(a.dir);
+    if (optind != argc) {
         peer_usage(stderr);
         return 2;
     }

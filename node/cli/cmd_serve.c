@@ -5,11 +5,12 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_daemon.h"
 
 static void serve_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
+    fprintf(f, "usage: sldd serve [--dir NODE] [--log FILE] [--check]\n"
                "\n"
                "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
                "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
@@ -42,7 +43,8 @@ int cmd_serve(int argc, char **argv)
         default: serve_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc) {
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc) {
         serve_usage(stderr);
         return 2;
     }

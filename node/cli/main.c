@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "sd_backend_cpu.h"
 
 #ifdef SLDD_HAVE_CUDA
@@ -64,7 +65,11 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'sldd <command> --help' for the options of a command.\n");
+    fprintf(f,
+            "\nRun 'sldd <command> --help' for the options of a command.  Commands\n"
+            "that work on a node take --dir NODE; without it they use $SLDD_DIR, else\n"
+            "%s.\n",
+            ND_DEFAULT_NODE_DIR);
 }
 
 int main(int argc, char **argv)
