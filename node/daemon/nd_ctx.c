@@ -24,6 +24,7 @@ int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error 
     pthread_cond_init(&c->wake_in, NULL);
     pthread_cond_init(&c->wake_jobs, NULL);
     atomic_init(&c->stopping, 0);
+    nd_metrics_init(&c->metrics);
     c->log = stderr;
     if (log_path) {
         c->log = fopen(log_path, "a");
@@ -53,6 +54,7 @@ void nd_ctx_destroy(nd_ctx *c)
     pthread_cond_destroy(&c->wake_jobs);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->log_mu);
+    nd_metrics_destroy(&c->metrics);
     memset(c, 0, sizeof *c);
 }
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "nd_config.h"
+#include "nd_metrics.h"
 #include "sc_error.h"
 #include "sc_keys.h"
 #include "sc_store.h"
@@ -34,6 +35,7 @@ typedef struct nd_ctx {
     pthread_mutex_t mu;
     pthread_cond_t wake_out, wake_in, wake_jobs;
     int pending_out, pending_in, pending_jobs;
+    nd_metrics metrics; /* counters for GET /v1/metrics (nd_metrics.h) */
 } nd_ctx;
 
 int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error *e) SC_WUR;

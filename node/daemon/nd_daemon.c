@@ -187,7 +187,10 @@ static void on_event(void *arg, const sn_event *ev)
     nd_ctx *c = x->c;
     sc_error e = {0, ""};
     switch (ev->kind) {
-    case SN_EV_REQUEST: nd_log(c, "info", "%s", ev->reason); return;
+    case SN_EV_REQUEST:
+        nd_metrics_contact(&c->metrics, ev->peer_node_id);
+        nd_log(c, "info", "%s", ev->reason);
+        return;
     case SN_EV_TLS_REFUSED:
     case SN_EV_HTTP_REFUSED: {
         char detail[700], actor[96];
@@ -198,6 +201,13 @@ static void on_event(void *arg, const sn_event *ev)
             snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr, ev->reason);
         snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
                  ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
+        if (ev->kind == SN_EV_TLS_REFUSED) {
+            nd_metrics_refusal(&c->metrics, "tls-handshake");
+        } else {
+            char why[32];
+            snprintf(why, sizeof why, "http-%d", ev->status);
+            nd_metrics_refusal(&c->metrics, why);
+        }
         nd_log(c, "warn", "refused %s", detail);
         nd_audit_entry en = {actor,     "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
                              "refused", detail};

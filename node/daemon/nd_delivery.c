@@ -146,6 +146,10 @@ static void deliver(nd_delivery *o, const due *d)
     sn_delivery outcome;
     int rc = sn_peer_deliver(o->client, url, pins, env, elen, &resp, &outcome, &e);
     free(env);
+    if (rc == 0) { /* answered: the envelope went out over a pinned connection */
+        nd_metrics_bytes(&c->metrics, elen, 0);
+        nd_metrics_contact(&c->metrics, d->peer);
+    }
     if (outcome == SN_DELIVERED) {
         sc_peer p;
         nd_receipt r;

@@ -86,7 +86,11 @@ static int import_one(nd_inbound *in, const char *bid)
         }
     }
     if (!failed && in->data_state == 1) {
+        int64_t t0 = nd_now_ms();
         int r = evaluate(&in->data, &inf, &info, &ev, note, sizeof note, &se);
+        if (r == 0)
+            nd_metrics_patches(&c->metrics, (uint64_t)ev.samples,
+                               (double)(nd_now_ms() - t0) / 1000.0);
         if (r < 0) {
             snprintf(note, sizeof note, "%s", se.msg);
             failed = 1;

@@ -70,6 +70,7 @@ static void refuse(nd_inbound *in, const sn_bundle_in *b, int code, const char *
     snprintf(detail, sizeof detail, "%s: %s (from %s, %zu bytes)", sc_status_name(code), reason,
              b->peer_addr ? b->peer_addr : "?", b->body_len);
     snprintf(actor, sizeof actor, "peer:%s", b->sender_node_id);
+    nd_metrics_refusal(&c->metrics, sc_status_name(code));
     nd_log(c, "warn", "refused a bundle from %s: %s", b->sender_node_id, detail);
     nd_audit_entry en = {actor,     "refusal", bundle_hex ? bundle_hex : "", "", b->sender_node_id,
                          "refused", detail};
@@ -240,6 +241,7 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     size_t rlen = 0;
     int rc;
 
+    nd_metrics_bytes(&c->metrics, 0, b->body_len);
     /* 1. a retransmission (the sender did not see our answer) */
     if (answered_from_store(in, b, resp, bid))
         return;

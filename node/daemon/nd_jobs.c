@@ -170,6 +170,7 @@ static int on_progress(void *arg, const sd_progress *p)
     }
     if (atomic_load(&r->j->cancel_id) == r->id)
         return 1;
+    nd_metrics_iteration(&c->metrics, r->id, p->iter);
     if (p->iter > r->ckpt_every)
         nd_test_hold(c, "distill"); /* crash tests: a checkpoint exists by now */
     if (p->evaluated) {

@@ -32,6 +32,7 @@ static void refuse(nd_witness_sync *w, const sn_audit_head_in *in, sn_response *
     snprintf(detail, sizeof detail, "audit head from %s (%zu bytes): %s",
              in->peer_addr ? in->peer_addr : "?", in->body_len, why);
     snprintf(actor, sizeof actor, "peer:%s", in->sender_node_id);
+    nd_metrics_refusal(&c->metrics, "audit-head");
     nd_log(c, "warn", "refused an audit head of %s: %s", in->sender_node_id, detail);
     nd_audit_entry en = {actor, "refusal", "", "", in->sender_node_id, "refused", detail};
     if (nd_audit_append(w->loop_db, &en, NULL, &e) || nd_audit_anchor(w->loop_db, c->cfg.dir, &e))
