@@ -167,6 +167,8 @@ static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
     nd_ctx *c = a->ctx;
     sc_error e = {0, ""};
     int64_t audit = 0, up = nd_now_unix() - a->started_unix;
+    nd_settings st;
+    nd_ctx_settings(c, &st);
     if (nd_db_int(db, &audit, NULL, &e, "SELECT COUNT(*) FROM audit", "")) {
         reply(r, 500, "%s", e.msg);
         return;
@@ -184,7 +186,7 @@ static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         nd_buf_json_str(o, a->path);
         nd_buf_printf(o,
                       ",\"audit_entries\":%" PRId64 ",\"privacy_policy\":\"%s\",\"data\":", audit,
-                      nd_privacy_policy_name(c->cfg.privacy));
+                      nd_privacy_policy_name(st.privacy));
         nd_buf_json_str(o, c->cfg.data);
     } else {
         nd_buf_printf(o,
@@ -204,7 +206,7 @@ static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         nd_buf_str(o, "}\n");
     else
         nd_buf_printf(o, "audit entries     %" PRId64 "\nprivacy policy    %s\n", audit,
-                      nd_privacy_policy_name(c->cfg.privacy));
+                      nd_privacy_policy_name(st.privacy));
 }
 
 /* Liveness for supervisors and load balancers: the database answers and

@@ -21,6 +21,7 @@
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
+#include "nd_service.h"
 #include "nd_delivery.h"
 #include "nd_state.h"
 #include "nd_witness_sync.h"
@@ -201,14 +202,19 @@ static void on_event(void *arg, const sn_event *ev)
             snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr, ev->reason);
         snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
                  ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
-        if (ev->kind == SN_EV_TLS_REFUSED) {
-            nd_metrics_refusal(&c->metrics, "tls-handshake");
-        } else {
-            char why[32];
+        char why[32] = "tls-handshake", st[16];
+        if (ev->kind != SN_EV_TLS_REFUSED)
             snprintf(why, sizeof why, "http-%d", ev->status);
-            nd_metrics_refusal(&c->metrics, why);
-        }
-        nd_log(c, "warn", "refused %s", detail);
+        snprintf(st, sizeof st, "%d", ev->status);
+        nd_metrics_refusal(&c->metrics, why);
+        /* a handshake refused is someone this node does not know (no
+         * certificate, another CA, a pin in no peer's list): an error;
+         * a known peer's request refused by the server is a warning */
+        const char *kv[] = {
+            "event",       "refusal", "reason",         why,      "addr",
+            ev->peer_addr, "peer",    ev->peer_node_id, "status", ev->status ? st : NULL,
+            NULL};
+        nd_log_kv(c, ev->kind == SN_EV_TLS_REFUSED ? "error" : "warn", kv, "refused %s", detail);
         nd_audit_entry en = {actor,     "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
                              "refused", detail};
         if (nd_audit_append(x->db, &en, NULL, &e) || nd_audit_anchor(x->db, c->cfg.dir, &e))
@@ -256,17 +262,6 @@ static int write_info(nd_ctx *c, int port, sc_error *e)
     return rc;
 }
 
-static int load_config_peers(nd_ctx *c, sqlite3 *db, sc_error *e)
-{
-    for (size_t i = 0; i < c->cfg.n_peers; i++) {
-        const nd_peer_addr *p = &c->cfg.peers[i];
-        int rc = nd_peer_set(db, p->id, p->url, p->pins, "node.conf", e);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 int nd_daemon_check(const char *node_dir, sc_error *e)
 {
     nd_ctx c;
@@ -295,6 +290,7 @@ typedef struct daemon_parts {
     event_ctx evx;
     sn_peer_service svc;
     nd_witness_sync wit;
+    nd_service sv; /* notify, watchdog, SIGHUP: on the loop's tick */
     int port;
     int in_init, out_started, jobs_started, admin_started, import_started;
 } daemon_parts;
@@ -320,7 +316,11 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     sc.max_connections = c->cfg.max_connections;
     sc.on_event = on_event;
     sc.event_arg = &p->evx;
-    if ((rc = sn_server_create(&p->srv, &sc, e)) || (rc = nd_inbound_init(&p->in, c, p->db, e)))
+    if ((rc = sn_server_create(&p->srv, &sc, e)))
+        return rc;
+    nd_service_init(&p->sv, c, p->db);
+    if ((rc = sn_server_set_tick(p->srv, nd_service_tick_ms(&p->sv), nd_service_tick, &p->sv, e)) ||
+        (rc = nd_inbound_init(&p->in, c, p->db, e)))
         return rc;
     p->in_init = 1;
     if ((rc = nd_witness_sync_start(&p->wit, c, p->db, e)))
@@ -398,7 +398,10 @@ static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
     signal(SIGPIPE, SIG_IGN);
     nd_log(c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
            c->self_id, c->cfg.listen_addr, p->port, p->admin.path);
+    nd_notifyf(c, "READY=1\nMAINPID=%ld\nSTATUS=serving peers on %s:%d", (long)getpid(),
+               c->cfg.listen_addr, p->port);
     int rc = sn_server_run(p->srv, e);
+    nd_notifyf(c, "STOPPING=1\nSTATUS=stopping: finishing work in progress");
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
     g_server = NULL;
@@ -406,31 +409,43 @@ static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
     return rc;
 }
 
-int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
+int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format, sc_error *e)
 {
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
+    struct sigaction old_hup;
     memset(&p, 0, sizeof p);
-    if ((rc = take_lock(node_dir, &lock_fd, e)))
+    /* from the start: a SIGHUP's default action would end the process */
+    sigaction(SIGHUP, NULL, &old_hup);
+    nd_service_catch_sighup();
+    if ((rc = take_lock(node_dir, &lock_fd, e))) {
+        sigaction(SIGHUP, &old_hup, NULL);
         return rc;
-    if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {
+    }
+    rc = nd_ctx_init(&c, node_dir, log_path, e);
+    c.log_format = log_format;
+    if (rc) {
         nd_ctx_destroy(&c);
         close(lock_fd);
+        sigaction(SIGHUP, &old_hup, NULL);
         return rc;
     }
     nd_log(&c, "info", "starting node %s in %s (sldd %s)", c.self_id, node_dir, SLDD_VERSION);
     if (!(rc = nd_db_open(node_dir, 1, &p.db, e)) && !(rc = startup_checks(&c, p.db, e)) &&
-        !(rc = load_config_peers(&c, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
+        !(rc = nd_service_load_peers(&c.cfg, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
         !(rc = nd_audit_anchor(p.db, node_dir, e)) && !(rc = start_server(&c, &p, e)) &&
         !(rc = start_workers(&c, &p, e)))
         rc = serve(&c, &p, e);
-    if (rc)
+    if (rc) {
         nd_log(&c, "error", "%s", e->msg);
+        nd_notifyf(&c, "STATUS=failed: %.900s", e->msg);
+    }
     stop_parts(&c, &p, node_dir);
     if (!rc)
         nd_log(&c, "info", "node %s stopped", c.self_id);
     nd_ctx_destroy(&c);
     close(lock_fd);
+    sigaction(SIGHUP, &old_hup, NULL);
     return rc;
 }

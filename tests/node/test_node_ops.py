@@ -21,7 +21,6 @@ usage: test_node_ops.py /path/to/sldd
 import json
 import os
 import socket
-import ssl
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -34,28 +33,9 @@ except ImportError:
     sys.exit(77)
 
 
-def admin_get(node, path):
-    """GET path on the node's admin socket: (status, content type, body)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(os.path.join(node.dir, "admin.sock"))
-    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    ctype = [v.split(":", 1)[1].strip() for v in lines if v.lower().startswith("content-type:")]
-    return int(lines[0].split()[1]), ctype[0] if ctype else "", body.decode()
-
-
 def metrics(node):
     """{(name, frozenset(labels)): value} and {family: type}, parsed by prometheus_client."""
-    status, ctype, text = admin_get(node, "/v1/metrics")
+    status, ctype, text = fed.admin_get(node.dir, "/v1/metrics")
     if status != 200 or not ctype.startswith("text/plain; version=0.0.4"):
         raise fed.Failed("metrics: %d %s" % (status, ctype))
     samples, types = {}, {}
@@ -96,20 +76,6 @@ def val_version(text):
     return None
 
 
-def tls_without_certificate(port):
-    """A handshake that presents no client certificate: node refuses it."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with ctx.wrap_socket(raw) as s:
-                s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-                s.recv(100)
-    except (OSError, ssl.SSLError):
-        pass
-
-
 def main(sldd, t):
     f = fed.Federation(sldd, names=("a", "b"))
     with f.session(t):
@@ -124,7 +90,7 @@ def main(sldd, t):
         st = a.api_json("status")
         t.check(st["running"] and st["pid"] == a.proc.pid and st["jobs"]["done"] == 0,
                 "status --json: %s" % st)
-        code, ctype, body = admin_get(a, "/v1/health")
+        code, ctype, body = fed.admin_get(a.dir, "/v1/health")
         h = json.loads(body)
         t.check(code == 200 and h["status"] == "ok" and h["database"] == "ok" and
                 h["node"] == "node-a", "health: %d %s" % (code, body))
@@ -163,7 +129,7 @@ def main(sldd, t):
                               e["state"] == "available"])
         fed.wait_for("delivery of " + x[:12], lambda: a.bundle(x)["state"] == "delivered")
         refused0 = val(metrics(b)[0], "sldd_refusals_total", reason="tls-handshake") or 0
-        tls_without_certificate(b.port)
+        fed.tls_without_certificate(b.port)
         sa, _, _ = metrics(a)
         sb, _, _ = metrics(b)
         t.check(val(sa, "sldd_jobs", state="done") == 1 and
