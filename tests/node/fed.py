@@ -95,6 +95,21 @@ def tls_without_certificate(port):
         pass
 
 
+def recv_until(sock, want, timeout=20):
+    """Datagrams (sd_notify messages) until one contains want; returns all."""
+    got = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if want in got[-1]:
+            return got
+    raise Failed("no %r from the daemon (got %r)" % (want, got))
+
+
 class Node:
     def __init__(self, fed, name):
         self.fed = fed

@@ -20,7 +20,6 @@ usage: test_node_ops.py /path/to/sldd
 """
 import json
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

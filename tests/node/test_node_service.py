@@ -36,21 +36,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fed  # noqa: E402
 
 
-def recv_until(sock, want, timeout=20):
-    """Datagrams until one contains want; returns all of them."""
-    got = []
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        sock.settimeout(max(0.05, end - time.monotonic()))
-        try:
-            got.append(sock.recv(4096).decode())
-        except socket.timeout:
-            break
-        if want in got[-1]:
-            return got
-    raise fed.Failed("no %r from the daemon (got %r)" % (want, got))
-
-
 def log_lines(path):
     with open(path, "rb") as f:
         return [json.loads(ln) for ln in f.read().splitlines() if ln.strip()]
@@ -78,19 +63,19 @@ def main(sldd, t):
 
         # ---- readiness and the watchdog (0.4 s: a ping every 0.2 s)
         proc = start(sldd, d, sock_path, log, WATCHDOG_USEC="400000")
-        got = recv_until(sock, "READY=1")
+        got = fed.recv_until(sock, "READY=1")
         r = subprocess.run([sldd, "status", "--dir", d], capture_output=True, text=True)
         t.check(r.returncode == 0 and "STATUS=serving peers on 127.0.0.1:" in got[-1],
                 "READY=1 once the node serves: %r; status %d" % (got, r.returncode))
-        pings = recv_until(sock, "WATCHDOG=1")
-        pings += recv_until(sock, "WATCHDOG=1")
+        pings = fed.recv_until(sock, "WATCHDOG=1")
+        pings += fed.recv_until(sock, "WATCHDOG=1")
         t.check(pings.count("WATCHDOG=1") >= 2, "WATCHDOG=1 arrives again and again: %r" % pings)
 
         # ---- SIGHUP, good config
         with open(os.path.join(d, "node.conf"), "a") as f:
             f.write("retry-base-ms: 150\nprivacy-policy: require\n")
         proc.send_signal(signal.SIGHUP)
-        got = recv_until(sock, "READY=1")
+        got = fed.recv_until(sock, "READY=1")
         t.check(any("RELOADING=1" in g and "MONOTONIC_USEC=" in g for g in got),
                 "RELOADING=1 then READY=1: %r" % got)
         st = json.loads(subprocess.run([sldd, "status", "--dir", d, "--json"],
@@ -108,7 +93,7 @@ def main(sldd, t):
         with open(os.path.join(d, "node.conf"), "ab") as f:
             f.write(b'listen: a"b\\c\x01\xff\n')
         proc.send_signal(signal.SIGHUP)
-        recv_until(sock, "READY=1")
+        fed.recv_until(sock, "READY=1")
         lines = log_lines(log)
         bad = [ln for ln in lines if "not reloaded" in ln["msg"]]
         t.check(len(bad) == 1 and bad[0]["level"] == "error" and
@@ -128,7 +113,7 @@ def main(sldd, t):
         with open(os.path.join(d, "node.conf"), "wb") as f:
             f.write(conf)
         proc.send_signal(signal.SIGHUP)
-        recv_until(sock, "READY=1")
+        fed.recv_until(sock, "READY=1")
         warn = [ln for ln in log_lines(log) if "need a restart: listen" in ln["msg"]]
         t.check(len(warn) == 1 and warn[0]["level"] == "warn",
                 "a changed listen address is named as needing a restart: %s" % warn)
@@ -149,7 +134,7 @@ def main(sldd, t):
 
         # ---- stop
         proc.send_signal(signal.SIGTERM)
-        got = recv_until(sock, "STOPPING=1")
+        got = fed.recv_until(sock, "STOPPING=1")
         t.check(proc.wait(timeout=60) == 0, "exit status 0 after SIGTERM")
         lines = log_lines(log)
         t.check(all(set(ln) == {"ts", "level", "node", "msg", "fields"} and
@@ -160,7 +145,7 @@ def main(sldd, t):
         # ---- WATCHDOG_PID of another process: no pings
         proc = start(sldd, d, sock_path, log, WATCHDOG_USEC="200000",
                      WATCHDOG_PID=str(os.getpid()))
-        recv_until(sock, "READY=1")
+        fed.recv_until(sock, "READY=1")
         time.sleep(0.6)
         sock.setblocking(False)
         extra = []
