@@ -227,7 +227,13 @@ static int ping(const nd_config *cfg, ping_target *t, int timeout_ms)
     printf("peer %s at %s\n", t->id, t->url);
     double t0 = now_ms();
     int fd = -1;
-    if (sn_tls_client_ctx_create(&ctx, &tc, &e) || (fd = tcp_connect(t, timeout_ms, &e)) < 0) {
+    sn_sigpipe_guard guard; /* a peer that closes mid-write is an answer, not a signal */
+    sn_sigpipe_block(&guard);
+    if (sn_tls_client_ctx_create(&ctx, &tc, &e)) {
+        printf("  this node's TLS setup: %s\n", e.msg);
+        goto out;
+    }
+    if ((fd = tcp_connect(t, timeout_ms, &e)) < 0) {
         printf("  unreachable: %s\n", e.msg);
         goto out;
     }
@@ -272,6 +278,7 @@ out:
     if (fd >= 0)
         close(fd);
     SSL_CTX_free(ctx);
+    sn_sigpipe_restore(&guard);
     return rc;
 }
 

@@ -30,15 +30,48 @@
 #include "sn_peer.h"
 #include "sn_server.h"
 
-/* for the signal handler: sn_server_stop is async-signal-safe */
+/* for the signal handler: sn_server_stop is async-signal-safe.  A stop
+ * asked for before the server exists (during the start-up checks) is kept
+ * in g_stop_asked and applied as soon as it does. */
 static sn_server *volatile g_server;
+static volatile sig_atomic_t g_stop_asked;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    g_stop_asked = 1;
     sn_server *s = g_server;
     if (s)
         sn_server_stop(s);
+}
+
+typedef struct saved_signals {
+    struct sigaction term, intr, hup;
+} saved_signals;
+
+/* From the start of a run: SIGTERM/SIGINT stop it (also the admin API's
+ * POST /v1/stop, which raises SIGTERM), SIGHUP reloads (nd_service.h); a
+ * default action would end the process instead. */
+static void catch_signals(saved_signals *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop_asked = 0;
+    sigaction(SIGTERM, &sa, &old->term);
+    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGHUP, NULL, &old->hup);
+    nd_service_catch_sighup();
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void restore_signals(const saved_signals *old)
+{
+    g_server = NULL;
+    sigaction(SIGTERM, &old->term, NULL);
+    sigaction(SIGINT, &old->intr, NULL);
+    sigaction(SIGHUP, &old->hup, NULL);
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -318,6 +351,9 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     sc.event_arg = &p->evx;
     if ((rc = sn_server_create(&p->srv, &sc, e)))
         return rc;
+    g_server = p->srv;
+    if (g_stop_asked)
+        sn_server_stop(p->srv); /* a signal came during the start-up checks */
     nd_service_init(&p->sv, c, p->db);
     if ((rc = sn_server_set_tick(p->srv, nd_service_tick_ms(&p->sv), nd_service_tick, &p->sv, e)) ||
         (rc = nd_inbound_init(&p->in, c, p->db, e)))
@@ -371,6 +407,7 @@ static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
     nd_witness_sync_stop(&p->wit); /* last: the final head covers everything */
     if (p->in_init)
         nd_inbound_destroy(&p->in);
+    g_server = NULL; /* the handler must not reach a freed server */
     sn_server_destroy(p->srv);
     if (p->sctx)
         SSL_CTX_free(p->sctx);
@@ -385,26 +422,15 @@ static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
     unlink(path);
 }
 
-/* Serve until SIGTERM/SIGINT stops the event loop. */
+/* Serve until SIGTERM/SIGINT (or POST /v1/stop) stops the event loop. */
 static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
 {
-    struct sigaction sa, old_term, old_int;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_server = p->srv;
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
-    signal(SIGPIPE, SIG_IGN);
     nd_log(c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
            c->self_id, c->cfg.listen_addr, p->port, p->admin.path);
     nd_notifyf(c, "READY=1\nMAINPID=%ld\nSTATUS=serving peers on %s:%d", (long)getpid(),
                c->cfg.listen_addr, p->port);
     int rc = sn_server_run(p->srv, e);
     nd_notifyf(c, "STOPPING=1\nSTATUS=stopping: finishing work in progress");
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    g_server = NULL;
     nd_log(c, "info", "stopping: finishing work in progress");
     return rc;
 }
@@ -414,13 +440,11 @@ int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
-    struct sigaction old_hup;
+    saved_signals old;
     memset(&p, 0, sizeof p);
-    /* from the start: a SIGHUP's default action would end the process */
-    sigaction(SIGHUP, NULL, &old_hup);
-    nd_service_catch_sighup();
+    catch_signals(&old);
     if ((rc = take_lock(node_dir, &lock_fd, e))) {
-        sigaction(SIGHUP, &old_hup, NULL);
+        restore_signals(&old);
         return rc;
     }
     rc = nd_ctx_init(&c, node_dir, log_path, e);
@@ -428,7 +452,7 @@ int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_
     if (rc) {
         nd_ctx_destroy(&c);
         close(lock_fd);
-        sigaction(SIGHUP, &old_hup, NULL);
+        restore_signals(&old);
         return rc;
     }
     nd_log(&c, "info", "starting node %s in %s (sldd %s)", c.self_id, node_dir, SLDD_VERSION);
@@ -446,6 +470,6 @@ int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_
         nd_log(&c, "info", "node %s stopped", c.self_id);
     nd_ctx_destroy(&c);
     close(lock_fd);
-    sigaction(SIGHUP, &old_hup, NULL);
+    restore_signals(&old);
     return rc;
 }

@@ -18,10 +18,12 @@ NOTIFY_SOCKET pointing at it (and WATCHDOG_USEC), then checks:
     msg and fields, whatever bytes (quote, backslash, control character,
     invalid UTF-8) went into a message; a TLS handshake from an unknown
     client is logged at level error with its reason in fields;
-  - SIGTERM: STOPPING=1 and exit status 0.
+  - SIGTERM: STOPPING=1 and exit status 0, also when it comes during the
+    start-up, before the node serves.
 
 usage: test_node_service.py /path/to/sldd
 """
+import fcntl
 import getpass
 import json
 import os
@@ -34,6 +36,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fed  # noqa: E402
+
+
+def lock_held(path):
+    try:
+        with open(path) as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return os.path.exists(path)
 
 
 def log_lines(path):
@@ -141,6 +153,25 @@ def main(sldd, t):
                     re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", ln["ts"]) and
                     ln["node"] == "node-s" for ln in lines),
                 "every log line is a JSON object with ts, level, node, msg, fields")
+
+        # ---- SIGTERM during the start-up (node lock taken, not yet serving): a clean
+        # stop, not death by the signal's default action
+        lock = os.path.join(d, "serve.lock")
+        for attempt in range(3):
+            proc = start(sldd, d, sock_path, log)
+            fed.wait_for("the node lock", lambda: lock_held(lock) or proc.poll() is not None,
+                         timeout=20, every=0.001)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=60)
+            t.check(rc == 0, "SIGTERM right after the lock was taken: exit status %d" % rc)
+        proc = None
+        while True:  # drop what that left on the notify socket
+            sock.settimeout(0.2)
+            try:
+                sock.recv(4096)
+            except socket.timeout:
+                break
+        sock.settimeout(None)
 
         # ---- WATCHDOG_PID of another process: no pings
         proc = start(sldd, d, sock_path, log, WATCHDOG_USEC="200000",
