@@ -187,7 +187,10 @@ int cmd_stop(int argc, char **argv)
         fprintf(stderr, "sldd stop: the admin API did not take the stop (%s); ",
                 e.msg[0] ? e.msg : "unexpected answer");
         if (!pid || kill((pid_t)pid, SIGTERM)) {
-            fprintf(stderr, "no daemon pid to signal in %s/%s\n", dir, ND_SERVE_INFO);
+            if (pid)
+                fprintf(stderr, "cannot signal pid %ld: %s\n", pid, strerror(errno));
+            else
+                fprintf(stderr, "no daemon pid to signal in %s/%s\n", dir, ND_SERVE_INFO);
             if (!e.msg[0])
                 nd_api_response_free(&r);
             return 1;

@@ -216,9 +216,9 @@ int nd_service_reload(nd_service *s, const char *actor)
         restart_keys(&c->cfg, n, later, sizeof later);
         snprintf(detail, sizeof detail,
                  "node.conf reloaded: %zu peer line(s), privacy policy %s, retry %" PRId64
-                 "..%" PRId64 " ms%s%s%s",
+                 "..%" PRId64 " ms%s%s",
                  n->n_peers, nd_privacy_policy_name(n->privacy), n->retry_base_ms, n->retry_max_ms,
-                 later[0] ? "; changed but need a restart: " : "", later, later[0] ? "" : "");
+                 later[0] ? "; changed but need a restart: " : "", later);
         nd_log(c, later[0] ? "warn" : "info", "reload (%s): %s", actor, detail);
         record(s, actor, "ok", detail);
         nd_metrics_reload(&c->metrics, 1);
