@@ -219,14 +219,14 @@ static int render_delivery_errors(nd_buf *o, sqlite3 *db, sc_error *e)
 {
     sqlite3_stmt *st;
     int rc = nd_db_prepare(db, &st, e,
-                           "SELECT peer, bundle_id, state, attempts, last_error FROM deliveries "
+                           "SELECT peer, bundle_id, state, last_error FROM deliveries "
                            "WHERE rowid IN (SELECT MAX(rowid) FROM deliveries WHERE "
                            "last_error<>'' GROUP BY peer) ORDER BY peer",
                            "");
     if (rc)
         return rc;
     head(o, "sldd_delivery_last_error_info", "gauge",
-         "The last delivery error of each peer (value: the attempts made).");
+         "The last delivery error of each peer (value 1; the error in its labels).");
     while ((rc = nd_db_step(st, e)) == 1) {
         nd_buf_str(o, "sldd_delivery_last_error_info{peer=\"");
         nd_metrics_label(o, nd_col_text(st, 0));
@@ -235,8 +235,8 @@ static int render_delivery_errors(nd_buf *o, sqlite3 *db, sc_error *e)
         nd_buf_str(o, "\",state=\"");
         nd_metrics_label(o, nd_col_text(st, 2));
         nd_buf_str(o, "\",error=\"");
-        nd_metrics_label(o, nd_col_text(st, 4));
-        nd_buf_printf(o, "\"} %" PRId64 "\n", nd_col_int(st, 3));
+        nd_metrics_label(o, nd_col_text(st, 3));
+        nd_buf_str(o, "\"} 1\n");
     }
     nd_db_finalize(st);
     return rc < 0 ? rc : 0;
