@@ -14,8 +14,4 @@
  * empty, else ND_DEFAULT_NODE_DIR.  Never NULL. */
 const char *nd_cli_node_dir(const char *given);
 
-/* Scan argv[from..] for --dir X / --dir=X (for commands that parse their
- * own arguments), then resolve as nd_cli_node_dir. */
-const char *nd_cli_node_dir_argv(int argc, char **argv, int from);
-
 #endif
