@@ -6,9 +6,10 @@
  * GET /v1/status, stop sends POST /v1/stop (the daemon signals itself
  * SIGTERM, the same clean stop as systemd's).  A daemon that no longer
  * answers its admin API is sent SIGTERM by the pid in NODE/serve.json.
- * "Stopped" means the node lock (NODE/serve.lock, held by the daemon for
- * its whole life) is free again, so stop returns only once every worker
- * has finished and the final audit anchor is written.
+ * "Stopped" means the node lock (NODE/serve.lock, held by the daemon
+ * until the end of its run) is free again, so stop returns only once
+ * every worker has finished and the final audit anchor is written; the
+ * process exits right after.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,9 +150,9 @@ static void stop_usage(FILE *f)
     fprintf(f, "usage: sldd stop [--dir NODE] [--timeout SECONDS]\n"
                "\n"
                "Stops the node's daemon cleanly (as SIGTERM: open requests finish, a running\n"
-               "distillation writes a checkpoint) and waits until it has exited (at most\n"
-               "--timeout, default 180 s).  A node that is not running is left as it is\n"
-               "(exit status 0).\n");
+               "distillation writes a checkpoint) and waits until it has finished: every\n"
+               "worker done, the node lock released (at most --timeout, default 180 s).\n"
+               "A node that is not running is left as it is (exit status 0).\n");
 }
 
 static double now_s(void)

@@ -31,7 +31,7 @@ static const sldd_command commands[] = {
     {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
     {"status", cmd_status,
      "is the node's daemon running: pid, listeners, jobs, bundles, deliveries"},
-    {"stop", cmd_stop, "stop the node's daemon cleanly and wait until it has exited"},
+    {"stop", cmd_stop, "stop the node's daemon cleanly and wait until it has finished"},
     {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},
     {"audit", cmd_audit, "show or verify the node's hash-chained audit log"},
     {"compression", cmd_compression, "full model size against bundle size per encoding (Table 4)"},

@@ -371,7 +371,7 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     if ((rc = sn_peer_register(p->srv, &p->svc, e)))
         return rc;
     p->port = sn_server_port(p->srv);
-    return write_info(c, p->port, e);
+    return 0;
 }
 
 /* The worker threads: jobs, admin API, delivery, import. */
@@ -459,7 +459,7 @@ int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_
     if (!(rc = nd_db_open(node_dir, 1, &p.db, e)) && !(rc = startup_checks(&c, p.db, e)) &&
         !(rc = nd_service_load_peers(&c.cfg, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
         !(rc = nd_audit_anchor(p.db, node_dir, e)) && !(rc = start_server(&c, &p, e)) &&
-        !(rc = start_workers(&c, &p, e)))
+        !(rc = start_workers(&c, &p, e)) && !(rc = write_info(&c, p.port, e)))
         rc = serve(&c, &p, e);
     if (rc) {
         nd_log(&c, "error", "%s", e->msg);

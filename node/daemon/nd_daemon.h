@@ -20,6 +20,8 @@
 #include "nd_log.h"
 #include "sc_error.h"
 
+/* NODE/serve.json (node, pid, address, port, admin socket): written once
+ * the listeners and every worker are up, removed at the stop. */
 #define ND_SERVE_INFO "serve.json"
 #define ND_LOCK_FILE  "serve.lock"
 
