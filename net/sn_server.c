@@ -641,6 +641,28 @@ uint16_t sn_server_port(const sn_server *s)
     return s ? s->port : 0;
 }
 
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sn_server *s = arg;
+    (void)fd;
+    (void)what;
+    s->tick_fn(s->tick_arg);
+}
+
+int sn_server_set_tick(sn_server *s, int interval_ms, void (*fn)(void *arg), void *arg,
+                       sc_error *err)
+{
+    if (!s || !fn || interval_ms <= 0 || s->tick_ev || s->ran)
+        return sc_error_set(err, SC_EINVAL, "server: one tick, set before the loop runs");
+    struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
+    s->tick_fn = fn;
+    s->tick_arg = arg;
+    s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
+    if (!s->tick_ev || event_add(s->tick_ev, &tv) != 0)
+        return sc_error_set(err, SC_ENOMEM, "server: cannot add the tick timer");
+    return 0;
+}
+
 int sn_server_run(sn_server *s, sc_error *err)
 {
     sn_sigpipe_guard guard;
@@ -680,6 +702,8 @@ void sn_server_destroy(sn_server *s)
         event_free(s->stop_ev);
     if (s->drain_timer)
         event_free(s->drain_timer);
+    if (s->tick_ev)
+        event_free(s->tick_ev);
     if (s->base)
         event_base_free(s->base);
     if (s->stop_pipe[0] >= 0)

@@ -130,6 +130,13 @@ int sn_server_create(sn_server **out, const sn_server_config *cfg, sc_error *err
 int sn_server_route(sn_server *s, const char *method, const char *path, size_t max_body,
                     sn_handler_fn fn, void *arg, sc_error *err) SC_WUR;
 
+/* Call fn(arg) on the loop thread every interval_ms while the loop runs
+ * (one tick per server; call before sn_server_run).  The owner's periodic
+ * work that must prove the loop is alive: a service manager's watchdog,
+ * acting on flags set by signal handlers.  fn must not block. */
+int sn_server_set_tick(sn_server *s, int interval_ms, void (*fn)(void *arg), void *arg,
+                       sc_error *err) SC_WUR;
+
 /* The port actually bound. */
 uint16_t sn_server_port(const sn_server *s);
 

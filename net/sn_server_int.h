@@ -58,7 +58,9 @@ struct sn_server {
     char address[INET6_ADDRSTRLEN];
     struct event_base *base;
     struct evconnlistener *listener;
-    struct event *stop_ev, *drain_timer;
+    struct event *stop_ev, *drain_timer, *tick_ev;
+    void (*tick_fn)(void *arg);
+    void *tick_arg;
     int stop_pipe[2];
     SSL_CTX *ssl_ctx;
     uint16_t port;

@@ -94,6 +94,26 @@ void nd_buf_printf(nd_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = p[0] < 0x80             ? 1
+               : (p[0] & 0xe0) == 0xc0 ? 2
+               : (p[0] & 0xf0) == 0xe0 ? 3
+               : (p[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
+    if (!n || (n == 2 && p[0] < 0xc2) || (n == 4 && p[0] > 0xf4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
+        return 0; /* overlong, surrogates */
+    if (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
 void nd_buf_json_str(nd_buf *b, const char *s)
 {
     if (!s) {
@@ -101,14 +121,21 @@ void nd_buf_json_str(nd_buf *b, const char *s)
         return;
     }
     nd_buf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_len(p);
+        if (!n) {
+            nd_buf_str(b, "\\ufffd"); /* JSON text is UTF-8: a stray byte becomes U+FFFD */
+            p++;
+        } else if (*p == '"' || *p == '\\') {
             char esc[2] = {'\\', (char)*p};
             nd_buf_add(b, esc, 2);
+            p++;
         } else if (*p < 0x20 || *p == 0x7f) {
             nd_buf_printf(b, "\\u%04x", *p);
+            p++;
         } else {
-            nd_buf_add(b, p, 1);
+            nd_buf_add(b, p, n);
+            p += n;
         }
     }
     nd_buf_add(b, "\"", 1);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "sc_keys.h"
 #include "nd_node.h"
 #include "sc_util.h"
@@ -63,7 +64,8 @@ int cmd_admin(int argc, char **argv)
         default: admin_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc || (strcmp(sub, "add") && strcmp(sub, "list")) ||
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc || (strcmp(sub, "add") && strcmp(sub, "list")) ||
         (!strcmp(sub, "add") && !name)) {
         admin_usage(stderr);
         return 2;

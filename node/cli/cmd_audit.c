@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_audit.h"
 #include "nd_buf.h"
@@ -140,8 +141,8 @@ static int witnesses_export(int argc, char **argv)
         default: audit_usage(stderr); return 2;
         }
     }
-    if (argc < 3 || strcmp(argv[2], "export") || !dir || !node || optind != argc ||
-        !sp_valid_id(node)) {
+    dir = nd_cli_node_dir(dir);
+    if (argc < 3 || strcmp(argv[2], "export") || !node || optind != argc || !sp_valid_id(node)) {
         audit_usage(stderr);
         return 2;
     }
@@ -211,7 +212,8 @@ int cmd_audit(int argc, char **argv)
         default: audit_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc || (strcmp(sub, "show") && strcmp(sub, "verify")) || limit < 0 ||
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc || (strcmp(sub, "show") && strcmp(sub, "verify")) || limit < 0 ||
         (witnesses && strcmp(sub, "verify")) ||
         (bundle && strspn(bundle, "0123456789abcdef") != strlen(bundle))) {
         audit_usage(stderr);

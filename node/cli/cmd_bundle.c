@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_cli_approval.h"
 #include "nd_cli_bundle.h"
 #include "sc_envelope.h"
@@ -478,7 +479,7 @@ static int do_sign(const bopts *o)
     uint8_t *st = NULL, *out = NULL;
     size_t sl, ol;
     int rc = 1;
-    if (!o->dir || !o->in || !o->out) {
+    if (!o->in || !o->out) {
         bundle_usage(stderr);
         return 2;
     }
@@ -527,7 +528,7 @@ static int do_approve(const bopts *o)
     size_t sl, ol, plen = 0;
     int rc = 1, decision = o->reject ? SLDD__V1__DECISION__DECISION_REJECT
                                      : SLDD__V1__DECISION__DECISION_APPROVE;
-    if (!o->dir || !o->in || !o->out || !o->admin) {
+    if (!o->in || !o->out || !o->admin) {
         bundle_usage(stderr);
         return 2;
     }
@@ -588,7 +589,7 @@ static int do_seal(const bopts *o)
     uint8_t *st = NULL, *out = NULL;
     size_t sl, ol;
     int rc = 1;
-    if (!o->dir || !o->in || !o->out || !o->to) {
+    if (!o->in || !o->out || !o->to) {
         bundle_usage(stderr);
         return 2;
     }
@@ -642,7 +643,7 @@ static int do_open(const bopts *o)
     uint8_t *buf = NULL;
     size_t len;
     int rc = 1;
-    if (!o->dir || !o->in) {
+    if (!o->in) {
         bundle_usage(stderr);
         return 2;
     }
@@ -696,7 +697,7 @@ static int do_verify(const bopts *o)
     uint8_t *buf = NULL;
     size_t len;
     int rc = 1;
-    if (!o->dir || !o->in) {
+    if (!o->in) {
         bundle_usage(stderr);
         return 2;
     }
@@ -816,6 +817,8 @@ int cmd_bundle(int argc, char **argv)
         bundle_usage(stderr);
         return 2;
     }
+    if (strcmp(sub, "make-test") && strcmp(sub, "inspect"))
+        o.dir = nd_cli_node_dir(o.dir);
     if (!strcmp(sub, "make-test"))
         return do_make_test(&o);
     if (!strcmp(sub, "inspect"))

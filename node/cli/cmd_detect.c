@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
@@ -227,6 +228,8 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
         detect_usage(stderr);
         return 2;
     }
+    if (o->bundle)
+        o->node_dir = nd_cli_node_dir(o->node_dir);
     if ((o->model != NULL) + (o->weights != NULL) + (o->bundle != NULL) != 1 ||
         !o->bundle != !o->node_dir) {
         fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD or --weights FILE, "

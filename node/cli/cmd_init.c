@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_config.h"
 #include "nd_tlsinit.h"
 #include "sc_keys.h"
@@ -75,7 +76,8 @@ int cmd_init(int argc, char **argv)
         default: init_usage(stderr); return 2;
         }
     }
-    if (!dir || !id || optind != argc || (tls && !ca_dir) || (!tls && (ca_dir || n_alt)) ||
+    dir = nd_cli_node_dir(dir);
+    if (!id || optind != argc || (tls && !ca_dir) || (!tls && (ca_dir || n_alt)) ||
         (data && strchr(data, '\n')) || strchr(listen, '\n')) {
         init_usage(stderr);
         return 2;

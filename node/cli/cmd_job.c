@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_buf.h"
 #include "nd_distill.h"
@@ -224,7 +225,8 @@ int cmd_job(int argc, char **argv)
         }
     }
     int status = 2;
-    if (!dir || opts.failed)
+    dir = nd_cli_node_dir(dir);
+    if (opts.failed)
         job_usage(stderr);
     else
         status = job_run(sub, dir, id, to, &opts, json, wait, quiet);

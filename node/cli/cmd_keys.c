@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "sc_keys.h"
 #include "nd_node.h"
 #include "sc_util.h"
@@ -58,7 +59,8 @@ int cmd_keys(int argc, char **argv)
         default: keys_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc || (strcmp(sub, "show") && strcmp(sub, "export"))) {
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc || (strcmp(sub, "show") && strcmp(sub, "export"))) {
         keys_usage(stderr);
         return 2;
     }

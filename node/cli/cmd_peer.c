@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
+#include "nd_cli_ping.h"
 #include "nd_cli_peer.h"
 #include "sc_keys.h"
 #include "nd_node.h"
@@ -24,6 +26,7 @@ static void peer_usage(FILE *f)
                "       sldd peer show --dir NODE --id PEER\n"
                "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
                "                         --tls-pin PIN[;PIN...]\n"
+               "       sldd peer ping NAME [--dir NODE] [--timeout SECONDS]\n"
                "\n"
                "PEERFILE is what the peer's 'sldd keys export' wrote.  Adding a peer\n"
                "that exists replaces its record.  'peer address' says where the peer's\n"
@@ -183,6 +186,8 @@ int cmd_peer(int argc, char **argv)
     /* peer address, and peer list from a running node */
     if (nd_cli_peer_wants(argc, argv))
         return nd_cli_peer(argc, argv);
+    if (!strcmp(argv[1], "ping"))
+        return nd_cli_peer_ping(argc, argv);
     const char *sub = argv[1];
     memset(&a, 0, sizeof a);
     optind = 2;
@@ -204,7 +209,8 @@ int cmd_peer(int argc, char **argv)
         default: peer_usage(stderr); return 2;
         }
     }
-    if (!a.dir || optind != argc) {
+    a.dir = nd_cli_node_dir(a.dir);
+    if (optind != argc) {
         peer_usage(stderr);
         return 2;
     }

@@ -5,18 +5,24 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "nd_daemon.h"
 
 static void serve_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
+    fprintf(f, "usage: sldd serve [--dir NODE] [--log FILE] [--log-format text|json] [--check]\n"
                "\n"
                "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
                "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
                "and import, and distillation jobs.  SIGTERM or SIGINT stop it cleanly (a\n"
-               "running distillation writes a checkpoint and resumes at the next start).\n"
+               "running distillation writes a checkpoint and resumes at the next start);\n"
+               "SIGHUP reloads node.conf.  Under systemd (Type=notify) it reports\n"
+               "readiness and feeds the watchdog.\n"
                "\n"
                "  --log FILE   append the log to FILE instead of stderr\n"
+               "  --log-format text|json\n"
+               "               text lines (default) or JSON lines: ts, level, node, msg,\n"
+               "               fields\n"
                "  --check      run the start-up checks (database, stored objects, audit\n"
                "               chain) and exit\n"
                "\n"
@@ -25,24 +31,31 @@ static void serve_usage(FILE *f)
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
-                                         {"log", required_argument, 0, 'l'},
-                                         {"check", no_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"dir", required_argument, 0, 'd'}, {"log", required_argument, 0, 'l'},
+        {"check", no_argument, 0, 'c'},     {"log-format", required_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     const char *dir = NULL, *log = NULL;
     int check = 0, o;
+    nd_log_format fmt = ND_LOG_TEXT;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "d:l:ch", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:l:cF:h", opts, NULL)) != -1) {
         switch (o) {
         case 'd': dir = optarg; break;
         case 'l': log = optarg; break;
         case 'c': check = 1; break;
+        case 'F':
+            if (nd_log_format_parse(optarg, &fmt)) {
+                fprintf(stderr, "sldd serve: --log-format is text or json, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc) {
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc) {
         serve_usage(stderr);
         return 2;
     }
@@ -55,7 +68,7 @@ int cmd_serve(int argc, char **argv)
         printf("node state in %s is sound\n", dir);
         return 0;
     }
-    if (nd_daemon_run(dir, log, &e)) {
+    if (nd_daemon_run(dir, log, fmt, &e)) {
         fprintf(stderr, "sldd serve: %s\n", e.msg);
         return 1;
     }

@@ -28,6 +28,8 @@ int cmd_detect(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv); /* also `replay` (argv[0] says which) */
 int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
 #include "sd_backend_cpu.h"
 
 #ifdef SLDD_HAVE_CUDA
@@ -29,6 +30,9 @@ static const sldd_command commands[] = {
     {"privacy", cmd_privacy, "one-run membership audit of a distillation (canaries)"},
     {"detect", cmd_detect, "gastritis detection on a whole X-ray image, with a heat map"},
     {"serve", cmd_serve, "run the node: peers over mutual TLS, admin API, jobs, delivery"},
+    {"status", cmd_status,
+     "is the node's daemon running: pid, listeners, jobs, bundles, deliveries"},
+    {"stop", cmd_stop, "stop the node's daemon cleanly and wait until it has finished"},
     {"job", cmd_job, "distillation jobs of a running node: submit, list, show, wait, cancel"},
     {"audit", cmd_audit, "show or verify the node's hash-chained audit log"},
     {"compression", cmd_compression, "full model size against bundle size per encoding (Table 4)"},
@@ -65,7 +69,11 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'sldd <command> --help' for the options of a command.\n");
+    fprintf(f,
+            "\nRun 'sldd <command> --help' for the options of a command.  Commands\n"
+            "that work on a node take --dir NODE; without it they use $SLDD_DIR, else\n"
+            "%s.\n",
+            ND_DEFAULT_NODE_DIR);
 }
 
 int main(int argc, char **argv)

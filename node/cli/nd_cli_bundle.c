@@ -22,6 +22,7 @@
 #include "nd_admin_client.h"
 #include "nd_buf.h"
 #include "nd_cli_approval.h"
+#include "nd_cli_dir.h"
 #include "nd_config.h"
 #include "nd_ctx.h"
 #include "nd_views.h"
@@ -283,7 +284,8 @@ int nd_cli_bundle(int argc, char **argv)
     if (optind < argc)
         id = argv[optind++];
     int list = !strcmp(sub, "list");
-    if (!dir || optind != argc || (list ? id != NULL : id == NULL) ||
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc || (list ? id != NULL : id == NULL) ||
         (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
         ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin)) {
         fprintf(stderr, "usage:\n");

@@ -11,6 +11,7 @@
 #include "nd_admin_api.h"
 #include "nd_admin_client.h"
 #include "nd_buf.h"
+#include "nd_cli_dir.h"
 #include "nd_state.h"
 #include "nd_node.h"
 
@@ -31,7 +32,7 @@ int nd_cli_peer_wants(int argc, char **argv)
         return 0;
     if (!strcmp(argv[1], "address"))
         return 1;
-    const char *dir = find_dir(argc, argv);
+    const char *dir = nd_cli_node_dir(find_dir(argc, argv));
     return !strcmp(argv[1], "list") && dir && nd_api_available(dir);
 }
 
@@ -69,7 +70,8 @@ int nd_cli_peer(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!dir || optind != argc) {
+    dir = nd_cli_node_dir(dir);
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }

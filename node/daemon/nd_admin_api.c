@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,51 +141,115 @@ int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins, 
 
 /* ---------------------------------------------------------------- routes */
 
+/* Counts of jobs, bundles and deliveries by state, as JSON members or
+ * text lines (nd_metrics_counts). */
+static int status_counts(sqlite3 *db, int json, nd_buf *o, sc_error *e)
+{
+    static const struct {
+        nd_count_kind kind;
+        const char *key, *label;
+    } t[] = {{ND_COUNT_JOBS, "jobs", "jobs             "},
+             {ND_COUNT_BUNDLES_OUT, "bundles_out", "bundles made here"},
+             {ND_COUNT_BUNDLES_IN, "bundles_in", "bundles received "},
+             {ND_COUNT_DELIVERIES, "deliveries", "deliveries       "}};
+    int rc;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        nd_buf_printf(o, json ? ",\"%s\":" : "%.0s%s ", t[i].key, t[i].label);
+        if ((rc = nd_metrics_counts(db, t[i].kind, json, o, e)))
+            return rc;
+        nd_buf_str(o, json ? "" : "\n");
+    }
+    return 0;
+}
+
 static void r_status(nd_admin *a, sqlite3 *db, const req *q, resp *r)
 {
     nd_ctx *c = a->ctx;
     sc_error e = {0, ""};
-    int64_t counts[6] = {0};
-    static const char *const sql[6] = {
-        "SELECT COUNT(*) FROM bundles WHERE direction='out' AND state='pending'",
-        "SELECT COUNT(*) FROM bundles WHERE direction='out'",
-        "SELECT COUNT(*) FROM bundles WHERE direction='in'",
-        "SELECT COUNT(*) FROM deliveries WHERE state='queued'",
-        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued','running')",
-        "SELECT COUNT(*) FROM audit"};
-    for (int i = 0; i < 6; i++)
-        if (nd_db_int(db, &counts[i], NULL, &e, sql[i], "")) {
-            reply(r, 500, "%s", e.msg);
-            return;
-        }
-    r->status = 200;
-    if (q->json) {
-        r->type = "application/json";
-        nd_buf_printf(
-            &r->body,
-            "{\"node\":\"%s\",\"pid\":%ld,\"port\":%d,\"started_unix\":%" PRId64
-            ",\"pending_approval\":%" PRId64 ",\"outbound\":%" PRId64 ",\"inbound\":%" PRId64
-            ",\"queued_deliveries\":%" PRId64 ",\"active_jobs\":%" PRId64
-            ",\"audit_entries\":%" PRId64 ",\"privacy_policy\":\"%s\",\"data\":",
-            c->self_id, (long)getpid(), a->port, a->started_unix, counts[0], counts[1], counts[2],
-            counts[3], counts[4], counts[5], nd_privacy_policy_name(c->cfg.privacy));
-        nd_buf_json_str(&r->body, c->cfg.data);
-        nd_buf_str(&r->body, "}\n");
-    } else {
-        r->type = "text/plain";
-        nd_buf_printf(&r->body,
-                      "node %s (pid %ld), peers on %s:%d\n"
-                      "data set          %s\n"
-                      "pending approval  %" PRId64 "\n"
-                      "bundles           %" PRId64 " made here, %" PRId64 " received\n"
-                      "queued deliveries %" PRId64 "\n"
-                      "active jobs       %" PRId64 "\n"
-                      "audit entries     %" PRId64 "\n"
-                      "privacy policy    %s\n",
-                      c->self_id, (long)getpid(), c->cfg.listen_addr, a->port,
-                      c->cfg.data[0] ? c->cfg.data : "(none)", counts[0], counts[1], counts[2],
-                      counts[3], counts[4], counts[5], nd_privacy_policy_name(c->cfg.privacy));
+    int64_t audit = 0, up = nd_now_unix() - a->started_unix;
+    nd_settings st;
+    nd_ctx_settings(c, &st);
+    if (nd_db_int(db, &audit, NULL, &e, "SELECT COUNT(*) FROM audit", "")) {
+        reply(r, 500, "%s", e.msg);
+        return;
     }
+    r->status = 200;
+    r->type = q->json ? "application/json" : "text/plain";
+    nd_buf *o = &r->body;
+    if (q->json) {
+        nd_buf_printf(o,
+                      "{\"node\":\"%s\",\"running\":true,\"pid\":%ld,\"port\":%d,"
+                      "\"started_unix\":%" PRId64 ",\"uptime_seconds\":%" PRId64 ",\"listen\":",
+                      c->self_id, (long)getpid(), a->port, a->started_unix, up);
+        nd_buf_json_str(o, c->cfg.listen_addr);
+        nd_buf_str(o, ",\"admin_socket\":");
+        nd_buf_json_str(o, a->path);
+        nd_buf_printf(o,
+                      ",\"audit_entries\":%" PRId64 ",\"privacy_policy\":\"%s\",\"data\":", audit,
+                      nd_privacy_policy_name(st.privacy));
+        nd_buf_json_str(o, c->cfg.data);
+    } else {
+        nd_buf_printf(o,
+                      "node %s: running (pid %ld, up %" PRId64 "h%02" PRId64 "m%02" PRId64 "s)\n"
+                      "peer listener     %s:%d (mutual TLS 1.3)\n"
+                      "admin API         %s\n"
+                      "data set          %s\n",
+                      c->self_id, (long)getpid(), up / 3600, up / 60 % 60, up % 60,
+                      c->cfg.listen_addr, a->port, a->path,
+                      c->cfg.data[0] ? c->cfg.data : "(none)");
+    }
+    if (status_counts(db, q->json, o, &e)) {
+        reply(r, 500, "%s", e.msg);
+        return;
+    }
+    if (q->json)
+        nd_buf_str(o, "}\n");
+    else
+        nd_buf_printf(o, "audit entries     %" PRId64 "\nprivacy policy    %s\n", audit,
+                      nd_privacy_policy_name(st.privacy));
+}
+
+/* Liveness for supervisors and load balancers: the database answers and
+ * the node is not stopping. */
+static void r_health(nd_admin *a, sqlite3 *db, resp *r)
+{
+    nd_ctx *c = a->ctx;
+    sc_error e = {0, ""};
+    int64_t n = 0;
+    int db_ok = nd_db_int(db, &n, NULL, &e, "SELECT COUNT(*) FROM sqlite_master", "") == 0;
+    int stopping = atomic_load(&c->stopping) != 0;
+    r->status = db_ok && !stopping ? 200 : 503;
+    r->type = "application/json";
+    nd_buf_printf(&r->body,
+                  "{\"status\":\"%s\",\"node\":\"%s\",\"pid\":%ld,\"uptime_seconds\":%" PRId64
+                  ",\"database\":",
+                  stopping ? "stopping"
+                  : db_ok  ? "ok"
+                           : "failing",
+                  c->self_id, (long)getpid(), nd_now_unix() - a->started_unix);
+    nd_buf_json_str(&r->body, db_ok ? "ok" : e.msg);
+    nd_buf_str(&r->body, "}\n");
+}
+
+static void r_metrics(nd_admin *a, sqlite3 *db, resp *r)
+{
+    sc_error e = {0, ""};
+    r->status = 200;
+    r->type = "text/plain; version=0.0.4; charset=utf-8";
+    if (nd_metrics_render(&a->ctx->metrics, db, a->ctx->self_id, &r->body, &e))
+        reply(r, 500, "%s", e.msg);
+}
+
+/* `sldd stop`: the same clean stop as SIGTERM (the handler stops the
+ * server; everything else follows from there). */
+static void r_stop(nd_admin *a, resp *r)
+{
+    nd_log(a->ctx, "info", "stop requested over the admin API");
+    if (kill(getpid(), SIGTERM)) {
+        reply(r, 500, "cannot signal the node: %s", strerror(errno));
+        return;
+    }
+    reply(r, 202, "node %s (pid %ld) is stopping", a->ctx->self_id, (long)getpid());
 }
 
 static void r_bundles(nd_admin *a, sqlite3 *db, const req *q, resp *r)
@@ -422,6 +487,15 @@ static void route(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         r_audit(a, db, q, r, p + 9);
     } else if (!strcmp(p, "/v1/status")) {
         r_status(a, db, q, r);
+    } else if (!strcmp(p, "/v1/health")) {
+        r_health(a, db, r);
+    } else if (!strcmp(p, "/v1/metrics")) {
+        r_metrics(a, db, r);
+    } else if (!strcmp(p, "/v1/stop")) {
+        if (strcmp(q->method, "POST"))
+            reply(r, 405, "POST only");
+        else
+            r_stop(a, r);
     } else {
         reply(r, 404, "no such route: %s", p);
     }

@@ -13,6 +13,9 @@
  * is cut off at the deadline.  Routes (JSON unless ?format=text):
  *
  *   GET  /v1/status
+ *   GET  /v1/health                 (200 serving, 503 stopping or database failing)
+ *   GET  /v1/metrics                (Prometheus text format 0.0.4, nd_metrics.h)
+ *   POST /v1/stop                   (a clean stop, as SIGTERM)
  *   GET  /v1/bundles                GET /v1/bundles/ID
  *   GET  /v1/bundles/ID/statement   (the statement an admin signs)
  *   POST /v1/bundles/ID/decision    (the statement with the admin's decision)

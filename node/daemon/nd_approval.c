@@ -170,13 +170,15 @@ static int within_budget(nd_ctx *c, sqlite3 *db, const char *bid, const out_row 
  * budget and the receivers' sequence order must allow it. */
 static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, sc_error *e)
 {
-    if ((c->cfg.privacy == ND_PRIVACY_BLOCK && !strcmp(row->privacy, "block")) ||
-        (c->cfg.privacy == ND_PRIVACY_REQUIRE && strcmp(row->privacy, "pass") &&
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    if ((s.privacy == ND_PRIVACY_BLOCK && !strcmp(row->privacy, "block")) ||
+        (s.privacy == ND_PRIVACY_REQUIRE && strcmp(row->privacy, "pass") &&
          strcmp(row->privacy, "warn")))
         return sc_error_set(e, SC_EPERM,
                             "privacy policy '%s' forbids releasing a bundle whose privacy audit "
                             "verdict is '%s'",
-                            nd_privacy_policy_name(c->cfg.privacy),
+                            nd_privacy_policy_name(s.privacy),
                             row->privacy[0] ? row->privacy : "none");
     int rc = within_budget(c, db, bid, row, 1, e);
     if (rc)

@@ -20,10 +20,12 @@ int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error 
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->log_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->cfg_mu, NULL);
     pthread_cond_init(&c->wake_out, NULL);
     pthread_cond_init(&c->wake_in, NULL);
     pthread_cond_init(&c->wake_jobs, NULL);
     atomic_init(&c->stopping, 0);
+    nd_metrics_init(&c->metrics);
     c->log = stderr;
     if (log_path) {
         c->log = fopen(log_path, "a");
@@ -52,27 +54,73 @@ void nd_ctx_destroy(nd_ctx *c)
     pthread_cond_destroy(&c->wake_in);
     pthread_cond_destroy(&c->wake_jobs);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->cfg_mu);
     pthread_mutex_destroy(&c->log_mu);
+    nd_metrics_destroy(&c->metrics);
     memset(c, 0, sizeof *c);
+}
+
+static void log_v(nd_ctx *c, const char *level, const char *const *kv, const char *fmt, va_list ap)
+{
+    char msg[16384];
+    struct timespec ts;
+    nd_buf line;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n >= (int)sizeof msg)
+        memcpy(msg + sizeof msg - 5, "...", 4); /* cut, and says so */
+    nd_buf_init(&line, sizeof msg * 7 + 65536);
+    nd_log_line(&line, c->log_format, &ts, c->self_id, level, n < 0 ? fmt : msg, kv);
+    pthread_mutex_lock(&c->log_mu);
+    if (!line.failed && line.len)
+        fwrite(line.data, 1, line.len, c->log);
+    fflush(c->log);
+    pthread_mutex_unlock(&c->log_mu);
+    nd_buf_free(&line);
 }
 
 void nd_log(nd_ctx *c, const char *level, const char *fmt, ...)
 {
-    char tb[32] = "?";
-    struct timespec ts;
-    struct tm tm;
     va_list ap;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (gmtime_r(&ts.tv_sec, &tm))
-        strftime(tb, sizeof tb, "%Y-%m-%dT%H:%M:%S", &tm);
-    pthread_mutex_lock(&c->log_mu);
-    fprintf(c->log, "%s.%03ldZ %s %-5s ", tb, ts.tv_nsec / 1000000, c->self_id, level);
     va_start(ap, fmt);
-    vfprintf(c->log, fmt, ap);
+    log_v(c, level, NULL, fmt, ap);
     va_end(ap);
-    fputc('\n', c->log);
-    fflush(c->log);
-    pthread_mutex_unlock(&c->log_mu);
+}
+
+void nd_log_kv(nd_ctx *c, const char *level, const char *const *kv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(c, level, kv, fmt, ap);
+    va_end(ap);
+}
+
+void nd_ctx_settings(nd_ctx *c, nd_settings *out)
+{
+    pthread_mutex_lock(&c->cfg_mu);
+    out->privacy = c->cfg.privacy;
+    memcpy(out->privacy_thresholds, c->cfg.privacy_thresholds, sizeof out->privacy_thresholds);
+    memcpy(out->distill, c->cfg.distill, sizeof out->distill);
+    out->retry_base_ms = c->cfg.retry_base_ms;
+    out->retry_max_ms = c->cfg.retry_max_ms;
+    out->witness_every_entries = c->cfg.witness_every_entries;
+    out->witness_every_seconds = c->cfg.witness_every_seconds;
+    out->rebuild = c->cfg.rebuild;
+    pthread_mutex_unlock(&c->cfg_mu);
+}
+
+void nd_ctx_settings_set(nd_ctx *c, const nd_config *from)
+{
+    pthread_mutex_lock(&c->cfg_mu);
+    c->cfg.privacy = from->privacy;
+    memcpy(c->cfg.privacy_thresholds, from->privacy_thresholds, sizeof c->cfg.privacy_thresholds);
+    memcpy(c->cfg.distill, from->distill, sizeof c->cfg.distill);
+    c->cfg.retry_base_ms = from->retry_base_ms;
+    c->cfg.retry_max_ms = from->retry_max_ms;
+    c->cfg.witness_every_entries = from->witness_every_entries;
+    c->cfg.witness_every_seconds = from->witness_every_seconds;
+    c->cfg.rebuild = from->rebuild;
+    pthread_mutex_unlock(&c->cfg_mu);
 }
 
 void nd_wake(nd_ctx *c, pthread_cond_t *cond, int *pending)

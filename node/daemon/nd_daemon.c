@@ -21,6 +21,7 @@
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
+#include "nd_service.h"
 #include "nd_delivery.h"
 #include "nd_state.h"
 #include "nd_witness_sync.h"
@@ -29,15 +30,48 @@
 #include "sn_peer.h"
 #include "sn_server.h"
 
-/* for the signal handler: sn_server_stop is async-signal-safe */
+/* for the signal handler: sn_server_stop is async-signal-safe.  A stop
+ * asked for before the server exists (during the start-up checks) is kept
+ * in g_stop_asked and applied as soon as it does. */
 static sn_server *volatile g_server;
+static volatile sig_atomic_t g_stop_asked;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    g_stop_asked = 1;
     sn_server *s = g_server;
     if (s)
         sn_server_stop(s);
+}
+
+typedef struct saved_signals {
+    struct sigaction term, intr, hup;
+} saved_signals;
+
+/* From the start of a run: SIGTERM/SIGINT stop it (also the admin API's
+ * POST /v1/stop, which raises SIGTERM), SIGHUP reloads (nd_service.h); a
+ * default action would end the process instead. */
+static void catch_signals(saved_signals *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop_asked = 0;
+    sigaction(SIGTERM, &sa, &old->term);
+    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGHUP, NULL, &old->hup);
+    nd_service_catch_sighup();
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void restore_signals(const saved_signals *old)
+{
+    g_server = NULL;
+    sigaction(SIGTERM, &old->term, NULL);
+    sigaction(SIGINT, &old->intr, NULL);
+    sigaction(SIGHUP, &old->hup, NULL);
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -187,7 +221,10 @@ static void on_event(void *arg, const sn_event *ev)
     nd_ctx *c = x->c;
     sc_error e = {0, ""};
     switch (ev->kind) {
-    case SN_EV_REQUEST: nd_log(c, "info", "%s", ev->reason); return;
+    case SN_EV_REQUEST:
+        nd_metrics_contact(&c->metrics, ev->peer_node_id);
+        nd_log(c, "info", "%s", ev->reason);
+        return;
     case SN_EV_TLS_REFUSED:
     case SN_EV_HTTP_REFUSED: {
         char detail[700], actor[96];
@@ -198,7 +235,19 @@ static void on_event(void *arg, const sn_event *ev)
             snprintf(detail, sizeof detail, "TLS handshake from %s: %s", ev->peer_addr, ev->reason);
         snprintf(actor, sizeof actor, "%s%s", ev->peer_node_id ? "peer:" : "addr:",
                  ev->peer_node_id ? ev->peer_node_id : ev->peer_addr);
-        nd_log(c, "warn", "refused %s", detail);
+        char why[32] = "tls-handshake", st[16];
+        if (ev->kind != SN_EV_TLS_REFUSED)
+            snprintf(why, sizeof why, "http-%d", ev->status);
+        snprintf(st, sizeof st, "%d", ev->status);
+        nd_metrics_refusal(&c->metrics, why);
+        /* a handshake refused is someone this node does not know (no
+         * certificate, another CA, a pin in no peer's list): an error;
+         * a known peer's request refused by the server is a warning */
+        const char *kv[] = {
+            "event",       "refusal", "reason",         why,      "addr",
+            ev->peer_addr, "peer",    ev->peer_node_id, "status", ev->status ? st : NULL,
+            NULL};
+        nd_log_kv(c, ev->kind == SN_EV_TLS_REFUSED ? "error" : "warn", kv, "refused %s", detail);
         nd_audit_entry en = {actor,     "refusal", "", "", ev->peer_node_id ? ev->peer_node_id : "",
                              "refused", detail};
         if (nd_audit_append(x->db, &en, NULL, &e) || nd_audit_anchor(x->db, c->cfg.dir, &e))
@@ -246,17 +295,6 @@ static int write_info(nd_ctx *c, int port, sc_error *e)
     return rc;
 }
 
-static int load_config_peers(nd_ctx *c, sqlite3 *db, sc_error *e)
-{
-    for (size_t i = 0; i < c->cfg.n_peers; i++) {
-        const nd_peer_addr *p = &c->cfg.peers[i];
-        int rc = nd_peer_set(db, p->id, p->url, p->pins, "node.conf", e);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 int nd_daemon_check(const char *node_dir, sc_error *e)
 {
     nd_ctx c;
@@ -285,6 +323,7 @@ typedef struct daemon_parts {
     event_ctx evx;
     sn_peer_service svc;
     nd_witness_sync wit;
+    nd_service sv; /* notify, watchdog, SIGHUP: on the loop's tick */
     int port;
     int in_init, out_started, jobs_started, admin_started, import_started;
 } daemon_parts;
@@ -310,7 +349,14 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     sc.max_connections = c->cfg.max_connections;
     sc.on_event = on_event;
     sc.event_arg = &p->evx;
-    if ((rc = sn_server_create(&p->srv, &sc, e)) || (rc = nd_inbound_init(&p->in, c, p->db, e)))
+    if ((rc = sn_server_create(&p->srv, &sc, e)))
+        return rc;
+    g_server = p->srv;
+    if (g_stop_asked)
+        sn_server_stop(p->srv); /* a signal came during the start-up checks */
+    nd_service_init(&p->sv, c, p->db);
+    if ((rc = sn_server_set_tick(p->srv, nd_service_tick_ms(&p->sv), nd_service_tick, &p->sv, e)) ||
+        (rc = nd_inbound_init(&p->in, c, p->db, e)))
         return rc;
     p->in_init = 1;
     if ((rc = nd_witness_sync_start(&p->wit, c, p->db, e)))
@@ -325,7 +371,7 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     if ((rc = sn_peer_register(p->srv, &p->svc, e)))
         return rc;
     p->port = sn_server_port(p->srv);
-    return write_info(c, p->port, e);
+    return 0;
 }
 
 /* The worker threads: jobs, admin API, delivery, import. */
@@ -361,6 +407,7 @@ static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
     nd_witness_sync_stop(&p->wit); /* last: the final head covers everything */
     if (p->in_init)
         nd_inbound_destroy(&p->in);
+    g_server = NULL; /* the handler must not reach a freed server */
     sn_server_destroy(p->srv);
     if (p->sctx)
         SSL_CTX_free(p->sctx);
@@ -375,52 +422,54 @@ static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
     unlink(path);
 }
 
-/* Serve until SIGTERM/SIGINT stops the event loop. */
+/* Serve until SIGTERM/SIGINT (or POST /v1/stop) stops the event loop. */
 static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
 {
-    struct sigaction sa, old_term, old_int;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_server = p->srv;
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
-    signal(SIGPIPE, SIG_IGN);
     nd_log(c, "info", "node %s serving peers on %s:%d (mutual TLS 1.3), admin API on %s",
            c->self_id, c->cfg.listen_addr, p->port, p->admin.path);
+    nd_notifyf(c, "READY=1\nMAINPID=%ld\nSTATUS=serving peers on %s:%d", (long)getpid(),
+               c->cfg.listen_addr, p->port);
     int rc = sn_server_run(p->srv, e);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    g_server = NULL;
+    nd_notifyf(c, "STOPPING=1\nSTATUS=stopping: finishing work in progress");
     nd_log(c, "info", "stopping: finishing work in progress");
     return rc;
 }
 
-int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
+int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format, sc_error *e)
 {
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
+    saved_signals old;
     memset(&p, 0, sizeof p);
-    if ((rc = take_lock(node_dir, &lock_fd, e)))
+    catch_signals(&old);
+    if ((rc = take_lock(node_dir, &lock_fd, e))) {
+        restore_signals(&old);
         return rc;
-    if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {
+    }
+    rc = nd_ctx_init(&c, node_dir, log_path, e);
+    c.log_format = log_format;
+    if (rc) {
         nd_ctx_destroy(&c);
         close(lock_fd);
+        restore_signals(&old);
         return rc;
     }
     nd_log(&c, "info", "starting node %s in %s (sldd %s)", c.self_id, node_dir, SLDD_VERSION);
     if (!(rc = nd_db_open(node_dir, 1, &p.db, e)) && !(rc = startup_checks(&c, p.db, e)) &&
-        !(rc = load_config_peers(&c, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
+        !(rc = nd_service_load_peers(&c.cfg, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
         !(rc = nd_audit_anchor(p.db, node_dir, e)) && !(rc = start_server(&c, &p, e)) &&
-        !(rc = start_workers(&c, &p, e)))
+        !(rc = start_workers(&c, &p, e)) && !(rc = write_info(&c, p.port, e)))
         rc = serve(&c, &p, e);
-    if (rc)
+    if (rc) {
         nd_log(&c, "error", "%s", e->msg);
+        nd_notifyf(&c, "STATUS=failed: %.900s", e->msg);
+    }
     stop_parts(&c, &p, node_dir);
     if (!rc)
         nd_log(&c, "info", "node %s stopped", c.self_id);
     nd_ctx_destroy(&c);
     close(lock_fd);
+    restore_signals(&old);
     return rc;
 }

@@ -8,7 +8,8 @@
  * node.conf, put jobs left running back in the queue, then serve: the peer
  * protocol over mutual TLS on the network thread, the admin API, the
  * outbound and import workers, the job runner and the witness sender
- * (nd_witness_sync.h).  SIGTERM or SIGINT stop it cleanly: the server
+ * (nd_witness_sync.h); SIGHUP reloads node.conf and systemd is told
+ * what happens (nd_service.h).  SIGTERM or SIGINT stop it cleanly: the server
  * finishes open requests, a running distillation writes a checkpoint, the
  * workers finish their current step, and the final audit head goes to the
  * peers.
@@ -16,13 +17,19 @@
 #ifndef ND_DAEMON_H
 #define ND_DAEMON_H
 
+#include "nd_log.h"
 #include "sc_error.h"
 
+/* NODE/serve.json (node, pid, address, port, admin socket): written once
+ * the listeners and every worker are up, removed at the stop. */
 #define ND_SERVE_INFO "serve.json"
 #define ND_LOCK_FILE  "serve.lock"
 
-/* Run until stopped by a signal.  log_path NULL logs to stderr. */
-int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e) SC_WUR;
+/* Run until stopped by a signal.  log_path NULL logs to stderr, as text
+ * or JSON lines (nd_log.h).  Speaks systemd's notify protocol when
+ * NOTIFY_SOCKET is set and reloads node.conf on SIGHUP (nd_service.h). */
+int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format,
+                  sc_error *e) SC_WUR;
 
 /* The startup checks alone (for `sldd serve --check`): 0 when the state is
  * sound; problems are logged to stderr. */

@@ -101,7 +101,9 @@ static int retry_later(nd_delivery *o, const due *d, const char *why)
     nd_ctx *c = o->ctx;
     sc_error e = {0, ""};
     double u = (double)randombytes_random() / 4294967296.0;
-    int64_t wait = nd_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms, d->attempts, u);
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    int64_t wait = nd_backoff_ms(s.retry_base_ms, s.retry_max_ms, d->attempts, u);
     nd_log(c, "info", "delivery of %.12s to %s failed (attempt %d): %s; next try in %.1f s", d->bid,
            d->peer, d->attempts + 1, why, (double)wait / 1000.0);
     int rc = nd_db_run(o->db, &e,
@@ -146,6 +148,10 @@ static void deliver(nd_delivery *o, const due *d)
     sn_delivery outcome;
     int rc = sn_peer_deliver(o->client, url, pins, env, elen, &resp, &outcome, &e);
     free(env);
+    if (rc == 0) { /* answered: the envelope went out over a pinned connection */
+        nd_metrics_bytes(&c->metrics, elen, 0);
+        nd_metrics_contact(&c->metrics, d->peer);
+    }
     if (outcome == SN_DELIVERED) {
         sc_peer p;
         nd_receipt r;

@@ -67,7 +67,9 @@ static int import_one(nd_inbound *in, const char *bid)
     }
     /* the payload is parsed once and replayed once; theta_opt is stored for
      * detection (nd_detect.h) and evaluated here */
-    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &c->cfg.rebuild, in->be,
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    rc = nd_theta_opt_rebuild(c->cfg.dir, ph, c->cfg.base.max_bundle_bytes, &s.rebuild, in->be,
                               &inf, &info, wname, note, sizeof note, &e);
     if (rc < 0) {
         nd_log(c, "error", "import %.12s: %s", bid, e.msg);
@@ -86,7 +88,11 @@ static int import_one(nd_inbound *in, const char *bid)
         }
     }
     if (!failed && in->data_state == 1) {
+        int64_t t0 = nd_now_ms();
         int r = evaluate(&in->data, &inf, &info, &ev, note, sizeof note, &se);
+        if (r == 0)
+            nd_metrics_patches(&c->metrics, (uint64_t)ev.samples,
+                               (double)(nd_now_ms() - t0) / 1000.0);
         if (r < 0) {
             snprintf(note, sizeof note, "%s", se.msg);
             failed = 1;

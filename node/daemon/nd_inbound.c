@@ -70,7 +70,14 @@ static void refuse(nd_inbound *in, const sn_bundle_in *b, int code, const char *
     snprintf(detail, sizeof detail, "%s: %s (from %s, %zu bytes)", sc_status_name(code), reason,
              b->peer_addr ? b->peer_addr : "?", b->body_len);
     snprintf(actor, sizeof actor, "peer:%s", b->sender_node_id);
-    nd_log(c, "warn", "refused a bundle from %s: %s", b->sender_node_id, detail);
+    nd_metrics_refusal(&c->metrics, sc_status_name(code));
+    /* a sender we do not know (or that is not who the TLS layer says) is
+     * an error; a known peer's bad bundle a warning */
+    const char *kv[] = {"event", "refusal",         "reason", sc_status_name(code),
+                        "peer",  b->sender_node_id, "addr",   b->peer_addr,
+                        NULL};
+    nd_log_kv(c, code == SC_EREFUSE_UNKNOWN_SENDER ? "error" : "warn", kv,
+              "refused a bundle from %s: %s", b->sender_node_id, detail);
     nd_audit_entry en = {actor,     "refusal", bundle_hex ? bundle_hex : "", "", b->sender_node_id,
                          "refused", detail};
     if (nd_audit_append(in->db, &en, NULL, &e) || nd_audit_anchor(in->db, c->cfg.dir, &e))
@@ -240,6 +247,7 @@ void nd_inbound_on_bundle(void *arg, const sn_bundle_in *b, sn_response *resp)
     size_t rlen = 0;
     int rc;
 
+    nd_metrics_bytes(&c->metrics, 0, b->body_len);
     /* 1. a retransmission (the sender did not see our answer) */
     if (answered_from_store(in, b, resp, bid))
         return;

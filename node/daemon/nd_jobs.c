@@ -71,8 +71,10 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
     char aud[1100];
     sd_error perr = {0, ""};
     int rc;
+    nd_settings s;
+    nd_ctx_settings(c, &s);
     nd_distill_opts_defaults(&o);
-    if (nd_distill_opts_parse(&o, c->cfg.distill, &perr))
+    if (nd_distill_opts_parse(&o, s.distill, &perr))
         return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", perr.msg);
     if (nd_distill_opts_parse(&o, options, &perr))
         return sc_error_set(e, SC_EINVAL, "%s", perr.msg);
@@ -196,6 +198,7 @@ static int on_progress(void *arg, const sd_progress *p)
     }
     if (atomic_load(&r->j->cancel_id) == r->id)
         return 1;
+    nd_metrics_iteration(&c->metrics, r->id, p->iter);
     if (p->iter > r->ckpt_every)
         nd_test_hold(c, "distill"); /* crash tests: a checkpoint exists by now */
     if (p->evaluated) {
@@ -312,7 +315,9 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         return -1;
     }
     nd_log(c, "info", "job %" PRId64 ": privacy audit of the distilled images", id);
-    if (nd_privacy_audit(ds, res, be, dir, c->cfg.privacy_thresholds, &priv, &se)) {
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    if (nd_privacy_audit(ds, res, be, dir, s.privacy_thresholds, &priv, &se)) {
         snprintf(msg, msglen, "privacy audit: %s", se.msg);
         nd_privacy_free(&priv);
         return -1;
@@ -409,8 +414,10 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
         nd_log(c, "error", "job %" PRId64 ": %s", id, e.msg);
         goto done;
     }
+    nd_settings s;
+    nd_ctx_settings(c, &s);
     nd_distill_opts_defaults(&o);
-    if (nd_distill_opts_parse(&o, c->cfg.distill, &se) || nd_distill_opts_parse(&o, options, &se)) {
+    if (nd_distill_opts_parse(&o, s.distill, &se) || nd_distill_opts_parse(&o, options, &se)) {
         job_fail(j, id, ND_JOB_FAILED, se.msg);
         goto done;
     }

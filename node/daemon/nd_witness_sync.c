@@ -16,9 +16,11 @@
 #define TICK_MS         1000
 #define FINAL_BUDGET_MS 15000 /* the final head: one try per peer within this */
 
-static int sending_on(const nd_ctx *c)
+static int sending_on(nd_ctx *c)
 {
-    return c->cfg.witness_every_entries > 0 || c->cfg.witness_every_seconds > 0;
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    return s.witness_every_entries > 0 || s.witness_every_seconds > 0;
 }
 
 /* ---------------------------------------------------------------- keeping */
@@ -32,6 +34,7 @@ static void refuse(nd_witness_sync *w, const sn_audit_head_in *in, sn_response *
     snprintf(detail, sizeof detail, "audit head from %s (%zu bytes): %s",
              in->peer_addr ? in->peer_addr : "?", in->body_len, why);
     snprintf(actor, sizeof actor, "peer:%s", in->sender_node_id);
+    nd_metrics_refusal(&c->metrics, "audit-head");
     nd_log(c, "warn", "refused an audit head of %s: %s", in->sender_node_id, detail);
     nd_audit_entry en = {actor, "refusal", "", "", in->sender_node_id, "refused", detail};
     if (nd_audit_append(w->loop_db, &en, NULL, &e) || nd_audit_anchor(w->loop_db, c->cfg.dir, &e))
@@ -119,9 +122,11 @@ static void send_one(nd_witness_sync *w, nd_witness_peer *p, const char *url, co
                "%s refused to witness the audit head at entry %" PRId64 ": HTTP %ld %.*s", p->id,
                w->head_seq, resp.status, blen, body);
     } else {
+        nd_settings s;
+        nd_ctx_settings(c, &s);
         p->attempts++;
-        p->next_ms = nd_now_ms() + nd_backoff_ms(c->cfg.retry_base_ms, c->cfg.retry_max_ms,
-                                                 p->attempts, randombytes_uniform(1000000) / 1e6);
+        p->next_ms = nd_now_ms() + nd_backoff_ms(s.retry_base_ms, s.retry_max_ms, p->attempts,
+                                                 randombytes_uniform(1000000) / 1e6);
         if (p->attempts == 1)
             nd_log(c, "info", "audit head not sent to %s yet: %s", p->id,
                    rc ? e.msg : "the peer answered 5xx or 429");
@@ -179,7 +184,9 @@ static void maybe_sign(nd_witness_sync *w, int force)
     }
     if (h.seq == 0 || h.seq == w->head_seq)
         return;
-    int64_t n = c->cfg.witness_every_entries, s = c->cfg.witness_every_seconds;
+    nd_settings set;
+    nd_ctx_settings(c, &set);
+    int64_t n = set.witness_every_entries, s = set.witness_every_seconds;
     int due = force || !w->head || (n > 0 && h.seq - w->head_seq >= n) ||
               (s > 0 && now_ms - w->head_ms >= s * 1000);
     if (!due)

@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,54 @@ def wait_for(what, fn, timeout=WAIT, every=0.1):
             return last
         time.sleep(every)
     raise Failed("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def admin_get(node_dir, path):
+    """GET path on a node's admin socket: (status, content type, body)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(os.path.join(node_dir, "admin.sock"))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    ctype = [v.split(":", 1)[1].strip() for v in lines if v.lower().startswith("content-type:")]
+    return int(lines[0].split()[1]), ctype[0] if ctype else "", body.decode()
+
+
+def tls_without_certificate(port):
+    """A handshake that presents no client certificate: node refuses it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw) as s:
+                s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(100)
+    except (OSError, ssl.SSLError):
+        pass
+
+
+def recv_until(sock, want, timeout=20):
+    """Datagrams (sd_notify messages) until one contains want; returns all."""
+    got = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        sock.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if want in got[-1]:
+            return got
+    raise Failed("no %r from the daemon (got %r)" % (want, got))
 
 
 class Node:

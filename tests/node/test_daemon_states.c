@@ -8,7 +8,10 @@
  * with the reason (the way to available needs a real distilled payload:
  * tests/node/test_node_e2e.py drives it); and the privacy ledger (nd_ledger.h):
  * releases compose over shared training records only, a release that would
- * pass the budget cannot be approved and the refusal is in the audit log.  Node-a's keys and admins come from the crypto fixture.
+ * pass the budget cannot be approved and the refusal is in the audit log.
+ * Node-a's keys and admins come from the crypto fixture.  Also the log
+ * lines (nd_log.h): a JSON line's fields, a NULL value left out, and a text
+ * line with no forged line breaks.
  */
 #include <math.h>
 #include <pthread.h>
@@ -22,6 +25,7 @@
 
 #include "crypto/fixture.h"
 #include "nd_approval.h"
+#include "nd_log.h"
 #include "nd_buf.h"
 #include "nd_delivery.h"
 #include "nd_inbound.h"
@@ -476,6 +480,31 @@ static void test_budget(fixture *f)
     ctx_free(&c);
 }
 
+static void test_log_lines(void)
+{
+    struct timespec ts = {1796525598, 15000000};
+    nd_buf b;
+    nd_log_format f;
+    CHECK(nd_log_format_parse("json", &f) == 0 && f == ND_LOG_JSON);
+    CHECK(nd_log_format_parse("text", &f) == 0 && f == ND_LOG_TEXT);
+    CHECK(nd_log_format_parse("JSON", &f) != 0 && nd_log_format_parse("", &f) != 0);
+    const char *kv[] = {"reason", "tls-handshake", "peer", NULL, "addr", "1.2.3.4:5", NULL};
+    nd_buf_init(&b, 0);
+    nd_log_line(&b, ND_LOG_JSON, &ts, "node-a", "error", "refused \"x\"\r\nnext", kv);
+    CHECK(!b.failed && !strcmp(b.data, "{\"ts\":\"2026-12-06T02:53:18.015Z\",\"level\":\"error\","
+                                       "\"node\":\"node-a\",\"msg\":\"refused \\\"x\\\"\\u000d"
+                                       "\\u000anext\",\"fields\":{\"reason\":\"tls-handshake\","
+                                       "\"addr\":\"1.2.3.4:5\"}}\n"));
+    nd_buf_reset(&b);
+    nd_log_line(&b, ND_LOG_TEXT, &ts, "node-a", "warn", "a\rb\x1b[2Jc\nd\te", kv);
+    CHECK(!b.failed && !strcmp(b.data, "2026-12-06T02:53:18.015Z node-a warn  a?b?[2Jc\nd\te "
+                                       "reason=tls-handshake addr=1.2.3.4:5\n"));
+    nd_buf_reset(&b);
+    nd_log_line(&b, ND_LOG_JSON, &ts, "node-a", "info", "m", NULL);
+    CHECK(!b.failed && strstr(b.data, "\"msg\":\"m\",\"fields\":{}}\n") != NULL);
+    nd_buf_free(&b);
+}
+
 int main(void)
 {
     fixture f;
@@ -490,6 +519,7 @@ int main(void)
     test_reject_and_settle(&f);
     test_import(&f);
     test_budget(&f);
+    test_log_lines();
     fx_free(&f);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -390,6 +390,12 @@ static void test_json(void)
     CHECK(nd_json_get(b.data, "a", v, sizeof v) && !strcmp(v, "x\"y\\z\n\x01"));
     CHECK(nd_json_num(b.data, "n", -1) == 0.25 && nd_json_num(b.data, "m", -1) == -1 &&
           nd_json_num(b.data, "zz", -2) == -2);
+    /* JSON text is UTF-8: valid sequences pass, anything else is U+FFFD
+     * (a stray byte, a cut sequence, an overlong form, a surrogate) */
+    nd_buf_reset(&b);
+    nd_buf_json_str(&b, "\xc3\xa9\xe2\x82\xac|\xff|\xc3|\xc0\xaf|\xed\xa0\x80|\xf0\x9f\x98\x80");
+    CHECK(!b.failed && !strcmp(b.data, "\"\xc3\xa9\xe2\x82\xac|\\ufffd|\\ufffd|\\ufffd\\ufffd|"
+                                       "\\ufffd\\ufffd\\ufffd|\xf0\x9f\x98\x80\""));
     nd_buf_free(&b);
     /* the hard maximum */
     nd_buf_init(&b, 16);
