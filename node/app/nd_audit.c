@@ -5,7 +5,10 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "nd_state.h"
@@ -61,6 +64,18 @@ static int entry_hash(char out[65], int64_t seq, int64_t t, const char *actor, c
     nd_hex(out, h, 32);
     nd_buf_free(&b);
     return 0;
+}
+
+void nd_audit_os_actor(char *out, size_t outlen)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    uid_t uid = geteuid();
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res && res->pw_name[0] &&
+        strlen(res->pw_name) <= 64 && !strpbrk(res->pw_name, " \n\t"))
+        snprintf(out, outlen, "user:%s", res->pw_name);
+    else
+        snprintf(out, outlen, "user:uid-%lu", (unsigned long)uid);
 }
 
 int nd_audit_append(sqlite3 *db, const nd_audit_entry *en, int64_t *seq_out, sc_error *e)
@@ -305,4 +320,16 @@ int nd_audit_render(sqlite3 *db, nd_buf *b, int json, int64_t limit, const char 
     if (json)
         nd_buf_str(b, first ? "]\n" : "\n]\n");
     return rc < 0 ? rc : 0;
+}
+
+int nd_audit_record(const char *node_dir, const nd_audit_entry *en, sc_error *e)
+{
+    sqlite3 *db = NULL;
+    int rc = nd_db_open(node_dir, 1, &db, e);
+    if (!rc)
+        rc = nd_audit_append(db, en, NULL, e);
+    if (!rc)
+        rc = nd_audit_anchor(db, node_dir, e);
+    nd_db_close(db);
+    return rc;
 }
