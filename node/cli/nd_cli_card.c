@@ -240,12 +240,14 @@ int nd_cli_card_add(nd_node *n, const char *file)
         return 1;
     }
     sc_fingerprint_text(fp, c->peer.sign_pk);
+    char prev[96] = "";
+    if (c->peer.prev_until > 0)
+        snprintf(prev, sizeof prev, ", previous signing key accepted until %" PRId64,
+                 c->peer.prev_until);
     snprintf(detail, sizeof detail,
              "contact card %.200s: sign %s, %zu admin(s), %zu TLS pin(s), url %.200s, "
-             "valid until %" PRId64 "%s%s",
-             file, fp, c->peer.n_admins, c->n_pins, c->url, c->not_after,
-             c->peer.prev_until > 0 ? ", previous signing key accepted until " : "",
-             c->peer.prev_until > 0 ? "(see the card)" : "");
+             "valid until %" PRId64 "%s",
+             file, fp, c->peer.n_admins, c->n_pins, c->url, c->not_after, prev);
     nd_audit_entry en = {actor, existed ? "peer-change" : "peer-add", "", "", c->peer.id, "ok",
                          detail};
     audit_or_warn(n->dir, &en);
