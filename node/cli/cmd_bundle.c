@@ -638,13 +638,11 @@ static void print_accepted(const sc_received *rec)
  * daemon, with the OS user who ran it as the actor. */
 static void open_refusal_audit(const bopts *o, const sc_error *why)
 {
-    char actor[96], detail[700];
+    char detail[700];
     sc_error e = {0, ""};
-    nd_audit_os_actor(actor, sizeof actor);
     snprintf(detail, sizeof detail, "bundle open %.200s: %s: %.400s", o->in,
              sc_status_name(why->code), why->msg);
-    nd_audit_entry en = {actor, "refusal", "", "", "", "refused", detail};
-    if (nd_audit_record(o->dir, &en, &e))
+    if (nd_audit_record_user(o->dir, "refusal", "", "refused", detail, &e))
         fprintf(stderr, "sldd bundle open: audit log: %s\n", e.msg);
 }
 

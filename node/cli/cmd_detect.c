@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
@@ -370,8 +371,10 @@ int cmd_detect(int argc, char **argv)
     }
     detect_print(&o, &inf, &res, &fig);
     status = 0;
+    char actor[96];
+    nd_audit_os_actor(actor, sizeof actor);
     if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r, res.num,
-                                       "cli", &err)) {
+                                       actor, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         status = 1;
     }

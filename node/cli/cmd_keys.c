@@ -122,11 +122,8 @@ static int keys_export(const sc_peer *self, const char *out)
 /* An audit entry for a key change made here; a failure is reported. */
 static void keys_audit(const char *dir, const char *action, const char *detail)
 {
-    char actor[96];
     sc_error e = {0, ""};
-    nd_audit_os_actor(actor, sizeof actor);
-    nd_audit_entry en = {actor, action, "", "", "", "ok", detail};
-    if (nd_audit_record(dir, &en, &e))
+    if (nd_audit_record_user(dir, action, "", "ok", detail, &e))
         fprintf(stderr, "sldd keys: audit log: %s\n", e.msg);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_audit.h"
 #include "nd_cli_card.h"
 #include "nd_cli_peer.h"
 #include "sc_keys.h"
@@ -136,10 +137,19 @@ static int peer_add(nd_node *n, const peer_args *a)
         return rc;
     if (peer_admins(a, &p))
         return 1;
+    sc_peer old;
+    sc_error ignore = {0, ""};
+    int existed = n->trust->peer_get(n->trust, p.id, &old, &ignore) == 0;
     if (n->trust->peer_put(n->trust, &p, &e)) {
         fprintf(stderr, "sldd peer add: %s\n", e.msg);
         return 1;
     }
+    char fp[64], detail[300];
+    sc_fingerprint_text(fp, p.sign_pk);
+    snprintf(detail, sizeof detail, "peer record from %.200s: sign %s, %zu admin(s)",
+             a->file ? a->file : "the command line", fp, p.n_admins);
+    if (nd_audit_record_user(n->dir, existed ? "peer-change" : "peer-add", p.id, "ok", detail, &e))
+        fprintf(stderr, "sldd peer add: audit log: %s\n", e.msg);
     printf("added peer ");
     print_peer(&p);
     return 0;

@@ -39,10 +39,11 @@ void nd_cli_bundle_usage(void *file)
                   "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
                   "                 [--passphrase-file FILE] [--grid PNG]\n"
                   "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
-                  "                 [--passphrase-file FILE] [--grid PNG]\n"
+                  "                 [--passphrase-file FILE] [--grid PNG] [--reason TEXT]\n"
                   "  (ID may be a unique prefix; approve and reject need the running node,\n"
                   "  list and show read the node's state directly when it is not running;\n"
-                  "  --grid draws the images of the statement to be signed into PNG first)\n");
+                  "  --grid draws the images of the statement to be signed into PNG first;\n"
+                  "  --reason, one line, goes into the audit entry of the rejection)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -156,10 +157,32 @@ out:
     return rc;
 }
 
-static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
-                  const char *grid, int reject, int yes)
+/* The decision path, with the rejection's reason percent-encoded. */
+static int decision_path(char *path, size_t cap, const char *id, const char *reason)
 {
-    char path[128], prompt[160], id[33];
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n =
+        (size_t)snprintf(path, cap, "/v1/bundles/%s/decision%s", id, reason ? "?reason=" : "");
+    for (const unsigned char *p = (const unsigned char *)(reason ? reason : ""); *p; p++) {
+        if (n + 4 >= cap)
+            return -1;
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            path[n++] = (char)*p;
+        } else {
+            path[n++] = '%';
+            path[n++] = hex[*p >> 4];
+            path[n++] = hex[*p & 15];
+        }
+    }
+    path[n] = 0;
+    return 0;
+}
+
+static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
+                  const char *grid, int reject, int yes, const char *reason)
+{
+    char path[1024], prompt[160], id[33];
     const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
     nd_api_response st, res;
     sc_error e = {0, ""};
@@ -209,7 +232,10 @@ static int decide(const char *dir, const char *idp, const char *admin, const cha
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
     }
-    snprintf(path, sizeof path, "/v1/bundles/%s/decision", id);
+    if (decision_path(path, sizeof path, id, reason)) {
+        fprintf(stderr, "%s: --reason too long\n", who);
+        goto out;
+    }
     if (nd_api_request(dir, "POST", path, "application/octet-stream", signed_st, slen, &res, &e)) {
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
@@ -259,14 +285,17 @@ int nd_cli_bundle(int argc, char **argv)
                                          {"yes", no_argument, 0, 'y'},
                                          {"grid", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"reason", required_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL;
+    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL,
+               *reason = NULL;
     const char *sub = argv[1];
     int yes = 0, json = 0, o;
     optind = 2;
-    while ((o = getopt_long(argc, argv, "d:a:p:g:yjh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:a:p:g:r:yjh", opts, NULL)) != -1) {
         switch (o) {
+        case 'r': reason = optarg; break;
         case 'd': dir = optarg; break;
         case 'a': admin = optarg; break;
         case 'p': passfile = optarg; break;
@@ -285,7 +314,8 @@ int nd_cli_bundle(int argc, char **argv)
     int list = !strcmp(sub, "list");
     if (!dir || optind != argc || (list ? id != NULL : id == NULL) ||
         (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
-        ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin)) {
+        ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin) ||
+        (reason && (strcmp(sub, "reject") || strlen(reason) > 200 || strchr(reason, '\n')))) {
         fprintf(stderr, "usage:\n");
         nd_cli_bundle_usage(stderr);
         return 2;
@@ -300,5 +330,5 @@ int nd_cli_bundle(int argc, char **argv)
         snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
         return nd_api_print(dir, path, "sldd bundle show");
     }
-    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes);
+    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes, reason);
 }

@@ -143,22 +143,21 @@ int nd_cli_card_export(int argc, char **argv)
 
 /* ---------------------------------------------------------------- add */
 
-static void audit_or_warn(const char *dir, const nd_audit_entry *en)
+static void audit_or_warn(const char *dir, const char *action, const char *peer,
+                          const char *outcome, const char *detail)
 {
     sc_error e = {0, ""};
-    if (nd_audit_record(dir, en, &e))
+    if (nd_audit_record_user(dir, action, peer, outcome, detail, &e))
         fprintf(stderr, "sldd peer: audit log: %s\n", e.msg);
 }
 
 /* A refused card: said on stderr and recorded; returns the exit status. */
-static int card_refused(nd_node *n, const char *actor, const char *file, const char *who,
-                        const char *why)
+static int card_refused(nd_node *n, const char *file, const char *who, const char *why)
 {
     char detail[700];
     snprintf(detail, sizeof detail, "contact card %.200s refused: %.400s", file, why);
-    nd_audit_entry en = {actor, "peer-add", "", "", who ? who : "", "refused", detail};
     fprintf(stderr, "sldd peer add: %s: %s\n", file, why);
-    audit_or_warn(n->dir, &en);
+    audit_or_warn(n->dir, "peer-add", who ? who : "", "refused", detail);
     return 1;
 }
 
@@ -206,20 +205,19 @@ int nd_cli_card_add(nd_node *n, const char *file)
 {
     sc_error e = {0, ""};
     sc_card *c = calloc(1, sizeof *c);
-    char actor[96], pins[ND_PINS_MAX], fp[64], detail[900];
+    char pins[ND_PINS_MAX], fp[64], detail[900];
     int existed = 0, added = 0, rc;
-    nd_audit_os_actor(actor, sizeof actor);
     if (!c) {
         fprintf(stderr, "sldd peer add: out of memory\n");
         return 1;
     }
     if (card_load(n, file, c, &existed, &e)) {
-        rc = card_refused(n, actor, file, c->peer.id, e.msg);
+        rc = card_refused(n, file, c->peer.id, e.msg);
         free(c);
         return rc;
     }
     if (pins_text(c, pins, sizeof pins)) {
-        rc = card_refused(n, actor, file, c->peer.id, "pins too long");
+        rc = card_refused(n, file, c->peer.id, "pins too long");
         free(c);
         return rc;
     }
@@ -248,9 +246,7 @@ int nd_cli_card_add(nd_node *n, const char *file)
              "contact card %.200s: sign %s, %zu admin(s), %zu TLS pin(s), url %.200s, "
              "valid until %" PRId64 "%s",
              file, fp, c->peer.n_admins, c->n_pins, c->url, c->not_after, prev);
-    nd_audit_entry en = {actor, existed ? "peer-change" : "peer-add", "", "", c->peer.id, "ok",
-                         detail};
-    audit_or_warn(n->dir, &en);
+    audit_or_warn(n->dir, existed ? "peer-change" : "peer-add", c->peer.id, "ok", detail);
     printf("%s peer %s from its contact card\n  sign  %s\n  url   %s\n  pins  %s\n%s",
            existed ? "updated" : "added", c->peer.id, fp, c->url, pins,
            added ? "  its CA certificate was added to the node's CA file (restart a running "

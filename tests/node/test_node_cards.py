@@ -11,6 +11,10 @@ operators would.
     audited, its bundle file is refused naming who removed it, the
     deliveries queued to a removed peer are canceled and recorded, and
     nothing else is lost;
+  - the audit log says who: the OS user (the admin API's peer credential
+    for requests to a running node) for job submit and cancel, peer add,
+    change and remove, admin add, approve and reject (with its reason, and
+    the admin whose key signed); detections carry the image's SHA-256;
   - signing-key rotation: a peer holding the old card refuses the new key,
     takes the new card (vouched for by the old key) and then accepts
     bundles signed by either key during the overlap, and refuses the old
@@ -19,6 +23,8 @@ operators would.
 usage: test_node_cards.py /path/to/sldd
 """
 import base64
+import glob
+import hashlib
 import os
 import pwd
 import re
@@ -165,6 +171,40 @@ def exchange(t, f, a, b):
     return x
 
 
+def who(t, f, a, b, x):
+    """Who did what, in the audit log."""
+    jobs = audit_rows(a, "job")
+    t.check(any(r[0] == USER and r[1] == "submitted" for r in jobs),
+            "job submission audited with the OS user: %s" % jobs)
+    appr = a.query("SELECT actor FROM audit WHERE action='approval' AND bundle_id=?", x)
+    t.check(appr == [("admin:adm-a by " + USER,)], "approval: admin key and OS user: %s" % appr)
+    t.check([r[:2] for r in audit_rows(a, "admin-add")] == [(USER, "ok")], "admin add audited")
+    r = a.sldd("job", "distill", "--dir", a.dir, "--to", b.id)
+    jid = re.search(r"job (\d+) queued", r.stdout).group(1)
+    a.sldd("job", "cancel", jid, "--dir", a.dir, check=False)
+    canceled = [r for r in audit_rows(a, "job") if r[1] == "canceled"]
+    st = a.api_json("job", "show", jid)["state"]
+    t.check(st == "canceled" and canceled and canceled[-1][0] == USER and
+            jid in canceled[-1][3], "job cancel audited with the OS user (%s): %s" % (st, canceled))
+    z = a.distill([b.id])
+    a.sldd("bundle", "reject", z, "--dir", a.dir, "--admin", "adm-a", "--passphrase-file",
+           f.passfile, "--yes", "--reason", "HM 0.000: not worth sending")
+    rej = a.query("SELECT actor, detail FROM audit WHERE action='rejection' AND bundle_id=?", z)
+    t.check(rej and rej[0][0] == "admin:adm-a by " + USER and
+            "HM 0.000: not worth sending" in rej[0][1], "rejection with its reason: %s" % rej)
+    a.sldd("peer", "address", "--dir", a.dir, "--id", b.id, "--url",
+           "https://127.0.0.1:%d" % b.port, "--tls-pin", b.pin)
+    ch = audit_rows(a, "peer-change")
+    t.check(ch and ch[-1][:3] == (USER, "ok", b.id), "address change audited: %s" % ch[-1:])
+    img = sorted(glob.glob(os.path.join(f.root, "data-a", "images", "*.png")))[0]
+    with open(img, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    b.sldd("detect", img, "--bundle", x[:12], "--dir", b.dir)
+    det = b.query("SELECT actor, detail FROM audit WHERE action='detection'")
+    t.check(det and det[-1][0] == USER and digest in det[-1][1],
+            "detection audited with the image's SHA-256: %s" % det[-1:])
+
+
 def removal(t, f, a, b, x):
     # b removes a: a's next connection is refused and audited
     seq0 = b.query("SELECT MAX(seq) FROM audit")[0][0]
@@ -280,6 +320,7 @@ def main(sldd, t):
         a, b = make_node(f, "a", d), make_node(f, "b", d)
         refused_cards(t, f, a, b)
         x = exchange(t, f, a, b)
+        who(t, f, a, b, x)
         removal(t, f, a, b, x)
         f.stop()
         rotation(t, f)
