@@ -28,6 +28,7 @@
 #include "nd_state.h"
 #include "sc_keys.h"
 #include "nd_node.h"
+#include "nd_objects.h"
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sldd.pb-c.h"
@@ -35,14 +36,15 @@
 void nd_cli_bundle_usage(void *file)
 {
     fprintf(file, "       sldd bundle list --dir NODE [--json]\n"
-                  "       sldd bundle show ID --dir NODE [--json]\n"
+                  "       sldd bundle show ID --dir NODE [--json] [--grid PNG]\n"
                   "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
                   "                 [--passphrase-file FILE] [--grid PNG]\n"
                   "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
                   "                 [--passphrase-file FILE] [--grid PNG] [--reason TEXT]\n"
                   "  (ID may be a unique prefix; approve and reject need the running node,\n"
                   "  list and show read the node's state directly when it is not running;\n"
-                  "  --grid draws the images of the statement to be signed into PNG first;\n"
+                  "  --grid draws the images of the statement to be signed into PNG first,\n"
+                  "  and with show the images of the bundle's payload, received ones too;\n"
                   "  --reason, one line, goes into the audit entry of the rejection)\n");
 }
 
@@ -251,6 +253,33 @@ out:
     return status;
 }
 
+/* `show --grid`: the images of the bundle's payload as stored at this node
+ * (received or own), drawn from the payload bytes. */
+static int show_grid(const char *dir, const char *idp, const char *grid, int json)
+{
+    sc_error e = {0, ""};
+    nd_node_config cfg;
+    sqlite3 *db = NULL;
+    char id[33], ph[65] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = nd_node_config_load(dir, &cfg, &e) || nd_db_open(dir, 0, &db, &e) ||
+             nd_bundle_resolve(db, idp, id, &e) ||
+             nd_db_text(db, ph, sizeof ph, NULL, &e,
+                        "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id) ||
+             nd_object_get(dir, ph, cfg.max_bundle_bytes, &buf, &len, &e) ||
+             nd_cli_payload_grid(buf, len, cfg.parse_budget_bytes, grid, &e);
+    nd_db_close(db);
+    free(buf);
+    if (rc) {
+        fprintf(stderr, "sldd bundle show: --grid: %s\n", e.msg);
+        return 1;
+    }
+    if (!json)
+        printf("  image grid      %s (drawn here from the payload)\n", grid);
+    return 0;
+}
+
 /* list and show read the state database directly when no daemon runs */
 static int offline_view(const char *dir, const char *idp, int json)
 {
@@ -312,7 +341,7 @@ int nd_cli_bundle(int argc, char **argv)
     if (optind < argc)
         id = argv[optind++];
     int list = !strcmp(sub, "list");
-    if (!dir || optind != argc || (list ? id != NULL : id == NULL) ||
+    if (!dir || optind != argc || (list ? id != NULL : id == NULL) || (list && grid) ||
         (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
         ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin) ||
         (reason && (strcmp(sub, "reject") || strlen(reason) > 200 || strchr(reason, '\n')))) {
@@ -321,14 +350,17 @@ int nd_cli_bundle(int argc, char **argv)
         return 2;
     }
     char path[128];
-    if ((list || !strcmp(sub, "show")) && !nd_api_available(dir))
-        return offline_view(dir, id, json);
+    if ((list || !strcmp(sub, "show")) && !nd_api_available(dir)) {
+        int rc = offline_view(dir, id, json);
+        return rc || !grid ? rc : show_grid(dir, id, grid, json);
+    }
     if (list)
         return nd_api_print(dir, json ? "/v1/bundles" : "/v1/bundles?format=text",
                             "sldd bundle list");
     if (!strcmp(sub, "show")) {
         snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
-        return nd_api_print(dir, path, "sldd bundle show");
+        int rc = nd_api_print(dir, path, "sldd bundle show");
+        return rc || !grid ? rc : show_grid(dir, id, grid, json);
     }
     return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes, reason);
 }

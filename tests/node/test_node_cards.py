@@ -15,6 +15,11 @@ operators would.
     for requests to a running node) for job submit and cancel, peer add,
     change and remove, admin add, approve and reject (with its reason, and
     the admin whose key signed); detections carry the image's SHA-256;
+  - the receiving site: `evaluate --bundle` on the node's own data, `bundle
+    show --grid` drawn from the received payload, `detect` over a folder
+    with one CSV / JSON row per image (SHA-256, r, decision, bundle,
+    sender), a heat map and an audit entry each, and `detect --json`
+    naming the bundle;
   - signing-key rotation: a peer holding the old card refuses the new key,
     takes the new card (vouched for by the old key) and then accepts
     bundles signed by either key during the overlap, and refuses the old
@@ -23,7 +28,10 @@ operators would.
 usage: test_node_cards.py /path/to/sldd
 """
 import base64
+import csv
 import glob
+import io
+import json
 import hashlib
 import os
 import pwd
@@ -205,6 +213,46 @@ def who(t, f, a, b, x):
             "detection audited with the image's SHA-256: %s" % det[-1:])
 
 
+def receiving(t, f, b, x):
+    """What a receiving site does with a received bundle."""
+    r = b.sldd("evaluate", "--bundle", x[:12], "--dir", b.dir)
+    t.check(("bundle:  " + x) in r.stdout and "HM" in r.stdout,
+            "evaluate --bundle on the node's own data: %s" % r.stdout[:300])
+    grid = os.path.join(f.root, "received-grid.png")
+    r = b.sldd("bundle", "show", x[:12], "--dir", b.dir, "--grid", grid)
+    with open(grid, "rb") as fh:
+        t.check(fh.read(8) == b"\x89PNG\r\n\x1a\n" and "drawn here from the payload" in r.stdout,
+                "bundle show --grid at the receiver")
+    images = os.path.join(f.root, "data-a", "images")
+    pngs = sorted(glob.glob(os.path.join(images, "*.png")))
+    heat = os.path.join(f.root, "heat")
+    n0 = len(audit_rows(b, "detection"))
+    r = b.sldd("detect", images, "--bundle", x[:12], "--dir", b.dir, "--heatmaps", heat)
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    t.check(len(rows) == len(pngs) and len(pngs) > 1, "one CSV row per image: %d of %d" %
+            (len(rows), len(pngs)))
+    ok = True
+    for row, png in zip(rows, pngs):
+        with open(png, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        ok = ok and (row["image"] == png and row["sha256"] == digest and row["bundle"] == x and
+                     row["sender"] == "node-a" and row["error"] == "" and
+                     row["decision"] in ("gastritis", "non-gastritis", "undetermined") and
+                     os.path.exists(row["heatmap"]))
+    t.check(ok, "each row: image, SHA-256, decision, bundle, sender, heat map: %s" % rows[:1])
+    t.check(len(audit_rows(b, "detection")) == n0 + len(pngs), "one audit entry per image")
+    r = b.sldd("detect", images, "--bundle", x[:12], "--dir", b.dir, "--json")
+    js = [json.loads(line) for line in r.stdout.splitlines()]
+    t.check(len(js) == len(pngs) and all(j["bundle"] == x and j["sender"] == "node-a" and
+                                         j["decision"] == row["decision"]
+                                         for j, row in zip(js, rows)),
+            "JSON rows agree with the CSV")
+    one = json.loads(b.sldd("detect", pngs[0], "--bundle", x[:12], "--dir", b.dir,
+                            "--json").stdout)
+    t.check(one["bundle"] == x and one["sender"] == "node-a" and one["sha256"] == rows[0]["sha256"],
+            "detect --json names the bundle: %s" % {k: one.get(k) for k in ("bundle", "sender")})
+
+
 def removal(t, f, a, b, x):
     # b removes a: a's next connection is refused and audited
     seq0 = b.query("SELECT MAX(seq) FROM audit")[0][0]
@@ -321,6 +369,7 @@ def main(sldd, t):
         refused_cards(t, f, a, b)
         x = exchange(t, f, a, b)
         who(t, f, a, b, x)
+        receiving(t, f, b, x)
         removal(t, f, a, b, x)
         f.stop()
         rotation(t, f)
