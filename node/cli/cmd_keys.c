@@ -185,7 +185,8 @@ static int keys_rotate_sign(const keys_args *a, const nd_node *n)
              fp, until);
     keys_audit(a->dir, "key-rotation", detail);
     printf("new signing key %s\nthe previous key stays valid until %" PRId64
-           " (%lld days): hand peers a new\ncontact card ('sldd keys export-card') before then.\n",
+           " (%lld days): hand peers a new\ncontact card ('sldd keys export-card') before then, "
+           "and restart a running node\nso that it signs with the new key.\n",
            fp, until, a->overlap_days);
     return 0;
 }
