@@ -347,11 +347,9 @@ static int detect_heatmap(const detect_opts *o, const char *image, const char *o
     char title[256], spec[64];
     const char *base = strrchr(image, '/');
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    if (f->bundle[0])
-        snprintf(title, sizeof title, "%.100s - bundle %.12s from %.40s - %s %s",
-                 base ? base + 1 : image, f->bundle, f->sender, inf->kind, spec);
-    else
-        snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : image, inf->kind, spec);
+    /* the same picture whatever the model came from: a bundle's stored
+     * theta_opt draws exactly what a replay of its payload draws */
+    snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : image, inf->kind, spec);
     sd_detect_params p;
     nd_infer_params(inf, o->delta, &p);
     return sd_detect_heatmap_png(out, pix, f->w, f->h, &p, res, title,

@@ -68,9 +68,9 @@ static int keys_show(const char *dir, const sc_peer *self, int json)
         printf("{\"node\":\"%s\",\"tls_pin\":\"%s\",\"tls_pin_next\":\"%s\",\"keys\":[", self->id,
                pc, nc);
         show_key("sign", self->sign_pk, 1, 0);
-        show_key("enc", self->enc_pk, 1, !self->n_admins && !self->prev_until);
+        show_key("enc", self->enc_pk, 1, !self->prev_until);
         if (self->prev_until)
-            show_key("sign-previous", self->prev_sign_pk, 1, !self->n_admins);
+            show_key("sign-previous", self->prev_sign_pk, 1, 1);
         printf("],\"sign_previous_until\":%" PRId64 ",\"admins\":[", self->prev_until);
         for (size_t i = 0; i < self->n_admins; i++)
             show_key(self->admins[i].name, self->admins[i].pk, 1, i + 1 == self->n_admins);

@@ -352,6 +352,11 @@ def rotation(t, f):
     r2.sldd("peer", "add", "--dir", r2.dir, "--card", card(f, r1, "r1-tls"))
     t.check(r2.query("SELECT pins FROM peers WHERE id=?", r1.id) ==
             [("%s;%s" % (old_pin, new_pin),)], "both TLS pins pinned during the change")
+    shown = json.loads(r1.sldd("keys", "show", "--dir", r1.dir, "--json").stdout)
+    t.check(shown["tls_pin"] == old_pin and shown["tls_pin_next"] == new_pin and
+            [k["key"] for k in shown["keys"]] == ["sign", "enc", "sign-previous"] and
+            [k["key"] for k in shown["admins"]] == ["adm-r1"] and
+            shown["sign_previous_until"] == until, "keys show --json: %s" % shown)
     r1.sldd("keys", "rotate-tls", "--dir", r1.dir, "--switch")
     shown = r1.sldd("keys", "show", "--dir", r1.dir).stdout
     t.check("current     " + new_pin in shown, "switched to the new TLS key: %s" % shown)
