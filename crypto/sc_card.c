@@ -309,6 +309,7 @@ int sc_card_parse(const char *text, size_t len, sc_card *out, sc_error *e)
                             "contact card: sign-previous and previous-signature go together");
     if (out->not_before >= out->not_after)
         return sc_error_set(e, SC_EFORMAT, "contact card: not-before is not before not-after");
+    out->peer.card_time = out->not_before;
     if (sc_pae_verify(sig[0], SC_TYPE_CARD, (const uint8_t *)text, body, out->peer.sign_pk))
         return sc_error_set(e, SC_ECRYPTO,
                             "contact card of '%s': the signature does not verify with its signing "
@@ -338,6 +339,14 @@ int sc_card_check_time(const sc_card *c, int64_t now, int64_t skew, sc_error *e)
 
 int sc_card_check_update(const sc_card *c, const sc_peer *on_record, int64_t now, sc_error *e)
 {
+    /* a card older than the one we hold would roll back keys, admins or
+     * pins the peer has since changed */
+    if (c->not_before < on_record->card_time)
+        return sc_error_set(e, SC_EPERM,
+                            "contact card of '%s' was made at %" PRId64
+                            ", before the card on record (%" PRId64 "): ask the peer for its "
+                            "current card",
+                            c->peer.id, c->not_before, on_record->card_time);
     if (!memcmp(c->peer.sign_pk, on_record->sign_pk, 32))
         return 0;
     if (c->peer.prev_until > 0 && !memcmp(c->peer.prev_sign_pk, on_record->sign_pk, 32)) {

@@ -57,9 +57,12 @@ int sc_card_parse(const char *text, size_t len, sc_card *out, sc_error *e) SC_WU
  * after not_after. */
 int sc_card_check_time(const sc_card *c, int64_t now, int64_t skew, sc_error *e) SC_WUR;
 
-/* Whether a valid card may replace the record we hold for its node:
- * the same signing key, or a rotation vouched for by the key on record (the
- * card's previous key, inside its overlap).  SC_EPERM otherwise. */
+/* Whether a valid card may replace the record we hold for its node: not
+ * older than the card the record came from (its not-before), and the same
+ * signing key or a rotation vouched for by the key on record (the card's
+ * previous key, inside its overlap).  SC_EPERM otherwise.  sc_card_parse
+ * sets c->peer.card_time to the card's not-before, so the record it makes
+ * remembers it. */
 int sc_card_check_update(const sc_card *c, const sc_peer *on_record, int64_t now,
                          sc_error *e) SC_WUR;
 

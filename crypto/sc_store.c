@@ -48,6 +48,8 @@ int sc_peer_format(const sc_peer *p, char **out, sc_error *e)
         n += (size_t)snprintf(buf + n, cap - n, "sign-previous: %s %lld\n", pb,
                               (long long)p->prev_until);
     }
+    if (p->card_time > 0 && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "card-not-before: %lld\n", (long long)p->card_time);
     for (size_t i = 0; i < p->n_admins && n < cap; i++) {
         char ab[64];
         sc_b64_encode(ab, p->admins[i].pk, 32);
@@ -95,6 +97,11 @@ int sc_peer_parse(char *text, sc_peer *out, sc_error *e)
             if (sb_parse_i64(sp, 1, INT64_MAX, &t))
                 return sc_error_set(e, SC_EFORMAT, "sign-previous: bad time '%s'", sp);
             out->prev_until = (int64_t)t;
+        } else if (!strcmp(key, "card-not-before")) {
+            long long t;
+            if (sb_parse_i64(val, 1, INT64_MAX, &t))
+                return sc_error_set(e, SC_EFORMAT, "card-not-before: bad time '%s'", val);
+            out->card_time = (int64_t)t;
         } else if (!strcmp(key, "admin")) {
             char *sp = strchr(val, ' ');
             sc_admin_pub *a;

@@ -35,6 +35,9 @@ typedef struct sc_peer {
      * until prev_until (unix seconds; 0: none) */
     uint8_t prev_sign_pk[32];
     int64_t prev_until;
+    /* not-before of the contact card the record came from (0: none); an
+     * older card cannot replace it (sc_card_check_update) */
+    int64_t card_time;
 } sc_peer;
 
 /* The signing key of p whose key id is kid at time now: sign_pk, or

@@ -125,6 +125,18 @@ static void test_time_and_signer(fixture *f)
     CHECK(sc_card_parse(forged, strlen(forged), &m, &e) == 0);
     CHECK(sc_card_check_update(&m, &rec, FX_NOW, &e) == SC_EPERM && strstr(e.msg, "another key"));
     CHECK(sc_card_check_update(&c, &rec, FX_NOW, &e) == 0);
+    /* an older card than the one on record would roll it back */
+    CHECK(c.peer.card_time == c.not_before);
+    rec.card_time = c.not_before + 1;
+    CHECK(sc_card_check_update(&c, &rec, FX_NOW, &e) == SC_EPERM &&
+          strstr(e.msg, "before the card"));
+    rec.card_time = c.not_before;
+    CHECK(sc_card_check_update(&c, &rec, FX_NOW, &e) == 0);
+    char *pt = NULL;
+    sc_peer back;
+    CHECK(sc_peer_format(&c.peer, &pt, &e) == 0 && sc_peer_parse(pt, &back, &e) == 0 &&
+          back.card_time == c.not_before);
+    free(pt);
     free(forged);
     free(text);
 }
