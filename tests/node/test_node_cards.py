@@ -36,6 +36,7 @@ import hashlib
 import os
 import pwd
 import re
+import shutil
 import socket
 import sys
 import time
@@ -368,6 +369,31 @@ def rotation(t, f):
     t.check("current     " + new_pin in shown, "switched to the new TLS key: %s" % shown)
 
 
+def tls_later(t, f):
+    """A node made before init made TLS gets it with `keys tls-init`."""
+    o = fed.Node(f, "old")
+    o.sldd("init", "--dir", o.dir, "--id", o.id)
+    shutil.rmtree(os.path.join(o.dir, "tls"))
+    conf = os.path.join(o.dir, "node.conf")
+    with open(conf) as fh:
+        lines = [x for x in fh if not x.startswith(("listen:", "tls-"))]
+    with open(conf, "w") as fh:
+        fh.writelines(lines)
+    r = o.sldd("keys", "show", "--dir", o.dir)
+    t.check("keys tls-init" in r.stdout, "keys show says how to add TLS: %s" % r.stdout)
+    r = o.sldd("keys", "tls-init", "--dir", o.dir, "--listen", "127.0.0.1:%d" % free_port())
+    pin = re.search(r"TLS pin\s+(\S+)", r.stdout).group(1)
+    t.check(("current     " + pin) in o.sldd("keys", "show", "--dir", o.dir).stdout,
+            "keys show prints the new pin")
+    r = o.sldd("keys", "tls-init", "--dir", o.dir, check=False)
+    t.check(r.returncode == 1 and "already" in r.stderr, "a second tls-init refused: %s" %
+            r.stderr)
+    o.start()  # it serves now
+    fed.wait_for("node-old to serve", lambda: "serving peers on" in o.tail())
+    o.stop()
+    t.check([x[:2] for x in audit_rows(o, "tls-init")] == [(USER, "ok")], "tls-init audited")
+
+
 def main(sldd, t):
     f = fed.Federation(sldd, names=())
     with f.session(t):
@@ -384,6 +410,7 @@ def main(sldd, t):
         removal(t, f, a, b, x)
         f.stop()
         rotation(t, f)
+        tls_later(t, f)
 
 
 if __name__ == "__main__":
