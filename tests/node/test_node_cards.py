@@ -256,6 +256,19 @@ def receiving(t, f, b, x):
             "detect --json names the bundle: %s" % {k: one.get(k) for k in ("bundle", "sender")})
 
 
+def receipt_overlap(t, f, a, b):
+    """node-b rotates its signing key while it runs (it signs with the old
+    one until it restarts); node-a takes b's new card and still accepts
+    b's receipts, signed by the previous key, during the overlap."""
+    b.sldd("keys", "rotate-sign", "--dir", b.dir, "--overlap-days", "1")
+    a.sldd("peer", "add", "--dir", a.dir, "--card", card(f, b, "b-rotated"))
+    w = a.distill([b.id])
+    a.approve(w)
+    fed.wait_for("delivery with a receipt by the previous key",
+                 lambda: a.bundle(w)["state"] == "delivered", timeout=60)
+    t.check(True, "receipt signed by the previous key accepted during the overlap")
+
+
 def removal(t, f, a, b, x):
     # b removes a: a's next connection is refused and audited
     seq0 = b.query("SELECT MAX(seq) FROM audit")[0][0]
@@ -407,6 +420,7 @@ def main(sldd, t):
         x = exchange(t, f, a, b)
         who(t, f, a, b, x)
         receiving(t, f, b, x)
+        receipt_overlap(t, f, a, b)
         removal(t, f, a, b, x)
         f.stop()
         rotation(t, f)
