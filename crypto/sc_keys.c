@@ -633,3 +633,99 @@ int sc_passphrase_get(const char *passfile, const char *prompt, int confirm, cha
     *len = n;
     return 0;
 }
+
+/* ------------------------------------------------------------ rotation */
+
+static int keys_path(char *out, size_t cap, const char *node_dir, const char *name, sc_error *e)
+{
+    int n = snprintf(out, cap, "%s/keys/%s", node_dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return sc_error_set(e, SC_EINVAL, "path too long");
+    return 0;
+}
+
+int sc_node_sign_prev_load(const char *node_dir, uint8_t pk[32], uint8_t **sk, int64_t *until,
+                           sc_error *e)
+{
+    char path[4200];
+    uint8_t *buf = NULL, *s = NULL;
+    size_t len;
+    long long t;
+    int rc;
+    if (sk)
+        *sk = NULL;
+    if ((rc = keys_path(path, sizeof path, node_dir, "sign-prev.until", e)))
+        return rc;
+    rc = sc_file_read(path, 256, 0, &buf, &len, NULL);
+    if (rc == SC_ENOTFOUND)
+        return SC_ENOTFOUND; /* no rotation: not worth a message */
+    if (rc)
+        return sc_error_set(e, rc, "%s: cannot be read", path);
+    if (len && buf[len - 1] == '\n')
+        buf[len - 1] = 0;
+    rc = sb_parse_i64((const char *)buf, 0, INT64_MAX, &t);
+    free(buf);
+    if (rc)
+        return sc_error_set(e, SC_EFORMAT, "%s: not a time in unix seconds", path);
+    *until = (int64_t)t;
+    if (!sk) {
+        if ((rc = keys_path(path, sizeof path, node_dir, "sign-prev.pub", e)))
+            return rc;
+        return load_public(path, "node-sign-ed25519", pk, e);
+    }
+    if (!(s = sodium_malloc(crypto_sign_SECRETKEYBYTES)))
+        return sc_error_set(e, SC_ENOMEM, "out of guarded memory");
+    if ((rc = load_secret(node_dir, "sign-prev.key", "node-sign-ed25519", pk, s,
+                          crypto_sign_SECRETKEYBYTES, e))) {
+        sodium_free(s);
+        return rc;
+    }
+    *sk = s;
+    return 0;
+}
+
+int sc_node_sign_rotate(const char *node_dir, const char *node_id, int64_t until, int64_t now,
+                        uint8_t new_pk[32], sc_error *e)
+{
+    static const char *const names[] = {"sign.key",       "sign.pub",      "sign-prev.key",
+                                        "sign-prev.pub",  "sign-next.key", "sign-next.pub",
+                                        "sign-prev.until"};
+    char p[7][4200], text[64];
+    uint8_t pk[32], *sk = NULL;
+    int64_t old_until;
+    int rc, n;
+    if (until <= now)
+        return sc_error_set(e, SC_EINVAL, "the overlap must end in the future");
+    for (int i = 0; i < 7; i++)
+        if ((rc = keys_path(p[i], sizeof p[i], node_dir, names[i], e)))
+            return rc;
+    rc = sc_node_sign_prev_load(node_dir, pk, NULL, &old_until, e);
+    if (rc == 0 && old_until > now)
+        return sc_error_set(e, SC_EEXIST,
+                            "the previous signing key is still in its overlap (until %lld): "
+                            "rotate again after it",
+                            (long long)old_until);
+    if (rc && rc != SC_ENOTFOUND)
+        return rc;
+    if (sodium_init() < 0 || !(sk = sodium_malloc(crypto_sign_SECRETKEYBYTES)))
+        return sc_error_set(e, SC_ENOMEM, "out of guarded memory");
+    if (crypto_sign_keypair(new_pk, sk)) {
+        sodium_free(sk);
+        return sc_error_set(e, SC_ECRYPTO, "crypto_sign_keypair failed");
+    }
+    /* the next pair first (O_EXCL), then the moves; an old previous pair is
+     * past its overlap and goes */
+    (void)unlink(p[4]);
+    (void)unlink(p[5]);
+    rc = write_secret_file(p[4], "node-sign-ed25519", "node", node_id, new_pk, sk,
+                           crypto_sign_SECRETKEYBYTES, e);
+    sodium_free(sk);
+    if (rc || (rc = write_public_file(p[5], "node-sign-ed25519", "node", node_id, new_pk, e)))
+        return rc;
+    n = snprintf(text, sizeof text, "%lld\n", (long long)until);
+    if ((unlink(p[2]) && errno != ENOENT) || (unlink(p[3]) && errno != ENOENT) ||
+        rename(p[0], p[2]) || rename(p[1], p[3]) || rename(p[4], p[0]) || rename(p[5], p[1]))
+        return sc_error_set(e, SC_EIO, "moving the signing keys in %s/keys: %s", node_dir,
+                            strerror(errno));
+    return sc_file_write_atomic(p[6], text, (size_t)n, 0644, e);
+}

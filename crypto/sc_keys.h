@@ -57,6 +57,23 @@ int sc_node_keys_load_public(const char *node_dir, uint8_t sign_pk[32], uint8_t 
                              sc_error *e) SC_WUR;
 void sc_node_keys_destroy(sc_node_keys *k);
 
+/*
+ * Signing-key rotation with an overlap.  rotate makes a new Ed25519 pair
+ * (keys/sign.key, sign.pub); the old pair becomes keys/sign-prev.key and
+ * sign-prev.pub and keys/sign-prev.until holds `until` (unix seconds): until
+ * then the contact card names the old key beside the new one, signed by
+ * both, so a peer holding the old card takes the new key from it and
+ * accepts bundles signed by either; after it, only the new key.  Refused
+ * (SC_EEXIST) while a previous key is still in its overlap.
+ */
+int sc_node_sign_rotate(const char *node_dir, const char *node_id, int64_t until, int64_t now,
+                        uint8_t new_pk[32], sc_error *e) SC_WUR;
+/* The previous signing key and the end of its overlap; SC_ENOTFOUND
+ * (without a message) when the node never rotated.  With sk the secret
+ * half too (guarded memory: sodium_free). */
+int sc_node_sign_prev_load(const char *node_dir, uint8_t pk[32], uint8_t **sk, int64_t *until,
+                           sc_error *e) SC_WUR;
+
 /* Make admin `name` for node `node_id`: admins/NAME.key (encrypted, 0600,
  * O_EXCL) and admins/NAME.pub.  The public key is returned in pk. */
 int sc_admin_key_create(const char *node_dir, const char *node_id, const char *name,

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sc_util.h"
 #include "sp_check.h"
@@ -80,10 +81,13 @@ int sc_statement_verify(const Sldd__V1__Statement *st, const sc_peer *sender, si
         size_t which = 0;
         int v;
         if (s->role == SLDD__V1__SIGNER_ROLE__SIGNER_ROLE_NODE) {
-            if (!res->node_ok && s->key_id.len == 32 && !memcmp(s->key_id.data, kid, 32) &&
-                !strcmp(s->signer_id, sender->id) && s->sig.len == 64 &&
-                !sc_pae_verify(s->sig.data, SC_TYPE_BUNDLE, st->payload.data, st->payload.len,
-                               sender->sign_pk))
+            /* the current key, or the previous one while the caller still
+             * accepts it (prev_until set: sc_receive clears it after) */
+            const uint8_t *pk = s->key_id.len == 32
+                                    ? sc_peer_sign_key(sender, s->key_id.data, INT64_MIN, NULL)
+                                    : NULL;
+            if (!res->node_ok && pk && !strcmp(s->signer_id, sender->id) && s->sig.len == 64 &&
+                !sc_pae_verify(s->sig.data, SC_TYPE_BUNDLE, st->payload.data, st->payload.len, pk))
                 res->node_ok = 1;
             else if (!res->node_ok)
                 res->n_ignored++;
@@ -155,6 +159,8 @@ static int inner_checks(sc_received *rec, sc_trust_store *trust, const sc_peer *
             return sc_error_set(e, SC_EREFUSE_NODE_SIG, "statement has no node signature");
         if ((rc = trust->peer_get(trust, who, &found, e)))
             return sb_error_wrap_code(e, SC_EREFUSE_UNKNOWN_SENDER, "signed by node '%.64s'", who);
+        if (found.prev_until <= (int64_t)time(NULL)) /* a rotation's overlap is over */
+            found.prev_until = 0;
         sender = &found;
     }
     if ((rc = sc_statement_verify(rec->st_, sender, min_admins, &rec->sigs, e)))
@@ -258,6 +264,7 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
     sc_peer peer;
     sc_received *rec = NULL;
     uint8_t kid[32], *ck = NULL, *body = NULL;
+    const uint8_t *outer_pk = NULL;
     size_t blen;
     unsigned long long ptlen = 0;
     int rc;
@@ -275,15 +282,33 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
         goto out;
     /* 4. known sender, with the key we have on record */
     if ((rc = r->trust->peer_get(r->trust, h->sender, &peer, e))) {
-        rc = sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER, "sender '%s' is not a known peer",
-                          h->sender);
+        /* a removed peer is named as such; other failures as unknown */
+        if (rc != SC_ENOTFOUND || !e || !strstr(e->msg, "was removed"))
+            sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER, "sender '%s' is not a known peer",
+                         h->sender);
+        rc = SC_EREFUSE_UNKNOWN_SENDER;
+        if (e)
+            e->code = rc;
         goto out;
     }
-    sc_key_id(kid, peer.sign_pk);
-    if (memcmp(kid, h->sender_key_id.data, 32)) {
-        rc = sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER,
-                          "envelope signed by a key not on record for '%s'", h->sender);
-        goto out;
+    {
+        /* the key on record, or the previous one during a rotation's
+         * overlap: from here on the statement is checked against it */
+        int expired = 0;
+        const uint8_t *key = h->sender_key_id.len == 32
+                                 ? sc_peer_sign_key(&peer, h->sender_key_id.data, r->now, &expired)
+                                 : NULL;
+        if (!key) {
+            rc = sc_error_set(e, SC_EREFUSE_UNKNOWN_SENDER,
+                              expired ? "envelope signed by the previous key of '%s', accepted "
+                                        "only until its overlap ended"
+                                      : "envelope signed by a key not on record for '%s'",
+                              h->sender);
+            goto out;
+        }
+        outer_pk = key;
+        if (peer.prev_until <= r->now) /* the statement may name only live keys */
+            peer.prev_until = 0;
     }
     /* 5. outer signature over the exact header bytes and the ciphertext hash */
     if (!(body = sc_envelope_signed_body(env->header.data, env->header.len, env->ciphertext.data,
@@ -291,7 +316,7 @@ int sc_receive(const sc_receiver *r, const uint8_t *buf, size_t len, sc_received
         rc = sc_error_set(e, SC_ENOMEM, "out of memory");
         goto out;
     }
-    if (sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body, blen, peer.sign_pk)) {
+    if (sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body, blen, outer_pk)) {
         rc = sc_error_set(e, SC_EREFUSE_OUTER_SIG, "outer signature of '%s' is not valid",
                           h->sender);
         goto out;

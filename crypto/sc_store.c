@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sc_keys.h"
@@ -41,6 +42,14 @@ int sc_peer_format(const sc_peer *p, char **out, sc_error *e)
                          "sldd-peer: v1\nid: %s\nsign: %s\nenc: %s\n"
                          "# sign fingerprint %s\n# enc fingerprint %s\n",
                          p->id, sb, eb, fs, fe);
+    if (p->prev_until > 0 && n < cap) {
+        char pb[64];
+        sc_b64_encode(pb, p->prev_sign_pk, 32);
+        n += (size_t)snprintf(buf + n, cap - n, "sign-previous: %s %lld\n", pb,
+                              (long long)p->prev_until);
+    }
+    if (p->card_time > 0 && n < cap)
+        n += (size_t)snprintf(buf + n, cap - n, "card-not-before: %lld\n", (long long)p->card_time);
     for (size_t i = 0; i < p->n_admins && n < cap; i++) {
         char ab[64];
         sc_b64_encode(ab, p->admins[i].pk, 32);
@@ -77,6 +86,22 @@ int sc_peer_parse(char *text, sc_peer *out, sc_error *e)
             if (sc_b64_decode_exact(out->enc_pk, 32, val, strlen(val), e))
                 return sc_error_wrap(e, "peer enc key");
             have |= 8;
+        } else if (!strcmp(key, "sign-previous")) {
+            char *sp = strchr(val, ' ');
+            long long t;
+            if (!sp)
+                return sc_error_set(e, SC_EFORMAT, "sign-previous line needs 'KEY UNTIL'");
+            *sp++ = 0;
+            if (sc_b64_decode_exact(out->prev_sign_pk, 32, val, strlen(val), e))
+                return sc_error_wrap(e, "peer previous sign key");
+            if (sb_parse_i64(sp, 1, INT64_MAX, &t))
+                return sc_error_set(e, SC_EFORMAT, "sign-previous: bad time '%s'", sp);
+            out->prev_until = (int64_t)t;
+        } else if (!strcmp(key, "card-not-before")) {
+            long long t;
+            if (sb_parse_i64(val, 1, INT64_MAX, &t))
+                return sc_error_set(e, SC_EFORMAT, "card-not-before: bad time '%s'", val);
+            out->card_time = (int64_t)t;
         } else if (!strcmp(key, "admin")) {
             char *sp = strchr(val, ' ');
             sc_admin_pub *a;
@@ -104,6 +129,26 @@ int sc_peer_parse(char *text, sc_peer *out, sc_error *e)
     return 0;
 }
 
+const uint8_t *sc_peer_sign_key(const sc_peer *p, const uint8_t kid[32], int64_t now, int *expired)
+{
+    uint8_t k[32];
+    if (expired)
+        *expired = 0;
+    sc_key_id(k, p->sign_pk);
+    if (!memcmp(k, kid, 32))
+        return p->sign_pk;
+    if (p->prev_until <= 0)
+        return NULL;
+    sc_key_id(k, p->prev_sign_pk);
+    if (memcmp(k, kid, 32))
+        return NULL;
+    if (now < p->prev_until)
+        return p->prev_sign_pk;
+    if (expired)
+        *expired = 1;
+    return NULL;
+}
+
 /* ------------------------------------------------------------ trust store */
 
 typedef struct file_trust {
@@ -121,6 +166,14 @@ static int self_record(file_trust *t, sc_peer *out, sc_error *e)
     memcpy(out->id, t->self, sizeof out->id);
     if ((rc = sc_node_keys_load_public(t->dir, out->sign_pk, out->enc_pk, e)))
         return rc;
+    /* this node's previous signing key, while its overlap lasts */
+    rc = sc_node_sign_prev_load(t->dir, out->prev_sign_pk, NULL, &out->prev_until, e);
+    if (rc && rc != SC_ENOTFOUND)
+        return rc;
+    if (rc || out->prev_until <= (int64_t)time(NULL)) {
+        out->prev_until = 0;
+        memset(out->prev_sign_pk, 0, 32);
+    }
     snprintf(path, sizeof path, "%s/admins", t->dir);
     d = opendir(path);
     if (!d)
@@ -145,6 +198,29 @@ static int self_record(file_trust *t, sc_peer *out, sc_error *e)
     return 0;
 }
 
+#define REMOVED_TAG "# removed: "
+
+/* SC_ENOTFOUND for a peer without a record, saying who removed it when
+ * peers/ID.removed tells */
+static int removed_or_unknown(file_trust *t, const char *id, sc_error *e)
+{
+    char path[4200];
+    uint8_t *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/peers/%s.removed", t->dir, id);
+    if (sc_file_read(path, PEER_FILE_MAX, 0, &buf, &len, NULL) == 0) {
+        char *why = (char *)buf + strlen(REMOVED_TAG), *nl = strchr((char *)buf, '\n');
+        int ok = !strncmp((char *)buf, REMOVED_TAG, strlen(REMOVED_TAG)) && nl;
+        if (ok)
+            *nl = 0;
+        sc_error_set(e, SC_ENOTFOUND, "node '%s' was removed as a peer (%.300s)", id,
+                     ok ? why : "no reason recorded");
+        free(buf);
+        return SC_ENOTFOUND;
+    }
+    return sc_error_set(e, SC_ENOTFOUND, "node '%s' is not a known peer", id);
+}
+
 static int ft_peer_get(sc_trust_store *s, const char *id, sc_peer *out, sc_error *e)
 {
     file_trust *t = s->ctx;
@@ -159,7 +235,7 @@ static int ft_peer_get(sc_trust_store *s, const char *id, sc_peer *out, sc_error
     snprintf(path, sizeof path, "%s/peers/%s.peer", t->dir, id);
     rc = sc_file_read(path, PEER_FILE_MAX, 0, &buf, &len, e);
     if (rc == SC_ENOTFOUND)
-        return sc_error_set(e, SC_ENOTFOUND, "node '%s' is not a known peer", id);
+        return removed_or_unknown(t, id, e);
     if (rc)
         return rc;
     rc = sc_peer_parse((char *)buf, out, e);
@@ -188,7 +264,49 @@ static int ft_peer_put(sc_trust_store *s, const sc_peer *p, sc_error *e)
         return rc;
     rc = sc_file_write_atomic(path, text, strlen(text), 0644, e);
     free(text);
-    return rc;
+    if (rc)
+        return rc;
+    /* added again: no longer removed */
+    snprintf(path, sizeof path, "%s/peers/%s.removed", t->dir, p->id);
+    if (unlink(path) && errno != ENOENT)
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int ft_peer_remove(sc_trust_store *s, const char *id, const char *why, sc_error *e)
+{
+    file_trust *t = s->ctx;
+    char path[4200], gone[4200];
+    uint8_t *buf;
+    size_t len;
+    int rc;
+    if (!sp_valid_id(id) || !strcmp(id, t->self))
+        return sc_error_set(e, SC_EINVAL, "'%s' is not a peer", id);
+    if (strchr(why, '\n') || strlen(why) > 300)
+        return sc_error_set(e, SC_EINVAL, "removal reason: one line of at most 300 bytes");
+    snprintf(path, sizeof path, "%s/peers/%s.peer", t->dir, id);
+    snprintf(gone, sizeof gone, "%s/peers/%s.removed", t->dir, id);
+    rc = sc_file_read(path, PEER_FILE_MAX, 0, &buf, &len, e);
+    if (rc == SC_ENOTFOUND)
+        return removed_or_unknown(t, id, e);
+    if (rc)
+        return rc;
+    /* the tombstone keeps the last record beside who removed it */
+    size_t cap = strlen(REMOVED_TAG) + strlen(why) + 2 + len;
+    char *text = malloc(cap);
+    if (!text) {
+        free(buf);
+        return sc_error_set(e, SC_ENOMEM, "out of memory");
+    }
+    int n = snprintf(text, cap, "%s%s\n%s", REMOVED_TAG, why, (char *)buf);
+    free(buf);
+    rc = sc_file_write_atomic(gone, text, (size_t)n, 0644, e);
+    free(text);
+    if (rc)
+        return rc;
+    if (unlink(path))
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    return 0;
 }
 
 static int ft_peer_list(sc_trust_store *s, sc_peer **out, size_t *n, sc_error *e)
@@ -261,6 +379,7 @@ int sc_trust_store_open_files(const char *node_dir, const char *self_id, sc_trus
     s->ctx = t;
     s->peer_get = ft_peer_get;
     s->peer_put = ft_peer_put;
+    s->peer_remove = ft_peer_remove;
     s->peer_list = ft_peer_list;
     s->destroy = ft_destroy;
     *out = s;
@@ -300,6 +419,18 @@ static int mt_peer_put(sc_trust_store *s, const sc_peer *p, sc_error *e)
     return 0;
 }
 
+static int mt_peer_remove(sc_trust_store *s, const char *id, const char *why, sc_error *e)
+{
+    mem_trust *t = s->ctx;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->v[i].id, id)) {
+            t->v[i] = t->v[--t->n];
+            return 0;
+        }
+    (void)why;
+    return sc_error_set(e, SC_ENOTFOUND, "node '%.64s' is not a known peer", id);
+}
+
 static int mt_peer_list(sc_trust_store *s, sc_peer **out, size_t *n, sc_error *e)
 {
     mem_trust *t = s->ctx;
@@ -333,6 +464,7 @@ int sc_trust_store_memory(sc_trust_store **out, sc_error *e)
     s->ctx = t;
     s->peer_get = mt_peer_get;
     s->peer_put = mt_peer_put;
+    s->peer_remove = mt_peer_remove;
     s->peer_list = mt_peer_list;
     s->destroy = mt_destroy;
     *out = s;

@@ -6,7 +6,8 @@
  * so that the daemon can move them into its SQLite database without
  * touching the receive path.  The implementations here keep plain files in
  * the node directory: peers/ID.peer (the same text format that `sldd keys
- * export` writes, see docs/keys.md) and an append-only replay.log.
+ * export` writes, see docs/keys.md), peers/ID.removed for a removed peer
+ * (its last record and who removed it) and an append-only replay.log.
  */
 #ifndef SC_STORE_H
 #define SC_STORE_H
@@ -30,7 +31,19 @@ typedef struct sc_peer {
     uint8_t enc_pk[32];
     size_t n_admins;
     sc_admin_pub admins[SC_MAX_ADMINS_PER_NODE]; /* trusted to approve its bundles */
+    /* during a rotation of its signing key: the previous key, accepted
+     * until prev_until (unix seconds; 0: none) */
+    uint8_t prev_sign_pk[32];
+    int64_t prev_until;
+    /* not-before of the contact card the record came from (0: none); an
+     * older card cannot replace it (sc_card_check_update) */
+    int64_t card_time;
 } sc_peer;
+
+/* The signing key of p whose key id is kid at time now: sign_pk, or
+ * prev_sign_pk inside its overlap; NULL for neither.  *expired (may be
+ * NULL) is set when kid is the previous key past its overlap. */
+const uint8_t *sc_peer_sign_key(const sc_peer *p, const uint8_t kid[32], int64_t now, int *expired);
 
 typedef struct sc_trust_store sc_trust_store;
 struct sc_trust_store {
@@ -39,6 +52,10 @@ struct sc_trust_store {
     int (*peer_get)(sc_trust_store *s, const char *id, sc_peer *out, sc_error *e);
     /* Add or replace a peer (never this node). */
     int (*peer_put)(sc_trust_store *s, const sc_peer *p, sc_error *e);
+    /* Remove a peer: afterwards peer_get fails with SC_ENOTFOUND and a
+     * message naming `why` (who removed it and when); NULL in stores that
+     * cannot remove. */
+    int (*peer_remove)(sc_trust_store *s, const char *id, const char *why, sc_error *e);
     /* All peers, malloc'ed array (free()). */
     int (*peer_list)(sc_trust_store *s, sc_peer **out, size_t *n, sc_error *e);
     void (*destroy)(sc_trust_store *s);

@@ -4,8 +4,12 @@
 #include "nd_audit.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "nd_state.h"
@@ -61,6 +65,44 @@ static int entry_hash(char out[65], int64_t seq, int64_t t, const char *actor, c
     nd_hex(out, h, 32);
     nd_buf_free(&b);
     return 0;
+}
+
+static void user_name(unsigned long uid, char *out, size_t outlen)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &res) == 0 && res && res->pw_name[0] &&
+        strlen(res->pw_name) <= 64 && !strpbrk(res->pw_name, " \n\t"))
+        snprintf(out, outlen, "user:%s", res->pw_name);
+    else
+        snprintf(out, outlen, "user:uid-%lu", uid);
+}
+
+void nd_audit_os_actor(char *out, size_t outlen)
+{
+    user_name((unsigned long)geteuid(), out, outlen);
+}
+
+void nd_audit_cred_actor(unsigned uid, int pid, char *out, size_t outlen)
+{
+    char path[64], text[32] = "", login[96];
+    uint64_t lu = 0;
+    user_name(uid, out, outlen);
+    snprintf(path, sizeof path, "/proc/%d/loginuid", pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = 0;
+    /* 4294967295: no login uid (a service, or auditing off) */
+    if (sb_parse_u64(text, 4294967294ULL, &lu) || lu == uid)
+        return;
+    user_name((unsigned long)lu, login, sizeof login);
+    size_t used = strlen(out);
+    snprintf(out + used, outlen - used, " (login %s)", login);
 }
 
 int nd_audit_append(sqlite3 *db, const nd_audit_entry *en, int64_t *seq_out, sc_error *e)
@@ -305,4 +347,25 @@ int nd_audit_render(sqlite3 *db, nd_buf *b, int json, int64_t limit, const char 
     if (json)
         nd_buf_str(b, first ? "]\n" : "\n]\n");
     return rc < 0 ? rc : 0;
+}
+
+int nd_audit_record(const char *node_dir, const nd_audit_entry *en, sc_error *e)
+{
+    sqlite3 *db = NULL;
+    int rc = nd_db_open(node_dir, 1, &db, e);
+    if (!rc)
+        rc = nd_audit_append(db, en, NULL, e);
+    if (!rc)
+        rc = nd_audit_anchor(db, node_dir, e);
+    nd_db_close(db);
+    return rc;
+}
+
+int nd_audit_record_user(const char *node_dir, const char *action, const char *peer,
+                         const char *outcome, const char *detail, sc_error *e)
+{
+    char actor[96];
+    nd_audit_os_actor(actor, sizeof actor);
+    nd_audit_entry en = {actor, action, "", "", peer, outcome, detail};
+    return nd_audit_record(node_dir, &en, e);
 }

@@ -14,7 +14,9 @@
  * checked without sldd.
  *
  * Actions: approval, rejection, state (a bundle moved, nd_lifecycle.h),
- * send, receipt, receive, import, refusal, detection, created, job.
+ * send, receipt, receive, import, refusal, detection, created, job,
+ * peer-add, peer-change, peer-remove, admin-add, key-rotation, tls-init.
+ * A change made by a person names the OS user ("user:NAME", docs/admin.md).
  */
 #ifndef ND_AUDIT_H
 #define ND_AUDIT_H
@@ -29,7 +31,7 @@
 #define ND_AUDIT_HEAD_FILE "audit.head"
 
 typedef struct nd_audit_entry {
-    const char *actor; /* "node", "admin:alice", "peer:hospital-b", "cli" */
+    const char *actor; /* "node", "admin:alice", "peer:hospital-b", "user:bob" */
     const char *action;
     const char *bundle_id;      /* hex, or "" */
     const char *payload_sha256; /* hex, or "" */
@@ -38,10 +40,29 @@ typedef struct nd_audit_entry {
     const char *detail;         /* free text, or "" */
 } nd_audit_entry;
 
+/* The actor of a change a person makes from the command line:
+ * "user:NAME" for the effective OS user (getpwuid_r(geteuid())), or
+ * "user:uid-N" when the user has no name.  out holds at least 80 bytes. */
+void nd_audit_os_actor(char *out, size_t outlen);
+/* The same for a process on the other end of a unix socket, from its
+ * kernel-given credentials (SO_PEERCRED): "user:NAME", and when the login
+ * user of that process (/proc/PID/loginuid, kept across sudo and su) is
+ * another one, "user:NAME (login user:OTHER)". */
+void nd_audit_cred_actor(unsigned uid, int pid, char *out, size_t outlen);
+
 /* Append one entry.  Inside the caller's transaction when one is open
  * (so the entry commits with the change it records), else in its own.
  * *seq_out (may be NULL) gets the new entry's number. */
 int nd_audit_append(sqlite3 *db, const nd_audit_entry *en, int64_t *seq_out, sc_error *e) SC_WUR;
+
+/* One entry from outside the daemon (the CLI): open NODE/state.db, append,
+ * re-anchor, close. */
+int nd_audit_record(const char *node_dir, const nd_audit_entry *en, sc_error *e) SC_WUR;
+
+/* nd_audit_record of a change made by the OS user running this process
+ * (nd_audit_os_actor); bundle and payload hash empty. */
+int nd_audit_record_user(const char *node_dir, const char *action, const char *peer,
+                         const char *outcome, const char *detail, sc_error *e) SC_WUR;
 
 /* Rewrite NODE/audit.head with the last entry (seq and hash) unless the
  * file already names a later one. */

@@ -3,10 +3,13 @@
  * bundle's stored theta_opt (see nd_detect.h).
  */
 #include "nd_detect.h"
+#include "sc_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "nd_audit.h"
@@ -188,16 +191,47 @@ out:
     return rc;
 }
 
+int nd_file_sha256_hex(const char *path, char hex[65], sc_error *e)
+{
+    crypto_hash_sha256_state st;
+    unsigned char buf[65536], h[32];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sc_error_set(e, SC_EIO, "%s: %s", path, strerror(errno));
+    if (sodium_init() < 0 || crypto_hash_sha256_init(&st)) {
+        fclose(f);
+        return sc_error_set(e, SC_ECRYPTO, "libsodium failed to initialise");
+    }
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (crypto_hash_sha256_update(&st, buf, n)) {
+            fclose(f);
+            return sc_error_set(e, SC_ECRYPTO, "SHA-256 failed");
+        }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || crypto_hash_sha256_final(&st, h))
+        return sc_error_set(e, SC_EIO, "%s: read error", path);
+    sc_hex_encode(hex, h, 32);
+    return 0;
+}
+
 int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
                        double r, const int num[3], const char *actor, sd_error *err)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
-    char detail[900], ph[65] = "", peer[65] = "";
+    char detail[900], ph[65] = "", peer[65] = "", ih[65];
     int found = 0;
     const char *base = strrchr(image, '/');
-    snprintf(detail, sizeof detail, "%.400s: %s, r %s%.4f, patches I %d N %d P %d",
-             base ? base + 1 : image,
+    /* the image by its content: a file name says nothing about what was
+     * looked at */
+    if (nd_file_sha256_hex(image, ih, &e)) {
+        sd_error_set(err, e.code, "%s", e.msg);
+        return -1;
+    }
+    snprintf(detail, sizeof detail, "%.400s (sha256 %s): %s, r %s%.4f, patches I %d N %d P %d",
+             base ? base + 1 : image, ih,
              decision == SD_DETECT_POSITIVE   ? "gastritis"
              : decision == SD_DETECT_NEGATIVE ? "non-gastritis"
                                               : "undetermined",

@@ -58,7 +58,12 @@ int nd_theta_opt_record(sqlite3 *db, const char *bundle_id, const char *name,
 int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend *be, nd_infer *inf,
                          char id_out[33], int *replayed, sd_error *err);
 
-/* Record one detection in NODE's audit log (action "detection"). */
+/* SHA-256 of a file's bytes, lowercase hex. */
+int nd_file_sha256_hex(const char *path, char hex[65], sc_error *e) SC_WUR;
+
+/* Record one detection in NODE's audit log (action "detection"): the
+ * bundle, its payload hash and sender, the image's name and SHA-256, the
+ * decision, r and the patch counts. */
 int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
                        double r, const int num[3], const char *actor, sd_error *err);
 

@@ -332,3 +332,41 @@ int nd_job_move_every(sqlite3 *db, nd_jstate from, nd_jstate to, const char *tex
         *moved = sqlite3_changes(db);
     return tx_end(db, own, rc, e);
 }
+
+int nd_delivery_move(sqlite3 *db, const char *bid, const char *peer, nd_dstate from, nd_dstate to,
+                     const char *error, const nd_lifecycle_why *why, sc_error *e)
+{
+    static const nd_lifecycle_why none;
+    int own, rc;
+    char ph[65] = "", detail[160];
+    if (from == ND_DELIVERY_NONE || !nd_delivery_move_allowed(from, to))
+        return sc_error_set(e, SC_EINVAL, "delivery of %.12s to %s: %s -> %s is not a move", bid,
+                            peer, nd_delivery_state_name(from), nd_delivery_state_name(to));
+    if (!why)
+        why = &none;
+    if ((rc = tx_begin(db, &own, e)))
+        return rc;
+    rc = nd_db_run(db, e,
+                   "UPDATE deliveries SET state=?, last_error=? WHERE bundle_id=? AND peer=? AND "
+                   "state=?",
+                   "ttttt", nd_delivery_state_name(to), error ? error : "", bid, peer,
+                   nd_delivery_state_name(from));
+    if (!rc && sqlite3_changes(db) != 1)
+        rc = sc_error_set(e, SC_EINVAL, "delivery of %.12s to %s is no longer %s", bid, peer,
+                          nd_delivery_state_name(from));
+    if (!rc)
+        rc = nd_db_text(db, ph, sizeof ph, NULL, e, "SELECT payload_sha256 FROM bundles WHERE id=?",
+                        "t", bid);
+    snprintf(detail, sizeof detail, "delivery to %s: %s -> %s", peer, nd_delivery_state_name(from),
+             nd_delivery_state_name(to));
+    nd_audit_entry en = {why->actor ? why->actor : "node",
+                         why->action ? why->action : "send",
+                         bid,
+                         ph,
+                         peer,
+                         why->outcome ? why->outcome : nd_delivery_state_name(to),
+                         why->detail ? why->detail : detail};
+    if (!rc)
+        rc = nd_audit_append(db, &en, NULL, e);
+    return tx_end(db, own, rc, e);
+}

@@ -137,6 +137,17 @@ int nd_lifecycle_enter(sqlite3 *db, const char *bid, nd_bstate to, const nd_life
                        sc_error *e) SC_WUR;
 
 /*
+ * Move the delivery of bid to peer from `from` to `to` (same refusals and
+ * transaction rules as nd_lifecycle_move), with error as its last_error and
+ * one audit entry (defaults: actor "node", action "send", outcome the new
+ * state's name).  Used where a person ends a delivery (a removed peer's
+ * queued deliveries become refused, "canceled: ..."); the delivery worker
+ * writes its own rows with their attempts and receipts (nd_delivery.c).
+ */
+int nd_delivery_move(sqlite3 *db, const char *bid, const char *peer, nd_dstate from, nd_dstate to,
+                     const char *error, const nd_lifecycle_why *why, sc_error *e) SC_WUR;
+
+/*
  * Move job id from `from` to `to` (same refusals as nd_lifecycle_move).
  * Sets started_unix on the first move to running and finished_unix on a
  * move to done, failed or canceled; text, when not NULL, becomes the job's

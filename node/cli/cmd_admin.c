@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "sc_keys.h"
 #include "nd_node.h"
@@ -87,8 +88,12 @@ int cmd_admin(int argc, char **argv)
         snprintf(prompt, sizeof prompt, "new passphrase for admin %s: ", name);
         if (sc_passphrase_get(passfile, prompt, 1, &pass, &plen, &e) == 0 &&
             sc_admin_key_create(dir, n->cfg.id, name, pass, plen, kdf, pk, &e) == 0) {
+            char detail[200];
             sc_fingerprint_text(fp, pk);
             printf("admin '%s' of node '%s' created\n  fingerprint %s\n", name, n->cfg.id, fp);
+            snprintf(detail, sizeof detail, "admin %s added, key %s", name, fp);
+            if (nd_audit_record_user(dir, "admin-add", "", "ok", detail, &e))
+                fprintf(stderr, "sldd admin add: audit log: %s\n", e.msg);
             rc = 0;
         } else {
             fprintf(stderr, "sldd admin add: %s\n", e.msg);

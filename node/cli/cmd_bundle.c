@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "nd_cli_approval.h"
 #include "nd_cli_bundle.h"
@@ -634,6 +635,18 @@ static void print_accepted(const sc_received *rec)
     printf("\n");
 }
 
+/* A refused `bundle open` is in the audit log like a refusal at the
+ * daemon, with the OS user who ran it as the actor. */
+static void open_refusal_audit(const bopts *o, const sc_error *why)
+{
+    char detail[700];
+    sc_error e = {0, ""};
+    snprintf(detail, sizeof detail, "bundle open %.200s: %s: %.400s", o->in,
+             sc_status_name(why->code), why->msg);
+    if (nd_audit_record_user(o->dir, "refusal", "", "refused", detail, &e))
+        fprintf(stderr, "sldd bundle open: audit log: %s\n", e.msg);
+}
+
 static int do_open(const bopts *o)
 {
     nd_node *n = NULL;
@@ -671,6 +684,7 @@ static int do_open(const bopts *o)
     r.now = o->now ? o->now : (int64_t)time(NULL);
     if (sc_receive(&r, buf, len, &rec, &e)) {
         printf("refused (%s): %s\n", sc_status_name(e.code), e.msg);
+        open_refusal_audit(o, &e);
         goto out;
     }
     if ((o->out && write_output(o->out, rec->statement, rec->statement_len)) ||

@@ -1,34 +1,47 @@
 /*
  * cmd_detect.c - `sldd detect IMAGE.png`: gastritis detection on one whole
- * X-ray image (paper §3.3, Eq. 9) with a replayed payload or trained
- * weights, printing the decision, r and the patch counts, and writing a
- * heat map of the patch classes.
+ * X-ray image (paper §3.3, Eq. 9) with a replayed payload, trained weights
+ * or a bundle in a node's store, printing the decision, r and the patch
+ * counts, and writing a heat map of the patch classes.  Given a folder or
+ * several images it loads the model once and writes one CSV (or JSON) row
+ * per image - name, SHA-256, r, decision, patch counts, bundle and sender -
+ * and a heat map per image into --heatmaps DIR: the receiving site's batch.
  *
  * The options are gathered into detect_opts first and the classifier is
  * built in detect_load_model(); another model source (say, an imported
  * bundle in a node directory) is one more option in opts[], one more field
  * and one more branch there.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "commands.h"
+#include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
+#include "nd_state.h"
+#include "sc_util.h"
 #include "sd_png.h"
 #include "sb_parse.h"
 
 typedef struct detect_opts {
     const char *image;
-    const char *model;  /* --model payload.pb */
-    const char *bundle; /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
+    char **paths; /* every IMAGE or FOLDER argument */
+    int n_paths;
+    const char *heatmaps; /* --heatmaps DIR: one heat map per image (batch) */
+    int batch;            /* a folder, several images or --heatmaps */
+    const char *model;    /* --model payload.pb */
+    const char *bundle;   /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
     const char *node_dir;
     const char *weights; /* --weights FILE (sldd train) */
     const char *heatmap; /* --heatmap OUT.png */
@@ -43,6 +56,8 @@ static void detect_usage(FILE *f)
     fprintf(f, "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
                "                   --bundle ID --dir NODE) [--delta D]\n"
                "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
+               "       sldd detect (FOLDER | IMAGE.png)... (--model ... | --bundle ID --dir NODE)\n"
+               "                   [--heatmaps DIR] [--json] [--delta D] [--device cpu|cuda]\n"
                "\n"
                "Gastritis detection on a whole gastric X-ray image (paper Eq. 9).  The image\n"
                "is cut into the patch grid the model was made for (patch size, stride, resize\n"
@@ -64,6 +79,12 @@ static void detect_usage(FILE *f)
                "  --device D         compute backend: cpu (default) or cuda\n"
                "  --json             print one JSON object instead of text\n"
                "  --repeat N         classify the image N times and report the best time\n"
+               "\n"
+               "With a folder (its *.png files), several images or --heatmaps the model is\n"
+               "loaded once and each image gives one row: CSV with a header (image, sha256,\n"
+               "r, decision, I, N, P, bundle, sender, heatmap, error), or with --json one\n"
+               "JSON object per line.  --heatmaps DIR writes DIR/NAME.heat.png per image.\n"
+               "With --bundle every image is an audit entry (with its SHA-256).\n"
                "\n"
                "Exit status: 0 when detection ran (whatever the decision), 1 on bad input,\n"
                "2 on a usage error.\n");
@@ -170,7 +191,8 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
         O_JSON,
         O_REPEAT,
         O_BUNDLE,
-        O_DIR
+        O_DIR,
+        O_HEATMAPS
     };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                          {"weights", required_argument, 0, O_WEIGHTS},
@@ -182,6 +204,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
                                          {"help", no_argument, 0, 'h'},
                                          {"bundle", required_argument, 0, O_BUNDLE},
                                          {"dir", required_argument, 0, O_DIR},
+                                         {"heatmaps", required_argument, 0, O_HEATMAPS},
                                          {0, 0, 0, 0}};
     int c;
     long long v;
@@ -200,6 +223,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
             }
             break;
         case O_HEATMAP: o->heatmap = optarg; break;
+        case O_HEATMAPS: o->heatmaps = optarg; break;
         case O_DEVICE: o->device = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_REPEAT:
@@ -217,10 +241,16 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
             return 2;
         }
     }
-    if (optind < argc)
-        o->image = argv[optind++];
-    if (optind < argc) {
-        fprintf(stderr, "sldd detect: one image at a time (unexpected '%s')\n", argv[optind]);
+    o->paths = argv + optind;
+    o->n_paths = argc - optind;
+    if (o->n_paths)
+        o->image = argv[optind];
+    struct stat st;
+    o->batch =
+        o->n_paths > 1 || o->heatmaps || (o->image && !stat(o->image, &st) && S_ISDIR(st.st_mode));
+    if (o->batch && (o->heatmap || o->repeat > 1)) {
+        fprintf(stderr, "sldd detect: with several images give --heatmaps DIR (not --heatmap) "
+                        "and no --repeat\n");
         return 2;
     }
     if (!o->image) {
@@ -259,6 +289,9 @@ typedef struct detect_figures {
     int w, h, depth, synthetic, replayed;
     double t_load, best;
     const char *backend;
+    char sha256[65]; /* of the image file */
+    char bundle[33]; /* --bundle: the full id, else "" */
+    char sender[65]; /* --bundle: who sent it, else "" */
 } detect_figures;
 
 static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_detect_result *res,
@@ -278,9 +311,14 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
         else
             printf("\"r\":null,");
         printf("\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
-               "\"patches_per_second\":%.1f,\"backend\":\"%s\",\"replayed\":%s}\n",
+               "\"patches_per_second\":%.1f,\"backend\":\"%s\",\"replayed\":%s,",
                o->delta, decision_text(res->decision), f->t_load, f->best, total / f->best,
                f->backend, f->replayed ? "true" : "false");
+        printf("\"sha256\":\"%s\",\"bundle\":", f->sha256);
+        print_json_string(f->bundle);
+        fputs(",\"sender\":", stdout);
+        print_json_string(f->sender);
+        fputs("}\n", stdout);
         return;
     }
     printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
@@ -305,17 +343,253 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
 }
 
 /* The heat map picture, titled with file, source and network. */
-static int detect_heatmap(const detect_opts *o, const nd_infer *inf, const uint16_t *pix,
-                          const sd_detect_result *res, const detect_figures *f, sd_error *err)
+static int detect_heatmap(const detect_opts *o, const char *image, const char *out,
+                          const nd_infer *inf, const uint16_t *pix, const sd_detect_result *res,
+                          const detect_figures *f, sd_error *err)
 {
     char title[256], spec[64];
-    const char *base = strrchr(o->image, '/');
+    const char *base = strrchr(image, '/');
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);
-    snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : o->image, inf->kind, spec);
+    /* the same picture whatever the model came from: a bundle's stored
+     * theta_opt draws exactly what a replay of its payload draws */
+    snprintf(title, sizeof title, "%.100s - %s %s", base ? base + 1 : image, inf->kind, spec);
     sd_detect_params p;
     nd_infer_params(inf, o->delta, &p);
-    return sd_detect_heatmap_png(o->heatmap, pix, f->w, f->h, &p, res, title,
+    return sd_detect_heatmap_png(out, pix, f->w, f->h, &p, res, title,
                                  f->synthetic || inf->synthetic, 0, err);
+}
+
+/* The sender of bundle id in the node's store ("" when unknown). */
+static void bundle_sender(const char *dir, const char *id, char sender[65])
+{
+    sqlite3 *db = NULL;
+    sc_error e = {0, ""};
+    sender[0] = 0;
+    if (!nd_db_open(dir, 0, &db, &e) &&
+        nd_db_text(db, sender, 65, NULL, &e, "SELECT sender FROM bundles WHERE id=?", "t", id))
+        sender[0] = 0;
+    nd_db_close(db);
+}
+
+/* ------------------------------------------------------------ batch */
+
+static int path_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int has_png_suffix(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 4 && !strcasecmp(name + n - 4, ".png");
+}
+
+/* Every image the arguments name: files as given, folders' *.png sorted.
+ * 0, or -1 after a message. */
+static int batch_list(const detect_opts *o, char ***out, size_t *n_out)
+{
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    for (int i = 0; i < o->n_paths; i++) {
+        struct stat st;
+        const char *p = o->paths[i];
+        if (stat(p, &st)) {
+            fprintf(stderr, "sldd detect: %s: %s\n", p, strerror(errno));
+            goto fail;
+        }
+        DIR *d = S_ISDIR(st.st_mode) ? opendir(p) : NULL;
+        if (S_ISDIR(st.st_mode) && !d) {
+            fprintf(stderr, "sldd detect: %s: %s\n", p, strerror(errno));
+            goto fail;
+        }
+        struct dirent *de = NULL;
+        size_t first = n;
+        while (d ? (de = readdir(d)) != NULL : n == first) {
+            if (de && (de->d_name[0] == '.' || !has_png_suffix(de->d_name)))
+                continue;
+            if (n == cap) {
+                char **g =
+                    n < 1000000 ? realloc(list, (cap = cap ? 2 * cap : 64) * sizeof *g) : NULL;
+                if (!g) {
+                    fprintf(stderr, "sldd detect: too many images\n");
+                    if (d)
+                        closedir(d);
+                    goto fail;
+                }
+                list = g;
+            }
+            nd_buf b;
+            nd_buf_init(&b, 8192);
+            nd_buf_printf(&b, de ? "%s/%s" : "%s", p, de ? de->d_name : "");
+            list[n++] = b.failed ? NULL : (char *)b.data;
+            if (!list[n - 1]) {
+                nd_buf_free(&b);
+                fprintf(stderr, "sldd detect: path too long under %s\n", p);
+                if (d)
+                    closedir(d);
+                goto fail;
+            }
+        }
+        if (d) {
+            closedir(d);
+            qsort(list + first, n - first, sizeof *list, path_cmp);
+            if (n == first)
+                fprintf(stderr, "sldd detect: warning: no *.png in %s\n", p);
+        }
+    }
+    *out = list;
+    *n_out = n;
+    return 0;
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return -1;
+}
+
+/* One CSV field, quoted when it needs to be. */
+static void csv_field(const char *s, int last)
+{
+    if (strpbrk(s, ",\"\n\r")) {
+        putchar('"');
+        for (const char *q = s; *q; q++) {
+            if (*q == '"')
+                putchar('"');
+            putchar(*q);
+        }
+        putchar('"');
+    } else {
+        fputs(s, stdout);
+    }
+    putchar(last ? '\n' : ',');
+}
+
+/* One row: the image's figures, or its error. */
+static void batch_row(const detect_opts *o, const char *image, const detect_figures *f,
+                      const sd_detect_result *res, const char *heat, const char *error)
+{
+    char r[32] = "", num[3][16];
+    if (!error && isfinite(res->r))
+        snprintf(r, sizeof r, "%.6f", res->r);
+    for (int k = 0; k < 3; k++)
+        snprintf(num[k], sizeof num[k], "%d", error ? 0 : res->num[k]);
+    const char *dec = error ? "error" : decision_text(res->decision);
+    if (o->json) {
+        fputs("{\"image\":", stdout);
+        print_json_string(image);
+        printf(",\"sha256\":\"%s\",\"r\":%s,\"decision\":\"%s\",\"I\":%s,\"N\":%s,\"P\":%s,"
+               "\"bundle\":",
+               f->sha256, r[0] ? r : "null", dec, num[0], num[1], num[2]);
+        print_json_string(f->bundle);
+        fputs(",\"sender\":", stdout);
+        print_json_string(f->sender);
+        fputs(",\"heatmap\":", stdout);
+        print_json_string(heat);
+        fputs(",\"error\":", stdout);
+        print_json_string(error ? error : "");
+        fputs("}\n", stdout);
+        return;
+    }
+    const char *fields[] = {
+        image, f->sha256,         r, dec, num[0], num[1], num[2], f->bundle, f->sender,
+        heat,  error ? error : ""};
+    for (size_t k = 0; k < 11; k++)
+        csv_field(fields[k], k == 10);
+}
+
+/* Detect on one image of the batch and print its row; 0 or -1. */
+static int batch_one(const detect_opts *o, nd_infer *inf, const char *image, detect_figures *f,
+                     const char *actor)
+{
+    sd_error err = {0};
+    sc_error e = {0, ""};
+    uint16_t *pix = NULL;
+    sd_detect_result res = {0};
+    char heat[4300] = "";
+    int rc = -1;
+    f->sha256[0] = 0;
+    if (nd_file_sha256_hex(image, f->sha256, &e)) {
+        batch_row(o, image, f, &res, "", e.msg);
+        return -1;
+    }
+    if (sd_png_read_gray16(image, &pix, &f->w, &f->h, &f->depth, &err)) {
+        batch_row(o, image, f, &res, "", err.msg);
+        return -1;
+    }
+    f->synthetic = png_says_synthetic(image);
+    if (nd_infer_detect(inf, pix, f->w, f->h, o->delta, &res, &err))
+        goto fail;
+    if (o->heatmaps) {
+        const char *base = strrchr(image, '/');
+        base = base ? base + 1 : image;
+        int keep = (int)strlen(base) - (has_png_suffix(base) ? 4 : 0);
+        int n = snprintf(heat, sizeof heat, "%s/%.*s.heat.png", o->heatmaps, keep, base);
+        if (n < 0 || (size_t)n >= sizeof heat) {
+            sd_error_set(&err, SD_EINVAL, "heat map path too long");
+            goto fail;
+        }
+        if (detect_heatmap(o, image, heat, inf, pix, &res, f, &err)) {
+            sd_error_wrap(&err, "heat map");
+            goto fail;
+        }
+    }
+    if (o->bundle && nd_detection_audit(o->node_dir, f->bundle, image, res.decision, res.r, res.num,
+                                        actor, &err))
+        goto fail;
+    batch_row(o, image, f, &res, heat, NULL);
+    rc = 0;
+    goto out;
+fail:
+    batch_row(o, image, f, &res, heat, err.msg);
+out:
+    sd_detect_result_free(&res);
+    free(pix);
+    return rc;
+}
+
+/* The batch: the model once, one row per image.  Exit status 0 when every
+ * image was detected, 1 otherwise. */
+static int detect_batch(const detect_opts *o)
+{
+    sd_error err = {0};
+    sc_error e = {0, ""};
+    sd_backend *be = NULL;
+    nd_infer inf = {0};
+    detect_figures f = {0};
+    char **list = NULL, actor[96];
+    size_t n = 0, failed = 0;
+    int status = 1;
+    nd_audit_os_actor(actor, sizeof actor);
+    if (batch_list(o, &list, &n))
+        return 1;
+    if (o->heatmaps && sc_mkdir(o->heatmaps, 0755, &e)) {
+        fprintf(stderr, "sldd detect: --heatmaps: %s\n", e.msg);
+        goto out;
+    }
+    if (sd_backend_create(&be, o->device, &err) ||
+        detect_load_model(o, be, &inf, f.bundle, &f.replayed, &err)) {
+        fprintf(stderr, "sldd detect: %s\n", err.msg);
+        goto out;
+    }
+    if (o->bundle)
+        bundle_sender(o->node_dir, f.bundle, f.sender);
+    if (!o->json)
+        puts("image,sha256,r,decision,I,N,P,bundle,sender,heatmap,error");
+    for (size_t i = 0; i < n; i++)
+        failed += batch_one(o, &inf, list[i], &f, actor) != 0;
+    if (fflush(stdout)) {
+        fprintf(stderr, "sldd detect: writing the rows: %s\n", strerror(errno));
+        goto out;
+    }
+    fprintf(stderr, "sldd detect: %zu image(s), %zu failed\n", n, failed);
+    status = failed ? 1 : 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    nd_infer_free(&inf);
+    sd_backend_destroy(be);
+    return status;
 }
 
 int cmd_detect(int argc, char **argv)
@@ -327,6 +601,8 @@ int cmd_detect(int argc, char **argv)
     int rc = detect_parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (o.batch)
+        return detect_batch(&o);
     sd_error err = {0};
     uint16_t *pix = NULL;
     int status = 1;
@@ -340,6 +616,11 @@ int cmd_detect(int argc, char **argv)
         goto out;
     }
     fig.synthetic = png_says_synthetic(o.image);
+    sc_error he = {0, ""};
+    if (nd_file_sha256_hex(o.image, fig.sha256, &he)) {
+        fprintf(stderr, "sldd detect: %s\n", he.msg);
+        goto out;
+    }
     if (sd_backend_create(&be, o.device, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
@@ -351,6 +632,10 @@ int cmd_detect(int argc, char **argv)
         goto out;
     }
     fig.t_load = now_seconds() - t0;
+    if (o.bundle) {
+        snprintf(fig.bundle, sizeof fig.bundle, "%s", bundle_id);
+        bundle_sender(o.node_dir, bundle_id, fig.sender);
+    }
     if (sd_patch_grid_dim(fig.w, inf.psize, inf.stride) == 0 ||
         sd_patch_grid_dim(fig.h, inf.psize, inf.stride) == 0) {
         fprintf(stderr, "sldd detect: %s is %dx%d, smaller than one %dx%d patch of the model\n",
@@ -367,14 +652,16 @@ int cmd_detect(int argc, char **argv)
         }
         fig.best = fmin(fig.best, now_seconds() - t1);
     }
-    if (o.heatmap && detect_heatmap(&o, &inf, pix, &res, &fig, &err)) {
+    if (o.heatmap && detect_heatmap(&o, o.image, o.heatmap, &inf, pix, &res, &fig, &err)) {
         fprintf(stderr, "sldd detect: heat map: %s\n", err.msg);
         goto out;
     }
     detect_print(&o, &inf, &res, &fig);
     status = 0;
+    char actor[96];
+    nd_audit_os_actor(actor, sizeof actor);
     if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r, res.num,
-                                       "cli", &err)) {
+                                       actor, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         status = 1;
     }

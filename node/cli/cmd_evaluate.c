@@ -7,7 +7,9 @@
  * per-class recall and the confusion matrix.
  *
  * `sldd replay` is the same command restricted to payloads: Algorithm 2
- * followed by evaluation.
+ * followed by evaluation.  At a receiving site `--bundle ID --dir NODE`
+ * evaluates a received bundle (its stored theta_opt, nd_detect.h) on the
+ * node's own data set (node.conf `data:`) unless --data names another.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,7 +19,10 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_dir.h"
+#include "nd_config.h"
 #include "nd_data.h"
+#include "nd_detect.h"
 #include "nd_infer.h"
 #include "nd_report.h"
 #include "sd_distill.h"
@@ -29,8 +34,11 @@ static void evaluate_usage(FILE *f, const char *cmd)
     fprintf(f,
             "usage: sldd %s %s --data SOURCE [--split val|test]\n"
             "                     [--delta D] [--roc OUT.png] [--json FILE] [--device cpu|cuda]\n"
-            "\n",
-            cmd, replay ? "--model PAYLOAD" : "(--model PAYLOAD | --weights FILE)");
+            "%s\n",
+            cmd, replay ? "--model PAYLOAD" : "(--model PAYLOAD | --weights FILE)",
+            replay ? ""
+                   : "       sldd evaluate --bundle ID --dir NODE [--data SOURCE] [--split ...]\n"
+                     "                     [--delta D] [--roc OUT.png] [--json FILE]\n");
     if (replay)
         fprintf(f, "Replays a distilled payload (Algorithm 2: theta_0 rebuilt from its seed, the\n"
                    "learned steps applied in order, theta_bn for prediction) and evaluates the\n"
@@ -41,7 +49,7 @@ static void evaluate_usage(FILE *f, const char *cmd)
             "  --model PAYLOAD   a distilled payload (sldd distill DIR/payload.pb)\n"
             "%s"
             "  --data SOURCE     a gastric data set directory (labels.csv, images/, masks/),\n"
-            "                    or 'fashion-mnist'\n"
+            "                    or 'fashion-mnist'; with --bundle the node's own by default\n"
             "  --split S         val or test (test)\n"
             "  --delta D         image-level threshold in [0,1] (0.4)\n"
             "  --roc OUT.png     write the ROC curve of the split (gastric data)\n"
@@ -52,7 +60,10 @@ static void evaluate_usage(FILE *f, const char *cmd)
             "the I/N/P confusion matrix; per image r = Num(P)/(Num(N)+Num(P)) and\n"
             "Sen, Spe, HM at delta; the ROC curve and AUC over delta; and the delta that\n"
             "maximises HM on the val split, applied to the evaluated split.\n",
-            replay ? "" : "  --weights FILE    trained weights (sldd train DIR/weights.sldw)\n");
+            replay ? ""
+                   : "  --weights FILE    trained weights (sldd train DIR/weights.sldw)\n"
+                     "  --bundle ID       a bundle in NODE's store (received or own; a unique\n"
+                     "                    prefix), with --dir NODE\n");
 }
 
 /* Fashion-MNIST (or any non-patch data nd_data opens): accuracy and the
@@ -126,15 +137,46 @@ out:
 }
 
 typedef struct evaluate_args {
-    const char *cmd, *model, *weights, *data, *roc, *json, *device;
+    const char *cmd, *model, *weights, *data, *roc, *json, *device, *bundle, *dir;
     int replay, split, fmnist;
     double delta;
 } evaluate_args;
 
+/* --bundle without --data: the node's own data set (node.conf data:). */
+static int evaluate_node_data(evaluate_args *a)
+{
+    static nd_config cfg; /* a->data points into it until the command ends */
+    sc_error e = {0, ""};
+    if (nd_config_load(a->dir, &cfg, &e)) {
+        fprintf(stderr, "sldd evaluate: %s\n", e.msg);
+        return -1;
+    }
+    if (!cfg.data[0]) {
+        fprintf(stderr,
+                "sldd evaluate: node %s has no data set (node.conf 'data:'); give "
+                "--data SOURCE\n",
+                a->dir);
+        return -1;
+    }
+    a->data = cfg.data;
+    return 0;
+}
+
 /* -1 to go on, else the exit status (0 after --help). */
 static int evaluate_parse(int argc, char **argv, evaluate_args *a)
 {
-    enum { O_MODEL = 256, O_WEIGHTS, O_DATA, O_SPLIT, O_DELTA, O_ROC, O_JSON, O_DEVICE };
+    enum {
+        O_MODEL = 256,
+        O_WEIGHTS,
+        O_DATA,
+        O_SPLIT,
+        O_DELTA,
+        O_ROC,
+        O_JSON,
+        O_DEVICE,
+        O_BUNDLE,
+        O_DIR
+    };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                          {"weights", required_argument, 0, O_WEIGHTS},
                                          {"data", required_argument, 0, O_DATA},
@@ -143,6 +185,8 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
                                          {"roc", required_argument, 0, O_ROC},
                                          {"json", required_argument, 0, O_JSON},
                                          {"device", required_argument, 0, O_DEVICE},
+                                         {"bundle", required_argument, 0, O_BUNDLE},
+                                         {"dir", required_argument, 0, O_DIR},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *cmd = a->cmd;
@@ -181,6 +225,8 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
         case O_ROC: a->roc = optarg; break;
         case O_JSON: a->json = optarg; break;
         case O_DEVICE: a->device = optarg; break;
+        case O_BUNDLE: a->bundle = optarg; break;
+        case O_DIR: a->dir = optarg; break;
         case 'h': evaluate_usage(stdout, cmd); return 0;
         default:
             fprintf(stderr, "sldd %s: unknown or incomplete option '%s'\n", cmd, argv[optind - 1]);
@@ -192,11 +238,24 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
         fprintf(stderr, "sldd %s: unexpected argument '%s'\n", cmd, argv[optind]);
         return 2;
     }
-    if (!a->model == !a->weights) {
-        fprintf(stderr, a->replay ? "sldd replay: --model PAYLOAD is required\n"
-                                  : "sldd evaluate: give exactly one of --model PAYLOAD or "
-                                    "--weights FILE\n");
+    if (a->replay && (a->bundle || a->dir)) {
+        fprintf(stderr, "sldd replay: --bundle is for 'sldd evaluate'\n");
         return 2;
+    }
+    if (!!a->model + !!a->weights + !!a->bundle != 1) {
+        fprintf(stderr, a->replay ? "sldd replay: --model PAYLOAD is required\n"
+                                  : "sldd evaluate: give exactly one of --model PAYLOAD, "
+                                    "--weights FILE or --bundle ID\n");
+        return 2;
+    }
+    if (a->dir && !a->bundle) {
+        fprintf(stderr, "sldd evaluate: --dir NODE is for --bundle ID\n");
+        return 2;
+    }
+    if (a->bundle)
+        a->dir = nd_cli_node_dir(a->dir);
+    if (a->bundle && !a->data && evaluate_node_data(a)) {
+        return 1;
     }
     if (!a->data) {
         fprintf(stderr, "sldd %s: --data SOURCE is required\n", cmd);
@@ -264,17 +323,25 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
-    if ((a.model ? nd_infer_from_payload_file(&inf, a.model, be, &err)
-                 : nd_infer_from_weights_file(&inf, a.weights, be, &err))) {
+    char bid[33] = "";
+    if ((a.bundle  ? nd_bundle_classifier(a.dir, a.bundle, be, &inf, bid, NULL, &err)
+         : a.model ? nd_infer_from_payload_file(&inf, a.model, be, &err)
+                   : nd_infer_from_weights_file(&inf, a.weights, be, &err))) {
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
+    if (a.bundle)
+        printf("bundle:  %s, evaluated on %s\n", bid, a.data);
     if (a.fmnist) {
         status = evaluate_plain(&inf, a.data, a.split, a.json, cmd);
         goto out;
     }
     if (nd_infer_check_gastric(&inf, &err)) {
-        fprintf(stderr, "sldd %s: %s: %s\n", cmd, a.model ? a.model : a.weights, err.msg);
+        fprintf(stderr, "sldd %s: %s: %s\n", cmd,
+                a.model     ? a.model
+                : a.weights ? a.weights
+                            : a.bundle,
+                err.msg);
         goto out;
     }
     if (nd_report_make(&rep, &inf, ds, a.split, a.delta, &err)) {

@@ -1,7 +1,8 @@
 /*
  * cmd_init.c - `sldd init`: create a node directory with its signing and
- * encryption key pairs and a default node.conf; with --tls also the TLS
- * certificate of a test federation (nd_tlsinit.h).
+ * encryption key pairs, a default node.conf and the TLS key and certificate
+ * peers pin (the node its own CA, or with --tls --ca-dir a test
+ * federation's CA; nd_tlsinit.h): every node can serve from the start.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,20 +20,20 @@
 
 static void init_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd init --dir NODE --id NAME [--data DIR]\n"
-               "                 [--tls --ca-dir CADIR [--listen ADDR:PORT] [--alt-name NAME]...]\n"
+    fprintf(f, "usage: sldd init --dir NODE --id NAME [--data DIR] [--listen ADDR:PORT]\n"
+               "                 [--alt-name NAME]... [--tls --ca-dir CADIR]\n"
                "\n"
                "Creates NODE (mode 0700) with separate Ed25519 signing and X25519\n"
-               "encryption key pairs (secret files 0600, never overwritten), node.conf\n"
-               "and empty admins/ and peers/ folders.  NAME: 1-64 of A-Z a-z 0-9 . _ -\n"
+               "encryption key pairs (secret files 0600, never overwritten), node.conf,\n"
+               "empty admins/ and peers/ folders and the node's TLS key and certificate\n"
+               "in NODE/tls/, signed by the node's own CA (tls/node-ca.pem); prints the\n"
+               "TLS pin peers need.  NAME: 1-64 of A-Z a-z 0-9 . _ -\n"
                "\n"
                "  --data DIR        the node's prepared data set (node.conf 'data:')\n"
-               "  --tls             also make the node's TLS certificate for a test\n"
-               "                    federation: signed by the CA in CADIR (created there,\n"
-               "                    ca.pem + ca.key, by the first node that names it),\n"
-               "                    written to NODE/tls/ with a copy of ca.pem; prints the\n"
-               "                    pin peers need ('sldd peer address').  Real deployments\n"
-               "                    use the hospital's CA: see docs/tls.md, docs/node.md\n"
+               "  --tls --ca-dir CADIR  sign the TLS certificate with a test federation's\n"
+               "                    CA in CADIR instead (created there, ca.pem + ca.key, by\n"
+               "                    the first node that names it).  Real deployments may use\n"
+               "                    the hospital's CA: see docs/tls.md, docs/node.md\n"
                "  --listen A:P      where the node serves peers (127.0.0.1:8443)\n"
                "  --alt-name NAME   extra DNS name or IP in the certificate (repeatable)\n");
 }
@@ -77,7 +78,7 @@ int cmd_init(int argc, char **argv)
         }
     }
     dir = nd_cli_node_dir(dir);
-    if (!id || optind != argc || (tls && !ca_dir) || (!tls && (ca_dir || n_alt)) ||
+    if (!id || optind != argc || (tls && !ca_dir) || (!tls && ca_dir) ||
         (data && strchr(data, '\n')) || strchr(listen, '\n')) {
         init_usage(stderr);
         return 2;
@@ -100,24 +101,27 @@ int cmd_init(int argc, char **argv)
             return 1;
         }
     }
-    if (tls) {
+    {
         unsigned char pin[SC_PIN_LEN];
         char pc[SC_PIN_CURL_SIZE];
         int made_ca = 0;
-        if (nd_tls_init_node(dir, id, ca_dir, alt, n_alt, listen, pin, &made_ca, &e) ||
+        nd_tls_req req = {id, alt, n_alt, listen};
+        if (nd_tls_init_node(dir, &req, tls ? ca_dir : NULL, pin, &made_ca, &e) ||
             sn_x509_pin_to_curl(pin, pc, sizeof pc)) {
             fprintf(stderr, "sldd init: TLS: %s\n", e.msg);
             return 1;
         }
-        printf("%s federation CA in %s\nTLS certificate %s/tls/node.pem, listening on %s\n"
-               "  TLS pin        %s\n"
-               "  (peers: sldd peer address --id %s --url https://HOST:PORT --tls-pin %s)\n",
-               made_ca ? "made the" : "used the", ca_dir, dir, listen, pc, id, pc);
+        if (tls)
+            printf("%s federation CA in %s\n", made_ca ? "made the" : "used the", ca_dir);
+        printf("TLS certificate %s/tls/node.pem, listening on %s\n"
+               "  TLS pin        %s\n",
+               dir, listen, pc);
     }
     sc_fingerprint_text(fs, spk);
     sc_fingerprint_text(fe, epk);
     printf("initialised node '%s' in %s\n  signing key    %s\n  encryption key %s\n"
-           "Next: 'sldd admin add --dir %s --name ADMIN', then hand 'sldd keys export' to peers.\n",
-           id, dir, fs, fe, dir);
+           "Next: 'sldd admin add --dir %s --name ADMIN', then hand peers the contact card\n"
+           "of 'sldd keys export-card --dir %s --url https://HOST:PORT'.\n",
+           id, dir, fs, fe, dir, dir);
     return 0;
 }

@@ -1,7 +1,9 @@
 /*
- * cmd_peer.c - `sldd peer add|list|show`: the nodes this node exchanges
- * bundles with, their keys and the admins trusted to approve their
+ * cmd_peer.c - `sldd peer add|list|show|remove`: the nodes this node
+ * exchanges bundles with, their keys and the admins trusted to approve their
  * bundles.  Compare fingerprints with the peer out of band before adding.
+ * Contact cards and removal are in nd_cli_card.c, addresses in
+ * nd_cli_peer.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +11,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_audit.h"
+#include "nd_cli_card.h"
 #include "nd_cli_dir.h"
 #include "nd_cli_ping.h"
 #include "nd_cli_peer.h"
@@ -19,19 +23,25 @@
 
 static void peer_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd peer add --dir NODE --file PEERFILE [--id PEER]\n"
+    fprintf(f, "usage: sldd peer add --dir NODE --card CARDFILE\n"
+               "       sldd peer add --dir NODE --file PEERFILE [--id PEER]\n"
                "       sldd peer add --dir NODE --id PEER --sign-key B64 --enc-key B64\n"
                "                     [--admin NAME=B64]...\n"
                "       sldd peer list --dir NODE\n"
                "       sldd peer show --dir NODE --id PEER\n"
+               "       sldd peer remove --dir NODE PEER [--reason TEXT]\n"
                "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
                "                         --tls-pin PIN[;PIN...]\n"
                "       sldd peer ping NAME [--dir NODE] [--timeout SECONDS]\n"
                "\n"
-               "PEERFILE is what the peer's 'sldd keys export' wrote.  Adding a peer\n"
-               "that exists replaces its record.  'peer address' says where the peer's\n"
-               "node listens and pins its TLS key; with a running node 'peer list' also\n"
-               "shows addresses and deliveries.\n");
+               "CARDFILE is the peer's signed contact card ('sldd keys export-card'):\n"
+               "keys, admins, TLS pins and CA, URL, in one step; a card that is\n"
+               "tampered with, expired, or signed by a key the record on file does not\n"
+               "vouch for is refused.  PEERFILE is what 'sldd keys export' wrote (keys\n"
+               "only; then 'peer address').  'peer remove' drops the peer's keys and\n"
+               "pins, cancels the deliveries queued to it and refuses its bundles from\n"
+               "then on.  With a running node 'peer list' also shows addresses and\n"
+               "deliveries.\n");
 }
 
 static void print_peer(const sc_peer *p)
@@ -48,7 +58,7 @@ static void print_peer(const sc_peer *p)
 }
 
 typedef struct peer_args {
-    const char *dir, *id, *file, *sk, *ek;
+    const char *dir, *id, *file, *card, *sk, *ek, *reason;
     const char *admins[SC_MAX_ADMINS_PER_NODE];
     size_t n_admins;
 } peer_args;
@@ -130,10 +140,19 @@ static int peer_add(nd_node *n, const peer_args *a)
         return rc;
     if (peer_admins(a, &p))
         return 1;
+    sc_peer old;
+    sc_error ignore = {0, ""};
+    int existed = n->trust->peer_get(n->trust, p.id, &old, &ignore) == 0;
     if (n->trust->peer_put(n->trust, &p, &e)) {
         fprintf(stderr, "sldd peer add: %s\n", e.msg);
         return 1;
     }
+    char fp[64], detail[300];
+    sc_fingerprint_text(fp, p.sign_pk);
+    snprintf(detail, sizeof detail, "peer record from %.200s: sign %s, %zu admin(s)",
+             a->file ? a->file : "the command line", fp, p.n_admins);
+    if (nd_audit_record_user(n->dir, existed ? "peer-change" : "peer-add", p.id, "ok", detail, &e))
+        fprintf(stderr, "sldd peer add: audit log: %s\n", e.msg);
     printf("added peer ");
     print_peer(&p);
     return 0;
@@ -174,6 +193,7 @@ int cmd_peer(int argc, char **argv)
         {"dir", required_argument, 0, 'd'},     {"id", required_argument, 0, 'i'},
         {"file", required_argument, 0, 'f'},    {"sign-key", required_argument, 0, 's'},
         {"enc-key", required_argument, 0, 'x'}, {"admin", required_argument, 0, 'a'},
+        {"card", required_argument, 0, 'c'},    {"reason", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     peer_args a;
     sc_error e = {0, ""};
@@ -191,8 +211,10 @@ int cmd_peer(int argc, char **argv)
     const char *sub = argv[1];
     memset(&a, 0, sizeof a);
     optind = 2;
-    while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:c:r:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'c': a.card = optarg; break;
+        case 'r': a.reason = optarg; break;
         case 'd': a.dir = optarg; break;
         case 'i': a.id = optarg; break;
         case 'f': a.file = optarg; break;
@@ -210,7 +232,11 @@ int cmd_peer(int argc, char **argv)
         }
     }
     a.dir = nd_cli_node_dir(a.dir);
-    if (optind != argc) {
+    /* `peer remove NAME` names the peer without --id */
+    if (!strcmp(sub, "remove") && !a.id && optind + 1 == argc)
+        a.id = argv[optind++];
+    if (optind != argc || (a.card && (a.file || a.sk || a.ek || a.n_admins)) ||
+        (a.reason && strcmp(sub, "remove"))) {
         peer_usage(stderr);
         return 2;
     }
@@ -218,8 +244,12 @@ int cmd_peer(int argc, char **argv)
         fprintf(stderr, "sldd peer: %s\n", e.msg);
         return 1;
     }
-    if (!strcmp(sub, "add"))
+    if (!strcmp(sub, "add") && a.card)
+        rc = nd_cli_card_add(n, a.card);
+    else if (!strcmp(sub, "add"))
         rc = peer_add(n, &a);
+    else if (!strcmp(sub, "remove") && a.id)
+        rc = nd_cli_peer_remove(n, a.id, a.reason);
     else if (!strcmp(sub, "list"))
         rc = peer_list(n);
     else if (!strcmp(sub, "show") && a.id)

@@ -212,6 +212,26 @@ int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_
     return rc;
 }
 
+int nd_cli_payload_grid(const uint8_t *payload, size_t len, size_t parse_budget, const char *path,
+                        sc_error *e)
+{
+    sp_budget pb;
+    sb_error why;
+    Sldd__V1__Bundle *b;
+    int rc = -1;
+    sp_budget_init(&pb, parse_budget);
+    if (!(b = sldd__v1__bundle__unpack(sp_budget_allocator(&pb), len, payload))) {
+        sc_error_set(e, SC_EFORMAT, "the payload does not parse");
+        return -1;
+    }
+    if (sp_message_check_unknown(&b->base, &why) || sp_bundle_validate(b, &why))
+        sc_error_set(e, SC_EFORMAT, "invalid payload: %s", why.msg);
+    else
+        rc = draw_grid(b, path, e);
+    protobuf_c_message_free_unpacked(&b->base, sp_budget_allocator(&pb));
+    return rc;
+}
+
 static int hex_field(const char *s, size_t n, char *out)
 {
     if (strspn(s, "0123456789abcdef") != n)

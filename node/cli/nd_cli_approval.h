@@ -33,6 +33,12 @@ typedef struct nd_signed_payload {
 int nd_cli_statement_check(const uint8_t *st, size_t sl, const char *self, size_t parse_budget,
                            FILE *out, const char *grid, nd_signed_payload *p, sc_error *e);
 
+/* Draw the image grid of payload bytes (parsed strictly, validated, with at
+ * most parse_budget bytes) into the PNG file path: a received bundle's
+ * images seen at the receiver, from the payload itself.  0, or -1 with e. */
+int nd_cli_payload_grid(const uint8_t *payload, size_t len, size_t parse_budget, const char *path,
+                        sc_error *e);
+
 /* The bundle id and payload hash that a text bundle view (nd_view_bundle)
  * names: its "bundle ID" first line and its "payload sha256" line.  0, or
  * -1 when either is missing or malformed. */

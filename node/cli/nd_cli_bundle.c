@@ -29,6 +29,7 @@
 #include "nd_state.h"
 #include "sc_keys.h"
 #include "nd_node.h"
+#include "nd_objects.h"
 #include "sc_sign.h"
 #include "sc_util.h"
 #include "sldd.pb-c.h"
@@ -36,14 +37,16 @@
 void nd_cli_bundle_usage(void *file)
 {
     fprintf(file, "       sldd bundle list --dir NODE [--json]\n"
-                  "       sldd bundle show ID --dir NODE [--json]\n"
+                  "       sldd bundle show ID --dir NODE [--json] [--grid PNG]\n"
                   "       sldd bundle approve ID --dir NODE --admin NAME [--yes]\n"
                   "                 [--passphrase-file FILE] [--grid PNG]\n"
                   "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
-                  "                 [--passphrase-file FILE] [--grid PNG]\n"
+                  "                 [--passphrase-file FILE] [--grid PNG] [--reason TEXT]\n"
                   "  (ID may be a unique prefix; approve and reject need the running node,\n"
                   "  list and show read the node's state directly when it is not running;\n"
-                  "  --grid draws the images of the statement to be signed into PNG first)\n");
+                  "  --grid draws the images of the statement to be signed into PNG first,\n"
+                  "  and with show the images of the bundle's payload, received ones too;\n"
+                  "  --reason, one line, goes into the audit entry of the rejection)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
@@ -157,10 +160,32 @@ out:
     return rc;
 }
 
-static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
-                  const char *grid, int reject, int yes)
+/* The decision path, with the rejection's reason percent-encoded. */
+static int decision_path(char *path, size_t cap, const char *id, const char *reason)
 {
-    char path[128], prompt[160], id[33];
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n =
+        (size_t)snprintf(path, cap, "/v1/bundles/%s/decision%s", id, reason ? "?reason=" : "");
+    for (const unsigned char *p = (const unsigned char *)(reason ? reason : ""); *p; p++) {
+        if (n + 4 >= cap)
+            return -1;
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            path[n++] = (char)*p;
+        } else {
+            path[n++] = '%';
+            path[n++] = hex[*p >> 4];
+            path[n++] = hex[*p & 15];
+        }
+    }
+    path[n] = 0;
+    return 0;
+}
+
+static int decide(const char *dir, const char *idp, const char *admin, const char *passfile,
+                  const char *grid, int reject, int yes, const char *reason)
+{
+    char path[1024], prompt[160], id[33];
     const char *who = reject ? "sldd bundle reject" : "sldd bundle approve";
     nd_api_response st, res;
     sc_error e = {0, ""};
@@ -210,7 +235,10 @@ static int decide(const char *dir, const char *idp, const char *admin, const cha
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
     }
-    snprintf(path, sizeof path, "/v1/bundles/%s/decision", id);
+    if (decision_path(path, sizeof path, id, reason)) {
+        fprintf(stderr, "%s: --reason too long\n", who);
+        goto out;
+    }
     if (nd_api_request(dir, "POST", path, "application/octet-stream", signed_st, slen, &res, &e)) {
         fprintf(stderr, "%s: %s\n", who, e.msg);
         goto out;
@@ -224,6 +252,33 @@ out:
     nd_api_response_free(&st);
     nd_api_response_free(&res);
     return status;
+}
+
+/* `show --grid`: the images of the bundle's payload as stored at this node
+ * (received or own), drawn from the payload bytes. */
+static int show_grid(const char *dir, const char *idp, const char *grid, int json)
+{
+    sc_error e = {0, ""};
+    nd_node_config cfg;
+    sqlite3 *db = NULL;
+    char id[33], ph[65] = "";
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = nd_node_config_load(dir, &cfg, &e) || nd_db_open(dir, 0, &db, &e) ||
+             nd_bundle_resolve(db, idp, id, &e) ||
+             nd_db_text(db, ph, sizeof ph, NULL, &e,
+                        "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id) ||
+             nd_object_get(dir, ph, cfg.max_bundle_bytes, &buf, &len, &e) ||
+             nd_cli_payload_grid(buf, len, cfg.parse_budget_bytes, grid, &e);
+    nd_db_close(db);
+    free(buf);
+    if (rc) {
+        fprintf(stderr, "sldd bundle show: --grid: %s\n", e.msg);
+        return 1;
+    }
+    if (!json)
+        printf("  image grid      %s (drawn here from the payload)\n", grid);
+    return 0;
 }
 
 /* list and show read the state database directly when no daemon runs */
@@ -260,14 +315,17 @@ int nd_cli_bundle(int argc, char **argv)
                                          {"yes", no_argument, 0, 'y'},
                                          {"grid", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"reason", required_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL;
+    const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL,
+               *reason = NULL;
     const char *sub = argv[1];
     int yes = 0, json = 0, o;
     optind = 2;
-    while ((o = getopt_long(argc, argv, "d:a:p:g:yjh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:a:p:g:r:yjh", opts, NULL)) != -1) {
         switch (o) {
+        case 'r': reason = optarg; break;
         case 'd': dir = optarg; break;
         case 'a': admin = optarg; break;
         case 'p': passfile = optarg; break;
@@ -285,22 +343,26 @@ int nd_cli_bundle(int argc, char **argv)
         id = argv[optind++];
     int list = !strcmp(sub, "list");
     dir = nd_cli_node_dir(dir);
-    if (optind != argc || (list ? id != NULL : id == NULL) ||
+    if (optind != argc || (list ? id != NULL : id == NULL) || (list && grid) ||
         (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
-        ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin)) {
+        ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin) ||
+        (reason && (strcmp(sub, "reject") || strlen(reason) > 200 || strchr(reason, '\n')))) {
         fprintf(stderr, "usage:\n");
         nd_cli_bundle_usage(stderr);
         return 2;
     }
     char path[128];
-    if ((list || !strcmp(sub, "show")) && !nd_api_available(dir))
-        return offline_view(dir, id, json);
+    if ((list || !strcmp(sub, "show")) && !nd_api_available(dir)) {
+        int rc = offline_view(dir, id, json);
+        return rc || !grid ? rc : show_grid(dir, id, grid, json);
+    }
     if (list)
         return nd_api_print(dir, json ? "/v1/bundles" : "/v1/bundles?format=text",
                             "sldd bundle list");
     if (!strcmp(sub, "show")) {
         snprintf(path, sizeof path, "/v1/bundles/%s%s", id, json ? "" : "?format=text");
-        return nd_api_print(dir, path, "sldd bundle show");
+        int rc = nd_api_print(dir, path, "sldd bundle show");
+        return rc || !grid ? rc : show_grid(dir, id, grid, json);
     }
-    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes);
+    return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes, reason);
 }

@@ -82,43 +82,56 @@ int nd_cli_peer(int argc, char **argv)
         return 2;
     }
     sc_error e = {0, ""};
-    if (nd_api_available(dir)) {
-        nd_buf b;
-        nd_api_response r;
-        nd_buf_init(&b, 4096);
-        nd_buf_printf(&b, "id: %s\nurl: %s\npins: %s\n", id, url, pins);
-        if (b.failed || strchr(id, '\n') || strchr(url, '\n') || strchr(pins, '\n')) {
-            nd_buf_free(&b);
-            fprintf(stderr, "sldd peer address: bad value\n");
-            return 2;
-        }
-        int rc = nd_api_request(dir, "POST", "/v1/peers", "text/plain", b.data, b.len, &r, &e);
-        nd_buf_free(&b);
-        if (rc) {
-            fprintf(stderr, "sldd peer address: %s\n", e.msg);
-            return 1;
-        }
-        fputs((char *)r.body, r.status == 200 ? stdout : stderr);
-        rc = r.status == 200 ? 0 : 1;
-        nd_api_response_free(&r);
-        return rc;
+    if (strchr(id, '\n') || strchr(url, '\n') || strchr(pins, '\n')) {
+        fprintf(stderr, "sldd peer address: bad value\n");
+        return 2;
     }
-    /* no daemon: write the state database directly */
     nd_node *n = NULL;
     sc_peer p;
-    sqlite3 *db = NULL;
     int status = 1;
     if (nd_node_open(dir, 0, &n, &e) || n->trust->peer_get(n->trust, id, &p, &e) ||
         !strcmp(id, n->cfg.id)) {
         fprintf(stderr, "sldd peer address: %s\n",
                 e.msg[0] ? e.msg : "that is this node, not a peer");
-    } else if (nd_db_open(dir, 1, &db, &e) || nd_peer_set(db, id, url, pins, "cli", &e)) {
+    } else if (nd_cli_peer_set_address(dir, id, url, pins, "cli", &e)) {
         fprintf(stderr, "sldd peer address: %s\n", e.msg);
     } else {
         printf("peer %s: %s\n", id, url);
         status = 0;
     }
-    nd_db_close(db);
     nd_node_close(n);
     return status;
+}
+
+int nd_cli_peer_set_address(const char *dir, const char *id, const char *url, const char *pins,
+                            const char *source, sc_error *e)
+{
+    int rc;
+    if (nd_api_available(dir)) {
+        /* the running node takes it (and answers with its own check) */
+        nd_buf b;
+        nd_api_response r;
+        nd_buf_init(&b, 4096);
+        nd_buf_printf(&b, "id: %s\nurl: %s\npins: %s\n", id, url, pins);
+        if (b.failed) {
+            nd_buf_free(&b);
+            return sc_error_set(e, SC_ENOMEM, "out of memory");
+        }
+        rc = nd_api_request(dir, "POST", "/v1/peers", "text/plain", b.data, b.len, &r, e);
+        nd_buf_free(&b);
+        if (rc)
+            return rc;
+        rc = r.status == 200 ? 0
+                             : sc_error_set(e, SC_EINVAL, "the node refused the address: %.300s",
+                                            r.body ? (const char *)r.body : "");
+        nd_api_response_free(&r);
+        return rc;
+    }
+    /* no daemon: write the state database directly */
+    sqlite3 *db = NULL;
+    rc = nd_db_open(dir, 1, &db, e);
+    if (!rc)
+        rc = nd_peer_set(db, id, url, pins, source, e);
+    nd_db_close(db);
+    return rc;
 }

@@ -46,6 +46,7 @@ typedef struct req {
     const uint8_t *body;
     size_t body_len;
     int json;
+    const char *who; /* the client's OS user (SO_PEERCRED), for the audit */
 } req;
 
 typedef struct resp {
@@ -159,6 +160,42 @@ static int status_counts(sqlite3 *db, int json, nd_buf *o, sc_error *e)
             return rc;
         nd_buf_str(o, json ? "" : "\n");
     }
+    return 0;
+}
+
+/* A change a person made through the API, in the audit log (a failure to
+ * record it is logged; the change itself is already committed). */
+static void api_audit(nd_admin *a, sqlite3 *db, const char *who, const char *action,
+                      const char *peer, const char *outcome, const char *detail)
+{
+    sc_error e = {0, ""};
+    nd_audit_entry en = {who, action, "", "", peer, outcome, detail};
+    if (nd_audit_append(db, &en, NULL, &e) || nd_audit_anchor(db, a->ctx->cfg.dir, &e))
+        nd_log(a->ctx, "error", "audit log: %s", e.msg);
+}
+
+/* Decode %XX and '+' in place; -1 for a bad escape or a control
+ * character (the text goes into one audit line). */
+static int pct_decode(char *s)
+{
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        int c = (unsigned char)*p;
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            char two[3] = {p[1], p[1] ? p[2] : 0, 0};
+            uint8_t v;
+            if (nd_unhex(&v, 1, two))
+                return -1;
+            c = v;
+            p += 2;
+        }
+        if (c < 0x20 || c == 0x7f)
+            return -1;
+        *w++ = (char)c;
+    }
+    *w = 0;
     return 0;
 }
 
@@ -303,7 +340,13 @@ static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char
     }
     if (!strcmp(rest, "/decision") && !strcmp(q->method, "POST")) {
         nd_decision_result res;
-        if (nd_approval_decide(a->ctx, db, id, q->body, q->body_len, &res, &e)) {
+        char reason[400];
+        const char *why = query_get(q->query, "reason", reason, sizeof reason);
+        if (why && pct_decode(reason)) {
+            reply(r, 400, "reason: bad percent-encoding or not one line");
+            return;
+        }
+        if (nd_approval_decide_by(a->ctx, db, id, q->body, q->body_len, q->who, why, &res, &e)) {
             reply(r, error_status(e.code), "%s", e.msg);
             return;
         }
@@ -342,6 +385,10 @@ static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *
             reply(r, error_status(e.code), "%s", e.msg);
             return;
         }
+        char detail[700];
+        snprintf(detail, sizeof detail, "job %" PRId64 " submitted: to %.200s; options %.400s", id,
+                 to, opts);
+        api_audit(a, db, q->who, "job", "", "submitted", detail);
         reply(r, 201, "%" PRId64, id);
         return;
     }
@@ -364,10 +411,14 @@ static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *
         return;
     }
     if (!strcmp(end, "/cancel") && !strcmp(q->method, "POST")) {
-        if (nd_jobs_cancel(a->jobs, db, id, &e))
+        if (nd_jobs_cancel(a->jobs, db, id, &e)) {
             reply(r, error_status(e.code), "%s", e.msg);
-        else
+        } else {
+            char detail[64];
+            snprintf(detail, sizeof detail, "job %lld canceled", id);
+            api_audit(a, db, q->who, "job", "", "canceled", detail);
             reply(r, 200, "job %lld canceled", id);
+        }
         return;
     }
     reply(r, 404, "no such route");
@@ -399,6 +450,9 @@ static void r_peers(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         return;
     }
     nd_log(a->ctx, "info", "peer %s is at %s", id, url);
+    char detail[ND_URL_MAX + ND_PINS_MAX + 32];
+    snprintf(detail, sizeof detail, "address %s, TLS pins %s", url, pins);
+    api_audit(a, db, q->who, "peer-change", id, "ok", detail);
     nd_wake(a->ctx, &a->ctx->wake_out, &a->ctx->pending_out);
     reply(r, 200, "peer %s: %s", id, url);
 }
@@ -573,7 +627,7 @@ static void answer_at_once(int fd, int status, const char *msg)
 }
 
 /* Read one request (head, then body) until the connection's deadline. */
-static void serve_one(nd_admin *a, sqlite3 *db, int fd, int64_t deadline)
+static void serve_one(nd_admin *a, sqlite3 *db, int fd, int64_t deadline, const char *who)
 {
     nd_ctx *c = a->ctx;
     char head[HEAD_MAX + 1];
@@ -629,7 +683,7 @@ static void serve_one(nd_admin *a, sqlite3 *db, int fd, int64_t deadline)
             goto out;
         }
     char fmt[16];
-    req q = {h.method, h.path, h.query, body, blen, 1};
+    req q = {h.method, h.path, h.query, body, blen, 1, who};
     if (query_get(h.query, "format", fmt, sizeof fmt) && !strcmp(fmt, "text"))
         q.json = 0;
     r.status = 0;
@@ -674,11 +728,13 @@ static void *worker_main(void *arg)
         }
         int fd = a->q_fd[a->q_head];
         int64_t deadline = a->q_deadline[a->q_head];
+        char who[200];
+        nd_audit_cred_actor(a->q_uid[a->q_head], a->q_pid[a->q_head], who, sizeof who);
         a->q_head = (a->q_head + 1) % ND_ADMIN_MAX_CONN;
         a->q_len--;
         pthread_mutex_unlock(&a->mu);
         if (mono_ms() < deadline)
-            serve_one(a, w->db, fd, deadline);
+            serve_one(a, w->db, fd, deadline, who);
         else
             answer_at_once(fd, 503, "the admin API is busy; try again");
         close(fd);
@@ -708,6 +764,8 @@ static void admit(nd_admin *a, int fd)
         int slot = (a->q_head + a->q_len) % ND_ADMIN_MAX_CONN;
         a->q_fd[slot] = fd;
         a->q_deadline[slot] = mono_ms() + ND_ADMIN_DEADLINE_MS;
+        a->q_uid[slot] = (unsigned)cred.uid;
+        a->q_pid[slot] = (int)cred.pid;
         a->q_len++;
         a->active++;
         pthread_cond_signal(&a->cv);

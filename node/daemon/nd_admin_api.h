@@ -69,6 +69,8 @@ typedef struct nd_admin {
     int sync_init, stopping;
     int q_fd[ND_ADMIN_MAX_CONN];
     int64_t q_deadline[ND_ADMIN_MAX_CONN]; /* CLOCK_MONOTONIC ms */
+    unsigned q_uid[ND_ADMIN_MAX_CONN];     /* the client's SO_PEERCRED, for the audit */
+    int q_pid[ND_ADMIN_MAX_CONN];
     int q_head, q_len;
     int active; /* queued or being served */
     nd_admin_worker workers[ND_ADMIN_WORKERS];

@@ -201,9 +201,13 @@ static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *r
 
 /* One transaction: each decision not recorded before with its audit
  * entry, the statement object, and the move to approved or rejected. */
+typedef struct decided_by {
+    const char *who, *reason; /* may be NULL */
+} decided_by;
+
 static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row,
                             const decision *dec, size_t nd, const nd_decision_result *res,
-                            const char *obj, sc_error *e)
+                            const char *obj, const decided_by *by, sc_error *e)
 {
     int rc = nd_db_begin(db, e);
     if (rc)
@@ -218,10 +222,12 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
                        "ttt", bid, dec[i].admin, rej ? "reject" : "approve");
         if (rc || found)
             continue;
-        char actor[96], detail[200];
-        snprintf(actor, sizeof actor, "admin:%.64s", dec[i].admin);
+        char actor[300], detail[600];
+        snprintf(actor, sizeof actor, "admin:%.64s%s%.200s", dec[i].admin, by->who ? " by " : "",
+                 by->who ? by->who : "");
         if (rej)
-            snprintf(detail, sizeof detail, "rejected; nothing will be sent");
+            snprintf(detail, sizeof detail, "rejected; nothing will be sent%s%.400s",
+                     by->reason ? ": " : "", by->reason ? by->reason : "");
         else
             snprintf(detail, sizeof detail, "approval %zu of %zu needed, signed at %" PRId64,
                      res->n_admins, res->need, dec[i].time);
@@ -247,8 +253,9 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
     if (!rc && res->rejected)
         rc = nd_ledger_void(db, bid, e);
     if (!rc && (res->rejected || res->approved)) {
-        char actor[300];
-        snprintf(actor, sizeof actor, "admin:%s", res->admins);
+        char actor[500];
+        snprintf(actor, sizeof actor, "admin:%s%s%.200s", res->admins, by->who ? " by " : "",
+                 by->who ? by->who : "");
         nd_lifecycle_why why = {actor, NULL, NULL, NULL, NULL, NULL};
         rc = nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING,
                                res->rejected ? ND_BUNDLE_REJECTED : ND_BUNDLE_APPROVED, &why, e);
@@ -259,6 +266,13 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
 int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *stb, size_t len,
                        nd_decision_result *res, sc_error *e)
 {
+    return nd_approval_decide_by(c, db, bid, stb, len, NULL, NULL, res, e);
+}
+
+int nd_approval_decide_by(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *stb, size_t len,
+                          const char *who, const char *reason, nd_decision_result *res, sc_error *e)
+{
+    const decided_by by = {who, reason};
     out_row row;
     sp_budget bud;
     Sldd__V1__Statement *st = NULL;
@@ -315,7 +329,7 @@ int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *s
         res->approved = 1;
     }
     if ((!res->rejected && (rc = nd_object_put(c->cfg.dir, stb, len, obj, e))) ||
-        (rc = record_decisions(c, db, bid, &row, dec, nd, res, obj, e)))
+        (rc = record_decisions(c, db, bid, &row, dec, nd, res, obj, &by, e)))
         goto out;
     nd_log(c, "info", "bundle %.12s %s by %s", bid,
            res->rejected   ? "REJECTED"

@@ -35,6 +35,12 @@ typedef struct nd_decision_result {
  * SC_EINVAL / SC_EPERM / SC_ENOTFOUND with a reason when it is refused. */
 int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bundle_id, const uint8_t *st, size_t len,
                        nd_decision_result *res, sc_error *e) SC_WUR;
+/* The same, saying in the audit entries who sent it (the OS user of the
+ * admin API's client, may be NULL) beside the admin whose key signed, and
+ * why a rejection was made (may be NULL). */
+int nd_approval_decide_by(nd_ctx *c, sqlite3 *db, const char *bundle_id, const uint8_t *st,
+                          size_t len, const char *who, const char *reason, nd_decision_result *res,
+                          sc_error *e) SC_WUR;
 
 /* The release gate: seal an approved bundle for each recipient and queue
  * the deliveries. */

@@ -158,7 +158,12 @@ static void deliver(nd_delivery *o, const due *d)
         char bid[33], ph[65];
         sc_error re = {0, ""};
         if (c->trust->peer_get(c->trust, d->peer, &p, &re) ||
-            nd_receipt_verify((const char *)resp.body, resp.body_len, p.sign_pk, &r, &re)) {
+            (nd_receipt_verify((const char *)resp.body, resp.body_len, p.sign_pk, &r, &re) &&
+             /* a peer rotating its signing key may sign with the previous
+              * one until its overlap ends (docs/keys.md) */
+             (p.prev_until <= nd_now_unix() ||
+              nd_receipt_verify((const char *)resp.body, resp.body_len, p.prev_sign_pk, &r,
+                                &re)))) {
             snprintf(why, sizeof why, "bad receipt: %s", re.msg);
             retry_later(o, d, why);
         } else {

@@ -58,6 +58,11 @@ void nd_witness_on_head(void *arg, const sn_audit_head_in *in, sn_response *resp
     int rc =
         nd_witness_store(w->loop_db, in->sender_node_id, p.sign_pk, (const char *)in->body,
                          in->body_len, nd_now_unix(), c->cfg.base.clock_skew_seconds, &res, &e);
+    /* during the sender's signing-key rotation, its previous key */
+    if (rc == SC_EREFUSE_NODE_SIG && p.prev_until > nd_now_unix())
+        rc =
+            nd_witness_store(w->loop_db, in->sender_node_id, p.prev_sign_pk, (const char *)in->body,
+                             in->body_len, nd_now_unix(), c->cfg.base.clock_skew_seconds, &res, &e);
     switch (rc) {
     case 0: break;
     case SC_EFORMAT: refuse(w, in, resp, 400, e.msg); return;

@@ -56,13 +56,16 @@ check "training is deterministic" cmp -s "$W" "$T/tr2/weights.sldw"
 # ---- detect: bad input ----
 expect 0 "usage: sldd detect" -- "$SLDD" detect --help
 expect 2 "IMAGE.png is required" -- "$SLDD" detect --model "$P"
+echo "not an image" >"$T/text.png"
 expect 2 "exactly one of --model PAYLOAD or --weights FILE" -- "$SLDD" detect "$IMG"
 expect 2 "exactly one of --model PAYLOAD or --weights FILE" -- "$SLDD" detect "$IMG" --model "$P" --weights "$W"
 expect 2 "--delta '1.5' is not a number in [0,1]" -- "$SLDD" detect "$IMG" --model "$P" --delta 1.5
 expect 2 "unknown or incomplete option '--bogus'" -- "$SLDD" detect "$IMG" --bogus
-expect 2 "one image at a time" -- "$SLDD" detect "$IMG" "$IMG" --model "$P"
+# several images: one CSV row each (bad ones named, exit 1); --heatmap is for one image
+expect 0 "image,sha256,r,decision,I,N,P,bundle,sender,heatmap,error" -- "$SLDD" detect "$IMG" "$IMG" --model "$P"
+expect 1 ",error,0,0,0,,,,$T/text.png: not a PNG file" -- "$SLDD" detect "$IMG" "$T/text.png" --model "$P"
+expect 2 "give --heatmaps DIR (not --heatmap)" -- "$SLDD" detect "$IMG" "$IMG" --model "$P" --heatmap "$T/h.png"
 expect 1 "missing.png" -- "$SLDD" detect "$T/missing.png" --model "$P"
-echo "not an image" >"$T/text.png"
 expect 1 "text.png: not a PNG file" -- "$SLDD" detect "$T/text.png" --model "$P"
 head -c $(( $(stat -c %s "$IMG") / 2 )) "$IMG" >"$T/cut.png"
 expect 1 "cut.png: corrupt or unreadable PNG" -- "$SLDD" detect "$T/cut.png" --model "$P"
@@ -86,7 +89,7 @@ expect 1 "is not available" -- "$SLDD" detect "$IMG" --model "$P" --device nosuc
 expect 0 "usage: sldd evaluate" -- "$SLDD" evaluate --help
 expect 0 "usage: sldd replay --model PAYLOAD" -- "$SLDD" replay --help
 expect 2 "--data SOURCE is required" -- "$SLDD" evaluate --model "$P"
-expect 2 "exactly one of --model PAYLOAD or --weights FILE" -- "$SLDD" evaluate --data "$D"
+expect 2 "exactly one of --model PAYLOAD, --weights FILE or --bundle ID" -- "$SLDD" evaluate --data "$D"
 expect 2 "--split is val or test, not 'train'" -- "$SLDD" evaluate --model "$P" --data "$D" --split train
 expect 2 "--delta 'x' is not a number in [0,1]" -- "$SLDD" evaluate --model "$P" --data "$D" --delta x
 expect 2 "unexpected argument 'extra'" -- "$SLDD" evaluate --model "$P" --data "$D" extra

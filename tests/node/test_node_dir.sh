@@ -20,9 +20,8 @@ expect 0 "" -- env SLDD_DIR="$N" "$SLDD" admin add --name alice --passphrase-fil
 expect 0 "alice" -- env SLDD_DIR="$N" "$SLDD" admin list
 expect 0 "" -- env SLDD_DIR="$N" "$SLDD" keys export --out "$T/x.peer"
 expect 0 "" -- env SLDD_DIR="$N" "$SLDD" peer list
-# the state database is made by the daemon's start-up (here: its checks);
-# commands that read it name the directory they looked in
-expect 1 "$N has no state database" -- env SLDD_DIR="$N" "$SLDD" bundle list
+# commands name the directory they looked in when it is no node
+expect 1 "$N-missing is not a node directory" -- env SLDD_DIR="$N-missing" "$SLDD" bundle list
 expect 0 "sound" -- env SLDD_DIR="$N" "$SLDD" serve --check
 expect 0 "" -- env SLDD_DIR="$N" "$SLDD" bundle list
 expect 0 "(no jobs)" -- env SLDD_DIR="$N" "$SLDD" job list

@@ -205,7 +205,8 @@ def main(sldd, t):
         t.check(rows >= 8, "enough audit entries to tamper with (%d)" % rows)
         r = b.sldd("audit", "verify", "--dir", b.dir, check=False)
         t.check(r.returncode == 0, "the untouched log verifies: %s" % r.stdout)
-        tamper(t, f, b, "changed", "UPDATE audit SET outcome='ok' WHERE seq=3;", "content changed")
+        tamper(t, f, b, "changed", "UPDATE audit SET outcome='tampered' WHERE seq=3;",
+               "content changed")
         tamper(t, f, b, "removed", "DELETE FROM audit WHERE seq=4;", "missing")
         tamper(t, f, b, "reordered", "UPDATE audit SET seq=-1 WHERE seq=2;"
                "UPDATE audit SET seq=2 WHERE seq=5; UPDATE audit SET seq=5 WHERE seq=-1;",
