@@ -139,13 +139,15 @@ static size_t valid_decisions(const Sldd__V1__Statement *st, const sc_peer *self
 static int within_budget(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, int audit,
                          sc_error *e)
 {
-    nd_ledger_budget b = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    nd_settings s;
+    nd_ctx_settings(c, &s);
+    nd_ledger_budget b = {s.max_epsilon, s.epsilon_delta};
     nd_ledger_view v;
     char detail[600];
     int rc = nd_ledger_view_of(db, bid, &b, &v, e);
     if (rc)
         return rc;
-    if (!v.found && c->cfg.max_epsilon > 0)
+    if (!v.found && s.max_epsilon > 0)
         snprintf(detail, sizeof detail,
                  "no ledger entry: made before the ledger existed, its cost is unknown");
     else if (v.over)

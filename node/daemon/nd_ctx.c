@@ -106,6 +106,8 @@ void nd_ctx_settings(nd_ctx *c, nd_settings *out)
     out->witness_every_entries = c->cfg.witness_every_entries;
     out->witness_every_seconds = c->cfg.witness_every_seconds;
     out->rebuild = c->cfg.rebuild;
+    out->max_epsilon = c->cfg.max_epsilon;
+    out->epsilon_delta = c->cfg.epsilon_delta;
     pthread_mutex_unlock(&c->cfg_mu);
 }
 
@@ -120,6 +122,8 @@ void nd_ctx_settings_set(nd_ctx *c, const nd_config *from)
     c->cfg.witness_every_entries = from->witness_every_entries;
     c->cfg.witness_every_seconds = from->witness_every_seconds;
     c->cfg.rebuild = from->rebuild;
+    c->cfg.max_epsilon = from->max_epsilon;
+    c->cfg.epsilon_delta = from->epsilon_delta;
     pthread_mutex_unlock(&c->cfg_mu);
 }
 

@@ -33,6 +33,7 @@ typedef struct nd_settings {
     int64_t retry_base_ms, retry_max_ms;
     int64_t witness_every_entries, witness_every_seconds;
     nd_rebuild_limits rebuild;
+    double max_epsilon, epsilon_delta; /* the privacy budget (nd_ledger.h) */
 } nd_settings;
 
 typedef struct nd_ctx {

@@ -78,17 +78,19 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
         return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", perr.msg);
     if (nd_distill_opts_parse(&o, options, &perr))
         return sc_error_set(e, SC_EINVAL, "%s", perr.msg);
-    if (c->cfg.max_epsilon > 0 && !(o.cfg.dp_noise > 0 || o.dp_epsilon > 0))
+    nd_settings set;
+    nd_ctx_settings(c, &set);
+    if (set.max_epsilon > 0 && !(o.cfg.dp_noise > 0 || o.dp_epsilon > 0))
         return sc_error_set(e, SC_EPERM,
                             "this node has a privacy budget (node.conf max-epsilon %g): its "
                             "releases must be differentially private; give --dp-epsilon E "
                             "(or --dp-noise)",
-                            c->cfg.max_epsilon);
-    if (c->cfg.max_epsilon > 0 && o.dp_epsilon > c->cfg.max_epsilon)
+                            set.max_epsilon);
+    if (set.max_epsilon > 0 && o.dp_epsilon > set.max_epsilon)
         return sc_error_set(e, SC_EPERM,
                             "--dp-epsilon %g is more than this node's whole privacy budget "
                             "(node.conf max-epsilon %g)",
-                            o.dp_epsilon, c->cfg.max_epsilon);
+                            o.dp_epsilon, set.max_epsilon);
     if (!c->cfg.data[0])
         return sc_error_set(e, SC_EINVAL, "this node has no data set (node.conf 'data:')");
     if ((rc = check_audience(c, audience, aud, sizeof aud, e)))
@@ -259,7 +261,9 @@ static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_da
     nd_records rec;
     nd_ledger_cost cost;
     nd_ledger_view v;
-    nd_ledger_budget b = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    nd_settings set;
+    nd_ctx_settings(c, &set);
+    nd_ledger_budget b = {set.max_epsilon, set.epsilon_delta};
     char detail[600];
     int rc;
     if ((rc = nd_ledger_records(ds, &rec, e)))

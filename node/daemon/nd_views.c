@@ -521,7 +521,9 @@ static int view_evaluation(sqlite3 *db, const char *id, nd_buf *b, int json, int
  * costs, what was spent before on the same training records, what is left. */
 static int view_ledger(nd_ctx *c, sqlite3 *db, const char *id, nd_buf *b, int json, sc_error *e)
 {
-    nd_ledger_budget bud = {c->cfg.max_epsilon, c->cfg.epsilon_delta};
+    nd_settings set;
+    nd_ctx_settings(c, &set);
+    nd_ledger_budget bud = {set.max_epsilon, set.epsilon_delta};
     nd_ledger_view v;
     int rc = nd_ledger_view_of(db, id, &bud, &v, e);
     if (rc || !v.found)
