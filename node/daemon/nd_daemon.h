@@ -16,6 +16,7 @@
 #ifndef ND_DAEMON_H
 #define ND_DAEMON_H
 
+#include "nd_dash.h"
 #include "sc_error.h"
 
 #define ND_SERVE_INFO "serve.json"
@@ -23,6 +24,11 @@
 
 /* Run until stopped by a signal.  log_path NULL logs to stderr. */
 int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e) SC_WUR;
+
+/* The same, with the dashboard on dash->listen (nd_dash.h) when dash is
+ * not NULL and names an address. */
+int nd_daemon_run_dash(const char *node_dir, const char *log_path, const nd_dash_config *dash,
+                       sc_error *e) SC_WUR;
 
 /* The startup checks alone (for `sldd serve --check`): 0 when the state is
  * sound; problems are logged to stderr. */
