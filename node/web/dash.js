@@ -230,22 +230,24 @@
         : el('p', {}, 'No outbound bundles yet.'));
   }
 
-  /* pixels of one image (C x H x W, normalised) as RGBA */
+  /* One image (C x H x W, normalised values) on a canvas, each image
+   * stretched from its own min..max to black..white, as the node's own
+   * pictures draw them; shown at least 220 px wide. */
   function toCanvas(img, b) {
     const { c, h, w } = b.model, n = h * w;
     const cv = el('canvas', { width: w, height: h });
+    const px = Math.max(220, Math.min(w, 320));
+    cv.style.width = px + 'px';
+    cv.style.height = Math.round(px * h / w) + 'px';
     if (w > 64) cv.className = 'smooth';
     const ctx = cv.getContext('2d');
     const out = ctx.createImageData(w, h);
     let lo = Infinity, hi = -Infinity;
-    const denorm = b.mean.length === c && b.std.length === c;
-    const val = (ch, k) => (denorm ? img[ch * n + k] * b.std[ch] + b.mean[ch] : img[ch * n + k]);
-    if (!denorm) for (let k = 0; k < c * n; k++) { lo = Math.min(lo, img[k]); hi = Math.max(hi, img[k]); }
+    for (let k = 0; k < c * n; k++) { lo = Math.min(lo, img[k]); hi = Math.max(hi, img[k]); }
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < 3; ch++) {
-        let v = val(c === 3 ? ch : 0, k);
-        if (!denorm) v = hi > lo ? (v - lo) / (hi - lo) : 0;
-        out.data[k * 4 + ch] = Math.round(255 * Math.min(1, Math.max(0, v)));
+        const v = img[(c === 3 ? ch : 0) * n + k];
+        out.data[k * 4 + ch] = hi > lo ? Math.round(255 * (v - lo) / (hi - lo)) : 0;
       }
       out.data[k * 4 + 3] = 255;
     }
@@ -282,13 +284,15 @@
   function imageGrid(b, audit) {
     return el('div', { class: 'grid', id: 'images' }, b.images.map((img, i) => {
       const a = audit && audit.images.find((x) => x.index === i);
-      return el('div', { class: 'tile' },
+      const tile = el('div', { class: 'tile' },
         el('div', { class: 'cap' }, 'image ' + (i + 1) + ' of ' + b.images.length),
         toCanvas(img, b),
         labelBars(b, i),
         el('div', {}, stepSizes(b, i)),
         a ? el('div', {}, 'held-out closer ' + (100 * a.heldout).toFixed(1) + '%, SSIM ' +
           fmt(a.ssim, 3)) : null);
+      tile.style.width = (Math.max(220, Math.min(b.model.w, 320)) + 16) + 'px';
+      return tile;
     }));
   }
 
@@ -344,6 +348,8 @@
           ', seed ' + m.initSeed, el('br'), el('span', { class: 'hash' }, 'SHA-256 ' + m.theta0))),
         el('tr', {}, el('th', {}, 'Distilled set'), el('td', {}, b.steps + ' steps x ' +
           b.perStep + ' images, ' + b.epochs + ' epoch(s); data: ' + (b.dataSource || '-')))),
+      el('h3', {}, 'Sender metrics: the model rebuilt from this bundle on this hospital\'s ' +
+        'validation images (what partners will see as our claim)'),
       mt ? el('table', { id: 'metrics' },
         el('tr', {}, ['Split', 'Accuracy', 'Sensitivity', 'Specificity', 'HM', 'AUC']
           .map((t) => el('th', {}, t))),
@@ -367,30 +373,36 @@
     if (b.bundleId !== view.id) problems.push('the bytes served are bundle ' + b.bundleId);
     if (b.sender !== session.node) problems.push('the bytes served come from ' + b.sender);
     const verdict = b.privacy ? b.privacy.verdict : '';
-    page.replaceChildren(
+    page.replaceChildren(el('div', {},
       el('h2', {}, 'Bundle ' + view.id.slice(0, 12) + ' - ' + view.state),
       el('div', { class: 'leaves', id: 'leaves' },
         el('h3', {}, 'Exactly what leaves (computed in this browser from the bytes downloaded)'),
-        el('dl', {},
-          el('dt', {}, 'Payload SHA-256'), el('dd', { class: 'hash', id: 'sha' }, sha),
-          el('dt', {}, 'Matches the node\'s record'), el('dd', {},
-            problems.length ? el('span', { class: 'check-bad', id: 'match' }, 'NO: ' +
-              problems.join('; ')) : el('span', { class: 'check-ok', id: 'match' }, 'yes')),
-          el('dt', {}, 'Size'), el('dd', {}, s.payload.length + ' bytes of payload (' +
-            st.length + ' with signatures)'),
-          el('dt', {}, 'Recipients'), el('dd', { id: 'recipients' }, b.audience.join(', ')),
-          el('dt', {}, 'Bundle id'), el('dd', { class: 'hash' }, b.bundleId),
-          el('dt', {}, 'Created / expires'), el('dd', {}, when(b.created) + ' / ' +
-            when(b.expires) + ', sequence ' + b.sequence),
-          el('dt', {}, 'Privacy verdict'), el('dd', {}, verdictBadge(verdict)))),
-      decisionBox(view, st, sha, verdict, problems),
+        el('table', {},
+          row('Payload SHA-256', el('span', { class: 'hash', id: 'sha' }, sha)),
+          row('Same as the node\'s record', problems.length ? el('span',
+            { class: 'check-bad', id: 'match' }, 'NO: ' + problems.join('; ')) :
+            el('span', { class: 'check-ok', id: 'match' }, 'yes')),
+          row('Size', s.payload.length + ' bytes of payload (' + st.length +
+            ' with signatures)'),
+          row('Recipients', el('span', { id: 'recipients' }, b.audience.join(', '))),
+          row('Bundle id', el('span', { class: 'hash' }, b.bundleId)),
+          row('Created / expires', when(b.created) + ' / ' + when(b.expires) + ', sequence ' +
+            b.sequence),
+          row('Privacy verdict', verdictBadge(verdict)))),
+      el('p', { class: 'note' }, 'Look at the images and the privacy evidence below; your ' +
+        'decision is at the end of the page.'),
       el('h2', {}, 'The distilled images (' + b.images.length + ') with soft labels and step sizes'),
+      el('p', { class: 'note' }, 'Decoded in this browser from the payload above; each image ' +
+        'is stretched from its own darkest to its brightest value.'),
       imageGrid(b, b.privacy),
-      ...privacySection(view.id, b, view),
-      ...modelSection(b),
-      ...decisionsSection(view));
+      privacySection(view.id, b, view),
+      modelSection(b),
+      decisionsSection(view),
+      decisionBox(view, st, sha, verdict, problems)));
     status('');
   }
+
+  const row = (k, v) => el('tr', {}, el('th', {}, k), el('td', {}, v));
 
   function decisionsSection(view) {
     const ap = view.approvals || [], dl = view.deliveries || [];
