@@ -100,6 +100,21 @@ static void audit_login(nd_dash *d, const char *admin, const char *outcome, cons
 {
     char actor[96];
     sc_error e = {0, ""};
+    if (strcmp(outcome, "ok")) {
+        int64_t minute = nd_now_unix() / 60;
+        if (minute != d->refused_minute) {
+            d->refused_minute = minute;
+            d->refused_in_minute = 0;
+        }
+        if (++d->refused_in_minute > ND_DASH_REFUSALS_AUDITED) {
+            if (d->refused_in_minute == ND_DASH_REFUSALS_AUDITED + 1)
+                nd_log(d->c, "warn",
+                       "dashboard: more than %d refused sign-ins this minute; "
+                       "the rest of them are logged, not audited",
+                       ND_DASH_REFUSALS_AUDITED);
+            return;
+        }
+    }
     snprintf(actor, sizeof actor, "admin:%.64s", admin[0] ? admin : "?");
     nd_audit_entry en = {actor, "dashboard-login", "", "", "", outcome, detail};
     if (nd_audit_append(d->db, &en, NULL, &e) || nd_audit_anchor(d->db, d->c->cfg.dir, &e))

@@ -28,7 +28,15 @@ struct nd_dash {
     int started;
     int port;
     nd_dash_sessions sessions;
+    /* refused sign-ins written to the audit log in the current minute */
+    int64_t refused_minute;
+    int refused_in_minute;
 };
+
+/* Refused sign-ins recorded in the audit log per minute; beyond that they
+ * are only logged, so that anyone who can reach the listener cannot grow
+ * the audit log at will. */
+#define ND_DASH_REFUSALS_AUDITED 10
 
 /* Send status with body (len bytes) of content type `type` and the
  * security headers every answer carries. */

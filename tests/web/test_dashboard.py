@@ -179,6 +179,34 @@ def make_bundles(fa):
 
 # ---------------------------------------------------------------- checks
 
+def refused_logins(t, d, admin):
+    """A signature by another key, a replayed challenge: 403, audited, and
+    a flood of them does not grow the audit log without bound."""
+    import nacl.signing as ns
+    other = dict(admin, sk=bytes(ns.SigningKey.generate()))
+    st, _, body = d.req("GET", "/api/challenge")
+    ch = json.loads(body)["challenge"]
+    msg = ("node: node-a\nadmin: adm-a\nchallenge: %s\n" % ch).encode()
+    forged = "admin: adm-a\nchallenge: %s\nsignature: %s\n" % (
+        ch, sign(other, pae(LOGIN_TYPE, msg)).hex())
+    st, h, msg = d.req("POST", "/api/login", forged.encode(), cookie=False)
+    t.check(st == 403 and "set-cookie" not in h, "sign-in by another key: 403 (%d %s)" %
+            (st, msg.strip()))
+    good = "admin: adm-a\nchallenge: %s\nsignature: %s\n" % (
+        ch, sign(admin, pae(LOGIN_TYPE, ("node: node-a\nadmin: adm-a\nchallenge: %s\n" %
+                                         ch).encode())).hex())
+    st, _, _ = d.req("POST", "/api/login", good.encode(), cookie=False)
+    t.check(st == 403, "a challenge used once cannot sign in again (%d)" % st)
+    for _ in range(25):
+        d.req("POST", "/api/login", forged.encode(), cookie=False)
+    return st
+
+
+def count_refused(node):
+    return sum(1 for e in node.audit() if e["action"] == "dashboard-login" and
+               e["outcome"] == "refused")
+
+
 def http_checks(t, d, admin, ids):
     st, h, page = d.req("GET", "/")
     t.check(st == 200, "the page is served")
@@ -196,6 +224,7 @@ def http_checks(t, d, admin, ids):
     t.check(st == 401, "no session: 401 (got %d)" % st)
     st, _, _ = d.req("POST", "/api/v1/bundles/%s/decision" % ids[0], b"x")
     t.check(st == 401, "no session, POST: 401 (got %d)" % st)
+    refused_logins(t, d, admin)
     cookie = d.login(admin)
     t.check("HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie,
             "session cookie HttpOnly, SameSite=Strict: %s" % cookie.split(";", 1)[1])
@@ -339,6 +368,8 @@ def main(sldd, t):
         admin = load_admin(os.path.join(a.dir, "admins", "adm-a.key"), fed.PASS)
         d = Dash(port)
         http_checks(t, d, admin, ids)
+        n = count_refused(a)
+        t.check(1 <= n <= 20, "refused sign-ins audited, at most 10 a minute (%d of 27)" % n)
         shots = {}
         if os.environ.get("SLDD_DASH_SCREENSHOTS"):
             shots = {k: os.path.join(os.environ["SLDD_DASH_SCREENSHOTS"], "dashboard-%s.png" % k)
