@@ -9,6 +9,7 @@
  *   GET  /api/v1/...           the admin API's read routes (nd_admin_api.h)
  *   POST /api/v1/bundles/ID/decision, POST /api/v1/jobs/N/cancel
  *   GET  /api/v1/bundles/ID/grid.png, .../privacy.png   the daemon's pictures
+ *   GET  /api/v1/bundles/ID/payload                     the stored payload bytes
  *
  * Everything but the first two needs the session cookie (401 otherwise);
  * every POST needs the session's CSRF token in X-CSRF-Token and no sign of
@@ -193,17 +194,41 @@ static void r_login(nd_dash *d, struct evhttp_request *r)
     session_json(d, r, s);
 }
 
-/* GET .../bundles/ID/grid.png or privacy.png: the picture the daemon drew
- * for an outbound bundle.  1 when the path was one of these. */
-static int r_picture(nd_dash *d, struct evhttp_request *r, const char *path)
+/* The stored payload bytes of bundle id (either direction). */
+static void send_payload(nd_dash *d, struct evhttp_request *r, const char *id)
 {
-    static const char *const names[] = {"/grid.png", "/privacy.png"};
+    char obj[65];
+    int found = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    sc_error e = {0, ""};
+    if (nd_db_text(d->db, obj, sizeof obj, &found, &e,
+                   "SELECT payload_sha256 FROM bundles WHERE id=?", "t", id) ||
+        !found) {
+        nd_dash_text(d, r, found ? 500 : 404, found ? e.msg : "no such bundle");
+        return;
+    }
+    if (nd_object_get(d->c->cfg.dir, obj, d->c->cfg.base.max_bundle_bytes, &buf, &len, &e)) {
+        nd_dash_text(d, r, 500, e.msg);
+        return;
+    }
+    nd_dash_send(d, r, 200, "application/octet-stream", buf, len);
+    free(buf);
+}
+
+/* GET .../bundles/ID/grid.png or privacy.png, the pictures the daemon drew
+ * for an outbound bundle, or .../payload, the payload bytes of any bundle
+ * (the inbound page decodes its images from them).  1 when the path was
+ * one of these. */
+static int r_bundle_file(nd_dash *d, struct evhttp_request *r, const char *path)
+{
+    static const char *const names[] = {"/grid.png", "/privacy.png", "/payload"};
     const char *rest = path + strlen("/v1/bundles/"), *slash = strchr(rest, '/');
     char idp[40], id[33], file[ND_PATH_MAX + 128];
     sc_error e = {0, ""};
     size_t n = slash ? (size_t)(slash - rest) : 0;
     int which = -1;
-    for (int i = 0; i < 2 && slash; i++)
+    for (int i = 0; i < 3 && slash; i++)
         if (!strcmp(slash, names[i]))
             which = i;
     if (strncmp(path, "/v1/bundles/", 12) || which < 0)
@@ -216,6 +241,10 @@ static int r_picture(nd_dash *d, struct evhttp_request *r, const char *path)
     idp[n] = 0;
     if (nd_bundle_resolve(d->db, idp, id, &e)) {
         nd_dash_text(d, r, e.code == SC_ENOTFOUND ? 404 : 400, e.msg);
+        return 1;
+    }
+    if (which == 2) {
+        send_payload(d, r, id);
         return 1;
     }
     snprintf(file, sizeof file, "%s/bundles/%s%s", d->c->cfg.dir, id, names[which]);
@@ -291,7 +320,7 @@ static void r_admin(nd_dash *d, struct evhttp_request *r, const nd_dash_session 
         nd_dash_text(d, r, 500, "out of memory");
         return;
     }
-    if (m == EVHTTP_REQ_GET && r_picture(d, r, path))
+    if (m == EVHTTP_REQ_GET && r_bundle_file(d, r, path))
         return;
     nd_buf_init(&b, d->c->cfg.base.max_bundle_bytes + 65536);
     int json = !(query && strstr(query, "format=text"));

@@ -37,7 +37,7 @@
     });
     page.replaceChildren(
       el('h2', {}, 'Node ' + st.node),
-      table(el, 'status', ['Pending approval', 'Outbound', 'Inbound', 'Queued deliveries',
+      table(el, 'node-status', ['Pending approval', 'Outbound', 'Inbound', 'Queued deliveries',
         'Active jobs', 'Audit entries', 'Privacy policy'], [[st.pending_approval, st.outbound,
         st.inbound, st.queued_deliveries, st.active_jobs, st.audit_entries, st.privacy_policy]]),
       el('h2', {}, 'Peers'),

@@ -195,6 +195,12 @@
       if ((m = /^#\/bundle\/([0-9a-f]{1,32})$/.exec(h))) {
         setNav('outbound');
         await bundlePage(page, m[1]);
+      } else if ((m = /^#\/inbound\/([0-9a-f]{1,32})$/.exec(h))) {
+        setNav('inbound');
+        await inboundBundlePage(page, m[1]);
+      } else if (h === '#/inbound') {
+        setNav('inbound');
+        await inboundPage(page);
       } else if (h === '#/node') {
         setNav('node');
         await window.SlddPages.node(page, call, el);
@@ -228,6 +234,60 @@
           el('td', { class: 'num' }, b.payload_size + ' B'),
           el('td', { class: 'num' }, fmt(b.sender_hm, 3)))))
         : el('p', {}, 'No outbound bundles yet.'));
+  }
+
+  const metricCells = (m) => (m ? [m.accuracy, m.sensitivity, m.specificity, m.hm, m.auc]
+    .map((v) => el('td', { class: 'num' }, fmt(v, 3))) : [el('td', {}, '-')]);
+
+  async function inboundPage(page) {
+    const list = await call('GET', '/v1/bundles');
+    const rows = list.filter((b) => b.direction === 'in');
+    page.replaceChildren(
+      el('h2', {}, 'Received bundles'),
+      el('p', { class: 'note' }, 'Bundles other hospitals sent here. Each was verified on ' +
+        'arrival (the sender\'s node signature and its admins\' approvals, against the keys ' +
+        'pinned for that hospital); "available" means it was rebuilt and evaluated on our ' +
+        'own labelled images.'),
+      rows.length ? el('table', { id: 'inbound' },
+        el('tr', {}, ['Bundle', 'From', 'State', 'Created', 'HM here', 'Sender\'s HM']
+          .map((t) => el('th', {}, t))),
+        rows.map((b) => el('tr', {},
+          el('td', {}, el('a', { href: '#/inbound/' + b.id, class: 'hash' }, b.id.slice(0, 12))),
+          el('td', {}, b.sender), el('td', {}, b.state), el('td', {}, when(b.created_unix)),
+          el('td', { class: 'num' }, fmt(b.local_hm, 3)),
+          el('td', { class: 'num' }, fmt(b.sender_hm, 3)))))
+        : el('p', {}, 'Nothing received yet.'));
+  }
+
+  async function inboundBundlePage(page, id) {
+    const view = await call('GET', '/v1/bundles/' + id);
+    const payload = await call('GET', '/v1/bundles/' + view.id + '/payload', null,
+      { as: 'bytes' });
+    await sodium.ready;
+    const sha = P.hex(sodium.crypto_hash_sha256(payload));
+    const b = P.parseBundle(payload);
+    const ev = view.evaluation;
+    page.replaceChildren(el('div', {},
+      el('h2', {}, 'Received bundle ' + view.id.slice(0, 12) + ' from ' + view.sender),
+      el('table', { id: 'inbound-head' },
+        row('State', view.state + (view.note ? ' - ' + view.note : '')),
+        row('Verification', view.direction === 'in' ? 'accepted on arrival: node signature of ' +
+          view.sender + ' and its admins\' approvals valid for the keys pinned for it' : '-'),
+        row('Payload SHA-256', el('span', { class: 'hash' }, sha + (sha === view.payload_sha256 ?
+          ' (as stored)' : ' - DIFFERS from the record ' + view.payload_sha256))),
+        row('Sequence', String(view.sequence)),
+        row('Sender\'s privacy verdict', verdictBadge(b.privacy ? b.privacy.verdict : ''))),
+      el('h3', {}, 'Evaluation: the rebuilt model on our own labelled images, beside the ' +
+        'sender\'s claim'),
+      el('table', { id: 'evaluation' },
+        el('tr', {}, ['', 'Accuracy', 'Sensitivity', 'Specificity', 'HM', 'AUC']
+          .map((t) => el('th', {}, t))),
+        el('tr', {}, el('th', {}, 'here' + (ev ? ' (' + ev.split + ', ' + ev.images +
+          ' images)' : '')), metricCells(ev)),
+        el('tr', {}, el('th', {}, 'sender'), metricCells(b.metrics))),
+      el('h2', {}, 'The received images (' + b.images.length + ') with soft labels and step sizes'),
+      imageGrid(b, b.privacy),
+      ...modelSection(b)));
   }
 
   /* One image (C x H x W, normalised values) on a canvas, each image

@@ -34,11 +34,11 @@ async function waitText(page, sel, re, ms = 15000) {
   throw new Error('waiting for ' + sel + ' to match ' + re + '; last: ' + last);
 }
 
-async function signIn(page, pass) {
-  await page.goto(T.url, { waitUntil: 'load' });
+async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
+  await page.goto(url, { waitUntil: 'load' });
   await page.waitForSelector('#signin:not([hidden])');
   const input = await page.$('#keyfile');
-  await input.uploadFile(T.keyfile);
+  await input.uploadFile(keyfile);
   await page.$eval('#passphrase', (e) => { e.value = ''; });
   await page.type('#passphrase', pass);
   await page.click('#signin-button');
@@ -63,7 +63,7 @@ async function main() {
       const u = req.url();
       out.requests.push(req.method() + ' ' + u);
       leakCheck(req);
-      if (!u.startsWith(T.url) && !u.startsWith('data:')) {
+      if (!T.origins.some((o) => u.startsWith(o)) && !u.startsWith('data:')) {
         out.foreign.push(u);
         req.abort();
       } else req.continue();
@@ -125,6 +125,27 @@ async function main() {
     await page.waitForSelector('#jobs');
     out.steps.node_jobs = await page.$$eval('#jobs tr', (r) => r.length);
     if (T.screenshot_node) await page.screenshot({ path: T.screenshot_node, fullPage: true });
+    await page.evaluate(() => { location.hash = '#/audit'; });
+    await page.waitForSelector('#audit');
+    if (T.screenshot_audit) await page.screenshot({ path: T.screenshot_audit, fullPage: false });
+    // the receiving node's dashboard: the bundle approved above, decoded and evaluated
+    await signIn(page, T.passphrase, T.inbound_url, T.inbound_keyfile);
+    // the import (rebuild, evaluation) may still be running: look again
+    for (let i = 0; i < 100; i++) {
+      await page.evaluate((n) => { location.hash = '#/inbound?' + n; }, i);
+      await page.evaluate(() => { location.hash = '#/inbound'; });
+      await page.waitForSelector('#inbound').catch(() => {});
+      out.steps.inbound_list = await text(page, '#inbound').catch(() => '');
+      if (out.steps.inbound_list.includes(T.approve.slice(0, 12)) &&
+          out.steps.inbound_list.includes('available')) break;
+      await sleep(300);
+    }
+    await page.evaluate((id) => { location.hash = '#/inbound/' + id; }, T.approve);
+    await page.waitForSelector('#images canvas');
+    out.steps.inbound_canvases = await page.$$eval('#images canvas', (cs) => cs.length);
+    out.steps.inbound_eval = await text(page, '#evaluation');
+    out.steps.inbound_head = await text(page, '#inbound-head');
+    if (T.screenshot_inbound) await page.screenshot({ path: T.screenshot_inbound, fullPage: true });
     out.errors = errors;
   } finally {
     await browser.close();

@@ -257,12 +257,17 @@ def http_checks(t, d, admin, ids):
     t.check(st in (404, 405), "operator routes are not on the dashboard (got %d)" % st)
 
 
-def browser(t, sldd_root, node_a, port, admin, ids, shots):
+def browser(t, sldd_root, fa, port, port_b, admin, ids, shots):
+    node_a, node_b = fa.nodes["a"], fa.nodes["b"]
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     secret_forms = {"passphrase": fed.PASS, "secret key (base64)":
                     base64.b64encode(admin["sk"]).decode(), "secret key (hex)": admin["sk"].hex(),
                     "seed (base64)": base64.b64encode(admin["sk"][:32]).decode()}
     spec = {"url": "http://127.0.0.1:%d/" % port, "chromium": chromium,
+            "inbound_url": "http://127.0.0.1:%d/" % port_b,
+            "origins": ["http://127.0.0.1:%d/" % p for p in (port, port_b)],
+            "inbound_keyfile": os.path.join(node_b.dir, "admins", "adm-b.key"),
+            "screenshot_inbound": shots.get("inbound"), "screenshot_audit": shots.get("audit"),
             "keyfile": os.path.join(node_a.dir, "admins", "adm-a.key"),
             "passphrase": fed.PASS, "secrets": secret_forms, "approve": ids[0],
             "reject": ids[1], "blocked": ids[2], "reason": REASON,
@@ -302,6 +307,12 @@ def browser_checks(t, res, want_sha):
     t.check("BLOCKED" in s.get("blocked_text", "") and s.get("blocked_disabled") is True,
             "blocked bundle shown as blocked, approve disabled")
     t.check(s.get("node_jobs", 0) >= 4, "node page lists the jobs")
+    t.check(res.get("_approve", "") in s.get("inbound_list", "") and
+            "node-a" in s.get("inbound_list", ""), "the receiver's inbound page lists it")
+    t.check(s.get("inbound_canvases") == 3, "the received images are decoded")
+    t.check("here" in s.get("inbound_eval", "") and "sender" in s.get("inbound_eval", ""),
+            "local evaluation beside the sender's: %r" % s.get("inbound_eval"))
+    t.check("(as stored)" in s.get("inbound_head", ""), "received payload hash as stored")
     t.check(res.get("foreign") == [], "no request to another host: %r" % res.get("foreign"))
     t.check(res.get("leaks") == [], "no request carries the passphrase or key: %r" %
             res.get("leaks"))
@@ -361,6 +372,8 @@ def main(sldd, t):
         a = fa.nodes["a"]
         port = free_port()
         a.serve_args = ["--dashboard", "127.0.0.1:%d" % port, "--dashboard-idle", str(idle)]
+        port_b = free_port()
+        fa.nodes["b"].serve_args = ["--dashboard", "127.0.0.1:%d" % port_b]
         fa.start()
         ids = make_bundles(fa)
         t.check(a.bundle(ids[2])["privacy_verdict"] == "block", "third bundle blocked by policy")
@@ -373,8 +386,9 @@ def main(sldd, t):
         shots = {}
         if os.environ.get("SLDD_DASH_SCREENSHOTS"):
             shots = {k: os.path.join(os.environ["SLDD_DASH_SCREENSHOTS"], "dashboard-%s.png" % k)
-                     for k in ("bundle", "node")}
-        res = browser(t, workdir, a, port, admin, ids, shots)
+                     for k in ("bundle", "node", "inbound", "audit")}
+        res = browser(t, workdir, fa, port, port_b, admin, ids, shots)
+        res["_approve"] = ids[0][:12]
         browser_checks(t, res, want_sha)
         record_checks(t, fa, admin, ids[0], want_sha)
         expiry_check(t, d, admin, idle)
