@@ -170,8 +170,13 @@ static void r_login(nd_dash *d, struct evhttp_request *r)
             memcpy(dst, v, strlen(v) + 1);
     }
     free(text);
+    /* the name goes into the log and the audit log: letters, digits, . _ - */
+    if (admin[strspn(admin, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")])
+        admin[0] = 0;
     if (kv < 0 || !admin[0] || !ch[0] || !sig[0]) {
-        nd_dash_text(d, r, 400, "body: 'admin:', 'challenge:' and 'signature:' lines");
+        nd_dash_text(d, r, 400,
+                     "body: 'admin:' (letters, digits, '.', '_', '-'), 'challenge:' and "
+                     "'signature:' lines");
         return;
     }
     if (d->c->trust->peer_get(d->c->trust, d->c->self_id, &self, &e) ||

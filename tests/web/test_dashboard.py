@@ -197,6 +197,9 @@ def refused_logins(t, d, admin):
                                          ch).encode())).hex())
     st, _, _ = d.req("POST", "/api/login", good.encode(), cookie=False)
     t.check(st == 403, "a challenge used once cannot sign in again (%d)" % st)
+    st, _, _ = d.req("POST", "/api/login", b"admin: adm-a\x1b[2J\nchallenge: %s\nsignature: %s\n" %
+                     (ch.encode(), b"00" * 64), cookie=False)
+    t.check(st == 400, "an admin name with a terminal escape is refused (%d)" % st)
     for _ in range(25):
         d.req("POST", "/api/login", forged.encode(), cookie=False)
     return st
