@@ -37,23 +37,28 @@
 int nd_dash_parse_listen(const char *s, char *host, size_t cap, int *port, int *loopback,
                          sc_error *e)
 {
-    const char *colon, *h = s;
+    const char *ps, *h = s; /* the port's digits, the host */
     size_t hl;
     long long p;
-    if (s[0] == '[') {
+    if (s[0] && strspn(s, "0123456789") == strlen(s)) { /* PORT alone: loopback */
+        h = "127.0.0.1";
+        hl = strlen(h);
+        ps = s;
+    } else if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close || close[1] != ':')
             return sc_error_set(e, SC_EINVAL, "--dashboard '%s': use [IPV6]:PORT", s);
         h = s + 1;
         hl = (size_t)(close - h);
-        colon = close + 1;
+        ps = close + 2;
     } else {
-        colon = strrchr(s, ':');
+        const char *colon = strrchr(s, ':');
         if (!colon)
             return sc_error_set(e, SC_EINVAL, "--dashboard '%s': use ADDR:PORT", s);
         hl = (size_t)(colon - s);
+        ps = colon + 1;
     }
-    if (hl == 0 || hl >= cap || sb_parse_i64(colon + 1, 0, 65535, &p))
+    if (hl == 0 || hl >= cap || sb_parse_i64(ps, 0, 65535, &p))
         return sc_error_set(e, SC_EINVAL, "--dashboard '%s': use ADDR:PORT (port 0 to 65535)", s);
     memcpy(host, h, hl);
     host[hl] = 0;

@@ -28,7 +28,8 @@ typedef struct nd_dash_config {
 
 typedef struct nd_dash nd_dash;
 
-/* Parse ADDR:PORT (numeric IPv4, or IPv6 in brackets; port 0 picks one)
+/* Parse ADDR:PORT (numeric IPv4, or IPv6 in brackets; port 0 picks one;
+ * PORT alone means 127.0.0.1:PORT)
  * into host (cap bytes) and *port; *loopback is 1 for 127.0.0.0/8 and ::1.
  * 0, or SC_EINVAL with the reason. */
 int nd_dash_parse_listen(const char *s, char *host, size_t cap, int *port, int *loopback,

@@ -17,7 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "node"))
 import fed  # noqa: E402
-from test_dashboard import free_port  # noqa: E402
+from test_dashboard import free_port, run  # noqa: E402
 
 
 def main(sldd, t):
@@ -60,12 +60,4 @@ def main(sldd, t):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        print(__doc__)
-        sys.exit(2)
-    checks = fed.Checks()
-    try:
-        main(sys.argv[1], checks)
-    except fed.Failed as e:
-        checks.check(False, str(e))
-    sys.exit(checks.finish())
+    run(main, __doc__, 2)

@@ -48,6 +48,8 @@ async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
 async function main() {
   const browser = await puppeteer.launch({
     executablePath: T.chromium, headless: true,
+    // node-b's dashboard is served with its certificate from the test CA
+    acceptInsecureCerts: true,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-default-apps'],

@@ -150,6 +150,9 @@ static void test_listen(void)
     CHECK(nd_dash_parse_listen("0.0.0.0:8443", host, sizeof host, &port, &lo, &e) == 0 && lo == 0);
     CHECK(nd_dash_parse_listen("10.1.2.3:8443", host, sizeof host, &port, &lo, &e) == 0 && lo == 0);
     CHECK(nd_dash_parse_listen("[::]:8443", host, sizeof host, &port, &lo, &e) == 0 && lo == 0);
+    CHECK(nd_dash_parse_listen("8081", host, sizeof host, &port, &lo, &e) == 0);
+    CHECK(!strcmp(host, "127.0.0.1") && port == 8081 && lo == 1);
+    CHECK(nd_dash_parse_listen("", host, sizeof host, &port, &lo, &e) == SC_EINVAL);
     CHECK(nd_dash_parse_listen("localhost:8080", host, sizeof host, &port, &lo, &e) == SC_EINVAL);
     CHECK(nd_dash_parse_listen("127.0.0.1", host, sizeof host, &port, &lo, &e) == SC_EINVAL);
     CHECK(nd_dash_parse_listen("127.0.0.1:65536", host, sizeof host, &port, &lo, &e) == SC_EINVAL);

@@ -179,6 +179,26 @@ def make_bundles(fa):
 
 # ---------------------------------------------------------------- checks
 
+def tls_checks(t, fa, port):
+    """A dashboard on a non-loopback address speaks TLS only, with the
+    node's certificate (issued by the federation's CA)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(fa.ca, "ca.pem"))
+    ctx.check_hostname = False
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    c.request("GET", "/")
+    r = c.getresponse()
+    r.read()
+    t.check(r.status == 200 and "max-age" in (r.getheader("Strict-Transport-Security") or ""),
+            "non-loopback dashboard: HTTPS with the node's certificate and HSTS (%d)" % r.status)
+    c.close()
+    try:
+        st, _, _ = Dash(port).req("GET", "/")
+    except (OSError, http.client.HTTPException):
+        st = None
+    t.check(st != 200, "non-loopback dashboard: no plain HTTP (%r)" % st)
+
+
 def refused_logins(t, d, admin):
     """A signature by another key, a replayed challenge: 403, audited, and
     a flood of them does not grow the audit log without bound."""
@@ -267,8 +287,8 @@ def browser(t, sldd_root, fa, port, port_b, admin, ids, shots):
                     base64.b64encode(admin["sk"]).decode(), "secret key (hex)": admin["sk"].hex(),
                     "seed (base64)": base64.b64encode(admin["sk"][:32]).decode()}
     spec = {"url": "http://127.0.0.1:%d/" % port, "chromium": chromium,
-            "inbound_url": "http://127.0.0.1:%d/" % port_b,
-            "origins": ["http://127.0.0.1:%d/" % p for p in (port, port_b)],
+            "inbound_url": "https://127.0.0.1:%d/" % port_b,
+            "origins": ["http://127.0.0.1:%d/" % port, "https://127.0.0.1:%d/" % port_b],
             "inbound_keyfile": os.path.join(node_b.dir, "admins", "adm-b.key"),
             "screenshot_inbound": shots.get("inbound"), "screenshot_audit": shots.get("audit"),
             "keyfile": os.path.join(node_a.dir, "admins", "adm-a.key"),
@@ -376,8 +396,10 @@ def main(sldd, t):
         port = free_port()
         a.serve_args = ["--dashboard", "127.0.0.1:%d" % port, "--dashboard-idle", str(idle)]
         port_b = free_port()
-        fa.nodes["b"].serve_args = ["--dashboard", "127.0.0.1:%d" % port_b]
+        # not loopback: served over TLS with node-b's certificate
+        fa.nodes["b"].serve_args = ["--dashboard", "0.0.0.0:%d" % port_b]
         fa.start()
+        tls_checks(t, fa, port_b)
         ids = make_bundles(fa)
         t.check(a.bundle(ids[2])["privacy_verdict"] == "block", "third bundle blocked by policy")
         want_sha = a.bundle(ids[0])["payload_sha256"]
@@ -398,9 +420,11 @@ def main(sldd, t):
         fa.stop()
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print("usage: %s /path/to/sldd WORKDIR" % sys.argv[0])
+def run(main, usage, nargs):
+    """Run main(sldd, checks) with at least nargs arguments; exit with the
+    checks' status (fed.run, with more arguments than the sldd path)."""
+    if len(sys.argv) < nargs + 1:
+        print(usage)
         sys.exit(2)
     checks = fed.Checks()
     try:
@@ -408,3 +432,7 @@ if __name__ == "__main__":
     except fed.Failed as e:
         checks.check(False, str(e))
     sys.exit(checks.finish())
+
+
+if __name__ == "__main__":
+    run(main, "usage: %s /path/to/sldd WORKDIR" % sys.argv[0], 2)
