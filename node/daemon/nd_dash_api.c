@@ -352,7 +352,10 @@ void nd_dash_api(nd_dash *d, struct evhttp_request *r, const char *path, const c
             r_login(d, r);
         return;
     }
-    nd_dash_session *s = nd_dash_session_find(&d->sessions, cookie_token(r, tok), nd_now_unix());
+    /* the page's background refresh says so, and does not count as use */
+    const char *bg = header(r, "X-Background");
+    nd_dash_session *s = nd_dash_session_find(&d->sessions, cookie_token(r, tok), nd_now_unix(),
+                                              !(bg && !strcmp(bg, "1")));
     if (!s && m == EVHTTP_REQ_GET && !strcmp(path, "/session")) {
         nd_dash_send(d, r, 200, "application/json", "{\"admin\":null}\n", 15);
         return;

@@ -112,7 +112,8 @@ int nd_dash_login(nd_dash_sessions *ss, const sc_peer *self, const char *admin,
     return 0;
 }
 
-nd_dash_session *nd_dash_session_find(nd_dash_sessions *ss, const char *token, int64_t now)
+nd_dash_session *nd_dash_session_find(nd_dash_sessions *ss, const char *token, int64_t now,
+                                      int touch)
 {
     if (!token || strlen(token) != 64)
         return NULL;
@@ -124,7 +125,8 @@ nd_dash_session *nd_dash_session_find(nd_dash_sessions *ss, const char *token, i
             memset(s, 0, sizeof *s);
             return NULL;
         }
-        s->last_used = now;
+        if (touch)
+            s->last_used = now;
         return s;
     }
     return NULL;

@@ -69,9 +69,12 @@ int nd_dash_login(nd_dash_sessions *ss, const sc_peer *self, const char *admin,
                   const char *challenge, const char *sig_hex, int64_t now, nd_dash_session **out,
                   sc_error *e) SC_WUR;
 
-/* The live session of cookie token `token` (its last use set to now), or
- * NULL: unknown, or idle for idle_seconds or longer (then removed). */
-nd_dash_session *nd_dash_session_find(nd_dash_sessions *ss, const char *token, int64_t now);
+/* The live session of cookie token `token`, or NULL: unknown, or idle for
+ * idle_seconds or longer (then removed).  With touch, its last use becomes
+ * now; without, it does not (the page's own background refresh, which must
+ * not keep an unattended session open). */
+nd_dash_session *nd_dash_session_find(nd_dash_sessions *ss, const char *token, int64_t now,
+                                      int touch);
 
 /* 1 when csrf equals the session's CSRF token (constant time), else 0. */
 int nd_dash_csrf_ok(const nd_dash_session *s, const char *csrf);

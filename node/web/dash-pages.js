@@ -15,10 +15,16 @@
         el('td', {}, c === null || c === undefined ? '-' : String(c)))))));
   }
 
-  async function node(page, call, el) {
-    const st = await call('GET', '/v1/status');
-    const peers = await call('GET', '/v1/peers');
-    const jobs = await call('GET', '/v1/jobs');
+  let refresh = null;
+
+  /* background: a refresh of the page by itself, which does not count as
+   * the admin's use of the session (X-Background) */
+  async function node(page, call, el, background) {
+    const bg = { background: !!background };
+    clearTimeout(refresh);
+    const st = await call('GET', '/v1/status', null, bg);
+    const peers = await call('GET', '/v1/peers', null, bg);
+    const jobs = await call('GET', '/v1/jobs', null, bg);
     const peerRows = peers.map((p) => [p.id, p.url || '(no address)', p.sign_fingerprint,
       p.admins, p.delivered_to, p.received_from]);
     const jobRows = (Array.isArray(jobs) ? jobs : jobs.jobs || []).map((j) => {
@@ -46,6 +52,11 @@
       el('h2', {}, 'Jobs'),
       table(el, 'jobs', ['Job', 'Kind', 'State', 'Progress', 'Loss', 'Bundle', 'Error', ''],
         jobRows));
+    /* live progress: every 2 s while a job is active and this page is shown */
+    if (jobs.some((j) => j.state === 'queued' || j.state === 'running'))
+      refresh = setTimeout(() => {
+        if (location.hash === '#/node') node(page, call, el, true).catch(() => {});
+      }, 2000);
   }
 
   async function audit(page, call, el) {

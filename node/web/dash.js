@@ -68,6 +68,7 @@
 
   async function call(method, path, body, opts) {
     const headers = {};
+    if (opts && opts.background) headers['X-Background'] = '1';
     if (method === 'POST') {
       headers['X-CSRF-Token'] = session ? session.csrf : '';
       headers['Content-Type'] = (opts && opts.type) || 'text/plain';

@@ -52,7 +52,7 @@ static void test_login(void)
     CHECK(s && !strcmp(s->admin, "alice"));
     char token[65];
     memcpy(token, s->token, 65);
-    CHECK(nd_dash_session_find(&ss, token, 1002) == s);
+    CHECK(nd_dash_session_find(&ss, token, 1002, 1) == s);
     CHECK(nd_dash_csrf_ok(s, s->csrf));
 
     /* the same challenge again: single use */
@@ -86,13 +86,24 @@ static void test_login(void)
     CHECK(nd_dash_login_message(msg, sizeof msg, "node-a", "alice\nchallenge: 00", ch) == -1);
 
     /* the first session is still there; idle for 60 s it is not */
-    s = nd_dash_session_find(&ss, token, 1061);
+    s = nd_dash_session_find(&ss, token, 1061, 1);
     CHECK(s != NULL);
-    CHECK(nd_dash_session_find(&ss, token, 1061 + 59) != NULL);
-    CHECK(nd_dash_session_find(&ss, token, 1061 + 59 + 60) == NULL);
-    CHECK(nd_dash_session_find(&ss, token, 1061 + 59 + 61) == NULL); /* removed */
-    CHECK(nd_dash_session_find(&ss, NULL, 1000) == NULL);
-    CHECK(nd_dash_session_find(&ss, "", 1000) == NULL);
+    CHECK(nd_dash_session_find(&ss, token, 1061 + 59, 1) != NULL);
+    CHECK(nd_dash_session_find(&ss, token, 1061 + 59 + 60, 1) == NULL);
+    CHECK(nd_dash_session_find(&ss, token, 1061 + 59 + 61, 1) == NULL); /* removed */
+    CHECK(nd_dash_session_find(&ss, NULL, 1000, 1) == NULL);
+
+    /* a background refresh sees the session but does not keep it alive */
+    nd_dash_challenge_new(&ss, 2000, ch);
+    sign_login(sig, g_sk, "node-a", "alice", ch, ND_DASH_LOGIN_TYPE);
+    CHECK(nd_dash_login(&ss, &self, "alice", ch, sig, 2000, &s, &e) == 0);
+    if (s) {
+        memcpy(token, s->token, 65);
+        CHECK(nd_dash_session_find(&ss, token, 2050, 0) == s);
+        CHECK(nd_dash_session_find(&ss, token, 2059, 0) == s);
+        CHECK(nd_dash_session_find(&ss, token, 2060, 0) == NULL);
+    }
+    CHECK(nd_dash_session_find(&ss, "", 1000, 1) == NULL);
 }
 
 static void test_csrf_and_logout(void)
@@ -119,7 +130,7 @@ static void test_csrf_and_logout(void)
     CHECK(!nd_dash_csrf_ok(s, s->token));
     CHECK(!nd_dash_csrf_ok(NULL, s->csrf));
     nd_dash_session_end(s);
-    CHECK(nd_dash_session_find(&ss, token, 6) == NULL);
+    CHECK(nd_dash_session_find(&ss, token, 6, 1) == NULL);
     nd_dash_session_end(NULL);
 
     /* a full table: the oldest session gives way, the others stay */
@@ -133,8 +144,8 @@ static void test_csrf_and_logout(void)
         if (i == 1 && s)
             memcpy(token, s->token, 65);
     }
-    CHECK(nd_dash_session_find(&ss, first, 200) == NULL);
-    CHECK(nd_dash_session_find(&ss, token, 200) != NULL);
+    CHECK(nd_dash_session_find(&ss, first, 200, 1) == NULL);
+    CHECK(nd_dash_session_find(&ss, token, 200, 1) != NULL);
 }
 
 static void test_listen(void)

@@ -372,12 +372,17 @@ def record_checks(t, fa, admin, bid, want_sha):
 
 
 def expiry_check(t, d, admin, idle):
+    """Idle expiry; the page's background refresh does not keep a session
+    alive."""
     d.login(admin)
     st, _, _ = d.req("GET", "/api/v1/status")
     t.check(st == 200, "a fresh session reads")
-    time.sleep(idle + 1.2)
+    time.sleep(idle - 2)
+    st, _, _ = d.req("GET", "/api/v1/jobs", headers={"X-Background": "1"})
+    t.check(st == 200, "a background refresh reads while the session lives (%d)" % st)
+    time.sleep(3.2)
     st, _, _ = d.req("GET", "/api/v1/status")
-    t.check(st == 401, "an idle session is refused: %d" % st)
+    t.check(st == 401, "an idle session is refused, background refresh or not: %d" % st)
     st, _, _ = d.post("/api/v1/bundles/00/decision", b"x")
     t.check(st == 401, "an expired session cannot decide: %d" % st)
 
