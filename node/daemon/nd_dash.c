@@ -110,6 +110,32 @@ void nd_dash_text(nd_dash *d, struct evhttp_request *r, int status, const char *
     nd_dash_send(d, r, status, "text/plain; charset=utf-8", msg, strlen(msg));
 }
 
+int nd_dash_host_ok(const char *host)
+{
+    char name[64];
+    size_t n;
+    if (!host || !host[0])
+        return 0;
+    if (host[0] == '[') { /* [IPv6]:port */
+        const char *close = strchr(host, ']');
+        if (!close || (close[1] && close[1] != ':'))
+            return 0;
+        n = (size_t)(close - host - 1);
+        host++;
+    } else {
+        const char *colon = strchr(host, ':');
+        n = colon ? (size_t)(colon - host) : strlen(host);
+    }
+    if (n == 0 || n >= sizeof name)
+        return 0;
+    memcpy(name, host, n);
+    name[n] = 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    return !strcmp(name, "localhost") || inet_pton(AF_INET, name, &a4) == 1 ||
+           inet_pton(AF_INET6, name, &a6) == 1;
+}
+
 static void on_request(struct evhttp_request *r, void *arg)
 {
     nd_dash *d = arg;
@@ -119,6 +145,14 @@ static void on_request(struct evhttp_request *r, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(r);
     if (!path || path[0] != '/') {
         nd_dash_text(d, r, 400, "bad request path");
+        return;
+    }
+    /* plain HTTP on loopback: a page of another site that made its name
+     * resolve to this machine (DNS rebinding) is not served */
+    if (!d->ssl &&
+        !nd_dash_host_ok(evhttp_find_header(evhttp_request_get_input_headers(r), "Host"))) {
+        nd_dash_text(d, r, 421,
+                     "the dashboard answers to its address (127.0.0.1:PORT), not a name");
         return;
     }
     if (!strncmp(path, "/api/", 5)) {

@@ -35,6 +35,10 @@ typedef struct nd_dash nd_dash;
 int nd_dash_parse_listen(const char *s, char *host, size_t cap, int *port, int *loopback,
                          sc_error *e) SC_WUR;
 
+/* 1 when a Host header names an address (IPv4, [IPv6]) or localhost, with
+ * or without a port: what a loopback dashboard answers to. */
+int nd_dash_host_ok(const char *host);
+
 /* Bind and start serving on the dashboard's thread.  admin gives the
  * routes (started before).  *out is NULL when cfg asks for no dashboard. */
 int nd_dash_start(nd_dash **out, nd_ctx *c, nd_admin *admin, const nd_dash_config *cfg,

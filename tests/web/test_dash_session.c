@@ -172,6 +172,20 @@ static void test_listen(void)
     CHECK(nd_dash_parse_listen("[::1]80", host, sizeof host, &port, &lo, &e) == SC_EINVAL);
 }
 
+static void test_host(void)
+{
+    CHECK(nd_dash_host_ok("127.0.0.1:8080"));
+    CHECK(nd_dash_host_ok("127.0.0.1"));
+    CHECK(nd_dash_host_ok("[::1]:8080"));
+    CHECK(nd_dash_host_ok("localhost:8080"));
+    CHECK(!nd_dash_host_ok("evil.example:8080"));
+    CHECK(!nd_dash_host_ok("127.0.0.1.evil.example"));
+    CHECK(!nd_dash_host_ok("[::1"));
+    CHECK(!nd_dash_host_ok("[::1]x"));
+    CHECK(!nd_dash_host_ok(""));
+    CHECK(!nd_dash_host_ok(NULL));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -182,5 +196,6 @@ int main(void)
     test_login();
     test_csrf_and_logout();
     test_listen();
+    test_host();
     return sd_test_finish();
 }

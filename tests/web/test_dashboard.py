@@ -243,6 +243,8 @@ def http_checks(t, d, admin, ids):
     t.check(not inline and b" onload=" not in low and b" onclick=" not in low and
             b"style=" not in low, "no inline script, handler or style in the page")
     t.check(b"http://" not in low and b"https://" not in low, "the page names no other host")
+    st, _, _ = d.req("GET", "/", headers={"Host": "rebound.example:%d" % d.port})
+    t.check(st == 421, "a Host that is a name (DNS rebinding) is not served: %d" % st)
     st, _, _ = d.req("GET", "/api/v1/bundles")
     t.check(st == 401, "no session: 401 (got %d)" % st)
     st, _, _ = d.req("POST", "/api/v1/bundles/%s/decision" % ids[0], b"x")
