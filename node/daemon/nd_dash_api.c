@@ -228,15 +228,17 @@ static void send_payload(nd_dash *d, struct evhttp_request *r, const char *id)
 static int r_bundle_file(nd_dash *d, struct evhttp_request *r, const char *path)
 {
     static const char *const names[] = {"/grid.png", "/privacy.png", "/payload"};
-    const char *rest = path + strlen("/v1/bundles/"), *slash = strchr(rest, '/');
     char idp[40], id[33], file[ND_PATH_MAX + 128];
     sc_error e = {0, ""};
-    size_t n = slash ? (size_t)(slash - rest) : 0;
     int which = -1;
+    if (strncmp(path, "/v1/bundles/", 12))
+        return 0;
+    const char *rest = path + 12, *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : 0;
     for (int i = 0; i < 3 && slash; i++)
         if (!strcmp(slash, names[i]))
             which = i;
-    if (strncmp(path, "/v1/bundles/", 12) || which < 0)
+    if (which < 0)
         return 0;
     if (n == 0 || n >= sizeof idp) {
         nd_dash_text(d, r, 404, "no such bundle");
@@ -283,10 +285,12 @@ static void audit_reason(nd_dash *d, const nd_dash_session *s, const char *path,
 {
     struct evkeyvalq kv;
     char idp[40], id[33], why[404];
-    const char *rest = path + 12, *slash = strchr(rest, '/');
     sc_error e = {0, ""};
+    if (!query || strncmp(path, "/v1/bundles/", 12))
+        return;
+    const char *rest = path + 12, *slash = strchr(rest, '/');
     size_t n = slash ? (size_t)(slash - rest) : 0;
-    if (!query || n == 0 || n >= sizeof idp)
+    if (n == 0 || n >= sizeof idp)
         return;
     TAILQ_INIT(&kv);
     if (evhttp_parse_query_str(query, &kv) == 0) {
@@ -331,7 +335,7 @@ static void r_admin(nd_dash *d, struct evhttp_request *r, const nd_dash_session 
     int json = !(query && strstr(query, "format=text"));
     int status = nd_admin_handle(d->admin, d->db, m == EVHTTP_REQ_POST ? "POST" : "GET", path,
                                  query, body, len, json, &type, &b);
-    if (status == 200 && m == EVHTTP_REQ_POST && !strncmp(path, "/v1/bundles/", 12))
+    if (status == 200 && m == EVHTTP_REQ_POST)
         audit_reason(d, s, path, query);
     send_buf(d, r, status, type, &b);
     nd_buf_free(&b);
