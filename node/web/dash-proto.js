@@ -229,6 +229,18 @@
     return concat([statement, fBytes(3, s)]);
   }
 
+  /* An admin's decision on statement st, as `sldd bundle approve` makes it
+   * (sc_statement_approve): the Approval over SHA-256 of the payload in st,
+   * signed with Ed25519 over PAE, appended to st.  sodium: libsodium's
+   * wrappers; key: {name, node, pk, sk}.  Returns {sha (hex), signed}. */
+  function signDecision(sodium, st, key, decision, timeUnix) {
+    const hash = sodium.crypto_hash_sha256(parseStatement(st).payload);
+    const ap = approval(hash, key.name, key.node, decision, timeUnix);
+    const sig = sodium.crypto_sign_detached(pae(TYPE_APPROVAL, ap), key.sk);
+    return { sha: hex(hash),
+      signed: addSignature(st, key.name, sodium.crypto_hash_sha256(key.pk), sig, ap) };
+  }
+
   /* ---- the admin key file (docs/keys.md) */
 
   function parseKeyFile(text) {
@@ -249,5 +261,5 @@
   }
 
   window.SlddProto = { fields, parseStatement, parseBundle, pae, approval, addSignature,
-    parseKeyFile, hex, concat, TYPE_APPROVAL };
+    signDecision, parseKeyFile, hex, concat, TYPE_APPROVAL };
 })();

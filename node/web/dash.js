@@ -531,12 +531,9 @@
    * and post the statement with the signature appended. */
   async function decide(id, st, sha, decision, reason) {
     if (!key) throw new Error('your key is not unlocked; sign in again');
-    const s = P.parseStatement(st);
-    const hash = sodium.crypto_hash_sha256(s.payload);
-    if (P.hex(hash) !== sha) throw new Error('the bytes changed since they were shown');
-    const ap = P.approval(hash, key.name, key.node, decision, Math.floor(Date.now() / 1000));
-    const sig = sodium.crypto_sign_detached(P.pae(P.TYPE_APPROVAL, ap), key.sk);
-    const signed = P.addSignature(st, key.name, sodium.crypto_hash_sha256(key.pk), sig, ap);
+    const d = P.signDecision(sodium, st, key, decision, Math.floor(Date.now() / 1000));
+    if (d.sha !== sha) throw new Error('the bytes changed since they were shown');
+    const signed = d.signed;
     const q = reason ? '?reason=' + encodeURIComponent(reason) : '';
     return call('POST', '/v1/bundles/' + id + '/decision' + q, signed,
       { type: 'application/octet-stream', as: 'text' });
