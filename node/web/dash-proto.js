@@ -156,6 +156,7 @@
       labels: floats(ds, 5), stepSizes: floats(ds, 6),
       mean: floats(norm, 1), std: floats(norm, 2),
       classNames: [], dataSource: str(prov, 5),
+      hyperParams: msgs(prov, 2).map((h) => [str(h, 1), str(h, 2)]),
       metrics: msg(fs, 13).length ? {
         split: str(met, 1), accuracy: dbl(met, 2), sensitivity: dbl(met, 3),
         specificity: dbl(met, 4), hm: dbl(met, 5), auc: dbl(met, 6),

@@ -367,6 +367,8 @@
       }
     };
     walk(view, '');
+    for (const [k, v] of b.hyperParams)
+      if (/epsilon|delta|budget|^dp_/i.test(k)) extra.push([k + ' (in the payload)', v]);
     return [
       el('h2', {}, 'Privacy evidence'),
       pr ? el('p', {}, 'Verdict ', verdictBadge(pr.verdict), ' - membership-inference AUC ',
@@ -408,7 +410,10 @@
         el('tr', {}, el('th', {}, 'Initial weights (theta 0)'), el('td', {}, m.initScheme +
           ', seed ' + m.initSeed, el('br'), el('span', { class: 'hash' }, 'SHA-256 ' + m.theta0))),
         el('tr', {}, el('th', {}, 'Distilled set'), el('td', {}, b.steps + ' steps x ' +
-          b.perStep + ' images, ' + b.epochs + ' epoch(s); data: ' + (b.dataSource || '-')))),
+          b.perStep + ' images, ' + b.epochs + ' epoch(s); data: ' + (b.dataSource || '-'))),
+        b.hyperParams.length ? el('tr', {}, el('th', {}, 'Hyper-parameters'),
+          el('td', { id: 'hyper' }, b.hyperParams.map(([k, v]) => k + ' ' + v).join(', ')))
+          : null),
       el('h3', {}, 'Sender metrics: the model rebuilt from this bundle on this hospital\'s ' +
         'validation images (what partners will see as our claim)'),
       mt ? el('table', { id: 'metrics' },

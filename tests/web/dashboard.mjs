@@ -96,6 +96,7 @@ async function main() {
     }));
     out.steps.bars = await page.$$eval('#images .bar', (b) => b.length);
     out.steps.privacy_rows = await page.$$eval('#privacy-table tr', (r) => r.length);
+    out.steps.hyper = await text(page, '#hyper');
     if (T.screenshot) await page.screenshot({ path: T.screenshot, fullPage: true });
     await page.click('#approve');
     out.steps.approve = await waitText(page, '#decision-result', /APPROVED|Refused|recorded/);

@@ -322,6 +322,8 @@ def browser_checks(t, res, want_sha):
     t.check(len(cv) == 3 and all(c["w"] > 0 and c["hi"] > c["lo"] for c in cv),
             "three decoded, non-blank images: %r" % cv)
     t.check(s.get("bars") == 9, "soft-label bars for 3 images x 3 classes (%r)" % s.get("bars"))
+    t.check("iterations 12" in s.get("hyper", ""), "hyper-parameters from the payload: %r" %
+            s.get("hyper"))
     t.check(s.get("privacy_rows") == 4, "privacy table: header and 3 images (%r rows)" %
             s.get("privacy_rows"))
     t.check("APPROVED" in s.get("approve", ""), "approved: %r" % s.get("approve"))
