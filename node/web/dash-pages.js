@@ -17,6 +17,13 @@
 
   let refresh = null;
 
+  function duration(s) {
+    s = Math.round(s);
+    if (s < 90) return s + ' s';
+    if (s < 5400) return Math.round(s / 60) + ' min';
+    return Math.floor(s / 3600) + ' h ' + Math.round((s % 3600) / 60) + ' min';
+  }
+
   /* background: a refresh of the page by itself, which does not count as
    * the admin's use of the session (X-Background) */
   async function node(page, call, el, background) {
@@ -35,10 +42,10 @@
       const cancel = active ? el('button', { type: 'button', onclick: async () => {
         await call('POST', '/v1/jobs/' + j.id + '/cancel', '', { as: 'text' });
         await node(page, call, el);
-      } }, 'Cancel') : '';
+      } }, 'Cancel job ' + j.id) : '';
       return [j.id, j.kind, j.state, el('span', {}, bar, ' ', pct === null ? '' :
-        pct.toFixed(0) + '%' + (active && j.eta_seconds ? ', ETA ' + Math.round(j.eta_seconds) +
-        ' s' : '')), typeof j.loss === 'number' ? j.loss.toFixed(4) : '-',
+        pct.toFixed(0) + '%' + (active && j.eta_seconds ? ', about ' + duration(j.eta_seconds) +
+        ' left' : '')), typeof j.loss === 'number' ? j.loss.toFixed(4) : '-',
       j.bundle ? j.bundle.slice(0, 12) : '-', j.error || '', cancel];
     });
     page.replaceChildren(

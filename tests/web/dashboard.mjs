@@ -123,11 +123,19 @@ async function main() {
     out.steps.blocked_text = await text(page, '#decide');
     out.steps.blocked_disabled = await page.$eval('#approve', (b) => b.disabled);
 
-    // the node page
+    // the node page: the long job is running, its progress refreshes, and
+    // it is canceled from the page
     await page.evaluate(() => { location.hash = '#/node'; });
     await page.waitForSelector('#jobs');
+    await waitText(page, '#jobs', /running/, 60000);
     out.steps.node_jobs = await page.$$eval('#jobs tr', (r) => r.length);
     if (T.screenshot_node) await page.screenshot({ path: T.screenshot_node, fullPage: true });
+    const before_bg = out.requests.length;
+    await sleep(2500);
+    out.steps.refreshes = out.requests.slice(before_bg).filter((r) => r.includes('/api/v1/jobs'))
+      .length;
+    await page.click('#jobs button');
+    out.steps.cancel = await waitText(page, '#jobs', /canceled/, 30000);
     await page.evaluate(() => { location.hash = '#/audit'; });
     await page.waitForSelector('#audit');
     if (T.screenshot_audit) await page.screenshot({ path: T.screenshot_audit, fullPage: false });

@@ -28,6 +28,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -333,7 +334,9 @@ def browser_checks(t, res, want_sha):
     t.check(s.get("audit_imgs") == 0 and s.get("xss") is False, "markup in a reason stays text")
     t.check("BLOCKED" in s.get("blocked_text", "") and s.get("blocked_disabled") is True,
             "blocked bundle shown as blocked, approve disabled")
-    t.check(s.get("node_jobs", 0) >= 4, "node page lists the jobs")
+    t.check(s.get("node_jobs", 0) >= 5, "node page lists the jobs")
+    t.check(s.get("refreshes", 0) >= 1, "the node page refreshes a running job's progress")
+    t.check("canceled" in s.get("cancel", ""), "a job canceled from the node page")
     t.check(res.get("_approve", "") in s.get("inbound_list", "") and
             "node-a" in s.get("inbound_list", ""), "the receiver's inbound page lists it")
     t.check(s.get("inbound_canvases") == 3, "the received images are decoded")
@@ -421,7 +424,12 @@ def main(sldd, t):
         if os.environ.get("SLDD_DASH_SCREENSHOTS"):
             shots = {k: os.path.join(os.environ["SLDD_DASH_SCREENSHOTS"], "dashboard-%s.png" % k)
                      for k in ("bundle", "node", "inbound", "audit")}
+        # a long job for the node page to show running and to cancel
+        r = a.sldd("job", "distill", "--dir", a.dir, "--to", "node-b", "--iterations", "1000000")
+        long_job = re.search(r"job (\d+) queued", r.stdout).group(1)
         res = browser(t, workdir, fa, port, port_b, admin, ids, shots)
+        job = json.loads(a.sldd("job", "show", long_job, "--dir", a.dir, "--json").stdout)
+        t.check(job["state"] == "canceled", "the node recorded the cancel: %s" % job["state"])
         res["_approve"] = ids[0][:12]
         browser_checks(t, res, want_sha)
         record_checks(t, fa, admin, ids[0], want_sha)
