@@ -555,6 +555,23 @@ static void route(nd_admin *a, sqlite3 *db, const req *q, resp *r)
     }
 }
 
+int nd_admin_handle(nd_admin *a, sqlite3 *db, const char *who, const char *method, const char *path,
+                    const char *query, const uint8_t *body, size_t len, int json, const char **type,
+                    nd_buf *out)
+{
+    req q = {method, path, query ? query : "", body, len, json, who};
+    resp r;
+    r.status = 0;
+    r.type = NULL;
+    r.body = *out;
+    route(a, db, &q, &r);
+    if (!r.status)
+        reply(&r, 500, "no answer");
+    *out = r.body;
+    *type = r.type ? r.type : "text/plain";
+    return r.status;
+}
+
 /* ---------------------------------------------------------------- serving */
 
 static int64_t mono_ms(void)

@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "nd_buf.h"
 #include "nd_ctx.h"
 #include "nd_jobs.h"
 
@@ -83,6 +84,15 @@ typedef struct nd_admin {
 int nd_admin_start(nd_admin *a, nd_ctx *c, nd_jobs *jobs, int port, sc_error *e) SC_WUR;
 /* Stop, join and remove the socket. */
 void nd_admin_stop(nd_admin *a);
+
+/* Answer one request through the routes above, on the caller's thread and
+ * database connection (the dashboard, nd_dash.h, after its own session
+ * checks): the body goes to *out (an initialised buffer), the content type
+ * to *type; returns the HTTP status.  `who` names the person for the audit
+ * log (the dashboard: "dashboard:ADMIN", the admin signed in). */
+int nd_admin_handle(nd_admin *a, sqlite3 *db, const char *who, const char *method, const char *path,
+                    const char *query, const uint8_t *body, size_t len, int json, const char **type,
+                    nd_buf *out);
 
 /* Write a peer's address and pins into the peers table (API and CLI). */
 int nd_peer_set(sqlite3 *db, const char *id, const char *url, const char *pins, const char *source,

@@ -18,6 +18,7 @@
 #include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_ctx.h"
+#include "nd_dash.h"
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
@@ -324,6 +325,7 @@ typedef struct daemon_parts {
     sn_peer_service svc;
     nd_witness_sync wit;
     nd_service sv; /* notify, watchdog, SIGHUP: on the loop's tick */
+    nd_dash *dash;
     int port;
     int in_init, out_started, jobs_started, admin_started, import_started;
 } daemon_parts;
@@ -393,9 +395,16 @@ static int start_workers(nd_ctx *c, daemon_parts *p, sc_error *e)
     return 0;
 }
 
+/* The dashboard, last: it serves the admin API's routes. */
+static int start_dash(nd_ctx *c, daemon_parts *p, const nd_dash_config *dash, sc_error *e)
+{
+    return nd_dash_start(&p->dash, c, &p->admin, dash, e);
+}
+
 static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
 {
     nd_ctx_stop(c);
+    nd_dash_stop(p->dash);
     if (p->admin_started)
         nd_admin_stop(&p->admin);
     if (p->import_started)
@@ -437,6 +446,12 @@ static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
 
 int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format, sc_error *e)
 {
+    return nd_daemon_run_dash(node_dir, log_path, log_format, NULL, e);
+}
+
+int nd_daemon_run_dash(const char *node_dir, const char *log_path, nd_log_format log_format,
+                       const nd_dash_config *dash, sc_error *e)
+{
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
@@ -459,7 +474,8 @@ int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_
     if (!(rc = nd_db_open(node_dir, 1, &p.db, e)) && !(rc = startup_checks(&c, p.db, e)) &&
         !(rc = nd_service_load_peers(&c.cfg, p.db, e)) && !(rc = nd_jobs_recover(&c, p.db, e)) &&
         !(rc = nd_audit_anchor(p.db, node_dir, e)) && !(rc = start_server(&c, &p, e)) &&
-        !(rc = start_workers(&c, &p, e)) && !(rc = write_info(&c, p.port, e)))
+        !(rc = start_workers(&c, &p, e)) && !(rc = start_dash(&c, &p, dash, e)) &&
+        !(rc = write_info(&c, p.port, e)))
         rc = serve(&c, &p, e);
     if (rc) {
         nd_log(&c, "error", "%s", e->msg);

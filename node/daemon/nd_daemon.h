@@ -18,6 +18,7 @@
 #define ND_DAEMON_H
 
 #include "nd_log.h"
+#include "nd_dash.h"
 #include "sc_error.h"
 
 /* NODE/serve.json (node, pid, address, port, admin socket): written once
@@ -30,6 +31,11 @@
  * NOTIFY_SOCKET is set and reloads node.conf on SIGHUP (nd_service.h). */
 int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format,
                   sc_error *e) SC_WUR;
+
+/* The same, with the dashboard on dash->listen (nd_dash.h) when dash is
+ * not NULL and names an address. */
+int nd_daemon_run_dash(const char *node_dir, const char *log_path, nd_log_format log_format,
+                       const nd_dash_config *dash, sc_error *e) SC_WUR;
 
 /* The startup checks alone (for `sldd serve --check`): 0 when the state is
  * sound; problems are logged to stderr. */

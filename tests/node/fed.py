@@ -120,6 +120,7 @@ class Node:
         self.port = None
         self.pin = None
         self.log = os.path.join(self.dir, "serve.log")
+        self.serve_args = []  # more `sldd serve` options (the dashboard tests)
 
     # ---- CLI
     def sldd(self, *args, check=True, inp=None, env=None):
@@ -155,7 +156,7 @@ class Node:
                 os.unlink(os.path.join(self.dir, f))
         info = os.path.join(self.dir, "serve.json")
         logf = open(self.log, "a")
-        self.proc = subprocess.Popen([self.fed.sldd, "serve", "--dir", self.dir],
+        self.proc = subprocess.Popen([self.fed.sldd, "serve", "--dir", self.dir] + self.serve_args,
                                      stdout=logf, stderr=subprocess.STDOUT, env=env)
         logf.close()
 
