@@ -363,7 +363,7 @@
       'stated)' : fmt(x, 3);
     return [
       ['Differential privacy', l.dp ? 'epsilon ' + fmt(l.epsilon, 3) + ' at delta ' +
-        l.epsilon_delta + ' per training ' + (l.record_unit === 'image' ? 'patch' : 'sample') +
+        Number(l.epsilon_delta).toExponential(0) + ' per training ' + (l.record_unit === 'image' ? 'patch' : 'sample') +
         ' (noise multiplier ' + fmt(l.noise_multiplier, 4) + ', sampling rate ' +
         fmt(l.sampling_rate, 4) + ', ' + l.iterations + ' iterations)'
         : 'none: made without differential privacy'],
@@ -371,7 +371,7 @@
         ' training ' + l.record_unit + '(s): epsilon ' + eps(l.spent_epsilon,
           l.prior_without_dp > 0)],
       ['With this release', 'epsilon ' + eps(l.total_epsilon, l.unbounded) + ' (delta ' +
-        l.delta + ')'],
+        Number(l.delta).toExponential(0) + ')'],
       ['Budget', l.budget_epsilon === null ? 'none set (node.conf max-epsilon)'
         : fmt(l.budget_epsilon, 3) + (l.over_budget ? ': OVER BUDGET' : ', ' +
           fmt(l.left_epsilon, 3) + ' left after this one')],
@@ -394,11 +394,15 @@
       if (/epsilon|delta|budget|^dp_/i.test(k)) extra.push([k + ' (in the payload)', v]);
     return [
       el('h2', {}, 'Privacy evidence'),
+      pr && pr.verdict === 'not-audited' ? el('p', {}, 'Verdict ', verdictBadge(pr.verdict),
+        view.ledger && view.ledger.dp ? ' - not in the payload: a differentially private ' +
+        'release carries no audit of its training data. The node\'s local audit, for you ' +
+        'only, is the line below and the picture.' : ' - the audit could not run.') :
       pr ? el('p', {}, 'Verdict ', verdictBadge(pr.verdict), ' - membership-inference AUC ',
         fmt(pr.membershipAuc, 3), ' (0.5 = chance)') : el('p', {}, 'Not audited.'),
       pr ? el('p', { class: 'note' }, 'Policy: ' + (pr.policy || '(none stated)')) : null,
       view.note ? el('p', { class: 'note' }, view.note) : null,
-      pr ? el('table', { id: 'privacy-table' },
+      pr && pr.images.length ? el('table', { id: 'privacy-table' },
         el('tr', {}, ['Image', 'Nearest training patch (RMS)', 'Held-out closer',
           'Best SSIM'].map((t) => el('th', {}, t))),
         pr.images.map((a) => el('tr', {},
@@ -406,7 +410,7 @@
           el('td', { class: 'num' }, fmt(a.distance, 4)),
           el('td', { class: 'num' }, (100 * a.heldout).toFixed(1) + '%'),
           el('td', { class: 'num' }, fmt(a.ssim, 3))))) : null,
-      pr ? el('p', { class: 'note' }, '"Held-out closer" is the share of held-out patches ' +
+      pr && pr.images.length ? el('p', { class: 'note' }, '"Held-out closer" is the share of held-out patches ' +
         '(never trained on) whose own nearest training patch is closer than this image is. ' +
         'Near 0% means the image sits closer to a training patch than real unseen patches do.')
         : null,
@@ -439,6 +443,9 @@
           : null),
       el('h3', {}, 'Sender metrics: the model rebuilt from this bundle on this hospital\'s ' +
         'validation images (what partners will see as our claim)'),
+      mt && mt.split === 'none' ? el('p', { id: 'metrics' }, 'None in the payload: a ' +
+        'differentially private release carries no statistic of the training data outside ' +
+        'the mechanism (the node\'s own figures are in its bundle view, not sent).') :
       mt ? el('table', { id: 'metrics' },
         el('tr', {}, ['Split', 'Accuracy', 'Sensitivity', 'Specificity', 'HM', 'AUC']
           .map((t) => el('th', {}, t))),

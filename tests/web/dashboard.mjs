@@ -71,6 +71,20 @@ async function main() {
       } else req.continue();
     });
 
+    if (T.over) {
+      // a second run: the bundle over the privacy budget shows its epsilon
+      // and the ledger, and approve is disabled
+      out.steps.signin = await signIn(page, T.passphrase);
+      await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, T.over);
+      await page.waitForSelector('#decide[data-bundle="' + T.over + '"]');
+      out.steps.over_text = await text(page, '#decide');
+      out.steps.over_disabled = await page.$eval('#approve', (b) => b.disabled);
+      out.steps.over_dp = await text(page, '#dp');
+      if (T.screenshot) await page.screenshot({ path: T.screenshot, fullPage: true });
+      out.errors = errors;
+      return;
+    }
+
     // a wrong passphrase: refused in the browser, no sign-in attempt sent
     const before = out.requests.length;
     out.steps.wrong_pass = await signIn(page, T.passphrase + 'x');

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -283,7 +284,7 @@ def http_checks(t, d, admin, ids):
     t.check(st in (404, 405), "operator routes are not on the dashboard (got %d)" % st)
 
 
-def browser(t, sldd_root, fa, port, port_b, admin, ids, shots):
+def browser(t, sldd_root, fa, port, port_b, admin, ids, shots, over=None):
     node_a, node_b = fa.nodes["a"], fa.nodes["b"]
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     secret_forms = {"passphrase": fed.PASS, "secret key (base64)":
@@ -297,7 +298,8 @@ def browser(t, sldd_root, fa, port, port_b, admin, ids, shots):
             "keyfile": os.path.join(node_a.dir, "admins", "adm-a.key"),
             "passphrase": fed.PASS, "secrets": secret_forms, "approve": ids[0],
             "reject": ids[1], "blocked": ids[2], "reason": REASON,
-            "screenshot": shots.get("bundle"), "screenshot_node": shots.get("node")}
+            "screenshot": shots.get("bundle"), "screenshot_node": shots.get("node"),
+            "over": over}
     env = dict(os.environ, DASH_TEST=json.dumps(spec), NODE_PATH=os.path.join(sldd_root,
                                                                                "node_modules"))
     script = os.path.join(sldd_root, "dashboard.mjs")
@@ -334,6 +336,7 @@ def browser_checks(t, res, want_sha):
     t.check(s.get("audit_imgs") == 0 and s.get("xss") is False, "markup in a reason stays text")
     t.check("BLOCKED" in s.get("blocked_text", "") and s.get("blocked_disabled") is True,
             "blocked bundle shown as blocked, approve disabled")
+
     t.check(s.get("node_jobs", 0) >= 5, "node page lists the jobs")
     t.check(s.get("refreshes", 0) >= 1, "the node page refreshes a running job's progress")
     t.check("canceled" in s.get("cancel", ""), "a job canceled from the node page")
@@ -423,7 +426,7 @@ def main(sldd, t):
         shots = {}
         if os.environ.get("SLDD_DASH_SCREENSHOTS"):
             shots = {k: os.path.join(os.environ["SLDD_DASH_SCREENSHOTS"], "dashboard-%s.png" % k)
-                     for k in ("bundle", "node", "inbound", "audit")}
+                     for k in ("bundle", "node", "inbound", "audit", "budget")}
         # a long job for the node page to show running and to cancel
         r = a.sldd("job", "distill", "--dir", a.dir, "--to", "node-b", "--iterations", "1000000")
         long_job = re.search(r"job (\d+) queued", r.stdout).group(1)
@@ -434,7 +437,37 @@ def main(sldd, t):
         browser_checks(t, res, want_sha)
         record_checks(t, fa, admin, ids[0], want_sha)
         expiry_check(t, d, admin, idle)
+        budget_phase(t, workdir, fa, port, port_b, admin, ids, shots)
         fa.stop()
+
+
+def budget_phase(t, workdir, fa, port, port_b, admin, ids, shots):
+    """A privacy budget set by a reload (SIGHUP).  The bundle approved in the
+    browser above was made without DP and shares every training image with
+    a new DP release of epsilon 2: what was spent has no finite epsilon, so
+    the new one is over the budget.  The page states its epsilon, the spend
+    and the budget, and will not approve it."""
+    a = fa.nodes["a"]
+    conf = os.path.join(a.dir, "node.conf")
+    with open(conf) as f:
+        lines = [x for x in f if not x.startswith("privacy-thresholds:")]
+    with open(conf, "w") as f:
+        f.writelines(lines + ["max-epsilon: 2.2\n"])
+    n0 = sum(1 for e in a.audit() if e["action"] == "config")
+    a.proc.send_signal(signal.SIGHUP)
+    fed.wait_for("the reload", lambda: sum(1 for e in a.audit() if e["action"] == "config") > n0)
+    over = a.distill(["node-b"], "--dp-epsilon 2 --real-batch 16")
+    res = browser(t, workdir, fa, port, port_b, admin, ids, {"bundle": shots.get("budget")},
+                  over=over)
+    s = res.get("steps", {})
+    t.check("OVER the privacy budget" in s.get("over_text", "") and
+            s.get("over_disabled") is True, "over-budget bundle: approve disabled (%r)" %
+            s.get("over_text"))
+    dp = s.get("over_dp", "")
+    t.check("epsilon 2.000 at delta 1e-5 per training patch" in dp and "OVER BUDGET" in dp and
+            "1 approved release" in dp and "unbounded" in dp,
+            "the page states epsilon, the spend and the budget: %r" % dp)
+    t.check(not res.get("errors"), "no page errors: %r" % res.get("errors"))
 
 
 def run(main, usage, nargs):
