@@ -25,7 +25,8 @@
 #include "sc_util.h"
 #include "sp_check.h"
 
-#define MAX_AUDIENCE 64
+#define MAX_AUDIENCE       64
+#define ND_ENVELOPE_MARGIN 65536
 
 static int check_audience(nd_ctx *c, const char *audience, char *out, size_t outlen, sc_error *e)
 {
@@ -333,6 +334,16 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
     }
     if (nd_distill_payload(ds, o, res, ev, &h, &pb, &pblen, &se)) {
         snprintf(msg, msglen, "%s", se.msg);
+        goto out;
+    }
+    /* the envelope adds signatures and headers; this node could not even
+     * read back a payload over its own cap, and its peers would refuse it */
+    if (pblen + ND_ENVELOPE_MARGIN > c->cfg.base.max_bundle_bytes) {
+        snprintf(msg, msglen,
+                 "the payload is %zu bytes, over this node's max-bundle-bytes %zu (less %d for "
+                 "signatures and envelope): distil fewer images, use --encoding float16 or "
+                 "uint8, or raise max-bundle-bytes here and at the peers",
+                 pblen, c->cfg.base.max_bundle_bytes, ND_ENVELOPE_MARGIN);
         goto out;
     }
     snprintf(grid, sizeof grid, "%s/grid.png", dir);

@@ -171,6 +171,19 @@ def rebuild_policy(t, f, a, b):
         t.check("rebuild-max-params" in lf.read(), "the log names the limit")
 
 
+def too_big(t, a):
+    """A job whose payload would not fit max-bundle-bytes (1 MiB here) fails
+    with the reason and what to do; no bundle is made."""
+    r = a.sldd("job", "distill", "--dir", a.dir, "--to", "node-b", "--wait", "--quiet",
+               "--images-per-step", "1100", "--iterations", "1", "--eval-every", "0",
+               check=False)
+    job = [j for j in a.api_json("job", "list") if "1100" in j["options"]]
+    t.check(job and job[0]["state"] == "failed" and "over this node's max-bundle-bytes"
+            in job[0]["error"] and "--encoding" in job[0]["error"] and not job[0]["bundle"],
+            "a payload over max-bundle-bytes fails its job with the reason: %s %s" %
+            (job, r.stderr[-300:]))
+
+
 def main(sldd, t):
     if not shutil.which("curl"):
         print("curl missing: skipped")
@@ -187,6 +200,7 @@ def main(sldd, t):
         trickle(t, b)
         too_many(t, b)
         rebuild_policy(t, f, a, b)
+        too_big(t, a)
         f.stop()
 
 
