@@ -1,0 +1,34 @@
+/*
+ * nd_dicom_file.h - DICOM files from disk and resampling to one physical
+ * grid (nd_dicom_grid.c); reading a whole folder or list of DICOM files
+ * into a data set (nd_dicom_import.c).
+ */
+#ifndef ND_DICOM_FILE_H
+#define ND_DICOM_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nd_dicom.h"
+
+/* Read path (regular file; inside root when root is not NULL) into a
+ * malloc'ed buffer of at most ND_DICOM_MAX_BYTES. */
+int nd_dicom_file_read(const char *path, const char *root, uint8_t **buf, size_t *len,
+                       sd_error *err) SD_WUR;
+
+/* Output size of a w x h image of spacing (rows, columns) mm at mm per
+ * pixel; -1 when it would be empty or over 65535. */
+int nd_dicom_grid_size(int w, int h, const double spacing[2], double mm, int *ow, int *oh);
+
+/* Area resampling of in (w x h, spacing[0] mm between rows, spacing[1]
+ * between columns) to mm per pixel; *out malloc'ed, *ow x *oh. */
+int nd_dicom_resample(const uint16_t *in, int w, int h, const double spacing[2], double mm,
+                      uint16_t **out, int *ow, int *oh, sd_error *err) SD_WUR;
+
+/* One image for detection: frame of the DICOM file at path, resampled to
+ * mm per pixel (0: as stored; an image without spacing is then refused
+ * when mm > 0).  *pix malloc'ed (w x h); info describes the source. */
+int nd_dicom_load_image(const char *path, int frame, double mm, uint16_t **pix, int *w, int *h,
+                        nd_dicom_info *info, sd_error *err) SD_WUR;
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * nd_dicom_none.c - nd_dicom.h in a build without DCMTK: every DICOM
+ * operation is refused with one clear message (SD_EUNSUPPORTED), so the
+ * commands say what is missing instead of failing obscurely.
+ */
+#include <string.h>
+
+#include "nd_dicom.h"
+
+#define NO_DICOM(name)                                                                      \
+    sd_error_set(err, SD_EUNSUPPORTED,                                                      \
+                 "%s: this sldd was built without DICOM support (install libdcmtk-dev and " \
+                 "rebuild)",                                                                \
+                 name)
+
+int nd_dicom_available(void)
+{
+    return 0;
+}
+
+int nd_dicom_sniff(const uint8_t *buf, size_t len)
+{
+    return len >= 132 && memcmp(buf + 128, "DICM", 4) == 0;
+}
+
+int nd_dicom_probe(const uint8_t *buf, size_t len, const char *name, nd_dicom_info *info,
+                   sd_error *err)
+{
+    return NO_DICOM(name);
+}
+
+int nd_dicom_read_frame(const uint8_t *buf, size_t len, const char *name, int frame, uint16_t **pix,
+                        nd_dicom_info *info, sd_error *err)
+{
+    *pix = NULL;
+    return NO_DICOM(name);
+}
+
+void nd_dicom_voi_apply(const double *mod, size_t n, const nd_dicom_info *info, uint16_t *out)
+{
+    memset(out, 0, n * sizeof *out);
+}
+
+int nd_dicom_local_id(const uint8_t *buf, size_t len, const char *name, const uint8_t *salt,
+                      size_t saltlen, char *id, size_t idlen, sd_error *err)
+{
+    return NO_DICOM(name);
+}
+
+int nd_dicom_uid_equals(const uint8_t *buf, size_t len, const char *name, const char *key,
+                        sd_error *err)
+{
+    return NO_DICOM(name);
+}
