@@ -89,10 +89,11 @@ void nd_dicom_voi_apply(const double *mod, size_t n, const nd_dicom_info *info, 
 int nd_dicom_local_id(const uint8_t *buf, size_t len, const char *name, const uint8_t *salt,
                       size_t saltlen, char *id, size_t idlen, sd_error *err) SD_WUR;
 
-/* Whether a labels-CSV key matches this object's SOP Instance UID (compared
- * inside, so the UID never leaves this module).  1 / 0, or <0 with err. */
-int nd_dicom_uid_equals(const uint8_t *buf, size_t len, const char *name, const char *key,
-                        sd_error *err);
+/* Which of keys[0..n) (labels-CSV keys) is this object's SOP Instance UID:
+ * *index gets it, or -1 when none is.  Compared inside, so the UID never
+ * leaves this module.  0, or an SD_E code with err. */
+int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name, const char *const *keys,
+                      int n, int *index, sd_error *err) SD_WUR;
 
 #ifdef __cplusplus
 }

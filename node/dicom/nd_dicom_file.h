@@ -31,4 +31,31 @@ int nd_dicom_resample(const uint16_t *in, int w, int h, const double spacing[2],
 int nd_dicom_load_image(const char *path, int frame, double mm, uint16_t **pix, int *w, int *h,
                         nd_dicom_info *info, sd_error *err) SD_WUR;
 
+/* ---- a DICOM folder or list as a data set (nd_dicom_import.c) ---- */
+
+typedef struct nd_dicom_import_opts {
+    const char *src;     /* a folder of DICOM files, or a list file (one path a line) */
+    const char *labels;  /* labels CSV (NULL: labels.csv beside the files) */
+    const char *masks;   /* masks folder (NULL: masks/ beside the files, if any) */
+    const char *out_dir; /* the data set folder written */
+    double mm;           /* grid in mm per pixel; 0: the files' own, which must agree */
+} nd_dicom_import_opts;
+
+typedef struct nd_dicom_import_report {
+    int objects, images, with_mask, skipped; /* skipped: files in SRC that are not DICOM */
+    double mm;                               /* the grid used; 0 unknown (no spacing) */
+} nd_dicom_import_report;
+
+/* Write out_dir as a data set (docs/dicom.md).  Refused, with nothing of
+ * the data set's labels.csv replaced: a file without a row or a row
+ * without a file, an object the reader refuses, images on different grids
+ * without mm, a mask of the wrong size, out_dir holding a data set that was
+ * not made from DICOM. */
+int nd_dicom_import(const nd_dicom_import_opts *o, nd_dicom_import_report *rep,
+                    sd_error *err) SD_WUR;
+
+/* The grid recorded in DIR/dicom.json: 0 with *mm (0: unknown), 1 when DIR
+ * was not made from DICOM, or an SD_E code. */
+int nd_dicom_grid_read(const char *dir, double *mm, sd_error *err);
+
 #endif

@@ -47,8 +47,9 @@ int nd_dicom_local_id(const uint8_t *buf, size_t len, const char *name, const ui
     return NO_DICOM(name);
 }
 
-int nd_dicom_uid_equals(const uint8_t *buf, size_t len, const char *name, const char *key,
-                        sd_error *err)
+int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name, const char *const *keys,
+                      int n, int *index, sd_error *err)
 {
+    *index = -1;
     return NO_DICOM(name);
 }

@@ -415,9 +415,10 @@ extern "C" int nd_dicom_local_id(const uint8_t *buf, size_t len, const char *nam
     }
 }
 
-extern "C" int nd_dicom_uid_equals(const uint8_t *buf, size_t len, const char *name,
-                                   const char *key, sd_error *err)
+extern "C" int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name,
+                                 const char *const *keys, int n, int *index, sd_error *err)
 {
+    *index = -1;
     try {
         DcmFileFormat ff;
         OFString uid;
@@ -426,9 +427,11 @@ extern "C" int nd_dicom_uid_equals(const uint8_t *buf, size_t len, const char *n
             rc = get_uid(ff, name, uid, err);
         if (rc)
             return rc;
-        int eq = uid == key;
+        for (int i = 0; i < n && *index < 0; i++)
+            if (uid == keys[i])
+                *index = i;
         wipe(uid);
-        return eq;
+        return 0;
     } catch (...) {
         return sd_error_set(err, SD_ENOMEM, "%s: out of memory reading DICOM", name);
     }

@@ -455,8 +455,10 @@ static void test_local_id(void)
           0);
     CHECK(strlen(a) == 28 && !strncmp(a, "dcm-", 4) && !strcmp(a, b) && strcmp(a, c));
     CHECK(strstr(a, "12345") == NULL);
-    CHECK(nd_dicom_uid_equals(buf, len, "uid.dcm", "1.2.826.0.1.3680043.8.498.12345", &err) == 1);
-    CHECK(nd_dicom_uid_equals(buf, len, "uid.dcm", "1.2.3", &err) == 0);
+    const char *keys[3] = {"1.2.3", "1.2.826.0.1.3680043.8.498.12345", "x"};
+    int at = -2;
+    CHECK(nd_dicom_uid_find(buf, len, "uid.dcm", keys, 3, &at, &err) == 0 && at == 1);
+    CHECK(nd_dicom_uid_find(buf, len, "uid.dcm", keys, 1, &at, &err) == 0 && at == -1);
     free(buf);
 }
 
