@@ -282,9 +282,9 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
 {
     const sd_distill_config *c = &o->cfg;
     nd_payload_meta meta;
-    char label[64], vals[20][64];
-    const char *keys[20];
-    const char *values[20];
+    char label[64], vals[24][64];
+    const char *keys[24];
+    const char *values[24];
     size_t nh = 0;
     *out = NULL;
     *len = 0;
@@ -320,6 +320,8 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
     HP("label_param", "%s", c->label_param == SD_LABEL_RAW ? "raw" : "softmax");
     HP("bn_mode", "%s", c->bn_mode == SD_BN_FROZEN ? "frozen" : "batch");
     HP("hard_labels", "%d", c->hard_labels);
+    if (ds->gastric && ds->prep.mm_per_pixel > 0) /* the physical grid (docs/dicom.md) */
+        HP("mm_per_pixel", "%.17g", ds->prep.mm_per_pixel);
     meta.privacy = h->privacy;
     if (c->dp_noise > 0) {
         /* a DP release states its accounting and carries no statistic of the

@@ -71,6 +71,7 @@ int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_paylo
     inf->osize = info->patch_resize ? info->patch_resize : info->patch_size;
     inf->mean = info->norm_mean;
     inf->std = info->norm_std > 0 ? info->norm_std : 1;
+    inf->mm_per_pixel = info->mm_per_pixel;
     snprintf(inf->kind, sizeof inf->kind, "payload");
     char spec[64];
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);

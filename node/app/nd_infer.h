@@ -38,6 +38,7 @@ typedef struct nd_infer {
     /* the input the model was made for */
     int psize, stride, osize; /* patch grid and network input size (0: not patch data) */
     double mean, std;         /* normalisation on the [0,1] scale */
+    double mm_per_pixel;      /* the images' grid (payloads that record one); 0 unknown */
     int synthetic;            /* made from synthetic data (weights files say so) */
     char kind[16];            /* "payload" or "weights" */
     char label[384];          /* one line for people: model and origin */

@@ -59,6 +59,7 @@ typedef struct nd_payload_info {
     int patch_size, patch_stride, patch_resize;
     double accuracy, harmonic_mean;
     int encoding;
+    double mm_per_pixel; /* the grid its images were on (hyper "mm_per_pixel"); 0 unknown */
 } nd_payload_info;
 
 /* Parse (with a memory budget, refusing unknown fields), validate and

@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "nd_buf.h"
 #include "nd_detect.h"
+#include "nd_dicom_file.h"
 #include "nd_infer.h"
 #include "sd_png.h"
 #include "sb_parse.h"
@@ -332,10 +333,14 @@ int cmd_detect(int argc, char **argv)
     nd_infer inf = {0};
     sd_detect_result res = {0};
     char bundle_id[33] = "";
-    if (sd_png_read_gray16(o.image, &pix, &fig.w, &fig.h, &fig.depth, &err)) {
+    nd_image im; /* PNG or DICOM (docs/dicom.md) */
+    char grid_note[160] = "";
+    if (nd_image_read(o.image, &im, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
     }
+    pix = im.pix;
+    fig.w = im.w, fig.h = im.h, fig.depth = im.depth;
     fig.synthetic = png_says_synthetic(o.image);
     if (sd_backend_create(&be, o.device, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
@@ -348,6 +353,14 @@ int cmd_detect(int argc, char **argv)
         goto out;
     }
     fig.t_load = now_seconds() - t0;
+    if (nd_image_to_grid(&im, inf.mm_per_pixel, grid_note, sizeof grid_note, &err)) {
+        fprintf(stderr, "sldd detect: %s: %s\n", o.image, err.msg);
+        goto out;
+    }
+    pix = im.pix;
+    fig.w = im.w, fig.h = im.h;
+    if (grid_note[0] && !o.json)
+        printf("grid:      %s\n", grid_note);
     if (sd_patch_grid_dim(fig.w, inf.psize, inf.stride) == 0 ||
         sd_patch_grid_dim(fig.h, inf.psize, inf.stride) == 0) {
         fprintf(stderr, "sldd detect: %s is %dx%d, smaller than one %dx%d patch of the model\n",

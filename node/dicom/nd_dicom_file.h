@@ -31,6 +31,24 @@ int nd_dicom_resample(const uint16_t *in, int w, int h, const double spacing[2],
 int nd_dicom_load_image(const char *path, int frame, double mm, uint16_t **pix, int *w, int *h,
                         nd_dicom_info *info, sd_error *err) SD_WUR;
 
+/* ---- one image for detection, PNG or DICOM (nd_dicom_image.c) ---- */
+
+typedef struct nd_image {
+    uint16_t *pix; /* w x h display values, 0..65535 */
+    int w, h, depth;
+    int dicom;          /* read from DICOM (info describes it) */
+    nd_dicom_info info; /* no identifying value */
+} nd_image;
+
+/* Read path, PNG or DICOM by its content (a DICOM object: its first frame,
+ * on its stored grid). */
+int nd_image_read(const char *path, nd_image *im, sd_error *err) SD_WUR;
+/* Put a DICOM image on mm per pixel (the model's grid); note gets a line
+ * for people saying what was done (empty for PNG).  An image without
+ * spacing is refused when mm > 0; mm 0 keeps the stored pixels. */
+int nd_image_to_grid(nd_image *im, double mm, char *note, size_t notelen, sd_error *err) SD_WUR;
+void nd_image_free(nd_image *im);
+
 /* ---- a DICOM folder or list as a data set (nd_dicom_import.c) ---- */
 
 typedef struct nd_dicom_import_opts {
