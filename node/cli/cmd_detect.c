@@ -21,6 +21,7 @@
 #include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_dicom_file.h"
+#include "nd_dicom_results.h"
 #include "nd_infer.h"
 #include "sd_png.h"
 #include "sb_parse.h"
@@ -30,8 +31,9 @@ typedef struct detect_opts {
     const char *model;  /* --model payload.pb */
     const char *bundle; /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
     const char *node_dir;
-    const char *weights; /* --weights FILE (sldd train) */
-    const char *heatmap; /* --heatmap OUT.png */
+    const char *weights;   /* --weights FILE (sldd train) */
+    const char *heatmap;   /* --heatmap OUT.png */
+    const char *dicom_out; /* --dicom-out DIR: SC + SR (docs/dicom.md) */
     const char *device;
     double delta;
     int json;
@@ -43,6 +45,7 @@ static void detect_usage(FILE *f)
     fprintf(f, "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
                "                   --bundle ID --dir NODE) [--delta D]\n"
                "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
+               "                   [--dicom-out DIR]\n"
                "\n"
                "Gastritis detection on a whole gastric X-ray image (paper Eq. 9).  The image\n"
                "is cut into the patch grid the model was made for (patch size, stride, resize\n"
@@ -61,6 +64,9 @@ static void detect_usage(FILE *f)
                "                     and its theta_opt stored)\n"
                "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
                "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
+               "  --dicom-out DIR    IMAGE is DICOM: write DIR/heatmap-sc.dcm (Secondary\n"
+               "                     Capture) and DIR/report-sr.dcm (TID 1500 SR) under its\n"
+               "                     study (docs/dicom.md); they carry the patient's identity\n"
                "  --device D         compute backend: cpu (default) or cuda\n"
                "  --json             print one JSON object instead of text\n"
                "  --repeat N         classify the image N times and report the best time\n"
@@ -170,7 +176,8 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
         O_JSON,
         O_REPEAT,
         O_BUNDLE,
-        O_DIR
+        O_DIR,
+        O_DICOM_OUT
     };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                          {"weights", required_argument, 0, O_WEIGHTS},
@@ -182,6 +189,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
                                          {"help", no_argument, 0, 'h'},
                                          {"bundle", required_argument, 0, O_BUNDLE},
                                          {"dir", required_argument, 0, O_DIR},
+                                         {"dicom-out", required_argument, 0, O_DICOM_OUT},
                                          {0, 0, 0, 0}};
     int c;
     long long v;
@@ -200,6 +208,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
             }
             break;
         case O_HEATMAP: o->heatmap = optarg; break;
+        case O_DICOM_OUT: o->dicom_out = optarg; break;
         case O_DEVICE: o->device = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_REPEAT:
@@ -376,6 +385,13 @@ int cmd_detect(int argc, char **argv)
             goto out;
         }
         fig.best = fmin(fig.best, now_seconds() - t1);
+    }
+    nd_dicom_results_opts dro = {o.image, o.dicom_out, o.model, bundle_id, NULL};
+    if (o.dicom_out &&
+        (!im.dicom || nd_dicom_results_write(&dro, &inf, pix, fig.w, fig.h, &res, o.delta, &err))) {
+        fprintf(stderr, "sldd detect: --dicom-out: %s\n",
+                im.dicom ? err.msg : "IMAGE is not DICOM");
+        goto out;
     }
     if (o.heatmap && detect_heatmap(&o, &inf, pix, &res, &fig, &err)) {
         fprintf(stderr, "sldd detect: heat map: %s\n", err.msg);

@@ -95,6 +95,29 @@ int nd_dicom_local_id(const uint8_t *buf, size_t len, const char *name, const ui
 int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name, const char *const *keys,
                       int n, int *index, sd_error *err) SD_WUR;
 
+/* ---- results as DICOM (nd_dicom_write.cc) ---- */
+
+/* What a detection found and where its model came from.  Strings may be
+ * NULL or empty (left out of the report). */
+typedef struct nd_dicom_findings {
+    double r;     /* NaN: undetermined */
+    double delta; /* the decision threshold */
+    int decision; /* 1 positive, 0 negative, -1 undetermined (SD_DETECT_*) */
+    int num[3];   /* patches I, N, P */
+    const char *bundle_sha256, *sender, *model, *theta0;
+    double epsilon;         /* NaN when the model has no privacy guarantee */
+    const char *device_uid; /* the node's Device Observer UID (NULL: a new one) */
+} nd_dicom_findings;
+
+/* For the source object in src: the heat map rgb (w x h x 3, 8-bit) as a
+ * Secondary Capture at sc_path and the findings as a TID 1500 Comprehensive
+ * SR at sr_path (either path may be NULL), each with new UIDs, the Patient
+ * and Study modules of the source and a reference to it.  Local only: both
+ * carry the patient's identity. */
+int nd_dicom_write_results(const uint8_t *src, size_t srclen, const char *srcname,
+                           const uint8_t *rgb, int w, int h, const nd_dicom_findings *f,
+                           const char *sc_path, const char *sr_path, sd_error *err) SD_WUR;
+
 #ifdef __cplusplus
 }
 #endif

@@ -53,3 +53,10 @@ int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name, const ch
     *index = -1;
     return NO_DICOM(name);
 }
+
+int nd_dicom_write_results(const uint8_t *src, size_t srclen, const char *srcname,
+                           const uint8_t *rgb, int w, int h, const nd_dicom_findings *f,
+                           const char *sc_path, const char *sr_path, sd_error *err)
+{
+    return NO_DICOM(srcname);
+}
