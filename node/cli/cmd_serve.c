@@ -6,10 +6,14 @@
 
 #include "commands.h"
 #include "nd_daemon.h"
+#include "nd_dicom_scp.h"
 
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
+               "                  [--dicom-listen ADDR:PORT --dicom-pacs HOST:PORT:AE\n"
+               "                   (--dicom-model PAYLOAD | --dicom-bundle ID)\n"
+               "                   [--dicom-ae TITLE] [--dicom-allow AE[,AE...]]]\n"
                "\n"
                "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
                "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
@@ -19,6 +23,15 @@ static void serve_usage(FILE *f)
                "  --log FILE   append the log to FILE instead of stderr\n"
                "  --check      run the start-up checks (database, stored objects, audit\n"
                "               chain) and exit\n"
+               "  --dicom-listen ADDR:PORT  also run a DICOM Storage SCP: each image received\n"
+               "               is detected with the model and its heat map (Secondary\n"
+               "               Capture) and report (TID 1500 SR) are stored to the PACS\n"
+               "               (docs/dicom.md); a loopback ADDR takes loopback peers only\n"
+               "  --dicom-pacs HOST:PORT:AE  where results are sent (Storage SCU)\n"
+               "  --dicom-model PAYLOAD      the model: a payload file, or\n"
+               "  --dicom-bundle ID          a bundle this node holds\n"
+               "  --dicom-ae TITLE           this node's AE title (SLDD)\n"
+               "  --dicom-allow AE,...       calling AE titles allowed (default: any)\n"
                "\n"
                "See docs/node.md (operator's guide) for node.conf and running as a service.\n");
 }
@@ -28,9 +41,16 @@ int cmd_serve(int argc, char **argv)
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
                                          {"log", required_argument, 0, 'l'},
                                          {"check", no_argument, 0, 'c'},
+                                         {"dicom-listen", required_argument, 0, 'L'},
+                                         {"dicom-pacs", required_argument, 0, 'P'},
+                                         {"dicom-model", required_argument, 0, 'M'},
+                                         {"dicom-bundle", required_argument, 0, 'B'},
+                                         {"dicom-ae", required_argument, 0, 'A'},
+                                         {"dicom-allow", required_argument, 0, 'W'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *log = NULL;
+    const char *dl = NULL, *dp = NULL, *dm = NULL, *db = NULL, *da = NULL, *dw = NULL;
     int check = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "d:l:ch", opts, NULL)) != -1) {
@@ -38,6 +58,12 @@ int cmd_serve(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'l': log = optarg; break;
         case 'c': check = 1; break;
+        case 'L': dl = optarg; break;
+        case 'P': dp = optarg; break;
+        case 'M': dm = optarg; break;
+        case 'B': db = optarg; break;
+        case 'A': da = optarg; break;
+        case 'W': dw = optarg; break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -47,6 +73,12 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     sc_error e = {0, ""};
+    nd_dicom_service_opts dicom;
+    if ((dl || dp || dm || db || da || dw) &&
+        nd_dicom_service_parse(&dicom, dl, da, dw, dp, dm, db, &e)) {
+        fprintf(stderr, "sldd serve: %s\n", e.msg);
+        return 2;
+    }
     if (check) {
         if (nd_daemon_check(dir, &e)) {
             fprintf(stderr, "sldd serve --check: %s\n", e.msg);
@@ -55,7 +87,7 @@ int cmd_serve(int argc, char **argv)
         printf("node state in %s is sound\n", dir);
         return 0;
     }
-    if (nd_daemon_run(dir, log, &e)) {
+    if (nd_daemon_run_with(dir, log, dl || dp || dm || db || da || dw ? &dicom : NULL, &e)) {
         fprintf(stderr, "sldd serve: %s\n", e.msg);
         return 1;
     }

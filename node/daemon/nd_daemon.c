@@ -18,6 +18,7 @@
 #include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_ctx.h"
+#include "nd_dicom_scp.h"
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
@@ -285,6 +286,9 @@ typedef struct daemon_parts {
     event_ctx evx;
     sn_peer_service svc;
     nd_witness_sync wit;
+    const nd_dicom_service_opts *dicom_opts; /* NULL: no DICOM listener */
+    nd_dicom_service dicom;
+    int dicom_started;
     int port;
     int in_init, out_started, jobs_started, admin_started, import_started;
 } daemon_parts;
@@ -344,12 +348,19 @@ static int start_workers(nd_ctx *c, daemon_parts *p, sc_error *e)
     if ((rc = nd_import_start(&p->in, e)))
         return rc;
     p->import_started = 1;
+    if (p->dicom_opts) {
+        p->dicom_started = 1; /* stopped (what started of it) even when start fails */
+        if ((rc = nd_dicom_service_start(&p->dicom, c, p->dicom_opts, e)))
+            return rc;
+    }
     return 0;
 }
 
 static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
 {
     nd_ctx_stop(c);
+    if (p->dicom_started)
+        nd_dicom_service_stop(&p->dicom);
     if (p->admin_started)
         nd_admin_stop(&p->admin);
     if (p->import_started)
@@ -398,10 +409,17 @@ static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
 
 int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e)
 {
+    return nd_daemon_run_with(node_dir, log_path, NULL, e);
+}
+
+int nd_daemon_run_with(const char *node_dir, const char *log_path,
+                       const nd_dicom_service_opts *dicom, sc_error *e)
+{
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
     memset(&p, 0, sizeof p);
+    p.dicom_opts = dicom;
     if ((rc = take_lock(node_dir, &lock_fd, e)))
         return rc;
     if ((rc = nd_ctx_init(&c, node_dir, log_path, e))) {

@@ -24,6 +24,12 @@
 /* Run until stopped by a signal.  log_path NULL logs to stderr. */
 int nd_daemon_run(const char *node_dir, const char *log_path, sc_error *e) SC_WUR;
 
+/* The same with on-arrival DICOM detection (nd_dicom_scp.h) when dicom is
+ * not NULL. */
+struct nd_dicom_service_opts;
+int nd_daemon_run_with(const char *node_dir, const char *log_path,
+                       const struct nd_dicom_service_opts *dicom, sc_error *e) SC_WUR;
+
 /* The startup checks alone (for `sldd serve --check`): 0 when the state is
  * sound; problems are logged to stderr. */
 int nd_daemon_check(const char *node_dir, sc_error *e) SC_WUR;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nd_dicom.h"
+#include "nd_dicom_net.h"
 
 #define NO_DICOM(name)                                                                      \
     sd_error_set(err, SD_EUNSUPPORTED,                                                      \
@@ -59,4 +60,33 @@ int nd_dicom_write_results(const uint8_t *src, size_t srclen, const char *srcnam
                            const char *sc_path, const char *sr_path, sd_error *err)
 {
     return NO_DICOM(srcname);
+}
+
+int nd_dicom_scp_create(nd_dicom_scp **out, const nd_dicom_scp_config *cfg, sd_error *err)
+{
+    *out = NULL;
+    return NO_DICOM("--dicom-listen");
+}
+
+int nd_dicom_scp_run(nd_dicom_scp *s, sd_error *err)
+{
+    return NO_DICOM("--dicom-listen");
+}
+
+void nd_dicom_scp_stop(nd_dicom_scp *s)
+{
+}
+
+void nd_dicom_scp_counts(const nd_dicom_scp *s, nd_dicom_scp_stats *st)
+{
+    memset(st, 0, sizeof *st);
+}
+
+void nd_dicom_scp_destroy(nd_dicom_scp *s)
+{
+}
+
+int nd_dicom_send(const nd_dicom_peer *peer, const char *const *files, int n, sd_error *err)
+{
+    return NO_DICOM("sending to the PACS");
 }
