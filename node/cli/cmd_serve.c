@@ -13,7 +13,8 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: sldd serve --dir NODE [--log FILE] [--check]\n"
                "                  [--dicom-listen ADDR:PORT --dicom-pacs HOST:PORT:AE\n"
                "                   (--dicom-model PAYLOAD | --dicom-bundle ID)\n"
-               "                   [--dicom-ae TITLE] [--dicom-allow AE[,AE...]]]\n"
+               "                   [--dicom-ae TITLE] [--dicom-allow AE[,AE...]]\n"
+               "                   [--dicom-queue N]]\n"
                "\n"
                "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
                "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
@@ -32,6 +33,8 @@ static void serve_usage(FILE *f)
                "  --dicom-bundle ID          a bundle this node holds\n"
                "  --dicom-ae TITLE           this node's AE title (SLDD)\n"
                "  --dicom-allow AE,...       calling AE titles allowed (default: any)\n"
+               "  --dicom-queue N            objects waiting at most; more are refused\n"
+               "                             (0xA700, the sender retries) (64)\n"
                "\n"
                "See docs/node.md (operator's guide) for node.conf and running as a service.\n");
 }
@@ -47,10 +50,11 @@ int cmd_serve(int argc, char **argv)
                                          {"dicom-bundle", required_argument, 0, 'B'},
                                          {"dicom-ae", required_argument, 0, 'A'},
                                          {"dicom-allow", required_argument, 0, 'W'},
+                                         {"dicom-queue", required_argument, 0, 'Q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *log = NULL;
-    const char *dl = NULL, *dp = NULL, *dm = NULL, *db = NULL, *da = NULL, *dw = NULL;
+    nd_dicom_service_args da = {0};
     int check = 0, o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "d:l:ch", opts, NULL)) != -1) {
@@ -58,12 +62,13 @@ int cmd_serve(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'l': log = optarg; break;
         case 'c': check = 1; break;
-        case 'L': dl = optarg; break;
-        case 'P': dp = optarg; break;
-        case 'M': dm = optarg; break;
-        case 'B': db = optarg; break;
-        case 'A': da = optarg; break;
-        case 'W': dw = optarg; break;
+        case 'L': da.listen = optarg; break;
+        case 'P': da.pacs = optarg; break;
+        case 'M': da.model = optarg; break;
+        case 'B': da.bundle = optarg; break;
+        case 'A': da.ae = optarg; break;
+        case 'W': da.allow = optarg; break;
+        case 'Q': da.queue = optarg; break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -74,8 +79,8 @@ int cmd_serve(int argc, char **argv)
     }
     sc_error e = {0, ""};
     nd_dicom_service_opts dicom;
-    if ((dl || dp || dm || db || da || dw) &&
-        nd_dicom_service_parse(&dicom, dl, da, dw, dp, dm, db, &e)) {
+    int with_dicom = da.listen || da.pacs || da.model || da.bundle || da.ae || da.allow || da.queue;
+    if (with_dicom && nd_dicom_service_parse(&dicom, &da, &e)) {
         fprintf(stderr, "sldd serve: %s\n", e.msg);
         return 2;
     }
@@ -87,7 +92,7 @@ int cmd_serve(int argc, char **argv)
         printf("node state in %s is sound\n", dir);
         return 0;
     }
-    if (nd_daemon_run_with(dir, log, dl || dp || dm || db || da || dw ? &dicom : NULL, &e)) {
+    if (nd_daemon_run_with(dir, log, with_dicom ? &dicom : NULL, &e)) {
         fprintf(stderr, "sldd serve: %s\n", e.msg);
         return 1;
     }

@@ -44,10 +44,10 @@ static int split_host_port(const char *s, char *host, size_t hostlen, int *port)
     return sb_parse_int(colon + 1, 1, 65535, port) ? -1 : 0;
 }
 
-int nd_dicom_service_parse(nd_dicom_service_opts *o, const char *listen, const char *ae,
-                           const char *allow, const char *pacs, const char *model,
-                           const char *bundle, sc_error *e)
+int nd_dicom_service_parse(nd_dicom_service_opts *o, const nd_dicom_service_args *a, sc_error *e)
 {
+    const char *listen = a->listen, *ae = a->ae, *allow = a->allow, *pacs = a->pacs,
+               *model = a->model, *bundle = a->bundle;
     memset(o, 0, sizeof *o);
     snprintf(o->ae_title, sizeof o->ae_title, "SLDD");
     o->max_queue = 64;
@@ -84,6 +84,9 @@ int nd_dicom_service_parse(nd_dicom_service_opts *o, const char *listen, const c
                             "--dicom-bundle ID");
     snprintf(o->model, sizeof o->model, "%s", model ? model : "");
     snprintf(o->bundle, sizeof o->bundle, "%s", bundle ? bundle : "");
+    if (a->queue && sb_parse_int(a->queue, 1, 100000, &o->max_queue))
+        return sc_error_set(e, SC_EINVAL, "--dicom-queue '%s' is not a number in 1..100000",
+                            a->queue);
     return 0;
 }
 

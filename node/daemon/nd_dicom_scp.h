@@ -44,12 +44,21 @@ typedef struct nd_dicom_service_opts {
     double delta;            /* decision threshold */
 } nd_dicom_service_opts;
 
-/* Fill o from the command line's strings (any may be NULL except listen):
- * listen ADDR:PORT, ae TITLE, allow AE[,AE...], pacs HOST:PORT:AE, model
- * (a payload path) or bundle (an id).  0, or SC_EINVAL with e. */
-int nd_dicom_service_parse(nd_dicom_service_opts *o, const char *listen, const char *ae,
-                           const char *allow, const char *pacs, const char *model,
-                           const char *bundle, sc_error *e) SC_WUR;
+/* The command line's strings (any may be NULL except listen, pacs and one
+ * of model and bundle). */
+typedef struct nd_dicom_service_args {
+    const char *listen; /* ADDR:PORT */
+    const char *ae;     /* TITLE */
+    const char *allow;  /* AE[,AE...] */
+    const char *pacs;   /* HOST:PORT:AE */
+    const char *model;  /* a payload path */
+    const char *bundle; /* a bundle id */
+    const char *queue;  /* objects waiting at most (1..100000) */
+} nd_dicom_service_args;
+
+/* Fill o from a.  0, or SC_EINVAL with e. */
+int nd_dicom_service_parse(nd_dicom_service_opts *o, const nd_dicom_service_args *a,
+                           sc_error *e) SC_WUR;
 
 typedef struct nd_dicom_service {
     nd_ctx *c;

@@ -8,7 +8,8 @@
 # (Orthanc's REST API) and pass dciodvfy without errors.  The node is
 # stopped between receive and send (the PACS is unreachable at first) and
 # restarted: nothing is lost.  A calling AE title not on the allow-list is
-# refused; no log line or audit entry holds an attribute value.
+# refused, and one past the bounded queue is answered 0xA700 and not kept;
+# no log line or audit entry holds an attribute value.
 # Exits 77 when Orthanc, curl or storescu is missing.
 #
 # usage: test_dicom_pacs.sh /path/to/sldd /path/to/dicom_gen_tool
@@ -74,13 +75,13 @@ STUDY=1.2.826.0.1.3680043.8.498.5150.1
 # ---- the node ----
 N=$T/node
 "$SLDD" init --dir "$N" --id node-a --tls --ca-dir "$T/ca" --listen "127.0.0.1:$PEERP" >/dev/null 2>&1
-serve() { # serve LOG PACSPORT
+serve() { # serve LOG PACSPORT [OPTIONS...]
   "$SLDD" serve --dir "$N" --log "$1" --dicom-listen "127.0.0.1:$NODEP" --dicom-ae SLDDNODE \
-    --dicom-allow ORTHANC,STORESCU --dicom-pacs "127.0.0.1:$2:ORTHANC" --dicom-model "$T/dist/payload.pb" &
+    --dicom-allow ORTHANC,STORESCU --dicom-pacs "127.0.0.1:$2:ORTHANC" --dicom-model "$T/dist/payload.pb" "${@:3}" &
   NPID=$!
   wait_for 30 grep -q "DICOM: Storage SCP 'SLDDNODE'" "$1"
 }
-check "node starts with its Storage SCP (PACS unreachable)" serve "$T/log1.txt" "$CLOSED"
+check "node starts with its Storage SCP (PACS unreachable, queue of 1)" serve "$T/log1.txt" "$CLOSED" --dicom-queue 1
 
 ID=$(api /instances -X POST --data-binary @"$T/src.dcm" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ID"])')
 check "source uploaded to Orthanc" test -n "$ID"
@@ -92,6 +93,11 @@ check "send to the unreachable PACS failed and is kept" wait_for 10 grep -q "not
 # refused caller
 storescu -aet INTRUDER -aec SLDDNODE 127.0.0.1 "$NODEP" "$T/src.dcm" >/dev/null 2>&1
 check "INTRUDER refused" wait_for 5 grep -q "association from AE 'INTRUDER' refused" "$T/log1.txt"
+
+# the queue holds one object (its results wait for the PACS): a second is refused, not kept
+storescu -xt -aet STORESCU -aec SLDDNODE 127.0.0.1 "$NODEP" "$T/src.dcm" >/dev/null 2>&1
+check "second object refused with 0xA700 (queue full)" wait_for 5 grep -q "queue full (1 objects); object refused" "$T/log1.txt"
+check "only one object in the inbox" test "$(ls "$N/dicom/inbox/" | grep -c '\.dcm$')" = 1
 
 kill -TERM "$NPID"; wait "$NPID"; NPID=
 check "results still in the outbox after the stop" bash -c "ls '$N/dicom/outbox/'*/heatmap-sc.dcm >/dev/null"
