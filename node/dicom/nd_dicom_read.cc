@@ -15,6 +15,7 @@
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dctk.h"
 #include "dcmtk/dcmimgle/dcmimage.h"
@@ -168,6 +169,67 @@ static const char *photometric_name(const OFString &p, int *mono1)
     return NULL;
 }
 
+/* One RLE segment (PS3.5 G.3.1, PackBits) walked without writing: it must
+ * yield exactly `want` bytes from inside its own bytes (a trailing pad byte
+ * may follow).  1 when sound. */
+static int rle_segment_ok(const Uint8 *p, size_t n, size_t want)
+{
+    size_t i = 0, out = 0;
+    while (out < want) {
+        if (i >= n)
+            return 0;
+        int h = (Sint8)p[i++];
+        if (h >= 0) {
+            if ((size_t)h + 1 > n - i)
+                return 0;
+            i += (size_t)h + 1;
+            out += (size_t)h + 1;
+        } else if (h != -128) {
+            if (i >= n)
+                return 0;
+            i++;
+            out += (size_t)(1 - h);
+        }
+    }
+    return out == want && n - i <= 1;
+}
+
+/* DCMTK's RLE decoder (3.6.7) has been seen to crash on corrupt fragments,
+ * so every fragment is checked first: one fragment a frame, a 64-byte
+ * header with 1 or 2 segments (8 or 16 bits allocated), offsets inside the
+ * fragment and increasing, each segment decoding to exactly rows*columns
+ * bytes. */
+static int check_rle(DcmDataset *ds, const nd_dicom_info *info, const char *name, sd_error *err)
+{
+    DcmElement *el = NULL;
+    DcmPixelSequence *seq = NULL;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el ||
+        ((DcmPixelData *)el)->getEncapsulatedRepresentation(EXS_RLELossless, NULL, seq).bad() ||
+        !seq || seq->card() != (unsigned long)info->frames + 1)
+        return sd_error_set(err, SD_EFORMAT, "%s: RLE pixel data is not one fragment a frame",
+                            name);
+    size_t nseg = (size_t)info->bits_allocated / 8, want = (size_t)info->w * (size_t)info->h;
+    for (unsigned long k = 1; k < seq->card(); k++) {
+        DcmPixelItem *it = NULL;
+        Uint8 *b = NULL;
+        if (seq->getItem(it, k).bad() || !it || it->getUint8Array(b).bad() || !b)
+            return sd_error_set(err, SD_EFORMAT, "%s: RLE frame %lu unreadable", name, k);
+        size_t len = it->getLength();
+        Uint32 off[16];
+        for (int i = 0; len >= 64 && i < 16; i++)
+            off[i] = (Uint32)b[4 * i] | (Uint32)b[4 * i + 1] << 8 | (Uint32)b[4 * i + 2] << 16 |
+                     (Uint32)b[4 * i + 3] << 24;
+        int ok = len >= 64 && off[0] == nseg && off[1] == 64;
+        for (size_t i = 1; ok && i <= nseg; i++) {
+            size_t end = i < nseg ? off[i + 1] : len;
+            ok = off[i] < end && end <= len && rle_segment_ok(b + off[i], end - off[i], want);
+        }
+        if (!ok)
+            return sd_error_set(err, SD_EFORMAT, "%s: corrupt RLE data in frame %lu", name, k);
+    }
+    return 0;
+}
+
 /* Everything about the pixels, checked; no pixel decoded. */
 static int probe_dataset(DcmFileFormat &ff, const char *name, nd_dicom_info *info, sd_error *err)
 {
@@ -254,7 +316,7 @@ static int probe_dataset(DcmFileFormat &ff, const char *name, nd_dicom_info *inf
         return sd_error_set(err, SD_EFORMAT, "%s: Rescale Slope is 0", name);
     read_spacing(ds, info);
     read_window(ds, info);
-    return 0;
+    return xs == EXS_RLELossless ? check_rle(ds, info, name, err) : 0;
 }
 
 extern "C" int nd_dicom_probe(const uint8_t *buf, size_t len, const char *name, nd_dicom_info *info,

@@ -435,6 +435,40 @@ static void test_absurd_dimensions(void)
     expect_refusal("absurd.dcm", "absurd dimensions 65535x65535");
 }
 
+/* RLE fragments are checked before DCMTK decodes them (its 3.6.7 decoder
+ * crashed on a corrupt one): a segment offset past the fragment's end and
+ * a segment cut short are refused with a message. */
+static void test_corrupt_rle(void)
+{
+    int32_t *s = ramp(16, 16, 1, 65536, 0);
+    char msg[256];
+    dicom_gen g = base(16, 16);
+    g.xfer = "rle";
+    for (int kind = 0; kind < 2; kind++) {
+        CHECK(dicom_gen_write(fixture("rle-bad.dcm"), &g, s, msg, sizeof msg) == 0);
+        FILE *f = fopen(fixture("rle-bad.dcm"), "r+b");
+        static uint8_t buf[1 << 16];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        static const uint8_t hdr[8] = {2, 0, 0, 0, 64, 0, 0, 0};
+        size_t at = 0;
+        for (size_t i = 0; i + 64 <= n && !at; i++)
+            if (!memcmp(buf + i, hdr, 8))
+                at = i;
+        CHECK(at > 0);
+        if (kind == 0) /* second segment starts far past the end */
+            buf[at + 8] = 0xff, buf[at + 9] = 0xff, buf[at + 10] = 0x00, buf[at + 11] = 0x01;
+        else /* first run header of segment 1 asks for 128 literal bytes ... repeated */
+            memset(buf + at + 64, 0x7f, 8);
+        if (f) {
+            rewind(f);
+            CHECK(fwrite(buf, 1, n, f) == n);
+            fclose(f);
+        }
+        expect_refusal("rle-bad.dcm", "corrupt RLE data in frame 1");
+    }
+    free(s);
+}
+
 static void test_local_id(void)
 {
     int32_t s[16] = {0};
@@ -532,6 +566,7 @@ int main(void)
     test_refusals();
     test_absurd_dimensions();
     test_local_id();
+    test_corrupt_rle();
     test_mutations();
     int rc = sd_test_finish();
     if (rc == 0) {
