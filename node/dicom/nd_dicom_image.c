@@ -10,20 +10,23 @@
 #include <string.h>
 
 #include "nd_dicom_file.h"
+#include "sd_file.h"
 #include "sd_png.h"
 
 int nd_image_read(const char *path, nd_image *im, sd_error *err)
 {
     memset(im, 0, sizeof *im);
-    FILE *f = fopen(path, "rb");
+    FILE *f = NULL; /* regular files only: a FIFO named like an image must not block */
+    int rc = sd_file_open(path, NULL, &f, err);
+    if (rc)
+        return rc;
     uint8_t head[132];
-    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f)
-        fclose(f);
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
     if (!nd_dicom_sniff(head, n))
         return sd_png_read_gray16(path, &im->pix, &im->w, &im->h, &im->depth, err);
     im->dicom = 1;
-    int rc = nd_dicom_load_image(path, 0, 0, &im->pix, &im->w, &im->h, &im->info, err);
+    rc = nd_dicom_load_image(path, 0, 0, &im->pix, &im->w, &im->h, &im->info, err);
     im->depth = im->info.bits_stored;
     return rc;
 }

@@ -63,5 +63,8 @@ fi
 expect 1 "--dicom-out: IMAGE is not DICOM" -- "$SLDD" detect "$S/images/synth0003.png" --model "$P" --dicom-out "$T/out"
 expect 1 "cannot write the Secondary Capture" -- "$SLDD" detect "$T/src.dcm" --model "$P" --dicom-out "$T/missing"
 
+mkfifo "$T/fifo.dcm"
+expect 1 "fifo.dcm: is a FIFO (named pipe), not a regular file" -- timeout 10 "$SLDD" detect "$T/fifo.dcm" --model "$P"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
