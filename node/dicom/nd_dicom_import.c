@@ -486,6 +486,11 @@ static int convert_all(import_ctx *c, sd_error *err)
 int nd_dicom_import(const nd_dicom_import_opts *o, nd_dicom_import_report *rep, sd_error *err)
 {
     memset(rep, 0, sizeof *rep);
+    if (!nd_dicom_available())
+        return sd_error_set(err, SD_EUNSUPPORTED,
+                            "%s: this sldd was built without DICOM support (install "
+                            "libdcmtk-dev and rebuild)",
+                            o->src);
     import_ctx c = {.o = o, .rep = rep};
     nd_dicom_import_opts local = *o;
     char labels[PATHLEN + 16], masks[PATHLEN + 16];
