@@ -123,6 +123,20 @@ int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                           const sd_detect_params *p, const sd_detect_result *res, const char *title,
                           int synthetic, int max_side, sd_error *err)
 {
+    sd_canvas c;
+    int rc = sd_detect_heatmap_canvas(&c, pix, w, h, p, res, title, synthetic, max_side, err);
+    if (rc)
+        return rc;
+    rc = sd_canvas_write_png(&c, path, err);
+    sd_canvas_free(&c);
+    return rc;
+}
+
+int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
+                             const sd_detect_params *p, const sd_detect_result *res,
+                             const char *title, int synthetic, int max_side, sd_error *err)
+{
+    memset(out, 0, sizeof *out);
     if (!pix || !p || !res || !res->classes || w < 1 || h < 1)
         return sd_error_set(err, SD_EINVAL, "heat map: missing image or result");
     if (max_side <= 0)
@@ -221,7 +235,6 @@ int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                  : res->decision == SD_DETECT_NEGATIVE ? 0x80FF80u
                                                        : 0xFFFF80u,
                  scale);
-    rc = sd_canvas_write_png(&c, path, err);
-    sd_canvas_free(&c);
-    return rc;
+    *out = c;
+    return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "sd_draw.h"
 #include "sd_error.h"
 #include "sd_real.h"
 
@@ -59,5 +60,10 @@ void sd_detect_result_free(sd_detect_result *res);
 int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                           const sd_detect_params *p, const sd_detect_result *res, const char *title,
                           int synthetic, int max_side, sd_error *err) SD_WUR;
+/* The same picture on a canvas (*out, free with sd_canvas_free), e.g. for
+ * a DICOM Secondary Capture (docs/dicom.md). */
+int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
+                             const sd_detect_params *p, const sd_detect_result *res,
+                             const char *title, int synthetic, int max_side, sd_error *err) SD_WUR;
 
 #endif

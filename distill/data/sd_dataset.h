@@ -196,6 +196,7 @@ typedef struct sd_prepared {
     int64_t patches[SD_SPLIT_COUNT][SD_NUM_CLASSES];
     int64_t discarded[SD_SPLIT_COUNT];
     char labels_sha256[65]; /* hex */
+    double mm_per_pixel;    /* the images' physical grid; 0 unknown (PNG sets) */
 } sd_prepared;
 
 int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err) SD_WUR;

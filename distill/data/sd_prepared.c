@@ -35,10 +35,12 @@ int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
             "  \"patch_resize\": %d,\n"
             "  \"mean\": %.17g,\n"
             "  \"std\": %.17g,\n"
-            "  \"labels_sha256\": \"%s\",\n"
-            "  \"images\": {\n",
+            "  \"labels_sha256\": \"%s\",\n",
             p->version, p->synthetic ? "true" : "false", p->psize, p->stride, p->osize, p->mean,
             p->std, p->labels_sha256);
+    if (p->mm_per_pixel > 0) /* the physical grid, when the images had one (docs/dicom.md) */
+        fprintf(f, "  \"mm_per_pixel\": %.17g,\n", p->mm_per_pixel);
+    fprintf(f, "  \"images\": {\n");
     for (int s = 0; s < SD_SPLIT_COUNT; s++)
         fprintf(f, "    \"%s\": {\"non_gastritis\": %d, \"gastritis\": %d}%s\n", sd_split_name(s),
                 p->images[s][0], p->images[s][1], s + 1 < SD_SPLIT_COUNT ? "," : "");
@@ -106,6 +108,10 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
     if (!syn)
         goto bad;
     p->synthetic = !strncmp(syn, "true", 4);
+    const char *mm = sb_json_member(root, "mm_per_pixel");
+    what = "mm_per_pixel";
+    if (mm && (sb_json_number(mm, &p->mm_per_pixel) || !(p->mm_per_pixel > 0)))
+        goto bad;
     what = "labels_sha256";
     const char *h = sb_json_member(root, "labels_sha256");
     if (!h || *h != '"' || strlen(h) < 66 || h[65] != '"')

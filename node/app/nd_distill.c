@@ -322,6 +322,8 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
     HP("label_param", "%s", c->label_param == SD_LABEL_RAW ? "raw" : "softmax");
     HP("bn_mode", "%s", c->bn_mode == SD_BN_FROZEN ? "frozen" : "batch");
     HP("hard_labels", "%d", c->hard_labels);
+    if (ds->gastric && ds->prep.mm_per_pixel > 0) /* the physical grid (docs/dicom.md) */
+        HP("mm_per_pixel", "%.17g", ds->prep.mm_per_pixel);
     meta.privacy = h->privacy;
     if (c->dp_noise > 0) {
         /* a DP release states its accounting and carries no statistic of the

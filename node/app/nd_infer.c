@@ -33,6 +33,7 @@ void nd_infer_free(nd_infer *inf)
 static int adopt(nd_infer *inf, sd_weights *w, sd_error *err)
 {
     memset(inf, 0, sizeof *inf);
+    inf->dp_epsilon = NAN;
     if (!w)
         return -1;
     inf->w = w;
@@ -71,6 +72,11 @@ int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_paylo
     inf->osize = info->patch_resize ? info->patch_resize : info->patch_size;
     inf->mean = info->norm_mean;
     inf->std = info->norm_std > 0 ? info->norm_std : 1;
+    inf->mm_per_pixel = info->mm_per_pixel;
+    inf->dp_epsilon = info->dp_epsilon;
+    snprintf(inf->sender, sizeof inf->sender, "%s", info->sender);
+    for (int i = 0; i < 32; i++)
+        snprintf(inf->theta0_sha256 + 2 * i, 3, "%02x", d->theta0_sha256[i]);
     snprintf(inf->kind, sizeof inf->kind, "payload");
     char spec[64];
     sd_model_spec_label(&inf->m->spec, spec, sizeof spec);

@@ -38,10 +38,15 @@ typedef struct nd_infer {
     /* the input the model was made for */
     int psize, stride, osize; /* patch grid and network input size (0: not patch data) */
     double mean, std;         /* normalisation on the [0,1] scale */
-    int synthetic;            /* made from synthetic data (weights files say so) */
-    char kind[16];            /* "payload" or "weights" */
-    char label[384];          /* one line for people: model and origin */
-    sd_error err;             /* why the last nd_infer_classify call failed */
+    double mm_per_pixel;      /* the images' grid (payloads that record one); 0 unknown */
+    /* provenance for reports (payloads; empty / NaN otherwise) */
+    char sender[72];
+    char theta0_sha256[65]; /* hex */
+    double dp_epsilon;      /* NaN: no differential-privacy guarantee */
+    int synthetic;          /* made from synthetic data (weights files say so) */
+    char kind[16];          /* "payload" or "weights" */
+    char label[384];        /* one line for people: model and origin */
+    sd_error err;           /* why the last nd_infer_classify call failed */
 } nd_infer;
 
 /* From a parsed payload: replay d (Algorithm 2) on be; the geometry and the

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sb_parse.h"
 #include "sd_init.h"
 #include "sd_model.h"
 #include "sldd.pb-c.h"
@@ -381,6 +383,20 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
             info->patch_size = (int)b->normalisation->patch_size;
             info->patch_stride = (int)b->normalisation->patch_stride;
             info->patch_resize = (int)b->normalisation->patch_resize;
+        }
+        /* the images' grid, when the data set had one (docs/dicom.md), and
+         * the privacy guarantee, for reports */
+        info->dp_epsilon = NAN;
+        for (size_t i = 0; b->provenance && i < b->provenance->n_hyper_params; i++) {
+            const Sldd__V1__HyperParam *hp = b->provenance->hyper_params[i];
+            if (!hp->key || !hp->value)
+                continue;
+            if (!strcmp(hp->key, "mm_per_pixel") &&
+                sb_parse_double(hp->value, 1e-3, 100, &info->mm_per_pixel))
+                info->mm_per_pixel = 0;
+            if (!strcmp(hp->key, "dp_epsilon") &&
+                sb_parse_double(hp->value, 0, 1e9, &info->dp_epsilon))
+                info->dp_epsilon = NAN;
         }
         if (b->metrics) {
             info->accuracy = b->metrics->accuracy;

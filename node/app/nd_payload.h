@@ -59,6 +59,8 @@ typedef struct nd_payload_info {
     int patch_size, patch_stride, patch_resize;
     double accuracy, harmonic_mean;
     int encoding;
+    double mm_per_pixel; /* the grid its images were on (hyper "mm_per_pixel"); 0 unknown */
+    double dp_epsilon;   /* hyper "dp_epsilon"; NaN when absent */
 } nd_payload_info;
 
 /* Parse (with a memory budget, refusing unknown fields), validate and

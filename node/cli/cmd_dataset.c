@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_dicom_file.h"
 #include "sd_dataset.h"
 #include "sd_synth.h"
 #include "sb_parse.h"
@@ -60,6 +61,8 @@ static void usage_prepare(FILE *f)
     fprintf(f, "usage: sldd dataset prepare --data DIR [--patch P] [--stride S]\n"
                "                            [--patch-resize R] [--max-pixels N]\n"
                "                            [--max-image-pixels N]\n"
+               "                            [--dicom SRC [--dicom-labels CSV]\n"
+               "                             [--dicom-masks MDIR] [--mm-per-pixel MM]]\n"
                "\n"
                "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
                "into the PxP patch grid with stride S, label the patches of images with\n"
@@ -76,7 +79,14 @@ static void usage_prepare(FILE *f)
                "                      pixels in all (default 4294967296 = 2^32), before\n"
                "                      decoding anything\n"
                "  --max-image-pixels N  the same for one image (default 268435456 =\n"
-               "                      16384x16384)\n");
+               "                      16384x16384)\n"
+               "  --dicom SRC         first make DIR from DICOM files: SRC is a folder of them\n"
+               "                      or a list file (one path a line); labels.csv beside them\n"
+               "                      (or --dicom-labels) has label, split and file or\n"
+               "                      sop_instance_uid; masks/NAME.png beside them (or\n"
+               "                      --dicom-masks) as for PNG data sets (docs/dicom.md)\n"
+               "  --mm-per-pixel MM   resample every DICOM image to MM millimetres per pixel\n"
+               "                      (default: the files' own spacing, which must agree)\n");
 }
 
 /* Strict number parsing: the whole argument, in range, or a message. */
@@ -300,7 +310,32 @@ static int index_split(const char *dir, int split, int psize, int stride,
 
 typedef struct prepare_geometry {
     long psize, stride, osize;
+    double mm; /* the images' grid in mm per pixel, 0 unknown (docs/dicom.md) */
 } prepare_geometry;
+
+/* --dicom: DIR made from the DICOM files first; either way, DIR's grid. */
+static int prepare_dicom(const nd_dicom_import_opts *o, double *mm)
+{
+    sd_error err = {0};
+    nd_dicom_import_report r;
+    int rc = o->src ? nd_dicom_import(o, &r, &err) : nd_dicom_grid_read(o->out_dir, mm, &err);
+    if (rc < 0) {
+        fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
+        return 1;
+    }
+    if (o->src) {
+        *mm = r.mm;
+        printf("DICOM %s: %d object%s, %d image%s (%d with mask)", o->src, r.objects,
+               r.objects == 1 ? "" : "s", r.images, r.images == 1 ? "" : "s", r.with_mask);
+        if (r.skipped)
+            printf(", %d file%s skipped (not DICOM)", r.skipped, r.skipped == 1 ? "" : "s");
+        if (r.mm > 0)
+            printf("; grid %.4g mm per pixel%s\n", r.mm, o->mm > 0 ? " (resampled)" : "");
+        else
+            printf("; no pixel spacing: patches are in pixels, not millimetres\n");
+    }
+    return 0;
+}
 
 /* The data set's sizes, the patch grid and the per-split counts. */
 static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_index *ix,
@@ -353,6 +388,7 @@ static int prepare_write(const sd_dataset *ds, const sd_patch_index *ix, const s
     p.mean = ix->mean;
     p.std = ix->std;
     p.synthetic = ds->synthetic;
+    p.mm_per_pixel = g->mm;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
         p.images[s][0] = ds->count[s][0];
         p.images[s][1] = ds->count[s][1];
@@ -366,7 +402,15 @@ static int prepare_write(const sd_dataset *ds, const sd_patch_index *ix, const s
     return sd_prepared_write(path, &p, err);
 }
 
-static int run_prepare(int argc, char **argv)
+typedef struct prepare_args {
+    const char *dir;
+    long psize, stride, osize;
+    sd_dataset_limits lim;
+    nd_dicom_import_opts dcm;
+} prepare_args;
+
+/* The options of prepare into a; -1 to go on, or the exit status. */
+static int prepare_parse(int argc, char **argv, prepare_args *a)
 {
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
                                          {"patch", required_argument, 0, 'p'},
@@ -374,39 +418,51 @@ static int run_prepare(int argc, char **argv)
                                          {"patch-resize", required_argument, 0, 'r'},
                                          {"max-pixels", required_argument, 0, 'M'},
                                          {"max-image-pixels", required_argument, 0, 'I'},
+                                         {"dicom", required_argument, 0, 'D'},
+                                         {"dicom-labels", required_argument, 0, 'L'},
+                                         {"dicom-masks", required_argument, 0, 'K'},
+                                         {"mm-per-pixel", required_argument, 0, 'm'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *dir = NULL;
-    long psize = 299, stride = 50, osize = 0, v;
+    long v;
     int c;
-    sd_dataset_limits lim;
-    sd_dataset_limits_default(&lim);
+    memset(a, 0, sizeof *a);
+    a->psize = 299;
+    a->stride = 50;
+    sd_dataset_limits_default(&a->lim);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': dir = optarg; break;
+        case 'd': a->dir = optarg; break;
         case 'p':
             if (parse_long("prepare", "--patch", optarg, 1, 16384, &v))
                 return 2;
-            psize = v;
+            a->psize = v;
             break;
         case 's':
             if (parse_long("prepare", "--stride", optarg, 1, 16384, &v))
                 return 2;
-            stride = v;
+            a->stride = v;
             break;
         case 'r':
             if (parse_long("prepare", "--patch-resize", optarg, 1, 16384, &v))
                 return 2;
-            osize = v;
+            a->osize = v;
             break;
         case 'M':
         case 'I':
             if (parse_long("prepare", c == 'M' ? "--max-pixels" : "--max-image-pixels", optarg, 1,
                            1L << 40, &v))
                 return 2;
-            *(c == 'M' ? &lim.max_pixels : &lim.max_image_pixels) = v;
+            *(c == 'M' ? &a->lim.max_pixels : &a->lim.max_image_pixels) = v;
+            break;
+        case 'D': a->dcm.src = optarg; break;
+        case 'L': a->dcm.labels = optarg; break;
+        case 'K': a->dcm.masks = optarg; break;
+        case 'm':
+            if (parse_double("prepare", "--mm-per-pixel", optarg, 1e-3, 100, &a->dcm.mm))
+                return 2;
             break;
         case 'h': usage_prepare(stdout); return 0;
         default:
@@ -421,22 +477,42 @@ static int run_prepare(int argc, char **argv)
         usage_prepare(stderr);
         return 2;
     }
-    if (!dir || !*dir) {
+    if (!a->dir || !*a->dir) {
         fprintf(stderr, "sldd dataset prepare: --data DIR is required\n");
         usage_prepare(stderr);
         return 2;
     }
-    if (osize == 0)
-        osize = psize;
-    if (osize > psize) {
+    if (a->osize == 0)
+        a->osize = a->psize;
+    if (a->osize > a->psize) {
         fprintf(stderr,
                 "sldd dataset prepare: --patch-resize %ld is larger than --patch %ld;"
                 " patches can only be scaled down\n",
-                osize, psize);
+                a->osize, a->psize);
         return 2;
     }
 
-    prepare_geometry g = {psize, stride, osize};
+    if (!a->dcm.src && (a->dcm.labels || a->dcm.masks || a->dcm.mm > 0)) {
+        fprintf(stderr, "sldd dataset prepare: --dicom-labels, --dicom-masks and --mm-per-pixel "
+                        "need --dicom SRC\n");
+        return 2;
+    }
+    a->dcm.out_dir = a->dir;
+    return -1;
+}
+
+static int run_prepare(int argc, char **argv)
+{
+    prepare_args a;
+    int rc = prepare_parse(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    const char *dir = a.dir;
+    long psize = a.psize, stride = a.stride, osize = a.osize;
+    sd_dataset_limits lim = a.lim;
+    prepare_geometry g = {psize, stride, osize, 0};
+    if (prepare_dicom(&a.dcm, &g.mm))
+        return 1;
     /* The train split stays loaded for the statistics; val and test are
      * loaded one at a time (which also decodes, so catches truncated files)
      * to keep the peak memory to the largest split. */
@@ -444,8 +520,7 @@ static int run_prepare(int argc, char **argv)
     sd_dataset *ds = NULL;
     sd_patch_index ix;
     split_stats st[SD_SPLIT_COUNT];
-    int rc =
-        index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds, &err);
+    rc = index_split(dir, SD_SPLIT_TRAIN, (int)psize, (int)stride, &lim, &st[0], &ix, &ds, &err);
     for (int s = 1; !rc && s < SD_SPLIT_COUNT; s++)
         rc = index_split(dir, s, (int)psize, (int)stride, &lim, &st[s], NULL, NULL, &err);
     if (rc) {

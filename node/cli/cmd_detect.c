@@ -28,6 +28,8 @@
 #include "nd_cli_dir.h"
 #include "nd_buf.h"
 #include "nd_detect.h"
+#include "nd_dicom_file.h"
+#include "nd_dicom_results.h"
 #include "nd_infer.h"
 #include "nd_state.h"
 #include "sc_util.h"
@@ -43,8 +45,9 @@ typedef struct detect_opts {
     const char *model;    /* --model payload.pb */
     const char *bundle;   /* --bundle ID --dir NODE: an imported bundle (nd_detect.h) */
     const char *node_dir;
-    const char *weights; /* --weights FILE (sldd train) */
-    const char *heatmap; /* --heatmap OUT.png */
+    const char *weights;   /* --weights FILE (sldd train) */
+    const char *heatmap;   /* --heatmap OUT.png */
+    const char *dicom_out; /* --dicom-out DIR: SC + SR (docs/dicom.md) */
     const char *device;
     double delta;
     int json;
@@ -56,6 +59,7 @@ static void detect_usage(FILE *f)
     fprintf(f, "usage: sldd detect IMAGE.png (--model PAYLOAD | --weights FILE |\n"
                "                   --bundle ID --dir NODE) [--delta D]\n"
                "                   [--heatmap OUT.png] [--device cpu|cuda] [--json]\n"
+               "                   [--dicom-out DIR]\n"
                "       sldd detect (FOLDER | IMAGE.png)... (--model ... | --bundle ID --dir NODE)\n"
                "                   [--heatmaps DIR] [--json] [--delta D] [--device cpu|cuda]\n"
                "\n"
@@ -76,6 +80,9 @@ static void detect_usage(FILE *f)
                "                     and its theta_opt stored)\n"
                "  --delta D          decision threshold in [0,1] (0.4, the paper's)\n"
                "  --heatmap OUT.png  write the image with N patches green and P patches red\n"
+               "  --dicom-out DIR    IMAGE is DICOM: write DIR/heatmap-sc.dcm (Secondary\n"
+               "                     Capture) and DIR/report-sr.dcm (TID 1500 SR) under its\n"
+               "                     study (docs/dicom.md); they carry the patient's identity\n"
                "  --device D         compute backend: cpu (default) or cuda\n"
                "  --json             print one JSON object instead of text\n"
                "  --repeat N         classify the image N times and report the best time\n"
@@ -192,7 +199,8 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
         O_REPEAT,
         O_BUNDLE,
         O_DIR,
-        O_HEATMAPS
+        O_HEATMAPS,
+        O_DICOM_OUT
     };
     static const struct option opts[] = {{"model", required_argument, 0, O_MODEL},
                                          {"weights", required_argument, 0, O_WEIGHTS},
@@ -205,6 +213,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
                                          {"bundle", required_argument, 0, O_BUNDLE},
                                          {"dir", required_argument, 0, O_DIR},
                                          {"heatmaps", required_argument, 0, O_HEATMAPS},
+                                         {"dicom-out", required_argument, 0, O_DICOM_OUT},
                                          {0, 0, 0, 0}};
     int c;
     long long v;
@@ -224,6 +233,7 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
             break;
         case O_HEATMAP: o->heatmap = optarg; break;
         case O_HEATMAPS: o->heatmaps = optarg; break;
+        case O_DICOM_OUT: o->dicom_out = optarg; break;
         case O_DEVICE: o->device = optarg; break;
         case O_JSON: o->json = 1; break;
         case O_REPEAT:
@@ -384,6 +394,13 @@ static int has_png_suffix(const char *name)
     return n > 4 && !strcasecmp(name + n - 4, ".png");
 }
 
+/* a folder's images: *.png and DICOM files named *.dcm (docs/dicom.md) */
+static int has_image_suffix(const char *name)
+{
+    size_t n = strlen(name);
+    return has_png_suffix(name) || (n > 4 && !strcasecmp(name + n - 4, ".dcm"));
+}
+
 /* Every image the arguments name: files as given, folders' *.png sorted.
  * 0, or -1 after a message. */
 static int batch_list(const detect_opts *o, char ***out, size_t *n_out)
@@ -405,7 +422,7 @@ static int batch_list(const detect_opts *o, char ***out, size_t *n_out)
         struct dirent *de = NULL;
         size_t first = n;
         while (d ? (de = readdir(d)) != NULL : n == first) {
-            if (de && (de->d_name[0] == '.' || !has_png_suffix(de->d_name)))
+            if (de && (de->d_name[0] == '.' || !has_image_suffix(de->d_name)))
                 continue;
             if (n == cap) {
                 char **g =
@@ -512,17 +529,23 @@ static int batch_one(const detect_opts *o, nd_infer *inf, const char *image, det
         batch_row(o, image, f, &res, "", e.msg);
         return -1;
     }
-    if (sd_png_read_gray16(image, &pix, &f->w, &f->h, &f->depth, &err)) {
+    nd_image im; /* PNG or DICOM, put on the model's grid */
+    char note[160];
+    if (nd_image_read(image, &im, &err) ||
+        nd_image_to_grid(&im, inf->mm_per_pixel, note, sizeof note, &err)) {
         batch_row(o, image, f, &res, "", err.msg);
+        nd_image_free(&im);
         return -1;
     }
-    f->synthetic = png_says_synthetic(image);
+    pix = im.pix;
+    f->w = im.w, f->h = im.h, f->depth = im.depth;
+    f->synthetic = !im.dicom && png_says_synthetic(image);
     if (nd_infer_detect(inf, pix, f->w, f->h, o->delta, &res, &err))
         goto fail;
     if (o->heatmaps) {
         const char *base = strrchr(image, '/');
         base = base ? base + 1 : image;
-        int keep = (int)strlen(base) - (has_png_suffix(base) ? 4 : 0);
+        int keep = (int)strlen(base) - (has_image_suffix(base) ? 4 : 0);
         int n = snprintf(heat, sizeof heat, "%s/%.*s.heat.png", o->heatmaps, keep, base);
         if (n < 0 || (size_t)n >= sizeof heat) {
             sd_error_set(&err, SD_EINVAL, "heat map path too long");
@@ -611,10 +634,14 @@ int cmd_detect(int argc, char **argv)
     nd_infer inf = {0};
     sd_detect_result res = {0};
     char bundle_id[33] = "";
-    if (sd_png_read_gray16(o.image, &pix, &fig.w, &fig.h, &fig.depth, &err)) {
+    nd_image im; /* PNG or DICOM (docs/dicom.md) */
+    char grid_note[160] = "";
+    if (nd_image_read(o.image, &im, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         goto out;
     }
+    pix = im.pix;
+    fig.w = im.w, fig.h = im.h, fig.depth = im.depth;
     fig.synthetic = png_says_synthetic(o.image);
     sc_error he = {0, ""};
     if (nd_file_sha256_hex(o.image, fig.sha256, &he)) {
@@ -636,6 +663,14 @@ int cmd_detect(int argc, char **argv)
         snprintf(fig.bundle, sizeof fig.bundle, "%s", bundle_id);
         bundle_sender(o.node_dir, bundle_id, fig.sender);
     }
+    if (nd_image_to_grid(&im, inf.mm_per_pixel, grid_note, sizeof grid_note, &err)) {
+        fprintf(stderr, "sldd detect: %s: %s\n", o.image, err.msg);
+        goto out;
+    }
+    pix = im.pix;
+    fig.w = im.w, fig.h = im.h;
+    if (grid_note[0] && !o.json)
+        printf("grid:      %s\n", grid_note);
     if (sd_patch_grid_dim(fig.w, inf.psize, inf.stride) == 0 ||
         sd_patch_grid_dim(fig.h, inf.psize, inf.stride) == 0) {
         fprintf(stderr, "sldd detect: %s is %dx%d, smaller than one %dx%d patch of the model\n",
@@ -651,6 +686,13 @@ int cmd_detect(int argc, char **argv)
             goto out;
         }
         fig.best = fmin(fig.best, now_seconds() - t1);
+    }
+    nd_dicom_results_opts dro = {o.image, o.dicom_out, o.model, bundle_id, NULL};
+    if (o.dicom_out &&
+        (!im.dicom || nd_dicom_results_write(&dro, &inf, pix, fig.w, fig.h, &res, o.delta, &err))) {
+        fprintf(stderr, "sldd detect: --dicom-out: %s\n",
+                im.dicom ? err.msg : "IMAGE is not DICOM");
+        goto out;
     }
     if (o.heatmap && detect_heatmap(&o, o.image, o.heatmap, &inf, pix, &res, &fig, &err)) {
         fprintf(stderr, "sldd detect: heat map: %s\n", err.msg);

@@ -8,12 +8,17 @@
 #include "commands.h"
 #include "nd_cli_dir.h"
 #include "nd_daemon.h"
+#include "nd_dicom_scp.h"
 #include "sb_parse.h"
 
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: sldd serve [--dir NODE] [--log FILE] [--log-format text|json] [--check]\n"
                "                  [--dashboard ADDR:PORT [--dashboard-idle SECONDS]]\n"
+               "                  [--dicom-listen ADDR:PORT --dicom-pacs HOST:PORT:AE\n"
+               "                   (--dicom-model PAYLOAD | --dicom-bundle ID)\n"
+               "                   [--dicom-ae TITLE] [--dicom-allow AE[,AE...]]\n"
+               "                   [--dicom-queue N]]\n"
                "\n"
                "Runs the node in the foreground: the peer protocol over mutual TLS 1.3\n"
                "(node.conf 'listen:'), the admin API on NODE/admin.sock, bundle delivery\n"
@@ -34,6 +39,17 @@ static void serve_usage(FILE *f)
                "               certificate)\n"
                "  --dashboard-idle SECONDS  dashboard sessions end after this long\n"
                "               without a request (default 900)\n"
+               "  --dicom-listen ADDR:PORT  also run a DICOM Storage SCP: each image received\n"
+               "               is detected with the model and its heat map (Secondary\n"
+               "               Capture) and report (TID 1500 SR) are stored to the PACS\n"
+               "               (docs/dicom.md); a loopback ADDR takes loopback peers only\n"
+               "  --dicom-pacs HOST:PORT:AE  where results are sent (Storage SCU)\n"
+               "  --dicom-model PAYLOAD      the model: a payload file, or\n"
+               "  --dicom-bundle ID          a bundle this node holds\n"
+               "  --dicom-ae TITLE           this node's AE title (SLDD)\n"
+               "  --dicom-allow AE,...       calling AE titles allowed (default: any)\n"
+               "  --dicom-queue N            objects waiting at most; more are refused\n"
+               "                             (0xA700, the sender retries) (64)\n"
                "\n"
                "See docs/node.md (operator's guide) for node.conf and running as a service.\n");
 }
@@ -46,9 +62,17 @@ int cmd_serve(int argc, char **argv)
                                          {"log-format", required_argument, 0, 'F'},
                                          {"dashboard", required_argument, 0, 'D'},
                                          {"dashboard-idle", required_argument, 0, 'I'},
+                                         {"dicom-listen", required_argument, 0, 'L'},
+                                         {"dicom-pacs", required_argument, 0, 'P'},
+                                         {"dicom-model", required_argument, 0, 'M'},
+                                         {"dicom-bundle", required_argument, 0, 'B'},
+                                         {"dicom-ae", required_argument, 0, 'A'},
+                                         {"dicom-allow", required_argument, 0, 'W'},
+                                         {"dicom-queue", required_argument, 0, 'Q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *log = NULL;
+    nd_dicom_service_args da = {0};
     int check = 0, o;
     long long idle = 0;
     nd_log_format fmt = ND_LOG_TEXT;
@@ -74,6 +98,13 @@ int cmd_serve(int argc, char **argv)
             }
             dash.idle_seconds = (int)idle;
             break;
+        case 'L': da.listen = optarg; break;
+        case 'P': da.pacs = optarg; break;
+        case 'M': da.model = optarg; break;
+        case 'B': da.bundle = optarg; break;
+        case 'A': da.ae = optarg; break;
+        case 'W': da.allow = optarg; break;
+        case 'Q': da.queue = optarg; break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -84,6 +115,12 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     sc_error e = {0, ""};
+    nd_dicom_service_opts dicom;
+    int with_dicom = da.listen || da.pacs || da.model || da.bundle || da.ae || da.allow || da.queue;
+    if (with_dicom && nd_dicom_service_parse(&dicom, &da, &e)) {
+        fprintf(stderr, "sldd serve: %s\n", e.msg);
+        return 2;
+    }
     if (check) {
         if (nd_daemon_check(dir, &e)) {
             fprintf(stderr, "sldd serve --check: %s\n", e.msg);
@@ -92,7 +129,8 @@ int cmd_serve(int argc, char **argv)
         printf("node state in %s is sound\n", dir);
         return 0;
     }
-    if (nd_daemon_run_dash(dir, log, fmt, &dash, &e)) {
+    nd_daemon_opts run = {log, fmt, &dash, with_dicom ? &dicom : NULL};
+    if (nd_daemon_run_with(dir, &run, &e)) {
         fprintf(stderr, "sldd serve: %s\n", e.msg);
         return 1;
     }

@@ -19,6 +19,7 @@
 #include "nd_buf.h"
 #include "nd_ctx.h"
 #include "nd_dash.h"
+#include "nd_dicom_scp.h"
 #include "nd_inbound.h"
 #include "nd_jobs.h"
 #include "nd_objects.h"
@@ -326,6 +327,9 @@ typedef struct daemon_parts {
     nd_witness_sync wit;
     nd_service sv; /* notify, watchdog, SIGHUP: on the loop's tick */
     nd_dash *dash;
+    const nd_dicom_service_opts *dicom_opts; /* NULL: no DICOM listener */
+    nd_dicom_service dicom;
+    int dicom_started;
     int port;
     int in_init, out_started, jobs_started, admin_started, import_started;
 } daemon_parts;
@@ -392,6 +396,11 @@ static int start_workers(nd_ctx *c, daemon_parts *p, sc_error *e)
     if ((rc = nd_import_start(&p->in, e)))
         return rc;
     p->import_started = 1;
+    if (p->dicom_opts) {
+        p->dicom_started = 1; /* stopped (what started of it) even when start fails */
+        if ((rc = nd_dicom_service_start(&p->dicom, c, p->dicom_opts, e)))
+            return rc;
+    }
     return 0;
 }
 
@@ -405,6 +414,8 @@ static void stop_parts(nd_ctx *c, daemon_parts *p, const char *node_dir)
 {
     nd_ctx_stop(c);
     nd_dash_stop(p->dash);
+    if (p->dicom_started)
+        nd_dicom_service_stop(&p->dicom);
     if (p->admin_started)
         nd_admin_stop(&p->admin);
     if (p->import_started)
@@ -446,24 +457,26 @@ static int serve(nd_ctx *c, daemon_parts *p, sc_error *e)
 
 int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format, sc_error *e)
 {
-    return nd_daemon_run_dash(node_dir, log_path, log_format, NULL, e);
+    nd_daemon_opts o = {log_path, log_format, NULL, NULL};
+    return nd_daemon_run_with(node_dir, &o, e);
 }
 
-int nd_daemon_run_dash(const char *node_dir, const char *log_path, nd_log_format log_format,
-                       const nd_dash_config *dash, sc_error *e)
+int nd_daemon_run_with(const char *node_dir, const nd_daemon_opts *o, sc_error *e)
 {
     nd_ctx c;
     int lock_fd = -1, rc;
     daemon_parts p;
     saved_signals old;
+    const nd_dash_config *dash = o->dash;
     memset(&p, 0, sizeof p);
+    p.dicom_opts = o->dicom;
     catch_signals(&old);
     if ((rc = take_lock(node_dir, &lock_fd, e))) {
         restore_signals(&old);
         return rc;
     }
-    rc = nd_ctx_init(&c, node_dir, log_path, e);
-    c.log_format = log_format;
+    rc = nd_ctx_init(&c, node_dir, o->log_path, e);
+    c.log_format = o->log_format;
     if (rc) {
         nd_ctx_destroy(&c);
         close(lock_fd);

@@ -32,10 +32,19 @@
 int nd_daemon_run(const char *node_dir, const char *log_path, nd_log_format log_format,
                   sc_error *e) SC_WUR;
 
-/* The same, with the dashboard on dash->listen (nd_dash.h) when dash is
- * not NULL and names an address. */
-int nd_daemon_run_dash(const char *node_dir, const char *log_path, nd_log_format log_format,
-                       const nd_dash_config *dash, sc_error *e) SC_WUR;
+/* What `sldd serve` may add to the node: the dashboard on dash->listen
+ * (nd_dash.h) when dash is not NULL and names an address; on-arrival DICOM
+ * detection (nd_dicom_scp.h) when dicom is not NULL. */
+struct nd_dicom_service_opts;
+typedef struct nd_daemon_opts {
+    const char *log_path; /* NULL: stderr */
+    nd_log_format log_format;
+    const nd_dash_config *dash;
+    const struct nd_dicom_service_opts *dicom;
+} nd_daemon_opts;
+
+/* The same as nd_daemon_run, with those. */
+int nd_daemon_run_with(const char *node_dir, const nd_daemon_opts *o, sc_error *e) SC_WUR;
 
 /* The startup checks alone (for `sldd serve --check`): 0 when the state is
  * sound; problems are logged to stderr. */
