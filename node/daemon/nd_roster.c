@@ -16,9 +16,9 @@
 #include "sc_card.h"
 #include "sc_util.h"
 
-#define CARD_DAYS    30    /* validity of a pushed card */
-#define ADMINS_TEXT  4096  /* SC_MAX_ADMINS_PER_NODE x (64 + 1 + 44 + 1) */
-#define REFUSED_WAIT 60000 /* ms before a card a peer refused is offered again */
+#define CARD_DAYS    30     /* validity of a pushed card */
+#define ADMINS_TEXT  4096   /* SC_MAX_ADMINS_PER_NODE x (64 + 1 + 44 + 1) */
+#define REFUSED_WAIT 600000 /* ms before a card a peer refused is offered again */
 #define IDLE_WAIT    5000
 
 /* p's admins as NAME:BASE64KEY,... */
