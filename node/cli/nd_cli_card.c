@@ -292,6 +292,8 @@ int nd_cli_peer_remove(nd_node *n, const char *id, const char *reason)
     /* pins first: from here on the node refuses its connections */
     if (nd_db_open(n->dir, 1, &db, &e) ||
         nd_db_run(db, &e, "DELETE FROM peers WHERE id=?", "t", id) ||
+        /* a later `peer add` starts from a new baseline (nd_roster.h) */
+        nd_db_run(db, &e, "DELETE FROM peer_roster WHERE peer=?", "t", id) ||
         n->trust->peer_remove(n->trust, id, why + strlen("canceled: peer "), &e) ||
         cancel_deliveries(db, id, actor, why, &count, &e)) {
         fprintf(stderr, "sldd peer remove: %s\n", e.msg);
