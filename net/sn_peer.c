@@ -48,12 +48,14 @@ static void bundle_handler(void *arg, const sn_request *req, sn_response *resp)
     svc->on_bundle(svc->arg, &in, resp);
 }
 
-static void audit_head_handler(void *arg, const sn_request *req, sn_response *resp)
+/* A small signed object (audit head, card) for fn; what names it in a
+ * refusal of an empty body. */
+static void small_post(const sn_request *req, sn_response *resp, const char *what,
+                       void (*fn)(void *, const sn_audit_head_in *, sn_response *), void *fn_arg)
 {
-    const sn_peer_service *svc = arg;
     sn_audit_head_in in;
     if (req->body_len == 0) {
-        if (sn_response_printf(resp, 400, NULL, "400 Bad Request: empty audit head\n") != 0)
+        if (sn_response_printf(resp, 400, NULL, "400 Bad Request: empty %s\n", what) != 0)
             resp->status = 400;
         return;
     }
@@ -62,7 +64,19 @@ static void audit_head_handler(void *arg, const sn_request *req, sn_response *re
     in.peer_addr = req->peer_addr;
     in.body = req->body;
     in.body_len = req->body_len;
-    svc->on_audit_head(svc->audit_head_arg, &in, resp);
+    fn(fn_arg, &in, resp);
+}
+
+static void audit_head_handler(void *arg, const sn_request *req, sn_response *resp)
+{
+    const sn_peer_service *svc = arg;
+    small_post(req, resp, "audit head", svc->on_audit_head, svc->audit_head_arg);
+}
+
+static void card_handler(void *arg, const sn_request *req, sn_response *resp)
+{
+    const sn_peer_service *svc = arg;
+    small_post(req, resp, "contact card", svc->on_card, svc->card_arg);
 }
 
 int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
@@ -82,6 +96,9 @@ int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err)
     if (!rc && svc->on_audit_head)
         rc = sn_server_route(s, "POST", SN_PEER_AUDIT_HEAD_PATH, SN_PEER_AUDIT_HEAD_MAX,
                              audit_head_handler, (void *)svc, err);
+    if (!rc && svc->on_card)
+        rc = sn_server_route(s, "POST", SN_PEER_CARD_PATH, SN_PEER_CARD_MAX, card_handler,
+                             (void *)svc, err);
     return rc;
 }
 
@@ -144,6 +161,14 @@ int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin,
 {
     return post(c, base_url, SN_PEER_AUDIT_HEAD_PATH, pin, SN_PEER_AUDIT_HEAD_TYPE, head, head_len,
                 resp, outcome, err);
+}
+
+int sn_peer_send_card(sn_client *c, const char *base_url, const char *pin, const void *card,
+                      size_t card_len, sn_client_response *resp, sn_delivery *outcome,
+                      sc_error *err)
+{
+    return post(c, base_url, SN_PEER_CARD_PATH, pin, SN_PEER_CARD_TYPE, card, card_len, resp,
+                outcome, err);
 }
 
 int sn_peer_health(sn_client *c, const char *base_url, const char *pin, sn_client_response *resp,

@@ -8,6 +8,10 @@
  *                           SN_PEER_AUDIT_HEAD_MAX bytes, opaque here); the
  *                           daemon's callback answers (only registered
  *                           when the service has one)
+ *   POST /v1/card        -> body: the sender's signed contact card (at most
+ *                           SN_PEER_CARD_MAX bytes, opaque here): its keys
+ *                           and admin roster; the daemon's callback answers
+ *                           (only registered when the service has one)
  *
  * This layer only moves bytes between authenticated nodes: it never parses
  * a bundle.  The daemon's callback verifies and stores it and decides the
@@ -31,6 +35,9 @@
 #define SN_PEER_AUDIT_HEAD_PATH "/v1/audit-head"
 #define SN_PEER_AUDIT_HEAD_TYPE "application/vnd.sldd.audit-head"
 #define SN_PEER_AUDIT_HEAD_MAX  1024
+#define SN_PEER_CARD_PATH       "/v1/card"
+#define SN_PEER_CARD_TYPE       "application/vnd.sldd.card"
+#define SN_PEER_CARD_MAX        65536
 
 /* An inbound bundle as the daemon's callback sees it. */
 typedef struct sn_bundle_in {
@@ -64,6 +71,11 @@ typedef struct sn_audit_head_in {
  * refused for good, 5xx try later). */
 typedef void (*sn_audit_head_fn)(void *arg, const sn_audit_head_in *in, sn_response *resp);
 
+/* An inbound contact card: the same shape as an audit head (sender
+ * authenticated, body only size-checked: 1..SN_PEER_CARD_MAX bytes). */
+typedef sn_audit_head_in sn_card_in;
+typedef void (*sn_card_fn)(void *arg, const sn_card_in *in, sn_response *resp);
+
 typedef struct sn_peer_service {
     const char *node_id;     /* this node, reported by /v1/health */
     size_t max_bundle_bytes; /* body cap for POST /v1/bundles */
@@ -71,9 +83,12 @@ typedef struct sn_peer_service {
     void *arg;
     sn_audit_head_fn on_audit_head; /* NULL: POST /v1/audit-head is not offered */
     void *audit_head_arg;
+    sn_card_fn on_card; /* NULL: POST /v1/card is not offered */
+    void *card_arg;
 } sn_peer_service;
 
-/* Register GET /v1/health, POST /v1/bundles (and POST /v1/audit-head) on s.  svc is not copied:
+/* Register GET /v1/health, POST /v1/bundles (and POST /v1/audit-head,
+ * POST /v1/card) on s.  svc is not copied:
  * it and the strings it points to must outlive the server. */
 int sn_peer_register(sn_server *s, const sn_peer_service *svc, sc_error *err) SC_WUR;
 
@@ -101,6 +116,11 @@ int sn_peer_deliver(sn_client *c, const char *base_url, const char *pin, const v
 int sn_peer_send_audit_head(sn_client *c, const char *base_url, const char *pin, const void *head,
                             size_t head_len, sn_client_response *resp, sn_delivery *outcome,
                             sc_error *err);
+
+/* POST this node's signed contact card to a peer; like sn_peer_deliver. */
+int sn_peer_send_card(sn_client *c, const char *base_url, const char *pin, const void *card,
+                      size_t card_len, sn_client_response *resp, sn_delivery *outcome,
+                      sc_error *err);
 
 /* GET /v1/health of a peer; 0 and resp->status 200 when it is up. */
 int sn_peer_health(sn_client *c, const char *base_url, const char *pin, sn_client_response *resp,

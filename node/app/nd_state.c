@@ -149,6 +149,14 @@ static const char *const schema_sql = BUNDLES_DDL(
                                              " prev_hash TEXT NOT NULL,"
                                              " hash TEXT NOT NULL);";
 
+/* Version 4: what each peer knows of this node's admins (nd_roster.h);
+ * apart from schema_sql, which is at the length C compilers must take. */
+static const char *const schema_v4_sql = "CREATE TABLE IF NOT EXISTS peer_roster("
+                                         " peer TEXT PRIMARY KEY,"
+                                         " roster_sha256 TEXT NOT NULL," /* '': baseline */
+                                         " admins TEXT NOT NULL,"        /* NAME:B64KEY,... */
+                                         " acked_unix INTEGER NOT NULL);";
+
 /* Version 1 -> 2: the state CHECKs.  Each table is rebuilt under a
  * temporary name, its rows copied (a row whose state is not a lifecycle
  * state fails the copy and the whole migration), the old table dropped and
@@ -444,8 +452,8 @@ static int schema_upgrade(sqlite3 *db, sc_error *e)
         goto out;
     }
     if (ver < ND_SCHEMA_VERSION &&
-        ((rc = nd_db_exec(db, schema_sql, e)) || (rc = foreign_keys_hold(db, e)) ||
-         (rc = nd_db_exec(db, set, e))))
+        ((rc = nd_db_exec(db, schema_sql, e)) || (rc = nd_db_exec(db, schema_v4_sql, e)) ||
+         (rc = foreign_keys_hold(db, e)) || (rc = nd_db_exec(db, set, e))))
         goto out;
     rc = nd_db_commit(db, e);
 out:

@@ -26,8 +26,9 @@
  * (nd_lifecycle.h), a version-1 database migrated when opened; the theta_opt
  * table (every table is created IF NOT EXISTS, so opening an older database
  * adds what it lacks and keeps the rest).
- * 3: the privacy ledger (nd_ledger.h: tables ledger and ledger_records). */
-#define ND_SCHEMA_VERSION 3
+ * 3: the privacy ledger (nd_ledger.h: tables ledger and ledger_records).
+ * 4: peer_roster, the admin roster each peer has acknowledged (nd_roster.h). */
+#define ND_SCHEMA_VERSION 4
 
 /* Open (and with create, make) NODE/state.db: pragmas, schema. */
 int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e) SC_WUR;

@@ -18,6 +18,7 @@
 #include "nd_cli_peer.h"
 #include "sc_keys.h"
 #include "nd_node.h"
+#include "nd_roster.h"
 #include "sc_util.h"
 #include "sp_check.h"
 
@@ -144,6 +145,11 @@ static int peer_add(nd_node *n, const peer_args *a)
     sc_error ignore = {0, ""};
     int existed = n->trust->peer_get(n->trust, p.id, &old, &ignore) == 0;
     if (n->trust->peer_put(n->trust, &p, &e)) {
+        fprintf(stderr, "sldd peer add: %s\n", e.msg);
+        return 1;
+    }
+    /* what the new peer is assumed to know of our admins (nd_roster.h) */
+    if (nd_roster_baseline(n->dir, n->trust, n->cfg.id, p.id, &e)) {
         fprintf(stderr, "sldd peer add: %s\n", e.msg);
         return 1;
     }

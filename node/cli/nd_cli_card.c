@@ -7,16 +7,17 @@
 
 #include <getopt.h>
 #include <inttypes.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "nd_audit.h"
+#include "nd_card.h"
 #include "nd_cli_peer.h"
 #include "nd_delivery.h"
 #include "nd_lifecycle.h"
+#include "nd_roster.h"
 #include "nd_state.h"
 #include "nd_tlsinit.h"
 #include "sb_parse.h"
@@ -37,53 +38,10 @@ static void export_usage(FILE *f)
                "previous key during a rotation).  Peers add it with 'sldd peer add --card'.\n");
 }
 
-/* The card of the node in dir, valid from now for days. */
-static int card_make(nd_node *n, const char *url, int64_t days, sc_card *c, sc_error *e)
-{
-    unsigned char pin[SC_PIN_LEN];
-    uint8_t *der = NULL;
-    size_t len = 0;
-    int rc;
-    memset(c, 0, sizeof *c);
-    if ((rc = n->trust->peer_get(n->trust, n->cfg.id, &c->peer, e)) ||
-        (rc = nd_tls_own_pin(n->dir, c->pins[0], e)))
-        return rc;
-    c->n_pins = 1;
-    /* a staged next TLS key is published before the node switches to it */
-    rc = nd_tls_next_pin(n->dir, pin, e);
-    if (rc == 0)
-        memcpy(c->pins[c->n_pins++], pin, SC_PIN_LEN);
-    else if (rc != SC_ENOTFOUND)
-        return rc;
-    if ((rc = nd_tls_issuer_der(n->dir, &der, &len, e)))
-        return rc;
-    if (len > sizeof c->ca_der) {
-        free(der);
-        return sc_error_set(e, SC_EINVAL, "the CA certificate is larger than %zu bytes",
-                            sizeof c->ca_der);
-    }
-    memcpy(c->ca_der, der, len);
-    c->ca_len = len;
-    free(der);
-    if (strlen(url) >= sizeof c->url)
-        return sc_error_set(e, SC_EINVAL, "URL too long");
-    snprintf(c->url, sizeof c->url, "%s", url);
-    c->not_before = nd_now_unix();
-    c->not_after = c->not_before + days * 86400;
-    return 0;
-}
-
 static int card_write(nd_node *n, const sc_card *c, const char *out, sc_error *e)
 {
-    uint8_t pk[32], *prev_sk = NULL;
-    int64_t until;
     char *text = NULL;
-    int rc = 0;
-    if (c->peer.prev_until > 0 && (rc = sc_node_sign_prev_load(n->dir, pk, &prev_sk, &until, e)))
-        return rc;
-    rc = sc_card_format(c, n->keys->sign_sk, prev_sk, &text, e);
-    if (prev_sk)
-        sodium_free(prev_sk);
+    int rc = nd_card_text(n->dir, n->keys, c, &text, e);
     if (rc)
         return rc;
     if (!out) {
@@ -130,7 +88,8 @@ int nd_cli_card_export(int argc, char **argv)
         export_usage(stderr);
         return 2;
     }
-    if (nd_node_open(dir, ND_NODE_KEYS, &n, &e) || card_make(n, url, days, &c, &e) ||
+    if (nd_node_open(dir, ND_NODE_KEYS, &n, &e) ||
+        nd_card_make(n->dir, n->trust, n->cfg.id, url, nd_now_unix(), days, &c, &e) ||
         card_write(n, &c, out, &e)) {
         fprintf(stderr, "sldd keys export-card: %s\n", e.msg);
         nd_node_close(n);
@@ -233,8 +192,10 @@ int nd_cli_card_add(nd_node *n, const char *file)
         }
         fprintf(stderr, "sldd peer add: warning: %s\n", e.msg);
     }
+    /* nd_roster_baseline: what the new peer is assumed to know of our admins */
     if (n->trust->peer_put(n->trust, &c->peer, &e) ||
-        nd_cli_peer_set_address(n->dir, c->peer.id, c->url, pins, "card", &e)) {
+        nd_cli_peer_set_address(n->dir, c->peer.id, c->url, pins, "card", &e) ||
+        nd_roster_baseline(n->dir, n->trust, n->cfg.id, c->peer.id, &e)) {
         fprintf(stderr, "sldd peer add: %s\n", e.msg);
         free(c);
         return 1;
@@ -331,6 +292,8 @@ int nd_cli_peer_remove(nd_node *n, const char *id, const char *reason)
     /* pins first: from here on the node refuses its connections */
     if (nd_db_open(n->dir, 1, &db, &e) ||
         nd_db_run(db, &e, "DELETE FROM peers WHERE id=?", "t", id) ||
+        /* a later `peer add` starts from a new baseline (nd_roster.h) */
+        nd_db_run(db, &e, "DELETE FROM peer_roster WHERE peer=?", "t", id) ||
         n->trust->peer_remove(n->trust, id, why + strlen("canceled: peer "), &e) ||
         cancel_deliveries(db, id, actor, why, &count, &e)) {
         fprintf(stderr, "sldd peer remove: %s\n", e.msg);

@@ -12,6 +12,7 @@
 #include "nd_ledger.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
+#include "nd_roster.h"
 #include "nd_state.h"
 #include "sc_envelope.h"
 #include "sc_sign.h"
@@ -201,6 +202,21 @@ static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *r
     return rc;
 }
 
+/* Every recipient must know each approving admin (nd_roster.h): a peer
+ * checks the approvals against the admins it holds for this node, and
+ * would refuse the sealed bundle for good, the sequence spent. */
+static int roster_known(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row,
+                        const sc_peer *self, const decision *dec, size_t nd, sc_error *e)
+{
+    char names[SC_MAX_ADMINS_PER_NODE][65];
+    size_t n = 0;
+    for (size_t i = 0; i < nd; i++)
+        if (dec[i].decision == SLDD__V1__DECISION__DECISION_APPROVE)
+            memcpy(names[n++], dec[i].admin, sizeof names[0]);
+    return nd_roster_check(c, db, bid, row->payload_sha256, row->audience, self,
+                           (const char(*)[65])names, n, e);
+}
+
 /* One transaction: each decision not recorded before with its audit
  * entry, the statement object, and the move to approved or rejected. */
 typedef struct decided_by {
@@ -326,7 +342,8 @@ int nd_approval_decide_by(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t
     if (!res->rejected && res->n_admins >= res->need) {
         sc_verify_result vr;
         if ((rc = may_release(c, db, bid, &row, e)) ||
-            (rc = sc_statement_verify(st, &self, res->need, &vr, e)))
+            (rc = sc_statement_verify(st, &self, res->need, &vr, e)) ||
+            (rc = roster_known(c, db, bid, &row, &self, dec, nd, e)))
             goto out;
         res->approved = 1;
     }

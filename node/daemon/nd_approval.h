@@ -7,7 +7,10 @@
  * nd_approval_decide() takes an admin's decision - the statement with the
  * admin's signature over an Approval naming SHA-256 of the payload bytes -
  * checks it against the stored payload and this node's admin keys and
- * records it.  nd_approval_release() is THE gate: the only code that makes
+ * records it; an approval that would release the bundle is refused while a
+ * recipient has not acknowledged a roster naming every approving admin
+ * (nd_roster.h), so nothing is sealed that the peer would refuse.
+ * nd_approval_release() is THE gate: the only code that makes
  * envelopes, and it seals only a bundle whose state is approved and whose
  * stored statement carries a valid node signature and enough valid admin
  * approvals for exactly the stored payload (sc_statement_verify, then

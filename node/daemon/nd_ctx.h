@@ -52,6 +52,7 @@ typedef struct nd_ctx {
     int pending_out, pending_in, pending_jobs;
     nd_metrics metrics;     /* counters for GET /v1/metrics (nd_metrics.h) */
     pthread_mutex_t cfg_mu; /* over cfg's nd_settings fields */
+    int listen_port_bound;  /* the peer listener's port, set before the workers start */
 } nd_ctx;
 
 int nd_ctx_init(nd_ctx *c, const char *node_dir, const char *log_path, sc_error *e) SC_WUR;

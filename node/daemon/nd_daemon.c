@@ -26,6 +26,7 @@
 #include "nd_service.h"
 #include "nd_delivery.h"
 #include "nd_state.h"
+#include "nd_roster.h"
 #include "nd_witness_sync.h"
 #include "sn_tls.h"
 #include "sc_util.h"
@@ -325,6 +326,7 @@ typedef struct daemon_parts {
     event_ctx evx;
     sn_peer_service svc;
     nd_witness_sync wit;
+    nd_roster_srv roster;
     nd_service sv; /* notify, watchdog, SIGHUP: on the loop's tick */
     nd_dash *dash;
     const nd_dicom_service_opts *dicom_opts; /* NULL: no DICOM listener */
@@ -374,9 +376,14 @@ static int start_server(nd_ctx *c, daemon_parts *p, sc_error *e)
     p->svc.arg = &p->in;
     p->svc.on_audit_head = nd_witness_on_head;
     p->svc.audit_head_arg = &p->wit;
+    p->roster.ctx = c;
+    p->roster.db = p->db;
+    p->svc.on_card = nd_roster_on_card;
+    p->svc.card_arg = &p->roster;
     if ((rc = sn_peer_register(p->srv, &p->svc, e)))
         return rc;
     p->port = sn_server_port(p->srv);
+    c->listen_port_bound = p->port;
     return 0;
 }
 

@@ -273,6 +273,9 @@ static void *delivery_main(void *arg)
     while (!atomic_load(&c->stopping)) {
         release_approved(o);
         int64_t wait = deliver_due(o);
+        int64_t rwait = nd_roster_push(c, o->db, o->client, &o->roster);
+        if (rwait < wait)
+            wait = rwait;
         if (wait > 0)
             nd_wait(c, &c->wake_out, &c->pending_out, wait < 10 ? 10 : wait);
     }

@@ -7,6 +7,9 @@
  *
  *   queued -> delivered (every recipient's receipt) | failed (a recipient
  *   refused it, it could not be sealed for one, or it expired)
+ *
+ * It also pushes this node's contact card to each peer whose acknowledged
+ * admin roster is not ours (nd_roster.h).
  */
 #ifndef ND_DELIVERY_H
 #define ND_DELIVERY_H
@@ -15,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "nd_ctx.h"
+#include "nd_roster.h"
 #include "sn_client.h"
 
 typedef struct nd_delivery {
@@ -23,6 +27,7 @@ typedef struct nd_delivery {
     int started;
     sqlite3 *db;
     sn_client *client;
+    nd_roster_push_state roster; /* pushing our contact card (nd_roster.h) */
 } nd_delivery;
 
 /* Start the worker: it releases approved bundles (nd_approval_release) and

@@ -150,6 +150,15 @@ static void on_audit_head(void *arg, const sn_audit_head_in *in, sn_response *re
         resp->status = 500;
 }
 
+/* POST /v1/card: the same, for a card. */
+static void on_card(void *arg, const sn_card_in *in, sn_response *resp)
+{
+    (void)arg;
+    if (sn_response_printf(resp, 200, NULL, "card of %zu bytes from %s", in->body_len,
+                           in->sender_node_id) != 0)
+        resp->status = 500;
+}
+
 /* POST /v1/sink: a large-body route (bodies above curl's 100-continue
  * threshold); answers with the body's length and first byte. */
 static void sink_handler(void *arg, const sn_request *req, sn_response *resp)
@@ -191,7 +200,8 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-static sn_peer_service service = {"hospital-a", BUNDLE_CAP, on_bundle, NULL, on_audit_head, NULL};
+static sn_peer_service service = {"hospital-a",  BUNDLE_CAP, on_bundle, NULL,
+                                  on_audit_head, NULL,       on_card,   NULL};
 
 static int server_start(test_server *t, SSL_CTX *ctx, int max_conns, int head_timeout_ms)
 {
@@ -835,6 +845,24 @@ static void test_client_side(uint16_t port)
         rc = sn_client_request(c, "POST", url, curl_pin_a, SN_PEER_AUDIT_HEAD_TYPE, NULL, 0, &resp,
                                &e);
         CHECKF(rc == 0 && resp.status == 400, "rc %d status %ld", rc, resp.status);
+        sn_client_response_free(&resp);
+    }
+
+    /* A contact card: the same route shape with its own, larger cap. */
+    {
+        static char card[SN_PEER_CARD_MAX + 1];
+        sn_delivery out;
+        char base[64];
+        memset(card, 'k', sizeof card);
+        snprintf(base, sizeof base, "https://127.0.0.1:%u", (unsigned)port);
+        rc = sn_peer_send_card(c, base, curl_pin_a, card, SN_PEER_CARD_MAX, &resp, &out, &e);
+        CHECKF(rc == 0 && resp.status == 200 && out == SN_DELIVERED && resp.body &&
+                   strstr((char *)resp.body, "card of 65536 bytes from hospital-b"),
+               "rc %d status %ld %s", rc, resp.status, e.msg);
+        sn_client_response_free(&resp);
+        rc = sn_peer_send_card(c, base, curl_pin_a, card, sizeof card, &resp, &out, &e);
+        CHECKF(rc == 0 && resp.status == 413 && out == SN_REFUSED, "rc %d status %ld", rc,
+               resp.status);
         sn_client_response_free(&resp);
     }
 
