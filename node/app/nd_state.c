@@ -4,11 +4,13 @@
  */
 #include "nd_state.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "nd_buf.h"
@@ -482,6 +484,13 @@ int nd_db_open(const char *node_dir, int create, sqlite3 **out, sc_error *e)
         if (!create && db && sqlite3_errcode(db) == SQLITE_CANTOPEN)
             rc = sc_error_set(e, SC_ENOTFOUND, "%s has no state database (start 'sldd serve')",
                               node_dir);
+        sqlite3_close(db);
+        return rc;
+    }
+    /* owner only, whatever the umask: SQLite gives the -wal and -shm files
+     * the database file's mode */
+    if (create && chmod(path, 0600) != 0) {
+        rc = sc_error_set(e, SC_EIO, "database %s: chmod 0600: %s", path, strerror(errno));
         sqlite3_close(db);
         return rc;
     }

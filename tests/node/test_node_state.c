@@ -408,6 +408,27 @@ static void test_json(void)
     CHECK(nd_unhex(x, 3, "0aFf1") != 0 && nd_unhex(x, 3, "0aFg10") != 0);
 }
 
+/* state.db and its -wal/-shm are the owner's only, whatever the umask */
+static void test_db_mode(void)
+{
+    char dir[300], path[400];
+    sc_error e = {0, ""};
+    sqlite3 *db = NULL;
+    make_dir(dir, sizeof dir, "db-mode");
+    mode_t old = umask(022);
+    CHECK(nd_db_open(dir, 1, &db, &e) == 0);
+    umask(old);
+    CHECK(append(db, "approval", "one entry, so the WAL exists") == 0);
+    const char *files[] = {"state.db", "state.db-wal", "state.db-shm"};
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        CHECKF(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "%s is %o", files[i],
+               (unsigned)(st.st_mode & 0777));
+    }
+    nd_db_close(db);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -425,6 +446,7 @@ int main(void)
     test_config();
     test_backoff();
     test_json();
+    test_db_mode();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (!sd_test_failed_ && system(cmd) != 0)
