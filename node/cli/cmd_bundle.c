@@ -3,7 +3,7 @@
  * on files, without a daemon:
  *   make-test  a payload of realistic shape with random contents
  *   inspect    every field and the size of each part (payload, statement
- *              or envelope)
+ *              or envelope); exits 1 when what it shows would be refused
  *   sign       add this node's signature (wrapping a payload first)
  *   approve    add an admin's approval bound to the payload hash
  *   seal       encrypt a signed, approved statement for one peer
@@ -179,14 +179,17 @@ static int inspect_payload(const uint8_t *buf, size_t len)
     sc_sha256(h, buf, len);
     print_hex_line("payload sha256", h, 32);
     sp_bundle_print(stdout, bd, len);
+    int rc = 1; /* a payload that would be refused is a failure, not a report */
     if (sp_message_check_unknown(&bd->base, &why))
         printf("unknown fields: %s\n", why.msg);
     else if (sp_bundle_validate(bd, &why))
         printf("validation: INVALID: %s\n", why.msg);
-    else
+    else {
         printf("validation: ok\n");
+        rc = 0;
+    }
     protobuf_c_message_free_unpacked(&bd->base, sp_budget_allocator(&b));
-    return 0;
+    return rc;
 }
 
 static const char *role_name(int r)
@@ -291,12 +294,15 @@ static int inspect_envelope(const uint8_t *buf, size_t len, const char *dir)
                 memcpy(body, env->header.data, env->header.len);
                 memcpy(body + env->header.len, ch, 32);
             }
-            printf("%-22s %s\n", "outer signature",
-                   !body || memcmp(kid, h->sender_key_id.data, 32) ? "by a key not on record"
-                   : sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body,
-                                   env->header.len + 32, p.sign_pk)
-                       ? "INVALID"
-                       : "valid");
+            const char *verdict = !body || memcmp(kid, h->sender_key_id.data, 32)
+                                      ? "by a key not on record"
+                                  : sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body,
+                                                  env->header.len + 32, p.sign_pk)
+                                      ? "INVALID"
+                                      : "valid";
+            printf("%-22s %s\n", "outer signature", verdict);
+            if (strcmp(verdict, "valid"))
+                rc = 1;
             free(body);
         } else {
             printf("%-22s not checked: %s\n", "outer signature", e.msg);
