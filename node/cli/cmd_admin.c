@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "sc_keys.h"
@@ -43,6 +44,9 @@ int cmd_admin(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     sub = argv[1];
+    static const char *const subs[] = {"add", "list", NULL};
+    if (nd_cli_check_word("sldd admin", "subcommand", sub, subs))
+        return 2;
     optind = 2;
     while ((c = getopt_long(argc, argv, "d:n:p:k:h", opts, NULL)) != -1) {
         switch (c) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_audit.h"
@@ -193,6 +194,9 @@ int cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    static const char *const subs[] = {"show", "verify", "witnesses", NULL};
+    if (nd_cli_check_word("sldd audit", "subcommand", sub, subs))
+        return 2;
     if (!strcmp(sub, "witnesses"))
         return witnesses_export(argc, argv);
     optind = 2;

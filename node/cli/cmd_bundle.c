@@ -9,7 +9,9 @@
  *   seal       encrypt a signed, approved statement for one peer
  *   open       the full receive order; refusals name their reason
  *   verify     the inner checks of a statement
- * The formats are in docs/bundle-format.md.
+ * The approval workflow through the node (list, show, approve ID, reject)
+ * is nd_cli_bundle.c; the help shows the two groups apart.  The formats
+ * are in docs/bundle-format.md.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "nd_cli_approval.h"
@@ -54,20 +57,27 @@ typedef struct bopts {
 
 static void bundle_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
+    fprintf(f, "usage: sldd bundle SUBCOMMAND [OPTIONS]\n"
+               "\n"
+               "The approval workflow, through the node (its jobs' bundles, received ones):\n");
+    nd_cli_bundle_usage(f);
+    fprintf(f, "\n"
+               "By hand, on files, without a daemon (tests, other implementations):\n"
+               "       sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
                "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
                "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
                "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
                "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
-               "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
+               "       sldd bundle approve --in FILE --out FILE --dir NODE --admin NAME\n"
                "                 [--reject] [--yes] [--passphrase-file FILE]\n"
                "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
                "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
                "                 [--payload-out FILE] [--no-record]\n"
                "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
-               "\n"
-               "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
-               "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
+               "  (approve with --in signs an approval into a statement file, the by-hand\n"
+               "  form of 'approve ID'; --now T (unix seconds) replaces the clock for seal,\n"
+               "  open and make-test; inspect exits 1 when what it shows would be refused;\n"
+               "  open exits 1 and prints 'refused (REASON): detail' for a refused bundle)\n");
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -766,9 +776,12 @@ int cmd_bundle(int argc, char **argv)
     o.min_admins = -1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         bundle_usage(argc < 2 ? stderr : stdout);
-        nd_cli_bundle_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    static const char *const subs[] = {"list", "show", "approve", "reject", "make-test", "inspect",
+                                       "sign", "seal", "open",    "verify", NULL};
+    if (nd_cli_check_word("sldd bundle", "subcommand", argv[1], subs))
+        return 2;
     /* list, show, approve ID, reject ID: through the running node */
     if (nd_cli_bundle_wants(argc, argv))
         return nd_cli_bundle(argc, argv);

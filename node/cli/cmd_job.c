@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_buf.h"
@@ -191,6 +192,9 @@ int cmd_job(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    static const char *const subs[] = {"distill", "list", "show", "wait", "cancel", NULL};
+    if (nd_cli_check_word("sldd job", "subcommand", sub, subs))
+        return 2;
     nd_buf_init(&opts, 4096);
     /* our own options; everything else is a distillation option for the daemon */
     for (int i = 2; i < argc; i++) {

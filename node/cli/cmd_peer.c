@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_card.h"
 #include "nd_cli_dir.h"
@@ -209,6 +210,9 @@ int cmd_peer(int argc, char **argv)
         peer_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    static const char *const subs[] = {"add", "list", "show", "remove", "address", "ping", NULL};
+    if (nd_cli_check_word("sldd peer", "subcommand", argv[1], subs))
+        return 2;
     /* peer address, and peer list from a running node */
     if (nd_cli_peer_wants(argc, argv))
         return nd_cli_peer(argc, argv);

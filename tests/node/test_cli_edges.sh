@@ -20,5 +20,30 @@ expect 1 "unknown fields" -- "$SLDD" bundle inspect "$T/junk.bin"
 expect 0 "test payload" -- "$SLDD" bundle make-test --out "$T/ok.pb" --sender node-a --small
 expect 0 "validation: ok" -- "$SLDD" bundle inspect "$T/ok.pb"
 
+# ---- help for a command, and its groups ----
+expect 0 "usage: sldd bundle" -- "$SLDD" help bundle
+expect 0 "usage: sldd job" -- "$SLDD" help job
+expect 2 "unknown command 'bundel' (did you mean 'bundle'?)" -- "$SLDD" help bundel
+help=$("$SLDD" bundle --help)
+check "bundle help has the workflow group" grep -q "^The approval workflow" <<<"$help"
+check "bundle help has the by-hand group" grep -q "^By hand" <<<"$help"
+check "bundle help lists approve ID once and approve --in once" \
+  test "$(grep -c 'sldd bundle approve ID' <<<"$help")$(grep -c 'sldd bundle approve --in' <<<"$help")" = 11
+check "the workflow comes before the by-hand commands" \
+  test "$(grep -n 'bundle list' <<<"$help" | cut -d: -f1)" -lt "$(grep -n 'bundle make-test' <<<"$help" | cut -d: -f1)"
+
+# ---- unknown words are named, with the nearest known one ----
+expect 2 "unknown command 'bundel' (did you mean 'bundle'?)" -- "$SLDD" bundel
+expect 2 "unknown command 'xyzzy' (one of: models," -- "$SLDD" xyzzy
+expect 2 "unknown subcommand 'lsit' (did you mean 'list'?)" -- "$SLDD" job lsit
+expect 2 "unknown subcommand 'frobnicate' (one of: distill, list" -- "$SLDD" job frobnicate
+expect 2 "unknown subcommand 'aprove' (did you mean 'approve'?)" -- "$SLDD" bundle aprove
+expect 2 "unknown subcommand 'shwo' (did you mean 'show'?)" -- "$SLDD" keys shwo
+expect 2 "unknown subcommand 'lst' (did you mean 'list'?)" -- "$SLDD" peer lst
+expect 2 "unknown subcommand 'ad' (did you mean 'add'?)" -- "$SLDD" admin ad
+expect 2 "unknown subcommand 'verfy' (did you mean 'verify'?)" -- "$SLDD" audit verfy
+expect 2 "unknown subcommand 'synt' (did you mean 'synth'?)" -- "$SLDD" dataset synt
+expect 2 "unknown subcommand 'aduit' (did you mean 'audit'?)" -- "$SLDD" privacy aduit
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
