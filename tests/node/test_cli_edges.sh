@@ -45,5 +45,15 @@ expect 2 "unknown subcommand 'verfy' (did you mean 'verify'?)" -- "$SLDD" audit 
 expect 2 "unknown subcommand 'synt' (did you mean 'synth'?)" -- "$SLDD" dataset synt
 expect 2 "unknown subcommand 'aduit' (did you mean 'audit'?)" -- "$SLDD" privacy aduit
 
+# ---- a --dir that is not a node directory is named as such ----
+expect 1 "$T/nonexist is not a node directory (no node.conf); run sldd init" -- \
+  "$SLDD" serve --dir "$T/nonexist"
+mkdir "$T/emptydir"
+expect 1 "$T/emptydir is not a node directory (no node.conf)" -- "$SLDD" serve --dir "$T/emptydir"
+write_rgb_png "$T/img.png"
+expect 1 "node-zz is not a node directory (no node.conf); run sldd init" -- \
+  "$SLDD" detect --bundle abc --dir "$T/node-zz" "$T/img.png"
+expect 2 "--dir NODE goes with --bundle ID" -- "$SLDD" detect --dir "$T/node-zz" "$T/img.png"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
