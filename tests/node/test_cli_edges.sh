@@ -55,5 +55,19 @@ expect 1 "node-zz is not a node directory (no node.conf); run sldd init" -- \
   "$SLDD" detect --bundle abc --dir "$T/node-zz" "$T/img.png"
 expect 2 "--dir NODE goes with --bundle ID" -- "$SLDD" detect --dir "$T/node-zz" "$T/img.png"
 
+# ---- a passphrase file open to others is refused, naming it ----
+expect 0 "" -- "$SLDD" init --dir "$T/n" --id node-e
+printf 'a long passphrase for tests\n' >"$T/pass"
+chmod 644 "$T/pass"
+expect 1 "passphrase file $T/pass is open to others (mode 644): chmod 600 $T/pass" -- \
+  "$SLDD" admin add --dir "$T/n" --name alice --passphrase-file "$T/pass" --kdf interactive
+check "no admin key was made from it" test ! -e "$T/n/admins/alice.key"
+chmod 640 "$T/pass"
+expect 1 "(mode 640): chmod 600" -- \
+  "$SLDD" admin add --dir "$T/n" --name alice --passphrase-file "$T/pass" --kdf interactive
+chmod 600 "$T/pass"
+expect 0 "" -- "$SLDD" admin add --dir "$T/n" --name alice --passphrase-file "$T/pass" --kdf interactive
+expect 0 "alice" -- "$SLDD" admin list --dir "$T/n"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
