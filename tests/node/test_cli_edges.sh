@@ -69,5 +69,22 @@ chmod 600 "$T/pass"
 expect 0 "" -- "$SLDD" admin add --dir "$T/n" --name alice --passphrase-file "$T/pass" --kdf interactive
 expect 0 "alice" -- "$SLDD" admin list --dir "$T/n"
 
+# ---- the demo rejects a bundle whose sender HM is near 0 (docs/admin.md) ----
+"$SLDD" demo --quick --dir "$T/demo" >"$T/demo.txt" 2>&1
+check "demo --quick ran" test $? -eq 0
+# the closing table: every row with sender HM below 0.2 is rejected, no other
+rows=$(awk '/HM sender/{t=1; next} t && NF==0{t=0} t' "$T/demo.txt")
+low=$(awk '$6 < 0.2' <<<"$rows" | wc -l)
+check "the demo's closing table has both bundles" test "$(wc -l <<<"$rows")" -eq 2
+check "each low-HM bundle is rejected, not sent" \
+  test "$(awk '$6 < 0.2 && /rejected by admin-.*not sent/' <<<"$rows" | wc -l)" -eq "$low"
+check "no other bundle is rejected" test "$(grep -c 'rejected by' <<<"$rows")" -eq "$low"
+check "the approvals say REJECTED as often" test "$(grep -c 'REJECTED by admin-' "$T/demo.txt")" -eq "$low"
+if [ "$low" -gt 0 ]; then
+  check "the rejection's reason is in the audit log" \
+    grep -q "rejection .*sender HM 0" <<<"$("$SLDD" audit show --dir "$T/demo/hospital-a"
+                                          "$SLDD" audit show --dir "$T/demo/hospital-b")"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
