@@ -86,5 +86,15 @@ if [ "$low" -gt 0 ]; then
                                           "$SLDD" audit show --dir "$T/demo/hospital-b")"
 fi
 
+# ---- --json: a flag, JSON on stdout ----
+A=$T/demo/hospital-c
+expect 0 '"intact":true' -- "$SLDD" audit verify --dir "$A" --json
+"$SLDD" audit verify --dir "$A" --json >"$T/v.json"
+check "audit verify --json parses" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["entries"] > 0 and d["problems"] == []' "$T/v.json"
+"$PY" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE audit SET detail=detail||\"x\" WHERE seq=2"); c.commit()' "$A/state.db"
+expect 1 '"intact":false' -- "$SLDD" audit verify --dir "$A" --json
+"$SLDD" audit verify --dir "$A" --json >"$T/v.json"
+check "a damaged log's JSON names the entry" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any("entry 2" in p for p in d["problems"]), d' "$T/v.json"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
