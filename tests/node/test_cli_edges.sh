@@ -68,6 +68,10 @@ expect 1 "(mode 640): chmod 600" -- \
 chmod 600 "$T/pass"
 expect 0 "" -- "$SLDD" admin add --dir "$T/n" --name alice --passphrase-file "$T/pass" --kdf interactive
 expect 0 "alice" -- "$SLDD" admin list --dir "$T/n"
+"$SLDD" admin list --dir "$T/n" --json >"$T/admins.json"
+check "admin list --json" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [a["name"] for a in d] == ["alice"] and d[0]["fingerprint"].startswith("SHA256:")' "$T/admins.json"
+"$SLDD" models --size 28 --json >"$T/models.json"
+check "models --json" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); m={x["name"]: x for x in d}; assert m["lenet"]["parameters"] == 61111 and len(d) == 16, d' "$T/models.json"
 
 # ---- the demo rejects a bundle whose sender HM is near 0 (docs/admin.md) ----
 "$SLDD" demo --quick --dir "$T/demo" >"$T/demo.txt" 2>&1
