@@ -91,6 +91,10 @@ if [ "$low" -gt 0 ]; then
 fi
 
 # ---- --json: a flag, JSON on stdout ----
+"$SLDD" peer show --dir "$T/demo/hospital-a" --id hospital-b --json >"$T/peer.json"
+check "peer show --json" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["id"] == "hospital-b" and d["admins"][0]["name"] == "admin-b" and d["sign_fingerprint"].startswith("SHA256:")' "$T/peer.json"
+"$SLDD" peer list --dir "$T/demo/hospital-a" --json >"$T/peers.json"
+check "peer list --json (no daemon)" "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert sorted(p["id"] for p in d) == ["hospital-b", "hospital-c"], d' "$T/peers.json"
 A=$T/demo/hospital-c
 expect 0 '"intact":true' -- "$SLDD" audit verify --dir "$A" --json
 "$SLDD" audit verify --dir "$A" --json >"$T/v.json"
