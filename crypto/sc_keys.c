@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -594,10 +595,20 @@ int sc_passphrase_get(const char *passfile, const char *prompt, int confirm, cha
         return sc_error_set(e, SC_ENOMEM, "out of guarded memory");
     if (passfile) {
         int fd = open(passfile, O_RDONLY | O_CLOEXEC);
+        struct stat st;
         if (fd < 0) {
             rc = sc_error_set(e, SC_EIO, "%s: %s", passfile, strerror(errno));
         } else {
-            if (read_line_fd(fd, buf, cap, &n))
+            /* a file others can read has leaked the key already; a pipe
+             * (--passphrase-file <(...)) is the caller's own */
+            if (fstat(fd, &st))
+                rc = sc_error_set(e, SC_EIO, "%s: %s", passfile, strerror(errno));
+            else if (S_ISREG(st.st_mode) && (st.st_mode & 077))
+                rc = sc_error_set(e, SC_EPERM,
+                                  "passphrase file %s is open to others (mode %03o): "
+                                  "chmod 600 %s",
+                                  passfile, (unsigned)(st.st_mode & 0777), passfile);
+            else if (read_line_fd(fd, buf, cap, &n))
                 rc = sc_error_set(e, SC_EIO, "%s: unreadable or line too long", passfile);
             close(fd);
         }

@@ -91,8 +91,10 @@ void sc_admin_key_destroy(sc_admin_key *k);
 
 /* Passphrase for an admin key, from (in order) passfile if given, the
  * environment variable SLDD_PASSPHRASE, or a prompt on /dev/tty without
- * echo (asked twice when confirm).  The result is NUL-terminated guarded
- * memory; release it with sc_secret_free(*pass, *len + 1). */
+ * echo (asked twice when confirm).  A passfile that is a regular file
+ * open to group or others is refused (SC_EPERM, naming it and chmod 600).
+ * The result is NUL-terminated guarded memory; release it with
+ * sc_secret_free(*pass, *len + 1). */
 int sc_passphrase_get(const char *passfile, const char *prompt, int confirm, char **pass,
                       size_t *len, sc_error *e) SC_WUR;
 

@@ -91,8 +91,13 @@ int nd_distill_opt_apply(nd_distill_opts *o, const char *name, const char *v, sd
         return 0;
     }
     if (!strcmp(name, "arch")) {
+        sd_model_spec scratch; /* checked here, so a job is refused when it is submitted */
+        memset(&scratch, 0, sizeof scratch);
         if (!v || !*v || strlen(v) >= sizeof o->arch)
             return bad(err, name, "an architecture name");
+        int rc = sd_model_spec_parse_arch(&scratch, v, err);
+        if (rc)
+            return rc;
         snprintf(o->arch, sizeof o->arch, "%s", v);
     } else if (!strcmp(name, "random-init")) {
         c->random_init = 1;

@@ -291,13 +291,16 @@ static int job_update(sqlite3 *db, int64_t id, nd_jstate from, nd_jstate to, con
         "UPDATE jobs SET state=?,"
         " started_unix=CASE WHEN ? THEN COALESCE(started_unix,?) ELSE started_unix END,"
         " finished_unix=CASE WHEN ? THEN ? ELSE finished_unix END,"
-        " error=COALESCE(?,error), note=COALESCE(?,note)"
+        " error=COALESCE(?,error),"
+        /* a finished job drops why it was queued again ("interrupted ...");
+         * a DP job's "epsilon ..." stays: it is what the release spent */
+        " note=CASE WHEN ? AND note NOT LIKE 'epsilon %' THEN '' ELSE COALESCE(?,note) END"
         " WHERE (?=0 OR id=?) AND state=?",
         "tiiii"
-        "tt"
+        "tit"
         "iit",
         nd_job_state_name(to), (int64_t)(to == ND_JOB_RUNNING), now, (int64_t)terminal, now,
-        to == ND_JOB_FAILED || to == ND_JOB_CANCELED ? text : NULL,
+        to == ND_JOB_FAILED || to == ND_JOB_CANCELED ? text : NULL, (int64_t)(to == ND_JOB_DONE),
         to == ND_JOB_QUEUED ? text : NULL, id, id, nd_job_state_name(from));
 }
 

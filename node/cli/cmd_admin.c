@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "sc_keys.h"
+#include "nd_buf.h"
 #include "nd_node.h"
 #include "sc_util.h"
 #include "sp_check.h"
@@ -18,7 +20,7 @@ static void admin_usage(FILE *f)
 {
     fprintf(f, "usage: sldd admin add --dir NODE --name ADMIN [--passphrase-file FILE]\n"
                "                      [--kdf interactive|moderate|sensitive]\n"
-               "       sldd admin list --dir NODE\n"
+               "       sldd admin list --dir NODE [--json]\n"
                "\n"
                "The passphrase comes from --passphrase-file (first line), else the\n"
                "environment variable SLDD_PASSPHRASE, else a prompt on the terminal.\n"
@@ -31,20 +33,24 @@ int cmd_admin(int argc, char **argv)
                                          {"name", required_argument, 0, 'n'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"kdf", required_argument, 0, 'k'},
+                                         {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *name = NULL, *passfile = NULL, *sub;
     sc_kdf_strength kdf = SC_KDF_MODERATE;
     sc_error e = {0, ""};
     nd_node *n = NULL;
-    int c, rc = 1;
+    int c, rc = 1, json = 0;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         admin_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     sub = argv[1];
+    static const char *const subs[] = {"add", "list", NULL};
+    if (nd_cli_check_word("sldd admin", "subcommand", sub, subs))
+        return 2;
     optind = 2;
-    while ((c = getopt_long(argc, argv, "d:n:p:k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:n:p:k:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
         case 'n': name = optarg; break;
@@ -61,13 +67,14 @@ int cmd_admin(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'j': json = 1; break;
         case 'h': admin_usage(stdout); return 0;
         default: admin_usage(stderr); return 2;
         }
     }
     dir = nd_cli_node_dir(dir);
     if (optind != argc || (strcmp(sub, "add") && strcmp(sub, "list")) ||
-        (!strcmp(sub, "add") && !name)) {
+        (!strcmp(sub, "add") && (!name || json))) {
         admin_usage(stderr);
         return 2;
     }
@@ -104,12 +111,27 @@ int cmd_admin(int argc, char **argv)
         if (n->trust->peer_get(n->trust, n->cfg.id, &self, &e)) {
             fprintf(stderr, "sldd admin list: %s\n", e.msg);
         } else {
+            nd_buf b;
+            nd_buf_init(&b, 0);
+            nd_buf_str(&b, json ? "[" : "");
             for (size_t i = 0; i < self.n_admins; i++) {
                 char fp[64];
                 sc_fingerprint_text(fp, self.admins[i].pk);
-                printf("%-20s %s\n", self.admins[i].name, fp);
+                if (!json) {
+                    nd_buf_printf(&b, "%-20s %s\n", self.admins[i].name, fp);
+                    continue;
+                }
+                nd_buf_str(&b, i ? ",\n {\"name\":" : "\n {\"name\":");
+                nd_buf_json_str(&b, self.admins[i].name);
+                nd_buf_str(&b, ",\"fingerprint\":");
+                nd_buf_json_str(&b, fp);
+                nd_buf_str(&b, "}");
             }
-            rc = 0;
+            nd_buf_str(&b, json ? "\n]\n" : "");
+            if (!b.failed && b.len)
+                fwrite(b.data, 1, b.len, stdout);
+            rc = b.failed;
+            nd_buf_free(&b);
         }
     }
     nd_node_close(n);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_audit.h"
@@ -29,7 +30,7 @@
 static void audit_usage(FILE *f)
 {
     fprintf(f, "usage: sldd audit show --dir NODE [--limit N] [--bundle ID] [--json]\n"
-               "       sldd audit verify --dir NODE [--witnesses FILE-or-DIR]\n"
+               "       sldd audit verify --dir NODE [--witnesses FILE-or-DIR] [--json]\n"
                "       sldd audit witnesses export --dir NODE --node ID [--out FILE]\n"
                "\n"
                "show    the entries, oldest first (the last N with --limit)\n"
@@ -39,7 +40,8 @@ static void audit_usage(FILE *f)
                "        this log that peers witnessed (files from 'witnesses export' on\n"
                "        the peers, or a directory of them): names every entry that a\n"
                "        witnessed head contradicts (rewritten or truncated); exits 1\n"
-               "        when anything is wrong or cannot be checked\n"
+               "        when anything is wrong or cannot be checked; --json prints the\n"
+               "        verdict as one JSON object (intact, entries, problems, ...)\n"
                "witnesses export\n"
                "        on a peer: the audit heads of node ID that this node keeps, as\n"
                "        a file for 'audit verify --witnesses' on ID\n");
@@ -87,17 +89,70 @@ static int check_witnesses(sqlite3 *db, const char *dir, const char *path, nd_wi
     return rc;
 }
 
-static int verify_local(sqlite3 *db, const char *dir, const char *witnesses, sc_error *e)
+/* The verdict of verify_local as one JSON object on stdout. */
+static void verify_json(const nd_audit_report *rep, const char *problems, int damaged, int ok,
+                        const char *witnesses, const nd_witness_report *wr)
+{
+    nd_buf b;
+    nd_buf_init(&b, 0);
+    nd_buf_printf(&b, "{\"intact\":%s,\"verified\":%s,\"entries\":%" PRId64,
+                  damaged ? "false" : "true", ok ? "true" : "false", rep->entries);
+    nd_buf_printf(&b, ",\"last_seq\":%" PRId64 ",\"last_hash\":", rep->last_seq);
+    nd_buf_json_str(&b, rep->last_hash);
+    if (rep->anchor_present)
+        nd_buf_printf(&b, ",\"anchor_seq\":%" PRId64, rep->anchor_seq);
+    nd_buf_str(&b, ",\"problems\":[");
+    for (const char *p = problems, *nl; p && *p; p = *nl ? nl + 1 : nl) {
+        char line[1024];
+        nl = strchr(p, '\n');
+        if (!nl)
+            nl = p + strlen(p);
+        snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
+        nd_buf_str(&b, p == problems ? "" : ",");
+        nd_buf_json_str(&b, line);
+    }
+    nd_buf_str(&b, "]");
+    if (witnesses)
+        nd_buf_printf(&b,
+                      ",\"witnessed\":{\"heads\":%" PRId64 ",\"agree\":%" PRId64
+                      ",\"contradict\":%" PRId64 ",\"unchecked\":%" PRId64 "}",
+                      wr->heads, wr->agree, wr->contradictions, wr->unchecked);
+    nd_buf_str(&b, "}\n");
+    if (!b.failed)
+        fwrite(b.data, 1, b.len, stdout);
+    nd_buf_free(&b);
+}
+
+static int verify_local(sqlite3 *db, const char *dir, const char *witnesses, int json, sc_error *e)
 {
     nd_audit_report rep;
     nd_witness_report wr;
-    if (nd_audit_verify(db, dir, &rep, stdout, e))
+    char *problems = NULL;
+    size_t plen = 0;
+    FILE *out = json ? open_memstream(&problems, &plen) : stdout;
+    if (!out) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
         return 1;
+    }
+    int rc = nd_audit_verify(db, dir, &rep, out, e);
+    if (json)
+        fclose(out);
+    if (rc) {
+        free(problems);
+        return 1;
+    }
     memset(&wr, 0, sizeof wr);
-    if (witnesses && check_witnesses(db, dir, witnesses, &wr, e))
+    if (witnesses && check_witnesses(db, dir, witnesses, &wr, e)) {
+        free(problems);
         return 1;
+    }
     int damaged = !rep.ok || wr.contradictions;
     int ok = !damaged && (!witnesses || (wr.heads && !wr.unchecked));
+    if (json) {
+        verify_json(&rep, problems, damaged, ok, witnesses, &wr);
+        free(problems);
+        return ok ? 0 : 1;
+    }
     printf("%s: %" PRId64 " entries", damaged ? "AUDIT LOG DAMAGED" : "audit log intact",
            rep.entries);
     if (rep.entries)
@@ -193,6 +248,9 @@ int cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    static const char *const subs[] = {"show", "verify", "witnesses", NULL};
+    if (nd_cli_check_word("sldd audit", "subcommand", sub, subs))
+        return 2;
     if (!strcmp(sub, "witnesses"))
         return witnesses_export(argc, argv);
     optind = 2;
@@ -220,7 +278,8 @@ int cmd_audit(int argc, char **argv)
         return 2;
     }
     int verify = !strcmp(sub, "verify");
-    if (!witnesses && nd_api_available(dir)) {
+    /* verify --json reads the log itself: the daemon's verify answers in text */
+    if (!witnesses && !(verify && json) && nd_api_available(dir)) {
         char path[256];
         if (verify)
             snprintf(path, sizeof path, "/v1/audit/verify");
@@ -237,7 +296,7 @@ int cmd_audit(int argc, char **argv)
     }
     int status = 1;
     if (verify) {
-        status = verify_local(db, dir, witnesses, &e);
+        status = verify_local(db, dir, witnesses, json, &e);
     } else {
         nd_buf b;
         nd_buf_init(&b, 0);

@@ -3,13 +3,15 @@
  * on files, without a daemon:
  *   make-test  a payload of realistic shape with random contents
  *   inspect    every field and the size of each part (payload, statement
- *              or envelope)
+ *              or envelope); exits 1 when what it shows would be refused
  *   sign       add this node's signature (wrapping a payload first)
  *   approve    add an admin's approval bound to the payload hash
  *   seal       encrypt a signed, approved statement for one peer
  *   open       the full receive order; refusals name their reason
  *   verify     the inner checks of a statement
- * The formats are in docs/bundle-format.md.
+ * The approval workflow through the node (list, show, approve ID, reject)
+ * is nd_cli_bundle.c; the help shows the two groups apart.  The formats
+ * are in docs/bundle-format.md.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_dir.h"
 #include "nd_cli_approval.h"
@@ -54,20 +57,27 @@ typedef struct bopts {
 
 static void bundle_usage(FILE *f)
 {
-    fprintf(f, "usage: sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
+    fprintf(f, "usage: sldd bundle SUBCOMMAND [OPTIONS]\n"
+               "\n"
+               "The approval workflow, through the node (its jobs' bundles, received ones):\n");
+    nd_cli_bundle_usage(f);
+    fprintf(f, "\n"
+               "By hand, on files, without a daemon (tests, other implementations):\n"
+               "       sldd bundle make-test --out FILE [--dir NODE | --sender ID] [--to A,B]\n"
                "                 [--encoding float32|float16|uint8] [--seed N] [--sequence N]\n"
                "                 [--created T] [--expires T] [--small] [--depth D] [--width W]\n"
                "       sldd bundle inspect FILE [--type payload|statement|envelope] [--dir NODE]\n"
                "       sldd bundle sign --dir NODE --in FILE --out FILE\n"
-               "       sldd bundle approve --dir NODE --admin NAME --in FILE --out FILE\n"
+               "       sldd bundle approve --in FILE --out FILE --dir NODE --admin NAME\n"
                "                 [--reject] [--yes] [--passphrase-file FILE]\n"
                "       sldd bundle seal --dir NODE --in STATEMENT --to PEER --out FILE\n"
                "       sldd bundle open --dir NODE --in ENVELOPE [--out STATEMENT]\n"
                "                 [--payload-out FILE] [--no-record]\n"
                "       sldd bundle verify --dir NODE --in STATEMENT [--min-admins N (1..32)]\n"
-               "\n"
-               "--now T (unix seconds) replaces the clock for seal, open and make-test.\n"
-               "open exits 1 and prints 'refused (REASON): detail' for a refused bundle.\n");
+               "  (approve with --in signs an approval into a statement file, the by-hand\n"
+               "  form of 'approve ID'; --now T (unix seconds) replaces the clock for seal,\n"
+               "  open and make-test; inspect exits 1 when what it shows would be refused;\n"
+               "  open exits 1 and prints 'refused (REASON): detail' for a refused bundle)\n");
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -179,14 +189,17 @@ static int inspect_payload(const uint8_t *buf, size_t len)
     sc_sha256(h, buf, len);
     print_hex_line("payload sha256", h, 32);
     sp_bundle_print(stdout, bd, len);
+    int rc = 1; /* a payload that would be refused is a failure, not a report */
     if (sp_message_check_unknown(&bd->base, &why))
         printf("unknown fields: %s\n", why.msg);
     else if (sp_bundle_validate(bd, &why))
         printf("validation: INVALID: %s\n", why.msg);
-    else
+    else {
         printf("validation: ok\n");
+        rc = 0;
+    }
     protobuf_c_message_free_unpacked(&bd->base, sp_budget_allocator(&b));
-    return 0;
+    return rc;
 }
 
 static const char *role_name(int r)
@@ -291,12 +304,15 @@ static int inspect_envelope(const uint8_t *buf, size_t len, const char *dir)
                 memcpy(body, env->header.data, env->header.len);
                 memcpy(body + env->header.len, ch, 32);
             }
-            printf("%-22s %s\n", "outer signature",
-                   !body || memcmp(kid, h->sender_key_id.data, 32) ? "by a key not on record"
-                   : sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body,
-                                   env->header.len + 32, p.sign_pk)
-                       ? "INVALID"
-                       : "valid");
+            const char *verdict = !body || memcmp(kid, h->sender_key_id.data, 32)
+                                      ? "by a key not on record"
+                                  : sc_pae_verify(env->signature.data, SC_TYPE_ENVELOPE, body,
+                                                  env->header.len + 32, p.sign_pk)
+                                      ? "INVALID"
+                                      : "valid";
+            printf("%-22s %s\n", "outer signature", verdict);
+            if (strcmp(verdict, "valid"))
+                rc = 1;
             free(body);
         } else {
             printf("%-22s not checked: %s\n", "outer signature", e.msg);
@@ -760,9 +776,12 @@ int cmd_bundle(int argc, char **argv)
     o.min_admins = -1;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         bundle_usage(argc < 2 ? stderr : stdout);
-        nd_cli_bundle_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    static const char *const subs[] = {"list", "show", "approve", "reject", "make-test", "inspect",
+                                       "sign", "seal", "open",    "verify", NULL};
+    if (nd_cli_check_word("sldd bundle", "subcommand", argv[1], subs))
+        return 2;
     /* list, show, approve ID, reject ID: through the running node */
     if (nd_cli_bundle_wants(argc, argv))
         return nd_cli_bundle(argc, argv);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_dicom_file.h"
 #include "sd_dataset.h"
 #include "sd_synth.h"
@@ -571,6 +572,8 @@ int cmd_dataset(int argc, char **argv)
         return run_synth(argc - 1, argv + 1);
     if (!strcmp(argv[1], "prepare"))
         return run_prepare(argc - 1, argv + 1);
-    fprintf(stderr, "sldd dataset: '%s' is not a subcommand (synth, prepare)\n", argv[1]);
+    static const char *const subs[] = {"synth", "prepare", NULL};
+    if (nd_cli_check_word("sldd dataset", "subcommand", argv[1], subs) == 0)
+        return 2; /* not reached */
     return 2;
 }

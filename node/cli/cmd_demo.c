@@ -6,7 +6,8 @@
  * as a child process), so the demo doubles as a walk-through: synthetic data
  * sets, node directories with keys and TLS certificates from one test CA,
  * admins, peer records, three `sldd serve` daemons, two distillation jobs,
- * the approver's view and the approval, delivery, rebuild and evaluation at
+ * the approver's view and the approval (a bundle whose sender HM is near 0
+ * is rejected with its reason, as docs/admin.md asks), delivery, rebuild and evaluation at
  * the receivers, detection with heat maps, and a closing table.  The node
  * directories stay for inspection; the daemons are stopped at the end.
  */
@@ -46,7 +47,13 @@ typedef struct hosp {
     int distils;
     long long job;
     char bundle[33];
+    int rejected; /* its approver rejected it: not sent */
+    double sender_hm;
 } hosp;
+
+/* The demo approver's rule for "HM near 0" (docs/admin.md, what to check):
+ * such a model calls nearly every image one way and is of no use. */
+#define DEMO_MIN_HM 0.2
 
 typedef struct demo {
     char dir[1024], self[4096], log[1100], passfile[1100];
@@ -385,18 +392,46 @@ static int distil(demo *d)
     return 0;
 }
 
+/* The value of key inside the object that follows `after` in json. */
+static double json_after(const char *json, const char *after, const char *key)
+{
+    const char *p = strstr(json, after);
+    return p ? nd_json_num(p, key, NAN) : NAN;
+}
+
 static int approve(demo *d)
 {
     for (int i = 0; i < N_HOSP; i++) {
         hosp *h = &d->h[i];
         if (!h->distils)
             continue;
-        step("6%c. What the approver at %s sees, and the approval (signed with %s's key)",
-             'a' + (h == &d->h[0] ? 0 : 1), h->id, h->admin);
+        char path[80], reason[200];
+        nd_api_response r;
+        snprintf(path, sizeof path, "/v1/bundles/%s", h->bundle);
+        if (api_json(h->dir, path, &r))
+            return -1;
+        h->sender_hm = json_after((const char *)r.body, "\"sender_metrics\":", "hm");
+        nd_api_response_free(&r);
+        h->rejected = isfinite(h->sender_hm) && h->sender_hm < DEMO_MIN_HM;
+        step("6%c. What the approver at %s sees, and the %s (signed with %s's key)",
+             'a' + (h == &d->h[0] ? 0 : 1), h->id, h->rejected ? "rejection" : "approval",
+             h->admin);
         printf("(non-interactive here: --yes and a passphrase file; without them sldd asks on "
                "the terminal)\n");
-        RUN(d, 0, "bundle", "approve", h->bundle, "--dir", h->dir, "--admin", h->admin,
-            "--passphrase-file", d->passfile, "--yes");
+        if (!h->rejected) {
+            RUN(d, 0, "bundle", "approve", h->bundle, "--dir", h->dir, "--admin", h->admin,
+                "--passphrase-file", d->passfile, "--yes");
+            continue;
+        }
+        snprintf(reason, sizeof reason,
+                 "sender HM %.3f: the model calls (nearly) every image one way, not worth "
+                 "sending",
+                 h->sender_hm);
+        printf("The sender's own HM is %.3f (below %.1f): docs/admin.md says to reject such\n"
+               "a bundle, so the demo's approver does, with the reason in the audit log.\n",
+               h->sender_hm, DEMO_MIN_HM);
+        RUN(d, 0, "bundle", "reject", h->bundle, "--dir", h->dir, "--admin", h->admin,
+            "--passphrase-file", d->passfile, "--yes", "--reason", reason);
     }
     return 0;
 }
@@ -413,7 +448,7 @@ static int wait_imports(demo *d)
             if (api_json(d->h[i].dir, "/v1/bundles", &r))
                 return -1;
             for (int s = 0; s < N_HOSP; s++) {
-                if (s == i || !d->h[s].bundle[0])
+                if (s == i || !d->h[s].bundle[0] || d->h[s].rejected)
                     continue;
                 const char *p = strstr((char *)r.body, d->h[s].bundle);
                 char state[32] = "";
@@ -488,7 +523,7 @@ static int detect(demo *d)
         if (mkdir(dir, 0755) && errno != EEXIST)
             return -1;
         for (int s = 0; s < N_HOSP; s++) {
-            if (s == i || !d->h[s].bundle[0])
+            if (s == i || !d->h[s].bundle[0] || d->h[s].rejected)
                 continue;
             for (int k = 0; k < n; k++) {
                 char heat[2600];
@@ -516,13 +551,6 @@ static int detect(demo *d)
     return 0;
 }
 
-/* The value of key inside the object that follows `after` in json. */
-static double json_after(const char *json, const char *after, const char *key)
-{
-    const char *p = strstr(json, after);
-    return p ? nd_json_num(p, key, NAN) : NAN;
-}
-
 static int table(demo *d)
 {
     step("9. Who sent what, and how well it works at the sender and at each receiver");
@@ -545,8 +573,14 @@ static int table(demo *d)
                env = json_after(j, "\"deliveries\":", "envelope_size"),
                hm = json_after(j, "\"sender_metrics\":", "hm");
         nd_json_get(j, "audience", to, sizeof to);
-        printf("%-12.12s %-11s %-23s %9.0f %9.0f %9.3f", h->bundle, h->id, to, size, env, hm);
         nd_api_response_free(&r);
+        if (h->rejected) {
+            printf("%-12.12s %-11s %-23s %9.0f %9s %9.3f   rejected by %s (sender HM below %.1f): "
+                   "not sent\n",
+                   h->bundle, h->id, to, size, "-", hm, h->admin, DEMO_MIN_HM);
+            continue;
+        }
+        printf("%-12.12s %-11s %-23s %9.0f %9.0f %9.3f", h->bundle, h->id, to, size, env, hm);
         for (int i = 0; i < N_HOSP; i++) {
             if (i == s) {
                 printf(" %12s", "(sender)");

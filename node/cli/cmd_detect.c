@@ -268,8 +268,15 @@ static int detect_parse(int argc, char **argv, detect_opts *o)
         detect_usage(stderr);
         return 2;
     }
+    if (o->node_dir && !o->bundle) {
+        fprintf(stderr,
+                "sldd detect: --dir NODE goes with --bundle ID (a bundle the node holds)\n");
+        return 2;
+    }
     if (o->bundle)
         o->node_dir = nd_cli_node_dir(o->node_dir);
+    if (o->node_dir && nd_cli_node_dir_check("sldd detect", o->node_dir))
+        return 1;
     if ((o->model != NULL) + (o->weights != NULL) + (o->bundle != NULL) != 1 ||
         !o->bundle != !o->node_dir) {
         fprintf(stderr, "sldd detect: give exactly one of --model PAYLOAD or --weights FILE, "

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nd_buf.h"
 #include "commands.h"
@@ -43,7 +44,11 @@ static void distill_usage(FILE *f)
             "                           (55,000 train / 5,000 val / 10,000 test)\n"
             "  --data DIR               a gastric data set prepared by 'sldd dataset prepare'\n");
     fputs(nd_distill_opts_help(), f);
-    fprintf(f, "  --resume                 continue from DIR/checkpoint\n"
+    fprintf(f, "  --resume                 continue from DIR/checkpoint (the earlier run's\n"
+               "                           payload and pictures are removed first)\n"
+               "  --force                  start again in a DIR that holds an earlier run's\n"
+               "                           outputs (they are removed first); without --resume\n"
+               "                           or --force such a DIR is refused\n"
                "  --export-init FILE       write theta_0 and the initial set for a reference\n"
                "                           implementation, then stop\n"
                "  --device cpu|cuda        compute backend (cpu)\n"
@@ -217,7 +222,8 @@ enum {
     O_DEVICE,
     O_QUIET,
     O_LIMIT,
-    O_DP
+    O_DP,
+    O_FORCE
 };
 
 static const struct option distill_options[] = {{"data", required_argument, 0, 'd'},
@@ -246,6 +252,7 @@ static const struct option distill_options[] = {{"data", required_argument, 0, '
                                                 {"eval-max", required_argument, 0, O_EVALMAX},
                                                 {"checkpoint-every", required_argument, 0, O_CKPT},
                                                 {"resume", no_argument, 0, O_RESUME},
+                                                {"force", no_argument, 0, O_FORCE},
                                                 {"encoding", required_argument, 0, O_ENC},
                                                 {"export-init", required_argument, 0, O_EXPORT},
                                                 {"device", required_argument, 0, O_DEVICE},
@@ -263,7 +270,7 @@ typedef struct distill_args {
      * the node's distillation jobs (nd_distill.c) */
     nd_distill_opts dopts;
     const char *data, *out, *arch, *device, *export_path;
-    int quiet, resume;
+    int quiet, resume, force;
 } distill_args;
 
 /* -1 to go on, else the exit status (0 after --help). */
@@ -279,6 +286,7 @@ static int distill_parse(int argc, char **argv, distill_args *a)
         case 'd': a->data = optarg; break;
         case 'o': a->out = optarg; break;
         case O_RESUME: a->resume = 1; break;
+        case O_FORCE: a->force = 1; break;
         case O_EXPORT: a->export_path = optarg; break;
         case O_DEVICE: a->device = optarg; break;
         case O_QUIET: a->quiet = 1; break;
@@ -300,7 +308,59 @@ static int distill_parse(int argc, char **argv, distill_args *a)
         distill_usage(stderr);
         return 2;
     }
+    if (a->resume && a->force) {
+        fprintf(stderr, "sldd distill: --resume continues a run, --force starts again: not both\n");
+        return 2;
+    }
     return -1;
+}
+
+/* What a run writes into --out.  The checkpoint and the progress log are
+ * what --resume continues from; the rest is the result of a finished run. */
+static const char *const run_outputs[] = {"checkpoint", "checkpoint.tmp", "log.jsonl",
+                                          "payload.pb", "result.json",    "grid.png",
+                                          "curves.png", "privacy.png",    NULL};
+enum { RUN_RESUMABLE = 3 }; /* the first three are kept by --resume */
+
+/* Make --out, or check it: one that holds an earlier run's outputs is
+ * refused unless --resume (its old result is removed, so no payload of an
+ * earlier run lies beside a new log) or --force (all of them are removed).
+ * Other files (a log redirected there) are left alone.  0, or the exit
+ * status. */
+static int distill_out_prepare(const distill_args *a)
+{
+    char path[4200], found[256] = "";
+    struct stat st;
+    if (!mkdir(a->out, 0755))
+        return 0;
+    if (errno != EEXIST || stat(a->out, &st) || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "sldd distill: cannot create %s: %s\n", a->out,
+                errno == EEXIST ? "not a directory" : strerror(errno));
+        return 1;
+    }
+    for (int i = 0; run_outputs[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", a->out, run_outputs[i]);
+        if (lstat(path, &st))
+            continue;
+        size_t at = strlen(found);
+        snprintf(found + at, sizeof found - at, "%s%s", at ? ", " : "", run_outputs[i]);
+        if (!a->force && !a->resume)
+            continue;
+        if (a->resume && i < RUN_RESUMABLE)
+            continue;
+        if (unlink(path)) {
+            fprintf(stderr, "sldd distill: cannot remove %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
+    if (found[0] && !a->force && !a->resume) {
+        fprintf(stderr,
+                "sldd distill: %s holds an earlier run (%s): give --resume to continue it, "
+                "--force to start again, or another --out\n",
+                a->out, found);
+        return 2;
+    }
+    return 0;
 }
 
 /* OUT/result.json: the figures of one run, for scripts. */
@@ -447,6 +507,8 @@ int cmd_distill(int argc, char **argv)
     int rc = distill_parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
+    if (a.out && (rc = distill_out_prepare(&a)) != 0)
+        return rc;
     sd_error err = {0};
     nd_data ds;
     if (nd_data_open(&ds, a.data, a.dopts.train_limit, &err)) {
@@ -467,10 +529,6 @@ int cmd_distill(int argc, char **argv)
     sd_distilled res = {0};
     sd_privacy_report prv = {0};
     char ckpt[4096];
-    if (a.out && mkdir(a.out, 0755) && errno != EEXIST) {
-        fprintf(stderr, "sldd distill: cannot create %s: %s\n", a.out, strerror(errno));
-        goto done;
-    }
     if (sd_backend_create(&be, a.device, &err)) {
         fprintf(stderr, "sldd distill: %s\n", err.msg);
         goto done;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_cli_dir.h"
 #include "nd_admin_client.h"
 #include "nd_buf.h"
@@ -42,7 +43,7 @@ static int job_wait(const char *dir, const char *id, int quiet)
 {
     char path[64], state[32] = "", last[32] = "";
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double last_pct = -1;
+    double last_pct = -1, last_ahead = -1;
     for (;;) {
         nd_api_response r;
         sc_error e = {0, ""};
@@ -59,7 +60,24 @@ static int job_wait(const char *dir, const char *id, int quiet)
         nd_json_get(j, "state", state, sizeof state);
         double pct = nd_json_num(j, "percent", 0), loss = nd_json_num(j, "loss", NAN),
                hm = nd_json_num(j, "val_hm", NAN), eta = nd_json_num(j, "eta_seconds", NAN);
-        if (!quiet && (strcmp(state, last) || pct >= last_pct + 5)) {
+        double ahead = nd_json_num(j, "ahead", 0); /* a queued job has no progress yet */
+        if (!strcmp(state, "queued")) {
+            if (!quiet && ahead != last_ahead) {
+                if (ahead > 0)
+                    printf("job %s queued (%.0f job%s ahead)\n", id, ahead, ahead == 1 ? "" : "s");
+                else
+                    printf("job %s queued, waiting to start\n", id);
+                fflush(stdout);
+            }
+            last_ahead = ahead;
+            snprintf(last, sizeof last, "%s", state);
+        } else if (!strcmp(state, "running") && nd_json_num(j, "total", 0) <= 0) {
+            if (!quiet && strcmp(last, "starting")) {
+                printf("job %s running, starting (reading the data set)\n", id);
+                fflush(stdout);
+            }
+            snprintf(last, sizeof last, "starting"); /* the first progress line follows */
+        } else if (!quiet && (strcmp(state, last) || pct >= last_pct + 5)) {
             char et[32] = "-", bundle[40] = "", err[300] = "";
             if (isfinite(eta))
                 nd_fmt_duration(eta, et, sizeof et);
@@ -191,6 +209,9 @@ int cmd_job(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    static const char *const subs[] = {"distill", "list", "show", "wait", "cancel", NULL};
+    if (nd_cli_check_word("sldd job", "subcommand", sub, subs))
+        return 2;
     nd_buf_init(&opts, 4096);
     /* our own options; everything else is a distillation option for the daemon */
     for (int i = 2; i < argc; i++) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_card.h"
 #include "nd_cli_dir.h"
@@ -214,6 +215,10 @@ int cmd_keys(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    static const char *const words[] = {"show",        "export",     "export-card", "tls-init",
+                                        "rotate-sign", "rotate-tls", NULL};
+    if (nd_cli_check_word("sldd keys", "subcommand", sub, words))
+        return 2;
     if (!strcmp(sub, "export-card"))
         return nd_cli_card_export(argc, argv);
     optind = 2;

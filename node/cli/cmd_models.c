@@ -8,17 +8,19 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "sd_model.h"
 #include "sb_parse.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sldd models [--in-channels C] [--size S] [--classes K]\n"
-               "                   [--depth D] [--width W]\n"
+               "                   [--depth D] [--width W] [--json]\n"
                "\n"
                "List every architecture, with and without batch norm, and its number of\n"
                "parameters for C input channels, SxS inputs and K classes (defaults: 1,\n"
-               "299, 3: the gastric patch setting).  --depth/--width shape the ConvNet.\n");
+               "299, 3: the gastric patch setting).  --depth/--width shape the ConvNet.\n"
+               "--json prints the same as a JSON array (name, parameters, layers, error).\n");
 }
 
 static void commas(size_t v, char *buf, size_t len)
@@ -50,9 +52,10 @@ int cmd_models(int argc, char **argv)
                                          {"classes", required_argument, 0, 'k'},
                                          {"depth", required_argument, 0, 'd'},
                                          {"width", required_argument, 0, 'w'},
+                                         {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int o;
+    int o, json = 0, first = 1;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -77,6 +80,7 @@ int cmd_models(int argc, char **argv)
             if (opt_int("--width", optarg, &base.width))
                 return 2;
             break;
+        case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -85,8 +89,11 @@ int cmd_models(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    printf("%-22s %15s %8s  (input %dx%dx%d, %d classes)\n", "model", "parameters", "layers",
-           base.in_c, base.in_h, base.in_w, base.classes);
+    if (json)
+        printf("[");
+    else
+        printf("%-22s %15s %8s  (input %dx%dx%d, %d classes)\n", "model", "parameters", "layers",
+               base.in_c, base.in_h, base.in_w, base.classes);
     for (const char *const *a = sd_model_arch_names(); *a; a++) {
         for (int bn = 0; bn < 2; bn++) {
             sd_model_spec spec = base;
@@ -99,14 +106,34 @@ int cmd_models(int argc, char **argv)
                 sd_model_spec_label(&spec, label, sizeof label);
             else
                 snprintf(label, sizeof label, "%s%s", *a, bn ? "-bn" : "");
-            if (sd_model_create(&m, &spec, &err)) {
+            int bad = sd_model_create(&m, &spec, &err);
+            if (json) {
+                nd_buf b;
+                nd_buf_init(&b, 0);
+                nd_buf_str(&b, first ? "\n {\"name\":" : ",\n {\"name\":");
+                nd_buf_json_str(&b, label);
+                if (bad) {
+                    nd_buf_str(&b, ",\"error\":");
+                    nd_buf_json_str(&b, err.msg);
+                } else {
+                    nd_buf_printf(&b, ",\"parameters\":%zu,\"layers\":%d", m->n_theta,
+                                  m->n_layers - 1);
+                }
+                nd_buf_str(&b, "}");
+                if (!b.failed)
+                    fwrite(b.data, 1, b.len, stdout);
+                nd_buf_free(&b);
+                first = 0;
+            } else if (bad) {
                 printf("%-22s %15s   (%s)\n", label, "-", err.msg);
-                continue;
+            } else {
+                commas(m->n_theta, count, sizeof count);
+                printf("%-22s %15s %8d\n", label, count, m->n_layers - 1);
             }
-            commas(m->n_theta, count, sizeof count);
-            printf("%-22s %15s %8d\n", label, count, m->n_layers - 1);
             sd_model_destroy(m);
         }
     }
+    if (json)
+        printf("\n]\n");
     return 0;
 }

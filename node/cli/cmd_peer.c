@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_buf.h"
+#include "nd_cli_words.h"
 #include "nd_audit.h"
 #include "nd_cli_card.h"
 #include "nd_cli_dir.h"
@@ -28,8 +30,8 @@ static void peer_usage(FILE *f)
                "       sldd peer add --dir NODE --file PEERFILE [--id PEER]\n"
                "       sldd peer add --dir NODE --id PEER --sign-key B64 --enc-key B64\n"
                "                     [--admin NAME=B64]...\n"
-               "       sldd peer list --dir NODE\n"
-               "       sldd peer show --dir NODE --id PEER\n"
+               "       sldd peer list --dir NODE [--json]\n"
+               "       sldd peer show --dir NODE --id PEER [--json]\n"
                "       sldd peer remove --dir NODE PEER [--reason TEXT]\n"
                "       sldd peer address --dir NODE --id PEER --url https://HOST:PORT\n"
                "                         --tls-pin PIN[;PIN...]\n"
@@ -43,6 +45,36 @@ static void peer_usage(FILE *f)
                "pins, cancels the deliveries queued to it and refuses its bundles from\n"
                "then on.  With a running node 'peer list' also shows addresses and\n"
                "deliveries.\n");
+}
+
+/* One peer as a JSON object: id, key fingerprints, admins. */
+static void print_peer_json(const sc_peer *p)
+{
+    char fs[64], fe[64];
+    nd_buf b;
+    nd_buf_init(&b, 0);
+    sc_fingerprint_text(fs, p->sign_pk);
+    sc_fingerprint_text(fe, p->enc_pk);
+    nd_buf_str(&b, "{\"id\":");
+    nd_buf_json_str(&b, p->id);
+    nd_buf_str(&b, ",\"sign_fingerprint\":");
+    nd_buf_json_str(&b, fs);
+    nd_buf_str(&b, ",\"enc_fingerprint\":");
+    nd_buf_json_str(&b, fe);
+    nd_buf_str(&b, ",\"admins\":[");
+    for (size_t i = 0; i < p->n_admins; i++) {
+        char fa[64];
+        sc_fingerprint_text(fa, p->admins[i].pk);
+        nd_buf_str(&b, i ? ",{\"name\":" : "{\"name\":");
+        nd_buf_json_str(&b, p->admins[i].name);
+        nd_buf_str(&b, ",\"fingerprint\":");
+        nd_buf_json_str(&b, fa);
+        nd_buf_str(&b, "}");
+    }
+    nd_buf_str(&b, "]}");
+    if (!b.failed)
+        fwrite(b.data, 1, b.len, stdout);
+    nd_buf_free(&b);
 }
 
 static void print_peer(const sc_peer *p)
@@ -60,6 +92,7 @@ static void print_peer(const sc_peer *p)
 
 typedef struct peer_args {
     const char *dir, *id, *file, *card, *sk, *ek, *reason;
+    int json;
     const char *admins[SC_MAX_ADMINS_PER_NODE];
     size_t n_admins;
 } peer_args;
@@ -164,7 +197,7 @@ static int peer_add(nd_node *n, const peer_args *a)
     return 0;
 }
 
-static int peer_list(nd_node *n)
+static int peer_list(nd_node *n, int json)
 {
     sc_error e = {0, ""};
     sc_peer *list;
@@ -172,6 +205,16 @@ static int peer_list(nd_node *n)
     if (n->trust->peer_list(n->trust, &list, &cnt, &e)) {
         fprintf(stderr, "sldd peer list: %s\n", e.msg);
         return 1;
+    }
+    if (json) {
+        printf("[");
+        for (size_t i = 0; i < cnt; i++) {
+            printf(i ? ",\n " : "\n ");
+            print_peer_json(&list[i]);
+        }
+        printf("\n]\n");
+        free(list);
+        return 0;
     }
     for (size_t i = 0; i < cnt; i++)
         print_peer(&list[i]);
@@ -181,7 +224,7 @@ static int peer_list(nd_node *n)
     return 0;
 }
 
-static int peer_show(nd_node *n, const char *id)
+static int peer_show(nd_node *n, const char *id, int json)
 {
     sc_error e = {0, ""};
     sc_peer p;
@@ -189,18 +232,28 @@ static int peer_show(nd_node *n, const char *id)
         fprintf(stderr, "sldd peer show: %s\n", e.msg);
         return 1;
     }
-    print_peer(&p);
+    if (json) {
+        print_peer_json(&p);
+        printf("\n");
+    } else {
+        print_peer(&p);
+    }
     return 0;
 }
 
 int cmd_peer(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, 0, 'd'},     {"id", required_argument, 0, 'i'},
-        {"file", required_argument, 0, 'f'},    {"sign-key", required_argument, 0, 's'},
-        {"enc-key", required_argument, 0, 'x'}, {"admin", required_argument, 0, 'a'},
-        {"card", required_argument, 0, 'c'},    {"reason", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"file", required_argument, 0, 'f'},
+                                         {"sign-key", required_argument, 0, 's'},
+                                         {"enc-key", required_argument, 0, 'x'},
+                                         {"admin", required_argument, 0, 'a'},
+                                         {"card", required_argument, 0, 'c'},
+                                         {"reason", required_argument, 0, 'r'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     peer_args a;
     sc_error e = {0, ""};
     nd_node *n = NULL;
@@ -209,6 +262,9 @@ int cmd_peer(int argc, char **argv)
         peer_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    static const char *const subs[] = {"add", "list", "show", "remove", "address", "ping", NULL};
+    if (nd_cli_check_word("sldd peer", "subcommand", argv[1], subs))
+        return 2;
     /* peer address, and peer list from a running node */
     if (nd_cli_peer_wants(argc, argv))
         return nd_cli_peer(argc, argv);
@@ -217,9 +273,10 @@ int cmd_peer(int argc, char **argv)
     const char *sub = argv[1];
     memset(&a, 0, sizeof a);
     optind = 2;
-    while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:c:r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:i:f:s:x:a:c:r:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': a.card = optarg; break;
+        case 'j': a.json = 1; break;
         case 'r': a.reason = optarg; break;
         case 'd': a.dir = optarg; break;
         case 'i': a.id = optarg; break;
@@ -242,7 +299,8 @@ int cmd_peer(int argc, char **argv)
     if (!strcmp(sub, "remove") && !a.id && optind + 1 == argc)
         a.id = argv[optind++];
     if (optind != argc || (a.card && (a.file || a.sk || a.ek || a.n_admins)) ||
-        (a.reason && strcmp(sub, "remove"))) {
+        (a.reason && strcmp(sub, "remove")) ||
+        (a.json && strcmp(sub, "list") && strcmp(sub, "show"))) {
         peer_usage(stderr);
         return 2;
     }
@@ -257,9 +315,9 @@ int cmd_peer(int argc, char **argv)
     else if (!strcmp(sub, "remove") && a.id)
         rc = nd_cli_peer_remove(n, a.id, a.reason);
     else if (!strcmp(sub, "list"))
-        rc = peer_list(n);
+        rc = peer_list(n, a.json);
     else if (!strcmp(sub, "show") && a.id)
-        rc = peer_show(n, a.id);
+        rc = peer_show(n, a.id, a.json);
     else {
         peer_usage(stderr);
         rc = 2;

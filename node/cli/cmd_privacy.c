@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_cli_words.h"
 #include "nd_canary.h"
 #include "nd_data.h"
 #include "nd_distill.h"
@@ -393,12 +394,16 @@ done:
 int cmd_privacy(int argc, char **argv)
 {
     audit_args a;
+    static const char *const subs[] = {"audit", NULL};
     if (argc < 2 || strcmp(argv[1], "audit")) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             usage(stdout);
             return 0;
         }
-        usage(stderr);
+        if (argc >= 2)
+            nd_cli_check_word("sldd privacy", "subcommand", argv[1], subs);
+        else
+            usage(stderr);
         return 2;
     }
     int rc = parse(argc, argv, &a);

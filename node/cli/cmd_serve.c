@@ -114,6 +114,8 @@ int cmd_serve(int argc, char **argv)
         serve_usage(stderr);
         return 2;
     }
+    if (nd_cli_node_dir_check(check ? "sldd serve --check" : "sldd serve", dir))
+        return 1;
     sc_error e = {0, ""};
     nd_dicom_service_opts dicom;
     int with_dicom = da.listen || da.pacs || da.model || da.bundle || da.ae || da.allow || da.queue;

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "nd_cli_dir.h"
+#include "nd_cli_words.h"
 #include "sd_backend_cpu.h"
 
 #ifdef SLDD_HAVE_CUDA
@@ -70,9 +71,9 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-            "\nRun 'sldd <command> --help' for the options of a command.  Commands\n"
-            "that work on a node take --dir NODE; without it they use $SLDD_DIR, else\n"
-            "%s.\n",
+            "\nRun 'sldd <command> --help' or 'sldd help <command>' for the options of a\n"
+            "command.  Commands that work on a node take --dir NODE; without it they\n"
+            "use $SLDD_DIR, else %s.\n",
             ND_DEFAULT_NODE_DIR);
 }
 
@@ -83,9 +84,30 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+    const char *names[N_COMMANDS + 2];
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        names[i] = commands[i].name;
+    names[N_COMMANDS] = "help";
+    names[N_COMMANDS + 1] = NULL;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        (!strcmp(argv[1], "help") && argc < 3)) {
         usage(stdout);
         return 0;
+    }
+    if (!strcmp(argv[1], "help")) { /* sldd help COMMAND: that command's help */
+        if (argc > 3 || nd_cli_check_word("sldd help", "command", argv[2], names))
+            return 2;
+        if (!strcmp(argv[2], "help")) {
+            usage(stdout);
+            return 0;
+        }
+        char help[] = "--help";
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *sub_argv[] = {argv[2], help, NULL};
+                return commands[i].run(2, sub_argv);
+            }
     }
     if (!strcmp(argv[1], "--version")) {
         printf("sldd %s\n", SLDD_VERSION);
@@ -106,6 +128,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "sldd: '%s' is not a command; see 'sldd --help'\n", argv[1]);
+    if (nd_cli_check_word("sldd", "command", argv[1], names) == 0)
+        return 2; /* not reached: every name but help has returned above */
+    fprintf(stderr, "see 'sldd --help'\n");
     return 2;
 }

@@ -14,4 +14,10 @@
  * empty, else ND_DEFAULT_NODE_DIR.  Never NULL. */
 const char *nd_cli_node_dir(const char *given);
 
+/* 0 when dir has a node.conf; else prints "PROG: DIR is not a node
+ * directory (no node.conf); run sldd init" to stderr and returns -1, so a
+ * mistyped --dir is named before anything else is tried in it.  Other
+ * faults of node.conf are left to the command that reads it. */
+int nd_cli_node_dir_check(const char *prog, const char *dir);
+
 #endif

@@ -79,6 +79,8 @@ int nd_jobs_submit(nd_ctx *c, sqlite3 *db, const char *options, const char *audi
         return sc_error_set(e, SC_EINVAL, "node.conf distill: %s", perr.msg);
     if (nd_distill_opts_parse(&o, options, &perr))
         return sc_error_set(e, SC_EINVAL, "%s", perr.msg);
+    if (o.cfg.dp_noise > 0 && o.dp_epsilon > 0)
+        return sc_error_set(e, SC_EINVAL, "give --dp-epsilon or --dp-noise, not both");
     nd_settings set;
     nd_ctx_settings(c, &set);
     if (set.max_epsilon > 0 && !(o.cfg.dp_noise > 0 || o.dp_epsilon > 0))

@@ -635,6 +635,8 @@ static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)
         js_str(b, &f, "error", nd_col_text(st, 12));
         js_str(b, &f, "note", nd_col_text(st, 13));
         js_str(b, &f, "audience", nd_col_text(st, 14));
+        if (!strcmp(nd_col_text(st, 2), "queued"))
+            js_int(b, &f, "ahead", nd_col_int(st, 15)); /* jobs that run before this one */
         nd_buf_str(b, "}");
         return;
     }
@@ -659,7 +661,9 @@ static void job_line(sqlite3_stmt *st, nd_buf *b, int json, int first)
 
 #define JOB_COLS                                                               \
     "SELECT id,kind,state,options,iter,total,loss,val_acc,val_hm,eta,seconds," \
-    "COALESCE(bundle_id,''),error,note,audience FROM jobs "
+    "COALESCE(bundle_id,''),error,note,audience,"                              \
+    "(SELECT COUNT(*) FROM jobs AS o WHERE o.id < jobs.id AND "                \
+    "o.state IN ('queued','running')) FROM jobs "
 
 int nd_view_jobs(sqlite3 *db, nd_buf *b, int json, sc_error *e)
 {

@@ -108,6 +108,11 @@ static void test_admin(void)
         fputs("from the file\n", f);
         fclose(f);
         setenv("SLDD_PASSPHRASE", "from the environment", 1);
+        /* a file group or others may read is refused, whatever it holds */
+        CHECK(chmod(pf, 0640) == 0);
+        CHECK(sc_passphrase_get(pf, "p: ", 0, &got, &gl, &e) == SC_EPERM &&
+              strstr(e.msg, "chmod 600") && strstr(e.msg, pf));
+        CHECK(chmod(pf, 0600) == 0);
         CHECK(sc_passphrase_get(pf, "p: ", 0, &got, &gl, &e) == 0);
         CHECK(gl == 13 && !strcmp(got, "from the file"));
         sc_secret_free(got, gl + 1);

@@ -53,6 +53,7 @@ check "the payload records the grid" grep -qa "mm_per_pixel" "$P"
 # `sldd distill` signs nothing: its payload's sender is 'local'
 check "init A" run "$SLDD" init --dir "$T/out/A" --id local --data "$D"
 echo "a passphrase for the test" >"$T/pass"
+chmod 600 "$T/pass"
 check "admin" run "$SLDD" admin add --dir "$T/out/A" --name alice --passphrase-file "$T/pass" --kdf interactive
 check "sign" run "$SLDD" bundle sign --dir "$T/out/A" --in "$P" --out "$T/out/signed.bin"
 check "approve" run "$SLDD" bundle approve --dir "$T/out/A" --admin alice --in "$T/out/signed.bin" \

@@ -16,7 +16,7 @@ expect 0 "synth" -- "$SLDD" dataset --help
 expect 0 "--gastritis-fraction" -- "$SLDD" dataset synth --help
 expect 0 "--patch-resize" -- "$SLDD" dataset prepare --help
 expect 2 "usage: sldd dataset" -- "$SLDD" dataset
-expect 2 "'bogus' is not a subcommand" -- "$SLDD" dataset bogus
+expect 2 "unknown subcommand 'bogus' (one of: synth, prepare)" -- "$SLDD" dataset bogus
 expect 2 "--out DIR is required" -- "$SLDD" dataset synth --count 3
 expect 2 "--count 'abc' is not an integer" -- "$SLDD" dataset synth --out "$T/x" --count abc
 expect 2 "--count 0 is out of range" -- "$SLDD" dataset synth --out "$T/x" --count 0

@@ -27,6 +27,23 @@ IMG=$D/images/$(awk -F, '$3=="test"{print $1; exit}' "$D/labels.csv").png
 expect 0 "payload:" -- "$SLDD" distill --data "$D" --out "$T/dist" --arch convnet-bn --width 4 \
   --images-per-step 3 --iterations 2 --real-batch 16 --eval-every 0 --checkpoint-every 0 --quiet
 P=$T/dist/payload.pb
+# an --out holding an earlier run is refused, and nothing in it is touched
+sum=$(sha256sum "$P")
+expect 2 "holds an earlier run (log.jsonl, payload.pb, result.json, grid.png" -- "$SLDD" distill \
+  --data "$D" --out "$T/dist" --arch convnet-bn --width 4 --iterations 1 --quiet
+check "the refused run left the payload alone" test "$(sha256sum "$P")" = "$sum"
+expect 2 "not both" -- "$SLDD" distill --data "$D" --out "$T/dist" --resume --force
+# --force starts again; --resume drops the old result before anything else
+cp -r "$T/dist" "$T/dist2"
+echo "kept" >"$T/dist2/run.txt"
+expect 0 "payload:" -- "$SLDD" distill --data "$D" --out "$T/dist2" --arch convnet-bn --width 4 \
+  --images-per-step 3 --iterations 1 --real-batch 16 --eval-every 0 --checkpoint-every 1 --quiet \
+  --force
+check "--force wrote a new run" test "$(wc -l <"$T/dist2/log.jsonl")" -eq 1
+check "--force left other files" grep -q kept "$T/dist2/run.txt"
+expect 1 "" -- "$SLDD" distill --data "$T/no-such-data" --out "$T/dist2" --resume
+check "--resume removed the earlier payload" test ! -e "$T/dist2/payload.pb" -a ! -e "$T/dist2/grid.png"
+check "--resume kept the checkpoint and the log" test -s "$T/dist2/checkpoint" -a -s "$T/dist2/log.jsonl"
 expect 0 "decision:" -- "$SLDD" detect "$IMG" --model "$P" --heatmap "$T/heat.png"
 check "heat map is a PNG" is_png "$T/heat.png"
 expect 0 "grid:      7 x 7 = 49 patches of 24x24, stride 12, network input 12x12" -- "$SLDD" detect "$IMG" --model "$P"

@@ -333,6 +333,20 @@ static void test_jobs(void)
     job_row(db, id, state, &started, &finished, error, note);
     CHECK(!strcmp(state, "queued") && !strcmp(note, "resumed"));
     CHECK(nd_job_move_every(db, ND_JOB_DONE, ND_JOB_QUEUED, NULL, &moved, &e) == SC_EINVAL);
+    /* the resumed job finishes: it no longer says why it was queued again */
+    CHECK(nd_job_move(db, id, ND_JOB_QUEUED, ND_JOB_RUNNING, NULL, &e) == 0);
+    job_row(db, id, state, &started, &finished, error, note);
+    CHECK(!strcmp(note, "resumed")); /* running again: still says so */
+    CHECK(nd_job_move(db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e) == 0);
+    job_row(db, id, state, &started, &finished, error, note);
+    CHECKF(!strcmp(state, "done") && !note[0], "a finished job's note: '%s'", note);
+    /* a DP job's epsilon stays in its note when it finishes */
+    id = add_job(db, ND_JOB_RUNNING);
+    CHECK(nd_db_run(db, &e, "UPDATE jobs SET note='epsilon 2.000 (delta 1e-05)' WHERE id=?", "i",
+                    id) == 0);
+    CHECK(nd_job_move(db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e) == 0);
+    job_row(db, id, state, &started, &finished, error, note);
+    CHECKF(!strcmp(note, "epsilon 2.000 (delta 1e-05)"), "a DP job's note: '%s'", note);
     for (int s = 1; s < ND_JOB_STATE_COUNT; s++)
         CHECK(nd_job_state_parse(nd_job_state_name((nd_jstate)s)) == (nd_jstate)s);
     nd_db_close(db);

@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -180,6 +181,17 @@ def main(sldd, t):
         j = fed.wait_for("the long job to run", running)
         t.check(j["total"] == 1000000 and j["percent"] < 100 and j["loss"] is not None,
                 "progress is visible: %s" % j)
+        # job wait on a queued job says so, not "iteration 0/0 loss nan"
+        t.check(b.api_json("job", "show", queued_job).get("ahead") == 1,
+                "a queued job counts the jobs ahead of it")
+        try:
+            subprocess.run([b.fed.sldd, "job", "wait", queued_job, "--dir", b.dir],
+                           capture_output=True, text=True, timeout=1.5)
+            out = "(job wait returned)"
+        except subprocess.TimeoutExpired as ex:
+            out = ex.stdout.decode() if isinstance(ex.stdout, bytes) else (ex.stdout or "")
+        t.check(("job %s queued (1 job ahead)" % queued_job) in out and "nan" not in out,
+                "job wait on a queued job: %r" % out)
         b.sldd("job", "cancel", queued_job, "--dir", b.dir)
         t.check(b.api_json("job", "show", queued_job)["state"] == "canceled",
                 "a queued job is canceled at once")
@@ -192,6 +204,17 @@ def main(sldd, t):
                    check=False)
         t.check(r.returncode == 1 and "--width" in r.stderr, "bad job options refused: %s" %
                 r.stderr)
+        # an unknown architecture is refused when submitted, with the known ones
+        r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a", "--arch", "resnet99",
+                   check=False)
+        t.check(r.returncode == 1 and "unknown architecture 'resnet99'" in r.stderr and
+                "resnet18" in r.stderr and "queued" not in r.stdout,
+                "--arch resnet99 refused at submission: %s%s" % (r.stdout, r.stderr))
+        r = b.sldd("job", "distill", "--dir", b.dir, "--to", "node-a", "--dp-epsilon", "5",
+                   "--dp-noise", "1", check=False)
+        t.check(r.returncode == 1 and "not both" in r.stderr,
+                "--dp-epsilon with --dp-noise refused at submission: %s%s" % (r.stdout,
+                                                                               r.stderr))
 
         # ---- the audit logs are intact, with the expected entries
         for n in (a, b, c):

@@ -129,6 +129,10 @@ def main(sldd, t):
         r = a.sldd("job", "wait", job2, "--dir", a.dir, "--quiet", check=False)
         t.check(r.returncode == 0, "second job finished: %s%s" % (r.stdout, r.stderr))
         jb = a.api_json("job", "show", job2)
+        t.check(jb["state"] == "done" and "interrupted" not in jb["note"],
+                "a resumed job that finished no longer says interrupted: %s" % jb)
+        r = a.sldd("job", "show", job2, "--dir", a.dir)
+        t.check("interrupted" not in r.stdout, "job show: %s" % r.stdout)
         y = jb["bundle"]
         a.approve(y)
         once(t, a, b, y, "bundle of a resumed job")
