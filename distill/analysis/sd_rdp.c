@@ -223,3 +223,11 @@ int sd_rdp_solve_sigma(double q, int64_t steps, double delta, double target_epsi
     *sigma = hi;
     return 0;
 }
+
+double sd_rdp_epsilon_after(const double *rdp_one, int64_t steps, double delta)
+{
+    double rdp[SD_RDP_NORDERS];
+    for (int k = 0; k < SD_RDP_NORDERS; k++)
+        rdp[k] = rdp_one[k] * (double)steps;
+    return sd_rdp_to_epsilon(sd_rdp_orders, rdp, SD_RDP_NORDERS, delta, NULL);
+}

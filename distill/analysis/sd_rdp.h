@@ -60,6 +60,11 @@ double sd_rdp_to_epsilon(const double *orders, const double *rdp, int n, double 
 double sd_rdp_to_epsilon_classic(const double *orders, const double *rdp, int n, double delta,
                                  double *order);
 
+/* epsilon after `steps` iterations whose ONE-iteration curve on
+ * sd_rdp_orders is rdp_one (RDP composes by addition): what a progress line
+ * prints without running the accountant again.  +inf when no order bounds it. */
+double sd_rdp_epsilon_after(const double *rdp_one, int64_t steps, double delta);
+
 /* epsilon after `steps` iterations at (q, sigma), for delta. */
 int sd_rdp_epsilon(double q, double sigma, int64_t steps, double delta, double *epsilon,
                    double *order, sd_error *e) SD_WUR;

@@ -84,11 +84,7 @@ static void fmt_time(double s, char *buf, size_t len)
 /* epsilon spent after iter iterations (sd_rdp.h); +inf if no order bounds it */
 static double dp_epsilon(const progress_ctx *c, int64_t iter)
 {
-    /* RDP composes by addition: iter times one iteration's curve */
-    double rdp[SD_RDP_NORDERS];
-    for (int k = 0; k < SD_RDP_NORDERS; k++)
-        rdp[k] = c->dp_rdp[k] * (double)iter;
-    return sd_rdp_to_epsilon(sd_rdp_orders, rdp, SD_RDP_NORDERS, c->dp_delta, NULL);
+    return sd_rdp_epsilon_after(c->dp_rdp, iter, c->dp_delta);
 }
 
 static int on_progress(void *vctx, const sd_progress *p)

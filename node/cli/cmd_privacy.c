@@ -137,13 +137,9 @@ static int on_progress(void *arg, const sd_progress *p)
     fprintf(stderr, "[%5.1f%%] iter %lld/%lld  loss %.4f  elapsed %.0fs  ETA %.0fs",
             100.0 * (double)p->iter / (double)p->total, (long long)p->iter, (long long)p->total,
             p->loss, p->seconds, p->eta_seconds);
-    if (g->dp) {
-        double r[SD_RDP_NORDERS];
-        for (int k = 0; k < SD_RDP_NORDERS; k++)
-            r[k] = g->rdp1[k] * (double)p->iter;
+    if (g->dp)
         fprintf(stderr, "  | epsilon %.3f (delta %.0e)",
-                sd_rdp_to_epsilon(sd_rdp_orders, r, SD_RDP_NORDERS, g->delta, NULL), g->delta);
-    }
+                sd_rdp_epsilon_after(g->rdp1, p->iter, g->delta), g->delta);
     fputc('\n', stderr);
     return 0;
 }

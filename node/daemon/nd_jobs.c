@@ -181,15 +181,10 @@ typedef struct run_ctx {
 /* "epsilon E (delta D) after N iterations" of a DP run, "" otherwise */
 static void dp_note(const run_ctx *r, int64_t iter, char *buf, size_t len)
 {
-    double rdp[SD_RDP_NORDERS];
     buf[0] = 0;
-    if (!r->dp)
-        return;
-    for (int k = 0; k < SD_RDP_NORDERS; k++)
-        rdp[k] = r->dp_rdp1[k] * (double)iter;
-    snprintf(buf, len, "epsilon %.3f (delta %.0e) after %" PRId64 " iterations",
-             sd_rdp_to_epsilon(sd_rdp_orders, rdp, SD_RDP_NORDERS, r->dp_delta, NULL), r->dp_delta,
-             iter);
+    if (r->dp)
+        snprintf(buf, len, "epsilon %.3f (delta %.0e) after %" PRId64 " iterations",
+                 sd_rdp_epsilon_after(r->dp_rdp1, iter, r->dp_delta), r->dp_delta, iter);
 }
 
 static int on_progress(void *arg, const sd_progress *p)
