@@ -173,6 +173,8 @@ void nd_report_json(const nd_report *rep, FILE *f)
     fputc('{', f);
     jstr(f, "model", rep->model);
     jstr(f, "data", rep->data);
+    if (rep->bundle)
+        jstr(f, "bundle", rep->bundle);
     fprintf(f, "\"synthetic\":%s,\"split\":\"%s\",\"images\":%d,\"patches\":%lld,",
             rep->synthetic ? "true" : "false", sd_split_name(ev->split), ev->images,
             (long long)ev->patches);

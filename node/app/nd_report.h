@@ -17,6 +17,7 @@ typedef struct nd_report {
     const char *model;    /* label (not owned) */
     char short_model[96]; /* "convnet-bn(d3,w16)", for picture titles */
     const char *data;     /* data set directory (not owned) */
+    const char *bundle;   /* bundle id when the model came from a node's store, or NULL */
     int synthetic;
     nd_split_eval ev; /* the evaluated split */
     double delta;

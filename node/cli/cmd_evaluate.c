@@ -22,6 +22,7 @@
 #include "nd_cli_dir.h"
 #include "nd_config.h"
 #include "nd_data.h"
+#include "nd_buf.h"
 #include "nd_detect.h"
 #include "nd_infer.h"
 #include "nd_report.h"
@@ -33,12 +34,12 @@ static void evaluate_usage(FILE *f, const char *cmd)
     int replay = !strcmp(cmd, "replay");
     fprintf(f,
             "usage: sldd %s %s --data SOURCE [--split val|test]\n"
-            "                     [--delta D] [--roc OUT.png] [--json FILE] [--device cpu|cuda]\n"
+            "                     [--delta D] [--roc OUT.png] [--json] [--device cpu|cuda]\n"
             "%s\n",
             cmd, replay ? "--model PAYLOAD" : "(--model PAYLOAD | --weights FILE)",
             replay ? ""
                    : "       sldd evaluate --bundle ID --dir NODE [--data SOURCE] [--split ...]\n"
-                     "                     [--delta D] [--roc OUT.png] [--json FILE]\n");
+                     "                     [--delta D] [--roc OUT.png] [--json]\n");
     if (replay)
         fprintf(f, "Replays a distilled payload (Algorithm 2: theta_0 rebuilt from its seed, the\n"
                    "learned steps applied in order, theta_bn for prediction) and evaluates the\n"
@@ -53,7 +54,7 @@ static void evaluate_usage(FILE *f, const char *cmd)
             "  --split S         val or test (test)\n"
             "  --delta D         image-level threshold in [0,1] (0.4)\n"
             "  --roc OUT.png     write the ROC curve of the split (gastric data)\n"
-            "  --json FILE       write every figure as one JSON object ('-': stdout)\n"
+            "  --json            print every figure as one JSON object instead of the text\n"
             "  --device D        compute backend: cpu (default) or cuda\n"
             "\n"
             "Gastric data: patch accuracy (images with masks), per-class recall and precision,\n"
@@ -68,8 +69,8 @@ static void evaluate_usage(FILE *f, const char *cmd)
 
 /* Fashion-MNIST (or any non-patch data nd_data opens): accuracy and the
  * confusion matrix of the replayed / trained model. */
-static int evaluate_plain(nd_infer *inf, const char *source, int split, const char *json,
-                          const char *cmd)
+static int evaluate_plain(nd_infer *inf, const char *source, int split, int json,
+                          const char *bundle, const char *cmd)
 {
     sd_error err = {0};
     nd_data ds;
@@ -95,38 +96,44 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
         free(conf);
         goto out;
     }
-    printf("model:   %s\ndata:    %s, split %s: %lld samples\naccuracy %.4f\n", inf->label, source,
-           sd_split_name(split), (long long)v->count, acc);
-    printf("confusion (rows: truth, columns: prediction)\n%10s", "");
-    for (int j = 0; j < K; j++)
-        printf(" %7.7s", ds.class_names ? ds.class_names[j] : "?");
-    printf("   recall\n");
-    for (int i = 0; i < K; i++) {
-        int64_t row = 0;
-        printf("%10.10s", ds.class_names ? ds.class_names[i] : "?");
-        for (int j = 0; j < K; j++) {
-            printf(" %7lld", (long long)conf[i * K + j]);
-            row += conf[i * K + j];
-        }
-        printf("   %.3f\n", row ? (double)conf[i * K + i] / (double)row : 0.0);
-    }
     if (json) {
-        FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
-        if (!f) {
-            fprintf(stderr, "sldd %s: cannot write %s: %s\n", cmd, json, strerror(errno));
+        nd_buf b;
+        nd_buf_init(&b, 0);
+        nd_buf_str(&b, "{");
+        if (bundle) {
+            nd_buf_str(&b, "\"bundle\":");
+            nd_buf_json_str(&b, bundle);
+            nd_buf_str(&b, ",");
+        }
+        nd_buf_str(&b, "\"data\":");
+        nd_buf_json_str(&b, source);
+        nd_buf_printf(&b, ",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,\"confusion\":[",
+                      sd_split_name(split), (long long)v->count, acc);
+        for (int i = 0; i < K * K; i++)
+            nd_buf_printf(&b, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
+        if (b.failed) {
+            fprintf(stderr, "sldd %s: out of memory\n", cmd);
+            nd_buf_free(&b);
             free(conf);
             goto out;
         }
-        fprintf(f,
-                "{\"data\":\"%s\",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,"
-                "\"confusion\":[",
-                source, sd_split_name(split), (long long)v->count, acc);
-        for (int i = 0; i < K * K; i++)
-            fprintf(f, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
-        if (f != stdout && fclose(f)) {
-            fprintf(stderr, "sldd %s: cannot write %s\n", cmd, json);
-            free(conf);
-            goto out;
+        fputs(b.data, stdout);
+        nd_buf_free(&b);
+    } else {
+        printf("model:   %s\ndata:    %s, split %s: %lld samples\naccuracy %.4f\n", inf->label,
+               source, sd_split_name(split), (long long)v->count, acc);
+        printf("confusion (rows: truth, columns: prediction)\n%10s", "");
+        for (int j = 0; j < K; j++)
+            printf(" %7.7s", ds.class_names ? ds.class_names[j] : "?");
+        printf("   recall\n");
+        for (int i = 0; i < K; i++) {
+            int64_t row = 0;
+            printf("%10.10s", ds.class_names ? ds.class_names[i] : "?");
+            for (int j = 0; j < K; j++) {
+                printf(" %7lld", (long long)conf[i * K + j]);
+                row += conf[i * K + j];
+            }
+            printf("   %.3f\n", row ? (double)conf[i * K + i] / (double)row : 0.0);
         }
     }
     free(conf);
@@ -137,8 +144,8 @@ out:
 }
 
 typedef struct evaluate_args {
-    const char *cmd, *model, *weights, *data, *roc, *json, *device, *bundle, *dir;
-    int replay, split, fmnist;
+    const char *cmd, *model, *weights, *data, *roc, *device, *bundle, *dir;
+    int replay, split, fmnist, json;
     double delta;
 } evaluate_args;
 
@@ -183,7 +190,7 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
                                          {"split", required_argument, 0, O_SPLIT},
                                          {"delta", required_argument, 0, O_DELTA},
                                          {"roc", required_argument, 0, O_ROC},
-                                         {"json", required_argument, 0, O_JSON},
+                                         {"json", no_argument, 0, O_JSON},
                                          {"device", required_argument, 0, O_DEVICE},
                                          {"bundle", required_argument, 0, O_BUNDLE},
                                          {"dir", required_argument, 0, O_DIR},
@@ -223,7 +230,7 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
             break;
         }
         case O_ROC: a->roc = optarg; break;
-        case O_JSON: a->json = optarg; break;
+        case O_JSON: a->json = 1; break;
         case O_DEVICE: a->device = optarg; break;
         case O_BUNDLE: a->bundle = optarg; break;
         case O_DIR: a->dir = optarg; break;
@@ -269,30 +276,22 @@ static int evaluate_parse(int argc, char **argv, evaluate_args *a)
     return -1;
 }
 
-/* --roc and --json of a gastric report. */
+/* --roc of a gastric report, then the report as text or (--json) JSON. */
 static int evaluate_outputs(const evaluate_args *a, const nd_report *rep)
 {
     sd_error err = {0};
-    if (a->roc) {
-        if (nd_report_roc_png(rep, a->roc, &err)) {
-            fprintf(stderr, "sldd %s: ROC: %s\n", a->cmd, err.msg);
-            return -1;
-        }
-        printf("ROC curve: %s\n", a->roc);
+    if (a->roc && nd_report_roc_png(rep, a->roc, &err)) {
+        fprintf(stderr, "sldd %s: ROC: %s\n", a->cmd, err.msg);
+        return -1;
     }
     if (a->json) {
-        FILE *f = strcmp(a->json, "-") ? fopen(a->json, "w") : stdout;
-        if (!f) {
-            fprintf(stderr, "sldd %s: cannot write %s: %s\n", a->cmd, a->json, strerror(errno));
-            return -1;
-        }
-        nd_report_json(rep, f);
-        fputc('\n', f);
-        if (f != stdout && fclose(f)) {
-            fprintf(stderr, "sldd %s: cannot write %s\n", a->cmd, a->json);
-            return -1;
-        }
+        nd_report_json(rep, stdout);
+        putchar('\n');
+        return 0;
     }
+    nd_report_print(rep, stdout);
+    if (a->roc)
+        printf("ROC curve: %s\n", a->roc);
     return 0;
 }
 
@@ -330,10 +329,10 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
-    if (a.bundle)
+    if (a.bundle && !a.json)
         printf("bundle:  %s, evaluated on %s\n", bid, a.data);
     if (a.fmnist) {
-        status = evaluate_plain(&inf, a.data, a.split, a.json, cmd);
+        status = evaluate_plain(&inf, a.data, a.split, a.json, a.bundle ? bid : NULL, cmd);
         goto out;
     }
     if (nd_infer_check_gastric(&inf, &err)) {
@@ -348,7 +347,7 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "sldd %s: %s\n", cmd, err.msg);
         goto out;
     }
-    nd_report_print(&rep, stdout);
+    rep.bundle = a.bundle ? bid : NULL;
     if (evaluate_outputs(&a, &rep))
         goto out;
     status = 0;

@@ -49,9 +49,17 @@ check "heat map is a PNG" is_png "$T/heat.png"
 expect 0 "grid:      7 x 7 = 49 patches of 24x24, stride 12, network input 12x12" -- "$SLDD" detect "$IMG" --model "$P"
 expect 0 "SYNTHETIC" -- "$SLDD" detect "$IMG" --model "$P"
 expect 0 '"grid":[7,7]' -- "$SLDD" detect "$IMG" --model "$P" --json --delta 0.5
-expect 0 "image level at delta 0.400: Sen" -- "$SLDD" evaluate --model "$P" --data "$D" --roc "$T/roc.png" --json "$T/ev.json"
+expect 0 "image level at delta 0.400: Sen" -- "$SLDD" evaluate --model "$P" --data "$D" --roc "$T/roc.png"
 check "ROC is a PNG" is_png "$T/roc.png"
-check "evaluation JSON has hm and auc" grep -q '"hm":.*"auc":' "$T/ev.json"
+# --json is a flag as everywhere: one JSON object on stdout and no text
+"$SLDD" evaluate --model "$P" --data "$D" --json >"$T/ev.json" 2>"$T/ev.err"
+check "evaluate --json exits 0" test $? -eq 0
+check "evaluate --json prints one strict JSON object with hm and auc" "$PY" -c '
+import json, sys
+bad = lambda c: sys.exit("not JSON: " + c)
+d = json.load(open(sys.argv[1]), parse_constant=bad)
+assert "hm" in d and "auc" in d and "confusion" in d, d' "$T/ev.json"
+expect 2 "unexpected argument '$T/x.json'" -- "$SLDD" evaluate --model "$P" --data "$D" --json "$T/x.json"
 expect 0 "best delta on the val split" -- "$SLDD" evaluate --model "$P" --data "$D" --split val
 expect 0 "confusion (rows: truth, columns: prediction)" -- "$SLDD" replay --model "$P" --data "$D"
 expect 0 "split val" -- "$SLDD" replay --model "$P" --data "$D" --split val --delta 0.3

@@ -221,6 +221,10 @@ def receiving(t, f, b, x):
     r = b.sldd("evaluate", "--bundle", x[:12], "--dir", b.dir)
     t.check(("bundle:  " + x) in r.stdout and "HM" in r.stdout,
             "evaluate --bundle on the node's own data: %s" % r.stdout[:300])
+    r = b.sldd("evaluate", "--bundle", x[:12], "--dir", b.dir, "--json")
+    ev = json.loads(r.stdout)
+    t.check(ev.get("bundle") == x and "hm" in ev,
+            "evaluate --bundle --json names the bundle: %s" % r.stdout[:300])
     grid = os.path.join(f.root, "received-grid.png")
     r = b.sldd("bundle", "show", x[:12], "--dir", b.dir, "--grid", grid)
     with open(grid, "rb") as fh:
