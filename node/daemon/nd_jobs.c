@@ -251,26 +251,21 @@ static int job_fail(nd_jobs *j, int64_t id, nd_jstate state, const char *msg)
 /* Enter bundle bid's release into the privacy ledger (inside the caller's
  * transaction) with an audit entry that states its cost against the
  * budget; a release that would pass the budget is recorded as refused, and
- * nd_approval.c will not approve it. */
-static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_data *ds,
-                        const nd_distill_opts *o, sc_error *e)
+ * nd_approval.c will not approve it.  The training records were hashed and
+ * the cost computed before the transaction (hashing 55,000 samples takes a
+ * noticeable time that the write lock need not be held for). */
+static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_records *rec,
+                        const nd_ledger_cost *cost, sc_error *e)
 {
     nd_ctx *c = j->ctx;
-    nd_records rec;
-    nd_ledger_cost cost;
     nd_ledger_view v;
     nd_settings set;
     nd_ctx_settings(c, &set);
     nd_ledger_budget b = {set.max_epsilon, set.epsilon_delta};
     char detail[600];
     int rc;
-    if ((rc = nd_ledger_records(ds, &rec, e)))
-        return rc;
-    if (!(rc = nd_ledger_cost_of(o, ds, &cost, e)) &&
-        !(rc = nd_ledger_add(j->db, bid, c->cfg.data, &rec, &cost, e)))
-        rc = nd_ledger_view_of(j->db, bid, &b, &v, e);
-    nd_records_free(&rec);
-    if (rc)
+    if ((rc = nd_ledger_add(j->db, bid, c->cfg.data, rec, cost, e)) ||
+        (rc = nd_ledger_view_of(j->db, bid, &b, &v, e)))
         return rc;
     nd_ledger_describe(&v, detail, sizeof detail);
     nd_audit_entry en = {"node", v.over ? "budget" : "ledger", bid,   ph,
@@ -280,6 +275,26 @@ static int ledger_enter(nd_jobs *j, const char *bid, const char *ph, const nd_da
     nd_log(c, v.over ? "error" : "info", "bundle %.12s: %s%s", bid, detail,
            v.over ? "; it cannot be approved" : "");
     return 0;
+}
+
+/* The header of a new outbound bundle: a random id (bid, hex), the
+ * audience split from "a,b,c" into aud (pointing into audbuf), its times. */
+static void bundle_head(nd_ctx *c, const char *audience, char audbuf[1100],
+                        const char *aud[MAX_AUDIENCE], const sd_backend *be, nd_bundle_head *h,
+                        char bid[33])
+{
+    memset(h, 0, sizeof *h);
+    snprintf(audbuf, 1100, "%s", audience);
+    for (char *save = NULL, *p = strtok_r(audbuf, ",", &save); p && h->n_audience < MAX_AUDIENCE;
+         p = strtok_r(NULL, ",", &save))
+        aud[h->n_audience++] = p;
+    h->sender = c->self_id;
+    h->audience = aud;
+    h->created_unix = nd_now_unix();
+    h->expires_unix = h->created_unix + c->cfg.base.bundle_ttl_seconds;
+    h->backend = be->name;
+    randombytes_buf(h->bundle_id, sizeof h->bundle_id);
+    nd_hex(bid, h->bundle_id, 16);
 }
 
 /* The result of a finished run becomes a bundle pending approval. */
@@ -297,19 +312,10 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
     char pobj[65], sobj[65];
     uint8_t *pb = NULL, *st0 = NULL, *st1 = NULL, hash[32];
     size_t pblen = 0, l0 = 0, l1 = 0;
-    int rc = -1;
-    memset(&h, 0, sizeof h);
-    snprintf(audbuf, sizeof audbuf, "%s", audience);
-    for (char *save = NULL, *p = strtok_r(audbuf, ",", &save); p && h.n_audience < MAX_AUDIENCE;
-         p = strtok_r(NULL, ",", &save))
-        aud[h.n_audience++] = p;
-    h.sender = c->self_id;
-    h.audience = aud;
-    h.created_unix = nd_now_unix();
-    h.expires_unix = h.created_unix + c->cfg.base.bundle_ttl_seconds;
-    h.backend = be->name;
-    randombytes_buf(h.bundle_id, sizeof h.bundle_id);
-    nd_hex(bid, h.bundle_id, 16);
+    nd_records rec;
+    nd_ledger_cost cost;
+    int have_rec = 0, rc = -1;
+    bundle_head(c, audience, audbuf, aud, be, &h, bid);
     snprintf(dir, sizeof dir, "%s/bundles", c->cfg.dir);
     if (sc_mkdir(dir, 0700, &e) ||
         (snprintf(dir, sizeof dir, "%s/bundles/%s", c->cfg.dir, bid), sc_mkdir(dir, 0700, &e))) {
@@ -363,6 +369,10 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
              "pending approval",
              id, pblen, audience, priv.verdict);
     nd_lifecycle_why why = {"node", "created", "", "pending", detail, NULL};
+    if (nd_ledger_records(ds, &rec, &e) || (have_rec = 1, nd_ledger_cost_of(o, ds, &cost, &e))) {
+        snprintf(msg, msglen, "%s", e.msg);
+        goto out;
+    }
     int64_t now = nd_now_unix();
     if ((rc = nd_db_begin(j->db, &e)) ||
         (rc = nd_db_run(
@@ -385,7 +395,7 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
         (rc = nd_db_run(j->db, &e, "UPDATE jobs SET bundle_id=? WHERE id=?", "ti", bid, id)) ||
         (rc = nd_job_move(j->db, id, ND_JOB_RUNNING, ND_JOB_DONE, NULL, &e)) ||
         (rc = nd_lifecycle_enter(j->db, bid, ND_BUNDLE_PENDING, &why, &e)) ||
-        (rc = ledger_enter(j, bid, ph, ds, o, &e)) || (rc = nd_db_commit(j->db, &e))) {
+        (rc = ledger_enter(j, bid, ph, &rec, &cost, &e)) || (rc = nd_db_commit(j->db, &e))) {
         nd_db_rollback(j->db);
         snprintf(msg, msglen, "%s", e.msg);
         rc = -1;
@@ -399,6 +409,8 @@ static int make_bundle(nd_jobs *j, int64_t id, nd_data *ds, const nd_distill_opt
            id, bid, pblen, h.sequence, ev->hm, grid[0] ? grid : "(none)");
     rc = 0;
 out:
+    if (have_rec)
+        nd_records_free(&rec);
     nd_privacy_free(&priv);
     free(pb);
     free(st0);
