@@ -9,20 +9,7 @@
 #include <string.h>
 
 #include "sd_privacy.h"
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "sb_rand.h"
 
 /* the kept samples of one side, compacted */
 static int64_t compact(const double *l, const int *y, const uint8_t *keep, int64_t n, double *lo,
@@ -63,12 +50,12 @@ int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1
     uint64_t s = seed;
     for (int b = 0; b < boot; b++) {
         for (int64_t i = 0; i < m1; i++) {
-            int64_t j = (int64_t)(splitmix(&s) % (uint64_t)m1);
+            int64_t j = (int64_t)(sb_splitmix64(&s) % (uint64_t)m1);
             b1[i] = a1[j];
             d1[i] = c1[j];
         }
         for (int64_t i = 0; i < m0; i++) {
-            int64_t j = (int64_t)(splitmix(&s) % (uint64_t)m0);
+            int64_t j = (int64_t)(sb_splitmix64(&s) % (uint64_t)m0);
             b0[i] = a0[j];
             d0[i] = c0[j];
         }
@@ -77,7 +64,7 @@ int sd_mia_auc(const double *l1, const int *y1, const uint8_t *keep1, int64_t n1
             aucs[got++] = v;
     }
     if (got >= 20) {
-        qsort(aucs, (size_t)got, sizeof *aucs, cmp_double);
+        qsort(aucs, (size_t)got, sizeof *aucs, sb_cmp_double);
         out->lo = aucs[(int)floor(0.025 * (got - 1))];
         out->hi = aucs[(int)ceil(0.975 * (got - 1))];
     }
@@ -138,7 +125,7 @@ double sd_mia_top_threshold(const double *v, int64_t n, double fraction)
     if (!c)
         return INFINITY;
     memcpy(c, v, (size_t)n * sizeof *c);
-    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    qsort(c, (size_t)n, sizeof *c, sb_cmp_double);
     int64_t k = (int64_t)floor((double)n * (1.0 - fraction));
     if (k < 0)
         k = 0;

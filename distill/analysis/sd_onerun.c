@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sb_rand.h"
+
 /* log P[Binomial(r, p) = k] */
 static double log_binom_pmf(int r, int k, double p)
 {
@@ -128,20 +130,6 @@ double sd_onerun_tpr_at(const int *member, const double *score, int m, double fp
     return tpr;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Percentile bootstrap over canaries: 95 % intervals of AUC and TPR@1%. */
 static int bootstrap(const int *member, const double *score, int m, int boot, uint64_t seed,
                      sd_onerun_result *o)
@@ -154,7 +142,7 @@ static int bootstrap(const int *member, const double *score, int m, int boot, ui
         goto out;
     for (int b = 0; b < boot; b++) {
         for (int i = 0; i < m; i++) {
-            int k = (int)(splitmix(&seed) % (uint64_t)m);
+            int k = (int)(sb_splitmix64(&seed) % (uint64_t)m);
             bm[i] = member[k];
             bs[i] = score[k];
         }
@@ -169,8 +157,8 @@ static int bootstrap(const int *member, const double *score, int m, int boot, ui
         rc = SD_EINVAL;
         goto out;
     }
-    qsort(auc, (size_t)n, sizeof *auc, cmp_double);
-    qsort(tpr, (size_t)n, sizeof *tpr, cmp_double);
+    qsort(auc, (size_t)n, sizeof *auc, sb_cmp_double);
+    qsort(tpr, (size_t)n, sizeof *tpr, sb_cmp_double);
     o->auc_lo = auc[(int)floor(0.025 * (n - 1))];
     o->auc_hi = auc[(int)ceil(0.975 * (n - 1))];
     o->tpr1_lo = tpr[(int)floor(0.025 * (n - 1))];

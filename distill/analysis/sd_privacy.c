@@ -20,6 +20,7 @@
  */
 #include "sd_privacy.h"
 #include "sd_privacy_compare.h"
+#include "sb_rand.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -120,12 +121,6 @@ static int64_t capped(int64_t max, int64_t count)
 }
 
 /* ---------------------------------------------------------------- search */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* type-7 quantile of sorted v */
 static double quantile(const double *v, size_t n, double q)
@@ -552,8 +547,8 @@ int sd_privacy_nearest(sd_privacy_report *r, const float *images, size_t n, int 
         hd[i] = sqrt(fmax(0, s.best_d2[n + (size_t)i]) / (double)s.g.d);
         hs[i] = s.best_s[n + (size_t)i];
     }
-    qsort(hd, (size_t)H, sizeof *hd, cmp_double);
-    qsort(hs, (size_t)H, sizeof *hs, cmp_double);
+    qsort(hd, (size_t)H, sizeof *hd, sb_cmp_double);
+    qsort(hs, (size_t)H, sizeof *hs, sb_cmp_double);
     for (int k = 0; k < SD_PRIVACY_NQ; k++) {
         r->levels[k] = q_levels[k];
         r->heldout_distance_q[k] = quantile(hd, (size_t)H, q_levels[k]);
