@@ -163,8 +163,9 @@ static int settle_task(const sd_import_opts *o, rows *R, sd_task *t, sd_error *e
     int rc = sd_task_make(&probe, "probe", SD_TASK_MAX_CLASSES, ten, NULL, err);
     int numeric = 1, maxv = 0;
     for (int i = 0; i < R->n && numeric && !rc; i++) {
-        int v = isdigit((unsigned char)R->r[i].label[0]) ? sd_task_parse_label(&probe, R->r[i].label)
-                                                         : -1;
+        int v = isdigit((unsigned char)R->r[i].label[0])
+                    ? sd_task_parse_label(&probe, R->r[i].label)
+                    : -1;
         numeric = v >= 0;
         maxv = v > maxv ? v : maxv;
     }

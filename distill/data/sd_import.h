@@ -25,10 +25,10 @@
 #include "sd_task.h"
 
 typedef struct sd_import_opts {
-    const char *images;  /* folder of PNGs */
-    const char *labels;  /* the CSV */
-    const char *masks;   /* optional folder of masks, same relative names */
-    const char *out_dir; /* the data set folder to write */
+    const char *images;             /* folder of PNGs */
+    const char *labels;             /* the CSV */
+    const char *masks;              /* optional folder of masks, same relative names */
+    const char *out_dir;            /* the data set folder to write */
     const char *task_name;          /* NULL: "images" */
     const char *const *class_names; /* NULL: from the labels */
     int n_class_names;

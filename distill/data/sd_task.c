@@ -91,8 +91,9 @@ int sd_task_make(sd_task *t, const char *name, int k, const char *const *labels,
     }
     if (k == 2) {
         t->rule = SD_RULE_RATIO;
-        snprintf(t->rule_name, sizeof t->rule_name, "ratio: r = %.15s/(%.15s+%.15s), %.15s iff r >= delta",
-                 t->label[1], t->label[0], t->label[1], t->label[1]);
+        snprintf(t->rule_name, sizeof t->rule_name,
+                 "ratio: r = %.15s/(%.15s+%.15s), %.15s iff r >= delta", t->label[1], t->label[0],
+                 t->label[1], t->label[1]);
     } else {
         t->rule = SD_RULE_MAJORITY;
         snprintf(t->rule_name, sizeof t->rule_name, "majority of patch votes");
@@ -218,8 +219,7 @@ static int parse_names(const char *v, char (*names)[SD_TASK_NAME_MAX], int max)
             p++;
         if (*p == ']')
             return n;
-        if (n == max || sb_json_string(p, names[n], SD_TASK_NAME_MAX) ||
-            !sd_task_name_ok(names[n]))
+        if (n == max || sb_json_string(p, names[n], SD_TASK_NAME_MAX) || !sd_task_name_ok(names[n]))
             return -1;
         n++;
         if (!(p = sb_json_skip(p)))
@@ -265,8 +265,7 @@ int sd_task_parse_json(sd_task *t, const char *obj, const char *what, sd_error *
     const char *o = sb_json_member(obj, "outside");
     int k = parse_names(sb_json_member(obj, "labels"), labels, SD_TASK_MAX_CLASSES);
     if (!obj || *obj != '{' || sb_json_string(sb_json_member(obj, "name"), name, sizeof name) ||
-        k < 0 || !o ||
-        (!sb_json_is_null(o) && sb_json_string(o, outside, sizeof outside)) ||
+        k < 0 || !o || (!sb_json_is_null(o) && sb_json_string(o, outside, sizeof outside)) ||
         sb_json_string(sb_json_member(obj, "rule"), rule, sizeof rule))
         return sd_error_set(err, SD_EFORMAT, "%s: invalid \"task\"", what);
     const char *lp[SD_TASK_MAX_CLASSES];
@@ -303,9 +302,9 @@ int sd_task_read_dir(sd_task *t, const char *dir, sd_error *err)
     sd_task_gastric(t);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return errno == ENOENT ? SD_OK
-                               : sd_error_set(err, SD_EIO, "%s: cannot open: %s", path,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? SD_OK
+                   : sd_error_set(err, SD_EIO, "%s: cannot open: %s", path, strerror(errno));
     fclose(f);
     sd_csv raw; /* the whole-file reader, bounded */
     int rc = sd_csv_open(&raw, path, err);

@@ -33,10 +33,10 @@ enum { SD_RULE_RATIO = 0, SD_RULE_MAJORITY = 1 };
 
 /* How `sldd dataset prepare --val-fraction` made the split (recorded). */
 typedef struct sd_split_record {
-    int made;                                /* 0: the labels file gave every split */
-    double val_fraction, test_fraction;      /* shares of each class moved from train */
-    uint64_t seed;                           /* Fisher-Yates shuffle seed */
-    int moved[3][SD_TASK_MAX_CLASSES];       /* [train/val/test][label]: images per class */
+    int made;                           /* 0: the labels file gave every split */
+    double val_fraction, test_fraction; /* shares of each class moved from train */
+    uint64_t seed;                      /* Fisher-Yates shuffle seed */
+    int moved[3][SD_TASK_MAX_CLASSES];  /* [train/val/test][label]: images per class */
 } sd_split_record;
 
 typedef struct sd_task {

@@ -503,6 +503,23 @@ static int prepare_task_option(int c, const char *arg, prepare_args *a)
     }
 }
 
+/* The image-folder options fit together: -1 to go on, or 2. */
+static int prepare_check_images(const prepare_args *a)
+{
+    if (!a->img.images != !a->img.labels || (a->img.images && a->dcm.src)) {
+        fprintf(stderr, "sldd dataset prepare: --images and --labels go together, and not with "
+                        "--dicom\n");
+        return 2;
+    }
+    if (!a->img.images && (a->img.masks || a->img.val_fraction > 0 || a->img.test_fraction > 0)) {
+        fprintf(
+            stderr,
+            "sldd dataset prepare: --masks, --val-fraction and --test-fraction need --images\n");
+        return 2;
+    }
+    return -1;
+}
+
 /* The options of prepare into a; -1 to go on, or the exit status. */
 static int prepare_parse(int argc, char **argv, prepare_args *a)
 {
@@ -615,18 +632,7 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
     }
     a->dcm.out_dir = a->dir;
     a->img.out_dir = a->dir;
-    if (!a->img.images != !a->img.labels || (a->img.images && a->dcm.src)) {
-        fprintf(stderr, "sldd dataset prepare: --images and --labels go together, and not with "
-                        "--dicom\n");
-        return 2;
-    }
-    if (!a->img.images && (a->img.masks || a->img.val_fraction > 0 || a->img.test_fraction > 0)) {
-        fprintf(
-            stderr,
-            "sldd dataset prepare: --masks, --val-fraction and --test-fraction need --images\n");
-        return 2;
-    }
-    return -1;
+    return prepare_check_images(a);
 }
 
 /* --images: DIR made from the folder first; --task / --classes on an
