@@ -27,6 +27,14 @@ void sd_detect_result_free(sd_detect_result *res)
     res->classes = NULL;
 }
 
+static const sd_task *task_of(const sd_detect_params *p, sd_task *gastric)
+{
+    if (p->task)
+        return p->task;
+    sd_task_gastric(gastric);
+    return gastric;
+}
+
 static int check_params(const sd_detect_params *p, sd_error *err)
 {
     if (!p || p->psize < 1 || p->stride < 1 || p->osize < 1 || p->osize > p->psize)
@@ -51,6 +59,8 @@ int sd_detect_image(const uint16_t *pix, int w, int h, const sd_detect_params *p
         return rc;
     if (!pix || !classify)
         return sd_error_set(err, SD_EINVAL, "detect: no image or no classifier");
+    sd_task gastric;
+    const sd_task *t = task_of(p, &gastric);
     int gh = sd_patch_grid_dim(h, p->psize, p->stride),
         gw = sd_patch_grid_dim(w, p->psize, p->stride);
     if (gh == 0 || gw == 0)
@@ -90,16 +100,16 @@ int sd_detect_image(const uint16_t *pix, int w, int h, const sd_detect_params *p
             goto out;
         }
         for (int k = 0; k < n; k++) {
-            if (cls[k] < 0 || cls[k] > 2) {
+            if (cls[k] < 0 || cls[k] >= t->classes) {
                 rc = sd_error_set(err, SD_EINVAL,
-                                  "detect: classifier returned class %d for patch %d (0..2)",
-                                  cls[k], first + k);
+                                  "detect: classifier returned class %d for patch %d (0..%d)",
+                                  cls[k], first + k, t->classes - 1);
                 goto out;
             }
             res->num[cls[k]]++;
         }
     }
-    res->decision = sd_detect_decide(res->num[SD_CLASS_N], res->num[SD_CLASS_P], p->delta, &res->r);
+    res->decision = sd_task_decide(t, res->num, p->delta, &res->r);
 out:
     free(buf);
     free(ys);
@@ -118,6 +128,47 @@ out:
 #define COLOR_TEXT   0xFFFFFFu
 #define COLOR_PANEL  0x202020u
 #define COLOR_BANNER 0xFFC000u
+
+/* Tint of patch class cls: the region outside none, then N green, P red
+ * (or the first, second image class), then more colours. */
+static uint32_t class_colour(const sd_task *t, int cls)
+{
+    static const uint32_t more[] = {COLOR_N,   COLOR_P,   0x3080F0u, 0xF0C020u, 0xC040F0u,
+                                    0x20D0D0u, 0xF08020u, 0x8080FFu, 0xA0A0A0u, 0x60A060u};
+    int l = sd_task_label_of_class(t, cls);
+    return l >= 0 && l < (int)(sizeof more / sizeof more[0]) ? more[l] : 0x808080u;
+}
+
+/* The legend of a declared task: one entry per class (wrapping), then r
+ * and the decision in the task's own names. */
+static void task_legend(sd_canvas *c, const sd_task *t, const sd_detect_params *p,
+                        const sd_detect_result *res, int ty, int scale)
+{
+    int pad = 6 * scale, line = SD_FONT_LINE * scale, box = SD_FONT_H * scale, tx = pad;
+    char buf[256];
+    for (int k = 0; k < t->classes; k++) {
+        int outside = k < t->outside;
+        snprintf(buf, sizeof buf, "%s: %d", t->cls[k], res->num[k]);
+        int wdt = box + 3 * scale + sd_text_width(buf, scale) + 4 * SD_FONT_ADVANCE * scale;
+        if (tx > pad && tx + wdt > c->w) {
+            tx = pad;
+            ty += line;
+        }
+        sd_draw_rect(c, tx, ty, box, box, outside ? 0x808080u : class_colour(t, k), !outside);
+        tx += box + 3 * scale;
+        tx += sd_draw_text(c, tx, ty, buf, COLOR_TEXT, scale) + 4 * SD_FONT_ADVANCE * scale;
+    }
+    ty += line;
+    int d = res->decision;
+    if (d < 0)
+        snprintf(buf, sizeof buf, "r = n/a -> UNDETERMINED (no patch voted for a class)");
+    else if (t->rule == SD_RULE_RATIO)
+        snprintf(buf, sizeof buf, "r = %.10s/(%.10s+%.10s) = %.3f  delta = %.2f -> %s", t->label[1],
+                 t->label[0], t->label[1], res->r, p->delta, t->label[d]);
+    else
+        snprintf(buf, sizeof buf, "majority: %.3f of the votes -> %s", res->r, t->label[d]);
+    sd_draw_text(c, pad, ty + line / 2, buf, d < 0 ? 0xFFFF80u : 0xFFFFFFu, scale);
+}
 
 int sd_detect_heatmap_png(const char *path, const uint16_t *pix, int w, int h,
                           const sd_detect_params *p, const sd_detect_result *res, const char *title,
@@ -139,6 +190,8 @@ int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
     memset(out, 0, sizeof *out);
     if (!pix || !p || !res || !res->classes || w < 1 || h < 1)
         return sd_error_set(err, SD_EINVAL, "heat map: missing image or result");
+    sd_task gastric;
+    const sd_task *t = task_of(p, &gastric);
     if (max_side <= 0)
         max_side = 1024;
     double f = (double)max_side / (w > h ? w : h);
@@ -152,7 +205,7 @@ int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
     int scale = ow >= 600 ? 2 : 1;
     int line = SD_FONT_LINE * scale, pad = 6 * scale;
     int title_h = title ? line + pad : 0;
-    int panel_h = 3 * line + 2 * pad;
+    int panel_h = (sd_task_is_gastric(t) ? 3 : 3 + t->classes / 3) * line + 2 * pad;
     int cw = ow < 360 * scale ? 360 * scale : ow;
     sd_canvas c;
     int rc = sd_canvas_init(&c, cw, title_h + oh + panel_h, COLOR_PANEL, err);
@@ -190,13 +243,13 @@ int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
     for (int gy = 0; gy < res->gh; gy++)
         for (int gx = 0; gx < res->gw; gx++) {
             int cls = res->classes[gy * res->gw + gx];
-            if (cls != 1 && cls != 2)
+            if (cls < t->outside || cls >= t->classes)
                 continue;
             int y0 = gy * p->stride + half, x0 = gx * p->stride + half;
             int a = ix + (int)floor(x0 * sx), b = iy + (int)floor(y0 * sy);
             int a1 = ix + (int)floor((x0 + p->stride) * sx),
                 b1 = iy + (int)floor((y0 + p->stride) * sy);
-            sd_draw_rect_blend(&c, a, b, a1 - a, b1 - b, cls == 2 ? COLOR_P : COLOR_N, 0.38);
+            sd_draw_rect_blend(&c, a, b, a1 - a, b1 - b, class_colour(t, cls), 0.38);
         }
     if (synthetic)
         sd_draw_text(&c, ix + pad, iy + pad, "SYNTHETIC", COLOR_BANNER, 2 * scale);
@@ -204,6 +257,11 @@ int sd_detect_heatmap_canvas(sd_canvas *out, const uint16_t *pix, int w, int h,
         sd_draw_text(&c, pad, pad / 2 + 1, title, COLOR_TEXT, scale);
     /* legend and result */
     int ty = iy + oh + pad, tx = pad, box = SD_FONT_H * scale;
+    if (!sd_task_is_gastric(t)) {
+        task_legend(&c, t, p, res, ty, scale);
+        *out = c;
+        return 0;
+    }
     sd_draw_rect(&c, tx, ty, box, box, 0x808080u, 0);
     tx += box + 3 * scale;
     char buf[256];

@@ -120,14 +120,22 @@ static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
                               csv_path, line, id, SD_ID_MAX - 1);
             goto out;
         }
-        if (strcmp(lab, "0") && strcmp(lab, "1")) {
+        int label = sd_task_parse_label(&ds->task, lab);
+        if (label < 0 && sd_task_is_gastric(&ds->task)) {
             rc = sd_error_set(err, SD_EFORMAT, "%s line %d: label '%.40s' for '%s' is not 0 or 1",
                               csv_path, line, lab, id);
             goto out;
         }
+        if (label < 0) {
+            rc = sd_error_set(err, SD_EFORMAT,
+                              "%s line %d: label '%.40s' for '%s' is not a class of task '%s'"
+                              " (a class name or 0..%d)",
+                              csv_path, line, lab, id, ds->task.name, ds->task.labels - 1);
+            goto out;
+        }
         int split = -1;
         for (int s = 0; s < SD_SPLIT_COUNT; s++)
-            if (!strcmp(spl, sd_split_name(s)))
+            if (!strcasecmp(spl, sd_split_name(s)))
                 split = s;
         if (split < 0) {
             rc = sd_error_set(err, SD_EFORMAT,
@@ -147,7 +155,7 @@ static int parse_labels(sd_dataset *ds, const char *csv_path, sd_error *err)
         sd_dataset_image *im = &ds->img[ds->n++];
         memset(im, 0, sizeof *im);
         snprintf(im->id, sizeof im->id, "%s", id);
-        im->label = lab[0] - '0';
+        im->label = label;
         im->split = split;
         im->csv_line = line;
         im->off = -1;
@@ -284,7 +292,7 @@ static int check_headers(sd_dataset *ds, const sd_dataset_limits *lim, sd_error 
         if ((rc = check_pixels(im, path, &total, lim, err)))
             return rc;
         if (access(mpath, F_OK) != 0) {
-            if (im->split == SD_SPLIT_TRAIN)
+            if (im->split == SD_SPLIT_TRAIN && ds->task.outside)
                 return sd_error_set(err, SD_EIO,
                                     "%s: missing; train images need a stomach mask (labels.csv"
                                     " line %d)",
@@ -342,6 +350,8 @@ static int load_one(void *arg, int k, sd_error *err)
             return sd_error_set(err, SD_ENOMEM, "%s: out of memory", path);
         rc = decode_into(ds, path, tmp, im->w, im->h, err);
     }
+    if (!rc && L->keep && !im->has_mask && !ds->task.outside)
+        memset(ds->mask + im->off, 1, npix); /* a whole image: every pixel is inside */
     if (rc || !im->has_mask) {
         free(tmp);
         return rc;
@@ -377,6 +387,14 @@ static int decode_splits(sd_dataset *ds, unsigned splits, int keep, sd_error *er
     int rc = m ? sd_pool_run_once(0, m, load_one, &L, err) : 0;
     free(todo);
     return rc;
+}
+
+static int split_images(const sd_dataset *ds, int s)
+{
+    int n = 0;
+    for (int k = 0; k < ds->task.labels; k++)
+        n += ds->count[s][k];
+    return n;
 }
 
 void sd_dataset_limits_default(sd_dataset_limits *lim)
@@ -419,6 +437,8 @@ int sd_dataset_open_limited(sd_dataset **out, const char *dir, unsigned load_spl
     snprintf(csv_path, sizeof csv_path, "%s/labels.csv", ds->dir);
     int rc = sd_file_root(ds->dir, &ds->root, err);
     if (!rc)
+        rc = sd_task_read_dir(&ds->task, ds->dir, err);
+    if (!rc)
         rc = parse_labels(ds, csv_path, err);
     if (!rc)
         rc = check_duplicates(ds, csv_path, err);
@@ -426,7 +446,7 @@ int sd_dataset_open_limited(sd_dataset **out, const char *dir, unsigned load_spl
         for (int i = 0; i < ds->n; i++)
             ds->count[ds->img[i].split][ds->img[i].label]++;
         for (int s = 0; s < SD_SPLIT_COUNT && !rc; s++)
-            if (ds->count[s][0] + ds->count[s][1] == 0)
+            if (split_images(ds, s) == 0)
                 rc = sd_error_set(err, SD_EFORMAT,
                                   "%s: no images in split '%s' (train, val and test each need"
                                   " at least one)",
@@ -535,6 +555,13 @@ int sd_patch_label(int64_t inside, int64_t area, int image_label)
     return -1;
 }
 
+int sd_patch_label_task(const sd_task *t, int64_t inside, int64_t area, int image_label)
+{
+    if (t->outside)
+        return inside * 100 < area ? 0 : inside * 100 > area * 85 ? image_label + 1 : -1;
+    return inside * 100 > area * 85 ? image_label : -1;
+}
+
 /* ---- the index ---- */
 
 typedef struct idx_acc {
@@ -624,7 +651,7 @@ static int index_image(idx_acc *A, const sd_dataset *ds, int i, sd_error *err)
         for (int gx = 0; gx < gw; gx++) {
             int x0 = gx * st;
             int64_t inside = (int64_t)(pm[x0 + ps] - pm[x0]);
-            int lab = sd_patch_label(inside, area, im->label);
+            int lab = sd_patch_label_task(&ds->task, inside, area, im->label);
             ix->grid_total++;
             if (lab < 0) {
                 ix->discarded++;
@@ -672,7 +699,7 @@ int sd_patch_index_build(sd_patch_index *ix, const sd_dataset *ds, int split, in
     idx_acc A = {ix, 0, 0, 0, 0, 0};
     for (int i = 0; i < ds->n; i++) {
         const sd_dataset_image *im = &ds->img[i];
-        if (im->split != split || !im->loaded || !im->has_mask)
+        if (im->split != split || !im->loaded || (!im->has_mask && ds->task.outside))
             continue;
         int rc = index_image(&A, ds, i, err);
         if (rc) {

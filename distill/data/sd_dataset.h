@@ -5,10 +5,15 @@
  * A dataset (docs/data.md) is a folder
  *     DIR/labels.csv        header naming at least id,label,split
  *     DIR/images/ID.png     8- or 16-bit grayscale, any size
- *     DIR/masks/ID.png      stomach mask (non-zero = stomach), same size;
- *                           required for train images, optional otherwise
- * label: 0 non-gastritis, 1 gastritis; split: train, val or test.  Extra CSV
- * columns are ignored and never copied anywhere.
+ *     DIR/masks/ID.png      region mask (non-zero = stomach), same size;
+ *                           required for train images when the task has a
+ *                           region-outside class, optional otherwise
+ *     DIR/task.json         the declared task (sd_task.h); absent: gastric
+ * label: an image class of the task (gastric: 0 non-gastritis, 1
+ * gastritis), by number (also "1.0") or name; split: train, val or test,
+ * any case.  Extra CSV columns are ignored and never copied anywhere.
+ * Without a region-outside class an image without a mask is whole: every
+ * grid patch of it is labelled with its class.
  *
  * The loader validates everything before it keeps anything, with an error
  * naming the file (and CSV line) for each problem.  The pixels of the loaded
@@ -31,6 +36,7 @@
 
 #include "sd_error.h"
 #include "sd_real.h"
+#include "sd_task.h"
 
 /* ---- splits and classes ---- */
 
@@ -40,7 +46,8 @@ enum { SD_SPLIT_TRAIN = 0, SD_SPLIT_VAL = 1, SD_SPLIT_TEST = 2, SD_SPLIT_COUNT =
 #define SD_LOAD_TEST  (1u << SD_SPLIT_TEST)
 #define SD_LOAD_ALL   (SD_LOAD_TRAIN | SD_LOAD_VAL | SD_LOAD_TEST)
 
-/* Patch classes (paper §3.1). */
+/* Patch classes of the gastric task (paper §3.1); other tasks declare
+ * their own (sd_task.h), at most SD_TASK_MAX_CLASSES. */
 enum { SD_CLASS_I = 0, SD_CLASS_N = 1, SD_CLASS_P = 2, SD_NUM_CLASSES = 3 };
 
 const char *sd_split_name(int split); /* "train", "val", "test" */
@@ -50,7 +57,7 @@ const char *sd_class_name(int cls);   /* "I", "N", "P" */
 
 typedef struct sd_dataset_image {
     char id[SD_ID_MAX];
-    int label;    /* 0 or 1 */
+    int label;    /* image class 0..task.labels-1 (gastric: 0 or 1) */
     int split;    /* SD_SPLIT_* */
     int csv_line; /* line in labels.csv, for messages */
     int w, h;
@@ -73,7 +80,8 @@ typedef struct sd_dataset {
     uint16_t *pix;
     uint8_t *mask;
     int64_t total_pixels;
-    int count[SD_SPLIT_COUNT][2];    /* images per split and label */
+    int count[SD_SPLIT_COUNT][SD_TASK_MAX_CLASSES]; /* images per split and label */
+    sd_task task;                    /* DIR/task.json, the gastric task when absent */
     unsigned char labels_sha256[32]; /* of labels.csv as read */
 } sd_dataset;
 
@@ -131,6 +139,10 @@ int sd_patch_grid_dim(int size, int psize, int stride);
  * (discarded).  Exact integer comparisons: 100*inside < area and
  * 100*inside > 85*area. */
 int sd_patch_label(int64_t inside, int64_t area, int image_label);
+/* The same for any task: with a region-outside class as above (outside ->
+ * class 0, inside -> the label's class); without one, a patch more than 85 %
+ * inside gets the image's class and every other patch is discarded. */
+int sd_patch_label_task(const sd_task *t, int64_t inside, int64_t area, int image_label);
 
 /* ---- the patch index ---- */
 
@@ -143,7 +155,7 @@ typedef struct sd_patch_index {
     int psize, stride;
     size_t n; /* patches kept */
     sd_patch *p;
-    int64_t count[SD_NUM_CLASSES];
+    int64_t count[SD_TASK_MAX_CLASSES]; /* per patch class of the task */
     int64_t discarded;
     int64_t grid_total; /* all grid positions examined */
     /* Pixel statistics of the kept patches on the [0,1] scale, counting a
@@ -192,11 +204,12 @@ typedef struct sd_prepared {
     int psize, stride, osize;
     double mean, std;
     int synthetic;
-    int images[SD_SPLIT_COUNT][2];
-    int64_t patches[SD_SPLIT_COUNT][SD_NUM_CLASSES];
+    int images[SD_SPLIT_COUNT][SD_TASK_MAX_CLASSES];      /* per image class */
+    int64_t patches[SD_SPLIT_COUNT][SD_TASK_MAX_CLASSES]; /* per patch class */
     int64_t discarded[SD_SPLIT_COUNT];
     char labels_sha256[65]; /* hex */
     double mm_per_pixel;    /* the images' physical grid; 0 unknown (PNG sets) */
+    sd_task task;           /* absent from older files, or zero here: the gastric task */
 } sd_prepared;
 
 int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err) SD_WUR;

@@ -40,16 +40,29 @@ int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
             p->std, p->labels_sha256);
     if (p->mm_per_pixel > 0) /* the physical grid, when the images had one (docs/dicom.md) */
         fprintf(f, "  \"mm_per_pixel\": %.17g,\n", p->mm_per_pixel);
-    fprintf(f, "  \"images\": {\n");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++)
-        fprintf(f, "    \"%s\": {\"non_gastritis\": %d, \"gastritis\": %d}%s\n", sd_split_name(s),
-                p->images[s][0], p->images[s][1], s + 1 < SD_SPLIT_COUNT ? "," : "");
+    sd_task gastric;
+    sd_task_gastric(&gastric);
+    const sd_task *t = p->task.labels ? &p->task : &gastric;
+    fprintf(f, "  \"task\": ");
+    sd_task_write_json(f, t, 2);
+    fprintf(f, ",\n  \"images\": {\n");
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        fprintf(f, "    \"%s\": {", sd_split_name(s));
+        for (int k = 0; k < t->labels; k++) {
+            char key[SD_TASK_NAME_MAX];
+            sd_task_label_key(t, k, key, sizeof key);
+            fprintf(f, "%s\"%s\": %d", k ? ", " : "", key, p->images[s][k]);
+        }
+        fprintf(f, "}%s\n", s + 1 < SD_SPLIT_COUNT ? "," : "");
+    }
     fprintf(f, "  },\n  \"patches\": {\n");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++)
-        fprintf(f, "    \"%s\": {\"I\": %lld, \"N\": %lld, \"P\": %lld, \"discarded\": %lld}%s\n",
-                sd_split_name(s), (long long)p->patches[s][0], (long long)p->patches[s][1],
-                (long long)p->patches[s][2], (long long)p->discarded[s],
+    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+        fprintf(f, "    \"%s\": {", sd_split_name(s));
+        for (int c = 0; c < t->classes; c++)
+            fprintf(f, "\"%s\": %lld, ", t->cls[c], (long long)p->patches[s][c]);
+        fprintf(f, "\"discarded\": %lld}%s\n", (long long)p->discarded[s],
                 s + 1 < SD_SPLIT_COUNT ? "," : "");
+    }
     fprintf(f, "  }\n}\n");
     int rc = 0;
     if (fflush(f) != 0 || ferror(f))
@@ -118,6 +131,16 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
         goto bad;
     memcpy(p->labels_sha256, h + 1, 64);
     p->labels_sha256[64] = '\0';
+    what = "task";
+    const char *task = sb_json_member(root, "task");
+    if (!task)
+        sd_task_gastric(&p->task); /* files written before tasks were declared */
+    else if ((rc = sd_task_parse_json(&p->task, task, path, err))) {
+        sd_csv_close(&raw);
+        return rc;
+    }
+    rc = SD_EFORMAT;
+    const sd_task *t = &p->task;
     what = "images";
     const char *imgs = sb_json_member(root, "images"), *pat = sb_json_member(root, "patches");
     if (!imgs)
@@ -129,17 +152,20 @@ int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err)
         const char *is = sb_json_member(imgs, sd_split_name(s)),
                    *ps = sb_json_member(pat, sd_split_name(s));
         what = "images";
-        if (!is || get_num(is, "non_gastritis", &v))
+        if (!is)
             goto bad;
-        p->images[s][0] = (int)v;
-        if (get_num(is, "gastritis", &v))
-            goto bad;
-        p->images[s][1] = (int)v;
+        for (int k = 0; k < t->labels; k++) {
+            char key[SD_TASK_NAME_MAX];
+            sd_task_label_key(t, k, key, sizeof key);
+            if (get_num(is, key, &v))
+                goto bad;
+            p->images[s][k] = (int)v;
+        }
         what = "patches";
         if (!ps)
             goto bad;
-        for (int c = 0; c < SD_NUM_CLASSES; c++) {
-            if (get_num(ps, sd_class_name(c), &v))
+        for (int c = 0; c < t->classes; c++) {
+            if (get_num(ps, t->cls[c], &v))
                 goto bad;
             p->patches[s][c] = (int64_t)v;
         }

@@ -16,7 +16,6 @@
 
 static const char *const fmnist_names[] = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
                                            "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Boot"};
-static const char *const gastric_names[] = {"I", "N", "P"};
 
 /* ---- gastric patches cut on the fly ---- */
 
@@ -71,8 +70,8 @@ static int patch_view(nd_data *d, int split, sd_data_view *v, sd_error *err)
     v->count = (int64_t)d->ix[split].n;
     v->c = 1;
     v->h = v->w = d->prep.osize;
-    v->classes = SD_NUM_CLASSES;
-    v->class_names = gastric_names;
+    v->classes = d->prep.task.classes;
+    v->class_names = d->task_names;
     v->fetch = patch_fetch;
     v->ctx = s;
     return SD_OK;
@@ -88,10 +87,17 @@ static int open_gastric(nd_data *d, const char *dir, sd_error *err)
                              dir);
     if ((rc = sd_dataset_open(&d->ds, dir, SD_LOAD_ALL, err)))
         return rc;
+    if (strcmp(d->ds->task.name, d->prep.task.name) || d->ds->task.labels != d->prep.task.labels)
+        return sd_error_set(err, SD_EFORMAT,
+                            "%s: task.json declares task '%s' but prepared.json has '%s'"
+                            " (run 'sldd dataset prepare --data %s' again)",
+                            dir, d->ds->task.name, d->prep.task.name, dir);
     d->gastric = 1;
     d->synthetic = d->prep.synthetic;
     d->default_arch = "convnet-bn";
-    d->class_names = gastric_names;
+    for (int k = 0; k < d->prep.task.classes; k++)
+        d->task_names[k] = d->prep.task.cls[k];
+    d->class_names = d->task_names;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
         /* val and test images may lack masks: their patch index is then
          * empty and they are evaluated at image level only */
@@ -228,7 +234,9 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
                           norm->mean,
                           norm->std,
                           SD_DETECT_DELTA,
-                          256};
+                          256,
+                          &ds->prep.task};
+    int correct = 0;
     for (int i = 0; i < ds->ds->n; i++) {
         const sd_dataset_image *im = &ds->ds->img[i];
         if (im->split != split || !im->loaded)
@@ -239,18 +247,21 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
             goto out;
         r[n] = res.r;
         lab[n] = im->label;
+        correct += res.decision == im->label;
+        ev->undetermined += res.decision < 0;
         n++;
         sd_detect_result_free(&res);
     }
     ev->images = n;
-    if (n) {
+    ev->delta = SD_DETECT_DELTA;
+    ev->image_accuracy = n ? (double)correct / n : NAN;
+    ev->sen = ev->spe = ev->hm = ev->auc = NAN;
+    if (n && ds->prep.task.rule == SD_RULE_RATIO) {
         sd_confusion cf;
         sd_confusion_at(r, lab, n, SD_DETECT_DELTA, &cf);
         ev->sen = sd_sensitivity(&cf);
         ev->spe = sd_specificity(&cf);
         ev->hm = sd_harmonic_mean(ev->sen, ev->spe);
-        ev->undetermined = cf.und_pos + cf.und_neg;
-        ev->delta = SD_DETECT_DELTA;
         sd_roc roc = {0};
         sd_error e2 = {0};
         ev->auc = sd_roc_compute(r, lab, n, &roc, &e2) ? NAN : roc.auc;
@@ -328,7 +339,7 @@ int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval
 
 void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
 {
-    int K = ds->gastric ? 3 : 10;
+    int K = ds->gastric ? ds->prep.task.classes : 10;
     fprintf(f, "replayed model on the %s split: accuracy %.4f over %lld %s\n", ev->split,
             ev->accuracy, (long long)ev->samples, ds->gastric ? "patches" : "images");
     if (ev->samples) {
@@ -347,17 +358,24 @@ void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
                     row ? (double)ev->confusion[i * K + i] / (double)row : 0.0);
         }
     }
-    if (ds->gastric)
+    const sd_task *t = &ds->prep.task;
+    if (ds->gastric && t->rule == SD_RULE_RATIO)
         fprintf(f,
                 "image level (%d images, delta %.2f): Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f"
                 "  undetermined %d\n",
                 ev->images, ev->delta, ev->sen, ev->spe, ev->hm, ev->auc, ev->undetermined);
+    if (ds->gastric && !sd_task_is_gastric(t))
+        fprintf(f, "task %s: %s (%s)\n", t->name, t->rule_name,
+                t->rule == SD_RULE_RATIO ? "Sen and AUC for the second class" : "any K classes");
+    if (ds->gastric && t->rule == SD_RULE_MAJORITY)
+        fprintf(f, "image level (%d images, majority rule): accuracy %.3f  undetermined %d\n",
+                ev->images, ev->image_accuracy, ev->undetermined);
 }
 
 void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
 {
     static const char *const aud[] = {"local"};
-    static nd_class_count counts[SD_SPLIT_COUNT * SD_NUM_CLASSES];
+    static nd_class_count counts[SD_SPLIT_COUNT * SD_TASK_MAX_CLASSES];
     memset(meta, 0, sizeof *meta);
     meta->sender = "local";
     meta->audience = aud;
@@ -379,11 +397,14 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
         meta->auc = isfinite(ev->auc) ? ev->auc : 0;
         meta->image_count = (uint64_t)ev->images;
         size_t k = 0;
+        const sd_task *t = &ds->prep.task;
+        meta->task = sd_task_is_gastric(t) ? NULL : t; /* absent from a bundle: gastric */
         for (int s = 0; s < SD_SPLIT_COUNT; s++)
-            for (int c = 0; c < SD_NUM_CLASSES; c++) {
+            for (int c = 0; c < t->classes; c++) {
+                int l = sd_task_label_of_class(t, c);
                 counts[k].split = sd_split_name(s);
-                counts[k].class_name = sd_class_name(c);
-                counts[k].images = (uint64_t)(c == 0 ? 0 : ds->prep.images[s][c - 1]);
+                counts[k].class_name = t->cls[c];
+                counts[k].images = (uint64_t)(l < 0 ? 0 : ds->prep.images[s][l]);
                 counts[k].patches = (uint64_t)ds->prep.patches[s][c];
                 k++;
             }

@@ -6,6 +6,10 @@
  * For gastric data the samples are patches cut on the fly from images held
  * once in memory (labels I / N / P); evaluation is at two levels: patch
  * accuracy, and image-level detection (Eq. 9) with Sen, Spe, HM and AUC.
+ * Any other prepared image set is handled the same way with its declared
+ * task (sd_task.h): its patch classes and names, and its image-level rule
+ * (two classes: the ratio rule with Sen/Spe/HM/AUC of the second class;
+ * more: the majority rule with image accuracy).
  */
 #ifndef ND_DATA_H
 #define ND_DATA_H
@@ -30,7 +34,7 @@ typedef struct nd_patch_source {
 } nd_patch_source;
 
 typedef struct nd_data {
-    int gastric;
+    int gastric; /* a prepared image set (patches; any declared task), not Fashion-MNIST */
     int synthetic;
     const char *default_arch;
     const char *const *class_names;
@@ -42,7 +46,8 @@ typedef struct nd_data {
     sd_array_data arr[3];
     /* gastric */
     sd_dataset *ds;
-    sd_prepared prep;
+    sd_prepared prep; /* prep.task: the declared task */
+    const char *task_names[SD_TASK_MAX_CLASSES];
     sd_patch_index ix[3];
     nd_patch_source src[3];
     sd_subset_data sub;
@@ -70,7 +75,8 @@ typedef struct nd_eval {
     const char *split;
     /* gastric image level */
     int images;
-    double sen, spe, hm, auc, delta;
+    double sen, spe, hm, auc, delta; /* two-class tasks; NaN for the majority rule */
+    double image_accuracy;           /* images whose decision is their label */
     int undetermined;
 } nd_eval;
 

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PAYLOAD_MAX_BYTES ((size_t)512 << 20)
 
@@ -74,6 +75,7 @@ int nd_infer_from_distilled(nd_infer *inf, const sd_distilled *d, const nd_paylo
     inf->std = info->norm_std > 0 ? info->norm_std : 1;
     inf->mm_per_pixel = info->mm_per_pixel;
     inf->dp_epsilon = info->dp_epsilon;
+    inf->task = info->task;
     snprintf(inf->sender, sizeof inf->sender, "%s", info->sender);
     for (int i = 0; i < 32; i++)
         snprintf(inf->theta0_sha256 + 2 * i, 3, "%02x", d->theta0_sha256[i]);
@@ -133,6 +135,7 @@ int nd_infer_from_weights(nd_infer *inf, const nd_weights *wf, sd_backend *be, s
     inf->mean = wf->norm_mean;
     inf->std = wf->norm_std;
     inf->synthetic = wf->synthetic;
+    inf->task = wf->task;
     int payload = !strcmp(wf->source, "payload");
     snprintf(inf->kind, sizeof inf->kind, "%s", payload ? "payload" : "weights");
     char spec[64];
@@ -197,6 +200,7 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, sd_error *err)
         memcpy(wf->theta_bn, inf->w->theta_bn_host, m->n_bn * sizeof *wf->theta_bn);
     wf->norm_mean = inf->mean;
     wf->norm_std = inf->std;
+    wf->task = inf->task;
     wf->patch_size = inf->psize;
     wf->patch_stride = inf->stride;
     wf->patch_resize = inf->osize != inf->psize ? inf->osize : 0;
@@ -212,11 +216,20 @@ int nd_infer_to_weights(const nd_infer *inf, nd_weights *wf, sd_error *err)
 int nd_infer_check_gastric(const nd_infer *inf, sd_error *err)
 {
     const sd_model_spec *s = &inf->m->spec;
-    if (s->in_c != 1 || s->classes != SD_NUM_CLASSES) {
-        sd_error_set(err, SD_EINVAL,
-                     "the %s's model takes %d channel(s) and has %d classes; gastritis detection "
-                     "needs a gastric model (1 channel, classes I/N/P)",
-                     inf->kind, s->in_c, s->classes);
+    sd_task gastric;
+    sd_task_gastric(&gastric);
+    const sd_task *t = inf->task.labels ? &inf->task : &gastric;
+    if (s->in_c != 1 || s->classes != t->classes) {
+        if (sd_task_is_gastric(t))
+            sd_error_set(err, SD_EINVAL,
+                         "the %s's model takes %d channel(s) and has %d classes; gastritis "
+                         "detection needs a gastric model (1 channel, classes I/N/P)",
+                         inf->kind, s->in_c, s->classes);
+        else
+            sd_error_set(err, SD_EINVAL,
+                         "the %s's model takes %d channel(s) and has %d classes; task '%s' needs "
+                         "1 channel and %d classes",
+                         inf->kind, s->in_c, s->classes, t->name, t->classes);
         return -1;
     }
     if (inf->psize <= 0 || inf->stride <= 0 || inf->osize <= 0) {
@@ -243,6 +256,7 @@ void nd_infer_params(const nd_infer *inf, double delta, sd_detect_params *p)
     p->std = inf->std;
     p->delta = delta;
     p->batch = inf->cap;
+    p->task = inf->task.labels ? &inf->task : NULL;
 }
 
 int nd_infer_classify(void *ctx, const sd_real *patches, int n, int *classes)
@@ -284,6 +298,7 @@ void nd_split_eval_free(nd_split_eval *ev)
     free(ev->r);
     free(ev->label);
     free(ev->index);
+    free(ev->decision);
     memset(ev, 0, sizeof *ev);
 }
 
@@ -300,10 +315,23 @@ int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split
         }
     if (!n)
         return sd_error_set(err, SD_EINVAL, "no loaded images in split '%s'", sd_split_name(split));
+    /* the model's task must be the data set's: same classes, same order */
+    sd_task gastric;
+    sd_task_gastric(&gastric);
+    const sd_task *t = inf->task.labels ? &inf->task : &gastric;
+    int K = ev->classes = t->classes;
+    for (int c = 0; c < K; c++)
+        if (ds->task.classes != K || strcasecmp(ds->task.cls[c], t->cls[c]))
+            return sd_error_set(err, SD_EINVAL,
+                                "the %s classifies task '%s' (%d classes) but the data set %s "
+                                "has task '%s' (%d classes)",
+                                inf->kind, t->name, K, ds->dir, ds->task.name, ds->task.classes);
+    masks += !ds->task.outside; /* whole images: every patch is labelled */
     ev->r = malloc((size_t)n * sizeof *ev->r);
     ev->label = malloc((size_t)n * sizeof *ev->label);
     ev->index = malloc((size_t)n * sizeof *ev->index);
-    if (!ev->r || !ev->label || !ev->index) {
+    ev->decision = malloc((size_t)n * sizeof *ev->decision);
+    if (!ev->r || !ev->label || !ev->index || !ev->decision) {
         nd_split_eval_free(ev);
         return sd_error_set(err, SD_ENOMEM, "out of memory");
     }
@@ -324,6 +352,7 @@ int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split
         ev->label[k] = im->label;
         ev->index[k] = i;
         ev->r[k] = NAN;
+        ev->decision[k] = -1;
         if (!sd_patch_grid_dim(im->w, inf->psize, inf->stride) ||
             !sd_patch_grid_dim(im->h, inf->psize, inf->stride))
             continue; /* smaller than a patch: undetermined */
@@ -334,14 +363,16 @@ int nd_infer_eval_split(nd_infer *inf, const sd_dataset *ds, int split, nd_split
             goto out;
         }
         ev->r[k] = res.r;
-        for (int c = 0; c < 3; c++)
+        ev->decision[k] = res.decision;
+        ev->correct += res.decision == im->label;
+        for (int c = 0; c < K; c++)
             ev->num[c] += res.num[c];
         while (j < ix.n && ix.p[j].img < i)
             j++;
         for (; j < ix.n && ix.p[j].img == i; j++) {
             const sd_patch *p = &ix.p[j];
             int pred = res.classes[(p->y / inf->stride) * res.gw + p->x / inf->stride];
-            ev->confusion[p->label * 3 + pred]++;
+            ev->confusion[p->label * K + pred]++;
             correct += pred == p->label;
             ev->patches++;
         }

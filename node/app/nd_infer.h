@@ -46,6 +46,7 @@ typedef struct nd_infer {
     int synthetic;          /* made from synthetic data (weights files say so) */
     char kind[16];          /* "payload" or "weights" */
     char label[384];        /* one line for people: model and origin */
+    sd_task task;           /* what it classifies (labels == 0: gastric, sd_task.h) */
     sd_error err;           /* why the last nd_infer_classify call failed */
 } nd_infer;
 
@@ -95,13 +96,16 @@ typedef struct nd_split_eval {
     /* patch level: images of the split with masks, on this classifier's grid */
     int64_t patches;
     double accuracy;
-    int64_t confusion[9]; /* 3x3, row = truth I/N/P, column = prediction */
+    int classes;                                                  /* K: the task's patch classes */
+    int64_t confusion[SD_TASK_MAX_CLASSES * SD_TASK_MAX_CLASSES]; /* KxK, row = truth */
     /* image level */
     int images;
-    double *r;  /* per image (NaN: undetermined); malloc'ed */
-    int *label; /* per image */
-    int *index; /* dataset image index per entry */
-    int num[3]; /* predicted patches of each class over all images */
+    double *r;                    /* per image (NaN: undetermined); malloc'ed */
+    int *label;                   /* per image */
+    int *index;                   /* dataset image index per entry */
+    int *decision;                /* per image: the image class decided (-1 undetermined) */
+    int num[SD_TASK_MAX_CLASSES]; /* predicted patches of each class over all images */
+    int correct;                  /* images whose decision is their label */
 } nd_split_eval;
 
 /* Classify every loaded image of split (and, where masks exist, its labelled

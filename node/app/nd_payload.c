@@ -117,11 +117,59 @@ static void set_privacy(Sldd__V1__PrivacyReport *pr, const sd_privacy_report *pr
     }
 }
 
+/* The declared task into tk (pointing into t and the name arrays). */
+static void set_task(Sldd__V1__Task *tk, char **labels, char **cls, const sd_task *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->labels; i++)
+        labels[i] = (char *)t->label[i];
+    for (int i = 0; i < t->classes; i++)
+        cls[i] = (char *)t->cls[i];
+    tk->name = (char *)t->name;
+    tk->labels = labels;
+    tk->n_labels = (size_t)t->labels;
+    tk->outside = (char *)(t->outside ? t->outside_name : "");
+    tk->class_names = cls;
+    tk->n_class_names = (size_t)t->classes;
+    tk->rule = (char *)(t->rule == SD_RULE_RATIO ? "ratio" : "majority");
+    tk->rule_name = (char *)t->rule_name;
+}
+
+/* The sender's task from a parsed bundle (absent: gastric), checked: it
+ * must be a valid task whose class count is the model's. */
+static int get_task(const Sldd__V1__Task *tk, int model_classes, sd_task *t, sd_error *err)
+{
+    if (!tk) {
+        sd_task_gastric(t);
+    } else {
+        if (!tk->name || tk->n_labels > SD_TASK_MAX_CLASSES || !tk->outside || !tk->rule)
+            return sd_error_set(err, SD_EFORMAT, "payload task: missing fields");
+        for (size_t i = 0; i < tk->n_labels; i++)
+            if (!tk->labels[i])
+                return sd_error_set(err, SD_EFORMAT, "payload task: missing label name");
+        int rc = sd_task_make(t, tk->name, (int)tk->n_labels, (const char *const *)tk->labels,
+                              *tk->outside ? tk->outside : NULL, err);
+        if (rc)
+            return sd_error_wrap(err, "payload task");
+        if (!strcmp(tk->name, "gastric"))
+            sd_task_gastric(t);
+        if (strcmp(tk->rule, t->rule == SD_RULE_RATIO ? "ratio" : "majority"))
+            return sd_error_set(err, SD_EFORMAT,
+                                "payload task: rule '%.20s' does not fit %d classes", tk->rule,
+                                t->labels);
+    }
+    if (tk && t->classes != model_classes)
+        return sd_error_set(err, SD_EFORMAT, "payload task '%s' has %d classes, the model %d",
+                            t->name, t->classes, model_classes);
+    return SD_OK;
+}
+
 /* Provenance and the sender's metrics from meta into pv and mt, pointing
  * into cc/ccp (n_counts each) and hp/hpp (n_hyper each). */
 static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
                            Sldd__V1__ClassCount *cc, Sldd__V1__ClassCount **ccp,
-                           Sldd__V1__HyperParam *hp, Sldd__V1__HyperParam **hpp,
+                           Sldd__V1__HyperParam *hp, Sldd__V1__HyperParam **hpp, Sldd__V1__Task *tk,
                            const nd_payload_meta *meta)
 {
     for (size_t i = 0; i < meta->n_counts; i++) {
@@ -145,6 +193,7 @@ static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
     pv->engine_version = (char *)SLDD_VERSION;
     pv->backend = (char *)(meta->backend ? meta->backend : "cpu");
     pv->data_source = (char *)(meta->data_source ? meta->data_source : "");
+    pv->task = tk;
     mt->split = (char *)(meta->metrics_split ? meta->metrics_split : "val");
     mt->accuracy = meta->accuracy;
     mt->sensitivity = meta->sensitivity;
@@ -234,7 +283,10 @@ int nd_payload_build(const sd_distilled *d, const nd_payload_meta *meta, uint8_t
     nm.patch_size = (uint32_t)meta->patch_size;
     nm.patch_stride = (uint32_t)meta->patch_stride;
     nm.patch_resize = (uint32_t)meta->patch_resize;
-    set_provenance(&pv, &mt, cc, ccp, hp, hpp, meta);
+    Sldd__V1__Task tk = SLDD__V1__TASK__INIT;
+    char *tlabels[SD_TASK_MAX_CLASSES], *tcls[SD_TASK_MAX_CLASSES];
+    set_task(&tk, tlabels, tcls, meta->task);
+    set_provenance(&pv, &mt, cc, ccp, hp, hpp, meta->task ? &tk : NULL, meta);
     float q[3][SD_PRIVACY_NQ];
     set_privacy(&pr, prv, ia, iap, q, policy);
     b.model = &ms;
@@ -371,8 +423,12 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
         at += 2 * (size_t)lch[l];
         o += lch[l];
     }
+    sd_task task;
+    if ((rc = get_task(b->provenance ? b->provenance->task : NULL, d->spec.classes, &task, err)))
+        goto out;
     if (info) {
         memset(info, 0, sizeof *info);
+        info->task = task;
         snprintf(info->sender, sizeof info->sender, "%s", b->sender);
         info->sequence = b->sequence;
         memcpy(info->bundle_id, b->bundle_id.data, 16);

@@ -13,6 +13,7 @@
 
 #include "sd_distill.h"
 #include "sd_privacy.h"
+#include "sd_task.h"
 
 typedef struct nd_class_count {
     const char *split, *class_name;
@@ -43,6 +44,9 @@ typedef struct nd_payload_meta {
     uint64_t patch_count, image_count;
     /* the privacy audit (NULL: the report says "not-audited") */
     const sd_privacy_report *privacy;
+    /* the declared task; NULL for gastric (and Fashion-MNIST), which leaves
+     * the bundle exactly as before tasks were declared */
+    const sd_task *task;
 } nd_payload_meta;
 
 /* Serialise d with meta into a malloc'ed payload (*out, *len).  The result
@@ -61,6 +65,7 @@ typedef struct nd_payload_info {
     int encoding;
     double mm_per_pixel; /* the grid its images were on (hyper "mm_per_pixel"); 0 unknown */
     double dp_epsilon;   /* hyper "dp_epsilon"; NaN when absent */
+    sd_task task;        /* the sender's task; the gastric one when absent */
 } nd_payload_info;
 
 /* Parse (with a memory budget, refusing unknown fields), validate and

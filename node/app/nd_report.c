@@ -51,6 +51,14 @@ int nd_report_make(nd_report *rep, nd_infer *inf, const sd_dataset *ds, int spli
     if (rc)
         return rc;
     rep->seconds = now_seconds() - t0;
+    if (inf->task.labels)
+        rep->task = inf->task;
+    else
+        sd_task_gastric(&rep->task);
+    if (rep->task.rule == SD_RULE_MAJORITY) { /* no threshold: image accuracy only */
+        rep->sen = rep->spe = rep->hm = NAN;
+        return SD_OK;
+    }
     at_delta(&rep->ev, delta, &rep->cf, &rep->sen, &rep->spe, &rep->hm);
     if (both_labels(&rep->ev)) {
         sd_error e2 = {0};
@@ -94,8 +102,51 @@ void nd_report_free(nd_report *rep)
 
 static const char *const cls[3] = {"I", "N", "P"};
 
+/* nd_report_print for a declared task (not gastric): its names and rule. */
+static void print_task(const nd_report *rep, FILE *f)
+{
+    const nd_split_eval *ev = &rep->ev;
+    const sd_task *t = &rep->task;
+    int K = t->classes;
+    fprintf(f, "model:   %s\n", rep->model);
+    fprintf(f, "data:    %s%s, split %s: %d images\n", rep->data,
+            rep->synthetic ? " (SYNTHETIC)" : "", sd_split_name(ev->split), ev->images);
+    fprintf(f, "task:    %s, %s\n", t->name, t->rule_name);
+    if (ev->patches) {
+        fprintf(f, "\npatch level (%lld labelled patches): accuracy %.4f\n", (long long)ev->patches,
+                ev->accuracy);
+        fprintf(f, "confusion (rows: truth, columns: prediction)\n%12s", "");
+        for (int j = 0; j < K; j++)
+            fprintf(f, " %10.10s", t->cls[j]);
+        fputc('\n', f);
+        for (int i = 0; i < K; i++) {
+            int64_t row = 0;
+            fprintf(f, "%12.12s", t->cls[i]);
+            for (int j = 0; j < K; j++) {
+                fprintf(f, " %10lld", (long long)ev->confusion[i * K + j]);
+                row += ev->confusion[i * K + j];
+            }
+            fprintf(f, "   recall %.3f\n",
+                    row ? (double)ev->confusion[i * K + i] / (double)row : NAN);
+        }
+    }
+    fprintf(f, "predicted patches over all images:");
+    for (int c = 0; c < K; c++)
+        fprintf(f, " %s %d", t->cls[c], ev->num[c]);
+    fprintf(f, "\n\nimage level: accuracy %.3f (%d of %d images decided as their class)\n",
+            ev->images ? (double)ev->correct / ev->images : NAN, ev->correct, ev->images);
+    if (t->rule == SD_RULE_RATIO)
+        fprintf(f, "at delta %.3f, %s as positive: Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f\n",
+                rep->delta, t->label[1], rep->sen, rep->spe, rep->hm,
+                rep->has_roc ? rep->roc.auc : NAN);
+}
+
 void nd_report_print(const nd_report *rep, FILE *f)
 {
+    if (rep->task.labels && !sd_task_is_gastric(&rep->task)) {
+        print_task(rep, f);
+        return;
+    }
     const nd_split_eval *ev = &rep->ev;
     fprintf(f, "model:   %s\n", rep->model);
     fprintf(f, "data:    %s%s, split %s: %d images\n", rep->data,
@@ -179,10 +230,23 @@ void nd_report_json(const nd_report *rep, FILE *f)
             rep->synthetic ? "true" : "false", sd_split_name(ev->split), ev->images,
             (long long)ev->patches);
     jnum(f, "patch_accuracy", ev->patches ? ev->accuracy : NAN, 1);
+    if (rep->task.labels && !sd_task_is_gastric(&rep->task)) {
+        const sd_task *t = &rep->task;
+        fprintf(f, "\"task\":\"%s\",\"rule\":\"%s\",\"classes\":[", t->name,
+                t->rule == SD_RULE_RATIO ? "ratio" : "majority");
+        for (int c = 0; c < t->classes; c++)
+            fprintf(f, "%s\"%s\"", c ? "," : "", t->cls[c]);
+        fputs("],", f);
+        jnum(f, "image_accuracy", ev->images ? (double)ev->correct / ev->images : NAN, 1);
+    }
+    int K = rep->task.labels ? rep->task.classes : 3;
     fputs("\"confusion\":[", f);
-    for (int i = 0; i < 9; i++)
-        fprintf(f, "%lld%s", (long long)ev->confusion[i], i < 8 ? "," : "],");
-    fprintf(f, "\"predicted\":{\"I\":%d,\"N\":%d,\"P\":%d},", ev->num[0], ev->num[1], ev->num[2]);
+    for (int i = 0; i < K * K; i++)
+        fprintf(f, "%lld%s", (long long)ev->confusion[i], i < K * K - 1 ? "," : "],");
+    fputs("\"predicted\":{", f);
+    for (int c = 0; c < K; c++)
+        fprintf(f, "%s\"%s\":%d", c ? "," : "", rep->task.cls[c], ev->num[c]);
+    fputs("},", f);
     jnum(f, "delta", rep->delta, 1);
     jnum(f, "sen", rep->sen, 1);
     jnum(f, "spe", rep->spe, 1);

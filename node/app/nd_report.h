@@ -32,6 +32,7 @@ typedef struct nd_report {
     sd_confusion cf_best; /* the evaluated split at best_delta */
     double sen_best, spe_best, hm_best;
     double seconds; /* classification time of the evaluated split */
+    sd_task task;   /* the classifier's task: names and rule of the report */
 } nd_report;
 
 /* Evaluate inf on split of ds (and on the validation split for the best

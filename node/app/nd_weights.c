@@ -86,6 +86,16 @@ int nd_weights_encode(const nd_weights *w, uint8_t **out, size_t *len_out, sd_er
                       w->spec.in_h, w->spec.in_w, w->spec.classes, w->n_theta, w->n_bn,
                       w->norm_mean, w->norm_std, w->patch_size, w->patch_stride, w->patch_resize,
                       w->synthetic ? 1 : 0, (unsigned long long)w->seed, source, data, trained);
+    if (hl > 0 && (size_t)hl < sizeof header && w->task.labels && !sd_task_is_gastric(&w->task)) {
+        const sd_task *t = &w->task;
+        hl += snprintf(header + hl, sizeof header - (size_t)hl, "task=%s|%s|", t->name,
+                       t->outside ? t->outside_name : "");
+        for (int i = 0; i < t->labels && (size_t)hl < sizeof header; i++)
+            hl += snprintf(header + hl, sizeof header - (size_t)hl, "%s%s", i ? "," : "",
+                           t->label[i]);
+        if ((size_t)hl < sizeof header)
+            hl += snprintf(header + hl, sizeof header - (size_t)hl, "\n");
+    }
     if (hl < 0 || (size_t)hl >= sizeof header) {
         sd_error_set(err, SD_EINVAL, "weights header too long");
         return -1;
@@ -160,6 +170,27 @@ enum {
 #define K_REQUIRED 0x3ff
 
 /* One "key=value" line into w; *seen collects the required keys. */
+/* task=NAME|OUTSIDE|LABEL,LABEL,... (see nd_weights.h) */
+static int parse_task(const char *v, sd_task *t, sd_error *err)
+{
+    char buf[512], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", v);
+    char *bar1 = strchr(buf, '|'), *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+    const char *labels[SD_TASK_MAX_CLASSES];
+    int k = 0;
+    if (bar2) {
+        *bar1 = *bar2 = '\0';
+        for (char *tok = strtok_r(bar2 + 1, ",", &save); tok && k < SD_TASK_MAX_CLASSES;
+             tok = strtok_r(NULL, ",", &save))
+            labels[k++] = tok;
+    }
+    if (!bar2 || sd_task_make(t, buf, k, labels, bar1[1] ? bar1 + 1 : NULL, err)) {
+        sd_error_set(err, SD_EFORMAT, "bad task '%.80s'", v);
+        return -1;
+    }
+    return 0;
+}
+
 static int header_line(nd_weights *w, char *line, unsigned *seen, sd_error *err)
 {
     char *eq = strchr(line, '=');
@@ -248,6 +279,9 @@ static int header_line(nd_weights *w, char *line, unsigned *seen, sd_error *err)
             return -1;
         }
         snprintf(w->source, sizeof w->source, "%s", v);
+    } else if (!strcmp(k, "task")) {
+        if (parse_task(v, &w->task, err))
+            return -1;
     } else if (!strcmp(k, "data"))
         snprintf(w->data, sizeof w->data, "%s", v);
     else if (!strcmp(k, "trained"))

@@ -17,8 +17,10 @@
  *   32 bytes SHA-256                 of every byte before it
  * Header keys: arch, bn, depth, width, in_c, in_h, in_w, classes, n_theta,
  * n_bn (required); norm_mean, norm_std, patch, stride, patch_resize,
- * synthetic, seed, init, source, data, trained (optional; unknown keys are
- * kept in the file but ignored on reading).
+ * synthetic, seed, init, source, data, trained, task (optional; unknown keys
+ * are kept in the file but ignored on reading).  task is written only for a
+ * task other than gastric: "NAME|OUTSIDE|LABEL,LABEL,..." (OUTSIDE empty when
+ * the task has no region-outside class; sd_task.h).
  *
  * source says where the weights come from: "training" (`sldd train`, the
  * default when absent) or "payload" (theta_opt replayed from a bundle's
@@ -33,6 +35,7 @@
 #include <stdint.h>
 
 #include "sd_model.h"
+#include "sd_task.h"
 
 #define ND_WEIGHTS_MAGIC     "SLDDWTS1"
 #define ND_WEIGHTS_MAX_BYTES ((size_t)2 << 30) /* 2 GiB: VGG19 needs 560 MB */
@@ -50,6 +53,7 @@ typedef struct nd_weights {
     char source[16];                            /* "training" or "payload" */
     char data[256];                             /* what it was trained on */
     char trained[256];                          /* how (optimizer, lr, epochs, ...) */
+    sd_task task;                               /* labels == 0: the gastric task */
 } nd_weights;
 
 /* w as file bytes (*out malloc'ed, *len).  0 or -1 with err. */

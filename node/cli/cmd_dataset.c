@@ -21,6 +21,7 @@
 #include "nd_cli_words.h"
 #include "nd_dicom_file.h"
 #include "sd_dataset.h"
+#include "sd_import.h"
 #include "sd_synth.h"
 #include "sb_parse.h"
 
@@ -64,6 +65,9 @@ static void usage_prepare(FILE *f)
                "                            [--max-image-pixels N]\n"
                "                            [--dicom SRC [--dicom-labels CSV]\n"
                "                             [--dicom-masks MDIR] [--mm-per-pixel MM]]\n"
+               "                            [--images IDIR --labels CSV [--masks MDIR]\n"
+               "                             [--val-fraction F] [--test-fraction F] [--seed S]]\n"
+               "                            [--task NAME] [--classes A,B[,...]] [--outside NAME]\n"
                "\n"
                "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
                "into the PxP patch grid with stride S, label the patches of images with\n"
@@ -87,7 +91,20 @@ static void usage_prepare(FILE *f)
                "                      sop_instance_uid; masks/NAME.png beside them (or\n"
                "                      --dicom-masks) as for PNG data sets (docs/dicom.md)\n"
                "  --mm-per-pixel MM   resample every DICOM image to MM millimetres per pixel\n"
-               "                      (default: the files' own spacing, which must agree)\n");
+               "                      (default: the files' own spacing, which must agree)\n"
+               "  --images IDIR       first make DIR from a folder of grayscale PNGs listed in\n"
+               "  --labels CSV        CSV (columns file, label, optional split; labels as names\n"
+               "                      or numbers such as 1 or 1.0; splits any case, empty =\n"
+               "                      train); masks/ optional (--masks MDIR, same file names)\n"
+               "  --val-fraction F    move a share F of each class's training images to val\n"
+               "  --test-fraction F   ... and F to test (stratified, seeded by --seed, default\n"
+               "                      1; the split is recorded in prepared.json)\n"
+               "  --task NAME         declare the task (default: gastric, or 'images' with\n"
+               "                      --images): its name, image classes (--classes, in order;\n"
+               "                      for two classes the second is the positive one) and a\n"
+               "                      region-outside patch class (--outside, needs masks)\n"
+               "Without a region-outside class every patch of an image without a mask takes\n"
+               "the image's class (whole-image classification with --patch the image size).\n");
 }
 
 /* Strict number parsing: the whole argument, in range, or a message. */
@@ -276,7 +293,7 @@ static int run_synth(int argc, char **argv)
 
 typedef struct split_stats {
     int indexed; /* images with masks */
-    int64_t count[SD_NUM_CLASSES], discarded;
+    int64_t count[SD_TASK_MAX_CLASSES], discarded;
 } split_stats;
 
 static int index_split(const char *dir, int split, int psize, int stride,
@@ -296,7 +313,7 @@ static int index_split(const char *dir, int split, int psize, int stride,
     memset(st, 0, sizeof *st);
     for (int i = 0; i < ds->n; i++)
         st->indexed += ds->img[i].split == split && ds->img[i].has_mask;
-    for (int c = 0; c < SD_NUM_CLASSES; c++)
+    for (int c = 0; c < SD_TASK_MAX_CLASSES; c++)
         st->count[c] = ix.count[c];
     st->discarded = ix.discarded;
     if (keep) {
@@ -338,6 +355,35 @@ static int prepare_dicom(const nd_dicom_import_opts *o, double *mm)
     return 0;
 }
 
+/* A declared task's classes, rule and split record. */
+static void task_print(const sd_task *t)
+{
+    printf("task %s: image classes", t->name);
+    for (int k = 0; k < t->labels; k++)
+        printf("%s %s", k ? "," : "", t->label[k]);
+    if (t->outside)
+        printf("; region-outside class '%s'", t->outside_name);
+    printf("\nimage-level rule: %s\n", t->rule_name);
+    if (t->split.made)
+        printf("split made here: val fraction %g, test fraction %g, seed %llu (stratified by "
+               "class)\n",
+               t->split.val_fraction, t->split.test_fraction, (unsigned long long)t->split.seed);
+    printf("\nsplit  with mask  images per class / patches per class\n");
+}
+
+/* One split's line for a declared task: images and patches by class name. */
+static void task_split_print(const sd_dataset *ds, int s, const split_stats *st)
+{
+    const sd_task *t = &ds->task;
+    printf("%-6s %9d  images", sd_split_name(s), st->indexed);
+    for (int k = 0; k < t->labels; k++)
+        printf(" %s %d", t->label[k], ds->count[s][k]);
+    printf("; patches");
+    for (int c = 0; c < t->classes; c++)
+        printf(" %s %lld", t->cls[c], (long long)st->count[c]);
+    printf(", discarded %lld\n", (long long)st->discarded);
+}
+
 /* The data set's sizes, the patch grid and the per-split counts. */
 static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_index *ix,
                           const split_stats *st, const prepare_geometry *g)
@@ -361,15 +407,21 @@ static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_
     printf("patches %ldx%ld, stride %ld: %dx%d = %d per %dx%d image; network input %ldx%ld%s\n",
            g->psize, g->psize, g->stride, gh, gw, gh * gw, maxw, maxh, g->osize, g->osize,
            g->osize < g->psize ? " (area-averaged)" : "");
-    printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I", "N",
-           "P", "discarded");
-    for (int s = 0; s < SD_SPLIT_COUNT; s++) {
+    const sd_task *t = &ds->task;
+    if (!sd_task_is_gastric(t))
+        task_print(t);
+    else
+        printf("\n%-6s %15s %10s %10s %10s %10s %10s\n", "split", "images (N/P)", "with mask", "I",
+               "N", "P", "discarded");
+    for (int s = 0; s < SD_SPLIT_COUNT && sd_task_is_gastric(t); s++) {
         char imgs[32];
         snprintf(imgs, sizeof imgs, "%d/%d", ds->count[s][0], ds->count[s][1]);
         printf("%-6s %15s %10d %10lld %10lld %10lld %10lld\n", sd_split_name(s), imgs,
                st[s].indexed, (long long)st[s].count[0], (long long)st[s].count[1],
                (long long)st[s].count[2], (long long)st[s].discarded);
     }
+    for (int s = 0; s < SD_SPLIT_COUNT && !sd_task_is_gastric(t); s++)
+        task_split_print(ds, s, &st[s]);
     printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix->mean,
            ix->std);
     if (small)
@@ -390,11 +442,12 @@ static int prepare_write(const sd_dataset *ds, const sd_patch_index *ix, const s
     p.std = ix->std;
     p.synthetic = ds->synthetic;
     p.mm_per_pixel = g->mm;
+    p.task = ds->task;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
-        p.images[s][0] = ds->count[s][0];
-        p.images[s][1] = ds->count[s][1];
-        for (int k = 0; k < SD_NUM_CLASSES; k++)
+        for (int k = 0; k < SD_TASK_MAX_CLASSES; k++) {
+            p.images[s][k] = ds->count[s][k];
             p.patches[s][k] = st[s].count[k];
+        }
         p.discarded[s] = st[s].discarded;
     }
     for (int i = 0; i < 32; i++)
@@ -408,7 +461,64 @@ typedef struct prepare_args {
     long psize, stride, osize;
     sd_dataset_limits lim;
     nd_dicom_import_opts dcm;
+    sd_import_opts img;
+    char classes_buf[400];
+    const char *classes[SD_TASK_MAX_CLASSES];
 } prepare_args;
+
+/* The options of the image-folder source and the task (1000..1008). */
+static int prepare_task_option(int c, const char *arg, prepare_args *a)
+{
+    sd_import_opts *o = &a->img;
+    switch (c) {
+    case 1000: o->images = arg; return 0;
+    case 1001: o->labels = arg; return 0;
+    case 1002: o->masks = arg; return 0;
+    case 1003: return parse_double("prepare", "--val-fraction", arg, 0, 0.9, &o->val_fraction);
+    case 1004: return parse_double("prepare", "--test-fraction", arg, 0, 0.9, &o->test_fraction);
+    case 1005:
+        if (sb_parse_u64(arg, UINT64_MAX, &o->seed)) {
+            fprintf(stderr, "sldd dataset prepare: --seed '%s' is not an integer 0..2^64-1\n", arg);
+            return -1;
+        }
+        return 0;
+    case 1006: o->task_name = arg; return 0;
+    case 1007: {
+        char *save = NULL;
+        snprintf(a->classes_buf, sizeof a->classes_buf, "%s", arg);
+        o->n_class_names = 0;
+        for (char *tok = strtok_r(a->classes_buf, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (o->n_class_names == SD_TASK_MAX_CLASSES) {
+                fprintf(stderr, "sldd dataset prepare: --classes: at most %d classes\n",
+                        SD_TASK_MAX_CLASSES);
+                return -1;
+            }
+            a->classes[o->n_class_names++] = tok;
+        }
+        o->class_names = a->classes;
+        return 0;
+    }
+    default: o->outside = arg; return 0;
+    }
+}
+
+/* The image-folder options fit together: -1 to go on, or 2. */
+static int prepare_check_images(const prepare_args *a)
+{
+    if (!a->img.images != !a->img.labels || (a->img.images && a->dcm.src)) {
+        fprintf(stderr, "sldd dataset prepare: --images and --labels go together, and not with "
+                        "--dicom\n");
+        return 2;
+    }
+    if (!a->img.images && (a->img.masks || a->img.val_fraction > 0 || a->img.test_fraction > 0)) {
+        fprintf(
+            stderr,
+            "sldd dataset prepare: --masks, --val-fraction and --test-fraction need --images\n");
+        return 2;
+    }
+    return -1;
+}
 
 /* The options of prepare into a; -1 to go on, or the exit status. */
 static int prepare_parse(int argc, char **argv, prepare_args *a)
@@ -423,6 +533,15 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
                                          {"dicom-labels", required_argument, 0, 'L'},
                                          {"dicom-masks", required_argument, 0, 'K'},
                                          {"mm-per-pixel", required_argument, 0, 'm'},
+                                         {"images", required_argument, 0, 1000},
+                                         {"labels", required_argument, 0, 1001},
+                                         {"masks", required_argument, 0, 1002},
+                                         {"val-fraction", required_argument, 0, 1003},
+                                         {"test-fraction", required_argument, 0, 1004},
+                                         {"seed", required_argument, 0, 1005},
+                                         {"task", required_argument, 0, 1006},
+                                         {"classes", required_argument, 0, 1007},
+                                         {"outside", required_argument, 0, 1008},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long v;
@@ -430,6 +549,7 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
     memset(a, 0, sizeof *a);
     a->psize = 299;
     a->stride = 50;
+    a->img.seed = 1;
     sd_dataset_limits_default(&a->lim);
     optind = 1;
     opterr = 0;
@@ -466,6 +586,18 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
                 return 2;
             break;
         case 'h': usage_prepare(stdout); return 0;
+        case 1000:
+        case 1001:
+        case 1002:
+        case 1003:
+        case 1004:
+        case 1005:
+        case 1006:
+        case 1007:
+        case 1008:
+            if (prepare_task_option(c, optarg, a))
+                return 2;
+            break;
         default:
             fprintf(stderr, "sldd dataset prepare: unknown or incomplete option '%s'\n",
                     argv[optind - 1]);
@@ -499,7 +631,38 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
         return 2;
     }
     a->dcm.out_dir = a->dir;
-    return -1;
+    a->img.out_dir = a->dir;
+    return prepare_check_images(a);
+}
+
+/* --images: DIR made from the folder first; --task / --classes on an
+ * existing DIR: its task.json written.  0 or 1 (message printed). */
+static int prepare_task(prepare_args *a)
+{
+    sd_error err = {0};
+    sd_import_opts *o = &a->img;
+    if (o->images) {
+        sd_import_report r;
+        if (sd_import_folder(o, &r, &err)) {
+            fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
+            return 1;
+        }
+        printf("images %s: %d image%s (%d with mask) copied into %s\n", o->images, r.images,
+               r.images == 1 ? "" : "s", r.with_mask, a->dir);
+        return 0;
+    }
+    if (!o->task_name && !o->class_names && !o->outside)
+        return 0;
+    sd_task t;
+    if (!o->class_names)
+        fprintf(stderr, "sldd dataset prepare: --task and --outside need --classes\n");
+    else if (sd_task_make(&t, o->task_name ? o->task_name : "images", o->n_class_names,
+                          o->class_names, o->outside, &err) ||
+             sd_task_write_dir(&t, a->dir, &err))
+        fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
+    else
+        return 0;
+    return 1;
 }
 
 static int run_prepare(int argc, char **argv)
@@ -512,7 +675,7 @@ static int run_prepare(int argc, char **argv)
     long psize = a.psize, stride = a.stride, osize = a.osize;
     sd_dataset_limits lim = a.lim;
     prepare_geometry g = {psize, stride, osize, 0};
-    if (prepare_dicom(&a.dcm, &g.mm))
+    if (prepare_dicom(&a.dcm, &g.mm) || prepare_task(&a))
         return 1;
     /* The train split stays loaded for the statistics; val and test are
      * loaded one at a time (which also decodes, so catches truncated files)
@@ -540,11 +703,11 @@ static int run_prepare(int argc, char **argv)
         sd_dataset_destroy(ds);
         return 1;
     }
-    for (int k = 0; k < SD_NUM_CLASSES; k++)
+    for (int k = 0; k < ds->task.classes; k++)
         if (ix.count[k] == 0)
             fprintf(stderr,
                     "warning: no training patches of class %s; distillation needs all three\n",
-                    sd_class_name(k));
+                    ds->task.cls[k]);
 
     char path[4200];
     rc = prepare_write(ds, &ix, st, &g, path, sizeof path, &err);

@@ -69,6 +69,10 @@ static void detect_usage(FILE *f)
                "(outside the stomach), N or P, and\n"
                "    r = Num(P) / (Num(N) + Num(P)),  gastritis iff r >= delta.\n"
                "With no N or P patch the result is 'undetermined'.\n"
+               "A model made from a data set with a declared task (sldd dataset prepare\n"
+               "--images/--classes) uses that task's classes and rule instead: two classes,\n"
+               "r = votes for the second / all votes, the second iff r >= delta; more, the\n"
+               "class with most patch votes (docs/data.md section 9).\n"
                "\n"
                "  --model PAYLOAD    a distilled payload (sldd distill DIR/payload.pb), replayed\n"
                "                     from the shared initial weights (Algorithm 2)\n"
@@ -311,9 +315,72 @@ typedef struct detect_figures {
     char sender[65]; /* --bundle: who sent it, else "" */
 } detect_figures;
 
+/* detect_print for a declared task (not gastric): its class names, its
+ * rule and its decision, as text or JSON. */
+static void detect_print_task(const detect_opts *o, const nd_infer *inf,
+                              const sd_detect_result *res, const detect_figures *f)
+{
+    const sd_task *t = &inf->task;
+    int total = res->gh * res->gw, d = res->decision;
+    const char *dec = d >= 0 ? t->label[d] : "undetermined";
+    if (o->json) {
+        fputs("{\"image\":", stdout);
+        print_json_string(o->image);
+        printf(",\"width\":%d,\"height\":%d,\"synthetic\":%s,\"grid\":[%d,%d],\"patch\":%d,"
+               "\"stride\":%d,\"input\":%d,\"task\":\"%s\",\"rule\":\"%s\",\"classes\":{",
+               f->w, f->h, f->synthetic ? "true" : "false", res->gh, res->gw, inf->psize,
+               inf->stride, inf->osize, t->name, t->rule == SD_RULE_RATIO ? "ratio" : "majority");
+        for (int k = 0; k < t->classes; k++)
+            printf("%s\"%s\":%d", k ? "," : "", t->cls[k], res->num[k]);
+        printf("},\"r\":");
+        if (isfinite(res->r))
+            printf("%.6f", res->r);
+        else
+            printf("null");
+        printf(",\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
+               "\"backend\":\"%s\",\"replayed\":%s,\"sha256\":\"%s\",\"bundle\":",
+               o->delta, dec, f->t_load, f->best, f->backend, f->replayed ? "true" : "false",
+               f->sha256);
+        print_json_string(f->bundle);
+        fputs(",\"sender\":", stdout);
+        print_json_string(f->sender);
+        fputs("}\n", stdout);
+        return;
+    }
+    printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
+           f->synthetic ? "  SYNTHETIC" : "");
+    printf("model:     %s\n", inf->label);
+    printf("task:      %s, %s\n", t->name, t->rule_name);
+    printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n", res->gh,
+           res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
+    printf("patches:  ");
+    for (int k = 0; k < t->classes; k++)
+        printf(" %s %d%s", t->cls[k], res->num[k], k + 1 < t->classes ? " " : "\n");
+    if (isfinite(res->r))
+        printf("r:         %.4f  (%s)\n", res->r,
+               t->rule == SD_RULE_RATIO ? "votes for the second class / all votes"
+                                        : "share of the votes for the winner");
+    else
+        printf("r:         undefined (no patch voted for an image class)\n");
+    if (d < 0)
+        printf("decision:  undetermined (no patch voted for an image class)\n");
+    else if (t->rule == SD_RULE_RATIO)
+        printf("decision:  %s (r %s delta %.2f)\n", dec, d ? ">=" : "<", o->delta);
+    else
+        printf("decision:  %s (most patch votes)\n", dec);
+    if (o->heatmap)
+        printf("heat map:  %s\n", o->heatmap);
+    printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", f->t_load,
+           f->replayed ? " (replayed)" : "", f->best, total / f->best, f->backend);
+}
+
 static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_detect_result *res,
                          const detect_figures *f)
 {
+    if (inf->task.labels && !sd_task_is_gastric(&inf->task)) {
+        detect_print_task(o, inf, res, f);
+        return;
+    }
     int total = res->gh * res->gw;
     if (o->json) {
         fputs("{\"image\":", stdout);

@@ -370,13 +370,14 @@ static void distill_result_json(const char *out, const distill_args *a, const ch
     if (!rj)
         return;
     fprintf(rj,
-            "{\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
+            "{\"task\":\"%s\",\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
             "\"steps\":%d,\"epochs_inner\":%d,\"iterations\":%lld,\"split\":\"%s\","
             "\"accuracy\":%.6f,\"sen\":%.6f,\"spe\":%.6f,\"hm\":%.6f,\"auc\":%.6f,"
             "\"sec_per_iter\":%.6f,\"backend\":\"%s\"}\n",
-            a->data, label, (unsigned long long)cfg->seed, cfg->steps * cfg->images_per_step,
-            cfg->steps, cfg->epochs_inner, (long long)total, ev->split, ev->accuracy,
-            ds->gastric ? ev->sen : 0, ds->gastric ? ev->spe : 0, ds->gastric ? ev->hm : 0,
+            ds->gastric ? ds->prep.task.name : "fashion-mnist", a->data, label,
+            (unsigned long long)cfg->seed, cfg->steps * cfg->images_per_step, cfg->steps,
+            cfg->epochs_inner, (long long)total, ev->split, ev->accuracy, ds->gastric ? ev->sen : 0,
+            ds->gastric ? ev->spe : 0, ds->gastric ? ev->hm : 0,
             ds->gastric && isfinite(ev->auc) ? ev->auc : 0,
             pc->iters ? pc->seconds / (double)pc->iters : 0, backend);
     fclose(rj);

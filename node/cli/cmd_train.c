@@ -389,6 +389,7 @@ static int train_evaluate(train_run *r, const train_opts *o, sd_error *err)
         }
         snprintf(r->inf.label, sizeof r->inf.label, "trained %s (%lld samples)", r->label,
                  (long long)r->train_view.count);
+        r->inf.task = ds->prep.task; /* the weights file keeps it (nd_weights.h) */
         if (nd_report_make(&r->rep, &r->inf, ds->ds, o->split, o->delta, err)) {
             fprintf(stderr, "sldd train: %s\n", err->msg);
             return -1;
@@ -431,6 +432,7 @@ static int train_write_weights(train_run *r, const train_opts *o, const char *ho
         w.patch_size = r->ds.prep.psize;
         w.patch_stride = r->ds.prep.stride;
         w.patch_resize = r->ds.prep.osize;
+        w.task = r->ds.prep.task;
     } else {
         w.norm_mean = SD_FMNIST_MEAN;
         w.norm_std = SD_FMNIST_STD;

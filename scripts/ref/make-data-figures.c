@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     uint16_t *pix = malloc((size_t)B * B * sizeof *pix);
     for (size_t i = 0; i < (size_t)B * B; i++)
         pix[i] = (uint16_t)(big[i] * 257);
-    sd_detect_params p = {299, 50, 64, 0.43, 0.12, SD_DETECT_DELTA, 256};
+    sd_detect_params p = {299, 50, 64, 0.43, 0.12, SD_DETECT_DELTA, 256, NULL};
     oracle orc = {bm, B, 1, 299, 50, sd_patch_grid_dim(B, 299, 50), 0};
     sd_detect_result res;
     if (sd_detect_image(pix, B, B, &p, oracle_classify, &orc, &res, &e))

@@ -54,7 +54,7 @@ int main(void)
     static uint16_t pix[W * H];
     for (int i = 0; i < W * H; i++)
         pix[i] = (uint16_t)((i % W) * 200 + (i / W) * 7);
-    sd_detect_params p = {PS, ST, OS, 0.3, 0.2, SD_DETECT_DELTA, 10};
+    sd_detect_params p = {PS, ST, OS, 0.3, 0.2, SD_DETECT_DELTA, 10, NULL};
     int gh = sd_patch_grid_dim(H, PS, ST), gw = sd_patch_grid_dim(W, PS, ST);
     CHECK(gh == 7 && gw == 11);
     int total = gh * gw, answer[7 * 11];

@@ -184,7 +184,13 @@ static void test_evaluation(const sd_weights *w, const sd_weights *w2)
     sd_error err = {0};
     snprintf(dir, sizeof dir, "%s/data", root);
     sd_synth_dataset_opts so = {dir, 8, 64, 7, 0.5, {0.5, 0.25, 0.25}, 1, 0, NULL, NULL};
-    sd_prepared pr = {1, 24, 12, 12, 0.40625, 0.21875, 1, {{0}}, {{0}}, {0}, "", 0};
+    sd_prepared pr = {.version = 1,
+                      .psize = 24,
+                      .stride = 12,
+                      .osize = 12,
+                      .mean = 0.40625,
+                      .std = 0.21875,
+                      .synthetic = 1};
     memset(pr.labels_sha256, '0', 64);
     snprintf(path, sizeof path, "%s/prepared.json", dir);
     nd_data ds;
