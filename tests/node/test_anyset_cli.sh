@@ -94,7 +94,7 @@ run_set() { # run_set NAME K CLASSNAME... : the whole pipeline on one set
   check "$name: detect names a class" grep -Eq "decision: +($(IFS='|'; echo "$*"))" "$S/detect.txt"
   "$SLDD" detect "$IMG" --model "$S/dist/payload.pb" --json >"$S/detect.json" 2>&1
   check "$name: detect JSON has the class counts" grep -q "\"$1\":" "$S/detect.json"
-  "$SLDD" evaluate --model "$S/dist/payload.pb" --data "$D" --json "$S/ev.json" >"$S/ev.txt" 2>&1
+  "$SLDD" evaluate --model "$S/dist/payload.pb" --data "$D" --json >"$S/ev.json" 2>"$S/ev.err"
   check "$name: evaluate ran" test $? -eq 0
   check "$name: evaluate JSON names the task" grep -q "\"task\":\"$name\"" "$S/ev.json"
 
