@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "nd_cli_dir.h"
 #include "nd_config.h"
 #include "nd_data.h"
@@ -108,7 +109,10 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
             printf(" %7lld", (long long)conf[i * K + j]);
             row += conf[i * K + j];
         }
-        printf("   %.3f\n", row ? (double)conf[i * K + i] / (double)row : 0.0);
+        if (row)
+            printf("   %.3f\n", (double)conf[i * K + i] / (double)row);
+        else
+            printf("   undefined\n");
     }
     if (json) {
         FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
@@ -117,10 +121,17 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, const ch
             free(conf);
             goto out;
         }
-        fprintf(f,
-                "{\"data\":\"%s\",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,"
-                "\"confusion\":[",
-                source, sd_split_name(split), (long long)v->count, acc);
+        nd_buf b;
+        nd_buf_init(&b, 0);
+        nd_buf_str(&b, "{\"data\":");
+        nd_buf_json_str(&b, source);
+        nd_buf_printf(&b, ",\"split\":\"%s\",\"samples\":%lld,", sd_split_name(split),
+                      (long long)v->count);
+        nd_buf_json_fig(&b, "accuracy", v->count ? acc : NAN);
+        if (!b.failed)
+            fputs(b.data, f);
+        nd_buf_free(&b);
+        fputs(",\"confusion\":[", f);
         for (int i = 0; i < K * K; i++)
             fprintf(f, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
         if (f != stdout && fclose(f)) {
