@@ -235,8 +235,12 @@ done:
 
 static void print_fig(FILE *f, const char *name, const sd_mia_figure *g)
 {
-    fprintf(f, "  %-22s AUC %.3f [%.3f, %.3f]  (%lld members, %lld non-members)\n", name, g->auc,
-            g->lo, g->hi, (long long)g->members, (long long)g->nonmembers);
+    if (isfinite(g->auc) && isfinite(g->lo) && isfinite(g->hi))
+        fprintf(f, "  %-22s AUC %.3f [%.3f, %.3f]", name, g->auc, g->lo, g->hi);
+    else /* no members or no non-members in this group */
+        fprintf(f, "  %-22s AUC undefined", name);
+    fprintf(f, "  (%lld members, %lld non-members)\n", (long long)g->members,
+            (long long)g->nonmembers);
 }
 
 /* An attack's figures; an undefined AUC or bound is null (nd_buf_json_fig). */
