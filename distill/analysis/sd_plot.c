@@ -240,7 +240,10 @@ int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h,
             cap_w = tw > cap_w ? tw : cap_w;
             cap_h = th > cap_h ? th : cap_h;
         }
-    int cell_w = (w * zoom > cap_w ? w * zoom : cap_w) + pad;
+    /* captions wider than their tile get a wider gap, so that one tile's
+     * caption does not read on into the next one's */
+    int inner = w * zoom > cap_w ? w * zoom : cap_w;
+    int cell_w = inner + (cap_w > w * zoom ? 3 * pad : pad);
     int cell_h = h * zoom + (cap_h ? cap_h + 6 : 0) + pad;
     int title_h = title ? 2 * SD_FONT_LINE + 8 : 0;
     int cw = cols * cell_w + pad, ch = title_h + rows * cell_h + pad;
@@ -268,7 +271,7 @@ int sd_plot_image_grid_png(const char *path, const sd_real *tiles, int n, int h,
         for (int p = 0; p < h * w; p++)
             g[p] = isfinite(t[p]) ? (uint8_t)lround((t[p] - lo) * sc) : 0;
         int x0 = pad + (i % cols) * cell_w, y0 = title_h + pad + (i / cols) * cell_h;
-        int ix = x0 + (cell_w - pad - w * zoom) / 2;
+        int ix = x0 + (inner - w * zoom) / 2;
         sd_draw_gray(&c, ix, y0, g, w, h, zoom);
         sd_draw_rect(&c, ix - 1, y0 - 1, w * zoom + 2, h * zoom + 2, 0x808080u, 0);
         if (captions && captions[i])

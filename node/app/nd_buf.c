@@ -149,6 +149,15 @@ void nd_buf_json_num(nd_buf *b, double v)
         nd_buf_str(b, "null");
 }
 
+void nd_buf_json_fig(nd_buf *b, const char *key, double v)
+{
+    nd_buf_json_str(b, key);
+    if (isfinite(v))
+        nd_buf_printf(b, ":%.6g", v);
+    else
+        nd_buf_str(b, ":null");
+}
+
 char *nd_buf_take(nd_buf *b, size_t *len)
 {
     if (b->failed) {

@@ -32,6 +32,10 @@ void nd_buf_printf(nd_buf *b, const char *fmt, ...) SC_PRINTF(2, 3);
 void nd_buf_json_str(nd_buf *b, const char *s);
 /* A JSON number, or null when v is not finite. */
 void nd_buf_json_num(nd_buf *b, double v);
+/* "key":v for a figure of a result (a metric, a loss), with 6 significant
+ * digits; "key":null when it is undefined (not finite), never nan, inf or a
+ * made-up 0: NaN and Infinity are not JSON. */
+void nd_buf_json_fig(nd_buf *b, const char *key, double v);
 /* Take the data (malloc'ed) out of b; NULL when failed. */
 char *nd_buf_take(nd_buf *b, size_t *len);
 

@@ -163,6 +163,13 @@ int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error
     return SD_OK;
 }
 
+int nd_data_train_label(const nd_data *d, int64_t i)
+{
+    if (d->sub_index)
+        i = d->sub_index[i];
+    return d->gastric ? d->ix[SD_SPLIT_TRAIN].p[i].label : d->fm[0].y[i];
+}
+
 void nd_data_close(nd_data *d)
 {
     for (int i = 0; i < 3; i++) {
@@ -337,11 +344,23 @@ int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval
     return rc;
 }
 
+/* v with 3 or 4 decimals, or "undefined" when v is not a number. */
+static const char *eval_fig(char *buf, size_t len, int decimals, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, len, "%.*f", decimals, v);
+    else
+        snprintf(buf, len, "undefined");
+    return buf;
+}
+
 void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
 {
     int K = ds->gastric ? ds->prep.task.classes : 10;
-    fprintf(f, "replayed model on the %s split: accuracy %.4f over %lld %s\n", ev->split,
-            ev->accuracy, (long long)ev->samples, ds->gastric ? "patches" : "images");
+    char a[16], b[16], c[16], d[16];
+    fprintf(f, "replayed model on the %s split: accuracy %s over %lld %s\n", ev->split,
+            eval_fig(a, sizeof a, 4, ev->samples ? ev->accuracy : NAN), (long long)ev->samples,
+            ds->gastric ? "patches" : "images");
     if (ev->samples) {
         fprintf(f, "confusion (rows: truth, columns: prediction)\n%10s", "");
         for (int j = 0; j < K; j++)
@@ -354,22 +373,25 @@ void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f)
                 fprintf(f, " %8lld", (long long)ev->confusion[i * K + j]);
                 row += ev->confusion[i * K + j];
             }
-            fprintf(f, "   recall %.3f\n",
-                    row ? (double)ev->confusion[i * K + i] / (double)row : 0.0);
+            fprintf(f, "   recall %s\n",
+                    eval_fig(a, sizeof a, 3,
+                             row ? (double)ev->confusion[i * K + i] / (double)row : NAN));
         }
     }
     const sd_task *t = &ds->prep.task;
     if (ds->gastric && t->rule == SD_RULE_RATIO)
         fprintf(f,
-                "image level (%d images, delta %.2f): Sen %.3f  Spe %.3f  HM %.3f  AUC %.3f"
+                "image level (%d images, delta %.2f): Sen %s  Spe %s  HM %s  AUC %s"
                 "  undetermined %d\n",
-                ev->images, ev->delta, ev->sen, ev->spe, ev->hm, ev->auc, ev->undetermined);
+                ev->images, ev->delta, eval_fig(a, sizeof a, 3, ev->sen),
+                eval_fig(b, sizeof b, 3, ev->spe), eval_fig(c, sizeof c, 3, ev->hm),
+                eval_fig(d, sizeof d, 3, ev->auc), ev->undetermined);
     if (ds->gastric && !sd_task_is_gastric(t))
         fprintf(f, "task %s: %s (%s)\n", t->name, t->rule_name,
                 t->rule == SD_RULE_RATIO ? "Sen and AUC for the second class" : "any K classes");
     if (ds->gastric && t->rule == SD_RULE_MAJORITY)
-        fprintf(f, "image level (%d images, majority rule): accuracy %.3f  undetermined %d\n",
-                ev->images, ev->image_accuracy, ev->undetermined);
+        fprintf(f, "image level (%d images, majority rule): accuracy %s  undetermined %d\n",
+                ev->images, eval_fig(a, sizeof a, 3, ev->image_accuracy), ev->undetermined);
 }
 
 void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
@@ -421,6 +443,33 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
 
 /* ---- pictures ---- */
 
+/* The caption lines of step s's learned step sizes: step s is taken once
+ * per distill epoch e, with alpha[e * S + s], so E values in epoch order
+ * (four to a line, comma-separated; the range where there are more than
+ * twelve). */
+static void grid_step_sizes(const sd_distilled *d, size_t s, char *buf, size_t len)
+{
+    size_t S = (size_t)d->steps, E = d->epochs_inner > 0 ? (size_t)d->epochs_inner : 1;
+    const float *a = d->step_sizes;
+    int o;
+    if (E == 1) {
+        snprintf(buf, len, "\nstep %zu lr %.4g", s, a[s]);
+        return;
+    }
+    if (E > 12) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t e = 0; e < E; e++) {
+            lo = fmin(lo, a[e * S + s]);
+            hi = fmax(hi, a[e * S + s]);
+        }
+        snprintf(buf, len, "\nstep %zu lr in %zu epochs:\n%.4g to %.4g", s, E, lo, hi);
+        return;
+    }
+    o = snprintf(buf, len, "\nstep %zu lr per epoch:", s);
+    for (size_t e = 0; e < E && o > 0 && (size_t)o < len; e++)
+        o += snprintf(buf + o, len - (size_t)o, "%s%.4g", e % 4 ? ", " : "\n", a[e * S + s]);
+}
+
 int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *names,
                     int synthetic, sd_error *err)
 {
@@ -450,7 +499,7 @@ int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *
         if (d->label_param == SD_LABEL_SOFTMAX)
             for (size_t c = 0; c < kk; c++)
                 q[c] /= s;
-        char buf[160];
+        char buf[400];
         int o = 0;
         if (kk <= 3) {
             for (size_t c = 0; c < kk; c++)
@@ -471,8 +520,7 @@ int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *
                               names ? names[best] : "?", bv);
             }
         }
-        size_t step = i / (size_t)d->images_per_step;
-        snprintf(buf + o, sizeof buf - (size_t)o, "\nstep %zu lr %.4f", step, d->step_sizes[step]);
+        grid_step_sizes(d, i / (size_t)d->images_per_step, buf + o, sizeof buf - (size_t)o);
         cap[i] = strdup(buf);
         if (!cap[i]) {
             rc = sd_error_set(err, SD_ENOMEM, "out of memory");
@@ -481,8 +529,11 @@ int nd_picture_grid(const char *path, const sd_distilled *d, const char *const *
     }
     char title[200], label[64];
     sd_model_spec_label(&d->spec, label, sizeof label);
-    snprintf(title, sizeof title, "%sdistilled set: %s, %d step(s) x %d image(s), %s labels",
+    snprintf(title, sizeof title,
+             "%sdistilled set: %s, %d step(s) x %d image(s), %d epoch(s): %d step sizes, %s "
+             "labels",
              synthetic ? "SYNTHETIC DATA - " : "", label, d->steps, d->images_per_step,
+             d->epochs_inner, d->steps * d->epochs_inner,
              d->label_param == SD_LABEL_SOFTMAX ? "soft (softmax)" : "raw");
     int cols = d->images_per_step < 10 ? d->images_per_step : 10;
     if (cols < 3 && M >= 3)

@@ -67,6 +67,9 @@ void nd_data_public_norm(nd_data *d);
  * keeps only that many training samples (spread over the set). */
 int nd_data_open(nd_data *d, const char *source, long long train_limit, sd_error *err);
 void nd_data_close(nd_data *d);
+/* The class of training sample i (0 <= i < d->train.count) without cutting
+ * or fetching it. */
+int nd_data_train_label(const nd_data *d, int64_t i);
 
 typedef struct nd_eval {
     double accuracy;        /* sample (patch) accuracy on the evaluation split */
@@ -100,6 +103,8 @@ int nd_data_evaluate(nd_data *ds, const sd_distilled *d, sd_backend *be, nd_eval
 int nd_data_evaluate_theta(nd_data *ds, const sd_model *m, const sd_real *theta,
                            const float *theta_bn, sd_backend *be, int split, nd_eval *ev,
                            sd_error *err);
+/* The evaluation as text; an undefined figure (no samples, images of one
+ * label only) is printed as "undefined", never as nan or 0. */
 void nd_eval_print(const nd_data *ds, const nd_eval *ev, FILE *f);
 /* Payload metadata describing this data set and evaluation (strings point
  * into static or ds-owned memory). */

@@ -296,6 +296,33 @@ typedef struct split_stats {
     int64_t count[SD_TASK_MAX_CLASSES], discarded;
 } split_stats;
 
+/* Name every masked image of ix's split that gives no labelled patch at
+ * this geometry (each window between 1 % and 85 % stomach, or the image
+ * smaller than a patch): it adds nothing to training or to the patch-level
+ * figures.  Named by file, never by any value inside it. */
+static void warn_unlabelled(const sd_dataset *ds, const sd_patch_index *ix, int split)
+{
+    enum { SHOWN = 10 };
+    int named = 0;
+    size_t k = 0;
+    for (int i = 0; i < ds->n; i++) {
+        const sd_dataset_image *im = &ds->img[i];
+        while (k < ix->n && ix->p[k].img < i)
+            k++;
+        if (im->split != split || !im->has_mask || !im->loaded || (k < ix->n && ix->p[k].img == i))
+            continue;
+        if (named++ < SHOWN)
+            fprintf(stderr,
+                    "warning: %s/images/%s.png (%s): no labelled patch with --patch %d "
+                    "--stride %d (every window is 1 %% to 85 %% inside the mask, or the image "
+                    "is smaller than a patch)\n",
+                    ds->dir, im->id, sd_split_name(split), ix->psize, ix->stride);
+    }
+    if (named > SHOWN)
+        fprintf(stderr, "warning: and %d more %s image%s with no labelled patch\n", named - SHOWN,
+                sd_split_name(split), named - SHOWN == 1 ? "" : "s");
+}
+
 static int index_split(const char *dir, int split, int psize, int stride,
                        const sd_dataset_limits *lim, split_stats *st, sd_patch_index *keep,
                        sd_dataset **keep_ds, sd_error *err)
@@ -310,6 +337,7 @@ static int index_split(const char *dir, int split, int psize, int stride,
         sd_dataset_destroy(ds);
         return rc;
     }
+    warn_unlabelled(ds, &ix, split);
     memset(st, 0, sizeof *st);
     for (int i = 0; i < ds->n; i++)
         st->indexed += ds->img[i].split == split && ds->img[i].has_mask;
@@ -706,8 +734,10 @@ static int run_prepare(int argc, char **argv)
     for (int k = 0; k < ds->task.classes; k++)
         if (ix.count[k] == 0)
             fprintf(stderr,
-                    "warning: no training patches of class %s; distillation needs all three\n",
-                    ds->task.cls[k]);
+                    "warning: no training patches of class %s: distillation and training still "
+                    "run, but no model made from this set sees a real %s patch, and 'sldd "
+                    "baseline' needs an --images-per-step that is not a multiple of %d\n",
+                    ds->task.cls[k], ds->task.cls[k], ds->task.classes);
 
     char path[4200];
     rc = prepare_write(ds, &ix, st, &g, path, sizeof path, &err);

@@ -1,8 +1,7 @@
 /*
  * cmd_distill.c - `sldd distill`: Algorithm 1 on a data set, with progress,
- * checkpoints, pictures, and the unsigned payload as its result; and
- * `sldd baseline`: the same steps from the same theta_0 on random real
- * samples.  (`sldd replay` is in cmd_evaluate.c.)
+ * checkpoints, pictures, and the unsigned payload as its result.
+ * (`sldd baseline` is in cmd_baseline.c, `sldd replay` in cmd_evaluate.c.)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -96,17 +95,31 @@ static int on_progress(void *vctx, const sd_progress *p)
         amax = fmax(amax, p->step_sizes[t]);
     }
     if (c->log) {
-        fprintf(c->log,
-                "{\"iter\":%lld,\"total\":%lld,\"epoch\":%d,\"loss\":%.6g,\"lr\":%.6g,"
-                "\"alpha_min\":%.6g,\"alpha_max\":%.6g,\"seconds\":%.3f",
-                (long long)p->iter, (long long)p->total, p->epoch, p->loss, p->lr, amin, amax,
-                p->seconds);
-        if (p->evaluated)
-            fprintf(c->log, ",\"val_acc\":%.6f", p->val_acc);
-        if (c->dp_sigma > 0)
-            fprintf(c->log, ",\"dp_batch\":%lld,\"epsilon\":%.6g", (long long)p->dp_batch,
-                    dp_epsilon(c, p->iter));
-        fputs("}\n", c->log);
+        /* one JSON object per line; a diverged loss or an unbounded
+         * epsilon is null, as NaN and Infinity are not JSON */
+        nd_buf b;
+        nd_buf_init(&b, 0);
+        nd_buf_printf(&b, "{\"iter\":%lld,\"total\":%lld,\"epoch\":%d,", (long long)p->iter,
+                      (long long)p->total, p->epoch);
+        const char *keys[] = {"loss", "lr", "alpha_min", "alpha_max"};
+        const double vals[] = {p->loss, p->lr, amin, amax};
+        for (int k = 0; k < 4; k++) {
+            nd_buf_json_fig(&b, keys[k], vals[k]);
+            nd_buf_str(&b, ",");
+        }
+        nd_buf_printf(&b, "\"seconds\":%.3f", p->seconds);
+        if (p->evaluated) {
+            nd_buf_str(&b, ",");
+            nd_buf_json_fig(&b, "val_acc", p->val_acc);
+        }
+        if (c->dp_sigma > 0) {
+            nd_buf_printf(&b, ",\"dp_batch\":%lld,", (long long)p->dp_batch);
+            nd_buf_json_fig(&b, "epsilon", dp_epsilon(c, p->iter));
+        }
+        nd_buf_str(&b, "}\n");
+        if (!b.failed)
+            fputs(b.data, c->log);
+        nd_buf_free(&b);
         fflush(c->log);
     }
     c->seconds = p->seconds;
@@ -359,28 +372,53 @@ static int distill_out_prepare(const distill_args *a)
     return 0;
 }
 
-/* OUT/result.json: the figures of one run, for scripts. */
-static void distill_result_json(const char *out, const distill_args *a, const char *label,
-                                const sd_distill_config *cfg, int64_t total, const nd_data *ds,
-                                const nd_eval *ev, const progress_ctx *pc, const char *backend)
+/* OUT/result.json: the figures of one run, for scripts.  An undefined
+ * figure (Sen with no gastritis image, any image-level figure on
+ * Fashion-MNIST) is null.  0, or -1 after the message. */
+static int distill_result_json(const char *out, const distill_args *a, const char *label,
+                               const sd_distill_config *cfg, int64_t total, const nd_data *ds,
+                               const nd_eval *ev, const progress_ctx *pc, const char *backend)
 {
     char path[4096];
+    sd_error err = {0};
+    nd_buf b;
+    nd_buf_init(&b, 0);
+    nd_buf_str(&b, "{\"task\":");
+    nd_buf_json_str(&b, ds->gastric ? ds->prep.task.name : "fashion-mnist");
+    nd_buf_str(&b, ",\"data\":");
+    nd_buf_json_str(&b, a->data);
+    nd_buf_str(&b, ",\"arch\":");
+    nd_buf_json_str(&b, label);
+    nd_buf_printf(&b,
+                  ",\"seed\":%llu,\"images\":%d,\"steps\":%d,\"epochs_inner\":%d,"
+                  "\"iterations\":%lld,\"split\":\"%s\",",
+                  (unsigned long long)cfg->seed, cfg->steps * cfg->images_per_step, cfg->steps,
+                  cfg->epochs_inner, (long long)total, ev->split);
+    const double none = NAN;
+    nd_buf_json_fig(&b, "accuracy", ev->samples ? ev->accuracy : none);
+    nd_buf_str(&b, ",");
+    nd_buf_json_fig(&b, "sen", ds->gastric ? ev->sen : none);
+    nd_buf_str(&b, ",");
+    nd_buf_json_fig(&b, "spe", ds->gastric ? ev->spe : none);
+    nd_buf_str(&b, ",");
+    nd_buf_json_fig(&b, "hm", ds->gastric ? ev->hm : none);
+    nd_buf_str(&b, ",");
+    nd_buf_json_fig(&b, "auc", ds->gastric ? ev->auc : none);
+    nd_buf_str(&b, ",");
+    nd_buf_json_fig(&b, "sec_per_iter", pc->iters ? pc->seconds / (double)pc->iters : none);
+    nd_buf_str(&b, ",\"backend\":");
+    nd_buf_json_str(&b, backend);
+    nd_buf_str(&b, "}\n");
     snprintf(path, sizeof path, "%s/result.json", out);
-    FILE *rj = fopen(path, "w");
-    if (!rj)
-        return;
-    fprintf(rj,
-            "{\"task\":\"%s\",\"data\":\"%s\",\"arch\":\"%s\",\"seed\":%llu,\"images\":%d,"
-            "\"steps\":%d,\"epochs_inner\":%d,\"iterations\":%lld,\"split\":\"%s\","
-            "\"accuracy\":%.6f,\"sen\":%.6f,\"spe\":%.6f,\"hm\":%.6f,\"auc\":%.6f,"
-            "\"sec_per_iter\":%.6f,\"backend\":\"%s\"}\n",
-            ds->gastric ? ds->prep.task.name : "fashion-mnist", a->data, label,
-            (unsigned long long)cfg->seed, cfg->steps * cfg->images_per_step, cfg->steps,
-            cfg->epochs_inner, (long long)total, ev->split, ev->accuracy, ds->gastric ? ev->sen : 0,
-            ds->gastric ? ev->spe : 0, ds->gastric ? ev->hm : 0,
-            ds->gastric && isfinite(ev->auc) ? ev->auc : 0,
-            pc->iters ? pc->seconds / (double)pc->iters : 0, backend);
-    fclose(rj);
+    size_t len = 0;
+    char *text = nd_buf_take(&b, &len);
+    int rc = !text ? sd_error_set(&err, SD_ENOMEM, "out of memory")
+                   : nd_file_write_atomic(path, (const uint8_t *)text, len, &err);
+    free(text);
+    nd_buf_free(&b);
+    if (rc)
+        fprintf(stderr, "sldd distill: %s: %s\n", path, err.msg);
+    return rc ? -1 : 0;
 }
 
 /* The privacy audit (docs/privacy.md): carried in the payload
@@ -589,7 +627,8 @@ int cmd_distill(int argc, char **argv)
         goto done;
     }
     nd_eval_print(&ds, &ev, stdout);
-    distill_result_json(a.out, &a, label, &cfg, total, &ds, &ev, &pc, be->name);
+    if (distill_result_json(a.out, &a, label, &cfg, total, &ds, &ev, &pc, be->name))
+        goto done;
     nd_bundle_head head;
     local_head(&head, cfg.seed, be->name);
     int audit_failed = distill_privacy(a.out, &ds, &res, be, &prv, &head);
@@ -602,233 +641,6 @@ done:
     sd_privacy_report_free(&prv);
     sd_distilled_free(&res);
     sd_distiller_destroy(d);
-    sd_backend_destroy(be);
-    nd_data_close(&ds);
-    return status;
-}
-
-/* ---------------------------------------------------------------- baseline */
-
-static void baseline_usage(FILE *f)
-{
-    fprintf(f, "usage: sldd baseline --data SOURCE [--arch NAME] [--images-per-step n]\n"
-               "                     [--steps S] [--epochs-inner E] [--seed S] [--device D]\n"
-               "\n"
-               "The reference point for a distilled set: the same fixed theta_0 trained with\n"
-               "the same T = S x E SGD steps on S x n RANDOM real training samples with their\n"
-               "hard labels (balanced over the classes when n is a multiple of the class\n"
-               "count).  The constant step size is chosen from 0.001 .. 0.3 by validation\n"
-               "accuracy.  Prints validation and test figures.\n");
-}
-
-typedef struct baseline_args {
-    const char *data, *arch, *device;
-    long long n, S, E, seed;
-} baseline_args;
-
-/* -1 to go on, else the exit status (0 after --help). */
-static int baseline_parse(int argc, char **argv, baseline_args *a)
-{
-    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
-                                         {"arch", required_argument, 0, 'a'},
-                                         {"images-per-step", required_argument, 0, 'n'},
-                                         {"steps", required_argument, 0, 's'},
-                                         {"epochs-inner", required_argument, 0, 'e'},
-                                         {"seed", required_argument, 0, 'r'},
-                                         {"device", required_argument, 0, 'D'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    long long v;
-    int o;
-    *a = (baseline_args){.device = "cpu", .n = 10, .S = 10, .E = 3};
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        long long *dst = o == 'n'   ? &a->n
-                         : o == 's' ? &a->S
-                         : o == 'e' ? &a->E
-                         : o == 'r' ? &a->seed
-                                    : NULL;
-        if (dst) {
-            if (nd_parse_int(optarg, o == 'r' ? 0 : 1, o == 'r' ? INT64_MAX : 100000, &v)) {
-                fprintf(stderr, "sldd baseline: bad number '%s'\n", optarg);
-                return 2;
-            }
-            *dst = v;
-            continue;
-        }
-        switch (o) {
-        case 'd': a->data = optarg; break;
-        case 'a': a->arch = optarg; break;
-        case 'D': a->device = optarg; break;
-        case 'h': baseline_usage(stdout); return 0;
-        default: baseline_usage(stderr); return 2;
-        }
-    }
-    if (!a->data || optind != argc) {
-        baseline_usage(stderr);
-        return 2;
-    }
-    return -1;
-}
-
-/* dd as a distilled set of S x n images with hard labels and theta_0's
- * hash, its arrays allocated (images and labels still empty). */
-static int baseline_set(sd_distilled *dd, const baseline_args *a, const nd_data *ds, sd_error *err)
-{
-    sd_model *m = NULL;
-    if (sd_model_spec_parse_arch(&dd->spec, a->arch ? a->arch : ds->default_arch, err))
-        return -1;
-    dd->spec.in_c = ds->train.c;
-    dd->spec.in_h = ds->train.h;
-    dd->spec.in_w = ds->train.w;
-    dd->spec.classes = ds->train.classes;
-    if (sd_model_create(&m, &dd->spec, err))
-        return -1;
-    dd->spec = m->spec;
-    size_t M = (size_t)(a->S * a->n),
-           D = (size_t)ds->train.c * (size_t)ds->train.h * (size_t)ds->train.w;
-    dd->seed = (uint64_t)a->seed;
-    dd->steps = (int)a->S;
-    dd->images_per_step = (int)a->n;
-    dd->epochs_inner = (int)a->E;
-    dd->label_param = SD_LABEL_RAW;
-    dd->bn_mode = SD_BN_BATCH;
-    dd->n_bn = m->n_bn;
-    dd->images = malloc(M * D * sizeof(float));
-    dd->labels = calloc(M * (size_t)m->spec.classes, sizeof(float));
-    dd->step_sizes = malloc((size_t)(a->S * a->E) * sizeof(float));
-    dd->theta_bn = calloc(m->n_bn + 1, sizeof(float));
-    sd_real *th0 = malloc(m->n_theta * sizeof *th0);
-    int rc = !dd->images || !dd->labels || !dd->step_sizes || !dd->theta_bn || !th0;
-    if (!rc)
-        rc = sd_init_theta(m, dd->seed, th0, err) ||
-             sd_theta_sha256(th0, m->n_theta, dd->theta0_sha256, err);
-    free(th0);
-    sd_model_destroy(m);
-    return rc ? -1 : 0;
-}
-
-/* Random real samples into dd's images and one-hot labels, one class after
- * another when n is a multiple of the class count. */
-static int baseline_draw(sd_distilled *dd, const baseline_args *a, const nd_data *ds,
-                         sd_backend *be, sd_error *err)
-{
-    int K = dd->spec.classes;
-    size_t M = (size_t)(a->S * a->n),
-           D = (size_t)ds->train.c * (size_t)ds->train.h * (size_t)ds->train.w;
-    int64_t cnt = ds->train.count, want = 0;
-    size_t got = 0;
-    sd_real *one = NULL, *xb = malloc(M * D * sizeof *xb);
-    int *lb = malloc(M * sizeof *lb), rc = -1;
-    if (!xb || !lb) {
-        fprintf(stderr, "sldd baseline: out of memory\n");
-        goto out;
-    }
-    if (be->alloc(be, err, D * sizeof(sd_real), (void **)&one)) {
-        fprintf(stderr, "sldd baseline: %s\n", err->msg);
-        goto out;
-    }
-    for (uint64_t tries = 0; got < M && tries < 1000000; tries++) {
-        int64_t j = (int64_t)(((uint64_t)sd_uniform_u32((uint64_t)a->seed, 7, tries) << 32 |
-                               sd_uniform_u32((uint64_t)a->seed, 8, tries)) %
-                              (uint64_t)cnt);
-        int lab;
-        if (ds->train.fetch(ds->train.ctx, be, &j, 1, one, &lab, err) ||
-            be->download(be, err, xb + got * D, one, D * sizeof(sd_real))) {
-            fprintf(stderr, "sldd baseline: %s\n", err->msg);
-            goto out;
-        }
-        if (a->n % K == 0 && lab != (int)(want % K))
-            continue;
-        lb[got++] = lab;
-        want++;
-    }
-    if (got < M) {
-        fprintf(stderr, "sldd baseline: found only %zu of %zu samples of the wanted classes\n", got,
-                M);
-        goto out;
-    }
-    for (size_t i = 0; i < M * D; i++)
-        dd->images[i] = (float)xb[i];
-    for (size_t i = 0; i < M; i++)
-        dd->labels[i * (size_t)K + (size_t)lb[i]] = 1;
-    rc = 0;
-out:
-    if (one)
-        be->free(be, one);
-    free(xb);
-    free(lb);
-    return rc;
-}
-
-/* Replay dd with constant step size lr and evaluate on split. */
-static int baseline_eval(sd_distilled *dd, const baseline_args *a, nd_data *ds, sd_backend *be,
-                         double lr, int split, nd_eval *ev, sd_error *err)
-{
-    sd_model *rm = NULL;
-    sd_real *theta = NULL;
-    int rc;
-    for (long long t = 0; t < a->S * a->E; t++)
-        dd->step_sizes[t] = (float)lr;
-    if (sd_replay(dd, be, &rm, &theta, err))
-        return -1;
-    rc = rm->n_bn ? sd_bn_recompute(rm, be, theta, &ds->train, 20, 256, (uint64_t)a->seed,
-                                    dd->theta_bn, err)
-                  : 0;
-    if (!rc)
-        rc = nd_data_evaluate_theta(ds, rm, theta, dd->theta_bn, be, split, ev, err);
-    be->free(be, theta);
-    sd_model_destroy(rm);
-    return rc ? -1 : 0;
-}
-
-int cmd_baseline(int argc, char **argv)
-{
-    baseline_args a;
-    int rc = baseline_parse(argc, argv, &a);
-    if (rc >= 0)
-        return rc;
-    sd_error err = {0};
-    nd_data ds;
-    if (nd_data_open(&ds, a.data, 0, &err)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg);
-        return 1;
-    }
-    int status = 1;
-    sd_backend *be = NULL;
-    sd_distilled dd = {0};
-    if (sd_backend_create(&be, a.device, &err) || baseline_set(&dd, &a, &ds, &err)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg[0] ? err.msg : "out of memory");
-        goto done;
-    }
-    if (baseline_draw(&dd, &a, &ds, be, &err))
-        goto done;
-    static const double grid[] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3};
-    double best_acc = -1, best_lr = 0;
-    nd_eval ev;
-    for (size_t g = 0; g < sizeof grid / sizeof grid[0]; g++) {
-        if (baseline_eval(&dd, &a, &ds, be, grid[g], SD_SPLIT_VAL, &ev, &err)) {
-            fprintf(stderr, "sldd baseline: %s\n", err.msg);
-            goto done;
-        }
-        double score = ds.gastric ? ev.hm : ev.accuracy;
-        printf("step size %-6g validation %s %.4f\n", grid[g], ds.gastric ? "HM" : "accuracy",
-               score);
-        if (score > best_acc) {
-            best_acc = score;
-            best_lr = grid[g];
-        }
-    }
-    if (baseline_eval(&dd, &a, &ds, be, best_lr, SD_SPLIT_TEST, &ev, &err)) {
-        fprintf(stderr, "sldd baseline: %s\n", err.msg);
-        goto done;
-    }
-    printf("baseline: %zu random real samples, %lld steps of size %g\n", (size_t)(a.S * a.n),
-           a.S * a.E, best_lr);
-    nd_eval_print(&ds, &ev, stdout);
-    status = 0;
-done:
-    sd_distilled_free(&dd);
     sd_backend_destroy(be);
     nd_data_close(&ds);
     return status;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "nd_cli_dir.h"
 #include "nd_config.h"
 #include "nd_data.h"
@@ -107,8 +108,10 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, int json
         }
         nd_buf_str(&b, "\"data\":");
         nd_buf_json_str(&b, source);
-        nd_buf_printf(&b, ",\"split\":\"%s\",\"samples\":%lld,\"accuracy\":%.6f,\"confusion\":[",
-                      sd_split_name(split), (long long)v->count, acc);
+        nd_buf_printf(&b, ",\"split\":\"%s\",\"samples\":%lld,", sd_split_name(split),
+                      (long long)v->count);
+        nd_buf_json_fig(&b, "accuracy", v->count ? acc : NAN);
+        nd_buf_str(&b, ",\"confusion\":[");
         for (int i = 0; i < K * K; i++)
             nd_buf_printf(&b, "%lld%s", (long long)conf[i], i + 1 < K * K ? "," : "]}\n");
         if (b.failed) {
@@ -133,7 +136,10 @@ static int evaluate_plain(nd_infer *inf, const char *source, int split, int json
                 printf(" %7lld", (long long)conf[i * K + j]);
                 row += conf[i * K + j];
             }
-            printf("   %.3f\n", row ? (double)conf[i * K + i] / (double)row : 0.0);
+            if (row)
+                printf("   %.3f\n", (double)conf[i * K + i] / (double)row);
+            else
+                printf("   undefined\n");
         }
     }
     free(conf);

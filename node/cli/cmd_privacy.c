@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "nd_buf.h"
 #include "nd_cli_words.h"
 #include "nd_canary.h"
 #include "nd_data.h"
@@ -234,51 +235,71 @@ done:
 
 static void print_fig(FILE *f, const char *name, const sd_mia_figure *g)
 {
-    fprintf(f, "  %-22s AUC %.3f [%.3f, %.3f]  (%lld members, %lld non-members)\n", name, g->auc,
-            g->lo, g->hi, (long long)g->members, (long long)g->nonmembers);
+    if (isfinite(g->auc) && isfinite(g->lo) && isfinite(g->hi))
+        fprintf(f, "  %-22s AUC %.3f [%.3f, %.3f]", name, g->auc, g->lo, g->hi);
+    else /* no members or no non-members in this group */
+        fprintf(f, "  %-22s AUC undefined", name);
+    fprintf(f, "  (%lld members, %lld non-members)\n", (long long)g->members,
+            (long long)g->nonmembers);
 }
 
-static void json_fig(FILE *f, const char *name, const sd_mia_figure *g, int last)
+/* An attack's figures; an undefined AUC or bound is null (nd_buf_json_fig). */
+static void json_fig(nd_buf *b, const char *name, const sd_mia_figure *g, int last)
 {
-    fprintf(f,
-            "\"%s\":{\"auc\":%.6f,\"lo\":%.6f,\"hi\":%.6f,\"members\":%lld,\"nonmembers\":%lld}%s",
-            name, isfinite(g->auc) ? g->auc : -1, isfinite(g->lo) ? g->lo : -1,
-            isfinite(g->hi) ? g->hi : -1, (long long)g->members, (long long)g->nonmembers,
-            last ? "" : ",");
+    nd_buf_json_str(b, name);
+    nd_buf_str(b, ":{");
+    nd_buf_json_fig(b, "auc", g->auc);
+    nd_buf_str(b, ",");
+    nd_buf_json_fig(b, "lo", g->lo);
+    nd_buf_str(b, ",");
+    nd_buf_json_fig(b, "hi", g->hi);
+    nd_buf_printf(b, ",\"members\":%lld,\"nonmembers\":%lld}%s", (long long)g->members,
+                  (long long)g->nonmembers, last ? "" : ",");
 }
 
+/* OUT/audit.json: everything the audit found, for scripts. */
 static int write_json(const char *out, const audit_args *a, const nd_canaries *can,
                       const double *score, const sd_onerun_result *r, double eps_acc,
                       const attack *at)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/audit.json", out);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "{\"data\":\"%s\",\"canaries\":%d,\"audit_seed\":%llu,\"dp\":%d,"
-            "\"accountant_epsilon\":%.6f,\"delta\":%g,\"eps_lower\":%.6f,\"k_pos\":%d,"
-            "\"k_neg\":%d,\"correct\":%d,\"auc\":%.6f,\"auc_lo\":%.6f,\"auc_hi\":%.6f,"
-            "\"tpr1\":%.6f,\"tpr1_lo\":%.6f,\"tpr1_hi\":%.6f,\"loss_attack\":{",
-            a->data, can->m, (unsigned long long)a->seed, a->dopts.cfg.dp_noise > 0,
-            isfinite(eps_acc) ? eps_acc : -1, a->dopts.cfg.dp_noise > 0 ? a->dopts.cfg.dp_delta : 0,
-            r->eps_lower, r->k_pos, r->k_neg, r->correct, r->auc, r->auc_lo, r->auc_hi, r->tpr1,
-            r->tpr1_lo, r->tpr1_hi);
-    json_fig(f, "all", &at->all, 0);
-    json_fig(f, "most_outlying_decile", &at->decile, 0);
-    fprintf(f, "\"per_class\":{");
+    nd_buf b;
+    nd_buf_init(&b, 0);
+    nd_buf_str(&b, "{\"data\":");
+    nd_buf_json_str(&b, a->data);
+    nd_buf_printf(&b, ",\"canaries\":%d,\"audit_seed\":%llu,\"dp\":%d,", can->m,
+                  (unsigned long long)a->seed, a->dopts.cfg.dp_noise > 0);
+    nd_buf_json_fig(&b, "accountant_epsilon", eps_acc);
+    nd_buf_printf(&b, ",\"delta\":%g,", a->dopts.cfg.dp_noise > 0 ? a->dopts.cfg.dp_delta : 0);
+    nd_buf_json_fig(&b, "eps_lower", r->eps_lower);
+    nd_buf_printf(&b, ",\"k_pos\":%d,\"k_neg\":%d,\"correct\":%d", r->k_pos, r->k_neg, r->correct);
+    const char *keys[] = {"auc", "auc_lo", "auc_hi", "tpr1", "tpr1_lo", "tpr1_hi"};
+    const double vals[] = {r->auc, r->auc_lo, r->auc_hi, r->tpr1, r->tpr1_lo, r->tpr1_hi};
+    for (int k = 0; k < 6; k++) {
+        nd_buf_str(&b, ",");
+        nd_buf_json_fig(&b, keys[k], vals[k]);
+    }
+    nd_buf_str(&b, ",\"loss_attack\":{");
+    json_fig(&b, "all", &at->all, 0);
+    json_fig(&b, "most_outlying_decile", &at->decile, 0);
+    nd_buf_str(&b, "\"per_class\":{");
     for (int k = 0; k < at->K; k++) {
         char nm[16];
         snprintf(nm, sizeof nm, "%d", k);
-        json_fig(f, nm, &at->cls[k], k + 1 == at->K);
+        json_fig(&b, nm, &at->cls[k], k + 1 == at->K);
     }
-    fprintf(f, "}},\"canary\":[");
-    for (int i = 0; i < can->m; i++)
-        fprintf(f, "%s{\"member\":%d,\"score\":%.6f,\"label\":%d,\"true_label\":%d}", i ? "," : "",
-                can->member[i], score[i], can->label[i], can->true_label[i]);
-    fprintf(f, "]}\n");
-    return fclose(f) ? -1 : 0;
+    nd_buf_str(&b, "}},\"canary\":[");
+    for (int i = 0; i < can->m; i++) {
+        nd_buf_printf(&b, "%s{\"member\":%d,", i ? "," : "", can->member[i]);
+        nd_buf_json_fig(&b, "score", score[i]);
+        nd_buf_printf(&b, ",\"label\":%d,\"true_label\":%d}", can->label[i], can->true_label[i]);
+    }
+    nd_buf_str(&b, "]}\n");
+    snprintf(path, sizeof path, "%s/audit.json", out);
+    sd_error err = {0};
+    int rc = b.failed || nd_file_write_atomic(path, (const uint8_t *)b.data, b.len, &err) ? -1 : 0;
+    nd_buf_free(&b);
+    return rc;
 }
 
 static int run(audit_args *a, nd_data *ds, sd_backend *be)

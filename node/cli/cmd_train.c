@@ -460,19 +460,31 @@ static int train_write_result(train_run *r, const train_opts *o)
         fprintf(stderr, "sldd train: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    fprintf(f,
-            "{\"kind\":\"train\",\"arch\":\"%s\",\"samples\":%lld,\"per_class\":%lld,"
-            "\"optimizer\":\"%s\",\"lr\":%g,\"epochs\":%d,\"batch\":%d,\"seed\":%lld,"
-            "\"final_loss\":%.6g,\"report\":",
-            r->label, (long long)r->train_view.count, o->per_class,
-            o->cfg.optimizer == SD_OPT_ADAM ? "adam" : "sgd", o->cfg.lr, o->cfg.epochs,
-            o->cfg.batch, o->seed, tp->n ? tp->loss[tp->n - 1] : 0.0);
+    /* undefined figures are null (nd_buf_json_fig), as in nd_report_json */
+    nd_buf b;
+    nd_buf_init(&b, 0);
+    nd_buf_str(&b, "{\"kind\":\"train\",\"arch\":");
+    nd_buf_json_str(&b, r->label);
+    nd_buf_printf(&b,
+                  ",\"samples\":%lld,\"per_class\":%lld,\"optimizer\":\"%s\",\"lr\":%g,"
+                  "\"epochs\":%d,\"batch\":%d,\"seed\":%lld,",
+                  (long long)r->train_view.count, o->per_class,
+                  o->cfg.optimizer == SD_OPT_ADAM ? "adam" : "sgd", o->cfg.lr, o->cfg.epochs,
+                  o->cfg.batch, o->seed);
+    nd_buf_json_fig(&b, "final_loss", tp->n ? tp->loss[tp->n - 1] : NAN);
+    nd_buf_str(&b, ",\"report\":");
+    if (!r->ds.gastric) {
+        nd_buf_str(&b, "{");
+        nd_buf_json_fig(&b, "accuracy", r->acc);
+        nd_buf_str(&b, "}");
+    }
+    if (!b.failed)
+        fputs(b.data, f);
+    nd_buf_free(&b);
     if (r->ds.gastric)
         nd_report_json(&r->rep, f);
-    else
-        fprintf(f, "{\"accuracy\":%.6f}", r->acc);
     fputs("}\n", f);
-    if (fclose(f)) {
+    if (ferror(f) | fclose(f)) {
         fprintf(stderr, "sldd train: cannot write %s\n", path);
         return -1;
     }

@@ -28,14 +28,23 @@ check() { # check DESCRIPTION CONDITION...
 }
 
 # write_rgb_png FILE: a valid 96x96 8-bit RGB PNG (which sldd must refuse)
-write_rgb_png() {
-  "$PY" - "$1" <<'EOF'
+write_rgb_png() { write_test_png "$1" rgb; }
+
+# write_test_png FILE KIND: a valid 96x96 8-bit PNG; KIND rgb (a colour
+# image) or stripes (a grayscale mask of alternate columns, so that every
+# window is about half inside it)
+write_test_png() {
+  "$PY" - "$1" "$2" <<'EOF'
 import struct, sys, zlib
 w = h = 96
-raw = b"".join(b"\x00" + bytes([10, 200, 30]) * w for _ in range(h))
+if sys.argv[2] == "rgb":
+    colour, row = 2, bytes([10, 200, 30]) * w
+else:
+    colour, row = 0, bytes(255 * (x % 2) for x in range(w))
+raw = b"".join(b"\x00" + row for _ in range(h))
 def chunk(t, d):
     return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
        + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 open(sys.argv[1], "wb").write(png)
 EOF

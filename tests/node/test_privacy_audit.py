@@ -49,7 +49,11 @@ def main(sldd):
             check(r.returncode == 0, "%s run exits 0: %s" % (name, r.stderr[-800:]))
             if r.returncode:
                 continue
-            a = json.load(open(os.path.join(out, "audit.json")))
+            def refuse(const):  # NaN and Infinity are not JSON
+                raise ValueError("audit.json holds %s" % const)
+            a = json.load(open(os.path.join(out, "audit.json")), parse_constant=refuse)
+            check((a["accountant_epsilon"] is None) == (name == "plain"),
+                  "%s: the accountant's epsilon is null exactly without DP" % name)
             check(len(a["canary"]) == 100, "one score per canary")
             members = sum(c["member"] for c in a["canary"])
             check(25 <= members <= 75, "about half the canaries are members (%d)" % members)
