@@ -46,7 +46,7 @@ __attribute__((target("avx512f"))) static float fma_avx512(long iters)
     const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
 #define DECL(k) __m512 a##k = _mm512_set1_ps((float)(k));
 #define STEP(k) a##k = _mm512_fmadd_ps(a##k, b, c);
-#define SUM(k) s = _mm512_add_ps(s, a##k);
+#define SUM(k)  s = _mm512_add_ps(s, a##k);
     F16(DECL)
     for (long i = 0; i < iters; i++) {
         F16(STEP)
@@ -66,7 +66,7 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(long iters)
     const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
 #define DECL(k) __m256 a##k = _mm256_set1_ps((float)(k));
 #define STEP(k) a##k = _mm256_fmadd_ps(a##k, b, c);
-#define SUM(k) s = _mm256_add_ps(s, a##k);
+#define SUM(k)  s = _mm256_add_ps(s, a##k);
     F12(DECL)
     for (long i = 0; i < iters; i++) {
         F12(STEP)
@@ -82,14 +82,13 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(long iters)
 }
 
 __attribute__((target("avx2"))) static void triad_avx2(float *a, const float *b, const float *c,
-                                                      float s, size_t n)
+                                                       float s, size_t n)
 {
     const __m256 sv = _mm256_set1_ps(s);
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(a + i,
-                         _mm256_add_ps(_mm256_loadu_ps(b + i),
-                                       _mm256_mul_ps(sv, _mm256_loadu_ps(c + i))));
+        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(b + i),
+                                              _mm256_mul_ps(sv, _mm256_loadu_ps(c + i))));
     for (; i < n; i++)
         a[i] = b[i] + s * c[i];
 }

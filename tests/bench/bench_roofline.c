@@ -14,7 +14,9 @@
  * bandwidth); a layer whose AI x bandwidth is under the peak is memory-bound
  * by this roofline.  Not a test: prints markdown for docs/benchmarks.md.
  *
- *   bench_roofline [rounds [threads]]    best and median of `rounds` calls
+ *   bench_roofline [rounds [threads [peak-gflops triad-gbs]]]
+ * best and median of `rounds` calls; with the last two the ceiling is taken
+ * as given (bench_peak on a quiet machine) instead of measured in this run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,8 +119,8 @@ static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *labe
         best[op] = flops / t[0] * 1e-9;
         med[op] = flops / t[rounds / 2] * 1e-9;
     }
-    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d | %d | %s | %.1f | %.0f |", label, d.n, d.c, d.h,
-           d.w, d.k, d.r, d.s, d.stride, P,
+    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d | %d | %s | %.1f | %.0f |", label, d.n, d.c, d.h, d.w,
+           d.k, d.r, d.s, d.stride, P,
            sd_cpu_conv_path_name(sd_backend_cpu_conv_path(be, &j->s[0].d)), ai,
            roof < c->gflops_all ? roof : c->gflops_all);
     for (int op = 0; op < 3; op++)
@@ -136,19 +138,26 @@ int main(int argc, char **argv)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = online > 0 ? (int)online : 1;
+    int peak = 0, bw = 0;
     if ((argc > 1 && sb_parse_int(argv[1], 1, 100000, &rounds)) ||
-        (argc > 2 && sb_parse_int(argv[2], 1, 1024, &threads))) {
-        fprintf(stderr, "usage: bench_roofline [ROUNDS [THREADS]]\n");
+        (argc > 2 && sb_parse_int(argv[2], 1, 1024, &threads)) ||
+        (argc > 4 &&
+         (sb_parse_int(argv[3], 1, 1000000, &peak) || sb_parse_int(argv[4], 1, 1000000, &bw)))) {
+        fprintf(stderr, "usage: bench_roofline [ROUNDS [THREADS [PEAK_GFLOPS TRIAD_GBS]]]\n");
         return 2;
     }
-    bench_ceiling c;
+    bench_ceiling c = {.isa = "given", .threads = threads};
+    c.gflops_all = peak;
+    c.gflops_one = (double)peak / threads;
+    c.triad_gbs = bw;
     sd_backend *be = NULL;
     sd_error err = {0};
-    if (bench_ceiling_measure(&c, threads, 5) || sd_backend_cpu_create(&be, threads, &err)) {
+    if ((!peak && bench_ceiling_measure(&c, threads, 5)) ||
+        sd_backend_cpu_create(&be, threads, &err)) {
         fprintf(stderr, "bench_roofline: %s\n", err.msg[0] ? err.msg : "ceiling not measured");
         return 1;
     }
-    printf("ceiling (%s, %d threads): FP32 %.0f GFLOP/s (one thread %.0f), triad %.1f GB/s; "
+    printf("ceiling (%s, %d threads): FP32 %.0f GFLOP/s (per thread %.0f), triad %.1f GB/s; "
            "OpenBLAS kernels %s\n\n",
            c.isa, threads, c.gflops_all, c.gflops_one, c.triad_gbs, sd_backend_cpu_blas_core());
     printf("| layer | shape (n c hxw k rxs/stride) | shards | path | AI (flop/B) | roof GFLOP/s | "
@@ -163,7 +172,8 @@ int main(int argc, char **argv)
     bench_layer(be, &c, "gastric conv3 16->16 at 8x8",
                 (sd_conv_desc){128, 16, 8, 8, 16, 3, 3, 1, 1, 0, 0});
     /* ResNet18 (width 64) at 64x64, batch 32 */
-    bench_layer(be, &c, "ResNet18 conv1 7x7/2 1->64", (sd_conv_desc){32, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
+    bench_layer(be, &c, "ResNet18 conv1 7x7/2 1->64",
+                (sd_conv_desc){32, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
     bench_layer(be, &c, "ResNet18 layer1 64->64 at 16x16",
                 (sd_conv_desc){32, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
     bench_layer(be, &c, "ResNet18 layer2 128->128 at 8x8",
