@@ -19,8 +19,8 @@
  * the declarations of cblas_sgemm are the standard ones either way) */
 char *openblas_get_corename(void);
 
-typedef void (*bli_sgemm_fn)(trans_t, trans_t, dim_t, dim_t, dim_t, float *, float *, inc_t,
-                             inc_t, float *, inc_t, inc_t, float *, float *, inc_t, inc_t);
+typedef void (*bli_sgemm_fn)(trans_t, trans_t, dim_t, dim_t, dim_t, float *, float *, inc_t, inc_t,
+                             float *, inc_t, inc_t, float *, float *, inc_t, inc_t);
 
 typedef struct shape {
     const char *label;
@@ -77,20 +77,20 @@ int main(void)
             double t0 = bench_now();
             for (int q = 0; q < reps; q++)
                 cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
-                            s->tb ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1, a, lda, b,
-                            ldb, 1, c, s->n);
+                            s->tb ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1, a, lda, b, ldb,
+                            1, c, s->n);
             double t1 = bench_now();
             for (int q = 0; q < reps; q++)
                 blis_sgemm(s->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                          s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->m, s->n, s->k, &one, a,
-                          lda, 1, b, ldb, 1, &one, c, s->n, 1);
+                           s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->m, s->n, s->k, &one, a,
+                           lda, 1, b, ldb, 1, &one, c, s->n, 1);
             double t2 = bench_now();
             best[0] = (t1 - t0) / reps < best[0] ? (t1 - t0) / reps : best[0];
             best[1] = (t2 - t1) / reps < best[1] ? (t2 - t1) / reps : best[1];
         }
         printf("| %s | %c%c %dx%dx%d | %.1f | %.1f | %.2f |\n", s->label, s->ta ? 'T' : 'N',
-               s->tb ? 'T' : 'N', s->m, s->n, s->k, flops / best[0] * 1e-9,
-               flops / best[1] * 1e-9, best[0] / best[1]);
+               s->tb ? 'T' : 'N', s->m, s->n, s->k, flops / best[0] * 1e-9, flops / best[1] * 1e-9,
+               best[0] / best[1]);
         free(a);
         free(b);
         free(c);

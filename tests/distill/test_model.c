@@ -162,6 +162,8 @@ typedef struct calls {
     double l1, l2;
     sd_real *g, *gx, *gy, *g2, *hv, *dgx, *dgy, *hvc, *dgxc, *dgyc, *logits;
     int shards;
+    size_t n_bn;
+    double *bn; /* batch statistics after the last forward (n_bn) */
 } calls;
 
 /* threads 0: one thread and a backend without be->parallel, so the exec
@@ -211,6 +213,9 @@ static void run_calls(const char *arch, int size, int threads, int n, calls *o)
     CHECK(sd_exec_hvp(ex, &a, v, &o->l2, NULL, o->hv, o->dgx, o->dgy, &err) == 0);
     CHECK(sd_exec_forward(ex, &a, &err) == 0);
     memcpy(o->logits, sd_exec_logits(ex), ny * sizeof(sd_real));
+    o->n_bn = m->n_bn;
+    o->bn = calloc(m->n_bn + 1, sizeof *o->bn);
+    CHECK(o->bn && sd_exec_bn_batch_stats(ex, o->bn, &err) == 0);
     free(th);
     free(v);
     free(x);
@@ -227,6 +232,7 @@ static void free_calls(calls *o)
                        o->dgy, o->hvc, o->dgxc, o->dgyc, o->logits};
     for (int i = 0; i < 11; i++)
         free(bufs[i]);
+    free(o->bn);
 }
 
 /* Same bits with 1, 2 and 3 threads: LeNet runs as batch shards at n = 10
@@ -272,6 +278,18 @@ static void test_shards(void)
         double e = fmax(fmax(relerr_vec(c[0].g, c[3].g, nt), relerr_vec(c[0].hv, c[3].hv, nt)),
                         fmax(relerr_vec(c[0].dgx, c[3].dgx, nx), relerr_vec(c[0].gx, c[3].gx, nx)));
         e = fmax(e, fabs(c[0].l1 - c[3].l1) / fabs(c[3].l1));
+        /* the batch statistics a sharded exec reports are the whole batch's
+         * (normwise, like relerr_vec: the means and variances as stored in
+         * float differ in the last bits) */
+        double bd = 0, bm = 0;
+        for (size_t i = 0; i < c[0].n_bn; i++) {
+            bd = fmax(bd, fabs(c[0].bn[i] - c[3].bn[i]));
+            bm = fmax(bm, fabs(c[3].bn[i]));
+        }
+        e = fmax(e, bm > 0 ? bd / bm : bd);
+        for (int t = 1; t < 3; t++)
+            CHECKF(!memcmp(c[t].bn, c[0].bn, c[0].n_bn * sizeof(double)),
+                   "%s n %d: batch statistics with %d threads differ", cases[k].arch, n, t + 1);
         printf("%s n %d: %d shards, sharded vs unsharded max rel. difference %.1e\n", cases[k].arch,
                n, c[0].shards, e);
         CHECKF(e < 2e-5, "%s n %d: sharded vs unsharded %g", cases[k].arch, n, e);
