@@ -61,6 +61,38 @@ typedef struct sd_bn_desc {
     double eps; /* 1e-5 everywhere in this project */
 } sd_bn_desc;
 
+/* Batch-mode batch norm split over batch shards (bn_partial, bn_apply): each
+ * of the four batch-mode ops is this shard's per-channel sums, then the op's
+ * outputs from the sums of all shards joined by sd_bn_join.  Sums per
+ * channel, at part[ch * SD_BN_SUMS + k] (host doubles):
+ *   FWD:          sum x, sum (x - shard mean)^2   (joined: mean, sum (x - mean)^2)
+ *   BWD:          sum gy, sum gy xh
+ *   FWD_TANGENT:  sum dx, sum xh dx
+ *   BWD_TANGENT:  sum gy, gy xh, dx, xh dx, gy dx, dgy, dgy xh            */
+typedef enum sd_bn_op {
+    SD_BN_OP_FWD = 0,
+    SD_BN_OP_BWD = 1,
+    SD_BN_OP_FWD_TANGENT = 2,
+    SD_BN_OP_BWD_TANGENT = 3
+} sd_bn_op;
+#define SD_BN_SUMS 8
+
+/* The buffers of one batch-mode batch-norm op, as in the bn_*_train ops
+ * below (NULL tangents mean zero, NULL outputs "not wanted"); FWD's bn_apply
+ * writes mean_out and invstd_out, the others read mean and invstd. */
+typedef struct sd_bn_bufs {
+    const sd_real *x, *dx, *gamma, *beta, *dgamma, *dbeta, *gy, *dgy, *mean, *invstd;
+    sd_real *mean_out, *invstd_out;
+    sd_real *y, *dy, *gx, *dgx, *ggamma, *gbeta, *dggamma, *dgbeta;
+} sd_bn_bufs;
+
+/* Join the per-channel sums of P shards, in shard order 0..P-1, into sums
+ * (c * SD_BN_SUMS): count[s] values per channel in shard s (0: skipped).
+ * FWD combines (mean, squared deviations) pairwise (Chan et al.); the
+ * others add.  One shard gives its own sums back, bit for bit. */
+void sd_bn_join(sd_bn_op op, int c, const double *const *parts, const double *count, int P,
+                double *sums);
+
 typedef struct sd_backend sd_backend;
 
 struct sd_backend {
@@ -170,6 +202,16 @@ struct sd_backend {
                                 const sd_real *dgamma, const sd_real *mean, const sd_real *invstd,
                                 const sd_real *gy, const sd_real *dgy, sd_real *dgx,
                                 sd_real *dggamma, sd_real *dgbeta);
+
+    /* optional (NULL where the backend runs no batch shards, see sd_bn_op):
+     * bn_partial writes this shard's sums (d->n its samples) to part;
+     * bn_apply computes the op's outputs from the joined sums of m values per
+     * channel (mean, invstd and y for FWD; dy for FWD_TANGENT; gx, ggamma,
+     * gbeta for BWD; dgx, dggamma, dgbeta for BWD_TANGENT). */
+    int (*bn_partial)(sd_backend *be, sd_error *err, sd_bn_op op, const sd_bn_desc *d,
+                      const sd_bn_bufs *b, double *part);
+    int (*bn_apply)(sd_backend *be, sd_error *err, sd_bn_op op, const sd_bn_desc *d,
+                    const sd_bn_bufs *b, const double *sums, double m);
 
     /* ---- batch normalisation, frozen-statistics mode (rmean, rvar constants) ----
      * xhat = (x - rmean_c)/sqrt(rvar_c + eps),  y = gamma_c*xhat + beta_c       */

@@ -98,6 +98,15 @@ typedef struct sd_layer_io {
     sd_real *gtheta, *dgtheta;     /* += */
     const sd_real *theta_bn;       /* this layer's running mean (c) then var (c) */
 
+    /* Batch-mode batch norm over batch shards (sd_exec_run.c): with bn_part the
+     * entry point only writes this shard's per-channel sums there (c *
+     * SD_BN_SUMS, see sd_bn_op); with bn_sums it computes its outputs from
+     * the sums of all shards joined (sd_bn_join), bn_count values per
+     * channel.  Both NULL: the whole batch at once.  Other kinds ignore them. */
+    double *bn_part;
+    const double *bn_sums;
+    double bn_count;
+
     sd_real *saved; /* state forward keeps for the other entry points */
     void *ws;       /* scratch of sd_layer_ws_size() bytes */
     sd_error *err;  /* where a failing entry point writes its message (may be NULL) */

@@ -7,7 +7,10 @@
  *    other entry points);
  *  - SD_BN_FROZEN: io->theta_bn = running mean (c) then var (c), constants.
  * The formulas and their derivations are with the backend ops
- * (cpu/sd_cpu_bn.c); this file only routes buffers.
+ * (cpu/sd_cpu_bn.c); this file only routes buffers.  In batch mode run over
+ * batch shards (io->bn_part, io->bn_sums) each entry point is called twice
+ * per shard: once for the shard's sums and once, after the executor has
+ * joined them, for its outputs (be->bn_partial, be->bn_apply).
  */
 #include "sd_layer_impl.h"
 
@@ -35,6 +38,22 @@ static int bn_need(sd_backend *be, const sd_layer *l, const sd_layer_io *io, con
     return SD_OK;
 }
 
+/* Batch mode split over batch shards (io->bn_part or io->bn_sums): this
+ * shard's sums or the outputs from the joined ones; 1 when not split. */
+static int bn_split(sd_backend *be, const sd_layer *l, const sd_layer_io *io, sd_bn_op op,
+                    const sd_bn_bufs *b)
+{
+    if (!io->bn_part && !io->bn_sums)
+        return 1;
+    if (!be->bn_partial || !be->bn_apply)
+        return sd_error_set(io->err, SD_EUNSUPPORTED,
+                            "batchnorm: backend %s cannot split batch statistics", be->name);
+    sd_bn_desc d = bn_desc(l, io->n);
+    if (io->bn_part)
+        return be->bn_partial(be, io->err, op, &d, b, io->bn_part);
+    return be->bn_apply(be, io->err, op, &d, b, io->bn_sums, io->bn_count);
+}
+
 static int bn_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     SD_TRY(bn_need(be, l, io, "forward"));
@@ -42,9 +61,19 @@ static int bn_fwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return sd_layer_missing(io->err, l, "forward", "y");
     sd_bn_desc d = bn_desc(l, io->n);
     const sd_real *gamma = io->theta, *beta = io->theta + d.c;
-    if (io->bn_mode == SD_BN_BATCH)
+    if (io->bn_mode == SD_BN_BATCH) {
+        sd_bn_bufs b = {.x = io->x[0],
+                        .gamma = gamma,
+                        .beta = beta,
+                        .y = io->y,
+                        .mean_out = io->saved,
+                        .invstd_out = io->saved + d.c};
+        int rc = bn_split(be, l, io, SD_BN_OP_FWD, &b);
+        if (rc <= 0)
+            return rc;
         return be->bn_fwd_train(be, io->err, &d, io->x[0], gamma, beta, io->y, io->saved,
                                 io->saved + d.c);
+    }
     return be->bn_fwd_frozen(be, io->err, &d, io->x[0], gamma, beta, io->theta_bn,
                              io->theta_bn + d.c, io->y);
 }
@@ -58,9 +87,21 @@ static int bn_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return SD_OK;
     sd_bn_desc d = bn_desc(l, io->n);
     sd_real *gg = io->gtheta, *gb = io->gtheta ? io->gtheta + d.c : NULL;
-    if (io->bn_mode == SD_BN_BATCH)
+    if (io->bn_mode == SD_BN_BATCH) {
+        sd_bn_bufs b = {.x = io->x[0],
+                        .gamma = io->theta,
+                        .mean = io->saved,
+                        .invstd = io->saved + d.c,
+                        .gy = io->gy,
+                        .gx = io->gx[0],
+                        .ggamma = gg,
+                        .gbeta = gb};
+        int rc = bn_split(be, l, io, SD_BN_OP_BWD, &b);
+        if (rc <= 0)
+            return rc;
         return be->bn_bwd_train(be, io->err, &d, io->x[0], io->theta, io->saved, io->saved + d.c,
                                 io->gy, io->gx[0], gg, gb);
+    }
     return be->bn_bwd_frozen(be, io->err, &d, io->x[0], io->theta, io->theta_bn, io->theta_bn + d.c,
                              io->gy, io->gx[0], gg, gb);
 }
@@ -75,9 +116,21 @@ static int bn_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return be->zero(be, io->err, io->dy,
                         (size_t)io->n * sd_shape_size(l->out) * sizeof(sd_real));
     const sd_real *dg = io->dtheta, *db = io->dtheta ? io->dtheta + d.c : NULL;
-    if (io->bn_mode == SD_BN_BATCH)
+    if (io->bn_mode == SD_BN_BATCH) {
+        sd_bn_bufs b = {.x = io->x[0],
+                        .dx = io->dx[0],
+                        .gamma = io->theta,
+                        .dgamma = dg,
+                        .dbeta = db,
+                        .mean = io->saved,
+                        .invstd = io->saved + d.c,
+                        .dy = io->dy};
+        int rc = bn_split(be, l, io, SD_BN_OP_FWD_TANGENT, &b);
+        if (rc <= 0)
+            return rc;
         return be->bn_fwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
                                         io->saved, io->saved + d.c, io->dy);
+    }
     return be->bn_fwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg, db,
                                      io->theta_bn, io->theta_bn + d.c, io->dy);
 }
@@ -94,10 +147,25 @@ static int bn_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
     sd_bn_desc d = bn_desc(l, io->n);
     const sd_real *dg = io->dtheta;
     sd_real *dgg = io->dgtheta, *dgb = io->dgtheta ? io->dgtheta + d.c : NULL;
-    if (io->bn_mode == SD_BN_BATCH)
+    if (io->bn_mode == SD_BN_BATCH) {
+        sd_bn_bufs b = {.x = io->x[0],
+                        .dx = io->dx[0],
+                        .gamma = io->theta,
+                        .dgamma = dg,
+                        .mean = io->saved,
+                        .invstd = io->saved + d.c,
+                        .gy = io->gy,
+                        .dgy = io->dgy,
+                        .dgx = io->dgx[0],
+                        .dggamma = dgg,
+                        .dgbeta = dgb};
+        int rc = bn_split(be, l, io, SD_BN_OP_BWD_TANGENT, &b);
+        if (rc <= 0)
+            return rc;
         return be->bn_bwd_tangent_train(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg,
                                         io->saved, io->saved + d.c, io->gy, io->dgy, io->dgx[0],
                                         dgg, dgb);
+    }
     return be->bn_bwd_tangent_frozen(be, io->err, &d, io->x[0], io->dx[0], io->theta, dg,
                                      io->theta_bn, io->theta_bn + d.c, io->gy, io->dgy, io->dgx[0],
                                      dgg, dgb);

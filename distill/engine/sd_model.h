@@ -95,6 +95,10 @@ int sd_exec_create(sd_exec **out, const sd_model *m, sd_backend *be, int nmax, u
                    sd_error *err) SD_WUR;
 void sd_exec_destroy(sd_exec *ex); /* accepts NULL */
 
+/* How many batch shards the exec's calls run as (1: none).  Fixed at
+ * creation by the model, the backend and nmax, never by the thread count. */
+int sd_exec_shards(const sd_exec *ex);
+
 /* An exec with nslots state slots: each keeps what one forward and backward
  * leave behind (layer outputs, their gradients, saved layer state, targets
  * and softmax), so several of them can be kept and their tangents taken

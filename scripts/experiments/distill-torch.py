@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """The same soft-label distillation algorithm (docs/algorithm.md) in PyTorch, as an
-independent reference for `sldd distill` on Fashion-MNIST with LeNet.
+independent reference for `sldd distill` on Fashion-MNIST with LeNet (or, with
+--arch convnet-bn --depth D --width W, the ConvNet with batch norm in batch
+mode; its test accuracy then uses the test batches' own statistics, where
+sldd uses running ones, so only its timing compares).
 
 It starts from the theta_0 and the initial images, labels and step parameters
 that `sldd distill --export-init FILE` wrote, draws the same real batches in
@@ -100,6 +103,29 @@ def read_ref(path):
 
 SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,),
           (10, 84), (10,)]
+MODEL = None  # lenet, or convnet_bn with --arch convnet-bn (set in main)
+
+
+def convnet_bn_shapes(depth, width, size=28, classes=10):
+    """theta layout of sldd's convnet-bn: per block conv weight, conv bias,
+    batch-norm gamma, beta; then the classifier's weight and bias."""
+    shapes, c = [], 1
+    for _ in range(depth):
+        shapes += [(width, c, 3, 3), (width,), (width,), (width,)]
+        c, size = width, size // 2
+    return shapes + [(classes, c * size * size), (classes,)]
+
+
+def convnet_bn(th, x):
+    """conv 3x3 (padding 1) + batch norm (batch statistics) + ReLU + 2x2
+    average pool per block, then a linear classifier (sd_models.c)."""
+    nb = (len(th) - 2) // 4
+    for d in range(nb):
+        w, b, g, be = th[4 * d:4 * d + 4]
+        x = F.conv2d(x, w, b, padding=1)
+        x = F.batch_norm(x, None, None, g, be, training=True, eps=1e-5)
+        x = F.avg_pool2d(F.relu(x), 2)
+    return F.linear(x.flatten(1), th[-2], th[-1])
 
 
 def unflatten(theta):
@@ -126,7 +152,7 @@ def inner(theta0, x, y, rho, S, n, T, create_graph):
     for t in range(T):
         s = t % S
         xs, ys = x[s * n:(s + 1) * n], y[s * n:(s + 1) * n]
-        loss = -(F.softmax(ys, 1) * F.log_softmax(lenet(th, xs), 1)).sum() / n
+        loss = -(F.softmax(ys, 1) * F.log_softmax(MODEL(th, xs), 1)).sum() / n
         g = torch.autograd.grad(loss, th, create_graph=create_graph)
         a = F.softplus(rho[t])
         th = [p - a * gp for p, gp in zip(th, g)]
@@ -147,9 +173,16 @@ def main():
     ap.add_argument("--decay-epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--arch", choices=["lenet", "convnet-bn"], default="lenet")
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--torch-order", action="store_true",
                     help="draw batches with torch.randperm instead of sldd's order")
     a = ap.parse_args()
+    global SHAPES, MODEL
+    MODEL = lenet
+    if a.arch == "convnet-bn":
+        SHAPES, MODEL = convnet_bn_shapes(a.depth, a.width), convnet_bn
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -172,7 +205,7 @@ def main():
         b = it % per_epoch
         idx = perm[b * a.real_batch:(b + 1) * a.real_batch]
         th = inner(theta0, x, y, rho, S, n, T, True)
-        loss = F.cross_entropy(lenet(th, xtr[idx]), ytr[idx])
+        loss = F.cross_entropy(MODEL(th, xtr[idx]), ytr[idx])
         opt.zero_grad()
         loss.backward()
         # halve the learning rate every --decay-epochs epochs, as sldd does
@@ -182,7 +215,7 @@ def main():
     sec = (time.time() - t0) / max(a.iterations, 1)
     th = inner(theta0, x.detach(), y.detach(), rho.detach(), S, n, T, False)
     with torch.no_grad():
-        pred = torch.cat([lenet(th, xte[i:i + 1000]).argmax(1) for i in range(0, 10000, 1000)])
+        pred = torch.cat([MODEL(th, xte[i:i + 1000]).argmax(1) for i in range(0, 10000, 1000)])
     acc = (pred == yte).float().mean().item()
     print(json.dumps({"test_acc": acc, "sec_per_iter": sec, "iterations": a.iterations,
                       "torch_threads": torch.get_num_threads(),

@@ -12,7 +12,8 @@
  *  - Adam against a hand computation;
  *  - max-pool tie-breaking (first maximum in row-major order, padding never
  *    wins, clipped ceil_mode windows), average-pool divisors, adaptive windows;
- *  - batch-norm statistics (biased variance, eps inside the square root);
+ *  - batch-norm statistics (biased variance, eps inside the square root),
+ *    and the batch-mode ops split over two shards against the whole batch;
  *  - a numerically extreme soft cross-entropy, GEMM shape checks, the
  *    backend registry and the dropout mask.
  */
@@ -525,6 +526,97 @@ static void test_bn(sd_backend *be)
     CHECK(fabs(s) < 1e-5);
 }
 
+/* The four batch-mode ops split over two shards of 2 and 3 samples
+ * (bn_partial, sd_bn_join, bn_apply, as the executor runs them) against the
+ * whole-batch ops; the values sit far from zero (mean ~100) so that a join
+ * computing the variance as a difference of large sums would show. */
+static double maxdiff(const sd_real *a, const sd_real *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void test_bn_split(sd_backend *be)
+{
+    enum { N = 5, C = 3, HW = 4, E = N * C * HW };
+    sd_error err = {0};
+    sd_bn_desc d = {N, C, HW, 1e-5};
+    sd_real x[E], dx[E], gy[E], dgy[E], g[C], bt[C], dg[C], db[C];
+    for (int i = 0; i < E; i++) {
+        x[i] = (sd_real)(100 + urand() - 0.5);
+        dx[i] = (sd_real)(urand() - 0.5);
+        gy[i] = (sd_real)(urand() - 0.5);
+        dgy[i] = (sd_real)(urand() - 0.5);
+    }
+    for (int c = 0; c < C; c++) {
+        g[c] = (sd_real)(0.5 + urand());
+        bt[c] = (sd_real)(urand() - 0.5);
+        dg[c] = (sd_real)(urand() - 0.5);
+        db[c] = (sd_real)(urand() - 0.5);
+    }
+    /* whole batch */
+    sd_real y[E], mean[C], inv[C], gx[E] = {0}, gg[C] = {0}, gb[C] = {0}, dy[E], dgx[E] = {0},
+                                   dgg[C] = {0}, dgb[C] = {0};
+    CHECK(be->bn_fwd_train(be, &err, &d, x, g, bt, y, mean, inv) == 0);
+    CHECK(be->bn_bwd_train(be, &err, &d, x, g, mean, inv, gy, gx, gg, gb) == 0);
+    CHECK(be->bn_fwd_tangent_train(be, &err, &d, x, dx, g, dg, db, mean, inv, dy) == 0);
+    CHECK(be->bn_bwd_tangent_train(be, &err, &d, x, dx, g, dg, mean, inv, gy, dgy, dgx, dgg, dgb) ==
+          0);
+    /* two shards */
+    sd_real sy[E], smean[2][C], sinv[2][C], sgx[E] = {0}, sgg[C] = {0}, sgb[C] = {0}, sdy[E],
+                                            sdgx[E] = {0}, sdgg[C] = {0}, sdgb[C] = {0};
+    const int lo[2] = {0, 2}, cnt[2] = {2, 3};
+    double part[2][C * SD_BN_SUMS], sums[C * SD_BN_SUMS], count[2] = {2 * HW, 3 * HW};
+    const double *parts[2] = {part[0], part[1]};
+    for (int op = SD_BN_OP_FWD; op <= SD_BN_OP_BWD_TANGENT; op++) {
+        sd_bn_bufs b[2];
+        for (int s = 0; s < 2; s++) {
+            size_t o = (size_t)lo[s] * C * HW;
+            b[s] = (sd_bn_bufs){.x = x + o,
+                                .dx = dx + o,
+                                .gamma = g,
+                                .beta = bt,
+                                .dgamma = dg,
+                                .dbeta = db,
+                                .gy = gy + o,
+                                .dgy = dgy + o,
+                                .mean = smean[0],
+                                .invstd = sinv[0],
+                                .mean_out = smean[s],
+                                .invstd_out = sinv[s],
+                                .y = sy + o,
+                                .dy = sdy + o,
+                                .gx = sgx + o,
+                                .dgx = sdgx + o,
+                                /* parameter gradients from shard 0 only */
+                                .ggamma = s ? NULL : sgg,
+                                .gbeta = s ? NULL : sgb,
+                                .dggamma = s ? NULL : sdgg,
+                                .dgbeta = s ? NULL : sdgb};
+            sd_bn_desc ds = {cnt[s], C, HW, 1e-5};
+            CHECK(be->bn_partial(be, &err, (sd_bn_op)op, &ds, &b[s], part[s]) == 0);
+        }
+        sd_bn_join((sd_bn_op)op, C, parts, count, 2, sums);
+        for (int s = 0; s < 2; s++) {
+            sd_bn_desc ds = {cnt[s], C, HW, 1e-5};
+            CHECK(be->bn_apply(be, &err, (sd_bn_op)op, &ds, &b[s], sums, N * HW) == 0);
+        }
+    }
+    double e[] = {maxdiff(smean[0], mean, C), maxdiff(smean[1], mean, C), maxdiff(sinv[0], inv, C),
+                  maxdiff(sinv[1], inv, C),   maxdiff(sy, y, E),          maxdiff(sgx, gx, E),
+                  maxdiff(sgg, gg, C),        maxdiff(sgb, gb, C),        maxdiff(sdy, dy, E),
+                  maxdiff(sdgx, dgx, E),      maxdiff(sdgg, dgg, C),      maxdiff(sdgb, dgb, C)};
+    for (size_t i = 0; i < sizeof e / sizeof e[0]; i++)
+        CHECKF(e[i] < TOL, "batch norm split over shards: output %zu differs by %g", i, e[i]);
+    /* a join of no values is refused */
+    sd_bn_bufs b0 = {.x = x, .gamma = g, .beta = bt, .y = sy, .mean_out = mean, .invstd_out = inv};
+    CHECK(be->bn_apply(be, &err, SD_BN_OP_FWD, &d, &b0, sums, 0) == SD_EINVAL);
+}
+
 /* ---------------------------------------------------------------- misc */
 
 static void test_sce_extreme(sd_backend *be)
@@ -639,6 +731,7 @@ int main(void)
     test_pooling_kept_argmax(be);
     test_avgpool_2x2(be);
     test_bn(be);
+    test_bn_split(be);
     test_sce_extreme(be);
     test_gemm(be);
     test_dropout(be);

@@ -323,6 +323,58 @@ static void test_validation_is_payload(void)
     free(x);
 }
 
+/* A batch-norm ConvNet in batch mode distilled with 1 and with 3 threads:
+ * the real batches (32, 8 shards) and the inner steps (9 images, 2 shards)
+ * run as batch shards whose batch-norm statistics are joined in shard
+ * order, so the distilled images, labels and learning rates are the same
+ * bits. */
+static void test_threads_bn(void)
+{
+    enum { N = 64, D = 64, IPS = 9, STEPS = 2 };
+    sd_real *x = malloc(N * D * sizeof *x);
+    int32_t lab[N];
+    fill_rand(x, N * D, 31, 1.0);
+    for (int i = 0; i < N; i++)
+        lab[i] = i % 3;
+    sd_array_data arr = {.x = x, .labels = lab, .count = N, .c = 1, .h = 8, .w = 8, .classes = 3};
+    sd_data_view view;
+    sd_data_view_array(&view, &arr);
+    float xs[2][STEPS * IPS * D], ys[2][STEPS * IPS * 3];
+    double rho[2][STEPS];
+    memset(xs, 0, sizeof xs);
+    memset(ys, 0, sizeof ys);
+    memset(rho, 0, sizeof rho);
+    for (int k = 0; k < 2; k++) {
+        sd_error err = {0};
+        sd_backend *be = NULL;
+        sd_distiller *d = NULL;
+        sd_distill_config cfg;
+        sd_distill_config_defaults(&cfg);
+        snprintf(cfg.spec.arch, sizeof cfg.spec.arch, "convnet");
+        cfg.spec.bn = 1;
+        cfg.spec.depth = 2;
+        cfg.spec.width = 4;
+        cfg.steps = STEPS;
+        cfg.images_per_step = IPS;
+        cfg.epochs_inner = 2;
+        cfg.real_batch = 32;
+        cfg.iterations = 3;
+        CHECK(sd_backend_cpu_create(&be, k ? 3 : 1, &err) == 0);
+        CHECKF(sd_distiller_create(&d, &cfg, be, &view, NULL, NULL, &err) == 0, "%s", err.msg);
+        if (d) {
+            CHECK(sd_distiller_run(d, NULL, NULL) == 0);
+            CHECK(sd_distiller_get(d, xs[k], ys[k], rho[k]) == 0);
+        }
+        sd_distiller_destroy(d);
+        sd_backend_destroy(be);
+    }
+    CHECKF(!memcmp(xs[0], xs[1], sizeof xs[0]) && !memcmp(ys[0], ys[1], sizeof ys[0]) &&
+               !memcmp(rho[0], rho[1], sizeof rho[0]),
+           "batch-norm distillation: 3 threads differ from 1");
+    sd_array_data_free(&arr);
+    free(x);
+}
+
 static int stop_at_3(void *ctx, const sd_progress *p)
 {
     (void)ctx;
@@ -381,6 +433,7 @@ int main(int argc, char **argv)
     test_reference(dir);
     test_step_cache(dir);
     test_validation_is_payload();
+    test_threads_bn();
     test_resume(dir);
     test_replay_deterministic(dir);
 #endif

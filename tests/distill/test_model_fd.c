@@ -67,6 +67,38 @@ static double rel(double a, double b)
     return fabs(a - b) / fmax(fabs(b), 1e-10);
 }
 
+/* A sharded exec (batch norm joined from per-shard sums) against the same
+ * model unsharded: in double the two orders of summation agree to ~1e-15. */
+static void check_unsharded(ctx *c, double l0, const sd_real *g, const sd_real *hv,
+                            const sd_real *v)
+{
+    sd_error err = {0};
+    sd_exec *plain = NULL;
+    int (*par)(sd_backend *, int, int (*)(void *, int), void *) = c->be->parallel;
+    c->be->parallel = NULL; /* no tasks: the exec is made unsharded */
+    CHECK(sd_exec_create(&plain, c->m, c->be, c->a.n, SD_EXEC_TANGENT, &err) == 0);
+    c->be->parallel = par;
+    if (!plain)
+        return;
+    CHECK(sd_exec_shards(plain) == 1);
+    sd_real *g1 = calloc(c->nt, sizeof *g1), *h1 = calloc(c->nt, sizeof *h1);
+    double l1 = 0;
+    CHECK(sd_exec_hvp(plain, &c->a, v, &l1, g1, h1, NULL, NULL, &err) == 0);
+    double eg = 0, eh = 0, dg = 0, dh = 0;
+    for (size_t i = 0; i < c->nt; i++) {
+        eg = fmax(eg, fabs(g[i] - g1[i]));
+        eh = fmax(eh, fabs(hv[i] - h1[i]));
+        dg = fmax(dg, fabs(g1[i]));
+        dh = fmax(dh, fabs(h1[i]));
+    }
+    CHECKF(fabs(l0 - l1) <= 1e-13 * fabs(l1) && eg <= 1e-12 * dg && eh <= 1e-12 * dh,
+           "sharded vs unsharded: loss %g grad %g Hv %g", fabs(l0 - l1) / fabs(l1), eg / dg,
+           eh / dh);
+    free(g1);
+    free(h1);
+    sd_exec_destroy(plain);
+}
+
 static void check_model(const char *arch, int in_c, int size, int classes, int depth, int width,
                         int n, sd_bn_mode mode)
 {
@@ -125,6 +157,8 @@ static void check_model(const char *arch, int in_c, int size, int classes, int d
     CHECKF(sd_exec_hvp(c.ex, &c.a, v, &l1, g2, hv, dgx, dgy, &err) == 0, "%s", err.msg);
     CHECK(sd_exec_hvp(c.ex, &c.a, u, NULL, NULL, hu, NULL, NULL, &err) == 0);
     CHECK(l1 == l0);
+    if (sd_exec_shards(c.ex) > 1)
+        check_unsharded(&c, l0, g, hv, v);
 
     /* small steps: the models are piecewise smooth (ReLU, max-pool), and a
      * step that crosses a kink spoils the difference; in double, h = 1e-7
@@ -245,6 +279,11 @@ int main(void)
     check_model("convnet-bn", 1, 16, 3, 2, 6, 4, SD_BN_BATCH);
     check_model("convnet-bn", 1, 16, 3, 2, 6, 4, SD_BN_FROZEN);
     check_model("resnet18-bn", 1, 64, 3, 0, 4, 4, SD_BN_BATCH);
+    /* batch-mode batch norm over batch shards (4 + 5 samples): the
+     * statistics joined from per-shard sums, against differences and
+     * against the unsharded exec */
+    check_model("convnet-bn", 1, 16, 3, 2, 6, 9, SD_BN_BATCH);
+    check_model("resnet18-bn", 1, 32, 3, 0, 4, 9, SD_BN_BATCH);
     /* GoogLeNet is left out: with ~10^5 ReLU units even h = 1e-7 steps
      * across kinks; its layer kinds are all checked one by one in
      * test_layers and its whole-model tangents against the CPU in the GPU

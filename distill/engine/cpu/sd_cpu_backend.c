@@ -15,7 +15,7 @@
  *    OpenBLAS GEMM was measured to round differently from a single-threaded
  *    one, so the backend sets OpenBLAS to one thread;
  *  - the parallelism is coarse: be->parallel runs independent tasks (the
- *    executor's batch shards, sd_model.c) on the engine's task pool
+ *    executor's batch shards, sd_exec_run.c) on the engine's task pool
  *    (sd_pool.h) of threads-1 workers plus the caller, and sd_cpu_for splits
  *    the samples of a large im2col convolution and the channels of a large
  *    batch norm.  Which task computes what never changes a result, so

@@ -1,0 +1,187 @@
+/*
+ * bench_roofline.c - the convolutions of the gastric ConvNet-BN and of
+ * ResNet18 at 64x64 against this machine's ceiling (bench_ceiling.c).
+ *
+ * Each layer runs as the executor runs it: its batch cut into batch shards
+ * (P = min(8, n/4), sd_exec_run.c), the shards as tasks of be->parallel on
+ * the backend's threads, each shard's convolution single-threaded with its
+ * own buffers and workspace, on the path the backend picks automatically.
+ * For forward, backward-data and backward-filter it prints GFLOP/s (2 M N K
+ * useful flops of the whole batch per call), the fraction of the FP32 peak of
+ * all threads measured in the same run, and the arithmetic intensity:
+ * flops over the compulsory traffic 4 (x + y + P w) bytes (each tensor
+ * once; the per-shard weights once per shard).  Roof = min(peak, AI x triad
+ * bandwidth); a layer whose AI x bandwidth is under the peak is memory-bound
+ * by this roofline.  Not a test: prints markdown for docs/benchmarks.md.
+ *
+ *   bench_roofline [rounds [threads [peak-gflops triad-gbs]]]
+ * best and median of `rounds` calls; with the last two the ceiling is taken
+ * as given (bench_peak on a quiet machine) instead of measured in this run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_ceiling.h"
+#include "sb_parse.h"
+#include "sd_backend.h"
+#include "sd_backend_cpu.h"
+
+#ifdef SD_REAL_DOUBLE
+#error "bench_roofline measures the float32 engine (sldd_distill)"
+#endif
+
+enum { MAXP = 8 };
+
+typedef struct shard {
+    sd_conv_desc d;
+    float *x, *w, *y, *gx, *gw;
+    void *ws;
+} shard;
+
+typedef struct layer_job {
+    sd_backend *be;
+    shard s[MAXP];
+    int op;
+    sd_error err[MAXP];
+} layer_job;
+
+static int task(void *arg, int t)
+{
+    layer_job *j = arg;
+    shard *s = &j->s[t];
+    sd_backend *be = j->be;
+    switch (j->op) {
+    case 0: return be->conv_fwd(be, &j->err[t], &s->d, s->x, s->w, 0, s->y, s->ws);
+    case 1: return be->conv_bwd_data(be, &j->err[t], &s->d, s->y, s->w, s->gx, s->ws);
+    default: return be->conv_bwd_filter(be, &j->err[t], &s->d, s->x, s->y, s->gw, s->ws);
+    }
+}
+
+static float *fvec(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int rounds = 15;
+
+static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *label, sd_conv_desc d)
+{
+    d.oh = (d.h + 2 * d.pad - d.r) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - d.s) / d.stride + 1;
+    int P = d.n / 4 < 1 ? 1 : d.n / 4 > MAXP ? MAXP : d.n / 4;
+    layer_job *j = calloc(1, sizeof *j);
+    if (!j)
+        exit(1);
+    j->be = be;
+    for (int s = 0; s < P; s++) {
+        shard *sh = &j->s[s];
+        sh->d = d;
+        sh->d.n = (s + 1) * d.n / P - s * d.n / P;
+        size_t nx = (size_t)sh->d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
+               ny = (size_t)sh->d.n * d.k * d.oh * d.ow;
+        sh->x = fvec(nx), sh->w = fvec(nw), sh->y = fvec(ny), sh->gx = fvec(nx), sh->gw = fvec(nw);
+        size_t wsb = be->conv_workspace(be, &sh->d);
+        sh->ws = malloc(wsb ? wsb : 1);
+    }
+    double M = d.k, N = (double)d.n * d.oh * d.ow, K = (double)d.c * d.r * d.s;
+    double flops = 2 * M * N * K;
+    double bytes = 4.0 * ((double)d.n * d.c * d.h * d.w + (double)d.n * d.k * d.oh * d.ow +
+                          (double)P * d.k * d.c * d.r * d.s);
+    double ai = flops / bytes, roof = ai * c->triad_gbs;
+    double best[3], med[3], *t = malloc((size_t)rounds * sizeof *t);
+    for (int op = 0; op < 3; op++) {
+        j->op = op;
+        for (int r = -1; r < rounds; r++) {
+            double t0 = bench_now();
+            if (be->parallel(be, P, task, j)) {
+                fprintf(stderr, "%s: %s\n", label, j->err[0].msg);
+                exit(1);
+            }
+            if (r >= 0)
+                t[r] = bench_now() - t0;
+        }
+        qsort(t, (size_t)rounds, sizeof *t, cmp_double);
+        best[op] = flops / t[0] * 1e-9;
+        med[op] = flops / t[rounds / 2] * 1e-9;
+    }
+    printf("| %s | n%d c%d %dx%d k%d %dx%d/%d | %d | %s | %.1f | %.0f |", label, d.n, d.c, d.h, d.w,
+           d.k, d.r, d.s, d.stride, P,
+           sd_cpu_conv_path_name(sd_backend_cpu_conv_path(be, &j->s[0].d)), ai,
+           roof < c->gflops_all ? roof : c->gflops_all);
+    for (int op = 0; op < 3; op++)
+        printf(" %.0f (%.0f) %.0f %% |", best[op], med[op], 100 * best[op] / c->gflops_all);
+    printf(" %s |\n", roof < c->gflops_all ? "memory" : "compute");
+    for (int s = 0; s < P; s++) {
+        shard *sh = &j->s[s];
+        free(sh->x), free(sh->w), free(sh->y), free(sh->gx), free(sh->gw), free(sh->ws);
+    }
+    free(t);
+    free(j);
+}
+
+int main(int argc, char **argv)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = online > 0 ? (int)online : 1;
+    int peak = 0, bw = 0;
+    if ((argc > 1 && sb_parse_int(argv[1], 1, 100000, &rounds)) ||
+        (argc > 2 && sb_parse_int(argv[2], 1, 1024, &threads)) ||
+        (argc > 4 &&
+         (sb_parse_int(argv[3], 1, 1000000, &peak) || sb_parse_int(argv[4], 1, 1000000, &bw)))) {
+        fprintf(stderr, "usage: bench_roofline [ROUNDS [THREADS [PEAK_GFLOPS TRIAD_GBS]]]\n");
+        return 2;
+    }
+    bench_ceiling c = {.isa = "given", .threads = threads};
+    c.gflops_all = peak;
+    c.gflops_one = (double)peak / threads;
+    c.triad_gbs = bw;
+    sd_backend *be = NULL;
+    sd_error err = {0};
+    if ((!peak && bench_ceiling_measure(&c, threads, 5)) ||
+        sd_backend_cpu_create(&be, threads, &err)) {
+        fprintf(stderr, "bench_roofline: %s\n", err.msg[0] ? err.msg : "ceiling not measured");
+        return 1;
+    }
+    printf("ceiling (%s, %d threads): FP32 %.0f GFLOP/s (per thread %.0f), triad %.1f GB/s; "
+           "OpenBLAS kernels %s\n\n",
+           c.isa, threads, c.gflops_all, c.gflops_one, c.triad_gbs, sd_backend_cpu_blas_core());
+    printf("| layer | shape (n c hxw k rxs/stride) | shards | path | AI (flop/B) | roof GFLOP/s | "
+           "forward GFLOP/s best (median) %% of peak | backward-data | backward-filter | "
+           "bound |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    /* gastric ConvNet-BN (docs/experiments.md): depth 3, width 16, 32x32
+     * inputs, real batch 128 */
+    bench_layer(be, &c, "gastric conv1 1->16 at 32x32",
+                (sd_conv_desc){128, 1, 32, 32, 16, 3, 3, 1, 1, 0, 0});
+    bench_layer(be, &c, "gastric conv2 16->16 at 16x16",
+                (sd_conv_desc){128, 16, 16, 16, 16, 3, 3, 1, 1, 0, 0});
+    bench_layer(be, &c, "gastric conv3 16->16 at 8x8",
+                (sd_conv_desc){128, 16, 8, 8, 16, 3, 3, 1, 1, 0, 0});
+    /* ResNet18 (width 64) at 64x64, batch 32 */
+    bench_layer(be, &c, "ResNet18 conv1 7x7/2 1->64",
+                (sd_conv_desc){32, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
+    bench_layer(be, &c, "ResNet18 layer1 64->64 at 16x16",
+                (sd_conv_desc){32, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
+    bench_layer(be, &c, "ResNet18 layer2 128->128 at 8x8",
+                (sd_conv_desc){32, 128, 8, 8, 128, 3, 3, 1, 1, 0, 0});
+    bench_layer(be, &c, "ResNet18 layer3 256->256 at 4x4",
+                (sd_conv_desc){32, 256, 4, 4, 256, 3, 3, 1, 1, 0, 0});
+    bench_layer(be, &c, "ResNet18 layer4 512->512 at 2x2",
+                (sd_conv_desc){32, 512, 2, 2, 512, 3, 3, 1, 1, 0, 0});
+    sd_backend_destroy(be);
+    return 0;
+}
