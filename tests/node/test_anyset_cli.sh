@@ -3,7 +3,8 @@
 # and a three-class folder of PNGs with a labels CSV (names, numbers such as
 # 1.0, split names in any case, rows without a split) go through dataset
 # prepare (--val-fraction: a stratified, seeded split recorded in
-# prepared.json), distill, replay, baseline (train) and detect, and every
+# prepared.json), distill, replay, train and detect (one image and a
+# folder: CSV and JSON rows), and every
 # output and picture uses the set's own class names, never the gastric ones.
 # The images are made here: textures whose class is learnable, 8-bit gray.
 #
@@ -94,6 +95,33 @@ run_set() { # run_set NAME K CLASSNAME... : the whole pipeline on one set
   check "$name: detect names a class" grep -Eq "decision: +($(IFS='|'; echo "$*"))" "$S/detect.txt"
   "$SLDD" detect "$IMG" --model "$S/dist/payload.pb" --json >"$S/detect.json" 2>&1
   check "$name: detect JSON has the class counts" grep -q "\"$1\":" "$S/detect.json"
+  # a folder: the rows' columns and decisions are the task's class names
+  "$SLDD" detect "$D/images" --model "$S/dist/payload.pb" >"$S/batch.csv" 2>"$S/batch.err"
+  check "$name: batch detect ran" test $? -eq 0
+  check "$name: batch CSV header has the class names" test "$(head -1 "$S/batch.csv")" = \
+    "image,sha256,r,decision,$(IFS=,; echo "$*"),bundle,sender,heatmap,error"
+  check "$name: batch CSV decisions are class names" "$PY" - "$S/batch.csv" "$@" <<'EOF2'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+names = sys.argv[2:]
+assert len(rows) == 10 * len(names), len(rows)
+for r in rows:
+    assert r["decision"] in names + ["undetermined"], r["decision"]
+    assert sum(int(r[n]) for n in names) == 1, r
+EOF2
+  "$SLDD" detect "$D/images" --model "$S/dist/payload.pb" --json >"$S/batch.jsonl" 2>"$S/batch.err"
+  check "$name: batch JSON rows carry the task" "$PY" - "$S/batch.jsonl" "$name" "$@" <<'EOF2'
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+names = sys.argv[3:]
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 10 * len(names), len(lines)
+for l in lines:
+    o = json.loads(l, parse_constant=bad)
+    assert o["task"] == sys.argv[2] and list(o["classes"]) == names, o
+    assert o["decision"] in names + ["undetermined"], o
+    assert not {"I", "N", "P"} & set(o), o
+EOF2
   "$SLDD" evaluate --model "$S/dist/payload.pb" --data "$D" --json >"$S/ev.json" 2>"$S/ev.err"
   check "$name: evaluate ran" test $? -eq 0
   check "$name: evaluate JSON names the task" grep -q "\"task\":\"$name\"" "$S/ev.json"
