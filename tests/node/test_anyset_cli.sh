@@ -3,8 +3,9 @@
 # and a three-class folder of PNGs with a labels CSV (names, numbers such as
 # 1.0, split names in any case, rows without a split) go through dataset
 # prepare (--val-fraction: a stratified, seeded split recorded in
-# prepared.json), distill, replay, train and detect (one image and a
-# folder: CSV and JSON rows), and every
+# prepared.json), distill, replay, train, baseline (the
+# step size chosen by the task's image-level figure) and detect (one image
+# and a folder: CSV and JSON rows), and every
 # output and picture uses the set's own class names, never the gastric ones.
 # The images are made here: textures whose class is learnable, 8-bit gray.
 #
@@ -129,6 +130,15 @@ EOF2
   expect 0 "weights: $S/tr/weights.sldw" -- "$SLDD" train --data "$D" --arch convnet-bn --width 4 \
     --per-class 4 --epochs 2 --batch 8 --out "$S/tr" --quiet
   check "$name: baseline curves written" is_png "$S/tr/curves.png"
+  # the step size is chosen by the task's image-level figure: HM for two
+  # classes, image accuracy under the majority rule (HM is undefined there)
+  "$SLDD" baseline --data "$D" --arch convnet-bn --width 4 --images-per-step $k --steps 2 \
+    --epochs-inner 1 >"$S/baseline.txt" 2>&1
+  check "$name: baseline ran" test $? -eq 0
+  local fig=HM; [ "$k" -gt 2 ] && fig="image accuracy"
+  check "$name: baseline chose by validation $fig" grep -Eq "^chosen step size [0-9.]+ \(validation $fig [0-9.]+\)" "$S/baseline.txt"
+  check "$name: baseline scored every step size by $fig" test "$(grep -c "^step size .* validation $fig [0-9.]" "$S/baseline.txt")" -eq 6
+  check "$name: baseline did not fall back" bash -c "! grep -q 'undefined at every step size' '$S/baseline.txt'"
   "$SLDD" detect "$IMG" --weights "$S/tr/weights.sldw" --heatmap "$S/heat2.png" --json >"$S/detect2.json" 2>&1
   check "$name: detect --weights keeps the task" grep -q "\"task\":\"$name\"" "$S/detect2.json"
   check "$name: heat map from weights" is_png "$S/heat2.png"
