@@ -3,7 +3,7 @@
 # and a three-class folder of PNGs with a labels CSV (names, numbers such as
 # 1.0, split names in any case, rows without a split) go through dataset
 # prepare (--val-fraction: a stratified, seeded split recorded in
-# prepared.json), distill, replay, train, baseline (the
+# prepared.json; --json prints it), distill, replay, train, baseline (the
 # step size chosen by the task's image-level figure) and detect (one image
 # and a folder: CSV and JSON rows), and every
 # output and picture uses the set's own class names, never the gastric ones.
@@ -123,6 +123,22 @@ for l in lines:
     assert o["decision"] in names + ["undetermined"], o
     assert not {"I", "N", "P"} & set(o), o
 EOF2
+  # --json: prepared.json's object on stdout, nothing else
+  "$SLDD" dataset prepare --data "$D" --patch 32 --stride 32 --patch-resize 16 --json \
+    >"$S/prep.json" 2>"$S/prep.err"
+  check "$name: prepare --json ran" test $? -eq 0
+  check "$name: prepare --json prints prepared.json" cmp -s "$S/prep.json" "$D/prepared.json"
+  check "$name: prepare --json is strict JSON with the task" "$PY" - "$S/prep.json" "$name" "$@" <<'EOF2'
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+o = json.loads(open(sys.argv[1]).read(), parse_constant=bad)
+names = sys.argv[3:]
+assert o["task"]["name"] == sys.argv[2] and o["task"]["labels"] == names, o["task"]
+assert o["task"]["split"]["val_fraction"] == 0.25 and o["task"]["split"]["seed"] == 3, o["task"]
+assert (o["patch"], o["stride"], o["patch_resize"]) == (32, 32, 16), o
+assert o["images"]["val"] == {n: 2 for n in names}, o["images"]
+EOF2
+  check "$name: prepare --json keeps the messages off stdout" grep -q "wrote $D/prepared.json" "$S/prep.err"
   "$SLDD" evaluate --model "$S/dist/payload.pb" --data "$D" --json >"$S/ev.json" 2>"$S/ev.err"
   check "$name: evaluate ran" test $? -eq 0
   check "$name: evaluate JSON names the task" grep -q "\"task\":\"$name\"" "$S/ev.json"
