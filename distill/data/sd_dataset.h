@@ -212,6 +212,9 @@ typedef struct sd_prepared {
     sd_task task;           /* absent from older files, or zero here: the gastric task */
 } sd_prepared;
 
+/* The prepared.json object (what `sldd dataset prepare --json` prints),
+ * and the file itself, written atomically (sd_file_write_atomic). */
+void sd_prepared_write_json(FILE *f, const sd_prepared *p);
 int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err) SD_WUR;
 int sd_prepared_read(const char *path, sd_prepared *p, sd_error *err) SD_WUR;
 

@@ -1,11 +1,13 @@
 /*
- * sd_file.c - regular files inside a data folder (see sd_file.h).
+ * sd_file.c - regular files inside a data folder, and the atomic writer
+ * of the files the data commands keep there (see sd_file.h).
  */
 #include "sd_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -89,4 +91,26 @@ int sd_file_root(const char *dir, char **out, sd_error *err)
     if (!*out)
         return sd_error_set(err, SD_EIO, "%s: cannot resolve: %s", dir, strerror(errno));
     return 0;
+}
+
+int sd_file_write_atomic(const char *path, void (*emit)(FILE *f, const void *ctx), const void *ctx,
+                         sd_error *err)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return sd_error_set(err, SD_EINVAL, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    emit(f, ctx);
+    int rc = SD_OK;
+    if (fflush(f) != 0 || ferror(f))
+        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && !rc)
+        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
+    if (rc)
+        remove(tmp);
+    return rc;
 }

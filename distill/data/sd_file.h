@@ -1,6 +1,7 @@
 /*
  * sd_file.h - opening the files of a data set: regular files only, and
- * only inside the data set's folder.
+ * only inside the data set's folder; and writing the small files the data
+ * commands keep in it (task.json, prepared.json) atomically.
  *
  * A data set is a folder filled by someone else's tools.  Opening a name in
  * it must not block (fopen of a FIFO named images/ID.png waits for a writer
@@ -28,5 +29,12 @@ int sd_file_open(const char *path, const char *root, FILE **out, sd_error *err) 
 /* The real path of dir (every link resolved), malloc'ed, for
  * sd_file_open's root. */
 int sd_file_root(const char *dir, char **out, sd_error *err) SD_WUR;
+
+/* Write path whole or not at all: emit(f, ctx) writes the contents into
+ * path.tmp, which is flushed, closed and renamed over path; on any failure
+ * the temporary is removed and path is left as it was.  SD_EINVAL (path too
+ * long) or SD_EIO with a message naming the file. */
+int sd_file_write_atomic(const char *path, void (*emit)(FILE *f, const void *ctx), const void *ctx,
+                         sd_error *err) SD_WUR;
 
 #endif

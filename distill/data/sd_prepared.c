@@ -3,7 +3,6 @@
  * sd_dataset.h and docs/data.md): written by `sldd dataset prepare`, read
  * by every later command.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,20 +10,13 @@
 
 #include "sd_csv.h"
 #include "sd_dataset.h"
+#include "sd_file.h"
 #include "sb_json.h"
-
-#define PATH_MAX_LEN 4096
 
 /* ---- prepared.json ---- */
 
-int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
+void sd_prepared_write_json(FILE *f, const sd_prepared *p)
 {
-    char tmp[PATH_MAX_LEN + 8];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return sd_error_set(err, SD_EINVAL, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     fprintf(f,
             "{\n"
             "  \"format\": \"sldd-prepared\",\n"
@@ -64,16 +56,16 @@ int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
                 s + 1 < SD_SPLIT_COUNT ? "," : "");
     }
     fprintf(f, "  }\n}\n");
-    int rc = 0;
-    if (fflush(f) != 0 || ferror(f))
-        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && !rc)
-        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
-    if (rc)
-        remove(tmp);
-    return rc;
+}
+
+static void prepared_emit(FILE *f, const void *ctx)
+{
+    sd_prepared_write_json(f, ctx);
+}
+
+int sd_prepared_write(const char *path, const sd_prepared *p, sd_error *err)
+{
+    return sd_file_write_atomic(path, prepared_emit, p, err);
 }
 
 /* The file written above is read back with the base JSON reader. */

@@ -14,6 +14,7 @@
 
 #include "sb_json.h"
 #include "sd_csv.h"
+#include "sd_file.h"
 
 static void copy_name(char *dst, const char *src)
 {
@@ -315,25 +316,16 @@ int sd_task_read_dir(sd_task *t, const char *dir, sd_error *err)
     return rc;
 }
 
+static void task_emit(FILE *f, const void *ctx)
+{
+    sd_task_write_json(f, ctx, 0);
+    fputc('\n', f);
+}
+
 int sd_task_write_dir(const sd_task *t, const char *dir, sd_error *err)
 {
-    char path[4200], tmp[4300];
-    if (snprintf(path, sizeof path, "%s/task.json", dir) >= (int)sizeof path ||
-        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/task.json", dir) >= (int)sizeof path)
         return sd_error_set(err, SD_EINVAL, "%s: path too long", dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return sd_error_set(err, SD_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    sd_task_write_json(f, t, 0);
-    fputc('\n', f);
-    int rc = SD_OK;
-    if (fflush(f) != 0 || ferror(f))
-        rc = sd_error_set(err, SD_EIO, "%s: write failed: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && !rc)
-        rc = sd_error_set(err, SD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = sd_error_set(err, SD_EIO, "%s: cannot rename: %s", path, strerror(errno));
-    if (rc)
-        remove(tmp);
-    return rc;
+    return sd_file_write_atomic(path, task_emit, t, err);
 }

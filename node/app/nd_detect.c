@@ -216,12 +216,38 @@ int nd_file_sha256_hex(const char *path, char hex[65], sc_error *e)
     return 0;
 }
 
-int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
-                       double r, const int num[3], const char *actor, sd_error *err)
+const char *nd_decision_name(const sd_task *t, int decision)
+{
+    if (t && t->labels && !sd_task_is_gastric(t))
+        return decision >= 0 && decision < t->labels ? t->label[decision] : "undetermined";
+    return decision == SD_DETECT_POSITIVE   ? "gastritis"
+           : decision == SD_DETECT_NEGATIVE ? "non-gastritis"
+                                            : "undetermined";
+}
+
+void nd_patch_counts_text(const sd_task *t, const int *num, char *out, size_t cap)
+{
+    static const char *const gastric[3] = {"I", "N", "P"};
+    int own = t && t->labels && !sd_task_is_gastric(t);
+    int K = own ? t->classes : 3;
+    size_t used = 0;
+    out[0] = 0;
+    for (int k = 0; k < K && used < cap; k++) {
+        int n = snprintf(out + used, cap - used, "%s%s %d", k ? " " : "",
+                         own ? t->cls[k] : gastric[k], num[k]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image,
+                       const sd_task *task, int decision, double r, const int *num,
+                       const char *actor, sd_error *err)
 {
     sqlite3 *db = NULL;
     sc_error e = {0, ""};
-    char detail[900], ph[65] = "", peer[65] = "", ih[65];
+    char detail[1100], ph[65] = "", peer[65] = "", ih[65], counts[448];
     int found = 0;
     const char *base = strrchr(image, '/');
     /* the image by its content: a file name says nothing about what was
@@ -230,12 +256,10 @@ int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *
         sd_error_set(err, e.code, "%s", e.msg);
         return -1;
     }
-    snprintf(detail, sizeof detail, "%.400s (sha256 %s): %s, r %s%.4f, patches I %d N %d P %d",
-             base ? base + 1 : image, ih,
-             decision == SD_DETECT_POSITIVE   ? "gastritis"
-             : decision == SD_DETECT_NEGATIVE ? "non-gastritis"
-                                              : "undetermined",
-             isfinite(r) ? "" : "undefined ", isfinite(r) ? r : 0.0, num[0], num[1], num[2]);
+    nd_patch_counts_text(task, num, counts, sizeof counts);
+    snprintf(detail, sizeof detail, "%.400s (sha256 %s): %s, r %s%.4f, patches %.440s",
+             base ? base + 1 : image, ih, nd_decision_name(task, decision),
+             isfinite(r) ? "" : "undefined ", isfinite(r) ? r : 0.0, counts);
     if (nd_db_open(node_dir, 0, &db, &e) ||
         nd_db_text(db, ph, sizeof ph, &found, &e, "SELECT payload_sha256 FROM bundles WHERE id=?",
                    "t", bundle_id) ||
@@ -300,7 +324,8 @@ int nd_detect_with_bundle(const char *node_dir, const char *id_prefix, const cha
             goto out;
         }
     }
-    rc = nd_detection_audit(node_dir, id, image, res->decision, res->r, res->num, actor, err);
+    rc = nd_detection_audit(node_dir, id, image, &inf.task, res->decision, res->r, res->num, actor,
+                            err);
 out:
     if (rc)
         sd_detect_result_free(res);

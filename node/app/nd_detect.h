@@ -61,11 +61,22 @@ int nd_bundle_classifier(const char *node_dir, const char *id_prefix, sd_backend
 /* SHA-256 of a file's bytes, lowercase hex. */
 int nd_file_sha256_hex(const char *path, char hex[65], sc_error *e) SC_WUR;
 
+/* The name of a detection's decision under task t (NULL or labels == 0:
+ * gastric): "gastritis" / "non-gastritis", or the task's image class;
+ * "undetermined" for no decision. */
+const char *nd_decision_name(const sd_task *t, int decision);
+
+/* Patch counts num[] as "I 3 N 4 P 5" (gastric) or with the task's class
+ * names ("cat 1 dog 2 emu 0"), into out (cap bytes, truncated). */
+void nd_patch_counts_text(const sd_task *t, const int *num, char *out, size_t cap);
+
 /* Record one detection in NODE's audit log (action "detection"): the
  * bundle, its payload hash and sender, the image's name and SHA-256, the
- * decision, r and the patch counts. */
-int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image, int decision,
-                       double r, const int num[3], const char *actor, sd_error *err);
+ * decision, r and the patch counts, named by the model's task (NULL:
+ * gastric). */
+int nd_detection_audit(const char *node_dir, const char *bundle_id, const char *image,
+                       const sd_task *task, int decision, double r, const int *num,
+                       const char *actor, sd_error *err);
 
 /* Detect on image with bundle id_prefix of NODE on the node's configured
  * device (node.conf), write the heat map (may be

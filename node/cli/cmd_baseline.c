@@ -3,8 +3,9 @@
  * set.  The same fixed theta_0 trained with the same T = S x E SGD steps on
  * S x n random real training samples with hard labels, at the constant step
  * size of a fixed grid that scores best on the validation split (HM on
- * gastric data, accuracy on Fashion-MNIST; patch accuracy where HM is
- * undefined for the split).  Prints a line per step size as it is scored,
+ * gastric data and two-class sets, image accuracy under a task's majority
+ * rule, accuracy on Fashion-MNIST; patch accuracy where the image-level
+ * figure is undefined for the split).  Prints a line per step size as it is scored,
  * line-buffered so that a redirected run shows its progress.
  */
 #include <getopt.h>
@@ -27,11 +28,12 @@ static void baseline_usage(FILE *f)
                "the same T = S x E SGD steps on S x n RANDOM real training samples with their\n"
                "hard labels (balanced over the classes when n is a multiple of the class\n"
                "count).  The constant step size is chosen from 0.001 .. 0.3 on the validation\n"
-               "split: by image-level HM on a gastric data set, by accuracy on Fashion-MNIST.\n"
-               "Where HM is undefined at every step size (validation images of one label\n"
-               "only), the choice falls back to validation patch accuracy, and says so; with\n"
-               "neither defined it is refused.  Prints one line per step size as it is\n"
-               "scored, then the test figures.\n"
+               "split: by image-level HM on a gastric data set (and any two-class task), by\n"
+               "image accuracy under a task's majority rule (3+ classes), by accuracy on\n"
+               "Fashion-MNIST.  Where that figure is undefined at every step size (validation\n"
+               "images of one label only), the choice falls back to validation patch accuracy,\n"
+               "and says so; with neither defined it is refused.  Prints one line per step\n"
+               "size as it is scored, then the figure that chose it and the test figures.\n"
                "\n"
                "  --data SOURCE          a gastric data set prepared by 'sldd dataset prepare',\n"
                "                         or 'fashion-mnist'\n"
@@ -252,51 +254,64 @@ static int baseline_eval(sd_distilled *dd, const baseline_args *a, nd_data *ds, 
     return rc ? -1 : 0;
 }
 
-/* The validation figure of one step size: HM on gastric data (image
- * level), accuracy on Fashion-MNIST; NAN where undefined. */
+/* The image-level figure a prepared set's task is scored by: HM under the
+ * rule "ratio" (gastric data and two-class sets), image accuracy under
+ * "majority" (HM is undefined there); NULL for Fashion-MNIST (samples only). */
+static const char *baseline_image_figure(const nd_data *ds)
+{
+    if (!ds->gastric)
+        return NULL;
+    return ds->prep.task.rule == SD_RULE_MAJORITY ? "image accuracy" : "HM";
+}
+
+/* The validation figure of one step size: the task's image-level figure
+ * (above), or sample (patch) accuracy with by_accuracy or on
+ * Fashion-MNIST; NAN where undefined. */
 static double baseline_score(const nd_data *ds, const nd_eval *ev, int by_accuracy)
 {
     if (!ds->gastric || by_accuracy)
         return ev->samples ? ev->accuracy : NAN;
-    return ev->hm;
+    return ds->prep.task.rule == SD_RULE_MAJORITY ? ev->image_accuracy : ev->hm;
 }
 
 /* Score every step size of the grid on the validation split and pick the
- * best: by HM (gastric) or accuracy, falling back to patch accuracy where
- * HM is undefined at every step size.  The step size into *best, or -1
- * after the message. */
+ * best: by the task's image-level figure (HM, or image accuracy under the
+ * majority rule) or accuracy, falling back to patch accuracy where the
+ * image-level figure is undefined at every step size.  The step size into
+ * *best, or -1 after the message. */
 static int baseline_choose(sd_distilled *dd, const baseline_args *a, nd_data *ds, sd_backend *be,
                            double *best)
 {
     static const double grid[] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3};
     enum { G = sizeof grid / sizeof grid[0] };
-    double hm[G], acc[G];
+    double img[G], acc[G];
     sd_error err = {0};
     nd_eval ev;
+    const char *figure = baseline_image_figure(ds);
     for (int g = 0; g < G; g++) {
         char fig[64] = "";
         if (baseline_eval(dd, a, ds, be, grid[g], SD_SPLIT_VAL, &ev, &err)) {
             fprintf(stderr, "sldd baseline: %s\n", err.msg);
             return -1;
         }
-        hm[g] = baseline_score(ds, &ev, 0);
+        img[g] = baseline_score(ds, &ev, 0);
         acc[g] = baseline_score(ds, &ev, 1);
         char h[16] = "undefined", p[16] = "undefined";
-        if (isfinite(hm[g]))
-            snprintf(h, sizeof h, "%.4f", hm[g]);
+        if (isfinite(img[g]))
+            snprintf(h, sizeof h, "%.4f", img[g]);
         if (isfinite(acc[g]))
             snprintf(p, sizeof p, "%.4f", acc[g]);
-        if (ds->gastric)
-            snprintf(fig, sizeof fig, "HM %s  ", h);
+        if (figure)
+            snprintf(fig, sizeof fig, "%s %s  ", figure, h);
         printf("step size %-6g validation %s%s %s\n", grid[g], fig,
-               ds->gastric ? "patch accuracy" : "accuracy", p);
+               figure ? "patch accuracy" : "accuracy", p);
     }
     /* HM is undefined for a split, not for a model: it needs images of both
-     * labels, whatever the step size */
-    int by_hm = 0;
+     * labels, whatever the step size (image accuracy needs images) */
+    int by_image = 0;
     for (int g = 0; g < G; g++)
-        by_hm |= ds->gastric && isfinite(hm[g]);
-    const double *score = by_hm ? hm : acc;
+        by_image |= figure && isfinite(img[g]);
+    const double *score = by_image ? img : acc;
     int pick = -1;
     for (int g = 0; g < G; g++)
         if (isfinite(score[g]) && (pick < 0 || score[g] > score[pick]))
@@ -304,19 +319,23 @@ static int baseline_choose(sd_distilled *dd, const baseline_args *a, nd_data *ds
     if (pick < 0) {
         fprintf(stderr,
                 "sldd baseline: cannot choose a step size: the validation split gives no "
-                "defined %s at any step size (%s)\n",
-                ds->gastric ? "HM or patch accuracy" : "accuracy",
-                ds->gastric ? "it needs images of both labels, or masks for labelled patches"
-                            : "it has no samples");
+                "defined %s%s at any step size (%s)\n",
+                figure ? figure : "accuracy", figure ? " or patch accuracy" : "",
+                figure ? "it needs images of every label, or masks for labelled patches"
+                       : "it has no samples");
         return -1;
     }
-    if (ds->gastric && !by_hm)
-        printf("validation HM is undefined at every step size (the validation images are of "
-               "one label only): chosen by validation patch accuracy\n");
+    if (figure && !by_image)
+        printf("validation %s is undefined at every step size (%s): chosen by validation patch "
+               "accuracy\n",
+               figure,
+               ds->prep.task.rule == SD_RULE_MAJORITY
+                   ? "no validation image gave a decision"
+                   : "the validation images are of one label only");
     printf("chosen step size %g (validation %s %.4f)\n", grid[pick],
-           by_hm         ? "HM"
-           : ds->gastric ? "patch accuracy"
-                         : "accuracy",
+           by_image ? figure
+           : figure ? "patch accuracy"
+                    : "accuracy",
            score[pick]);
     *best = grid[pick];
     return 0;

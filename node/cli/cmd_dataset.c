@@ -68,6 +68,7 @@ static void usage_prepare(FILE *f)
                "                            [--images IDIR --labels CSV [--masks MDIR]\n"
                "                             [--val-fraction F] [--test-fraction F] [--seed S]]\n"
                "                            [--task NAME] [--classes A,B[,...]] [--outside NAME]\n"
+               "                            [--json]\n"
                "\n"
                "Validate the data set in DIR (labels.csv, images/, masks/), cut every image\n"
                "into the PxP patch grid with stride S, label the patches of images with\n"
@@ -103,6 +104,9 @@ static void usage_prepare(FILE *f)
                "                      --images): its name, image classes (--classes, in order;\n"
                "                      for two classes the second is the positive one) and a\n"
                "                      region-outside patch class (--outside, needs masks)\n"
+               "  --json              print prepared.json's object (task, geometry, per-split\n"
+               "                      counts, the split made here) on stdout instead of the\n"
+               "                      table; other messages go to stderr\n"
                "Without a region-outside class every patch of an image without a mask takes\n"
                "the image's class (whole-image classification with --patch the image size).\n");
 }
@@ -360,7 +364,7 @@ typedef struct prepare_geometry {
 } prepare_geometry;
 
 /* --dicom: DIR made from the DICOM files first; either way, DIR's grid. */
-static int prepare_dicom(const nd_dicom_import_opts *o, double *mm)
+static int prepare_dicom(const nd_dicom_import_opts *o, double *mm, FILE *txt)
 {
     sd_error err = {0};
     nd_dicom_import_report r;
@@ -371,14 +375,14 @@ static int prepare_dicom(const nd_dicom_import_opts *o, double *mm)
     }
     if (o->src) {
         *mm = r.mm;
-        printf("DICOM %s: %d object%s, %d image%s (%d with mask)", o->src, r.objects,
-               r.objects == 1 ? "" : "s", r.images, r.images == 1 ? "" : "s", r.with_mask);
+        fprintf(txt, "DICOM %s: %d object%s, %d image%s (%d with mask)", o->src, r.objects,
+                r.objects == 1 ? "" : "s", r.images, r.images == 1 ? "" : "s", r.with_mask);
         if (r.skipped)
-            printf(", %d file%s skipped (not DICOM)", r.skipped, r.skipped == 1 ? "" : "s");
+            fprintf(txt, ", %d file%s skipped (not DICOM)", r.skipped, r.skipped == 1 ? "" : "s");
         if (r.mm > 0)
-            printf("; grid %.4g mm per pixel%s\n", r.mm, o->mm > 0 ? " (resampled)" : "");
+            fprintf(txt, "; grid %.4g mm per pixel%s\n", r.mm, o->mm > 0 ? " (resampled)" : "");
         else
-            printf("; no pixel spacing: patches are in pixels, not millimetres\n");
+            fprintf(txt, "; no pixel spacing: patches are in pixels, not millimetres\n");
     }
     return 0;
 }
@@ -416,10 +420,9 @@ static void task_split_print(const sd_dataset *ds, int s, const split_stats *st)
 static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_index *ix,
                           const split_stats *st, const prepare_geometry *g)
 {
-    int small = 0, minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
+    int minw = INT_MAX, maxw = 0, minh = INT_MAX, maxh = 0;
     for (int i = 0; i < ds->n; i++) {
         const sd_dataset_image *im = &ds->img[i];
-        small += im->w < g->psize || im->h < g->psize;
         minw = im->w < minw ? im->w : minw;
         maxw = im->w > maxw ? im->w : maxw;
         minh = im->h < minh ? im->h : minh;
@@ -452,36 +455,46 @@ static void prepare_print(const char *dir, const sd_dataset *ds, const sd_patch_
         task_split_print(ds, s, &st[s]);
     printf("\nnormalisation (training patches, [0,1] scale): mean %.6f  std %.6f\n", ix->mean,
            ix->std);
+}
+
+/* Warn (stderr, with --json too) about images smaller than one patch. */
+static void prepare_warn_small(const sd_dataset *ds, const prepare_geometry *g)
+{
+    int small = 0;
+    for (int i = 0; i < ds->n; i++)
+        small += ds->img[i].w < g->psize || ds->img[i].h < g->psize;
     if (small)
         fprintf(stderr, "warning: %d image%s smaller than a %ldx%ld patch and give%s no patches\n",
                 small, small == 1 ? " is" : "s are", g->psize, g->psize, small == 1 ? "s" : "");
 }
 
-/* DIR/prepared.json (its path into path); 0 or an sd error. */
+/* DIR/prepared.json (its path into path, what it records into *p); 0 or
+ * an sd error. */
 static int prepare_write(const sd_dataset *ds, const sd_patch_index *ix, const split_stats *st,
-                         const prepare_geometry *g, char *path, size_t pathlen, sd_error *err)
+                         const prepare_geometry *g, sd_prepared *p, char *path, size_t pathlen,
+                         sd_error *err)
 {
-    sd_prepared p = {0};
-    p.version = 1;
-    p.psize = (int)g->psize;
-    p.stride = (int)g->stride;
-    p.osize = (int)g->osize;
-    p.mean = ix->mean;
-    p.std = ix->std;
-    p.synthetic = ds->synthetic;
-    p.mm_per_pixel = g->mm;
-    p.task = ds->task;
+    memset(p, 0, sizeof *p);
+    p->version = 1;
+    p->psize = (int)g->psize;
+    p->stride = (int)g->stride;
+    p->osize = (int)g->osize;
+    p->mean = ix->mean;
+    p->std = ix->std;
+    p->synthetic = ds->synthetic;
+    p->mm_per_pixel = g->mm;
+    p->task = ds->task;
     for (int s = 0; s < SD_SPLIT_COUNT; s++) {
         for (int k = 0; k < SD_TASK_MAX_CLASSES; k++) {
-            p.images[s][k] = ds->count[s][k];
-            p.patches[s][k] = st[s].count[k];
+            p->images[s][k] = ds->count[s][k];
+            p->patches[s][k] = st[s].count[k];
         }
-        p.discarded[s] = st[s].discarded;
+        p->discarded[s] = st[s].discarded;
     }
     for (int i = 0; i < 32; i++)
-        snprintf(p.labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
+        snprintf(p->labels_sha256 + 2 * i, 3, "%02x", ds->labels_sha256[i]);
     snprintf(path, pathlen, "%s/prepared.json", ds->dir);
-    return sd_prepared_write(path, &p, err);
+    return sd_prepared_write(path, p, err);
 }
 
 typedef struct prepare_args {
@@ -492,6 +505,7 @@ typedef struct prepare_args {
     sd_import_opts img;
     char classes_buf[400];
     const char *classes[SD_TASK_MAX_CLASSES];
+    int json; /* --json: prepared.json's object on stdout, no table */
 } prepare_args;
 
 /* The options of the image-folder source and the task (1000..1008). */
@@ -570,6 +584,7 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
                                          {"task", required_argument, 0, 1006},
                                          {"classes", required_argument, 0, 1007},
                                          {"outside", required_argument, 0, 1008},
+                                         {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long v;
@@ -614,6 +629,7 @@ static int prepare_parse(int argc, char **argv, prepare_args *a)
                 return 2;
             break;
         case 'h': usage_prepare(stdout); return 0;
+        case 'j': a->json = 1; break;
         case 1000:
         case 1001:
         case 1002:
@@ -675,8 +691,8 @@ static int prepare_task(prepare_args *a)
             fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
             return 1;
         }
-        printf("images %s: %d image%s (%d with mask) copied into %s\n", o->images, r.images,
-               r.images == 1 ? "" : "s", r.with_mask, a->dir);
+        fprintf(a->json ? stderr : stdout, "images %s: %d image%s (%d with mask) copied into %s\n",
+                o->images, r.images, r.images == 1 ? "" : "s", r.with_mask, a->dir);
         return 0;
     }
     if (!o->task_name && !o->class_names && !o->outside)
@@ -703,7 +719,7 @@ static int run_prepare(int argc, char **argv)
     long psize = a.psize, stride = a.stride, osize = a.osize;
     sd_dataset_limits lim = a.lim;
     prepare_geometry g = {psize, stride, osize, 0};
-    if (prepare_dicom(&a.dcm, &g.mm) || prepare_task(&a))
+    if (prepare_dicom(&a.dcm, &g.mm, a.json ? stderr : stdout) || prepare_task(&a))
         return 1;
     /* The train split stays loaded for the statistics; val and test are
      * loaded one at a time (which also decodes, so catches truncated files)
@@ -723,7 +739,9 @@ static int run_prepare(int argc, char **argv)
         }
         return 1;
     }
-    prepare_print(dir, ds, &ix, st, &g);
+    if (!a.json)
+        prepare_print(dir, ds, &ix, st, &g);
+    prepare_warn_small(ds, &g);
     if (ix.n == 0) {
         fprintf(stderr, "sldd dataset prepare: no training patches with --patch %ld --stride %ld\n",
                 psize, stride);
@@ -740,14 +758,24 @@ static int run_prepare(int argc, char **argv)
                     ds->task.cls[k], ds->task.cls[k], ds->task.classes);
 
     char path[4200];
-    rc = prepare_write(ds, &ix, st, &g, path, sizeof path, &err);
+    sd_prepared p;
+    rc = prepare_write(ds, &ix, st, &g, &p, path, sizeof path, &err);
     sd_patch_index_free(&ix);
     sd_dataset_destroy(ds);
     if (rc) {
         fprintf(stderr, "sldd dataset prepare: %s\n", err.msg);
         return 1;
     }
-    printf("wrote %s\n", path);
+    if (a.json) { /* the object just written, so stdout and the file agree */
+        sd_prepared_write_json(stdout, &p);
+        fprintf(stderr, "wrote %s\n", path);
+    } else {
+        printf("wrote %s\n", path);
+    }
+    if (fflush(stdout)) {
+        fprintf(stderr, "sldd dataset prepare: writing to stdout: %s\n", strerror(errno));
+        return 1;
+    }
     return 0;
 }
 

@@ -6,6 +6,8 @@
  * several images it loads the model once and writes one CSV (or JSON) row
  * per image - name, SHA-256, r, decision, patch counts, bundle and sender -
  * and a heat map per image into --heatmaps DIR: the receiving site's batch.
+ * A model of a declared task (sd_task.h) prints its own class names and
+ * decisions in both; a gastric model's output is as it always was.
  *
  * The options are gathered into detect_opts first and the classifier is
  * built in detect_load_model(); another model source (say, an imported
@@ -94,7 +96,9 @@ static void detect_usage(FILE *f)
                "With a folder (its *.png files), several images or --heatmaps the model is\n"
                "loaded once and each image gives one row: CSV with a header (image, sha256,\n"
                "r, decision, I, N, P, bundle, sender, heatmap, error), or with --json one\n"
-               "JSON object per line.  --heatmaps DIR writes DIR/NAME.heat.png per image.\n"
+               "JSON object per line; a declared task's model names its own classes there\n"
+               "(columns, decisions; JSON task, rule and classes).  --heatmaps DIR writes\n"
+               "DIR/NAME.heat.png per image.\n"
                "With --bundle every image is an audit entry (with its SHA-256).\n"
                "\n"
                "Exit status: 0 when detection ran (whatever the decision), 1 on bad input,\n"
@@ -185,9 +189,7 @@ static double now_seconds(void)
 
 static const char *decision_text(int d)
 {
-    return d == SD_DETECT_POSITIVE   ? "gastritis"
-           : d == SD_DETECT_NEGATIVE ? "non-gastritis"
-                                     : "undetermined";
+    return nd_decision_name(NULL, d);
 }
 
 /* -1 to go on, else the exit status (0 after --help). */
@@ -555,22 +557,56 @@ static void csv_field(const char *s, int last)
     putchar(last ? '\n' : ',');
 }
 
-/* One row: the image's figures, or its error. */
-static void batch_row(const detect_opts *o, const char *image, const detect_figures *f,
-                      const sd_detect_result *res, const char *heat, const char *error)
+/* The task whose names a batch's rows use: NULL for gastric (columns I, N,
+ * P and the gastric decisions, as always), else the model's own. */
+static const sd_task *batch_task(const nd_infer *inf)
 {
-    char r[32] = "", num[3][16];
+    return inf->task.labels && !sd_task_is_gastric(&inf->task) ? &inf->task : NULL;
+}
+
+/* The CSV header: the patch class columns are the task's class names. */
+static void batch_header(const sd_task *t)
+{
+    if (!t) {
+        puts("image,sha256,r,decision,I,N,P,bundle,sender,heatmap,error");
+        return;
+    }
+    fputs("image,sha256,r,decision", stdout);
+    for (int k = 0; k < t->classes; k++)
+        printf(",%s", t->cls[k]); /* task names need no CSV quoting (sd_task.h) */
+    puts(",bundle,sender,heatmap,error");
+}
+
+/* One row: the image's figures, or its error. */
+static void batch_row(const detect_opts *o, const sd_task *t, const char *image,
+                      const detect_figures *f, const sd_detect_result *res, const char *heat,
+                      const char *error)
+{
+    char r[32] = "", num[SD_TASK_MAX_CLASSES][16];
+    int K = t ? t->classes : 3;
     if (!error && isfinite(res->r))
         snprintf(r, sizeof r, "%.6f", res->r);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < K; k++)
         snprintf(num[k], sizeof num[k], "%d", error ? 0 : res->num[k]);
-    const char *dec = error ? "error" : decision_text(res->decision);
+    const char *dec = error ? "error"
+                      : !t  ? decision_text(res->decision)
+                      : res->decision >= 0 && res->decision < t->labels ? t->label[res->decision]
+                                                                        : "undetermined";
     if (o->json) {
         fputs("{\"image\":", stdout);
         print_json_string(image);
-        printf(",\"sha256\":\"%s\",\"r\":%s,\"decision\":\"%s\",\"I\":%s,\"N\":%s,\"P\":%s,"
-               "\"bundle\":",
-               f->sha256, r[0] ? r : "null", dec, num[0], num[1], num[2]);
+        printf(",\"sha256\":\"%s\",\"r\":%s,\"decision\":\"%s\",", f->sha256, r[0] ? r : "null",
+               dec);
+        if (t) {
+            printf("\"task\":\"%s\",\"rule\":\"%s\",\"classes\":{", t->name,
+                   t->rule == SD_RULE_RATIO ? "ratio" : "majority");
+            for (int k = 0; k < K; k++)
+                printf("%s\"%s\":%s", k ? "," : "", t->cls[k], num[k]);
+            fputs("},", stdout);
+        } else {
+            printf("\"I\":%s,\"N\":%s,\"P\":%s,", num[0], num[1], num[2]);
+        }
+        fputs("\"bundle\":", stdout);
         print_json_string(f->bundle);
         fputs(",\"sender\":", stdout);
         print_json_string(f->sender);
@@ -581,11 +617,15 @@ static void batch_row(const detect_opts *o, const char *image, const detect_figu
         fputs("}\n", stdout);
         return;
     }
-    const char *fields[] = {
-        image, f->sha256,         r, dec, num[0], num[1], num[2], f->bundle, f->sender,
-        heat,  error ? error : ""};
-    for (size_t k = 0; k < 11; k++)
-        csv_field(fields[k], k == 10);
+    csv_field(image, 0);
+    csv_field(f->sha256, 0);
+    csv_field(r, 0);
+    csv_field(dec, 0);
+    for (int k = 0; k < K; k++)
+        csv_field(num[k], 0);
+    const char *tail[] = {f->bundle, f->sender, heat, error ? error : ""};
+    for (size_t k = 0; k < 4; k++)
+        csv_field(tail[k], k == 3);
 }
 
 /* Detect on one image of the batch and print its row; 0 or -1. */
@@ -600,14 +640,14 @@ static int batch_one(const detect_opts *o, nd_infer *inf, const char *image, det
     int rc = -1;
     f->sha256[0] = 0;
     if (nd_file_sha256_hex(image, f->sha256, &e)) {
-        batch_row(o, image, f, &res, "", e.msg);
+        batch_row(o, batch_task(inf), image, f, &res, "", e.msg);
         return -1;
     }
     nd_image im; /* PNG or DICOM, put on the model's grid */
     char note[160];
     if (nd_image_read(image, &im, &err) ||
         nd_image_to_grid(&im, inf->mm_per_pixel, note, sizeof note, &err)) {
-        batch_row(o, image, f, &res, "", err.msg);
+        batch_row(o, batch_task(inf), image, f, &res, "", err.msg);
         nd_image_free(&im);
         return -1;
     }
@@ -630,14 +670,14 @@ static int batch_one(const detect_opts *o, nd_infer *inf, const char *image, det
             goto fail;
         }
     }
-    if (o->bundle && nd_detection_audit(o->node_dir, f->bundle, image, res.decision, res.r, res.num,
-                                        actor, &err))
+    if (o->bundle && nd_detection_audit(o->node_dir, f->bundle, image, &inf->task, res.decision,
+                                        res.r, res.num, actor, &err))
         goto fail;
-    batch_row(o, image, f, &res, heat, NULL);
+    batch_row(o, batch_task(inf), image, f, &res, heat, NULL);
     rc = 0;
     goto out;
 fail:
-    batch_row(o, image, f, &res, heat, err.msg);
+    batch_row(o, batch_task(inf), image, f, &res, heat, err.msg);
 out:
     sd_detect_result_free(&res);
     free(pix);
@@ -671,7 +711,7 @@ static int detect_batch(const detect_opts *o)
     if (o->bundle)
         bundle_sender(o->node_dir, f.bundle, f.sender);
     if (!o->json)
-        puts("image,sha256,r,decision,I,N,P,bundle,sender,heatmap,error");
+        batch_header(batch_task(&inf));
     for (size_t i = 0; i < n; i++)
         failed += batch_one(o, &inf, list[i], &f, actor) != 0;
     if (fflush(stdout)) {
@@ -776,8 +816,8 @@ int cmd_detect(int argc, char **argv)
     status = 0;
     char actor[96];
     nd_audit_os_actor(actor, sizeof actor);
-    if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, res.decision, res.r, res.num,
-                                       actor, &err)) {
+    if (o.bundle && nd_detection_audit(o.node_dir, bundle_id, o.image, &inf.task, res.decision,
+                                       res.r, res.num, actor, &err)) {
         fprintf(stderr, "sldd detect: %s\n", err.msg);
         status = 1;
     }

@@ -210,17 +210,17 @@ static int detect_one(nd_dicom_service *s, const char *name, const char *stem)
     nd_image_free(&im);
     if (!rc && rename(part, fin) != 0)
         rc = sd_error_set(&err, SD_EIO, "%s: cannot rename: %s", part, strerror(errno));
-    if (!rc && nd_detection_audit(s->c->cfg.dir, s->o.bundle, src, res.decision, res.r, res.num,
-                                  "dicom", &err))
+    if (!rc && nd_detection_audit(s->c->cfg.dir, s->o.bundle, src, &inf->task, res.decision, res.r,
+                                  res.num, "dicom", &err))
         nd_log(s->c, "error", "DICOM: audit: %s", err.msg);
     else if (rc)
         nd_log(s->c, "error", "DICOM: results for %s: %s", name, err.msg);
-    else
-        nd_log(s->c, "info", "DICOM: %s: %s, r %.4f, patches I %d N %d P %d", name,
-               res.decision == SD_DETECT_POSITIVE   ? "gastritis"
-               : res.decision == SD_DETECT_NEGATIVE ? "non-gastritis"
-                                                    : "undetermined",
-               isfinite(res.r) ? res.r : 0.0, res.num[0], res.num[1], res.num[2]);
+    else {
+        char counts[400];
+        nd_patch_counts_text(&inf->task, res.num, counts, sizeof counts);
+        nd_log(s->c, "info", "DICOM: %s: %s, r %.4f, patches %s", name,
+               nd_decision_name(&inf->task, res.decision), isfinite(res.r) ? res.r : 0.0, counts);
+    }
     s->detected += !rc;
     sd_detect_result_free(&res);
     return rc ? -1 : 0;

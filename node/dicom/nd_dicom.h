@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "sd_error.h"
+#include "sd_task.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,10 +101,13 @@ int nd_dicom_uid_find(const uint8_t *buf, size_t len, const char *name, const ch
 /* What a detection found and where its model came from.  Strings may be
  * NULL or empty (left out of the report). */
 typedef struct nd_dicom_findings {
-    double r;     /* NaN: undetermined */
-    double delta; /* the decision threshold */
-    int decision; /* 1 positive, 0 negative, -1 undetermined (SD_DETECT_*) */
-    int num[3];   /* patches I, N, P */
+    double r;                     /* NaN: undetermined */
+    double delta;                 /* the decision threshold */
+    int decision;                 /* 1 positive, 0 negative, -1 undetermined (SD_DETECT_*); another
+                     task's image class */
+    int num[SD_TASK_MAX_CLASSES]; /* patches I, N, P (another task: its patch classes) */
+    const sd_task *task;          /* NULL: gastric; else the model's task, whose names,
+                                     rule and classes the report uses */
     const char *bundle_sha256, *sender, *model, *theta0;
     double epsilon;         /* NaN when the model has no privacy guarantee */
     const char *device_uid; /* the node's Device Observer UID (NULL: a new one) */

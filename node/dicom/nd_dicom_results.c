@@ -47,7 +47,7 @@ int nd_dicom_results_write(const nd_dicom_results_opts *o, const nd_infer *inf, 
         .r = res->r,
         .delta = delta,
         .decision = res->decision,
-        .num = {res->num[0], res->num[1], res->num[2]},
+        .task = inf->task.labels && !sd_task_is_gastric(&inf->task) ? &inf->task : NULL,
         .bundle_sha256 = payload_hex[0] ? payload_hex : o->bundle_id,
         .sender = inf->sender,
         .model = model,
@@ -55,6 +55,7 @@ int nd_dicom_results_write(const nd_dicom_results_opts *o, const nd_infer *inf, 
         .epsilon = inf->dp_epsilon,
         .device_uid = o->device_uid,
     };
+    memcpy(f.num, res->num, sizeof f.num);
     sd_detect_params p;
     nd_infer_params(inf, delta, &p);
     sd_canvas c;

@@ -24,6 +24,7 @@
 
 extern "C" {
 #include "sd_error.h" /* C declarations; included first so that they get C linkage */
+#include "sd_task.h"
 }
 #include "nd_dicom.h"
 #include "nd_dicom_impl.h"
@@ -256,10 +257,53 @@ static OFCondition sr_header(DSRDocumentTree &t, const source_ref *s, const char
     return c;
 }
 
+/* The measurements of a declared task (not gastric), after the group's
+ * context: r under its rule, delta (rule "ratio"), the rule, the decision
+ * as the image class (codes C0..C9, meaning its name) and the patch counts
+ * by the task's class names (NUMC0..NUMC9). */
+static OFCondition sr_task_findings(DSRDocumentTree &t, const nd_dicom_findings *f)
+{
+    const sd_task *k = f->task;
+    char meaning[128], value[16];
+    DSRCodedEntryValue one = code("1", "UCUM", "no units"),
+                       patches = code("{patches}", "UCUM", "patches");
+    if (k->rule == SD_RULE_RATIO)
+        snprintf(meaning, sizeof meaning, "Fraction of patch votes for %s", k->label[1]);
+    else
+        snprintf(meaning, sizeof meaning, "Share of patch votes for the decided class");
+    OFCondition c = add_num(t, code("R", SCHEME, meaning), f->r, one, false);
+    if (c.good() && k->rule == SD_RULE_RATIO)
+        c = add_num(t, code("DELTA", SCHEME, "Decision threshold delta"), f->delta, one, false);
+    if (c.good())
+        c = add_text(t, "RULE", "Image-level rule", k->rule_name);
+    if (c.good())
+        c = add(t, DSRTypes::RT_contains, DSRTypes::VT_Code,
+                code("DECISION", SCHEME, "Detection decision"), false);
+    if (c.good() && f->decision >= 0 && f->decision < k->labels) {
+        snprintf(value, sizeof value, "C%d", f->decision);
+        c = t.getCurrentContentItem().setCodeValue(code(value, SCHEME, k->label[f->decision]));
+    } else if (c.good()) {
+        c = t.getCurrentContentItem().setCodeValue(
+            code("UND", SCHEME, "Undetermined (no patch voted for an image class)"));
+    }
+    for (int j = 0; j < k->classes && j < SD_TASK_MAX_CLASSES && c.good(); j++) {
+        snprintf(value, sizeof value, "NUMC%d", j);
+        if (k->outside && j == 0)
+            snprintf(meaning, sizeof meaning, "Patches of the region outside (%s)",
+                     k->outside_name);
+        else
+            snprintf(meaning, sizeof meaning, "Patches classified %s", k->cls[j]);
+        c = add_num(t, code(value, SCHEME, meaning), f->num[j], patches, false);
+    }
+    return c;
+}
+
 /* Imaging Measurements > Measurement Group (TID 1501) with the findings. */
 static OFCondition sr_findings(DSRDocumentTree &t, const source_ref *s, const nd_dicom_findings *f)
 {
-    char uid[100];
+    char uid[100], tracking[64] = "sldd gastritis detection";
+    if (f->task)
+        snprintf(tracking, sizeof tracking, "sldd %s detection", f->task->name);
     DSRCodedEntryValue one = code("1", "UCUM", "no units"),
                        patches = code("{patches}", "UCUM", "patches");
     OFCondition c = add(t, DSRTypes::RT_contains, DSRTypes::VT_Container,
@@ -271,7 +315,7 @@ static OFCondition sr_findings(DSRDocumentTree &t, const source_ref *s, const nd
         c = add(t, DSRTypes::RT_hasObsContext, DSRTypes::VT_Text,
                 code("112039", "DCM", "Tracking Identifier"), true);
     if (c.good())
-        c = t.getCurrentContentItem().setStringValue("sldd gastritis detection");
+        c = t.getCurrentContentItem().setStringValue(tracking);
     if (c.good())
         c = add(t, DSRTypes::RT_hasObsContext, DSRTypes::VT_UIDRef,
                 code("112040", "DCM", "Tracking Unique Identifier"), false);
@@ -283,6 +327,8 @@ static OFCondition sr_findings(DSRDocumentTree &t, const source_ref *s, const nd
     if (c.good())
         c = t.getCurrentContentItem().setImageReference(
             DSRImageReferenceValue(s->sop_class, s->sop_instance));
+    if (c.good() && f->task)
+        return sr_task_findings(t, f);
     if (c.good())
         c = add_num(t, code("R", SCHEME, "Fraction of stomach patches classified P"), f->r, one,
                     false);

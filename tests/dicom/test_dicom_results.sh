@@ -5,7 +5,8 @@
 # dciodvfy (dicom3tools) without errors: same study and patient as the
 # source, new instance and series UIDs, the source instance referenced, r,
 # delta, the decision, the patch counts and the provenance (payload
-# SHA-256, sender, model, theta_0 hash) in the report.
+# SHA-256, sender, model, theta_0 hash) in the report; for a declared task
+# (two named classes) the report names its classes and rule instead.
 #
 # usage: test_dicom_results.sh /path/to/sldd /path/to/dicom_gen_tool
 set -u
@@ -59,6 +60,28 @@ if command -v dciodvfy >/dev/null; then
   done
 else
   echo "note: dciodvfy (dicom3tools) not installed; IOD check skipped"
+fi
+# a declared task: the report speaks of its classes and rule, never of the
+# stomach or gastritis (the same phantoms as whole images of two classes)
+awk -F, 'NR==1{print "file,label,split"; next}{print $1".png,"($2==1?"opaque":"clear")","$3}' \
+  "$S/labels.csv" >"$T/any.csv"
+"$SLDD" dataset prepare --data "$T/any" --images "$S/images" --labels "$T/any.csv" --task films \
+  --classes clear,opaque --patch 24 --stride 12 --patch-resize 12 >/dev/null 2>&1
+"$SLDD" distill --data "$T/any" --out "$T/dist2" --arch convnet-bn --width 4 --images-per-step 2 \
+  --iterations 2 --real-batch 16 --eval-every 0 --checkpoint-every 0 --quiet >/dev/null 2>&1
+"$GEN" --png "$S/images/synth0003.png" --out "$T/src2.dcm" --spacing 0.2 --patient-name "Doe^Jane" \
+  --patient-id P-77 --sop-uid $SOP.9 --study-uid $STUDY
+mkdir -p "$T/out2"
+expect 0 "decision:" -- "$SLDD" detect "$T/src2.dcm" --model "$T/dist2/payload.pb" --dicom-out "$T/out2"
+dsrdump +Pc +Pl "$T/out2/report-sr.dcm" >"$T/sr2.txt" 2>&1
+for want in "sldd films detection" "Fraction of patch votes for opaque" "Image-level rule" \
+            "Patches classified clear" "Patches classified opaque" "Detection decision"; do
+  check "task SR holds '$want'" grep -qF -- "$want" "$T/sr2.txt"
+done
+check "task SR decides a class of the task" grep -Eq '"(clear|opaque|Undetermined \(no patch voted for an image class\))"' "$T/sr2.txt"
+check "task SR says nothing of the stomach" bash -c "! grep -qi 'stomach\|gastritis\|(I)\|(P)' '$T/sr2.txt'"
+if command -v dciodvfy >/dev/null; then
+  check "dciodvfy finds no error in the task SR" bash -c "! dciodvfy '$T/out2/report-sr.dcm' 2>&1 | grep -q '^Error'"
 fi
 expect 1 "--dicom-out: IMAGE is not DICOM" -- "$SLDD" detect "$S/images/synth0003.png" --model "$P" --dicom-out "$T/out"
 expect 1 "cannot write the Secondary Capture" -- "$SLDD" detect "$T/src.dcm" --model "$P" --dicom-out "$T/missing"

@@ -12,6 +12,8 @@
  * Built in float32 and float64.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -590,6 +592,42 @@ static void test_prepared(void)
     CHECK(q.mean == p.mean && q.std == p.std); /* %.17g round-trips */
     CHECK(q.patches[2][1] == p.patches[2][1] && q.discarded[1] == 8 && q.images[2][1] == 22);
     CHECK(!strcmp(q.labels_sha256, p.labels_sha256));
+
+    /* the object `prepare --json` prints is the file, byte for byte */
+    char *mem = NULL, *file = NULL;
+    size_t mlen = 0;
+    FILE *ms = open_memstream(&mem, &mlen);
+    CHECK(ms != NULL);
+    if (ms) {
+        sd_prepared_write_json(ms, &p);
+        fclose(ms);
+        FILE *f = fopen(path, "rb");
+        file = calloc(1, mlen + 2);
+        CHECK(f && file && fread(file, 1, mlen + 1, f) == mlen && !memcmp(file, mem, mlen));
+        if (f)
+            fclose(f);
+    }
+    free(mem);
+    free(file);
+
+    /* atomic: a failed write leaves the old file and no temporary */
+    char tmp[700], bad[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK(mkdir(tmp, 0700) == 0); /* the temporary cannot be created */
+    p.psize = 77;
+    CHECK(sd_prepared_write(path, &p, &e) == SD_EIO && has(e.msg, "cannot create"));
+    CHECK(sd_prepared_read(path, &q, &e) == 0 && q.psize == 299);
+    CHECK(rmdir(tmp) == 0);
+    tu_path(bad, sizeof bad, "no-such-dir/task-dir");
+    sd_task t;
+    sd_task_gastric(&t);
+    CHECK(sd_task_write_dir(&t, bad, &e) == SD_EIO && has(e.msg, "task.json.tmp"));
+    tu_path(bad, sizeof bad, "");
+    CHECK(sd_task_write_dir(&t, bad, &e) == 0);
+    CHECK(sd_task_read_dir(&t, bad, &e) == 0 && sd_task_is_gastric(&t));
+    snprintf(tmp, sizeof tmp, "%s/task.json.tmp", bad);
+    CHECK(access(tmp, F_OK) != 0);
 
     tu_write_text(path, "{\"format\": \"sldd-prepared\", \"version\": 1, \"patch\": 299}");
     CHECK(sd_prepared_read(path, &q, &e) == SD_EFORMAT && has(e.msg, "\"stride\""));

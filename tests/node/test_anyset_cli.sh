@@ -3,7 +3,9 @@
 # and a three-class folder of PNGs with a labels CSV (names, numbers such as
 # 1.0, split names in any case, rows without a split) go through dataset
 # prepare (--val-fraction: a stratified, seeded split recorded in
-# prepared.json), distill, replay, baseline (train) and detect, and every
+# prepared.json; --json prints it), distill, replay, train, baseline (the
+# step size chosen by the task's image-level figure) and detect (one image
+# and a folder: CSV and JSON rows), and every
 # output and picture uses the set's own class names, never the gastric ones.
 # The images are made here: textures whose class is learnable, 8-bit gray.
 #
@@ -94,6 +96,49 @@ run_set() { # run_set NAME K CLASSNAME... : the whole pipeline on one set
   check "$name: detect names a class" grep -Eq "decision: +($(IFS='|'; echo "$*"))" "$S/detect.txt"
   "$SLDD" detect "$IMG" --model "$S/dist/payload.pb" --json >"$S/detect.json" 2>&1
   check "$name: detect JSON has the class counts" grep -q "\"$1\":" "$S/detect.json"
+  # a folder: the rows' columns and decisions are the task's class names
+  "$SLDD" detect "$D/images" --model "$S/dist/payload.pb" >"$S/batch.csv" 2>"$S/batch.err"
+  check "$name: batch detect ran" test $? -eq 0
+  check "$name: batch CSV header has the class names" test "$(head -1 "$S/batch.csv")" = \
+    "image,sha256,r,decision,$(IFS=,; echo "$*"),bundle,sender,heatmap,error"
+  check "$name: batch CSV decisions are class names" "$PY" - "$S/batch.csv" "$@" <<'EOF2'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+names = sys.argv[2:]
+assert len(rows) == 10 * len(names), len(rows)
+for r in rows:
+    assert r["decision"] in names + ["undetermined"], r["decision"]
+    assert sum(int(r[n]) for n in names) == 1, r
+EOF2
+  "$SLDD" detect "$D/images" --model "$S/dist/payload.pb" --json >"$S/batch.jsonl" 2>"$S/batch.err"
+  check "$name: batch JSON rows carry the task" "$PY" - "$S/batch.jsonl" "$name" "$@" <<'EOF2'
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+names = sys.argv[3:]
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 10 * len(names), len(lines)
+for l in lines:
+    o = json.loads(l, parse_constant=bad)
+    assert o["task"] == sys.argv[2] and list(o["classes"]) == names, o
+    assert o["decision"] in names + ["undetermined"], o
+    assert not {"I", "N", "P"} & set(o), o
+EOF2
+  # --json: prepared.json's object on stdout, nothing else
+  "$SLDD" dataset prepare --data "$D" --patch 32 --stride 32 --patch-resize 16 --json \
+    >"$S/prep.json" 2>"$S/prep.err"
+  check "$name: prepare --json ran" test $? -eq 0
+  check "$name: prepare --json prints prepared.json" cmp -s "$S/prep.json" "$D/prepared.json"
+  check "$name: prepare --json is strict JSON with the task" "$PY" - "$S/prep.json" "$name" "$@" <<'EOF2'
+import json, sys
+def bad(c): raise ValueError("not JSON: " + c)
+o = json.loads(open(sys.argv[1]).read(), parse_constant=bad)
+names = sys.argv[3:]
+assert o["task"]["name"] == sys.argv[2] and o["task"]["labels"] == names, o["task"]
+assert o["task"]["split"]["val_fraction"] == 0.25 and o["task"]["split"]["seed"] == 3, o["task"]
+assert (o["patch"], o["stride"], o["patch_resize"]) == (32, 32, 16), o
+assert o["images"]["val"] == {n: 2 for n in names}, o["images"]
+EOF2
+  check "$name: prepare --json keeps the messages off stdout" grep -q "wrote $D/prepared.json" "$S/prep.err"
   "$SLDD" evaluate --model "$S/dist/payload.pb" --data "$D" --json >"$S/ev.json" 2>"$S/ev.err"
   check "$name: evaluate ran" test $? -eq 0
   check "$name: evaluate JSON names the task" grep -q "\"task\":\"$name\"" "$S/ev.json"
@@ -101,6 +146,15 @@ run_set() { # run_set NAME K CLASSNAME... : the whole pipeline on one set
   expect 0 "weights: $S/tr/weights.sldw" -- "$SLDD" train --data "$D" --arch convnet-bn --width 4 \
     --per-class 4 --epochs 2 --batch 8 --out "$S/tr" --quiet
   check "$name: baseline curves written" is_png "$S/tr/curves.png"
+  # the step size is chosen by the task's image-level figure: HM for two
+  # classes, image accuracy under the majority rule (HM is undefined there)
+  "$SLDD" baseline --data "$D" --arch convnet-bn --width 4 --images-per-step $k --steps 2 \
+    --epochs-inner 1 >"$S/baseline.txt" 2>&1
+  check "$name: baseline ran" test $? -eq 0
+  local fig=HM; [ "$k" -gt 2 ] && fig="image accuracy"
+  check "$name: baseline chose by validation $fig" grep -Eq "^chosen step size [0-9.]+ \(validation $fig [0-9.]+\)" "$S/baseline.txt"
+  check "$name: baseline scored every step size by $fig" test "$(grep -c "^step size .* validation $fig [0-9.]" "$S/baseline.txt")" -eq 6
+  check "$name: baseline did not fall back" bash -c "! grep -q 'undefined at every step size' '$S/baseline.txt'"
   "$SLDD" detect "$IMG" --weights "$S/tr/weights.sldw" --heatmap "$S/heat2.png" --json >"$S/detect2.json" 2>&1
   check "$name: detect --weights keeps the task" grep -q "\"task\":\"$name\"" "$S/detect2.json"
   check "$name: heat map from weights" is_png "$S/heat2.png"

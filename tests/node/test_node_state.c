@@ -2,7 +2,8 @@
  * test_node_state.c - the node's state pieces without a daemon: the audit
  * chain and every kind of tampering `sldd audit verify` must find, signed
  * receipts, the content-addressed object store, the SQLite replay store,
- * node.conf parsing, the delivery back-off, and the JSON helpers.
+ * node.conf parsing, the delivery back-off, the JSON helpers, and the
+ * audit entry of a detection (named by the model's task).
  */
 #include <math.h>
 #include <sodium.h>
@@ -15,6 +16,7 @@
 #include "nd_audit.h"
 #include "nd_buf.h"
 #include "nd_config.h"
+#include "nd_detect.h"
 #include "nd_json_get.h"
 #include "nd_objects.h"
 #include "nd_receipt.h"
@@ -429,6 +431,53 @@ static void test_db_mode(void)
     nd_db_close(db);
 }
 
+/* A detection's audit entry names the decision and the patch counts with
+ * the model's task: the gastric words for a gastric model (as always), the
+ * task's class names for another. */
+static void test_detection_audit(void)
+{
+    char dir[300], img[400], detail[1200] = "";
+    sc_error e = {0, ""};
+    sd_error err = {0};
+    sqlite3 *db = NULL;
+    make_dir(dir, sizeof dir, "detect");
+    CHECK(nd_db_open(dir, 1, &db, &e) == 0);
+    nd_db_close(db);
+    snprintf(img, sizeof img, "%s/film 1.png", dir);
+    FILE *f = fopen(img, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("not really a picture", f);
+        fclose(f);
+    }
+    const char *names[] = {"cat", "dog", "emu"};
+    sd_task pets;
+    CHECK(sd_task_make(&pets, "pets", 3, names, NULL, &err) == 0);
+    int num[SD_TASK_MAX_CLASSES] = {1, 0, 3};
+    CHECKF(nd_detection_audit(dir, "00112233445566778899aabbccddeeff", img, &pets, 2, 0.75, num,
+                              "tester", &err) == 0,
+           "%s", err.msg);
+    int gnum[SD_TASK_MAX_CLASSES] = {2, 1, 3};
+    CHECKF(nd_detection_audit(dir, "00112233445566778899aabbccddeeff", img, NULL,
+                              SD_DETECT_POSITIVE, 0.75, gnum, "tester", &err) == 0,
+           "%s", err.msg);
+    CHECK(nd_db_open(dir, 0, &db, &e) == 0);
+    CHECK(nd_db_text(db, detail, sizeof detail, NULL, &e,
+                     "SELECT group_concat(detail, '|') FROM audit WHERE action='detection'",
+                     "") == 0);
+    nd_db_close(db);
+    CHECKF(strstr(detail, "film 1.png (sha256 ") &&
+               strstr(detail, "): emu, r 0.7500, patches cat 1 "
+                              "dog 0 emu 3|"),
+           "%s", detail);
+    CHECKF(strstr(detail, "): gastritis, r 0.7500, patches I 2 N 1 P 3"), "%s", detail);
+    CHECK(!strcmp(nd_decision_name(&pets, -1), "undetermined"));
+    CHECK(!strcmp(nd_decision_name(NULL, SD_DETECT_NEGATIVE), "non-gastritis"));
+    char counts[64];
+    nd_patch_counts_text(&pets, num, counts, 8); /* truncated, still terminated */
+    CHECK(!strcmp(counts, "cat 1 d"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -447,6 +496,7 @@ int main(void)
     test_backoff();
     test_json();
     test_db_mode();
+    test_detection_audit();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (!sd_test_failed_ && system(cmd) != 0)
