@@ -19,6 +19,7 @@
  *   GET  /v1/bundles                GET /v1/bundles/ID
  *   GET  /v1/bundles/ID/statement   (the statement an admin signs)
  *   POST /v1/bundles/ID/decision    (the statement with the admin's decision)
+ *   POST /v1/bundles/ID/resend[?peer=NAME]  (a refused delivery, same envelope)
  *   GET  /v1/jobs                   GET /v1/jobs/N
  *   POST /v1/jobs                   ("to: A,B" and "options: ..." lines)
  *   POST /v1/jobs/N/cancel
