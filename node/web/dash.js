@@ -510,12 +510,38 @@
           el('td', {}, when(a.time_unix))))) : el('p', {}, 'No decision yet.'),
       dl.length ? el('table', { id: 'deliveries' },
         el('tr', {}, ['Recipient', 'State', 'Attempts', 'Envelope', 'Signed receipt',
-          'Last error'].map((t) => el('th', {}, t))),
-        dl.map((d) => el('tr', {}, el('td', {}, d.peer), el('td', {}, d.state),
+          'Last error', ''].map((t) => el('th', {}, t))),
+        dl.map((d) => el('tr', {}, el('td', {}, d.peer),
+          el('td', { class: d.state === 'refused' ? 'check-bad' : '' }, d.state),
           el('td', { class: 'num' }, d.attempts), el('td', { class: 'num' }, d.envelope_size + ' B'),
           el('td', {}, d.receipt ? when(d.delivered_unix) : '-'),
-          el('td', {}, d.last_error || '')))) : null,
+          el('td', {}, d.last_error || ''), el('td', {}, resendButton(view, d))))) : null,
+      el('p', { id: 'resend-result' }),
     ];
+  }
+
+  /* A delivery the peer refused, once the cause is fixed: the node sends the
+   * envelope sealed at approval again (no new signature; the node checks
+   * the policy, the budget and the peer's sequence order first). */
+  function resendButton(view, d) {
+    if (d.state !== 'refused' || !d.envelope_size) return '';
+    const b = el('button', { type: 'button', class: 'resend', 'data-peer': d.peer,
+      onclick: async () => {
+        b.disabled = true;
+        const out = $('resend-result');
+        try {
+          const r = await call('POST', '/v1/bundles/' + view.id + '/resend?peer=' +
+            encodeURIComponent(d.peer), '', { as: 'text' });
+          if (location.hash === '#/bundle/' + view.id) await route();
+          const o = $('resend-result');
+          if (o) { o.textContent = r.trim(); o.className = 'check-ok'; }
+        } catch (e) {
+          out.textContent = 'Refused: ' + e.message;
+          out.className = 'check-bad';
+          b.disabled = false;
+        }
+      } }, 'Re-send to ' + d.peer);
+    return b;
   }
 
   function decisionBox(view, st, sha, verdict, problems) {

@@ -45,6 +45,38 @@ async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
   return waitText(page, '#status', /Signed in|failed/);
 }
 
+// The roster runs (test_dash_roster.py): an admin the recipient does not
+// know yet approves (refused before sealing, the page names the admin);
+// later, the recipient knowing the admin, a refused delivery is re-sent
+// from the bundle page and the same approval is accepted.
+async function rosterSteps(page) {
+  const R = T.roster;
+  out.steps.signin = await signIn(page, T.passphrase);
+  if (R.resend) {
+    await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, R.resend);
+    await page.waitForSelector('#decide[data-bundle="' + R.resend + '"]');
+    out.steps.deliveries_before = await text(page, '#deliveries');
+    const sel = 'button.resend[data-peer="' + R.peer + '"]';
+    out.steps.resend_buttons = await page.$$eval('button.resend', (b) => b.length);
+    if (T.screenshot_resend) {
+      await page.$eval('#deliveries', (e) => e.scrollIntoView({ block: 'center' }));
+      await page.screenshot({ path: T.screenshot_resend });
+    }
+    await page.click(sel);
+    out.steps.resend = await waitText(page, '#resend-result', /re-sending|Refused/);
+    out.steps.deliveries_after = await text(page, '#deliveries');
+  }
+  await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, R.approve);
+  await page.waitForSelector('#decide[data-bundle="' + R.approve + '"] #approve');
+  await page.click('#approve');
+  out.steps.approve = await waitText(page, '#decision-result', /APPROVED|Refused|recorded/);
+  out.steps.approve_class = await page.$eval('#decision-result', (e) => e.className);
+  if (T.screenshot) {
+    await page.$eval('#decide', (e) => e.scrollIntoView({ block: 'center' }));
+    await page.screenshot({ path: T.screenshot });
+  }
+}
+
 async function main() {
   const browser = await puppeteer.launch({
     executablePath: T.chromium, headless: true,
@@ -70,6 +102,12 @@ async function main() {
         req.abort();
       } else req.continue();
     });
+
+    if (T.roster) {
+      await rosterSteps(page);
+      out.errors = errors;
+      return;
+    }
 
     if (T.over) {
       // a second run: the bundle over the privacy budget shows its epsilon

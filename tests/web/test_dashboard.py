@@ -300,11 +300,21 @@ def browser(t, sldd_root, fa, port, port_b, admin, ids, shots, over=None):
             "reject": ids[1], "blocked": ids[2], "reason": REASON,
             "screenshot": shots.get("bundle"), "screenshot_node": shots.get("node"),
             "over": over}
-    env = dict(os.environ, DASH_TEST=json.dumps(spec), NODE_PATH=os.path.join(sldd_root,
+    return run_browser(t, sldd_root, spec)
+
+
+def run_browser(t, workdir, spec):
+    """dashboard.mjs with spec (DASH_TEST); its findings (RESULT line)."""
+    env = dict(os.environ, DASH_TEST=json.dumps(spec), NODE_PATH=os.path.join(workdir,
                                                                                "node_modules"))
-    script = os.path.join(sldd_root, "dashboard.mjs")
+    # next to node_modules, under a name of its own (another test may copy it too)
+    script = os.path.join(workdir, "dashboard-%d.mjs" % os.getpid())
     shutil.copy(os.path.join(HERE, "dashboard.mjs"), script)
-    r = subprocess.run(["node", script], capture_output=True, text=True, env=env, timeout=240)
+    try:
+        r = subprocess.run(["node", script], capture_output=True, text=True, env=env,
+                           timeout=240)
+    finally:
+        os.unlink(script)
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
     res = json.loads(line[-1][7:]) if line else {}
     t.check(r.returncode == 0, "the browser run finished (%d): %s" % (r.returncode,
