@@ -32,6 +32,7 @@
 #include "nd_objects.h"
 #include "nd_approval.h"
 #include "nd_delivery.h"
+#include "nd_job_curves.h"
 #include "nd_state.h"
 #include "nd_views.h"
 #include "sc_util.h"
@@ -431,6 +432,13 @@ static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
         if (nd_view_job(db, id, &r->body, q->json, &e))
+            reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    if (!strcmp(end, "/curves") && !strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = "application/json";
+        if (nd_curves_json(a->ctx->cfg.dir, id, &r->body, &e))
             reply(r, error_status(e.code), "%s", e.msg);
         return;
     }

@@ -516,6 +516,11 @@
           el('td', { class: 'num' }, d.attempts), el('td', { class: 'num' }, d.envelope_size + ' B'),
           el('td', {}, d.receipt ? when(d.delivered_unix) : '-'),
           el('td', {}, d.last_error || ''), el('td', {}, resendButton(view, d))))) : null,
+      dl.some((d) => d.state === 'refused' && d.envelope_size) ? el('p', { class: 'note' },
+        'A recipient refused this bundle (its reason is under Last error). Once that is fixed ' +
+        'on its side, Re-send sends it the same envelope that was sealed at approval: nothing ' +
+        'is signed again, and the node refuses if its policy or budget no longer allow the ' +
+        'release or the recipient has since taken a later bundle.') : null,
       el('p', { id: 'resend-result' }),
     ];
   }

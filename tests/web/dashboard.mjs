@@ -77,6 +77,24 @@ async function rosterSteps(page) {
   }
 }
 
+// The Node page's curves: which job, and what each chart drew.
+async function curvesSeen(page) {
+  await page.waitForSelector('#curves');
+  return page.$eval('#curves', (c) => {
+    const chart = (id) => {
+      const svg = c.querySelector('#' + id);
+      if (!svg) return null;
+      const pts = svg.querySelector('polyline').getAttribute('points').trim().split(/\s+/)
+        .map((p) => p.split(',').map(Number));
+      return { title: svg.querySelector('.chart-title').textContent, n: pts.length,
+        finite: pts.every((p) => p.length === 2 && p.every(Number.isFinite)),
+        w: svg.getBoundingClientRect().width };
+    };
+    return { job: c.dataset.job, loss: chart('loss-chart'), roc: chart('roc-chart'),
+      text: c.textContent };
+  });
+}
+
 async function main() {
   const browser = await puppeteer.launch({
     executablePath: T.chromium, headless: true,
@@ -181,13 +199,27 @@ async function main() {
     await page.waitForSelector('#jobs');
     await waitText(page, '#jobs', /running/, 60000);
     out.steps.node_jobs = await page.$$eval('#jobs tr', (r) => r.length);
+    out.steps.node_status = await page.$$eval('#node-status tr:nth-child(2) td',
+      (td) => td.map((x) => x.textContent));
     if (T.screenshot_node) await page.screenshot({ path: T.screenshot_node, fullPage: true });
     const before_bg = out.requests.length;
     await sleep(2500);
     out.steps.refreshes = out.requests.slice(before_bg).filter((r) => r.includes('/api/v1/jobs'))
       .length;
-    await page.click('#jobs button');
+    await page.click('#jobs button.cancel-button');
     out.steps.cancel = await waitText(page, '#jobs', /canceled/, 30000);
+    // the curves of finished jobs: the latest by default, another on request
+    out.steps.curves = await curvesSeen(page);
+    const other = await page.$$eval('button.curves-button', (b) => b.map((x) => x.dataset.job));
+    out.steps.curves_buttons = other.length;
+    const pick = other.find((j) => j !== out.steps.curves.job);
+    await page.click('button.curves-button[data-job="' + pick + '"]');
+    await page.waitForSelector('#curves[data-job="' + pick + '"]');
+    out.steps.curves_other = await curvesSeen(page);
+    if (T.screenshot_curves) {
+      await page.$eval('#curves', (e) => e.scrollIntoView({ block: 'center' }));
+      await page.screenshot({ path: T.screenshot_curves });
+    }
     await page.evaluate(() => { location.hash = '#/audit'; });
     await page.waitForSelector('#audit');
     if (T.screenshot_audit) await page.screenshot({ path: T.screenshot_audit, fullPage: false });
