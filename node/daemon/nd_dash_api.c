@@ -9,6 +9,7 @@
  *   GET  /api/v1/...           the admin API's read routes (nd_admin_api.h)
  *   POST /api/v1/bundles/ID/decision, POST /api/v1/bundles/ID/resend[?peer=P],
  *   POST /api/v1/jobs/N/cancel
+ *   POST /api/v1/inbound/ID/detect                      a PNG: detection (nd_dash_detect.c)
  *   GET  /api/v1/bundles/ID/grid.png, .../privacy.png   the daemon's pictures
  *   GET  /api/v1/bundles/ID/payload                     the stored payload bytes
  *
@@ -384,6 +385,8 @@ void nd_dash_api(nd_dash *d, struct evhttp_request *r, const char *path, const c
     else if (!strcmp(path, "/logout") && m == EVHTTP_REQ_POST) {
         nd_dash_session_end(s);
         nd_dash_text(d, r, 200, "signed out");
+    } else if (m == EVHTTP_REQ_POST && nd_dash_detect(d, r, s, path)) {
+        /* answered: detection on an uploaded image */
     } else if (!strncmp(path, "/v1/", 4))
         r_admin(d, r, s, path, query);
     else

@@ -61,8 +61,8 @@ static int two_numbers(char *line, double *a, double *b)
     if (!sp)
         return -1;
     *sp = 0;
-    return sb_parse_double(line, -1e300, 1e300, a) || sb_parse_double(sp + 1, -1e300, 1e300, b) || !isfinite(*a) ||
-                   !isfinite(*b)
+    return sb_parse_double(line, -1e300, 1e300, a) || sb_parse_double(sp + 1, -1e300, 1e300, b) ||
+                   !isfinite(*a) || !isfinite(*b)
                ? -1
                : 0;
 }
@@ -111,8 +111,8 @@ static int loss_json(const char *node_dir, int64_t job, nd_buf *out, sc_error *e
         return sc_error_set(e, SC_ENOMEM, "out of memory");
     }
     nd_buf_str(out, "\"loss\":[");
-    size_t step = n > ND_CURVES_LOSS_POINTS ? (n + ND_CURVES_LOSS_POINTS - 1) / ND_CURVES_LOSS_POINTS
-                                            : 1;
+    size_t step =
+        n > ND_CURVES_LOSS_POINTS ? (n + ND_CURVES_LOSS_POINTS - 1) / ND_CURVES_LOSS_POINTS : 1;
     for (size_t i = 0; i < n; i++) {
         if (i % step && i != n - 1)
             continue;
@@ -135,8 +135,8 @@ static int roc_json(const char *node_dir, int64_t job, nd_buf *out, sc_error *e)
     if (rc)
         return rc;
     char **lines = buf ? split_lines((char *)buf, &n) : NULL;
-    if (!lines || n < 3 || strncmp(lines[0], "auc ", 4) || sb_parse_double(lines[0] + 4, 0, 1, &auc) ||
-        !isfinite(auc)) {
+    if (!lines || n < 3 || strncmp(lines[0], "auc ", 4) ||
+        sb_parse_double(lines[0] + 4, 0, 1, &auc) || !isfinite(auc)) {
         nd_buf_str(out, "\"roc\":null");
     } else {
         nd_buf_printf(out, "\"roc\":{\"auc\":%.6f,\"points\":[", auc);

@@ -39,7 +39,8 @@ int main(void)
 {
     char dir[400], path[450];
     sc_error e = {0, ""};
-    snprintf(root, sizeof root, "%s/sldd-curves-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(root, sizeof root, "%s/sldd-curves-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(root)) {
         perror("mkdtemp");
         return 1;
@@ -71,7 +72,8 @@ int main(void)
     CHECKF(!strncmp(s, "{\"job\":3,\"loss\":[[1,2],", 22), "%.60s", s);
     size_t pts = count(s, "],[") + 1 - 2; /* minus the ROC's 3 points' 2 separators */
     CHECKF(pts > 300 && pts <= ND_CURVES_LOSS_POINTS, "%zu loss points", pts);
-    CHECKF(strstr(s, "[1002,0.001]],\"roc\""), "the last point kept: %s", strstr(s, "[1002") ? "" : s);
+    CHECKF(strstr(s, "[1002,0.001]],\"roc\""), "the last point kept: %s",
+           strstr(s, "[1002") ? "" : s);
     CHECK(!strstr(s, "nan") && !strstr(s, "garbage") && !strstr(s, "1001"));
     CHECKF(strstr(s, "\"roc\":{\"auc\":0.750000,\"points\":[[0.000000,0.000000],[0.500000,"
                      "1.000000],[1.000000,1.000000]]}}"),

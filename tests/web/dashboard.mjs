@@ -77,6 +77,30 @@ async function rosterSteps(page) {
   }
 }
 
+// The Inbound page's detection on a local image (test_dash_roster.py).
+async function detectSteps(page) {
+  out.steps.signin = await signIn(page, T.passphrase);
+  await page.evaluate((id) => { location.hash = '#/inbound/' + id; }, T.detect.bundle);
+  await page.waitForSelector('#detect-file');
+  await page.click('#detect-run');
+  out.steps.detect_empty = await waitText(page, '#detect-result', /Choose/);
+  const input = await page.$('#detect-file');
+  await input.uploadFile(T.detect.image);
+  await page.click('#detect-run');
+  out.steps.detect = await waitText(page, '#detect-result', /decision|Refused/, 60000);
+  out.steps.detect_map = await page.$eval('#detect-canvas', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    for (let i = 0; i < d.length; i += 4 * 97) colours.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+    return { w: c.width, h: c.height, colours: colours.size };
+  }).catch(() => null);
+  if (T.screenshot) {
+    await page.$eval('#detect-head', (e) => e.scrollIntoView({ block: 'start' }));
+    await sleep(300);
+    await page.screenshot({ path: T.screenshot });
+  }
+}
+
 // The Node page's curves: which job, and what each chart drew.
 async function curvesSeen(page) {
   await page.waitForSelector('#curves');
@@ -120,6 +144,12 @@ async function main() {
         req.abort();
       } else req.continue();
     });
+
+    if (T.detect) {
+      await detectSteps(page);
+      out.errors = errors;
+      return;
+    }
 
     if (T.roster) {
       await rosterSteps(page);

@@ -18,12 +18,22 @@ and node-a adds admin carol.
   3. node-b imports W and X; W arrived byte for byte as sealed at approval;
      the re-send is audited as carol's (dashboard:carol); no request of the
      page went to another host or carried the passphrase.
+  4. node-b's dashboard, its Inbound page: over HTTP, an upload for
+     detection without a session (401), without the CSRF token or from
+     another origin (403), too large (413), not a PNG or a broken one (400,
+     audited with the bytes' SHA-256); in Chromium, adm-b picks a whole image
+     of node-b's data set and runs detection with X's model: the decision,
+     r and the patch counts, the heat map decoded and drawn, the detection
+     audited with the image's SHA-256.
 
 usage: test_dash_roster.py /path/to/sldd WORKDIR   (WORKDIR: npm modules cache)
 Exits 77 when chromium, node or the npm packages are not available.
 """
+import hashlib
 import os
+import re
 import shutil
+import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,17 +56,18 @@ def roster_of(a, peer):
     return rows[0][0] if rows else ""
 
 
-def spec(a, port, keyfile, roster, shot=None, shot_resend=None):
+def spec(a, port, keyfile, roster, shot=None, shot_resend=None, detect=None):
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     return {"url": "http://127.0.0.1:%d/" % port, "chromium": chromium,
             "origins": ["http://127.0.0.1:%d/" % port], "keyfile": keyfile,
             "passphrase": fed.PASS, "secrets": {"passphrase": fed.PASS},
-            "roster": roster, "screenshot": shot, "screenshot_resend": shot_resend}
+            "roster": roster, "screenshot": shot, "screenshot_resend": shot_resend,
+            "detect": detect}
 
 
-def common_checks(t, res, what, refused=False):
+def common_checks(t, res, what, refused=False, who="carol"):
     t.check("Signed in" in res.get("steps", {}).get("signin", ""),
-            "%s: carol signed in: %r" % (what, res.get("steps", {}).get("signin")))
+            "%s: %s signed in: %r" % (what, who, res.get("steps", {}).get("signin")))
     t.check(res.get("foreign") == [], "%s: no request to another host: %r" %
             (what, res.get("foreign")))
     t.check(res.get("leaks") == [], "%s: no request carries the passphrase: %r" %
@@ -64,6 +75,61 @@ def common_checks(t, res, what, refused=False):
     # the browser logs the node's 403 for the refused approval as an error
     errors = [e for e in res.get("errors", []) if not (refused and "status of 403" in e)]
     t.check(not errors and "errors" in res, "%s: no script errors: %r" % (what, errors))
+
+
+def local_image(f):
+    """A whole image of node-b's data set (PNG), as on an admin's disk."""
+    for top, _, files in sorted(os.walk(os.path.join(f.root, "data-b"))):
+        for name in sorted(files):
+            if name.endswith(".png") and "patch" not in top:
+                return os.path.join(top, name)
+    raise fed.Failed("no PNG image in node-b's data set")
+
+
+def announced_only(d, path, length):
+    """The status of a POST that announces length bytes and sends none."""
+    with socket.create_connection(("127.0.0.1", d.port), timeout=30) as c:
+        c.sendall(("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: sldd_dash=%s\r\n"
+                   "X-CSRF-Token: %s\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" %
+                   (path, d.port, d.cookie, d.csrf, length)).encode())
+        head = c.recv(200).decode(errors="replace")
+    m = re.match(r"HTTP/1\.[01] (\d+)", head)
+    return int(m.group(1)) if m else head
+
+
+def detect_http(t, b, port, x, w):
+    """The upload route over plain HTTP: session, CSRF, size, PNG, and which
+    bundles; each refused upload that reached the node audited."""
+    admin = td.load_admin(os.path.join(b.dir, "admins", "adm-b.key"), fed.PASS)
+    d = td.Dash(port)
+    path = "/api/v1/inbound/%s/detect" % x
+    png = b"\x89PNG\r\n\x1a\n"
+    st, _, _ = d.req("POST", path, png + b"x" * 100, {"Content-Type": "image/png"})
+    t.check(st == 401, "detection without a session: %d" % st)
+    d.login(admin)
+    st, _, _ = d.post(path, png + b"x" * 100, csrf=False)
+    t.check(st == 403, "detection without the CSRF token: %d" % st)
+    st, _, _ = d.post(path, png + b"x" * 100, origin="http://evil.example")
+    t.check(st == 403, "detection from another origin: %d" % st)
+    st = announced_only(d, path, 2 << 20)
+    t.check(st == 413, "a 2 MiB upload is refused before its body is read: %r" % st)
+    garbage = b"GIF89a" + os.urandom(64)
+    st, _, msg = d.post(path, garbage)
+    t.check(st == 400 and b"not a PNG" in msg, "not a PNG: %d %s" % (st, msg))
+    broken = png + os.urandom(200)
+    st, _, msg = d.post(path, broken)
+    t.check(st == 400 and b"detection refused" in msg, "a broken PNG: %d %s" % (st, msg))
+    st, _, msg = d.post("/api/v1/inbound/%s/detect" % ("f" + "0" * 31), png)
+    t.check(st in (400, 404), "no such bundle: %d %s" % (st, msg))
+    refused = b.query("SELECT detail FROM audit WHERE action='detection' AND outcome='refused' "
+                      "AND actor='dashboard:adm-b'")
+    for what, data in (("not a PNG", garbage), ("broken PNG", broken)):
+        sha = hashlib.sha256(data).hexdigest()
+        t.check(any(sha in r[0] for r in refused), "the %s upload audited with its SHA-256: %r" %
+                (what, refused))
+    tmp = os.path.join(b.dir, "tmp")
+    t.check(not os.path.isdir(tmp) or not os.listdir(tmp), "nothing left in NODE/tmp: %r" %
+            (os.listdir(tmp) if os.path.isdir(tmp) else None))
 
 
 def main(sldd, t):
@@ -80,6 +146,8 @@ def main(sldd, t):
     with f.session(t):
         port = td.free_port()
         a.serve_args = ["--dashboard", "127.0.0.1:%d" % port]
+        port_b = td.free_port()
+        b.serve_args = ["--dashboard", "127.0.0.1:%d" % port_b]
         set_conf(b, "min-admin-approvals", "2")
         f.start()
         fed.wait_for("node-b to acknowledge adm-a", lambda: "adm-a:" in roster_of(a, b.id))
@@ -141,6 +209,32 @@ def main(sldd, t):
         t.check(got == env_w, "W arrived as sealed at approval: %s vs %s" % (got, env_w))
         rows = a.query("SELECT actor, peer FROM audit WHERE action='resend' AND bundle_id=?", w)
         t.check((("dashboard:carol", b.id)) in rows, "the re-send audited as carol's: %r" % rows)
+
+        # ---- 4. node-b's Inbound page: detection on a local image with X's model
+        detect_http(t, b, port_b, x, w)
+        image = local_image(f)
+        res = td.run_browser(t, workdir, spec(b, port_b, os.path.join(b.dir, "admins",
+                                                                       "adm-b.key"),
+                                              None, shot("detect"), detect={"bundle": x,
+                                                                            "image": image}))
+        common_checks(t, res, "detection run", who="adm-b")
+        s = res.get("steps", {})
+        t.check("Choose a PNG" in s.get("detect_empty", ""), "no file chosen: said so, nothing sent")
+        m = re.search(r"decision (GASTRITIS|NON-GASTRITIS|UNDETERMINED)", s.get("detect", ""))
+        t.check(m and "patches classified I" in s.get("detect", ""),
+                "the page shows the decision, r and the patch counts: %r" % s.get("detect"))
+        mp = s.get("detect_map") or {}
+        t.check(mp.get("w", 0) >= 128 and mp.get("h", 0) >= 128 and mp.get("colours", 0) > 8,
+                "the heat map is decoded and drawn, not blank: %r" % mp)
+        with open(image, "rb") as fh:
+            sha = hashlib.sha256(fh.read()).hexdigest()
+        rows = b.query("SELECT actor, bundle_id, outcome, detail FROM audit WHERE "
+                       "action='detection' AND detail LIKE ?", "%" + sha + "%")
+        name = os.path.basename(image)
+        t.check(any(r[0] == "dashboard:adm-b" and r[1] == x and r[2] != "refused" and
+                    r[3].startswith(name + " (sha256 ") and
+                    m and ("): %s," % m.group(1).lower()) in r[3] for r in rows),
+                "the detection audited with the image's SHA-256 and the admin: %r" % rows)
         f.stop()
 
 
