@@ -10,7 +10,7 @@
  * and X-Sldd-Patches ("I N P" patch counts).
  *
  * The upload is bounded (ND_DASH_DETECT_MAX), must be a PNG (signature,
- * then the decoder), may name itself (X-Sldd-Image-Name, made a safe base
+ * IHDR with sides of at most 8192 pixels, then the decoder), may name itself (X-Sldd-Image-Name, made a safe base
  * name), and goes through nd_dash_api's session, CSRF and
  * origin checks like every POST.  Every detection is in the audit log with
  * the image's SHA-256 (action "detection", actor dashboard:ADMIN), and so
@@ -36,11 +36,29 @@
 
 #define ND_DASH_DETECT_MAX (16u << 20) /* bytes of one uploaded PNG */
 
+#define ND_DASH_DETECT_MAX_SIDE 8192 /* pixels: a small file may decode to a huge image */
+
 static const uint8_t PNG_SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
+/* Why img is not an acceptable PNG (NULL when it may go to the decoder):
+ * the signature, then the IHDR chunk's size, read before anything is
+ * decoded. */
+static const char *png_refusal(const uint8_t *img, size_t len)
+{
+    if (len < 24 || memcmp(img, PNG_SIG, sizeof PNG_SIG) || memcmp(img + 12, "IHDR", 4))
+        return "not a PNG image";
+    uint32_t w =
+        (uint32_t)img[16] << 24 | (uint32_t)img[17] << 16 | (uint32_t)img[18] << 8 | img[19];
+    uint32_t h =
+        (uint32_t)img[20] << 24 | (uint32_t)img[21] << 16 | (uint32_t)img[22] << 8 | img[23];
+    if (w == 0 || h == 0 || w > ND_DASH_DETECT_MAX_SIDE || h > ND_DASH_DETECT_MAX_SIDE)
+        return "the image's width or height is 0 or above 8192 pixels";
+    return NULL;
+}
+
 /* A refused upload in the audit log: the bytes' SHA-256 and why. */
-static void audit_refused(nd_dash *d, const nd_dash_session *s, const char *bid,
-                          const uint8_t *img, size_t len, const char *why)
+static void audit_refused(nd_dash *d, const nd_dash_session *s, const char *bid, const uint8_t *img,
+                          size_t len, const char *why)
 {
     char actor[96], hex[65] = "-", detail[400];
     uint8_t h[32];
@@ -126,8 +144,13 @@ static int detect_upload(nd_dash *d, const nd_dash_session *s, const char *id, c
         snprintf(msg, msglen, "%s", e.msg);
         status = 500;
     } else if (nd_detect_with_bundle(d->c->cfg.dir, id, image, heat, 0, actor, res, &se)) {
-        /* the decoder's refusal names the file: the upload is what it read */
-        snprintf(msg, msglen, "detection refused: %s", se.msg);
+        /* the decoder's refusal names the file: the browser gets its name,
+         * not this node's folders */
+        const char *m = se.msg;
+        size_t tl = strlen(tmp);
+        if (!strncmp(m, tmp, tl) && m[tl] == '/')
+            m += tl + 1;
+        snprintf(msg, msglen, "detection refused: %s", m);
         status = se.code == SD_EIO || se.code == SD_ENOMEM ? 500 : 400;
     } else if (sc_file_read(heat, 64u << 20, 0, map, mlen, &e)) {
         sd_detect_result_free(res);
@@ -140,8 +163,7 @@ static int detect_upload(nd_dash *d, const nd_dash_session *s, const char *id, c
     return status;
 }
 
-int nd_dash_detect(nd_dash *d, struct evhttp_request *r, const nd_dash_session *s,
-                   const char *path)
+int nd_dash_detect(nd_dash *d, struct evhttp_request *r, const nd_dash_session *s, const char *path)
 {
     static const char *const names[] = {"non-gastritis", "gastritis"}; /* as the audit says */
     char idp[40], id[33], msg[700], num[64], rtxt[32], name[80];
@@ -161,13 +183,13 @@ int nd_dash_detect(nd_dash *d, struct evhttp_request *r, const nd_dash_session *
     struct evbuffer *in = evhttp_request_get_input_buffer(r);
     size_t len = evbuffer_get_length(in);
     const uint8_t *img = len ? evbuffer_pullup(in, -1) : NULL;
-    if (len > ND_DASH_DETECT_MAX || len < sizeof PNG_SIG || !img ||
-        memcmp(img, PNG_SIG, sizeof PNG_SIG)) {
+    const char *bad = len > ND_DASH_DETECT_MAX ? "the image is larger than 16 MiB"
+                      : !img                   ? "not a PNG image"
+                                               : png_refusal(img, len);
+    if (bad) {
         int big = len > ND_DASH_DETECT_MAX;
-        snprintf(msg, sizeof msg, big ? "the image is larger than %u MiB" : "not a PNG image",
-                 ND_DASH_DETECT_MAX >> 20);
-        audit_refused(d, s, id, big ? NULL : img, len, msg);
-        nd_dash_text(d, r, big ? 413 : 400, msg);
+        audit_refused(d, s, id, big ? NULL : img, len, bad);
+        nd_dash_text(d, r, big ? 413 : 400, bad);
         return 1;
     }
     sd_detect_result res;

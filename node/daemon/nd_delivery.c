@@ -283,7 +283,9 @@ static int refused_rows(sqlite3 *db, const char *bid, const char *peer, refused_
                            "bundle_id=? AND state='refused' AND (?='' OR peer=?) ORDER BY peer",
                            "ttt", bid, peer ? peer : "", peer ? peer : "");
     *n = 0;
-    while (!rc && *n < max && (rc = nd_db_step(st, e)) == 1) {
+    if (rc)
+        return rc;
+    while (*n < max && (rc = nd_db_step(st, e)) == 1) {
         refused_row *r = &out[(*n)++];
         snprintf(r->peer, sizeof r->peer, "%s", nd_col_text(st, 0));
         snprintf(r->env_obj, sizeof r->env_obj, "%s", nd_col_text(st, 1));

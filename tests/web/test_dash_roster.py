@@ -116,14 +116,21 @@ def detect_http(t, b, port, x, w):
     garbage = b"GIF89a" + os.urandom(64)
     st, _, msg = d.post(path, garbage)
     t.check(st == 400 and b"not a PNG" in msg, "not a PNG: %d %s" % (st, msg))
-    broken = png + os.urandom(200)
+    ihdr = png + b"\0\0\0\x0dIHDR"
+    broken = ihdr + b"\0\0\1\0\0\0\1\0" + os.urandom(200)
     st, _, msg = d.post(path, broken)
-    t.check(st == 400 and b"detection refused" in msg, "a broken PNG: %d %s" % (st, msg))
+    t.check(st == 400 and b"detection refused: upload.png: " in msg and
+            b.dir.encode() not in msg, "a broken PNG, named without the node's folders: %d %s" %
+            (st, msg))
+    huge = ihdr + b"\0\1\0\0\0\1\0\0" + os.urandom(200)  # 65536 x 65536
+    st, _, msg = d.post(path, huge)
+    t.check(st == 400 and b"above 8192 pixels" in msg, "a 65536 x 65536 PNG header: %d %s" %
+            (st, msg))
     st, _, msg = d.post("/api/v1/inbound/%s/detect" % ("f" + "0" * 31), png)
     t.check(st in (400, 404), "no such bundle: %d %s" % (st, msg))
     refused = b.query("SELECT detail FROM audit WHERE action='detection' AND outcome='refused' "
                       "AND actor='dashboard:adm-b'")
-    for what, data in (("not a PNG", garbage), ("broken PNG", broken)):
+    for what, data in (("not a PNG", garbage), ("broken PNG", broken), ("huge PNG", huge)):
         sha = hashlib.sha256(data).hexdigest()
         t.check(any(sha in r[0] for r in refused), "the %s upload audited with its SHA-256: %r" %
                 (what, refused))
