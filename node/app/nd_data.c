@@ -272,6 +272,15 @@ static int image_level(nd_data *ds, const sd_weights *w, const nd_norm *norm, in
         sd_roc roc = {0};
         sd_error e2 = {0};
         ev->auc = sd_roc_compute(r, lab, n, &roc, &e2) ? NAN : roc.auc;
+        for (int k = 0; isfinite(ev->auc) && k < roc.n && k < ND_EVAL_ROC_MAX; k++) {
+            /* k-th of at most ND_EVAL_ROC_MAX points spread over roc.n */
+            int at = roc.n <= ND_EVAL_ROC_MAX
+                         ? k
+                         : (int)((int64_t)k * (roc.n - 1) / (ND_EVAL_ROC_MAX - 1));
+            ev->roc_fpr[k] = (float)roc.pt[at].fpr;
+            ev->roc_tpr[k] = (float)roc.pt[at].tpr;
+            ev->roc_n = k + 1;
+        }
         sd_roc_free(&roc);
     }
 out:

@@ -71,6 +71,8 @@ void nd_data_close(nd_data *d);
  * or fetching it. */
 int nd_data_train_label(const nd_data *d, int64_t i);
 
+#define ND_EVAL_ROC_MAX 200
+
 typedef struct nd_eval {
     double accuracy;        /* sample (patch) accuracy on the evaluation split */
     int64_t confusion[100]; /* K x K, row = truth (K <= 10) */
@@ -81,6 +83,11 @@ typedef struct nd_eval {
     double sen, spe, hm, auc, delta; /* two-class tasks; NaN for the majority rule */
     double image_accuracy;           /* images whose decision is their label */
     int undetermined;
+    /* the image-level ROC curve behind auc, from (0,0) to (1,1), at most
+     * ND_EVAL_ROC_MAX points (evenly thinned, the ends kept); 0 without
+     * images of both labels */
+    int roc_n;
+    float roc_fpr[ND_EVAL_ROC_MAX], roc_tpr[ND_EVAL_ROC_MAX];
 } nd_eval;
 
 /* The input normalisation a model was trained with ([0,1] scale). */

@@ -43,15 +43,16 @@ static const char *const delivery_names[ND_DELIVERY_STATE_COUNT] = {
  *   approved -> queued       the release gate sealed it (nd_approval.c)
  *   queued -> delivered      every recipient returned a receipt (nd_delivery.c)
  *   queued -> failed         a recipient refused it, or it expired (nd_delivery.c)
+ *   failed -> queued         a person re-sent a refused delivery (nd_delivery_resend)
  *   NONE -> stored           a peer's bundle passed the receive order (nd_inbound.c)
  *   stored -> available      rebuilt (and evaluated) by the import worker (nd_import.c)
  *   stored -> import-failed  the rebuild failed; bundles.note says why (nd_import.c) */
 static const nd_transition bundle_table[] = {
-    {ND_BUNDLE_NONE, ND_BUNDLE_PENDING},         {ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED},
-    {ND_BUNDLE_PENDING, ND_BUNDLE_REJECTED},     {ND_BUNDLE_APPROVED, ND_BUNDLE_QUEUED},
-    {ND_BUNDLE_QUEUED, ND_BUNDLE_DELIVERED},     {ND_BUNDLE_QUEUED, ND_BUNDLE_FAILED},
-    {ND_BUNDLE_NONE, ND_BUNDLE_STORED},          {ND_BUNDLE_STORED, ND_BUNDLE_AVAILABLE},
-    {ND_BUNDLE_STORED, ND_BUNDLE_IMPORT_FAILED},
+    {ND_BUNDLE_NONE, ND_BUNDLE_PENDING},     {ND_BUNDLE_PENDING, ND_BUNDLE_APPROVED},
+    {ND_BUNDLE_PENDING, ND_BUNDLE_REJECTED}, {ND_BUNDLE_APPROVED, ND_BUNDLE_QUEUED},
+    {ND_BUNDLE_QUEUED, ND_BUNDLE_DELIVERED}, {ND_BUNDLE_QUEUED, ND_BUNDLE_FAILED},
+    {ND_BUNDLE_FAILED, ND_BUNDLE_QUEUED},    {ND_BUNDLE_NONE, ND_BUNDLE_STORED},
+    {ND_BUNDLE_STORED, ND_BUNDLE_AVAILABLE}, {ND_BUNDLE_STORED, ND_BUNDLE_IMPORT_FAILED},
 };
 
 /* THE job lifecycle (nd_jobs.c makes every move). */
@@ -71,6 +72,7 @@ static const nd_transition delivery_table[] = {
     {ND_DELIVERY_QUEUED, ND_DELIVERY_DELIVERED}, /* signed receipt verified */
     {ND_DELIVERY_QUEUED, ND_DELIVERY_REFUSED},   /* the peer refused it (4xx) */
     {ND_DELIVERY_QUEUED, ND_DELIVERY_EXPIRED},   /* expired before it could be sent */
+    {ND_DELIVERY_REFUSED, ND_DELIVERY_QUEUED},   /* re-sent, same envelope (nd_delivery.c) */
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

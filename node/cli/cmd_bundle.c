@@ -778,11 +778,12 @@ int cmd_bundle(int argc, char **argv)
         bundle_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    static const char *const subs[] = {"list", "show", "approve", "reject", "make-test", "inspect",
-                                       "sign", "seal", "open",    "verify", NULL};
+    static const char *const subs[] = {"list",   "show",      "approve", "reject",
+                                       "resend", "make-test", "inspect", "sign",
+                                       "seal",   "open",      "verify",  NULL};
     if (nd_cli_check_word("sldd bundle", "subcommand", argv[1], subs))
         return 2;
-    /* list, show, approve ID, reject ID: through the running node */
+    /* list, show, approve ID, reject ID, resend ID: through the running node */
     if (nd_cli_bundle_wants(argc, argv))
         return nd_cli_bundle(argc, argv);
     sub = argv[1];

@@ -1,8 +1,12 @@
 /*
- * nd_cli_bundle.c - `sldd bundle list|show|approve|reject` against a
- * running node (see nd_cli_bundle.h).  Approving happens here, in the
- * admin's own process, and trusts the daemon with nothing it shows: the
- * statement to be signed is fetched before the admin is asked, parsed, and
+ * nd_cli_bundle.c - `sldd bundle list|show|approve|reject|resend` against
+ * a running node (see nd_cli_bundle.h).  `resend` asks the node to send a
+ * refused delivery again with the envelope sealed at approval; it signs
+ * nothing (the node audits it under the caller's OS user).
+ *
+ * Approving happens here, in the admin's own process, and trusts the
+ * daemon with nothing it shows: the statement to be signed is fetched
+ * before the admin is asked, parsed, and
  * must hold this node's bundle with the id the admin named and the id and
  * payload hash the node's view shows; the summary the admin confirms is
  * rendered from that statement's payload (nd_cli_approval.h).  Only then is
@@ -42,18 +46,22 @@ void nd_cli_bundle_usage(void *file)
                   "                 [--passphrase-file FILE] [--grid PNG]\n"
                   "       sldd bundle reject ID --dir NODE --admin NAME [--yes]\n"
                   "                 [--passphrase-file FILE] [--grid PNG] [--reason TEXT]\n"
+                  "       sldd bundle resend ID --dir NODE [--peer NAME]\n"
                   "  (ID may be a unique prefix; approve and reject need the running node,\n"
                   "  list and show read the node's state directly when it is not running;\n"
                   "  --grid draws the images of the statement to be signed into PNG first,\n"
                   "  and with show the images of the bundle's payload, received ones too;\n"
-                  "  --reason, one line, goes into the audit entry of the rejection)\n");
+                  "  --reason, one line, goes into the audit entry of the rejection;\n"
+                  "  resend, through the running node too, sends a delivery that a peer\n"
+                  "  refused again, the same sealed bytes, once what it refused is fixed)\n");
 }
 
 int nd_cli_bundle_wants(int argc, char **argv)
 {
     if (argc < 2)
         return 0;
-    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reject"))
+    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "show") || !strcmp(argv[1], "reject") ||
+        !strcmp(argv[1], "resend"))
         return 1;
     if (strcmp(argv[1], "approve"))
         return 0;
@@ -307,6 +315,28 @@ static int offline_view(const char *dir, const char *idp, int json)
     return rc || b.failed ? 1 : 0;
 }
 
+/* A peer id as the node writes them: nothing that needs escaping in a query. */
+#define PEER_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+/* POST /v1/bundles/ID/resend[?peer=NAME]: the node's answer printed. */
+static int resend(const char *dir, const char *id, const char *peer)
+{
+    char path[256];
+    nd_api_response r;
+    sc_error e = {0, ""};
+    int status = 1;
+    snprintf(path, sizeof path, "/v1/bundles/%s/resend%s%s", id, peer ? "?peer=" : "",
+             peer ? peer : "");
+    if (nd_api_request(dir, "POST", path, NULL, "", 0, &r, &e)) {
+        fprintf(stderr, "sldd bundle resend: %s\n", e.msg);
+        return 1;
+    }
+    put_untrusted(r.status == 200 ? stdout : stderr, r.body, r.len);
+    status = r.status == 200 ? 0 : 1;
+    nd_api_response_free(&r);
+    return status;
+}
+
 int nd_cli_bundle(int argc, char **argv)
 {
     static const struct option opts[] = {{"dir", required_argument, 0, 'd'},
@@ -316,15 +346,17 @@ int nd_cli_bundle(int argc, char **argv)
                                          {"grid", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
                                          {"reason", required_argument, 0, 'r'},
+                                         {"peer", required_argument, 0, 'P'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *admin = NULL, *passfile = NULL, *id = NULL, *grid = NULL,
-               *reason = NULL;
+               *reason = NULL, *peer = NULL;
     const char *sub = argv[1];
     int yes = 0, json = 0, o;
     optind = 2;
-    while ((o = getopt_long(argc, argv, "d:a:p:g:r:yjh", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "d:a:p:g:r:P:yjh", opts, NULL)) != -1) {
         switch (o) {
+        case 'P': peer = optarg; break;
         case 'r': reason = optarg; break;
         case 'd': dir = optarg; break;
         case 'a': admin = optarg; break;
@@ -346,7 +378,9 @@ int nd_cli_bundle(int argc, char **argv)
     if (optind != argc || (list ? id != NULL : id == NULL) || (list && grid) ||
         (id && (strlen(id) > 32 || strspn(id, "0123456789abcdef") != strlen(id))) ||
         ((!strcmp(sub, "approve") || !strcmp(sub, "reject")) && !admin) ||
-        (reason && (strcmp(sub, "reject") || strlen(reason) > 200 || strchr(reason, '\n')))) {
+        (reason && (strcmp(sub, "reject") || strlen(reason) > 200 || strchr(reason, '\n'))) ||
+        (peer && (strcmp(sub, "resend") || !peer[0] || strlen(peer) > 64 ||
+                  strspn(peer, PEER_CHARS) != strlen(peer)))) {
         fprintf(stderr, "usage:\n");
         nd_cli_bundle_usage(stderr);
         return 2;
@@ -364,5 +398,7 @@ int nd_cli_bundle(int argc, char **argv)
         int rc = nd_api_print(dir, path, "sldd bundle show");
         return rc || !grid ? rc : show_grid(dir, id, grid, json);
     }
+    if (!strcmp(sub, "resend"))
+        return resend(dir, id, peer);
     return decide(dir, id, admin, passfile, grid, !strcmp(sub, "reject"), yes, reason);
 }

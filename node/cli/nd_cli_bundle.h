@@ -1,6 +1,6 @@
 /*
  * nd_cli_bundle.h - the daemon-backed verbs of `sldd bundle`: list, show,
- * approve ID, reject ID (through the admin API).  The file-based verbs
+ * approve ID, reject ID, resend ID (through the admin API).  The file-based verbs
  * (make-test, inspect, sign, approve --in, seal, open, verify) stay in
  * cmd_bundle.c.
  */

@@ -31,6 +31,8 @@
 #include "nd_buf.h"
 #include "nd_objects.h"
 #include "nd_approval.h"
+#include "nd_delivery.h"
+#include "nd_job_curves.h"
 #include "nd_state.h"
 #include "nd_views.h"
 #include "sc_util.h"
@@ -298,6 +300,25 @@ static void r_bundles(nd_admin *a, sqlite3 *db, const req *q, resp *r)
         reply(r, 500, "%s", e.msg);
 }
 
+/* POST /v1/bundles/ID/resend[?peer=NAME]: a refused delivery queued again
+ * with the envelope sealed at approval (nd_delivery_resend). */
+static void r_resend(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *id)
+{
+    sc_error e = {0, ""};
+    nd_resend_result res;
+    char peer[80];
+    const char *p = query_get(q->query, "peer", peer, sizeof peer);
+    if (p && (pct_decode(peer) || !peer[0])) {
+        reply(r, 400, "peer: bad percent-encoding or empty");
+        return;
+    }
+    if (nd_delivery_resend(a->ctx, db, id, p, q->who ? q->who : "api", &res, &e)) {
+        reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    reply(r, 200, "bundle %s: re-sending the envelope sealed at approval to %s", id, res.peers);
+}
+
 static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *idp,
                      const char *rest)
 {
@@ -360,6 +381,10 @@ static void r_bundle(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char
                   res.n_admins, res.need);
         return;
     }
+    if (!strcmp(rest, "/resend") && !strcmp(q->method, "POST")) {
+        r_resend(a, db, q, r, id);
+        return;
+    }
     reply(r, 404, "no such route");
 }
 
@@ -407,6 +432,13 @@ static void r_jobs(nd_admin *a, sqlite3 *db, const req *q, resp *r, const char *
         r->status = 200;
         r->type = q->json ? "application/json" : "text/plain";
         if (nd_view_job(db, id, &r->body, q->json, &e))
+            reply(r, error_status(e.code), "%s", e.msg);
+        return;
+    }
+    if (!strcmp(end, "/curves") && !strcmp(q->method, "GET")) {
+        r->status = 200;
+        r->type = "application/json";
+        if (nd_curves_json(a->ctx->cfg.dir, id, &r->body, &e))
             reply(r, error_status(e.code), "%s", e.msg);
         return;
     }

@@ -19,9 +19,10 @@
  *   GET  /v1/bundles                GET /v1/bundles/ID
  *   GET  /v1/bundles/ID/statement   (the statement an admin signs)
  *   POST /v1/bundles/ID/decision    (the statement with the admin's decision)
+ *   POST /v1/bundles/ID/resend[?peer=NAME]  (a refused delivery, same envelope)
  *   GET  /v1/jobs                   GET /v1/jobs/N
  *   POST /v1/jobs                   ("to: A,B" and "options: ..." lines)
- *   POST /v1/jobs/N/cancel
+ *   POST /v1/jobs/N/cancel          GET /v1/jobs/N/curves (loss, ROC: nd_job_curves.h)
  *   GET  /v1/peers
  *   POST /v1/peers                  ("id:", "url:", "pins:" lines)
  *   GET  /v1/audit[?limit=N&bundle=ID]   GET /v1/audit/verify

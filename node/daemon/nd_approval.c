@@ -57,9 +57,7 @@ static int load_row(sqlite3 *db, const char *bid, out_row *r, sc_error *e)
     return rc;
 }
 
-/* Commit the open transaction when rc is 0 (and anchor the audit log it
- * wrote to), roll it back otherwise; rc, or the commit's error. */
-static int end_transaction(nd_ctx *c, sqlite3 *db, int rc, sc_error *e)
+int nd_approval_tx_end(nd_ctx *c, sqlite3 *db, int rc, sc_error *e)
 {
     if (rc) {
         nd_db_rollback(db);
@@ -169,9 +167,9 @@ static int within_budget(nd_ctx *c, sqlite3 *db, const char *bid, const out_row 
                         bid, detail);
 }
 
-/* Approval is the last step before release: node.conf's privacy policy and
- * budget and the receivers' sequence order must allow it. */
-static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, sc_error *e)
+/* node.conf's privacy policy (as it is now) must allow the bundle's
+ * verdict. */
+static int policy_allows(nd_ctx *c, const out_row *row, sc_error *e)
 {
     nd_settings s;
     nd_ctx_settings(c, &s);
@@ -183,8 +181,15 @@ static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *r
                             "verdict is '%s'",
                             nd_privacy_policy_name(s.privacy),
                             row->privacy[0] ? row->privacy : "none");
-    int rc = within_budget(c, db, bid, row, 1, e);
-    if (rc)
+    return 0;
+}
+
+/* Approval is the last step before release: node.conf's privacy policy and
+ * budget and the receivers' sequence order must allow it. */
+static int may_release(nd_ctx *c, sqlite3 *db, const char *bid, const out_row *row, sc_error *e)
+{
+    int rc;
+    if ((rc = policy_allows(c, row, e)) || (rc = within_budget(c, db, bid, row, 1, e)))
         return rc;
     /* receivers accept sequence numbers in increasing order only */
     int64_t later;
@@ -278,7 +283,7 @@ static int record_decisions(nd_ctx *c, sqlite3 *db, const char *bid, const out_r
         rc = nd_lifecycle_move(db, bid, ND_BUNDLE_PENDING,
                                res->rejected ? ND_BUNDLE_REJECTED : ND_BUNDLE_APPROVED, &why, e);
     }
-    return end_transaction(c, db, rc, e);
+    return nd_approval_tx_end(c, db, rc, e);
 }
 
 int nd_approval_decide(nd_ctx *c, sqlite3 *db, const char *bid, const uint8_t *stb, size_t len,
@@ -364,6 +369,18 @@ out:
 
 /* ---------------------------------------------------------------- the gate */
 
+int nd_approval_may_resend(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
+{
+    out_row row;
+    int rc = load_row(db, bid, &row, e);
+    if (rc)
+        return rc;
+    if (strcmp(row.direction, "out") || !row.approved_obj[0])
+        return sc_error_set(e, SC_EPERM, "bundle %.12s was never approved: nothing to re-send",
+                            bid);
+    return (rc = policy_allows(c, &row, e)) ? rc : within_budget(c, db, bid, &row, 0, e);
+}
+
 int nd_approval_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
 {
     out_row row;
@@ -442,7 +459,7 @@ int nd_approval_release(nd_ctx *c, sqlite3 *db, const char *bid, sc_error *e)
     }
     if (!rc) /* every recipient may have failed already */
         rc = nd_delivery_settle(db, bid, e);
-    rc = end_transaction(c, db, rc, e);
+    rc = nd_approval_tx_end(c, db, rc, e);
     if (!rc) {
         for (size_t i = 0; i < n; i++)
             if (errs[i][0])

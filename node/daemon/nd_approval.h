@@ -49,4 +49,14 @@ int nd_approval_decide_by(nd_ctx *c, sqlite3 *db, const char *bundle_id, const u
  * the deliveries. */
 int nd_approval_release(nd_ctx *c, sqlite3 *db, const char *bundle_id, sc_error *e) SC_WUR;
 
+/* Commit the open transaction when rc is 0 (and anchor the audit log it
+ * wrote to), roll it back otherwise; rc, or the commit's error. */
+int nd_approval_tx_end(nd_ctx *c, sqlite3 *db, int rc, sc_error *e) SC_WUR;
+
+/* May an approved bundle's sealed envelopes be sent again (nd_delivery.h,
+ * re-send)?  node.conf's privacy policy and budget as they are now must
+ * still allow the release: a re-send never gets round a policy tightened
+ * since the approval.  SC_EPERM with the reason when not. */
+int nd_approval_may_resend(nd_ctx *c, sqlite3 *db, const char *bundle_id, sc_error *e) SC_WUR;
+
 #endif

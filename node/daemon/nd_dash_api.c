@@ -7,7 +7,9 @@
  *                              when not signed in)
  *   POST /api/logout
  *   GET  /api/v1/...           the admin API's read routes (nd_admin_api.h)
- *   POST /api/v1/bundles/ID/decision, POST /api/v1/jobs/N/cancel
+ *   POST /api/v1/bundles/ID/decision, POST /api/v1/bundles/ID/resend[?peer=P],
+ *   POST /api/v1/jobs/N/cancel
+ *   POST /api/v1/inbound/ID/detect                      a PNG: detection (nd_dash_detect.c)
  *   GET  /api/v1/bundles/ID/grid.png, .../privacy.png   the daemon's pictures
  *   GET  /api/v1/bundles/ID/payload                     the stored payload bytes
  *
@@ -266,7 +268,8 @@ static int r_bundle_file(nd_dash *d, struct evhttp_request *r, const char *path)
     return 1;
 }
 
-/* Only the admin API's read routes, a decision and a job cancel. */
+/* Only the admin API's read routes, a decision, a re-send of a refused
+ * delivery and a job cancel. */
 static int allowed(enum evhttp_cmd_type m, const char *path)
 {
     size_t n = strlen(path);
@@ -275,6 +278,7 @@ static int allowed(enum evhttp_cmd_type m, const char *path)
     if (m != EVHTTP_REQ_POST)
         return 0;
     return (!strncmp(path, "/v1/bundles/", 12) && n > 21 && !strcmp(path + n - 9, "/decision")) ||
+           (!strncmp(path, "/v1/bundles/", 12) && n > 19 && !strcmp(path + n - 7, "/resend")) ||
            (!strncmp(path, "/v1/jobs/", 9) && n > 16 && !strcmp(path + n - 7, "/cancel"));
 }
 
@@ -381,6 +385,8 @@ void nd_dash_api(nd_dash *d, struct evhttp_request *r, const char *path, const c
     else if (!strcmp(path, "/logout") && m == EVHTTP_REQ_POST) {
         nd_dash_session_end(s);
         nd_dash_text(d, r, 200, "signed out");
+    } else if (m == EVHTTP_REQ_POST && nd_dash_detect(d, r, s, path)) {
+        /* answered: detection on an uploaded image */
     } else if (!strncmp(path, "/v1/", 4))
         r_admin(d, r, s, path, query);
     else

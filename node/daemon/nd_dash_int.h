@@ -1,6 +1,6 @@
 /*
  * nd_dash_int.h - what the dashboard's server (nd_dash.c) and its API
- * routes (nd_dash_api.c) share; not for other modules.
+ * routes (nd_dash_api.c, nd_dash_detect.c) share; not for other modules.
  */
 #ifndef ND_DASH_INT_H
 #define ND_DASH_INT_H
@@ -44,6 +44,11 @@ void nd_dash_send(nd_dash *d, struct evhttp_request *r, int status, const char *
                   const void *body, size_t len);
 /* A text/plain answer. */
 void nd_dash_text(nd_dash *d, struct evhttp_request *r, int status, const char *msg);
+
+/* POST /api/v1/inbound/ID/detect (nd_dash_detect.c), after the session
+ * and CSRF checks: 1 when path was that route (the answer is sent). */
+int nd_dash_detect(nd_dash *d, struct evhttp_request *r, const nd_dash_session *s,
+                   const char *path);
 
 /* Everything under /api/ (nd_dash_api.c). */
 void nd_dash_api(nd_dash *d, struct evhttp_request *r, const char *path, const char *query);

@@ -11,6 +11,7 @@
 
 #include "nd_approval.h"
 #include "nd_audit.h"
+#include "nd_log.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
 #include "nd_receipt.h"
@@ -264,6 +265,145 @@ static int64_t deliver_due(nd_delivery *o)
     for (int i = 0; i < n && !atomic_load(&c->stopping); i++)
         deliver(o, &list[i]);
     return n ? 0 : next;
+}
+
+/* ---------------------------------------------------------------- re-send */
+
+typedef struct refused_row {
+    char peer[65], env_obj[65], error[200];
+} refused_row;
+
+/* The refused deliveries of bid (to peer only, when given) into out[]. */
+static int refused_rows(sqlite3 *db, const char *bid, const char *peer, refused_row *out,
+                        size_t max, size_t *n, sc_error *e)
+{
+    sqlite3_stmt *st;
+    int rc = nd_db_prepare(db, &st, e,
+                           "SELECT peer,envelope_obj,last_error FROM deliveries WHERE "
+                           "bundle_id=? AND state='refused' AND (?='' OR peer=?) ORDER BY peer",
+                           "ttt", bid, peer ? peer : "", peer ? peer : "");
+    *n = 0;
+    if (rc)
+        return rc;
+    while (*n < max && (rc = nd_db_step(st, e)) == 1) {
+        refused_row *r = &out[(*n)++];
+        snprintf(r->peer, sizeof r->peer, "%s", nd_col_text(st, 0));
+        snprintf(r->env_obj, sizeof r->env_obj, "%s", nd_col_text(st, 1));
+        snprintf(r->error, sizeof r->error, "%s", nd_col_text(st, 2));
+        rc = 0;
+    }
+    nd_db_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* One refused delivery queued again with its envelope as sealed, unless
+ * the peer can no longer take it. */
+static int resend_one(nd_ctx *c, sqlite3 *db, const char *bid, int64_t seq, const refused_row *r,
+                      const char *who, sc_error *e)
+{
+    int64_t later;
+    int found, rc;
+    char detail[400];
+    if (strlen(r->env_obj) != 64)
+        return sc_error_set(e, SC_EPERM,
+                            "no envelope was ever sealed for %s (%.150s): there are no approved "
+                            "bytes to re-send; run a new distillation job",
+                            r->peer, r->error);
+    if ((rc = nd_object_check(c->cfg.dir, r->env_obj, e)))
+        return rc;
+    /* the receiver accepts increasing sequence numbers only */
+    if ((rc = nd_db_int(db, &later, &found, e,
+                        "SELECT sequence FROM deliveries WHERE peer=? AND state='delivered' AND "
+                        "sequence>? ORDER BY sequence DESC LIMIT 1",
+                        "ti", r->peer, seq)))
+        return rc;
+    if (found)
+        return sc_error_set(e, SC_EPERM,
+                            "%s has since accepted a later bundle (sequence %" PRId64
+                            ") and would refuse this one (sequence %" PRId64
+                            ") as a replay; run a new distillation job",
+                            r->peer, later, seq);
+    snprintf(detail, sizeof detail,
+             "re-send to %.64s of the envelope sealed at approval (sha256 %.16s...); refused "
+             "before: %.199s",
+             r->peer, r->env_obj, r->error);
+    nd_lifecycle_why why = {who, "resend", r->peer, "queued", detail, NULL};
+    if ((rc = nd_delivery_move(db, bid, r->peer, ND_DELIVERY_REFUSED, ND_DELIVERY_QUEUED, "", &why,
+                               e)))
+        return rc;
+    return nd_db_run(db, e,
+                     "UPDATE deliveries SET attempts=0, next_ms=0 WHERE bundle_id=? AND peer=?",
+                     "tt", bid, r->peer);
+}
+
+int nd_delivery_resend(nd_ctx *c, sqlite3 *db, const char *bid, const char *peer, const char *who,
+                       nd_resend_result *res, sc_error *e)
+{
+    refused_row rows[64];
+    char state[32] = "";
+    int64_t seq = 0, expires = 0;
+    size_t n = 0;
+    int found = 0, rc;
+    memset(res, 0, sizeof *res);
+    if ((rc = nd_db_begin(db, e)))
+        return rc;
+    if ((rc = nd_db_text(db, state, sizeof state, &found, e,
+                         "SELECT state FROM bundles WHERE id=? AND direction='out'", "t", bid)) ||
+        (!found && (rc = sc_error_set(e, SC_ENOTFOUND, "no outbound bundle %s", bid))) ||
+        (rc =
+             nd_db_int(db, &seq, &found, e, "SELECT sequence FROM bundles WHERE id=?", "t", bid)) ||
+        (rc = nd_db_int(db, &expires, &found, e, "SELECT expires_unix FROM bundles WHERE id=?", "t",
+                        bid)))
+        goto out;
+    nd_bstate bs = nd_bundle_state_parse(state);
+    if (bs != ND_BUNDLE_QUEUED && bs != ND_BUNDLE_FAILED) {
+        rc = sc_error_set(e, SC_EINVAL,
+                          "bundle %.12s is %s: only a refused delivery of a sent "
+                          "bundle can be re-sent",
+                          bid, state);
+        goto out;
+    }
+    if (nd_now_unix() > expires) {
+        rc = sc_error_set(e, SC_EPERM,
+                          "bundle %.12s has expired: it cannot be re-sent; run a new "
+                          "distillation job",
+                          bid);
+        goto out;
+    }
+    if ((rc = nd_approval_may_resend(c, db, bid, e)) ||
+        (rc = refused_rows(db, bid, peer, rows, sizeof rows / sizeof rows[0], &n, e)))
+        goto out;
+    if (!n) {
+        rc = sc_error_set(e, SC_EINVAL, "bundle %.12s has no refused delivery%s%s to re-send", bid,
+                          peer ? " to " : "", peer ? peer : "");
+        goto out;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        /* without a peer named, every refused delivery that has an envelope */
+        if (!peer && strlen(rows[i].env_obj) != 64)
+            continue;
+        if (!(rc = resend_one(c, db, bid, seq, &rows[i], who, e))) {
+            size_t o = strlen(res->peers);
+            snprintf(res->peers + o, sizeof res->peers - o, "%s%s", res->n ? "," : "",
+                     rows[i].peer);
+            res->n++;
+        }
+    }
+    if (!rc && !res->n)
+        rc = sc_error_set(e, SC_EPERM,
+                          "no envelope was ever sealed for the refused recipients "
+                          "of %.12s: there are no approved bytes to re-send",
+                          bid);
+    if (!rc && bs == ND_BUNDLE_FAILED) {
+        nd_lifecycle_why why = {who, "resend", NULL, "queued", "failed -> queued (re-send)", NULL};
+        rc = nd_lifecycle_move(db, bid, ND_BUNDLE_FAILED, ND_BUNDLE_QUEUED, &why, e);
+    }
+out:
+    if ((rc = nd_approval_tx_end(c, db, rc, e)))
+        return rc;
+    nd_log(c, "info", "bundle %.12s re-sent to %s by %s", bid, res->peers, who);
+    nd_wake(c, &c->wake_out, &c->pending_out);
+    return 0;
 }
 
 static void *delivery_main(void *arg)

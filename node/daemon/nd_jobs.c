@@ -14,6 +14,7 @@
 
 #include "nd_audit.h"
 #include "nd_distill.h"
+#include "nd_job_curves.h"
 #include "nd_ledger.h"
 #include "nd_lifecycle.h"
 #include "nd_objects.h"
@@ -170,6 +171,7 @@ typedef struct run_ctx {
     sd_backend *be;
     sd_distiller *d;
     int64_t last_write_ms;
+    const char *dir; /* NODE/jobs/N: the loss curve goes there (nd_job_curves.h) */
     double val_acc, val_hm;
     int interrupted; /* stopped by the daemon, not canceled */
     int ckpt_every;
@@ -216,7 +218,8 @@ static int on_progress(void *arg, const sd_progress *p)
         }
     }
     int64_t now = nd_now_ms();
-    if (p->evaluated || p->iter == p->total || now - r->last_write_ms >= 500) {
+    int wrote = p->evaluated || p->iter == p->total || now - r->last_write_ms >= 500;
+    if (wrote) {
         char note[96];
         r->last_write_ms = now;
         dp_note(r, p->iter, note, sizeof note);
@@ -229,6 +232,10 @@ static int on_progress(void *arg, const sd_progress *p)
                       note, r->id))
             nd_log(c, "error", "job %" PRId64 " progress: %s", r->id, e.msg);
     }
+    /* the loss curve: every write above, and about 200 points over the run */
+    if ((wrote || p->iter % (p->total > 200 ? p->total / 200 : 1) == 0) &&
+        nd_curves_loss_append(r->dir, p->iter, p->loss, &e))
+        nd_log(c, "error", "job %" PRId64 " loss curve: %s", r->id, e.msg);
     if (p->evaluated)
         nd_log(c, "info",
                "job %" PRId64 ": iteration %" PRId64 "/%" PRId64 " loss %.4f val acc "
@@ -492,6 +499,7 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
     r.d = d;
     r.val_acc = r.val_hm = NAN;
     r.ckpt_every = o.cfg.checkpoint_every;
+    r.dir = dir;
     if (o.cfg.dp_noise > 0 && sd_rdp_curve((double)o.cfg.real_batch / (double)ds.train.count,
                                            o.cfg.dp_noise, 1, r.dp_rdp1, &se) == 0) {
         r.dp = 1;
@@ -521,6 +529,8 @@ static void run_job(nd_jobs *j, int64_t id, const char *options, const char *aud
         job_fail(j, id, ND_JOB_FAILED, se.msg);
         goto done;
     }
+    if (nd_curves_roc_write(dir, &ev, &e))
+        nd_log(c, "error", "job %" PRId64 " ROC curve: %s", id, e.msg);
     if (make_bundle(j, id, &ds, &o, &res, &ev, audience, be, msg, sizeof msg))
         job_fail(j, id, ND_JOB_FAILED, msg);
 done:

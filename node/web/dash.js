@@ -286,9 +286,59 @@
         el('tr', {}, el('th', {}, 'here' + (ev ? ' (' + ev.split + ', ' + ev.images +
           ' images)' : '')), metricCells(ev)),
         el('tr', {}, el('th', {}, 'sender'), metricCells(b.metrics))),
+      view.state === 'available' ? detectSection(view) : null,
       el('h2', {}, 'The received images (' + b.images.length + ') with soft labels and step sizes'),
       imageGrid(b, b.privacy),
       ...modelSection(b)));
+  }
+
+  /* Detection with this bundle's model on a PNG chosen on the admin's
+   * computer: uploaded to the node (16 MiB at most), which answers with its
+   * heat map and the result in headers; the map is decoded here into a
+   * canvas (no image URL: the CSP allows images from the node only). */
+  function detectSection(view) {
+    const file = el('input', { type: 'file', id: 'detect-file', accept: 'image/png' });
+    const out = el('p', { id: 'detect-result' });
+    const map = el('div', { id: 'detect-map', class: 'detect-map' });
+    const run = async () => {
+      const f = file.files[0];
+      out.className = '';
+      if (!f) { out.textContent = 'Choose a PNG image first.'; return; }
+      go.disabled = true;
+      out.textContent = 'Running detection on the node...';
+      map.replaceChildren();
+      try {
+        const r = await fetch('/api/v1/inbound/' + view.id + '/detect', { method: 'POST',
+          body: await f.arrayBuffer(), credentials: 'same-origin', cache: 'no-store',
+          headers: { 'X-CSRF-Token': session ? session.csrf : '', 'Content-Type': 'image/png',
+            'X-Sldd-Image-Name': f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) } });
+        if (r.status === 401) signedOut('Your session ended. Sign in again.');
+        if (!r.ok) throw new HttpError(r.status, await r.text());
+        const dec = r.headers.get('X-Sldd-Decision') || '?', rv = Number(r.headers.get('X-Sldd-R'));
+        const pn = (r.headers.get('X-Sldd-Patches') || '- - -').split(' ');
+        const bmp = await createImageBitmap(await r.blob());
+        const cv = el('canvas', { width: bmp.width, height: bmp.height, id: 'detect-canvas' });
+        cv.getContext('2d').drawImage(bmp, 0, 0);
+        out.textContent = f.name + ': decision ' + dec.toUpperCase() + (Number.isFinite(rv) ?
+          ', r = ' + rv.toFixed(4) + ' (gastritis when r >= 0.4)' : '') + '; patches classified ' +
+          'I ' + pn[0] + ', N ' + pn[1] + ', P ' + pn[2] + '. Recorded in the audit log with ' +
+          'the image\'s SHA-256.';
+        map.replaceChildren(cv);
+      } catch (e) {
+        out.textContent = 'Refused: ' + e.message;
+        out.className = 'check-bad';
+      }
+      go.disabled = false;
+    };
+    const go = el('button', { type: 'button', id: 'detect-run', onclick: run },
+      'Run detection with this bundle\'s model');
+    return [el('h2', { id: 'detect-head' }, 'Detection on a local image'),
+      el('p', { class: 'note' }, 'Choose a whole image (PNG) on your computer: the node runs ' +
+        'the model rebuilt from this bundle over its patches and draws the heat map. Each patch ' +
+        'is classified I (irrelevant), N (negative) or P (positive for gastritis); r = P / ' +
+        '(N + P), and the image is positive when r >= 0.4 (undetermined without N or P ' +
+        'patches).'),
+      el('div', { class: 'detect' }, file, ' ', go), out, map];
   }
 
   /* One image (C x H x W, normalised values) on a canvas, each image
@@ -510,12 +560,43 @@
           el('td', {}, when(a.time_unix))))) : el('p', {}, 'No decision yet.'),
       dl.length ? el('table', { id: 'deliveries' },
         el('tr', {}, ['Recipient', 'State', 'Attempts', 'Envelope', 'Signed receipt',
-          'Last error'].map((t) => el('th', {}, t))),
-        dl.map((d) => el('tr', {}, el('td', {}, d.peer), el('td', {}, d.state),
+          'Last error', ''].map((t) => el('th', {}, t))),
+        dl.map((d) => el('tr', {}, el('td', {}, d.peer),
+          el('td', { class: d.state === 'refused' ? 'check-bad' : '' }, d.state),
           el('td', { class: 'num' }, d.attempts), el('td', { class: 'num' }, d.envelope_size + ' B'),
           el('td', {}, d.receipt ? when(d.delivered_unix) : '-'),
-          el('td', {}, d.last_error || '')))) : null,
+          el('td', {}, d.last_error || ''), el('td', {}, resendButton(view, d))))) : null,
+      dl.some((d) => d.state === 'refused' && d.envelope_size) ? el('p', { class: 'note' },
+        'A recipient refused this bundle (its reason is under Last error). Once that is fixed ' +
+        'on its side, Re-send sends it the same envelope that was sealed at approval: nothing ' +
+        'is signed again, and the node refuses if its policy or budget no longer allow the ' +
+        'release or the recipient has since taken a later bundle.') : null,
+      el('p', { id: 'resend-result' }),
     ];
+  }
+
+  /* A delivery the peer refused, once the cause is fixed: the node sends the
+   * envelope sealed at approval again (no new signature; the node checks
+   * the policy, the budget and the peer's sequence order first). */
+  function resendButton(view, d) {
+    if (d.state !== 'refused' || !d.envelope_size) return '';
+    const b = el('button', { type: 'button', class: 'resend', 'data-peer': d.peer,
+      onclick: async () => {
+        b.disabled = true;
+        const out = $('resend-result');
+        try {
+          const r = await call('POST', '/v1/bundles/' + view.id + '/resend?peer=' +
+            encodeURIComponent(d.peer), '', { as: 'text' });
+          if (location.hash === '#/bundle/' + view.id) await route();
+          const o = $('resend-result');
+          if (o) { o.textContent = r.trim(); o.className = 'check-ok'; }
+        } catch (e) {
+          out.textContent = 'Refused: ' + e.message;
+          out.className = 'check-bad';
+          b.disabled = false;
+        }
+      } }, 'Re-send to ' + d.peer);
+    return b;
   }
 
   function decisionBox(view, st, sha, verdict, problems) {

@@ -99,7 +99,7 @@ static void test_bundle_table(void)
     sqlite3 *db = nt_open_node(root, "bundles", dir, sizeof dir);
     const nd_transition *t;
     size_t n = nd_bundle_transitions(&t), driven = 0, refused = 0;
-    CHECK(n == 9);
+    CHECK(n == 10);
     for (int from = 0; from < ND_BUNDLE_STATE_COUNT; from++) {
         for (int to = 0; to < ND_BUNDLE_STATE_COUNT; to++) {
             sc_error e = {0, ""};
@@ -238,16 +238,18 @@ static void test_checks(void)
                          "ttt", out_id, peer, nd_delivery_state_name((nd_dstate)s)) == 0,
                "%s", e.msg);
     }
-    /* a delivery is made queued or refused and ends from queued only */
+    /* a delivery is made queued or refused and ends from queued only; a
+     * refused one may be queued again (a re-send) */
     const nd_transition *t;
     size_t n = nd_delivery_transitions(&t);
-    CHECK(n == 5);
+    CHECK(n == 6);
     for (int from = 0; from < ND_DELIVERY_STATE_COUNT; from++)
         for (int to = 0; to < ND_DELIVERY_STATE_COUNT; to++)
             CHECK(nd_delivery_move_allowed((nd_dstate)from, (nd_dstate)to) ==
                   ((from == ND_DELIVERY_NONE &&
                     (to == ND_DELIVERY_QUEUED || to == ND_DELIVERY_REFUSED)) ||
-                   (from == ND_DELIVERY_QUEUED && to > ND_DELIVERY_QUEUED)));
+                   (from == ND_DELIVERY_QUEUED && to > ND_DELIVERY_QUEUED) ||
+                   (from == ND_DELIVERY_REFUSED && to == ND_DELIVERY_QUEUED)));
     CHECK(nd_db_run(db, &e, "UPDATE deliveries SET state='lost'", "") != 0);
     CHECK(one_int(db, "SELECT COUNT(*) FROM deliveries WHERE state='lost'", NULL) == 0);
     nd_db_close(db);

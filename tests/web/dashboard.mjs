@@ -45,6 +45,80 @@ async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
   return waitText(page, '#status', /Signed in|failed/);
 }
 
+// The roster runs (test_dash_roster.py): an admin the recipient does not
+// know yet approves (refused before sealing, the page names the admin);
+// later, the recipient knowing the admin, a refused delivery is re-sent
+// from the bundle page and the same approval is accepted.
+async function rosterSteps(page) {
+  const R = T.roster;
+  out.steps.signin = await signIn(page, T.passphrase);
+  if (R.resend) {
+    await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, R.resend);
+    await page.waitForSelector('#decide[data-bundle="' + R.resend + '"]');
+    out.steps.deliveries_before = await text(page, '#deliveries');
+    const sel = 'button.resend[data-peer="' + R.peer + '"]';
+    out.steps.resend_buttons = await page.$$eval('button.resend', (b) => b.length);
+    if (T.screenshot_resend) {
+      await page.$eval('#deliveries', (e) => e.scrollIntoView({ block: 'center' }));
+      await page.screenshot({ path: T.screenshot_resend });
+    }
+    await page.click(sel);
+    out.steps.resend = await waitText(page, '#resend-result', /re-sending|Refused/);
+    out.steps.deliveries_after = await text(page, '#deliveries');
+  }
+  await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, R.approve);
+  await page.waitForSelector('#decide[data-bundle="' + R.approve + '"] #approve');
+  await page.click('#approve');
+  out.steps.approve = await waitText(page, '#decision-result', /APPROVED|Refused|recorded/);
+  out.steps.approve_class = await page.$eval('#decision-result', (e) => e.className);
+  if (T.screenshot) {
+    await page.$eval('#decide', (e) => e.scrollIntoView({ block: 'center' }));
+    await page.screenshot({ path: T.screenshot });
+  }
+}
+
+// The Inbound page's detection on a local image (test_dash_roster.py).
+async function detectSteps(page) {
+  out.steps.signin = await signIn(page, T.passphrase);
+  await page.evaluate((id) => { location.hash = '#/inbound/' + id; }, T.detect.bundle);
+  await page.waitForSelector('#detect-file');
+  await page.click('#detect-run');
+  out.steps.detect_empty = await waitText(page, '#detect-result', /Choose/);
+  const input = await page.$('#detect-file');
+  await input.uploadFile(T.detect.image);
+  await page.click('#detect-run');
+  out.steps.detect = await waitText(page, '#detect-result', /decision|Refused/, 60000);
+  out.steps.detect_map = await page.$eval('#detect-canvas', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    for (let i = 0; i < d.length; i += 4 * 97) colours.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+    return { w: c.width, h: c.height, colours: colours.size };
+  }).catch(() => null);
+  if (T.screenshot) {
+    await page.$eval('#detect-head', (e) => e.scrollIntoView({ block: 'start' }));
+    await sleep(300);
+    await page.screenshot({ path: T.screenshot });
+  }
+}
+
+// The Node page's curves: which job, and what each chart drew.
+async function curvesSeen(page) {
+  await page.waitForSelector('#curves');
+  return page.$eval('#curves', (c) => {
+    const chart = (id) => {
+      const svg = c.querySelector('#' + id);
+      if (!svg) return null;
+      const pts = svg.querySelector('polyline').getAttribute('points').trim().split(/\s+/)
+        .map((p) => p.split(',').map(Number));
+      return { title: svg.querySelector('.chart-title').textContent, n: pts.length,
+        finite: pts.every((p) => p.length === 2 && p.every(Number.isFinite)),
+        w: svg.getBoundingClientRect().width };
+    };
+    return { job: c.dataset.job, loss: chart('loss-chart'), roc: chart('roc-chart'),
+      text: c.textContent };
+  });
+}
+
 async function main() {
   const browser = await puppeteer.launch({
     executablePath: T.chromium, headless: true,
@@ -70,6 +144,18 @@ async function main() {
         req.abort();
       } else req.continue();
     });
+
+    if (T.detect) {
+      await detectSteps(page);
+      out.errors = errors;
+      return;
+    }
+
+    if (T.roster) {
+      await rosterSteps(page);
+      out.errors = errors;
+      return;
+    }
 
     if (T.over) {
       // a second run: the bundle over the privacy budget shows its epsilon
@@ -143,13 +229,27 @@ async function main() {
     await page.waitForSelector('#jobs');
     await waitText(page, '#jobs', /running/, 60000);
     out.steps.node_jobs = await page.$$eval('#jobs tr', (r) => r.length);
+    out.steps.node_status = await page.$$eval('#node-status tr:nth-child(2) td',
+      (td) => td.map((x) => x.textContent));
     if (T.screenshot_node) await page.screenshot({ path: T.screenshot_node, fullPage: true });
     const before_bg = out.requests.length;
     await sleep(2500);
     out.steps.refreshes = out.requests.slice(before_bg).filter((r) => r.includes('/api/v1/jobs'))
       .length;
-    await page.click('#jobs button');
+    await page.click('#jobs button.cancel-button');
     out.steps.cancel = await waitText(page, '#jobs', /canceled/, 30000);
+    // the curves of finished jobs: the latest by default, another on request
+    out.steps.curves = await curvesSeen(page);
+    const other = await page.$$eval('button.curves-button', (b) => b.map((x) => x.dataset.job));
+    out.steps.curves_buttons = other.length;
+    const pick = other.find((j) => j !== out.steps.curves.job);
+    await page.click('button.curves-button[data-job="' + pick + '"]');
+    await page.waitForSelector('#curves[data-job="' + pick + '"]');
+    out.steps.curves_other = await curvesSeen(page);
+    if (T.screenshot_curves) {
+      await page.$eval('#curves', (e) => e.scrollIntoView({ block: 'center' }));
+      await page.screenshot({ path: T.screenshot_curves });
+    }
     await page.evaluate(() => { location.hash = '#/audit'; });
     await page.waitForSelector('#audit');
     if (T.screenshot_audit) await page.screenshot({ path: T.screenshot_audit, fullPage: false });

@@ -299,12 +299,23 @@ def browser(t, sldd_root, fa, port, port_b, admin, ids, shots, over=None):
             "passphrase": fed.PASS, "secrets": secret_forms, "approve": ids[0],
             "reject": ids[1], "blocked": ids[2], "reason": REASON,
             "screenshot": shots.get("bundle"), "screenshot_node": shots.get("node"),
+            "screenshot_curves": shots.get("curves"),
             "over": over}
-    env = dict(os.environ, DASH_TEST=json.dumps(spec), NODE_PATH=os.path.join(sldd_root,
+    return run_browser(t, sldd_root, spec)
+
+
+def run_browser(t, workdir, spec):
+    """dashboard.mjs with spec (DASH_TEST); its findings (RESULT line)."""
+    env = dict(os.environ, DASH_TEST=json.dumps(spec), NODE_PATH=os.path.join(workdir,
                                                                                "node_modules"))
-    script = os.path.join(sldd_root, "dashboard.mjs")
+    # next to node_modules, under a name of its own (another test may copy it too)
+    script = os.path.join(workdir, "dashboard-%d.mjs" % os.getpid())
     shutil.copy(os.path.join(HERE, "dashboard.mjs"), script)
-    r = subprocess.run(["node", script], capture_output=True, text=True, env=env, timeout=240)
+    try:
+        r = subprocess.run(["node", script], capture_output=True, text=True, env=env,
+                           timeout=240)
+    finally:
+        os.unlink(script)
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
     res = json.loads(line[-1][7:]) if line else {}
     t.check(r.returncode == 0, "the browser run finished (%d): %s" % (r.returncode,
@@ -338,8 +349,13 @@ def browser_checks(t, res, want_sha):
             "blocked bundle shown as blocked, approve disabled")
 
     t.check(s.get("node_jobs", 0) >= 5, "node page lists the jobs")
+    ns = s.get("node_status") or []
+    # pending: the blocked bundle; outbound: the three; the long job active
+    t.check(len(ns) == 8 and ns[0] == "1" and ns[1] == "3" and ns[5] == "1" and
+            all(x.isdigit() for x in ns[:7]), "the node's counts are numbers: %r" % ns)
     t.check(s.get("refreshes", 0) >= 1, "the node page refreshes a running job's progress")
     t.check("canceled" in s.get("cancel", ""), "a job canceled from the node page")
+    curves_checks(t, s)
     t.check(res.get("_approve", "") in s.get("inbound_list", "") and
             "node-a" in s.get("inbound_list", ""), "the receiver's inbound page lists it")
     t.check(s.get("inbound_canvases") == 3, "the received images are decoded")
@@ -352,6 +368,23 @@ def browser_checks(t, res, want_sha):
     t.check(not res.get("errors"), "no script errors: %r" % res.get("errors"))
     print("browser: sign-in %s ms (Argon2id interactive in wasm), bundle page %s ms, %d requests"
           % (s.get("signin_ms"), s.get("bundle_page_ms"), len(res.get("requests", []))))
+
+
+def curves_checks(t, s):
+    """The Node page draws the latest finished job's loss (12 iterations:
+    a point each) and ROC curves, and another job's on request."""
+    c, o = s.get("curves") or {}, s.get("curves_other") or {}
+    t.check(s.get("curves_buttons", 0) >= 3, "a Curves button per finished job (%r)" %
+            s.get("curves_buttons"))
+    for what, v in (("latest", c), ("other", o)):
+        loss, roc = v.get("loss") or {}, v.get("roc") or {}
+        t.check(loss.get("n") == 12 and loss.get("finite") and loss.get("w", 0) > 300 and
+                ("job " + str(v.get("job"))) in loss.get("title", ""),
+                "%s job's loss curve drawn, a point per iteration: %r" % (what, loss))
+        t.check(roc.get("n", 0) >= 2 and roc.get("finite") and "AUC" in roc.get("title", ""),
+                "%s job's ROC curve drawn with its AUC: %r" % (what, roc))
+    t.check(c.get("job") and o.get("job") and c.get("job") != o.get("job"),
+            "another job's curves on request: %r then %r" % (c.get("job"), o.get("job")))
 
 
 def record_checks(t, fa, admin, bid, want_sha):
@@ -426,7 +459,7 @@ def main(sldd, t):
         shots = {}
         if os.environ.get("SLDD_DASH_SCREENSHOTS"):
             shots = {k: os.path.join(os.environ["SLDD_DASH_SCREENSHOTS"], "dashboard-%s.png" % k)
-                     for k in ("bundle", "node", "inbound", "audit", "budget")}
+                     for k in ("bundle", "node", "inbound", "audit", "budget", "curves")}
         # a long job for the node page to show running and to cancel
         r = a.sldd("job", "distill", "--dir", a.dir, "--to", "node-b", "--iterations", "1000000")
         long_job = re.search(r"job (\d+) queued", r.stdout).group(1)
