@@ -200,9 +200,11 @@ int nd_view_bundles(sqlite3 *db, nd_buf *b, int json, sc_error *e)
 
 /* Soft labels as the approver reads them: softmax of the logits, or the
  * raw values. */
-static void view_labels(const sd_distilled *d, nd_buf *b, int json)
+static void view_labels(const sd_distilled *d, const sd_task *task, nd_buf *b, int json)
 {
-    static const char *const gastric[] = {"I", "N", "P"};
+    /* the sender's class names when its task has this many classes (the
+     * gastric task, I/N/P, when the payload declares none), else indices */
+    int named = task && (size_t)task->classes == (size_t)d->spec.classes;
     size_t M = sd_distilled_image_count(d), K = (size_t)d->spec.classes;
     for (size_t i = 0; i < M; i++) {
         const float *y = d->labels + i * K;
@@ -226,8 +228,12 @@ static void view_labels(const sd_distilled *d, nd_buf *b, int json)
             nd_buf_str(b, "]");
         } else {
             nd_buf_printf(b, "    image %2zu (step %zu):", i, i / (size_t)d->images_per_step);
-            for (size_t k = 0; k < kk; k++)
-                nd_buf_printf(b, "  %s %.3f", K == 3 ? gastric[k] : "c", q[k]);
+            for (size_t k = 0; k < kk; k++) {
+                if (named)
+                    nd_buf_printf(b, "  %s %.3f", task->cls[k], q[k]);
+                else
+                    nd_buf_printf(b, "  %zu: %.3f", k, q[k]);
+            }
             nd_buf_str(b, "\n");
         }
     }
@@ -342,7 +348,7 @@ static void view_payload(nd_ctx *c, const char *payload_obj, nd_buf *b, int json
                       d.label_param == SD_LABEL_SOFTMAX ? "softmax of the label logits"
                                                         : "raw label values");
     }
-    view_labels(&d, b, json);
+    view_labels(&d, &info.task, b, json);
     if (json)
         nd_buf_str(b, "]");
     view_step_sizes(&d, b, json);

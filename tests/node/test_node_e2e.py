@@ -70,6 +70,10 @@ def main(sldd, t):
         t.check(os.path.exists(bx["grid_path"]), "image grid written")
         t.check(len(bx["soft_labels"]) == 3 and len(bx["step_sizes"]) == 1,
                 "show has soft labels and step sizes")
+        r = a.sldd("bundle", "show", x[:12], "--dir", a.dir)
+        t.check(re.search(r"image  0 \(step 0\):  I \d\.\d{3}  N \d\.\d{3}  P \d\.\d{3}$",
+                          r.stdout, re.M) is not None,
+                "soft labels named by the task's classes: %s" % r.stdout[-600:])
         t.check(bx["privacy"]["verdict"] in ("pass", "warn", "block"),
                 "privacy audit in the payload: %s" % bx["privacy"])
         # the nearest-neighbour figure reads the same in every view: bundle show
