@@ -330,7 +330,7 @@ static void test_validation_is_payload(void)
  * bits. */
 static void test_threads_bn(void)
 {
-    enum { N = 64, D = 64, IPS = 9, STEPS = 2 };
+    enum { N = 64, D = 64, IPS = 9, STEPS = 2, EPOCHS = 2 };
     sd_real *x = malloc(N * D * sizeof *x);
     int32_t lab[N];
     fill_rand(x, N * D, 31, 1.0);
@@ -340,7 +340,7 @@ static void test_threads_bn(void)
     sd_data_view view;
     sd_data_view_array(&view, &arr);
     float xs[2][STEPS * IPS * D], ys[2][STEPS * IPS * 3];
-    double rho[2][STEPS];
+    double rho[2][STEPS * EPOCHS]; /* T = S * E step sizes */
     memset(xs, 0, sizeof xs);
     memset(ys, 0, sizeof ys);
     memset(rho, 0, sizeof rho);
@@ -356,7 +356,7 @@ static void test_threads_bn(void)
         cfg.spec.width = 4;
         cfg.steps = STEPS;
         cfg.images_per_step = IPS;
-        cfg.epochs_inner = 2;
+        cfg.epochs_inner = EPOCHS;
         cfg.real_batch = 32;
         cfg.iterations = 3;
         CHECK(sd_backend_cpu_create(&be, k ? 3 : 1, &err) == 0);
