@@ -17,6 +17,7 @@ policy and goes on to the replay.
 usage: test_node_limits.py /path/to/sldd
 """
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -102,8 +103,20 @@ def trickle(t, b):
 
 
 def too_many(t, b):
-    held = [admin_socket(b) for _ in range(MAX_CONN)]
-    time.sleep(0.5)
+    # fill every slot; a connection the server answered at once (a slot was
+    # still taken by an earlier check's connection that it had not yet let
+    # go) is replaced, so that MAX_CONN connections are being served
+    held = []
+    for _ in range(4):
+        held += [admin_socket(b) for _ in range(MAX_CONN - len(held))]
+        time.sleep(0.5)
+        answered = set(select.select(held, [], [], 0)[0])
+        for s in answered:
+            s.close()
+        held = [s for s in held if s not in answered]
+        if len(held) == MAX_CONN:
+            break
+    t.check(len(held) == MAX_CONN, "%d connections held open" % len(held))
     extra = admin_socket(b)
     # "at once" means before the held connections' deadlines could free a
     # slot; on a loaded machine the daemon may take seconds to reach it
