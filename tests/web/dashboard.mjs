@@ -34,6 +34,23 @@ async function waitText(page, sel, re, ms = 15000) {
   throw new Error('waiting for ' + sel + ' to match ' + re + '; last: ' + last);
 }
 
+// Click sel as a person would, once it is on screen: a page that is still
+// being drawn (slow under the sanitizers) can replace the element between
+// finding and clicking it, which puppeteer reports as "not clickable".
+async function clickReady(page, sel, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      await page.waitForSelector(sel, { visible: true, timeout: Math.max(1, end - Date.now()) });
+      await page.click(sel);
+      return;
+    } catch (e) {
+      if (Date.now() >= end || !/not clickable|not an Element|detached/.test(e.message)) throw e;
+      await sleep(100);
+    }
+  }
+}
+
 async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
   await page.goto(url, { waitUntil: 'load' });
   await page.waitForSelector('#signin:not([hidden])');
@@ -41,7 +58,7 @@ async function signIn(page, pass, url = T.url, keyfile = T.keyfile) {
   await input.uploadFile(keyfile);
   await page.$eval('#passphrase', (e) => { e.value = ''; });
   await page.type('#passphrase', pass);
-  await page.click('#signin-button');
+  await clickReady(page, '#signin-button');
   return waitText(page, '#status', /Signed in|failed/);
 }
 
@@ -62,13 +79,13 @@ async function rosterSteps(page) {
       await page.$eval('#deliveries', (e) => e.scrollIntoView({ block: 'center' }));
       await page.screenshot({ path: T.screenshot_resend });
     }
-    await page.click(sel);
+    await clickReady(page, sel);
     out.steps.resend = await waitText(page, '#resend-result', /re-sending|Refused/);
     out.steps.deliveries_after = await text(page, '#deliveries');
   }
   await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, R.approve);
   await page.waitForSelector('#decide[data-bundle="' + R.approve + '"] #approve');
-  await page.click('#approve');
+  await clickReady(page, '#approve');
   out.steps.approve = await waitText(page, '#decision-result', /APPROVED|Refused|recorded/);
   out.steps.approve_class = await page.$eval('#decision-result', (e) => e.className);
   if (T.screenshot) {
@@ -198,14 +215,14 @@ async function main() {
     out.steps.privacy_rows = await page.$$eval('#privacy-table tr', (r) => r.length);
     out.steps.hyper = await text(page, '#hyper');
     if (T.screenshot) await page.screenshot({ path: T.screenshot, fullPage: true });
-    await page.click('#approve');
+    await clickReady(page, '#approve');
     out.steps.approve = await waitText(page, '#decision-result', /APPROVED|Refused|recorded/);
 
     // the second bundle: rejected with a reason that is markup
     await page.evaluate((id) => { location.hash = '#/bundle/' + id; }, T.reject);
     await page.waitForSelector('#decide[data-bundle="' + T.reject + '"] #reject');
     await page.type('#reason', T.reason);
-    await page.click('#reject');
+    await clickReady(page, '#reject');
     out.steps.reject = await waitText(page, '#decision-result', /REJECTED|Refused/);
 
     // the audit page shows the reason as text
@@ -236,14 +253,14 @@ async function main() {
     await sleep(2500);
     out.steps.refreshes = out.requests.slice(before_bg).filter((r) => r.includes('/api/v1/jobs'))
       .length;
-    await page.click('#jobs button.cancel-button');
+    await clickReady(page, '#jobs button.cancel-button');
     out.steps.cancel = await waitText(page, '#jobs', /canceled/, 30000);
     // the curves of finished jobs: the latest by default, another on request
     out.steps.curves = await curvesSeen(page);
     const other = await page.$$eval('button.curves-button', (b) => b.map((x) => x.dataset.job));
     out.steps.curves_buttons = other.length;
     const pick = other.find((j) => j !== out.steps.curves.job);
-    await page.click('button.curves-button[data-job="' + pick + '"]');
+    await clickReady(page, 'button.curves-button[data-job="' + pick + '"]');
     await page.waitForSelector('#curves[data-job="' + pick + '"]');
     out.steps.curves_other = await curvesSeen(page);
     if (T.screenshot_curves) {
