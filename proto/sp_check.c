@@ -327,6 +327,18 @@ static int unit(double x)
     return isfinite(x) && x >= 0 && x <= 1;
 }
 
+static double metric_value(const Sldd__V1__Metrics *m, enum sp_metric which)
+{
+    switch (which) {
+    case SP_METRIC_ACCURACY: return m->accuracy;
+    case SP_METRIC_SENSITIVITY: return m->sensitivity;
+    case SP_METRIC_SPECIFICITY: return m->specificity;
+    case SP_METRIC_HARMONIC_MEAN: return m->harmonic_mean;
+    case SP_METRIC_AUC: return m->auc;
+    default: return NAN;
+    }
+}
+
 static int check_metrics(const Sldd__V1__Metrics *m, sb_error *e)
 {
     if (!m)
@@ -336,7 +348,19 @@ static int check_metrics(const Sldd__V1__Metrics *m, sb_error *e)
     if (!unit(m->accuracy) || !unit(m->sensitivity) || !unit(m->specificity) ||
         !unit(m->harmonic_mean) || !unit(m->auc))
         return fail(e, "metrics must be finite values in [0, 1]");
+    if (m->undefined & ~(uint32_t)SP_METRIC_ALL)
+        return fail(e, "metrics.undefined has unknown bits");
+    for (unsigned bit = 1; bit & SP_METRIC_ALL; bit <<= 1)
+        if ((m->undefined & bit) && metric_value(m, (enum sp_metric)bit) != 0)
+            return fail(e, "metrics: a figure marked undefined must be stored as 0");
     return 0;
+}
+
+double sp_metric_get(const Sldd__V1__Metrics *m, enum sp_metric which)
+{
+    if (!m || (m->undefined & which))
+        return NAN;
+    return metric_value(m, which);
 }
 
 static int check_privacy(const Sldd__V1__PrivacyReport *p, size_t images, sb_error *e)

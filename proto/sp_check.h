@@ -40,6 +40,20 @@ int sp_valid_text(const char *s, size_t max);
  * reason in e. */
 int sp_bundle_validate(const Sldd__V1__Bundle *b, sb_error *e);
 
+/* The figures of Metrics and their bits in Metrics.undefined
+ * (docs/bundle-format.md). */
+enum sp_metric {
+    SP_METRIC_ACCURACY = 1u << 0,
+    SP_METRIC_SENSITIVITY = 1u << 1,
+    SP_METRIC_SPECIFICITY = 1u << 2,
+    SP_METRIC_HARMONIC_MEAN = 1u << 3,
+    SP_METRIC_AUC = 1u << 4,
+    SP_METRIC_ALL = (1u << 5) - 1
+};
+/* One figure of m (NULL: none) as a reader should see it: NaN when the
+ * payload marks it undefined or has no metrics, the stored value otherwise. */
+double sp_metric_get(const Sldd__V1__Metrics *m, enum sp_metric which);
+
 /* Counts derived from a payload that passed sp_bundle_validate(). */
 typedef struct sp_bundle_dims {
     size_t images;       /* M = S*n */

@@ -22,6 +22,19 @@ void sp_print_hex(FILE *f, const uint8_t *p, size_t n)
         fprintf(f, "%02x", p[i]);
 }
 
+/* One figure of m as text: four decimals, or "undefined" when the payload
+ * marks it so (docs/bundle-format.md, Metrics.undefined). */
+static const char *metric_text(char *buf, size_t size, const Sldd__V1__Metrics *m,
+                               enum sp_metric which)
+{
+    double v = sp_metric_get(m, which);
+    if (isnan(v))
+        snprintf(buf, size, "undefined");
+    else
+        snprintf(buf, size, "%.4f", v);
+    return buf;
+}
+
 static void print_time(FILE *f, const char *label, int64_t t)
 {
     char buf[64] = "?";
@@ -174,8 +187,13 @@ static void print_rest(FILE *f, const Sldd__V1__Bundle *b)
         const Sldd__V1__Metrics *m = b->metrics;
         fprintf(f, "metrics (%s, %" PRIu64 " patches, %" PRIu64 " images):\n", m->split,
                 m->patch_count, m->image_count);
-        fprintf(f, "  acc %.4f sen %.4f spe %.4f hm %.4f auc %.4f\n", m->accuracy, m->sensitivity,
-                m->specificity, m->harmonic_mean, m->auc);
+        char a[16], se[16], sp[16], h[16], u[16];
+        fprintf(f, "  acc %s sen %s spe %s hm %s auc %s\n",
+                metric_text(a, sizeof a, m, SP_METRIC_ACCURACY),
+                metric_text(se, sizeof se, m, SP_METRIC_SENSITIVITY),
+                metric_text(sp, sizeof sp, m, SP_METRIC_SPECIFICITY),
+                metric_text(h, sizeof h, m, SP_METRIC_HARMONIC_MEAN),
+                metric_text(u, sizeof u, m, SP_METRIC_AUC));
     }
     if (b->privacy) {
         const Sldd__V1__PrivacyReport *p = b->privacy;
@@ -256,9 +274,13 @@ void sp_bundle_print_summary(FILE *f, const Sldd__V1__Bundle *b, size_t wire_siz
     }
     if (b->metrics && b->metrics->split && !strcmp(b->metrics->split, "none"))
         fprintf(f, "%-22s none in the payload\n", "sender metrics");
-    else if (b->metrics)
-        fprintf(f, "%-22s hm %.4f sen %.4f spe %.4f\n", "sender metrics", b->metrics->harmonic_mean,
-                b->metrics->sensitivity, b->metrics->specificity);
+    else if (b->metrics) {
+        char h[16], se[16], sp[16];
+        fprintf(f, "%-22s hm %s sen %s spe %s\n", "sender metrics",
+                metric_text(h, sizeof h, b->metrics, SP_METRIC_HARMONIC_MEAN),
+                metric_text(se, sizeof se, b->metrics, SP_METRIC_SENSITIVITY),
+                metric_text(sp, sizeof sp, b->metrics, SP_METRIC_SPECIFICITY));
+    }
     if (b->privacy && b->privacy->verdict && !strcmp(b->privacy->verdict, "not-audited"))
         fprintf(f, "%-22s not in the payload\n", "privacy audit");
     else if (b->privacy)

@@ -414,7 +414,8 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
     meta->data_source =
         ds->gastric ? (ds->synthetic ? "synthetic-phantom" : "hospital") : "fashion-mnist";
     meta->metrics_split = ev->split;
-    meta->accuracy = ev->accuracy;
+    meta->accuracy = ev->samples ? ev->accuracy : NAN;
+    meta->sensitivity = meta->specificity = meta->harmonic_mean = meta->auc = NAN;
     meta->patch_count = (uint64_t)ev->samples;
     if (ds->gastric) {
         meta->norm_mean = ds->prep.mean;
@@ -422,10 +423,10 @@ void nd_data_meta(const nd_data *ds, const nd_eval *ev, nd_payload_meta *meta)
         meta->patch_size = ds->prep.psize;
         meta->patch_stride = ds->prep.stride;
         meta->patch_resize = ds->prep.osize;
-        meta->sensitivity = isfinite(ev->sen) ? ev->sen : 0;
-        meta->specificity = isfinite(ev->spe) ? ev->spe : 0;
-        meta->harmonic_mean = isfinite(ev->hm) ? ev->hm : 0;
-        meta->auc = isfinite(ev->auc) ? ev->auc : 0;
+        meta->sensitivity = ev->sen; /* NaN (undefined) is marked as such in the payload */
+        meta->specificity = ev->spe;
+        meta->harmonic_mean = ev->hm;
+        meta->auc = ev->auc;
         meta->image_count = (uint64_t)ev->images;
         size_t k = 0;
         const sd_task *t = &ds->prep.task;

@@ -347,7 +347,7 @@ int nd_distill_payload(const nd_data *ds, const nd_distill_opts *o, const sd_dis
         HP("dp_normalisation", "%s", "public-constants");
         HP("dp_validation", "%s", "off");
         HP("dp_theta_bn", "%s", "synthetic-images");
-        meta.accuracy = meta.sensitivity = meta.specificity = meta.harmonic_mean = meta.auc = 0;
+        meta.accuracy = meta.sensitivity = meta.specificity = meta.harmonic_mean = meta.auc = NAN;
         meta.image_count = meta.patch_count = 0;
         meta.metrics_split = "none";
         meta.counts = NULL;

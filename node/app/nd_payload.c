@@ -167,6 +167,15 @@ static int get_task(const Sldd__V1__Task *tk, int model_classes, sd_task *t, sd_
 
 /* Provenance and the sender's metrics from meta into pv and mt, pointing
  * into cc/ccp (n_counts each) and hp/hpp (n_hyper each). */
+/* A figure as stored: an undefined one (NaN) is 0 with its bit set in *undef. */
+static double metric_put(double v, enum sp_metric bit, uint32_t *undef)
+{
+    if (isfinite(v))
+        return v;
+    *undef |= (uint32_t)bit;
+    return 0;
+}
+
 static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
                            Sldd__V1__ClassCount *cc, Sldd__V1__ClassCount **ccp,
                            Sldd__V1__HyperParam *hp, Sldd__V1__HyperParam **hpp, Sldd__V1__Task *tk,
@@ -195,11 +204,11 @@ static void set_provenance(Sldd__V1__Provenance *pv, Sldd__V1__Metrics *mt,
     pv->data_source = (char *)(meta->data_source ? meta->data_source : "");
     pv->task = tk;
     mt->split = (char *)(meta->metrics_split ? meta->metrics_split : "val");
-    mt->accuracy = meta->accuracy;
-    mt->sensitivity = meta->sensitivity;
-    mt->specificity = meta->specificity;
-    mt->harmonic_mean = meta->harmonic_mean;
-    mt->auc = meta->auc;
+    mt->accuracy = metric_put(meta->accuracy, SP_METRIC_ACCURACY, &mt->undefined);
+    mt->sensitivity = metric_put(meta->sensitivity, SP_METRIC_SENSITIVITY, &mt->undefined);
+    mt->specificity = metric_put(meta->specificity, SP_METRIC_SPECIFICITY, &mt->undefined);
+    mt->harmonic_mean = metric_put(meta->harmonic_mean, SP_METRIC_HARMONIC_MEAN, &mt->undefined);
+    mt->auc = metric_put(meta->auc, SP_METRIC_AUC, &mt->undefined);
     mt->patch_count = meta->patch_count;
     mt->image_count = meta->image_count;
 }
@@ -454,10 +463,8 @@ int nd_payload_parse(const uint8_t *buf, size_t len, sd_distilled *d, nd_payload
                 sb_parse_double(hp->value, 0, 1e9, &info->dp_epsilon))
                 info->dp_epsilon = NAN;
         }
-        if (b->metrics) {
-            info->accuracy = b->metrics->accuracy;
-            info->harmonic_mean = b->metrics->harmonic_mean;
-        }
+        info->accuracy = sp_metric_get(b->metrics, SP_METRIC_ACCURACY);
+        info->harmonic_mean = sp_metric_get(b->metrics, SP_METRIC_HARMONIC_MEAN);
     }
     rc = 0;
 out:

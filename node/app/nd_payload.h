@@ -38,7 +38,8 @@ typedef struct nd_payload_meta {
     const char *const *hyper_keys, *const *hyper_values;
     size_t n_hyper;
     uint64_t bn_count; /* real samples theta_bn was computed on */
-    /* the sender's own validation metrics */
+    /* the sender's own validation metrics; NaN: undefined (stored as 0 with
+     * its bit in Metrics.undefined) */
     const char *metrics_split;
     double accuracy, sensitivity, specificity, harmonic_mean, auc;
     uint64_t patch_count, image_count;
@@ -61,7 +62,7 @@ typedef struct nd_payload_info {
     uint8_t bundle_id[16];
     double norm_mean, norm_std;
     int patch_size, patch_stride, patch_resize;
-    double accuracy, harmonic_mean;
+    double accuracy, harmonic_mean; /* NaN: undefined or absent */
     int encoding;
     double mm_per_pixel; /* the grid its images were on (hyper "mm_per_pixel"); 0 unknown */
     double dp_epsilon;   /* hyper "dp_epsilon"; NaN when absent */

@@ -20,6 +20,7 @@
 #include "sc_envelope.h"
 #include "sc_util.h"
 #include "sp_budget.h"
+#include "sp_check.h"
 
 int nd_inbound_init(nd_inbound *in, nd_ctx *ctx, sqlite3 *db, sc_error *e)
 {
@@ -212,24 +213,25 @@ static int record_bundle(nd_inbound *in, const sn_bundle_in *b, const sc_receive
     nd_lifecycle_why why = {actor, "receive", rec->sender, "ok", detail, NULL};
     int rc;
     if ((rc = nd_db_begin(in->db, e)) ||
-        (rc = nd_db_run(in->db, e,
-                        "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
-                        "payload_size,statement_obj,audience,created_unix,expires_unix,"
-                        "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
-                        "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        "tti"
-                        "tt"
-                        "itt"
-                        "iii"
-                        "ddddd"
-                        "ttb",
-                        bid, rec->sender, (int64_t)rec->sequence,
-                        nd_bundle_state_name(ND_BUNDLE_STORED), ph, (int64_t)rec->payload_len,
-                        st_obj, audience, (int64_t)pb->created_unix, (int64_t)pb->expires_unix,
-                        r->now, m ? m->accuracy : NAN, m ? m->sensitivity : NAN,
-                        m ? m->specificity : NAN, m ? m->harmonic_mean : NAN, m ? m->auc : NAN,
-                        pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
-                        (const void *)rtext, rlen)) ||
+        (rc = nd_db_run(
+             in->db, e,
+             "INSERT INTO bundles(id,direction,sender,sequence,state,payload_sha256,"
+             "payload_size,statement_obj,audience,created_unix,expires_unix,"
+             "updated_unix,accuracy,sen,spe,hm,auc,privacy_verdict,envelope_sha256,"
+             "receipt) VALUES(?,'in',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             "tti"
+             "tt"
+             "itt"
+             "iii"
+             "ddddd"
+             "ttb",
+             bid, rec->sender, (int64_t)rec->sequence, nd_bundle_state_name(ND_BUNDLE_STORED), ph,
+             (int64_t)rec->payload_len, st_obj, audience, (int64_t)pb->created_unix,
+             (int64_t)pb->expires_unix, r->now, sp_metric_get(m, SP_METRIC_ACCURACY),
+             sp_metric_get(m, SP_METRIC_SENSITIVITY), sp_metric_get(m, SP_METRIC_SPECIFICITY),
+             sp_metric_get(m, SP_METRIC_HARMONIC_MEAN), sp_metric_get(m, SP_METRIC_AUC),
+             pb->privacy && pb->privacy->verdict ? pb->privacy->verdict : "", eh,
+             (const void *)rtext, rlen)) ||
         (rc = sc_receive_commit(r, rec, e)) ||
         (rc = nd_lifecycle_enter(in->db, bid, ND_BUNDLE_STORED, &why, e)) ||
         (rc = nd_db_commit(in->db, e)))

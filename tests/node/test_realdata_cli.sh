@@ -84,6 +84,17 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 sys.exit(not (r['spe'] is None and r['hm'] is None and r['auc'] is None and r['sen'] == 0))
 " "$T/dist/result.json"
+# the payload marks them undefined (Metrics.undefined, docs/bundle-format.md)
+# instead of carrying 0, and a reader says so
+expect 0 "hm undefined" -- "$SLDD" bundle inspect "$T/dist/payload.pb" --type payload
+expect 0 "sen 0.0000 spe undefined hm undefined auc undefined" -- \
+  "$SLDD" bundle inspect "$T/dist/payload.pb" --type payload
+if command -v protoc >/dev/null; then
+  PROTO_DIR=$(cd "$(dirname "$0")/../../proto" && pwd)
+  protoc --proto_path="$PROTO_DIR" --decode=sldd.v1.Bundle sldd.proto <"$T/dist/payload.pb" \
+    >"$T/decode.txt" 2>&1
+  check "protoc: Spe, HM and AUC marked undefined (4 + 8 + 16)" grep -q "undefined: 28" "$T/decode.txt"
+fi
 # sldd train and sldd evaluate write the same way
 expect 0 "weights:" -- "$SLDD" train --data "$ONE" --arch convnet-bn --width 4 --epochs 1 \
   --batch 8 --split val --out "$T/tr" --quiet

@@ -403,6 +403,15 @@ static void m_metricnan(Sldd__V1__Bundle *b)
 {
     b->metrics->auc = NAN;
 }
+static void m_undefbits(Sldd__V1__Bundle *b)
+{
+    b->metrics->undefined = 1u << 5; /* no such figure */
+}
+static void m_undefvalue(Sldd__V1__Bundle *b)
+{
+    b->metrics->undefined = SP_METRIC_SENSITIVITY; /* marked undefined, stored as non-zero */
+    b->metrics->sensitivity = 0.5;
+}
 static void m_audit(Sldd__V1__Bundle *b)
 {
     b->privacy->images[0]->image_index = 1000000;
@@ -473,6 +482,8 @@ static void test_validate(void)
         {"normalisation missing", m_nonorm, "normalisation"},
         {"metric > 1", m_metric, "metrics"},
         {"NaN metric", m_metricnan, "metrics"},
+        {"unknown undefined bit", m_undefbits, "unknown bits"},
+        {"undefined figure not 0", m_undefvalue, "stored as 0"},
         {"audit index", m_audit, "image_index"},
         {"empty verdict", m_verdict, "verdict"},
         {"quantile lengths", m_quant, "quantile"},
@@ -521,6 +532,25 @@ static void test_validate(void)
         bs->n_var = nv;
         pr->n_heldout_ssim_quantiles = nq;
         sldd__v1__bundle__free_unpacked(b, NULL);
+    }
+    free(buf);
+
+    /* a figure marked undefined and stored as 0 validates, and reads as NaN;
+     * the others read as stored */
+    buf = make(&p, &len);
+    CHECK(buf != NULL);
+    Sldd__V1__Bundle *u = buf ? parse(buf, len) : NULL;
+    CHECK(u != NULL);
+    if (u) {
+        CHECK(sp_metric_get(u->metrics, SP_METRIC_SENSITIVITY) == u->metrics->sensitivity);
+        u->metrics->undefined = SP_METRIC_SPECIFICITY | SP_METRIC_HARMONIC_MEAN | SP_METRIC_AUC;
+        u->metrics->specificity = u->metrics->harmonic_mean = u->metrics->auc = 0;
+        CHECKF(sp_bundle_validate(u, &why) == 0, "undefined figures: %s", why.msg);
+        CHECK(isnan(sp_metric_get(u->metrics, SP_METRIC_HARMONIC_MEAN)));
+        CHECK(isnan(sp_metric_get(u->metrics, SP_METRIC_AUC)));
+        CHECK(!isnan(sp_metric_get(u->metrics, SP_METRIC_ACCURACY)));
+        CHECK(isnan(sp_metric_get(NULL, SP_METRIC_ACCURACY)));
+        sldd__v1__bundle__free_unpacked(u, NULL);
     }
     free(buf);
 
