@@ -19,6 +19,7 @@
 #include "nd_distill.h"
 #include "nd_payload.h"
 #include "sd_rdp.h"
+#include "sd_backend_cpu.h"
 #include "sd_dataview.h"
 #include "sd_distill.h"
 #include "sd_init.h"
@@ -408,6 +409,10 @@ static int distill_result_json(const char *out, const distill_args *a, const cha
     nd_buf_json_fig(&b, "sec_per_iter", pc->iters ? pc->seconds / (double)pc->iters : none);
     nd_buf_str(&b, ",\"backend\":");
     nd_buf_json_str(&b, backend);
+    if (!strcmp(backend, "cpu")) { /* results depend on the kernel set (docs/cpu-backend.md) */
+        nd_buf_str(&b, ",\"blas\":");
+        nd_buf_json_str(&b, sd_backend_cpu_blas_core());
+    }
     nd_buf_str(&b, "}\n");
     snprintf(path, sizeof path, "%s/result.json", out);
     size_t len = 0;

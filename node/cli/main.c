@@ -116,6 +116,10 @@ int main(int argc, char **argv)
 #else
         printf("backends: cpu (CUDA backend not built in)\n");
 #endif
+        /* the kernel set decides the CPU backend's last bits and much of its speed */
+        const char *ct = getenv("OPENBLAS_CORETYPE");
+        printf("OpenBLAS kernels: %s (%s)\n", sd_backend_cpu_blas_core(),
+               ct ? "set by OPENBLAS_CORETYPE" : "OpenBLAS's choice for this CPU");
         return 0;
     }
 #ifdef SLDD_HAVE_CUDA

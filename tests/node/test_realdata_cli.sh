@@ -84,6 +84,13 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 sys.exit(not (r['spe'] is None and r['hm'] is None and r['auc'] is None and r['sen'] == 0))
 " "$T/dist/result.json"
+# the OpenBLAS kernel set decides the last bits of a CPU run: recorded, and shown
+check "result.json names the OpenBLAS kernel set" "$PY" -c "
+import json, sys
+b = json.load(open(sys.argv[1])).get('blas')
+sys.exit(not (isinstance(b, str) and b and b != 'unknown'))
+" "$T/dist/result.json"
+expect 0 "OpenBLAS kernels: " -- "$SLDD" --version
 # the payload marks them undefined (Metrics.undefined, docs/bundle-format.md)
 # instead of carrying 0, and a reader says so
 expect 0 "hm undefined" -- "$SLDD" bundle inspect "$T/dist/payload.pb" --type payload
