@@ -317,6 +317,44 @@ typedef struct detect_figures {
     char sender[65]; /* --bundle: who sent it, else "" */
 } detect_figures;
 
+/* The parts of detect_print that every task shares: the JSON object's
+ * opening (image, size and grid, up to "input") and closing (image hash and
+ * bundle provenance), and the text's first two and last lines. */
+static void detect_json_head(const detect_opts *o, const nd_infer *inf, const sd_detect_result *res,
+                             const detect_figures *f)
+{
+    fputs("{\"image\":", stdout);
+    print_json_string(o->image);
+    printf(",\"width\":%d,\"height\":%d,\"synthetic\":%s,\"grid\":[%d,%d],\"patch\":%d,"
+           "\"stride\":%d,\"input\":%d",
+           f->w, f->h, f->synthetic ? "true" : "false", res->gh, res->gw, inf->psize, inf->stride,
+           inf->osize);
+}
+
+static void detect_json_tail(const detect_figures *f)
+{
+    printf("\"sha256\":\"%s\",\"bundle\":", f->sha256);
+    print_json_string(f->bundle);
+    fputs(",\"sender\":", stdout);
+    print_json_string(f->sender);
+    fputs("}\n", stdout);
+}
+
+static void detect_text_head(const detect_opts *o, const nd_infer *inf, const detect_figures *f)
+{
+    printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
+           f->synthetic ? "  SYNTHETIC" : "");
+    printf("model:     %s\n", inf->label);
+}
+
+static void detect_text_tail(const detect_opts *o, const detect_figures *f, int total)
+{
+    if (o->heatmap)
+        printf("heat map:  %s\n", o->heatmap);
+    printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", f->t_load,
+           f->replayed ? " (replayed)" : "", f->best, total / f->best, f->backend);
+}
+
 /* detect_print for a declared task (not gastric): its class names, its
  * rule and its decision, as text or JSON. */
 static void detect_print_task(const detect_opts *o, const nd_infer *inf,
@@ -326,12 +364,9 @@ static void detect_print_task(const detect_opts *o, const nd_infer *inf,
     int total = res->gh * res->gw, d = res->decision;
     const char *dec = d >= 0 ? t->label[d] : "undetermined";
     if (o->json) {
-        fputs("{\"image\":", stdout);
-        print_json_string(o->image);
-        printf(",\"width\":%d,\"height\":%d,\"synthetic\":%s,\"grid\":[%d,%d],\"patch\":%d,"
-               "\"stride\":%d,\"input\":%d,\"task\":\"%s\",\"rule\":\"%s\",\"classes\":{",
-               f->w, f->h, f->synthetic ? "true" : "false", res->gh, res->gw, inf->psize,
-               inf->stride, inf->osize, t->name, t->rule == SD_RULE_RATIO ? "ratio" : "majority");
+        detect_json_head(o, inf, res, f);
+        printf(",\"task\":\"%s\",\"rule\":\"%s\",\"classes\":{", t->name,
+               t->rule == SD_RULE_RATIO ? "ratio" : "majority");
         for (int k = 0; k < t->classes; k++)
             printf("%s\"%s\":%d", k ? "," : "", t->cls[k], res->num[k]);
         printf("},\"r\":");
@@ -340,18 +375,12 @@ static void detect_print_task(const detect_opts *o, const nd_infer *inf,
         else
             printf("null");
         printf(",\"delta\":%g,\"decision\":\"%s\",\"load_seconds\":%.4f,\"detect_seconds\":%.4f,"
-               "\"backend\":\"%s\",\"replayed\":%s,\"sha256\":\"%s\",\"bundle\":",
-               o->delta, dec, f->t_load, f->best, f->backend, f->replayed ? "true" : "false",
-               f->sha256);
-        print_json_string(f->bundle);
-        fputs(",\"sender\":", stdout);
-        print_json_string(f->sender);
-        fputs("}\n", stdout);
+               "\"backend\":\"%s\",\"replayed\":%s,",
+               o->delta, dec, f->t_load, f->best, f->backend, f->replayed ? "true" : "false");
+        detect_json_tail(f);
         return;
     }
-    printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
-           f->synthetic ? "  SYNTHETIC" : "");
-    printf("model:     %s\n", inf->label);
+    detect_text_head(o, inf, f);
     printf("task:      %s, %s\n", t->name, t->rule_name);
     printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n", res->gh,
            res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
@@ -370,10 +399,7 @@ static void detect_print_task(const detect_opts *o, const nd_infer *inf,
         printf("decision:  %s (r %s delta %.2f)\n", dec, d ? ">=" : "<", o->delta);
     else
         printf("decision:  %s (most patch votes)\n", dec);
-    if (o->heatmap)
-        printf("heat map:  %s\n", o->heatmap);
-    printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", f->t_load,
-           f->replayed ? " (replayed)" : "", f->best, total / f->best, f->backend);
+    detect_text_tail(o, f, total);
 }
 
 static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_detect_result *res,
@@ -385,13 +411,8 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
     }
     int total = res->gh * res->gw;
     if (o->json) {
-        fputs("{\"image\":", stdout);
-        print_json_string(o->image);
-        printf(",\"width\":%d,\"height\":%d,\"synthetic\":%s,"
-               "\"grid\":[%d,%d],\"patch\":%d,\"stride\":%d,\"input\":%d,"
-               "\"I\":%d,\"N\":%d,\"P\":%d,",
-               f->w, f->h, f->synthetic ? "true" : "false", res->gh, res->gw, inf->psize,
-               inf->stride, inf->osize, res->num[0], res->num[1], res->num[2]);
+        detect_json_head(o, inf, res, f);
+        printf(",\"I\":%d,\"N\":%d,\"P\":%d,", res->num[0], res->num[1], res->num[2]);
         if (isfinite(res->r))
             printf("\"r\":%.6f,", res->r);
         else
@@ -400,16 +421,10 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
                "\"patches_per_second\":%.1f,\"backend\":\"%s\",\"replayed\":%s,",
                o->delta, decision_text(res->decision), f->t_load, f->best, total / f->best,
                f->backend, f->replayed ? "true" : "false");
-        printf("\"sha256\":\"%s\",\"bundle\":", f->sha256);
-        print_json_string(f->bundle);
-        fputs(",\"sender\":", stdout);
-        print_json_string(f->sender);
-        fputs("}\n", stdout);
+        detect_json_tail(f);
         return;
     }
-    printf("image:     %s (%dx%d, %d-bit)%s\n", o->image, f->w, f->h, f->depth,
-           f->synthetic ? "  SYNTHETIC" : "");
-    printf("model:     %s\n", inf->label);
+    detect_text_head(o, inf, f);
     printf("grid:      %d x %d = %d patches of %dx%d, stride %d, network input %dx%d\n", res->gh,
            res->gw, total, inf->psize, inf->psize, inf->stride, inf->osize, inf->osize);
     printf("patches:   I %d  N %d  P %d\n", res->num[0], res->num[1], res->num[2]);
@@ -422,10 +437,7 @@ static void detect_print(const detect_opts *o, const nd_infer *inf, const sd_det
     else
         printf("decision:  %s (r %s delta %.2f)\n", decision_text(res->decision),
                res->decision == SD_DETECT_POSITIVE ? ">=" : "<", o->delta);
-    if (o->heatmap)
-        printf("heat map:  %s\n", o->heatmap);
-    printf("time:      model %.2f s%s, detection %.3f s (%.0f patches/s on %s)\n", f->t_load,
-           f->replayed ? " (replayed)" : "", f->best, total / f->best, f->backend);
+    detect_text_tail(o, f, total);
 }
 
 /* The heat map picture, titled with file, source and network. */
