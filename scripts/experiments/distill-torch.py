@@ -17,6 +17,12 @@ replays the T steps and reports the test accuracy.
         --images-per-step 10 --epochs-inner 3 --iterations 1000 [--seed 0] \
         [--decay-epochs 40]
 
+With --data random --size 32 --classes 3 (ConvNet-BN only) the real batches
+are drawn from random tensors of the gastric pipeline's shape (one channel,
+32x32, three classes; docs/experiments.md): a timing reference for
+`sldd distill` on a prepared gastric set, whose patches this script cannot
+read; test_acc is then null.
+
 Prints one JSON line: {"test_acc": ..., "sec_per_iter": ...}.
 """
 import argparse
@@ -176,22 +182,32 @@ def main():
     ap.add_argument("--arch", choices=["lenet", "convnet-bn"], default="lenet")
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--data", choices=["fashion-mnist", "random"], default="fashion-mnist")
+    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--torch-order", action="store_true",
                     help="draw batches with torch.randperm instead of sldd's order")
     a = ap.parse_args()
     global SHAPES, MODEL
     MODEL = lenet
     if a.arch == "convnet-bn":
-        SHAPES, MODEL = convnet_bn_shapes(a.depth, a.width), convnet_bn
+        SHAPES, MODEL = convnet_bn_shapes(a.depth, a.width, a.size, a.classes), convnet_bn
+    elif a.data != "fashion-mnist" or a.size != 28 or a.classes != 10:
+        ap.error("lenet runs on Fashion-MNIST only")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    xtr, ytr, xte, yte = load_fmnist()
+    if a.data == "random":  # timing only: the gastric shape, random values
+        xtr = torch.randn(26000, 1, a.size, a.size)
+        ytr = torch.randint(0, a.classes, (26000,))
+        xte = yte = None
+    else:
+        xtr, ytr, xte, yte = load_fmnist()
     ref = read_ref(a.init)
     S, n, T = a.steps, a.images_per_step, a.steps * a.epochs_inner
     theta0 = unflatten(ref["theta0"])
-    x = ref["x"].view(S * n, 1, 28, 28).clone().requires_grad_(True)
-    y = ref["y"].view(S * n, 10).clone().requires_grad_(True)
+    x = ref["x"].view(S * n, 1, a.size, a.size).clone().requires_grad_(True)
+    y = ref["y"].view(S * n, a.classes).clone().requires_grad_(True)
     rho = ref["rho"].clone().requires_grad_(True)
     opt = torch.optim.Adam([x, y, rho], lr=a.lr, betas=(0.5, 0.999), eps=1e-8)
     per_epoch = xtr.shape[0] // a.real_batch
@@ -213,10 +229,13 @@ def main():
             g["lr"] = a.lr * 0.5 ** ((it // per_epoch) // a.decay_epochs)
         opt.step()
     sec = (time.time() - t0) / max(a.iterations, 1)
-    th = inner(theta0, x.detach(), y.detach(), rho.detach(), S, n, T, False)
-    with torch.no_grad():
-        pred = torch.cat([MODEL(th, xte[i:i + 1000]).argmax(1) for i in range(0, 10000, 1000)])
-    acc = (pred == yte).float().mean().item()
+    acc = None
+    if xte is not None:
+        th = inner(theta0, x.detach(), y.detach(), rho.detach(), S, n, T, False)
+        with torch.no_grad():
+            pred = torch.cat([MODEL(th, xte[i:i + 1000]).argmax(1)
+                              for i in range(0, 10000, 1000)])
+        acc = (pred == yte).float().mean().item()
     print(json.dumps({"test_acc": acc, "sec_per_iter": sec, "iterations": a.iterations,
                       "torch_threads": torch.get_num_threads(),
                       "batch_order": "torch" if a.torch_order else "sldd"}))
