@@ -15,8 +15,9 @@
  * layouts it picks itself (format_tag any), its inputs already reordered;
  * and those reorders alone: the activations into oneDNN's layouts and its
  * output back to NCHW/OIHW in every shard, the weights (which the shards
- * share in the engine) once per pass, in shard 0's task.  Best and median of the rounds; GFLOP/s count the
- * 2 M N K useful flops of the whole batch; the peak is bench_ceiling's.
+ * share in the engine) once per pass, in shard 0's task.  Best and median
+ * of the rounds; GFLOP/s count 2 M N K flops of the whole batch (padding
+ * taps included, which direct kernels skip); the peak is bench_ceiling's.
  * Convolutions are "direct" (oneDNN's Winograd would change the numerics).
  *
  * Threads: Debian's libdnnl 2.6 is built with OpenMP (DNNL_CPU_RUNTIME OMP;
@@ -29,7 +30,12 @@
  * shard computes the same thing wherever it runs); the program checks that
  * the 1- and 2-thread runs give the same bits.  Separately, it runs each
  * layer's whole batch as one oneDNN call with 1 and with 2 OpenMP threads
- * (oneDNN's own parallelism) and says whether those bits agree.
+ * (oneDNN's own parallelism) and says whether those bits agree.  Measured
+ * (docs/benchmarks.md): the sharded bits are the same with 1 and 2 pool
+ * threads; with its own OpenMP threads oneDNN keeps the bits of forward and
+ * backward-data but changes the weight gradient's on most layers (it splits
+ * that reduction over the threads), so only the sharded mode keeps results
+ * independent of the thread count.
  *
  * Correctness: both oneDNN layouts are compared with the engine on the same
  * data; the figure is max |oneDNN - engine| / max |engine| over the pass's
