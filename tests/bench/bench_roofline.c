@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench_ceiling.h"
+#include "bench_convs.h"
 #include "sb_parse.h"
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
@@ -31,8 +32,6 @@
 #ifdef SD_REAL_DOUBLE
 #error "bench_roofline measures the float32 engine (sldd_distill)"
 #endif
-
-enum { MAXP = 8 };
 
 typedef struct shard {
     sd_conv_desc d;
@@ -42,9 +41,9 @@ typedef struct shard {
 
 typedef struct layer_job {
     sd_backend *be;
-    shard s[MAXP];
+    shard s[BENCH_MAXP];
     int op;
-    sd_error err[MAXP];
+    sd_error err[BENCH_MAXP];
 } layer_job;
 
 static int task(void *arg, int t)
@@ -59,31 +58,11 @@ static int task(void *arg, int t)
     }
 }
 
-static float *fvec(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-    return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int rounds = 15;
 
 static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *label, sd_conv_desc d)
 {
-    d.oh = (d.h + 2 * d.pad - d.r) / d.stride + 1;
-    d.ow = (d.w + 2 * d.pad - d.s) / d.stride + 1;
-    int P = d.n / 4 < 1 ? 1 : d.n / 4 > MAXP ? MAXP : d.n / 4;
+    int P = bench_conv_shards(d.n);
     layer_job *j = calloc(1, sizeof *j);
     if (!j)
         exit(1);
@@ -91,10 +70,11 @@ static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *labe
     for (int s = 0; s < P; s++) {
         shard *sh = &j->s[s];
         sh->d = d;
-        sh->d.n = (s + 1) * d.n / P - s * d.n / P;
+        sh->d.n = bench_conv_shard_n(d.n, P, s);
         size_t nx = (size_t)sh->d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
                ny = (size_t)sh->d.n * d.k * d.oh * d.ow;
-        sh->x = fvec(nx), sh->w = fvec(nw), sh->y = fvec(ny), sh->gx = fvec(nx), sh->gw = fvec(nw);
+        sh->x = bench_fvec(nx, 0), sh->w = bench_fvec(nw, 0), sh->y = bench_fvec(ny, 0);
+        sh->gx = bench_fvec(nx, 0), sh->gw = bench_fvec(nw, 0);
         size_t wsb = be->conv_workspace(be, &sh->d);
         sh->ws = malloc(wsb ? wsb : 1);
     }
@@ -115,7 +95,7 @@ static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *labe
             if (r >= 0)
                 t[r] = bench_now() - t0;
         }
-        qsort(t, (size_t)rounds, sizeof *t, cmp_double);
+        qsort(t, (size_t)rounds, sizeof *t, bench_cmp_double);
         best[op] = flops / t[0] * 1e-9;
         med[op] = flops / t[rounds / 2] * 1e-9;
     }
@@ -163,25 +143,8 @@ int main(int argc, char **argv)
     printf("| layer | shape (n c hxw k rxs/stride) | shards | path | AI (flop/B) | roof GFLOP/s | "
            "forward GFLOP/s best (median) %% of peak | backward-data | backward-filter | "
            "bound |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    /* gastric ConvNet-BN (docs/experiments.md): depth 3, width 16, 32x32
-     * inputs, real batch 128 */
-    bench_layer(be, &c, "gastric conv1 1->16 at 32x32",
-                (sd_conv_desc){128, 1, 32, 32, 16, 3, 3, 1, 1, 0, 0});
-    bench_layer(be, &c, "gastric conv2 16->16 at 16x16",
-                (sd_conv_desc){128, 16, 16, 16, 16, 3, 3, 1, 1, 0, 0});
-    bench_layer(be, &c, "gastric conv3 16->16 at 8x8",
-                (sd_conv_desc){128, 16, 8, 8, 16, 3, 3, 1, 1, 0, 0});
-    /* ResNet18 (width 64) at 64x64, batch 32 */
-    bench_layer(be, &c, "ResNet18 conv1 7x7/2 1->64",
-                (sd_conv_desc){32, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0});
-    bench_layer(be, &c, "ResNet18 layer1 64->64 at 16x16",
-                (sd_conv_desc){32, 64, 16, 16, 64, 3, 3, 1, 1, 0, 0});
-    bench_layer(be, &c, "ResNet18 layer2 128->128 at 8x8",
-                (sd_conv_desc){32, 128, 8, 8, 128, 3, 3, 1, 1, 0, 0});
-    bench_layer(be, &c, "ResNet18 layer3 256->256 at 4x4",
-                (sd_conv_desc){32, 256, 4, 4, 256, 3, 3, 1, 1, 0, 0});
-    bench_layer(be, &c, "ResNet18 layer4 512->512 at 2x2",
-                (sd_conv_desc){32, 512, 2, 2, 512, 3, 3, 1, 1, 0, 0});
+    for (int i = 0; i < bench_conv_layer_count; i++)
+        bench_layer(be, &c, bench_conv_layers[i].label, bench_conv_layers[i].d);
     sd_backend_destroy(be);
     return 0;
 }
