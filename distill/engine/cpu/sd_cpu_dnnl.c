@@ -123,11 +123,11 @@ static int dn_fail(sd_error *err, dnnl_status_t st, const char *what, const sd_c
 }
 
 /* Record the first failure in rc (a dnnl_status_t call, named by itself). */
-#define DN_TRY(call)                                                                              \
-    do {                                                                                          \
-        dnnl_status_t st_ = (call);                                                               \
-        if (st_ != dnnl_success && !rc)                                                           \
-            rc = dn_fail(err, st_, #call, d);                                                     \
+#define DN_TRY(call)                          \
+    do {                                      \
+        dnnl_status_t st_ = (call);           \
+        if (st_ != dnnl_success && !rc)       \
+            rc = dn_fail(err, st_, #call, d); \
     } while (0)
 
 static int dn_tensor_md(dnnl_memory_desc_t *md, const sd_conv_desc *d, int t, int any,
@@ -147,8 +147,8 @@ static int dn_tensor_md(dnnl_memory_desc_t *md, const sd_conv_desc *d, int t, in
 /* The convolution's primitive descriptor for pass on d, layouts left to
  * oneDNN, user-mode scratchpad; the backward passes take the forward one as
  * their hint (hint NULL: this is the forward one). */
-static int dn_conv_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, const sd_conv_desc *d,
-                      int pass, const_dnnl_primitive_desc_t hint, sd_error *err)
+static int dn_conv_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, const sd_conv_desc *d, int pass,
+                      const_dnnl_primitive_desc_t hint, sd_error *err)
 {
     int rc = SD_OK;
     dnnl_memory_desc_t x, w, y;
@@ -159,9 +159,8 @@ static int dn_conv_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, const sd_con
     dnnl_dims_t st = {d->stride, d->stride}, pad = {d->pad, d->pad};
     dnnl_convolution_desc_t cd;
     if (pass == SD_CPU_DNNL_FWD)
-        DN_TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                                  dnnl_convolution_direct, &x, &w, NULL, &y, st,
-                                                  pad, pad));
+        DN_TRY(dnnl_convolution_forward_desc_init(
+            &cd, dnnl_forward_training, dnnl_convolution_direct, &x, &w, NULL, &y, st, pad, pad));
     else if (pass == SD_CPU_DNNL_BWD_DATA)
         DN_TRY(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &x, &w, &y,
                                                         st, pad, pad));
@@ -275,7 +274,8 @@ static int dn_entry_create(dn_entry **out, dnnl_engine_t eng, const sd_conv_desc
         }
     }
     if (!rc) {
-        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(use, dnnl_query_scratchpad_md, 0);
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(use, dnnl_query_scratchpad_md, 0);
         if (smd) {
             e->scratch_md = *smd;
             e->scratch = dnnl_memory_desc_get_size(smd);
