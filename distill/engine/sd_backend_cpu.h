@@ -18,6 +18,7 @@ typedef enum sd_cpu_conv_path {
     SD_CPU_CONV_IM2COL_BATCH, /* im2col of several samples, one wide GEMM */
     SD_CPU_CONV_GEMM1X1,      /* 1x1 kernel, stride 1, no padding: GEMM on x itself */
     SD_CPU_CONV_SHIFT,        /* stride 1: one GEMM per kernel tap on a padded copy */
+    SD_CPU_CONV_DNNL,         /* oneDNN, its own layouts (float32 builds with oneDNN) */
     SD_CPU_CONV_PATH_COUNT
 } sd_cpu_conv_path;
 
@@ -35,10 +36,15 @@ int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems);
 /* The path the backend will use for d with its current setting. */
 sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d);
 
-/* Whether a path can run shape d at all. */
+/* Whether a path can run shape d at all (SD_CPU_CONV_DNNL: wherever the
+ * build has oneDNN, nowhere otherwise). */
 int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d);
 
 const char *sd_cpu_conv_path_name(sd_cpu_conv_path path);
+
+/* Whether this build has the oneDNN path (SD_CPU_CONV_DNNL): the float32
+ * engine built with SLDD_DNNL and oneDNN found; never the float64 one. */
+int sd_backend_cpu_has_dnnl(void);
 
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *sd_backend_cpu_blas_core(void);

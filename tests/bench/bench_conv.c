@@ -11,6 +11,8 @@
  * robin for several rounds and each keeps its best time, so that a busy
  * machine slows all of them alike rather than whichever ran during a burst.
  *
+ * Every path includes the forced `dnnl` path where the build has oneDNN
+ * (its layout reorders counted in each call; docs/cpu-backend.md).
  * Not a test: it prints a markdown table for docs/benchmarks.md
  * ("CPU convolution paths") and exits 0.
  * Usage: bench_conv [min-rounds [threads]]   (backend threads; 0: the default)
@@ -189,7 +191,10 @@ int main(int argc, char **argv)
     printf("| layer | shape (n c hxw k rxs/stride pad) | reference SGEMM MxNxK | SGEMM |");
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
         printf(" %s |", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
-    printf("\n|---|---|---|---|---|---|---|---|\n");
+    printf("\n|---|---|---|---|");
+    for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++)
+        printf("---|");
+    printf("\n");
     const int n = 8;
     bench_shape(be, "ConvNet conv1 (1->128) 64x64",
                 (sd_conv_desc){n, 1, 64, 64, 128, 3, 3, 1, 1, 0, 0});

@@ -2,8 +2,9 @@
  * bench_conv_dnnl.c - oneDNN's f32 convolutions against the engine's on the
  * layers bench_roofline measures (bench_convs.c), to decide whether the CPU
  * backend should hand some shapes to oneDNN (docs/benchmarks.md, "oneDNN
- * against the engine's convolutions").  Evaluation only: the engine does not
- * use oneDNN.  Built only where libdnnl-dev is installed.
+ * against the engine's convolutions").  Independent of the engine's own
+ * `dnnl` path (engine/cpu/sd_cpu_dnnl.c, forced only): this program calls
+ * oneDNN itself.  Built only where libdnnl-dev is installed.
  *
  * Each layer runs as the executor runs it: the batch cut into P =
  * min(8, n/4) shards, the shards as tasks of the engine's be->parallel on 1

@@ -2,12 +2,16 @@
  * test_backend_cpu.c - unit checks of the CPU backend's primitives, built
  * twice: against sldd_distill (float32) and sldd_distill64 (float64).
  *
- *  - every convolution path (im2col, batched im2col, 1x1 GEMM, shift; im2col
+ *  - every convolution path (im2col, batched im2col, 1x1 GEMM, shift, and
+ *    oneDNN's where the float32 build has it; im2col
  *    also in blocks of output rows under a small buffer bound) against
  *    a naive convolution computed here in double: forward (beta 0 and 1),
  *    backward-data and backward-filter (both accumulate), so the float build
  *    checks float-vs-double agreement and both builds check that the paths
  *    agree with each other;
+ *  - the dnnl path: built exactly when CMake found oneDNN, and on a sharded
+ *    call the same bits with 1 and 2 pool threads and whatever OpenMP thread
+ *    count the callers set;
  *  - patch_gather's area averaging on hand-computed examples;
  *  - Adam against a hand computation;
  *  - max-pool tie-breaking (first maximum in row-major order, padding never
@@ -136,9 +140,12 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
     sd_real *first_y = malloc(ny * sizeof *first_y);
     int have_first = 0;
     double worst = 0;
+    char ran[128] = "";
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
         if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
             continue;
+        size_t used = strlen(ran);
+        snprintf(ran + used, sizeof ran - used, " %s", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
         CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
         CHECK(sd_backend_cpu_conv_path(be, &d) == (sd_cpu_conv_path)p);
         size_t wsb = be->conv_workspace(be, &d);
@@ -183,8 +190,8 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
         free(ws);
     }
     printf("conv n%d c%d %dx%d k%d %dx%d stride %d pad %d: worst rel err vs double reference "
-           "%.1e\n",
-           d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, worst);
+           "%.1e (%s )\n",
+           d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, worst, ran);
     CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO) == 0);
     free(x), free(w), free(gy), free(y0), free(gx0), free(gw0), free(yr), free(gxr), free(gwr);
     free(ref), free(y), free(gx), free(gw), free(first_y);
@@ -215,6 +222,10 @@ static void test_conv(sd_backend *be)
     conv_paths(
         be, (sd_conv_desc){
                 .n = 5, .c = 2, .h = 24, .w = 24, .k = 3, .r = 3, .s = 3, .stride = 1, .pad = 1});
+    /* channel counts off oneDNN's blocks of 8 and 16 (padded blocked layouts) */
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 3, .c = 20, .h = 9, .w = 11, .k = 24, .r = 3, .s = 3, .stride = 2, .pad = 1});
     /* 32x32 with 16 channels: every path at a realistic size */
     conv_paths(
         be, (sd_conv_desc){
@@ -249,6 +260,143 @@ static void test_conv(sd_backend *be)
     CHECK(be->conv_fwd(be, &err, &bad, buf, buf, 0, buf, buf) == SD_EINVAL);
     CHECK(strstr(err.msg, "geometry") != NULL);
 }
+
+/* ---------------------------------------------------------------- the dnnl path */
+
+/* Whether the build has the oneDNN path exactly when CMake said it would
+ * (SLDD_TEST_HAVE_DNNL), so that a build that lost it does not pass by
+ * skipping it; the float64 engine never has it. */
+static void test_dnnl_built(void)
+{
+#if defined(SLDD_TEST_HAVE_DNNL) && !defined(SD_REAL_DOUBLE)
+    const int want = 1;
+#else
+    const int want = 0;
+#endif
+    sd_conv_desc d = {1, 1, 3, 3, 1, 3, 3, 1, 1, 3, 3};
+    CHECKF(sd_backend_cpu_has_dnnl() == want, "dnnl path built: %d, expected %d",
+           sd_backend_cpu_has_dnnl(), want);
+    CHECK(sd_cpu_conv_path_applies(SD_CPU_CONV_DNNL, &d) == want);
+    CHECK(strcmp(sd_cpu_conv_path_name(SD_CPU_CONV_DNNL), "dnnl") == 0);
+    if (!want)
+        return;
+    /* its workspace, sized for the largest batch, serves every smaller one */
+    sd_backend *be = NULL;
+    sd_error err = {0};
+    CHECK(sd_backend_cpu_create(&be, 1, &err) == 0);
+    CHECK(be && sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_DNNL) == 0);
+    size_t prev = 0;
+    for (int n = 1; be && n <= 9; n++) {
+        sd_conv_desc s = {n, 3, 11, 9, 20, 3, 3, 2, 1, 6, 5};
+        size_t ws = be->conv_workspace(be, &s);
+        CHECKF(ws > prev, "dnnl workspace not increasing at n=%d: %zu <= %zu", n, ws, prev);
+        prev = ws;
+    }
+    sd_backend_destroy(be);
+}
+
+#if defined(SLDD_TEST_HAVE_DNNL) && !defined(SD_REAL_DOUBLE)
+#include <omp.h>
+
+enum { SH_P = 3, SH_N = 7 };
+
+/* The executor's use: a batch of SH_N cut into SH_P shards, each shard's
+ * three passes one task of be->parallel (its own workspace and weight
+ * gradient). */
+typedef struct shard_job {
+    sd_backend *be;
+    sd_conv_desc d;
+    const sd_real *x, *w, *gy;
+    sd_real *y, *gx, *gw[SH_P];
+    void *ws[SH_P];
+    sd_error err[SH_P];
+    int omp; /* the OpenMP thread count each task sets before its calls */
+} shard_job;
+
+static int shard_task(void *arg, int t)
+{
+    shard_job *j = arg;
+    int lo = t * SH_N / SH_P, hi = (t + 1) * SH_N / SH_P;
+    sd_conv_desc d = j->d;
+    d.n = hi - lo;
+    size_t chw = (size_t)d.c * d.h * d.w, kohw = (size_t)d.k * d.oh * d.ow;
+    omp_set_num_threads(j->omp); /* what a caller's OpenMP setting may be */
+    int rc = j->be->conv_fwd(j->be, &j->err[t], &d, j->x + lo * chw, j->w, 0, j->y + lo * kohw,
+                             j->ws[t]);
+    omp_set_num_threads(j->omp);
+    if (!rc)
+        rc = j->be->conv_bwd_data(j->be, &j->err[t], &d, j->gy + lo * kohw, j->w, j->gx + lo * chw,
+                                  j->ws[t]);
+    omp_set_num_threads(j->omp);
+    if (!rc)
+        rc = j->be->conv_bwd_filter(j->be, &j->err[t], &d, j->x + lo * chw, j->gy + lo * kohw,
+                                    j->gw[t], j->ws[t]);
+    return rc;
+}
+
+/* The sharded passes on be with its dnnl path, callers' OpenMP threads omp;
+ * the outputs' bytes into out (y, gx, every shard's gw). */
+static void dnnl_sharded(sd_backend *be, const sd_conv_desc *d, const sd_real *x, const sd_real *w,
+                         const sd_real *gy, int omp, sd_real *out)
+{
+    size_t ny = (size_t)SH_N * d->k * d->oh * d->ow, nx = (size_t)SH_N * d->c * d->h * d->w,
+           nw = (size_t)d->k * d->c * d->r * d->s;
+    shard_job j = {.be = be, .d = *d, .x = x, .w = w, .gy = gy, .omp = omp};
+    j.y = out, j.gx = out + ny;
+    memset(out, 0, (ny + nx + SH_P * nw) * sizeof *out);
+    CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_DNNL) == 0);
+    for (int t = 0; t < SH_P; t++) {
+        sd_conv_desc sd = *d;
+        sd.n = (t + 1) * SH_N / SH_P - t * SH_N / SH_P;
+        j.gw[t] = out + ny + nx + (size_t)t * nw;
+        j.ws[t] = malloc(be->conv_workspace(be, &sd));
+    }
+    CHECK(be->parallel(be, SH_P, shard_task, &j) == 0);
+    for (int t = 0; t < SH_P; t++) {
+        CHECKF(j.err[t].msg[0] == 0, "shard %d: %s", t, j.err[t].msg);
+        free(j.ws[t]);
+    }
+    CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO) == 0);
+}
+
+/* The dnnl path's bits depend neither on the pool's thread count (1 or 2)
+ * nor on the OpenMP thread count its callers set (1 or 4): each call runs
+ * on its caller's thread alone.  oneDNN's own threading would split the
+ * weight gradient's reduction and change its bits. */
+static void test_dnnl_threads(void)
+{
+    sd_conv_desc d = {SH_N, 16, 12, 12, 32, 3, 3, 1, 1, 12, 12};
+    size_t nx = (size_t)SH_N * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
+           ny = (size_t)SH_N * d.k * d.oh * d.ow, nout = ny + nx + SH_P * nw;
+    sd_real *x = rvec(nx, -1, 1), *w = rvec(nw, -1, 1), *gy = rvec(ny, -1, 1);
+    sd_real *out[3] = {malloc(nout * sizeof(sd_real)), malloc(nout * sizeof(sd_real)),
+                       malloc(nout * sizeof(sd_real))};
+    /* a backend each: oneDNN fixes a primitive's threads when it is created
+     * (on first use, into the backend's cache) */
+    sd_backend *be[3] = {NULL, NULL, NULL};
+    sd_error err = {0};
+    CHECK(sd_backend_cpu_create(&be[0], 1, &err) == 0);
+    CHECK(sd_backend_cpu_create(&be[1], 2, &err) == 0);
+    CHECK(sd_backend_cpu_create(&be[2], 2, &err) == 0);
+    if (be[0] && be[1] && be[2]) {
+        dnnl_sharded(be[0], &d, x, w, gy, 1, out[0]);
+        dnnl_sharded(be[1], &d, x, w, gy, 1, out[1]);
+        dnnl_sharded(be[2], &d, x, w, gy, 4, out[2]);
+        CHECKF(memcmp(out[0], out[1], nout * sizeof(sd_real)) == 0,
+               "dnnl: bits differ between 1 and 2 pool threads");
+        CHECKF(memcmp(out[0], out[2], nout * sizeof(sd_real)) == 0,
+               "dnnl: bits depend on the callers' OpenMP thread count");
+    }
+    for (int i = 0; i < 3; i++)
+        sd_backend_destroy(be[i]);
+    free(x), free(w), free(gy), free(out[0]), free(out[1]), free(out[2]);
+}
+#else
+static void test_dnnl_threads(void)
+{
+    printf("dnnl thread checks: no oneDNN path in this build\n");
+}
+#endif
 
 /* ---------------------------------------------------------------- patch gather */
 
@@ -725,6 +873,8 @@ int main(void)
     }
     printf("CPU backend checks, %s (tolerance %g)\n", SD_REAL_NAME, TOL);
     test_conv(be);
+    test_dnnl_built();
+    test_dnnl_threads();
     test_patch_gather(be);
     test_adam(be);
     test_pooling(be);

@@ -17,6 +17,10 @@
  * 1e-9 and any missing or wrong term lands above 1e-3; the limit 1e-6 sits
  * between with margin both ways.
  * Also checked: "+=" outputs accumulate, and NULL tangents behave as zeros.
+ * Every conv case also runs through every convolution path, its four entry
+ * points compared with the im2col path's; the float32 build of this file
+ * (test_layers32, linking sldd_distill) runs only that comparison, which so
+ * covers the paths only float32 has (dnnl).
  * The table printed here is the one in docs/derivative-checks.md.
  */
 #include <stdint.h>
@@ -241,12 +245,11 @@ typedef struct lresult {
     double bwd, fwd_t, bwd_t;
 } lresult;
 
-static lresult run_case(sd_backend *be, const lcase *c)
+/* The harness of case c on be (its buffers sized for the backend's current
+ * convolution path); non-zero when the layer is refused. */
+static int h_init(harness *h, sd_backend *be, const lcase *c)
 {
-    lresult res = {0, 0, 0};
-    harness H;
-    memset(&H, 0, sizeof H);
-    harness *h = &H;
+    memset(h, 0, sizeof *h);
     h->be = be;
     h->c = c;
     h->l = c->l;
@@ -254,7 +257,7 @@ static lresult run_case(sd_backend *be, const lcase *c)
     int rc = sd_layer_finish(&h->l, &err);
     CHECKF(rc == 0, "%s: finish: %s", c->name, err.msg);
     if (rc)
-        return (lresult){INFINITY, INFINITY, INFINITY};
+        return rc;
     h->n = c->n;
     h->nin = h->l.n_in;
     for (int i = 0; i < h->nin; i++)
@@ -265,6 +268,16 @@ static lresult run_case(sd_backend *be, const lcase *c)
     size_t wsb = sd_layer_ws_size(&h->l, h->n, be);
     h->ws = wsb ? malloc(wsb) : NULL;
     h->ytmp = vec(h->outsz);
+    return 0;
+}
+
+static lresult run_case(sd_backend *be, const lcase *c)
+{
+    lresult res = {0, 0, 0};
+    harness H;
+    harness *h = &H;
+    if (h_init(h, be, c))
+        return (lresult){INFINITY, INFINITY, INFINITY};
     if (h->l.kind == SD_LAYER_BN) {
         int ch = h->l.in[0].c;
         h->theta_bn = vec(2 * (size_t)ch);
@@ -444,6 +457,94 @@ static lresult run_case(sd_backend *be, const lcase *c)
     return res;
 }
 
+/* ---------------------------------------------------------------- conv paths agree */
+
+#ifdef SD_REAL_DOUBLE
+#define PATH_TOL 1e-12
+#else
+#define PATH_TOL 1e-5 /* float32: sums of up to a few hundred products */
+#endif
+
+/* Whether c is a conv case; its finished layer and geometry into l, d. */
+static int conv_case(const lcase *c, sd_layer *l, sd_conv_desc *d)
+{
+    sd_error err = {0};
+    *l = c->l;
+    if (l->kind != SD_LAYER_CONV || sd_layer_finish(l, &err) != 0)
+        return 0;
+    *d = (sd_conv_desc){c->n, l->in[0].c, l->in[0].h, l->in[0].w, l->k,    l->r,
+                        l->s, l->stride,  l->pad,     l->out.h,   l->out.w};
+    return 1;
+}
+
+/* The four entry points of conv layer case c on the backend's current path:
+ * out[0] y, [1] gx, [2] gtheta, [3] dy, [4] dgx, [5] dgtheta (each zeroed by
+ * the harness or overwritten), the inputs from in[] (x, theta, gy, dx,
+ * dtheta, dgy). */
+static void conv_entry_points(sd_backend *be, const lcase *c, sd_real *const in[6],
+                              sd_real *const out[6])
+{
+    harness H;
+    harness *h = &H;
+    if (h_init(h, be, c)) /* its workspace: for the path now set */
+        return;
+    sd_real *x[1] = {in[0]}, *dx[1] = {in[3]}, *gx[1] = {out[1]}, *dgx[1] = {out[4]};
+    h_fwd(h, x, in[1], out[0]);
+    h_bwd(h, x, in[1], in[2], gx, out[2]);
+    h_fwd_t(h, x, in[1], dx, in[4], out[3]);
+    h_bwd_t(h, x, in[1], in[2], dx, in[4], in[5], dgx, out[5]);
+    free(h->saved), free(h->ws), free(h->ytmp);
+}
+
+/* Every conv case through every path that applies (dnnl included where the
+ * build has it): the four entry points' outputs against the im2col path's,
+ * max |path - im2col| / max |im2col| per output.  This is what the float32
+ * build of this file checks (its finite differences would be too coarse). */
+static void conv_path_agreement(sd_backend *be, const lcase *cs, int nc)
+{
+    printf("\n| conv case | path | worst rel. diff from im2col over y, gx, gW, dy, dgx, dgW |\n");
+    printf("|---|---|---|\n");
+    for (int i = 0; i < nc; i++) {
+        sd_layer l;
+        sd_conv_desc d;
+        if (!conv_case(&cs[i], &l, &d))
+            continue;
+        int n = cs[i].n;
+        size_t sz[6] = {(size_t)n * sd_layer_in_size(&l, 0), l.theta_len,
+                        (size_t)n * sd_layer_out_size(&l)};
+        sz[3] = sz[0], sz[4] = sz[1], sz[5] = sz[2];
+        const size_t osz[6] = {sz[2], sz[0], sz[1], sz[2], sz[0], sz[1]};
+        sd_real *in[6], *ref[6], *out[6];
+        for (int k = 0; k < 6; k++) {
+            in[k] = vec(sz[k]);
+            fill_uniform(in[k], sz[k], -1, 1);
+            ref[k] = vec(osz[k]);
+            out[k] = vec(osz[k]);
+        }
+        CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_IM2COL) == 0);
+        conv_entry_points(be, &cs[i], in, ref);
+        for (int p = SD_CPU_CONV_IM2COL + 1; p < SD_CPU_CONV_PATH_COUNT; p++) {
+            if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
+                continue;
+            CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
+            conv_entry_points(be, &cs[i], in, out);
+            double worst = 0;
+            for (int k = 0; k < 6; k++) {
+                erracc e = {0, 0};
+                err_add(&e, out[k], ref[k], osz[k]);
+                worst = fmax(worst, err_rel(&e));
+            }
+            printf("| %s | %s | %.1e |\n", cs[i].name, sd_cpu_conv_path_name((sd_cpu_conv_path)p),
+                   worst);
+            CHECKF(worst <= PATH_TOL, "%s [%s]: entry points differ from im2col by %.2e",
+                   cs[i].name, sd_cpu_conv_path_name((sd_cpu_conv_path)p), worst);
+        }
+        for (int k = 0; k < 6; k++)
+            free(in[k]), free(ref[k]), free(out[k]);
+    }
+    CHECK(sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO) == 0);
+}
+
 /* ---------------------------------------------------------------- cases */
 
 static sd_layer mk_conv(int c, int hh, int ww, int k, int r, int s, int stride, int pad, int bias)
@@ -572,6 +673,10 @@ static void layer_cases(sd_backend *be)
     ADD("input (2,3,3)", mk_simple(SD_LAYER_INPUT, 2, 3, 3), 2);
 #undef ADD
 
+    conv_path_agreement(be, cs, nc);
+#ifndef SD_REAL_DOUBLE
+    return; /* float32: the path agreement only */
+#endif
     printf("\n| layer / case | backward | forward tangent | backward tangent |\n");
     printf("|---|---|---|---|\n");
     lresult worst = {0, 0, 0};
@@ -587,14 +692,10 @@ static void layer_cases(sd_backend *be)
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
         CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
         for (int i = 0; i < nc; i++) {
-            if (cs[i].l.kind != SD_LAYER_CONV)
+            sd_layer l;
+            sd_conv_desc d;
+            if (!conv_case(&cs[i], &l, &d))
                 continue;
-            sd_layer l = cs[i].l;
-            sd_error err = {0};
-            if (sd_layer_finish(&l, &err) != 0)
-                continue;
-            sd_conv_desc d = {cs[i].n, l.in[0].c, l.in[0].h, l.in[0].w, l.k,    l.r,
-                              l.s,     l.stride,  l.pad,     l.out.h,   l.out.w};
             if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
                 continue;
             char name[128];
@@ -792,9 +893,17 @@ int main(void)
         fprintf(stderr, "cpu backend: %s\n", err.msg);
         return 1;
     }
+#ifdef SD_REAL_DOUBLE
     printf("finite-difference checks, %s, h = %g, limit %g (max |a-fd| / max |fd|)\n", SD_REAL_NAME,
            FD_H, FD_TOL);
+#else
+    printf("conv paths against im2col, %s, limit %g\n", SD_REAL_NAME, PATH_TOL);
+#endif
     layer_cases(be);
+#ifndef SD_REAL_DOUBLE
+    sd_backend_destroy(be);
+    return sd_test_finish();
+#endif
 
     printf("\n| loss / softmax case | backward | forward tangent | backward tangent |\n");
     printf("|---|---|---|---|\n");

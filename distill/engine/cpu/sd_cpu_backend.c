@@ -209,8 +209,10 @@ static void cpu_destroy(sd_backend *be)
     if (!be)
         return;
     cpu_ctx *ctx = be->ctx;
-    if (ctx)
+    if (ctx) {
         sd_pool_destroy(ctx->pool);
+        sd_cpu_dnnl_destroy(ctx->dnnl);
+    }
     free(ctx);
     free(be);
 }

@@ -4,8 +4,9 @@
  *
  * Paths (sd_backend_cpu.h): im2col one sample at a time in blocks of output
  * rows, batched im2col (several samples in one wide GEMM), the 1x1 GEMM on x
- * itself, and the shift path (one GEMM per kernel tap).  The automatic choice
- * per shape (conv_path_auto) comes from tests/bench/bench_conv.c.  The
+ * itself, the shift path (one GEMM per kernel tap), and oneDNN's convolutions
+ * (sd_cpu_dnnl.c, only when forced).  The automatic choice per shape
+ * (conv_path_auto) comes from tests/bench/bench_conv.c.  The
  * per-sample path splits samples over the pool (sd_cpu_for), each chunk with
  * its own columns; every sample is computed the same way whichever chunk
  * holds it.  Owns the conv fields of cpu_ctx (forced path, im2col bound).
@@ -32,6 +33,7 @@ int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d)
     case SD_CPU_CONV_IM2COL_BATCH: return 1;
     case SD_CPU_CONV_GEMM1X1: return d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
     case SD_CPU_CONV_SHIFT: return d->stride == 1;
+    case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_available();
     default: return 0;
     }
 }
@@ -44,6 +46,7 @@ const char *sd_cpu_conv_path_name(sd_cpu_conv_path path)
     case SD_CPU_CONV_IM2COL_BATCH: return "im2col-batch";
     case SD_CPU_CONV_GEMM1X1: return "gemm1x1";
     case SD_CPU_CONV_SHIFT: return "shift";
+    case SD_CPU_CONV_DNNL: return "dnnl";
     default: return "?";
     }
 }
@@ -88,7 +91,9 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
  *    downsample, batching measured slower: the copies cost more than the
  *    wider GEMM gains).
  * The shift path is kept as a tested alternative; it was not consistently
- * faster than im2col at any measured shape. */
+ * faster than im2col at any measured shape.  The dnnl path is never chosen
+ * here: adopting it would change the last bits of every result, so it waits
+ * for a per-shape rule measured on a quiet machine (docs/cpu-backend.md). */
 static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
 {
     if (sd_cpu_conv_path_applies(SD_CPU_CONV_GEMM1X1, d))
@@ -106,6 +111,11 @@ static sd_cpu_conv_path conv_path_for(sd_backend *be, const sd_conv_desc *d)
     if (p == SD_CPU_CONV_AUTO)
         return conv_path_auto(d, ctx->col_cap);
     return sd_cpu_conv_path_applies(p, d) ? p : SD_CPU_CONV_IM2COL;
+}
+
+int sd_backend_cpu_has_dnnl(void)
+{
+    return sd_cpu_dnnl_available();
 }
 
 sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d)
@@ -135,6 +145,7 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t ca
     size_t crs = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
     switch (p) {
     case SD_CPU_CONV_GEMM1X1: return 0;
+    case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_ws_elems(d);
     case SD_CPU_CONV_IM2COL_BATCH: {
         size_t nb = (size_t)conv_batch_samples(d, cap);
         /* columns of nb samples, and the wide GEMM result / gathered gy */
@@ -602,6 +613,7 @@ static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, co
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
+    case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_FWD, d, x, w, beta, y, ws);
     case SD_CPU_CONV_GEMM1X1: conv_fwd_1x1(d, x, w, beta, y); break;
     case SD_CPU_CONV_SHIFT: conv_fwd_shift(d, x, w, beta, y, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_fwd_batch(d, cap, x, w, beta, y, ws); break;
@@ -618,6 +630,8 @@ static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
+    case SD_CPU_CONV_DNNL:
+        return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_DATA, d, gy, w, 0, gx, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_data_1x1(d, gy, w, gx); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_data_shift(d, gy, w, gx, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_data_batch(d, cap, gy, w, gx, ws); break;
@@ -634,6 +648,8 @@ static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
     switch (conv_path_for(be, d)) {
+    case SD_CPU_CONV_DNNL:
+        return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_FILTER, d, x, gy, 0, gw, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_filter_1x1(d, x, gy, gw); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_filter_shift(d, x, gy, gw, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_filter_batch(d, cap, x, gy, gw, ws); break;

@@ -5,6 +5,7 @@
  * each pair reads side by side:
  *   sd_cpu_backend.c  <-> gpu/sg_backend.cu  object, memory, GEMM, threads
  *   sd_cpu_conv.c     <-> gpu/sg_conv.cu     convolution
+ *   sd_cpu_dnnl.c                            convolution path `dnnl` (oneDNN)
  *   sd_cpu_elem.c     <-> gpu/sg_elem.cu     vector ops, Adam, bias, ReLU
  *   sd_cpu_pool.c     <-> gpu/sg_pool.cu     max and average pooling
  *   sd_cpu_bn.c       <-> gpu/sg_bn.cu       batch normalisation
@@ -38,6 +39,7 @@ typedef struct cpu_ctx {
     sd_cpu_conv_path conv_path; /* forced path, or SD_CPU_CONV_AUTO */
     size_t col_cap;             /* im2col buffer bound, sd_real elements */
     sd_pool *pool;              /* threads-1 workers; NULL with one thread */
+    struct sd_cpu_dnnl *dnnl;   /* oneDNN primitives per shape (sd_cpu_dnnl.c); lazy */
 } cpu_ctx;
 
 #define CPU_FAIL(err, code, ...) sd_error_set((err), (code), __VA_ARGS__)
@@ -70,6 +72,21 @@ int sd_cpu_is(const sd_backend *be);
  * not depend on the split. */
 void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
                 void (*body)(void *ctx, int t, int lo, int hi), void *ctx);
+
+/* The `dnnl` convolution path (sd_cpu_dnnl.c).  Passes, each with its two
+ * inputs a, b and its output out:
+ *   FWD         x, w  -> y   (y = conv + beta*y)
+ *   BWD_DATA    gy, w -> gx  (gx += ...)
+ *   BWD_FILTER  x, gy -> gw  (gw += ...)
+ * sd_cpu_dnnl_available: 0 where the build has no oneDNN (always in the
+ * float64 engine); ws_elems: the workspace (sd_real elements) any pass of d
+ * needs, non-decreasing in n; destroy frees the backend's cache (NULL ok). */
+enum { SD_CPU_DNNL_FWD, SD_CPU_DNNL_BWD_DATA, SD_CPU_DNNL_BWD_FILTER, SD_CPU_DNNL_NPASS };
+int sd_cpu_dnnl_available(void);
+size_t sd_cpu_dnnl_ws_elems(const sd_conv_desc *d);
+int sd_cpu_dnnl_conv(sd_backend *be, sd_error *err, int pass, const sd_conv_desc *d,
+                     const sd_real *a, const sd_real *b, sd_real beta, sd_real *out, void *ws);
+void sd_cpu_dnnl_destroy(struct sd_cpu_dnnl *dn);
 
 /* Per-file installers: each sets the table entries it implements. */
 void sd_cpu_install_conv(sd_backend *be);
