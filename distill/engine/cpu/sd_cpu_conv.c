@@ -84,6 +84,8 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
 }
 
 /* The automatic choice, from the measurements in docs/benchmarks.md:
+ *  - oneDNN where it is built in, for 16 or more input channels on output
+ *    maps of 8x8 or more (below);
  *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
  *  - tiny output maps (8x8 and below) with a deep reduction (c*r*s >= 256):
  *    a per-sample GEMM is too thin, batch several samples into one;
@@ -96,6 +98,14 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
  * for a per-shape rule measured on a quiet machine (docs/cpu-backend.md). */
 static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
 {
+    /* oneDNN's blocked direct kernels (float32 builds with oneDNN): at least
+     * 16 input channels (one register block; with fewer its layout pads the
+     * channels and backward-data does up to 16x the work) and an output map
+     * of 8x8 or more (below it the per-shard reorders of the weight gradient
+     * cost more than the kernel gains: ResNet18 layer3/layer4).  Measured in
+     * docs/benchmarks.md, "oneDNN against the engine's convolutions". */
+    if (sd_cpu_dnnl_available() && d->c >= 16 && (long)d->oh * d->ow >= 64)
+        return SD_CPU_CONV_DNNL;
     if (sd_cpu_conv_path_applies(SD_CPU_CONV_GEMM1X1, d))
         return SD_CPU_CONV_GEMM1X1;
     if ((long)d->oh * d->ow <= 64 && (long)d->c * d->r * d->s >= 256 && d->n > 1 &&
