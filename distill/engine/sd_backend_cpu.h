@@ -42,9 +42,16 @@ int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d);
 
 const char *sd_cpu_conv_path_name(sd_cpu_conv_path path);
 
-/* Whether this build has the oneDNN path (SD_CPU_CONV_DNNL): the float32
- * engine built with SLDD_DNNL and oneDNN found; never the float64 one. */
+/* Whether the oneDNN path (SD_CPU_CONV_DNNL) can run: the float32 engine
+ * built with SLDD_DNNL and oneDNN found (never the float64 one), in a
+ * process where oneDNN's run-time code generation is allowed (tried once: a
+ * sandbox that denies W^X memory, such as systemd's MemoryDenyWriteExecute,
+ * refuses it). */
 int sd_backend_cpu_has_dnnl(void);
+
+/* Why the oneDNN path cannot run here (no oneDNN in the build, or the
+ * failure of the trial); NULL when it can. */
+const char *sd_backend_cpu_dnnl_unusable(void);
 
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *sd_backend_cpu_blas_core(void);

@@ -120,6 +120,12 @@ int main(int argc, char **argv)
         const char *ct = getenv("OPENBLAS_CORETYPE");
         printf("OpenBLAS kernels: %s (%s)\n", sd_backend_cpu_blas_core(),
                ct ? "set by OPENBLAS_CORETYPE" : "OpenBLAS's choice for this CPU");
+        const char *no_dnnl = sd_backend_cpu_dnnl_unusable();
+        if (no_dnnl)
+            printf("oneDNN convolutions: off (%s)\n", no_dnnl);
+        else
+            printf("oneDNN convolutions: on (layers of 16 or more input channels, maps of 8x8 or "
+                   "more)\n");
         return 0;
     }
 #ifdef SLDD_HAVE_CUDA

@@ -128,6 +128,11 @@ int sd_backend_cpu_has_dnnl(void)
     return sd_cpu_dnnl_available();
 }
 
+const char *sd_backend_cpu_dnnl_unusable(void)
+{
+    return sd_cpu_dnnl_unusable_reason();
+}
+
 sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d)
 {
     return conv_path_for(be, d);

@@ -5,8 +5,9 @@
  * Built into the float32 engine when CMake finds oneDNN (SLDD_DNNL,
  * SD_HAVE_DNNL); the float64 engine never has it (oneDNN has no f64
  * convolutions) and there every entry below is a stub that says so.  The
- * automatic rule (sd_cpu_conv.c) never picks this path: only a forced path
- * (sd_backend_cpu_set_conv_path) runs it (docs/cpu-backend.md).
+ * automatic rule (sd_cpu_conv.c) picks it for layers with 16 or more input
+ * channels on maps of 8x8 or more, where oneDNN can run in the process
+ * (dn_probe: not under a sandbox that denies W^X memory) (docs/cpu-backend.md).
  *
  * Each call takes NCHW/OIHW in and out, like every other path: the two
  * inputs are reordered into oneDNN's layouts (format_tag any) in the
@@ -38,6 +39,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 enum { T_X, T_W, T_Y }; /* x (n,c,h,w), w (k,c,r,s), y (n,k,oh,ow) */
@@ -81,9 +83,59 @@ static pthread_mutex_t dn_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define DN_ALIGN_ELEMS (CPU_ALIGN / sizeof(float))
 
+/* Whether oneDNN can run in this process, tried once: its kernels are
+ * generated at run time and mapped executable, which a sandbox that denies
+ * W^X changes refuses (systemd's MemoryDenyWriteExecute=yes, the packaged
+ * unit's setting, or prctl PR_SET_MDWE): primitive creation then fails, and
+ * the path applies nowhere, so the automatic choice keeps the engine's own
+ * paths (docs/cpu-backend.md). */
+static pthread_once_t dn_probe_once = PTHREAD_ONCE_INIT;
+static int dn_usable;
+static char dn_why[sizeof((sd_error *)0)->msg];
+
+static int dn_entry_create(dn_entry **out, dnnl_engine_t eng, const sd_conv_desc *d, int pass,
+                           sd_error *err);
+static void dn_entry_free(dn_entry *e);
+
+static void dn_probe(void)
+{
+    const sd_conv_desc d = {.n = 1,
+                            .c = 16,
+                            .h = 8,
+                            .w = 8,
+                            .k = 16,
+                            .r = 3,
+                            .s = 3,
+                            .stride = 1,
+                            .pad = 1,
+                            .oh = 8,
+                            .ow = 8};
+    dnnl_engine_t eng = NULL;
+    dn_entry *e = NULL;
+    sd_error err = {0};
+    omp_set_num_threads(1);
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) {
+        snprintf(dn_why, sizeof dn_why, "oneDNN's CPU engine could not be created");
+        return;
+    }
+    if (dn_entry_create(&e, eng, &d, SD_CPU_DNNL_FWD, &err) == SD_OK) {
+        dn_usable = 1;
+        dn_entry_free(e);
+    } else {
+        snprintf(dn_why, sizeof dn_why, "%s", err.msg);
+    }
+    (void)dnnl_engine_destroy(eng); /* frees memory: cannot fail usefully */
+}
+
 int sd_cpu_dnnl_available(void)
 {
-    return 1;
+    pthread_once(&dn_probe_once, dn_probe);
+    return dn_usable;
+}
+
+const char *sd_cpu_dnnl_unusable_reason(void)
+{
+    return sd_cpu_dnnl_available() ? NULL : dn_why;
 }
 
 static size_t round_up(size_t v, size_t m)
@@ -445,6 +497,11 @@ void sd_cpu_dnnl_destroy(struct sd_cpu_dnnl *dn)
 int sd_cpu_dnnl_available(void)
 {
     return 0;
+}
+
+const char *sd_cpu_dnnl_unusable_reason(void)
+{
+    return "this build has no oneDNN";
 }
 
 size_t sd_cpu_dnnl_ws_elems(const sd_conv_desc *d)

@@ -83,6 +83,7 @@ void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
  * needs, non-decreasing in n; destroy frees the backend's cache (NULL ok). */
 enum { SD_CPU_DNNL_FWD, SD_CPU_DNNL_BWD_DATA, SD_CPU_DNNL_BWD_FILTER, SD_CPU_DNNL_NPASS };
 int sd_cpu_dnnl_available(void);
+const char *sd_cpu_dnnl_unusable_reason(void); /* NULL when available */
 size_t sd_cpu_dnnl_ws_elems(const sd_conv_desc *d);
 int sd_cpu_dnnl_conv(sd_backend *be, sd_error *err, int pass, const sd_conv_desc *d,
                      const sd_real *a, const sd_real *b, sd_real beta, sd_real *out, void *ws);
