@@ -63,8 +63,17 @@ int main(void)
     printf("oneDNN off under W^X denial: %s\n", why ? why : "(none)");
 
     /* a layer the automatic rule gives oneDNN where it can run */
-    sd_conv_desc d = {.n = 4, .c = 16, .h = 12, .w = 12, .k = 16, .r = 3, .s = 3,
-                      .stride = 1, .pad = 1, .oh = 12, .ow = 12};
+    sd_conv_desc d = {.n = 4,
+                      .c = 16,
+                      .h = 12,
+                      .w = 12,
+                      .k = 16,
+                      .r = 3,
+                      .s = 3,
+                      .stride = 1,
+                      .pad = 1,
+                      .oh = 12,
+                      .ow = 12};
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s;
     size_t ny = (size_t)d.n * d.k * d.oh * d.ow;
     float *x = NULL, *w = NULL, *ya = NULL, *yb = NULL;
@@ -80,8 +89,7 @@ int main(void)
         CHECK(sd_backend_cpu_conv_path(be, &d) != SD_CPU_CONV_DNNL);
         /* automatic and forced dnnl both run, on the engine's path, same bits */
         CHECKF(conv(be, SD_CPU_CONV_AUTO, &d, x, w, ya, &err) == 0, "auto: %s", err.msg);
-        CHECKF(conv(be, SD_CPU_CONV_DNNL, &d, x, w, yb, &err) == 0, "forced dnnl: %s",
-               err.msg);
+        CHECKF(conv(be, SD_CPU_CONV_DNNL, &d, x, w, yb, &err) == 0, "forced dnnl: %s", err.msg);
         CHECK(memcmp(ya, yb, ny * sizeof *ya) == 0);
         CHECKF(conv(be, SD_CPU_CONV_IM2COL, &d, x, w, yb, &err) == 0, "im2col: %s", err.msg);
         CHECK(memcmp(ya, yb, ny * sizeof *ya) == 0);
