@@ -5,8 +5,8 @@
  * Paths (sd_backend_cpu.h): im2col one sample at a time in blocks of output
  * rows, batched im2col (several samples in one wide GEMM), the 1x1 GEMM on x
  * itself, the shift path (one GEMM per kernel tap), and oneDNN's convolutions
- * (sd_cpu_dnnl.c, only when forced).  The automatic choice per shape
- * (conv_path_auto) comes from tests/bench/bench_conv.c.  The
+ * (sd_cpu_dnnl.c).  The automatic choice per shape (conv_path_auto) comes
+ * from tests/bench/bench_conv.c and tests/bench/bench_conv_dnnl.c.  The
  * per-sample path splits samples over the pool (sd_cpu_for), each chunk with
  * its own columns; every sample is computed the same way whichever chunk
  * holds it.  Owns the conv fields of cpu_ctx (forced path, im2col bound).
@@ -93,9 +93,9 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
  *    downsample, batching measured slower: the copies cost more than the
  *    wider GEMM gains).
  * The shift path is kept as a tested alternative; it was not consistently
- * faster than im2col at any measured shape.  The dnnl path is never chosen
- * here: adopting it would change the last bits of every result, so it waits
- * for a per-shape rule measured on a quiet machine (docs/cpu-backend.md). */
+ * faster than im2col at any measured shape.  The rule reads the layer's
+ * shape only (never a shard's n), so every shard and thread count takes the
+ * same path and the same bits (docs/cpu-backend.md). */
 static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
 {
     /* oneDNN's blocked direct kernels (float32 builds with oneDNN): at least

@@ -79,7 +79,8 @@ void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
  *   BWD_DATA    gy, w -> gx  (gx += ...)
  *   BWD_FILTER  x, gy -> gw  (gw += ...)
  * sd_cpu_dnnl_available: 0 where the build has no oneDNN (always in the
- * float64 engine); ws_elems: the workspace (sd_real elements) any pass of d
+ * float64 engine) or oneDNN cannot generate its kernels in this process
+ * (tried once; unusable_reason says why); ws_elems: the workspace (sd_real elements) any pass of d
  * needs, non-decreasing in n; destroy frees the backend's cache (NULL ok). */
 enum { SD_CPU_DNNL_FWD, SD_CPU_DNNL_BWD_DATA, SD_CPU_DNNL_BWD_FILTER, SD_CPU_DNNL_NPASS };
 int sd_cpu_dnnl_available(void);
