@@ -22,8 +22,15 @@ typedef enum sd_cpu_conv_path {
     SD_CPU_CONV_PATH_COUNT
 } sd_cpu_conv_path;
 
-/* Force a convolution path for later calls (SD_CPU_CONV_AUTO restores the
- * automatic choice).  A forced path that does not apply to a shape falls back
+/* The three passes of a convolution; the automatic choice is per pass. */
+typedef enum sd_cpu_conv_pass {
+    SD_CPU_CONV_FWD,
+    SD_CPU_CONV_BWD_DATA,
+    SD_CPU_CONV_BWD_FILTER
+} sd_cpu_conv_pass;
+
+/* Force a convolution path for later calls, all three passes (SD_CPU_CONV_AUTO
+ * restores the automatic choice).  A forced path that does not apply to a shape falls back
  * to SD_CPU_CONV_IM2COL.  Workspace sizes follow the path, so size workspaces
  * after setting it.  SD_EINVAL when be is not a CPU backend. */
 int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path);
@@ -33,8 +40,10 @@ int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path);
  * to exercise the blocking.  Size workspaces after setting it. */
 int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems);
 
-/* The path the backend will use for d with its current setting. */
-sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d);
+/* The path the backend will use for pass `pass` of d with its current
+ * setting. */
+sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d,
+                                          sd_cpu_conv_pass pass);
 
 /* Whether a path can run shape d at all (SD_CPU_CONV_DNNL: wherever the
  * build has oneDNN, nowhere otherwise). */

@@ -15,7 +15,10 @@
  * (its layout reorders counted in each call; docs/cpu-backend.md).
  * Not a test: it prints a markdown table for docs/benchmarks.md
  * ("CPU convolution paths") and exits 0.
- * Usage: bench_conv [min-rounds [threads]]   (backend threads; 0: the default)
+ * Usage: bench_conv [min-rounds [threads [shards]]]   (backend threads; 0:
+ * the default).  With "shards": the layers of the distillation models
+ * instead, at the size of one batch shard, each pass bold where the automatic
+ * choice takes that path ("CPU convolution paths, per pass").
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -105,7 +108,9 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
     j.b = fvec(K * N);
     j.c = fvec(M * N);
     sd_backend_cpu_set_conv_path(be, SD_CPU_CONV_AUTO);
-    sd_cpu_conv_path autop = sd_backend_cpu_conv_path(be, &d);
+    sd_cpu_conv_path autop[3];
+    for (int pass = 0; pass < 3; pass++)
+        autop[pass] = sd_backend_cpu_conv_path(be, &d, (sd_cpu_conv_pass)pass);
     /* item 0: sgemm; items 1 + 3*(p-1) + op: path p, op */
     enum { NITEM = 1 + 3 * (SD_CPU_CONV_PATH_COUNT - 1) };
     double best[NITEM];
@@ -158,9 +163,12 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
             continue;
         }
         const double *b3 = best + 1 + 3 * (p - 1);
-        const char *em = p == (int)autop ? "**" : "";
-        printf(" %s%.0f / %.0f / %.0f%s |", em, flops / b3[0] * 1e-9, flops / b3[1] * 1e-9,
-               flops / b3[2] * 1e-9, em);
+        printf(" ");
+        for (int op = 0; op < 3; op++) { /* bold: the automatic choice for that pass */
+            const char *em = p == (int)autop[op] ? "**" : "";
+            printf("%s%s%.0f%s", op ? " / " : "", em, flops / b3[op] * 1e-9, em);
+        }
+        printf(" |");
         free(wsp[p]);
     }
     printf("\n");
@@ -170,10 +178,10 @@ static void bench_shape(sd_backend *be, const char *label, sd_conv_desc d)
 
 int main(int argc, char **argv)
 {
-    int threads = 0;
+    int threads = 0, shards = argc > 3 && !strcmp(argv[3], "shards");
     if ((argc > 1 && sb_parse_int(argv[1], 1, INT_MAX, &rounds)) ||
-        (argc > 2 && sb_parse_int(argv[2], 0, 4096, &threads))) {
-        fprintf(stderr, "usage: bench_conv [ROUNDS [THREADS]]\n");
+        (argc > 2 && sb_parse_int(argv[2], 0, 4096, &threads)) || (argc > 3 && !shards)) {
+        fprintf(stderr, "usage: bench_conv [ROUNDS [THREADS [shards]]]\n");
         return 2;
     }
     sd_backend *be = NULL;
@@ -196,6 +204,36 @@ int main(int argc, char **argv)
         printf("---|");
     printf("\n");
     const int n = 8;
+    /* the layers of the distillation models at the size of one batch shard
+     * (the executor's P = min(8, n/4) shards: 32 of a real batch of 256, 16
+     * of the gastric 128, 4 of ResNet18's 32, 5 and 1 of the synthetic
+     * steps): the measurements behind the per-pass automatic choice */
+    static const struct {
+        const char *label;
+        sd_conv_desc d;
+    } shard_shapes[] = {
+        {"LeNet conv1 1->6 5x5 at 28x28", {32, 1, 28, 28, 6, 5, 5, 1, 2, 0, 0}},
+        {"LeNet conv2 6->16 5x5 at 14x14", {32, 6, 14, 14, 16, 5, 5, 1, 0, 0, 0}},
+        {"LeNet conv1, 5 images", {5, 1, 28, 28, 6, 5, 5, 1, 2, 0, 0}},
+        {"LeNet conv2, 5 images", {5, 6, 14, 14, 16, 5, 5, 1, 0, 0, 0}},
+        {"ConvNet-BN 28x28 conv1 1->32", {32, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0}},
+        {"ConvNet-BN 28x28 conv2 32->32 at 14x14", {32, 32, 14, 14, 32, 3, 3, 1, 1, 0, 0}},
+        {"ConvNet-BN 28x28 conv3 32->32 at 7x7", {32, 32, 7, 7, 32, 3, 3, 1, 1, 0, 0}},
+        {"ConvNet-BN 28x28 conv1, 1 image", {1, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0}},
+        {"ConvNet-BN 28x28 conv3, 1 image", {1, 32, 7, 7, 32, 3, 3, 1, 1, 0, 0}},
+        {"gastric conv1 1->16 at 32x32", {16, 1, 32, 32, 16, 3, 3, 1, 1, 0, 0}},
+        {"gastric conv2 16->16 at 16x16", {16, 16, 16, 16, 16, 3, 3, 1, 1, 0, 0}},
+        {"gastric conv3 16->16 at 8x8", {16, 16, 8, 8, 16, 3, 3, 1, 1, 0, 0}},
+        {"ResNet18 conv1 7x7/2 1->64", {4, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0}},
+        {"ResNet18 layer3 256->256 at 4x4", {4, 256, 4, 4, 256, 3, 3, 1, 1, 0, 0}},
+        {"ResNet18 layer4 512->512 at 2x2", {4, 512, 2, 2, 512, 3, 3, 1, 1, 0, 0}},
+    };
+    if (shards) {
+        for (size_t i = 0; i < sizeof shard_shapes / sizeof *shard_shapes; i++)
+            bench_shape(be, shard_shapes[i].label, shard_shapes[i].d);
+        sd_backend_destroy(be);
+        return 0;
+    }
     bench_shape(be, "ConvNet conv1 (1->128) 64x64",
                 (sd_conv_desc){n, 1, 64, 64, 128, 3, 3, 1, 1, 0, 0});
     bench_shape(be, "ConvNet 3x3 128->128 at 64x64",

@@ -464,9 +464,9 @@ static int bench_layer(sd_backend *be[2], dnnl_engine_t eng, const bench_ceiling
         for (int p = 0; p < NPASS; p++)
             time_pass(j, p, &tm[T][p]);
     }
-    char label[160];
+    char label[160], paths[64];
     snprintf(label, sizeof label, "%s (%s, %d shards)", layer->label,
-             sd_cpu_conv_path_name(sd_backend_cpu_conv_path(be[1], &j->s[0].d)), j->P);
+             bench_conv_auto_paths(be[1], &j->s[0].d, paths, sizeof paths), j->P);
     double flops = 2.0 * d->k * ((double)d->n * d->oh * d->ow) * ((double)d->c * d->r * d->s);
     int differ = 0;
     for (int p = 0; p < NPASS; p++)

@@ -4,6 +4,8 @@
  */
 #include "bench_convs.h"
 
+#include "sd_backend_cpu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -54,4 +56,17 @@ int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+const char *bench_conv_auto_paths(sd_backend *be, const sd_conv_desc *d, char *buf, size_t n)
+{
+    sd_cpu_conv_path p[3];
+    for (int pass = 0; pass < 3; pass++)
+        p[pass] = sd_backend_cpu_conv_path(be, d, (sd_cpu_conv_pass)pass);
+    if (p[0] == p[1] && p[1] == p[2])
+        snprintf(buf, n, "%s", sd_cpu_conv_path_name(p[0]));
+    else
+        snprintf(buf, n, "%s/%s/%s", sd_cpu_conv_path_name(p[0]), sd_cpu_conv_path_name(p[1]),
+                 sd_cpu_conv_path_name(p[2]));
+    return buf;
 }

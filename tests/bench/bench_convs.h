@@ -31,6 +31,10 @@ int bench_conv_shard_n(int n, int P, int s);
  * NULL: exits on allocation failure (benchmark programs only). */
 float *bench_fvec(size_t n, unsigned seed);
 
+/* The automatically chosen path of each pass of d on be, "fwd/data/filter"
+ * (one name when all three agree), into buf. */
+const char *bench_conv_auto_paths(sd_backend *be, const sd_conv_desc *d, char *buf, size_t n);
+
 /* qsort comparator for doubles (best and median of the rounds). */
 int bench_cmp_double(const void *a, const void *b);
 

@@ -15,7 +15,8 @@
  * by this roofline.  Not a test: prints markdown for docs/benchmarks.md.
  *
  *   bench_roofline [rounds [threads [peak-gflops triad-gbs]]]
- * best and median of `rounds` calls; with the last two the ceiling is taken
+ * best and median of the timed calls of each pass (0.2 s of untimed calls
+ * first, then at least `rounds` calls and at least 0.5 s); with the last two the ceiling is taken
  * as given (bench_peak on a quiet machine) instead of measured in this run.
  */
 #include <stdio.h>
@@ -83,26 +84,41 @@ static void bench_layer(sd_backend *be, const bench_ceiling *c, const char *labe
     double bytes = 4.0 * ((double)d.n * d.c * d.h * d.w + (double)d.n * d.k * d.oh * d.ow +
                           (double)P * d.k * d.c * d.r * d.s);
     double ai = flops / bytes, roof = ai * c->triad_gbs;
-    double best[3], med[3], *t = malloc((size_t)rounds * sizeof *t);
+    /* each pass: calls for WARM_S first (both cores awake and at speed,
+     * caches and oneDNN's kernels warm), then at least `rounds` timed calls
+     * and at least TIMED_S of them (a call takes 0.05-5 ms) */
+    enum { MAXR = 20000 };
+    const double WARM_S = 0.2, TIMED_S = 0.5;
+    int cap = rounds > MAXR ? rounds : MAXR;
+    double best[3], med[3], *t = malloc((size_t)cap * sizeof *t);
+    if (!t)
+        exit(1);
     for (int op = 0; op < 3; op++) {
         j->op = op;
-        for (int r = -1; r < rounds; r++) {
+        int nr = 0;
+        for (double w0 = bench_now(), t_first = 0;;) {
             double t0 = bench_now();
             if (be->parallel(be, P, task, j)) {
                 fprintf(stderr, "%s: %s\n", label, j->err[0].msg);
                 exit(1);
             }
-            if (r >= 0)
-                t[r] = bench_now() - t0;
+            double t1 = bench_now();
+            if (t1 - w0 < WARM_S)
+                continue;
+            if (!t_first)
+                t_first = t0;
+            t[nr++] = t1 - t0;
+            if (nr == cap || (nr >= rounds && t1 - t_first >= TIMED_S))
+                break;
         }
-        qsort(t, (size_t)rounds, sizeof *t, bench_cmp_double);
+        qsort(t, (size_t)nr, sizeof *t, bench_cmp_double);
         best[op] = flops / t[0] * 1e-9;
-        med[op] = flops / t[rounds / 2] * 1e-9;
+        med[op] = flops / t[nr / 2] * 1e-9;
     }
+    char paths[64];
     printf("| %s | n%d c%d %dx%d k%d %dx%d/%d | %d | %s | %.1f | %.0f |", label, d.n, d.c, d.h, d.w,
-           d.k, d.r, d.s, d.stride, P,
-           sd_cpu_conv_path_name(sd_backend_cpu_conv_path(be, &j->s[0].d)), ai,
-           roof < c->gflops_all ? roof : c->gflops_all);
+           d.k, d.r, d.s, d.stride, P, bench_conv_auto_paths(be, &j->s[0].d, paths, sizeof paths),
+           ai, roof < c->gflops_all ? roof : c->gflops_all);
     for (int op = 0; op < 3; op++)
         printf(" %.0f (%.0f) %.0f %% |", best[op], med[op], 100 * best[op] / c->gflops_all);
     printf(" %s |\n", roof < c->gflops_all ? "memory" : "compute");

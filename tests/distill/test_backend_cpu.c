@@ -147,7 +147,8 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
         size_t used = strlen(ran);
         snprintf(ran + used, sizeof ran - used, " %s", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
         CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
-        CHECK(sd_backend_cpu_conv_path(be, &d) == (sd_cpu_conv_path)p);
+        for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++)
+            CHECK(sd_backend_cpu_conv_path(be, &d, (sd_cpu_conv_pass)pass) == (sd_cpu_conv_path)p);
         size_t wsb = be->conv_workspace(be, &d);
         void *ws = wsb ? malloc(wsb) : NULL;
         /* forward, beta = 0 over garbage, then beta = 1 over y0 */
@@ -503,21 +504,35 @@ static sd_pool_desc pool(int h, int w, int k, int s, int p, int oh, int ow)
 static void test_pooling_kept_argmax(sd_backend *be)
 {
     sd_error err = {0};
-    const int shapes[2][7] = {{8, 8, 2, 2, 0, 4, 4}, {7, 7, 3, 2, 1, 4, 4}};
-    for (int sh = 0; sh < 2; sh++) {
+    /* h w k stride pad oh ow: the 2x2/2 fast path four outputs at a time
+     * (4x4) and with a scalar tail (6x6), and the general loop (3x3/2) */
+    const int shapes[3][7] = {
+        {8, 8, 2, 2, 0, 4, 4}, {12, 12, 2, 2, 0, 6, 6}, {7, 7, 3, 2, 1, 4, 4}};
+    for (int sh = 0; sh < 3; sh++) {
         const int *g = shapes[sh];
         sd_pool_desc d = pool(g[0], g[1], g[2], g[3], g[4], g[5], g[6]);
         d.n = 2;
         d.c = 3;
-        enum { IN = 2 * 3 * 8 * 8, OUT = 2 * 3 * 4 * 4 };
-        sd_real x[IN], dx[IN], gy[OUT], y0[OUT], y1[OUT], dy0[OUT], dy1[OUT];
-        sd_real gx0[IN] = {0}, gx1[IN] = {0};
-        int32_t arg[OUT];
+        enum { MAXIN = 2 * 3 * 12 * 12, MAXOUT = 2 * 3 * 6 * 6 };
+        const int IN = 2 * 3 * g[0] * g[1], OUT = 2 * 3 * g[5] * g[6];
+        sd_real x[MAXIN], dx[MAXIN], gy[MAXOUT], y0[MAXOUT], y1[MAXOUT], dy0[MAXOUT], dy1[MAXOUT];
+        sd_real gx0[MAXIN] = {0}, gx1[MAXIN] = {0};
+        int32_t arg[MAXOUT];
         for (int i = 0; i < IN; i++) {
             x[i] = (sd_real)((i * 7919) % 13) - 6; /* many ties */
             dx[i] = (sd_real)sd_normal(5, 0, (uint64_t)i);
         }
+        /* NaNs in every position of a 2x2 window, two in one window, and
+         * signed zeros tying */
         x[9] = NAN;
+        x[g[1] + 2] = NAN;
+        x[4 * g[1] + 5] = NAN;
+        x[4 * g[1] + 4 + g[1]] = NAN;
+        x[4 * g[1] + 5 + g[1]] = NAN;
+        x[2 * g[1] + 6] = 0.0f;
+        x[2 * g[1] + 7] = -0.0f;
+        x[3 * g[1] + 6] = -6;
+        x[3 * g[1] + 7] = -6;
         for (int i = 0; i < OUT; i++)
             gy[i] = (sd_real)sd_normal(6, 0, (uint64_t)i);
         CHECK(be->maxpool_fwd(be, &err, &d, x, y0, NULL) == 0);
@@ -526,9 +541,21 @@ static void test_pooling_kept_argmax(sd_backend *be)
         CHECK(be->maxpool_bwd(be, &err, &d, x, arg, gy, gx1) == 0);
         CHECK(be->maxpool_gather(be, &err, &d, x, NULL, dx, dy0) == 0);
         CHECK(be->maxpool_gather(be, &err, &d, x, arg, dx, dy1) == 0);
-        CHECK(memcmp(y0, y1, sizeof y0) == 0);
-        CHECK(memcmp(gx0, gx1, sizeof gx0) == 0);
-        CHECK(memcmp(dy0, dy1, sizeof dy0) == 0);
+        CHECK(memcmp(y0, y1, (size_t)OUT * sizeof *y0) == 0);
+        CHECK(memcmp(gx0, gx1, (size_t)IN * sizeof *gx0) == 0);
+        CHECK(memcmp(dy0, dy1, (size_t)OUT * sizeof *dy0) == 0);
+        /* each kept argmax is the recomputed window rule's */
+        for (int i = 0; i < OUT && sh < 2; i++) {
+            int plane = i / (g[5] * g[6]), o = i % (g[5] * g[6]), oy = o / g[6], ox = o % g[6];
+            const sd_real *xc = x + (size_t)plane * g[0] * g[1];
+            int best = -1;
+            for (int t = 0; t < 4; t++) {
+                int a = (2 * oy + t / 2) * g[1] + 2 * ox + t % 2;
+                if (best < 0 || (xc[a] > xc[best]) || (xc[a] != xc[a] && xc[best] == xc[best]))
+                    best = a;
+            }
+            CHECKF(arg[i] == best, "2x2 argmax %d: %d, the rule says %d", i, arg[i], best);
+        }
     }
 }
 

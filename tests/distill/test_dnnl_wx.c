@@ -86,7 +86,8 @@ int main(void)
             x[i] = (float)((i * 37 % 101) - 50) / 50.0f;
         for (size_t i = 0; i < nw; i++)
             w[i] = (float)((i * 53 % 89) - 44) / 88.0f;
-        CHECK(sd_backend_cpu_conv_path(be, &d) != SD_CPU_CONV_DNNL);
+        for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++)
+            CHECK(sd_backend_cpu_conv_path(be, &d, (sd_cpu_conv_pass)pass) != SD_CPU_CONV_DNNL);
         /* automatic and forced dnnl both run, on the engine's path, same bits */
         CHECKF(conv(be, SD_CPU_CONV_AUTO, &d, x, w, ya, &err) == 0, "auto: %s", err.msg);
         CHECKF(conv(be, SD_CPU_CONV_DNNL, &d, x, w, yb, &err) == 0, "forced dnnl: %s", err.msg);

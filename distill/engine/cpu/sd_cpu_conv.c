@@ -83,43 +83,55 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
     return rb < 1 ? 1 : (int)rb;
 }
 
-/* The automatic choice, from the measurements in docs/benchmarks.md:
- *  - oneDNN where it is built in, for 16 or more input channels on output
- *    maps of 8x8 or more (below);
+/* The automatic choice, per pass, from the measurements in docs/benchmarks.md
+ * ("CPU convolution paths, per pass"), one thread on one batch shard:
+ *  - oneDNN where it is built in and can run (sd_cpu_dnnl_available):
+ *    - 16 or more input channels (one register block of oneDNN's layout):
+ *      forward and backward-data on output maps of 4x4 or more, the filter
+ *      gradient on 7x7 or more (below, converting each shard's weight
+ *      gradient back costs more than the kernel gains: ResNet18 layer3 at
+ *      4x4; at 2x2, layer4, every pass is slower);
+ *    - fewer input channels with a reduction of 25 or more (c*r*s: LeNet's
+ *      5x5 layers, ResNet18's 7x7 stem): the forward and the filter
+ *      gradient, 1.5-3x the im2col GEMM, whose product has too few rows
+ *      (k <= 16) or too short a reduction to keep the FMA units busy.  Not
+ *      backward-data: oneDNN pads the input channels to 16 and does up to
+ *      16x the work;
+ *  - backward-data of those few-channel 5x5-or-larger stride-1 layers: the
+ *    shift path (one GEMM per tap, each as wide as the map), 1.7x im2col;
  *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
  *  - tiny output maps (8x8 and below) with a deep reduction (c*r*s >= 256):
  *    a per-sample GEMM is too thin, batch several samples into one;
- *  - otherwise one im2col+GEMM per sample (at 16x16, and for the 1x1 stride-2
- *    downsample, batching measured slower: the copies cost more than the
- *    wider GEMM gains).
- * The shift path is kept as a tested alternative; it was not consistently
- * faster than im2col at any measured shape.  The rule reads the layer's
- * shape only (never a shard's n), so every shard and thread count takes the
- * same path and the same bits (docs/cpu-backend.md). */
-static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap)
+ *  - otherwise one im2col+GEMM per sample (one-channel 3x3 stems among them:
+ *    K = 9 suits neither oneDNN nor the shift path).
+ * The rule reads the layer's shape and the pass only (never a shard's n), so
+ * every shard and thread count takes the same path and the same bits
+ * (docs/cpu-backend.md). */
+static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap, sd_cpu_conv_pass pass)
 {
-    /* oneDNN's blocked direct kernels (float32 builds with oneDNN): at least
-     * 16 input channels (one register block; with fewer its layout pads the
-     * channels and backward-data does up to 16x the work) and an output map
-     * of 8x8 or more (below it the per-shard reorders of the weight gradient
-     * cost more than the kernel gains: ResNet18 layer3/layer4).  Measured in
-     * docs/benchmarks.md, "oneDNN against the engine's convolutions". */
-    if (sd_cpu_dnnl_available() && d->c >= 16 && (long)d->oh * d->ow >= 64)
-        return SD_CPU_CONV_DNNL;
+    const long ohw = (long)d->oh * d->ow, crs = (long)d->c * d->r * d->s;
+    if (sd_cpu_dnnl_available()) {
+        if (d->c >= 16 && ohw >= (pass == SD_CPU_CONV_BWD_FILTER ? 49 : 16))
+            return SD_CPU_CONV_DNNL;
+        if (d->c < 16 && crs >= 25 && pass != SD_CPU_CONV_BWD_DATA)
+            return SD_CPU_CONV_DNNL;
+    }
+    if (pass == SD_CPU_CONV_BWD_DATA && d->c < 16 && (long)d->r * d->s >= 25 &&
+        sd_cpu_conv_path_applies(SD_CPU_CONV_SHIFT, d))
+        return SD_CPU_CONV_SHIFT;
     if (sd_cpu_conv_path_applies(SD_CPU_CONV_GEMM1X1, d))
         return SD_CPU_CONV_GEMM1X1;
-    if ((long)d->oh * d->ow <= 64 && (long)d->c * d->r * d->s >= 256 && d->n > 1 &&
-        conv_batch_samples(d, cap) > 1)
+    if (ohw <= 64 && crs >= 256 && d->n > 1 && conv_batch_samples(d, cap) > 1)
         return SD_CPU_CONV_IM2COL_BATCH;
     return SD_CPU_CONV_IM2COL;
 }
 
-static sd_cpu_conv_path conv_path_for(sd_backend *be, const sd_conv_desc *d)
+static sd_cpu_conv_path conv_path_for(sd_backend *be, const sd_conv_desc *d, sd_cpu_conv_pass pass)
 {
     cpu_ctx *ctx = be->ctx;
     sd_cpu_conv_path p = ctx->conv_path;
     if (p == SD_CPU_CONV_AUTO)
-        return conv_path_auto(d, ctx->col_cap);
+        return conv_path_auto(d, ctx->col_cap, pass);
     return sd_cpu_conv_path_applies(p, d) ? p : SD_CPU_CONV_IM2COL;
 }
 
@@ -133,9 +145,10 @@ const char *sd_backend_cpu_dnnl_unusable(void)
     return sd_cpu_dnnl_unusable_reason();
 }
 
-sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d)
+sd_cpu_conv_path sd_backend_cpu_conv_path(sd_backend *be, const sd_conv_desc *d,
+                                          sd_cpu_conv_pass pass)
 {
-    return conv_path_for(be, d);
+    return conv_path_for(be, d, pass);
 }
 
 int sd_backend_cpu_set_conv_path(sd_backend *be, sd_cpu_conv_path path)
@@ -182,7 +195,8 @@ static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t ca
 static int conv_chunks(sd_backend *be, const sd_conv_desc *d)
 {
     cpu_ctx *c = be->ctx;
-    if (!c->pool || conv_path_for(be, d) != SD_CPU_CONV_IM2COL)
+    if (!c->pool || (conv_path_for(be, d, SD_CPU_CONV_FWD) != SD_CPU_CONV_IM2COL &&
+                     conv_path_for(be, d, SD_CPU_CONV_BWD_DATA) != SD_CPU_CONV_IM2COL))
         return 1;
     size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap);
     size_t fit = one ? CONV_COL_CAP / one : 1;
@@ -193,8 +207,18 @@ static size_t cpu_conv_workspace(sd_backend *be, const sd_conv_desc *d)
 {
     if (!conv_desc_ok(d))
         return 0;
-    return conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) *
-           (size_t)conv_chunks(be, d) * sizeof(sd_real);
+    /* the largest of the three passes' needs; the per-sample im2col path of
+     * the forward and backward-data passes runs conv_chunks chunks at once */
+    size_t cap = ((cpu_ctx *)be->ctx)->col_cap, most = 0;
+    for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++) {
+        sd_cpu_conv_path p = conv_path_for(be, d, (sd_cpu_conv_pass)pass);
+        size_t e = conv_ws_elems(p, d, cap);
+        if (p == SD_CPU_CONV_IM2COL && pass != SD_CPU_CONV_BWD_FILTER)
+            e *= (size_t)conv_chunks(be, d);
+        if (e > most)
+            most = e;
+    }
+    return most * sizeof(sd_real);
 }
 
 /* conv_fwd / conv_bwd_data of the im2col path over samples [lo, hi), with
@@ -607,7 +631,7 @@ static void conv_bwd_filter_shift(const sd_conv_desc *d, const sd_real *x, const
 }
 
 static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, const void *ws,
-                      const char *op)
+                      sd_cpu_conv_pass pass, const char *op)
 {
     if (!conv_desc_ok(d))
         return CPU_FAIL(err, SD_EINVAL,
@@ -615,7 +639,7 @@ static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, cons
                         "stride=%d pad=%d oh=%d ow=%d",
                         op, d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
                         d->ow);
-    if (!ws && conv_ws_elems(conv_path_for(be, d), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
+    if (!ws && conv_ws_elems(conv_path_for(be, d, pass), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
         return CPU_FAIL(err, SD_EINVAL, "cpu %s: workspace missing", op);
     return SD_OK;
 }
@@ -623,11 +647,11 @@ static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, cons
 static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, const sd_real *x,
                         const sd_real *w, sd_real beta, sd_real *y, void *ws)
 {
-    int rc = conv_check(be, err, d, ws, "conv_fwd");
+    int rc = conv_check(be, err, d, ws, SD_CPU_CONV_FWD, "conv_fwd");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    switch (conv_path_for(be, d)) {
+    switch (conv_path_for(be, d, SD_CPU_CONV_FWD)) {
     case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_FWD, d, x, w, beta, y, ws);
     case SD_CPU_CONV_GEMM1X1: conv_fwd_1x1(d, x, w, beta, y); break;
     case SD_CPU_CONV_SHIFT: conv_fwd_shift(d, x, w, beta, y, ws); break;
@@ -640,11 +664,11 @@ static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, co
 static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *d,
                              const sd_real *gy, const sd_real *w, sd_real *gx, void *ws)
 {
-    int rc = conv_check(be, err, d, ws, "conv_bwd_data");
+    int rc = conv_check(be, err, d, ws, SD_CPU_CONV_BWD_DATA, "conv_bwd_data");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    switch (conv_path_for(be, d)) {
+    switch (conv_path_for(be, d, SD_CPU_CONV_BWD_DATA)) {
     case SD_CPU_CONV_DNNL:
         return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_DATA, d, gy, w, 0, gx, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_data_1x1(d, gy, w, gx); break;
@@ -658,11 +682,11 @@ static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *
 static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc *d,
                                const sd_real *x, const sd_real *gy, sd_real *gw, void *ws)
 {
-    int rc = conv_check(be, err, d, ws, "conv_bwd_filter");
+    int rc = conv_check(be, err, d, ws, SD_CPU_CONV_BWD_FILTER, "conv_bwd_filter");
     if (rc)
         return rc;
     const size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    switch (conv_path_for(be, d)) {
+    switch (conv_path_for(be, d, SD_CPU_CONV_BWD_FILTER)) {
     case SD_CPU_CONV_DNNL:
         return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_FILTER, d, x, gy, 0, gw, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_filter_1x1(d, x, gy, gw); break;

@@ -5,8 +5,9 @@
  * Built into the float32 engine when CMake finds oneDNN (SLDD_DNNL,
  * SD_HAVE_DNNL); the float64 engine never has it (oneDNN has no f64
  * convolutions) and there every entry below is a stub that says so.  The
- * automatic rule (sd_cpu_conv.c) picks it for layers with 16 or more input
- * channels on maps of 8x8 or more, where oneDNN can run in the process
+ * automatic rule (sd_cpu_conv.c, per pass) picks it for layers with 16 or
+ * more input channels and for few-channel layers with 5x5 or larger kernels,
+ * where oneDNN can run in the process
  * (dn_probe: not under a sandbox that denies W^X memory) (docs/cpu-backend.md).
  *
  * Each call takes NCHW/OIHW in and out, like every other path: the two
@@ -378,19 +379,13 @@ static int dn_lookup(cpu_ctx *ctx, const sd_conv_desc *d, int pass, const dn_ent
     return rc;
 }
 
-/* Run primitive p with n arguments on a stream of its own. */
-static int dn_exec(dnnl_engine_t eng, dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args,
+/* Run primitive p with n arguments on the call's stream s (in order: a
+ * CPU stream executes each primitive before the next starts). */
+static int dn_exec(dnnl_stream_t s, dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args,
                    const sd_conv_desc *d, sd_error *err)
 {
     int rc = SD_OK;
-    dnnl_stream_t s = NULL;
-    DN_TRY(dnnl_stream_create(&s, eng, dnnl_stream_default_flags));
-    if (!rc)
-        DN_TRY(dnnl_primitive_execute(p, s, n, args));
-    if (!rc)
-        DN_TRY(dnnl_stream_wait(s));
-    if (s)
-        DN_TRY(dnnl_stream_destroy(s));
+    DN_TRY(dnnl_primitive_execute(p, s, n, args));
     return rc;
 }
 
@@ -406,15 +401,18 @@ static int dn_mem(dnnl_memory_t *m, dnnl_engine_t eng, const dnnl_memory_desc_t 
     return rc;
 }
 
-/* The convolution of one call and the reorders around it. */
+/* The convolution of one call and the reorders around it, on one stream of
+ * the call's own. */
 static int dn_run(const dn_entry *e, dnnl_engine_t eng, dnnl_memory_t *m, int add,
                   const sd_conv_desc *d, sd_error *err)
 {
     int rc = SD_OK;
+    dnnl_stream_t s = NULL;
+    DN_TRY(dnnl_stream_create(&s, eng, dnnl_stream_default_flags));
     for (int a = 0; a < 2 && !rc; a++)
         if (e->to_dnnl[a]) {
             dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, m[3 + a]}, {DNNL_ARG_TO, m[a]}};
-            rc = dn_exec(eng, e->to_dnnl[a], 2, ra, d, err);
+            rc = dn_exec(s, e->to_dnnl[a], 2, ra, d, err);
         }
     dnnl_exec_arg_t args[4];
     int n = 0;
@@ -423,11 +421,15 @@ static int dn_run(const dn_entry *e, dnnl_engine_t eng, dnnl_memory_t *m, int ad
     if (m[6])
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, m[6]};
     if (!rc)
-        rc = dn_exec(eng, e->conv, n, args, d, err);
+        rc = dn_exec(s, e->conv, n, args, d, err);
     if (!rc && m[2] != m[5]) {
         dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, m[2]}, {DNNL_ARG_TO, m[5]}};
-        rc = dn_exec(eng, add ? e->out_add : e->out_set, 2, ra, d, err);
+        rc = dn_exec(s, add ? e->out_add : e->out_set, 2, ra, d, err);
     }
+    if (!rc)
+        DN_TRY(dnnl_stream_wait(s));
+    if (s)
+        DN_TRY(dnnl_stream_destroy(s));
     return rc;
 }
 

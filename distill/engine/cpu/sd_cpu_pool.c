@@ -14,6 +14,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static int pool_check(sd_backend *be, sd_error *err, const sd_pool_desc *d, const char *op)
 {
@@ -90,6 +93,47 @@ static long maxpool_arg_general(const sd_pool_desc *d, const sd_real *xc, int oy
     return best;
 }
 
+/* One output row of the 2x2/2 fast path, four outputs at a time with SSE2
+ * (part of every x86-64): the same selects as first_max4, lane by lane, so
+ * the same values and argmaxes.  Returns how many outputs it did (a multiple
+ * of 4; 0 without SSE2); the caller finishes the row. */
+static int maxpool2_row_sse2(const sd_real *r0, const sd_real *r1, int ow, int32_t w, int32_t base,
+                             sd_real *yr, int32_t *ar)
+{
+#if defined(__SSE2__) && !defined(SD_REAL_DOUBLE)
+    int ox = 0;
+    const __m128i step = _mm_set_epi32(6, 4, 2, 0);
+    for (; ox + 4 <= ow; ox += 4) {
+        __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), a1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+        __m128 b0 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+        __m128 c[4] = {_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)),
+                       _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1))};
+        const __m128i offs[4] = {_mm_setzero_si128(), _mm_set1_epi32(1), _mm_set1_epi32(w),
+                                 _mm_set1_epi32(w + 1)};
+        __m128 m = c[0];
+        __m128i off = offs[0];
+        for (int k = 1; k < 4; k++) {
+            /* t = v > m, or v is NaN and m is not */
+            __m128 v = c[k];
+            __m128 t = _mm_or_ps(_mm_cmpgt_ps(v, m),
+                                 _mm_and_ps(_mm_cmpunord_ps(v, v), _mm_cmpord_ps(m, m)));
+            __m128i ti = _mm_castps_si128(t);
+            m = _mm_or_ps(_mm_and_ps(t, v), _mm_andnot_ps(t, m));
+            off = _mm_or_si128(_mm_and_si128(ti, offs[k]), _mm_andnot_si128(ti, off));
+        }
+        _mm_storeu_ps(yr + ox, m);
+        __m128i idx = _mm_add_epi32(_mm_set1_epi32(base + 2 * ox), _mm_add_epi32(step, off));
+        _mm_storeu_si128((__m128i *)(void *)(ar + ox), idx);
+    }
+    return ox;
+#else
+    (void)r0, (void)r1, (void)ow, (void)w, (void)base, (void)yr, (void)ar;
+    return 0;
+#endif
+}
+
 static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d, const sd_real *x,
                            sd_real *y, int32_t *arg)
 {
@@ -110,10 +154,13 @@ static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d,
                 sd_real *yr = y + pl * ohw + (size_t)oy * d->ow;
                 int32_t *ar = arg + pl * ohw + (size_t)oy * d->ow;
                 int32_t base = (int32_t)(2 * oy * d->w);
-                for (int ox = 0; ox < d->ow; ox++) {
-                    sd_real v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
-                    int k = first_max4(v[0], v[1], v[2], v[3]);
-                    yr[ox] = v[k];
+                int ox = maxpool2_row_sse2(r0, r1, d->ow, (int32_t)d->w, base, yr, ar);
+                for (; ox < d->ow; ox++) {
+                    int k = first_max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                    yr[ox] = k == 0   ? r0[2 * ox]
+                             : k == 1 ? r0[2 * ox + 1]
+                             : k == 2 ? r1[2 * ox]
+                                      : r1[2 * ox + 1];
                     ar[ox] = base + (k >> 1) * (int32_t)d->w + 2 * ox + (k & 1);
                 }
             }
