@@ -562,6 +562,31 @@ static void test_pooling_kept_argmax(sd_backend *be)
 /* The unrolled 2x2/2 average pool gives the general loop's bits: on a 9x9
  * plane, 4x4 outputs take the unrolled path and 5x5 (last windows clipped)
  * the general one, whose first 4x4 windows are the same. */
+/* The bias gradient sums several channels side by side; each channel's sum
+ * must still be the plain one: in double, samples then positions, added to
+ * gb once (same bits), for every channel count the grouping splits (8, 4,
+ * 2, 1 and their mixes). */
+static void test_bias_bwd(sd_backend *be)
+{
+    sd_error err = {0};
+    enum { N = 3, HW = 7, CMAX = 23 };
+    sd_real gy[N * CMAX * HW], gb[CMAX], ref[CMAX];
+    for (size_t i = 0; i < sizeof gy / sizeof *gy; i++)
+        gy[i] = (sd_real)sd_normal(8, 0, (uint64_t)i) * (sd_real)(1 + i % 5);
+    for (int c = 1; c <= CMAX; c++) {
+        for (int ch = 0; ch < c; ch++) {
+            double sum = 0;
+            for (int i = 0; i < N; i++)
+                for (int p = 0; p < HW; p++)
+                    sum += gy[((size_t)i * c + ch) * HW + p];
+            gb[ch] = ref[ch] = (sd_real)(0.25 * ch);
+            ref[ch] += (sd_real)sum;
+        }
+        CHECK(be->bias_bwd(be, &err, N, c, HW, gy, gb) == 0);
+        CHECKF(memcmp(gb, ref, (size_t)c * sizeof *gb) == 0, "bias_bwd, %d channels", c);
+    }
+}
+
 static void test_avgpool_2x2(sd_backend *be)
 {
     sd_error err = {0};
@@ -907,6 +932,7 @@ int main(void)
     test_pooling(be);
     test_pooling_kept_argmax(be);
     test_avgpool_2x2(be);
+    test_bias_bwd(be);
     test_bn(be);
     test_bn_split(be);
     test_sce_extreme(be);

@@ -91,6 +91,14 @@ b = json.load(open(sys.argv[1])).get('blas')
 sys.exit(not (isinstance(b, str) and b and b != 'unknown'))
 " "$T/dist/result.json"
 expect 0 "OpenBLAS kernels: " -- "$SLDD" --version
+# the first iteration's time (start-up included) beside the run's mean: both
+# positive, and the mean over 2 iterations at least half the first
+check "result.json has sec_first_iter and sec_per_iter" "$PY" -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+f, m = r.get('sec_first_iter'), r.get('sec_per_iter')
+sys.exit(not (all(isinstance(v, (int, float)) for v in (f, m)) and f > 0 and m > 0 and 2 * m >= f))
+" "$T/dist/result.json"
 # the payload marks them undefined (Metrics.undefined, docs/bundle-format.md)
 # instead of carrying 0, and a reader says so
 expect 0 "hm undefined" -- "$SLDD" bundle inspect "$T/dist/payload.pb" --type payload

@@ -84,39 +84,44 @@ static int cpu_bias_fwd(sd_backend *be, sd_error *err, int n, int c, int hw, con
     return SD_OK;
 }
 
+/* gb[ch..ch+G) += the sums of G channels, side by side: each channel's sum
+ * runs in the same order (samples, then positions), one dependent double
+ * addition after another, and G such chains stay in flight instead of one.
+ * G is a constant where this is inlined. */
+static inline void bias_bwd_group(int G, int n, int c, int hw, const sd_real *gy, int ch,
+                                  sd_real *gb)
+{
+    double s[8] = {0};
+    for (int i = 0; i < n; i++) {
+        const sd_real *g = gy + ((size_t)i * c + ch) * hw;
+        for (int p = 0; p < hw; p++) {
+#pragma GCC unroll 8
+            for (int t = 0; t < G; t++)
+                s[t] += g[(size_t)t * hw + p];
+        }
+    }
+    for (int t = 0; t < G; t++)
+        gb[ch + t] += (sd_real)s[t];
+}
+
 static int cpu_bias_bwd(sd_backend *be, sd_error *err, int n, int c, int hw, const sd_real *gy,
                         sd_real *gb)
 {
     (void)be;
-    /* Each channel's sum runs in the same order (samples, then positions),
-     * one dependent addition after another; four channels at a time keep
-     * four such chains in flight instead of waiting on one. */
+    /* eight chains keep both floating-point adders busy (latency 4) */
     int ch = 0;
-    for (; ch + 4 <= c; ch += 4) {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (int i = 0; i < n; i++) {
-            const sd_real *g = gy + ((size_t)i * c + ch) * hw;
-            for (int p = 0; p < hw; p++) {
-                s0 += g[p];
-                s1 += g[hw + p];
-                s2 += g[2 * (size_t)hw + p];
-                s3 += g[3 * (size_t)hw + p];
-            }
-        }
-        gb[ch] += (sd_real)s0;
-        gb[ch + 1] += (sd_real)s1;
-        gb[ch + 2] += (sd_real)s2;
-        gb[ch + 3] += (sd_real)s3;
+    for (; ch + 8 <= c; ch += 8)
+        bias_bwd_group(8, n, c, hw, gy, ch, gb);
+    if (ch + 4 <= c) {
+        bias_bwd_group(4, n, c, hw, gy, ch, gb);
+        ch += 4;
     }
-    for (; ch < c; ch++) {
-        double s = 0;
-        for (int i = 0; i < n; i++) {
-            const sd_real *g = gy + ((size_t)i * c + ch) * hw;
-            for (int p = 0; p < hw; p++)
-                s += g[p];
-        }
-        gb[ch] += (sd_real)s;
+    if (ch + 2 <= c) {
+        bias_bwd_group(2, n, c, hw, gy, ch, gb);
+        ch += 2;
     }
+    if (ch < c)
+        bias_bwd_group(1, n, c, hw, gy, ch, gb);
     return SD_OK;
 }
 
