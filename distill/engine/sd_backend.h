@@ -155,6 +155,11 @@ struct sd_backend {
     /* out += (x > 0) * d : backward (d = gy) and both tangents (d = dx or dgy) */
     int (*relu_mask)(sd_backend *be, sd_error *err, size_t n, const sd_real *x, const sd_real *d,
                      sd_real *out);
+    /* out = 0 + (x > 0) * d: relu_mask on a zeroed out, the same bits (a
+     * zero d gives +0), without zeroing out first.  Optional (NULL: the
+     * executor zeroes and calls relu_mask); the CPU backend has it. */
+    int (*relu_mask_set)(sd_backend *be, sd_error *err, size_t n, const sd_real *x,
+                         const sd_real *d, sd_real *out);
 
     /* ---- pooling ---- */
     /* arg: NULL, or n*c*oh*ow int32 of backend memory in which a backend may

@@ -55,6 +55,8 @@ static int relu_bwd(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return SD_OK;
     if (!io->x[0] || !io->gy)
         return sd_layer_missing(io->err, l, "backward", "x or gy");
+    if (io->gx_set)
+        return be->relu_mask_set(be, io->err, out_elems(l, io->n), io->x[0], io->gy, io->gx[0]);
     return be->relu_mask(be, io->err, out_elems(l, io->n), io->x[0], io->gy, io->gx[0]);
 }
 
@@ -62,6 +64,8 @@ static int relu_fwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
 {
     if (!io->dy || (io->dx[0] && !io->x[0]))
         return sd_layer_missing(io->err, l, "forward_tangent", "dy or x");
+    if (io->dx[0] && be->relu_mask_set) /* dy = 0 + mask * dx, without zeroing dy first */
+        return be->relu_mask_set(be, io->err, out_elems(l, io->n), io->x[0], io->dx[0], io->dy);
     SD_TRY(zero_out(be, io->err, l, io->n, io->dy));
     if (!io->dx[0])
         return SD_OK;
@@ -74,6 +78,8 @@ static int relu_bwd_t(sd_backend *be, const sd_layer *l, sd_layer_io *io)
         return SD_OK;
     if (!io->x[0])
         return sd_layer_missing(io->err, l, "backward_tangent", "x");
+    if (io->gx_set)
+        return be->relu_mask_set(be, io->err, out_elems(l, io->n), io->x[0], io->dgy, io->dgx[0]);
     return be->relu_mask(be, io->err, out_elems(l, io->n), io->x[0], io->dgy, io->dgx[0]);
 }
 

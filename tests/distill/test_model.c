@@ -167,7 +167,8 @@ typedef struct calls {
 } calls;
 
 /* threads 0: one thread and a backend without be->parallel, so the exec
- * runs unsharded */
+ * runs unsharded; -1: one thread and a backend without relu_mask_set, so
+ * every gradient buffer is zeroed and accumulated into */
 static void run_calls(const char *arch, int size, int threads, int n, calls *o)
 {
     sd_error err = {0};
@@ -181,6 +182,8 @@ static void run_calls(const char *arch, int size, int threads, int n, calls *o)
     CHECK(sd_backend_cpu_create(&be, threads > 0 ? threads : 1, &err) == 0);
     if (be && threads == 0)
         be->parallel = NULL;
+    if (be && threads < 0)
+        be->relu_mask_set = NULL;
     CHECK(sd_exec_create_slots(&ex, m, be, n, SD_EXEC_TANGENT, 2, &err) == 0);
     if (!m || !be || !ex)
         return;
@@ -233,6 +236,35 @@ static void free_calls(calls *o)
     for (int i = 0; i < 11; i++)
         free(bufs[i]);
     free(o->bn);
+}
+
+/* The ReLU that writes its input gradient (=) where it is the only writer
+ * gives the same bits as zeroing that gradient and adding to it: every
+ * output of every call, LeNet, ConvNet-BN and ResNet18-BN (a ReLU feeding a
+ * residual sum, two writers: zeroed as before). */
+static void test_relu_set_bits(void)
+{
+    const struct {
+        const char *arch;
+        int size, n;
+    } cases[] = {{"lenet", 28, 10}, {"convnet-bn", 32, 8}, {"resnet18-bn", 32, 4}};
+    for (int k = 0; k < 3; k++) {
+        int n = cases[k].n, size = cases[k].size;
+        calls c[2];
+        run_calls(cases[k].arch, size, 1, n, &c[0]);
+        run_calls(cases[k].arch, size, -1, n, &c[1]);
+        size_t nt = c[0].nt, nx = (size_t)n * (size_t)(size * size), ny = (size_t)n * 10,
+               B = sizeof(sd_real);
+        CHECKF(c[1].l1 == c[0].l1 && c[1].l2 == c[0].l2 && !memcmp(c[1].g, c[0].g, nt * B) &&
+                   !memcmp(c[1].gx, c[0].gx, nx * B) && !memcmp(c[1].gy, c[0].gy, ny * B) &&
+                   !memcmp(c[1].hv, c[0].hv, nt * B) && !memcmp(c[1].dgx, c[0].dgx, nx * B) &&
+                   !memcmp(c[1].dgy, c[0].dgy, ny * B) && !memcmp(c[1].hvc, c[0].hvc, nt * B) &&
+                   !memcmp(c[1].logits, c[0].logits, ny * B),
+               "%s n %d: ReLU writing its gradient differs from zeroing and adding", cases[k].arch,
+               n);
+        free_calls(&c[0]);
+        free_calls(&c[1]);
+    }
 }
 
 /* Same bits with 1, 2 and 3 threads: LeNet runs as batch shards at n = 10
@@ -359,5 +391,6 @@ int main(int argc, char **argv)
     test_reference(p2, "convnet-bn", 1, 16, 3, 2, 8);
     test_shards();
     test_inference_shards();
+    test_relu_set_bits();
     return sd_test_finish();
 }
