@@ -157,7 +157,8 @@ struct sd_backend {
                      sd_real *out);
     /* out = 0 + (x > 0) * d: relu_mask on a zeroed out, the same bits (a
      * zero d gives +0), without zeroing out first.  Optional (NULL: the
-     * executor zeroes and calls relu_mask); the CPU backend has it. */
+     * executor zeroes and calls relu_mask; an exec reads it when it is
+ * created); the CPU backend has it. */
     int (*relu_mask_set)(sd_backend *be, sd_error *err, size_t n, const sd_real *x,
                          const sd_real *d, sd_real *out);
 

@@ -40,9 +40,12 @@ struct sd_exec {
     /* shared by all slots: tangents, workspace, label gradients */
     sd_real **dy, **dg;
     void *ws;
-    sd_real *gq;       /* (nmax, classes) gradient w.r.t. targets */
-    sd_real *dgq;      /* (nmax, classes) its tangent */
-    int want_g0;       /* this call needs the gradient w.r.t. the input */
+    sd_real *gq;  /* (nmax, classes) gradient w.r.t. targets */
+    sd_real *dgq; /* (nmax, classes) its tangent */
+    int want_g0;  /* this call needs the gradient w.r.t. the input */
+    /* per layer: its output's gradient buffers have one writer, a ReLU that
+     * writes them (=); zero_grads skips them (sd_model.c, exec_new) */
+    unsigned char *grad_alone;
     double loss_scale; /* weight of this exec's mean loss in the caller's (shards) */
     /* Batch shards (see shard_count): the samples of a call are split into
      * nshards contiguous parts, each run by its own sub-exec as one task of

@@ -38,27 +38,6 @@ static int check_args(sd_exec *ex, const sd_exec_args *a, sd_error *err)
     return SD_OK;
 }
 
-/* Whether the gradient buffers of layer i's output (g[i], dg[i]) have one
- * writer only, a ReLU whose backward entry points then write them (=) where
- * the others add (+=): such buffers are not zeroed before a backward
- * (zero_grads), which saved the zeroing (about 40 % of its bytes in LeNet)
- * and a read.  Needs the backend's relu_mask_set.  Same bits: the ReLU
- * writes 0 + its value, what adding to zero gave. */
-static int grad_written_alone(const sd_exec *ex, int i)
-{
-    const sd_model *m = ex->m;
-    if (i < 1 || !ex->be->relu_mask_set)
-        return 0;
-    int writer = -1, writers = 0;
-    for (int j = i + 1; j < m->n_layers; j++)
-        for (int k = 0; k < m->layers[j].n_in; k++)
-            if (m->inputs[j][k] == i) {
-                writer = j;
-                writers++;
-            }
-    return writers == 1 && m->layers[writer].kind == SD_LAYER_RELU;
-}
-
 /* Fill the per-layer io for layer i; pass selects which buffers are wired. */
 static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io, const sd_real *v,
                     sd_real *gtheta, sd_real *hv)
@@ -78,7 +57,7 @@ static void wire_io(sd_exec *ex, const sd_exec_args *a, int i, sd_layer_io *io, 
         if (ex->dg)
             io->dgx[j] = (in == 0 && !ex->want_g0) ? NULL : ex->dg[in];
     }
-    io->gx_set = l->kind == SD_LAYER_RELU && grad_written_alone(ex, m->inputs[i][0]);
+    io->gx_set = l->kind == SD_LAYER_RELU && ex->grad_alone[m->inputs[i][0]];
     io->y = ex->y[i];
     io->gy = ex->g[i];
     if (ex->dy) {
@@ -108,7 +87,7 @@ static int make_targets(sd_exec *ex, const sd_exec_args *a, sd_error *err)
 static int zero_grads(sd_exec *ex, sd_real **bufs, int n, sd_error *err)
 {
     for (int i = 0; i < ex->m->n_layers; i++)
-        if (!grad_written_alone(ex, i))
+        if (!ex->grad_alone[i])
             BE_CALL(
                 ex,
                 ex->be->zero(ex->be, err, bufs[i], layer_out_elems(ex->m, i, n) * sizeof(sd_real)),

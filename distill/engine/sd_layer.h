@@ -95,7 +95,7 @@ typedef struct sd_layer_io {
     sd_real *gx[SD_LAYER_MAX_IN], *dgx[SD_LAYER_MAX_IN];
     /* gx_set: gx[0] and dgx[0] were not zeroed and this layer is their only
      * writer, so its backward entry points write them (=) instead of adding
-     * (+=).  Set by the executor for ReLU layers only (sd_exec_run.c,
+     * (+=).  Set by the executor for ReLU layers only (sd_model.c,
      * grad_written_alone); every other entry point accumulates. */
     int gx_set;
 

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_convs.h"
 #include "sd_backend.h"
 #include "sd_backend_cpu.h"
 #include "sb_parse.h"
@@ -205,9 +206,10 @@ int main(int argc, char **argv)
     printf("\n");
     const int n = 8;
     /* the layers of the distillation models at the size of one batch shard
-     * (the executor's P = min(8, n/4) shards: 32 of a real batch of 256, 16
-     * of the gastric 128, 4 of ResNet18's 32, 5 and 1 of the synthetic
-     * steps): the measurements behind the per-pass automatic choice */
+     * (the executor's P = min(8, n/4) shards: 32 of a real batch of 256, 5
+     * and 1 of the synthetic steps; the gastric and ResNet18 layers of
+     * bench_convs.c at their shard size): the measurements behind the
+     * per-pass automatic choice */
     static const struct {
         const char *label;
         sd_conv_desc d;
@@ -221,16 +223,15 @@ int main(int argc, char **argv)
         {"ConvNet-BN 28x28 conv3 32->32 at 7x7", {32, 32, 7, 7, 32, 3, 3, 1, 1, 0, 0}},
         {"ConvNet-BN 28x28 conv1, 1 image", {1, 1, 28, 28, 32, 3, 3, 1, 1, 0, 0}},
         {"ConvNet-BN 28x28 conv3, 1 image", {1, 32, 7, 7, 32, 3, 3, 1, 1, 0, 0}},
-        {"gastric conv1 1->16 at 32x32", {16, 1, 32, 32, 16, 3, 3, 1, 1, 0, 0}},
-        {"gastric conv2 16->16 at 16x16", {16, 16, 16, 16, 16, 3, 3, 1, 1, 0, 0}},
-        {"gastric conv3 16->16 at 8x8", {16, 16, 8, 8, 16, 3, 3, 1, 1, 0, 0}},
-        {"ResNet18 conv1 7x7/2 1->64", {4, 1, 64, 64, 64, 7, 7, 2, 3, 0, 0}},
-        {"ResNet18 layer3 256->256 at 4x4", {4, 256, 4, 4, 256, 3, 3, 1, 1, 0, 0}},
-        {"ResNet18 layer4 512->512 at 2x2", {4, 512, 2, 2, 512, 3, 3, 1, 1, 0, 0}},
     };
     if (shards) {
         for (size_t i = 0; i < sizeof shard_shapes / sizeof *shard_shapes; i++)
             bench_shape(be, shard_shapes[i].label, shard_shapes[i].d);
+        for (int i = 0; i < bench_conv_layer_count; i++) {
+            sd_conv_desc d = bench_conv_layers[i].d;
+            d.n = bench_conv_shard_n(d.n, bench_conv_shards(d.n), 0);
+            bench_shape(be, bench_conv_layers[i].label, d);
+        }
         sd_backend_destroy(be);
         return 0;
     }

@@ -156,11 +156,9 @@ static int cpu_maxpool_fwd(sd_backend *be, sd_error *err, const sd_pool_desc *d,
                 int32_t base = (int32_t)(2 * oy * d->w);
                 int ox = maxpool2_row_sse2(r0, r1, d->ow, (int32_t)d->w, base, yr, ar);
                 for (; ox < d->ow; ox++) {
-                    int k = first_max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-                    yr[ox] = k == 0   ? r0[2 * ox]
-                             : k == 1 ? r0[2 * ox + 1]
-                             : k == 2 ? r1[2 * ox]
-                                      : r1[2 * ox + 1];
+                    sd_real v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+                    int k = first_max4(v[0], v[1], v[2], v[3]);
+                    yr[ox] = v[k];
                     ar[ox] = base + (k >> 1) * (int32_t)d->w + 2 * ox + (k & 1);
                 }
             }
