@@ -19,6 +19,7 @@ typedef enum sd_cpu_conv_path {
     SD_CPU_CONV_GEMM1X1,      /* 1x1 kernel, stride 1, no padding: GEMM on x itself */
     SD_CPU_CONV_SHIFT,        /* stride 1: one GEMM per kernel tap on a padded copy */
     SD_CPU_CONV_DNNL,         /* oneDNN, its own layouts (float32 builds with oneDNN) */
+    SD_CPU_CONV_DIRECT,       /* stride 1, pad < kernel: register-tiled correlation */
     SD_CPU_CONV_PATH_COUNT
 } sd_cpu_conv_path;
 

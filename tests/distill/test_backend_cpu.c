@@ -219,6 +219,24 @@ static void test_conv(sd_backend *be)
     conv_paths(be,
                (sd_conv_desc){
                    .n = 3, .c = 2, .h = 6, .w = 9, .k = 2, .r = 2, .s = 3, .stride = 1, .pad = 2});
+    /* LeNet's layers (the direct path: one output channel, and 6 of 16 in
+     * blocks; conv2's filter gradient with output channels across the
+     * lanes), and a map wider than two vectors with padding 1 of 5 and a
+     * 5x3 kernel (partial row, channel and tap blocks) */
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 3, .c = 1, .h = 28, .w = 28, .k = 6, .r = 5, .s = 5, .stride = 1, .pad = 2});
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 2, .c = 6, .h = 14, .w = 14, .k = 16, .r = 5, .s = 5, .stride = 1, .pad = 0});
+    conv_paths(
+        be, (sd_conv_desc){
+                .n = 2, .c = 2, .h = 11, .w = 37, .k = 7, .r = 5, .s = 3, .stride = 1, .pad = 1});
+    /* the direct filter gradient with output channels across the lanes,
+     * the last block of them partial */
+    conv_paths(be,
+               (sd_conv_desc){
+                   .n = 3, .c = 3, .h = 7, .w = 7, .k = 30, .r = 3, .s = 3, .stride = 1, .pad = 1});
     /* large maps: the batched path splits n = 5 into chunks (4 + 1) */
     conv_paths(
         be, (sd_conv_desc){

@@ -34,6 +34,7 @@ int sd_cpu_conv_path_applies(sd_cpu_conv_path path, const sd_conv_desc *d)
     case SD_CPU_CONV_GEMM1X1: return d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
     case SD_CPU_CONV_SHIFT: return d->stride == 1;
     case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_available();
+    case SD_CPU_CONV_DIRECT: return sd_cpu_direct_applies(d);
     default: return 0;
     }
 }
@@ -47,6 +48,7 @@ const char *sd_cpu_conv_path_name(sd_cpu_conv_path path)
     case SD_CPU_CONV_GEMM1X1: return "gemm1x1";
     case SD_CPU_CONV_SHIFT: return "shift";
     case SD_CPU_CONV_DNNL: return "dnnl";
+    case SD_CPU_CONV_DIRECT: return "direct";
     default: return "?";
     }
 }
@@ -85,20 +87,27 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
 
 /* The automatic choice, per pass, from the measurements in docs/benchmarks.md
  * ("CPU convolution paths, per pass"), one thread on one batch shard:
- *  - oneDNN where it is built in and can run (sd_cpu_dnnl_available):
+ *  - few input channels (c < 16), kernels of 5x5 or more, stride 1 (LeNet):
+ *    the direct path for the filter gradient (1.2-2.2x oneDNN), for the
+ *    forward pass with one or two input channels (1.1-1.3x oneDNN, which
+ *    pads the channels to 16), and for backward-data where the output map
+ *    is about as large as the input (LeNet's conv1, 1.7x the shift path:
+ *    otherwise the full correlation multiplies mostly padding);
+ *  - otherwise oneDNN where it is built in and can run (sd_cpu_dnnl_available):
  *    - 16 or more input channels (one register block of oneDNN's layout):
  *      forward and backward-data on output maps of 4x4 or more, the filter
  *      gradient on 7x7 or more (below, converting each shard's weight
  *      gradient back costs more than the kernel gains: ResNet18 layer3 at
  *      4x4; at 2x2, layer4, every pass is slower);
  *    - fewer input channels with a reduction of 25 or more (c*r*s: LeNet's
- *      5x5 layers, ResNet18's 7x7 stem): the forward and the filter
+ *      conv2 forward, ResNet18's 7x7 stem): the forward and the filter
  *      gradient, 1.5-3x the im2col GEMM, whose product has too few rows
  *      (k <= 16) or too short a reduction to keep the FMA units busy.  Not
  *      backward-data: oneDNN pads the input channels to 16 and does up to
  *      16x the work;
- *  - backward-data of those few-channel 5x5-or-larger stride-1 layers: the
- *    shift path (one GEMM per tap, each as wide as the map), 1.7x im2col;
+ *  - backward-data of the other few-channel 5x5-or-larger stride-1 layers
+ *    (LeNet's conv2): the shift path (one GEMM per tap, each as wide as the
+ *    map), 1.7x im2col;
  *  - 1x1, stride 1, no padding: the input already is the GEMM operand;
  *  - tiny output maps (8x8 and below) with a deep reduction (c*r*s >= 256):
  *    a per-sample GEMM is too thin, batch several samples into one;
@@ -110,6 +119,12 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
 static sd_cpu_conv_path conv_path_auto(const sd_conv_desc *d, size_t cap, sd_cpu_conv_pass pass)
 {
     const long ohw = (long)d->oh * d->ow, crs = (long)d->c * d->r * d->s;
+    if (d->c < 16 && (long)d->r * d->s >= 25 && sd_cpu_conv_path_applies(SD_CPU_CONV_DIRECT, d)) {
+        if (pass == SD_CPU_CONV_BWD_FILTER || (pass == SD_CPU_CONV_FWD && d->c <= 2))
+            return SD_CPU_CONV_DIRECT;
+        if (pass == SD_CPU_CONV_BWD_DATA && (long)d->h * d->w * 4 <= ohw * 5)
+            return SD_CPU_CONV_DIRECT;
+    }
     if (sd_cpu_dnnl_available()) {
         if (d->c >= 16 && ohw >= (pass == SD_CPU_CONV_BWD_FILTER ? 49 : 16))
             return SD_CPU_CONV_DNNL;
@@ -168,10 +183,12 @@ int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems)
 }
 
 /* Workspace, in sd_real elements, of each path. */
-static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t cap)
+static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t cap,
+                            sd_cpu_conv_pass pass)
 {
     size_t crs = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
     switch (p) {
+    case SD_CPU_CONV_DIRECT: return sd_cpu_direct_ws_elems(d, pass);
     case SD_CPU_CONV_GEMM1X1: return 0;
     case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_ws_elems(d);
     case SD_CPU_CONV_IM2COL_BATCH: {
@@ -198,7 +215,7 @@ static int conv_chunks(sd_backend *be, const sd_conv_desc *d)
     if (!c->pool || (conv_path_for(be, d, SD_CPU_CONV_FWD) != SD_CPU_CONV_IM2COL &&
                      conv_path_for(be, d, SD_CPU_CONV_BWD_DATA) != SD_CPU_CONV_IM2COL))
         return 1;
-    size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap);
+    size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap, SD_CPU_CONV_FWD);
     size_t fit = one ? CONV_COL_CAP / one : 1;
     return fit < 1 ? 1 : fit < (size_t)c->threads ? (int)fit : c->threads;
 }
@@ -212,7 +229,7 @@ static size_t cpu_conv_workspace(sd_backend *be, const sd_conv_desc *d)
     size_t cap = ((cpu_ctx *)be->ctx)->col_cap, most = 0;
     for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++) {
         sd_cpu_conv_path p = conv_path_for(be, d, (sd_cpu_conv_pass)pass);
-        size_t e = conv_ws_elems(p, d, cap);
+        size_t e = conv_ws_elems(p, d, cap, (sd_cpu_conv_pass)pass);
         if (p == SD_CPU_CONV_IM2COL && pass != SD_CPU_CONV_BWD_FILTER)
             e *= (size_t)conv_chunks(be, d);
         if (e > most)
@@ -255,8 +272,9 @@ static void conv_im2col_par(sd_backend *be, const sd_conv_desc *d, int bwd_data,
                             const sd_real *w, sd_real beta, sd_real *out, void *ws)
 {
     size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    conv_job j = {d,  cap,     conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap), in, w, beta, out,
-                  ws, bwd_data};
+    conv_job j = {d,   cap, conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap, SD_CPU_CONV_FWD),
+                  in,  w,   beta,
+                  out, ws,  bwd_data};
     size_t work = (size_t)d->n * d->k * d->c * d->r * d->s * d->oh * d->ow;
     sd_cpu_for(be, d->n, work, conv_chunks(be, d), conv_chunk, &j);
 }
@@ -639,7 +657,8 @@ static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, cons
                         "stride=%d pad=%d oh=%d ow=%d",
                         op, d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
                         d->ow);
-    if (!ws && conv_ws_elems(conv_path_for(be, d, pass), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
+    if (!ws &&
+        conv_ws_elems(conv_path_for(be, d, pass), d, ((cpu_ctx *)be->ctx)->col_cap, pass) > 0)
         return CPU_FAIL(err, SD_EINVAL, "cpu %s: workspace missing", op);
     return SD_OK;
 }
@@ -655,6 +674,7 @@ static int cpu_conv_fwd(sd_backend *be, sd_error *err, const sd_conv_desc *d, co
     case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_FWD, d, x, w, beta, y, ws);
     case SD_CPU_CONV_GEMM1X1: conv_fwd_1x1(d, x, w, beta, y); break;
     case SD_CPU_CONV_SHIFT: conv_fwd_shift(d, x, w, beta, y, ws); break;
+    case SD_CPU_CONV_DIRECT: sd_cpu_direct_fwd(d, x, w, beta, y, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_fwd_batch(d, cap, x, w, beta, y, ws); break;
     default: conv_im2col_par(be, d, 0, x, w, beta, y, ws); break;
     }
@@ -673,6 +693,7 @@ static int cpu_conv_bwd_data(sd_backend *be, sd_error *err, const sd_conv_desc *
         return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_DATA, d, gy, w, 0, gx, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_data_1x1(d, gy, w, gx); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_data_shift(d, gy, w, gx, ws); break;
+    case SD_CPU_CONV_DIRECT: sd_cpu_direct_bwd_data(d, gy, w, gx, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_data_batch(d, cap, gy, w, gx, ws); break;
     default: conv_im2col_par(be, d, 1, gy, w, 0, gx, ws); break;
     }
@@ -691,6 +712,7 @@ static int cpu_conv_bwd_filter(sd_backend *be, sd_error *err, const sd_conv_desc
         return sd_cpu_dnnl_conv(be, err, SD_CPU_DNNL_BWD_FILTER, d, x, gy, 0, gw, ws);
     case SD_CPU_CONV_GEMM1X1: conv_bwd_filter_1x1(d, x, gy, gw); break;
     case SD_CPU_CONV_SHIFT: conv_bwd_filter_shift(d, x, gy, gw, ws); break;
+    case SD_CPU_CONV_DIRECT: sd_cpu_direct_bwd_filter(d, x, gy, gw, ws); break;
     case SD_CPU_CONV_IM2COL_BATCH: conv_bwd_filter_batch(d, cap, x, gy, gw, ws); break;
     default: conv_bwd_filter_im2col(d, cap, x, gy, gw, ws); break;
     }

@@ -6,6 +6,7 @@
  *   sd_cpu_backend.c  <-> gpu/sg_backend.cu  object, memory, GEMM, threads
  *   sd_cpu_conv.c     <-> gpu/sg_conv.cu     convolution
  *   sd_cpu_dnnl.c                            convolution path `dnnl` (oneDNN)
+ *   sd_cpu_direct.c                          convolution path `direct`
  *   sd_cpu_elem.c     <-> gpu/sg_elem.cu     vector ops, Adam, bias, ReLU
  *   sd_cpu_pool.c     <-> gpu/sg_pool.cu     max and average pooling
  *   sd_cpu_bn.c       <-> gpu/sg_bn.cu       batch normalisation
@@ -72,6 +73,19 @@ int sd_cpu_is(const sd_backend *be);
  * not depend on the split. */
 void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
                 void (*body)(void *ctx, int t, int lo, int hi), void *ctx);
+
+/* The `direct` convolution path (sd_cpu_direct.c): forward (y = conv +
+ * beta*y), backward-data (gx += ...) and backward-filter (gw += ...) of stride-1 layers whose padding is
+ * below the kernel size (sd_cpu_direct_applies); ws holds
+ * sd_cpu_direct_ws_elems(d, pass) elements. */
+int sd_cpu_direct_applies(const sd_conv_desc *d);
+size_t sd_cpu_direct_ws_elems(const sd_conv_desc *d, sd_cpu_conv_pass pass);
+void sd_cpu_direct_fwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w, sd_real beta,
+                       sd_real *y, sd_real *ws);
+void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_real *w, sd_real *gx,
+                            sd_real *ws);
+void sd_cpu_direct_bwd_filter(const sd_conv_desc *d, const sd_real *x, const sd_real *gy,
+                              sd_real *gw, sd_real *ws);
 
 /* The `dnnl` convolution path (sd_cpu_dnnl.c).  Passes, each with its two
  * inputs a, b and its output out:
