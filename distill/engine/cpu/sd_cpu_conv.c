@@ -88,11 +88,12 @@ static int conv_row_block(const sd_conv_desc *d, size_t cap)
 /* The automatic choice, per pass, from the measurements in docs/benchmarks.md
  * ("CPU convolution paths, per pass"), one thread on one batch shard:
  *  - few input channels (c < 16), kernels of 5x5 or more, stride 1 (LeNet):
- *    the direct path for the filter gradient (1.2-2.2x oneDNN), for the
- *    forward pass with one or two input channels (1.1-1.3x oneDNN, which
- *    pads the channels to 16), and for backward-data where the output map
- *    is about as large as the input (LeNet's conv1, 1.7x the shift path:
- *    otherwise the full correlation multiplies mostly padding);
+ *    the direct path for the filter gradient (1.7-2.3x oneDNN), for the
+ *    forward pass with one or two input channels (2.1x oneDNN, which pads
+ *    the channels to 16; with 6, conv2, oneDNN is faster), and for
+ *    backward-data where the output map is about as large as the input
+ *    (LeNet's conv1, 1.8x the shift path: otherwise the full correlation
+ *    multiplies mostly padding);
  *  - otherwise oneDNN where it is built in and can run (sd_cpu_dnnl_available):
  *    - 16 or more input channels (one register block of oneDNN's layout):
  *      forward and backward-data on output maps of 4x4 or more, the filter

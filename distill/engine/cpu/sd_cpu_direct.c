@@ -45,8 +45,8 @@ typedef enum sd_direct_tile {
     SD_DIRECT_TILE_COUNT
 } sd_direct_tile;
 
-static const int tile_shape[SD_DIRECT_TILE_COUNT][3] = {
-    {8, 1, 1}, {4, 2, 1}, {2, 4, 1}, {1, 8, 1}, {4, 1, 2}, {2, 2, 2}, {1, 4, 2}};
+static const int tile_shape[SD_DIRECT_TILE_COUNT][3] = {{8, 1, 1}, {4, 2, 1}, {2, 4, 1}, {1, 8, 1},
+                                                        {4, 1, 2}, {2, 2, 2}, {1, 4, 2}};
 
 /* The correlation out (co x oh x ow) of in (ci x (oh+r-1) x (ow+s-1)), laid
  * out for whole tiles: out is cop x ohp x owp (channels, rows and columns
@@ -87,7 +87,10 @@ typedef struct sd_cpu_kfilter_geom {
     size_t x_elems, gy_elems, part_elems;
 } sd_cpu_kfilter_geom;
 
-static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+static size_t round_up(size_t v, size_t m)
+{
+    return (v + m - 1) / m * m;
+}
 
 /* ---- the kernels, one per instruction set ---- */
 
@@ -340,8 +343,8 @@ void sd_cpu_direct_fwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w
     }
 }
 
-void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_real *w,
-                            sd_real *gx, sd_real *ws)
+void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_real *w, sd_real *gx,
+                            sd_real *ws)
 {
     int bytes;
     direct_kernel run = direct_pick(&bytes);
@@ -431,7 +434,8 @@ void sd_cpu_direct_bwd_filter(const sd_conv_desc *d, const sd_real *x, const sd_
         for (int c = 0; c < d->c; c++)
             for (int i = 0; i < d->r; i++)
                 for (int j = 0; j < d->s; j++) {
-                    const sd_real *v = part + ((((size_t)k * d->c + c) * d->r + i) * f.sj + j) * lanes;
+                    const sd_real *v =
+                        part + ((((size_t)k * d->c + c) * d->r + i) * f.sj + j) * lanes;
                     sd_real sum = 0;
                     for (size_t l = 0; l < lanes; l++)
                         sum += v[l];

@@ -17,6 +17,10 @@
 #define DK_CAT(a, b)  DK_CAT2(a, b)
 #define DK_NAME(x)    DK_CAT(x, DK_SUFFIX)
 #define DK_LANES      ((int)(DK_BYTES / sizeof(sd_real)))
+/* the tile functions under names clang-format reads as calls */
+#define DK_TILE  DK_NAME(dk_tile)
+#define DK_FTILE DK_NAME(dk_ftile)
+#define DK_KTILE DK_NAME(dk_ktile)
 
 /* Keep a loaded vector in a register: without it GCC folds the load into
  * every multiply-add that uses it, reloading (an unaligned, line-splitting
@@ -34,9 +38,11 @@ typedef sd_real DK_NAME(dk_vec) __attribute__((vector_size(DK_BYTES), aligned(si
 
 /* One tile: CB output channels from c0, RB rows from y0, U vectors from x0.
  * CB * RB * U accumulators stay in registers (at most 8 vectors). */
-static inline __attribute__((always_inline)) void
-DK_NAME(dk_tile)(const sd_cpu_direct_geom *g, const sd_real *in, const sd_real *wt, sd_real *out,
-                 int c0, int y0, int x0, const int CB, const int RB, const int U, const int K5)
+static inline __attribute__((always_inline)) void DK_TILE(const sd_cpu_direct_geom *g,
+                                                          const sd_real *in, const sd_real *wt,
+                                                          sd_real *out, int c0, int y0, int x0,
+                                                          const int CB, const int RB, const int U,
+                                                          const int K5)
 {
     typedef DK_NAME(dk_vec) vec;
     const int L = DK_LANES, r = K5 ? 5 : g->r, s = K5 ? 5 : g->s;
@@ -55,8 +61,7 @@ DK_NAME(dk_tile)(const sd_cpu_direct_geom *g, const sd_real *in, const sd_real *
 #pragma GCC unroll 8
                 for (int rr = 0; rr < RB; rr++)
 #pragma GCC unroll 8
-                    for (int uu = 0; uu < U; uu++)
-                    {
+                    for (int uu = 0; uu < U; uu++) {
                         v[rr * U + uu] = *(const vec *)(row + (size_t)rr * g->irs + j + uu * L);
                         if (CB > 1)
                             DK_KEEP(v[rr * U + uu]);
@@ -83,17 +88,19 @@ DK_NAME(dk_tile)(const sd_cpu_direct_geom *g, const sd_real *in, const sd_real *
 /* Every tile of the map, with the tile shape g chose (CB, RB, U as constants
  * so that the accumulators are registers; 5x5 kernels, LeNet's, with their
  * taps unrolled). */
-#define DK_TILES_K(CB, RB, U, K5)                                                                  \
-    for (int c0 = 0; c0 < g->cop; c0 += CB)                                                        \
-        for (int y0 = 0; y0 < g->ohp; y0 += RB)                                                    \
-            for (int x0 = 0; x0 < g->owp; x0 += U * DK_LANES)                                      \
-                DK_NAME(dk_tile)(g, in, wt, out, c0, y0, x0, CB, RB, U, K5)
-#define DK_TILES(CB, RB, U)                                                                        \
-    do {                                                                                           \
-        if (g->r == 5 && g->s == 5)                                                                \
-            DK_TILES_K(CB, RB, U, 1);                                                              \
-        else                                                                                       \
-            DK_TILES_K(CB, RB, U, 0);                                                              \
+#define DK_TILES_K(CB, RB, U, K5)                                   \
+    for (int c0 = 0; c0 < g->cop; c0 += CB)                         \
+        for (int y0 = 0; y0 < g->ohp; y0 += RB)                     \
+            for (int x0 = 0; x0 < g->owp; x0 += U * DK_LANES) {     \
+                DK_TILE(g, in, wt, out, c0, y0, x0, CB, RB, U, K5); \
+            }
+#define DK_TILES(CB, RB, U)           \
+    do {                              \
+        if (g->r == 5 && g->s == 5) { \
+            DK_TILES_K(CB, RB, U, 1); \
+        } else {                      \
+            DK_TILES_K(CB, RB, U, 0); \
+        }                             \
     } while (0)
 
 DK_TARGET static void DK_NAME(dk_run)(const sd_cpu_direct_geom *g, const sd_real *in,
@@ -120,9 +127,10 @@ DK_TARGET static void DK_NAME(dk_run)(const sd_cpu_direct_geom *g, const sd_real
  * (the first sample starts the sums from zero instead of reading part).
  * Each lane of each partial sum is one chain in the order of the samples
  * and then of p. */
-static inline __attribute__((always_inline)) void
-DK_NAME(dk_ftile)(const sd_cpu_dfilter_geom *f, const sd_real *gyw, const sd_real *xc,
-                  sd_real *part, size_t kstride, int first, const int KB)
+static inline __attribute__((always_inline)) void DK_FTILE(const sd_cpu_dfilter_geom *f,
+                                                           const sd_real *gyw, const sd_real *xc,
+                                                           sd_real *part, size_t kstride, int first,
+                                                           const int KB)
 {
     typedef DK_NAME(dk_vec) vec;
     const int L = DK_LANES;
@@ -132,8 +140,7 @@ DK_NAME(dk_ftile)(const sd_cpu_dfilter_geom *f, const sd_real *gyw, const sd_rea
 #pragma GCC unroll 8
         for (int jj = 0; jj < DF_JB; jj++)
             acc[kk * DF_JB + jj] =
-                first ? (vec){0}
-                      : *(const vec *)(part + ((size_t)kk * kstride + (size_t)jj) * L);
+                first ? (vec){0} : *(const vec *)(part + ((size_t)kk * kstride + (size_t)jj) * L);
     for (size_t p = 0; p < f->np; p++) {
         vec x[DF_JB];
 #pragma GCC unroll 8
@@ -157,16 +164,16 @@ DK_NAME(dk_ftile)(const sd_cpu_dfilter_geom *f, const sd_real *gyw, const sd_rea
             *(vec *)(part + ((size_t)kk * kstride + (size_t)jj) * L) = acc[kk * DF_JB + jj];
 }
 
-#define DK_FTILES(KB)                                                                              \
-    for (int k0 = 0; k0 < f->kp; k0 += KB)                                                         \
-        for (int c = 0; c < f->c; c++)                                                             \
-            for (int i = 0; i < f->r; i++)                                                         \
-                for (int j0 = 0; j0 < f->sj; j0 += DF_JB)                                          \
-                    DK_NAME(dk_ftile)(f, gyw + (size_t)k0 * f->pp,                                 \
-                                      xflat + (size_t)c * f->cs + (size_t)i * f->wp + j0,          \
-                                      part + ((((size_t)k0 * f->c + c) * f->r + i) * f->sj + j0) *  \
-                                                 DK_LANES,                                         \
-                                      kstride, first, KB)
+#define DK_FTILES(KB)                                                                    \
+    for (int k0 = 0; k0 < f->kp; k0 += KB)                                               \
+        for (int c = 0; c < f->c; c++)                                                   \
+            for (int i = 0; i < f->r; i++)                                               \
+                for (int j0 = 0; j0 < f->sj; j0 += DF_JB) {                              \
+                    const size_t at = (((size_t)k0 * f->c + c) * f->r + i) * f->sj + j0; \
+                    DK_FTILE(f, gyw + (size_t)k0 * f->pp,                                \
+                             xflat + (size_t)c * f->cs + (size_t)i * f->wp + j0,         \
+                             part + at * DK_LANES, kstride, first, KB);                  \
+                }
 
 DK_TARGET static void DK_NAME(dk_filter)(const sd_cpu_dfilter_geom *f, const sd_real *gyw,
                                          const sd_real *xflat, sd_real *part, int first)
@@ -197,9 +204,9 @@ DK_TARGET static void DK_NAME(dk_filter)(const sd_cpu_dfilter_geom *f, const sd_
 #define DK_KTI 2
 #endif
 
-static inline __attribute__((always_inline)) void
-DK_NAME(dk_ktile)(const sd_cpu_kfilter_geom *f, const sd_real *gyt, const sd_real *xc,
-                  sd_real *part, int first)
+static inline __attribute__((always_inline)) void DK_KTILE(const sd_cpu_kfilter_geom *f,
+                                                           const sd_real *gyt, const sd_real *xc,
+                                                           sd_real *part, int first)
 {
     typedef DK_NAME(dk_vec) vec;
     const int L = DK_LANES;
@@ -236,17 +243,23 @@ DK_TARGET static void DK_NAME(dk_kfilter)(const sd_cpu_kfilter_geom *f, const sd
         for (int c = 0; c < f->c; c++)
             for (int i0 = 0; i0 < f->rp; i0 += DK_KTI)
                 for (int j0 = 0; j0 < f->sj; j0 += DF_JB)
-                    DK_NAME(dk_ktile)(
-                        f, gyt + (size_t)kb * ohw * L,
-                        xpad + (size_t)c * f->cs + (size_t)i0 * f->wp + j0,
-                        part + ((((size_t)kb * f->c + c) * f->rp + i0) * f->sj + j0) * L, first);
+                    DK_KTILE(f, gyt + (size_t)kb * ohw * L,
+                             xpad + (size_t)c * f->cs + (size_t)i0 * f->wp + j0,
+                             part + ((((size_t)kb * f->c + c) * f->rp + i0) * f->sj + j0) * L,
+                             first);
 }
 
 /* Kernel rows per tile of dk_kfilter, for sd_cpu_direct.c's layout. */
-static int DK_NAME(dk_kti)(void) { return DK_KTI; }
+static int DK_NAME(dk_kti)(void)
+{
+    return DK_KTI;
+}
 
 #undef DK_KTI
 #undef DK_LANES
+#undef DK_TILE
+#undef DK_FTILE
+#undef DK_KTILE
 #undef DK_NAME
 #undef DK_CAT
 #undef DK_CAT2
