@@ -63,6 +63,13 @@ int sd_backend_cpu_has_dnnl(void);
  * failure of the trial); NULL when it can. */
 const char *sd_backend_cpu_dnnl_unusable(void);
 
+/* Limit the `direct` path's kernels to vectors of at most `bytes` bytes
+ * (64: AVX-512, 32: AVX2 with FMA, 16: any x86-64; 0 lifts the limit) so
+ * that tests can run each kernel the processor supports; returns the width
+ * now in use.  Applies to every CPU backend in the process; size workspaces
+ * after setting it. */
+int sd_backend_cpu_limit_direct(int bytes);
+
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *sd_backend_cpu_blas_core(void);
 

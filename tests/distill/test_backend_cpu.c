@@ -140,12 +140,33 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
     sd_real *first_y = malloc(ny * sizeof *first_y);
     int have_first = 0;
     double worst = 0;
-    char ran[128] = "";
+    char ran[160] = "";
+    /* every path that applies; the direct path once per kernel width (vector
+     * bytes) this processor has */
+    struct {
+        int path, width;
+    } runs[SD_CPU_CONV_PATH_COUNT + 2];
+    int nrun = 0;
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
         if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
             continue;
+        for (int wb = 64; wb >= 16; wb /= 2)
+            if (p != SD_CPU_CONV_DIRECT || sd_backend_cpu_limit_direct(wb) == wb) {
+                runs[nrun].path = p;
+                runs[nrun++].width = p == SD_CPU_CONV_DIRECT ? wb : 0;
+                if (p != SD_CPU_CONV_DIRECT)
+                    break;
+            }
+    }
+    for (int ri = 0; ri < nrun; ri++) {
+        const int p = runs[ri].path;
+        char pname[32];
+        snprintf(pname, sizeof pname, "%s", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
+        if (runs[ri].width)
+            snprintf(pname, sizeof pname, "%s/%d", sd_cpu_conv_path_name((sd_cpu_conv_path)p),
+                     sd_backend_cpu_limit_direct(runs[ri].width));
         size_t used = strlen(ran);
-        snprintf(ran + used, sizeof ran - used, " %s", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
+        snprintf(ran + used, sizeof ran - used, " %s", pname);
         CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
         for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++)
             CHECK(sd_backend_cpu_conv_path(be, &d, (sd_cpu_conv_pass)pass) == (sd_cpu_conv_path)p);
@@ -163,8 +184,7 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
             for (size_t i = 0; i < ny; i++)
                 ref[i] = first_y[i];
             double e = relerr(y, ref, ny);
-            CHECKF(e <= TOL, "conv paths disagree: %s vs first path: %.2e",
-                   sd_cpu_conv_path_name((sd_cpu_conv_path)p), e);
+            CHECKF(e <= TOL, "conv paths disagree: %s vs first path: %.2e", pname, e);
         }
         memcpy(y, y0, ny * sizeof *y);
         CHECK(be->conv_fwd(be, &err, &d, x, w, 1, y, ws) == 0);
@@ -186,10 +206,10 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
         CHECKF(e <= TOL,
                "conv n%d c%d %dx%d k%d %dx%d s%d p%d path %s: fwd %.2e fwd+ %.2e data %.2e "
                "filter %.2e",
-               d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad,
-               sd_cpu_conv_path_name((sd_cpu_conv_path)p), e1, e2, e3, e4);
+               d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, pname, e1, e2, e3, e4);
         free(ws);
     }
+    sd_backend_cpu_limit_direct(0);
     printf("conv n%d c%d %dx%d k%d %dx%d stride %d pad %d: worst rel err vs double reference "
            "%.1e (%s )\n",
            d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride, d.pad, worst, ran);

@@ -126,21 +126,35 @@ typedef void (*direct_kernel)(const sd_cpu_direct_geom *, const sd_real *, const
 typedef void (*filter_kernel)(const sd_cpu_dfilter_geom *, const sd_real *, const sd_real *,
                               sd_real *, int);
 
-/* The widest kernel this processor runs, and its vector width in bytes. */
+/* Widest vector the kernels may use (sd_backend_cpu_limit_direct; 0: no
+ * limit).  Set by tests, between calls. */
+static int direct_limit;
+
+/* The widest kernel this processor runs (within the limit), and its vector
+ * width in bytes. */
 static direct_kernel direct_pick(int *bytes)
 {
 #ifdef DIRECT_X86
-    if (__builtin_cpu_supports("avx512f")) {
+    if ((!direct_limit || direct_limit >= 64) && __builtin_cpu_supports("avx512f")) {
         *bytes = 64;
         return dk_run_avx512;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if ((!direct_limit || direct_limit >= 32) && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
         *bytes = 32;
         return dk_run_avx2;
     }
 #endif
     *bytes = 16;
     return dk_run_base;
+}
+
+int sd_backend_cpu_limit_direct(int bytes)
+{
+    direct_limit = bytes > 0 ? bytes : 0;
+    int in_use;
+    (void)direct_pick(&in_use);
+    return in_use;
 }
 
 typedef void (*kfilter_kernel)(const sd_cpu_kfilter_geom *, const sd_real *, const sd_real *,
