@@ -147,7 +147,9 @@ def main(sldd, t):
         # ---- stop
         proc.send_signal(signal.SIGTERM)
         got = fed.recv_until(sock, "STOPPING=1")
-        t.check(proc.wait(timeout=60) == 0, "exit status 0 after SIGTERM")
+        _, err = proc.communicate(timeout=60)
+        t.check(proc.returncode == 0, "exit status 0 after SIGTERM (got %d), stderr: %s"
+                % (proc.returncode, err.decode(errors="replace")[-4000:]))
         lines = log_lines(log)
         t.check(all(set(ln) == {"ts", "level", "node", "msg", "fields"} and
                     re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", ln["ts"]) and
@@ -162,8 +164,10 @@ def main(sldd, t):
             fed.wait_for("the node lock", lambda: lock_held(lock) or proc.poll() is not None,
                          timeout=20, every=0.001)
             proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(timeout=60)
-            t.check(rc == 0, "SIGTERM right after the lock was taken: exit status %d" % rc)
+            _, err = proc.communicate(timeout=60)
+            rc = proc.returncode
+            t.check(rc == 0, "SIGTERM right after the lock was taken: exit status %d, stderr: %s"
+                    % (rc, err.decode(errors="replace")[-4000:]))
         proc = None
         while True:  # drop what that left on the notify socket
             sock.settimeout(0.2)
