@@ -70,6 +70,10 @@ const char *sd_backend_cpu_dnnl_unusable(void);
  * after setting it. */
 int sd_backend_cpu_limit_direct(int bytes);
 
+/* The instruction set of the `direct` path's kernels on this processor
+ * ("AVX-512", "AVX2 + FMA", ...), within sd_backend_cpu_limit_direct. */
+const char *sd_backend_cpu_direct_kernels(void);
+
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *sd_backend_cpu_blas_core(void);
 

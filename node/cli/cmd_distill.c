@@ -420,6 +420,8 @@ static int distill_result_json(const char *out, const distill_args *a, const cha
     if (!strcmp(backend, "cpu")) { /* results depend on the kernel set (docs/cpu-backend.md) */
         nd_buf_str(&b, ",\"blas\":");
         nd_buf_json_str(&b, sd_backend_cpu_blas_core());
+        nd_buf_str(&b, ",\"direct_kernels\":");
+        nd_buf_json_str(&b, sd_backend_cpu_direct_kernels());
     }
     nd_buf_str(&b, "}\n");
     snprintf(path, sizeof path, "%s/result.json", out);

@@ -124,8 +124,10 @@ int main(int argc, char **argv)
         if (no_dnnl)
             printf("oneDNN convolutions: off (%s)\n", no_dnnl);
         else
-            printf("oneDNN convolutions: on (layers of 16 or more input channels, maps of 8x8 or "
-                   "more)\n");
+            printf("oneDNN convolutions: on (layers of 16 or more input channels on maps of 4x4 "
+                   "or more, and some passes of few-channel layers with 5x5 or larger kernels)\n");
+        printf("direct convolution kernels: %s (few-channel 5x5 and larger layers)\n",
+               sd_backend_cpu_direct_kernels());
         return 0;
     }
 #ifdef SLDD_HAVE_CUDA

@@ -91,6 +91,12 @@ b = json.load(open(sys.argv[1])).get('blas')
 sys.exit(not (isinstance(b, str) and b and b != 'unknown'))
 " "$T/dist/result.json"
 expect 0 "OpenBLAS kernels: " -- "$SLDD" --version
+expect 0 "direct convolution kernels: " -- "$SLDD" --version
+check "result.json names the direct kernels' instruction set" "$PY" -c "
+import json, sys
+k = json.load(open(sys.argv[1])).get('direct_kernels')
+sys.exit(not (isinstance(k, str) and k))
+" "$T/dist/result.json"
 # the first iteration's time (start-up included) beside the run's mean: both
 # positive, and the mean over 2 iterations at least half the first
 check "result.json has sec_first_iter and sec_per_iter" "$PY" -c "

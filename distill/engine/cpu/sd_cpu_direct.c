@@ -149,6 +149,17 @@ static direct_kernel direct_pick(int *bytes)
     return dk_run_base;
 }
 
+const char *sd_backend_cpu_direct_kernels(void)
+{
+    int bytes;
+    (void)direct_pick(&bytes);
+#ifdef DIRECT_X86
+    return bytes == 64 ? "AVX-512" : bytes == 32 ? "AVX2 + FMA" : "x86-64 baseline (SSE2)";
+#else
+    return "portable (16-byte vectors)";
+#endif
+}
+
 int sd_backend_cpu_limit_direct(int bytes)
 {
     direct_limit = bytes > 0 ? bytes : 0;
