@@ -158,7 +158,7 @@ struct sd_backend {
     /* out = 0 + (x > 0) * d: relu_mask on a zeroed out, the same bits (a
      * zero d gives +0), without zeroing out first.  Optional (NULL: the
      * executor zeroes and calls relu_mask; an exec reads it when it is
- * created); the CPU backend has it. */
+     * created); the CPU backend has it. */
     int (*relu_mask_set)(sd_backend *be, sd_error *err, size_t n, const sd_real *x,
                          const sd_real *d, sd_real *out);
 

@@ -150,21 +150,23 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
     for (int p = SD_CPU_CONV_IM2COL; p < SD_CPU_CONV_PATH_COUNT; p++) {
         if (!sd_cpu_conv_path_applies((sd_cpu_conv_path)p, &d))
             continue;
+        if (p != SD_CPU_CONV_DIRECT) {
+            runs[nrun].path = p;
+            runs[nrun++].width = 0;
+            continue;
+        }
         for (int wb = 64; wb >= 16; wb /= 2)
-            if (p != SD_CPU_CONV_DIRECT || sd_backend_cpu_limit_direct(wb) == wb) {
+            if (sd_backend_cpu_limit_direct(wb) == wb) {
                 runs[nrun].path = p;
-                runs[nrun++].width = p == SD_CPU_CONV_DIRECT ? wb : 0;
-                if (p != SD_CPU_CONV_DIRECT)
-                    break;
+                runs[nrun++].width = wb;
             }
     }
     for (int ri = 0; ri < nrun; ri++) {
         const int p = runs[ri].path;
         char pname[32];
-        snprintf(pname, sizeof pname, "%s", sd_cpu_conv_path_name((sd_cpu_conv_path)p));
-        if (runs[ri].width)
-            snprintf(pname, sizeof pname, "%s/%d", sd_cpu_conv_path_name((sd_cpu_conv_path)p),
-                     sd_backend_cpu_limit_direct(runs[ri].width));
+        sd_backend_cpu_limit_direct(runs[ri].width);
+        snprintf(pname, sizeof pname, runs[ri].width ? "%s/%d" : "%s",
+                 sd_cpu_conv_path_name((sd_cpu_conv_path)p), runs[ri].width);
         size_t used = strlen(ran);
         snprintf(ran + used, sizeof ran - used, " %s", pname);
         CHECK(sd_backend_cpu_set_conv_path(be, (sd_cpu_conv_path)p) == 0);
@@ -221,54 +223,34 @@ static void conv_paths(sd_backend *be, sd_conv_desc d)
 static void test_conv(sd_backend *be)
 {
     sd_error err = {0};
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 3, .c = 3, .h = 9, .w = 7, .k = 4, .r = 3, .s = 3, .stride = 1, .pad = 1});
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 2, .c = 2, .h = 11, .w = 8, .k = 5, .r = 3, .s = 3, .stride = 2, .pad = 1});
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 4, .c = 6, .h = 5, .w = 6, .k = 3, .r = 1, .s = 1, .stride = 1, .pad = 0});
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 2, .c = 4, .h = 7, .w = 7, .k = 3, .r = 1, .s = 1, .stride = 2, .pad = 0});
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 2, .c = 1, .h = 16, .w = 13, .k = 4, .r = 7, .s = 7, .stride = 2, .pad = 3});
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 3, .c = 2, .h = 6, .w = 9, .k = 2, .r = 2, .s = 3, .stride = 1, .pad = 2});
-    /* LeNet's layers (the direct path: one output channel, and 6 of 16 in
-     * blocks; conv2's filter gradient with output channels across the
-     * lanes), and a map wider than two vectors with padding 1 of 5 and a
-     * 5x3 kernel (partial row, channel and tap blocks) */
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 3, .c = 1, .h = 28, .w = 28, .k = 6, .r = 5, .s = 5, .stride = 1, .pad = 2});
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 2, .c = 6, .h = 14, .w = 14, .k = 16, .r = 5, .s = 5, .stride = 1, .pad = 0});
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 2, .c = 2, .h = 11, .w = 37, .k = 7, .r = 5, .s = 3, .stride = 1, .pad = 1});
-    /* the direct filter gradient with output channels across the lanes,
-     * the last block of them partial */
-    conv_paths(be,
-               (sd_conv_desc){
-                   .n = 3, .c = 3, .h = 7, .w = 7, .k = 30, .r = 3, .s = 3, .stride = 1, .pad = 1});
-    /* large maps: the batched path splits n = 5 into chunks (4 + 1) */
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 5, .c = 2, .h = 24, .w = 24, .k = 3, .r = 3, .s = 3, .stride = 1, .pad = 1});
-    /* channel counts off oneDNN's blocks of 8 and 16 (padded blocked layouts) */
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 3, .c = 20, .h = 9, .w = 11, .k = 24, .r = 3, .s = 3, .stride = 2, .pad = 1});
-    /* 32x32 with 16 channels: every path at a realistic size */
-    conv_paths(
-        be, (sd_conv_desc){
-                .n = 2, .c = 16, .h = 32, .w = 32, .k = 16, .r = 3, .s = 3, .stride = 1, .pad = 1});
+    /* n c h w k r s stride pad */
+    static const sd_conv_desc cases[] = {
+        {3, 3, 9, 7, 4, 3, 3, 1, 1, 0, 0},
+        {2, 2, 11, 8, 5, 3, 3, 2, 1, 0, 0},
+        {4, 6, 5, 6, 3, 1, 1, 1, 0, 0, 0},
+        {2, 4, 7, 7, 3, 1, 1, 2, 0, 0, 0},
+        {2, 1, 16, 13, 4, 7, 7, 2, 3, 0, 0},
+        {3, 2, 6, 9, 2, 2, 3, 1, 2, 0, 0},
+        /* LeNet's layers (the direct path: one output channel, and 6 of 16
+         * in blocks; conv2's filter gradient with output channels across
+         * the lanes), and a map wider than two vectors with padding 1 of 5
+         * and a 5x3 kernel (partial row, channel and tap blocks) */
+        {3, 1, 28, 28, 6, 5, 5, 1, 2, 0, 0},
+        {2, 6, 14, 14, 16, 5, 5, 1, 0, 0, 0},
+        {2, 2, 11, 37, 7, 5, 3, 1, 1, 0, 0},
+        /* the direct filter gradient with output channels across the
+         * lanes, the last block of them partial */
+        {3, 3, 7, 7, 30, 3, 3, 1, 1, 0, 0},
+        /* large maps: the batched path splits n = 5 into chunks (4 + 1) */
+        {5, 2, 24, 24, 3, 3, 3, 1, 1, 0, 0},
+        /* channel counts off oneDNN's blocks of 8 and 16 (padded blocked
+         * layouts) */
+        {3, 20, 9, 11, 24, 3, 3, 2, 1, 0, 0},
+        /* 32x32 with 16 channels: every path at a realistic size */
+        {2, 16, 32, 32, 16, 3, 3, 1, 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        conv_paths(be, cases[i]);
 
     /* a tiny im2col bound: per-sample im2col runs in blocks of output rows
      * (one row per block here) and the batched path degenerates to single

@@ -184,12 +184,11 @@ int sd_backend_cpu_set_col_cap(sd_backend *be, size_t elems)
 }
 
 /* Workspace, in sd_real elements, of each path. */
-static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t cap,
-                            sd_cpu_conv_pass pass)
+static size_t conv_ws_elems(sd_cpu_conv_path p, const sd_conv_desc *d, size_t cap)
 {
     size_t crs = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
     switch (p) {
-    case SD_CPU_CONV_DIRECT: return sd_cpu_direct_ws_elems(d, pass);
+    case SD_CPU_CONV_DIRECT: return sd_cpu_direct_ws_elems(d);
     case SD_CPU_CONV_GEMM1X1: return 0;
     case SD_CPU_CONV_DNNL: return sd_cpu_dnnl_ws_elems(d);
     case SD_CPU_CONV_IM2COL_BATCH: {
@@ -216,7 +215,7 @@ static int conv_chunks(sd_backend *be, const sd_conv_desc *d)
     if (!c->pool || (conv_path_for(be, d, SD_CPU_CONV_FWD) != SD_CPU_CONV_IM2COL &&
                      conv_path_for(be, d, SD_CPU_CONV_BWD_DATA) != SD_CPU_CONV_IM2COL))
         return 1;
-    size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap, SD_CPU_CONV_FWD);
+    size_t one = conv_ws_elems(SD_CPU_CONV_IM2COL, d, c->col_cap);
     size_t fit = one ? CONV_COL_CAP / one : 1;
     return fit < 1 ? 1 : fit < (size_t)c->threads ? (int)fit : c->threads;
 }
@@ -230,7 +229,7 @@ static size_t cpu_conv_workspace(sd_backend *be, const sd_conv_desc *d)
     size_t cap = ((cpu_ctx *)be->ctx)->col_cap, most = 0;
     for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_FILTER; pass++) {
         sd_cpu_conv_path p = conv_path_for(be, d, (sd_cpu_conv_pass)pass);
-        size_t e = conv_ws_elems(p, d, cap, (sd_cpu_conv_pass)pass);
+        size_t e = conv_ws_elems(p, d, cap);
         if (p == SD_CPU_CONV_IM2COL && pass != SD_CPU_CONV_BWD_FILTER)
             e *= (size_t)conv_chunks(be, d);
         if (e > most)
@@ -273,9 +272,8 @@ static void conv_im2col_par(sd_backend *be, const sd_conv_desc *d, int bwd_data,
                             const sd_real *w, sd_real beta, sd_real *out, void *ws)
 {
     size_t cap = ((cpu_ctx *)be->ctx)->col_cap;
-    conv_job j = {d,   cap, conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap, SD_CPU_CONV_FWD),
-                  in,  w,   beta,
-                  out, ws,  bwd_data};
+    conv_job j = {d,  cap,     conv_ws_elems(SD_CPU_CONV_IM2COL, d, cap), in, w, beta, out,
+                  ws, bwd_data};
     size_t work = (size_t)d->n * d->k * d->c * d->r * d->s * d->oh * d->ow;
     sd_cpu_for(be, d->n, work, conv_chunks(be, d), conv_chunk, &j);
 }
@@ -658,8 +656,7 @@ static int conv_check(sd_backend *be, sd_error *err, const sd_conv_desc *d, cons
                         "stride=%d pad=%d oh=%d ow=%d",
                         op, d->n, d->c, d->h, d->w, d->k, d->r, d->s, d->stride, d->pad, d->oh,
                         d->ow);
-    if (!ws &&
-        conv_ws_elems(conv_path_for(be, d, pass), d, ((cpu_ctx *)be->ctx)->col_cap, pass) > 0)
+    if (!ws && conv_ws_elems(conv_path_for(be, d, pass), d, ((cpu_ctx *)be->ctx)->col_cap) > 0)
         return CPU_FAIL(err, SD_EINVAL, "cpu %s: workspace missing", op);
     return SD_OK;
 }

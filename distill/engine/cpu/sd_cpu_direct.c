@@ -54,7 +54,7 @@ static const int tile_shape[SD_DIRECT_TILE_COUNT][3] = {{8, 1, 1}, {4, 2, 1}, {2
  * elements per channel (zero beyond the map), wt is cop x ci x r x s (zero
  * for the padding channels). */
 typedef struct sd_cpu_direct_geom {
-    int ci, co, r, s, oh, ow;
+    int ci, co, r, s, oh, ow, lanes;
     int tile, cop, ohp, owp;
     size_t irs, ics;
     size_t in_elems, wt_elems, out_elems;
@@ -70,7 +70,7 @@ typedef struct sd_cpu_direct_geom {
  * (j rounded up to sj, a multiple of DF_JB), summed across lanes at the end. */
 #define DF_JB 5
 typedef struct sd_cpu_dfilter_geom {
-    int k, kp, kb, c, r, s, sj, wp;
+    int k, kp, kb, c, r, s, sj, wp, lanes;
     size_t np, pp, cs;
     size_t x_elems, gy_elems, part_elems;
 } sd_cpu_dfilter_geom;
@@ -82,7 +82,7 @@ typedef struct sd_cpu_dfilter_geom {
  * and part one vector (L output channels) per (block, c, i, j), i rounded up
  * to rp (a multiple of the kernel's rows per tile) and j to sj. */
 typedef struct sd_cpu_kfilter_geom {
-    int k, nkb, c, r, rp, s, sj, oh, ow, wp;
+    int k, nkb, c, r, rp, s, sj, oh, ow, wp, lanes;
     size_t cs;
     size_t x_elems, gy_elems, part_elems;
 } sd_cpu_kfilter_geom;
@@ -125,74 +125,60 @@ typedef void (*direct_kernel)(const sd_cpu_direct_geom *, const sd_real *, const
                               sd_real *);
 typedef void (*filter_kernel)(const sd_cpu_dfilter_geom *, const sd_real *, const sd_real *,
                               sd_real *, int);
+typedef void (*kfilter_kernel)(const sd_cpu_kfilter_geom *, const sd_real *, const sd_real *,
+                               sd_real *, int);
+
+/* One instruction set's kernels: vector width, the correlation, the two
+ * filter-gradient layouts and the kernel rows per tile of the second. */
+typedef struct direct_isa {
+    int bytes;
+    const char *name;
+    direct_kernel run;
+    filter_kernel filter;
+    kfilter_kernel kfilter;
+    int kti;
+} direct_isa;
+
+#ifdef DIRECT_X86
+#define BASE_NAME "x86-64 baseline (SSE2)"
+#else
+#define BASE_NAME "portable (16-byte vectors)"
+#endif
+static const direct_isa isa_base = {
+    16, BASE_NAME, dk_run_base, dk_filter_base, dk_kfilter_base, dk_kti_base};
+#ifdef DIRECT_X86
+static const direct_isa isa_avx2 = {
+    32, "AVX2 + FMA", dk_run_avx2, dk_filter_avx2, dk_kfilter_avx2, dk_kti_avx2};
+static const direct_isa isa_avx512 = {
+    64, "AVX-512", dk_run_avx512, dk_filter_avx512, dk_kfilter_avx512, dk_kti_avx512};
+#endif
 
 /* Widest vector the kernels may use (sd_backend_cpu_limit_direct; 0: no
  * limit).  Set by tests, between calls. */
 static int direct_limit;
 
-/* The widest kernel this processor runs (within the limit), and its vector
- * width in bytes. */
-static direct_kernel direct_pick(int *bytes)
+/* The widest kernels this processor runs, within the limit. */
+static const direct_isa *direct_pick(void)
 {
 #ifdef DIRECT_X86
-    if ((!direct_limit || direct_limit >= 64) && __builtin_cpu_supports("avx512f")) {
-        *bytes = 64;
-        return dk_run_avx512;
-    }
+    if ((!direct_limit || direct_limit >= 64) && __builtin_cpu_supports("avx512f"))
+        return &isa_avx512;
     if ((!direct_limit || direct_limit >= 32) && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-        *bytes = 32;
-        return dk_run_avx2;
-    }
+        __builtin_cpu_supports("fma"))
+        return &isa_avx2;
 #endif
-    *bytes = 16;
-    return dk_run_base;
+    return &isa_base;
 }
 
 const char *sd_backend_cpu_direct_kernels(void)
 {
-    int bytes;
-    (void)direct_pick(&bytes);
-#ifdef DIRECT_X86
-    return bytes == 64 ? "AVX-512" : bytes == 32 ? "AVX2 + FMA" : "x86-64 baseline (SSE2)";
-#else
-    return "portable (16-byte vectors)";
-#endif
+    return direct_pick()->name;
 }
 
 int sd_backend_cpu_limit_direct(int bytes)
 {
     direct_limit = bytes > 0 ? bytes : 0;
-    int in_use;
-    (void)direct_pick(&in_use);
-    return in_use;
-}
-
-typedef void (*kfilter_kernel)(const sd_cpu_kfilter_geom *, const sd_real *, const sd_real *,
-                               sd_real *, int);
-
-/* The filter-gradient kernels of the same instruction set, and the kernel
- * rows per tile of the lanes-across-channels one. */
-static filter_kernel filter_pick(kfilter_kernel *kf, int *kti)
-{
-    int bytes;
-    direct_kernel run = direct_pick(&bytes);
-#ifdef DIRECT_X86
-    if (run == dk_run_avx512) {
-        *kf = dk_kfilter_avx512;
-        *kti = dk_kti_avx512();
-        return dk_filter_avx512;
-    }
-    if (run == dk_run_avx2) {
-        *kf = dk_kfilter_avx2;
-        *kti = dk_kti_avx2();
-        return dk_filter_avx2;
-    }
-#endif
-    (void)run;
-    *kf = dk_kfilter_base;
-    *kti = dk_kti_base();
-    return dk_filter_base;
+    return direct_pick()->bytes;
 }
 
 /* Relative speed of each tile (multiply-adds per second, padding included),
@@ -209,10 +195,9 @@ static const double tile_speed[SD_DIRECT_TILE_COUNT] = {0.83, 1.00, 0.48, 0.48, 
  * chain in a fixed order), so this choice only decides the speed. */
 static sd_cpu_direct_geom direct_geom(int ci, int co, int r, int s, int oh, int ow)
 {
-    sd_cpu_direct_geom g = {.ci = ci, .co = co, .r = r, .s = s, .oh = oh, .ow = ow};
-    int bytes;
-    (void)direct_pick(&bytes);
-    const size_t lanes = (size_t)bytes / sizeof(sd_real);
+    const size_t lanes = (size_t)direct_pick()->bytes / sizeof(sd_real);
+    sd_cpu_direct_geom g = {
+        .ci = ci, .co = co, .r = r, .s = s, .oh = oh, .ow = ow, .lanes = (int)lanes};
     double best = 0;
     for (int t = 0; t < SD_DIRECT_TILE_COUNT; t++) {
         const size_t cb = (size_t)tile_shape[t][0], rb = (size_t)tile_shape[t][1],
@@ -249,10 +234,8 @@ static sd_cpu_direct_geom pass_geom(const sd_conv_desc *d, sd_cpu_conv_pass pass
  * KB * DF_JB multiply-adds. */
 static sd_cpu_dfilter_geom dfilter_geom(const sd_conv_desc *d)
 {
-    int bytes;
-    (void)direct_pick(&bytes);
-    const size_t lanes = (size_t)bytes / sizeof(sd_real);
-    sd_cpu_dfilter_geom f = {.k = d->k, .c = d->c, .r = d->r, .s = d->s};
+    const size_t lanes = (size_t)direct_pick()->bytes / sizeof(sd_real);
+    sd_cpu_dfilter_geom f = {.k = d->k, .c = d->c, .r = d->r, .s = d->s, .lanes = (int)lanes};
     double best = 0;
     for (int kb = 1; kb <= 4; kb++) {
         double cost = (double)round_up((size_t)d->k, (size_t)kb) * (double)(kb + DF_JB) /
@@ -277,14 +260,12 @@ static sd_cpu_dfilter_geom dfilter_geom(const sd_conv_desc *d)
 
 static sd_cpu_kfilter_geom kfilter_geom(const sd_conv_desc *d)
 {
-    int bytes, kti;
-    kfilter_kernel kf;
-    (void)direct_pick(&bytes);
-    (void)filter_pick(&kf, &kti);
-    const size_t lanes = (size_t)bytes / sizeof(sd_real);
-    sd_cpu_kfilter_geom f = {.k = d->k, .c = d->c, .r = d->r, .s = d->s, .oh = d->oh, .ow = d->ow};
+    const direct_isa *isa = direct_pick();
+    const size_t lanes = (size_t)isa->bytes / sizeof(sd_real);
+    sd_cpu_kfilter_geom f = {
+        .k = d->k, .c = d->c, .r = d->r, .s = d->s, .oh = d->oh, .ow = d->ow, .lanes = (int)lanes};
     f.nkb = (int)(((size_t)d->k + lanes - 1) / lanes);
-    f.rp = (int)round_up((size_t)d->r, (size_t)kti);
+    f.rp = (int)round_up((size_t)d->r, (size_t)isa->kti);
     f.sj = (int)round_up((size_t)d->s, DF_JB);
     f.wp = d->w + 2 * d->pad;
     /* reads reach row oh-1 + rp-1 and column ow-1 + sj-1 of a channel */
@@ -299,12 +280,9 @@ static sd_cpu_kfilter_geom kfilter_geom(const sd_conv_desc *d)
  * flattened map does (the padding columns and the last vector's tail). */
 static int filter_by_channels(const sd_conv_desc *d)
 {
-    int bytes;
-    (void)direct_pick(&bytes);
-    const size_t lanes = (size_t)bytes / sizeof(sd_real);
     const sd_cpu_dfilter_geom f = dfilter_geom(d);
-    double by_pixels = (double)d->oh * d->ow / (double)(f.np * lanes);
-    double by_channels = (double)d->k / (double)round_up((size_t)d->k, lanes);
+    double by_pixels = (double)d->oh * d->ow / (double)(f.np * (size_t)f.lanes);
+    double by_channels = (double)d->k / (double)round_up((size_t)d->k, (size_t)f.lanes);
     return by_channels > by_pixels;
 }
 
@@ -313,18 +291,23 @@ int sd_cpu_direct_applies(const sd_conv_desc *d)
     return d->stride == 1 && d->pad <= d->r - 1 && d->pad <= d->s - 1;
 }
 
-size_t sd_cpu_direct_ws_elems(const sd_conv_desc *d, sd_cpu_conv_pass pass)
+/* The largest of the three passes' needs (one workspace serves them all). */
+size_t sd_cpu_direct_ws_elems(const sd_conv_desc *d)
 {
-    if (pass == SD_CPU_CONV_BWD_FILTER && filter_by_channels(d)) {
+    size_t most = 0;
+    if (filter_by_channels(d)) {
         sd_cpu_kfilter_geom f = kfilter_geom(d);
-        return f.x_elems + f.gy_elems + f.part_elems;
-    }
-    if (pass == SD_CPU_CONV_BWD_FILTER) {
+        most = f.x_elems + f.gy_elems + f.part_elems;
+    } else {
         sd_cpu_dfilter_geom f = dfilter_geom(d);
-        return f.x_elems + f.gy_elems + f.part_elems;
+        most = f.x_elems + f.gy_elems + f.part_elems;
     }
-    sd_cpu_direct_geom g = pass_geom(d, pass);
-    return g.in_elems + g.wt_elems + g.out_elems;
+    for (int pass = SD_CPU_CONV_FWD; pass <= SD_CPU_CONV_BWD_DATA; pass++) {
+        sd_cpu_direct_geom g = pass_geom(d, (sd_cpu_conv_pass)pass);
+        if (g.in_elems + g.wt_elems + g.out_elems > most)
+            most = g.in_elems + g.wt_elems + g.out_elems;
+    }
+    return most;
 }
 
 /* Copy maps (ch x h x w) into a padded buffer of cs elements per channel
@@ -342,8 +325,7 @@ static void copy_map(sd_real *dst, size_t cs, size_t rs, const sd_real *src, int
 void sd_cpu_direct_fwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w, sd_real beta,
                        sd_real *y, sd_real *ws)
 {
-    int bytes;
-    direct_kernel run = direct_pick(&bytes);
+    const direct_kernel run = direct_pick()->run;
     sd_cpu_direct_geom g = pass_geom(d, SD_CPU_CONV_FWD);
     sd_real *in = ws, *wt = in + g.in_elems, *out = wt + g.wt_elems;
     const size_t wk = (size_t)d->c * d->r * d->s, ohw = (size_t)d->oh * d->ow;
@@ -371,8 +353,7 @@ void sd_cpu_direct_fwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w
 void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_real *w, sd_real *gx,
                             sd_real *ws)
 {
-    int bytes;
-    direct_kernel run = direct_pick(&bytes);
+    const direct_kernel run = direct_pick()->run;
     sd_cpu_direct_geom g = pass_geom(d, SD_CPU_CONV_BWD_DATA);
     sd_real *in = ws, *wt = in + g.in_elems, *out = wt + g.wt_elems;
     const size_t rs = (size_t)d->r * d->s, ohw = (size_t)d->oh * d->ow, hw = (size_t)d->h * d->w;
@@ -402,12 +383,10 @@ void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_r
 static void bwd_filter_channels(const sd_conv_desc *d, const sd_real *x, const sd_real *gy,
                                 sd_real *gw, sd_real *ws)
 {
-    kfilter_kernel run;
-    int kti;
-    (void)filter_pick(&run, &kti);
+    const kfilter_kernel run = direct_pick()->kfilter;
     sd_cpu_kfilter_geom f = kfilter_geom(d);
     sd_real *xpad = ws, *gyt = xpad + f.x_elems, *part = gyt + f.gy_elems;
-    const size_t lanes = f.gy_elems / ((size_t)f.nkb * d->oh * d->ow);
+    const size_t lanes = (size_t)f.lanes;
     const size_t ohw = (size_t)d->oh * d->ow, hw = (size_t)d->h * d->w;
     memset(ws, 0, sizeof(sd_real) * (f.x_elems + f.gy_elems)); /* part: the first sample sets it */
     for (int n = 0; n < d->n; n++) {
@@ -440,12 +419,10 @@ void sd_cpu_direct_bwd_filter(const sd_conv_desc *d, const sd_real *x, const sd_
         bwd_filter_channels(d, x, gy, gw, ws);
         return;
     }
-    kfilter_kernel kf;
-    int kti;
-    filter_kernel run = filter_pick(&kf, &kti);
+    const filter_kernel run = direct_pick()->filter;
     sd_cpu_dfilter_geom f = dfilter_geom(d);
     sd_real *xflat = ws, *gyw = xflat + f.x_elems, *part = gyw + f.gy_elems;
-    const size_t lanes = f.part_elems / ((size_t)f.kp * d->c * d->r * f.sj);
+    const size_t lanes = (size_t)f.lanes;
     const size_t ohw = (size_t)d->oh * d->ow, hw = (size_t)d->h * d->w;
     memset(ws, 0, sizeof(sd_real) * (f.x_elems + f.gy_elems)); /* part: the first sample sets it */
     for (int n = 0; n < d->n; n++) {

@@ -250,10 +250,7 @@ DK_TARGET static void DK_NAME(dk_kfilter)(const sd_cpu_kfilter_geom *f, const sd
 }
 
 /* Kernel rows per tile of dk_kfilter, for sd_cpu_direct.c's layout. */
-static int DK_NAME(dk_kti)(void)
-{
-    return DK_KTI;
-}
+enum { DK_NAME(dk_kti) = DK_KTI };
 
 #undef DK_KTI
 #undef DK_LANES

@@ -77,9 +77,9 @@ void sd_cpu_for(sd_backend *be, int count, size_t work, int max_chunks,
 /* The `direct` convolution path (sd_cpu_direct.c): forward (y = conv +
  * beta*y), backward-data (gx += ...) and backward-filter (gw += ...) of stride-1 layers whose padding is
  * below the kernel size (sd_cpu_direct_applies); ws holds
- * sd_cpu_direct_ws_elems(d, pass) elements. */
+ * sd_cpu_direct_ws_elems(d) elements, enough for any pass. */
 int sd_cpu_direct_applies(const sd_conv_desc *d);
-size_t sd_cpu_direct_ws_elems(const sd_conv_desc *d, sd_cpu_conv_pass pass);
+size_t sd_cpu_direct_ws_elems(const sd_conv_desc *d);
 void sd_cpu_direct_fwd(const sd_conv_desc *d, const sd_real *x, const sd_real *w, sd_real beta,
                        sd_real *y, sd_real *ws);
 void sd_cpu_direct_bwd_data(const sd_conv_desc *d, const sd_real *gy, const sd_real *w, sd_real *gx,
